@@ -1,0 +1,169 @@
+"""The ``iomfeed`` command line. An entry point: it parses arguments, sets up logging, calls
+the pipeline and turns the outcome into an exit code. It holds no logic of its own.
+
+Exit codes: 0 success; 1 some source failed (the others still ran); 2 bad configuration or
+usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .clock import utc_now
+from .config import CONFIG_ENV, Config, default_config_path, load_config
+from .errors import ConfigError, IomfeedError
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_SOURCE_FAILED = 1
+EXIT_CONFIG = 2
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
+    from .http import HttpClient
+    from .pipeline import fetch_all, open_store
+
+    with open_store(config) as store, HttpClient(config.http, validators=store) as http:
+        report = fetch_all(config, store=store, http=http, now=utc_now,
+                           only=args.source or ())
+    return EXIT_OK if report.ok else EXIT_SOURCE_FAILED
+
+
+def cmd_check(args: argparse.Namespace, config: Config) -> int:
+    print(f"{args.config}: configuration is valid; {len(config.sources)} source(s):"
+          f" {', '.join(s.name for s in config.sources) or 'none'}")
+    if not args.live:
+        return EXIT_OK
+    from .live_check import check_sources
+
+    return EXIT_OK if check_sources(config, sys.stdout) else EXIT_SOURCE_FAILED
+
+
+def cmd_items(args: argparse.Namespace, config: Config) -> int:
+    from .pipeline import open_store
+
+    if not config.database_path.exists():
+        raise ConfigError(f"{config.database_path}: no store yet; run 'iomfeed fetch' first")
+    with open_store(config) as store:
+        items = store.items(limit=args.limit or None, source=args.source)
+    if args.json:
+        out = [
+            {
+                "id": i.id, "url": i.url, "source": i.source, "title": i.title,
+                "published": i.published.isoformat(), "date_source": i.date_source.value,
+                "updated": i.updated.isoformat(), "first_seen": i.first_seen.isoformat(),
+                "last_seen": i.last_seen.isoformat(), "summary_html": i.summary_html,
+                "content_html": i.content_html, "image": i.image_url,
+                "image_alt": i.image_alt, "categories": list(i.categories),
+                "language": i.language, "author": i.author, "content_hash": i.content_hash,
+            }
+            for i in items
+        ]
+        json.dump(out, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    for i in items:
+        print(f"{i.published:%Y-%m-%d}  {i.source:<10} {i.language:<3} {i.title}\n"
+              f"{'':12}{i.url}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace, config: Config) -> int:
+    from .demo.run import run_demo
+
+    return run_demo(Path(args.config), Path(args.dir), keep_serving=args.serve)
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="iomfeed",
+        description="Scrape IOM Albania's news into a deduplicated store and publish it.",
+        epilog="Exit codes: 0 success; 1 some source failed (the others still ran); "
+        "2 bad configuration or usage.",
+    )
+    parser.add_argument(
+        "--config", default=None, metavar="PATH",
+        help=f"configuration file (default: ${CONFIG_ENV} or ./config.toml)",
+    )
+    noise = parser.add_mutually_exclusive_group()
+    noise.add_argument("-v", "--verbose", action="store_true", help="say more (debug output)")
+    noise.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("fetch", help="fetch every enabled source into the store",
+                       description="Fetch every enabled source (or the named ones) into the "
+                       "store, politely, and record the run.")
+    p.add_argument("--source", action="append", metavar="NAME",
+                   help="fetch only this source (repeatable)")
+    p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("check", help="validate the configuration",
+                       description="Validate the configuration file; with --live also fetch "
+                       "one page of each source and report what the selectors find.")
+    p.add_argument("--live", action="store_true",
+                   help="fetch one listing page and one article per source")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("items", help="list stored items, newest first",
+                       description="List the stored items, newest first.")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--limit", type=int, default=0, metavar="N", help="at most N items")
+    p.add_argument("--source", metavar="NAME", help="only items of this source")
+    p.set_defaults(func=cmd_items)
+
+    p = sub.add_parser("demo", help="run iomfeed on the bundled snapshot of the site",
+                       description="Serve the bundled snapshot of the IOM Albania site on "
+                       "127.0.0.1 and run iomfeed against it with the configuration file, "
+                       "its address swapped for the local one.")
+    p.add_argument("--dir", default="demo", metavar="DIR",
+                   help="folder for the demo's database and output (default: ./demo)")
+    p.add_argument("--serve", action="store_true",
+                   help="keep serving the snapshot after the run, until Ctrl-C")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def setup_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"
+                                           if verbose else "%(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose, args.quiet)
+    args.config = str(Path(args.config) if args.config else default_config_path())
+    try:
+        config = load_config(Path(args.config))
+        code: int = args.func(args, config)
+    except ConfigError as exc:
+        print(f"iomfeed: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except IomfeedError as exc:
+        print(f"iomfeed: {exc}", file=sys.stderr)
+        return EXIT_SOURCE_FAILED
+    except KeyboardInterrupt:
+        print("iomfeed: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

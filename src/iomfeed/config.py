@@ -1,0 +1,397 @@
+"""One TOML file parsed into one frozen, typed :class:`Config`.
+
+Defaults live here and only here (the dataclass fields). Parsing walks the dataclasses, so an
+unknown key, a wrong type, a bad URL, time zone or CSS selector is a :class:`ConfigError` that
+names the dotted key (``sources[0].listing.titel: unknown key``). Secrets never live in the
+file: keys ending in ``_env`` name the environment variable that holds them.
+
+This module reads a file and returns data; it does no network or database work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "config.toml"
+CONFIG_ENV = "IOMFEED_CONFIG"
+LIVE_ORIGIN = "https://albania.iom.int"
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_ATTR_RE = re.compile(r"^[A-Za-z_:][-A-Za-z0-9_:.]*$")
+_LANG_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+
+def _check_http_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return "expected an absolute http(s) URL"
+    return None
+
+
+def _check_optional_http_url(value: str) -> str | None:
+    return None if value == "" else _check_http_url(value)
+
+
+def _check_timezone(value: str) -> str | None:
+    if value == "":
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "expected an IANA time zone name such as 'Europe/Tirane'"
+    return None
+
+
+def _check_language(value: str) -> str | None:
+    if value == "" or _LANG_RE.match(value):
+        return None
+    return "expected a language tag such as 'en' or 'sq'"
+
+
+def _check_name(value: str) -> str | None:
+    if _NAME_RE.match(value):
+        return None
+    return "expected a short name of lower-case letters, digits, '-' or '_'"
+
+
+def _check_positive(value: float) -> str | None:
+    return None if value > 0 else "expected a number greater than 0"
+
+
+def _check_non_negative(value: float) -> str | None:
+    return None if value >= 0 else "expected a number of at least 0"
+
+
+def _check_regexes(values: tuple[str, ...]) -> str | None:
+    for pattern in values:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            return f"invalid regular expression {pattern!r}: {exc}"
+    return None
+
+
+def split_selector(spec: str) -> tuple[str, str | None]:
+    """Split ``"css@attr"`` into the CSS part and the attribute to read (or ``None``: text)."""
+    css, sep, attr = spec.rpartition("@")
+    if sep and _ATTR_RE.match(attr) and css.count("[") == css.count("]") and css.strip():
+        return css.strip(), attr
+    return spec.strip(), None
+
+
+def _check_selectors(values: tuple[str, ...]) -> str | None:
+    for spec in values:
+        css, _attr = split_selector(spec)
+        if not css:
+            return f"empty CSS selector in {spec!r}"
+        error = selector_error(css)
+        if error:
+            return f"invalid CSS selector {spec!r}: {error}"
+    return None
+
+
+def selector_error(css: str) -> str | None:
+    """Why ``css`` is not a valid selector, or ``None``. Loads soupsieve only when asked."""
+    import soupsieve
+
+    try:
+        soupsieve.compile(css)
+    except (soupsieve.SelectorSyntaxError, ValueError) as exc:
+        return str(exc).splitlines()[0]
+    return None
+
+
+def _checked(check: Callable[[Any], str | None]) -> dict[str, Any]:
+    """Field metadata: ``check(value)`` returns what is wrong with a value, or ``None``."""
+    return {"check": check}
+
+
+@dataclass(frozen=True, slots=True)
+class SiteConfig:
+    title: str = "IOM Albania: Latest News on Migration"
+    home_url: str = field(default=LIVE_ORIGIN + "/news", metadata=_checked(_check_http_url))
+    public_url: str = field(
+        default="http://127.0.0.1:8080/", metadata=_checked(_check_http_url)
+    )
+    language: str = field(default="en", metadata=_checked(_check_language))
+    timezone: str = field(default="Europe/Tirane", metadata=_checked(_check_timezone))
+    author: str = "IOM Albania"
+    id_authority: str = ""
+
+    @property
+    def tag_authority(self) -> str:
+        return self.id_authority or (urlsplit(self.public_url).hostname or "localhost")
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    database: str = "iomfeed.db"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    user_agent: str = field(
+        default="iomfeed/0.1 (+https://github.com/iomfeed/iomfeed; news feed builder)",
+    )
+    timeout: float = field(default=20.0, metadata=_checked(_check_positive))
+    min_delay: float = field(default=1.0, metadata=_checked(_check_non_negative))
+    retries: int = field(default=3, metadata=_checked(_check_non_negative))
+    backoff: float = field(default=1.0, metadata=_checked(_check_non_negative))
+    max_retry_after: float = field(default=120.0, metadata=_checked(_check_non_negative))
+    max_body_bytes: int = field(default=5_000_000, metadata=_checked(_check_positive))
+    max_redirects: int = field(default=5, metadata=_checked(_check_non_negative))
+    respect_robots_txt: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ListingConfig:
+    item: tuple[str, ...] = field(default=(), metadata=_checked(_check_selectors))
+    title: tuple[str, ...] = field(default=(), metadata=_checked(_check_selectors))
+    link: tuple[str, ...] = field(default=(), metadata=_checked(_check_selectors))
+    summary: tuple[str, ...] = field(default=(), metadata=_checked(_check_selectors))
+    date: tuple[str, ...] = field(default=(), metadata=_checked(_check_selectors))
+    image: tuple[str, ...] = field(default=(), metadata=_checked(_check_selectors))
+    next: tuple[str, ...] = field(
+        default=("link[rel~=next]@href", "a[rel~=next]@href"),
+        metadata=_checked(_check_selectors),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleConfig:
+    container: tuple[str, ...] = field(
+        default=("main article", "article", "main", "body"),
+        metadata=_checked(_check_selectors),
+    )
+    title: tuple[str, ...] = field(default=("h1",), metadata=_checked(_check_selectors))
+    date: tuple[str, ...] = field(default=(), metadata=_checked(_check_selectors))
+    body: tuple[str, ...] = field(default=(), metadata=_checked(_check_selectors))
+    image: tuple[str, ...] = field(
+        default=("meta[property='og:image']@content",), metadata=_checked(_check_selectors)
+    )
+    category: tuple[str, ...] = field(default=(), metadata=_checked(_check_selectors))
+    remove: tuple[str, ...] = field(default=(), metadata=_checked(_check_selectors))
+
+
+@dataclass(frozen=True, slots=True)
+class FilterConfig:
+    include: tuple[str, ...] = field(default=(), metadata=_checked(_check_regexes))
+    exclude: tuple[str, ...] = field(default=(), metadata=_checked(_check_regexes))
+
+
+SourceKind = Literal["html", "feed", "json"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    name: str = field(metadata=_checked(_check_name))
+    kind: SourceKind
+    url: str = field(default="", metadata=_checked(_check_optional_http_url))
+    path: str = ""
+    enabled: bool = True
+    max_pages: int = field(default=10, metadata=_checked(_check_positive))
+    follow_articles: bool = True
+    recheck_days: float = field(default=7.0, metadata=_checked(_check_non_negative))
+    timezone: str = field(default="", metadata=_checked(_check_timezone))
+    language: str = field(default="", metadata=_checked(_check_language))
+    listing: ListingConfig = field(default_factory=ListingConfig)
+    article: ArticleConfig = field(default_factory=ArticleConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    site: SiteConfig = field(default_factory=SiteConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    sources: tuple[SourceConfig, ...] = field(default=())
+    # Not a key: the folder relative paths in the file are resolved against.
+    base_dir: Path = field(default=Path("."), metadata={"internal": True})
+
+    def path(self, value: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def database_path(self) -> Path:
+        return self.path(self.storage.database)
+
+    def source(self, name: str) -> SourceConfig:
+        for src in self.sources:
+            if src.name == name:
+                return src
+        known = ", ".join(s.name for s in self.sources) or "none"
+        raise ConfigError(f"no source named {name!r} (configured: {known})")
+
+    def source_timezone(self, src: SourceConfig) -> str:
+        return src.timezone or self.site.timezone
+
+    def source_language(self, src: SourceConfig) -> str:
+        return src.language or self.site.language
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_NAME)
+
+
+def load_config(
+    path: Path | None = None, *, text: str | None = None, base_dir: Path | None = None
+) -> Config:
+    """Read and validate a config file; every problem is a ConfigError naming the key.
+
+    ``text`` replaces the file's content and ``base_dir`` the folder relative paths are
+    resolved against (the demo uses both to run the live file against a local snapshot).
+    """
+    path = path if path is not None else default_config_path()
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(
+                f"{path}: configuration file not found (use --config PATH or set {CONFIG_ENV})"
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read configuration: {exc}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        config: Config = _build(Config, data, "")
+        config = dataclasses.replace(config, base_dir=(base_dir or path.resolve().parent))
+        _check_config(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return config
+
+
+def _check_config(config: Config) -> None:
+    seen: set[str] = set()
+    for i, src in enumerate(config.sources):
+        key = f"sources[{i}]"
+        if src.name in seen:
+            raise ConfigError(f"{key}.name: duplicate source name {src.name!r}")
+        seen.add(src.name)
+        if src.kind in ("html", "feed") and not src.url:
+            raise ConfigError(f"{key}.url: required for kind = {src.kind!r}")
+        if src.kind == "json" and not src.path:
+            raise ConfigError(f"{key}.path: required for kind = 'json'")
+        if src.kind != "json" and src.path:
+            raise ConfigError(f"{key}.path: only for kind = 'json' (use url)")
+        if src.kind == "html":
+            for sub in ("item", "title", "link"):
+                if not getattr(src.listing, sub):
+                    raise ConfigError(f"{key}.listing.{sub}: required for kind = 'html'")
+            if src.follow_articles and not src.article.body:
+                raise ConfigError(f"{key}.article.body: required when follow_articles = true")
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+def _build(cls: type[Any], data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'top level'}: expected a table, got {_describe(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    for key in data:
+        if key not in fields:
+            near = _nearest(key, fields)
+            hint = f" (did you mean {near!r}?)" if near else ""
+            raise ConfigError(f"{_join(where, key)}: unknown key{hint}")
+    values: dict[str, Any] = {}
+    for name, f in fields.items():
+        key = _join(where, name)
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{key}: required key is missing")
+            continue
+        value = _convert(hints[name], data[name], key)
+        check = f.metadata.get("check")
+        if check is not None:
+            problem = check(value)
+            if problem:
+                raise ConfigError(f"{key}: {problem}")
+        values[name] = value
+    return cls(**values)
+
+
+def _convert(tp: Any, value: Any, key: str) -> Any:
+    origin = get_origin(tp)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    if origin is Literal:
+        choices = get_args(tp)
+        if value not in choices:
+            allowed = " | ".join(repr(c) for c in choices)
+            raise ConfigError(f"{key}: expected one of {allowed}, got {value!r}")
+        return value
+    if origin is tuple:
+        (inner, _ellipsis) = get_args(tp)
+        if isinstance(value, str) and inner is str:
+            value = [value]  # a single selector or pattern may be written without brackets
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {_describe(value)}")
+        return tuple(_convert(inner, v, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin in (types.UnionType, typing.Union):
+        raise TypeError(f"unsupported config type {tp}")  # pragma: no cover - a developer error
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in _TYPE_NAMES:
+        if type(value) is not tp:
+            raise ConfigError(f"{key}: expected {_TYPE_NAMES[tp]}, got {_describe(value)}")
+        return value
+    raise TypeError(f"unsupported config type {tp}")  # pragma: no cover - a developer error
+
+
+def _describe(value: Any) -> str:
+    names = {str: "string", bool: "boolean", int: "integer", float: "number", list: "list",
+             dict: "table"}
+    return f"{names.get(type(value), type(value).__name__)} {value!r}"[:80]
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _nearest(key: str, options: Mapping[str, Any]) -> str | None:
+    import difflib
+
+    matches = difflib.get_close_matches(key, list(options), n=1, cutoff=0.7)
+    return matches[0] if matches else None
+
+
+def documented_keys(cls: type[Any] = Config, prefix: str = "") -> list[str]:
+    """Every dotted key the file may hold (``sources.listing.item``), for the docs test."""
+    keys: list[str] = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("internal"):
+            continue
+        key = _join(prefix, f.name)
+        tp = hints[f.name]
+        if get_origin(tp) is tuple and dataclasses.is_dataclass(get_args(tp)[0]):
+            keys.extend(documented_keys(get_args(tp)[0], key))
+        elif dataclasses.is_dataclass(tp):
+            keys.extend(documented_keys(typing.cast(type[Any], tp), key))
+        else:
+            keys.append(key)
+    return keys

@@ -1,0 +1,86 @@
+"""Deciding identity: what is the same story, and what changed. Pure functions, no I/O.
+
+* Exact duplicates share a canonical URL (see :func:`iomfeed.normalize.canonical_url`).
+* Near duplicates are the same story reached another way (another address, or another source
+  such as an ingested feed): titles that fold to the same words, or nearly, published within a
+  few days of each other.
+* An edit is a change of :func:`content_hash`, a versioned hash of the normalised fields, so a
+  change to the hashing itself can be told apart from a change to the content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from difflib import SequenceMatcher
+
+from .normalize import title_key
+
+HASH_VERSION = "v1"
+NEAR_DUPLICATE_WINDOW = timedelta(days=3)
+NEAR_DUPLICATE_RATIO = 0.92
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A stored item that might be the same story as a new one."""
+
+    id: str
+    title_key: str
+    published: datetime
+
+
+def content_hash(
+    *,
+    title: str,
+    summary_html: str,
+    content_html: str,
+    published: datetime,
+    image_url: str,
+    categories: Iterable[str],
+    language: str,
+) -> str:
+    """A versioned fingerprint of what a reader sees of an item."""
+    payload = json.dumps(
+        [title, summary_html, content_html, published.isoformat(), image_url,
+         list(categories), language],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return f"{HASH_VERSION}:{hashlib.sha256(payload.encode('utf-8')).hexdigest()}"
+
+
+def listing_hash(*parts: str) -> str:
+    """A short fingerprint of a listing entry, to notice a changed teaser without a fetch."""
+    joined = "\x1f".join(parts)
+    return hashlib.sha256(joined.encode("utf-8")).hexdigest()[:16]
+
+
+def find_near_duplicate(
+    title: str, published: datetime, candidates: Iterable[Candidate]
+) -> Candidate | None:
+    """The candidate that is the same story, or ``None``.
+
+    Same story: published within :data:`NEAR_DUPLICATE_WINDOW`, and the folded titles equal or
+    at least :data:`NEAR_DUPLICATE_RATIO` alike. The closest in time wins a tie.
+    """
+    key = title_key(title)
+    if not key:
+        return None
+    best: tuple[float, timedelta, Candidate] | None = None
+    for cand in candidates:
+        gap = abs(cand.published - published)
+        if gap > NEAR_DUPLICATE_WINDOW:
+            continue
+        if cand.title_key == key:
+            ratio = 1.0
+        else:
+            ratio = SequenceMatcher(None, key, cand.title_key, autojunk=False).ratio()
+        if ratio < NEAR_DUPLICATE_RATIO:
+            continue
+        if best is None or (ratio, -gap) > (best[0], -best[1]):
+            best = (ratio, gap, cand)
+    return best[2] if best else None

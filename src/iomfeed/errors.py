@@ -1,0 +1,64 @@
+"""The one exception root of iomfeed and its tree.
+
+Every error iomfeed raises on purpose derives from :class:`IomfeedError` and says what to
+check. Anything else that escapes is a bug.
+
+::
+
+    IomfeedError
+    ├── ConfigError            bad configuration or usage (exit code 2)
+    ├── SourceError            one source could not be read (exit code 1, others go on)
+    │   ├── FetchError         network, HTTP status, size, robots.txt
+    │   │   └── RobotsDisallowed
+    │   └── ParseError         a page or file did not have the expected shape
+    ├── StoreError             the SQLite store cannot be opened or migrated
+    ├── PublishError           a feed file could not be written
+    └── DeliveryError          a message could not be handed over
+"""
+
+from __future__ import annotations
+
+
+class IomfeedError(Exception):
+    """Root of every error iomfeed raises on purpose."""
+
+
+class ConfigError(IomfeedError):
+    """The configuration (or the command line) is wrong; the message names the key."""
+
+
+class SourceError(IomfeedError):
+    """A source could not be read; the run goes on with the other sources."""
+
+
+class FetchError(SourceError):
+    """An HTTP fetch failed: connection, status, size, redirects or robots.txt."""
+
+    def __init__(self, url: str, reason: str, *, status: int | None = None) -> None:
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = reason
+        self.status = status
+
+
+class RobotsDisallowed(FetchError):
+    """robots.txt forbids fetching this URL; it was skipped."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url, "disallowed by robots.txt, skipped")
+
+
+class ParseError(SourceError):
+    """A page or file did not have the shape the configuration expects."""
+
+
+class StoreError(IomfeedError):
+    """The store cannot be opened, migrated or written."""
+
+
+class PublishError(IomfeedError):
+    """A published file could not be written; the previous one is intact."""
+
+
+class DeliveryError(IomfeedError):
+    """A message could not be delivered."""

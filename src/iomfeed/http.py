@@ -1,0 +1,372 @@
+"""The one polite HTTP client every source fetches through.
+
+What it promises a site: the configured User-Agent; robots.txt read once per origin and obeyed
+(RFC 9309: a 4xx robots.txt allows everything, an unreachable one forbids everything); one
+request at a time per host, spaced by ``min_delay`` (or the site's Crawl-delay, if longer);
+retries with exponential backoff and jitter on connection errors, 429 and 5xx, honouring
+``Retry-After``; a body size cap; a redirect limit; conditional GET from stored validators.
+
+What it must not do: parse pages, touch the store directly (validators come through the small
+:class:`ValidatorStore` interface) or read the clock or sleep other than through the injected
+functions, so tests can drive it without waiting.
+
+Built on the standard library's ``http.client`` so a cron run that gets only 304s starts fast.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import logging
+import random
+import socket
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Protocol
+from urllib.parse import urljoin, urlsplit
+from urllib.robotparser import RobotFileParser
+
+from .clock import utc_now
+from .config import HttpConfig
+from .errors import FetchError, RobotsDisallowed
+from .models import Response
+
+log = logging.getLogger(__name__)
+
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 507, 508, 509, 520, 521, 522, 523, 524})
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_CHUNK = 64 * 1024
+
+
+class ValidatorStore(Protocol):
+    """Where conditional-GET validators (ETag, Last-Modified) are kept between runs."""
+
+    def get_validators(self, url: str) -> tuple[str | None, str | None]: ...
+
+
+@dataclass(slots=True)
+class _Host:
+    conn: http.client.HTTPConnection | None = None
+    last_request: float | None = None
+    crawl_delay: float = 0.0
+
+
+class _Retryable(Exception):
+    """A failure worth another try; ``wait`` is the server's Retry-After, if any."""
+
+    def __init__(self, reason: str, *, status: int | None = None, wait: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.wait = wait
+
+
+class HttpClient:
+    """Fetch URLs politely. One instance per run; not thread-safe (one request at a time)."""
+
+    def __init__(
+        self,
+        config: HttpConfig,
+        *,
+        validators: ValidatorStore | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+        wall_clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.config = config
+        self._validators = validators
+        self._clock = clock
+        self._sleep = sleep
+        self._jitter = jitter
+        self._wall_clock = wall_clock
+        self._hosts: dict[tuple[str, str], _Host] = {}
+        self._robots: dict[tuple[str, str], RobotFileParser] = {}
+        self.requests = 0  # requests sent over the wire, retries included
+
+    # ------------------------------------------------------------------ public API
+
+    def get(self, url: str, *, conditional: bool = False) -> Response:
+        """GET ``url`` following redirects. Returns a 200 or (if ``conditional``) a 304.
+
+        Raises :class:`RobotsDisallowed` for a URL robots.txt forbids and :class:`FetchError`
+        for anything else that did not give a usable answer.
+        """
+        started = self._clock()
+        etag = last_modified = None
+        if conditional and self._validators is not None:
+            etag, last_modified = self._validators.get_validators(url)
+        current = url
+        for _hop in range(self.config.max_redirects + 1):
+            self._check_url(current)
+            if self.config.respect_robots_txt and not self._allowed(current):
+                raise RobotsDisallowed(current)
+            headers = {}
+            if current == url:  # validators belong to the URL they were stored for
+                if etag:
+                    headers["If-None-Match"] = etag
+                if last_modified:
+                    headers["If-Modified-Since"] = last_modified
+            status, resp_headers, body = self._request_with_retries(current, headers)
+            if status in _REDIRECTS:
+                location = resp_headers.get("location")
+                if not location:
+                    raise FetchError(current, f"HTTP {status} redirect without a Location")
+                current = urljoin(current, location)
+                continue
+            if status == 304 and (etag or last_modified):
+                return Response(url, current, 304, resp_headers, b"", self._clock() - started)
+            if status != 200:
+                raise FetchError(current, f"HTTP {status} {_reason(status)}", status=status)
+            return Response(url, current, 200, resp_headers, body, self._clock() - started)
+        raise FetchError(url, f"more than {self.config.max_redirects} redirects"
+                         " (http.max_redirects)")
+
+    def close(self) -> None:
+        for host in self._hosts.values():
+            if host.conn is not None:
+                host.conn.close()
+                host.conn = None
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ robots.txt
+
+    def _allowed(self, url: str) -> bool:
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc.lower())
+        parser = self._robots.get(key)
+        if parser is None:
+            parser = self._load_robots(f"{parts.scheme}://{parts.netloc}/robots.txt")
+            self._robots[key] = parser
+            delay = parser.crawl_delay(self.config.user_agent)
+            if delay is not None:
+                self._host(url).crawl_delay = float(delay)
+        return parser.can_fetch(self.config.user_agent, url)
+
+    def _load_robots(self, robots_url: str) -> RobotFileParser:
+        parser = RobotFileParser(robots_url)
+        try:
+            status, _headers, body = self._request_with_retries(robots_url, {}, redirects=3)
+        except FetchError as exc:
+            log.warning("robots.txt unreachable, not crawling that site this run: %s", exc)
+            parser.parse(["User-agent: *", "Disallow: /"])
+            return parser
+        if status == 200:
+            from .charset import decode_body
+
+            parser.parse(decode_body(body, "text/plain; charset=utf-8").splitlines())
+        elif 400 <= status < 500:
+            parser.parse([])  # RFC 9309 2.3.1.3: unavailable means no rules
+        else:
+            log.warning("robots.txt at %s answered HTTP %s: not crawling that site", robots_url,
+                        status)
+            parser.parse(["User-agent: *", "Disallow: /"])
+        return parser
+
+    # ------------------------------------------------------------------ the wire
+
+    def _check_url(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise FetchError(url, "not an http(s) URL")
+
+    def _host(self, url: str) -> _Host:
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc.lower())
+        host = self._hosts.get(key)
+        if host is None:
+            host = self._hosts[key] = _Host()
+        return host
+
+    def _request_with_retries(
+        self, url: str, headers: dict[str, str], *, redirects: int = 0
+    ) -> tuple[int, dict[str, str], bytes]:
+        attempts = self.config.retries + 1
+        last: _Retryable | None = None
+        for attempt in range(attempts):
+            if last is not None:
+                delay = self._backoff(attempt - 1, last.wait)
+                if delay is None:
+                    raise FetchError(
+                        url,
+                        f"{last.reason}; the server asked to wait {last.wait:.0f} s, longer than"
+                        f" http.max_retry_after",
+                        status=last.status,
+                    )
+                log.info("retrying %s in %.1f s (%s)", url, delay, last.reason)
+                self._sleep(delay)
+            try:
+                status, resp_headers, body = self._request_once(url, headers)
+            except _Retryable as exc:
+                last = exc
+                continue
+            if redirects and status in _REDIRECTS and resp_headers.get("location"):
+                redirects -= 1
+                url = urljoin(url, resp_headers["location"])
+                self._check_url(url)
+                continue
+            return status, resp_headers, body
+        assert last is not None
+        raise FetchError(url, f"{last.reason} (gave up after {attempts} attempts)",
+                         status=last.status)
+
+    def _backoff(self, retry: int, server_wait: float | None) -> float | None:
+        if server_wait is not None:
+            if server_wait > self.config.max_retry_after:
+                return None
+            return server_wait
+        base: float = self.config.backoff * 2.0**retry
+        return base / 2 + self._jitter() * base / 2  # "equal jitter"
+
+    def _request_once(self, url: str, extra: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        host = self._host(url)
+        self._wait_politely(host)
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        headers = {
+            "User-Agent": self.config.user_agent,
+            "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,"
+            "application/atom+xml,application/rss+xml,*/*;q=0.8",
+            "Accept-Encoding": "gzip",
+            **extra,
+        }
+        deadline = self._clock() + self.config.timeout
+        self.requests += 1
+        try:
+            conn = host.conn or self._connect(parts.scheme, parts.hostname or "", parts.port)
+            host.conn = conn
+            conn.timeout = self.config.timeout
+            conn.request("GET", target, headers=headers)
+            resp = conn.getresponse()
+            status = resp.status
+            resp_headers = {k.lower(): v for k, v in resp.getheaders()}
+            body = self._read_body(url, resp, resp_headers, deadline, conn)
+            if resp.will_close:
+                conn.close()
+                host.conn = None
+        except FetchError:
+            self._drop(host)
+            raise
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop(host)
+            raise _Retryable(_describe_error(exc)) from exc
+        finally:
+            host.last_request = self._clock()
+        if status in _RETRY_STATUSES:
+            raise _Retryable(f"HTTP {status} {_reason(status)}", status=status,
+                             wait=_retry_after(resp_headers.get("retry-after"), self._wall_clock()))
+        return status, resp_headers, body
+
+    def _read_body(
+        self,
+        url: str,
+        resp: http.client.HTTPResponse,
+        headers: dict[str, str],
+        deadline: float,
+        conn: http.client.HTTPConnection,
+    ) -> bytes:
+        limit = self.config.max_body_bytes
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > limit:
+            resp.close()
+            raise FetchError(url, f"body of {int(length)} bytes is over http.max_body_bytes"
+                             f" ({limit})")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise TimeoutError(f"body not complete within {self.config.timeout} s")
+            if conn.sock is not None:
+                conn.sock.settimeout(remaining)
+            chunk = resp.read(_CHUNK)  # read(), not read1(): it releases the connection at the end
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                resp.close()
+                raise FetchError(url, f"body over http.max_body_bytes ({limit}), stopped reading")
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        if length.isdigit() and len(body) < int(length):
+            raise http.client.IncompleteRead(body, int(length) - len(body))
+        if headers.get("content-encoding", "").lower() in ("gzip", "x-gzip"):
+            body = self._gunzip(url, body)
+            headers.pop("content-encoding", None)
+        return body
+
+    def _gunzip(self, url: str, body: bytes) -> bytes:
+        limit = self.config.max_body_bytes
+        try:
+            out = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(body, limit + 1)
+        except (zlib.error, gzip.BadGzipFile) as exc:
+            raise FetchError(url, f"corrupt gzip body: {exc}") from exc
+        if len(out) > limit:
+            raise FetchError(url, f"decompressed body over http.max_body_bytes ({limit})")
+        return out
+
+    def _connect(self, scheme: str, hostname: str, port: int | None) -> http.client.HTTPConnection:
+        if scheme == "https":
+            import ssl
+
+            return http.client.HTTPSConnection(
+                hostname, port, timeout=self.config.timeout, context=ssl.create_default_context()
+            )
+        return http.client.HTTPConnection(hostname, port, timeout=self.config.timeout)
+
+    def _drop(self, host: _Host) -> None:
+        if host.conn is not None:
+            host.conn.close()
+            host.conn = None
+
+    def _wait_politely(self, host: _Host) -> None:
+        if host.last_request is None:
+            return
+        gap = max(self.config.min_delay, host.crawl_delay)
+        wait = host.last_request + gap - self._clock()
+        if wait > 0:
+            self._sleep(wait)
+
+
+def _retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(int(value))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - now).total_seconds())
+
+
+def _reason(status: int) -> str:
+    try:
+        return http.client.responses[status]
+    except KeyError:
+        return ""
+
+
+def _describe_error(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return f"timed out ({exc})" if str(exc) else "timed out"
+    if isinstance(exc, http.client.IncompleteRead):
+        return f"connection closed mid-body ({len(exc.partial)} bytes read, more expected)"
+    if isinstance(exc, http.client.RemoteDisconnected):
+        return "server closed the connection without answering"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,170 @@
+"""The typed, frozen records that cross iomfeed's stage boundaries.
+
+Stages pass these and nothing else: no dicts between modules. Records are named for what they
+carry, not for who made them. This module imports nothing heavy and has no behaviour beyond
+small derived properties.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class DateSource(StrEnum):
+    """Where an item's published date came from, most trusted first."""
+
+    TIME = "time"  # <time datetime> on the article page
+    META = "meta"  # <meta property="article:published_time">
+    JSONLD = "jsonld"  # JSON-LD datePublished
+    SELECTOR = "selector"  # the configured article.date selector
+    DATELINE = "dateline"  # a dateline at the start of the body
+    LISTING = "listing"  # the listing page's date selector
+    FEED = "feed"  # an ingested feed's published/updated date
+    JSON = "json"  # an ingested JSON item's date
+    FIRST_SEEN = "first-seen"  # no date anywhere: the time iomfeed first saw the item
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """One HTTP answer, after redirects: a 200 with its body, or a 304 without one."""
+
+    url: str
+    final_url: str
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    elapsed: float = 0.0
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+    @property
+    def etag(self) -> str | None:
+        return self.headers.get("etag")
+
+    @property
+    def last_modified(self) -> str | None:
+        return self.headers.get("last-modified")
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+    def text(self) -> str:
+        """The body decoded with the declared or sniffed charset."""
+        from .charset import decode_body
+
+        return decode_body(self.body, self.content_type)
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A news item as a source found it, and (after ``normalize``) as it is stored.
+
+    Before normalisation, URLs may be relative to ``base_url``, HTML is raw and dates may be
+    naive (local to the source). After it, ``url`` is canonical, HTML is sanitised with
+    absolute links, and ``published`` is time-zone aware (or ``None``: the store then uses the
+    first-seen time and marks it so).
+    """
+
+    source: str
+    url: str
+    title: str
+    base_url: str = ""
+    summary_html: str = ""
+    content_html: str = ""
+    published: datetime | None = None
+    date_source: DateSource | None = None
+    updated: datetime | None = None
+    image_url: str = ""
+    image_alt: str = ""
+    categories: tuple[str, ...] = ()
+    language: str = ""
+    author: str = ""
+    canonical_hint: str = ""  # rel="canonical" of the article page, if any
+    listing_hash: str = ""  # fingerprint of the listing entry, to notice edits cheaply
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """An item as the store holds it, with its minted identity and history."""
+
+    id: str  # a tag: URI minted once, never recomputed
+    url: str
+    source: str
+    title: str
+    summary_html: str
+    content_html: str
+    published: datetime
+    date_source: DateSource
+    updated: datetime
+    first_seen: datetime
+    last_seen: datetime
+    image_url: str
+    image_alt: str
+    categories: tuple[str, ...]
+    language: str
+    author: str
+    content_hash: str
+    listing_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class KnownItem:
+    """What a source needs to know about an item already stored, to skip or refresh it."""
+
+    id: str
+    url: str
+    listing_hash: str
+    published: datetime
+
+
+class Change(StrEnum):
+    """What storing one item did."""
+
+    NEW = "new"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    DUPLICATE = "duplicate"  # the same story already stored under another address or source
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOutcome:
+    change: Change
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceResult:
+    """What one source did in one run: reported, stored, and turned into an exit code."""
+
+    name: str
+    ok: bool
+    pages: int = 0
+    not_modified: int = 0
+    found: int = 0
+    new: int = 0
+    updated: int = 0
+    duplicates: int = 0
+    duration: float = 0.0
+    error: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    started: datetime
+    finished: datetime
+    sources: tuple[SourceResult, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.sources)
+
+    @property
+    def failed(self) -> tuple[SourceResult, ...]:
+        return tuple(r for r in self.sources if not r.ok)

@@ -1,0 +1,389 @@
+"""Normalisation: canonical URLs, clean HTML with absolute links, time-zone aware dates.
+
+Pure functions only: no network, no store, no clock (``now`` and time zones are passed in).
+Sources call :func:`canonical_url` to recognise items they already stored; the pipeline calls
+:func:`normalize_item` on everything a source yields before it reaches the store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta, tzinfo
+from functools import lru_cache
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+from .models import Item
+
+# ----------------------------------------------------------------------------- URLs
+
+#: Query parameters that only track the reader; they never change what a page shows.
+TRACKING_PARAMS = frozenset({
+    "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid", "igshid",
+    "mc_cid", "mc_eid", "_ga", "_gl", "_hsenc", "_hsmi", "mkt_tok", "vero_id", "oly_anon_id",
+    "oly_enc_id", "rb_clickid", "s_cid", "ref_src", "ncid", "srsltid",
+})
+_TRACKING_PREFIXES = ("utm_", "pk_", "hsa_")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_PERCENT_RE = re.compile(r"%[0-9A-Fa-f]{2}")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _is_tracking(key: str) -> bool:
+    k = key.lower()
+    return k in TRACKING_PARAMS or k.startswith(_TRACKING_PREFIXES)
+
+
+def _fix_escapes(text: str) -> str:
+    """Decode escapes of unreserved characters and upper-case the others (RFC 3986 6.2.2)."""
+
+    def repl(m: re.Match[str]) -> str:
+        ch = chr(int(m.group(0)[1:], 16))
+        return ch if ch in _UNRESERVED else m.group(0).upper()
+
+    return _PERCENT_RE.sub(repl, text)
+
+
+def _remove_dot_segments(path: str) -> str:
+    if "." not in path:
+        return path
+    out: list[str] = []
+    segments = path.split("/")
+    for i, seg in enumerate(segments):
+        last = i == len(segments) - 1
+        if seg == ".":
+            if last:
+                out.append("")
+        elif seg == "..":
+            if len(out) > 1:
+                out.pop()
+            if last:
+                out.append("")
+        else:
+            out.append(seg)
+    result = "/".join(out)
+    return result if result.startswith("/") else "/" + result
+
+
+def _origin_key(scheme: str, host: str, port: int | None) -> tuple[str, int | None]:
+    return host, (None if port == _DEFAULT_PORTS.get(scheme) else port)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Origin:
+    """A site iomfeed knows, whose http and https addresses are one and the same."""
+
+    scheme: str
+    host: str
+    port: int | None
+
+    @classmethod
+    def of(cls, url: str) -> Origin:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        host = (parts.hostname or "").rstrip(".")
+        _h, port = _origin_key(scheme, host, parts.port)
+        return cls(scheme, host, port)
+
+    @property
+    def netloc(self) -> str:
+        return self.host if self.port is None else f"{self.host}:{self.port}"
+
+
+def canonical_url(url: str, origins: Sequence[Origin] = ()) -> str:
+    """The one address that identifies a page, so its variants dedupe to one item.
+
+    Lower-case scheme and host, no default port, no fragment, no tracking parameters, a sorted
+    query, normalised escapes and dot segments, the Drupal ``/index.php/`` alias folded. A URL
+    on one of ``origins`` takes that origin's scheme (the site serves http and https alike);
+    any other http URL is upgraded to https.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return url.strip()
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return url.strip()
+    host = parts.hostname.rstrip(".")
+    key = _origin_key(scheme, host, port)
+    for origin in origins:
+        if origin.host == host and (key[1] is None or key[1] == origin.port):
+            scheme, netloc = origin.scheme, origin.netloc
+            break
+    else:
+        if scheme == "http" and key[1] is None:
+            scheme = "https"
+        netloc = host if key[1] is None else f"{host}:{key[1]}"
+        if parts.username:
+            userinfo = parts.username + (f":{parts.password}" if parts.password else "")
+            netloc = f"{userinfo}@{netloc}"
+    path = _remove_dot_segments(_fix_escapes(parts.path or "/"))
+    if path == "/index.php":
+        path = "/"
+    elif path.startswith("/index.php/"):
+        path = path[len("/index.php"):]
+    query_pairs = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                   if not _is_tracking(k)]
+    query = urlencode(sorted(query_pairs))
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def same_site(url: str, origins: Sequence[Origin]) -> bool:
+    try:
+        o = Origin.of(url)
+    except ValueError:
+        return False
+    return any(o.host == k.host for k in origins)
+
+
+# ----------------------------------------------------------------------------- text and HTML
+
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
+_SPACE_RE = re.compile(r"\s+")
+
+ALLOWED_TAGS = frozenset({
+    "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "dl", "dt",
+    "em", "figcaption", "figure", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "li",
+    "ol", "p", "pre", "q", "s", "small", "strong", "sub", "sup", "table", "tbody", "td", "tfoot",
+    "th", "thead", "tr", "u", "ul",
+})
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title", "hreflang"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan", "scope"},
+    "blockquote": {"cite"},
+    "q": {"cite"},
+    "ol": {"start"},
+    "*": {"lang", "dir"},
+}
+_URL_ATTRIBUTES = frozenset({("a", "href"), ("img", "src"), ("blockquote", "cite"), ("q", "cite")})
+_DROP_WITH_CONTENT = frozenset({"script", "style", "iframe", "object", "embed", "noscript",
+                                "template", "svg", "math", "form", "select", "textarea", "button"})
+
+
+def clean_text(text: str) -> str:
+    """One line of plain text: no control characters, whitespace collapsed."""
+    return _SPACE_RE.sub(" ", _CONTROL_RE.sub(" ", text)).strip()
+
+
+def sanitize_html(html: str, base_url: str = "") -> str:
+    """Allow-listed HTML with every link and image absolute.
+
+    No scripts, event handlers, styles, iframes, forms or ``javascript:``/``data:`` URLs
+    survive; links get ``rel="noopener noreferrer"``. Safe to put in a feed or an email.
+    """
+    if not html.strip():
+        return ""
+    import nh3
+
+    def absolutise(tag: str, attr: str, value: str) -> str | None:
+        if (tag, attr) in _URL_ATTRIBUTES:
+            value = value.strip()
+            if not value:
+                return None
+            return urljoin(base_url, value) if base_url else value
+        return value
+
+    cleaned: str = nh3.clean(
+        _CONTROL_RE.sub("", html),
+        tags=set(ALLOWED_TAGS),
+        clean_content_tags=set(_DROP_WITH_CONTENT),
+        attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
+        attribute_filter=absolutise,
+        url_schemes={"http", "https", "mailto"},
+        strip_comments=True,
+        link_rel="noopener noreferrer",
+    )
+    return cleaned.strip()
+
+
+def html_to_text(html: str) -> str:
+    """Rough plain text of an HTML fragment (for datelines and fingerprints)."""
+    text = re.sub(r"<[^>]+>", " ", html)
+    import html as htmlmod
+
+    return clean_text(htmlmod.unescape(text))
+
+
+# ----------------------------------------------------------------------------- dates
+
+_MONTHS = {
+    # English
+    "january": 1, "february": 2, "march": 3, "april": 4, "may": 5, "june": 6, "july": 7,
+    "august": 8, "september": 9, "october": 10, "november": 11, "december": 12,
+    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug": 8, "sep": 9,
+    "sept": 9, "oct": 10, "nov": 11, "dec": 12,
+    # Albanian
+    "janar": 1, "shkurt": 2, "mars": 3, "prill": 4, "maj": 5, "qershor": 6, "korrik": 7,
+    "gusht": 8, "shtator": 9, "tetor": 10, "nëntor": 11, "nentor": 11, "dhjetor": 12,
+}
+_MONTH = r"(?P<month>" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
+_DAY = r"(?P<day>[0-3]?\d)(?:st|nd|rd|th)?"
+_RANGE = r"(?:\s*[-–—]\s*[0-3]?\d)?"
+_YEAR = r"(?P<year>(?:19|20)\d\d)"
+_TIME = r"(?:\s*[-–,@]?\s*(?P<hour>[0-2]?\d):(?P<minute>[0-5]\d)(?:\s*(?P<ampm>[ap]\.?m\.?))?)?"
+_DATE_PATTERNS = [
+    # 18-19 June 2024 / 5 November 2018 / 14-16 June 2021
+    re.compile(rf"\b{_DAY}{_RANGE}\s+(?:of\s+)?{_MONTH},?\s+{_YEAR}\b{_TIME}", re.I),
+    # October 29, 2019 / Wednesday, September 19, 2018 - 17:11
+    re.compile(rf"\b{_MONTH}\s+{_DAY}{_RANGE},?\s+{_YEAR}\b{_TIME}", re.I),
+    # 01/22/2021 - 03:19 (Drupal 7's default US format)
+    re.compile(rf"\b(?P<mnum>[01]?\d)/{_DAY}/{_YEAR}\b{_TIME}", re.I),
+    # 18 December (no year: the nearest one not in the future)
+    re.compile(rf"\b{_DAY}\s+{_MONTH}(?!\s*,?\s*\d)\b", re.I),
+    # Throughout March 2024 / March 2024
+    re.compile(rf"\b{_MONTH}\s+{_YEAR}\b", re.I),
+]
+
+DATELINE_WINDOW = 160  # characters of body text a dateline may start within
+
+
+def parse_iso(text: str, tz: tzinfo) -> datetime | None:
+    """An ISO 8601 / RFC 3339 date or date-time; naive values are local to ``tz``."""
+    value = text.strip()
+    if not value or not value[0].isdigit():
+        return None
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            d = date.fromisoformat(value[:10])
+        except ValueError:
+            return None
+        dt = datetime(d.year, d.month, d.day)  # noqa: DTZ001 - made aware just below
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=tz)
+
+
+def parse_date_text(text: str, tz: tzinfo, *, reference: datetime) -> datetime | None:
+    """Find a date in free text ("Posted: Wednesday, September 19, 2018 - 17:11").
+
+    ``reference`` decides the year of a date written without one (the nearest that is not
+    after it). Returns an aware datetime in ``tz``, or ``None``.
+    """
+    text = clean_text(text)
+    iso = parse_iso(text, tz)
+    if iso is not None:
+        return iso
+    for pattern in _DATE_PATTERNS:
+        m = pattern.search(text)
+        if m is None:
+            continue
+        found = _from_match(m, tz, reference)
+        if found is not None:
+            return found
+    return None
+
+
+def _from_match(m: re.Match[str], tz: tzinfo, reference: datetime) -> datetime | None:
+    groups = m.groupdict()
+    if groups.get("mnum"):
+        month = int(groups["mnum"])
+    else:
+        month = _MONTHS[groups["month"].lower().rstrip(".")]
+    day = int(groups["day"]) if groups.get("day") else 1
+    hour = int(groups["hour"]) if groups.get("hour") else 0
+    minute = int(groups["minute"]) if groups.get("minute") else 0
+    ampm = (groups.get("ampm") or "").replace(".", "").lower()
+    if ampm == "pm" and hour < 12:
+        hour += 12
+    elif ampm == "am" and hour == 12:
+        hour = 0
+    if hour > 23:
+        return None
+    local_ref = reference.astimezone(tz)
+    year = int(groups["year"]) if groups.get("year") else local_ref.year
+    try:
+        found = datetime(year, month, day, hour, minute, tzinfo=tz)
+    except ValueError:
+        return None
+    if not groups.get("year") and found > local_ref:
+        try:
+            found = found.replace(year=year - 1)
+        except ValueError:
+            return None
+    return found
+
+
+def find_dateline(body_text: str, tz: tzinfo, *, reference: datetime) -> datetime | None:
+    """A date in the first words of a body ("Tirana 5 November 2018: ..."), or ``None``."""
+    head = clean_text(body_text)[:DATELINE_WINDOW]
+    for pattern in _DATE_PATTERNS:
+        m = pattern.search(head)
+        if m is not None:
+            found = _from_match(m, tz, reference)
+            if found is not None and found <= reference + timedelta(days=1):
+                return found
+    return None
+
+
+@lru_cache(maxsize=32)
+def zone(name: str) -> tzinfo:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
+
+
+# ----------------------------------------------------------------------------- titles
+
+
+def title_key(title: str) -> str:
+    """A title folded for near-duplicate matching: no accents, case, punctuation or spacing."""
+    decomposed = unicodedata.normalize("NFKD", title)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    words = re.findall(r"\w+", re.sub(r"['’‘`]", "", stripped.casefold()))
+    return " ".join(words)
+
+
+# ----------------------------------------------------------------------------- items
+
+
+def _unique(values: Iterable[str]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for v in values:
+        v = clean_text(v)
+        if v and v.casefold() not in {s.casefold() for s in seen}:
+            seen[v] = None
+    return tuple(seen)
+
+
+def normalize_item(
+    item: Item, *, origins: Sequence[Origin], tz: tzinfo, language: str
+) -> Item:
+    """The stored form of a found item: canonical URL, clean HTML, aware date."""
+    base = item.base_url or item.url
+    link = urljoin(base, item.url.strip())
+    url = canonical_url(link, origins)
+    if item.canonical_hint:
+        hint = urljoin(base, item.canonical_hint.strip())
+        # rel=canonical is trusted only when it stays on the same site as the page.
+        if same_site(hint, origins) and Origin.of(hint).host == Origin.of(link).host:
+            url = canonical_url(hint, origins)
+    published = item.published
+    if published is not None and published.tzinfo is None:
+        published = published.replace(tzinfo=tz)
+    updated = item.updated
+    if updated is not None and updated.tzinfo is None:
+        updated = updated.replace(tzinfo=tz)
+    image = urljoin(base, item.image_url.strip()) if item.image_url.strip() else ""
+    return dataclasses.replace(
+        item,
+        url=url,
+        base_url="",
+        title=clean_text(item.title),
+        summary_html=sanitize_html(item.summary_html, base),
+        content_html=sanitize_html(item.content_html, base),
+        published=published,
+        date_source=item.date_source if published is not None else None,
+        updated=updated,
+        image_url=image if image.startswith(("http://", "https://")) else "",
+        image_alt=clean_text(item.image_alt),
+        categories=_unique(item.categories),
+        language=(item.language or language).strip().lower(),
+        author=clean_text(item.author),
+        canonical_hint="",
+    )

@@ -1,0 +1,132 @@
+"""The only place that sequences stages: sources -> normalise -> store, one source at a time.
+
+Entry points (the CLI now; the scheduler and the web app later) call these functions with the
+clock, the HTTP client and the store injected, and add nothing else. A failing source is
+reported as data in its :class:`SourceResult`; the other sources still run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from .config import Config, SourceConfig
+from .errors import ConfigError, SourceError
+from .http import HttpClient
+from .models import Change, RunReport, SourceResult
+from .normalize import Origin, normalize_item, zone
+from .sources import FetchContext, SourceStats, build_source, passes_filter
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+def site_origins(config: Config) -> tuple[Origin, ...]:
+    """The sites whose http and https addresses are the same pages: the configured ones."""
+    urls = [config.site.home_url] + [s.url for s in config.sources if s.kind == "html" and s.url]
+    seen: dict[str, Origin] = {}
+    for url in urls:
+        origin = Origin.of(url)
+        seen.setdefault(origin.host, origin)
+    return tuple(seen.values())
+
+
+def select_sources(config: Config, names: Sequence[str] = ()) -> list[SourceConfig]:
+    if names:
+        return [config.source(n) for n in names]
+    return [s for s in config.sources if s.enabled]
+
+
+def fetch_all(
+    config: Config,
+    *,
+    store: Store,
+    http: HttpClient,
+    now: Callable[[], datetime],
+    only: Sequence[str] = (),
+    timer: Callable[[], float] = time.monotonic,
+) -> RunReport:
+    """Run every enabled source (or the named ones) and record the run in the store."""
+    sources = select_sources(config, only)
+    if not sources:
+        raise ConfigError("no enabled sources to fetch (add [[sources]] to the config)")
+    started = now()
+    origins = site_origins(config)
+    results = tuple(
+        fetch_source(config, src, store=store, http=http, now=started, origins=origins,
+                     timer=timer)
+        for src in sources
+    )
+    finished = now()
+    store.record_run(started, finished, results)
+    return RunReport(started, finished, results)
+
+
+def fetch_source(
+    config: Config,
+    src: SourceConfig,
+    *,
+    store: Store,
+    http: HttpClient,
+    now: datetime,
+    origins: tuple[Origin, ...],
+    timer: Callable[[], float] = time.monotonic,
+) -> SourceResult:
+    """Run one source; its failure becomes the result's ``error``, never an exception."""
+    t0 = timer()
+    stats = SourceStats()
+    ctx = FetchContext(config, src, http, store, now, origins, stats)
+    tz = zone(config.source_timezone(src))
+    language = config.source_language(src)
+    counts = dict.fromkeys(Change, 0)
+    found = filtered = 0
+    error = ""
+    try:
+        for raw in build_source(src).fetch(ctx):
+            found += 1
+            item = normalize_item(raw, origins=origins, tz=tz, language=language)
+            if not passes_filter(item.title, item.categories, src.filter):
+                filtered += 1
+                continue
+            outcome = store.upsert(item, now)
+            counts[outcome.change] += 1
+            if outcome.change in (Change.NEW, Change.UPDATED):
+                log.debug("%s: %s %s", src.name, outcome.change.value, item.url)
+    except SourceError as exc:
+        error = str(exc)
+    result = SourceResult(
+        name=src.name,
+        ok=not error,
+        pages=stats.pages,
+        not_modified=stats.not_modified,
+        found=found,
+        new=counts[Change.NEW],
+        updated=counts[Change.UPDATED],
+        duplicates=counts[Change.DUPLICATE],
+        duration=timer() - t0,
+        error=error,
+        warnings=tuple(stats.warnings)
+        + ((f"{filtered} item(s) left out by sources.filter",) if filtered else ()),
+    )
+    _log_result(result)
+    return result
+
+
+def _log_result(r: SourceResult) -> None:
+    summary = (
+        "%s: %s, %d page(s) fetched (%d not modified), %d item(s) found: %d new,"
+        " %d updated, %d duplicate(s), %.1f s"
+    )
+    args = (r.name, "ok" if r.ok else "failed", r.pages, r.not_modified, r.found, r.new,
+            r.updated, r.duplicates, r.duration)
+    log.info(summary, *args)
+    if not r.ok:
+        log.error("%s: FAILED: %s", r.name, r.error)
+    for warning in r.warnings:
+        log.warning("%s: %s", r.name, warning)
+
+
+def open_store(config: Config) -> Store:
+    return Store(config.database_path, tag_authority=config.site.tag_authority)

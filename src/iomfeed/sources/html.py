@@ -1,0 +1,426 @@
+"""The ``html`` source: a paginated listing page plus one page per article, read by selectors.
+
+Walks the listing from its first page following ``rel="next"`` (or the configured next-link
+selectors), at most ``max_pages`` pages. The first run walks every page (backfill); later runs
+stop at the first page that brings nothing new, or at a 304. Each new or changed entry is
+followed to its article page for the body, the date, the image and the category. Articles
+published within ``recheck_days`` are re-checked with a conditional GET, so an edit the listing
+does not show is still noticed.
+
+Nothing here is specific to one site: every element is found by configured CSS selectors with
+fall-backs (the first that matches wins). bs4 is imported only when a page must be parsed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
+
+from ..config import ArticleConfig, ListingConfig, SourceConfig, split_selector
+from ..dedup import listing_hash
+from ..errors import ParseError, RobotsDisallowed, SourceError
+from ..models import DateSource, Item
+from ..normalize import clean_text, find_dateline, parse_date_text, parse_iso, zone
+from . import FetchContext
+
+if TYPE_CHECKING:
+    from bs4 import BeautifulSoup, Tag
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ListingEntry:
+    title: str
+    link: str  # absolute, as the listing gives it
+    summary_html: str
+    date_text: str
+    image_url: str
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListingPage:
+    entries: tuple[ListingEntry, ...]
+    next_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    title: str
+    body_html: str
+    published: datetime | None
+    date_source: DateSource | None
+    image_url: str
+    image_alt: str
+    categories: tuple[str, ...]
+    language: str
+    canonical: str
+
+
+# ----------------------------------------------------------------------------- selectors
+
+
+def _soup(text: str) -> BeautifulSoup:
+    from bs4 import BeautifulSoup
+
+    return BeautifulSoup(text, "lxml")
+
+
+def _value(el: Tag, attr: str | None) -> str:
+    if attr is None:
+        return clean_text(el.get_text(" ", strip=True))
+    raw = el.get(attr)
+    if isinstance(raw, list):
+        raw = " ".join(raw)
+    return (raw or "").strip()
+
+
+def select_value(root: Tag, specs: Sequence[str]) -> str:
+    """The first non-empty text (or ``@attr`` value) that one of ``specs`` finds."""
+    for spec in specs:
+        css, attr = split_selector(spec)
+        for el in root.select(css):
+            value = _value(el, attr)
+            if value:
+                return value
+    return ""
+
+
+def select_values(root: Tag, specs: Sequence[str]) -> list[str]:
+    """All values found by the first of ``specs`` that finds any."""
+    for spec in specs:
+        css, attr = split_selector(spec)
+        values = [v for el in root.select(css) if (v := _value(el, attr))]
+        if values:
+            return values
+    return []
+
+
+def select_html(root: Tag, specs: Sequence[str]) -> str:
+    """The inner HTML of the first element one of ``specs`` finds (or an ``@attr`` value)."""
+    for spec in specs:
+        css, attr = split_selector(spec)
+        el = root.select_one(css)
+        if el is None:
+            continue
+        if attr is not None:
+            value = _value(el, attr)
+            if value:
+                return value
+            continue
+        html = el.decode_contents().strip()
+        if html:
+            return html
+    return ""
+
+
+# ----------------------------------------------------------------------------- pages
+
+
+def parse_listing(text: str, page_url: str, cfg: ListingConfig) -> ListingPage:
+    soup = _soup(text)
+    elements: list[Tag] = []
+    for css in cfg.item:
+        elements = soup.select(css)
+        if elements:
+            break
+    entries: list[ListingEntry] = []
+    for el in elements:
+        title = select_value(el, cfg.title)
+        link = select_value(el, cfg.link)
+        if not link:
+            continue
+        link = urljoin(page_url, link)
+        summary = select_html(el, cfg.summary)
+        date_text = select_value(el, cfg.date)
+        image = select_value(el, cfg.image)
+        image = urljoin(page_url, image) if image else ""
+        entries.append(ListingEntry(title, link, summary, date_text, image,
+                                    listing_hash(title, link, summary, date_text, image)))
+    next_link = select_value(soup, cfg.next)
+    next_url = urljoin(page_url, next_link) if next_link else None
+    return ListingPage(tuple(entries), next_url)
+
+
+def parse_article(
+    text: str, page_url: str, cfg: ArticleConfig, *, tz: tzinfo, now: datetime
+) -> Article:
+    soup = _soup(text)
+    container: Tag = soup
+    for css in cfg.container:
+        found = soup.select_one(css)
+        if found is not None:
+            container = found
+            break
+    body_el: Tag | None = None
+    for spec in cfg.body:
+        css, _attr = split_selector(spec)
+        body_el = soup.select_one(css)
+        if body_el is not None:
+            break
+    if body_el is not None:
+        for spec in cfg.remove:
+            for junk in body_el.select(split_selector(spec)[0]):
+                junk.decompose()
+        body_html = body_el.decode_contents().strip()
+        body_text = clean_text(body_el.get_text(" ", strip=True))
+    else:
+        body_html = body_text = ""
+    published, date_source = _find_date(soup, container, cfg, body_text, tz=tz, now=now)
+    image = select_value(soup, cfg.image)
+    image_alt = ""
+    if image:
+        for spec in cfg.image:
+            css, _attr = split_selector(spec)
+            el = soup.select_one(css)
+            if el is not None and el.name == "img":
+                image_alt = _value(el, "alt")
+                break
+    html_el = soup.find("html")
+    language = ""
+    if html_el is not None and not isinstance(html_el, str):
+        lang = html_el.get("lang")
+        language = lang if isinstance(lang, str) else ""
+    canonical = ""
+    link_el = soup.select_one("link[rel~=canonical][href]")
+    if link_el is not None:
+        canonical = _value(link_el, "href")
+    return Article(
+        title=select_value(soup, cfg.title),
+        body_html=body_html,
+        published=published,
+        date_source=date_source,
+        image_url=urljoin(page_url, image) if image else "",
+        image_alt=image_alt,
+        categories=tuple(select_values(soup, cfg.category)),
+        language=language.split("-")[0].lower(),
+        canonical=urljoin(page_url, canonical) if canonical else "",
+    )
+
+
+def _find_date(
+    soup: BeautifulSoup, container: Tag, cfg: ArticleConfig, body_text: str, *, tz: tzinfo,
+    now: datetime,
+) -> tuple[datetime | None, DateSource | None]:
+    """The published date, from the most trusted place that has one."""
+    for el in container.select("time[datetime]"):
+        found = parse_iso(_value(el, "datetime"), tz)
+        if found is not None:
+            return found, DateSource.TIME
+    for el in soup.select("meta[property='article:published_time'][content]"):
+        found = parse_iso(_value(el, "content"), tz)
+        if found is not None:
+            return found, DateSource.META
+    for el in soup.select("script[type='application/ld+json']"):
+        found = _jsonld_date(el.get_text(), tz)
+        if found is not None:
+            return found, DateSource.JSONLD
+    for spec in cfg.date:
+        css, attr = split_selector(spec)
+        for el in soup.select(css):
+            found = parse_date_text(_value(el, attr), tz, reference=now)
+            if found is not None:
+                return found, DateSource.SELECTOR
+    found = find_dateline(body_text, tz, reference=now) if body_text else None
+    if found is not None:
+        return found, DateSource.DATELINE
+    return None, None
+
+
+def _jsonld_date(text: str, tz: tzinfo) -> datetime | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    stack: list[Any] = [data]
+    while stack:
+        node = stack.pop(0)
+        if isinstance(node, dict):
+            value = node.get("datePublished")
+            if isinstance(value, str) and (found := parse_iso(value, tz)) is not None:
+                return found
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return None
+
+
+# ----------------------------------------------------------------------------- the source
+
+
+class HtmlSource:
+    """Scrape a listing and its articles. See the module docstring for the walk."""
+
+    def __init__(self, cfg: SourceConfig) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+
+    def fetch(self, ctx: FetchContext) -> Iterator[Item]:
+        cfg = self.cfg
+        tz = zone(ctx.config.source_timezone(cfg))
+        backfill = not ctx.store.backfilled(cfg.name)
+        failures: list[str] = []
+        handled: set[str] = set()  # canonical URLs dealt with in this run
+        listing_pages = []
+        url: str | None = cfg.url
+        visited: set[str] = set()
+        walked_to_end = False
+        previous: tuple[str, ...] = ()
+        for page_index in range(cfg.max_pages):
+            if url is None:
+                walked_to_end = True
+                break
+            if url in visited:
+                walked_to_end = True
+                break
+            visited.add(url)
+            response = ctx.http.get(url, conditional=not backfill)
+            ctx.stats.pages += 1
+            if response.not_modified:
+                ctx.stats.not_modified += 1
+                log.debug("%s: %s not modified, stopping", cfg.name, url)
+                break
+            page = parse_listing(response.text(), response.final_url, cfg.listing)
+            if not page.entries:
+                where = f"{response.final_url} (page {page_index + 1})"
+                if page_index == 0:
+                    raise ParseError(
+                        f"{where}: the listing selectors found no items"
+                        f" (sources.listing.item / .link); has the site's layout changed?"
+                        f" Stored items are kept."
+                    )
+                ctx.warn(f"{where}: no items found on this page; stopped paging")
+                break
+            links = tuple(ctx.canonical(e.link) for e in page.entries)
+            if links == previous:  # an out-of-range page repeats the last one
+                walked_to_end = True
+                break
+            previous = links
+            brought_new = False
+            for entry, canonical in zip(page.entries, links, strict=True):
+                if canonical in handled:
+                    continue
+                handled.add(canonical)
+                known = ctx.known(entry.link)
+                if known is not None and known.listing_hash == entry.fingerprint:
+                    continue
+                brought_new = True
+                try:
+                    item = self._item(ctx, entry, canonical, tz)
+                except SourceError as exc:
+                    failures.append(str(exc))
+                    log.warning("%s: %s", cfg.name, exc)
+                    continue
+                yield item
+            listing_pages.append(response)
+            if not backfill and not brought_new:
+                break
+            url = page.next_url
+        else:
+            walked_to_end = True
+        yield from self._recheck(ctx, handled, tz, failures)
+        if failures:
+            count = len(failures)
+            raise SourceError(
+                f"{count} article{'s' if count > 1 else ''} could not be read"
+                f" (they will be retried next run): " + "; ".join(failures[:5])
+                + (" ..." if count > 5 else "")
+            )
+        # Only now is every page's content stored: remember the pages as seen.
+        for response in listing_pages:
+            ctx.remember(response)
+        if backfill and walked_to_end:
+            ctx.store.mark_backfilled(cfg.name, ctx.now)
+
+    def _item(self, ctx: FetchContext, entry: ListingEntry, canonical: str, tz: tzinfo) -> Item:
+        base = Item(
+            source=self.name,
+            url=canonical,
+            base_url=entry.link,
+            title=entry.title,
+            summary_html=entry.summary_html,
+            image_url=entry.image_url,
+            language="",
+            listing_hash=entry.fingerprint,
+        )
+        listing_date = parse_date_text(entry.date_text, tz, reference=ctx.now) \
+            if entry.date_text else None
+        if not self.cfg.follow_articles:
+            return _with_listing_date(base, listing_date)
+        try:
+            response = ctx.http.get(canonical)
+        except RobotsDisallowed as exc:
+            ctx.warn(str(exc))
+            return _with_listing_date(base, listing_date)
+        ctx.stats.pages += 1
+        article = parse_article(response.text(), response.final_url, self.cfg.article, tz=tz,
+                                now=ctx.now)
+        return _merge(base, article, response.final_url, listing_date)
+
+    def _recheck(
+        self, ctx: FetchContext, handled: set[str], tz: tzinfo, failures: list[str]
+    ) -> Iterator[Item]:
+        """Conditional GETs of recently published articles, to catch silent edits."""
+        if not self.cfg.follow_articles or self.cfg.recheck_days <= 0:
+            return
+        since = ctx.now - timedelta(days=self.cfg.recheck_days)
+        for known in ctx.store.recent(self.name, since):
+            if known.url in handled:
+                continue
+            handled.add(known.url)
+            try:
+                response = ctx.http.get(known.url, conditional=True)
+            except SourceError as exc:
+                failures.append(str(exc))
+                continue
+            ctx.stats.pages += 1
+            if response.not_modified:
+                ctx.stats.not_modified += 1
+                continue
+            stored = ctx.store.get(known.id)
+            if stored is None:
+                continue
+            article = parse_article(response.text(), response.final_url, self.cfg.article,
+                                    tz=tz, now=ctx.now)
+            base = Item(source=self.name, url=stored.url, base_url=stored.url,
+                        title=stored.title, summary_html=stored.summary_html,
+                        image_url=stored.image_url, listing_hash=stored.listing_hash)
+            yield _merge(base, article, response.final_url, None)
+            ctx.remember(response)
+
+
+def _with_listing_date(item: Item, listing_date: datetime | None) -> Item:
+    if listing_date is None:
+        return item
+    from dataclasses import replace
+
+    return replace(item, published=listing_date, date_source=DateSource.LISTING)
+
+
+def _merge(base: Item, article: Article, page_url: str, listing_date: datetime | None) -> Item:
+    from dataclasses import replace
+
+    published, date_source = article.published, article.date_source
+    if published is None and listing_date is not None:
+        published, date_source = listing_date, DateSource.LISTING
+    if date_source is DateSource.DATELINE and listing_date is not None:
+        published, date_source = listing_date, DateSource.LISTING
+    return replace(
+        base,
+        base_url=page_url,
+        title=article.title or base.title,
+        content_html=article.body_html,
+        published=published,
+        date_source=date_source,
+        image_url=article.image_url or base.image_url,
+        image_alt=article.image_alt,
+        categories=article.categories,
+        language=article.language,
+        canonical_hint=article.canonical,
+    )

@@ -1,0 +1,423 @@
+"""The SQLite store: items with stable identity, their other addresses, HTTP validators, runs.
+
+One file, WAL mode, versioned migrations (``PRAGMA user_version``). Every write is its own
+transaction, so a crash loses at most the item in hand. Identity rules live in ``dedup.py``;
+this module applies them and keeps history. It never fetches or parses anything.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .dedup import Candidate, content_hash, find_near_duplicate
+from .errors import StoreError
+from .models import Change, DateSource, Item, KnownItem, SourceResult, StoredItem, StoreOutcome
+from .normalize import title_key
+
+log = logging.getLogger(__name__)
+
+# Each entry moves the schema from version i to i + 1. Append only; never edit a shipped step.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE items (
+        id TEXT PRIMARY KEY,            -- tag: URI, minted once
+        url TEXT NOT NULL UNIQUE,       -- canonical URL, the dedup key
+        source TEXT NOT NULL,
+        title TEXT NOT NULL,
+        title_key TEXT NOT NULL,
+        summary_html TEXT NOT NULL,
+        content_html TEXT NOT NULL,
+        published TEXT NOT NULL,        -- ISO 8601 with the source's offset
+        published_utc TEXT NOT NULL,    -- for ordering
+        date_source TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        image_url TEXT NOT NULL,
+        image_alt TEXT NOT NULL,
+        categories TEXT NOT NULL,       -- JSON array
+        language TEXT NOT NULL,
+        author TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        listing_hash TEXT NOT NULL
+    );
+    CREATE INDEX items_published ON items (published_utc DESC, id);
+    CREATE INDEX items_title_key ON items (title_key);
+    CREATE INDEX items_source ON items (source, published_utc);
+    CREATE TABLE item_links (           -- other addresses or sources of a stored story
+        url TEXT PRIMARY KEY,
+        item_id TEXT NOT NULL REFERENCES items (id) ON DELETE CASCADE,
+        source TEXT NOT NULL,
+        reason TEXT NOT NULL,           -- 'title': a near duplicate by title and date
+        first_seen TEXT NOT NULL
+    );
+    CREATE TABLE item_history (         -- every content version an item has had
+        item_id TEXT NOT NULL REFERENCES items (id) ON DELETE CASCADE,
+        content_hash TEXT NOT NULL,
+        seen TEXT NOT NULL,
+        PRIMARY KEY (item_id, content_hash)
+    );
+    CREATE TABLE http_validators (
+        url TEXT PRIMARY KEY,
+        etag TEXT,
+        last_modified TEXT,
+        saved TEXT NOT NULL
+    );
+    CREATE TABLE source_state (
+        name TEXT PRIMARY KEY,
+        backfilled TEXT                 -- when a full walk of the listing last completed
+    );
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        started TEXT NOT NULL,
+        finished TEXT NOT NULL,
+        ok INTEGER NOT NULL
+    );
+    CREATE TABLE source_runs (
+        run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        source TEXT NOT NULL,
+        ok INTEGER NOT NULL,
+        pages INTEGER NOT NULL,
+        not_modified INTEGER NOT NULL,
+        found INTEGER NOT NULL,
+        new INTEGER NOT NULL,
+        updated INTEGER NOT NULL,
+        duplicates INTEGER NOT NULL,
+        duration REAL NOT NULL,
+        error TEXT NOT NULL,
+        warnings TEXT NOT NULL,         -- JSON array
+        PRIMARY KEY (run_id, source)
+    );
+    """,
+)
+
+_ITEM_COLUMNS = (
+    "id, url, source, title, summary_html, content_html, published, date_source, updated,"
+    " first_seen, last_seen, image_url, image_alt, categories, language, author, content_hash,"
+    " listing_hash"
+)
+
+
+def _utc(dt: datetime) -> str:
+    """A fixed-width UTC timestamp that sorts as text."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+class Store:
+    """Items and run history in one SQLite file. Use as a context manager or call close()."""
+
+    def __init__(self, path: Path | str, *, tag_authority: str = "localhost") -> None:
+        self.path = Path(path)
+        self.tag_authority = tag_authority
+        if str(path) != ":memory:":
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"{self.path}: cannot create the database folder: {exc}") from exc
+        try:
+            self.db = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot open the database: {exc}") from exc
+
+    # ------------------------------------------------------------------ plumbing
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        version = self.schema_version
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path}: database schema version {version} is newer than this iomfeed"
+                f" understands ({len(MIGRATIONS)}); upgrade iomfeed"
+            )
+        for target in range(version + 1, len(MIGRATIONS) + 1):
+            with self.transaction() as db:
+                for statement in MIGRATIONS[target - 1].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {target}")
+            log.debug("migrated %s to schema version %d", self.path, target)
+
+    # ------------------------------------------------------------------ items: reading
+
+    def known(self, url: str) -> KnownItem | None:
+        """The stored item at this canonical URL (or one of its recorded other addresses)."""
+        row = self.db.execute(
+            "SELECT id, url, listing_hash, published FROM items WHERE url = ?", (url,)
+        ).fetchone()
+        if row is None:
+            row = self.db.execute(
+                "SELECT i.id, l.url, i.listing_hash, i.published FROM item_links l"
+                " JOIN items i ON i.id = l.item_id WHERE l.url = ?",
+                (url,),
+            ).fetchone()
+        if row is None:
+            return None
+        return KnownItem(row["id"], row["url"], row["listing_hash"], _parse(row["published"]))
+
+    def recent(self, source: str, since: datetime) -> list[KnownItem]:
+        """Items of ``source`` published at or after ``since``, newest first."""
+        rows = self.db.execute(
+            "SELECT id, url, listing_hash, published FROM items"
+            " WHERE source = ? AND published_utc >= ? AND date_source != ?"
+            " ORDER BY published_utc DESC, id",
+            (source, _utc(since), DateSource.FIRST_SEEN.value),
+        ).fetchall()
+        return [KnownItem(r["id"], r["url"], r["listing_hash"], _parse(r["published"]))
+                for r in rows]
+
+    def count(self, source: str | None = None) -> int:
+        if source is None:
+            return int(self.db.execute("SELECT count(*) FROM items").fetchone()[0])
+        return int(
+            self.db.execute("SELECT count(*) FROM items WHERE source = ?", (source,)).fetchone()[0]
+        )
+
+    def items(self, *, limit: int | None = None, source: str | None = None) -> list[StoredItem]:
+        """Stored items, newest published first."""
+        sql = f"SELECT {_ITEM_COLUMNS} FROM items"
+        args: list[object] = []
+        if source is not None:
+            sql += " WHERE source = ?"
+            args.append(source)
+        sql += " ORDER BY published_utc DESC, id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [self._row_to_item(r) for r in self.db.execute(sql, args)]
+
+    def get(self, item_id: str) -> StoredItem | None:
+        row = self.db.execute(f"SELECT {_ITEM_COLUMNS} FROM items WHERE id = ?",
+                              (item_id,)).fetchone()
+        return None if row is None else self._row_to_item(row)
+
+    def links(self, item_id: str) -> list[tuple[str, str, str]]:
+        """Other addresses recorded for an item: (url, source, reason)."""
+        rows = self.db.execute(
+            "SELECT url, source, reason FROM item_links WHERE item_id = ? ORDER BY url",
+            (item_id,),
+        ).fetchall()
+        return [(r["url"], r["source"], r["reason"]) for r in rows]
+
+    @staticmethod
+    def _row_to_item(r: sqlite3.Row) -> StoredItem:
+        return StoredItem(
+            id=r["id"], url=r["url"], source=r["source"], title=r["title"],
+            summary_html=r["summary_html"], content_html=r["content_html"],
+            published=_parse(r["published"]), date_source=DateSource(r["date_source"]),
+            updated=_parse(r["updated"]), first_seen=_parse(r["first_seen"]),
+            last_seen=_parse(r["last_seen"]), image_url=r["image_url"],
+            image_alt=r["image_alt"], categories=tuple(json.loads(r["categories"])),
+            language=r["language"], author=r["author"], content_hash=r["content_hash"],
+            listing_hash=r["listing_hash"],
+        )
+
+    # ------------------------------------------------------------------ items: writing
+
+    def upsert(self, item: Item, now: datetime) -> StoreOutcome:
+        """Store a normalised item: insert, update, or recognise it as a duplicate."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT id, source, published, date_source, first_seen, content_hash,"
+                " listing_hash FROM items WHERE url = ?",
+                (item.url,),
+            ).fetchone()
+            if row is None:
+                link = db.execute("SELECT item_id FROM item_links WHERE url = ?",
+                                  (item.url,)).fetchone()
+                if link is not None:
+                    return StoreOutcome(Change.DUPLICATE, link["item_id"])
+                published = item.published or now
+                twin = find_near_duplicate(item.title, published, self._candidates(published))
+                if twin is not None:
+                    db.execute(
+                        "INSERT INTO item_links (url, item_id, source, reason, first_seen)"
+                        " VALUES (?, ?, ?, 'title', ?)",
+                        (item.url, twin.id, item.source, _utc(now)),
+                    )
+                    return StoreOutcome(Change.DUPLICATE, twin.id)
+                return StoreOutcome(Change.NEW, self._insert(db, item, now))
+            if row["source"] != item.source:
+                return StoreOutcome(Change.DUPLICATE, row["id"])
+            return StoreOutcome(self._update(db, row, item, now), row["id"])
+
+    def _candidates(self, published: datetime) -> list[Candidate]:
+        from .dedup import NEAR_DUPLICATE_WINDOW
+
+        rows = self.db.execute(
+            "SELECT id, title_key, published FROM items WHERE published_utc BETWEEN ? AND ?",
+            (_utc(published - NEAR_DUPLICATE_WINDOW), _utc(published + NEAR_DUPLICATE_WINDOW)),
+        ).fetchall()
+        return [Candidate(r["id"], r["title_key"], _parse(r["published"])) for r in rows]
+
+    def _mint_id(self, db: sqlite3.Connection, url: str, now: datetime) -> str:
+        parts = urlsplit(url)
+        specific = f"{parts.netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+        base = f"tag:{self.tag_authority},{now.astimezone(UTC):%Y-%m-%d}:{specific}"
+        candidate, n = base, 1
+        while db.execute("SELECT 1 FROM items WHERE id = ?", (candidate,)).fetchone():
+            n += 1
+            candidate = f"{base}#{n}"
+        return candidate
+
+    def _insert(self, db: sqlite3.Connection, item: Item, now: datetime) -> str:
+        item_id = self._mint_id(db, item.url, now)
+        if item.published is not None:
+            published, date_source = item.published, item.date_source or DateSource.FIRST_SEEN
+        else:
+            published, date_source = now, DateSource.FIRST_SEEN
+        digest = self._hash(item, published)
+        db.execute(
+            "INSERT INTO items (id, url, source, title, title_key, summary_html, content_html,"
+            " published, published_utc, date_source, updated, first_seen, last_seen, image_url,"
+            " image_alt, categories, language, author, content_hash, listing_hash)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (item_id, item.url, item.source, item.title, title_key(item.title),
+             item.summary_html, item.content_html, published.isoformat(), _utc(published),
+             date_source.value, _utc(item.updated or published), _utc(now), _utc(now),
+             item.image_url, item.image_alt, json.dumps(list(item.categories), ensure_ascii=False),
+             item.language, item.author, digest, item.listing_hash),
+        )
+        db.execute("INSERT INTO item_history (item_id, content_hash, seen) VALUES (?, ?, ?)",
+                   (item_id, digest, _utc(now)))
+        return item_id
+
+    def _update(self, db: sqlite3.Connection, row: sqlite3.Row, item: Item,
+                now: datetime) -> Change:
+        if item.published is not None:
+            published, date_source = item.published, item.date_source or DateSource.FIRST_SEEN
+        else:  # no date found again: keep the stored one, never move a first-seen date
+            published, date_source = _parse(row["published"]), DateSource(row["date_source"])
+        digest = self._hash(item, published)
+        if digest == row["content_hash"]:
+            db.execute("UPDATE items SET last_seen = ?, listing_hash = ? WHERE id = ?",
+                       (_utc(now), item.listing_hash or row["listing_hash"], row["id"]))
+            return Change.UNCHANGED
+        db.execute(
+            "UPDATE items SET title = ?, title_key = ?, summary_html = ?, content_html = ?,"
+            " published = ?, published_utc = ?, date_source = ?, updated = ?, last_seen = ?,"
+            " image_url = ?, image_alt = ?, categories = ?, language = ?, author = ?,"
+            " content_hash = ?, listing_hash = ? WHERE id = ?",
+            (item.title, title_key(item.title), item.summary_html, item.content_html,
+             published.isoformat(), _utc(published), date_source.value, _utc(now), _utc(now),
+             item.image_url, item.image_alt, json.dumps(list(item.categories), ensure_ascii=False),
+             item.language, item.author, digest, item.listing_hash or row["listing_hash"],
+             row["id"]),
+        )
+        db.execute(
+            "INSERT OR REPLACE INTO item_history (item_id, content_hash, seen) VALUES (?, ?, ?)",
+            (row["id"], digest, _utc(now)),
+        )
+        return Change.UPDATED
+
+    @staticmethod
+    def _hash(item: Item, published: datetime) -> str:
+        return content_hash(
+            title=item.title, summary_html=item.summary_html, content_html=item.content_html,
+            published=published, image_url=item.image_url, categories=item.categories,
+            language=item.language,
+        )
+
+    # ------------------------------------------------------------------ HTTP validators
+
+    def get_validators(self, url: str) -> tuple[str | None, str | None]:
+        row = self.db.execute(
+            "SELECT etag, last_modified FROM http_validators WHERE url = ?", (url,)
+        ).fetchone()
+        return (None, None) if row is None else (row["etag"], row["last_modified"])
+
+    def save_validators(self, url: str, etag: str | None, last_modified: str | None,
+                        now: datetime) -> None:
+        if not etag and not last_modified:
+            self.db.execute("DELETE FROM http_validators WHERE url = ?", (url,))
+            return
+        self.db.execute(
+            "INSERT INTO http_validators (url, etag, last_modified, saved) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (url) DO UPDATE SET etag = excluded.etag,"
+            " last_modified = excluded.last_modified, saved = excluded.saved",
+            (url, etag, last_modified, _utc(now)),
+        )
+
+    # ------------------------------------------------------------------ sources and runs
+
+    def backfilled(self, source: str) -> bool:
+        row = self.db.execute("SELECT backfilled FROM source_state WHERE name = ?",
+                              (source,)).fetchone()
+        return row is not None and row["backfilled"] is not None
+
+    def mark_backfilled(self, source: str, now: datetime) -> None:
+        self.db.execute(
+            "INSERT INTO source_state (name, backfilled) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET backfilled = excluded.backfilled",
+            (source, _utc(now)),
+        )
+
+    def record_run(self, started: datetime, finished: datetime,
+                   results: tuple[SourceResult, ...]) -> int:
+        with self.transaction() as db:
+            cur = db.execute("INSERT INTO runs (started, finished, ok) VALUES (?, ?, ?)",
+                             (_utc(started), _utc(finished), int(all(r.ok for r in results))))
+            run_id = int(cur.lastrowid or 0)
+            db.executemany(
+                "INSERT INTO source_runs (run_id, source, ok, pages, not_modified, found, new,"
+                " updated, duplicates, duration, error, warnings)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, r.name, int(r.ok), r.pages, r.not_modified, r.found, r.new, r.updated,
+                  r.duplicates, round(r.duration, 3), r.error,
+                  json.dumps(list(r.warnings), ensure_ascii=False)) for r in results],
+            )
+        return run_id
+
+    def source_runs(self, run_id: int) -> list[SourceResult]:
+        rows = self.db.execute("SELECT * FROM source_runs WHERE run_id = ? ORDER BY source",
+                               (run_id,)).fetchall()
+        return [
+            SourceResult(
+                name=r["source"], ok=bool(r["ok"]), pages=r["pages"],
+                not_modified=r["not_modified"], found=r["found"], new=r["new"],
+                updated=r["updated"], duplicates=r["duplicates"], duration=r["duration"],
+                error=r["error"], warnings=tuple(json.loads(r["warnings"])),
+            )
+            for r in rows
+        ]
+
+    def last_run_id(self) -> int | None:
+        row = self.db.execute("SELECT max(id) FROM runs").fetchone()
+        return None if row[0] is None else int(row[0])

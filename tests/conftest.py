@@ -1,0 +1,66 @@
+"""Shared fixtures: the bundled snapshot served on 127.0.0.1, and configs that point at it."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from iomfeed.config import LIVE_ORIGIN, Config, load_config
+from iomfeed.demo.server import DEFAULT_ROOT, SnapshotServer
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_FILE = ROOT / "config.toml"
+DATA = Path(__file__).resolve().parent / "data"
+
+#: A fixed "now" for runs in tests: after every snapshot item was published.
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--regenerate-golden",
+        action="store_true",
+        help="rewrite the golden files from what the code produces now, instead of comparing",
+    )
+
+
+@pytest.fixture
+def regenerate(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--regenerate-golden"))
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """A private copy of the bundled snapshot that a test may edit."""
+    target = tmp_path / "site"
+    shutil.copytree(DEFAULT_ROOT, target)
+    return target
+
+
+@pytest.fixture
+def server(site: Path) -> Iterator[SnapshotServer]:
+    with SnapshotServer(site) as srv:
+        yield srv
+        assert not srv.errors, srv.errors
+
+
+def local_config(origin: str, base_dir: Path, **http: object) -> Config:
+    """The shipped config.toml with the live address swapped for ``origin``, fast timings."""
+    text = CONFIG_FILE.read_text(encoding="utf-8").replace(LIVE_ORIGIN, origin)
+    config = load_config(CONFIG_FILE, text=text, base_dir=base_dir)
+    settings: dict[str, object] = {"min_delay": 0.0, "timeout": 2.0, "retries": 2, "backoff": 0.01}
+    settings.update(http)
+    return dataclasses.replace(config, http=dataclasses.replace(config.http, **settings))
+
+
+@pytest.fixture
+def make_config(server: SnapshotServer, tmp_path: Path) -> Callable[..., Config]:
+    def make(**http: object) -> Config:
+        return local_config(server.origin, tmp_path / "run", **http)
+
+    return make

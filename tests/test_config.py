@@ -1,0 +1,129 @@
+"""Configuration: one typed object, defaults in one place, every mistake named by its key."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from iomfeed.config import Config, documented_keys, load_config, split_selector
+from iomfeed.errors import ConfigError
+
+from .conftest import CONFIG_FILE
+
+MINIMAL = """
+[[sources]]
+name = "news"
+kind = "html"
+url = "https://albania.iom.int/news"
+[sources.listing]
+item = ".views-row"
+title = "h3 a"
+link = "h3 a@href"
+[sources.article]
+body = ".field--name-body"
+"""
+
+
+def load(text: str, tmp_path: Path) -> Config:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_config(path)
+
+
+def test_shipped_config_loads_and_is_frozen() -> None:
+    config = load_config(CONFIG_FILE)
+    assert config.sources[0].name == "iom-albania"
+    assert config.sources[0].listing.item[0] == ".view-content .views-row"
+    with pytest.raises(AttributeError):
+        config.site.title = "changed"  # type: ignore[misc]
+
+
+def test_defaults_fill_what_the_file_leaves_out(tmp_path: Path) -> None:
+    config = load(MINIMAL, tmp_path)
+    src = config.sources[0]
+    assert src.listing.item == (".views-row",)  # a single string becomes a one-item list
+    assert src.max_pages == 10
+    assert config.http.respect_robots_txt is True
+    assert config.source_timezone(src) == "Europe/Tirane"
+    assert config.database_path == tmp_path.resolve() / "iomfeed.db"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("[sources.listing]", "[sources.listing]\ntitel = 'h3'"),
+         "sources[0].listing.titel: unknown key (did you mean 'title'?)"),
+        (('kind = "html"', 'kind = "rss"'), "sources[0].kind: expected one of"),
+        (('url = "https://albania.iom.int/news"', 'url = "albania.iom.int/news"'),
+         "sources[0].url: expected an absolute http(s) URL"),
+        (('item = ".views-row"', 'item = ".views-row >> a"'),
+         "sources[0].listing.item: invalid CSS selector"),
+        (('name = "news"', 'name = "news"\nmax_pages = "5"'),
+         "sources[0].max_pages: expected an integer, got string '5'"),
+        (('name = "news"', 'name = "news"\ntimezone = "Europe/Tirana"'),
+         "sources[0].timezone: expected an IANA time zone"),
+        (('name = "news"', 'name = "News Site"'), "sources[0].name: expected a short name"),
+        (('link = "h3 a@href"\n', ''), "sources[0].listing.link: required for kind = 'html'"),
+        (("[[sources]]", "[http]\ntimeout = 0\n[[sources]]"),
+         "http.timeout: expected a number greater than 0"),
+        (("[[sources]]", "[sites]\ntitle = 'x'\n[[sources]]"), "sites: unknown key"),
+    ],
+)
+def test_mistakes_name_the_dotted_key(tmp_path: Path, edit: tuple[str, str], message: str) -> None:
+    old, new = edit
+    assert old in MINIMAL
+    with pytest.raises(ConfigError) as caught:
+        load(MINIMAL.replace(old, new, 1), tmp_path)
+    assert message in str(caught.value)
+    assert str(tmp_path / "config.toml") in str(caught.value)
+
+
+def test_duplicate_source_names_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"sources\[1\]\.name: duplicate source name 'news'"):
+        load(MINIMAL + MINIMAL, tmp_path)
+
+
+def test_missing_file_and_bad_toml_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="configuration file not found"):
+        load_config(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load("[site\n", tmp_path)
+
+
+def test_json_source_needs_a_path_not_a_url(tmp_path: Path) -> None:
+    text = '[[sources]]\nname = "manual"\nkind = "json"\n'
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.path: required"):
+        load(text, tmp_path)
+    config = load(text + 'path = "items.json"\n', tmp_path)
+    assert config.path(config.sources[0].path) == tmp_path.resolve() / "items.json"
+
+
+def test_every_key_is_documented_in_the_shipped_config() -> None:
+    """Each key appears in config.toml, set, with a comment line right above it."""
+    text = CONFIG_FILE.read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    lines = text.splitlines()
+    for dotted in documented_keys():
+        parts = dotted.split(".")
+        node: object = data
+        for part in parts:
+            if isinstance(node, list):
+                node = node[0]
+            assert isinstance(node, dict) and part in node, f"{dotted} is not in config.toml"
+            node = node[part]
+        key = parts[-1]
+        pattern = re.compile(rf"^{re.escape(key)}\s*=")
+        indexes = [i for i, line in enumerate(lines) if pattern.match(line)]
+        assert indexes, f"{dotted} is not set in config.toml"
+        assert any(lines[i - 1].startswith("#") for i in indexes), f"{dotted} has no comment"
+
+
+def test_selector_attribute_split() -> None:
+    assert split_selector("h3 a@href") == ("h3 a", "href")
+    assert split_selector("h3 a") == ("h3 a", None)
+    assert split_selector("a[href^='mailto:x@y.org']") == ("a[href^='mailto:x@y.org']", None)
+    assert split_selector("meta[property='og:image']@content") == (
+        "meta[property='og:image']", "content")

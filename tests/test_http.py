@@ -1,0 +1,249 @@
+"""The polite HTTP client against a real server on 127.0.0.1 that misbehaves on request."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from iomfeed.config import HttpConfig
+from iomfeed.demo.server import Fault, SnapshotServer
+from iomfeed.errors import FetchError, RobotsDisallowed
+from iomfeed.http import HttpClient
+
+pytestmark = pytest.mark.network
+
+PAGE = "<!DOCTYPE html><html><head><meta charset='utf-8'><title>T</title></head>" \
+       "<body><p>Fatos Çoçoli – “quoted”</p></body></html>"
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Iterator[SnapshotServer]:
+    root = tmp_path / "tiny"
+    (root / "news").mkdir(parents=True)
+    (root / "news" / "index.html").write_text(PAGE, encoding="utf-8")
+    (root / "news" / "a.html").write_text(PAGE, encoding="utf-8")
+    (root / "robots.txt").write_text("User-agent: *\nDisallow: /private/\n", encoding="utf-8")
+    with SnapshotServer(root) as srv:
+        yield srv
+
+
+class FakeValidators:
+    def __init__(self) -> None:
+        self.saved: dict[str, tuple[str | None, str | None]] = {}
+
+    def get_validators(self, url: str) -> tuple[str | None, str | None]:
+        return self.saved.get(url, (None, None))
+
+
+class Sleeps:
+    """Records requested sleeps instead of sleeping; the client's clock still moves."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+def client(**overrides: object) -> tuple[HttpClient, Sleeps, FakeValidators]:
+    settings: dict[str, object] = {"timeout": 2.0, "retries": 2, "backoff": 0.5,
+                                   "min_delay": 0.0, "user_agent": "iomfeed-test (+https://x.org)"}
+    settings.update(overrides)
+    sleeps, validators = Sleeps(), FakeValidators()
+    return (HttpClient(HttpConfig(**settings), validators=validators, sleep=sleeps,  # type: ignore[arg-type]
+                       jitter=lambda: 0.5), sleeps, validators)
+
+
+def test_get_sends_user_agent_and_decodes_utf8(tiny: SnapshotServer) -> None:
+    http, _, _ = client()
+    with http:
+        r = http.get(tiny.url("/news"))
+    assert r.status == 200
+    assert "Fatos Çoçoli – “quoted”" in r.text()
+    page_requests = [q for q in tiny.requests if q.path == "/news"]
+    assert page_requests[0].headers["user-agent"] == "iomfeed-test (+https://x.org)"
+
+
+def test_conditional_get_gets_304_and_no_body(tiny: SnapshotServer) -> None:
+    http, _, validators = client()
+    with http:
+        first = http.get(tiny.url("/news"))
+        validators.saved[tiny.url("/news")] = (first.etag, first.last_modified)
+        second = http.get(tiny.url("/news"), conditional=True)
+        unconditional = http.get(tiny.url("/news"))
+    assert first.etag and second.status == 304 and second.body == b""
+    assert unconditional.status == 200
+    sent = [q for q in tiny.requests if q.path == "/news"]
+    assert sent[1].headers["if-none-match"] == first.etag
+
+
+def test_one_connection_is_reused(tiny: SnapshotServer) -> None:
+    http, _, _ = client()
+    with http:
+        for _ in range(5):
+            http.get(tiny.url("/news/a"))
+        host = next(iter(http._hosts.values()))
+        assert host.conn is not None and host.conn.sock is not None
+
+
+def test_robots_txt_is_read_once_and_obeyed(tiny: SnapshotServer) -> None:
+    http, _, _ = client()
+    with http:
+        http.get(tiny.url("/news"))
+        with pytest.raises(RobotsDisallowed, match="disallowed by robots.txt"):
+            http.get(tiny.url("/private/page"))
+        http.get(tiny.url("/news/a"))
+    assert tiny.hits("/robots.txt") == 1
+    assert tiny.hits("/private") == 0
+
+
+def test_robots_txt_can_be_ignored_when_configured(tiny: SnapshotServer) -> None:
+    http, _, _ = client(respect_robots_txt=False)
+    with http, pytest.raises(FetchError, match="HTTP 404"):
+        http.get(tiny.url("/private/page"))
+    assert tiny.hits("/robots.txt") == 0
+
+
+def test_a_server_error_is_retried_with_backoff(tiny: SnapshotServer) -> None:
+    tiny.add_fault("/news", Fault(status=500))
+    tiny.add_fault("/news", Fault(status=503))
+    http, sleeps, _ = client()
+    with http:
+        r = http.get(tiny.url("/news"))
+    assert r.status == 200
+    assert tiny.hits("/news") == 3
+    assert sleeps.calls == [0.375, 0.75]  # equal jitter: base/2 + 0.5 * base/2, base doubling
+
+
+def test_retry_after_is_honoured(tiny: SnapshotServer) -> None:
+    tiny.add_fault("/news", Fault(status=429, headers={"Retry-After": "7"}))
+    http, sleeps, _ = client()
+    with http:
+        assert http.get(tiny.url("/news")).status == 200
+    assert sleeps.calls == [7.0]
+
+
+def test_a_retry_after_beyond_the_limit_fails_at_once(tiny: SnapshotServer) -> None:
+    tiny.add_fault("/news", Fault(status=503, headers={"Retry-After": "3600"}))
+    http, sleeps, _ = client(max_retry_after=60)
+    with http, pytest.raises(FetchError, match="asked to wait 3600 s"):
+        http.get(tiny.url("/news"))
+    assert sleeps.calls == []
+
+
+def test_persistent_failure_names_url_status_and_attempts(tiny: SnapshotServer) -> None:
+    tiny.add_fault("/news", Fault(status=502, times=10))
+    http, _, _ = client(retries=2)
+    with http, pytest.raises(FetchError) as caught:
+        http.get(tiny.url("/news"))
+    message = str(caught.value)
+    assert tiny.url("/news") in message and "HTTP 502" in message and "3 attempts" in message
+    assert caught.value.status == 502
+
+
+def test_a_404_is_not_retried(tiny: SnapshotServer) -> None:
+    http, _, _ = client()
+    with http, pytest.raises(FetchError, match="HTTP 404 Not Found"):
+        http.get(tiny.url("/news/missing"))
+    assert tiny.hits("/news/missing") == 1
+
+
+def test_a_timeout_is_retried_then_reported(tiny: SnapshotServer) -> None:
+    tiny.add_fault("/news", Fault(status=200, delay=1.0, times=5))
+    http, _, _ = client(timeout=0.2, retries=1)
+    with http, pytest.raises(FetchError, match="timed out"):
+        http.get(tiny.url("/news"))
+    assert tiny.hits("/news") == 2
+
+
+def test_a_truncated_body_is_retried(tiny: SnapshotServer) -> None:
+    tiny.add_fault("/news/a", Fault(status=200, truncate=True))
+    http, _, _ = client()
+    with http:
+        r = http.get(tiny.url("/news/a"))
+    assert r.body == PAGE.encode("utf-8")
+    assert tiny.hits("/news/a") == 2
+
+
+def test_a_body_that_stays_truncated_fails_clearly(tiny: SnapshotServer) -> None:
+    tiny.add_fault("/news/a", Fault(status=200, truncate=True, times=5))
+    http, _, _ = client(retries=1)
+    with http, pytest.raises(FetchError, match="connection closed mid-body"):
+        http.get(tiny.url("/news/a"))
+
+
+def test_an_oversized_body_is_refused_without_retry(tiny: SnapshotServer) -> None:
+    tiny.add_fault("/news/a", Fault(status=200, raw_body=b"x" * 5000, content_type="text/html"))
+    http, _, _ = client(max_body_bytes=1000)
+    with http, pytest.raises(FetchError, match=r"5000 bytes is over http.max_body_bytes \(1000\)"):
+        http.get(tiny.url("/news/a"))
+    assert tiny.hits("/news/a") == 1
+
+
+def test_a_gzip_bomb_is_refused(tiny: SnapshotServer) -> None:
+    bomb = gzip.compress(b"a" * 200_000)
+    tiny.add_fault("/news/a", Fault(status=200, raw_body=bomb, content_type="text/html",
+                                    headers={"Content-Encoding": "gzip"}))
+    http, _, _ = client(max_body_bytes=10_000)
+    with http, pytest.raises(FetchError, match="decompressed body over"):
+        http.get(tiny.url("/news/a"))
+
+
+def test_gzip_bodies_are_decompressed(tiny: SnapshotServer) -> None:
+    tiny.add_fault("/news/a", Fault(status=200, raw_body=gzip.compress(PAGE.encode()),
+                                    content_type="text/html; charset=utf-8",
+                                    headers={"Content-Encoding": "gzip"}))
+    http, _, _ = client()
+    with http:
+        assert http.get(tiny.url("/news/a")).text() == PAGE
+
+
+def test_windows_1252_is_decoded_not_mangled(tiny: SnapshotServer) -> None:
+    body = "<html><body><p>“Migration” – Përgjithshëm</p></body></html>".encode("cp1252")
+    tiny.add_fault("/news/a", Fault(status=200, raw_body=body,
+                                    content_type="text/html; charset=windows-1252"))
+    tiny.add_fault("/news", Fault(status=200, raw_body=body, content_type="text/html"))
+    http, _, _ = client()
+    with http:
+        declared = http.get(tiny.url("/news/a")).text()
+        sniffed = http.get(tiny.url("/news")).text()
+    assert "“Migration” – Përgjithshëm" in declared
+    assert "“Migration” – Përgjithshëm" in sniffed
+
+
+def test_redirects_are_followed_up_to_the_limit(tiny: SnapshotServer) -> None:
+    tiny.add_fault("/old", Fault(status=301, headers={"Location": "/news/a"}))
+    http, _, _ = client()
+    with http:
+        r = http.get(tiny.url("/old"))
+    assert r.final_url == tiny.url("/news/a") and r.url == tiny.url("/old")
+    for _ in range(3):
+        tiny.add_fault("/loop", Fault(status=302, headers={"Location": "/loop"}))
+    http, _, _ = client(max_redirects=2)
+    with http, pytest.raises(FetchError, match="more than 2 redirects"):
+        http.get(tiny.url("/loop"))
+
+
+def test_min_delay_spaces_requests_to_one_host(tiny: SnapshotServer) -> None:
+    http, sleeps, _ = client(min_delay=5.0)
+    with http:
+        http.get(tiny.url("/news"))
+        http.get(tiny.url("/news/a"))
+    # robots.txt, then /news (waits), then /news/a (waits): each wait close to 5 s.
+    assert len(sleeps.calls) == 2
+    assert all(4.0 < s <= 5.0 for s in sleeps.calls)
+
+
+def test_an_unreachable_host_is_a_fetch_error() -> None:
+    http, _, _ = client(retries=0, respect_robots_txt=False)
+    with http, pytest.raises(FetchError, match="connection refused"):
+        http.get("http://127.0.0.1:9/news")
+
+
+def test_only_http_urls_are_fetched() -> None:
+    http, _, _ = client()
+    with http, pytest.raises(FetchError, match="not an http"):
+        http.get("file:///etc/passwd")

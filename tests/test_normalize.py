@@ -1,0 +1,220 @@
+"""Normalisation: canonical URLs (property tests), sanitising, dates, datelines."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import urlsplit
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from iomfeed.models import DateSource, Item
+from iomfeed.normalize import (
+    Origin,
+    canonical_url,
+    find_dateline,
+    normalize_item,
+    parse_date_text,
+    parse_iso,
+    sanitize_html,
+    title_key,
+    zone,
+)
+
+LIVE = (Origin.of("https://albania.iom.int/news"),)
+TIRANE = zone("Europe/Tirane")
+REF = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+# ----------------------------------------------------------------------------- canonical URLs
+
+segment = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.~%ëç", min_size=0,
+                  max_size=12)
+path = st.lists(segment, min_size=0, max_size=4).map(lambda s: "/" + "/".join(s))
+key = st.sampled_from(["page", "q", "id", "lang", "a b", "x"])
+value = st.text(alphabet="abc123 +&=/%", max_size=6)
+query = st.lists(st.tuples(key, value), max_size=4)
+host = st.sampled_from(["albania.iom.int", "ALBANIA.iom.INT", "kosovo.iom.int", "example.org",
+                        "127.0.0.1"])
+
+
+def build(scheme: str, host_: str, port: str, path_: str, q: list[tuple[str, str]],
+          frag: str) -> str:
+    from urllib.parse import urlencode
+
+    qs = urlencode(q)
+    return f"{scheme}://{host_}{port}{path_}" + (f"?{qs}" if qs else "") + (
+        f"#{frag}" if frag else "")
+
+
+urls = st.builds(build, st.sampled_from(["http", "https", "HTTP"]), host,
+                 st.sampled_from(["", ":80", ":443", ":8080"]), path, query,
+                 st.sampled_from(["", "top", "a-b"]))
+
+
+@given(urls)
+def test_canonical_url_is_idempotent(url: str) -> None:
+    once = canonical_url(url, LIVE)
+    assert canonical_url(once, LIVE) == once
+
+
+@given(urls)
+def test_canonical_url_has_no_fragment_default_port_or_upper_case_host(url: str) -> None:
+    parts = urlsplit(canonical_url(url, LIVE))
+    assert parts.fragment == ""
+    assert parts.netloc == parts.netloc.lower()
+    default = {"http": 80, "https": 443}[parts.scheme]
+    assert parts.port != default and (parts.port is None) == (":" not in parts.netloc)
+
+
+@given(path, query, st.sampled_from(["utm_source", "utm_medium", "fbclid", "gclid", "UTM_Term"]))
+def test_variants_of_one_page_map_to_one_url(path_: str, q: list[tuple[str, str]],
+                                             tracker: str) -> None:
+    plain = canonical_url(build("https", "albania.iom.int", "", path_, q, ""), LIVE)
+    variants = [
+        build("http", "albania.iom.int", "", path_, q, ""),
+        build("https", "ALBANIA.IOM.INT", ":443", path_, q, "section"),
+        build("http", "albania.iom.int", ":80", path_, [*q, (tracker, "x")], ""),
+        build("https", "albania.iom.int", "", "/index.php" + path_, list(reversed(q)), ""),
+    ]
+    if len({k for k, _ in q}) == len(q):  # reordering is only neutral with distinct keys
+        for variant in variants:
+            assert canonical_url(variant, LIVE) == plain, variant
+
+
+def test_canonical_url_examples() -> None:
+    assert canonical_url("http://Albania.IOM.int:80/index.php/news/x?utm_source=nl&b=2&a=1#top",
+                         LIVE) == "https://albania.iom.int/news/x?a=1&b=2"
+    assert canonical_url("https://albania.iom.int", LIVE) == "https://albania.iom.int/"
+    assert canonical_url("https://albania.iom.int/a/./b/../c", LIVE) == \
+        "https://albania.iom.int/a/c"
+    assert canonical_url("https://albania.iom.int/news/%7euser%2f", LIVE) == \
+        "https://albania.iom.int/news/~user%2F"
+    # A loopback copy of the site keeps its own scheme and port.
+    local = (Origin.of("http://127.0.0.1:8123/news"),)
+    assert canonical_url("http://127.0.0.1:8123/index.php/news/x", local) == \
+        "http://127.0.0.1:8123/news/x"
+    # An unknown site's http address is upgraded.
+    assert canonical_url("http://example.org/x", LIVE) == "https://example.org/x"
+    # Not http(s): left alone.
+    assert canonical_url("mailto:someone@example.org", LIVE) == "mailto:someone@example.org"
+
+
+# ----------------------------------------------------------------------------- sanitising
+
+
+def test_sanitize_removes_everything_active_and_makes_links_absolute() -> None:
+    dirty = (
+        '<p style="color:red" onclick="steal()">Hello <a href="/news/x">x</a>'
+        ' <a href="javascript:alert(1)">bad</a></p>'
+        '<script>alert(1)</script><iframe src="https://youtube.com/embed/x"></iframe>'
+        '<figure><img src="/sites/g/files/a.png" alt="A" onerror="x()"></figure>'
+        '<style>p{}</style><img src="data:image/png;base64,AAAA">'
+    )
+    clean = sanitize_html(dirty, "https://albania.iom.int/news/page")
+    for banned in ("script", "onclick", "onerror", "style", "iframe", "javascript:", "data:",
+                   "alert", "steal"):
+        assert banned not in clean
+    assert '<a href="https://albania.iom.int/news/x" rel="noopener noreferrer">x</a>' in clean
+    assert 'src="https://albania.iom.int/sites/g/files/a.png"' in clean
+    assert 'alt="A"' in clean
+
+
+@given(st.text(max_size=200))
+def test_sanitize_never_lets_a_script_through(text: str) -> None:
+    clean = sanitize_html(f"<p>{text}</p><script>{text}</script>", "https://a.org/")
+    assert "<script" not in clean.lower()
+    assert sanitize_html(clean, "https://a.org/") == clean
+
+
+# ----------------------------------------------------------------------------- dates
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Albania, 18-19 June 2024 – The ministry", datetime(2024, 6, 18, tzinfo=TIRANE)),
+        ("Tirana 5 November 2018: IOM", datetime(2018, 11, 5, tzinfo=TIRANE)),
+        ("Kapshtica, October 29, 2019: A group", datetime(2019, 10, 29, tzinfo=TIRANE)),
+        ("Throughout March 2024 the mission", datetime(2024, 3, 1, tzinfo=TIRANE)),
+        ("Tirana; 14-16 June 2021: IOM Mission", datetime(2021, 6, 14, tzinfo=TIRANE)),
+        ("Posted: Wednesday, September 19, 2018 - 17:11",
+         datetime(2018, 9, 19, 17, 11, tzinfo=TIRANE)),
+        ("Fri, 01/22/2021 - 03:19", datetime(2021, 1, 22, 3, 19, tzinfo=TIRANE)),
+        ("Tiranë, 5 nëntor 2018: IOM", datetime(2018, 11, 5, tzinfo=TIRANE)),
+    ],
+)
+def test_dates_in_text(text: str, expected: datetime) -> None:
+    assert parse_date_text(text, TIRANE, reference=REF) == expected
+
+
+def test_a_dateline_without_a_year_takes_the_nearest_past_year() -> None:
+    ref = datetime(2019, 3, 1, tzinfo=UTC)
+    assert find_dateline("18 December, Tirana, Albania – Today", TIRANE, reference=ref) == \
+        datetime(2018, 12, 18, tzinfo=TIRANE)
+    ref = datetime(2018, 12, 20, tzinfo=UTC)
+    assert find_dateline("18 December, Tirana, Albania – Today", TIRANE, reference=ref) == \
+        datetime(2018, 12, 18, tzinfo=TIRANE)
+
+
+def test_a_dateline_must_be_near_the_start() -> None:
+    body = "IOM " + "works with partners. " * 20 + "On 5 November 2018 it met."
+    assert find_dateline(body, TIRANE, reference=REF) is None
+    assert find_dateline("No date here at all.", TIRANE, reference=REF) is None
+
+
+def test_iso_dates_keep_their_offset_and_naive_ones_get_the_zone() -> None:
+    assert parse_iso("2021-06-14T12:00:00Z", TIRANE) == datetime(2021, 6, 14, 12, tzinfo=UTC)
+    got = parse_iso("2021-06-14T12:00:00", TIRANE)
+    assert got is not None and got.utcoffset() == timedelta(hours=2)
+    assert parse_iso("2021-06-14", TIRANE) == datetime(2021, 6, 14, tzinfo=TIRANE)
+    assert parse_iso("yesterday", TIRANE) is None
+
+
+@given(st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2030, 12, 31),
+                    timezones=st.just(UTC)))
+def test_iso_round_trip(dt: datetime) -> None:
+    assert parse_iso(dt.isoformat(), TIRANE) == dt
+
+
+# ----------------------------------------------------------------------------- items
+
+
+def test_normalize_item() -> None:
+    raw = Item(
+        source="s", url="/index.php/news/x?utm_source=a", base_url="http://albania.iom.int/news",
+        title="  Fatos  Çoçoli\r\nmeets \x07 diaspora ", summary_html='<p onclick="x">Hi</p>',
+        content_html='<p><a href="/news/y">y</a></p>', published=datetime(2021, 6, 14, 10, 0),
+        date_source=DateSource.SELECTOR, image_url="/sites/g/files/a.png",
+        categories=("Local", " local ", "Global"),
+    )
+    item = normalize_item(raw, origins=LIVE, tz=TIRANE, language="en")
+    assert item.url == "https://albania.iom.int/news/x"
+    assert item.title == "Fatos Çoçoli meets diaspora"
+    assert item.summary_html == "<p>Hi</p>"
+    assert 'href="http://albania.iom.int/news/y"' in item.content_html
+    assert item.published == datetime(2021, 6, 14, 10, 0, tzinfo=TIRANE)
+    assert item.image_url == "http://albania.iom.int/sites/g/files/a.png"
+    assert item.categories == ("Local", "Global")
+    assert item.language == "en"
+
+
+def test_rel_canonical_is_used_only_on_the_same_site() -> None:
+    raw = Item(source="s", url="https://albania.iom.int/index.php/news/x", title="t",
+               canonical_hint="https://albania.iom.int/news/x-canonical")
+    assert normalize_item(raw, origins=LIVE, tz=TIRANE, language="en").url == \
+        "https://albania.iom.int/news/x-canonical"
+    raw = Item(source="s", url="https://albania.iom.int/news/x", title="t",
+               canonical_hint="https://elsewhere.example/x")
+    assert normalize_item(raw, origins=LIVE, tz=TIRANE, language="en").url == \
+        "https://albania.iom.int/news/x"
+
+
+def test_title_key_folds_case_accents_and_punctuation() -> None:
+    assert title_key("Diaspora's “Engagement” – Çoçoli!") == title_key("diasporas engagement cocoli")
+    assert title_key("A  b") == "a b"
+
+
+def test_timezones_other_than_utc_are_accepted() -> None:
+    east = timezone(timedelta(hours=5))
+    assert parse_iso("2020-01-01T00:00:00", east) == datetime(2020, 1, 1, tzinfo=east)
