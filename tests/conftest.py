@@ -12,6 +12,9 @@ import pytest
 
 from iomfeed.config import LIVE_ORIGIN, Config, load_config
 from iomfeed.demo.server import DEFAULT_ROOT, SnapshotServer
+from iomfeed.http import HttpClient
+from iomfeed.models import RunReport, StoredItem
+from iomfeed.pipeline import fetch_all, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_FILE = ROOT / "config.toml"
@@ -64,3 +67,14 @@ def make_config(server: SnapshotServer, tmp_path: Path) -> Callable[..., Config]
         return local_config(server.origin, tmp_path / "run", **http)
 
     return make
+
+
+def fetch(config: Config, now: datetime = NOW, only: tuple[str, ...] = ()) -> RunReport:
+    """One `iomfeed fetch` run, in process, with a fixed clock."""
+    with open_store(config) as store, HttpClient(config.http, validators=store) as http:
+        return fetch_all(config, store=store, http=http, now=lambda: now, only=only)
+
+
+def stored(config: Config) -> list[StoredItem]:
+    with open_store(config) as store:
+        return store.items()

@@ -93,7 +93,7 @@ def test_robots_txt_is_read_once_and_obeyed(tiny: SnapshotServer) -> None:
     http, _, _ = client()
     with http:
         http.get(tiny.url("/news"))
-        with pytest.raises(RobotsDisallowed, match="disallowed by robots.txt"):
+        with pytest.raises(RobotsDisallowed, match=r"disallowed by robots\.txt"):
             http.get(tiny.url("/private/page"))
         http.get(tiny.url("/news/a"))
     assert tiny.hits("/robots.txt") == 1

@@ -150,6 +150,7 @@ class SourceResult:
     new: int = 0
     updated: int = 0
     duplicates: int = 0
+    filtered: int = 0  # left out by sources.filter
     duration: float = 0.0
     error: str = ""
     warnings: tuple[str, ...] = ()

@@ -107,8 +107,8 @@ def fetch_source(
         duplicates=counts[Change.DUPLICATE],
         duration=timer() - t0,
         error=error,
-        warnings=tuple(stats.warnings)
-        + ((f"{filtered} item(s) left out by sources.filter",) if filtered else ()),
+        filtered=filtered,
+        warnings=tuple(stats.warnings),
     )
     _log_result(result)
     return result
@@ -117,10 +117,10 @@ def fetch_source(
 def _log_result(r: SourceResult) -> None:
     summary = (
         "%s: %s, %d page(s) fetched (%d not modified), %d item(s) found: %d new,"
-        " %d updated, %d duplicate(s), %.1f s"
+        " %d updated, %d duplicate(s), %d filtered out, %.1f s"
     )
     args = (r.name, "ok" if r.ok else "failed", r.pages, r.not_modified, r.found, r.new,
-            r.updated, r.duplicates, r.duration)
+            r.updated, r.duplicates, r.filtered, r.duration)
     log.info(summary, *args)
     if not r.ok:
         log.error("%s: FAILED: %s", r.name, r.error)

@@ -90,6 +90,7 @@ MIGRATIONS: tuple[str, ...] = (
         new INTEGER NOT NULL,
         updated INTEGER NOT NULL,
         duplicates INTEGER NOT NULL,
+        filtered INTEGER NOT NULL,
         duration REAL NOT NULL,
         error TEXT NOT NULL,
         warnings TEXT NOT NULL,         -- JSON array
@@ -397,10 +398,10 @@ class Store:
             run_id = int(cur.lastrowid or 0)
             db.executemany(
                 "INSERT INTO source_runs (run_id, source, ok, pages, not_modified, found, new,"
-                " updated, duplicates, duration, error, warnings)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " updated, duplicates, filtered, duration, error, warnings)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(run_id, r.name, int(r.ok), r.pages, r.not_modified, r.found, r.new, r.updated,
-                  r.duplicates, round(r.duration, 3), r.error,
+                  r.duplicates, r.filtered, round(r.duration, 3), r.error,
                   json.dumps(list(r.warnings), ensure_ascii=False)) for r in results],
             )
         return run_id
@@ -412,7 +413,8 @@ class Store:
             SourceResult(
                 name=r["source"], ok=bool(r["ok"]), pages=r["pages"],
                 not_modified=r["not_modified"], found=r["found"], new=r["new"],
-                updated=r["updated"], duplicates=r["duplicates"], duration=r["duration"],
+                updated=r["updated"], duplicates=r["duplicates"], filtered=r["filtered"],
+                duration=r["duration"],
                 error=r["error"], warnings=tuple(json.loads(r["warnings"])),
             )
             for r in rows

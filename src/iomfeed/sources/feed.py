@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 
 
 def _when(entry: Any, key: str) -> datetime | None:
-    parsed = entry.get(f"{key}_parsed")
+    # dict.get, not entry.get: feedparser maps a missing "updated" to "published" (with a
+    # deprecation warning), and iomfeed wants to know which of the two the feed gave.
+    parsed = dict.get(entry, f"{key}_parsed")
     if not parsed:
         return None
     return datetime.fromtimestamp(calendar.timegm(parsed), UTC)

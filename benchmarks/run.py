@@ -1,0 +1,45 @@
+"""Run every benchmark and print one table: measured value, baseline measured in the same run,
+their ratio, and the target.
+
+    python benchmarks/run.py [--articles N] [--repeat N]
+
+Targets live here, never in unit tests. Each row's baseline is measured on this machine in
+this run, so the ratio means something on any machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_ingest import Row, ingest_rows
+
+
+def print_table(rows: list[Row]) -> bool:
+    header = ("benchmark", "value", "baseline", "ratio", "target", "ok")
+    lines = [header] + [r.cells() for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for n, line in enumerate(lines):
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    return all(r.ok for r in rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--articles", type=int, default=1000, help="articles in the test site")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of the unchanged fetch")
+    args = parser.parse_args()
+    rows = ingest_rows(articles=args.articles, repeat=args.repeat)
+    ok = print_table(rows)
+    print("\nall targets met" if ok else "\nSOME TARGETS MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

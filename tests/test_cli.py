@@ -1,0 +1,106 @@
+"""The command line: help on every command, documented exit codes, python -m iomfeed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from iomfeed.cli import build_parser, main
+
+from .conftest import CONFIG_FILE
+
+
+def subcommands() -> dict[str, object]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return dict(action.choices)  # type: ignore[arg-type]
+
+
+def test_every_command_and_option_has_help_text() -> None:
+    parser = build_parser()
+    assert parser.description and "Exit codes" in (parser.epilog or "")
+    for name, sub in subcommands().items():
+        assert sub.description, f"{name} has no description"  # type: ignore[attr-defined]
+        for action in sub._actions:  # type: ignore[attr-defined]
+            if action.dest != "help":
+                assert action.help, f"{name} {action.option_strings} has no help"
+    for action in parser._actions:
+        if action.dest not in ("help", "command"):
+            assert action.help, f"{action.option_strings} has no help"
+
+
+def test_expected_commands_exist() -> None:
+    assert {"fetch", "check", "items", "demo"} <= set(subcommands())
+
+
+def test_check_accepts_the_shipped_config(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(CONFIG_FILE), "check"]) == 0
+    assert "configuration is valid; 1 source(s): iom-albania" in capsys.readouterr().out
+
+
+def test_a_bad_config_exits_2_naming_the_key(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "config.toml"
+    bad.write_text(CONFIG_FILE.read_text(encoding="utf-8").replace("[sources.listing]",
+                                                                   "[sources.listing]\ntitel = []"))
+    assert main(["--config", str(bad), "check"]) == 2
+    err = capsys.readouterr().err
+    assert "sources[0].listing.titel: unknown key (did you mean 'title'?)" in err
+
+
+def test_the_config_can_come_from_the_environment(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IOMFEED_CONFIG", str(tmp_path / "missing.toml"))
+    assert main(["check"]) == 2
+    monkeypatch.setenv("IOMFEED_CONFIG", str(CONFIG_FILE))
+    assert main(["check"]) == 0
+
+
+def test_an_unknown_source_is_a_usage_error(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(CONFIG_FILE), "fetch", "--source", "nope"]) == 2
+    assert "no source named 'nope' (configured: iom-albania)" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2() -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["frobnicate"])
+    assert caught.value.code == 2
+
+
+def test_items_on_an_empty_store_says_what_to_do(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    assert main(["--config", str(config), "items"]) == 2
+    assert "run 'iomfeed fetch' first" in capsys.readouterr().err
+
+
+def test_python_dash_m_runs_the_same_cli() -> None:
+    result = subprocess.run([sys.executable, "-m", "iomfeed", "--help"], capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 0
+    assert "fetch" in result.stdout and "Exit codes" in result.stdout
+
+
+def test_items_json_lists_what_a_json_source_stored(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "items.json").write_text(json.dumps([
+        {"url": "https://albania.iom.int/news/a", "title": "Older",
+         "date_published": "2020-01-01"},
+        {"url": "https://albania.iom.int/news/b", "title": "Newer",
+         "date_published": "2021-01-01"},
+    ]), encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text('[[sources]]\nname = "manual"\nkind = "json"\npath = "items.json"\n',
+                      encoding="utf-8")
+    assert main(["--config", str(config), "--quiet", "fetch"]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(config), "items", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [i["title"] for i in listed] == ["Newer", "Older"]
+    assert listed[0]["id"].startswith("tag:")

@@ -1,0 +1,110 @@
+"""The feed source: RSS and Atom ingested through the polite client, filtered, deduplicated."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from iomfeed.config import Config, load_config
+from iomfeed.demo.server import Fault, SnapshotServer
+
+from .conftest import fetch, stored
+
+pytestmark = pytest.mark.network
+
+RSS = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/">
+<channel><title>IOM news</title><link>https://www.iom.int/news</link>
+<description>d</description>
+<item><title>Returnees &amp; their families: a new start in Shkodër</title>
+ <link>https://www.iom.int/news/returnees-families-new-start-shkoder?utm_source=rss</link>
+ <description>&lt;p&gt;Summary with &lt;a href="/about"&gt;a relative link&lt;/a&gt;&lt;/p&gt;
+ </description>
+ <pubDate>Tue, 05 Mar 2024 10:00:00 +0100</pubDate><category>Albania</category>
+ <media:content url="https://www.iom.int/img/a.jpg" medium="image"/></item>
+<item><title>Sports results</title><link>https://www.iom.int/news/sports</link>
+ <description>Not migration news</description><pubDate>Tue, 05 Mar 2024 11:00:00 +0100</pubDate>
+ <category>Sport</category></item>
+<item><title>Global report on mixed migration</title><link>https://www.iom.int/news/report</link>
+ <pubDate>Wed, 06 Mar 2024 09:00:00 +0000</pubDate><category>Global</category></item>
+</channel></rss>
+"""
+
+ATOM = """<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><id>urn:x</id>
+<updated>2024-03-06T09:00:00Z</updated>
+<entry><title type="html">Atom &lt;i&gt;entry&lt;/i&gt;</title><id>urn:e1</id>
+<link rel="alternate" href="https://www.iom.int/news/atom-entry"/>
+<updated>2024-03-06T09:00:00Z</updated><published>2024-03-06T08:00:00Z</published>
+<content type="html">&lt;p&gt;Body&lt;script&gt;alert(1)&lt;/script&gt;&lt;/p&gt;</content></entry>
+</feed>
+"""
+
+
+@pytest.fixture
+def feeds(tmp_path: Path) -> Iterator[SnapshotServer]:
+    root = tmp_path / "feeds-site"
+    root.mkdir()
+    (root / "rss.xml").write_text(RSS, encoding="utf-8")
+    (root / "atom.xml").write_text(ATOM, encoding="utf-8")
+    with SnapshotServer(root) as srv:
+        yield srv
+
+
+def config_for(tmp_path: Path, url: str, extra: str = "") -> Config:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[http]\nmin_delay = 0.0\n[[sources]]\nname = "global"\nkind = "feed"\n'
+                    f'url = "{url}"\n{extra}', encoding="utf-8")
+    return load_config(path)
+
+
+def test_an_rss_feed_is_ingested_with_filter(feeds: SnapshotServer, tmp_path: Path) -> None:
+    config = config_for(tmp_path, feeds.url("/rss.xml"),
+                        '[sources.filter]\nexclude = ["^sport"]\n')
+    report = fetch(config)
+    result = report.sources[0]
+    assert result.ok, result.error
+    assert (result.found, result.new) == (3, 2)
+    assert result.filtered == 1
+    items = {i.title: i for i in stored(config)}
+    assert set(items) == {"Returnees & their families: a new start in Shkodër",
+                          "Global report on mixed migration"}
+    first = items["Returnees & their families: a new start in Shkodër"]
+    assert first.url == "https://www.iom.int/news/returnees-families-new-start-shkoder"
+    assert first.published.isoformat() == "2024-03-05T09:00:00+00:00"
+    assert first.categories == ("Albania",)
+    assert first.image_url == "https://www.iom.int/img/a.jpg"
+    # Relative links in a feed resolve against the feed's own address (its xml:base).
+    assert f'href="{feeds.url("/about")}"' in first.content_html
+
+
+def test_include_filter_keeps_only_matches(feeds: SnapshotServer, tmp_path: Path) -> None:
+    config = config_for(tmp_path, feeds.url("/rss.xml"),
+                        '[sources.filter]\ninclude = ["albania", "shkod"]\n')
+    fetch(config)
+    assert [i.title for i in stored(config)] == [
+        "Returnees & their families: a new start in Shkodër"]
+
+
+def test_an_unchanged_feed_costs_a_304_and_no_parsing(feeds: SnapshotServer,
+                                                      tmp_path: Path) -> None:
+    config = config_for(tmp_path, feeds.url("/atom.xml"))
+    assert fetch(config).sources[0].new == 1
+    again = fetch(config).sources[0]
+    assert (again.pages, again.not_modified, again.found) == (1, 1, 0)
+    item = stored(config)[0]
+    assert item.title == "Atom <i>entry</i>"
+    assert "script" not in item.content_html and "alert" not in item.content_html
+
+
+def test_a_broken_feed_fails_the_source_and_keeps_items(feeds: SnapshotServer,
+                                                        tmp_path: Path) -> None:
+    config = config_for(tmp_path, feeds.url("/rss.xml"))
+    fetch(config)
+    feeds.add_fault("/rss.xml", Fault(status=200, raw_body=b"<html>maintenance</html>",
+                                      content_type="text/html"))
+    result = fetch(config).sources[0]
+    assert not result.ok and "RSS or Atom" in result.error
+    assert len(stored(config)) == 3
