@@ -247,3 +247,14 @@ def test_only_http_urls_are_fetched() -> None:
     http, _, _ = client()
     with http, pytest.raises(FetchError, match="not an http"):
         http.get("file:///etc/passwd")
+
+
+def test_a_longer_crawl_delay_in_robots_txt_wins(tiny: SnapshotServer) -> None:
+    robots = tiny.root / "robots.txt"
+    robots.write_text("User-agent: *\nCrawl-delay: 3\nDisallow: /private/\n", encoding="utf-8")
+    http, sleeps, _ = client(min_delay=0.5)
+    with http:
+        http.get(tiny.url("/news"))
+        http.get(tiny.url("/news/a"))
+    assert len(sleeps.calls) == 2
+    assert all(2.5 < s <= 3.0 for s in sleeps.calls)

@@ -63,9 +63,10 @@ def _check(config: Config, src: SourceConfig, http: HttpClient, out: TextIO) -> 
     page = parse_listing(response.text(), response.final_url, src.listing)
     entries = page.entries
     out.write(f"  listing.item: {len(entries)} entries\n")
-    for field in ("title", "summary", "date_text", "image_url"):
+    for key, field in (("title", "title"), ("summary", "summary_html"), ("date", "date_text"),
+                       ("image", "image_url")):
         have = sum(1 for e in entries if getattr(e, field))
-        out.write(f"  listing.{field.split('_')[0]}: found in {have} of {len(entries)}\n")
+        out.write(f"  listing.{key}: found in {have} of {len(entries)}\n")
     out.write(f"  listing.next: {page.next_url or 'none (single page)'}\n")
     if not entries:
         return False

@@ -1,0 +1,104 @@
+"""The command line as an operator runs it: real processes against the snapshot on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from iomfeed.config import LIVE_ORIGIN
+from iomfeed.demo.server import Fault, SnapshotServer
+from iomfeed.store import Store
+
+from .conftest import CONFIG_FILE, ROOT
+
+pytestmark = pytest.mark.network
+
+
+def write_config(server: SnapshotServer, folder: Path, extra: str = "") -> Path:
+    text = CONFIG_FILE.read_text(encoding="utf-8").replace(LIVE_ORIGIN, server.origin)
+    text = text.replace("min_delay = 0.5", "min_delay = 0.0").replace("retries = 3", "retries = 0")
+    path = folder / "config.toml"
+    path.write_text(text + extra, encoding="utf-8")
+    return path
+
+
+def iomfeed(*args: str, cwd: Path, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "iomfeed", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def test_fetch_exits_0_then_items_lists_them(server: SnapshotServer, tmp_path: Path) -> None:
+    config = write_config(server, tmp_path)
+    run = iomfeed("--config", str(config), "fetch", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "iom-albania: ok, 53 page(s) fetched (0 not modified), 48 item(s) found: 48 new" \
+        in run.stderr
+    quiet = iomfeed("--config", str(config), "--quiet", "fetch", cwd=tmp_path)
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+    listed = iomfeed("--config", str(config), "items", "--json", "--limit", "3", cwd=tmp_path)
+    items = json.loads(listed.stdout)
+    assert [i["published"][:10] for i in items] == ["2024-06-20", "2024-05-14", "2024-04-04"]
+    text = iomfeed("--config", str(config), "items", cwd=tmp_path)
+    assert "António Vitorino zgjidhet Drejtor i Përgjithshëm i IOM" in text.stdout
+    with Store(tmp_path / "iomfeed.db") as store:
+        run_id = store.last_run_id()
+        assert run_id == 2
+        (second,) = store.source_runs(run_id)
+        assert (second.ok, second.pages, second.not_modified, second.new) == (True, 1, 1, 0)
+
+
+def test_a_failing_source_exits_1_and_the_others_still_run(server: SnapshotServer,
+                                                           tmp_path: Path) -> None:
+    (tmp_path / "manual.json").write_text(json.dumps(
+        [{"url": "https://albania.iom.int/news/manual", "title": "Added by hand"}]))
+    config = write_config(server, tmp_path,
+                          '\n[[sources]]\nname = "manual"\nkind = "json"\npath = "manual.json"\n')
+    server.add_fault("/news", Fault(status=503, times=5))
+    run = iomfeed("--config", str(config), "fetch", cwd=tmp_path)
+    assert run.returncode == 1
+    assert "iom-albania: FAILED" in run.stderr and "HTTP 503" in run.stderr
+    assert "manual: ok" in run.stderr
+    with Store(tmp_path / "iomfeed.db") as store:
+        assert [i.title for i in store.items()] == ["Added by hand"]
+
+
+def test_check_live_reports_what_the_selectors_found(server: SnapshotServer,
+                                                     tmp_path: Path) -> None:
+    config = write_config(server, tmp_path)
+    run = iomfeed("--config", str(config), "check", "--live", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = run.stdout
+    assert "listing.item: 10 entries" in out
+    assert "listing.title: found in 10 of 10" in out
+    assert f"listing.next: {server.origin}/news?page=1" in out
+    assert "article.title: 'Regional dialogue on labour mobility" in out
+    assert "article.date: 2024-06-20T09:30:00+00:00 (from time)" in out
+    assert "article.category: Local" in out
+    assert not (tmp_path / "iomfeed.db").exists()  # --live reads, never writes
+
+
+def test_check_live_fails_on_a_changed_layout(server: SnapshotServer, tmp_path: Path) -> None:
+    config = write_config(server, tmp_path)
+    server.add_fault("/news", Fault(status=200, raw_body=b"<html><body><p>new</p></body></html>",
+                                    content_type="text/html"))
+    run = iomfeed("--config", str(config), "check", "--live", cwd=tmp_path)
+    assert run.returncode == 1
+    assert "listing.item: 0 entries" in run.stdout
+
+
+@pytest.mark.slow
+def test_the_readme_demo_command_runs_on_the_bundled_snapshot(tmp_path: Path) -> None:
+    """README set-up command 1, minus the install: the live config, the address swapped."""
+    env = dict(os.environ, IOMFEED_CONFIG=str(CONFIG_FILE))
+    run = iomfeed("demo", "--dir", str(tmp_path / "demo"), cwd=ROOT, env=env, timeout=240)
+    assert run.returncode == 0, run.stderr
+    assert "48 items stored in" in run.stdout
+    assert "serving the bundled snapshot at http://127.0.0.1:" in run.stderr
+    with Store(tmp_path / "demo" / "iomfeed.db") as store:
+        assert store.count() == 48
