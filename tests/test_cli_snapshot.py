@@ -102,3 +102,16 @@ def test_the_readme_demo_command_runs_on_the_bundled_snapshot(tmp_path: Path) ->
     assert "serving the bundled snapshot at http://127.0.0.1:" in run.stderr
     with Store(tmp_path / "demo" / "iomfeed.db") as store:
         assert store.count() == 48
+
+
+def test_a_bad_selector_stops_fetch_with_exit_2_naming_it(server: SnapshotServer,
+                                                          tmp_path: Path) -> None:
+    config = write_config(server, tmp_path)
+    text = config.read_text(encoding="utf-8").replace(
+        'title = ["h3.teaser-title a"', 'title = ["h3.teaser-title >> a"')
+    config.write_text(text, encoding="utf-8")
+    for command in (["check"], ["fetch"]):
+        run = iomfeed("--config", str(config), *command, cwd=tmp_path)
+        assert run.returncode == 2, (command, run.stderr)
+        assert "sources[0].listing.title[0]: invalid CSS selector 'h3.teaser-title >> a'" \
+            in run.stderr

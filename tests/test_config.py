@@ -60,7 +60,7 @@ def test_defaults_fill_what_the_file_leaves_out(tmp_path: Path) -> None:
         (('url = "https://albania.iom.int/news"', 'url = "albania.iom.int/news"'),
          "sources[0].url: expected an absolute http(s) URL"),
         (('item = ".views-row"', 'item = ".views-row >> a"'),
-         "sources[0].listing.item: invalid CSS selector"),
+         "sources[0].listing.item[0]: invalid CSS selector '.views-row >> a'"),
         (('name = "news"', 'name = "news"\nmax_pages = "5"'),
          "sources[0].max_pages: expected an integer, got string '5'"),
         (('name = "news"', 'name = "news"\ntimezone = "Europe/Tirana"'),

@@ -107,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "store, politely, and record the run.")
     p.add_argument("--source", action="append", metavar="NAME",
                    help="fetch only this source (repeatable)")
-    p.set_defaults(func=cmd_fetch)
+    # A cron fetch that only sees 304s must not pay for compiling selectors; the html source
+    # compiles them before its first parse, and `check` always does.
+    p.set_defaults(func=cmd_fetch, compile_selectors=False)
 
     p = sub.add_parser("check", help="validate the configuration",
                        description="Validate the configuration file; with --live also fetch "
@@ -151,7 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose, args.quiet)
     args.config = str(Path(args.config) if args.config else default_config_path())
     try:
-        config = load_config(Path(args.config))
+        config = load_config(Path(args.config),
+                             compile_selectors=getattr(args, "compile_selectors", True))
         code: int = args.func(args, config)
     except ConfigError as exc:
         print(f"iomfeed: configuration error: {exc}", file=sys.stderr)

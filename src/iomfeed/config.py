@@ -93,15 +93,44 @@ def split_selector(spec: str) -> tuple[str, str | None]:
     return spec.strip(), None
 
 
-def _check_selectors(values: tuple[str, ...]) -> str | None:
+def _check_selector_syntax(values: tuple[str, ...]) -> str | None:
+    """The cheap part of selector checking, done on every load."""
     for spec in values:
         css, _attr = split_selector(spec)
         if not css:
             return f"empty CSS selector in {spec!r}"
-        error = selector_error(css)
-        if error:
-            return f"invalid CSS selector {spec!r}: {error}"
     return None
+
+
+#: Field metadata of selector lists: checked cheaply on load, compiled by check_selectors().
+_SELECTORS: dict[str, Any] = {"check": _check_selector_syntax, "selectors": True}
+
+
+def check_selectors(config: Config) -> None:
+    """Compile every CSS selector in the config; a bad one is a ConfigError naming its key.
+
+    Compiling loads soupsieve (about 0.1 s), so ``load_config`` does it only when asked and a
+    cron ``fetch`` that gets nothing but 304s never pays for it; the html source calls
+    :func:`check_source_selectors` before it parses its first page.
+    """
+    for index, src in enumerate(config.sources):
+        check_source_selectors(src, f"sources[{index}]")
+
+
+def check_source_selectors(src: SourceConfig, where: str) -> None:
+    for group_name in ("listing", "article"):
+        group = getattr(src, group_name)
+        for f in dataclasses.fields(group):
+            if not f.metadata.get("selectors"):
+                continue
+            for j, spec in enumerate(getattr(group, f.name)):
+                css, _attr = split_selector(spec)
+                error = selector_error(css)
+                if error:
+                    raise ConfigError(
+                        f"{where}.{group_name}.{f.name}[{j}]: invalid CSS selector {spec!r}:"
+                        f" {error}"
+                    )
 
 
 def selector_error(css: str) -> str | None:
@@ -159,15 +188,15 @@ class HttpConfig:
 
 @dataclass(frozen=True, slots=True)
 class ListingConfig:
-    item: tuple[str, ...] = field(default=(), metadata=_checked(_check_selectors))
-    title: tuple[str, ...] = field(default=(), metadata=_checked(_check_selectors))
-    link: tuple[str, ...] = field(default=(), metadata=_checked(_check_selectors))
-    summary: tuple[str, ...] = field(default=(), metadata=_checked(_check_selectors))
-    date: tuple[str, ...] = field(default=(), metadata=_checked(_check_selectors))
-    image: tuple[str, ...] = field(default=(), metadata=_checked(_check_selectors))
+    item: tuple[str, ...] = field(default=(), metadata=_SELECTORS)
+    title: tuple[str, ...] = field(default=(), metadata=_SELECTORS)
+    link: tuple[str, ...] = field(default=(), metadata=_SELECTORS)
+    summary: tuple[str, ...] = field(default=(), metadata=_SELECTORS)
+    date: tuple[str, ...] = field(default=(), metadata=_SELECTORS)
+    image: tuple[str, ...] = field(default=(), metadata=_SELECTORS)
     next: tuple[str, ...] = field(
         default=("link[rel~=next]@href", "a[rel~=next]@href"),
-        metadata=_checked(_check_selectors),
+        metadata=_SELECTORS,
     )
 
 
@@ -175,16 +204,16 @@ class ListingConfig:
 class ArticleConfig:
     container: tuple[str, ...] = field(
         default=("main article", "article", "main", "body"),
-        metadata=_checked(_check_selectors),
+        metadata=_SELECTORS,
     )
-    title: tuple[str, ...] = field(default=("h1",), metadata=_checked(_check_selectors))
-    date: tuple[str, ...] = field(default=(), metadata=_checked(_check_selectors))
-    body: tuple[str, ...] = field(default=(), metadata=_checked(_check_selectors))
+    title: tuple[str, ...] = field(default=("h1",), metadata=_SELECTORS)
+    date: tuple[str, ...] = field(default=(), metadata=_SELECTORS)
+    body: tuple[str, ...] = field(default=(), metadata=_SELECTORS)
     image: tuple[str, ...] = field(
-        default=("meta[property='og:image']@content",), metadata=_checked(_check_selectors)
+        default=("meta[property='og:image']@content",), metadata=_SELECTORS
     )
-    category: tuple[str, ...] = field(default=(), metadata=_checked(_check_selectors))
-    remove: tuple[str, ...] = field(default=(), metadata=_checked(_check_selectors))
+    category: tuple[str, ...] = field(default=(), metadata=_SELECTORS)
+    remove: tuple[str, ...] = field(default=(), metadata=_SELECTORS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,12 +282,17 @@ def default_config_path() -> Path:
 
 
 def load_config(
-    path: Path | None = None, *, text: str | None = None, base_dir: Path | None = None
+    path: Path | None = None,
+    *,
+    text: str | None = None,
+    base_dir: Path | None = None,
+    compile_selectors: bool = True,
 ) -> Config:
     """Read and validate a config file; every problem is a ConfigError naming the key.
 
     ``text`` replaces the file's content and ``base_dir`` the folder relative paths are
     resolved against (the demo uses both to run the live file against a local snapshot).
+    ``compile_selectors=False`` defers compiling the CSS selectors to the first page parsed.
     """
     path = path if path is not None else default_config_path()
     if text is None:
@@ -278,6 +312,8 @@ def load_config(
         config: Config = _build(Config, data, "")
         config = dataclasses.replace(config, base_dir=(base_dir or path.resolve().parent))
         _check_config(config)
+        if compile_selectors:
+            check_selectors(config)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return config

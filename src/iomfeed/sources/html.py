@@ -21,7 +21,13 @@ from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
-from ..config import ArticleConfig, ListingConfig, SourceConfig, split_selector
+from ..config import (
+    ArticleConfig,
+    ListingConfig,
+    SourceConfig,
+    check_source_selectors,
+    split_selector,
+)
 from ..dedup import listing_hash
 from ..errors import ParseError, RobotsDisallowed, SourceError
 from ..models import DateSource, Item
@@ -260,6 +266,13 @@ class HtmlSource:
     def __init__(self, cfg: SourceConfig) -> None:
         self.cfg = cfg
         self.name = cfg.name
+        self._selectors_checked = False
+
+    def _check_selectors(self, ctx: FetchContext) -> None:
+        """Compile the selectors before the first parse: a bad one is a ConfigError."""
+        if not self._selectors_checked:
+            check_source_selectors(self.cfg, f"sources[{ctx.config.sources.index(self.cfg)}]")
+            self._selectors_checked = True
 
     def fetch(self, ctx: FetchContext) -> Iterator[Item]:
         cfg = self.cfg
@@ -286,6 +299,7 @@ class HtmlSource:
                 ctx.stats.not_modified += 1
                 log.debug("%s: %s not modified, stopping", cfg.name, url)
                 break
+            self._check_selectors(ctx)
             page = parse_listing(response.text(), response.final_url, cfg.listing)
             if not page.entries:
                 where = f"{response.final_url} (page {page_index + 1})"
@@ -386,6 +400,7 @@ class HtmlSource:
             stored = ctx.store.get(known.id)
             if stored is None:
                 continue
+            self._check_selectors(ctx)
             article = parse_article(response.text(), response.final_url, self.cfg.article,
                                     tz=tz, now=ctx.now)
             base = Item(source=self.name, url=stored.url, base_url=stored.url,
