@@ -70,6 +70,8 @@ def test_defaults_fill_what_the_file_leaves_out(tmp_path: Path) -> None:
         (("[[sources]]", "[http]\ntimeout = 0\n[[sources]]"),
          "http.timeout: expected a number greater than 0"),
         (("[[sources]]", "[sites]\ntitle = 'x'\n[[sources]]"), "sites: unknown key"),
+        (("[[sources]]", "[http]\nuser_agent = 'Mozilla/5.0'\n[[sources]]"),
+         "http.user_agent: expected an honest User-Agent with a contact URL"),
     ],
 )
 def test_mistakes_name_the_dotted_key(tmp_path: Path, edit: tuple[str, str], message: str) -> None:

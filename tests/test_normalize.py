@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 import pytest
@@ -221,3 +221,26 @@ def test_title_key_folds_case_accents_and_punctuation() -> None:
 def test_timezones_other_than_utc_are_accepted() -> None:
     east = timezone(timedelta(hours=5))
     assert parse_iso("2020-01-01T00:00:00", east) == datetime(2020, 1, 1, tzinfo=east)
+
+
+MONTH_NAMES = ["January", "February", "March", "April", "May", "June", "July", "August",
+               "September", "October", "November", "December"]
+ALBANIAN_MONTHS = ["janar", "shkurt", "mars", "prill", "maj", "qershor", "korrik", "gusht",
+                   "shtator", "tetor", "nëntor", "dhjetor"]
+DATELINE_FORMS = [
+    "Tirana {d} {month} {y}: IOM and partners",
+    "{place}, {month} {d}, {y}: A group of",
+    "Albania, {d}-{d2} {month} {y} – Officials met",
+    "{place}; {d}-{d2} {month} {y}: IOM Mission",
+    "Tiranë, {d} {sq} {y} – IOM",
+]
+
+
+@given(st.dates(min_value=date(2000, 1, 1), max_value=date(2030, 12, 31)),
+       st.sampled_from(DATELINE_FORMS), st.sampled_from(["Kapshtica", "Durrës", "Shkodër"]))
+def test_datelines_in_every_known_form_give_their_date(day: date, form: str, place: str) -> None:
+    text = form.format(d=day.day, d2=min(day.day + 1, 28), month=MONTH_NAMES[day.month - 1],
+                       sq=ALBANIAN_MONTHS[day.month - 1], y=day.year, place=place)
+    found = find_dateline(text + " the rest of the body.", TIRANE,
+                          reference=datetime(2031, 1, 1, tzinfo=UTC))
+    assert found == datetime(day.year, day.month, day.day, tzinfo=TIRANE), text

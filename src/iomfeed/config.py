@@ -44,6 +44,12 @@ def _check_optional_http_url(value: str) -> str | None:
     return None if value == "" else _check_http_url(value)
 
 
+def _check_user_agent(value: str) -> str | None:
+    if "http://" in value or "https://" in value or "@" in value:
+        return None
+    return "expected an honest User-Agent with a contact URL or e-mail address in it"
+
+
 def _check_timezone(value: str) -> str | None:
     if value == "":
         return None
@@ -175,6 +181,7 @@ class StorageConfig:
 class HttpConfig:
     user_agent: str = field(
         default="iomfeed/0.1 (+https://github.com/iomfeed/iomfeed; news feed builder)",
+        metadata=_checked(_check_user_agent),
     )
     timeout: float = field(default=20.0, metadata=_checked(_check_positive))
     min_delay: float = field(default=1.0, metadata=_checked(_check_non_negative))
