@@ -78,3 +78,15 @@ def fetch(config: Config, now: datetime = NOW, only: tuple[str, ...] = ()) -> Ru
 def stored(config: Config) -> list[StoredItem]:
     with open_store(config) as store:
         return store.items()
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI installs a stderr handler (entry points own logging); undo it after a test."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

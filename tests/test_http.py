@@ -82,11 +82,51 @@ def test_conditional_get_gets_304_and_no_body(tiny: SnapshotServer) -> None:
 
 def test_one_connection_is_reused(tiny: SnapshotServer) -> None:
     http, _, _ = client()
+    sockets = set()
     with http:
         for _ in range(5):
             http.get(tiny.url("/news/a"))
-        host = next(iter(http._hosts.values()))
-        assert host.conn is not None and host.conn.sock is not None
+            (host,) = http._hosts.values()
+            assert host.conn is not None and host.conn.sock is not None
+            sockets.add(host.conn.sock.getsockname())
+    assert len(sockets) == 1  # the same local port: one TCP connection for all requests
+    assert http.requests == 6  # robots.txt and five pages, no retries
+
+
+def test_a_304_with_a_content_length_is_fine(tiny: SnapshotServer) -> None:
+    http, _, validators = client(retries=0)
+    with http:
+        validators.saved[tiny.url("/news")] = ('"old"', None)
+        tiny.add_fault("/news", Fault(status=304, headers={"Content-Length": "5000",
+                                                           "ETag": '"old"'}))
+        r = http.get(tiny.url("/news"), conditional=True)
+        assert r.status == 304
+        assert http.get(tiny.url("/news/a")).status == 200  # the connection is still usable
+
+
+def test_validators_follow_a_redirect_to_the_final_url(tiny: SnapshotServer) -> None:
+    http, _, validators = client()
+    tiny.add_fault("/old", Fault(status=301, headers={"Location": "/news/a"}, times=2))
+    with http:
+        first = http.get(tiny.url("/old"), conditional=True)
+        validators.saved[first.final_url] = (first.etag, first.last_modified)
+        second = http.get(tiny.url("/old"), conditional=True)
+    assert second.status == 304 and second.final_url == tiny.url("/news/a")
+
+
+def test_a_slow_answer_does_not_shorten_the_next_requests_timeout(tiny: SnapshotServer) -> None:
+    tiny.add_fault("/news", Fault(status=200, delay=0.7))
+    tiny.add_fault("/news/a", Fault(status=200, delay=0.5))
+    http, _, _ = client(timeout=1.0, retries=0)
+    with http:
+        http.get(tiny.url("/news"))
+        assert http.get(tiny.url("/news/a")).status == 200
+
+
+def test_a_malformed_url_is_a_fetch_error() -> None:
+    http, _, _ = client()
+    with http, pytest.raises(FetchError, match="malformed URL"):
+        http.get("https://albania.iom.int:80x/news")
 
 
 def test_robots_txt_is_read_once_and_obeyed(tiny: SnapshotServer) -> None:

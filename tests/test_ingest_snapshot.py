@@ -303,3 +303,89 @@ def test_robots_txt_disallowing_an_article_skips_and_reports_it(
     assert any("disallowed by robots.txt" in w and target.slug in w for w in result.warnings)
     item = by_slug(stored(config))[target.slug]
     assert item.content_html == "" and item.title == target.title  # from the listing alone
+
+
+def test_an_article_without_a_body_fails_it_and_keeps_the_stored_one(
+    make_config: Callable[..., Config], server: SnapshotServer, site: Path
+) -> None:
+    target = CONTENT[0]
+    config = make_config()
+    soon = target.published + timedelta(days=1)
+    fetch(config, soon)
+    page = site / "news" / f"{target.slug}.html"
+    page.write_text(page.read_text(encoding="utf-8").replace("field--name-body", "field--text"),
+                    encoding="utf-8")
+    report = fetch(config, soon + timedelta(hours=1))  # the recheck re-reads the article
+    result = report.sources[0]
+    assert not report.ok and result.updated == 0
+    assert "the article.body selectors found nothing" in result.error
+    assert len(by_slug(stored(config))[target.slug].content_html) > 500
+
+
+def test_a_canonical_link_pointing_everywhere_at_once_is_ignored(
+    make_config: Callable[..., Config], server: SnapshotServer, site: Path
+) -> None:
+    for page in (site / "news").glob("*.html"):
+        if page.name.startswith(("index", "page-")):
+            continue
+        html = page.read_text(encoding="utf-8")
+        page.write_text(re.sub(r'<link rel="canonical" href="[^"]*"',
+                               '<link rel="canonical" href="https://albania.iom.int/news"', html),
+                        encoding="utf-8")
+    config = make_config()
+    report = fetch(config)
+    assert report.ok
+    assert len(stored(config)) == 48
+    assert sum("rel=canonical points to" in w for w in report.sources[0].warnings) == 47
+
+
+def test_a_dead_article_link_is_a_warning_and_the_backfill_completes(
+    make_config: Callable[..., Config], server: SnapshotServer, site: Path
+) -> None:
+    target = CONTENT[9]
+    (site / "news" / f"{target.slug}.html").unlink()
+    config = make_config()
+    report = fetch(config)
+    result = report.sources[0]
+    assert report.ok and result.new == 47
+    assert any("missing article" in w and "HTTP 404" in w for w in result.warnings)
+    server.clear()
+    again = fetch(config, NOW + timedelta(hours=1)).sources[0]
+    assert (again.pages, again.not_modified) == (1, 1)  # backfill done: one 304 and stop
+
+
+def test_a_new_articles_next_fetch_is_conditional(
+    make_config: Callable[..., Config], server: SnapshotServer
+) -> None:
+    target = CONTENT[0]
+    config = make_config()
+    soon = target.published + timedelta(days=1)
+    fetch(config, soon)
+    server.clear()
+    result = fetch(config, soon + timedelta(hours=1)).sources[0]
+    recent = [c for c in CONTENT if c.published >= soon - timedelta(days=7)]
+    assert result.pages == 1 + len(recent)
+    assert result.not_modified == result.pages  # the listing and every rechecked article
+    assert result.updated == 0
+
+
+def test_the_scraped_article_wins_over_a_feed_copy_that_came_first(
+    make_config: Callable[..., Config], server: SnapshotServer, site: Path
+) -> None:
+    target = CONTENT[2]
+    rss = f"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>t</title><link>https://albania.iom.int</link>
+<description>d</description><item><title>{target.title}</title>
+<link>https://albania.iom.int/news/{target.slug}</link><description>Teaser only</description>
+<pubDate>{target.published.strftime("%a, %d %b %Y %H:%M:%S %z")}</pubDate></item>
+</channel></rss>"""
+    (site / "copy.xml").write_text(rss, encoding="utf-8")
+    base = make_config()
+    feed = dataclasses.replace(base.sources[0], name="copy", kind="feed",
+                               url=server.url("/copy.xml"))
+    config = dataclasses.replace(base, sources=(feed, base.sources[0]))
+    report = fetch(config)
+    assert report.ok
+    item = by_slug(stored(config))[target.slug]
+    assert item.source == "iom-albania" and len(item.content_html) > 500
+    assert len(stored(config)) == 48

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
@@ -96,6 +97,8 @@ def test_canonical_url_examples() -> None:
         "http://127.0.0.1:8123/news/x"
     # An unknown site's http address is upgraded.
     assert canonical_url("http://example.org/x", LIVE) == "https://example.org/x"
+    assert canonical_url("http://[::1]:8080/x#a", LIVE) == "http://[::1]:8080/x"
+    assert canonical_url("https://host:80x/a", LIVE) == "https://host:80x/a"  # malformed: as is
     # Not http(s): left alone.
     assert canonical_url("mailto:someone@example.org", LIVE) == "mailto:someone@example.org"
 
@@ -148,13 +151,21 @@ def test_dates_in_text(text: str, expected: datetime) -> None:
     assert parse_date_text(text, TIRANE, reference=REF) == expected
 
 
-def test_a_dateline_without_a_year_takes_the_nearest_past_year() -> None:
-    ref = datetime(2019, 3, 1, tzinfo=UTC)
-    assert find_dateline("18 December, Tirana, Albania – Today", TIRANE, reference=ref) == \
-        datetime(2018, 12, 18, tzinfo=TIRANE)
+def test_a_dateline_without_a_year_is_trusted_only_when_recent() -> None:
+    text = "18 December, Tirana, Albania – Today"
+    ref = datetime(2019, 1, 10, tzinfo=UTC)
+    assert find_dateline(text, TIRANE, reference=ref) == datetime(2018, 12, 18, tzinfo=TIRANE)
     ref = datetime(2018, 12, 20, tzinfo=UTC)
-    assert find_dateline("18 December, Tirana, Albania – Today", TIRANE, reference=ref) == \
-        datetime(2018, 12, 18, tzinfo=TIRANE)
+    assert find_dateline(text, TIRANE, reference=ref) == datetime(2018, 12, 18, tzinfo=TIRANE)
+    # Read years later (a backfill), the year cannot be known: no date rather than a wrong one.
+    assert find_dateline(text, TIRANE, reference=datetime(2026, 11, 24, tzinfo=UTC)) is None
+
+
+def test_the_earliest_date_in_a_dateline_wins() -> None:
+    text = "18 December 2018, Tirana – the programme, running since 5 June 2015, continues"
+    assert find_dateline(text, TIRANE, reference=REF) == datetime(2018, 12, 18, tzinfo=TIRANE)
+    text = "Kapshtica, October 29, 2019: after the 3 March 2019 agreement"
+    assert find_dateline(text, TIRANE, reference=REF) == datetime(2019, 10, 29, tzinfo=TIRANE)
 
 
 def test_a_dateline_must_be_near_the_start() -> None:
@@ -196,6 +207,9 @@ def test_normalize_item() -> None:
     assert item.summary_html == "<p>Hi</p>"
     assert 'href="http://albania.iom.int/news/y"' in item.content_html
     assert item.published == datetime(2021, 6, 14, 10, 0, tzinfo=TIRANE)
+    in_utc = dataclasses.replace(raw, published=datetime(2023, 2, 28, 23, 40, tzinfo=UTC))
+    local = normalize_item(in_utc, origins=LIVE, tz=TIRANE, language="en").published
+    assert local is not None and local.isoformat() == "2023-03-01T00:40:00+01:00"
     assert item.image_url == "http://albania.iom.int/sites/g/files/a.png"
     assert item.categories == ("Local", "Global")
     assert item.language == "en"

@@ -146,9 +146,50 @@ def test_validators_round_trip(store: Store) -> None:
 
 
 def test_near_duplicate_matching_is_pure_and_picks_the_closest() -> None:
-    cands = [Candidate("a", "diaspora meets", PUB - timedelta(days=2)),
-             Candidate("b", "diaspora meets", PUB + timedelta(hours=1)),
-             Candidate("c", "something else entirely", PUB)]
-    found = find_near_duplicate("Diaspora meets", PUB, cands)
+    cands = [Candidate("a", "diaspora meets", PUB - timedelta(days=2), "site"),
+             Candidate("b", "diaspora meets", PUB + timedelta(hours=1), "site"),
+             Candidate("c", "something else entirely", PUB, "site")]
+    found = find_near_duplicate("Diaspora meets", PUB, "feed", cands)
     assert found is not None and found.id == "b"
-    assert find_near_duplicate("Diaspora meets", PUB + timedelta(days=30), cands) is None
+    assert find_near_duplicate("Diaspora meets", PUB + timedelta(days=30), "feed", cands) is None
+    # Within one source, another address is another story.
+    assert find_near_duplicate("Diaspora meets", PUB, "site", cands) is None
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Diaspora mentors support young entrepreneurs in Lezhë",
+         "Diaspora mentors support young entrepreneurs in Shkodër"),
+        ("IOM Albania Newsletter, Issue 12", "IOM Albania Newsletter, Issue 13"),
+        ("International Migrants Day 2023", "International Migrants Day 2024"),
+    ],
+)
+def test_similar_titles_of_different_stories_are_not_merged(a: str, b: str) -> None:
+    from iomfeed.dedup import title_similarity
+    from iomfeed.normalize import title_key
+
+    ka, kb = title_key(a), title_key(b)
+    assert title_similarity(ka, kb) == title_similarity(kb, ka)
+    assert find_near_duplicate(a, PUB, "feed", [Candidate("x", kb, PUB, "site")]) is None
+    assert find_near_duplicate(b, PUB, "feed", [Candidate("x", ka, PUB, "site")]) is None
+
+
+def test_a_higher_ranked_source_takes_over_a_shared_url(store: Store) -> None:
+    rank = {"site": 2, "feed": 1}
+    first = store.upsert(item(source="feed", content_html="<p>teaser only</p>"), T0, rank=rank)
+    better = store.upsert(item(content_html="<p>the full article</p>"), T0, rank=rank)
+    assert better.change is Change.UPDATED and better.item_id == first.item_id
+    stored = store.get(first.item_id)
+    assert stored is not None
+    assert (stored.source, stored.content_html) == ("site", "<p>the full article</p>")
+    again = store.upsert(item(source="feed", content_html="<p>teaser only</p>"), T0, rank=rank)
+    assert again.change is Change.DUPLICATE
+
+
+def test_an_empty_body_never_replaces_a_stored_one(store: Store) -> None:
+    out = store.upsert(item(), T0)
+    store.upsert(item(content_html="", title="Diaspora meets (updated)"), T0 + timedelta(days=1))
+    stored = store.get(out.item_id)
+    assert stored is not None
+    assert stored.content_html == "<p>body</p>" and stored.title == "Diaspora meets (updated)"

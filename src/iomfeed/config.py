@@ -34,8 +34,12 @@ _LANG_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
 
 def _check_http_url(value: str) -> str | None:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        return "expected an absolute http(s) URL (this one is malformed)"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         return "expected an absolute http(s) URL"
     return None
 

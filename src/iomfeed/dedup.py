@@ -1,9 +1,9 @@
 """Deciding identity: what is the same story, and what changed. Pure functions, no I/O.
 
 * Exact duplicates share a canonical URL (see :func:`iomfeed.normalize.canonical_url`).
-* Near duplicates are the same story reached another way (another address, or another source
-  such as an ingested feed): titles that fold to the same words, or nearly, published within a
-  few days of each other.
+* Near duplicates are the same story arriving from another source (an ingested feed, say):
+  titles that fold to the same words, or nearly, with the same numbers, published within a
+  few days of each other. Within one source, distinct canonical URLs are distinct stories.
 * An edit is a change of :func:`content_hash`, a versioned hash of the normalised fields, so a
   change to the hashing itself can be told apart from a change to the content.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ from .normalize import title_key
 HASH_VERSION = "v1"
 NEAR_DUPLICATE_WINDOW = timedelta(days=3)
 NEAR_DUPLICATE_RATIO = 0.92
+_NUMBERS = re.compile(r"\d+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,7 @@ class Candidate:
     id: str
     title_key: str
     published: datetime
+    source: str
 
 
 def content_hash(
@@ -59,26 +62,40 @@ def listing_hash(*parts: str) -> str:
     return hashlib.sha256(joined.encode("utf-8")).hexdigest()[:16]
 
 
+def title_similarity(a: str, b: str) -> float:
+    """How alike two folded titles are, 0 to 1; symmetric, and 0 when their numbers differ.
+
+    "Newsletter, Issue 12" and "Issue 13" are different stories however alike the words.
+    """
+    if a == b:
+        return 1.0
+    if _NUMBERS.findall(a) != _NUMBERS.findall(b):
+        return 0.0
+    forward = SequenceMatcher(None, a, b, autojunk=False).ratio()
+    backward = SequenceMatcher(None, b, a, autojunk=False).ratio()
+    return min(forward, backward)
+
+
 def find_near_duplicate(
-    title: str, published: datetime, candidates: Iterable[Candidate]
+    title: str, published: datetime, source: str, candidates: Iterable[Candidate]
 ) -> Candidate | None:
     """The candidate that is the same story, or ``None``.
 
-    Same story: published within :data:`NEAR_DUPLICATE_WINDOW`, and the folded titles equal or
-    at least :data:`NEAR_DUPLICATE_RATIO` alike. The closest in time wins a tie.
+    Same story: from another source (within one source, distinct addresses are distinct
+    stories), published within :data:`NEAR_DUPLICATE_WINDOW`, and folded titles at least
+    :data:`NEAR_DUPLICATE_RATIO` alike. The most alike, then the closest in time, wins.
     """
     key = title_key(title)
     if not key:
         return None
     best: tuple[float, timedelta, Candidate] | None = None
     for cand in candidates:
+        if cand.source == source:
+            continue
         gap = abs(cand.published - published)
         if gap > NEAR_DUPLICATE_WINDOW:
             continue
-        if cand.title_key == key:
-            ratio = 1.0
-        else:
-            ratio = SequenceMatcher(None, key, cand.title_key, autojunk=False).ratio()
+        ratio = title_similarity(key, cand.title_key)
         if ratio < NEAR_DUPLICATE_RATIO:
             continue
         if best is None or (ratio, -gap) > (best[0], -best[1]):

@@ -97,16 +97,16 @@ class HttpClient:
         for anything else that did not give a usable answer.
         """
         started = self._clock()
-        etag = last_modified = None
-        if conditional and self._validators is not None:
-            etag, last_modified = self._validators.get_validators(url)
         current = url
         for _hop in range(self.config.max_redirects + 1):
             self._check_url(current)
             if self.config.respect_robots_txt and not self._allowed(current):
                 raise RobotsDisallowed(current)
             headers = {}
-            if current == url:  # validators belong to the URL they were stored for
+            etag = last_modified = None
+            if conditional and self._validators is not None:
+                # Validators are kept per final URL, so a redirected page still gets its 304.
+                etag, last_modified = self._validators.get_validators(current)
                 if etag:
                     headers["If-None-Match"] = etag
                 if last_modified:
@@ -155,7 +155,7 @@ class HttpClient:
     def _load_robots(self, robots_url: str) -> RobotFileParser:
         parser = RobotFileParser(robots_url)
         try:
-            status, _headers, body = self._request_with_retries(robots_url, {}, redirects=3)
+            status, _headers, body = self._request_with_retries(robots_url, {}, redirects=5)
         except FetchError as exc:
             log.warning("robots.txt unreachable, not crawling that site this run: %s", exc)
             parser.parse(["User-agent: *", "Disallow: /"])
@@ -175,7 +175,11 @@ class HttpClient:
     # ------------------------------------------------------------------ the wire
 
     def _check_url(self, url: str) -> None:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a malformed port
+        except ValueError as exc:
+            raise FetchError(url, f"malformed URL: {exc}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise FetchError(url, "not an http(s) URL")
 
@@ -245,6 +249,8 @@ class HttpClient:
             conn = host.conn or self._connect(parts.scheme, parts.hostname or "", parts.port)
             host.conn = conn
             conn.timeout = self.config.timeout
+            if conn.sock is not None:  # a reused socket keeps the last read's short timeout
+                conn.sock.settimeout(self.config.timeout)
             conn.request("GET", target, headers=headers)
             resp = conn.getresponse()
             status = resp.status
@@ -297,7 +303,8 @@ class HttpClient:
                 raise FetchError(url, f"body over http.max_body_bytes ({limit}), stopped reading")
             chunks.append(chunk)
         body = b"".join(chunks)
-        if length.isdigit() and len(body) < int(length):
+        # A 304 (or 204) may carry the Content-Length of the full page but never a body.
+        if resp.status not in (204, 304) and length.isdigit() and len(body) < int(length):
             raise http.client.IncompleteRead(body, int(length) - len(body))
         if headers.get("content-encoding", "").lower() in ("gzip", "x-gzip"):
             body = self._gunzip(url, body)

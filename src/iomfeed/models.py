@@ -86,6 +86,7 @@ class Item:
     language: str = ""
     author: str = ""
     canonical_hint: str = ""  # rel="canonical" of the article page, if any
+    also_at: tuple[str, ...] = ()  # other addresses of this item (the listing's link)
     listing_hash: str = ""  # fingerprint of the listing entry, to notice edits cheaply
 
 

@@ -89,7 +89,8 @@ class Origin:
 
     @property
     def netloc(self) -> str:
-        return self.host if self.port is None else f"{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port is None else f"{host}:{self.port}"
 
 
 def canonical_url(url: str, origins: Sequence[Origin] = ()) -> str:
@@ -117,7 +118,8 @@ def canonical_url(url: str, origins: Sequence[Origin] = ()) -> str:
     else:
         if scheme == "http" and key[1] is None:
             scheme = "https"
-        netloc = host if key[1] is None else f"{host}:{key[1]}"
+        bracketed = f"[{host}]" if ":" in host else host
+        netloc = bracketed if key[1] is None else f"{bracketed}:{key[1]}"
         if parts.username:
             userinfo = parts.username + (f":{parts.password}" if parts.password else "")
             netloc = f"{userinfo}@{netloc}"
@@ -241,6 +243,7 @@ _DATE_PATTERNS = [
 ]
 
 DATELINE_WINDOW = 160  # characters of body text a dateline may start within
+YEARLESS_MAX_AGE = timedelta(days=45)  # a date without a year is trusted only this recent
 
 
 def parse_iso(text: str, tz: tzinfo) -> datetime | None:
@@ -269,14 +272,17 @@ def parse_date_text(text: str, tz: tzinfo, *, reference: datetime) -> datetime |
     iso = parse_iso(text, tz)
     if iso is not None:
         return iso
-    for pattern in _DATE_PATTERNS:
-        m = pattern.search(text)
-        if m is None:
-            continue
+    for m in _matches(text):
         found = _from_match(m, tz, reference)
         if found is not None:
             return found
     return None
+
+
+def _matches(text: str) -> list[re.Match[str]]:
+    """Every date-like match in ``text``, the earliest first (the longest at one place)."""
+    found = [m for pattern in _DATE_PATTERNS for m in pattern.finditer(text)]
+    return sorted(found, key=lambda m: (m.start(), -(m.end() - m.start())))
 
 
 def _from_match(m: re.Match[str], tz: tzinfo, reference: datetime) -> datetime | None:
@@ -301,10 +307,15 @@ def _from_match(m: re.Match[str], tz: tzinfo, reference: datetime) -> datetime |
         found = datetime(year, month, day, hour, minute, tzinfo=tz)
     except ValueError:
         return None
-    if not groups.get("year") and found > local_ref:
-        try:
-            found = found.replace(year=year - 1)
-        except ValueError:
+    if not groups.get("year"):
+        if found > local_ref:
+            try:
+                found = found.replace(year=year - 1)
+            except ValueError:
+                return None
+        # Without a year, only fresh news can be dated with confidence: an old article read
+        # now would get the wrong year, so it is left undated (first-seen) instead.
+        if local_ref - found > YEARLESS_MAX_AGE:
             return None
     return found
 
@@ -312,12 +323,10 @@ def _from_match(m: re.Match[str], tz: tzinfo, reference: datetime) -> datetime |
 def find_dateline(body_text: str, tz: tzinfo, *, reference: datetime) -> datetime | None:
     """A date in the first words of a body ("Tirana 5 November 2018: ..."), or ``None``."""
     head = clean_text(body_text)[:DATELINE_WINDOW]
-    for pattern in _DATE_PATTERNS:
-        m = pattern.search(head)
-        if m is not None:
-            found = _from_match(m, tz, reference)
-            if found is not None and found <= reference + timedelta(days=1):
-                return found
+    for m in _matches(head):
+        found = _from_match(m, tz, reference)
+        if found is not None and found <= reference + timedelta(days=1):
+            return found
     return None
 
 
@@ -342,6 +351,20 @@ def title_key(title: str) -> str:
 # ----------------------------------------------------------------------------- items
 
 
+def _host(url: str) -> str:
+    try:
+        return Origin.of(url).host
+    except ValueError:
+        return ""
+
+
+def _local(value: datetime | None, tz: tzinfo) -> datetime | None:
+    """An aware datetime in the source's time zone (a naive one is taken to be local)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=tz) if value.tzinfo is None else value.astimezone(tz)
+
+
 def _unique(values: Iterable[str]) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for v in values:
@@ -358,17 +381,17 @@ def normalize_item(
     base = item.base_url or item.url
     link = urljoin(base, item.url.strip())
     url = canonical_url(link, origins)
+    also_at = tuple(canonical_url(u, origins) for u in item.also_at)
     if item.canonical_hint:
         hint = urljoin(base, item.canonical_hint.strip())
         # rel=canonical is trusted only when it stays on the same site as the page.
-        if same_site(hint, origins) and Origin.of(hint).host == Origin.of(link).host:
-            url = canonical_url(hint, origins)
-    published = item.published
-    if published is not None and published.tzinfo is None:
-        published = published.replace(tzinfo=tz)
-    updated = item.updated
-    if updated is not None and updated.tzinfo is None:
-        updated = updated.replace(tzinfo=tz)
+        if same_site(hint, origins) and same_site(link, origins) and _host(hint) == _host(link):
+            preferred = canonical_url(hint, origins)
+            if preferred != url:
+                also_at = (*also_at, url)  # the listing's address stays known
+                url = preferred
+    published = _local(item.published, tz)
+    updated = _local(item.updated, tz)
     image = urljoin(base, item.image_url.strip()) if item.image_url.strip() else ""
     return dataclasses.replace(
         item,
@@ -386,4 +409,5 @@ def normalize_item(
         language=(item.language or language).strip().lower(),
         author=clean_text(item.author),
         canonical_hint="",
+        also_at=also_at,
     )

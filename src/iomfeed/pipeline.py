@@ -23,6 +23,11 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 
+#: When two sources give the same URL, whose content is kept: the article page scraped from
+#: the site beats a feed's copy, which beats a hand-written JSON record.
+SOURCE_RANK_BY_KIND = {"html": 3, "feed": 2, "json": 1}
+
+
 def site_origins(config: Config) -> tuple[Origin, ...]:
     """The sites whose http and https addresses are the same pages: the configured ones."""
     urls = [config.site.home_url] + [s.url for s in config.sources if s.kind == "html" and s.url]
@@ -54,14 +59,20 @@ def fetch_all(
         raise ConfigError("no enabled sources to fetch (add [[sources]] to the config)")
     started = now()
     origins = site_origins(config)
-    results = tuple(
-        fetch_source(config, src, store=store, http=http, now=started, origins=origins,
-                     timer=timer)
-        for src in sources
-    )
+    results = []
+    config_errors: list[ConfigError] = []
+    for src in sources:
+        try:
+            results.append(fetch_source(config, src, store=store, http=http, now=started,
+                                        origins=origins, timer=timer))
+        except ConfigError as exc:  # found late (a selector compiled at first use)
+            config_errors.append(exc)
+            results.append(SourceResult(name=src.name, ok=False, error=str(exc)))
     finished = now()
-    store.record_run(started, finished, results)
-    return RunReport(started, finished, results)
+    store.record_run(started, finished, tuple(results))
+    if config_errors:
+        raise config_errors[0]  # the other sources ran; the exit code still says "config"
+    return RunReport(started, finished, tuple(results))
 
 
 def fetch_source(
@@ -80,6 +91,7 @@ def fetch_source(
     ctx = FetchContext(config, src, http, store, now, origins, stats)
     tz = zone(config.source_timezone(src))
     language = config.source_language(src)
+    rank = {s.name: SOURCE_RANK_BY_KIND[s.kind] for s in config.sources}
     counts = dict.fromkeys(Change, 0)
     found = filtered = 0
     error = ""
@@ -90,7 +102,7 @@ def fetch_source(
             if not passes_filter(item.title, item.categories, src.filter):
                 filtered += 1
                 continue
-            outcome = store.upsert(item, now)
+            outcome = store.upsert(item, now, rank=rank)
             counts[outcome.change] += 1
             if outcome.change in (Change.NEW, Change.UPDATED):
                 log.debug("%s: %s %s", src.name, outcome.change.value, item.url)

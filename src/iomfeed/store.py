@@ -7,10 +7,11 @@ this module applies them and keeps history. It never fetches or parses anything.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,8 +56,9 @@ MIGRATIONS: tuple[str, ...] = (
         url TEXT PRIMARY KEY,
         item_id TEXT NOT NULL REFERENCES items (id) ON DELETE CASCADE,
         source TEXT NOT NULL,
-        reason TEXT NOT NULL,           -- 'title': a near duplicate by title and date
-        first_seen TEXT NOT NULL
+        reason TEXT NOT NULL,           -- 'title': near duplicate; 'alias': listing address
+        first_seen TEXT NOT NULL,
+        listing_hash TEXT NOT NULL      -- of this address's own listing entry
     );
     CREATE TABLE item_history (         -- every content version an item has had
         item_id TEXT NOT NULL REFERENCES items (id) ON DELETE CASCADE,
@@ -109,6 +111,18 @@ _ITEM_COLUMNS = (
 def _utc(dt: datetime) -> str:
     """A fixed-width UTC timestamp that sorts as text."""
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _statements(script: str) -> list[str]:
+    """Split a script into statements the way SQLite's tokenizer does (comments, strings)."""
+    statements, buffer = [], ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \n;"):
+                statements.append(buffer)
+            buffer = ""
+    return statements
 
 
 def _parse(text: str) -> datetime:
@@ -170,9 +184,8 @@ class Store:
             )
         for target in range(version + 1, len(MIGRATIONS) + 1):
             with self.transaction() as db:
-                for statement in MIGRATIONS[target - 1].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                for statement in _statements(MIGRATIONS[target - 1]):
+                    db.execute(statement)
                 db.execute(f"PRAGMA user_version = {target}")
             log.debug("migrated %s to schema version %d", self.path, target)
 
@@ -185,7 +198,7 @@ class Store:
         ).fetchone()
         if row is None:
             row = self.db.execute(
-                "SELECT i.id, l.url, i.listing_hash, i.published FROM item_links l"
+                "SELECT i.id, l.url, l.listing_hash, i.published FROM item_links l"
                 " JOIN items i ON i.id = l.item_id WHERE l.url = ?",
                 (url,),
             ).fetchone()
@@ -252,41 +265,73 @@ class Store:
 
     # ------------------------------------------------------------------ items: writing
 
-    def upsert(self, item: Item, now: datetime) -> StoreOutcome:
-        """Store a normalised item: insert, update, or recognise it as a duplicate."""
+    def upsert(
+        self, item: Item, now: datetime, *, rank: Mapping[str, int] | None = None
+    ) -> StoreOutcome:
+        """Store a normalised item: insert, update, or recognise it as a duplicate.
+
+        ``rank`` orders sources: when two sources give the same canonical URL, the higher
+        ranked one's content is kept (a scraped article beats a feed's teaser), whichever
+        ran first. Equal ranks: the first stays.
+        """
+        rank = rank or {}
         with self.transaction() as db:
-            row = db.execute(
-                "SELECT id, source, published, date_source, first_seen, content_hash,"
-                " listing_hash FROM items WHERE url = ?",
-                (item.url,),
-            ).fetchone()
-            if row is None:
-                link = db.execute("SELECT item_id FROM item_links WHERE url = ?",
-                                  (item.url,)).fetchone()
-                if link is not None:
-                    return StoreOutcome(Change.DUPLICATE, link["item_id"])
-                published = item.published or now
-                twin = find_near_duplicate(item.title, published, self._candidates(published))
-                if twin is not None:
+            outcome = self._upsert(db, item, now, rank)
+            for alias in item.also_at:
+                if alias != item.url:
                     db.execute(
-                        "INSERT INTO item_links (url, item_id, source, reason, first_seen)"
-                        " VALUES (?, ?, ?, 'title', ?)",
-                        (item.url, twin.id, item.source, _utc(now)),
+                        "INSERT INTO item_links (url, item_id, source, reason, first_seen,"
+                        " listing_hash) SELECT ?, ?, ?, 'alias', ?, ?"
+                        " WHERE NOT EXISTS (SELECT 1 FROM items WHERE url = ?)"
+                        " ON CONFLICT (url) DO UPDATE SET listing_hash = excluded.listing_hash",
+                        (alias, outcome.item_id, item.source, _utc(now), item.listing_hash,
+                         alias),
                     )
-                    return StoreOutcome(Change.DUPLICATE, twin.id)
-                return StoreOutcome(Change.NEW, self._insert(db, item, now))
-            if row["source"] != item.source:
+            return outcome
+
+    def _upsert(self, db: sqlite3.Connection, item: Item, now: datetime,
+                rank: Mapping[str, int]) -> StoreOutcome:
+        row = db.execute(
+            "SELECT id, source, published, date_source, first_seen, content_hash,"
+            " content_html, listing_hash FROM items WHERE url = ?",
+            (item.url,),
+        ).fetchone()
+        if row is None:
+            link = db.execute("SELECT item_id FROM item_links WHERE url = ?",
+                              (item.url,)).fetchone()
+            if link is not None:
+                db.execute("UPDATE item_links SET listing_hash = ? WHERE url = ?",
+                           (item.listing_hash, item.url))
+                return StoreOutcome(Change.DUPLICATE, link["item_id"])
+            published = item.published or now
+            twin = find_near_duplicate(item.title, published, item.source,
+                                       self._candidates(published))
+            if twin is not None:
+                db.execute(
+                    "INSERT INTO item_links (url, item_id, source, reason, first_seen,"
+                    " listing_hash) VALUES (?, ?, ?, 'title', ?, ?)",
+                    (item.url, twin.id, item.source, _utc(now), item.listing_hash),
+                )
+                return StoreOutcome(Change.DUPLICATE, twin.id)
+            return StoreOutcome(Change.NEW, self._insert(db, item, now))
+        if row["source"] != item.source:
+            if rank.get(item.source, 0) <= rank.get(row["source"], 0):
                 return StoreOutcome(Change.DUPLICATE, row["id"])
-            return StoreOutcome(self._update(db, row, item, now), row["id"])
+            db.execute("UPDATE items SET source = ? WHERE id = ?", (item.source, row["id"]))
+            log.info("%s now taken from %s instead of %s", item.url, item.source,
+                     row["source"])
+        return StoreOutcome(self._update(db, row, item, now), row["id"])
 
     def _candidates(self, published: datetime) -> list[Candidate]:
         from .dedup import NEAR_DUPLICATE_WINDOW
 
         rows = self.db.execute(
-            "SELECT id, title_key, published FROM items WHERE published_utc BETWEEN ? AND ?",
+            "SELECT id, title_key, published, source FROM items"
+            " WHERE published_utc BETWEEN ? AND ?",
             (_utc(published - NEAR_DUPLICATE_WINDOW), _utc(published + NEAR_DUPLICATE_WINDOW)),
         ).fetchall()
-        return [Candidate(r["id"], r["title_key"], _parse(r["published"])) for r in rows]
+        return [Candidate(r["id"], r["title_key"], _parse(r["published"]), r["source"])
+                for r in rows]
 
     def _mint_id(self, db: sqlite3.Connection, url: str, now: datetime) -> str:
         parts = urlsplit(url)
@@ -326,6 +371,9 @@ class Store:
             published, date_source = item.published, item.date_source or DateSource.FIRST_SEEN
         else:  # no date found again: keep the stored one, never move a first-seen date
             published, date_source = _parse(row["published"]), DateSource(row["date_source"])
+        if not item.content_html and row["content_html"]:
+            # A page that suddenly has no body is a scraping fault, not an edit: keep the body.
+            item = dataclasses.replace(item, content_html=row["content_html"])
         digest = self._hash(item, published)
         if digest == row["content_hash"]:
             db.execute("UPDATE items SET last_seen = ?, listing_hash = ? WHERE id = ?",

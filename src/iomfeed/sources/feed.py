@@ -17,6 +17,7 @@ from ..config import SourceConfig
 from ..dedup import listing_hash
 from ..errors import ParseError
 from ..models import DateSource, Item
+from ..normalize import html_to_text
 from . import FetchContext
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,9 @@ class FeedSource:
         if not link and str(entry.get("id", "")).startswith(("http://", "https://")):
             link = entry["id"]
         title = entry.get("title", "")
+        title_type = dict.get(entry, "title_detail", {}).get("type")
+        if title_type in ("text/html", "application/xhtml+xml"):
+            title = html_to_text(title)  # titles are plain text everywhere iomfeed puts them
         if not link or not title:
             log.info("%s: skipping an entry without link or title in %s", self.name, feed_url)
             return None

@@ -16,10 +16,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from ..config import (
     ArticleConfig,
@@ -29,8 +29,8 @@ from ..config import (
     split_selector,
 )
 from ..dedup import listing_hash
-from ..errors import ParseError, RobotsDisallowed, SourceError
-from ..models import DateSource, Item
+from ..errors import FetchError, ParseError, RobotsDisallowed, SourceError
+from ..models import DateSource, Item, Response
 from ..normalize import clean_text, find_dateline, parse_date_text, parse_iso, zone
 from . import FetchContext
 
@@ -326,12 +326,19 @@ class HtmlSource:
                     continue
                 brought_new = True
                 try:
-                    item = self._item(ctx, entry, canonical, tz)
+                    item, article_response = self._item(ctx, entry, canonical, tz, handled)
+                except FetchError as exc:
+                    if exc.status in (404, 410):  # a dead link: nothing to retry
+                        ctx.warn(f"listing links to a missing article: {exc}")
+                        continue
+                    failures.append(str(exc))
+                    continue
                 except SourceError as exc:
                     failures.append(str(exc))
-                    log.warning("%s: %s", cfg.name, exc)
                     continue
                 yield item
+                if article_response is not None:  # stored: its next fetch can be a 304
+                    ctx.remember(article_response)
             listing_pages.append(response)
             if not backfill and not brought_new:
                 break
@@ -339,6 +346,10 @@ class HtmlSource:
         else:
             walked_to_end = True
         yield from self._recheck(ctx, handled, tz, failures)
+        if backfill and walked_to_end:
+            # Every page was read; articles that failed are still unknown, so the next
+            # (incremental) run retries them: the pages holding them count as bringing news.
+            ctx.store.mark_backfilled(cfg.name, ctx.now)
         if failures:
             count = len(failures)
             raise SourceError(
@@ -349,10 +360,11 @@ class HtmlSource:
         # Only now is every page's content stored: remember the pages as seen.
         for response in listing_pages:
             ctx.remember(response)
-        if backfill and walked_to_end:
-            ctx.store.mark_backfilled(cfg.name, ctx.now)
 
-    def _item(self, ctx: FetchContext, entry: ListingEntry, canonical: str, tz: tzinfo) -> Item:
+    def _item(
+        self, ctx: FetchContext, entry: ListingEntry, canonical: str, tz: tzinfo,
+        handled: set[str],
+    ) -> tuple[Item, Response | None]:
         base = Item(
             source=self.name,
             url=canonical,
@@ -366,16 +378,40 @@ class HtmlSource:
         listing_date = parse_date_text(entry.date_text, tz, reference=ctx.now) \
             if entry.date_text else None
         if not self.cfg.follow_articles:
-            return _with_listing_date(base, listing_date)
+            return _with_listing_date(base, listing_date), None
         try:
             response = ctx.http.get(canonical)
         except RobotsDisallowed as exc:
             ctx.warn(str(exc))
-            return _with_listing_date(base, listing_date)
+            return _with_listing_date(base, listing_date), None
         ctx.stats.pages += 1
+        article = self._parse_article(ctx, response, tz, canonical, handled)
+        return _merge(base, article, response.final_url, listing_date), response
+
+    def _parse_article(
+        self, ctx: FetchContext, response: Response, tz: tzinfo, canonical: str,
+        handled: set[str],
+    ) -> Article:
+        """Parse an article page; a page without a body is an error, not an empty item."""
         article = parse_article(response.text(), response.final_url, self.cfg.article, tz=tz,
                                 now=ctx.now)
-        return _merge(base, article, response.final_url, listing_date)
+        if not article.body_html:
+            raise ParseError(
+                f"{response.final_url}: the article.body selectors found nothing; has the"
+                f" article layout changed? Stored items are kept."
+            )
+        if article.canonical:
+            hint = ctx.canonical(article.canonical)
+            path = urlsplit(hint).path
+            if hint != canonical and (path in ("", "/") or hint == ctx.canonical(self.cfg.url)
+                                      or hint in handled):
+                # A template bug pointing every page at one address must not merge stories.
+                ctx.warn(f"{response.final_url}: rel=canonical points to {article.canonical},"
+                         f" not to this article; ignored")
+                article = replace(article, canonical="")
+            else:
+                handled.add(hint)
+        return article
 
     def _recheck(
         self, ctx: FetchContext, handled: set[str], tz: tzinfo, failures: list[str]
@@ -390,6 +426,9 @@ class HtmlSource:
             handled.add(known.url)
             try:
                 response = ctx.http.get(known.url, conditional=True)
+            except RobotsDisallowed as exc:
+                ctx.warn(str(exc))
+                continue
             except SourceError as exc:
                 failures.append(str(exc))
                 continue
@@ -401,8 +440,11 @@ class HtmlSource:
             if stored is None:
                 continue
             self._check_selectors(ctx)
-            article = parse_article(response.text(), response.final_url, self.cfg.article,
-                                    tz=tz, now=ctx.now)
+            try:
+                article = self._parse_article(ctx, response, tz, known.url, handled)
+            except SourceError as exc:
+                failures.append(str(exc))
+                continue
             base = Item(source=self.name, url=stored.url, base_url=stored.url,
                         title=stored.title, summary_html=stored.summary_html,
                         image_url=stored.image_url, listing_hash=stored.listing_hash)
@@ -413,14 +455,10 @@ class HtmlSource:
 def _with_listing_date(item: Item, listing_date: datetime | None) -> Item:
     if listing_date is None:
         return item
-    from dataclasses import replace
-
     return replace(item, published=listing_date, date_source=DateSource.LISTING)
 
 
 def _merge(base: Item, article: Article, page_url: str, listing_date: datetime | None) -> Item:
-    from dataclasses import replace
-
     published, date_source = article.published, article.date_source
     if published is None and listing_date is not None:
         published, date_source = listing_date, DateSource.LISTING
