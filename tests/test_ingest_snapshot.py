@@ -389,3 +389,30 @@ def test_the_scraped_article_wins_over_a_feed_copy_that_came_first(
     item = by_slug(stored(config))[target.slug]
     assert item.source == "iom-albania" and len(item.content_html) > 500
     assert len(stored(config)) == 48
+
+
+def test_items_left_out_by_the_filter_are_not_fetched_again(
+    make_config: Callable[..., Config], server: SnapshotServer, site: Path
+) -> None:
+    base = make_config()
+    src = dataclasses.replace(base.sources[0], filter=dataclasses.replace(
+        base.sources[0].filter, exclude=("^global$",)))
+    config = dataclasses.replace(base, sources=(src,))
+    first = fetch(config).sources[0]
+    globals_ = sum(1 for c in CONTENT if c.type == "Global" and c.layout != "legacy")
+    assert first.filtered == globals_ > 0
+    assert first.new == 48 - globals_
+    # A new item pushes every entry down a place: only the new article is fetched, not the
+    # ones the filter left out before.
+    fresh = dataclasses.replace(CONTENT[0], slug="new-story-after-filter", featured=False,
+                                title="A new story after the filter",
+                                published=CONTENT[0].published + timedelta(days=3))
+    build_site([fresh, *CONTENT], site)
+    server.clear()
+    second = fetch(config, NOW + timedelta(days=1)).sources[0]
+    assert second.new == 1 and article_hits(server) == 1
+    # Change the filter and the left-out items are looked at again.
+    everything = dataclasses.replace(config, sources=(base.sources[0],))
+    server.clear()
+    third = fetch(everything, NOW + timedelta(days=2)).sources[0]
+    assert third.new == globals_

@@ -2,7 +2,7 @@
 the pipeline and turns the outcome into an exit code. It holds no logic of its own.
 
 Exit codes: 0 success; 1 some source failed (the others still ran); 2 bad configuration or
-usage.
+usage; 75 another run holds the lock on the same database.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,12 +18,14 @@ from pathlib import Path
 from .clock import utc_now
 from .config import CONFIG_ENV, Config, default_config_path, load_config
 from .errors import ConfigError, IomfeedError
+from .lock import AlreadyRunning
 
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_SOURCE_FAILED = 1
 EXIT_CONFIG = 2
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another run is going on; try again later
 
 
 # ----------------------------------------------------------------------------- commands
@@ -30,9 +33,11 @@ EXIT_CONFIG = 2
 
 def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
     from .http import HttpClient
+    from .lock import RunLock
     from .pipeline import fetch_all, open_store
 
-    with open_store(config) as store, HttpClient(config.http, validators=store) as http:
+    with RunLock(config.database_path), open_store(config) as store, \
+            HttpClient(config.http, validators=store) as http:
         report = fetch_all(config, store=store, http=http, now=utc_now,
                            only=args.source or ())
     return EXIT_OK if report.ok else EXIT_SOURCE_FAILED
@@ -80,7 +85,7 @@ def cmd_items(args: argparse.Namespace, config: Config) -> int:
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     from .demo.run import run_demo
 
-    return run_demo(Path(args.config), Path(args.dir), keep_serving=args.serve)
+    return run_demo(Path(args.config), Path(args.dir), keep_serving=args.serve, port=args.port)
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -91,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="iomfeed",
         description="Scrape IOM Albania's news into a deduplicated store and publish it.",
         epilog="Exit codes: 0 success; 1 some source failed (the others still ran); "
-        "2 bad configuration or usage.",
+        "2 bad configuration or usage; 75 another run is using the same database.",
     )
     parser.add_argument(
         "--config", default=None, metavar="PATH",
@@ -131,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "its address swapped for the local one.")
     p.add_argument("--dir", default="demo", metavar="DIR",
                    help="folder for the demo's database and output (default: ./demo)")
+    p.add_argument("--port", type=int, default=8791, metavar="N",
+                   help="port for the snapshot on 127.0.0.1 (default 8791; a free one if busy)")
     p.add_argument("--serve", action="store_true",
                    help="keep serving the snapshot after the run, until Ctrl-C")
     p.set_defaults(func=cmd_demo)
@@ -159,8 +166,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"iomfeed: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except AlreadyRunning as exc:
+        print(f"iomfeed: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
     except IomfeedError as exc:
         print(f"iomfeed: {exc}", file=sys.stderr)
+        return EXIT_SOURCE_FAILED
+    except sqlite3.Error as exc:
+        print(f"iomfeed: store error in {args.config}'s database: {exc}", file=sys.stderr)
         return EXIT_SOURCE_FAILED
     except KeyboardInterrupt:
         print("iomfeed: interrupted", file=sys.stderr)

@@ -116,12 +116,16 @@ class StoredItem:
 
 @dataclass(frozen=True, slots=True)
 class KnownItem:
-    """What a source needs to know about an item already stored, to skip or refresh it."""
+    """What a source needs to know about an item already seen, to skip or refresh it.
+
+    An item the source's filter left out is known too (``id`` empty, no date), so its
+    article is not fetched again on every run.
+    """
 
     id: str
     url: str
     listing_hash: str
-    published: datetime
+    published: datetime | None
 
 
 class Change(StrEnum):

@@ -17,7 +17,7 @@ from .errors import ConfigError, SourceError
 from .http import HttpClient
 from .models import Change, RunReport, SourceResult
 from .normalize import Origin, normalize_item, zone
-from .sources import FetchContext, SourceStats, build_source, passes_filter
+from .sources import FetchContext, SourceStats, build_source, filter_hash, passes_filter
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,8 @@ def fetch_source(
             item = normalize_item(raw, origins=origins, tz=tz, language=language)
             if not passes_filter(item.title, item.categories, src.filter):
                 filtered += 1
+                store.remember_skipped(item.url, src.name, item.listing_hash,
+                                       filter_hash(src.filter), now)
                 continue
             outcome = store.upsert(item, now, rank=rank)
             counts[outcome.change] += 1

@@ -66,6 +66,13 @@ MIGRATIONS: tuple[str, ...] = (
         seen TEXT NOT NULL,
         PRIMARY KEY (item_id, content_hash)
     );
+    CREATE TABLE skipped (              -- left out by a source's filter: not fetched again
+        url TEXT PRIMARY KEY,           -- while its listing entry and the filter stay the same
+        source TEXT NOT NULL,
+        listing_hash TEXT NOT NULL,
+        filter_hash TEXT NOT NULL,
+        seen TEXT NOT NULL
+    );
     CREATE TABLE http_validators (
         url TEXT PRIMARY KEY,
         etag TEXT,
@@ -74,7 +81,8 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE TABLE source_state (
         name TEXT PRIMARY KEY,
-        backfilled TEXT                 -- when a full walk of the listing last completed
+        backfilled TEXT,                -- when a full walk of the listing last completed
+        filter_hash TEXT NOT NULL       -- under which filter (a new filter walks again)
     );
     CREATE TABLE runs (
         id INTEGER PRIMARY KEY,
@@ -191,8 +199,11 @@ class Store:
 
     # ------------------------------------------------------------------ items: reading
 
-    def known(self, url: str) -> KnownItem | None:
-        """The stored item at this canonical URL (or one of its recorded other addresses)."""
+    def known(self, url: str, *, filter_hash: str = "") -> KnownItem | None:
+        """The stored item at this canonical URL (or one of its recorded other addresses).
+
+        Failing that, an item left out under the same filter (``filter_hash``): an empty id.
+        """
         row = self.db.execute(
             "SELECT id, url, listing_hash, published FROM items WHERE url = ?", (url,)
         ).fetchone()
@@ -203,8 +214,23 @@ class Store:
                 (url,),
             ).fetchone()
         if row is None:
-            return None
+            skip = self.db.execute(
+                "SELECT url, listing_hash FROM skipped WHERE url = ? AND filter_hash = ?",
+                (url, filter_hash),
+            ).fetchone()
+            return None if skip is None else KnownItem("", skip["url"], skip["listing_hash"], None)
         return KnownItem(row["id"], row["url"], row["listing_hash"], _parse(row["published"]))
+
+    def remember_skipped(self, url: str, source: str, listing_hash: str, filter_hash: str,
+                         now: datetime) -> None:
+        """Note an item the source's filter left out, so it is not fetched again needlessly."""
+        self.db.execute(
+            "INSERT INTO skipped (url, source, listing_hash, filter_hash, seen)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (url) DO UPDATE SET"
+            " listing_hash = excluded.listing_hash, filter_hash = excluded.filter_hash,"
+            " seen = excluded.seen",
+            (url, source, listing_hash, filter_hash, _utc(now)),
+        )
 
     def recent(self, source: str, since: datetime) -> list[KnownItem]:
         """Items of ``source`` published at or after ``since``, newest first."""
@@ -426,16 +452,19 @@ class Store:
 
     # ------------------------------------------------------------------ sources and runs
 
-    def backfilled(self, source: str) -> bool:
-        row = self.db.execute("SELECT backfilled FROM source_state WHERE name = ?",
+    def backfilled(self, source: str, filter_hash: str = "") -> bool:
+        """Whether a full walk of the source's listing completed under this filter."""
+        row = self.db.execute("SELECT backfilled, filter_hash FROM source_state WHERE name = ?",
                               (source,)).fetchone()
-        return row is not None and row["backfilled"] is not None
+        return (row is not None and row["backfilled"] is not None
+                and row["filter_hash"] == filter_hash)
 
-    def mark_backfilled(self, source: str, now: datetime) -> None:
+    def mark_backfilled(self, source: str, now: datetime, filter_hash: str = "") -> None:
         self.db.execute(
-            "INSERT INTO source_state (name, backfilled) VALUES (?, ?)"
-            " ON CONFLICT (name) DO UPDATE SET backfilled = excluded.backfilled",
-            (source, _utc(now)),
+            "INSERT INTO source_state (name, backfilled, filter_hash) VALUES (?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET backfilled = excluded.backfilled,"
+            " filter_hash = excluded.filter_hash",
+            (source, _utc(now), filter_hash),
         )
 
     def record_run(self, started: datetime, finished: datetime,

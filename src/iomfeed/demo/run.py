@@ -15,13 +15,28 @@ from ..clock import utc_now
 from ..config import LIVE_ORIGIN, load_config
 from ..errors import ConfigError
 from ..http import HttpClient
+from ..lock import RunLock
 from ..pipeline import fetch_all, open_store
 from .server import DEFAULT_ROOT, SnapshotServer
 
 log = logging.getLogger(__name__)
 
 
-def run_demo(config_path: Path, out_dir: Path, *, keep_serving: bool = False) -> int:
+DEFAULT_PORT = 8791
+
+
+def _start_server(port: int) -> SnapshotServer:
+    """The snapshot on a fixed port, so a second demo run sees the same URLs (and 304s)."""
+    try:
+        return SnapshotServer(DEFAULT_ROOT, port=port).start()
+    except OSError:
+        log.warning("port %d is busy; serving the snapshot on a free port instead (a later"
+                    " demo run will then see different addresses)", port)
+        return SnapshotServer(DEFAULT_ROOT).start()
+
+
+def run_demo(config_path: Path, out_dir: Path, *, keep_serving: bool = False,
+             port: int = DEFAULT_PORT) -> int:
     try:
         text = config_path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -31,11 +46,13 @@ def run_demo(config_path: Path, out_dir: Path, *, keep_serving: bool = False) ->
     if LIVE_ORIGIN not in text:
         raise ConfigError(f"{config_path}: does not mention {LIVE_ORIGIN}; nothing to swap")
     out_dir.mkdir(parents=True, exist_ok=True)
-    with SnapshotServer(DEFAULT_ROOT) as server:
+    server = _start_server(port)
+    try:
         log.info("serving the bundled snapshot at %s", server.origin)
         config = load_config(config_path, text=text.replace(LIVE_ORIGIN, server.origin),
                              base_dir=out_dir.resolve())
-        with open_store(config) as store, HttpClient(config.http, validators=store) as http:
+        with RunLock(config.database_path), open_store(config) as store, \
+                HttpClient(config.http, validators=store) as http:
             report = fetch_all(config, store=store, http=http, now=utc_now)
             total = store.count()
             newest = store.items(limit=5)
@@ -49,4 +66,6 @@ def run_demo(config_path: Path, out_dir: Path, *, keep_serving: bool = False) ->
                     time.sleep(3600)
             except KeyboardInterrupt:
                 pass
+    finally:
+        server.stop()
     return 0 if report.ok else 1

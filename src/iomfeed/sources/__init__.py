@@ -51,7 +51,7 @@ class FetchContext:
 
     def known(self, url: str) -> KnownItem | None:
         """The stored item behind ``url`` (any of its addresses), if any."""
-        return self.store.known(self.canonical(url))
+        return self.store.known(self.canonical(url), filter_hash=filter_hash(self.source.filter))
 
     def remember(self, response: Response) -> None:
         """Keep the validators of a page whose content is now safely stored."""
@@ -76,6 +76,14 @@ def passes_filter(title: str, categories: tuple[str, ...], cfg: FilterConfig) ->
     if cfg.include and not matches(cfg.include):
         return False
     return not (cfg.exclude and matches(cfg.exclude))
+
+
+def filter_hash(cfg: FilterConfig) -> str:
+    """A fingerprint of a filter: change the filter and what it left out is looked at again."""
+    import hashlib
+
+    text = "\x1f".join((*cfg.include, "\x1e", *cfg.exclude))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 class Source(Protocol):

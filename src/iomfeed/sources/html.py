@@ -32,7 +32,7 @@ from ..dedup import listing_hash
 from ..errors import FetchError, ParseError, RobotsDisallowed, SourceError
 from ..models import DateSource, Item, Response
 from ..normalize import clean_text, find_dateline, parse_date_text, parse_iso, zone
-from . import FetchContext
+from . import FetchContext, filter_hash
 
 if TYPE_CHECKING:
     from bs4 import BeautifulSoup, Tag
@@ -277,7 +277,8 @@ class HtmlSource:
     def fetch(self, ctx: FetchContext) -> Iterator[Item]:
         cfg = self.cfg
         tz = zone(ctx.config.source_timezone(cfg))
-        backfill = not ctx.store.backfilled(cfg.name)
+        # A first run, or a changed filter, walks every page without validators.
+        backfill = not ctx.store.backfilled(cfg.name, filter_hash(cfg.filter))
         failures: list[str] = []
         handled: set[str] = set()  # canonical URLs dealt with in this run
         listing_pages = []
@@ -349,7 +350,7 @@ class HtmlSource:
         if backfill and walked_to_end:
             # Every page was read; articles that failed are still unknown, so the next
             # (incremental) run retries them: the pages holding them count as bringing news.
-            ctx.store.mark_backfilled(cfg.name, ctx.now)
+            ctx.store.mark_backfilled(cfg.name, ctx.now, filter_hash(cfg.filter))
         if failures:
             count = len(failures)
             raise SourceError(
