@@ -43,6 +43,27 @@ def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK if report.ok else EXIT_SOURCE_FAILED
 
 
+def cmd_publish(args: argparse.Namespace, config: Config) -> int:
+    from .lock import RunLock
+    from .pipeline import open_store, publish
+
+    with RunLock(config.database_path), open_store(config) as store:
+        publish(config, store=store, now=utc_now())
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace, config: Config) -> int:
+    from .http import HttpClient
+    from .lock import RunLock
+    from .pipeline import fetch_all, open_store, publish
+
+    with RunLock(config.database_path), open_store(config) as store, \
+            HttpClient(config.http, validators=store) as http:
+        report = fetch_all(config, store=store, http=http, now=utc_now)
+        publish(config, store=store, now=utc_now(), http=http)
+    return EXIT_OK if report.ok else EXIT_SOURCE_FAILED
+
+
 def cmd_check(args: argparse.Namespace, config: Config) -> int:
     print(f"{args.config}: configuration is valid; {len(config.sources)} source(s):"
           f" {', '.join(s.name for s in config.sources) or 'none'}")
@@ -115,6 +136,16 @@ def build_parser() -> argparse.ArgumentParser:
     # A cron fetch that only sees 304s must not pay for compiling selectors; the html source
     # compiles them before its first parse, and `check` always does.
     p.set_defaults(func=cmd_fetch, compile_selectors=False)
+
+    p = sub.add_parser("publish", help="write the feeds, archives and index.html",
+                       description="Write the Atom, RSS and JSON feeds, their archives and "
+                       "index.html from the store into publish.folder; files whose bytes did "
+                       "not change are left alone.")
+    p.set_defaults(func=cmd_publish, compile_selectors=False)
+
+    p = sub.add_parser("run", help="fetch, then publish",
+                       description="One full cycle: fetch every enabled source, then publish.")
+    p.set_defaults(func=cmd_run, compile_selectors=False)
 
     p = sub.add_parser("check", help="validate the configuration",
                        description="Validate the configuration file; with --live also fetch "

@@ -170,6 +170,7 @@ class SiteConfig:
     timezone: str = field(default="Europe/Tirane", metadata=_checked(_check_timezone))
     author: str = "IOM Albania"
     id_authority: str = ""
+    websub_hub: str = field(default="", metadata=_checked(_check_optional_http_url))
 
     @property
     def tag_authority(self) -> str:
@@ -179,6 +180,15 @@ class SiteConfig:
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
     database: str = "iomfeed.db"
+
+
+@dataclass(frozen=True, slots=True)
+class PublishConfig:
+    folder: str = "feeds"
+    max_items: int = field(default=50, metadata=_checked(_check_positive))
+    by_category: bool = True
+    by_source: bool = False
+    archives: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +267,7 @@ class SourceConfig:
 class Config:
     site: SiteConfig = field(default_factory=SiteConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     sources: tuple[SourceConfig, ...] = field(default=())
     # Not a key: the folder relative paths in the file are resolved against.
@@ -270,6 +281,10 @@ class Config:
     @property
     def database_path(self) -> Path:
         return self.path(self.storage.database)
+
+    @property
+    def feeds_path(self) -> Path:
+        return self.path(self.publish.folder)
 
     def source(self, name: str) -> SourceConfig:
         for src in self.sources:

@@ -191,8 +191,25 @@ class HttpClient:
             host = self._hosts[key] = _Host()
         return host
 
+    def post_form(self, url: str, fields: dict[str, str]) -> int:
+        """POST a form (a WebSub ping, say) with the same retries; any 2xx is success.
+
+        Not subject to robots.txt: it is a notification sent to a service, not crawling.
+        """
+        from urllib.parse import urlencode
+
+        self._check_url(url)
+        body = urlencode(fields).encode("ascii")
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        status, _headers, _body = self._request_with_retries(url, headers, method="POST",
+                                                             body=body)
+        if not 200 <= status < 300:
+            raise FetchError(url, f"HTTP {status} {_reason(status)}", status=status)
+        return status
+
     def _request_with_retries(
-        self, url: str, headers: dict[str, str], *, redirects: int = 0
+        self, url: str, headers: dict[str, str], *, redirects: int = 0, method: str = "GET",
+        body: bytes | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         attempts = self.config.retries + 1
         last: _Retryable | None = None
@@ -209,7 +226,7 @@ class HttpClient:
                 log.info("retrying %s in %.1f s (%s)", url, delay, last.reason)
                 self._sleep(delay)
             try:
-                status, resp_headers, body = self._request_once(url, headers)
+                status, resp_headers, answer = self._request_once(url, headers, method, body)
             except _Retryable as exc:
                 last = exc
                 continue
@@ -218,7 +235,7 @@ class HttpClient:
                 url = urljoin(url, resp_headers["location"])
                 self._check_url(url)
                 continue
-            return status, resp_headers, body
+            return status, resp_headers, answer
         assert last is not None
         raise FetchError(url, f"{last.reason} (gave up after {attempts} attempts)",
                          status=last.status)
@@ -231,7 +248,9 @@ class HttpClient:
         base: float = self.config.backoff * 2.0**retry
         return base / 2 + self._jitter() * base / 2  # "equal jitter"
 
-    def _request_once(self, url: str, extra: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    def _request_once(
+        self, url: str, extra: dict[str, str], method: str = "GET", payload: bytes | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         host = self._host(url)
         self._wait_politely(host)
         parts = urlsplit(url)
@@ -251,7 +270,7 @@ class HttpClient:
             conn.timeout = self.config.timeout
             if conn.sock is not None:  # a reused socket keeps the last read's short timeout
                 conn.sock.settimeout(self.config.timeout)
-            conn.request("GET", target, headers=headers)
+            conn.request(method, target, body=payload, headers=headers)
             resp = conn.getresponse()
             status = resp.status
             resp_headers = {k.lower(): v for k, v in resp.getheaders()}

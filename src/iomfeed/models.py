@@ -174,3 +174,38 @@ class RunReport:
     @property
     def failed(self) -> tuple[SourceResult, ...]:
         return tuple(r for r in self.sources if not r.ok)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedDoc:
+    """One feed document to render (a subscription feed or an archive page), all URLs absolute.
+
+    The same record renders as Atom, RSS and JSON Feed; ``rss_url`` / ``json_url`` are empty
+    for documents that exist only as Atom (archives).
+    """
+
+    key: str  # "main", "category/local", "archive/2024-06"
+    title: str
+    description: str
+    feed_id: str  # permanent Atom id of the logical feed
+    atom_url: str
+    rss_url: str
+    json_url: str
+    home_url: str  # the site the news comes from
+    index_url: str  # the published index.html
+    language: str
+    author: str
+    items: tuple[StoredItem, ...]
+    updated: datetime  # the newest change among the items, never the build time
+    hub: str = ""
+    prev_archive: str = ""  # RFC 5005: the next older archive document
+    current_url: str = ""  # RFC 5005: for an archive, the subscription feed
+    is_archive: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PublishReport:
+    written: tuple[str, ...]  # paths (relative to the publish folder) whose bytes changed
+    unchanged: int
+    pinged: tuple[str, ...] = ()
+    ping_failures: tuple[str, ...] = ()

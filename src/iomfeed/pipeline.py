@@ -15,7 +15,7 @@ from datetime import datetime
 from .config import Config, SourceConfig
 from .errors import ConfigError, SourceError
 from .http import HttpClient
-from .models import Change, RunReport, SourceResult
+from .models import Change, PublishReport, RunReport, SourceResult
 from .normalize import Origin, normalize_item, zone
 from .sources import FetchContext, SourceStats, build_source, filter_hash, passes_filter
 from .store import Store
@@ -144,3 +144,19 @@ def _log_result(r: SourceResult) -> None:
 
 def open_store(config: Config) -> Store:
     return Store(config.database_path, tag_authority=config.site.tag_authority)
+
+
+def publish(
+    config: Config, *, store: Store, now: datetime, http: HttpClient | None = None
+) -> PublishReport:
+    """Write the feeds; then, if a WebSub hub is configured, announce the changed ones."""
+    from .publish.build import publish_all
+
+    report = publish_all(config, store, now=now)
+    log.info("published to %s: %d file(s) written, %d unchanged", config.feeds_path,
+             len(report.written), report.unchanged)
+    if config.site.websub_hub:
+        from .publish.websub import announce
+
+        report = announce(config, store, report, now=now, http=http)
+    return report

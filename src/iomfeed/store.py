@@ -84,6 +84,18 @@ MIGRATIONS: tuple[str, ...] = (
         backfilled TEXT,                -- when a full walk of the listing last completed
         filter_hash TEXT NOT NULL       -- under which filter (a new filter walks again)
     );
+    CREATE TABLE published_files (      -- what each generated file was last made from
+        path TEXT PRIMARY KEY,          -- relative to the publish folder
+        fingerprint TEXT NOT NULL
+    );
+    CREATE TABLE feed_ids (             -- permanent Atom feed ids, minted once
+        key TEXT PRIMARY KEY,
+        id TEXT NOT NULL
+    );
+    CREATE TABLE websub_pending (       -- hub pings that failed, retried next run
+        feed_url TEXT PRIMARY KEY,
+        since TEXT NOT NULL
+    );
     CREATE TABLE runs (
         id INTEGER PRIMARY KEY,
         started TEXT NOT NULL,
@@ -429,6 +441,82 @@ class Store:
             published=published, image_url=item.image_url, categories=item.categories,
             language=item.language,
         )
+
+    def categories(self) -> list[str]:
+        """Every category used by a stored item, sorted."""
+        rows = self.db.execute(
+            "SELECT DISTINCT c.value FROM items, json_each(items.categories) AS c ORDER BY 1"
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def sources(self) -> list[str]:
+        return [str(r[0]) for r in
+                self.db.execute("SELECT DISTINCT source FROM items ORDER BY 1").fetchall()]
+
+    def items_in_category(self, category: str, *, limit: int) -> list[StoredItem]:
+        rows = self.db.execute(
+            f"SELECT {_ITEM_COLUMNS} FROM items WHERE EXISTS (SELECT 1 FROM"
+            " json_each(items.categories) AS c WHERE c.value = ?)"
+            " ORDER BY published_utc DESC, id LIMIT ?",
+            (category, limit),
+        )
+        return [self._row_to_item(r) for r in rows]
+
+    def item_index(self) -> list[tuple[str, str, str, str]]:
+        """(id, local published, content hash, updated) of every item, newest first.
+
+        Cheap: enough to decide which archive pages changed without loading any content.
+        """
+        rows = self.db.execute(
+            "SELECT id, published, content_hash, updated FROM items"
+            " ORDER BY published_utc DESC, id"
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def items_by_id(self, ids: list[str]) -> list[StoredItem]:
+        """The items with these ids, newest first."""
+        found: list[StoredItem] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.extend(self._row_to_item(r) for r in self.db.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE id IN ({marks})", chunk))
+        order = {item_id: n for n, item_id in enumerate(ids)}
+        return sorted(found, key=lambda i: order[i.id])
+
+    # ------------------------------------------------------------------ publishing state
+
+    def fingerprint(self, path: str) -> str | None:
+        row = self.db.execute("SELECT fingerprint FROM published_files WHERE path = ?",
+                              (path,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def save_fingerprint(self, path: str, fingerprint: str) -> None:
+        self.db.execute(
+            "INSERT INTO published_files (path, fingerprint) VALUES (?, ?)"
+            " ON CONFLICT (path) DO UPDATE SET fingerprint = excluded.fingerprint",
+            (path, fingerprint),
+        )
+
+    def feed_id(self, key: str, now: datetime) -> str:
+        """The permanent Atom id of a logical feed, minted on its first publication."""
+        row = self.db.execute("SELECT id FROM feed_ids WHERE key = ?", (key,)).fetchone()
+        if row is not None:
+            return str(row[0])
+        minted = f"tag:{self.tag_authority},{now.astimezone(UTC):%Y-%m-%d}:feed/{key}"
+        self.db.execute("INSERT INTO feed_ids (key, id) VALUES (?, ?)", (key, minted))
+        return minted
+
+    def pending_pings(self) -> list[str]:
+        return [str(r[0]) for r in
+                self.db.execute("SELECT feed_url FROM websub_pending ORDER BY 1").fetchall()]
+
+    def set_ping_pending(self, feed_url: str, pending: bool, now: datetime) -> None:
+        if pending:
+            self.db.execute("INSERT OR IGNORE INTO websub_pending (feed_url, since)"
+                            " VALUES (?, ?)", (feed_url, _utc(now)))
+        else:
+            self.db.execute("DELETE FROM websub_pending WHERE feed_url = ?", (feed_url,))
 
     # ------------------------------------------------------------------ HTTP validators
 

@@ -1,0 +1,50 @@
+"""Atomic, quiet file writes: a reader never sees half a file, and an unchanged file is not
+touched (its mtime stays, so static hosting keeps its ETag and readers fetch nothing new).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import PublishError
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Write ``data`` to ``path`` unless it already holds exactly these bytes.
+
+    The bytes go to a temporary file in the same folder, are flushed to disk, and replace
+    the old file in one rename. Returns whether the file was written. Any failure (disk
+    full, a file size limit, permissions) leaves the previous file intact and raises
+    :class:`PublishError` naming the file.
+    """
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise PublishError(f"{path}: cannot read the current file: {exc}") from exc
+    tmp_name = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, path)
+        tmp_name = None
+    except OSError as exc:
+        raise PublishError(
+            f"{path}: could not be written ({exc.strerror or exc}); the previous version is"
+            " intact"
+        ) from exc
+    finally:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+    return True

@@ -1,0 +1,194 @@
+"""Render a :class:`FeedDoc` as Atom 1.0, RSS 2.0 or JSON Feed 1.1 bytes. Pure: no I/O.
+
+Byte-stable by construction: every date comes from the items (the feed's ``updated`` is the
+newest item change, never the build time), entries keep the store's order, and JSON keys
+have a fixed order. Atom and RSS go through feedgen; JSON Feed is plain ``json``.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+from typing import Any
+from urllib.parse import urlsplit
+
+from .. import __version__
+from ..models import FeedDoc, StoredItem
+from ..normalize import html_to_text
+
+ATOM_TYPE = "application/atom+xml"
+RSS_TYPE = "application/rss+xml"
+JSON_FEED_TYPE = "application/feed+json"
+HISTORY_NS = "http://purl.org/syndication/history/1.0"
+ATOM_NS = "http://www.w3.org/2005/Atom"
+GENERATOR_URI = "https://github.com/iomfeed/iomfeed"
+
+
+def image_type(url: str) -> str | None:
+    """The MIME type of an image URL, from its extension (``None`` when it cannot be told)."""
+    guessed, _ = mimetypes.guess_type(urlsplit(url).path)
+    return guessed if guessed and guessed.startswith("image/") else None
+
+
+def _extensions() -> tuple[type[Any], type[Any], type[Any], type[Any]]:
+    """feedgen extensions, defined lazily so feedgen loads only when a feed is rendered."""
+    from feedgen.ext.base import BaseEntryExtension, BaseExtension
+    from lxml import etree
+
+    class ArchiveExtension(BaseExtension):  # type: ignore[misc]
+        """RFC 5005 section 4: <fh:archive/> marks an immutable archive document."""
+
+        def extend_ns(self) -> dict[str, str]:
+            return {"fh": HISTORY_NS}
+
+        def extend_atom(self, feed: Any) -> Any:
+            feed.insert(0, etree.Element(f"{{{HISTORY_NS}}}archive"))
+            return feed
+
+    class HubExtension(BaseExtension):  # type: ignore[misc]
+        """WebSub in RSS: <atom:link rel="hub"> in the channel (feedgen writes only 'self')."""
+
+        hub = ""
+
+        def extend_rss(self, feed: Any) -> Any:
+            if self.hub:
+                channel = feed[0]
+                link = etree.SubElement(channel, f"{{{ATOM_NS}}}link")
+                link.set("href", self.hub)
+                link.set("rel", "hub")
+            return feed
+
+    class AtomLinksExtension(BaseEntryExtension):  # type: ignore[misc]
+        """Entry <link>s with their rel and type: feedgen 1.0 drops both for entries."""
+
+        def __init__(self) -> None:
+            self.links: list[dict[str, str]] = []
+
+        def extend_atom(self, entry: Any) -> Any:
+            for attrs in self.links:
+                # Unqualified, like feedgen's own Atom elements: the feed's default namespace.
+                link = etree.SubElement(entry, "link")
+                for key in ("href", "rel", "type"):
+                    if attrs.get(key):
+                        link.set(key, attrs[key])
+            return entry
+
+    return ArchiveExtension, HubExtension, BaseEntryExtension, AtomLinksExtension
+
+
+def _generator(doc: FeedDoc, *, rss: bool) -> Any:
+    from feedgen.feed import FeedGenerator
+
+    archive_ext, hub_ext, entry_ext, links_ext = _extensions()
+    fg = FeedGenerator()
+    fg.id(doc.feed_id)
+    fg.title(doc.title)
+    fg.subtitle(doc.description)
+    fg.author({"name": doc.author})
+    fg.language(doc.language)
+    fg.generator("iomfeed", version=__version__, uri=GENERATOR_URI)
+    fg.updated(doc.updated)  # also RSS lastBuildDate: the last content change
+    if rss:
+        fg.link(href=doc.rss_url, rel="self", type=RSS_TYPE)
+        if doc.hub:
+            fg.register_extension("websub", hub_ext, entry_ext, atom=False, rss=True)
+            fg.websub.hub = doc.hub
+        fg.load_extension("media", atom=False, rss=True)
+    else:
+        fg.link(href=doc.atom_url, rel="self", type=ATOM_TYPE)
+        if doc.hub:
+            fg.link(href=doc.hub, rel="hub")
+        if doc.current_url:
+            fg.link(href=doc.current_url, rel="current", type=ATOM_TYPE)
+        if doc.prev_archive:
+            fg.link(href=doc.prev_archive, rel="prev-archive", type=ATOM_TYPE)
+        if doc.is_archive:
+            fg.register_extension("fh", archive_ext, entry_ext, atom=True, rss=False)
+    # feedgen takes the RSS channel <link> from the last link added: the site itself.
+    fg.link(href=doc.home_url, rel="alternate", type="text/html")
+    if not rss:
+        fg.register_extension("links", entry_ext, links_ext, atom=True, rss=False)
+    for item in doc.items:
+        _entry(fg.add_entry(order="append"), item, rss=rss)
+    return fg
+
+
+def _entry(fe: Any, item: StoredItem, *, rss: bool) -> None:
+    fe.id(item.id)
+    fe.guid(item.id, permalink=False)
+    fe.title(item.title)
+    fe.published(item.published)
+    fe.updated(item.updated)
+    summary = item.summary_html or item.content_html
+    if rss:
+        fe.link(href=item.url)
+        fe.description(summary or item.title)
+        if item.content_html and item.content_html != summary:
+            fe.content(item.content_html, type="CDATA")
+        if item.image_url:
+            # An RSS enclosure needs a true length, which is unknown: Media RSS instead.
+            fe.media.content({"url": item.image_url, "medium": "image",
+                              **({"type": t} if (t := image_type(item.image_url)) else {})})
+    else:
+        if item.summary_html:
+            fe.summary(item.summary_html, type="html")
+        if item.content_html:
+            fe.content(item.content_html, type="html")
+        fe.links.links.append({"href": item.url, "rel": "alternate", "type": "text/html"})
+        mime = image_type(item.image_url) if item.image_url else None
+        if mime:
+            fe.links.links.append({"href": item.image_url, "rel": "enclosure", "type": mime})
+    for category in item.categories:
+        fe.category(term=category)
+    if item.author:
+        fe.author({"name": item.author})
+
+
+def render_atom(doc: FeedDoc) -> bytes:
+    data: bytes = _generator(doc, rss=False).atom_str(pretty=True, encoding="UTF-8")
+    return data
+
+
+def render_rss(doc: FeedDoc) -> bytes:
+    data: bytes = _generator(doc, rss=True).rss_str(pretty=True, encoding="UTF-8")
+    return data
+
+
+def render_json(doc: FeedDoc) -> bytes:
+    """JSON Feed 1.1 (https://www.jsonfeed.org/version/1.1/)."""
+    feed: dict[str, Any] = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": doc.title,
+        "home_page_url": doc.home_url,
+        "feed_url": doc.json_url,
+        "description": doc.description,
+        "language": doc.language,
+        "authors": [{"name": doc.author}],
+    }
+    if doc.hub:
+        feed["hubs"] = [{"type": "WebSub", "url": doc.hub}]
+    feed["items"] = [_json_item(item) for item in doc.items]
+    text = json.dumps(feed, ensure_ascii=False, indent=2) + "\n"
+    return text.encode("utf-8")
+
+
+def _json_item(item: StoredItem) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": item.id,
+        "url": item.url,
+        "title": item.title,
+        "content_html": item.content_html or item.summary_html or "",
+    }
+    if item.summary_html:
+        out["summary"] = html_to_text(item.summary_html)
+    if item.image_url:
+        out["image"] = item.image_url
+    out["date_published"] = item.published.isoformat()
+    out["date_modified"] = item.updated.isoformat()
+    if item.categories:
+        out["tags"] = list(item.categories)
+    if item.author:
+        out["authors"] = [{"name": item.author}]
+    if item.language:
+        out["language"] = item.language
+    return out
