@@ -34,7 +34,7 @@ def test_every_command_and_option_has_help_text() -> None:
 
 
 def test_expected_commands_exist() -> None:
-    assert {"fetch", "check", "items", "demo"} <= set(subcommands())
+    assert {"fetch", "publish", "run", "check", "items", "demo"} <= set(subcommands())
 
 
 def test_check_accepts_the_shipped_config(capsys: pytest.CaptureFixture[str]) -> None:

@@ -99,6 +99,8 @@ def test_the_readme_demo_command_runs_on_the_bundled_snapshot(tmp_path: Path) ->
     run = iomfeed("demo", "--dir", str(tmp_path / "demo"), cwd=ROOT, env=env, timeout=240)
     assert run.returncode == 0, run.stderr
     assert "48 items stored in" in run.stdout
+    assert (tmp_path / "demo" / "feeds" / "atom.xml").exists()
+    assert (tmp_path / "demo" / "feeds" / "index.html").exists()
     assert "serving the bundled snapshot at http://127.0.0.1:" in run.stderr
     with Store(tmp_path / "demo" / "iomfeed.db") as store:
         assert store.count() == 48
@@ -142,3 +144,20 @@ def test_a_second_fetch_on_the_same_database_exits_75(server: SnapshotServer,
             first.wait()
     third = iomfeed("--config", str(config), "fetch", cwd=tmp_path)  # ...does not block the next
     assert third.returncode == 0, third.stderr
+
+
+def test_run_fetches_then_publishes_and_a_quiet_rerun_writes_nothing(
+    server: SnapshotServer, tmp_path: Path
+) -> None:
+    config = write_config(server, tmp_path)
+    first = iomfeed("--config", str(config), "run", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "published to" in first.stderr
+    feeds = tmp_path / "feeds"
+    stamps = {p: p.stat().st_mtime_ns for p in feeds.rglob("*") if p.is_file()}
+    assert feeds / "atom.xml" in stamps and feeds / "category" / "local" / "rss.xml" in stamps
+    again = iomfeed("--config", str(config), "-q", "run", cwd=tmp_path)
+    assert (again.returncode, again.stdout, again.stderr) == (0, "", "")
+    assert {p: p.stat().st_mtime_ns for p in feeds.rglob("*") if p.is_file()} == stamps
+    only = iomfeed("--config", str(config), "publish", cwd=tmp_path)
+    assert only.returncode == 0 and "0 file(s) written" in only.stderr

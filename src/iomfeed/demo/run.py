@@ -16,7 +16,7 @@ from ..config import LIVE_ORIGIN, load_config
 from ..errors import ConfigError
 from ..http import HttpClient
 from ..lock import RunLock
-from ..pipeline import fetch_all, open_store
+from ..pipeline import fetch_all, open_store, publish
 from .server import DEFAULT_ROOT, SnapshotServer
 
 log = logging.getLogger(__name__)
@@ -54,11 +54,15 @@ def run_demo(config_path: Path, out_dir: Path, *, keep_serving: bool = False,
         with RunLock(config.database_path), open_store(config) as store, \
                 HttpClient(config.http, validators=store) as http:
             report = fetch_all(config, store=store, http=http, now=utc_now)
+            published = publish(config, store=store, now=utc_now(), http=http)
             total = store.count()
             newest = store.items(limit=5)
         print(f"\n{total} items stored in {config.database_path}; the newest:")
         for item in newest:
             print(f"  {item.published:%Y-%m-%d}  {item.title}")
+        feeds = config.feeds_path
+        print(f"\nFeeds in {feeds} ({len(published.written)} file(s) written): open"
+              f" {feeds / 'index.html'}, or subscribe to {feeds / 'atom.xml'}")
         if keep_serving:
             print(f"\nServing the snapshot at {server.origin}/news until Ctrl-C")
             try:

@@ -1,0 +1,490 @@
+"""Publishing from the snapshot's store: golden files, the rules of each format checked
+directly, byte stability, archives that reach every item once, and safe writes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+import feedparser
+import jsonschema
+import pytest
+from lxml import etree
+
+from iomfeed.config import Config
+from iomfeed.demo.server import SnapshotServer
+from iomfeed.models import DateSource, Item, PublishReport
+from iomfeed.pipeline import open_store, publish
+from iomfeed.publish.build import plan_archives
+
+from .conftest import DATA, NOW, ROOT, fetch, local_config
+from .golden import check_golden
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+NS = {"a": "http://www.w3.org/2005/Atom", "fh": "http://purl.org/syndication/history/1.0",
+      "media": "http://search.yahoo.com/mrss/"}
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+RFC822 = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|"
+                    r"Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d [+-]\d{4}$")
+PUBLIC = "https://feeds.example.org/iom-albania/"
+MAX_ITEMS = 10
+
+
+@pytest.fixture(scope="module")
+def crawled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """The snapshot crawled once into a database; each test works on a copy of it."""
+    from iomfeed.demo.server import DEFAULT_ROOT
+
+    folder = tmp_path_factory.mktemp("crawl")
+    with SnapshotServer(DEFAULT_ROOT) as server:
+        config = local_config(server.origin, folder)
+        assert fetch(config).ok
+        yield folder / "iomfeed.db", server.origin
+
+
+@pytest.fixture
+def config(crawled: tuple[Path, str], tmp_path: Path) -> Config:
+    db, origin = crawled
+    shutil.copy(db, tmp_path / "iomfeed.db")
+    base = local_config(origin, tmp_path)
+    return dataclasses.replace(base, publish=dataclasses.replace(base.publish,
+                                                                 max_items=MAX_ITEMS))
+
+
+def run_publish(config: Config, now: datetime = NOW) -> PublishReport:
+    with open_store(config) as store:
+        return publish(config, store=store, now=now)
+
+
+def parse(path: Path) -> etree._ElementTree:
+    parser = etree.XMLParser(recover=False, resolve_entities=False, no_network=True)
+    return etree.parse(str(path), parser)
+
+
+def scrub(text: str, origin: str) -> str:
+    return text.replace(origin, "https://albania.iom.int").replace(
+        origin.split("//", 1)[1], "albania.iom.int")
+
+
+# ----------------------------------------------------------------------------- golden
+
+
+@pytest.mark.parametrize("name", ["atom.xml", "rss.xml", "feed.json", "index.html",
+                                  "category/global/atom.xml", "archive/2021-06.xml"])
+def test_published_files_match_the_golden_copies(config: Config, crawled: tuple[Path, str],
+                                                  regenerate: bool, name: str) -> None:
+    run_publish(config)
+    text = (config.feeds_path / name).read_text(encoding="utf-8")
+    check_golden("feeds/" + name, scrub(text, crawled[1]), regenerate=regenerate)
+
+
+# ----------------------------------------------------------------------------- Atom
+
+
+def atom_documents(config: Config) -> list[Path]:
+    return sorted(config.feeds_path.rglob("*.xml"), key=str)
+
+
+def test_every_atom_document_follows_rfc_4287(config: Config) -> None:
+    run_publish(config)
+    seen_ids: set[str] = set()
+    docs = [p for p in atom_documents(config) if p.name != "rss.xml"]
+    assert len(docs) > 5
+    for path in docs:
+        feed = parse(path).getroot()
+        assert feed.tag == f"{ATOM}feed", path
+        assert feed.get("{http://www.w3.org/XML/1998/namespace}lang") == "en"
+        for required in ("id", "title", "updated", "author/a:name"):
+            assert feed.findtext(f"a:{required}", namespaces=NS), (path, required)
+        assert RFC3339.match(feed.findtext("a:updated", namespaces=NS) or "")
+        self_links = feed.findall("a:link[@rel='self']", NS)
+        assert len(self_links) == 1 and self_links[0].get("href", "").startswith(PUBLIC)
+        assert self_links[0].get("href", "").endswith(path.relative_to(config.feeds_path)
+                                                      .as_posix())
+        assert feed.find("a:link[@rel='alternate']", NS) is not None
+        entries = feed.findall("a:entry", NS)
+        assert entries, path
+        updates = []
+        for entry in entries:
+            entry_id = entry.findtext("a:id", namespaces=NS) or ""
+            assert entry_id.startswith("tag:")
+            if "archive/" in str(path) or path.parent == config.feeds_path:
+                assert entry_id not in seen_ids or path.parent != config.feeds_path
+            assert entry.findtext("a:title", namespaces=NS)
+            for stamp in ("updated", "published"):
+                assert RFC3339.match(entry.findtext(f"a:{stamp}", namespaces=NS) or ""), stamp
+            updates.append(datetime.fromisoformat(entry.findtext("a:updated", namespaces=NS)
+                                                  or ""))
+            alternates = entry.findall("a:link[@rel='alternate']", NS)
+            assert len(alternates) == 1 and alternates[0].get("type") == "text/html"
+            assert alternates[0].get("href", "").startswith("http")
+            content = entry.find("a:content", NS)
+            assert content is not None and content.get("type") == "html"
+            for link in re.findall(r'(?:href|src)="([^"]*)"', content.text or ""):
+                assert link.startswith(("http://", "https://", "mailto:")), link
+            assert "<script" not in (content.text or "")
+            for enclosure in entry.findall("a:link[@rel='enclosure']", NS):
+                assert enclosure.get("type", "").startswith("image/")
+        # The feed's updated is its newest entry change, not the build time.
+        assert datetime.fromisoformat(feed.findtext("a:updated", namespaces=NS) or "") == \
+            max(updates)
+
+
+def test_archive_documents_follow_rfc_5005(config: Config) -> None:
+    run_publish(config)
+    main = parse(config.feeds_path / "atom.xml").getroot()
+    assert main.find("fh:archive", NS) is None
+    prev = main.find("a:link[@rel='prev-archive']", NS)
+    assert prev is not None
+    for path in (config.feeds_path / "archive").glob("*.xml"):
+        doc = parse(path).getroot()
+        assert doc.find("fh:archive", NS) is not None, path
+        current = doc.find("a:link[@rel='current']", NS)
+        assert current is not None and current.get("href") == PUBLIC + "atom.xml"
+        assert doc.findtext("a:id", namespaces=NS) == main.findtext("a:id", namespaces=NS)
+
+
+def test_walking_prev_archive_reaches_every_item_exactly_once(config: Config) -> None:
+    run_publish(config)
+    seen: list[str] = []
+    url: str | None = PUBLIC + "atom.xml"
+    hops = 0
+    while url:
+        hops += 1
+        assert hops < 200
+        doc = parse(config.feeds_path / url.removeprefix(PUBLIC)).getroot()
+        seen += [e.findtext("a:id", namespaces=NS) or "" for e in doc.findall("a:entry", NS)]
+        link = doc.find("a:link[@rel='prev-archive']", NS)
+        url = link.get("href") if link is not None else None
+    with open_store(config) as store:
+        ids = [i.id for i in store.items()]
+    assert len(seen) == len(set(seen)) == len(ids) == 48
+    assert set(seen) == set(ids)
+
+
+# ----------------------------------------------------------------------------- RSS
+
+
+def test_rss_follows_the_rss_2_0_rules(config: Config) -> None:
+    run_publish(config)
+    for path in config.feeds_path.rglob("rss.xml"):
+        rss = parse(path).getroot()
+        assert rss.tag == "rss" and rss.get("version") == "2.0"
+        channel = rss.find("channel")
+        assert channel is not None
+        for required in ("title", "link", "description", "language", "lastBuildDate"):
+            assert channel.findtext(required), (path, required)
+        assert RFC822.match(channel.findtext("lastBuildDate") or "")
+        self_link = channel.find("a:link[@rel='self']", NS)
+        assert self_link is not None and self_link.get("type") == "application/rss+xml"
+        assert self_link.get("href") == PUBLIC + path.relative_to(config.feeds_path).as_posix()
+        dates = []
+        for item in channel.findall("item"):
+            for required in ("title", "link", "description", "pubDate", "guid"):
+                assert item.findtext(required), required
+            guid = item.find("guid")
+            assert guid is not None and guid.get("isPermaLink") == "false"
+            assert RFC822.match(item.findtext("pubDate") or "")
+            assert item.find("enclosure") is None  # no enclosure without a true length
+            dates.append(parsedate_to_datetime(item.findtext("pubDate") or ""))
+            media = item.find("media:group/media:content", NS)
+            if media is not None:
+                assert media.get("medium") == "image" and media.get("url", "").startswith("http")
+        assert dates == sorted(dates, reverse=True)
+
+
+# ----------------------------------------------------------------------------- JSON Feed
+
+
+def test_json_feeds_validate_against_the_1_1_schema(config: Config) -> None:
+    run_publish(config)
+    schema = json.loads((DATA / "jsonfeed-1.1.schema.json").read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    paths = list(config.feeds_path.rglob("feed.json"))
+    assert len(paths) == 3
+    for path in paths:
+        feed = json.loads(path.read_text(encoding="utf-8"))
+        errors = sorted(validator.iter_errors(feed), key=str)
+        assert not errors, [f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:5]]
+        assert feed["feed_url"] == PUBLIC + path.relative_to(config.feeds_path).as_posix()
+        ids = [i["id"] for i in feed["items"]]
+        assert len(ids) == len(set(ids))
+
+
+# ----------------------------------------------------------------------------- round trip
+
+
+def test_every_item_and_field_survives_a_round_trip_through_feedparser(config: Config) -> None:
+    run_publish(config)
+    with open_store(config) as store:
+        stored = {i.id: i for i in store.items(limit=MAX_ITEMS)}
+    for name in ("atom.xml", "rss.xml", "feed.json"):
+        if name == "feed.json":
+            entries = json.loads((config.feeds_path / name).read_text())["items"]
+            got = {e["id"]: (e["title"], e["url"], e["date_published"], e.get("tags", []))
+                   for e in entries}
+            want = {i.id: (i.title, i.url, i.published.isoformat(), list(i.categories))
+                    for i in stored.values()}
+            assert got == want
+            continue
+        # feedparser's own sanitiser drops <figure>; the comparison is with what was written.
+        parsed = feedparser.parse((config.feeds_path / name).read_bytes(), sanitize_html=False)
+        assert not parsed.bozo, parsed.bozo_exception
+        assert len(parsed.entries) == len(stored)
+        for entry in parsed.entries:
+            item = stored[entry.id]
+            assert entry.title == item.title
+            assert entry.link == item.url
+            published = datetime(*entry.published_parsed[:6], tzinfo=UTC)
+            assert published == item.published.astimezone(UTC)
+            assert [t.term for t in entry.tags] == list(item.categories)
+            body = entry.content[0].value if "content" in entry else entry.summary
+            body = re.sub(r"\s*/>", ">", body)  # feedparser re-serialises <img> as <img />
+            assert body.strip() in (item.content_html.strip(), item.summary_html.strip())
+
+
+def test_albanian_and_markup_characters_survive_in_every_format(config: Config) -> None:
+    title = 'Takim në Tiranë & Durrës: "Çështja" <e re> – \x07fund'
+    with open_store(config) as store:
+        store.upsert(Item(source="manual", url="https://albania.iom.int/news/manual-x",
+                          title=title.replace("\x07", ""), content_html="<p>Për ju</p>",
+                          published=datetime(2025, 1, 1, tzinfo=UTC),
+                          date_source=DateSource.JSON, categories=("Local",), language="sq"),
+                     NOW)
+    run_publish(config)
+    expected = 'Takim në Tiranë & Durrës: "Çështja" <e re> – fund'
+    atom = feedparser.parse((config.feeds_path / "atom.xml").read_bytes())
+    rss = feedparser.parse((config.feeds_path / "rss.xml").read_bytes())
+    feed = json.loads((config.feeds_path / "feed.json").read_text(encoding="utf-8"))
+    assert atom.entries[0].title == rss.entries[0].title == feed["items"][0]["title"] == expected
+    index = (config.feeds_path / "index.html").read_text(encoding="utf-8")
+    assert "Takim në Tiranë &amp; Durrës: &#34;Çështja&#34; &lt;e re&gt; – fund" in index
+    for path in config.feeds_path.rglob("*"):
+        if path.is_file():
+            assert "\x07" not in path.read_text(encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------- stability
+
+
+def mtimes(folder: Path) -> dict[str, int]:
+    return {p.relative_to(folder).as_posix(): p.stat().st_mtime_ns
+            for p in folder.rglob("*") if p.is_file()}
+
+
+def test_publishing_twice_writes_nothing_the_second_time(config: Config) -> None:
+    first = run_publish(config)
+    assert "atom.xml" in first.written and len(first.written) == len(mtimes(config.feeds_path))
+    before = {p: (config.feeds_path / p).read_bytes() for p in mtimes(config.feeds_path)}
+    stamps = mtimes(config.feeds_path)
+    second = run_publish(config, NOW + timedelta(days=3))
+    assert second.written == ()
+    assert mtimes(config.feeds_path) == stamps
+    assert {p: (config.feeds_path / p).read_bytes() for p in stamps} == before
+
+
+def test_an_edited_item_changes_only_its_entry_and_the_feed_updated(config: Config) -> None:
+    run_publish(config)
+    old = (config.feeds_path / "atom.xml").read_text(encoding="utf-8")
+    later = NOW + timedelta(days=1)
+    with open_store(config) as store:
+        target = store.items(limit=3)[2]
+        store.upsert(Item(source=target.source, url=target.url, title=target.title,
+                          summary_html=target.summary_html,
+                          content_html=target.content_html + "<p>Correction.</p>",
+                          published=target.published, date_source=target.date_source,
+                          image_url=target.image_url, image_alt=target.image_alt,
+                          categories=target.categories, language=target.language), later)
+    report = run_publish(config, later)
+    category = "category/" + target.categories[0].lower()
+    assert set(report.written) == {"atom.xml", "rss.xml", "feed.json", "index.html",
+                                   f"{category}/atom.xml", f"{category}/rss.xml",
+                                   f"{category}/feed.json"}
+    new = (config.feeds_path / "atom.xml").read_text(encoding="utf-8")
+    changed = [line for line in new.splitlines() if line not in old.splitlines()]
+    stamp = later.isoformat()
+    assert changed == [f"  <updated>{stamp}</updated>", f"    <updated>{stamp}</updated>",
+                       next(x for x in changed if "Correction." in x)]
+
+
+def test_one_new_item_rewrites_one_archive_page(config: Config) -> None:
+    run_publish(config)
+    with open_store(config) as store:
+        newest = store.items(limit=1)[0]
+        store.upsert(Item(source=newest.source, url=newest.url + "-new", title="Brand new",
+                          content_html="<p>New.</p>",
+                          published=newest.published + timedelta(days=1),
+                          date_source=DateSource.TIME, categories=("Local",)), NOW)
+    report = run_publish(config)
+    archives = [p for p in report.written if p.startswith("archive/")]
+    assert len(archives) == 1  # the item pushed out of the feed moves into its month
+
+
+def test_plan_archives_groups_by_local_month_newest_first() -> None:
+    rows = [("a", "2024-06-01T00:30:00+02:00", "h", "u"), ("b", "2024-05-31T23:00:00+02:00",
+            "h", "u"), ("c", "2024-05-02T10:00:00+02:00", "h", "u")]
+    pages = plan_archives(rows)
+    assert [(p.month, p.ids) for p in pages] == [("2024-06", ("a",)), ("2024-05", ("b", "c"))]
+
+
+# ----------------------------------------------------------------------------- failures
+
+
+def test_a_failed_write_leaves_the_previous_feed_intact(config: Config, tmp_path: Path) -> None:
+    run_publish(config)
+    before = (config.feeds_path / "atom.xml").read_bytes()
+    with open_store(config) as store:  # the next atom.xml will be larger than the limit below
+        target = store.items(limit=1)[0]
+        store.upsert(Item(source=target.source, url=target.url, title=target.title,
+                          content_html=target.content_html * 3, published=target.published,
+                          date_source=target.date_source, categories=target.categories),
+                     NOW + timedelta(days=1))
+    config_file = tmp_path / "publish-config.toml"
+    config_file.write_text((ROOT / "config.toml").read_text(encoding="utf-8").replace(
+        "max_items = 50", f"max_items = {MAX_ITEMS}"), encoding="utf-8")
+    # A real process whose files may not grow past the old feed's size (the store is opened
+    # first, so only the publishing writes meet the limit).
+    script = f"""
+import resource, signal, sys
+from datetime import datetime
+from pathlib import Path
+from iomfeed.config import load_config
+from iomfeed.errors import PublishError
+from iomfeed.pipeline import open_store, publish
+config = load_config(Path({str(config_file)!r}))
+store = open_store(config)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, ({len(before) + 2000}, resource.RLIM_INFINITY))
+try:
+    publish(config, store=store, now=datetime.fromisoformat({NOW.isoformat()!r}))
+except PublishError as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(1)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120, check=False, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "atom.xml: could not be written (File too large)" in result.stderr
+    assert "the previous version is intact" in result.stderr
+    assert (config.feeds_path / "atom.xml").read_bytes() == before
+    assert not list(config.feeds_path.rglob(".*.tmp"))
+
+
+# ----------------------------------------------------------------------------- in a browser
+
+
+@pytest.mark.browser
+def test_the_index_page_reads_well_on_a_desktop_and_a_phone(config: Config) -> None:
+    from .browser import browser, screenshot_path
+
+    run_publish(config)
+    index = (config.feeds_path / "index.html").as_uri()
+    with browser() as chromium:
+        for width in (1280, 375):
+            page = chromium.new_page(viewport={"width": width, "height": 900})
+            page.goto(index)
+            page.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # lazy images
+            page.wait_for_load_state("networkidle")
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=str(screenshot_path(f"index-{width}.png")), full_page=True)
+            overflow = page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            assert overflow <= 0, f"{overflow}px of horizontal overflow at {width}px"
+            assert page.locator("ol.items > li").count() == MAX_ITEMS
+            loaded = page.evaluate(
+                "[...document.images].filter(i => i.complete && i.naturalWidth > 0).length")
+            assert loaded == page.locator("ol.items img").count() > 0
+            too_wide = page.evaluate(
+                f"[...document.querySelectorAll('body *')].filter("
+                f"e => e.getBoundingClientRect().right > {width} + 1).length")
+            assert too_wide == 0
+            page.close()
+
+
+# ----------------------------------------------------------------------------- WebSub
+
+
+class Hub:
+    """A WebSub hub on 127.0.0.1 that records publish pings and answers a set status."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs
+
+        hub = self
+        self.pings: list[dict[str, list[str]]] = []
+        self.status = 202
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                hub.pings.append(parse_qs(body.decode("ascii")))
+                self.send_response(hub.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hub"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hub() -> Iterator[Hub]:
+    h = Hub()
+    yield h
+    h.close()
+
+
+def test_websub_hub_is_linked_and_pinged_only_for_changed_feeds(config: Config,
+                                                                hub: Hub) -> None:
+    config = dataclasses.replace(config, site=dataclasses.replace(config.site,
+                                                                   websub_hub=hub.url))
+    config = dataclasses.replace(config, http=dataclasses.replace(config.http, retries=0))
+    first = run_publish(config)
+    atom = parse(config.feeds_path / "atom.xml").getroot()
+    assert atom.find("a:link[@rel='hub']", NS).get("href") == hub.url  # type: ignore[union-attr]
+    rss = parse(config.feeds_path / "rss.xml").getroot()
+    assert rss.find("channel/a:link[@rel='hub']", NS) is not None
+    assert json.loads((config.feeds_path / "feed.json").read_text())["hubs"] == [
+        {"type": "WebSub", "url": hub.url}]
+    pinged = sorted(p["hub.url"][0] for p in hub.pings)
+    assert all(p["hub.mode"] == ["publish"] for p in hub.pings)
+    assert pinged == sorted(first.pinged)
+    assert PUBLIC + "atom.xml" in pinged and PUBLIC + "category/local/rss.xml" in pinged
+    assert not any("archive/" in url or url.endswith(".html") for url in pinged)
+    hub.pings.clear()
+    assert run_publish(config).pinged == () and hub.pings == []  # nothing changed: no ping
+
+
+def test_a_failed_ping_is_retried_on_the_next_run_and_never_fatal(config: Config,
+                                                                  hub: Hub) -> None:
+    config = dataclasses.replace(config, site=dataclasses.replace(config.site,
+                                                                   websub_hub=hub.url))
+    config = dataclasses.replace(config, http=dataclasses.replace(config.http, retries=0))
+    hub.status = 503
+    failed = run_publish(config)
+    assert failed.ping_failures and not failed.pinged
+    hub.status = 204
+    hub.pings.clear()
+    retried = run_publish(config)  # no feed changed, but the failed pings are sent again
+    assert sorted(retried.pinged) == sorted(failed.ping_failures)
+    assert len(hub.pings) == len(failed.ping_failures)
+    assert run_publish(config).pinged == ()
