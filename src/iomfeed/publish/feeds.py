@@ -7,8 +7,11 @@ have a fixed order. Atom and RSS go through feedgen; JSON Feed is plain ``json``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import mimetypes
+import re
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -144,12 +147,39 @@ def _entry(fe: Any, item: StoredItem, *, rss: bool) -> None:
         fe.author({"name": item.author})
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+
+
+def xml_safe(items: Sequence[StoredItem]) -> tuple[StoredItem, ...]:
+    """The items without any character XML 1.0 (and HTML) forbids, whatever the store holds."""
+
+    def text(value: str) -> str:
+        return _CONTROL.sub("", value)
+
+    def clean(i: StoredItem) -> StoredItem:
+        if not _CONTROL.search(i.title + i.summary_html + i.content_html + i.author
+                               + i.image_alt + "".join(i.categories)):
+            return i
+        return dataclasses.replace(
+            i, title=text(i.title), summary_html=text(i.summary_html),
+            content_html=text(i.content_html), author=text(i.author),
+            image_alt=text(i.image_alt), categories=tuple(text(c) for c in i.categories))
+
+    return tuple(clean(i) for i in items)
+
+
+def _clean(doc: FeedDoc) -> FeedDoc:
+    return dataclasses.replace(doc, items=xml_safe(doc.items))
+
+
 def render_atom(doc: FeedDoc) -> bytes:
+    doc = _clean(doc)
     data: bytes = _generator(doc, rss=False).atom_str(pretty=True, encoding="UTF-8")
     return data
 
 
 def render_rss(doc: FeedDoc) -> bytes:
+    doc = _clean(doc)
     data: bytes = _generator(doc, rss=True).rss_str(pretty=True, encoding="UTF-8")
     return data
 
@@ -167,12 +197,12 @@ def render_json(doc: FeedDoc) -> bytes:
     }
     if doc.hub:
         feed["hubs"] = [{"type": "WebSub", "url": doc.hub}]
-    feed["items"] = [_json_item(item) for item in doc.items]
+    feed["items"] = [_json_item(item, doc.author) for item in _clean(doc).items]
     text = json.dumps(feed, ensure_ascii=False, indent=2) + "\n"
     return text.encode("utf-8")
 
 
-def _json_item(item: StoredItem) -> dict[str, Any]:
+def _json_item(item: StoredItem, author: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": item.id,
         "url": item.url,
@@ -187,8 +217,7 @@ def _json_item(item: StoredItem) -> dict[str, Any]:
     out["date_modified"] = item.updated.isoformat()
     if item.categories:
         out["tags"] = list(item.categories)
-    if item.author:
-        out["authors"] = [{"name": item.author}]
+    out["authors"] = [{"name": item.author or author}]
     if item.language:
         out["language"] = item.language
     return out

@@ -56,6 +56,8 @@ def render_index(
 ) -> bytes:
     from markupsafe import Markup
 
+    from .feeds import xml_safe
+
     template = environment(template_dir).get_template("site/index.html.j2")
     html = template.render(
         title=title,
@@ -65,7 +67,7 @@ def render_index(
         feeds=feeds,
         main=feeds[0] if feeds else None,
         # Summaries were sanitised by the normaliser; nothing else is marked safe.
-        items=[(item, Markup(item.summary_html)) for item in items],
+        items=[(item, Markup(item.summary_html)) for item in xml_safe(items)],
         updated=updated,
     )
     return html.encode("utf-8")
