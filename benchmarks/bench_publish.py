@@ -48,9 +48,14 @@ def publish_rows(*, items: int) -> list[Row]:
         full, full_peak, code = timed(command, work)
         if code != 0:
             raise SystemExit(f"full build failed with exit code {code}")
+        feeds = work / "feeds"
+        before = {p: p.stat().st_mtime_ns for p in feeds.rglob("*") if p.is_file()}
         with Store(work / "iomfeed.db", tag_authority="feeds.example.org") as store:
             store.upsert(make_item(0, start + timedelta(hours=9)), start + timedelta(days=1))
         again, again_peak, code = timed(command, work)
+        rewritten = [p for p in feeds.rglob("*") if p.is_file()
+                     and before.get(p) != p.stat().st_mtime_ns]
+        archives_rewritten = sum(1 for p in rewritten if p.parent.name == "archive")
         if code != 0:
             raise SystemExit(f"rebuild failed with exit code {code}")
         startup = min(timed([sys.executable, "-m", "iomfeed", "--help"], work)[0]
@@ -60,8 +65,9 @@ def publish_rows(*, items: int) -> list[Row]:
         Row(f"publish {items} items: full build ({archives} archives)", full * 1000, "ms",
             startup * 1000, "iomfeed --help", "report", True),
         Row("publish: full build peak memory", full_peak, "MB", None, "", "report", True),
-        Row("publish: rebuild after one new item", again * 1000, "ms", startup * 1000,
-            "iomfeed --help", "< 500 ms", again < 0.5),
+        Row(f"publish: rebuild after one new item ({len(rewritten)} files,"
+            f" {archives_rewritten} archive)", again * 1000, "ms", startup * 1000,
+            "iomfeed --help", "< 500 ms, 1 archive", again < 0.5 and archives_rewritten == 1),
         Row("publish: rebuild peak memory", again_peak, "MB", None, "", "< 150 MB",
             again_peak < 150),
     ]

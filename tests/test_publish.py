@@ -21,7 +21,8 @@ from lxml import etree
 
 from iomfeed.config import Config
 from iomfeed.demo.server import SnapshotServer
-from iomfeed.models import DateSource, Item, PublishReport
+from iomfeed.errors import PublishError
+from iomfeed.models import DateSource, Item, PublishReport, StoredItem
 from iomfeed.pipeline import open_store, publish
 from iomfeed.publish.build import plan_archives
 
@@ -112,12 +113,16 @@ def test_every_atom_document_follows_rfc_4287(config: Config) -> None:
         assert feed.find("a:link[@rel='alternate']", NS) is not None
         entries = feed.findall("a:entry", NS)
         assert entries, path
+        ids = [entry.findtext("a:id", namespaces=NS) or "" for entry in entries]
+        assert len(ids) == len(set(ids)), f"duplicate entry ids in {path}"
+        if path.parent.name == "archive" or path.parent == config.feeds_path:
+            # The main feed and its archives: one logical feed, each entry once.
+            assert not seen_ids & set(ids), path
+            seen_ids.update(ids)
         updates = []
         for entry in entries:
             entry_id = entry.findtext("a:id", namespaces=NS) or ""
             assert entry_id.startswith("tag:")
-            if "archive/" in str(path) or path.parent == config.feeds_path:
-                assert entry_id not in seen_ids or path.parent != config.feeds_path
             assert entry.findtext("a:title", namespaces=NS)
             for stamp in ("updated", "published"):
                 assert RFC3339.match(entry.findtext(f"a:{stamp}", namespaces=NS) or ""), stamp
@@ -185,6 +190,9 @@ def test_rss_follows_the_rss_2_0_rules(config: Config) -> None:
         assert RFC822.match(channel.findtext("lastBuildDate") or "")
         self_link = channel.find("a:link[@rel='self']", NS)
         assert self_link is not None and self_link.get("type") == "application/rss+xml"
+        if path.parent == config.feeds_path:  # the main feed: walkable back, like atom.xml
+            prev = channel.find("a:link[@rel='prev-archive']", NS)
+            assert prev is not None and prev.get("href", "").startswith(PUBLIC + "archive/")
         assert self_link.get("href") == PUBLIC + path.relative_to(config.feeds_path).as_posix()
         dates = []
         for item in channel.findall("item"):
@@ -230,9 +238,11 @@ def test_every_item_and_field_survives_a_round_trip_through_feedparser(config: C
     for name in ("atom.xml", "rss.xml", "feed.json"):
         if name == "feed.json":
             entries = json.loads((config.feeds_path / name).read_text())["items"]
-            got = {e["id"]: (e["title"], e["url"], e["date_published"], e.get("tags", []))
-                   for e in entries}
-            want = {i.id: (i.title, i.url, i.published.isoformat(), list(i.categories))
+            got = {e["id"]: (e["title"], e["url"], e["date_published"], e["date_modified"],
+                             e.get("tags", []), e.get("image", ""), e["content_html"],
+                             e["language"]) for e in entries}
+            want = {i.id: (i.title, i.url, i.published.isoformat(), i.updated.isoformat(),
+                           list(i.categories), i.image_url, i.content_html, i.language)
                     for i in stored.values()}
             assert got == want
             continue
@@ -246,6 +256,13 @@ def test_every_item_and_field_survives_a_round_trip_through_feedparser(config: C
             assert entry.link == item.url
             published = datetime(*entry.published_parsed[:6], tzinfo=UTC)
             assert published == item.published.astimezone(UTC)
+            if name == "atom.xml":
+                updated = datetime(*entry.updated_parsed[:6], tzinfo=UTC)
+                assert updated == item.updated.astimezone(UTC)
+                assert entry.summary == item.summary_html
+            images = [link.href for link in entry.links if link.rel == "enclosure"] + [
+                m["url"] for m in entry.get("media_content", [])]
+            assert images == ([item.image_url] if item.image_url else [])
             assert [t.term for t in entry.tags] == list(item.categories)
             body = entry.content[0].value if "content" in entry else entry.summary
             body = re.sub(r"\s*/>", ">", body)  # feedparser re-serialises <img> as <img />
@@ -330,6 +347,74 @@ def test_one_new_item_rewrites_one_archive_page(config: Config) -> None:
     assert len(archives) == 1  # the item pushed out of the feed moves into its month
 
 
+def archive_stamps(config: Config) -> dict[str, int]:
+    return {p: t for p, t in mtimes(config.feeds_path).items() if p.startswith("archive/")}
+
+
+def test_an_edited_archived_item_rewrites_only_its_archive_page(config: Config) -> None:
+    run_publish(config)
+    before = archive_stamps(config)
+    with open_store(config) as store:
+        oldest = store.items()[-1]
+        store.upsert(dataclasses.replace(_as_item(oldest), content_html="<p>Corrected.</p>"),
+                     NOW + timedelta(days=1))
+    month = oldest.published.isoformat()[:7]
+    report = run_publish(config, NOW + timedelta(days=1))
+    assert report.written == (f"archive/{month}.xml",)
+    after = archive_stamps(config)
+    assert [p for p in after if after[p] != before[p]] == [f"archive/{month}.xml"]
+
+
+def test_changed_settings_rewrite_every_archive_page(config: Config) -> None:
+    run_publish(config)
+    renamed = dataclasses.replace(config, site=dataclasses.replace(config.site,
+                                                                    title="IOM Albania news"))
+    report = run_publish(renamed)
+    assert {p for p in report.written if p.startswith("archive/")} == set(archive_stamps(config))
+
+
+def test_a_replaced_archive_file_is_written_again(config: Config) -> None:
+    run_publish(config)
+    page = sorted(archive_stamps(config))[0]
+    good = (config.feeds_path / page).read_bytes()
+    (config.feeds_path / page).write_bytes(b"<feed/>")  # restored from an old backup, say
+    assert run_publish(config).written == (page,)
+    assert (config.feeds_path / page).read_bytes() == good
+
+
+def test_files_no_longer_published_are_removed(config: Config) -> None:
+    run_publish(config)
+    assert archive_stamps(config)
+    everything = dataclasses.replace(config, publish=dataclasses.replace(config.publish,
+                                                                         max_items=100))
+    report = run_publish(everything)
+    assert not archive_stamps(config)
+    assert all(p in report.written for p in ("archive/2021-06.xml", "atom.xml"))
+    atom = parse(config.feeds_path / "atom.xml").getroot()
+    assert atom.find("a:link[@rel='prev-archive']", NS) is None
+    assert (config.feeds_path / "category" / "local" / "atom.xml").exists()
+    assert run_publish(everything).written == ()
+
+
+def test_category_names_that_fold_alike_get_distinct_paths() -> None:
+    from iomfeed.publish.build import unique_slugs
+
+    names = ["Local", "Migración", "Migracion", "Миграция", "Health & Care", "Health / Care"]
+    slugs = unique_slugs(names)
+    assert slugs["Local"] == "local"
+    assert len(set(slugs.values())) == 6
+    assert all(re.fullmatch(r"[a-z0-9-]+", v) for v in slugs.values())
+    assert unique_slugs(reversed(names)) == slugs  # stable, whatever the order
+
+
+def _as_item(stored: StoredItem) -> Item:
+    return Item(source=stored.source, url=stored.url, title=stored.title,
+                summary_html=stored.summary_html, content_html=stored.content_html,
+                published=stored.published, date_source=stored.date_source,
+                image_url=stored.image_url, image_alt=stored.image_alt,
+                categories=stored.categories, language=stored.language)
+
+
 def test_plan_archives_groups_by_local_month_newest_first() -> None:
     rows = [("a", "2024-06-01T00:30:00+02:00", "h", "u"), ("b", "2024-05-31T23:00:00+02:00",
             "h", "u"), ("c", "2024-05-02T10:00:00+02:00", "h", "u")]
@@ -346,14 +431,14 @@ def test_a_failed_write_leaves_the_previous_feed_intact(config: Config, tmp_path
     with open_store(config) as store:  # the next atom.xml will be larger than the limit below
         target = store.items(limit=1)[0]
         store.upsert(Item(source=target.source, url=target.url, title=target.title,
-                          content_html=target.content_html * 3, published=target.published,
+                          content_html=target.content_html * 300, published=target.published,
                           date_source=target.date_source, categories=target.categories),
                      NOW + timedelta(days=1))
     config_file = tmp_path / "publish-config.toml"
     config_file.write_text((ROOT / "config.toml").read_text(encoding="utf-8").replace(
         "max_items = 50", f"max_items = {MAX_ITEMS}"), encoding="utf-8")
-    # A real process whose files may not grow past the old feed's size (the store is opened
-    # first, so only the publishing writes meet the limit).
+    # A real process whose files may not grow much past the old feed's size: enough for the
+    # store's journal, not for the new feed (the store is opened before the limit is set).
     script = f"""
 import resource, signal, sys
 from datetime import datetime
@@ -364,7 +449,7 @@ from iomfeed.pipeline import open_store, publish
 config = load_config(Path({str(config_file)!r}))
 store = open_store(config)
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-resource.setrlimit(resource.RLIMIT_FSIZE, ({len(before) + 2000}, resource.RLIM_INFINITY))
+resource.setrlimit(resource.RLIMIT_FSIZE, ({len(before) + 300_000}, resource.RLIM_INFINITY))
 try:
     publish(config, store=store, now=datetime.fromisoformat({NOW.isoformat()!r}))
 except PublishError as exc:
@@ -473,6 +558,20 @@ def test_websub_hub_is_linked_and_pinged_only_for_changed_feeds(config: Config,
     assert not any("archive/" in url or url.endswith(".html") for url in pinged)
     hub.pings.clear()
     assert run_publish(config).pinged == () and hub.pings == []  # nothing changed: no ping
+
+
+def test_feeds_written_by_a_run_that_failed_later_are_still_announced(config: Config,
+                                                                      hub: Hub) -> None:
+    config = dataclasses.replace(config, site=dataclasses.replace(config.site,
+                                                                   websub_hub=hub.url))
+    (config.feeds_path / "index.html").mkdir(parents=True)  # the last write will fail
+    with pytest.raises(PublishError, match=r"index\.html"):
+        run_publish(config)
+    assert (config.feeds_path / "atom.xml").exists() and hub.pings == []
+    (config.feeds_path / "index.html").rmdir()
+    report = run_publish(config)
+    assert PUBLIC + "atom.xml" in report.pinged
+    assert PUBLIC + "atom.xml" in [p["hub.url"][0] for p in hub.pings]
 
 
 def test_a_failed_ping_is_retried_on_the_next_run_and_never_fatal(config: Config,

@@ -60,7 +60,7 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     with RunLock(config.database_path), open_store(config) as store, \
             HttpClient(config.http, validators=store) as http:
         report = fetch_all(config, store=store, http=http, now=utc_now)
-        publish(config, store=store, now=utc_now(), http=http)
+        publish(config, store=store, now=utc_now())
     return EXIT_OK if report.ok else EXIT_SOURCE_FAILED
 
 

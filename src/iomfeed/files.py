@@ -35,9 +35,14 @@ def write_if_changed(path: Path, data: bytes) -> bool:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(tmp_name, 0o644)
+        try:  # keep the mode the file had; a new one is world-readable, for static hosting
+            mode = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            mode = 0o644
+        os.chmod(tmp_name, mode)
         os.replace(tmp_name, path)
         tmp_name = None
+        _fsync_folder(path.parent)  # make the rename itself durable
     except OSError as exc:
         raise PublishError(
             f"{path}: could not be written ({exc.strerror or exc}); the previous version is"
@@ -48,3 +53,25 @@ def write_if_changed(path: Path, data: bytes) -> bool:
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
     return True
+
+
+TEMP_PATTERN = ".*.tmp"
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_leftovers(folder: Path) -> int:
+    """Delete temporary files a killed run left in ``folder`` (callers hold the run lock)."""
+    removed = 0
+    if folder.is_dir():
+        for leftover in folder.rglob(TEMP_PATTERN):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+                removed += 1
+    return removed

@@ -146,9 +146,7 @@ def open_store(config: Config) -> Store:
     return Store(config.database_path, tag_authority=config.site.tag_authority)
 
 
-def publish(
-    config: Config, *, store: Store, now: datetime, http: HttpClient | None = None
-) -> PublishReport:
+def publish(config: Config, *, store: Store, now: datetime) -> PublishReport:
     """Write the feeds; then, if a WebSub hub is configured, announce the changed ones."""
     from .publish.build import publish_all
 
@@ -158,5 +156,5 @@ def publish(
     if config.site.websub_hub:
         from .publish.websub import announce
 
-        report = announce(config, store, report, now=now, http=http)
+        report = announce(config, store, report, now=now)
     return report

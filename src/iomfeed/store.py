@@ -84,9 +84,11 @@ MIGRATIONS: tuple[str, ...] = (
         backfilled TEXT,                -- when a full walk of the listing last completed
         filter_hash TEXT NOT NULL       -- under which filter (a new filter walks again)
     );
-    CREATE TABLE published_files (      -- what each generated file was last made from
+    CREATE TABLE published_files (      -- every generated file and what it was made from
         path TEXT PRIMARY KEY,          -- relative to the publish folder
-        fingerprint TEXT NOT NULL
+        fingerprint TEXT NOT NULL,      -- of its inputs (archives) or of its bytes
+        size INTEGER NOT NULL,          -- the file as written, to notice it was replaced
+        mtime_ns INTEGER NOT NULL
     );
     CREATE TABLE feed_ids (             -- permanent Atom feed ids, minted once
         key TEXT PRIMARY KEY,
@@ -395,7 +397,7 @@ class Store:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (item_id, item.url, item.source, item.title, title_key(item.title),
              item.summary_html, item.content_html, published.isoformat(), _utc(published),
-             date_source.value, _utc(item.updated or published), _utc(now), _utc(now),
+             date_source.value, _utc(max(published, now)), _utc(now), _utc(now),
              item.image_url, item.image_alt, json.dumps(list(item.categories), ensure_ascii=False),
              item.language, item.author, digest, item.listing_hash),
         )
@@ -486,17 +488,27 @@ class Store:
 
     # ------------------------------------------------------------------ publishing state
 
-    def fingerprint(self, path: str) -> str | None:
-        row = self.db.execute("SELECT fingerprint FROM published_files WHERE path = ?",
-                              (path,)).fetchone()
-        return None if row is None else str(row[0])
+    def published_file(self, path: str) -> tuple[str, int, int] | None:
+        """(fingerprint, size, mtime_ns) recorded when ``path`` was last published."""
+        row = self.db.execute(
+            "SELECT fingerprint, size, mtime_ns FROM published_files WHERE path = ?", (path,)
+        ).fetchone()
+        return None if row is None else (str(row[0]), int(row[1]), int(row[2]))
 
-    def save_fingerprint(self, path: str, fingerprint: str) -> None:
+    def published_paths(self) -> list[str]:
+        return [str(r[0]) for r in
+                self.db.execute("SELECT path FROM published_files ORDER BY 1").fetchall()]
+
+    def record_published(self, path: str, fingerprint: str, size: int, mtime_ns: int) -> None:
         self.db.execute(
-            "INSERT INTO published_files (path, fingerprint) VALUES (?, ?)"
-            " ON CONFLICT (path) DO UPDATE SET fingerprint = excluded.fingerprint",
-            (path, fingerprint),
+            "INSERT INTO published_files (path, fingerprint, size, mtime_ns) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (path) DO UPDATE SET fingerprint = excluded.fingerprint,"
+            " size = excluded.size, mtime_ns = excluded.mtime_ns",
+            (path, fingerprint, size, mtime_ns),
         )
+
+    def forget_published(self, path: str) -> None:
+        self.db.execute("DELETE FROM published_files WHERE path = ?", (path,))
 
     def feed_id(self, key: str, now: datetime) -> str:
         """The permanent Atom id of a logical feed, minted on its first publication."""

@@ -54,7 +54,7 @@ def run_demo(config_path: Path, out_dir: Path, *, keep_serving: bool = False,
         with RunLock(config.database_path), open_store(config) as store, \
                 HttpClient(config.http, validators=store) as http:
             report = fetch_all(config, store=store, http=http, now=utc_now)
-            published = publish(config, store=store, now=utc_now(), http=http)
+            published = publish(config, store=store, now=utc_now())
             total = store.count()
             newest = store.items(limit=5)
         print(f"\n{total} items stored in {config.database_path}; the newest:")

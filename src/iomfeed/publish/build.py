@@ -11,8 +11,15 @@ Files, relative to ``publish.folder``:
 
 An archive page is rendered only when its fingerprint (its items' ids, content hashes and
 update times, its neighbours and the settings it shows) differs from the one recorded when it
-was last written: a rebuild after one new item touches the subscription feeds and one archive
-page, whatever the size of the store.
+was last written, or the file on disk is not the one written: a rebuild after one new item
+touches the subscription feeds and one archive page, whatever the size of the store.
+
+Order matters for readers who fetch while a run writes: archive pages first (oldest first),
+then the category and source feeds, then the main feeds that link to the archives, then the
+index. Every generated file is recorded in the store; one no longer generated (a category
+gone, an archive month emptied) is removed after a successful pass. Archive pages are not
+strictly immutable: the newest month grows as items leave the subscription feed, and a
+story found late joins the month it was published in.
 """
 
 from __future__ import annotations
@@ -24,10 +31,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from .. import __version__
 from ..config import Config
 from ..errors import PublishError
-from ..files import write_if_changed
+from ..files import remove_leftovers, write_if_changed
 from ..models import FeedDoc, PublishReport, StoredItem
 from ..store import Store
 from .feeds import render_atom, render_json, render_rss
@@ -36,7 +42,8 @@ from .site import FeedLink, render_index
 log = logging.getLogger(__name__)
 
 #: Bump when the rendering of archive pages changes, so that they are all written again.
-RENDER_VERSION = "1"
+RENDER_VERSION = "2"
+SUBSCRIPTION_FILES = ("atom.xml", "rss.xml", "feed.json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +58,28 @@ class ArchivePage:
 
 
 def slug(text: str) -> str:
-    """A path segment for a category or source name ("Local" -> "local")."""
+    """A path segment for a category or source name ("Local" -> "local"), or "" if none."""
     import unicodedata
 
     folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-") or "other"
+    return re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
+
+
+def unique_slugs(names: Iterable[str]) -> dict[str, str]:
+    """A distinct, stable path segment per name: names that fold to the same slug (or to
+    none) get a short hash of the name, so no feed overwrites another."""
+    names = list(names)
+    plain = {name: slug(name) for name in names}
+    counts: dict[str, int] = {}
+    for value in plain.values():
+        counts[value] = counts.get(value, 0) + 1
+    out = {}
+    for name, value in plain.items():
+        if not value or counts[value] > 1:
+            digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+            value = f"{value}-{digest}" if value else digest
+        out[name] = value
+    return out
 
 
 def plan_archives(rows: Iterable[tuple[str, str, str, str]]) -> list[ArchivePage]:
@@ -82,17 +106,26 @@ class Publisher:
         base = config.site.public_url
         self.base = base if base.endswith("/") else base + "/"
         self.written: list[str] = []
+        self.produced: set[str] = set()
         self.unchanged = 0
 
     def url(self, path: str) -> str:
         return self.base + path
 
-    def _write(self, path: str, data: bytes) -> None:
-        if write_if_changed(self.folder / path, data):
+    def _write(self, path: str, data: bytes, fingerprint: str = "") -> None:
+        target = self.folder / path
+        self.produced.add(path)
+        if write_if_changed(target, data):
             self.written.append(path)
             log.debug("wrote %s", path)
+            if self.config.site.websub_hub and path.rsplit("/", 1)[-1] in SUBSCRIPTION_FILES:
+                # Remembered at once: a run that fails later still announces it next time.
+                self.store.set_ping_pending(self.url(path), True, self.now)
         else:
             self.unchanged += 1
+        stat = target.stat()
+        self.store.record_published(path, fingerprint or hashlib.sha256(data).hexdigest(),
+                                    stat.st_size, stat.st_mtime_ns)
 
     def _doc(self, key: str, prefix: str, title: str, items: list[StoredItem],
              **extra: object) -> FeedDoc:
@@ -123,6 +156,8 @@ class Publisher:
     def run(self) -> PublishReport:
         cfg = self.config.publish
         site = self.config.site
+        if remove_leftovers(self.folder):
+            log.info("removed temporary files left by an interrupted run in %s", self.folder)
         newest = self.store.items(limit=cfg.max_items)
         if not newest:
             log.warning("the store has no items yet: nothing published (run 'iomfeed fetch')")
@@ -131,38 +166,59 @@ class Publisher:
             else []
         main = self._doc("main", "", site.title, newest,
                          prev_archive=self.url(archives[0].path) if archives else "")
-        self._feed_set(main, "")
+        # Oldest archive first: each page's prev-archive exists before the page is written.
+        for n in reversed(range(len(archives))):
+            older = archives[n + 1] if n + 1 < len(archives) else None
+            self._archive(archives[n], older, main)
         links = [FeedLink("All news", main.atom_url, main.rss_url, main.json_url)]
-        groups: list[tuple[str, str, list[StoredItem]]] = []
+        groups: list[tuple[str, str, str, list[StoredItem]]] = []
         if cfg.by_category:
-            for category in self.store.categories():
+            categories = self.store.categories()
+            for category, segment in unique_slugs(categories).items():
                 items = self.store.items_in_category(category, limit=cfg.max_items)
-                groups.append((f"category/{slug(category)}", f"{site.title}: {category}", items))
+                groups.append((f"category/{segment}", f"{site.title}: {category}", category,
+                               items))
         if cfg.by_source:
-            for source in self.store.sources():
+            for source, segment in unique_slugs(self.store.sources()).items():
                 items = self.store.items(source=source, limit=cfg.max_items)
-                groups.append((f"source/{slug(source)}", f"{site.title} ({source})", items))
-        for key, title, items in groups:
+                groups.append((f"source/{segment}", f"{site.title}: from {source}",
+                               f"From {source}", items))
+        for key, title, label, items in groups:
             doc = self._doc(key, key + "/", title, items)
             self._feed_set(doc, key + "/")
-            links.append(FeedLink(title.removeprefix(f"{site.title}: "), doc.atom_url,
-                                  doc.rss_url, doc.json_url))
-        for n, page in enumerate(archives):
-            older = archives[n + 1] if n + 1 < len(archives) else None
-            self._archive(page, older, main)
+            links.append(FeedLink(label, doc.atom_url, doc.rss_url, doc.json_url))
+        self._feed_set(main, "")
         self._write("index.html", render_index(
             title=site.title, description=main.description, language=site.language,
             home_url=site.home_url, feeds=links, items=newest, updated=main.updated))
+        self._remove_stale()
         return PublishReport(tuple(self.written), self.unchanged)
+
+    def _remove_stale(self) -> None:
+        """Delete generated files this pass no longer produces (and only those)."""
+        for path in self.store.published_paths():
+            if path in self.produced:
+                continue
+            target = self.folder / path
+            try:
+                target.unlink()
+                log.info("removed %s, no longer published", path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise PublishError(f"{target}: could not be removed: {exc}") from exc
+            self.store.forget_published(path)
+            self.written.append(path)
 
     def _archive(self, page: ArchivePage, older: ArchivePage | None, main: FeedDoc) -> None:
         prev = self.url(older.path) if older else ""
         site = self.config.site
         fingerprint = hashlib.sha256("\x1f".join((
-            RENDER_VERSION, __version__, page.rows_hash, prev, main.feed_id, main.atom_url,
-            site.title, site.author, site.language, site.home_url, site.websub_hub,
+            RENDER_VERSION, page.rows_hash, prev, main.feed_id, main.atom_url,
+            site.title, site.author, site.language, site.home_url,
         )).encode("utf-8")).hexdigest()
-        if self.store.fingerprint(page.path) == fingerprint and (self.folder / page.path).exists():
+        if self._still_there(page.path, fingerprint):
+            self.produced.add(page.path)
             self.unchanged += 1
             return
         items = self.store.items_by_id(list(page.ids))
@@ -180,13 +236,23 @@ class Publisher:
             author=site.author,
             items=tuple(items),
             updated=max(i.updated for i in items),
-            hub="",
+            hub="",  # archives do not change in ways worth a push
             prev_archive=prev,
             current_url=main.atom_url,
             is_archive=True,
         )
-        self._write(page.path, render_atom(doc))
-        self.store.save_fingerprint(page.path, fingerprint)
+        self._write(page.path, render_atom(doc), fingerprint)
+
+    def _still_there(self, path: str, fingerprint: str) -> bool:
+        """Whether ``path`` is, untouched, what was written from the same inputs."""
+        recorded = self.store.published_file(path)
+        if recorded is None or recorded[0] != fingerprint:
+            return False
+        try:
+            stat = (self.folder / path).stat()
+        except FileNotFoundError:
+            return False
+        return (stat.st_size, stat.st_mtime_ns) == recorded[1:]
 
 
 def publish_all(config: Config, store: Store, *, now: datetime) -> PublishReport:

@@ -8,14 +8,15 @@ have a fixed order. Atom and RSS go through feedgen; JSON Feed is plain ``json``
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
-import mimetypes
 import re
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from .. import __version__
+from ..errors import PublishError
 from ..models import FeedDoc, StoredItem
 from ..normalize import html_to_text
 
@@ -27,10 +28,18 @@ ATOM_NS = "http://www.w3.org/2005/Atom"
 GENERATOR_URI = "https://github.com/iomfeed/iomfeed"
 
 
+#: Image types by extension: a fixed table, so the output does not depend on the host's
+#: MIME database.
+IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+               ".gif": "image/gif", ".webp": "image/webp", ".avif": "image/avif",
+               ".svg": "image/svg+xml"}
+
+
 def image_type(url: str) -> str | None:
     """The MIME type of an image URL, from its extension (``None`` when it cannot be told)."""
-    guessed, _ = mimetypes.guess_type(urlsplit(url).path)
-    return guessed if guessed and guessed.startswith("image/") else None
+    path = urlsplit(url).path.lower()
+    dot = path.rfind(".")
+    return IMAGE_TYPES.get(path[dot:]) if dot >= 0 else None
 
 
 def _extensions() -> tuple[type[Any], type[Any], type[Any], type[Any]]:
@@ -49,16 +58,19 @@ def _extensions() -> tuple[type[Any], type[Any], type[Any], type[Any]]:
             return feed
 
     class HubExtension(BaseExtension):  # type: ignore[misc]
-        """WebSub in RSS: <atom:link rel="hub"> in the channel (feedgen writes only 'self')."""
+        """<atom:link>s in an RSS channel besides 'self', the only one feedgen writes:
+        rel="hub" (WebSub) and rel="prev-archive" (RFC 5005)."""
 
-        hub = ""
+        def __init__(self) -> None:
+            self.links: list[dict[str, str]] = []
 
         def extend_rss(self, feed: Any) -> Any:
-            if self.hub:
-                channel = feed[0]
+            channel = feed[0]
+            for attrs in self.links:
                 link = etree.SubElement(channel, f"{{{ATOM_NS}}}link")
-                link.set("href", self.hub)
-                link.set("rel", "hub")
+                for key in ("href", "rel", "type"):
+                    if attrs.get(key):
+                        link.set(key, attrs[key])
             return feed
 
     class AtomLinksExtension(BaseEntryExtension):  # type: ignore[misc]
@@ -66,8 +78,11 @@ def _extensions() -> tuple[type[Any], type[Any], type[Any], type[Any]]:
 
         def __init__(self) -> None:
             self.links: list[dict[str, str]] = []
+            self.language = ""
 
         def extend_atom(self, entry: Any) -> Any:
+            if self.language:  # an entry in another language than the feed's
+                entry.set("{http://www.w3.org/XML/1998/namespace}lang", self.language)
             for attrs in self.links:
                 # Unqualified, like feedgen's own Atom elements: the feed's default namespace.
                 link = etree.SubElement(entry, "link")
@@ -93,9 +108,12 @@ def _generator(doc: FeedDoc, *, rss: bool) -> Any:
     fg.updated(doc.updated)  # also RSS lastBuildDate: the last content change
     if rss:
         fg.link(href=doc.rss_url, rel="self", type=RSS_TYPE)
+        fg.register_extension("channel", hub_ext, entry_ext, atom=False, rss=True)
         if doc.hub:
-            fg.register_extension("websub", hub_ext, entry_ext, atom=False, rss=True)
-            fg.websub.hub = doc.hub
+            fg.channel.links.append({"href": doc.hub, "rel": "hub"})
+        if doc.prev_archive:
+            fg.channel.links.append({"href": doc.prev_archive, "rel": "prev-archive",
+                                     "type": ATOM_TYPE})
         fg.load_extension("media", atom=False, rss=True)
     else:
         fg.link(href=doc.atom_url, rel="self", type=ATOM_TYPE)
@@ -112,11 +130,11 @@ def _generator(doc: FeedDoc, *, rss: bool) -> Any:
     if not rss:
         fg.register_extension("links", entry_ext, links_ext, atom=True, rss=False)
     for item in doc.items:
-        _entry(fg.add_entry(order="append"), item, rss=rss)
+        _entry(fg.add_entry(order="append"), item, rss=rss, feed_language=doc.language)
     return fg
 
 
-def _entry(fe: Any, item: StoredItem, *, rss: bool) -> None:
+def _entry(fe: Any, item: StoredItem, *, rss: bool, feed_language: str) -> None:
     fe.id(item.id)
     fe.guid(item.id, permalink=False)
     fe.title(item.title)
@@ -135,12 +153,18 @@ def _entry(fe: Any, item: StoredItem, *, rss: bool) -> None:
     else:
         if item.summary_html:
             fe.summary(item.summary_html, type="html")
-        if item.content_html:
-            fe.content(item.content_html, type="html")
-        fe.links.links.append({"href": item.url, "rel": "alternate", "type": "text/html"})
+        content = item.content_html
         mime = image_type(item.image_url) if item.image_url else None
+        if item.image_url and not mime:  # no type to put on an enclosure: show it instead
+            content = f'<p><img src="{html.escape(item.image_url)}"' \
+                      f' alt="{html.escape(item.image_alt)}"></p>{content}'
+        if content:
+            fe.content(content, type="html")
+        fe.links.links.append({"href": item.url, "rel": "alternate", "type": "text/html"})
         if mime:
             fe.links.links.append({"href": item.image_url, "rel": "enclosure", "type": mime})
+        if item.language and item.language != feed_language:
+            fe.links.language = item.language
     for category in item.categories:
         fe.category(term=category)
     if item.author:
@@ -173,14 +197,18 @@ def _clean(doc: FeedDoc) -> FeedDoc:
 
 
 def render_atom(doc: FeedDoc) -> bytes:
-    doc = _clean(doc)
-    data: bytes = _generator(doc, rss=False).atom_str(pretty=True, encoding="UTF-8")
+    try:
+        data: bytes = _generator(_clean(doc), rss=False).atom_str(pretty=True, encoding="UTF-8")
+    except ValueError as exc:  # lxml: a configured string XML cannot hold
+        raise PublishError(f"{doc.atom_url}: cannot be written as XML: {exc}") from exc
     return data
 
 
 def render_rss(doc: FeedDoc) -> bytes:
-    doc = _clean(doc)
-    data: bytes = _generator(doc, rss=True).rss_str(pretty=True, encoding="UTF-8")
+    try:
+        data: bytes = _generator(_clean(doc), rss=True).rss_str(pretty=True, encoding="UTF-8")
+    except ValueError as exc:
+        raise PublishError(f"{doc.rss_url}: cannot be written as XML: {exc}") from exc
     return data
 
 

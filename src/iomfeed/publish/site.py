@@ -27,19 +27,27 @@ class FeedLink:
     json_url: str
 
 
-@lru_cache(maxsize=4)
-def environment(override: str = "") -> Environment:
-    """Templates from the override folder (if configured) first, then iomfeed's own."""
+MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August",
+             "September", "October", "November", "December")
+
+
+def long_date(value: datetime) -> str:
+    """'20 June 2024', whatever the machine's locale."""
+    return f"{value.day} {MONTHS_EN[value.month - 1]} {value.year}"
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    """iomfeed's own templates (the package ``iomfeed.templates``), autoescaped."""
     import importlib.resources
 
-    from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-    loaders = [FileSystemLoader(override)] if override else []
     own = importlib.resources.files("iomfeed.templates")
-    loaders.append(FileSystemLoader(str(own)))
-    env = Environment(loader=ChoiceLoader(loaders), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters["longdate"] = lambda d: f"{d.day} {d:%B %Y}"
+    env = Environment(loader=FileSystemLoader(str(own)), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                      keep_trailing_newline=True)
+    env.filters["longdate"] = long_date
     return env
 
 
@@ -52,13 +60,12 @@ def render_index(
     feeds: Sequence[FeedLink],
     items: Sequence[StoredItem],
     updated: datetime | None,
-    template_dir: str = "",
 ) -> bytes:
     from markupsafe import Markup
 
     from .feeds import xml_safe
 
-    template = environment(template_dir).get_template("site/index.html.j2")
+    template = environment().get_template("site/index.html.j2")
     html = template.render(
         title=title,
         description=description,
