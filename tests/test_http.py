@@ -298,3 +298,13 @@ def test_a_longer_crawl_delay_in_robots_txt_wins(tiny: SnapshotServer) -> None:
         http.get(tiny.url("/news/a"))
     assert len(sleeps.calls) == 2
     assert all(2.5 < s <= 3.0 for s in sleeps.calls)
+
+
+def test_http_and_https_of_one_host_share_one_pace() -> None:
+    http, sleeps, _ = client(min_delay=5.0)
+    one = http._host("http://albania.iom.int/news")
+    other = http._host("https://albania.iom.int/news")
+    assert one is not other and one.pace is other.pace
+    one.pace.last_request = http._clock()
+    http._wait_politely(other)
+    assert len(sleeps.calls) == 1 and 4.0 < sleeps.calls[0] <= 5.0

@@ -49,10 +49,19 @@ class ValidatorStore(Protocol):
 
 
 @dataclass(slots=True)
-class _Host:
-    conn: http.client.HTTPConnection | None = None
+class _Pace:
+    """Politeness state of one host name, shared by its http and https addresses."""
+
     last_request: float | None = None
     crawl_delay: float = 0.0
+
+
+@dataclass(slots=True)
+class _Host:
+    """One origin (scheme, host, port): its kept-alive connection and its host's pace."""
+
+    pace: _Pace
+    conn: http.client.HTTPConnection | None = None
 
 
 class _Retryable(Exception):
@@ -85,6 +94,7 @@ class HttpClient:
         self._jitter = jitter
         self._wall_clock = wall_clock
         self._hosts: dict[tuple[str, str], _Host] = {}
+        self._paces: dict[str, _Pace] = {}
         self._robots: dict[tuple[str, str], RobotFileParser] = {}
         self.requests = 0  # requests sent over the wire, retries included
 
@@ -149,7 +159,7 @@ class HttpClient:
             self._robots[key] = parser
             delay = parser.crawl_delay(self.config.user_agent)
             if delay is not None:
-                self._host(url).crawl_delay = float(delay)
+                self._host(url).pace.crawl_delay = float(delay)
         return parser.can_fetch(self.config.user_agent, url)
 
     def _load_robots(self, robots_url: str) -> RobotFileParser:
@@ -188,7 +198,8 @@ class HttpClient:
         key = (parts.scheme, parts.netloc.lower())
         host = self._hosts.get(key)
         if host is None:
-            host = self._hosts[key] = _Host()
+            pace = self._paces.setdefault((parts.hostname or "").lower(), _Pace())
+            host = self._hosts[key] = _Host(pace)
         return host
 
     def post_form(self, url: str, fields: dict[str, str]) -> int:
@@ -285,7 +296,7 @@ class HttpClient:
             self._drop(host)
             raise _Retryable(_describe_error(exc)) from exc
         finally:
-            host.last_request = self._clock()
+            host.pace.last_request = self._clock()
         if status in _RETRY_STATUSES:
             raise _Retryable(f"HTTP {status} {_reason(status)}", status=status,
                              wait=_retry_after(resp_headers.get("retry-after"), self._wall_clock()))
@@ -355,10 +366,11 @@ class HttpClient:
             host.conn = None
 
     def _wait_politely(self, host: _Host) -> None:
-        if host.last_request is None:
+        pace = host.pace
+        if pace.last_request is None:
             return
-        gap = max(self.config.min_delay, host.crawl_delay)
-        wait = host.last_request + gap - self._clock()
+        gap = max(self.config.min_delay, pace.crawl_delay)
+        wait = pace.last_request + gap - self._clock()
         if wait > 0:
             self._sleep(wait)
 
