@@ -21,16 +21,30 @@ def subcommands() -> dict[str, object]:
 
 
 def test_every_command_and_option_has_help_text() -> None:
+    import argparse
+
     parser = build_parser()
     assert parser.description and "Exit codes" in (parser.epilog or "")
+    checked = 0
+
+    def walk(p: argparse.ArgumentParser, path: str) -> None:
+        nonlocal checked
+        for action in p._actions:
+            if action.dest in ("help", "command"):
+                continue
+            assert action.help, f"{path} {action.option_strings or action.dest} has no help"
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    assert sub.description, f"{path} {name} has no description"
+                    checked += 1
+                    walk(sub, f"{path} {name}")
+
     for name, sub in subcommands().items():
         assert sub.description, f"{name} has no description"  # type: ignore[attr-defined]
-        for action in sub._actions:  # type: ignore[attr-defined]
-            if action.dest != "help":
-                assert action.help, f"{name} {action.option_strings} has no help"
-    for action in parser._actions:
-        if action.dest not in ("help", "command"):
-            assert action.help, f"{action.option_strings} has no help"
+        checked += 1
+        walk(sub, name)  # type: ignore[arg-type]
+    walk(parser, "iomfeed")
+    assert checked >= 12  # the commands and the subscribers actions
 
 
 def test_expected_commands_exist() -> None:

@@ -103,6 +103,88 @@ def cmd_items(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
+def cmd_subscribers(args: argparse.Namespace, config: Config) -> int:
+    from .pipeline import open_store
+    from .subscribers import (
+        RowProblem,
+        Subscriber,
+        normalize_address,
+        normalize_language,
+        parse_csv,
+        to_csv,
+    )
+
+    now = utc_now()
+    with open_store(config) as store:
+        if args.action == "add":
+            try:
+                sub = Subscriber(normalize_address(args.address), " ".join(args.name.split()),
+                                 normalize_language(args.lang))
+            except ValueError as exc:
+                raise ConfigError(f"{args.address}: {exc}") from None
+            outcome = store.add_subscriber(sub, now)
+            if outcome == "left" and args.resubscribe:
+                store.resubscribe(sub.address, now)
+                outcome = "added"
+            messages = {"added": "subscribed", "exists": "already subscribed",
+                        "left": "left earlier; add --resubscribe if they asked to come back"}
+            print(f"{sub.address}: {messages[outcome]}")
+            return EXIT_OK if outcome != "left" else EXIT_SOURCE_FAILED
+        if args.action == "remove":
+            try:
+                address = normalize_address(args.address)
+            except ValueError as exc:
+                raise ConfigError(f"{args.address}: {exc}") from None
+            if not store.set_subscriber_status(address, "unsubscribed", args.reason, now):
+                print(f"{address}: not a subscriber", file=sys.stderr)
+                return EXIT_SOURCE_FAILED
+            print(f"{address}: unsubscribed")
+            return EXIT_OK
+        if args.action == "list":
+            subs = list(store.subscribers(args.status))
+            if args.json:
+                json.dump([{"address": s.address, "name": s.name, "language": s.language,
+                            "status": s.status,
+                            "subscribed": s.subscribed.isoformat() if s.subscribed else None,
+                            "left": s.left.isoformat() if s.left else None,
+                            "reason": s.reason} for s in subs],
+                          sys.stdout, ensure_ascii=False, indent=2)
+                sys.stdout.write("\n")
+            else:
+                for s in subs:
+                    print(f"{s.status:<12} {s.language}  {s.address}  {s.name}")
+            return EXIT_OK
+        if args.action == "import":
+            try:
+                text = Path(args.file).read_text(encoding="utf-8-sig")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{args.file}: cannot read: {exc}") from None
+            rows, problems = parse_csv(text)
+            added = 0
+            for line, sub in rows:
+                outcome = store.add_subscriber(sub, now)
+                if outcome == "added":
+                    added += 1
+                elif outcome == "exists":
+                    problems.append(RowProblem(line, sub.address, "already subscribed"))
+                else:
+                    problems.append(RowProblem(line, sub.address, "unsubscribed or bounced"
+                                               " earlier; not re-added"))
+            for problem in sorted(problems, key=lambda p: p.line):
+                print(f"{args.file}: {problem}", file=sys.stderr)
+            print(f"{args.file}: {added} subscriber(s) added, {len(problems)} row(s) skipped")
+            return EXIT_OK if not problems else EXIT_SOURCE_FAILED
+        # export
+        data = to_csv(store.subscribers(args.status))
+        if args.file in (None, "-"):
+            sys.stdout.write(data)
+        else:
+            from .files import write_if_changed
+
+            write_if_changed(Path(args.file), data.encode("utf-8"))
+        return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     from .demo.run import run_demo
 
@@ -160,6 +242,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=0, metavar="N", help="at most N items")
     p.add_argument("--source", metavar="NAME", help="only items of this source")
     p.set_defaults(func=cmd_items)
+
+    p = sub.add_parser("subscribers", help="manage the digest's subscribers",
+                       description="Add, remove, list, import and export the subscribers of "
+                       "the email digest (kept in the store).")
+    p.set_defaults(func=cmd_subscribers, compile_selectors=False)
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True,
+                               help="what to do")
+    a = actions.add_parser("add", help="subscribe one address",
+                           description="Subscribe one address.")
+    a.add_argument("address", help="the e-mail address")
+    a.add_argument("--name", default="", help="the subscriber's name (any language)")
+    a.add_argument("--lang", default="en", choices=("en", "sq"), help="digest language")
+    a.add_argument("--resubscribe", action="store_true",
+                   help="re-add someone who unsubscribed (only when they asked for it)")
+    a = actions.add_parser("remove", help="unsubscribe one address",
+                           description="Unsubscribe one address (kept, marked unsubscribed).")
+    a.add_argument("address", help="the e-mail address")
+    a.add_argument("--reason", default="removed by an operator", help="why they left")
+    a = actions.add_parser("list", help="list subscribers",
+                           description="List subscribers in the order they joined.")
+    a.add_argument("--status", choices=("active", "unsubscribed", "bounced"),
+                   help="only these")
+    a.add_argument("--json", action="store_true", help="print JSON instead of text")
+    a = actions.add_parser("import", help="import a CSV of address,name,language",
+                           description="Import subscribers from a CSV file (address, name, "
+                           "language; a header row is optional). Every bad row is reported "
+                           "with its line number; the others are imported. Exit code 1 when "
+                           "any row was skipped.")
+    a.add_argument("file", help="the CSV file (UTF-8)")
+    a = actions.add_parser("export", help="export subscribers as CSV",
+                           description="Write the subscribers as CSV.")
+    a.add_argument("file", nargs="?", help="where to write (default: standard output)")
+    a.add_argument("--status", choices=("active", "unsubscribed", "bounced"),
+                   help="only these")
 
     p = sub.add_parser("demo", help="run iomfeed on the bundled snapshot of the site",
                        description="Serve the bundled snapshot of the IOM Albania site on "

@@ -21,6 +21,7 @@ from .dedup import Candidate, content_hash, find_near_duplicate
 from .errors import StoreError
 from .models import Change, DateSource, Item, KnownItem, SourceResult, StoredItem, StoreOutcome
 from .normalize import title_key
+from .subscribers import Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,19 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (run_id, source)
     );
     """,
+    """
+    CREATE TABLE subscribers (
+        id INTEGER PRIMARY KEY,
+        address TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        name TEXT NOT NULL,
+        language TEXT NOT NULL CHECK (language IN ('en', 'sq')),
+        status TEXT NOT NULL CHECK (status IN ('active', 'unsubscribed', 'bounced')),
+        subscribed TEXT NOT NULL,
+        left_at TEXT,
+        reason TEXT NOT NULL DEFAULT ''  -- why they left
+    );
+    CREATE INDEX subscribers_status ON subscribers (status, id);
+    """,
 )
 
 _ITEM_COLUMNS = (
@@ -133,6 +147,14 @@ _ITEM_COLUMNS = (
 def _utc(dt: datetime) -> str:
     """A fixed-width UTC timestamp that sorts as text."""
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _subscriber(row: sqlite3.Row) -> Subscriber:
+    return Subscriber(
+        id=row["id"], address=row["address"], name=row["name"], language=row["language"],
+        status=row["status"], subscribed=_parse(row["subscribed"]),
+        left=_parse(row["left_at"]) if row["left_at"] else None, reason=row["reason"],
+    )
 
 
 def _statements(script: str) -> list[str]:
@@ -529,6 +551,58 @@ class Store:
                             " VALUES (?, ?)", (feed_url, _utc(now)))
         else:
             self.db.execute("DELETE FROM websub_pending WHERE feed_url = ?", (feed_url,))
+
+    # ------------------------------------------------------------------ subscribers
+
+    def add_subscriber(self, sub: Subscriber, now: datetime) -> str:
+        """Add an active subscriber: 'added', 'exists' (already active), or 'left' (they
+        unsubscribed or bounced before and are not re-added behind their back)."""
+        with self.transaction() as db:
+            row = db.execute("SELECT status FROM subscribers WHERE address = ?",
+                             (sub.address,)).fetchone()
+            if row is not None:
+                return "exists" if row["status"] == "active" else "left"
+            db.execute(
+                "INSERT INTO subscribers (address, name, language, status, subscribed)"
+                " VALUES (?, ?, ?, 'active', ?)",
+                (sub.address, sub.name, sub.language, _utc(now)),
+            )
+        return "added"
+
+    def resubscribe(self, address: str, now: datetime) -> bool:
+        """Make a subscriber who left active again (only on their own explicit request)."""
+        cur = self.db.execute(
+            "UPDATE subscribers SET status = 'active', subscribed = ?, left_at = NULL,"
+            " reason = '' WHERE address = ? AND status != 'active'", (_utc(now), address))
+        return cur.rowcount > 0
+
+    def set_subscriber_status(self, address: str, status: str, reason: str,
+                              now: datetime) -> bool:
+        """Mark a subscriber unsubscribed or bounced (with why); False if unknown."""
+        cur = self.db.execute(
+            "UPDATE subscribers SET status = ?, left_at = ?, reason = ? WHERE address = ?",
+            (status, _utc(now), reason, address),
+        )
+        return cur.rowcount > 0
+
+    def subscriber(self, address: str) -> Subscriber | None:
+        row = self.db.execute("SELECT * FROM subscribers WHERE address = ?",
+                              (address,)).fetchone()
+        return None if row is None else _subscriber(row)
+
+    def subscribers(self, status: str | None = None) -> Iterator[Subscriber]:
+        """Subscribers in the order they joined, streamed (not all held in memory)."""
+        sql = "SELECT * FROM subscribers"
+        args: tuple[str, ...] = ()
+        if status is not None:
+            sql += " WHERE status = ?"
+            args = (status,)
+        for row in self.db.execute(sql + " ORDER BY id", args):
+            yield _subscriber(row)
+
+    def subscriber_counts(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT status, count(*) FROM subscribers GROUP BY status")
+        return {str(r[0]): int(r[1]) for r in rows}
 
     # ------------------------------------------------------------------ HTTP validators
 
