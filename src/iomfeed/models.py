@@ -79,7 +79,6 @@ class Item:
     content_html: str = ""
     published: datetime | None = None
     date_source: DateSource | None = None
-    updated: datetime | None = None
     image_url: str = ""
     image_alt: str = ""
     categories: tuple[str, ...] = ()

@@ -391,7 +391,6 @@ def normalize_item(
                 also_at = (*also_at, url)  # the listing's address stays known
                 url = preferred
     published = _local(item.published, tz)
-    updated = _local(item.updated, tz)
     image = urljoin(base, item.image_url.strip()) if item.image_url.strip() else ""
     return dataclasses.replace(
         item,
@@ -402,7 +401,6 @@ def normalize_item(
         content_html=sanitize_html(item.content_html, base),
         published=published,
         date_source=item.date_source if published is not None else None,
-        updated=updated,
         image_url=image if image.startswith(("http://", "https://")) else "",
         image_alt=clean_text(item.image_alt),
         categories=_unique(item.categories),

@@ -12,6 +12,7 @@ import html
 import json
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,8 +43,10 @@ def image_type(url: str) -> str | None:
     return IMAGE_TYPES.get(path[dot:]) if dot >= 0 else None
 
 
+@lru_cache(maxsize=1)
 def _extensions() -> tuple[type[Any], type[Any], type[Any], type[Any]]:
-    """feedgen extensions, defined lazily so feedgen loads only when a feed is rendered."""
+    """feedgen extensions, defined once and lazily, so feedgen loads only when a feed is
+    rendered."""
     from feedgen.ext.base import BaseEntryExtension, BaseExtension
     from lxml import etree
 

@@ -103,7 +103,6 @@ class FeedSource:
             content_html=content or summary,
             published=published,
             date_source=DateSource.FEED if published else None,
-            updated=_when(entry, "updated"),
             image_url=_image(entry),
             categories=categories,
             language=(entry.get("language") or "").split("-")[0],
