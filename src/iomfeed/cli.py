@@ -1,8 +1,8 @@
 """The ``iomfeed`` command line. An entry point: it parses arguments, sets up logging, calls
 the pipeline and turns the outcome into an exit code. It holds no logic of its own.
 
-Exit codes: 0 success; 1 some source failed (the others still ran); 2 bad configuration or
-usage; 75 another run holds the lock on the same database.
+Exit codes: 0 success; 1 some source failed (the others still ran) or some deliveries
+failed; 2 bad configuration or usage; 75 another run holds the lock on the same database.
 """
 
 from __future__ import annotations
@@ -12,13 +12,19 @@ import json
 import logging
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .clock import utc_now
 from .config import CONFIG_ENV, Config, default_config_path, load_config
 from .errors import ConfigError, IomfeedError
 from .lock import AlreadyRunning
+
+if TYPE_CHECKING:
+    from .delivery.send import Stop
+    from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +59,172 @@ def cmd_publish(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
+    from .delivery.mailers import make_mailer
     from .http import HttpClient
     from .lock import RunLock
-    from .pipeline import fetch_all, open_store, publish
+    from .pipeline import digest_due, fetch_all, open_store, publish, send_digest
 
     with RunLock(config.database_path), open_store(config) as store, \
             HttpClient(config.http, validators=store) as http:
         report = fetch_all(config, store=store, http=http, now=utc_now)
         publish(config, store=store, now=utc_now())
-    return EXIT_OK if report.ok else EXIT_SOURCE_FAILED
+        digest_ok = True
+        if digest_due(config, store, utc_now()):
+            with _stop_on_signals() as stop:
+                outcome = send_digest(config, store=store, mailer=make_mailer(config),
+                                      clock=utc_now, stop=stop)
+            digest_ok = outcome.ok
+    return EXIT_OK if report.ok and digest_ok else EXIT_SOURCE_FAILED
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[Stop]:
+    """SIGTERM / SIGINT during a send: finish the message in hand, then stop cleanly."""
+    import signal
+
+    from .delivery.send import Stop
+
+    stop = Stop()
+
+    def handler(signum: int, frame: object) -> None:
+        log.warning("%s received: stopping after the message in hand",
+                    signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def cmd_digest(args: argparse.Namespace, config: Config) -> int:
+    from .lock import RunLock
+    from .pipeline import open_store
+
+    if args.preview:
+        with open_store(config) as store:
+            return _digest_preview(args, config, store)
+    if args.send:
+        from .delivery.mailers import make_mailer
+        from .pipeline import send_digest
+
+        with RunLock(config.database_path), open_store(config) as store, \
+                _stop_on_signals() as stop:
+            outcome = send_digest(config, store=store, mailer=make_mailer(config),
+                                  clock=utc_now, stop=stop)
+        d = outcome.delivery
+        if d is None:
+            print(f"digest skipped: {outcome.note}")
+            return EXIT_OK
+        totals = ", ".join(f"{n} {s}" for s, n in sorted(d.totals.items()))
+        print(f"digest {outcome.digest_id}: {d.sent} sent now ({totals});"
+              f" {'complete' if d.finished else 'NOT complete'}")
+        return EXIT_OK if outcome.ok else EXIT_SOURCE_FAILED
+    if args.to:
+        with RunLock(config.database_path), open_store(config) as store:
+            return _digest_test_copy(args, config, store)
+    with open_store(config) as store:
+        return _digest_dry_run(args, config, store)
+
+
+def _digest_preview(args: argparse.Namespace, config: Config, store: Store) -> int:
+    from .files import write_if_changed
+    from .pipeline import digest_preview
+
+    lang = args.lang_given or "en"
+    content, rendered, page = digest_preview(config, store, utc_now(), lang)
+    write_if_changed(Path(args.preview), page.encode("utf-8"))
+    print(f"{args.preview}: digest preview ({lang}), {len(content.entries)} new item(s),"
+          f" {rendered.shown} shown, {rendered.more} more linked,"
+          f" {rendered.html_bytes / 1000:.1f} KB of HTML; subject: {rendered.subject}")
+    return EXIT_OK
+
+
+def _digest_dry_run(args: argparse.Namespace, config: Config, store: Store) -> int:
+    from .pipeline import digest_content, digest_due, render_languages
+
+    now = utc_now()
+    content = digest_content(config, store, now)
+    since = content.since.isoformat() if content.since else "the first digest"
+    if content.digest_id:
+        totals = store.delivery_totals(content.digest_id)
+        print(f"digest {content.digest_id} is being sent: "
+              + ", ".join(f"{n} {s}" for s, n in sorted(totals.items())))
+        recipients = {"en": 0, "sq": 0}
+        for d in store.deliveries(content.digest_id):
+            recipients[d.language] = recipients.get(d.language, 0) + 1
+    else:
+        recipients = {"en": 0, "sq": 0}
+        for sub in store.subscribers("active"):
+            recipients[sub.language] = recipients.get(sub.language, 0) + 1
+        due = "due now" if digest_due(config, store, now) else "not due yet"
+        print(f"next digest ({due} by schedule {config.digest.schedule!r}):"
+              f" {len(content.entries)} new item(s) since {since},"
+              f" {content.more} more linked")
+        if not content.entries and config.digest.skip_empty:
+            print("nothing new: it would be skipped (digest.skip_empty)")
+            return EXIT_OK
+    rendered = render_languages(config, content)
+    for lang, r in rendered.items():
+        print(f"  {lang}: {recipients.get(lang, 0)} subscriber(s); subject: {r.subject};"
+              f" {r.shown} item(s) shown, {r.more} more; {r.html_bytes / 1000:.1f} KB HTML")
+    for e in content.entries:
+        print(f"    {e.published:%Y-%m-%d}  [{e.category or '-'}] {e.title}")
+    return EXIT_OK
+
+
+def _digest_test_copy(args: argparse.Namespace, config: Config, store: Store) -> int:
+    import secrets
+
+    from .delivery.mailers import make_mailer
+    from .pipeline import composers, digest_content, render_languages
+    from .subscribers import normalize_address
+
+    try:
+        address = normalize_address(args.to)
+    except ValueError as exc:
+        raise ConfigError(f"--to {args.to}: {exc}") from None
+    now = utc_now()
+    sub = store.subscriber(address)
+    lang = args.lang_given or (sub.language if sub else "en")
+    content = digest_content(config, store, now)
+    rendered = {lang: render_languages(config, content)[lang]}
+    composer = composers(config, rendered, digest_id=content.digest_id, date=now,
+                         secret=b"test-copy", test=True)[lang]
+    mid = f"<test-{now:%Y%m%d%H%M%S}.{secrets.token_hex(6)}@{config.mail.sender_domain}>"
+    message = composer.compose_test(address, sub.name if sub else "", mid)
+    mailer = make_mailer(config)
+    try:
+        reply = mailer.send(message)
+    finally:
+        mailer.close()
+    print(f"test copy ({lang}) sent to {address}: {reply}")
+    return EXIT_OK
+
+
+def cmd_unsubscribe(args: argparse.Namespace, config: Config) -> int:
+    from .digest.unsubscribe import BadToken, load_secret, token_subscriber, verify_token
+    from .pipeline import open_store
+
+    with open_store(config) as store:
+        try:
+            subscriber_id = token_subscriber(args.token)
+            sub = store.subscriber_by_id(subscriber_id)
+            if sub is None:
+                raise BadToken("unsubscribe token names no subscriber")
+            verify_token(load_secret(config, store), config.list_id, args.token, sub.address)
+        except BadToken as exc:
+            print(f"iomfeed: {exc}; nothing changed", file=sys.stderr)
+            return EXIT_SOURCE_FAILED
+        if sub.status == "active":
+            store.set_subscriber_status(sub.address, "unsubscribed",
+                                        "unsubscribe link (command line)", utc_now())
+            print(f"{sub.address}: unsubscribed")
+        else:
+            print(f"{sub.address}: already {sub.status}")
+    return EXIT_OK
 
 
 def cmd_check(args: argparse.Namespace, config: Config) -> int:
@@ -225,9 +388,34 @@ def build_parser() -> argparse.ArgumentParser:
                        "not change are left alone.")
     p.set_defaults(func=cmd_publish, compile_selectors=False)
 
-    p = sub.add_parser("run", help="fetch, then publish",
-                       description="One full cycle: fetch every enabled source, then publish.")
+    p = sub.add_parser("run", help="fetch, publish, and send the digest when it is due",
+                       description="One full cycle: fetch every enabled source, publish, and "
+                       "send the email digest when digest.schedule says it is due (or finish "
+                       "one a previous run left unfinished).")
     p.set_defaults(func=cmd_run, compile_selectors=False)
+
+    p = sub.add_parser("digest", help="preview, test or send the email digest",
+                       description="The email digest of the items first seen since the last "
+                       "digest that went out. Without an option: --dry-run.")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--dry-run", action="store_true",
+                      help="render it and report who would get what (changes nothing)")
+    what.add_argument("--send", action="store_true",
+                      help="send it now (or finish the one being sent), whatever the schedule")
+    what.add_argument("--to", metavar="ADDRESS",
+                      help="send one test copy, marked [TEST], to ADDRESS (no ledger)")
+    what.add_argument("--preview", metavar="FILE.html",
+                      help="write the rendered HTML digest to FILE.html")
+    p.add_argument("--lang", dest="lang_given", choices=("en", "sq"),
+                   help="language of --preview (default en) or --to (default: theirs)")
+    p.set_defaults(func=cmd_digest, compile_selectors=False)
+
+    p = sub.add_parser("unsubscribe", help="apply an unsubscribe token",
+                       description="Unsubscribe the subscriber an unsubscribe token (from a "
+                       "digest's link) names. A forged or malformed token changes nothing "
+                       "and exits with 1.")
+    p.add_argument("token", help="the token (the t= value of the unsubscribe link)")
+    p.set_defaults(func=cmd_unsubscribe, compile_selectors=False)
 
     p = sub.add_parser("check", help="validate the configuration",
                        description="Validate the configuration file; with --live also fetch "

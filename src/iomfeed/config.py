@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from .errors import ConfigError
 
@@ -243,6 +243,135 @@ class FilterConfig:
     exclude: tuple[str, ...] = field(default=(), metadata=_checked(_check_regexes))
 
 
+def _check_address(value: str) -> str | None:
+    from .subscribers import normalize_address
+
+    try:
+        normalize_address(value)
+    except ValueError as exc:
+        return f"expected a plain e-mail address: {exc}"
+    return None
+
+
+def _check_optional_address(value: str) -> str | None:
+    return None if value == "" else _check_address(value)
+
+
+def _check_crontab_shape(value: str) -> str | None:
+    if len(value.split()) != 5:
+        return ("expected a crontab expression of five fields (minute hour day month"
+                " day-of-week), such as '0 8 * * mon'")
+    return None
+
+
+def crontab_error(value: str) -> str | None:
+    """Why ``value`` is not a valid crontab expression, or ``None`` (loads APScheduler)."""
+    problem = _check_crontab_shape(value)
+    if problem:
+        return problem
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(value, timezone="UTC")
+    except ValueError as exc:
+        return f"invalid crontab expression {value!r}: {exc}"
+    return None
+
+
+def _check_list_id(value: str) -> str | None:
+    if value == "" or re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", value):
+        return None
+    return "expected a dotted identifier such as 'digest.feeds.example.org' (RFC 2919)"
+
+
+def _check_env_name(value: str) -> str | None:
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        return None
+    return "expected the name of an environment variable (letters, digits, '_')"
+
+
+def jinja_error(value: str) -> str | None:
+    """Why ``value`` is not a valid Jinja2 template, or ``None`` (loads Jinja2)."""
+    import jinja2
+
+    try:
+        jinja2.Environment().parse(value)
+    except jinja2.TemplateSyntaxError as exc:
+        return f"invalid template: {exc.message}"
+    return None
+
+
+def check_deep(config: Config) -> None:
+    """The checks that load a library (soupsieve, APScheduler, Jinja2): CSS selectors, the
+    digest schedule and subject templates. ``load_config`` runs them unless told not to (a
+    cron ``fetch`` with nothing to do should not pay for them); the stage that uses a value
+    checks it again before use."""
+    check_selectors(config)
+    problem = crontab_error(config.digest.schedule)
+    if problem:
+        raise ConfigError(f"digest.schedule: {problem}")
+    for key in ("subject_en", "subject_sq"):
+        problem = jinja_error(getattr(config.digest, key))
+        if problem:
+            raise ConfigError(f"digest.{key}: {problem}")
+
+
+@dataclass(frozen=True, slots=True)
+class DigestConfig:
+    max_items: int = field(default=20, metadata=_checked(_check_positive))
+    skip_empty: bool = True
+    schedule: str = field(default="0 8 * * mon", metadata=_checked(_check_crontab_shape))
+    max_bytes: int = field(default=100_000, metadata=_checked(_check_positive))
+    subject_en: str = (
+        "{{ title }}: {{ count }} new {{ 'story' if count == 1 else 'stories' }}, {{ date }}"
+    )
+    subject_sq: str = (
+        "{{ title }}: {{ count }} {{ 'lajm i ri' if count == 1 else 'lajme të reja' }},"
+        " {{ date }}"
+    )
+    title_en: str = "IOM Albania news"
+    title_sq: str = "Lajme nga IOM Shqipëri"
+    templates: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    host: str = "localhost"
+    port: int = field(default=587, metadata=_checked(_check_positive))
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str = ""
+    password_env: str = field(default="IOMFEED_SMTP_PASSWORD",
+                              metadata=_checked(_check_env_name))
+    timeout: float = field(default=30.0, metadata=_checked(_check_positive))
+    ca_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MailConfig:
+    transport: Literal["outbox", "smtp"] = "outbox"
+    outbox: str = "outbox"
+    from_address: str = field(default="news@feeds.example.org",
+                              metadata=_checked(_check_address))
+    from_name: str = "IOM Albania news"
+    reply_to: str = field(default="", metadata=_checked(_check_optional_address))
+    postal_address: str = ("International Organization for Migration (IOM), Mission in"
+                           " Albania, Tirana, Albania")
+    list_id: str = field(default="", metadata=_checked(_check_list_id))
+    unsubscribe_url: str = field(default="", metadata=_checked(_check_optional_http_url))
+    unsubscribe_mailto: str = field(default="", metadata=_checked(_check_optional_address))
+    secret_env: str = field(default="IOMFEED_SECRET", metadata=_checked(_check_env_name))
+    rate: float = field(default=0.0, metadata=_checked(_check_non_negative))
+    retries: int = field(default=3, metadata=_checked(_check_non_negative))
+    backoff: float = field(default=2.0, metadata=_checked(_check_non_negative))
+    max_attempts: int = field(default=12, metadata=_checked(_check_positive))
+    bounce_after: int = field(default=3, metadata=_checked(_check_positive))
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+
+    @property
+    def sender_domain(self) -> str:
+        return self.from_address.rpartition("@")[2].lower()
+
+
 SourceKind = Literal["html", "feed", "json"]
 
 
@@ -269,6 +398,8 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    digest: DigestConfig = field(default_factory=DigestConfig)
+    mail: MailConfig = field(default_factory=MailConfig)
     sources: tuple[SourceConfig, ...] = field(default=())
     # Not a key: the folder relative paths in the file are resolved against.
     base_dir: Path = field(default=Path("."), metadata={"internal": True})
@@ -285,6 +416,30 @@ class Config:
     @property
     def feeds_path(self) -> Path:
         return self.path(self.publish.folder)
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.path(self.mail.outbox)
+
+    @property
+    def templates_path(self) -> Path | None:
+        return self.path(self.digest.templates) if self.digest.templates else None
+
+    @property
+    def list_id(self) -> str:
+        """The List-Id (RFC 2919) identifier: ``mail.list_id`` or one made from public_url."""
+        if self.mail.list_id:
+            return self.mail.list_id
+        host = urlsplit(self.site.public_url).hostname or "localhost"
+        return f"digest.{host}"
+
+    @property
+    def unsubscribe_url(self) -> str:
+        return self.mail.unsubscribe_url or urljoin(self.site.public_url, "unsubscribe")
+
+    @property
+    def unsubscribe_mailto(self) -> str:
+        return self.mail.unsubscribe_mailto or self.mail.from_address
 
     def source(self, name: str) -> SourceConfig:
         for src in self.sources:
@@ -339,7 +494,7 @@ def load_config(
         config = dataclasses.replace(config, base_dir=(base_dir or path.resolve().parent))
         _check_config(config)
         if compile_selectors:
-            check_selectors(config)
+            check_deep(config)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return config

@@ -208,3 +208,120 @@ class PublishReport:
     unchanged: int
     pinged: tuple[str, ...] = ()
     ping_failures: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DigestEntry:
+    """One story as a digest shows it: plain-text summary, absolute links."""
+
+    id: str
+    title: str
+    url: str
+    published: datetime
+    summary: str  # plain text, already shortened
+    image_url: str
+    image_alt: str
+    category: str  # "" when the item has none
+
+
+@dataclass(frozen=True, slots=True)
+class DigestContent:
+    """What one digest holds, before rendering: chosen by ``digest.select`` from the store.
+
+    ``entries`` are newest first and already capped; ``more`` counts the new items left out.
+    ``digest_id`` is 0 for a preview or dry run (nothing recorded).
+    """
+
+    digest_id: int
+    created: datetime
+    since: datetime | None  # items first seen after this (None: the first digest)
+    entries: tuple[DigestEntry, ...]
+    more: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedDigest:
+    """A digest rendered and inlined once for one language.
+
+    ``html`` and ``text`` hold the space-free tokens of ``digest.render.TOKENS``; the mailer
+    fills them per subscriber. ``greeting`` / ``greeting_no_name`` are the two forms of the
+    greeting token's value (``{name}`` in the first is replaced by the subscriber's name).
+    """
+
+    language: str
+    subject: str  # header-safe: one line, no control characters, capped
+    html: str
+    text: str
+    greeting: str
+    greeting_no_name: str
+    shown: int  # entries in the message
+    more: int  # new items not shown (linked to the index page)
+    html_bytes: int  # size of the HTML part with the longest token values
+
+
+@dataclass(frozen=True, slots=True)
+class DigestRecord:
+    """A digest as the store records it. ``status``: 'sending' (deliveries still due),
+    'sent' (every delivery is final), or 'skipped' (nothing new, or nobody to send to)."""
+
+    id: int
+    created: datetime  # when it was made: the Date of its messages and its schedule mark
+    since: datetime | None  # items first seen after this ...
+    cutoff: datetime  # ... and up to this
+    status: str
+    items: int  # items shown
+    more: int  # new items left out, linked instead
+    finished: datetime | None
+    note: str = ""  # why it was skipped
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One ledger row: a digest for one subscriber, and what became of it."""
+
+    digest_id: int
+    subscriber_id: int
+    address: str
+    name: str
+    language: str
+    subscriber_status: str
+    status: str  # pending | sending | sent | failed | skipped
+    attempts: int
+    ambiguous: bool  # found 'sending' after a crash: it may or may not have gone out
+    reply: str  # the last SMTP reply (or error)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """What one send did, and the ledger's totals for the digest afterwards."""
+
+    digest_id: int
+    sent: int = 0  # delivered in this run
+    failed: int = 0  # permanent failures in this run
+    deferred: int = 0  # temporary failures left pending for the next run
+    skipped: int = 0  # subscribers who left before their turn
+    bounced: int = 0  # subscribers marked bounced in this run
+    resent_ambiguous: int = 0  # in flight during a crash, sent again with the same Message-ID
+    interrupted: bool = False  # stopped by a signal before the end
+    totals: Mapping[str, int] = field(default_factory=dict)  # status -> rows, whole digest
+    finished: bool = False  # every delivery final: the digest has gone out
+    error: str = ""  # why the send stopped early (the relay unreachable, the sender refused)
+
+
+@dataclass(frozen=True, slots=True)
+class DigestOutcome:
+    """What a digest step did. ``status``: 'sent' (every delivery final), 'incomplete'
+    (some left pending for the next run, or stopped), 'skipped' (nothing to send)."""
+
+    status: str
+    digest_id: int
+    items: int  # items selected
+    more: int
+    note: str = ""
+    delivery: DeliveryReport | None = None
+
+    @property
+    def ok(self) -> bool:
+        """False when some deliveries failed or the send stopped on an error."""
+        d = self.delivery
+        return d is None or (not d.error and d.failed == 0)

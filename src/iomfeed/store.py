@@ -11,7 +11,7 @@ import dataclasses
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +19,17 @@ from urllib.parse import urlsplit
 
 from .dedup import Candidate, content_hash, find_near_duplicate
 from .errors import StoreError
-from .models import Change, DateSource, Item, KnownItem, SourceResult, StoredItem, StoreOutcome
+from .models import (
+    Change,
+    DateSource,
+    Delivery,
+    DigestRecord,
+    Item,
+    KnownItem,
+    SourceResult,
+    StoredItem,
+    StoreOutcome,
+)
 from .normalize import title_key
 from .subscribers import Subscriber
 
@@ -135,6 +145,40 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX subscribers_status ON subscribers (status, id);
     """,
+    """
+    CREATE TABLE digests (
+        id INTEGER PRIMARY KEY,
+        created TEXT NOT NULL,          -- the Date of its messages; the schedule's mark
+        since TEXT,                     -- items first seen after this ...
+        cutoff TEXT NOT NULL,           -- ... and up to this
+        status TEXT NOT NULL CHECK (status IN ('sending', 'sent', 'skipped')),
+        items INTEGER NOT NULL,
+        more INTEGER NOT NULL,
+        finished TEXT,
+        note TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE digest_items (         -- what a digest shows, frozen for a resumed send
+        digest_id INTEGER NOT NULL REFERENCES digests (id),
+        position INTEGER NOT NULL,
+        item_id TEXT NOT NULL REFERENCES items (id),
+        PRIMARY KEY (digest_id, position)
+    );
+    CREATE TABLE deliveries (           -- the ledger: one row per (digest, subscriber)
+        digest_id INTEGER NOT NULL REFERENCES digests (id),
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers (id),
+        status TEXT NOT NULL
+            CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'skipped')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        ambiguous INTEGER NOT NULL DEFAULT 0,
+        reply TEXT NOT NULL DEFAULT '',
+        updated TEXT NOT NULL,
+        PRIMARY KEY (digest_id, subscriber_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX deliveries_status ON deliveries (digest_id, status);
+    -- consecutive permanent failures; the subscriber is marked bounced after mail.bounce_after
+    ALTER TABLE subscribers ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
 )
 
 _ITEM_COLUMNS = (
@@ -155,6 +199,29 @@ def _subscriber(row: sqlite3.Row) -> Subscriber:
         status=row["status"], subscribed=_parse(row["subscribed"]),
         left=_parse(row["left_at"]) if row["left_at"] else None, reason=row["reason"],
     )
+
+
+def _digest(row: sqlite3.Row) -> DigestRecord:
+    return DigestRecord(
+        id=row["id"], created=_parse(row["created"]),
+        since=_parse(row["since"]) if row["since"] else None, cutoff=_parse(row["cutoff"]),
+        status=row["status"], items=row["items"], more=row["more"],
+        finished=_parse(row["finished"]) if row["finished"] else None, note=row["note"],
+    )
+
+
+_DELIVERY_SELECT = (
+    "SELECT d.*, s.address, s.name, s.language, s.status AS sub_status"
+    " FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+)
+
+
+def _delivery(r: sqlite3.Row) -> Delivery:
+    return Delivery(
+        digest_id=r["digest_id"], subscriber_id=r["subscriber_id"], address=r["address"],
+        name=r["name"], language=r["language"], subscriber_status=r["sub_status"],
+        status=r["status"], attempts=r["attempts"], ambiguous=bool(r["ambiguous"]),
+        reply=r["reply"])
 
 
 def _statements(script: str) -> list[str]:
@@ -590,6 +657,11 @@ class Store:
                               (address,)).fetchone()
         return None if row is None else _subscriber(row)
 
+    def subscriber_by_id(self, subscriber_id: int) -> Subscriber | None:
+        row = self.db.execute("SELECT * FROM subscribers WHERE id = ?",
+                              (subscriber_id,)).fetchone()
+        return None if row is None else _subscriber(row)
+
     def subscribers(self, status: str | None = None) -> Iterator[Subscriber]:
         """Subscribers in the order they joined, streamed (not all held in memory)."""
         sql = "SELECT * FROM subscribers"
@@ -603,6 +675,185 @@ class Store:
     def subscriber_counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT status, count(*) FROM subscribers GROUP BY status")
         return {str(r[0]): int(r[1]) for r in rows}
+
+    # ------------------------------------------------------------------ digests
+
+    def setting(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def setting_default(self, key: str, make: Callable[[], str]) -> str:
+        """The stored value of ``key``, storing ``make()`` first if there is none."""
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)",
+                       (key, make()))
+            return str(db.execute("SELECT value FROM settings WHERE key = ?",
+                                  (key,)).fetchone()[0])
+
+    def first_run_started(self) -> datetime | None:
+        row = self.db.execute("SELECT min(started) FROM runs").fetchone()
+        return None if row[0] is None else _parse(row[0])
+
+    def digest(self, digest_id: int) -> DigestRecord | None:
+        row = self.db.execute("SELECT * FROM digests WHERE id = ?", (digest_id,)).fetchone()
+        return None if row is None else _digest(row)
+
+    def digests(self, *, limit: int = 10) -> list[DigestRecord]:
+        rows = self.db.execute("SELECT * FROM digests ORDER BY id DESC LIMIT ?", (limit,))
+        return [_digest(r) for r in rows]
+
+    def open_digest(self) -> DigestRecord | None:
+        """The digest whose deliveries are not all final yet (at most one exists)."""
+        row = self.db.execute("SELECT * FROM digests WHERE status = 'sending'"
+                              " ORDER BY id LIMIT 1").fetchone()
+        return None if row is None else _digest(row)
+
+    def last_digest(self, status: str | None = None) -> DigestRecord | None:
+        where = "" if status is None else " WHERE status = ?"
+        args = () if status is None else (status,)
+        row = self.db.execute(f"SELECT * FROM digests{where} ORDER BY id DESC LIMIT 1",
+                              args).fetchone()
+        return None if row is None else _digest(row)
+
+    def new_items(self, since: datetime | None, cutoff: datetime) -> list[StoredItem]:
+        """Items first seen after ``since`` (all, when None) and up to ``cutoff``, newest
+        first by their date."""
+        sql = f"SELECT {_ITEM_COLUMNS} FROM items WHERE first_seen <= ?"
+        args: list[str] = [_utc(cutoff)]
+        if since is not None:
+            sql += " AND first_seen > ?"
+            args.append(_utc(since))
+        rows = self.db.execute(sql + " ORDER BY published_utc DESC, id", args)
+        return [self._row_to_item(r) for r in rows]
+
+    def create_digest(self, *, created: datetime, since: datetime | None, cutoff: datetime,
+                      item_ids: list[str], more: int) -> DigestRecord:
+        """Record a digest and a pending delivery for every active subscriber, in one
+        transaction: from here on a crash resumes this digest, never makes another."""
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM digests WHERE status = 'sending'").fetchone():
+                raise StoreError("a digest is still being sent; finish it first")
+            cur = db.execute(
+                "INSERT INTO digests (created, since, cutoff, status, items, more)"
+                " VALUES (?, ?, ?, 'sending', ?, ?)",
+                (_utc(created), _utc(since) if since else None, _utc(cutoff), len(item_ids),
+                 more))
+            digest_id = int(cur.lastrowid or 0)
+            db.executemany(
+                "INSERT INTO digest_items (digest_id, position, item_id) VALUES (?, ?, ?)",
+                [(digest_id, i, item_id) for i, item_id in enumerate(item_ids)])
+            db.execute(
+                "INSERT INTO deliveries (digest_id, subscriber_id, status, updated)"
+                " SELECT ?, id, 'pending', ? FROM subscribers WHERE status = 'active'",
+                (digest_id, _utc(created)))
+        record = self.digest(digest_id)
+        assert record is not None
+        return record
+
+    def skip_digest(self, *, created: datetime, since: datetime | None, note: str) -> int:
+        """Record that a due digest was not sent (and why), so the schedule moves on."""
+        cur = self.db.execute(
+            "INSERT INTO digests (created, since, cutoff, status, items, more, finished, note)"
+            " VALUES (?, ?, ?, 'skipped', 0, 0, ?, ?)",
+            (_utc(created), _utc(since) if since else None, _utc(created), _utc(created),
+             note))
+        return int(cur.lastrowid or 0)
+
+    def digest_item_ids(self, digest_id: int) -> list[str]:
+        rows = self.db.execute("SELECT item_id FROM digest_items WHERE digest_id = ?"
+                               " ORDER BY position", (digest_id,))
+        return [str(r[0]) for r in rows]
+
+    def deliveries(self, digest_id: int, statuses: tuple[str, ...] = ("pending", "sending"),
+                   *, batch: int = 500) -> Iterator[Delivery]:
+        """Ledger rows of a digest in subscriber order, read in batches (a send may run for
+        a long time; the rows it updates are never read back through an open cursor)."""
+        marks = ", ".join("?" for _ in statuses)
+        after = 0
+        while True:
+            rows = self.db.execute(
+                f"{_DELIVERY_SELECT} WHERE d.digest_id = ? AND d.status IN ({marks})"
+                " AND d.subscriber_id > ? ORDER BY d.subscriber_id LIMIT ?",
+                (digest_id, *statuses, after, batch)).fetchall()
+            if not rows:
+                return
+            yield from (_delivery(r) for r in rows)
+            after = rows[-1]["subscriber_id"]
+
+    def delivery(self, digest_id: int, subscriber_id: int) -> Delivery | None:
+        row = self.db.execute(
+            f"{_DELIVERY_SELECT} WHERE d.digest_id = ? AND d.subscriber_id = ?",
+            (digest_id, subscriber_id)).fetchone()
+        return None if row is None else _delivery(row)
+
+    def delivery_totals(self, digest_id: int) -> dict[str, int]:
+        rows = self.db.execute("SELECT status, count(*) FROM deliveries WHERE digest_id = ?"
+                               " GROUP BY status", (digest_id,))
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def mark_sending(self, digest_id: int, subscriber_id: int, now: datetime,
+                     *, ambiguous: bool = False) -> None:
+        """Committed before the message leaves: after a crash this row says 'maybe sent'."""
+        self.db.execute(
+            "UPDATE deliveries SET status = 'sending', attempts = attempts + 1,"
+            " ambiguous = max(ambiguous, ?), updated = ?"
+            " WHERE digest_id = ? AND subscriber_id = ?",
+            (int(ambiguous), _utc(now), digest_id, subscriber_id))
+
+    def mark_delivered(self, digest_id: int, subscriber_id: int, reply: str,
+                       now: datetime) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE deliveries SET status = 'sent', reply = ?, updated = ?"
+                " WHERE digest_id = ? AND subscriber_id = ?",
+                (reply, _utc(now), digest_id, subscriber_id))
+            db.execute("UPDATE subscribers SET failures = 0 WHERE id = ? AND failures > 0",
+                       (subscriber_id,))
+
+    def mark_deferred(self, digest_id: int, subscriber_id: int, reply: str,
+                      now: datetime, *, give_up: bool) -> None:
+        """A temporary failure: pending again for the next run, or failed when it has been
+        tried too often."""
+        self.db.execute(
+            "UPDATE deliveries SET status = ?, reply = ?, updated = ?"
+            " WHERE digest_id = ? AND subscriber_id = ?",
+            ("failed" if give_up else "pending", reply, _utc(now), digest_id, subscriber_id))
+
+    def mark_failed(self, digest_id: int, subscriber_id: int, reply: str, now: datetime,
+                    *, bounce_after: int) -> bool:
+        """A permanent failure for this address; True when it marked the subscriber bounced."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE deliveries SET status = 'failed', reply = ?, updated = ?"
+                " WHERE digest_id = ? AND subscriber_id = ?",
+                (reply, _utc(now), digest_id, subscriber_id))
+            db.execute("UPDATE subscribers SET failures = failures + 1 WHERE id = ?",
+                       (subscriber_id,))
+            cur = db.execute(
+                "UPDATE subscribers SET status = 'bounced', left_at = ?, reason = ?"
+                " WHERE id = ? AND status = 'active' AND failures >= ?",
+                (_utc(now), f"bounced: {reply}"[:500], subscriber_id, bounce_after))
+            return cur.rowcount > 0
+
+    def mark_skipped(self, digest_id: int, subscriber_id: int, reason: str,
+                     now: datetime) -> None:
+        self.db.execute(
+            "UPDATE deliveries SET status = 'skipped', reply = ?, updated = ?"
+            " WHERE digest_id = ? AND subscriber_id = ?",
+            (reason, _utc(now), digest_id, subscriber_id))
+
+    def finish_digest(self, digest_id: int, now: datetime) -> bool:
+        """Mark the digest sent when no delivery is due any more; its items are then
+        'sent'. False while some are pending."""
+        with self.transaction() as db:
+            due = db.execute("SELECT 1 FROM deliveries WHERE digest_id = ?"
+                             " AND status IN ('pending', 'sending') LIMIT 1",
+                             (digest_id,)).fetchone()
+            if due:
+                return False
+            db.execute("UPDATE digests SET status = 'sent', finished = ?"
+                       " WHERE id = ? AND status = 'sending'", (_utc(now), digest_id))
+        return True
 
     # ------------------------------------------------------------------ HTTP validators
 

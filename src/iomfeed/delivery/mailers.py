@@ -1,0 +1,260 @@
+"""Transports: where a finished message goes. One narrow interface, chosen by name in config.
+
+A mailer's ``send(message)`` returns the server's reply (or a note) on success, raises
+:class:`TemporaryFailure` when trying again later may work (a 4xx reply, a dropped or refused
+connection) and :class:`PermanentFailure` when this address will not take it (a 5xx reply to
+RCPT or DATA). A failure that concerns every message (the sender refused, a login rejected)
+is a :class:`DeliveryError` that stops the send. Mailers know nothing of the ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from ..errors import ConfigError, DeliveryError, PublishError
+from ..files import write_if_changed
+
+if TYPE_CHECKING:
+    import smtplib
+
+    from ..config import Config, SmtpConfig
+    from ..digest.message import Outgoing
+
+log = logging.getLogger(__name__)
+
+
+class TemporaryFailure(DeliveryError):
+    """Try this message again later. ``connection`` is True when no server could be reached
+    (then every other message would fail the same way)."""
+
+    def __init__(self, reply: str, *, connection: bool = False) -> None:
+        super().__init__(reply)
+        self.reply = reply
+        self.connection = connection
+
+
+class PermanentFailure(DeliveryError):
+    """This address will not take this message (a 5xx reply for the recipient or its data)."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.reply = reply
+
+
+class Mailer(Protocol):
+    def send(self, message: Outgoing) -> str: ...
+
+    def close(self) -> None: ...
+
+
+_FILE_SAFE = re.compile(r"[^A-Za-z0-9._@+-]")
+
+
+class OutboxMailer:
+    """One ``.eml`` file per message in a folder, written atomically (temp file, fsync,
+    rename). The file is named after the Message-ID, so a message re-sent after a crash
+    replaces its own copy instead of adding a second one."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path_for(self, message: Outgoing) -> Path:
+        return self.folder / (_FILE_SAFE.sub("_", message.message_id.strip("<>")) + ".eml")
+
+    def send(self, message: Outgoing) -> str:
+        path = self.path_for(message)
+        try:
+            write_if_changed(path, message.data)
+        except PublishError as exc:
+            raise DeliveryError(f"outbox: {exc}") from exc
+        return f"written {path.name}"
+
+    def close(self) -> None:
+        pass
+
+
+def _reply_text(code: int, message: bytes | str) -> str:
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+    return f"{code} {' '.join(text.split())}"[:500]
+
+
+class SmtpMailer:
+    """One SMTP connection reused for many messages (STARTTLS, implicit TLS or plain), with
+    TCP_NODELAY, an optional messages-per-second limit, and a fresh connection when the
+    old one was dropped."""
+
+    def __init__(self, cfg: SmtpConfig, *, password: str = "", ca_file: Path | None = None,
+                 rate: float = 0.0, local_hostname: str | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.cfg = cfg
+        self.password = password
+        self.ca_file = ca_file
+        self.rate = rate
+        self.local_hostname = local_hostname
+        self._clock = clock
+        self._sleep = sleep
+        self._smtp: smtplib.SMTP | None = None
+        self._eightbit = True
+        self._next_slot = 0.0
+        self.connections = 0  # how many times a connection was opened (for the report)
+
+    # -- connection
+
+    def _context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+
+    def _connect(self) -> smtplib.SMTP:
+        import smtplib
+
+        cfg = self.cfg
+        where = f"{cfg.host}:{cfg.port}"
+        smtp: smtplib.SMTP | None = None
+        try:
+            if cfg.security == "tls":
+                smtp = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout,
+                                        context=self._context(),
+                                        local_hostname=self.local_hostname)
+            else:
+                smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout,
+                                    local_hostname=self.local_hostname)
+            if smtp.sock is not None:
+                # Small writes (commands) must not wait for ACKs: with TLS, Nagle's algorithm
+                # alone cuts throughput by an order of magnitude.
+                smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            smtp.ehlo()
+            if cfg.security == "starttls":
+                if not smtp.has_extn("starttls"):
+                    raise DeliveryError(f"SMTP server {where} does not offer STARTTLS"
+                                        " (mail.smtp.security = 'starttls')")
+                smtp.starttls(context=self._context())
+                smtp.ehlo()
+            if cfg.username:
+                try:
+                    smtp.login(cfg.username, self.password)
+                except UnicodeEncodeError:
+                    raise DeliveryError(
+                        f"SMTP login of {cfg.username!r}: Python's SMTP client sends only"
+                        " ASCII user names and passwords (check mail.smtp.username and the"
+                        f" variable {cfg.password_env})") from None
+        except BaseException as exc:
+            if smtp is not None:
+                smtp.close()
+            if isinstance(exc, smtplib.SMTPAuthenticationError):
+                raise DeliveryError(
+                    f"SMTP server {where} refused the login of {cfg.username!r}:"
+                    f" {_reply_text(exc.smtp_code, exc.smtp_error)}") from exc
+            if isinstance(exc, ssl.SSLError):
+                raise DeliveryError(f"SMTP server {where}: TLS failed: {exc}") from exc
+            if isinstance(exc, (smtplib.SMTPException, OSError)):
+                raise TemporaryFailure(f"cannot connect to {where}: {exc}",
+                                       connection=True) from exc
+            raise
+        self._eightbit = smtp.has_extn("8bitmime")
+        self.connections += 1
+        log.debug("connected to %s (8BITMIME: %s)", where, self._eightbit)
+        return smtp
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.quit()
+            except Exception:
+                self._smtp.close()
+            self._smtp = None
+
+    def _drop(self) -> None:
+        if self._smtp is not None:
+            self._smtp.close()
+            self._smtp = None
+
+    # -- sending
+
+    def _pace(self) -> None:
+        if self.rate <= 0:
+            return
+        now = self._clock()
+        if self._next_slot > now:
+            self._sleep(self._next_slot - now)
+            now = self._next_slot
+        self._next_slot = now + 1.0 / self.rate
+
+    def send(self, message: Outgoing) -> str:
+        import smtplib
+
+        self._pace()
+        if self._smtp is None:
+            self._smtp = self._connect()
+        smtp = self._smtp
+        data = message.data if self._eightbit else to_7bit(message.data)
+        options = ["BODY=8BITMIME"] if self._eightbit else []
+        try:
+            code, reply = smtp.mail(message.sender, options)
+            if code != 250:
+                smtp.rset()
+                if 400 <= code < 500:
+                    raise TemporaryFailure(_reply_text(code, reply))
+                raise DeliveryError(
+                    f"SMTP server refused the sender {message.sender}:"
+                    f" {_reply_text(code, reply)} (check mail.from_address)")
+            code, reply = smtp.rcpt(message.recipient)
+            if code not in (250, 251):
+                smtp.rset()  # end the transaction; the connection stays usable
+                raise _failure(code, reply)
+            code, reply = smtp.data(data)
+        except smtplib.SMTPDataError as exc:
+            raise _failure(exc.smtp_code, exc.smtp_error) from exc
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._drop()
+            raise TemporaryFailure(f"connection lost: {exc}") from exc
+        except smtplib.SMTPResponseException as exc:
+            self._drop()
+            raise _failure(exc.smtp_code, exc.smtp_error) from exc
+        return _reply_text(code, reply)
+
+
+def _failure(code: int, reply: bytes | str) -> DeliveryError:
+    text = _reply_text(code, reply)
+    if 500 <= code < 600:
+        return PermanentFailure(text)
+    return TemporaryFailure(text)
+
+
+def to_7bit(data: bytes) -> bytes:
+    """The message re-encoded for a server without 8BITMIME (base64 bodies); slow, rare."""
+    import email
+    from email.policy import SMTP
+
+    msg = email.message_from_bytes(data, policy=SMTP)
+    for part in msg.walk():
+        if part.get_content_maintype() == "text":
+            text = part.get_content().replace("\r\n", "\n")
+            subtype = part.get_content_subtype()
+            part.set_content(text, subtype=subtype, cte="base64")
+    return msg.as_bytes(policy=SMTP.clone(cte_type="7bit"))
+
+
+def make_mailer(config: Config) -> Mailer:
+    """The transport the config names."""
+    mail = config.mail
+    if mail.transport == "outbox":
+        return OutboxMailer(config.outbox_path)
+    password = ""
+    if mail.smtp.username:
+        password = os.environ.get(mail.smtp.password_env, "")
+        if not password:
+            raise ConfigError(
+                f"mail.smtp.password_env: the environment variable {mail.smtp.password_env}"
+                f" is not set (the password for {mail.smtp.username!r})")
+    ca_file = config.path(mail.smtp.ca_file) if mail.smtp.ca_file else None
+    if ca_file is not None and not ca_file.is_file():
+        raise ConfigError(f"mail.smtp.ca_file: {ca_file}: no such file")
+    return SmtpMailer(mail.smtp, password=password, ca_file=ca_file, rate=mail.rate)

@@ -1,0 +1,1 @@
+"""The email digest: which items (select), how they look (render), the messages (message)."""

@@ -1,0 +1,180 @@
+"""The digest's email messages: built once per digest and language, personalised per
+subscriber in microseconds.
+
+The skeleton of each message is an :class:`email.message.EmailMessage` with the SMTP policy:
+``multipart/alternative``, the text part first and the HTML part last, UTF-8 with 8bit
+transfer encoding, ``From``, ``Subject``, ``Date``, ``List-Id``, ``List-Unsubscribe-Post``.
+Building and serialising a whole ``EmailMessage`` costs about 4 ms per message, forty
+times the budget for 10,000 subscribers, so the skeleton is serialised once and each
+subscriber's message is that byte string with their parts filled in: the ``To`` header
+(RFC 2047-encoded by :func:`email.utils.formataddr` / :class:`email.header.Header`), a
+``Message-ID`` derived from (digest, subscriber), ``List-Unsubscribe`` with their token, and
+the rendered bodies with the template tokens replaced (HTML-escaped in the HTML part).
+Everything that reaches a header has been through ``headers.clean_header_text``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from email.header import Header
+from email.utils import format_datetime, formataddr
+from urllib.parse import quote
+
+from ..models import RenderedDigest
+from .headers import clean_header_text
+from .unsubscribe import make_token
+
+NAME_LIMIT = 80
+_TEXT_MARK = "@@IOMFEED-TEXT-PART@@"
+_HTML_MARK = "@@IOMFEED-HTML-PART@@"
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who sends, and the list's identity (from the config)."""
+
+    address: str
+    name: str
+    list_id: str
+    list_name: str
+    unsubscribe_url: str
+    unsubscribe_mailto: str
+    reply_to: str = ""
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2].lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One personalised message, ready for a transport."""
+
+    message_id: str  # with the angle brackets
+    sender: str  # envelope sender
+    recipient: str
+    data: bytes  # the whole message, CRLF line ends, 8bit bodies
+
+
+def message_id(sender: Sender, digest_id: int, subscriber_id: int) -> str:
+    """The same (digest, subscriber) always gets the same Message-ID, so a message re-sent
+    after a crash is recognisably the same message."""
+    salt = hashlib.sha256(
+        f"{sender.list_id}\0{digest_id}\0{subscriber_id}".encode()).hexdigest()[:12]
+    return f"<digest-{digest_id}.{subscriber_id}.{salt}@{sender.domain}>"
+
+
+def unsubscribe_link(base: str, token: str) -> str:
+    return f"{base}{'&' if '?' in base else '?'}t={token}"
+
+
+def address_header(name: str, address: str) -> str:
+    """``Name <address>`` for a header, the name RFC 2047-encoded when it is not ASCII."""
+    name = clean_header_text(name, NAME_LIMIT)
+    if not name:
+        return address
+    if name.isascii():
+        return formataddr((name, address))
+    encoded = Header(name, "utf-8", header_name="To").encode(linesep="\r\n")
+    return f"{encoded} <{address}>"
+
+
+def _split(body: str, tokens: tuple[str, ...]) -> list[str]:
+    """``body`` cut at the tokens: text, token, text, token, ..., text."""
+    pattern = "(" + "|".join(re.escape(t) for t in tokens) + ")"
+    return re.split(pattern, body)
+
+
+class Composer:
+    """The messages of one digest in one language."""
+
+    def __init__(self, rendered: RenderedDigest, *, sender: Sender, digest_id: int,
+                 date: datetime, secret: bytes, test: bool = False) -> None:
+        from email.headerregistry import Address
+        from email.message import EmailMessage
+        from email.policy import SMTP
+
+        from .render import ADDRESS, GREETING, TOKENS, UNSUBSCRIBE_URL
+
+        self.rendered = rendered
+        self.sender = sender
+        self.digest_id = digest_id
+        self.secret = secret
+        self.test = test
+        self._tokens = (GREETING, UNSUBSCRIBE_URL, ADDRESS)
+        assert set(self._tokens) == set(TOKENS)
+
+        skeleton = EmailMessage(policy=SMTP)
+        skeleton["From"] = Address(clean_header_text(sender.name, NAME_LIMIT),
+                                   addr_spec=sender.address)
+        if sender.reply_to:
+            skeleton["Reply-To"] = sender.reply_to
+        subject = clean_header_text(rendered.subject)
+        skeleton["Subject"] = f"[TEST] {subject}" if test else subject
+        skeleton["Date"] = format_datetime(date)
+        skeleton["List-Id"] = address_header(sender.list_name, sender.list_id)
+        if not test:
+            skeleton["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        skeleton.set_content(_TEXT_MARK + "\n", cte="8bit")
+        skeleton.add_alternative(_HTML_MARK + "\n", subtype="html", cte="8bit")
+        skeleton.set_boundary(f"=_iomfeed_{digest_id}_{rendered.language}_"
+                              + hashlib.sha256(rendered.html.encode()).hexdigest()[:16])
+        raw = skeleton.as_bytes()
+        head, _, body = raw.partition(b"\r\n\r\n")
+        self._head = head + b"\r\n"
+        before_text, _, rest = body.partition(_TEXT_MARK.encode() + b"\r\n")
+        between, _, after_html = rest.partition(_HTML_MARK.encode() + b"\r\n")
+        self._body = (b"\r\n" + before_text, between, after_html)
+
+        def crlf(text: str) -> str:
+            text = text if text.endswith("\n") else text + "\n"
+            return text.replace("\r\n", "\n").replace("\n", "\r\n")
+
+        self._text = _split(crlf(rendered.text), self._tokens)
+        self._html = _split(crlf(rendered.html), self._tokens)
+
+    def values(self, address: str, name: str, unsubscribe_url: str) -> dict[str, str]:
+        name = clean_header_text(name, NAME_LIMIT)
+        greeting = (self.rendered.greeting.replace("{name}", name) if name
+                    else self.rendered.greeting_no_name)
+        return {self._tokens[0]: greeting, self._tokens[1]: unsubscribe_url,
+                self._tokens[2]: address}
+
+    def _fill(self, parts: list[str], values: dict[str, str], escape: bool) -> bytes:
+        out = parts.copy()
+        for i in range(1, len(out), 2):
+            value = values[out[i]]
+            out[i] = html.escape(value) if escape else value
+        return "".join(out).encode("utf-8")
+
+    def compose(self, subscriber_id: int, address: str, name: str) -> Outgoing:
+        token = make_token(self.secret, self.sender.list_id, subscriber_id, address)
+        link = unsubscribe_link(self.sender.unsubscribe_url, token)
+        mailto = (f"mailto:{self.sender.unsubscribe_mailto}"
+                  f"?subject={quote('unsubscribe ' + token)}")
+        mid = message_id(self.sender, self.digest_id, subscriber_id)
+        return self._message(mid, address, name, link, mailto)
+
+    def compose_test(self, address: str, name: str, mid: str) -> Outgoing:
+        """A test copy: no ledger, no working unsubscribe token."""
+        link = unsubscribe_link(self.sender.unsubscribe_url, "TEST")
+        return self._message(mid, address, name, link, "")
+
+    def _message(self, mid: str, address: str, name: str, link: str,
+                 mailto: str) -> Outgoing:
+        values = self.values(address, name, link)
+        personal = [f"To: {address_header(name, address)}", f"Message-ID: {mid}"]
+        if mailto:
+            personal.append(f"List-Unsubscribe: <{link}>,\r\n <{mailto}>")
+        before_text, between, after_html = self._body
+        data = b"".join((
+            "\r\n".join(personal).encode("ascii"), b"\r\n", self._head, before_text,
+            self._fill(self._text, values, escape=False), between,
+            self._fill(self._html, values, escape=True), after_html,
+        ))
+        return Outgoing(message_id=mid, sender=self.sender.address, recipient=address,
+                        data=data)

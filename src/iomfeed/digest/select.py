@@ -1,0 +1,96 @@
+"""Which items a digest holds, and whether one is due. Pure: records and times in, records out.
+
+A digest holds the items first seen since the last digest that actually went out (not a fixed
+window: after a missed week it catches up), newest first, at most ``digest.max_items``; the
+rest are counted and linked. Whether one is due is decided from the store's record of the last
+digest and the schedule, so a service that was down at the scheduled time sends one catch-up
+digest when it comes back, not zero and not two.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from ..errors import ConfigError
+from ..models import DigestContent, DigestEntry, DigestRecord, StoredItem
+
+SUMMARY_LIMIT = 300
+_SPACES = re.compile(r"\s+")
+
+
+def plain_text(html: str) -> str:
+    """The text of an HTML fragment, whitespace collapsed."""
+    if not html.strip():
+        return ""
+    import lxml.html
+
+    try:
+        root = lxml.html.fragment_fromstring(html, create_parent="div")
+    except Exception:
+        return _SPACES.sub(" ", re.sub(r"<[^>]*>", " ", html)).strip()
+    return _SPACES.sub(" ", root.text_content()).strip()
+
+
+def shorten(text: str, limit: int = SUMMARY_LIMIT) -> str:
+    """At most ``limit`` characters, cut at a word, with an ellipsis when cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut[limit // 2:]:
+        cut = cut[: cut.rfind(" ")]
+    return cut.rstrip(" ,;:.-") + "…"
+
+
+def to_entry(item: StoredItem) -> DigestEntry:
+    summary = plain_text(item.summary_html) or plain_text(item.content_html)
+    return DigestEntry(
+        id=item.id, title=item.title, url=item.url, published=item.published,
+        summary=shorten(summary), image_url=item.image_url, image_alt=item.image_alt,
+        category=item.categories[0] if item.categories else "",
+    )
+
+
+def select(items: Sequence[StoredItem], *, max_items: int, digest_id: int, created: datetime,
+           since: datetime | None) -> DigestContent:
+    """The digest of ``items`` (the new items, any order): the newest ``max_items`` by their
+    date, and how many more there are."""
+    ordered = sorted(items, key=lambda i: (i.published, i.id), reverse=True)
+    shown = ordered[:max_items]
+    return DigestContent(
+        digest_id=digest_id, created=created, since=since,
+        entries=tuple(to_entry(i) for i in shown), more=len(ordered) - len(shown),
+    )
+
+
+def next_due(schedule: str, timezone: str, mark: datetime) -> datetime:
+    """The first scheduled time strictly after ``mark`` (a crontab expression in
+    ``timezone``): a digest made at 08:00:00 for the 08:00 slot has used that slot."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        trigger = CronTrigger.from_crontab(schedule, timezone=timezone)
+    except ValueError as exc:
+        raise ConfigError(f"digest.schedule: invalid crontab expression {schedule!r}: {exc}") \
+            from exc
+    when = trigger.get_next_fire_time(None, mark + timedelta(seconds=1))
+    if when is None:  # pragma: no cover - a crontab expression always fires again
+        raise ConfigError(f"digest.schedule: {schedule!r} never fires")
+    return when  # type: ignore[no-any-return]
+
+
+def is_due(*, schedule: str, timezone: str, now: datetime, last: DigestRecord | None,
+           open_digest: DigestRecord | None, first_run: datetime | None) -> bool:
+    """Whether ``run`` should send a digest now.
+
+    Due when one is still being sent (resume it), or when a scheduled time has passed since
+    the last digest was made (sent or skipped), or, before the first digest, since iomfeed
+    first ran. One missed time or ten, the answer is one digest.
+    """
+    if open_digest is not None:
+        return True
+    mark = last.created if last is not None else first_run
+    if mark is None:
+        return False
+    return next_due(schedule, timezone, mark) <= now

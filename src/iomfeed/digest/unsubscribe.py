@@ -1,0 +1,77 @@
+"""Unsubscribe tokens: opaque, unforgeable, one per (subscriber, list).
+
+A token is ``<subscriber id>.<HMAC-SHA256 of (list, subscriber id, address), 128 bits,
+base64url>``: URL-safe and space-free, so it sits in a link, a ``List-Unsubscribe`` header
+or a mailto subject as it is. The secret comes from the environment variable named by
+``mail.secret_env``; without one, a random secret is made once and kept in the database
+(tokens stay valid as long as the database does). Pure apart from :func:`load_secret`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import os
+import re
+import secrets
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..store import Store
+
+log = logging.getLogger(__name__)
+
+_TOKEN_RE = re.compile(r"^([1-9][0-9]{0,18})\.([A-Za-z0-9_-]{22})$")
+MIN_SECRET_LENGTH = 16
+_STORED_SECRET = "unsubscribe_secret"
+
+
+class BadToken(ValueError):
+    """A token that is malformed or was not made with this secret for this list."""
+
+
+def _mac(secret: bytes, list_id: str, subscriber_id: int, address: str) -> str:
+    message = f"iomfeed-unsubscribe\0{list_id}\0{subscriber_id}\0{address.lower()}"
+    digest = hmac.new(secret, message.encode("utf-8"), hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+def make_token(secret: bytes, list_id: str, subscriber_id: int, address: str) -> str:
+    return f"{subscriber_id}.{_mac(secret, list_id, subscriber_id, address)}"
+
+
+def token_subscriber(token: str) -> int:
+    """The subscriber id a well-formed token names (not yet verified), or BadToken."""
+    match = _TOKEN_RE.match(token.strip())
+    if match is None:
+        raise BadToken("malformed unsubscribe token")
+    return int(match.group(1))
+
+
+def verify_token(secret: bytes, list_id: str, token: str, address: str) -> int:
+    """The subscriber id when ``token`` was made for ``address`` on this list; else BadToken
+    (compared in constant time)."""
+    subscriber_id = token_subscriber(token)
+    expected = _mac(secret, list_id, subscriber_id, address)
+    if not hmac.compare_digest(expected, token.strip().partition(".")[2]):
+        raise BadToken("unsubscribe token does not match (forged, or for another list)")
+    return subscriber_id
+
+
+def load_secret(config: Config, store: Store) -> bytes:
+    """The secret from the environment, or the one kept in the database."""
+    name = config.mail.secret_env
+    value = os.environ.get(name, "")
+    if value:
+        if len(value) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"mail.secret_env: the environment variable {name} holds a secret shorter"
+                f" than {MIN_SECRET_LENGTH} characters; use a long random value")
+        return value.encode("utf-8")
+    log.debug("%s is not set: using the unsubscribe secret kept in the database", name)
+    return store.setting_default(_STORED_SECRET, lambda: secrets.token_urlsafe(32)).encode()

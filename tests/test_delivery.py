@@ -1,0 +1,395 @@
+"""Delivery: the ledger-driven send with scripted mailers (unit), and the real transports:
+the outbox folder and SMTP against aiosmtpd on 127.0.0.1 (accept, 4xx, 5xx for one address,
+a dropped connection, STARTTLS with a certificate made here, login)."""
+
+from __future__ import annotations
+
+import dataclasses
+import email
+import email.policy
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from iomfeed.config import Config
+from iomfeed.delivery.mailers import (
+    OutboxMailer,
+    PermanentFailure,
+    SmtpMailer,
+    TemporaryFailure,
+    make_mailer,
+    to_7bit,
+)
+from iomfeed.delivery.send import MAX_PERMANENT_IN_A_ROW, Stop
+from iomfeed.digest.message import Outgoing
+from iomfeed.errors import ConfigError, DeliveryError
+from iomfeed.pipeline import send_digest
+from iomfeed.store import Store
+
+from .conftest import NOW
+from .digestkit import add_items, add_subscribers, digest_config
+from .smtp import Behaviour, make_test_ca, smtp_server
+
+
+def clock() -> datetime:
+    return NOW
+
+
+class ScriptedMailer:
+    """Answers per address from a script: 'ok', 'temp', 'perm', 'down', 'fatal'."""
+
+    def __init__(self, script: dict[str, list[str]] | None = None) -> None:
+        self.script = script or {}
+        self.sent: list[Outgoing] = []
+        self.tries: list[str] = []
+        self.closed = False
+
+    def send(self, message: Outgoing) -> str:
+        self.tries.append(message.recipient)
+        plan = self.script.get(message.recipient, [])
+        action = plan.pop(0) if plan else "ok"
+        if action == "temp":
+            raise TemporaryFailure("451 4.7.1 greylisted")
+        if action == "down":
+            raise TemporaryFailure("cannot connect", connection=True)
+        if action == "perm":
+            raise PermanentFailure("550 5.1.1 no such user")
+        if action == "fatal":
+            raise DeliveryError("sender refused")
+        self.sent.append(message)
+        return "250 OK"
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def prepared(tmp_path: Path, subscribers: int = 5, **mail: object) -> tuple[Config, Store]:
+    config = digest_config(tmp_path, mail={"retries": 2, "backoff": 0.0, **mail})
+    store = Store(tmp_path / "db.sqlite")
+    add_subscribers(store, subscribers)
+    add_items(store, range(4), NOW - timedelta(days=1))
+    return config, store
+
+
+def test_every_subscriber_gets_one_message_and_items_become_sent(tmp_path: Path) -> None:
+    config, store = prepared(tmp_path)
+    mailer = ScriptedMailer()
+    with store:
+        outcome = send_digest(config, store=store, mailer=mailer, clock=clock)
+        assert outcome.status == "sent" and outcome.ok and mailer.closed
+        assert sorted(m.recipient for m in mailer.sent) == sorted(
+            s.address for s in store.subscribers())
+        assert len({m.message_id for m in mailer.sent}) == 5
+        assert store.last_digest("sent") is not None
+        # Nothing new since: the next one is skipped, and the skip recorded.
+        again = send_digest(config, store=store, mailer=ScriptedMailer(), clock=clock)
+        assert again.status == "skipped" and "nothing new" in again.note
+        assert store.last_digest() is not None and store.last_digest().status == "skipped"  # type: ignore[union-attr]
+
+
+def test_skip_is_logged_and_empty_digest_can_be_forced(tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    config = digest_config(tmp_path)
+    with Store(tmp_path / "db.sqlite") as store:
+        add_subscribers(store, 2)
+        caplog.set_level("INFO")
+        outcome = send_digest(config, store=store, mailer=ScriptedMailer(), clock=clock)
+        assert outcome.status == "skipped"
+        assert "digest skipped: nothing new since the start" in caplog.text
+        forced = dataclasses.replace(config, digest=dataclasses.replace(config.digest,
+                                                                        skip_empty=False))
+        mailer = ScriptedMailer()
+        outcome = send_digest(forced, store=store, mailer=mailer,
+                              clock=lambda: NOW + timedelta(minutes=1))
+        assert outcome.status == "sent" and len(mailer.sent) == 2
+
+
+def test_no_subscribers_is_a_skip_that_keeps_the_items_unsent(tmp_path: Path) -> None:
+    config, store = prepared(tmp_path, subscribers=0)
+    with store:
+        outcome = send_digest(config, store=store, mailer=ScriptedMailer(), clock=clock)
+        assert outcome.status == "skipped" and outcome.note == "no active subscribers"
+        add_subscribers(store, 1)
+        mailer = ScriptedMailer()
+        later = send_digest(config, store=store, mailer=mailer, clock=clock)
+        assert later.status == "sent" and later.items == 4
+
+
+def test_temporary_failure_is_retried_then_left_pending(tmp_path: Path) -> None:
+    config, store = prepared(tmp_path, subscribers=3)
+    with store:
+        addresses = [s.address for s in store.subscribers()]
+        mailer = ScriptedMailer({addresses[0]: ["temp", "ok"],
+                                 addresses[1]: ["temp", "temp", "temp", "ok"]})
+        outcome = send_digest(config, store=store, mailer=mailer, clock=clock)
+        d = outcome.delivery
+        assert d is not None and outcome.status == "incomplete"
+        assert (d.sent, d.deferred, d.failed) == (2, 1, 0)
+        assert mailer.tries.count(addresses[0]) == 2 and mailer.tries.count(addresses[1]) == 3
+        assert d.totals == {"sent": 2, "pending": 1}
+        assert store.last_digest("sent") is None  # items not sent until everyone has them
+        # The next run sends only what is pending, in the same digest.
+        mailer2 = ScriptedMailer()
+        again = send_digest(config, store=store, mailer=mailer2, clock=clock)
+        assert again.digest_id == outcome.digest_id and again.status == "sent"
+        assert [m.recipient for m in mailer2.sent] == [addresses[1]]
+
+
+def test_temporary_failure_gives_up_after_max_attempts(tmp_path: Path) -> None:
+    config, store = prepared(tmp_path, subscribers=1, max_attempts=4)
+    with store:
+        (address,) = [s.address for s in store.subscribers()]
+        mailer = ScriptedMailer({address: ["temp"] * 10})
+        first = send_digest(config, store=store, mailer=mailer, clock=clock)
+        assert first.status == "incomplete"  # 3 tries
+        second = send_digest(config, store=store, mailer=mailer, clock=clock)
+        assert second.status == "sent" and second.delivery is not None
+        assert second.delivery.failed == 1 and not second.ok
+        assert len(mailer.tries) == 4
+
+
+def test_permanent_failure_for_one_address_does_not_stop_the_others(tmp_path: Path) -> None:
+    config, store = prepared(tmp_path, subscribers=4, bounce_after=1)
+    with store:
+        addresses = [s.address for s in store.subscribers()]
+        mailer = ScriptedMailer({addresses[1]: ["perm"]})
+        outcome = send_digest(config, store=store, mailer=mailer, clock=clock)
+        d = outcome.delivery
+        assert d is not None and (d.sent, d.failed, d.bounced) == (3, 1, 1)
+        assert outcome.status == "sent" and not outcome.ok
+        assert mailer.tries.count(addresses[1]) == 1  # a 5xx is not retried
+        sub = store.subscriber(addresses[1])
+        assert sub is not None and sub.status == "bounced"
+        row = store.delivery(outcome.digest_id, sub.id)
+        assert row is not None and row.status == "failed" and row.reply.startswith("550")
+
+
+def test_relay_refusing_everyone_stops_the_send(tmp_path: Path) -> None:
+    n = MAX_PERMANENT_IN_A_ROW + 5
+    config, store = prepared(tmp_path, subscribers=n)
+    with store:
+        mailer = ScriptedMailer({s.address: ["perm"] for s in store.subscribers()})
+        outcome = send_digest(config, store=store, mailer=mailer, clock=clock)
+        assert outcome.delivery is not None and "in a row refused" in outcome.delivery.error
+        assert len(mailer.tries) == MAX_PERMANENT_IN_A_ROW
+        assert outcome.delivery.totals["pending"] == 5
+
+
+@pytest.mark.parametrize(("action", "expected"), [("down", "unreachable"), ("fatal", "sender")])
+def test_failures_concerning_everyone_stop_the_send_and_lose_nobody(
+        tmp_path: Path, action: str, expected: str) -> None:
+    config, store = prepared(tmp_path, subscribers=4)
+    with store:
+        addresses = [s.address for s in store.subscribers()]
+        mailer = ScriptedMailer({addresses[1]: [action] * 3})
+        outcome = send_digest(config, store=store, mailer=mailer, clock=clock)
+        d = outcome.delivery
+        assert d is not None and expected in d.error and not outcome.ok
+        assert d.totals == {"sent": 1, "pending": 3}
+        mailer2 = ScriptedMailer()
+        send_digest(config, store=store, mailer=mailer2, clock=clock)
+        assert [m.recipient for m in mailer2.sent] == addresses[1:]
+
+
+def test_unsubscribed_before_their_turn_is_skipped(tmp_path: Path) -> None:
+    config, store = prepared(tmp_path, subscribers=3)
+    with store:
+        addresses = [s.address for s in store.subscribers()]
+        content_ids = [i.id for i in store.items()]
+        record = store.create_digest(created=NOW, since=None, cutoff=NOW,
+                                     item_ids=content_ids, more=0)
+        store.set_subscriber_status(addresses[2], "unsubscribed", "link", NOW)
+        mailer = ScriptedMailer()
+        outcome = send_digest(config, store=store, mailer=mailer, clock=clock)
+        assert outcome.digest_id == record.id and outcome.status == "sent"
+        assert [m.recipient for m in mailer.sent] == addresses[:2]
+        assert store.delivery_totals(record.id) == {"sent": 2, "skipped": 1}
+
+
+def test_stop_request_finishes_the_current_message(tmp_path: Path) -> None:
+    config, store = prepared(tmp_path, subscribers=5)
+    stop = Stop()
+
+    class StopAfterTwo(ScriptedMailer):
+        def send(self, message: Outgoing) -> str:
+            reply = super().send(message)
+            if len(self.sent) == 2:
+                stop.set()  # as the SIGTERM handler does, during the second message
+            return reply
+
+    with store:
+        outcome = send_digest(config, store=store, mailer=StopAfterTwo(), clock=clock,
+                              stop=stop)
+        d = outcome.delivery
+        assert d is not None and d.interrupted and d.sent == 2
+        assert d.totals == {"sent": 2, "pending": 3}
+
+
+def test_a_row_left_sending_is_resent_with_the_same_message_id(tmp_path: Path) -> None:
+    config, store = prepared(tmp_path, subscribers=3)
+    with store:
+        first = ScriptedMailer()
+        record = store.create_digest(created=NOW, since=None, cutoff=NOW,
+                                     item_ids=[i.id for i in store.items()], more=0)
+        rows = list(store.deliveries(record.id))
+        store.mark_sending(record.id, rows[0].subscriber_id, NOW)  # the crash left this
+        outcome = send_digest(config, store=store, mailer=first, clock=clock)
+        assert outcome.delivery is not None and outcome.delivery.resent_ambiguous == 1
+        row = store.delivery(record.id, rows[0].subscriber_id)
+        assert row is not None and row.ambiguous and row.status == "sent"
+        assert first.sent[0].message_id.startswith(f"<digest-{record.id}.{rows[0].subscriber_id}.")
+
+
+# ----------------------------------------------------------------------- transports
+
+
+def outgoing(n: int = 1, recipient: str = "reader@example.org") -> Outgoing:
+    data = (f"To: {recipient}\r\nFrom: news@feeds.example.org\r\nSubject: Lajme {n}\r\n"
+            f"Message-ID: <m{n}@feeds.example.org>\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=\"utf-8\"\r\nContent-Transfer-Encoding: 8bit\r\n"
+            "\r\nPërshëndetje, ëë çç\r\n.a line starting with a dot\r\n").encode()
+    return Outgoing(f"<m{n}@feeds.example.org>", "news@feeds.example.org", recipient, data)
+
+
+def test_outbox_writes_one_file_per_message_atomically(tmp_path: Path) -> None:
+    mailer = OutboxMailer(tmp_path / "outbox")
+    mailer.send(outgoing(1))
+    mailer.send(outgoing(1))  # the same message again replaces its own copy
+    mailer.send(outgoing(2))
+    files = sorted(p.name for p in (tmp_path / "outbox").iterdir())
+    assert files == ["m1@feeds.example.org.eml", "m2@feeds.example.org.eml"]
+    assert (tmp_path / "outbox" / files[0]).read_bytes() == outgoing(1).data
+
+
+def test_outbox_that_cannot_be_written_is_a_delivery_error(tmp_path: Path) -> None:
+    (tmp_path / "outbox").write_text("a file, not a folder")
+    with pytest.raises(DeliveryError, match="outbox"):
+        OutboxMailer(tmp_path / "outbox").send(outgoing())
+
+
+def smtp_config(config: Config, port: int, **smtp: object) -> Config:
+    values: dict[str, object] = {"host": "127.0.0.1", "port": port, "security": "none",
+                                 "timeout": 5.0, **smtp}
+    return dataclasses.replace(config, mail=dataclasses.replace(
+        config.mail, transport="smtp", smtp=dataclasses.replace(config.mail.smtp, **values)))
+
+
+@pytest.mark.network
+def test_smtp_reuses_one_connection_and_sends_8bit(tmp_path: Path) -> None:
+    config = digest_config(tmp_path)
+    with smtp_server() as (handler, port):
+        mailer = make_mailer(smtp_config(config, port))
+        assert isinstance(mailer, SmtpMailer)
+        replies = [mailer.send(outgoing(n, f"r{n}@example.org")) for n in range(5)]
+        mailer.close()
+    assert mailer.connections == 1
+    assert all(r.startswith("250") for r in replies)
+    assert [r.rcpt_tos for r in handler.received] == [[f"r{n}@example.org"] for n in range(5)]
+    msg = handler.received[0].message()
+    assert msg.get_content() == "Përshëndetje, ëë çç\r\n.a line starting with a dot\r\n"
+
+
+@pytest.mark.network
+def test_smtp_4xx_5xx_and_a_dropped_connection(tmp_path: Path) -> None:
+    behaviour = Behaviour(temporary={"grey@example.org": 1}, reject={"gone@example.org"},
+                          drop_data={3})
+    with smtp_server(behaviour) as (handler, port):
+        mailer = make_mailer(smtp_config(digest_config(tmp_path), port))
+        with pytest.raises(TemporaryFailure, match="451"):
+            mailer.send(outgoing(1, "grey@example.org"))
+        with pytest.raises(PermanentFailure, match="550"):
+            mailer.send(outgoing(2, "gone@example.org"))
+        mailer.send(outgoing(3, "ok@example.org"))  # DATA 1: the same connection still works
+        mailer.send(outgoing(4, "grey@example.org"))  # DATA 2: greylisting passed
+        with pytest.raises(TemporaryFailure, match="connection lost"):
+            mailer.send(outgoing(5, "ok2@example.org"))  # DATA 3: dropped mid-message
+        mailer.send(outgoing(6, "ok2@example.org"))  # reconnects
+        mailer.close()
+    assert isinstance(mailer, SmtpMailer) and mailer.connections == 2
+    assert [r.rcpt_tos[0] for r in handler.received] == [
+        "ok@example.org", "grey@example.org", "ok2@example.org"]
+
+
+@pytest.mark.network
+def test_smtp_unreachable_is_a_connection_failure(tmp_path: Path) -> None:
+    from .smtp import free_port
+
+    mailer = make_mailer(smtp_config(digest_config(tmp_path), free_port()))
+    with pytest.raises(TemporaryFailure) as info:
+        mailer.send(outgoing())
+    assert info.value.connection
+
+
+@pytest.mark.network
+def test_smtp_starttls_with_a_test_certificate_and_login(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ca = make_test_ca(tmp_path / "tls")
+    monkeypatch.setenv("IOMFEED_SMTP_PASSWORD", "s3cret-password")
+    with smtp_server(tls=ca.server_context(), auth=("iomfeed", "s3cret-password")) as (
+            handler, port):
+        config = smtp_config(digest_config(tmp_path), port, security="starttls",
+                             ca_file=str(ca.ca_file), username="iomfeed")
+        mailer = make_mailer(config)
+        mailer.send(outgoing(1))
+        mailer.close()
+        assert len(handler.received) == 1
+        # Without the CA the server's certificate is not trusted: a clear error.
+        untrusted = make_mailer(smtp_config(digest_config(tmp_path), port,
+                                            security="starttls"))
+        with pytest.raises(DeliveryError, match="TLS"):
+            untrusted.send(outgoing(2))
+        # A wrong password stops the send with a clear error.
+        monkeypatch.setenv("IOMFEED_SMTP_PASSWORD", "wrong")
+        with pytest.raises(DeliveryError, match="refused the login"):
+            make_mailer(config).send(outgoing(3))
+
+
+def test_smtp_password_must_be_in_the_environment(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("IOMFEED_SMTP_PASSWORD", raising=False)
+    config = smtp_config(digest_config(tmp_path), 25, username="someone")
+    with pytest.raises(ConfigError, match=r"mail\.smtp\.password_env.*IOMFEED_SMTP_PASSWORD"):
+        make_mailer(config)
+
+
+def test_rate_limit_spaces_messages() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    from iomfeed.config import SmtpConfig
+
+    mailer = SmtpMailer(SmtpConfig(), rate=4.0, clock=lambda: now[0], sleep=sleep)
+    for _ in range(3):
+        mailer._pace()
+    assert slept == [0.25, 0.25]
+
+
+def test_to_7bit_keeps_the_content() -> None:
+    data = to_7bit(outgoing().data)
+    assert all(b < 128 for b in data)
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    content = msg.get_content()  # type: ignore[attr-defined]
+    assert content.replace("\r\n", "\n") == "Përshëndetje, ëë çç\n.a line starting with a dot\n"
+
+
+@pytest.mark.network
+def test_digest_through_smtp_end_to_end(tmp_path: Path) -> None:
+    behaviour = Behaviour(reject={"reader1@example.org"}, temporary={"reader2@example.org": 1})
+    config, store = prepared(tmp_path, subscribers=4)
+    with smtp_server(behaviour) as (handler, port), store:
+        outcome = send_digest(smtp_config(config, port), store=store,
+                              mailer=make_mailer(smtp_config(config, port)), clock=clock)
+    d = outcome.delivery
+    assert d is not None and (d.sent, d.failed) == (3, 1)
+    got = {r.rcpt_tos[0]: r.message() for r in handler.received}
+    assert sorted(got) == ["reader0@example.org", "reader2@example.org", "reader3@example.org"]
+    assert str(got["reader0@example.org"]["To"]).startswith("Ëlira Hoxha")
+    assert got["reader0@example.org"]["Content-Language"] is None
+    for msg in got.values():
+        html = msg.get_body(("html",))
+        assert html is not None and "%%" not in html.get_content()  # type: ignore[attr-defined]
