@@ -15,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_digest import digest_rows
 from bench_ingest import Row, ingest_rows
 from bench_publish import publish_rows
 
@@ -36,13 +37,18 @@ def main() -> int:
     parser.add_argument("--articles", type=int, default=1000, help="articles in the test site")
     parser.add_argument("--repeat", type=int, default=5, help="runs of the unchanged fetch")
     parser.add_argument("--items", type=int, default=20_000, help="items in the publish store")
-    parser.add_argument("--only", choices=("ingest", "publish"), help="run one group only")
+    parser.add_argument("--subscribers", type=int, default=10_000,
+                        help="subscribers of the digest benchmark")
+    parser.add_argument("--only", choices=("ingest", "publish", "digest"),
+                        help="run one group only")
     args = parser.parse_args()
     rows = []
     if args.only in (None, "ingest"):
         rows += ingest_rows(articles=args.articles, repeat=args.repeat)
     if args.only in (None, "publish"):
         rows += publish_rows(items=args.items)
+    if args.only in (None, "digest"):
+        rows += digest_rows(subscribers=args.subscribers)
     ok = print_table(rows)
     print("\nall targets met" if ok else "\nSOME TARGETS MISSED")
     return 0 if ok else 1

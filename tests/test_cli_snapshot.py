@@ -104,6 +104,11 @@ def test_the_readme_demo_command_runs_on_the_bundled_snapshot(tmp_path: Path) ->
     assert "serving the bundled snapshot at http://127.0.0.1:" in run.stderr
     with Store(tmp_path / "demo" / "iomfeed.db") as store:
         assert store.count() == 48
+    # The digest went to the two sample subscribers through the outbox, with previews.
+    assert "Digest: 20 item(s) sent to 2 subscriber(s)" in run.stdout
+    assert len(list((tmp_path / "demo" / "outbox").glob("*.eml"))) == 2
+    assert (tmp_path / "demo" / "digest-sq.html").read_text(encoding="utf-8").count(
+        'lang="sq"') == 1
 
 
 def test_a_bad_selector_stops_fetch_with_exit_2_naming_it(server: SnapshotServer,

@@ -12,10 +12,10 @@ from email.message import EmailMessage
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from iomfeed.digest.render import ADDRESS, GREETING, UNSUBSCRIBE_URL
 
 from iomfeed.digest.headers import clean_header_text
 from iomfeed.digest.message import Composer, Sender, address_header, message_id
+from iomfeed.digest.render import ADDRESS, GREETING, UNSUBSCRIBE_URL
 from iomfeed.digest.unsubscribe import BadToken, make_token, token_subscriber, verify_token
 from iomfeed.models import RenderedDigest
 

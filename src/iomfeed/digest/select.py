@@ -40,7 +40,7 @@ def shorten(text: str, limit: int = SUMMARY_LIMIT) -> str:
     cut = text[: limit - 1]
     if " " in cut[limit // 2:]:
         cut = cut[: cut.rfind(" ")]
-    return cut.rstrip(" ,;:.-") + "…"
+    return cut.rstrip(" ,;:.-·") + "…"
 
 
 def to_entry(item: StoredItem) -> DigestEntry:

@@ -1,0 +1,175 @@
+"""Digest benchmarks: one digest to 10,000 subscribers.
+
+* Delivery: a whole ``python -m iomfeed digest --send`` process (render, personalise, ledger,
+  SMTP over one reused connection) into an aiosmtpd sink running in its own process on
+  127.0.0.1; messages per second over the process's wall time, and its peak memory. The
+  baseline is smtplib alone sending the same number of ready-made messages of the same size
+  over one connection to the same sink: the ceiling of this machine and sink.
+* Personalising: the 10,000 messages made from the once-inlined digest (subscribers streamed
+  from the store), nothing sent. The baseline is what the obvious way costs: building each
+  message as an ``EmailMessage`` (measured on 300 and scaled to 10,000).
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench_ingest import ROOT, Row, timed
+from iomfeed.config import load_config
+from iomfeed.models import DateSource, Item
+from iomfeed.pipeline import composers, digest_content, render_languages
+from iomfeed.store import Store
+
+SINK = """
+import sys
+from aiosmtpd.controller import Controller
+
+class Sink:
+    async def handle_DATA(self, server, session, envelope):
+        return "250 2.0.0 Ok"
+
+controller = Controller(Sink(), hostname="127.0.0.1", port=int(sys.argv[1]))
+controller.start()
+print("ready", flush=True)
+sys.stdin.read()
+controller.stop()
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_item(n: int, now: datetime) -> Item:
+    body = "".join(f"<p>Paragraph {k} of story {n}: IOM Albania worked with partners in"
+                   f" Tiranë, Durrës and Shkodër on migration governance.</p>"
+                   for k in range(4))
+    return Item(
+        source="iom-albania", url=f"https://albania.iom.int/news/story-{n}",
+        title=f"Story {n}: IOM Albania and partners on migration in the Western Balkans",
+        summary_html=body, content_html=body, published=now - timedelta(hours=7 * n),
+        date_source=DateSource.TIME, image_url=f"https://albania.iom.int/files/{n}.jpg",
+        image_alt=f"Photo of story {n}", categories=(("Local", "Global", "Diaspora")[n % 3],),
+        language="en",
+    )
+
+
+def write_config(work: Path, port: int) -> Path:
+    text = (ROOT / "config.toml").read_text(encoding="utf-8")
+    for old, new in [('transport = "outbox"', 'transport = "smtp"'),
+                     ('host = "localhost"', 'host = "127.0.0.1"'),
+                     ("port = 587", f"port = {port}"),
+                     ('security = "starttls"', 'security = "none"')]:
+        text = text.replace(old, new, 1)
+    path = work / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def smtplib_ceiling(port: int, data: bytes, count: int) -> float:
+    import smtplib
+
+    smtp = smtplib.SMTP("127.0.0.1", port)
+    assert smtp.sock is not None
+    smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    start = time.perf_counter()
+    for n in range(count):
+        smtp.sendmail("news@feeds.example.org", [f"r{n}@example.org"], data,
+                      mail_options=["BODY=8BITMIME"])
+    elapsed = time.perf_counter() - start
+    smtp.quit()
+    return count / elapsed
+
+
+def naive_message(subject: str, text: str, html: str, n: int) -> bytes:
+    from email.headerregistry import Address
+    from email.message import EmailMessage
+    from email.policy import SMTP
+
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = Address("IOM Albania news", addr_spec="news@feeds.example.org")
+    msg["To"] = Address("Ëlira Hoxha", addr_spec=f"reader{n}@example.org")
+    msg["Subject"] = subject
+    msg["Message-ID"] = f"<{n}@feeds.example.org>"
+    msg["List-Unsubscribe"] = f"<https://feeds.example.org/unsubscribe?t={n}>"
+    msg.set_content(text)
+    msg.add_alternative(html, subtype="html")
+    return msg.as_bytes()
+
+
+def digest_rows(*, subscribers: int) -> list[Row]:
+    now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    with tempfile.TemporaryDirectory(prefix="iomfeed-bench-digest-") as tmp:
+        work = Path(tmp)
+        port = free_port()
+        config_path = write_config(work, port)
+        config = load_config(config_path)
+        with Store(config.database_path) as store:
+            for n in range(20):
+                store.upsert(make_item(n, now), now - timedelta(days=1))
+            store.db.execute("BEGIN")
+            for n in range(subscribers):
+                store.db.execute(
+                    "INSERT INTO subscribers (address, name, language, status, subscribed)"
+                    " VALUES (?, ?, ?, 'active', ?)",
+                    (f"reader{n}@example.org", ("Ëlira Hoxha", "John Smith")[n % 2],
+                     ("sq", "en")[n % 2], "2026-01-01T00:00:00Z"))
+            store.db.execute("COMMIT")
+            # Personalising, in this process: render and inline once, then 10,000 messages.
+            content = digest_content(config, store, now)
+            rendered = render_languages(config, content)
+            made = composers(config, rendered, digest_id=1, date=now, secret=b"x" * 32)
+            start = time.perf_counter()
+            size = 0
+            for sub in store.subscribers("active"):
+                size = len(made[sub.language].compose(sub.id, sub.address, sub.name).data)
+            personalise = time.perf_counter() - start
+            en = rendered["en"]
+            sample = 300
+            start = time.perf_counter()
+            for n in range(sample):
+                naive_message(en.subject, en.text, en.html, n)
+            naive = (time.perf_counter() - start) * subscribers / sample
+
+        sink = subprocess.Popen([sys.executable, "-c", SINK, str(port)], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
+            ceiling = smtplib_ceiling(port, made["en"].compose(1, "r@example.org", "").data,
+                                      min(subscribers, 3000))
+            command = [sys.executable, "-m", "iomfeed", "--quiet", "--config",
+                       str(config_path), "digest", "--send"]
+            wall, peak, code = timed(command, work)
+            if code != 0:
+                raise SystemExit(f"digest --send failed with exit code {code}")
+        finally:
+            if sink.stdin:
+                sink.stdin.close()
+            sink.wait(timeout=30)
+        with Store(config.database_path) as store:
+            record = store.last_digest()
+            assert record is not None
+            totals = store.delivery_totals(record.id)
+        if totals != {"sent": subscribers}:
+            raise SystemExit(f"not everyone got the digest: {totals}")
+    rate = subscribers / wall
+    return [
+        Row(f"digest: {subscribers} messages of {size / 1000:.0f} KB delivered, whole process",
+            rate, "msg/s", ceiling, "smtplib alone", ">= 500 msg/s", rate >= 500),
+        Row("digest: --send peak memory", peak, "MB", None, "", "< 150 MB", peak < 150),
+        Row(f"digest: personalise {subscribers} messages", personalise * 1000, "ms",
+            naive * 1000, "EmailMessage each", "< 1000 ms", personalise < 1.0),
+    ]
+
+
+if __name__ == "__main__":
+    for row in digest_rows(subscribers=int(sys.argv[1]) if len(sys.argv) > 1 else 10_000):
+        print(row.cells())
