@@ -62,7 +62,7 @@ def test_due_by_schedule_in_the_configured_time_zone() -> None:
 
 
 def test_bad_schedule_is_a_config_error_naming_the_key() -> None:
-    with pytest.raises(ConfigError, match=r"digest\.schedule"):
+    with pytest.raises(ConfigError, match=r"schedule\.digest"):
         next_due("61 8 * * mon", "UTC", NOW)
 
 

@@ -14,6 +14,7 @@ import sqlite3
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ from .lock import AlreadyRunning
 
 if TYPE_CHECKING:
     from .delivery.send import Stop
+    from .models import CycleReport
     from .store import Store
 
 log = logging.getLogger(__name__)
@@ -62,19 +64,105 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     from .delivery.mailers import make_mailer
     from .http import HttpClient
     from .lock import RunLock
-    from .pipeline import digest_due, fetch_all, open_store, publish, send_digest
+    from .pipeline import open_store, run_cycle
 
     with RunLock(config.database_path), open_store(config) as store, \
-            HttpClient(config.http, validators=store) as http:
-        report = fetch_all(config, store=store, http=http, now=utc_now)
-        publish(config, store=store, now=utc_now())
-        digest_ok = True
-        if digest_due(config, store, utc_now()):
-            with _stop_on_signals() as stop:
-                outcome = send_digest(config, store=store, mailer=make_mailer(config),
-                                      clock=utc_now, stop=stop)
-            digest_ok = outcome.ok
-    return EXIT_OK if report.ok and digest_ok else EXIT_SOURCE_FAILED
+            HttpClient(config.http, validators=store) as http, _stop_on_signals() as stop:
+        report = run_cycle(config, store=store, http=http, mailer=lambda: make_mailer(config),
+                           clock=utc_now, stop=stop)
+    if args.json:
+        json.dump(cycle_json(report), sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    return EXIT_OK if report.ok else EXIT_SOURCE_FAILED
+
+
+def cycle_json(report: CycleReport) -> dict[str, object]:
+    """The run report as JSON (``iomfeed run --json``)."""
+    run = report.run
+    out: dict[str, object] = {
+        "ok": report.ok, "started": run.started.isoformat(),
+        "finished": run.finished.isoformat(),
+        "sources": [{"name": r.name, "ok": r.ok, "pages": r.pages,
+                     "not_modified": r.not_modified, "found": r.found, "new": r.new,
+                     "updated": r.updated, "duplicates": r.duplicates, "filtered": r.filtered,
+                     "duration": round(r.duration, 3), "error": r.error,
+                     "warnings": list(r.warnings)} for r in run.sources],
+        "published": None if report.published is None else {
+            "written": list(report.published.written),
+            "unchanged": report.published.unchanged},
+        "digest": None, "alerts": list(report.alerts),
+    }
+    d = report.digest
+    if d is not None:
+        out["digest"] = {"id": d.digest_id, "status": d.status, "items": d.items,
+                         "more": d.more, "note": d.note,
+                         "delivery": None if d.delivery is None else {
+                             "sent": d.delivery.sent, "failed": d.delivery.failed,
+                             "deferred": d.delivery.deferred, "skipped": d.delivery.skipped,
+                             "bounced": d.delivery.bounced, "error": d.delivery.error,
+                             "interrupted": d.delivery.interrupted,
+                             "totals": dict(d.delivery.totals)}}
+    return out
+
+
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    from .scheduler import Service
+
+    return Service(config, host=args.host, port=args.port).run()
+
+
+def cmd_status(args: argparse.Namespace, config: Config) -> int:
+    from .health import check
+    from .pipeline import open_store
+
+    if not config.database_path.exists():
+        raise ConfigError(f"{config.database_path}: no store yet; run 'iomfeed run' first")
+    with open_store(config) as store:
+        health = check(config, store, utc_now())
+    if args.json:
+        json.dump(health.as_json(), sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return EXIT_OK if health.ok else EXIT_SOURCE_FAILED
+
+    def when(value: datetime | None) -> str:
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else "never"
+
+    print(f"status: {'ok' if health.ok else 'FAILING'} ({when(health.checked)} UTC)")
+    for problem in health.problems():
+        print(f"  ! {problem}")
+    print("\nsources:")
+    rows: list[tuple[str, ...]] = [
+        ("name", "last success", "last run", "failures", "items", "last error")]
+    for s in health.sources:
+        rows.append((s.name + ("" if s.enabled else " (disabled)"), when(s.last_success),
+                     when(s.last_run), str(s.consecutive_failures), str(s.items),
+                     s.last_error[:60]))
+    _table(rows)
+    print(f"\nstore: {health.items} item(s)")
+    print("\ndigests:")
+    rows = [("id", "made", "status", "items", "sent", "failed", "pending", "note")]
+    for d in health.digests:
+        rows.append((str(d.record.id), when(d.record.created),
+                     d.record.status + (" (STUCK)" if d.stuck else ""),
+                     str(d.record.items), str(d.totals.get("sent", 0)),
+                     str(d.totals.get("failed", 0)),
+                     str(d.totals.get("pending", 0) + d.totals.get("sending", 0)),
+                     d.record.note))
+    _table(rows)
+    subs = health.subscribers
+    print("\nsubscribers: " + ", ".join(f"{subs.get(k, 0)} {k}"
+                                       for k in ("active", "unsubscribed", "bounced")))
+    print("\nnext: " + ", ".join(f"{k} {when(v)} UTC" for k, v in health.next_times.items()))
+    return EXIT_OK if health.ok else EXIT_SOURCE_FAILED
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
+    if len(rows) == 1:
+        print("  (none)")
+        return
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
 @contextmanager
@@ -160,7 +248,7 @@ def _digest_dry_run(args: argparse.Namespace, config: Config, store: Store) -> i
         for sub in store.subscribers("active"):
             recipients[sub.language] = recipients.get(sub.language, 0) + 1
         due = "due now" if digest_due(config, store, now) else "not due yet"
-        print(f"next digest ({due} by schedule {config.digest.schedule!r}):"
+        print(f"next digest ({due} by schedule {config.schedule.digest!r}):"
               f" {len(content.entries)} new item(s) since {since},"
               f" {content.more} more linked")
         if not content.entries and config.digest.skip_empty:
@@ -371,6 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     noise = parser.add_mutually_exclusive_group()
     noise.add_argument("-v", "--verbose", action="store_true", help="say more (debug output)")
     noise.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text",
+                        help="log lines as readable text (default) or one JSON object each")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("fetch", help="fetch every enabled source into the store",
@@ -390,9 +480,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="fetch, publish, and send the digest when it is due",
                        description="One full cycle: fetch every enabled source, publish, and "
-                       "send the email digest when digest.schedule says it is due (or finish "
-                       "one a previous run left unfinished).")
+                       "send the email digest when schedule.digest says it is due (or finish "
+                       "one a previous run left unfinished), and mail the operator about "
+                       "problems. Quiet with -q unless something is wrong; meant for cron.")
+    p.add_argument("--json", action="store_true", help="print the run report as JSON")
     p.set_defaults(func=cmd_run, compile_selectors=False)
+
+    p = sub.add_parser("serve", help="the long-running service: schedule, feeds, unsubscribe",
+                       description="Run the cycle on schedule.fetch and the digest on "
+                       "schedule.digest (a cycle also runs at start), and serve the feeds, "
+                       "/unsubscribe and /healthz over HTTP. SIGTERM or Ctrl-C stops cleanly.")
+    p.add_argument("--host", help="address to listen on (default: serve.host)")
+    p.add_argument("--port", type=int, help="port to listen on (default: serve.port)")
+    p.set_defaults(func=cmd_serve, compile_selectors=True)
+
+    p = sub.add_parser("status", help="sources, store, digests, subscribers, next times",
+                       description="Show how iomfeed is doing: each source's last success "
+                       "and error and failures in a row, the store, the last digests, "
+                       "subscribers by status and the next scheduled times. Exit 1 when "
+                       "something is failing.")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_status, compile_selectors=False)
 
     p = sub.add_parser("digest", help="preview, test or send the email digest",
                        description="The email digest of the items first seen since the last "
@@ -479,20 +587,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def setup_logging(verbose: bool, quiet: bool) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for a service's log collector."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(
+                   timespec="milliseconds"),
+               "level": record.levelname.lower(), "logger": record.name,
+               "message": record.getMessage()}
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+def setup_logging(verbose: bool, quiet: bool, log_format: str = "text") -> None:
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"
-                                           if verbose else "%(message)s"))
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"
+                                               if verbose else "%(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # The scheduler says "Running job ..." at INFO for every job; only worth it when asked.
+    logging.getLogger("apscheduler").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.verbose, args.quiet)
+    setup_logging(args.verbose, args.quiet, args.log_format)
     args.config = str(Path(args.config) if args.config else default_config_path())
     try:
         config = load_config(Path(args.config),

@@ -258,21 +258,17 @@ def _check_optional_address(value: str) -> str | None:
 
 
 def _check_crontab_shape(value: str) -> str | None:
-    if len(value.split()) != 5:
-        return ("expected a crontab expression of five fields (minute hour day month"
-                " day-of-week), such as '0 8 * * mon'")
-    return None
+    from .cron import shape_error
+
+    return shape_error(value)
 
 
 def crontab_error(value: str) -> str | None:
     """Why ``value`` is not a valid crontab expression, or ``None`` (loads APScheduler)."""
-    problem = _check_crontab_shape(value)
-    if problem:
-        return problem
-    from apscheduler.triggers.cron import CronTrigger
+    from .cron import trigger
 
     try:
-        CronTrigger.from_crontab(value, timezone="UTC")
+        trigger(value, "UTC")
     except ValueError as exc:
         return f"invalid crontab expression {value!r}: {exc}"
     return None
@@ -307,9 +303,10 @@ def check_deep(config: Config) -> None:
     cron ``fetch`` with nothing to do should not pay for them); the stage that uses a value
     checks it again before use."""
     check_selectors(config)
-    problem = crontab_error(config.digest.schedule)
-    if problem:
-        raise ConfigError(f"digest.schedule: {problem}")
+    for key in ("fetch", "digest"):
+        problem = crontab_error(getattr(config.schedule, key))
+        if problem:
+            raise ConfigError(f"schedule.{key}: {problem}")
     for key in ("subject_en", "subject_sq"):
         problem = jinja_error(getattr(config.digest, key))
         if problem:
@@ -320,7 +317,6 @@ def check_deep(config: Config) -> None:
 class DigestConfig:
     max_items: int = field(default=20, metadata=_checked(_check_positive))
     skip_empty: bool = True
-    schedule: str = field(default="0 8 * * mon", metadata=_checked(_check_crontab_shape))
     max_bytes: int = field(default=100_000, metadata=_checked(_check_positive))
     subject_en: str = (
         "{{ title }}: {{ count }} new {{ 'story' if count == 1 else 'stories' }}, {{ date }}"
@@ -332,6 +328,26 @@ class DigestConfig:
     title_en: str = "IOM Albania news"
     title_sq: str = "Lajme nga IOM Shqipëri"
     templates: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleConfig:
+    fetch: str = field(default="*/30 * * * *", metadata=_checked(_check_crontab_shape))
+    digest: str = field(default="0 8 * * mon", metadata=_checked(_check_crontab_shape))
+    misfire_grace: float = field(default=3600.0, metadata=_checked(_check_positive))
+
+
+@dataclass(frozen=True, slots=True)
+class ServeConfig:
+    host: str = "127.0.0.1"
+    port: int = field(default=8080, metadata=_checked(_check_positive))
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorConfig:
+    email: str = field(default="", metadata=_checked(_check_optional_address))
+    failures: int = field(default=3, metadata=_checked(_check_positive))
+    stuck_hours: float = field(default=24.0, metadata=_checked(_check_positive))
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,7 +415,10 @@ class Config:
     publish: PublishConfig = field(default_factory=PublishConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     digest: DigestConfig = field(default_factory=DigestConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     mail: MailConfig = field(default_factory=MailConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
+    operator: OperatorConfig = field(default_factory=OperatorConfig)
     sources: tuple[SourceConfig, ...] = field(default=())
     # Not a key: the folder relative paths in the file are resolved against.
     base_dir: Path = field(default=Path("."), metadata={"internal": True})

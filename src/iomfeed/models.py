@@ -325,3 +325,17 @@ class DigestOutcome:
         """False when some deliveries failed or the send stopped on an error."""
         d = self.delivery
         return d is None or (not d.error and d.failed == 0)
+
+
+@dataclass(frozen=True, slots=True)
+class CycleReport:
+    """One cycle (``iomfeed run``, or a scheduled one under ``serve``)."""
+
+    run: RunReport
+    published: PublishReport | None
+    digest: DigestOutcome | None  # None: not due
+    alerts: tuple[str, ...] = ()  # operator alerts sent
+
+    @property
+    def ok(self) -> bool:
+        return self.run.ok and (self.digest is None or self.digest.ok)

@@ -18,6 +18,7 @@ from .errors import ConfigError, SourceError
 from .http import HttpClient
 from .models import (
     Change,
+    CycleReport,
     DigestContent,
     DigestOutcome,
     PublishReport,
@@ -234,7 +235,7 @@ def composers(config: Config, rendered: dict[str, RenderedDigest], *, digest_id:
 def digest_due(config: Config, store: Store, now: datetime) -> bool:
     from .digest.select import is_due
 
-    return is_due(schedule=config.digest.schedule, timezone=config.site.timezone, now=now,
+    return is_due(schedule=config.schedule.digest, timezone=config.site.timezone, now=now,
                   last=store.last_digest(), open_digest=store.open_digest(),
                   first_run=store.first_run_started())
 
@@ -312,3 +313,19 @@ def digest_preview(config: Config, store: Store, now: datetime,
     for token, value in values.items():
         page = page.replace(token, html.escape(value))
     return content, rendered, page
+
+
+def run_cycle(config: Config, *, store: Store, http: HttpClient,
+              mailer: Callable[[], Mailer], clock: Callable[[], datetime],
+              stop: Stop | None = None) -> CycleReport:
+    """Fetch, publish, send the digest when it is due, tell the operator what went wrong:
+    what ``iomfeed run`` does once and ``iomfeed serve`` on its schedule."""
+    from .alerts import notify
+
+    report = fetch_all(config, store=store, http=http, now=clock)
+    published = publish(config, store=store, now=clock())
+    outcome = None
+    if (stop is None or not stop.requested) and digest_due(config, store, clock()):
+        outcome = send_digest(config, store=store, mailer=mailer(), clock=clock, stop=stop)
+    alerts = notify(config, store, mailer, clock())
+    return CycleReport(run=report, published=published, digest=outcome, alerts=alerts)

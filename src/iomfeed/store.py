@@ -179,6 +179,15 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE subscribers ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    """
+    CREATE TABLE alerts (               -- operator alerts: at most one a day per problem
+        problem TEXT PRIMARY KEY,       -- "source:<name>:failing", "digest:<id>:failed", ...
+        active INTEGER NOT NULL,        -- the problem is still there (a recovery is news)
+        last_sent TEXT,                 -- when it was last mailed
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX source_runs_source ON source_runs (source, run_id);
+    """,
 )
 
 _ITEM_COLUMNS = (
@@ -921,6 +930,40 @@ class Store:
             )
             for r in rows
         ]
+
+    def source_history(self, source: str, *, limit: int = 100) -> list[tuple[datetime, bool,
+                                                                            str]]:
+        """The source's latest runs, newest first: (started, ok, error)."""
+        rows = self.db.execute(
+            "SELECT r.started, sr.ok, sr.error FROM source_runs sr JOIN runs r"
+            " ON r.id = sr.run_id WHERE sr.source = ? ORDER BY sr.run_id DESC LIMIT ?",
+            (source, limit))
+        return [(_parse(r[0]), bool(r[1]), str(r[2])) for r in rows]
+
+    def run_sources(self) -> list[str]:
+        return [str(r[0]) for r in self.db.execute(
+            "SELECT DISTINCT source FROM source_runs ORDER BY source")]
+
+    def alert(self, problem: str) -> tuple[bool, datetime | None] | None:
+        """(active, last sent) of a known problem, or None."""
+        row = self.db.execute("SELECT active, last_sent FROM alerts WHERE problem = ?",
+                              (problem,)).fetchone()
+        if row is None:
+            return None
+        return bool(row[0]), _parse(row[1]) if row[1] else None
+
+    def active_alerts(self) -> list[str]:
+        return [str(r[0]) for r in self.db.execute(
+            "SELECT problem FROM alerts WHERE active = 1 ORDER BY problem")]
+
+    def set_alert(self, problem: str, *, active: bool, detail: str,
+                  sent: datetime | None) -> None:
+        self.db.execute(
+            "INSERT INTO alerts (problem, active, last_sent, detail) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (problem) DO UPDATE SET active = excluded.active,"
+            " detail = excluded.detail,"
+            " last_sent = coalesce(excluded.last_sent, alerts.last_sent)",
+            (problem, int(active), _utc(sent) if sent else None, detail))
 
     def last_run_id(self) -> int | None:
         row = self.db.execute("SELECT max(id) FROM runs").fetchone()

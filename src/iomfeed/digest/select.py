@@ -64,19 +64,20 @@ def select(items: Sequence[StoredItem], *, max_items: int, digest_id: int, creat
     )
 
 
-def next_due(schedule: str, timezone: str, mark: datetime) -> datetime:
+def next_due(schedule: str, timezone: str, mark: datetime,
+             key: str = "schedule.digest") -> datetime:
     """The first scheduled time strictly after ``mark`` (a crontab expression in
     ``timezone``): a digest made at 08:00:00 for the 08:00 slot has used that slot."""
-    from apscheduler.triggers.cron import CronTrigger
+    from ..cron import trigger as cron_trigger
 
     try:
-        trigger = CronTrigger.from_crontab(schedule, timezone=timezone)
+        trigger = cron_trigger(schedule, timezone)
     except ValueError as exc:
-        raise ConfigError(f"digest.schedule: invalid crontab expression {schedule!r}: {exc}") \
+        raise ConfigError(f"{key}: invalid crontab expression {schedule!r}: {exc}") \
             from exc
     when = trigger.get_next_fire_time(None, mark + timedelta(seconds=1))
     if when is None:  # pragma: no cover - a crontab expression always fires again
-        raise ConfigError(f"digest.schedule: {schedule!r} never fires")
+        raise ConfigError(f"{key}: {schedule!r} never fires")
     return when  # type: ignore[no-any-return]
 
 

@@ -1,0 +1,115 @@
+"""Operator alerts: a short e-mail to ``operator.email`` when a source fails
+``operator.failures`` runs in a row, when it recovers, when a digest has permanent failures
+or is stuck; at most one a day per problem, through the configured mail transport.
+
+The state (which problems are open, when each was last mailed) is kept in the store, so a
+cron ``run`` every half hour does not repeat itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from .errors import DeliveryError
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .delivery.mailers import Mailer
+    from .store import Store
+
+log = logging.getLogger(__name__)
+
+REPEAT_AFTER = timedelta(days=1)
+
+
+def problems(config: Config, store: Store, now: datetime) -> dict[str, str]:
+    """Open problems: key -> one line saying what is wrong."""
+    from .health import check
+
+    health = check(config, store, now, next_times={})
+    found = {f"source:{s.name}:failing":
+             f"source {s.name} failed {s.consecutive_failures} runs in a row; last error:"
+             f" {s.last_error}" for s in health.failing}
+    for d in health.digests:
+        failed = d.totals.get("failed", 0)
+        if failed:
+            found[f"digest:{d.record.id}:failed"] = (
+                f"digest {d.record.id} of {d.record.created:%Y-%m-%d}: {failed} delivery(ies)"
+                " failed permanently (see `iomfeed status`)")
+        if d.stuck:
+            found[f"digest:{d.record.id}:stuck"] = (
+                f"digest {d.record.id} is unfinished since {d.record.created.isoformat()}:"
+                f" {dict(d.totals)}")
+    return found
+
+
+def notify(config: Config, store: Store, mailer: Callable[[], Mailer],
+           now: datetime) -> tuple[str, ...]:
+    """Mail the operator what is new (or a day old) and what recovered; returns the lines
+    sent. Does nothing but keep the state when ``operator.email`` is empty."""
+    current = problems(config, store, now)
+    lines: list[str] = []
+    due: list[str] = []
+    for key, detail in current.items():
+        state = store.alert(key)
+        once = key.endswith(":failed")  # a digest's failures are news once, not daily
+        if state is None or (not once and (not state[0] or state[1] is None
+                                           or now - state[1] >= REPEAT_AFTER)):
+            lines.append(detail)
+            due.append(key)
+        else:
+            store.set_alert(key, active=True, detail=detail, sent=None)
+    recovered = [key for key in store.active_alerts() if key not in current]
+    for key in recovered:
+        if key.startswith("source:"):
+            lines.append(f"source {key.split(':')[1]} works again")
+        store.set_alert(key, active=False, detail="recovered", sent=None)
+    if not lines:
+        return ()
+    for line in lines:
+        log.warning("alert: %s", line)
+    # Reported: mailed, or only logged when nobody is to be mailed. A mail that failed is
+    # tried again by the next run.
+    mailed = bool(config.operator.email) and _send(config, mailer, lines, now)
+    reported = mailed or not config.operator.email
+    for key in due:
+        store.set_alert(key, active=True, detail=current[key], sent=now if reported else None)
+    return tuple(lines) if mailed else ()
+
+
+def _send(config: Config, mailer: Callable[[], Mailer], lines: list[str],
+          now: datetime) -> bool:
+    import secrets
+    from email.headerregistry import Address
+    from email.message import EmailMessage
+    from email.policy import SMTP
+    from email.utils import format_datetime
+
+    from .digest.headers import clean_header_text
+    from .digest.message import Outgoing
+
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = Address(clean_header_text(config.mail.from_name, 80),
+                          addr_spec=config.mail.from_address)
+    msg["To"] = config.operator.email
+    msg["Subject"] = clean_header_text(f"[iomfeed] {lines[0]}" + (
+        f" (+{len(lines) - 1} more)" if len(lines) > 1 else ""))
+    msg["Date"] = format_datetime(now)
+    mid = f"<alert-{now:%Y%m%d%H%M%S}.{secrets.token_hex(4)}@{config.mail.sender_domain}>"
+    msg["Message-ID"] = mid
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content("iomfeed needs attention:\n\n" + "\n".join(f"- {line}" for line in lines)
+                    + "\n\n`iomfeed status` shows the whole picture.\n")
+    transport = mailer()
+    try:
+        transport.send(Outgoing(message_id=mid, sender=config.mail.from_address,
+                                recipient=config.operator.email, data=msg.as_bytes()))
+    except DeliveryError as exc:
+        log.error("could not mail the alert to %s: %s", config.operator.email, exc)
+        return False
+    finally:
+        transport.close()
+    return True

@@ -1,0 +1,154 @@
+"""How iomfeed is doing: sources, the store, the digests, subscribers, what comes next.
+
+Built from the store and the config alone, so ``iomfeed status``, ``/healthz`` and the
+operator alerts all see the same facts. Pure apart from reading the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .config import Config
+from .models import DigestRecord
+from .store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    name: str
+    enabled: bool
+    last_run: datetime | None
+    ok: bool | None  # the last run's outcome (None: never ran)
+    last_success: datetime | None
+    last_error: str
+    consecutive_failures: int
+    items: int
+
+
+@dataclass(frozen=True, slots=True)
+class DigestHealth:
+    record: DigestRecord
+    totals: Mapping[str, int]
+    stuck: bool  # unfinished for longer than operator.stuck_hours
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    checked: datetime
+    sources: tuple[SourceHealth, ...]
+    items: int
+    digests: tuple[DigestHealth, ...]  # newest first
+    subscribers: Mapping[str, int]
+    bounced_total: int
+    next_times: Mapping[str, datetime | None] = field(default_factory=dict)
+    failures_threshold: int = 3
+
+    @property
+    def failing(self) -> tuple[SourceHealth, ...]:
+        return tuple(s for s in self.sources
+                     if s.consecutive_failures >= self.failures_threshold)
+
+    @property
+    def stuck_digest(self) -> DigestHealth | None:
+        return next((d for d in self.digests if d.stuck), None)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failing and self.stuck_digest is None
+
+    def problems(self) -> list[str]:
+        out = [f"source {s.name} failed {s.consecutive_failures} runs in a row: {s.last_error}"
+               for s in self.failing]
+        stuck = self.stuck_digest
+        if stuck is not None:
+            out.append(f"digest {stuck.record.id} unfinished since"
+                       f" {stuck.record.created.isoformat()}: {dict(stuck.totals)}")
+        return out
+
+    def as_json(self) -> dict[str, Any]:
+        def when(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "status": "ok" if self.ok else "failing",
+            "checked": when(self.checked),
+            "problems": self.problems(),
+            "sources": [
+                {"name": s.name, "enabled": s.enabled, "last_run": when(s.last_run),
+                 "ok": s.ok, "last_success": when(s.last_success),
+                 "last_error": s.last_error, "consecutive_failures": s.consecutive_failures,
+                 "items": s.items}
+                for s in self.sources],
+            "failing_sources": [s.name for s in self.failing],
+            "items": self.items,
+            "digests": [
+                {"id": d.record.id, "status": d.record.status,
+                 "created": when(d.record.created), "finished": when(d.record.finished),
+                 "items": d.record.items, "more": d.record.more, "note": d.record.note,
+                 "sent": d.totals.get("sent", 0), "failed": d.totals.get("failed", 0),
+                 "pending": d.totals.get("pending", 0) + d.totals.get("sending", 0),
+                 "skipped": d.totals.get("skipped", 0), "stuck": d.stuck}
+                for d in self.digests],
+            "last_digest": None if not self.digests else {
+                "id": self.digests[0].record.id, "status": self.digests[0].record.status,
+                "sent": self.digests[0].totals.get("sent", 0),
+                "failed": self.digests[0].totals.get("failed", 0),
+                "pending": self.digests[0].totals.get("pending", 0)
+                + self.digests[0].totals.get("sending", 0)},
+            "subscribers": dict(self.subscribers),
+            "next": {k: when(v) for k, v in self.next_times.items()},
+        }
+
+
+def source_health(store: Store, name: str, *, enabled: bool) -> SourceHealth:
+    history = store.source_history(name)
+    failures = 0
+    for _started, ok, _error in history:
+        if ok:
+            break
+        failures += 1
+    last_success = next((started for started, ok, _e in history if ok), None)
+    last_error = next((error for _s, ok, error in history if not ok), "")
+    last = history[0] if history else None
+    return SourceHealth(
+        name=name, enabled=enabled, last_run=last[0] if last else None,
+        ok=last[1] if last else None, last_success=last_success,
+        last_error=last_error if failures else "", consecutive_failures=failures,
+        items=store.count(name))
+
+
+def next_scheduled(config: Config, store: Store, now: datetime) -> dict[str, datetime | None]:
+    """When the next cycle runs and when the next digest is due, by the schedule."""
+    from .digest.select import next_due
+
+    fetch = next_due(config.schedule.fetch, config.site.timezone, now, "schedule.fetch")
+    if store.open_digest() is not None:
+        digest: datetime | None = now
+    else:
+        last = store.last_digest()
+        mark = last.created if last else store.first_run_started()
+        digest = next_due(config.schedule.digest, config.site.timezone, mark or now)
+    return {"fetch": fetch, "digest": digest}
+
+
+def check(config: Config, store: Store, now: datetime, *,
+          next_times: Mapping[str, datetime | None] | None = None,
+          digests: int = 5) -> Health:
+    configured = {s.name: s.enabled for s in config.sources}
+    names = list(configured) + [n for n in store.run_sources() if n not in configured]
+    sources = tuple(source_health(store, n, enabled=configured.get(n, False)) for n in names)
+    stuck_after = timedelta(hours=config.operator.stuck_hours)
+    digest_health = tuple(
+        DigestHealth(record=d, totals=store.delivery_totals(d.id),
+                     stuck=d.status == "sending" and now - d.created > stuck_after)
+        for d in store.digests(limit=digests))
+    counts = store.subscriber_counts()
+    return Health(
+        checked=now, sources=sources, items=store.count(), digests=digest_health,
+        subscribers=counts, bounced_total=counts.get("bounced", 0),
+        next_times=dict(next_times) if next_times is not None
+        else next_scheduled(config, store, now),
+        failures_threshold=config.operator.failures)

@@ -1,0 +1,254 @@
+"""The HTTP side of ``iomfeed serve``: one WSGI application, runnable under any WSGI server.
+
+* the published ``feeds/`` folder, with the feed formats' own content types, ``ETag`` and
+  ``Last-Modified``, ``304 Not Modified`` on conditional requests, and gzip when asked for;
+* ``/unsubscribe?t=TOKEN``: a GET shows a confirmation page (in the subscriber's language)
+  whose button POSTs; a POST (the button, or a mailbox provider's RFC 8058
+  ``List-Unsubscribe=One-Click``) unsubscribes at once and answers 200, never a redirect;
+  a forged or malformed token gets 400 and changes nothing;
+* ``/healthz``: JSON about sources, digests and the schedule; 503 when something is wrong.
+
+It reads and writes only through the store (one connection per request) and never sends mail.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .config import Config
+from .digest.unsubscribe import BadToken, load_secret, token_subscriber, verify_token
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+Environ = Mapping[str, Any]
+
+CONTENT_TYPES = {
+    "atom.xml": "application/atom+xml; charset=utf-8",
+    "rss.xml": "application/rss+xml; charset=utf-8",
+    ".xml": "application/atom+xml; charset=utf-8",  # archive pages
+    ".json": "application/feed+json; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".txt": "text/plain; charset=utf-8",
+}
+MAX_FORM_BYTES = 10_000
+GZIP_MIN_BYTES = 512
+
+
+def content_type(path: Path) -> str | None:
+    return CONTENT_TYPES.get(path.name) or CONTENT_TYPES.get(path.suffix)
+
+
+@lru_cache(maxsize=1)
+def _strings() -> dict[str, dict[str, str]]:
+    import importlib.resources
+
+    text = (importlib.resources.files("iomfeed.templates") / "web" / "strings.toml").read_text(
+        encoding="utf-8")
+    return tomllib.loads(text)
+
+
+@lru_cache(maxsize=1)
+def _page_template() -> Any:
+    from .publish.site import environment
+
+    return environment().get_template("web/unsubscribe.html.j2")
+
+
+class App:
+    """The WSGI application. ``now`` and ``next_times`` are injected (the scheduler knows
+    when its jobs run next)."""
+
+    def __init__(self, config: Config, *, now: Callable[[], datetime],
+                 next_times: Callable[[], Mapping[str, datetime | None]] | None = None) -> None:
+        self.config = config
+        self.now = now
+        self.next_times = next_times
+        self.root = config.feeds_path.resolve()
+        self.prefix = urlsplit(config.site.public_url).path.rstrip("/")
+        self.unsubscribe_path = urlsplit(config.unsubscribe_url).path
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "/") or "/"
+        try:
+            if path in ("/unsubscribe", self.unsubscribe_path):
+                return self.unsubscribe(environ, start_response, method)
+            if path == "/healthz":
+                return self.healthz(start_response, method)
+            if self.prefix and (path == self.prefix or path.startswith(self.prefix + "/")):
+                path = path[len(self.prefix):] or "/"
+            return self.static(environ, start_response, method, path)
+        except Exception:  # an entry point: log the bug, answer 500, keep serving
+            log.exception("error answering %s %s", method, path)
+            return self._plain(start_response, "500 Internal Server Error",
+                               "internal error; see the service's log\n")
+
+    # ----------------------------------------------------------------- helpers
+
+    @staticmethod
+    def _plain(start_response: StartResponse, status: str, text: str,
+               headers: list[tuple[str, str]] | None = None) -> list[bytes]:
+        body = text.encode("utf-8")
+        start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
+                                ("Content-Length", str(len(body)))] + (headers or []))
+        return [body]
+
+    # ----------------------------------------------------------------- feeds
+
+    def static(self, environ: Environ, start_response: StartResponse, method: str,
+               path: str) -> list[bytes]:
+        if method not in ("GET", "HEAD"):
+            return self._plain(start_response, "405 Method Not Allowed", "GET or HEAD only\n",
+                               [("Allow", "GET, HEAD")])
+        parts = [p for p in path.split("/") if p]
+        if any(p.startswith(".") for p in parts):
+            return self._plain(start_response, "404 Not Found", "not found\n")
+        target = self.root.joinpath(*parts) if parts else self.root
+        if target.is_dir():
+            target = target / "index.html"
+        try:
+            target = target.resolve()
+            target.relative_to(self.root)
+            stat = target.stat()
+        except (ValueError, OSError):
+            return self._plain(start_response, "404 Not Found", "not found\n")
+        kind = content_type(target)
+        if kind is None or not target.is_file():
+            return self._plain(start_response, "404 Not Found", "not found\n")
+        tag = hashlib.sha1(f"{stat.st_mtime_ns}:{stat.st_size}".encode()).hexdigest()[:20]
+        modified = datetime.fromtimestamp(int(stat.st_mtime), UTC)
+        wants_gzip = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "") \
+            and stat.st_size >= GZIP_MIN_BYTES
+        etag = f'"{tag}-gz"' if wants_gzip else f'"{tag}"'
+        headers = [("Content-Type", kind), ("ETag", etag),
+                   ("Last-Modified", format_datetime(modified, usegmt=True)),
+                   ("Cache-Control", "public, max-age=300"), ("Vary", "Accept-Encoding")]
+        if self._not_modified(environ, tag, modified):
+            start_response("304 Not Modified", headers)
+            return []
+        data = target.read_bytes()
+        if wants_gzip:
+            data = gzip.compress(data, compresslevel=6, mtime=0)
+            headers.append(("Content-Encoding", "gzip"))
+        headers.append(("Content-Length", str(len(data))))
+        start_response("200 OK", headers)
+        return [] if method == "HEAD" else [data]
+
+    @staticmethod
+    def _not_modified(environ: Environ, tag: str, modified: datetime) -> bool:
+        match = environ.get("HTTP_IF_NONE_MATCH")
+        if match is not None:  # RFC 9110: If-None-Match wins over If-Modified-Since
+            wanted = {m.strip().removeprefix("W/") for m in match.split(",")}
+            return "*" in wanted or bool(wanted & {f'"{tag}"', f'"{tag}-gz"'})
+        since = environ.get("HTTP_IF_MODIFIED_SINCE")
+        if since:
+            try:
+                return modified <= parsedate_to_datetime(since)
+            except (TypeError, ValueError):
+                return False
+        return False
+
+    # ----------------------------------------------------------------- health
+
+    def healthz(self, start_response: StartResponse, method: str) -> list[bytes]:
+        from .health import check
+
+        if method not in ("GET", "HEAD"):
+            return self._plain(start_response, "405 Method Not Allowed", "GET only\n",
+                               [("Allow", "GET, HEAD")])
+        with Store(self.config.database_path,
+                   tag_authority=self.config.site.tag_authority) as store:
+            health = check(self.config, store, self.now(),
+                           next_times=self.next_times() if self.next_times else None)
+        body = json.dumps(health.as_json(), ensure_ascii=False, indent=2).encode() + b"\n"
+        start_response("200 OK" if health.ok else "503 Service Unavailable",
+                       [("Content-Type", "application/json"),
+                        ("Content-Length", str(len(body))), ("Cache-Control", "no-store")])
+        return [] if method == "HEAD" else [body]
+
+    # ----------------------------------------------------------------- unsubscribe
+
+    def unsubscribe(self, environ: Environ, start_response: StartResponse,
+                    method: str) -> list[bytes]:
+        if method not in ("GET", "HEAD", "POST"):
+            return self._plain(start_response, "405 Method Not Allowed", "GET or POST\n",
+                               [("Allow", "GET, HEAD, POST")])
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        form: dict[str, list[str]] = {}
+        if method == "POST":
+            try:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            if length > MAX_FORM_BYTES:
+                return self._plain(start_response, "413 Content Too Large", "too large\n")
+            body = environ["wsgi.input"].read(length) if length else b""
+            form = parse_qs(body.decode("utf-8", "replace"))
+        token = (form.get("t") or query.get("t") or [""])[0]
+        config = self.config
+        with Store(config.database_path, tag_authority=config.site.tag_authority) as store:
+            sub = None
+            try:
+                sub = store.subscriber_by_id(token_subscriber(token))
+                if sub is None:
+                    raise BadToken("no such subscriber")
+                verify_token(load_secret(config, store), config.list_id, token, sub.address)
+            except BadToken as exc:
+                log.info("unsubscribe refused: %s", exc)
+                # Not in the named subscriber's language: the token did not prove who it is.
+                return self._page(start_response, "400 Bad Request", config.site.language,
+                                  "invalid_title",
+                                  ["invalid"], address="")
+            if method == "POST":
+                if sub.status == "active":
+                    one_click = form.get("List-Unsubscribe") == ["One-Click"]
+                    store.set_subscriber_status(
+                        sub.address, "unsubscribed",
+                        "one-click unsubscribe (RFC 8058)" if one_click
+                        else "unsubscribe page", self.now())
+                    log.info("unsubscribed %s (%s)", sub.address,
+                             "one-click" if one_click else "page")
+                    return self._page(start_response, "200 OK", sub.language, "done_title",
+                                      ["done"], address=sub.address)
+                return self._page(start_response, "200 OK", sub.language, "done_title",
+                                  ["already"], address=sub.address)
+            if sub.status != "active":
+                return self._page(start_response, "200 OK", sub.language, "done_title",
+                                  ["already"], address=sub.address)
+            return self._page(start_response, "200 OK", sub.language, "title",
+                              ["confirm", "explain"], address=sub.address, token=token,
+                              head=method == "HEAD")
+
+    def _page(self, start_response: StartResponse, status: str, lang: str, heading: str,
+              paragraphs: list[str], *, address: str, token: str = "",
+              head: bool = False) -> list[bytes]:
+        strings = _strings().get(lang) or _strings()["en"]
+        list_name = (self.config.digest.title_sq if lang == "sq"
+                     else self.config.digest.title_en)
+        values = {"address": address, "list": list_name}
+        html = _page_template().render(
+            lang=lang if lang in _strings() else "en", heading=strings[heading],
+            paragraphs=[strings[p].format(**values) for p in paragraphs],
+            form=bool(token), token=token, action=self.unsubscribe_path or "/unsubscribe",
+            button=strings["button"], list_name=list_name,
+        ).encode("utf-8")
+        start_response(status, [("Content-Type", "text/html; charset=utf-8"),
+                                ("Content-Length", str(len(html))),
+                                ("Cache-Control", "no-store"),
+                                ("Referrer-Policy", "no-referrer"),
+                                ("X-Content-Type-Options", "nosniff")])
+        return [] if head else [html]

@@ -1,0 +1,190 @@
+"""`iomfeed serve` as a real process on a free port: the scheduler runs cycles, the feeds are
+served with validators and gzip, /healthz reflects a failing source, SIGTERM stops cleanly
+(also in the middle of a digest), a missed digest goes out once at start, and a second
+service on the same database refuses to start."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from iomfeed.demo.server import Fault, SnapshotServer
+from iomfeed.store import Store
+
+from .conftest import NOW
+from .digestkit import add_subscribers
+from .smtp import Behaviour, free_port, smtp_server
+from .test_cli_snapshot import write_config
+
+pytestmark = [pytest.mark.network, pytest.mark.slow]
+
+
+def service_config(server: SnapshotServer, folder: Path, port: int, *, fetch: str,
+                   extra: dict[str, str] | None = None) -> Path:
+    path = write_config(server, folder)
+    text = path.read_text(encoding="utf-8")
+    replacements = {'fetch = "*/30 * * * *"': f'fetch = "{fetch}"',
+                    "port = 8080": f"port = {port}", "failures = 3": "failures = 2",
+                    **(extra or {})}
+    for old, new in replacements.items():
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+class Service:
+    def __init__(self, config: Path, port: int) -> None:
+        self.port = port
+        self.log = config.parent / "serve.log"
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "iomfeed", "--config", str(config), "serve"],
+                cwd=config.parent, stdout=subprocess.DEVNULL, stderr=log)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def get(self, path: str, headers: dict[str, str] | None = None,
+            data: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+        request = urllib.request.Request(self.url(path), headers=headers or {}, data=data)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                return resp.status, dict(resp.headers), resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, dict(exc.headers), exc.read()
+
+    def wait_for(self, check: Callable[[], bool], what: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"serve exited: {self.log.read_text()}"
+            try:
+                if check():
+                    return
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}:\n{self.log.read_text()}")
+
+    def health(self) -> tuple[int, dict[str, object]]:
+        status, _h, body = self.get("/healthz")
+        return status, json.loads(body)
+
+    def terminate(self, timeout: float = 30) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+
+@pytest.fixture
+def services() -> Iterator[list[Service]]:
+    started: list[Service] = []
+    yield started
+    for s in started:
+        if s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait()
+
+
+def test_serve_runs_cycles_serves_feeds_and_stops_on_sigterm(
+        server: SnapshotServer, tmp_path: Path, services: list[Service]) -> None:
+    port = free_port()
+    config = service_config(server, tmp_path, port, fetch="*/2 * * * * *")
+    svc = Service(config, port)
+    services.append(svc)
+    svc.wait_for(lambda: svc.get("/atom.xml")[0] == 200, "the first cycle's feeds")
+    _status, headers, body = svc.get("/atom.xml")
+    assert headers["Content-Type"] == "application/atom+xml; charset=utf-8"
+    assert body.startswith(b"<?xml") and b"<feed" in body
+    etag, modified = headers["ETag"], headers["Last-Modified"]
+    assert svc.get("/atom.xml", {"If-None-Match": etag})[0] == 304
+    assert svc.get("/atom.xml", {"If-Modified-Since": modified})[0] == 304
+    _status, headers, zipped = svc.get("/rss.xml", {"Accept-Encoding": "gzip"})
+    assert headers["Content-Type"] == "application/rss+xml; charset=utf-8"
+    assert headers["Content-Encoding"] == "gzip" and b"<rss" in gzip.decompress(zipped)
+    assert svc.get("/feed.json")[1]["Content-Type"] == "application/feed+json; charset=utf-8"
+    assert svc.get("/")[1]["Content-Type"] == "text/html; charset=utf-8"
+    assert svc.get("/../config.toml")[0] == 404 and svc.get("/.iomfeed.db")[0] == 404
+    code, health = svc.health()
+    assert code == 200 and health["status"] == "ok"
+    assert health["next"]["fetch"] and health["next"]["digest"]  # type: ignore[index]
+    # A second service on the same database refuses to start.
+    second = subprocess.run([sys.executable, "-m", "iomfeed", "--config", str(config),
+                             "serve", "--port", str(free_port())], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert second.returncode == 75 and "another iomfeed run" in second.stderr
+    # The site breaks: after two failed cycles in a row /healthz answers 503, naming it.
+    server.add_fault("/news", Fault(status=500, times=1000))
+    svc.wait_for(lambda: svc.health()[0] == 503, "/healthz to report the failing source")
+    code, health = svc.health()
+    assert health["failing_sources"] == ["iom-albania"]
+    assert svc.terminate() == 0
+    assert "stopped" in svc.log.read_text()
+
+
+def test_missed_digest_goes_out_once_at_start(server: SnapshotServer, tmp_path: Path,
+                                              services: list[Service]) -> None:
+    port = free_port()
+    config = service_config(server, tmp_path, port, fetch="*/2 * * * * *")
+    with Store(tmp_path / "iomfeed.db") as store:
+        add_subscribers(store, 3)
+        # Installed two weeks ago; the service was down over last Monday's 08:00.
+        store.db.execute("INSERT INTO runs (started, finished, ok) VALUES (?, ?, 1)",
+                         ((NOW - timedelta(days=14)).strftime("%Y-%m-%dT%H:%M:%SZ"),) * 2)
+    svc = Service(config, port)
+    services.append(svc)
+    outbox = tmp_path / "outbox"
+    svc.wait_for(lambda: len(list(outbox.glob("*.eml"))) == 3, "the catch-up digest")
+    # Several more cycles: nothing more is sent.
+    runs_before = Store(tmp_path / "iomfeed.db").last_run_id()
+    svc.wait_for(lambda: (Store(tmp_path / "iomfeed.db").last_run_id() or 0)
+                 >= (runs_before or 0) + 2, "two more cycles")
+    assert len(list(outbox.glob("*.eml"))) == 3
+    _code, health = svc.health()
+    assert health["last_digest"]["sent"] == 3  # type: ignore[index]
+    assert svc.terminate() == 0
+
+
+def test_sigterm_during_a_digest_send_leaves_the_ledger_consistent(
+        server: SnapshotServer, tmp_path: Path, services: list[Service]) -> None:
+    port = free_port()
+    sent_signal: list[bool] = []
+    holder: list[Service] = []
+
+    def hook(event: str, n: int) -> None:
+        if event == "rcpt" and n == 4 and holder and not sent_signal:
+            sent_signal.append(True)
+            os.kill(holder[0].proc.pid, signal.SIGTERM)
+
+    with smtp_server(Behaviour(hook=hook)) as (handler, smtp_port):
+        config = service_config(server, tmp_path, port, fetch="0 0 1 1 *", extra={
+            'transport = "outbox"': 'transport = "smtp"', 'host = "localhost"':
+            'host = "127.0.0.1"', "port = 587": f"port = {smtp_port}",
+            'security = "starttls"': 'security = "none"', "rate = 0": "rate = 20"})
+        with Store(tmp_path / "iomfeed.db") as store:
+            add_subscribers(store, 12)
+            store.db.execute("INSERT INTO runs (started, finished, ok) VALUES (?, ?, 1)",
+                             ("2000-01-01T00:00:00Z",) * 2)
+        svc = Service(config, port)
+        holder.append(svc)
+        services.append(svc)
+        assert svc.proc.wait(timeout=120) == 0, svc.log.read_text()
+    assert sent_signal
+    with Store(tmp_path / "iomfeed.db") as store:
+        digest = store.last_digest()
+        assert digest is not None and digest.status == "sending"
+        totals = store.delivery_totals(digest.id)
+    assert "sending" not in totals  # the message in hand was finished
+    assert totals["sent"] == len(handler.received) >= 4
+    assert totals["sent"] + totals["pending"] == 12
