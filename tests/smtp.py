@@ -42,6 +42,12 @@ class Behaviour:
     drop_data: set[int] = field(default_factory=set)
     #: called as hook(event, n) for "rcpt" / "data" (n: 1-based count of that event)
     hook: Callable[[str, int], None] | None = None
+    #: 1-based number of a MAIL command -> the reply it gets instead of 250
+    mail_reply: dict[int, str] = field(default_factory=dict)
+    #: 1-based number of a DATA command -> the reply it gets instead of 250
+    data_reply: dict[int, str] = field(default_factory=dict)
+    #: leave 8BITMIME out of the EHLO answer
+    no_8bitmime: bool = False
 
 
 class Handler:
@@ -50,13 +56,33 @@ class Handler:
         self.received: list[Received] = []
         self.rcpt_count = 0
         self.data_count = 0
+        self.mail_count = 0
+        self.commands: list[str] = []
         self.connections = 0
         self.lock = threading.Lock()
 
     async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
                           responses: list[str]) -> list[str]:
         session.host_name = hostname
+        if self.behaviour.no_8bitmime:
+            responses = [r for r in responses if "8BITMIME" not in r]
         return responses
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
+                          mail_options: list[str]) -> str:
+        with self.lock:
+            self.mail_count += 1
+            n = self.mail_count
+        reply = self.behaviour.mail_reply.get(n)
+        if reply:
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RSET(self, server: Any, session: Any, envelope: Any) -> str:
+        self.commands.append("RSET")
+        return "250 OK"
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:
@@ -81,6 +107,8 @@ class Handler:
         if n in self.behaviour.drop_data:
             server.transport.close()
             return "421 closing"  # never reaches the client: the connection is gone
+        if n in self.behaviour.data_reply:
+            return self.behaviour.data_reply[n]
         with self.lock:
             self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
                                           bytes(envelope.original_content or
@@ -98,7 +126,8 @@ def free_port() -> int:
 
 @contextmanager
 def smtp_server(behaviour: Behaviour | None = None, *, tls: ssl.SSLContext | None = None,
-                auth: tuple[str, str] | None = None) -> Iterator[tuple[Handler, int]]:
+                auth: tuple[str, str] | None = None,
+                implicit_tls: ssl.SSLContext | None = None) -> Iterator[tuple[Handler, int]]:
     """An aiosmtpd server on 127.0.0.1; STARTTLS (required) when ``tls`` is given, and
     AUTH LOGIN/PLAIN with ``auth`` = (user, password)."""
     from aiosmtpd.controller import Controller
@@ -108,6 +137,8 @@ def smtp_server(behaviour: Behaviour | None = None, *, tls: ssl.SSLContext | Non
     kwargs: dict[str, Any] = {"ready_timeout": 10.0}
     if tls is not None:
         kwargs.update(tls_context=tls, require_starttls=True)
+    if implicit_tls is not None:
+        kwargs.update(ssl_context=implicit_tls)
     if auth is not None:
         def authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
                           data: Any) -> AuthResult:

@@ -124,20 +124,21 @@ def test_a_bad_selector_stops_fetch_with_exit_2_naming_it(server: SnapshotServer
             in run.stderr
 
 
-def test_a_second_fetch_on_the_same_database_exits_75(server: SnapshotServer,
-                                                      tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["fetch", "run"])
+def test_a_second_run_on_the_same_database_exits_75(server: SnapshotServer, tmp_path: Path,
+                                                    command: str) -> None:
     import signal
     import time
 
     config = write_config(server, tmp_path)
     server.add_fault("/news", Fault(status=200, delay=3.0, times=2))
-    first = subprocess.Popen([sys.executable, "-m", "iomfeed", "--config", str(config), "fetch"],
+    first = subprocess.Popen([sys.executable, "-m", "iomfeed", "--config", str(config), command],
                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 20
         while server.hits("/news") == 0 and time.monotonic() < deadline:
             time.sleep(0.05)  # the first run holds the lock and waits for the listing
-        second = iomfeed("--config", str(config), "fetch", cwd=tmp_path)
+        second = iomfeed("--config", str(config), command, cwd=tmp_path)
         assert second.returncode == 75
         assert second.stderr.count("\n") == 1 and "another iomfeed run" in second.stderr
         assert server.hits("/news") == 1  # the second run fetched nothing
@@ -147,7 +148,7 @@ def test_a_second_fetch_on_the_same_database_exits_75(server: SnapshotServer,
         if first.poll() is None:
             first.kill()
             first.wait()
-    third = iomfeed("--config", str(config), "fetch", cwd=tmp_path)  # ...does not block the next
+    third = iomfeed("--config", str(config), command, cwd=tmp_path)  # ...does not block the next
     assert third.returncode == 0, third.stderr
 
 

@@ -129,3 +129,34 @@ def test_selector_attribute_split() -> None:
     assert split_selector("a[href^='mailto:x@y.org']") == ("a[href^='mailto:x@y.org']", None)
     assert split_selector("meta[property='og:image']@content") == (
         "meta[property='og:image']", "content")
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ('[mail]\nunsubscribe_url = "http://feeds.example.org/unsubscribe"\n',
+     "mail.unsubscribe_url"),
+    ('[site]\npublic_url = "http://feeds.example.org/"\n', "site.public_url"),
+    ('[mail]\nunsubscribe_url = "https://feeds.example.org/un subscribe"\n',
+     "mail.unsubscribe_url"),
+    ('[mail]\nfrom_address = "news@shqipëri.al"\n', "mail.from_address"),
+    ('[schedule]\ndigest = "0 8 * *"\n', "schedule.digest"),
+    ('[schedule]\nfetch = "61 * * * *"\n', "schedule.fetch"),
+    ('[mail]\ntransport = "carrier-pigeon"\n', "mail.transport"),
+    ('[mail.smtp]\nsecurity = "ssl"\n', "mail.smtp.security"),
+    ('[digest]\nsubject_en = "{{ title "\n', "digest.subject_en"),
+    ('[operator]\nemail = "not an address"\n', "operator.email"),
+])
+def test_mail_and_schedule_errors_name_the_key(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        load(text, tmp_path)
+
+
+def test_weekday_numbers_mean_what_they_mean_in_crontab() -> None:
+    from datetime import UTC, datetime
+
+    from iomfeed.cron import trigger
+
+    monday = trigger("0 8 * * 1", "UTC").get_next_fire_time(
+        None, datetime(2026, 11, 24, tzinfo=UTC))
+    sunday = trigger("0 8 * * 0", "UTC").get_next_fire_time(
+        None, datetime(2026, 11, 24, tzinfo=UTC))
+    assert (monday.weekday(), sunday.weekday()) == (0, 6)

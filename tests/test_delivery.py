@@ -165,18 +165,109 @@ def test_permanent_failure_for_one_address_does_not_stop_the_others(tmp_path: Pa
         assert row is not None and row.status == "failed" and row.reply.startswith("550")
 
 
-def test_relay_refusing_everyone_stops_the_send(tmp_path: Path) -> None:
+def test_relay_refusing_everyone_fails_and_bounces_nobody(tmp_path: Path) -> None:
     n = MAX_PERMANENT_IN_A_ROW + 5
-    config, store = prepared(tmp_path, subscribers=n)
+    config, store = prepared(tmp_path, subscribers=n, bounce_after=1)
     with store:
-        mailer = ScriptedMailer({s.address: ["perm"] for s in store.subscribers()})
+        addresses = [s.address for s in store.subscribers()]
+        for _run in range(3):  # run after run, the misconfigured relay refuses everyone
+            mailer = ScriptedMailer({a: ["perm"] * 5 for a in addresses})
+            outcome = send_digest(config, store=store, mailer=mailer, clock=clock)
+            assert outcome.delivery is not None
+            assert "in a row refused" in outcome.delivery.error and not outcome.ok
+            assert len(mailer.tries) == MAX_PERMANENT_IN_A_ROW
+            assert outcome.delivery.totals == {"pending": n}  # the streak is pending again
+        assert store.subscriber_counts() == {"active": n}  # nobody marked bounced
+        # The relay is fixed: everyone gets the digest.
+        mailer = ScriptedMailer()
+        assert send_digest(config, store=store, mailer=mailer, clock=clock).status == "sent"
+        assert len(mailer.sent) == n
+
+
+def test_relay_deferring_everyone_stops_and_uses_up_nobody(tmp_path: Path) -> None:
+    config, store = prepared(tmp_path, subscribers=12, max_attempts=4)
+    with store:
+        addresses = [s.address for s in store.subscribers()]
+        for _run in range(4):  # a quota answered at RCPT, run after run
+            mailer = ScriptedMailer({a: ["temp"] * 10 for a in addresses})
+            outcome = send_digest(config, store=store, mailer=mailer, clock=clock)
+            assert outcome.delivery is not None and "in a row deferred" in outcome.delivery.error
+            assert outcome.delivery.totals == {"pending": 12}
+        assert all(d.attempts == 0 for d in store.deliveries(outcome.digest_id))
+        mailer = ScriptedMailer()
+        assert send_digest(config, store=store, mailer=mailer, clock=clock).status == "sent"
+        assert len(mailer.sent) == 12
+
+
+def test_server_wide_temporary_failure_stops_without_charging_the_row(tmp_path: Path) -> None:
+    config, store = prepared(tmp_path, subscribers=3)
+
+    class QuotaAtMail(ScriptedMailer):
+        def send(self, message: Outgoing) -> str:
+            if len(self.sent) == 1:
+                self.tries.append(message.recipient)
+                raise TemporaryFailure("452 4.3.1 daily quota exceeded", server=True)
+            return super().send(message)
+
+    with store:
+        mailer = QuotaAtMail()
         outcome = send_digest(config, store=store, mailer=mailer, clock=clock)
-        assert outcome.delivery is not None and "in a row refused" in outcome.delivery.error
-        assert len(mailer.tries) == MAX_PERMANENT_IN_A_ROW
-        assert outcome.delivery.totals["pending"] == 5
+        d = outcome.delivery
+        assert d is not None and "quota" in d.error and d.totals == {"sent": 1, "pending": 2}
+        assert all(r.attempts == 0 for r in store.deliveries(outcome.digest_id))
 
 
-@pytest.mark.parametrize(("action", "expected"), [("down", "unreachable"), ("fatal", "sender")])
+def test_a_message_that_cannot_be_made_fails_alone(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from iomfeed.digest.message import Composer
+
+    config, store = prepared(tmp_path, subscribers=3)
+    real = Composer.compose
+
+    def compose(self: Composer, subscriber_id: int, address: str, name: str) -> Outgoing:
+        if address == "reader1@example.org":
+            raise UnicodeEncodeError("ascii", "ë", 0, 1, "bad data")
+        return real(self, subscriber_id, address, name)
+
+    with store:
+        monkeypatch.setattr(Composer, "compose", compose)
+        mailer = ScriptedMailer()
+        outcome = send_digest(config, store=store, mailer=mailer, clock=clock)
+        assert outcome.status == "sent" and not outcome.ok
+        assert [m.recipient for m in mailer.sent] == ["reader0@example.org",
+                                                      "reader2@example.org"]
+        assert store.delivery_totals(outcome.digest_id) == {"sent": 2, "failed": 1}
+        sub = store.subscriber("reader1@example.org")
+        assert sub is not None and sub.status == "active"  # not a bounce
+
+
+def test_a_connection_lost_after_the_data_marks_the_resend_ambiguous(tmp_path: Path) -> None:
+    config, store = prepared(tmp_path, subscribers=2)
+
+    class DropAfterData(ScriptedMailer):
+        def send(self, message: Outgoing) -> str:
+            if not self.tries:
+                self.tries.append(message.recipient)
+                raise TemporaryFailure("connection lost at DATA", maybe_delivered=True)
+            return super().send(message)
+
+    with store:
+        outcome = send_digest(config, store=store, mailer=DropAfterData(), clock=clock)
+        row = store.delivery(outcome.digest_id, 1)
+        assert row is not None and row.status == "sent" and row.ambiguous
+
+
+def test_a_template_problem_stops_before_anything_is_recorded(
+        tmp_path: Path) -> None:
+    config, store = prepared(tmp_path, subscribers=2)
+    bad = dataclasses.replace(config, digest=dataclasses.replace(
+        config.digest, title_sq="Lajme nga IOM Shqipëri\r\nBcc: x@example.org"))
+    with store:
+        outcome = send_digest(bad, store=store, mailer=ScriptedMailer(), clock=clock)
+        assert outcome.status == "sent"  # cleaned, not refused: no header is added
+
+
+@pytest.mark.parametrize(("action", "expected"), [("down", "cannot connect"), ("fatal", "sender")])
 def test_failures_concerning_everyone_stop_the_send_and_lose_nobody(
         tmp_path: Path, action: str, expected: str) -> None:
     config, store = prepared(tmp_path, subscribers=4)
@@ -393,3 +484,87 @@ def test_digest_through_smtp_end_to_end(tmp_path: Path) -> None:
     for msg in got.values():
         html = msg.get_body(("html",))
         assert html is not None and "%%" not in html.get_content()  # type: ignore[attr-defined]
+
+
+@pytest.mark.network
+def test_smtp_replies_at_mail_and_at_the_end_of_data(tmp_path: Path) -> None:
+    behaviour = Behaviour(mail_reply={1: "452 4.3.1 Daily sending quota exceeded"},
+                          data_reply={1: "554 5.7.1 Message rejected as spam",
+                                      2: "451 4.3.0 Try again later"})
+    with smtp_server(behaviour) as (handler, port):
+        mailer = make_mailer(smtp_config(digest_config(tmp_path), port))
+        with pytest.raises(TemporaryFailure) as quota:
+            mailer.send(outgoing(1))
+        assert quota.value.server and "quota" in quota.value.reply  # not this address's
+        with pytest.raises(PermanentFailure, match="554"):
+            mailer.send(outgoing(2))
+        with pytest.raises(TemporaryFailure) as later:
+            mailer.send(outgoing(3))
+        assert not later.value.server
+        assert mailer.send(outgoing(4)).startswith("250")  # the session was reset each time
+        mailer.close()
+    assert handler.commands.count("RSET") >= 3
+    assert [r.message()["Message-ID"] for r in handler.received] == ["<m4@feeds.example.org>"]
+
+
+@pytest.mark.network
+def test_smtp_implicit_tls(tmp_path: Path) -> None:
+    ca = make_test_ca(tmp_path / "tls")
+    with smtp_server(implicit_tls=ca.server_context()) as (handler, port):
+        config = smtp_config(digest_config(tmp_path), port, security="tls",
+                             ca_file=str(ca.ca_file))
+        mailer = make_mailer(config)
+        mailer.send(outgoing(1))
+        mailer.close()
+    assert len(handler.received) == 1
+
+
+@pytest.mark.network
+def test_a_server_without_8bitmime_gets_7bit_with_headers_intact(tmp_path: Path) -> None:
+    from iomfeed.digest.message import Composer, Sender
+    from iomfeed.models import RenderedDigest
+
+    sender = Sender(address="news@feeds.example.org", name="IOM Albania news",
+                    list_id="digest.feeds.example.org", list_name="Lajme nga IOM Shqipëri",
+                    unsubscribe_url="https://feeds.example.org/iom-albania/unsubscribe",
+                    unsubscribe_mailto="news@feeds.example.org")
+    rendered = RenderedDigest(language="sq", subject="Lajme: 3 lajme të reja", html=(
+        '<html lang="sq"><p>%%GREETING%%</p><a href="%%UNSUBSCRIBE_URL%%">x</a>'
+        "<p>%%ADDRESS%%</p></html>\n"), text="%%GREETING%% Ëë\n%%UNSUBSCRIBE_URL%%\n%%ADDRESS%%\n",
+        greeting="Përshëndetje {name},", greeting_no_name="Përshëndetje,", shown=3, more=0,
+        html_bytes=100)
+    out = Composer(rendered, sender=sender, digest_id=2, date=NOW, secret=b"s" * 20).compose(
+        4, "ana@example.org", "Ëlira Hoxha")
+    with smtp_server(Behaviour(no_8bitmime=True)) as (handler, port):
+        mailer = make_mailer(smtp_config(digest_config(tmp_path), port))
+        mailer.send(out)
+        mailer.close()
+    (got,) = handler.received
+    assert all(b < 128 for b in got.data)
+    msg = got.message()
+    original = email.message_from_bytes(out.data, policy=email.policy.default)
+    for name in ("List-Unsubscribe", "List-Unsubscribe-Post", "Message-ID", "To", "Subject",
+                 "List-Id"):
+        assert str(msg[name]) == str(original[name]), name
+    assert "=?" not in str(msg["List-Unsubscribe"])
+    assert msg.get_body(("plain",)).get_content().startswith(  # type: ignore[union-attr]
+        "Përshëndetje Ëlira Hoxha, Ëë")
+
+
+def test_someone_unsubscribing_during_the_send_is_not_sent_to(tmp_path: Path) -> None:
+    config, store = prepared(tmp_path, subscribers=3)
+
+    class UnsubscribeDuring(ScriptedMailer):
+        def send(self, message: Outgoing) -> str:
+            if not self.sent:  # while the first message goes out, the last one leaves
+                with Store(tmp_path / "db.sqlite") as other:  # as the web endpoint would
+                    other.set_subscriber_status("reader2@example.org", "unsubscribed",
+                                                "one-click", NOW)
+            return super().send(message)
+
+    with store:
+        mailer = UnsubscribeDuring()
+        outcome = send_digest(config, store=store, mailer=mailer, clock=clock)
+        assert [m.recipient for m in mailer.sent] == ["reader0@example.org",
+                                                      "reader1@example.org"]
+        assert store.delivery_totals(outcome.digest_id) == {"sent": 2, "skipped": 1}

@@ -132,20 +132,29 @@ def check_exactly_once(handler: Handler, folder: Path, kills: int) -> None:
 
 
 def test_sigkill_at_random_moments_never_skips_anyone(tmp_path: Path) -> None:
+    import random
+    import time
+
     prepare(tmp_path)
     killer = Killer()
+    rng = random.Random(4)
     with smtp_server(Behaviour(hook=killer)) as (handler, port):
         config = write_config(tmp_path, port, rate=40.0)  # a send of about 0.6 s
         kills = 0
-        for delay in (0.45, 0.55, 0.35):
+        for _ in range(3):
+            before = handler.data_count
             proc = subprocess.Popen([sys.executable, "-m", "iomfeed", "--config", str(config),
                                      "digest", "--send"], cwd=tmp_path, text=True,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            timer = threading.Timer(delay, proc.kill)
-            timer.start()
-            proc.communicate(timeout=120)
-            timer.cancel()
+            deadline = time.monotonic() + 60
+            while handler.data_count == before and proc.poll() is None \
+                    and time.monotonic() < deadline:
+                time.sleep(0.005)  # mid-send for sure: this run has delivered something
+            time.sleep(rng.uniform(0.0, 0.1))
+            proc.kill()
+            proc.communicate(timeout=60)
             kills += proc.returncode == -signal.SIGKILL
+        assert kills == 3
         last = run_send(config, killer, None)
         assert last.returncode == 0, last.stderr
     check_exactly_once(handler, tmp_path, kills=kills)

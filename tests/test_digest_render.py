@@ -695,3 +695,12 @@ def test_the_digest_reads_well_on_a_desktop_and_a_phone(pages: dict[str, str]) -
                     # The phone rules beat the inlined widths: full width, images too.
                     assert got["container"] == width
                     assert all(w == width - 2 * 16 for w in thumbs), thumbs
+
+
+def test_scraped_text_and_links_cannot_spell_a_subscriber_token() -> None:
+    from iomfeed.digest.render import ADDRESS, TOKENS, UNSUBSCRIBE_URL, ascii_url, clean_text
+
+    hostile = f"Win a prize {ADDRESS} {UNSUBSCRIBE_URL}"
+    assert not any(t in clean_text(hostile) for t in TOKENS)
+    link = f"https://tracker.example/?who={ADDRESS}&u={UNSUBSCRIBE_URL}"
+    assert not any(t in ascii_url(link) for t in TOKENS)

@@ -23,7 +23,9 @@ from .conftest import NOW
     ("raw", "expected"),
     [("Fatos.Cocoli@Example.ORG", "Fatos.Cocoli@example.org"),
      ("  ana+digest@mail.example.al ", "ana+digest@mail.example.al"),
-     ("user@bücher.example", "user@bücher.example")],
+     ("user@bücher.example", "user@xn--bcher-kva.example"),
+     ("ana@shqipëri.al", "ana@xn--shqipri-vya.al"),
+     ("ana@xn--shqipri-vya.al", "ana@xn--shqipri-vya.al")],
 )
 def test_good_addresses_are_normalised(raw: str, expected: str) -> None:
     assert normalize_address(raw) == expected

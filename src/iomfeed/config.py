@@ -519,7 +519,25 @@ def load_config(
     return config
 
 
+def _check_mail(config: Config) -> None:
+    url = config.unsubscribe_url
+    key = "mail.unsubscribe_url" if config.mail.unsubscribe_url else "site.public_url"
+    parts = urlsplit(url)
+    if not url.isascii() or any(c in url for c in ' <>,"\\') or not url.isprintable():
+        raise ConfigError(f"{key}: the unsubscribe address {url!r} must be plain ASCII without"
+                          " spaces, quotes, commas or angle brackets (it goes into a header)")
+    if parts.scheme != "https" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+        raise ConfigError(f"{key}: the unsubscribe address {url!r} must use https"
+                          " (RFC 8058 one-click unsubscribe)")
+    for name in ("from_address", "unsubscribe_mailto", "reply_to"):
+        value = getattr(config.mail, name)
+        if value and not value.isascii():
+            raise ConfigError(f"mail.{name}: write the address in ASCII (an international"
+                              " domain in its xn-- form)")
+
+
 def _check_config(config: Config) -> None:
+    _check_mail(config)
     seen: set[str] = set()
     for i, src in enumerate(config.sources):
         key = f"sources[{i}]"

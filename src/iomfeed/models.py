@@ -237,6 +237,7 @@ class DigestContent:
     since: datetime | None  # items first seen after this (None: the first digest)
     entries: tuple[DigestEntry, ...]
     more: int = 0
+    left_out: tuple[str, ...] = ()  # ids of the new items counted in ``more``
 
 
 @dataclass(frozen=True, slots=True)

@@ -193,7 +193,7 @@ def digest_content(config: Config, store: Store, now: datetime) -> DigestContent
                                current.more)
     last_sent = store.last_digest("sent")
     since = last_sent.cutoff if last_sent is not None else None
-    return select(store.new_items(since, now), max_items=config.digest.max_items,
+    return select(store.new_items(last_sent, now), max_items=config.digest.max_items,
                   digest_id=0, created=now, since=since)
 
 
@@ -262,9 +262,16 @@ def send_digest(config: Config, *, store: Store, mailer: Mailer, clock: Callable
             digest_id = store.skip_digest(created=now, since=content.since, note=note)
             log.info("digest skipped: %s", note)
             return DigestOutcome("skipped", digest_id, 0, 0, note=note)
+        # Render and make one message per language before anything is recorded: a template
+        # or header problem stops here, not half-way through a recorded digest.
+        trial = render_languages(config, content)
+        secret = load_secret(config, store)
+        for composer in composers(config, trial, digest_id=0, date=now,
+                                  secret=secret).values():
+            composer.compose(1, config.mail.from_address, "Trial Recipient")
         record = store.create_digest(created=now, since=content.since, cutoff=now,
                                      item_ids=[e.id for e in content.entries],
-                                     more=content.more)
+                                     more=content.more, left_out=content.left_out)
         content = DigestContent(digest_id=record.id, created=record.created,
                                 since=record.since, entries=content.entries,
                                 more=content.more)

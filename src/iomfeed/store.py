@@ -724,19 +724,23 @@ class Store:
                               args).fetchone()
         return None if row is None else _digest(row)
 
-    def new_items(self, since: datetime | None, cutoff: datetime) -> list[StoredItem]:
-        """Items first seen after ``since`` (all, when None) and up to ``cutoff``, newest
-        first by their date."""
+    def new_items(self, since: DigestRecord | None, cutoff: datetime) -> list[StoredItem]:
+        """Items first seen since the digest ``since`` was made (all, when None) and up to
+        ``cutoff``, that it did not hold, newest first by their date. (Timestamps have
+        one-second resolution: an item first seen in the same second as that digest, after
+        it, is new.)"""
         sql = f"SELECT {_ITEM_COLUMNS} FROM items WHERE first_seen <= ?"
-        args: list[str] = [_utc(cutoff)]
+        args: list[object] = [_utc(cutoff)]
         if since is not None:
-            sql += " AND first_seen > ?"
-            args.append(_utc(since))
+            sql += (" AND first_seen >= ? AND id NOT IN"
+                    " (SELECT item_id FROM digest_items WHERE digest_id = ?)")
+            args += [_utc(since.cutoff), since.id]
         rows = self.db.execute(sql + " ORDER BY published_utc DESC, id", args)
         return [self._row_to_item(r) for r in rows]
 
     def create_digest(self, *, created: datetime, since: datetime | None, cutoff: datetime,
-                      item_ids: list[str], more: int) -> DigestRecord:
+                      item_ids: list[str], more: int,
+                      left_out: list[str] | tuple[str, ...] = ()) -> DigestRecord:
         """Record a digest and a pending delivery for every active subscriber, in one
         transaction: from here on a crash resumes this digest, never makes another."""
         with self.transaction() as db:
@@ -748,9 +752,12 @@ class Store:
                 (_utc(created), _utc(since) if since else None, _utc(cutoff), len(item_ids),
                  more))
             digest_id = int(cur.lastrowid or 0)
+            # The items shown, then those only counted in "N more": all of them are this
+            # digest's, so the next one does not hold them again.
             db.executemany(
                 "INSERT INTO digest_items (digest_id, position, item_id) VALUES (?, ?, ?)",
-                [(digest_id, i, item_id) for i, item_id in enumerate(item_ids)])
+                [(digest_id, i, item_id)
+                 for i, item_id in enumerate([*item_ids, *left_out])])
             db.execute(
                 "INSERT INTO deliveries (digest_id, subscriber_id, status, updated)"
                 " SELECT ?, id, 'pending', ? FROM subscribers WHERE status = 'active'",
@@ -769,8 +776,10 @@ class Store:
         return int(cur.lastrowid or 0)
 
     def digest_item_ids(self, digest_id: int) -> list[str]:
+        """The items the digest shows, in order."""
         rows = self.db.execute("SELECT item_id FROM digest_items WHERE digest_id = ?"
-                               " ORDER BY position", (digest_id,))
+                               " AND position < (SELECT items FROM digests WHERE id = ?)"
+                               " ORDER BY position", (digest_id, digest_id))
         return [str(r[0]) for r in rows]
 
     def deliveries(self, digest_id: int, statuses: tuple[str, ...] = ("pending", "sending"),
@@ -801,13 +810,47 @@ class Store:
         return {str(r[0]): int(r[1]) for r in rows}
 
     def mark_sending(self, digest_id: int, subscriber_id: int, now: datetime,
-                     *, ambiguous: bool = False) -> None:
-        """Committed before the message leaves: after a crash this row says 'maybe sent'."""
-        self.db.execute(
+                     *, ambiguous: bool = False) -> bool:
+        """Committed before the message leaves: after a crash this row says 'maybe sent'.
+        False (and nothing changed) when the subscriber is no longer active: someone who
+        unsubscribed a second ago does not get the digest."""
+        cur = self.db.execute(
             "UPDATE deliveries SET status = 'sending', attempts = attempts + 1,"
             " ambiguous = max(ambiguous, ?), updated = ?"
+            " WHERE digest_id = ? AND subscriber_id = ? AND EXISTS (SELECT 1 FROM subscribers"
+            " WHERE id = ? AND status = 'active')",
+            (int(ambiguous), _utc(now), digest_id, subscriber_id, subscriber_id))
+        return cur.rowcount > 0
+
+    def uncount_attempts(self, digest_id: int, subscriber_id: int, tries: int) -> None:
+        """Give back tries that failed for reasons not this subscriber's (the server)."""
+        self.db.execute(
+            "UPDATE deliveries SET attempts = max(0, attempts - ?)"
+            " WHERE digest_id = ? AND subscriber_id = ?", (tries, digest_id, subscriber_id))
+
+    def revert_failures(self, digest_id: int, subscriber_ids: list[int], *,
+                        bounce_after: int) -> None:
+        """Undo permanent failures that turned out to be the server's (every address
+        refused): the rows are pending again, the subscribers' counts and bounces undone."""
+        with self.transaction() as db:
+            for sid in subscriber_ids:
+                db.execute("UPDATE deliveries SET status = 'pending', updated = updated"
+                           " WHERE digest_id = ? AND subscriber_id = ? AND status = 'failed'",
+                           (digest_id, sid))
+                db.execute("UPDATE subscribers SET failures = max(0, failures - 1)"
+                           " WHERE id = ?", (sid,))
+                db.execute("UPDATE subscribers SET status = 'active', left_at = NULL,"
+                           " reason = '' WHERE id = ? AND status = 'bounced' AND failures < ?",
+                           (sid, bounce_after))
+
+    def mark_error(self, digest_id: int, subscriber_id: int, reason: str,
+                   now: datetime) -> None:
+        """This subscriber's message could not be made (a bug or bad data): failed, with
+        why, without counting as a bounce."""
+        self.db.execute(
+            "UPDATE deliveries SET status = 'failed', reply = ?, updated = ?"
             " WHERE digest_id = ? AND subscriber_id = ?",
-            (int(ambiguous), _utc(now), digest_id, subscriber_id))
+            (reason[:500], _utc(now), digest_id, subscriber_id))
 
     def mark_delivered(self, digest_id: int, subscriber_id: int, reply: str,
                        now: datetime) -> None:

@@ -64,7 +64,9 @@ def normalize_address(raw: str) -> str:
     if len(labels) < 2 or not all(_LABEL_RE.match(label) for label in labels) \
             or labels[-1].isdigit() or len(ascii_domain) > 253:
         raise ValueError(f"invalid domain {domain!r}")
-    return f"{local}@{domain.lower()}"
+    # The domain in its ASCII (IDNA, "xn--") form: one spelling per mailbox, and what
+    # SMTP and mail headers carry.
+    return f"{local}@{ascii_domain}"
 
 
 def normalize_language(raw: str, default: str = "en") -> str:

@@ -32,13 +32,22 @@ log = logging.getLogger(__name__)
 
 
 class TemporaryFailure(DeliveryError):
-    """Try this message again later. ``connection`` is True when no server could be reached
-    (then every other message would fail the same way)."""
+    """Try this message again later.
 
-    def __init__(self, reply: str, *, connection: bool = False) -> None:
+    ``connection``: no server could be reached. ``server``: the reply concerns every message,
+    not this address (421, or a 4xx to MAIL FROM: a quota, a rate limit), so the others
+    would fail the same way and this try says nothing about this subscriber.
+    ``maybe_delivered``: the connection broke after the message's data was sent, so the
+    server may have taken it; a resend is a possible second copy.
+    """
+
+    def __init__(self, reply: str, *, connection: bool = False, server: bool = False,
+                 maybe_delivered: bool = False) -> None:
         super().__init__(reply)
         self.reply = reply
         self.connection = connection
+        self.server = server or connection
+        self.maybe_delivered = maybe_delivered
 
 
 class PermanentFailure(DeliveryError):
@@ -196,36 +205,55 @@ class SmtpMailer:
         smtp = self._smtp
         data = message.data if self._eightbit else to_7bit(message.data)
         options = ["BODY=8BITMIME"] if self._eightbit else []
+        stage = "MAIL"
         try:
             code, reply = smtp.mail(message.sender, options)
             if code != 250:
-                smtp.rset()
+                self._reset(code)
                 if 400 <= code < 500:
-                    raise TemporaryFailure(_reply_text(code, reply))
+                    raise TemporaryFailure(_reply_text(code, reply), server=True)
                 raise DeliveryError(
                     f"SMTP server refused the sender {message.sender}:"
                     f" {_reply_text(code, reply)} (check mail.from_address)")
+            stage = "RCPT"
             code, reply = smtp.rcpt(message.recipient)
             if code not in (250, 251):
-                smtp.rset()  # end the transaction; the connection stays usable
+                self._reset(code)  # end the transaction; the connection stays usable
                 raise _failure(code, reply)
-            code, reply = smtp.data(data)
+            stage = "DATA"
+            code, reply = smtp.data(data)  # raises only when DATA itself is refused
+            if code != 250:  # the answer to the message: queued, or not
+                self._reset(code)
+                raise _failure(code, reply)
         except smtplib.SMTPDataError as exc:
+            self._reset(exc.smtp_code)
             raise _failure(exc.smtp_code, exc.smtp_error) from exc
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop()
-            raise TemporaryFailure(f"connection lost: {exc}") from exc
+            raise TemporaryFailure(f"connection lost at {stage}: {exc}",
+                                   maybe_delivered=stage == "DATA") from exc
         except smtplib.SMTPResponseException as exc:
             self._drop()
             raise _failure(exc.smtp_code, exc.smtp_error) from exc
         return _reply_text(code, reply)
+
+    def _reset(self, code: int) -> None:
+        """End a failed transaction (a server keeps it open after a refused DATA and would
+        answer the next MAIL with 503), or drop a connection the server is closing (421)."""
+        if code == 421 or self._smtp is None:
+            self._drop()
+            return
+        try:
+            self._smtp.rset()
+        except Exception:
+            self._drop()
 
 
 def _failure(code: int, reply: bytes | str) -> DeliveryError:
     text = _reply_text(code, reply)
     if 500 <= code < 600:
         return PermanentFailure(text)
-    return TemporaryFailure(text)
+    return TemporaryFailure(text, server=code == 421)
 
 
 def to_7bit(data: bytes) -> bytes:
@@ -233,13 +261,16 @@ def to_7bit(data: bytes) -> bytes:
     import email
     from email.policy import SMTP
 
-    msg = email.message_from_bytes(data, policy=SMTP)
+    # refold_source="none": the headers go out exactly as they came (refolding would turn
+    # List-Unsubscribe's URLs into encoded words, which breaks one-click unsubscribe).
+    policy = SMTP.clone(refold_source="none")
+    msg = email.message_from_bytes(data, policy=policy)
     for part in msg.walk():
         if part.get_content_maintype() == "text":
             text = part.get_content().replace("\r\n", "\n")
             subtype = part.get_content_subtype()
             part.set_content(text, subtype=subtype, cte="base64")
-    return msg.as_bytes(policy=SMTP.clone(cte_type="7bit"))
+    return msg.as_bytes(policy=policy.clone(cte_type="7bit"))
 
 
 def make_mailer(config: Config) -> Mailer:

@@ -25,9 +25,13 @@ from .mailers import Mailer, PermanentFailure, TemporaryFailure
 
 log = logging.getLogger(__name__)
 
-#: Permanent failures in a row after which the send stops: one address refusing is normal,
-#: a relay refusing everyone is a configuration problem, not a reason to bounce the list.
+#: Refusals in a row after which the send stops: one address refusing is normal, a relay
+#: refusing everyone is a configuration problem, not a reason to fail or bounce the list;
+#: the streak's rows are put back to pending and its bounce counts undone.
 MAX_PERMANENT_IN_A_ROW = 10
+#: Addresses in a row still deferred after their retries: a quota or a rate limit answered
+#: at RCPT, not greylisting; the send stops and the streak's tries are given back.
+MAX_TEMPORARY_IN_A_ROW = 5
 
 
 class Stop:
@@ -66,15 +70,15 @@ def deliver(
               "resent_ambiguous": 0}
     error = ""
     interrupted = False
-    permanent_in_a_row = 0
+    refused: list[int] = []  # subscribers refused permanently in a row
+    deferred: list[tuple[int, int]] = []  # (subscriber, tries this run) deferred in a row
     for row in store.deliveries(record.id):
         if stop.requested:
             interrupted = True
             break
-        now = clock()
         if row.subscriber_status != "active":
             store.mark_skipped(record.id, row.subscriber_id,
-                               f"subscriber {row.subscriber_status} before their turn", now)
+                               f"subscriber {row.subscriber_status} before their turn", clock())
             counts["skipped"] += 1
             continue
         ambiguous = row.status == "sending" or row.ambiguous
@@ -82,19 +86,42 @@ def deliver(
             log.warning("digest %d to %s was in flight when a run stopped; sending it again"
                         " with the same Message-ID", record.id, row.address)
             counts["resent_ambiguous"] += 1
-        message = composers[row.language].compose(row.subscriber_id, row.address, row.name)
+        try:
+            message = composers[row.language].compose(row.subscriber_id, row.address, row.name)
+        except Exception as exc:  # bad data must not stall everyone after this row
+            log.exception("digest %d to %s: the message could not be made", record.id,
+                          row.address)
+            store.mark_error(record.id, row.subscriber_id,
+                             f"message could not be made: {exc!r}", clock())
+            counts["failed"] += 1
+            continue
         attempts = row.attempts
+        tries = 0
         for retry in range(mail.retries + 1):
-            store.mark_sending(record.id, row.subscriber_id, clock(), ambiguous=ambiguous)
+            if not store.mark_sending(record.id, row.subscriber_id, clock(),
+                                      ambiguous=ambiguous):
+                store.mark_skipped(record.id, row.subscriber_id,
+                                   "unsubscribed before their turn", clock())
+                counts["skipped"] += 1
+                break
             attempts += 1
+            tries += 1
             try:
                 reply = mailer.send(message)
             except TemporaryFailure as exc:
+                ambiguous = ambiguous or exc.maybe_delivered
                 if retry < mail.retries and attempts < mail.max_attempts \
                         and not stop.sleep(mail.backoff * 2 ** retry):
                     log.info("digest %d to %s: %s; trying again", record.id, row.address,
                              exc.reply)
                     continue
+                if exc.server:
+                    # Not this subscriber's problem: pending again, the tries given back.
+                    store.mark_deferred(record.id, row.subscriber_id, exc.reply, clock(),
+                                        give_up=False)
+                    store.uncount_attempts(record.id, row.subscriber_id, tries)
+                    error = f"mail server: {exc.reply}"
+                    break
                 give_up = attempts >= mail.max_attempts
                 store.mark_deferred(record.id, row.subscriber_id, exc.reply, clock(),
                                     give_up=give_up)
@@ -104,10 +131,14 @@ def deliver(
                                 row.address, attempts, exc.reply)
                 else:
                     counts["deferred"] += 1
+                    deferred.append((row.subscriber_id, tries))
                     log.warning("digest %d to %s deferred to the next run: %s", record.id,
                                 row.address, exc.reply)
-                if exc.connection:
-                    error = f"mail server unreachable: {exc.reply}"
+                if len(deferred) >= MAX_TEMPORARY_IN_A_ROW:
+                    for sid, n in deferred:
+                        store.uncount_attempts(record.id, sid, n)
+                    error = (f"{len(deferred)} addresses in a row deferred (last: {exc.reply});"
+                             " stopped: is the mail server refusing everyone for now?")
                 elif stop.requested:
                     interrupted = True
             except PermanentFailure as exc:
@@ -115,23 +146,29 @@ def deliver(
                                             bounce_after=mail.bounce_after)
                 counts["failed"] += 1
                 counts["bounced"] += int(bounced)
-                permanent_in_a_row += 1
+                refused.append(row.subscriber_id)
+                deferred.clear()
                 log.warning("digest %d to %s refused: %s%s", record.id, row.address,
                             exc.reply, " (subscriber marked bounced)" if bounced else "")
-                if permanent_in_a_row >= MAX_PERMANENT_IN_A_ROW:
-                    error = (f"{permanent_in_a_row} addresses in a row refused (last: "
-                             f"{exc.reply}); stopped: is the mail server refusing every"
-                             " message?")
+                if len(refused) >= MAX_PERMANENT_IN_A_ROW:
+                    store.revert_failures(record.id, refused, bounce_after=mail.bounce_after)
+                    counts["failed"] -= len(refused)
+                    counts["bounced"] = 0
+                    error = (f"{len(refused)} addresses in a row refused (last: {exc.reply});"
+                             " stopped, and those deliveries are pending again: is the mail"
+                             " server refusing every message?")
             except DeliveryError as exc:
                 # Concerns every message (sender refused, login, TLS, outbox not writable):
-                # this row goes back to pending and the send stops.
+                # this row goes back to pending, its try given back, and the send stops.
                 store.mark_deferred(record.id, row.subscriber_id, str(exc), clock(),
                                     give_up=False)
+                store.uncount_attempts(record.id, row.subscriber_id, tries)
                 error = str(exc)
             else:
                 store.mark_delivered(record.id, row.subscriber_id, reply, clock())
                 counts["sent"] += 1
-                permanent_in_a_row = 0
+                refused.clear()
+                deferred.clear()
                 log.debug("digest %d to %s: %s", record.id, row.address, reply)
             break
         if on_message is not None:
@@ -141,4 +178,4 @@ def deliver(
     finished = store.finish_digest(record.id, clock())
     totals = store.delivery_totals(record.id)
     return DeliveryReport(digest_id=record.id, interrupted=interrupted, totals=totals,
-                            finished=finished, error=error, **counts)
+                          finished=finished, error=error, **counts)

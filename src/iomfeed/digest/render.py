@@ -236,10 +236,14 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _LONG_WORD = re.compile(rf"\S{{{MAX_WORD + 1},}}")
 
 
-def clean_text(text: str) -> str:
-    """Scraped text made safe to lay out: control characters gone, whitespace collapsed,
-    words longer than MAX_WORD characters cut with spaces."""
+def clean_text(text: str, *, scraped: bool = True) -> str:
+    """Text made safe to lay out: control characters gone, whitespace collapsed, words
+    longer than MAX_WORD characters cut with spaces; and, for ``scraped`` text, no "%%"
+    left that could spell a subscriber token (a hostile page must not get addresses or
+    unsubscribe links filled into its text)."""
     text = " ".join(_CONTROL.sub(" ", text).split())
+    if scraped:
+        text = text.replace("%%", "%\u2060%")
     return _LONG_WORD.sub(
         lambda m: " ".join(m.group(0)[i:i + MAX_WORD]
                            for i in range(0, len(m.group(0)), MAX_WORD)), text)
@@ -253,7 +257,8 @@ def ascii_url(url: str) -> str:
     serializer writes anyway, and what plain-text mail programs recognise as one link."""
     from urllib.parse import quote
 
-    return _NON_ASCII.sub(lambda m: quote(m.group(0), safe=""), url)
+    # "%%" is never valid in a URL; encoded, it cannot spell a subscriber token.
+    return _NON_ASCII.sub(lambda m: quote(m.group(0), safe=""), url).replace("%%", "%25%25")
 
 
 def usable_url(url: str) -> bool:
@@ -304,7 +309,9 @@ def _autoescape(name: str | None) -> bool:
 def wrap_text(text: str, width: int = TEXT_WIDTH) -> str:
     """A paragraph of plain text wrapped at ``width`` columns (long words, such as links,
     are not cut)."""
-    return textwrap.fill(clean_text(str(text)), width=width, break_long_words=False,
+    # Its input is already clean (or the chrome's own text, tokens included).
+    return textwrap.fill(clean_text(str(text), scraped=False), width=width,
+                         break_long_words=False,
                          break_on_hyphens=False)
 
 

@@ -61,6 +61,7 @@ def select(items: Sequence[StoredItem], *, max_items: int, digest_id: int, creat
     return DigestContent(
         digest_id=digest_id, created=created, since=since,
         entries=tuple(to_entry(i) for i in shown), more=len(ordered) - len(shown),
+        left_out=tuple(i.id for i in ordered[max_items:]),
     )
 
 

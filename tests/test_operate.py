@@ -1,0 +1,158 @@
+"""Seeing what happens: `iomfeed status` (table and JSON), `run --json`, JSON log lines,
+and operator alerts (at most once a day per problem, recoveries, digest failures)."""
+
+from __future__ import annotations
+
+import dataclasses
+import email
+import email.policy
+import json
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from iomfeed.alerts import notify
+from iomfeed.cli import JsonFormatter, main
+from iomfeed.config import Config
+from iomfeed.delivery.mailers import OutboxMailer
+from iomfeed.demo.server import Fault, SnapshotServer
+from iomfeed.health import check
+from iomfeed.models import SourceResult
+from iomfeed.store import Store
+
+from .conftest import NOW
+from .digestkit import add_items, add_subscribers, digest_config
+from .test_cli_snapshot import iomfeed, write_config
+
+
+def record(store: Store, when_hours: float, ok: bool, error: str = "") -> None:
+    started = NOW + timedelta(hours=when_hours)
+    store.record_run(started, started, (SourceResult(name="iom-albania", ok=ok,
+                                                     error=error),))
+
+
+def test_health_counts_failures_in_a_row_and_stuck_digests(tmp_path: Path) -> None:
+    config = digest_config(tmp_path)
+    with Store(config.database_path) as store:
+        record(store, 0, True)
+        record(store, 1, False, "HTTP 500")
+        record(store, 2, False, "HTTP 503")
+        health = check(config, store, NOW + timedelta(hours=3))
+        (src,) = health.sources
+        assert (src.consecutive_failures, src.last_error, src.ok) == (2, "HTTP 503", False)
+        assert src.last_success == NOW
+        assert health.ok  # 2 < operator.failures = 3
+        record(store, 3, False, "HTTP 500")
+        assert check(config, store, NOW + timedelta(hours=4)).failing[0].name == "iom-albania"
+        add_subscribers(store, 1)
+        store.create_digest(created=NOW, since=None, cutoff=NOW, item_ids=[], more=0)
+        record(store, 4, True)
+        assert check(config, store, NOW + timedelta(hours=5)).ok
+        late = check(config, store, NOW + timedelta(hours=25))
+        assert not late.ok and late.stuck_digest is not None
+        assert late.as_json()["status"] == "failing"
+
+
+def test_status_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config_path = tmp_path / "config.toml"
+    from .conftest import CONFIG_FILE
+
+    config_path.write_text(CONFIG_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    with Store(tmp_path / "iomfeed.db") as store:
+        record(store, 0, True)
+        add_items(store, range(3), NOW)
+        add_subscribers(store, 2)
+    assert main(["--config", str(config_path), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "status: ok" in out and "iom-albania" in out and "store: 3 item(s)" in out
+    assert "subscribers: 2 active, 0 unsubscribed, 0 bounced" in out and "next: fetch" in out
+    assert main(["--config", str(config_path), "status", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["status"] == "ok" and data["items"] == 3
+    assert data["sources"][0]["name"] == "iom-albania"
+    assert set(data["next"]) == {"fetch", "digest"}
+
+
+def test_json_log_lines() -> None:
+    record_ = logging.LogRecord("iomfeed.x", logging.WARNING, __file__, 1, "a %s line", ("ëë",),
+                                None)
+    line = json.loads(JsonFormatter().format(record_))
+    assert line["level"] == "warning" and line["message"] == "a ëë line"
+    assert line["logger"] == "iomfeed.x" and line["time"].endswith("+00:00")
+
+
+def alert_config(tmp_path: Path) -> Config:
+    config = digest_config(tmp_path)
+    return dataclasses.replace(config, operator=dataclasses.replace(
+        config.operator, email="ops@example.org", failures=2))
+
+
+def outbox_messages(config: Config) -> list[email.message.EmailMessage]:
+    out = []
+    for path in sorted(config.outbox_path.glob("alert-*.eml")):
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(msg, email.message.EmailMessage)
+        out.append(msg)
+    return out
+
+
+def test_alerts_once_a_day_then_recovery(tmp_path: Path) -> None:
+    config = alert_config(tmp_path)
+
+    def mailer() -> OutboxMailer:
+        return OutboxMailer(config.outbox_path)
+
+    with Store(config.database_path) as store:
+        record(store, 0, False, "HTTP 500")
+        assert notify(config, store, mailer, NOW) == ()  # one failure is not a problem yet
+        record(store, 1, False, "HTTP 500")
+        sent = notify(config, store, mailer, NOW + timedelta(hours=1))
+        assert len(sent) == 1 and "failed 2 runs in a row" in sent[0]
+        for h in range(2, 12):  # cron every hour: no repeats the same day
+            record(store, h, False, "HTTP 500")
+            assert notify(config, store, mailer, NOW + timedelta(hours=h)) == ()
+        record(store, 26, False, "HTTP 500")
+        assert len(notify(config, store, mailer, NOW + timedelta(hours=26))) == 1  # a day later
+        record(store, 27, True)
+        assert notify(config, store, mailer, NOW + timedelta(hours=27)) == (
+            "source iom-albania works again",)
+        assert notify(config, store, mailer, NOW + timedelta(hours=28)) == ()
+    messages = outbox_messages(config)
+    assert len(messages) == 3
+    assert str(messages[0]["To"]) == "ops@example.org"
+    # (.strip(): Python folds a 70-78 character subject onto its own continuation line.)
+    assert str(messages[0]["Subject"]).strip().startswith("[iomfeed] source iom-albania failed")
+    assert messages[0]["Auto-Submitted"] == "auto-generated"
+
+
+def test_digest_failures_are_alerted_once(tmp_path: Path) -> None:
+    config = alert_config(tmp_path)
+    with Store(config.database_path) as store:
+        add_subscribers(store, 2)
+        record_ = store.create_digest(created=NOW, since=None, cutoff=NOW, item_ids=[], more=0)
+        rows = list(store.deliveries(record_.id))
+        store.mark_failed(record_.id, rows[0].subscriber_id, "550 no", NOW, bounce_after=3)
+        store.mark_delivered(record_.id, rows[1].subscriber_id, "250 ok", NOW)
+        store.finish_digest(record_.id, NOW)
+        mailer = lambda: OutboxMailer(config.outbox_path)  # noqa: E731
+        sent = notify(config, store, mailer, NOW)
+        assert len(sent) == 1 and "failed permanently" in sent[0]
+        assert notify(config, store, mailer, NOW + timedelta(days=2)) == ()
+
+
+@pytest.mark.network
+def test_run_json_report_and_quiet_failure_output(server: SnapshotServer,
+                                                  tmp_path: Path) -> None:
+    config = write_config(server, tmp_path)
+    ok = iomfeed("--config", str(config), "-q", "run", "--json", cwd=tmp_path)
+    assert ok.returncode == 0 and ok.stderr == ""
+    report = json.loads(ok.stdout)
+    assert report["ok"] and report["sources"][0]["new"] == 48 and report["digest"] is None
+    assert "atom.xml" in report["published"]["written"]
+    server.add_fault("/news", Fault(status=500, times=100))
+    bad = iomfeed("--config", str(config), "-q", "--log-format", "json", "run", cwd=tmp_path)
+    assert bad.returncode == 1 and bad.stdout == ""
+    lines = [json.loads(line) for line in bad.stderr.splitlines()]
+    assert any(line["level"] == "error" and "iom-albania" in line["message"] for line in lines)
