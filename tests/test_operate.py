@@ -156,3 +156,52 @@ def test_run_json_report_and_quiet_failure_output(server: SnapshotServer,
     assert bad.returncode == 1 and bad.stdout == ""
     lines = [json.loads(line) for line in bad.stderr.splitlines()]
     assert any(line["level"] == "error" and "iom-albania" in line["message"] for line in lines)
+
+
+def test_progress_only_on_a_terminal() -> None:
+    import io
+
+    from iomfeed.progress import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    quiet_pipe = io.StringIO()
+    p = Progress("digest messages", 3, stream=quiet_pipe)
+    for _ in range(3):
+        p.step()
+    p.close()
+    assert quiet_pipe.getvalue() == ""  # cron, systemd: nothing
+    tty = Tty()
+    p = Progress("digest messages", 3, stream=tty)
+    for _ in range(3):
+        p.step()
+    p.close()
+    assert "digest messages [" in tty.getvalue() and "3/3" in tty.getvalue()
+    silenced = Tty()
+    p = Progress("x", 3, stream=silenced, enabled=False)  # --quiet
+    p.step()
+    assert silenced.getvalue() == ""
+
+
+def test_a_stop_request_ends_fetching_between_items(tmp_path: Path) -> None:
+    from iomfeed.http import HttpClient
+    from iomfeed.pipeline import fetch_all
+
+
+    items = tmp_path / "items.json"
+    items.write_text(json.dumps([
+        {"url": f"https://albania.iom.int/news/n{i}", "title": f"Story {i}",
+         "date_published": "2026-11-20T10:00:00Z"} for i in range(5)]), encoding="utf-8")
+    config = digest_config(tmp_path)
+    from iomfeed.config import SourceConfig
+
+    config = dataclasses.replace(config, sources=(SourceConfig(name="manual", kind="json",
+                                                               path=str(items)),))
+    seen = []
+    with Store(config.database_path) as store, HttpClient(config.http) as http:
+        report = fetch_all(config, store=store, http=http, now=lambda: NOW,
+                           stop=lambda: len(seen) > 2, on_item=lambda: seen.append(1))
+        assert store.count() == 2
+    assert "stopped early on request" in report.sources[0].warnings

@@ -43,11 +43,16 @@ def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
     from .http import HttpClient
     from .lock import RunLock
     from .pipeline import fetch_all, open_store
+    from .progress import Progress
 
+    progress = Progress("items read", enabled=not args.quiet)
     with RunLock(config.database_path), open_store(config) as store, \
             HttpClient(config.http, validators=store) as http:
-        report = fetch_all(config, store=store, http=http, now=utc_now,
-                           only=args.source or ())
+        try:
+            report = fetch_all(config, store=store, http=http, now=utc_now,
+                               only=args.source or (), on_item=progress.step)
+        finally:
+            progress.close()
     return EXIT_OK if report.ok else EXIT_SOURCE_FAILED
 
 
@@ -65,11 +70,19 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     from .http import HttpClient
     from .lock import RunLock
     from .pipeline import open_store, run_cycle
+    from .progress import Progress
 
+    fetching = Progress("items read", enabled=not args.quiet)
+    sending = Progress("digest messages", enabled=not args.quiet)
     with RunLock(config.database_path), open_store(config) as store, \
             HttpClient(config.http, validators=store) as http, _stop_on_signals() as stop:
-        report = run_cycle(config, store=store, http=http, mailer=lambda: make_mailer(config),
-                           clock=utc_now, stop=stop)
+        try:
+            report = run_cycle(config, store=store, http=http,
+                               mailer=lambda: make_mailer(config), clock=utc_now, stop=stop,
+                               on_item=fetching.step, on_message=sending.step)
+        finally:
+            fetching.close()
+            sending.close()
     if args.json:
         json.dump(cycle_json(report), sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
@@ -197,11 +210,16 @@ def cmd_digest(args: argparse.Namespace, config: Config) -> int:
     if args.send:
         from .delivery.mailers import make_mailer
         from .pipeline import send_digest
+        from .progress import Progress
 
+        sending = Progress("digest messages", enabled=not args.quiet)
         with RunLock(config.database_path), open_store(config) as store, \
                 _stop_on_signals() as stop:
-            outcome = send_digest(config, store=store, mailer=make_mailer(config),
-                                  clock=utc_now, stop=stop)
+            try:
+                outcome = send_digest(config, store=store, mailer=make_mailer(config),
+                                      clock=utc_now, stop=stop, on_message=sending.step)
+            finally:
+                sending.close()
         d = outcome.delivery
         if d is None:
             print(f"digest skipped: {outcome.note}")

@@ -68,6 +68,8 @@ def fetch_all(
     now: Callable[[], datetime],
     only: Sequence[str] = (),
     timer: Callable[[], float] = time.monotonic,
+    stop: Callable[[], bool] | None = None,
+    on_item: Callable[[], None] | None = None,
 ) -> RunReport:
     """Run every enabled source (or the named ones) and record the run in the store."""
     sources = select_sources(config, only)
@@ -78,9 +80,12 @@ def fetch_all(
     results = []
     config_errors: list[ConfigError] = []
     for src in sources:
+        if stop is not None and stop():
+            break  # asked to stop: the sources not run yet wait for the next run
         try:
             results.append(fetch_source(config, src, store=store, http=http, now=started,
-                                        origins=origins, timer=timer))
+                                        origins=origins, timer=timer, stop=stop,
+                                        on_item=on_item))
         except ConfigError as exc:  # found late (a selector compiled at first use)
             config_errors.append(exc)
             results.append(SourceResult(name=src.name, ok=False, error=str(exc)))
@@ -100,6 +105,8 @@ def fetch_source(
     now: datetime,
     origins: tuple[Origin, ...],
     timer: Callable[[], float] = time.monotonic,
+    stop: Callable[[], bool] | None = None,
+    on_item: Callable[[], None] | None = None,
 ) -> SourceResult:
     """Run one source; its failure becomes the result's ``error``, never an exception."""
     t0 = timer()
@@ -111,8 +118,16 @@ def fetch_source(
     counts = dict.fromkeys(Change, 0)
     found = filtered = 0
     error = ""
+    stopped = False
     try:
         for raw in build_source(src).fetch(ctx):
+            if on_item is not None:
+                on_item()
+            if stop is not None and stop():
+                # The item in hand is not stored and its listing page not marked as seen,
+                # so the next run picks up from here.
+                stopped = True
+                break
             found += 1
             item = normalize_item(raw, origins=origins, tz=tz, language=language)
             if not passes_filter(item.title, item.categories, src.filter):
@@ -138,7 +153,7 @@ def fetch_source(
         duration=timer() - t0,
         error=error,
         filtered=filtered,
-        warnings=tuple(stats.warnings),
+        warnings=tuple(stats.warnings) + (("stopped early on request",) if stopped else ()),
     )
     _log_result(result)
     return result
@@ -241,7 +256,8 @@ def digest_due(config: Config, store: Store, now: datetime) -> bool:
 
 
 def send_digest(config: Config, *, store: Store, mailer: Mailer, clock: Callable[[], datetime],
-                stop: Stop | None = None) -> DigestOutcome:
+                stop: Stop | None = None,
+                on_message: Callable[[], None] | None = None) -> DigestOutcome:
     """Send the digest: resume the one being sent, or make one of what is new. Skips (and
     records the skip, so the schedule moves on) when there is nothing new or nobody to
     send to."""
@@ -288,7 +304,7 @@ def send_digest(config: Config, *, store: Store, mailer: Mailer, clock: Callable
                      secret=secret)
     try:
         report = deliver(store, record, made, mailer, mail=config.mail, clock=clock,
-                         stop=stop)
+                         stop=stop, on_message=on_message)
     finally:
         mailer.close()
     status = "sent" if report.finished else "incomplete"
@@ -324,15 +340,19 @@ def digest_preview(config: Config, store: Store, now: datetime,
 
 def run_cycle(config: Config, *, store: Store, http: HttpClient,
               mailer: Callable[[], Mailer], clock: Callable[[], datetime],
-              stop: Stop | None = None) -> CycleReport:
+              stop: Stop | None = None, on_item: Callable[[], None] | None = None,
+              on_message: Callable[[], None] | None = None) -> CycleReport:
     """Fetch, publish, send the digest when it is due, tell the operator what went wrong:
     what ``iomfeed run`` does once and ``iomfeed serve`` on its schedule."""
     from .alerts import notify
 
-    report = fetch_all(config, store=store, http=http, now=clock)
+    report = fetch_all(config, store=store, http=http, now=clock,
+                       stop=(lambda: stop.requested) if stop is not None else None,
+                       on_item=on_item)
     published = publish(config, store=store, now=clock())
     outcome = None
     if (stop is None or not stop.requested) and digest_due(config, store, clock()):
-        outcome = send_digest(config, store=store, mailer=mailer(), clock=clock, stop=stop)
+        outcome = send_digest(config, store=store, mailer=mailer(), clock=clock, stop=stop,
+                              on_message=on_message)
     alerts = notify(config, store, mailer, clock())
     return CycleReport(run=report, published=published, digest=outcome, alerts=alerts)
