@@ -568,3 +568,17 @@ def test_someone_unsubscribing_during_the_send_is_not_sent_to(tmp_path: Path) ->
         assert [m.recipient for m in mailer.sent] == ["reader0@example.org",
                                                       "reader1@example.org"]
         assert store.delivery_totals(outcome.digest_id) == {"sent": 2, "skipped": 1}
+
+
+@pytest.mark.network
+def test_smtp_sets_tcp_nodelay(tmp_path: Path) -> None:
+    import socket
+
+    with smtp_server() as (_handler, port):
+        mailer = make_mailer(smtp_config(digest_config(tmp_path), port))
+        assert isinstance(mailer, SmtpMailer)
+        mailer.send(outgoing())
+        sock = mailer._smtp.sock if mailer._smtp else None
+        assert sock is not None
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        mailer.close()

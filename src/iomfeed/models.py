@@ -290,6 +290,7 @@ class Delivery:
     attempts: int
     ambiguous: bool  # found 'sending' after a crash: it may or may not have gone out
     reply: str  # the last SMTP reply (or error)
+    subscriber_failures: int = 0  # the subscriber's permanent failures in a row so far
 
 
 @dataclass(frozen=True, slots=True)

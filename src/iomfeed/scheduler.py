@@ -126,6 +126,8 @@ class Service:
                      server.server_port, config.schedule.fetch, config.schedule.digest, tz)
 
             def on_signal(signum: int, frame: object) -> None:
+                if self.stop.requested:
+                    return  # a second signal: already stopping
                 log.info("%s received: finishing the work in hand, then stopping",
                          signal.Signals(signum).name)
                 self.stop.set()

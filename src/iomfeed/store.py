@@ -220,7 +220,8 @@ def _digest(row: sqlite3.Row) -> DigestRecord:
 
 
 _DELIVERY_SELECT = (
-    "SELECT d.*, s.address, s.name, s.language, s.status AS sub_status"
+    "SELECT d.*, s.address, s.name, s.language, s.status AS sub_status,"
+    " s.failures AS sub_failures"
     " FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
 )
 
@@ -230,7 +231,7 @@ def _delivery(r: sqlite3.Row) -> Delivery:
         digest_id=r["digest_id"], subscriber_id=r["subscriber_id"], address=r["address"],
         name=r["name"], language=r["language"], subscriber_status=r["sub_status"],
         status=r["status"], attempts=r["attempts"], ambiguous=bool(r["ambiguous"]),
-        reply=r["reply"])
+        reply=r["reply"], subscriber_failures=r["sub_failures"])
 
 
 def _statements(script: str) -> list[str]:
@@ -853,7 +854,16 @@ class Store:
             (reason[:500], _utc(now), digest_id, subscriber_id))
 
     def mark_delivered(self, digest_id: int, subscriber_id: int, reply: str,
-                       now: datetime) -> None:
+                       now: datetime, *, reset_failures: bool = True) -> None:
+        """Committed once the server took the message; a success ends a bounce streak
+        (``reset_failures=False`` when the caller knows there is none: one statement, one
+        commit, which counts at thousands of messages)."""
+        if not reset_failures:
+            self.db.execute(
+                "UPDATE deliveries SET status = 'sent', reply = ?, updated = ?"
+                " WHERE digest_id = ? AND subscriber_id = ?",
+                (reply, _utc(now), digest_id, subscriber_id))
+            return
         with self.transaction() as db:
             db.execute(
                 "UPDATE deliveries SET status = 'sent', reply = ?, updated = ?"

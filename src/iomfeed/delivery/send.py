@@ -165,7 +165,8 @@ def deliver(
                 store.uncount_attempts(record.id, row.subscriber_id, tries)
                 error = str(exc)
             else:
-                store.mark_delivered(record.id, row.subscriber_id, reply, clock())
+                store.mark_delivered(record.id, row.subscriber_id, reply, clock(),
+                                     reset_failures=row.subscriber_failures > 0)
                 counts["sent"] += 1
                 refused.clear()
                 deferred.clear()
