@@ -131,7 +131,7 @@ def test_a_second_run_on_the_same_database_exits_75(server: SnapshotServer, tmp_
     import time
 
     config = write_config(server, tmp_path)
-    server.add_fault("/news", Fault(status=200, delay=3.0, times=2))
+    server.add_fault("/news", Fault(status=200, delay=6.0, times=2))
     first = subprocess.Popen([sys.executable, "-m", "iomfeed", "--config", str(config), command],
                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -160,3 +160,13 @@ def test_weekday_numbers_mean_what_they_mean_in_crontab() -> None:
     sunday = trigger("0 8 * * 0", "UTC").get_next_fire_time(
         None, datetime(2026, 11, 24, tzinfo=UTC))
     assert (monday.weekday(), sunday.weekday()) == (0, 6)
+    start = datetime(2026, 11, 22, tzinfo=UTC)  # a Sunday
+    days = set()
+    when = start
+    for _ in range(7):
+        when = trigger("0 8 * * 0-4", "UTC").get_next_fire_time(None, when)
+        days.add(when.weekday())
+        when = when.replace(hour=9)
+    assert days == {6, 0, 1, 2, 3}  # Sunday to Thursday, as in crontab
+    step = trigger("0 8 * * */2", "UTC").get_next_fire_time(None, start)
+    assert step.weekday() == 6  # crontab's */2 starts on Sunday

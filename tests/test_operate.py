@@ -18,6 +18,7 @@ from iomfeed.cli import JsonFormatter, main
 from iomfeed.config import Config
 from iomfeed.delivery.mailers import OutboxMailer
 from iomfeed.demo.server import Fault, SnapshotServer
+from iomfeed.errors import ConfigError
 from iomfeed.health import check
 from iomfeed.models import SourceResult
 from iomfeed.store import Store
@@ -205,3 +206,69 @@ def test_a_stop_request_ends_fetching_between_items(tmp_path: Path) -> None:
                            stop=lambda: len(seen) > 2, on_item=lambda: seen.append(1))
         assert store.count() == 2
     assert "stopped early on request" in report.sources[0].warnings
+
+
+def test_a_flapping_source_is_mailed_at_most_once_a_day(tmp_path: Path) -> None:
+    config = alert_config(tmp_path)
+
+    def mailer() -> OutboxMailer:
+        return OutboxMailer(config.outbox_path)
+
+    with Store(config.database_path) as store:
+        hour = 0
+        mailed = []
+        for _episode in range(4):  # fail twice, recover, again and again, within a day
+            for _ in range(2):
+                record(store, hour, False, "HTTP 500")
+                mailed += notify(config, store, mailer, NOW + timedelta(hours=hour))
+                hour += 1
+            record(store, hour, True)
+            mailed += notify(config, store, mailer, NOW + timedelta(hours=hour))
+            hour += 1
+    assert mailed == [mailed[0], "source iom-albania works again"]
+
+
+def test_a_disabled_source_is_not_failing(tmp_path: Path) -> None:
+    config = digest_config(tmp_path)
+    with Store(config.database_path) as store:
+        for h in range(5):
+            record(store, h, False, "HTTP 500")
+        assert check(config, store, NOW + timedelta(hours=6)).failing
+        off = dataclasses.replace(config, sources=tuple(
+            dataclasses.replace(s, enabled=False) for s in config.sources))
+        health = check(off, store, NOW + timedelta(hours=6))
+        assert health.ok and health.sources[0].consecutive_failures == 5
+
+
+def test_a_digest_failure_alert_is_retried_until_mailed(tmp_path: Path) -> None:
+    config = alert_config(tmp_path)
+    with Store(config.database_path) as store:
+        add_subscribers(store, 1)
+        rec = store.create_digest(created=NOW, since=None, cutoff=NOW, item_ids=[], more=0)
+        sid = next(store.deliveries(rec.id)).subscriber_id
+        store.mark_failed(rec.id, sid, "550 no", NOW, bounce_after=3)
+        store.finish_digest(rec.id, NOW)
+        config.outbox_path.parent.mkdir(parents=True, exist_ok=True)
+        config.outbox_path.write_text("not a folder: the mail cannot go out")
+        assert notify(config, store, lambda: OutboxMailer(config.outbox_path), NOW) == ()
+        config.outbox_path.unlink()
+        sent = notify(config, store, lambda: OutboxMailer(config.outbox_path),
+                      NOW + timedelta(hours=1))
+        assert len(sent) == 1 and "failed permanently" in sent[0]
+
+
+def test_a_scheduled_job_failing_again_and_again_shows_in_health(tmp_path: Path) -> None:
+    from iomfeed.health import record_job
+
+    config = digest_config(tmp_path)
+    Store(config.database_path).close()
+    for _ in range(3):
+        record_job(config, "cycle", ConfigError("mail.smtp.password_env: not set"))
+    with Store(config.database_path) as store:
+        health = check(config, store, NOW)
+    assert not health.ok
+    assert any("cycle job failed 3 times" in p and "password_env" in p
+               for p in health.problems())
+    record_job(config, "cycle", None)
+    with Store(config.database_path) as store:
+        assert check(config, store, NOW).ok

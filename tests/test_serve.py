@@ -188,3 +188,22 @@ def test_sigterm_during_a_digest_send_leaves_the_ledger_consistent(
     assert "sending" not in totals  # the message in hand was finished
     assert totals["sent"] == len(handler.received) >= 4
     assert totals["sent"] + totals["pending"] == 12
+
+
+def test_a_second_signal_while_stopping_does_not_cut_the_work_short(
+        server: SnapshotServer, tmp_path: Path, services: list[Service]) -> None:
+    port = free_port()
+    config = service_config(server, tmp_path, port, fetch="0 0 1 1 *")
+    server.add_fault("/news", Fault(status=200, delay=3.0))  # a slow page in hand
+    svc = Service(config, port)
+    services.append(svc)
+    svc.wait_for(lambda: server.hits("/news") > 0, "the first cycle to ask for the listing")
+    svc.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    svc.proc.send_signal(signal.SIGINT)  # an impatient second Ctrl-C
+    assert svc.proc.wait(timeout=60) == 0, svc.log.read_text()
+    log = svc.log.read_text()
+    assert "stopped" in log and "interrupted" not in log
+    with Store(tmp_path / "iomfeed.db") as store:
+        (result,) = store.source_runs(store.last_run_id() or 0)
+    assert result.ok and "stopped early on request" in result.warnings

@@ -58,7 +58,7 @@ def request(base: str, method: str, path: str, body: bytes | None = None,
     try:
         conn.request(method, path, body=body, headers=headers or {})
         resp = conn.getresponse()
-        return resp.status, dict(resp.getheaders()), resp.read().decode("utf-8")
+        return resp.status, dict(resp.getheaders()), resp.read().decode("utf-8", "replace")
     finally:
         conn.close()
 
@@ -144,3 +144,18 @@ def test_the_confirmation_button_unsubscribes_in_chromium(
         assert "You are unsubscribed" in page.content()
         assert page.url.startswith(f"{base}/") and "unsubscribe" in page.url
     assert status_of(config, address) == "unsubscribed"
+
+
+def test_edge_requests(site: tuple[Config, str, dict[str, str]]) -> None:
+    from iomfeed.web import accepts_gzip
+
+    _config, base, _tokens = site
+    code, _h, body = request(base, "HEAD", "/unsubscribe?t=junk")
+    assert code == 400 and body == ""
+    assert request(base, "GET", "/unsubscribe?t=9999999999999999999.AAAAAAAAAAAAAAAAAAAAAA")[0] \
+        == 400
+    _c, headers, _b = request(base, "GET", "/atom.xml", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "Content-Encoding" not in headers
+    _c, headers, _b = request(base, "GET", "/atom.xml", headers={"Accept-Encoding": "gzip"})
+    assert headers["Content-Encoding"] == "gzip" and headers["ETag"].endswith('-gz"')
+    assert accepts_gzip("br, gzip;q=0.5") and not accepts_gzip("identity")

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REPEAT_AFTER = timedelta(days=1)
+SUPPRESSED = "back within a day: not mailed again"
 
 
 def problems(config: Config, store: Store, now: datetime) -> dict[str, str]:
@@ -33,6 +34,9 @@ def problems(config: Config, store: Store, now: datetime) -> dict[str, str]:
     found = {f"source:{s.name}:failing":
              f"source {s.name} failed {s.consecutive_failures} runs in a row; last error:"
              f" {s.last_error}" for s in health.failing}
+    for name, (n, error) in health.failing_jobs.items():
+        found[f"job:{name}:failing"] = (
+            f"the scheduled {name} job failed {n} times in a row: {error}")
     for d in health.digests:
         failed = d.totals.get("failed", 0)
         if failed:
@@ -55,16 +59,23 @@ def notify(config: Config, store: Store, mailer: Callable[[], Mailer],
     due: list[str] = []
     for key, detail in current.items():
         state = store.alert(key)
+        last_sent = state[1] if state else None
         once = key.endswith(":failed")  # a digest's failures are news once, not daily
-        if state is None or (not once and (not state[0] or state[1] is None
-                                           or now - state[1] >= REPEAT_AFTER)):
+        recent = last_sent is not None and now - last_sent < REPEAT_AFTER
+        if last_sent is None or (not once and not recent):
             lines.append(detail)
             due.append(key)
+        elif state is not None and not state[0]:
+            # Back within a day of the last mail (a flapping source): no new mail, and no
+            # "works again" mail when it recovers this time either.
+            store.set_alert(key, active=True, detail=SUPPRESSED, sent=None)
         else:
-            store.set_alert(key, active=True, detail=detail, sent=None)
+            keep = store.alert_detail(key) == SUPPRESSED
+            store.set_alert(key, active=True, detail=SUPPRESSED if keep else detail, sent=None)
     recovered = [key for key in store.active_alerts() if key not in current]
     for key in recovered:
-        if key.startswith("source:"):
+        state_detail = store.alert_detail(key)
+        if key.startswith("source:") and state_detail != SUPPRESSED:
             lines.append(f"source {key.split(':')[1]} works again")
         store.set_alert(key, active=False, detail="recovered", sent=None)
     if not lines:

@@ -75,7 +75,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     fetching = Progress("items read", enabled=not args.quiet)
     sending = Progress("digest messages", enabled=not args.quiet)
     with RunLock(config.database_path), open_store(config) as store, \
-            HttpClient(config.http, validators=store) as http, _stop_on_signals() as stop:
+            _stop_on_signals() as stop, \
+            HttpClient(config.http, validators=store, sleep=stop.sleep_or_stop) as http:
         try:
             report = run_cycle(config, store=store, http=http,
                                mailer=lambda: make_mailer(config), clock=utc_now, stop=stop,

@@ -82,6 +82,10 @@ def _check_positive(value: float) -> str | None:
     return None if value > 0 else "expected a number greater than 0"
 
 
+def _check_at_least_one(value: float) -> str | None:
+    return None if value >= 1 else "expected a number of at least 1"
+
+
 def _check_non_negative(value: float) -> str | None:
     return None if value >= 0 else "expected a number of at least 0"
 
@@ -334,7 +338,7 @@ class DigestConfig:
 class ScheduleConfig:
     fetch: str = field(default="*/30 * * * *", metadata=_checked(_check_crontab_shape))
     digest: str = field(default="0 8 * * mon", metadata=_checked(_check_crontab_shape))
-    misfire_grace: float = field(default=3600.0, metadata=_checked(_check_positive))
+    misfire_grace: float = field(default=3600.0, metadata=_checked(_check_at_least_one))
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,11 +12,29 @@ import re
 from typing import Any
 
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_NUMBER = re.compile(r"(?<![/\d])([0-7])(?!\d)")
+_NUMERIC = re.compile(r"^(\*|[0-7](?:-[0-7])?)(?:/([1-9]))?$")
 
 
 def _weekdays(field: str) -> str:
-    return _NUMBER.sub(lambda m: _DAYS[int(m.group(1))], field)
+    """Crontab weekday numbers (and ``*/n`` steps, which count from Sunday) as names."""
+    out = []
+    for part in field.split(","):
+        match = _NUMERIC.match(part)
+        if match is None or match.group(0) == "*":
+            out.append(part)  # names ("mon-fri") mean the same to both
+            continue
+        span, step = match.group(1), int(match.group(2) or 1)
+        if span == "*":
+            first, last = 0, 6
+        elif "-" in span:
+            first, last = (int(x) for x in span.split("-"))
+        else:
+            first = last = int(span)
+            if step > 1:
+                last = 6
+        days = [_DAYS[d] for d in range(first, last + 1, step)]
+        out.extend(dict.fromkeys(days))
+    return ",".join(dict.fromkeys(out))
 
 
 def shape_error(value: str) -> str | None:

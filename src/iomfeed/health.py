@@ -45,11 +45,17 @@ class Health:
     bounced_total: int
     next_times: Mapping[str, datetime | None] = field(default_factory=dict)
     failures_threshold: int = 3
+    jobs: Mapping[str, tuple[int, str]] = field(default_factory=dict)  # failures, last error
 
     @property
     def failing(self) -> tuple[SourceHealth, ...]:
+        # Only sources that still run: one disabled or removed from the config is history.
         return tuple(s for s in self.sources
-                     if s.consecutive_failures >= self.failures_threshold)
+                     if s.enabled and s.consecutive_failures >= self.failures_threshold)
+
+    @property
+    def failing_jobs(self) -> dict[str, tuple[int, str]]:
+        return {name: v for name, v in self.jobs.items() if v[0] >= self.failures_threshold}
 
     @property
     def stuck_digest(self) -> DigestHealth | None:
@@ -57,11 +63,13 @@ class Health:
 
     @property
     def ok(self) -> bool:
-        return not self.failing and self.stuck_digest is None
+        return not self.failing and self.stuck_digest is None and not self.failing_jobs
 
     def problems(self) -> list[str]:
         out = [f"source {s.name} failed {s.consecutive_failures} runs in a row: {s.last_error}"
                for s in self.failing]
+        out += [f"the scheduled {name} job failed {n} times in a row: {error}"
+                for name, (n, error) in self.failing_jobs.items()]
         stuck = self.stuck_digest
         if stuck is not None:
             out.append(f"digest {stuck.record.id} unfinished since"
@@ -99,6 +107,8 @@ class Health:
                 "pending": self.digests[0].totals.get("pending", 0)
                 + self.digests[0].totals.get("sending", 0)},
             "subscribers": dict(self.subscribers),
+            "jobs": {name: {"failures_in_a_row": n, "last_error": error}
+                     for name, (n, error) in self.jobs.items()},
             "next": {k: when(v) for k, v in self.next_times.items()},
         }
 
@@ -146,9 +156,28 @@ def check(config: Config, store: Store, now: datetime, *,
                      stuck=d.status == "sending" and now - d.created > stuck_after)
         for d in store.digests(limit=digests))
     counts = store.subscriber_counts()
+    jobs = {}
+    for name in JOBS:
+        failures = int(store.setting(f"job:{name}:failures") or 0)
+        jobs[name] = (failures, store.setting(f"job:{name}:error") or "")
     return Health(
+        jobs=jobs,
         checked=now, sources=sources, items=store.count(), digests=digest_health,
         subscribers=counts, bounced_total=counts.get("bounced", 0),
         next_times=dict(next_times) if next_times is not None
         else next_scheduled(config, store, now),
         failures_threshold=config.operator.failures)
+
+
+JOBS = ("cycle", "digest")
+
+
+def record_job(config: Config, job: str, error: Exception | None) -> None:
+    """Count a scheduled job's failures in a row (reset by a success)."""
+    with Store(config.database_path, tag_authority=config.site.tag_authority) as store:
+        key = f"job:{job}:failures"
+        if error is None:
+            store.set_setting(key, "0")
+            return
+        store.set_setting(key, str(int(store.setting(key) or 0) + 1))
+        store.set_setting(f"job:{job}:error", f"{type(error).__name__}: {error}"[:300])

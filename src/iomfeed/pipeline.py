@@ -140,7 +140,10 @@ def fetch_source(
             if outcome.change in (Change.NEW, Change.UPDATED):
                 log.debug("%s: %s %s", src.name, outcome.change.value, item.url)
     except SourceError as exc:
-        error = str(exc)
+        if stop is not None and stop():
+            stopped = True  # cut short on request: not a failure of the source
+        else:
+            error = str(exc)
     result = SourceResult(
         name=src.name,
         ok=not error,

@@ -64,15 +64,19 @@ class Service:
         with self._busy:
             try:
                 with open_store(self.config) as store, \
-                        HttpClient(self.config.http, validators=store) as http:
+                        HttpClient(self.config.http, validators=store,
+                                   sleep=self.stop.sleep_or_stop) as http:
                     report = run_cycle(self.config, store=store, http=http,
                                        mailer=lambda: make_mailer(self.config),
                                        clock=utc_now, stop=self.stop)
                 log.info("cycle done: %d source(s) ok, %d failed%s",
                          sum(r.ok for r in report.run.sources), len(report.run.failed),
                          f"; digest {report.digest.status}" if report.digest else "")
-            except Exception:  # a job must not take the service down; the next one retries
+            except Exception as exc:  # a job must not take the service down
                 log.exception("the cycle failed")
+                self._record_job("cycle", exc)
+                return
+            self._record_job("cycle", None)
 
     def digest(self) -> None:
         """The digest's scheduled time: send it if the store says it is due."""
@@ -87,8 +91,21 @@ class Service:
                     if digest_due(self.config, store, utc_now()):
                         send_digest(self.config, store=store, mailer=make_mailer(self.config),
                                     clock=utc_now, stop=self.stop)
-            except Exception:
+            except Exception as exc:
                 log.exception("the digest job failed")
+                self._record_job("digest", exc)
+                return
+            self._record_job("digest", None)
+
+    def _record_job(self, job: str, error: Exception | None) -> None:
+        """Jobs failing again and again (a missing password, a broken template) show in
+        /healthz and the alerts, not only in the log."""
+        from .health import record_job
+
+        try:
+            record_job(self.config, job, error)
+        except Exception:
+            log.exception("could not record the %s job's outcome", job)
 
     def next_times(self) -> Mapping[str, datetime | None]:
         if self.scheduler is None:
@@ -107,6 +124,10 @@ class Service:
         config = self.config
         tz = config.site.timezone
         with RunLock(config.database_path):
+            from .pipeline import open_store
+
+            # Create or migrate the store once, before the job and HTTP threads open it.
+            open_store(config).close()
             self.scheduler = scheduler = BlockingScheduler(
                 timezone=tz,
                 executors={"default": ThreadPoolExecutor(max_workers=1)},
@@ -131,17 +152,23 @@ class Service:
                 log.info("%s received: finishing the work in hand, then stopping",
                          signal.Signals(signum).name)
                 self.stop.set()
-                scheduler.shutdown(wait=False)
+                # Not in the handler itself: shutting down takes locks the interrupted
+                # main thread may hold.
+                threading.Thread(target=scheduler.shutdown, kwargs={"wait": False},
+                                 name="shutdown", daemon=True).start()
 
             previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
             try:
                 scheduler.start()  # blocks until a signal shuts it down
             finally:
-                for s, old in previous.items():
-                    signal.signal(s, old)
+                self.stop.set()
                 with self._busy:  # the job in hand (if any) finishes and commits first
                     pass
                 server.shutdown()
                 server.server_close()
+                # Only now: a second signal while finishing must not cut the work short
+                # (and release the lock under a job that is still running).
+                for s, old in previous.items():
+                    signal.signal(s, old)
             log.info("stopped")
         return 0

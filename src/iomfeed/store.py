@@ -305,6 +305,8 @@ class Store:
             )
         for target in range(version + 1, len(MIGRATIONS) + 1):
             with self.transaction() as db:
+                if self.schema_version >= target:  # another connection got there first
+                    continue
                 for statement in _statements(MIGRATIONS[target - 1]):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {target}")
@@ -692,6 +694,10 @@ class Store:
         row = self.db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    def set_setting(self, key: str, value: str) -> None:
+        self.db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key)"
+                        " DO UPDATE SET value = excluded.value", (key, value))
+
     def setting_default(self, key: str, make: Callable[[], str]) -> str:
         """The stored value of ``key``, storing ``make()`` first if there is none."""
         with self.transaction() as db:
@@ -1004,6 +1010,11 @@ class Store:
         if row is None:
             return None
         return bool(row[0]), _parse(row[1]) if row[1] else None
+
+    def alert_detail(self, problem: str) -> str:
+        row = self.db.execute("SELECT detail FROM alerts WHERE problem = ?",
+                              (problem,)).fetchone()
+        return "" if row is None else str(row[0])
 
     def active_alerts(self) -> list[str]:
         return [str(r[0]) for r in self.db.execute(

@@ -48,6 +48,21 @@ MAX_FORM_BYTES = 10_000
 GZIP_MIN_BYTES = 512
 
 
+def accepts_gzip(header: str) -> bool:
+    """Whether an Accept-Encoding header allows gzip (``gzip;q=0`` refuses it)."""
+    for part in header.split(","):
+        name, _, params = part.strip().partition(";")
+        if name.strip().lower() in ("gzip", "x-gzip", "*"):
+            q = params.strip().lower()
+            if q.startswith("q="):
+                try:
+                    return float(q[2:]) > 0
+                except ValueError:
+                    return False
+            return True
+    return False
+
+
 def content_type(path: Path) -> str | None:
     return CONTENT_TYPES.get(path.name) or CONTENT_TYPES.get(path.suffix)
 
@@ -131,7 +146,7 @@ class App:
             return self._plain(start_response, "404 Not Found", "not found\n")
         tag = hashlib.sha1(f"{stat.st_mtime_ns}:{stat.st_size}".encode()).hexdigest()[:20]
         modified = datetime.fromtimestamp(int(stat.st_mtime), UTC)
-        wants_gzip = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "") \
+        wants_gzip = accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", "")) \
             and stat.st_size >= GZIP_MIN_BYTES
         etag = f'"{tag}-gz"' if wants_gzip else f'"{tag}"'
         headers = [("Content-Type", kind), ("ETag", etag),
@@ -191,7 +206,7 @@ class App:
         form: dict[str, list[str]] = {}
         if method == "POST":
             try:
-                length = int(environ.get("CONTENT_LENGTH") or 0)
+                length = max(0, int(environ.get("CONTENT_LENGTH") or 0))
             except ValueError:
                 length = 0
             if length > MAX_FORM_BYTES:
@@ -211,8 +226,8 @@ class App:
                 log.info("unsubscribe refused: %s", exc)
                 # Not in the named subscriber's language: the token did not prove who it is.
                 return self._page(start_response, "400 Bad Request", config.site.language,
-                                  "invalid_title",
-                                  ["invalid"], address="")
+                                  "invalid_title", ["invalid"], address="",
+                                  head=method == "HEAD")
             if method == "POST":
                 if sub.status == "active":
                     one_click = form.get("List-Unsubscribe") == ["One-Click"]
@@ -228,7 +243,7 @@ class App:
                                   ["already"], address=sub.address)
             if sub.status != "active":
                 return self._page(start_response, "200 OK", sub.language, "done_title",
-                                  ["already"], address=sub.address)
+                                  ["already"], address=sub.address, head=method == "HEAD")
             return self._page(start_response, "200 OK", sub.language, "title",
                               ["confirm", "explain"], address=sub.address, token=token,
                               head=method == "HEAD")

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from ..config import MailConfig
 from ..digest.message import Composer
-from ..errors import DeliveryError
+from ..errors import DeliveryError, FetchError
 from ..models import DeliveryReport, DigestRecord
 from ..store import Store
 from .mailers import Mailer, PermanentFailure, TemporaryFailure
@@ -51,6 +51,12 @@ class Stop:
     def sleep(self, seconds: float) -> bool:
         """Wait ``seconds`` or until a stop is requested; True if one was."""
         return self._event.wait(seconds) if seconds > 0 else self._event.is_set()
+
+    def sleep_or_stop(self, seconds: float) -> None:
+        """A sleep for the HTTP client's pauses (politeness, Retry-After, backoff) that
+        ends the fetch when a stop is requested instead of waiting minutes."""
+        if self.sleep(seconds):
+            raise FetchError("(any)", "stopped on request")
 
 
 def deliver(

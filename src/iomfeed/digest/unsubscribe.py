@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_TOKEN_RE = re.compile(r"^([1-9][0-9]{0,18})\.([A-Za-z0-9_-]{22})$")
+_TOKEN_RE = re.compile(r"^([1-9][0-9]{0,17})\.([A-Za-z0-9_-]{22})$")  # ids fit SQLite
 MIN_SECRET_LENGTH = 16
 _STORED_SECRET = "unsubscribe_secret"
 
