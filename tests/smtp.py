@@ -118,6 +118,13 @@ class Handler:
         return f"250 2.0.0 Ok: queued as Q{n}"
 
 
+def smtp_config_edits(port: int, rate: float = 0.0) -> dict[str, str]:
+    """Edits of the shipped config.toml's text that send through this test server."""
+    return {'transport = "outbox"': 'transport = "smtp"',
+            'host = "localhost"': 'host = "127.0.0.1"', "port = 587": f"port = {port}",
+            'security = "starttls"': 'security = "none"', "rate = 0": f"rate = {rate}"}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

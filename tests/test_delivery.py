@@ -257,8 +257,7 @@ def test_a_connection_lost_after_the_data_marks_the_resend_ambiguous(tmp_path: P
         assert row is not None and row.status == "sent" and row.ambiguous
 
 
-def test_a_template_problem_stops_before_anything_is_recorded(
-        tmp_path: Path) -> None:
+def test_a_hostile_list_name_is_cleaned_and_the_digest_goes_out(tmp_path: Path) -> None:
     config, store = prepared(tmp_path, subscribers=2)
     bad = dataclasses.replace(config, digest=dataclasses.replace(
         config.digest, title_sq="Lajme nga IOM Shqipëri\r\nBcc: x@example.org"))

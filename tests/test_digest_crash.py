@@ -21,7 +21,7 @@ from iomfeed.store import Store
 
 from .conftest import CONFIG_FILE, NOW
 from .digestkit import add_items, add_subscribers
-from .smtp import Behaviour, Handler, smtp_server
+from .smtp import Behaviour, Handler, smtp_config_edits, smtp_server
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
@@ -30,12 +30,8 @@ SUBSCRIBERS = 24
 
 def write_config(folder: Path, port: int, rate: float = 0.0) -> Path:
     text = CONFIG_FILE.read_text(encoding="utf-8")
-    for old, new in [('transport = "outbox"', 'transport = "smtp"'),
-                     ('host = "localhost"', 'host = "127.0.0.1"'),
-                     ("port = 587", f"port = {port}"),
-                     ('security = "starttls"', 'security = "none"'),
-                     ("rate = 0", f"rate = {rate}"),
-                     ("backoff = 2.0", "backoff = 0.05")]:
+    edits = {**smtp_config_edits(port, rate), "backoff = 2.0": "backoff = 0.05"}
+    for old, new in edits.items():
         assert old in text, old
         text = text.replace(old, new, 1)
     path = folder / "config.toml"

@@ -25,7 +25,7 @@ from iomfeed.store import Store
 
 from .conftest import NOW
 from .digestkit import add_subscribers
-from .smtp import Behaviour, free_port, smtp_server
+from .smtp import Behaviour, free_port, smtp_config_edits, smtp_server
 from .test_cli_snapshot import write_config
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
@@ -168,10 +168,8 @@ def test_sigterm_during_a_digest_send_leaves_the_ledger_consistent(
             os.kill(holder[0].proc.pid, signal.SIGTERM)
 
     with smtp_server(Behaviour(hook=hook)) as (handler, smtp_port):
-        config = service_config(server, tmp_path, port, fetch="0 0 1 1 *", extra={
-            'transport = "outbox"': 'transport = "smtp"', 'host = "localhost"':
-            'host = "127.0.0.1"', "port = 587": f"port = {smtp_port}",
-            'security = "starttls"': 'security = "none"', "rate = 0": "rate = 20"})
+        config = service_config(server, tmp_path, port, fetch="0 0 1 1 *",
+                                extra=smtp_config_edits(smtp_port, rate=20))
         with Store(tmp_path / "iomfeed.db") as store:
             add_subscribers(store, 12)
             store.db.execute("INSERT INTO runs (started, finished, ok) VALUES (?, ?, 1)",

@@ -297,7 +297,7 @@ def _digest_test_copy(args: argparse.Namespace, config: Config, store: Store) ->
     sub = store.subscriber(address)
     lang = args.lang_given or (sub.language if sub else "en")
     content = digest_content(config, store, now)
-    rendered = {lang: render_languages(config, content)[lang]}
+    rendered = render_languages(config, content, (lang,))
     composer = composers(config, rendered, digest_id=content.digest_id, date=now,
                          secret=b"test-copy", test=True)[lang]
     mid = f"<test-{now:%Y%m%d%H%M%S}.{secrets.token_hex(6)}@{config.mail.sender_domain}>"

@@ -42,7 +42,6 @@ class Health:
     items: int
     digests: tuple[DigestHealth, ...]  # newest first
     subscribers: Mapping[str, int]
-    bounced_total: int
     next_times: Mapping[str, datetime | None] = field(default_factory=dict)
     failures_threshold: int = 3
     jobs: Mapping[str, tuple[int, str]] = field(default_factory=dict)  # failures, last error
@@ -132,15 +131,14 @@ def source_health(store: Store, name: str, *, enabled: bool) -> SourceHealth:
 
 def next_scheduled(config: Config, store: Store, now: datetime) -> dict[str, datetime | None]:
     """When the next cycle runs and when the next digest is due, by the schedule."""
-    from .digest.select import next_due
+    from .digest.select import next_digest, next_due
 
-    fetch = next_due(config.schedule.fetch, config.site.timezone, now, "schedule.fetch")
-    if store.open_digest() is not None:
-        digest: datetime | None = now
-    else:
-        last = store.last_digest()
-        mark = last.created if last else store.first_run_started()
-        digest = next_due(config.schedule.digest, config.site.timezone, mark or now)
+    tz = config.site.timezone
+    fetch = next_due(config.schedule.fetch, tz, now, "schedule.fetch")
+    digest = next_digest(schedule=config.schedule.digest, timezone=tz, now=now,
+                         last=store.last_digest(), open_digest=store.open_digest(),
+                         first_run=store.first_run_started()) \
+        or next_due(config.schedule.digest, tz, now)
     return {"fetch": fetch, "digest": digest}
 
 
@@ -163,7 +161,7 @@ def check(config: Config, store: Store, now: datetime, *,
     return Health(
         jobs=jobs,
         checked=now, sources=sources, items=store.count(), digests=digest_health,
-        subscribers=counts, bounced_total=counts.get("bounced", 0),
+        subscribers=counts,
         next_times=dict(next_times) if next_times is not None
         else next_scheduled(config, store, now),
         failures_threshold=config.operator.failures)

@@ -223,11 +223,12 @@ def _frozen_content(digest_id: int, created: datetime, since: datetime | None,
                          entries=tuple(to_entry(i) for i in items), more=more)
 
 
-def render_languages(config: Config, content: DigestContent) -> dict[str, RenderedDigest]:
+def render_languages(config: Config, content: DigestContent,
+                     languages: Sequence[str] = LANGUAGES) -> dict[str, RenderedDigest]:
     """The digest rendered and inlined once per language."""
     from .digest.render import render_digest
 
-    return {lang: render_digest(content, lang, config) for lang in LANGUAGES}
+    return {lang: render_digest(content, lang, config) for lang in languages}
 
 
 def sender(config: Config, language: str = "en") -> Sender:
@@ -270,6 +271,7 @@ def send_digest(config: Config, *, store: Store, mailer: Mailer, clock: Callable
     now = clock()
     content = digest_content(config, store, now)
     record = store.digest(content.digest_id) if content.digest_id else None
+    rendered: dict[str, RenderedDigest] | None = None
     if record is None:
         since = content.since.isoformat() if content.since else "the start"
         note = ""
@@ -283,9 +285,9 @@ def send_digest(config: Config, *, store: Store, mailer: Mailer, clock: Callable
             return DigestOutcome("skipped", digest_id, 0, 0, note=note)
         # Render and make one message per language before anything is recorded: a template
         # or header problem stops here, not half-way through a recorded digest.
-        trial = render_languages(config, content)
+        rendered = render_languages(config, content)
         secret = load_secret(config, store)
-        for composer in composers(config, trial, digest_id=0, date=now,
+        for composer in composers(config, rendered, digest_id=0, date=now,
                                   secret=secret).values():
             composer.compose(1, config.mail.from_address, "Trial Recipient")
         record = store.create_digest(created=now, since=content.since, cutoff=now,
@@ -298,11 +300,12 @@ def send_digest(config: Config, *, store: Store, mailer: Mailer, clock: Callable
                  len(content.entries), content.more,
                  sum(store.delivery_totals(record.id).values()))
     else:
+        secret = load_secret(config, store)
         log.info("digest %d: resuming the send (%s)", record.id,
                  ", ".join(f"{n} {s}" for s, n in sorted(store.delivery_totals(record.id)
                                                            .items())))
-    rendered = render_languages(config, content)
-    secret = load_secret(config, store)
+    if rendered is None:  # resuming: render what the recorded digest holds
+        rendered = render_languages(config, content)
     made = composers(config, rendered, digest_id=record.id, date=record.created,
                      secret=secret)
     try:
@@ -331,7 +334,7 @@ def digest_preview(config: Config, store: Store, now: datetime,
     from .digest.render import ADDRESS, GREETING, UNSUBSCRIBE_URL
 
     content = digest_content(config, store, now)
-    rendered = render_languages(config, content)[language]
+    rendered = render_languages(config, content, (language,))[language]
     values = {GREETING: rendered.greeting_no_name,
               UNSUBSCRIBE_URL: unsubscribe_link(config.unsubscribe_url, "PREVIEW"),
               ADDRESS: "subscriber@example.org"}

@@ -90,9 +90,17 @@ def is_due(*, schedule: str, timezone: str, now: datetime, last: DigestRecord | 
     the last digest was made (sent or skipped), or, before the first digest, since iomfeed
     first ran. One missed time or ten, the answer is one digest.
     """
+    when = next_digest(schedule=schedule, timezone=timezone, now=now, last=last,
+                       open_digest=open_digest, first_run=first_run)
+    return when is not None and when <= now
+
+
+def next_digest(*, schedule: str, timezone: str, now: datetime, last: DigestRecord | None,
+                open_digest: DigestRecord | None, first_run: datetime | None
+                ) -> datetime | None:
+    """When the next digest is due (``now`` while one is being sent); None before iomfeed
+    ever ran."""
     if open_digest is not None:
-        return True
+        return now
     mark = last.created if last is not None else first_run
-    if mark is None:
-        return False
-    return next_due(schedule, timezone, mark) <= now
+    return None if mark is None else next_due(schedule, timezone, mark)
