@@ -571,13 +571,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("unsubscribe", help="apply an unsubscribe token",
                        description="Unsubscribe the subscriber an unsubscribe token (from a "
                        "digest's link) names. A forged or malformed token changes nothing "
-                       "and exits with 1.")
+                       "and exits with 65 (bad input).")
     p.add_argument("token", help="the token (the t= value of the unsubscribe link)")
     p.set_defaults(func=cmd_unsubscribe, compile_selectors=False)
 
     p = sub.add_parser("check", help="validate the configuration",
-                       description="Validate the configuration file; with --live also fetch "
-                       "one page of each source and report what the selectors find.")
+                       description="Validate the configuration file and warn about what "
+                       "loads but would not work or would leak: site.public_url left at the "
+                       "example, an SMTP username whose password variable is unset, a "
+                       "database others can read. With --live also fetch one page of each "
+                       "source and report what the selectors find.")
     p.add_argument("--live", action="store_true",
                    help="fetch one listing page and one article per source")
     p.set_defaults(func=cmd_check)
@@ -607,18 +610,25 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("address", help="the e-mail address")
     a.add_argument("--reason", default="removed by an operator", help="why they left")
     a = actions.add_parser("list", help="list subscribers",
-                           description="List subscribers in the order they joined.")
+                           description="List subscribers in the order they joined, in "
+                           "aligned columns (address, name, language, status, joined, left, "
+                           "reason).")
     a.add_argument("--status", choices=("active", "unsubscribed", "bounced"),
                    help="only these")
     a.add_argument("--json", action="store_true", help="print JSON instead of text")
-    a = actions.add_parser("import", help="import a CSV of address,name,language",
-                           description="Import subscribers from a CSV file (address, name, "
-                           "language; a header row is optional). Every bad row is reported "
-                           "with its line number; the others are imported. Exit code 1 when "
-                           "any row was skipped.")
-    a.add_argument("file", help="the CSV file (UTF-8)")
+    a = actions.add_parser("import", help="import subscribers from a CSV file",
+                           description="Import subscribers from a CSV file: comma, semicolon "
+                           "or tab separated (sniffed); with a header row naming the columns "
+                           "(Mailchimp's and listmonk's exports and iomfeed's own are "
+                           "understood) or without one (address, name, language). Addresses "
+                           "already subscribed count as unchanged; people who left (here or "
+                           "by the file's status column) are not added. Every bad row is "
+                           "reported with its line number and the others are imported: exit "
+                           "code 1 when any row was skipped, 65 when the file cannot be read.")
+    a.add_argument("file", help="the CSV file (UTF-8, with or without a BOM, or UTF-16)")
     a = actions.add_parser("export", help="export subscribers as CSV",
-                           description="Write the subscribers as CSV.")
+                           description="Write the subscribers as CSV (a file is made "
+                           "readable by its owner only).")
     a.add_argument("file", nargs="?", help="where to write (default: standard output)")
     a.add_argument("--status", choices=("active", "unsubscribed", "bounced"),
                    help="only these")
