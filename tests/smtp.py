@@ -118,9 +118,14 @@ class Handler:
         return f"250 2.0.0 Ok: queued as Q{n}"
 
 
+PUBLIC_URL = "https://news.iomfeed.test/iom-albania/"
+
+
 def smtp_config_edits(port: int, rate: float = 0.0) -> dict[str, str]:
-    """Edits of the shipped config.toml's text that send through this test server."""
+    """Edits of the shipped config.toml's text that send through this test server (with a
+    public address that is not the shipped example, which a send by SMTP refuses)."""
     return {'transport = "outbox"': 'transport = "smtp"',
+            "https://feeds.example.org/iom-albania/": PUBLIC_URL,
             'host = "localhost"': 'host = "127.0.0.1"', "port = 587": f"port = {port}",
             'security = "starttls"': 'security = "none"', "rate = 0": f"rate = {rate}"}
 

@@ -79,9 +79,9 @@ def test_send_then_unsubscribe_with_the_token(setup: Path,
     token = link.split("t=", 1)[1]
     sid, mac = token.split(".")
     forged = f"{int(sid) + 1}.{mac}"
-    assert main(["--config", str(setup), "unsubscribe", forged]) == 1
+    assert main(["--config", str(setup), "unsubscribe", forged]) == 65  # bad input
     assert "does not match" in capsys.readouterr().err
-    assert main(["--config", str(setup), "unsubscribe", "junk"]) == 1
+    assert main(["--config", str(setup), "unsubscribe", "junk"]) == 65
     assert main(["--config", str(setup), "unsubscribe", token]) == 0
     assert "reader1@example.org: unsubscribed" in capsys.readouterr().out
     with Store(setup.parent / "iomfeed.db") as store:

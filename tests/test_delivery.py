@@ -29,7 +29,7 @@ from iomfeed.store import Store
 
 from .conftest import NOW
 from .digestkit import add_items, add_subscribers, digest_config
-from .smtp import Behaviour, make_test_ca, smtp_server
+from .smtp import PUBLIC_URL, Behaviour, make_test_ca, smtp_server
 
 
 def clock() -> datetime:
@@ -362,7 +362,8 @@ def smtp_config(config: Config, port: int, **smtp: object) -> Config:
     values: dict[str, object] = {"host": "127.0.0.1", "port": port, "security": "none",
                                  "timeout": 5.0, **smtp}
     return dataclasses.replace(config, mail=dataclasses.replace(
-        config.mail, transport="smtp", smtp=dataclasses.replace(config.mail.smtp, **values)))
+        config.mail, transport="smtp", smtp=dataclasses.replace(config.mail.smtp, **values)),
+        site=dataclasses.replace(config.site, public_url=PUBLIC_URL))  # not the example
 
 
 @pytest.mark.network

@@ -1,8 +1,18 @@
 """The ``iomfeed`` command line. An entry point: it parses arguments, sets up logging, calls
 the pipeline and turns the outcome into an exit code. It holds no logic of its own.
 
-Exit codes: 0 success; 1 some source failed (the others still ran) or some deliveries
-failed; 2 bad configuration or usage; 75 another run holds the lock on the same database.
+Exit codes:
+
+====  =====================================================================================
+0     success
+1     some source failed (the others still ran), some deliveries failed, a file could not be
+      written, some rows of an import were skipped, an address is not a subscriber
+2     bad configuration or usage (:class:`ConfigError`: the message names the key)
+65    bad input data (:class:`InputError`, EX_DATAERR): an e-mail address, a file to import
+      that is missing or unreadable, a forged or malformed unsubscribe token
+75    another run holds the lock on the same database (EX_TEMPFAIL)
+130   interrupted (Ctrl-C)
+====  =====================================================================================
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from .clock import utc_now
 from .config import CONFIG_ENV, Config, default_config_path, load_config
-from .errors import ConfigError, IomfeedError
+from .errors import ConfigError, InputError, IomfeedError
 from .lock import AlreadyRunning
 
 if TYPE_CHECKING:
@@ -33,6 +43,7 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_SOURCE_FAILED = 1
 EXIT_CONFIG = 2
+EXIT_INPUT = 65  # EX_DATAERR: the data given (an address, a file, a token) is unusable
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another run is going on; try again later
 
 
@@ -287,12 +298,14 @@ def _digest_test_copy(args: argparse.Namespace, config: Config, store: Store) ->
 
     from .delivery.mailers import make_mailer
     from .pipeline import composers, digest_content, render_languages
+    from .preflight import require_sendable
     from .subscribers import normalize_address
 
     try:
         address = normalize_address(args.to)
     except ValueError as exc:
-        raise ConfigError(f"--to {args.to}: {exc}") from None
+        raise InputError(f"--to {args.to}: {exc}") from None
+    require_sendable(config)
     now = utc_now()
     sub = store.subscriber(address)
     lang = args.lang_given or (sub.language if sub else "en")
@@ -323,8 +336,7 @@ def cmd_unsubscribe(args: argparse.Namespace, config: Config) -> int:
                 raise BadToken("unsubscribe token names no subscriber")
             verify_token(load_secret(config, store), config.list_id, args.token, sub.address)
         except BadToken as exc:
-            print(f"iomfeed: {exc}; nothing changed", file=sys.stderr)
-            return EXIT_SOURCE_FAILED
+            raise InputError(f"{exc}; nothing changed") from None
         if sub.status == "active":
             store.set_subscriber_status(sub.address, "unsubscribed",
                                         "unsubscribe link (command line)", utc_now())
@@ -335,8 +347,12 @@ def cmd_unsubscribe(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_check(args: argparse.Namespace, config: Config) -> int:
+    from .preflight import warnings
+
     print(f"{args.config}: configuration is valid; {len(config.sources)} source(s):"
           f" {', '.join(s.name for s in config.sources) or 'none'}")
+    for warning in warnings(config):
+        log.warning("warning: %s", warning)
     if not args.live:
         return EXIT_OK
     from .live_check import check_sources
@@ -375,23 +391,18 @@ def cmd_items(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_subscribers(args: argparse.Namespace, config: Config) -> int:
     from .pipeline import open_store
-    from .subscribers import (
-        RowProblem,
-        Subscriber,
-        normalize_address,
-        normalize_language,
-        parse_csv,
-        to_csv,
-    )
+    from .subscribers import Subscriber, normalize_address, normalize_language, table, to_csv
 
     now = utc_now()
+    if args.action == "import":
+        return _import_subscribers(Path(args.file), config, now)
     with open_store(config) as store:
         if args.action == "add":
             try:
                 sub = Subscriber(normalize_address(args.address), " ".join(args.name.split()),
                                  normalize_language(args.lang))
             except ValueError as exc:
-                raise ConfigError(f"{args.address}: {exc}") from None
+                raise InputError(f"{args.address}: {exc}") from None
             outcome = store.add_subscriber(sub, now)
             if outcome == "left" and args.resubscribe:
                 store.resubscribe(sub.address, now)
@@ -404,7 +415,7 @@ def cmd_subscribers(args: argparse.Namespace, config: Config) -> int:
             try:
                 address = normalize_address(args.address)
             except ValueError as exc:
-                raise ConfigError(f"{args.address}: {exc}") from None
+                raise InputError(f"{args.address}: {exc}") from None
             if not store.set_subscriber_status(address, "unsubscribed", args.reason, now):
                 print(f"{address}: not a subscriber", file=sys.stderr)
                 return EXIT_SOURCE_FAILED
@@ -421,38 +432,56 @@ def cmd_subscribers(args: argparse.Namespace, config: Config) -> int:
                           sys.stdout, ensure_ascii=False, indent=2)
                 sys.stdout.write("\n")
             else:
-                for s in subs:
-                    print(f"{s.status:<12} {s.language}  {s.address}  {s.name}")
+                lines = table(subs) or [" ".join(filter(None, ("no", args.status,
+                                                               "subscribers")))]
+                print("\n".join(lines))
             return EXIT_OK
-        if args.action == "import":
-            try:
-                text = Path(args.file).read_text(encoding="utf-8-sig")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"{args.file}: cannot read: {exc}") from None
-            rows, problems = parse_csv(text)
-            added = 0
-            for line, sub in rows:
-                outcome = store.add_subscriber(sub, now)
-                if outcome == "added":
-                    added += 1
-                elif outcome == "exists":
-                    problems.append(RowProblem(line, sub.address, "already subscribed"))
-                else:
-                    problems.append(RowProblem(line, sub.address, "unsubscribed or bounced"
-                                               " earlier; not re-added"))
-            for problem in sorted(problems, key=lambda p: p.line):
-                print(f"{args.file}: {problem}", file=sys.stderr)
-            print(f"{args.file}: {added} subscriber(s) added, {len(problems)} row(s) skipped")
-            return EXIT_OK if not problems else EXIT_SOURCE_FAILED
         # export
         data = to_csv(store.subscribers(args.status))
         if args.file in (None, "-"):
             sys.stdout.write(data)
         else:
-            from .files import write_if_changed
+            from .files import PRIVATE, write_if_changed
 
-            write_if_changed(Path(args.file), data.encode("utf-8"))
+            write_if_changed(Path(args.file), data.encode("utf-8"), mode=PRIVATE)
         return EXIT_OK
+
+
+def _import_subscribers(path: Path, config: Config, now: datetime) -> int:
+    from .pipeline import open_store
+    from .subscribers import RowProblem, decode_csv, parse_csv
+
+    try:
+        read = parse_csv(decode_csv(path.read_bytes()))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    added = unchanged = 0
+    left = list(read.left)
+    with open_store(config) as store:
+        for line, sub in read.rows:
+            outcome = store.add_subscriber(sub, now)
+            if outcome == "added":
+                added += 1
+            elif outcome == "exists":  # a re-import: already there, nothing to do
+                unchanged += 1
+            else:
+                left.append(RowProblem(line, sub.address, "unsubscribed or bounced earlier;"
+                                       " not re-added"))
+    for note in sorted([*read.problems, *left], key=lambda p: p.line):
+        print(f"{path}: {note}", file=sys.stderr)
+    if read.not_utf8:
+        print(f"{path}: {read.not_utf8} row(s) are not UTF-8 text: save the file as UTF-8"
+              " (Excel: \"CSV UTF-8\") and import it again; the rows imported now will count"
+              " as unchanged", file=sys.stderr)
+    delimiter = {",": "comma", ";": "semicolon", "\t": "tab"}[read.delimiter]
+    print(f"{path}: {delimiter}-separated, {read.columns}")
+    print(f"{path}: {added} subscriber(s) added, {unchanged} unchanged (already subscribed),"
+          f" {len(left)} not added (they left), {len(read.problems)} row(s) skipped")
+    return EXIT_OK if not read.problems else EXIT_SOURCE_FAILED
 
 
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
@@ -468,8 +497,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="iomfeed",
         description="Scrape IOM Albania's news into a deduplicated store and publish it.",
-        epilog="Exit codes: 0 success; 1 some source failed (the others still ran); "
-        "2 bad configuration or usage; 75 another run is using the same database.",
+        epilog="Exit codes: 0 success; 1 some source failed (the others still ran), some "
+        "deliveries failed or some import rows were skipped; 2 bad configuration or usage; "
+        "65 bad input data (an address, a file to import, a token); 75 another run is using "
+        "the same database.",
     )
     parser.add_argument(
         "--config", default=None, metavar="PATH",
@@ -540,13 +571,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("unsubscribe", help="apply an unsubscribe token",
                        description="Unsubscribe the subscriber an unsubscribe token (from a "
                        "digest's link) names. A forged or malformed token changes nothing "
-                       "and exits with 1.")
+                       "and exits with 65 (bad input).")
     p.add_argument("token", help="the token (the t= value of the unsubscribe link)")
     p.set_defaults(func=cmd_unsubscribe, compile_selectors=False)
 
     p = sub.add_parser("check", help="validate the configuration",
-                       description="Validate the configuration file; with --live also fetch "
-                       "one page of each source and report what the selectors find.")
+                       description="Validate the configuration file and warn about what "
+                       "loads but would not work or would leak: site.public_url left at the "
+                       "example, an SMTP username whose password variable is unset, a "
+                       "database others can read. With --live also fetch one page of each "
+                       "source and report what the selectors find.")
     p.add_argument("--live", action="store_true",
                    help="fetch one listing page and one article per source")
     p.set_defaults(func=cmd_check)
@@ -576,18 +610,25 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("address", help="the e-mail address")
     a.add_argument("--reason", default="removed by an operator", help="why they left")
     a = actions.add_parser("list", help="list subscribers",
-                           description="List subscribers in the order they joined.")
+                           description="List subscribers in the order they joined, in "
+                           "aligned columns (address, name, language, status, joined, left, "
+                           "reason).")
     a.add_argument("--status", choices=("active", "unsubscribed", "bounced"),
                    help="only these")
     a.add_argument("--json", action="store_true", help="print JSON instead of text")
-    a = actions.add_parser("import", help="import a CSV of address,name,language",
-                           description="Import subscribers from a CSV file (address, name, "
-                           "language; a header row is optional). Every bad row is reported "
-                           "with its line number; the others are imported. Exit code 1 when "
-                           "any row was skipped.")
-    a.add_argument("file", help="the CSV file (UTF-8)")
+    a = actions.add_parser("import", help="import subscribers from a CSV file",
+                           description="Import subscribers from a CSV file: comma, semicolon "
+                           "or tab separated (sniffed); with a header row naming the columns "
+                           "(Mailchimp's and listmonk's exports and iomfeed's own are "
+                           "understood) or without one (address, name, language). Addresses "
+                           "already subscribed count as unchanged; people who left (here or "
+                           "by the file's status column) are not added. Every bad row is "
+                           "reported with its line number and the others are imported: exit "
+                           "code 1 when any row was skipped, 65 when the file cannot be read.")
+    a.add_argument("file", help="the CSV file (UTF-8, with or without a BOM, or UTF-16)")
     a = actions.add_parser("export", help="export subscribers as CSV",
-                           description="Write the subscribers as CSV.")
+                           description="Write the subscribers as CSV (a file is made "
+                           "readable by its owner only).")
     a.add_argument("file", nargs="?", help="where to write (default: standard output)")
     a.add_argument("--status", choices=("active", "unsubscribed", "bounced"),
                    help="only these")
@@ -646,6 +687,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"iomfeed: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except InputError as exc:
+        print(f"iomfeed: bad input: {exc}", file=sys.stderr)
+        return EXIT_INPUT
     except AlreadyRunning as exc:
         print(f"iomfeed: {exc}", file=sys.stderr)
         return EXIT_LOCKED

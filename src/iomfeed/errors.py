@@ -7,6 +7,8 @@ check. Anything else that escapes is a bug.
 
     IomfeedError
     ├── ConfigError            bad configuration or usage (exit code 2)
+    ├── InputError             bad input data: an e-mail address, a file to import, a token
+                               (exit code 65, EX_DATAERR)
     ├── SourceError            one source could not be read (exit code 1, others go on)
     │   ├── FetchError         network, HTTP status, size, robots.txt
     │   │   └── RobotsDisallowed
@@ -25,6 +27,12 @@ class IomfeedError(Exception):
 
 class ConfigError(IomfeedError):
     """The configuration (or the command line) is wrong; the message names the key."""
+
+
+class InputError(IomfeedError):
+    """Data given to a command is unusable (not the configuration): an e-mail address, a
+    file to import that is missing or has no address column, a forged unsubscribe token.
+    The message names the value or the file (and line) and what is wrong with it."""
 
 
 class SourceError(IomfeedError):

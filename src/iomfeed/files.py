@@ -11,22 +11,33 @@ from pathlib import Path
 
 from .errors import PublishError
 
+PRIVATE = 0o600  # subscriber exports, outbox messages: the owner's eyes only
 
-def write_if_changed(path: Path, data: bytes) -> bool:
+
+def write_if_changed(path: Path, data: bytes, *, mode: int | None = None) -> bool:
     """Write ``data`` to ``path`` unless it already holds exactly these bytes.
 
     The bytes go to a temporary file in the same folder, are flushed to disk, and replace
     the old file in one rename. Returns whether the file was written. Any failure (disk
     full, a file size limit, permissions) leaves the previous file intact and raises
     :class:`PublishError` naming the file.
+
+    ``mode``: the permissions the file gets, whatever the umask (:data:`PRIVATE` for files
+    with personal data). ``None``, for published files: the mode the file had, and 0644
+    (world-readable, for static hosting) for a new one.
     """
+    chmod = False
     try:
         if path.read_bytes() == data:
+            if mode is not None and path.stat().st_mode & 0o777 != mode:
+                chmod = True  # same bytes, but left readable by an older version
+                os.chmod(path, mode)
             return False
     except FileNotFoundError:
         pass
     except OSError as exc:
-        raise PublishError(f"{path}: cannot read the current file: {exc}") from exc
+        what = "cannot change its mode" if chmod else "cannot read the current file"
+        raise PublishError(f"{path}: {what}: {exc}") from exc
     tmp_name = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,10 +46,11 @@ def write_if_changed(path: Path, data: bytes) -> bool:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        try:  # keep the mode the file had; a new one is world-readable, for static hosting
-            mode = path.stat().st_mode & 0o777
-        except FileNotFoundError:
-            mode = 0o644
+        if mode is None:  # keep the mode the file had; a new one is world-readable
+            try:
+                mode = path.stat().st_mode & 0o777
+            except FileNotFoundError:
+                mode = 0o644
         os.chmod(tmp_name, mode)
         os.replace(tmp_name, path)
         tmp_name = None

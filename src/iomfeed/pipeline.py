@@ -267,7 +267,9 @@ def send_digest(config: Config, *, store: Store, mailer: Mailer, clock: Callable
     send to."""
     from .delivery.send import deliver
     from .digest.unsubscribe import load_secret
+    from .preflight import require_sendable
 
+    require_sendable(config)  # before anything is recorded
     now = clock()
     content = digest_content(config, store, now)
     record = store.digest(content.digest_id) if content.digest_id else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -250,6 +251,24 @@ def _parse(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+def _create_private(path: Path) -> None:
+    """Create a missing database file readable and writable by its owner only (0600): it
+    holds subscribers' addresses and perhaps the unsubscribe secret. SQLite would create it
+    with the umask (0644 by default); the ``-wal`` and ``-shm`` files it makes later get the
+    database file's own mode, so they are private too. An existing file keeps its mode
+    (``iomfeed check`` warns when others can read it)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot create the database: {exc}") from exc
+    try:
+        os.fchmod(fd, 0o600)  # a umask such as 0o200 would take the owner's write bit away
+    finally:
+        os.close(fd)
+
+
 class Store:
     """Items and run history in one SQLite file. Use as a context manager or call close()."""
 
@@ -261,6 +280,7 @@ class Store:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"{self.path}: cannot create the database folder: {exc}") from exc
+            _create_private(self.path)
         try:
             self.db = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
             self.db.row_factory = sqlite3.Row

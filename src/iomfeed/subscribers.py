@@ -1,4 +1,4 @@
-"""Subscribers of the email digest: validating addresses and reading / writing CSV.
+"""Subscribers of the email digest: validating addresses, reading / writing CSV, listing.
 
 Pure: text in, records out. The store keeps them; the CLI wires the two. A row that cannot be
 used is reported with its line number and why, and the good rows are kept.
@@ -6,12 +6,16 @@ used is reported with its line number and why, and the good rows are kept.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+
+from .errors import InputError
 
 LANGUAGES = ("en", "sq")
 STATUSES = ("active", "unsubscribed", "bounced")
@@ -76,40 +80,257 @@ def normalize_language(raw: str, default: str = "en") -> str:
     return value
 
 
-def parse_csv(text: str, *, default_language: str = "en"
-              ) -> tuple[list[tuple[int, Subscriber]], list[RowProblem]]:
-    """Rows of ``address,name,language`` (a header row is optional) as subscribers, with
-    their line numbers, and every row that cannot be used. Duplicates within the file are
-    problems after their first appearance."""
-    good: list[tuple[int, Subscriber]] = []
+# Header names of the common exports, compared lower-cased without spaces or punctuation:
+# Mailchimp ("Email Address", "First Name", "Last Name"), listmonk ("email", "name",
+# "attributes", "status"), iomfeed's own export ("address", "name", "language", "status").
+# The first of the address names the header has wins: Mailchimp also has a postal "Address".
+_ADDRESS_COLUMNS = ("emailaddress", "email", "mail", "address")
+_NAME_COLUMNS = ("name", "fullname", "displayname")
+_FIRST_COLUMNS = ("firstname", "fname", "givenname")
+_LAST_COLUMNS = ("lastname", "lname", "surname", "familyname")
+_LANGUAGE_COLUMNS = ("language", "lang")
+_STATUS_COLUMNS = ("status", "subscriptionstatus")
+# Mailchimp's export of unsubscribed and cleaned (bounced) members: a time in these columns
+# means the person left.
+_LEFT_COLUMNS = ("unsubtime", "cleantime")
+_STAYING = ("", "active", "subscribed", "enabled", "confirmed", "unconfirmed")
+DELIMITERS = (",", ";", "\t")
+
+
+@dataclass(frozen=True, slots=True)
+class CsvRead:
+    """What :func:`parse_csv` made of a file: the usable rows with their line numbers, the
+    rows that cannot be used (``problems``), the rows of people who left according to the
+    file (``left``: never imported as subscribers), and how the file was read."""
+
+    rows: tuple[tuple[int, Subscriber], ...]
+    problems: tuple[RowProblem, ...]
+    left: tuple[RowProblem, ...]
+    delimiter: str
+    columns: str
+    not_utf8: int = 0
+
+
+def decode_csv(data: bytes) -> str:
+    """The text of a CSV file: UTF-8 with or without a BOM (Excel writes one), or UTF-16
+    with its BOM (Excel's "Unicode text"). Bytes that are not UTF-8 are kept as lone
+    surrogates, so :func:`parse_csv` reports the rows that hold them by line."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"not valid UTF-16 text at byte {exc.start}") from None
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    return data.decode("utf-8", "surrogateescape")
+
+
+def _shown(value: str) -> str:
+    """A cell as it can be printed: undecodable bytes and control characters as U+FFFD."""
+    text = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return "".join(c if c.isprintable() else "\ufffd" for c in text)
+
+
+def _bad_byte(cells: list[str]) -> int | None:
+    for cell in cells:
+        for c in cell:
+            if "\udc80" <= c <= "\udcff":
+                return ord(c) - 0xDC00
+    return None
+
+
+def _key(header: str) -> str:
+    return "".join(c for c in header.lower() if c.isalnum())
+
+
+def sniff_delimiter(text: str) -> str:
+    """The one of ``,`` ``;`` and tab that the first non-empty line uses most outside
+    quotes (a comma when it uses none: a file of addresses alone)."""
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        counts = dict.fromkeys(DELIMITERS, 0)
+        quoted = False
+        for c in line:
+            if c == '"':
+                quoted = not quoted
+            elif not quoted and c in counts:
+                counts[c] += 1
+        best = max(DELIMITERS, key=lambda d: counts[d])
+        return best if counts[best] else ","
+    return ","
+
+
+@dataclass(frozen=True, slots=True)
+class _Columns:
+    address: int
+    name: int | None = None
+    first: int | None = None
+    last: int | None = None
+    language: int | None = None
+    attributes: int | None = None
+    status: int | None = None
+    left: tuple[int, ...] = ()
+    width: int | None = None  # positional rows: at most this many cells
+
+
+_POSITIONAL = _Columns(address=0, name=1, language=2, width=3)
+
+
+def _header(cells: list[str], line: int) -> _Columns | None:
+    """The columns a header row names, or None when the row is data (it has an '@')."""
+    keys = [_key(c) for c in cells]
+
+    def find(names: tuple[str, ...]) -> int | None:
+        for name in names:
+            if name in keys:
+                return keys.index(name)
+        return None
+
+    address = find(_ADDRESS_COLUMNS)
+    if address is None:
+        if any("@" in c for c in cells):
+            return None
+        found = ", ".join(repr(_shown(c.strip())) for c in cells if c.strip())
+        raise InputError(
+            f"line {line}: a header row ({found}) without an address column; name it"
+            " 'email', 'Email Address' or 'address' (or leave the header out: address,"
+            " name, language)")
+    return _Columns(address=address, name=find(_NAME_COLUMNS), first=find(_FIRST_COLUMNS),
+                    last=find(_LAST_COLUMNS), language=find(_LANGUAGE_COLUMNS),
+                    attributes=find(("attributes", "attribs")), status=find(_STATUS_COLUMNS),
+                    left=tuple(i for i, k in enumerate(keys) if k in _LEFT_COLUMNS))
+
+
+def _describe(columns: _Columns, header: list[str] | None) -> str:
+    if header is None:
+        return "no header: address, name, language"
+
+    def col(i: int | None) -> str | None:
+        return None if i is None else repr(header[i].strip())
+
+    parts = [f"address from {col(columns.address)}"]
+    if columns.name is not None:
+        parts.append(f"name from {col(columns.name)}")
+    elif columns.first is not None or columns.last is not None:
+        both = " + ".join(c for c in (col(columns.first), col(columns.last)) if c)
+        parts.append(f"name from {both}")
+    if columns.language is not None:
+        parts.append(f"language from {col(columns.language)}")
+    elif columns.attributes is not None:
+        parts.append(f"language from {col(columns.attributes)} (JSON)")
+    return ", ".join(parts)
+
+
+def _cell(row: list[str], index: int | None) -> str:
+    return row[index].strip() if index is not None and index < len(row) else ""
+
+
+def _language_of(row: list[str], columns: _Columns) -> str:
+    value = _cell(row, columns.language)
+    if not value and columns.attributes is not None:  # listmonk: {"language": "sq", ...}
+        import json
+
+        try:
+            attributes = json.loads(_cell(row, columns.attributes) or "{}")
+        except ValueError:
+            raise ValueError("the attributes column is not JSON") from None
+        if isinstance(attributes, dict):
+            found = attributes.get("language", attributes.get("lang", ""))
+            value = found if isinstance(found, str) else ""
+    # "en-US", "sq_AL": the language is what comes before the region
+    return value.replace("_", "-").partition("-")[0]
+
+
+def _name_of(row: list[str], columns: _Columns) -> str:
+    name = _cell(row, columns.name)
+    if not name:
+        name = f"{_cell(row, columns.first)} {_cell(row, columns.last)}"
+    return " ".join(name.split())
+
+
+def _left_why(row: list[str], columns: _Columns, header: list[str]) -> str | None:
+    status = _cell(row, columns.status)
+    if status.lower() not in _STAYING:
+        return f"{header[columns.status or 0].strip()} is {status!r} in the file"
+    for i in columns.left:
+        if _cell(row, i):
+            return f"{header[i].strip()} is set in the file"
+    return None
+
+
+def parse_csv(text: str, *, default_language: str = "en") -> CsvRead:
+    """Subscribers from CSV text, with the line each starts on, and every row that cannot
+    be used, with why.
+
+    The delimiter is sniffed (comma, semicolon or tab). A header row names the columns (the
+    names of Mailchimp's, listmonk's and iomfeed's own exports are understood; other
+    columns are ignored); without one, the columns are address, name, language. A row whose
+    status (or Mailchimp's unsubscribe or clean time) says the person left is never
+    imported. Duplicates within the file are problems after their first appearance; a
+    row with bytes that are not UTF-8 is a problem of its own line.
+    """
+    rows: list[tuple[int, Subscriber]] = []
     problems: list[RowProblem] = []
+    left: list[RowProblem] = []
     seen: dict[str, int] = {}
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
-    for row in reader:
-        line = reader.line_num
+    not_utf8 = 0
+    delimiter = sniff_delimiter(text)
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), delimiter=delimiter)
+    columns: _Columns | None = None
+    header: list[str] | None = None
+    end = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problems.append(RowProblem(end + 1, "", f"not readable as CSV: {exc}"))
+            end = reader.line_num
+            continue
+        line, end = end + 1, reader.line_num
         if not row or all(not cell.strip() for cell in row):
             continue
-        if line == 1 and row[0].strip().lower() in ("address", "email", "e-mail"):
+        bad = _bad_byte(row)
+        if bad is not None:
+            not_utf8 += 1
+            where = _cell(row, (columns or _POSITIONAL).address)
+            problems.append(RowProblem(line, _shown(where), f"not UTF-8 text (byte 0x{bad:02x})"))
             continue
-        raw_address = row[0].strip()
-        if len(row) > 3:
-            problems.append(RowProblem(line, raw_address, f"{len(row)} columns, expected at"
-                                                          " most 3 (address, name, language)"))
+        if columns is None:
+            columns = _header(row, line)
+            if columns is not None:
+                header = row
+                continue
+            columns = _POSITIONAL
+        raw_address = _cell(row, columns.address)
+        if columns.width is not None and len(row) > columns.width:
+            problems.append(RowProblem(line, _shown(raw_address),
+                                       f"{len(row)} columns, expected at most 3 (address,"
+                                       " name, language) without a header row"))
             continue
         try:
             address = normalize_address(raw_address)
-            language = normalize_language(row[2] if len(row) > 2 else "", default_language)
+            language = normalize_language(_language_of(row, columns), default_language)
         except ValueError as exc:
-            problems.append(RowProblem(line, raw_address, str(exc)))
+            problems.append(RowProblem(line, _shown(raw_address), str(exc)))
             continue
         key = address.lower()
         if key in seen:
-            problems.append(RowProblem(line, raw_address, f"duplicate of line {seen[key]}"))
+            problems.append(RowProblem(line, _shown(raw_address),
+                                       f"duplicate of line {seen[key]}"))
             continue
         seen[key] = line
-        name = " ".join((row[1] if len(row) > 1 else "").split())
-        good.append((line, Subscriber(address=address, name=name, language=language)))
-    return good, problems
+        why = _left_why(row, columns, header) if header is not None else None
+        if why is not None:
+            left.append(RowProblem(line, address, f"{why}: not imported"))
+            continue
+        rows.append((line, Subscriber(address=address, name=_name_of(row, columns),
+                                      language=language)))
+    return CsvRead(rows=tuple(rows), problems=tuple(problems), left=tuple(left),
+                   delimiter=delimiter,
+                   columns=_describe(columns or _POSITIONAL, header), not_utf8=not_utf8)
 
 
 def to_csv(subscribers: Iterable[Subscriber]) -> str:
@@ -121,3 +342,36 @@ def to_csv(subscribers: Iterable[Subscriber]) -> str:
                          s.subscribed.isoformat() if s.subscribed else "",
                          s.left.isoformat() if s.left else "", s.reason])
     return out.getvalue()
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: wide (CJK) characters two, combining marks and
+    format characters none."""
+    width = 0
+    for c in text:
+        if unicodedata.combining(c) or unicodedata.category(c) in ("Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+    return width
+
+
+def aligned(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows of cells as lines of columns aligned by display width, two spaces apart."""
+    if not rows:
+        return []
+    widths = [max(display_width(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c + " " * (w - display_width(c)) for c, w in zip(r, widths, strict=True))
+            .rstrip() for r in rows]
+
+
+def table(subscribers: Iterable[Subscriber]) -> list[str]:
+    """``iomfeed subscribers list``: one aligned line per subscriber under a header. Names
+    come from sign-ups: control characters are shown as U+FFFD, never sent to a terminal."""
+
+    def day(value: datetime | None) -> str:
+        return f"{value:%Y-%m-%d}" if value else ""
+
+    rows = [("address", "name", "lang", "status", "joined", "left", "reason")]
+    rows += [(s.address, _shown(s.name), s.language, s.status, day(s.subscribed),
+              day(s.left), _shown(s.reason)) for s in subscribers]
+    return aligned(rows) if len(rows) > 1 else []

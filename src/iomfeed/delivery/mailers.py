@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import ConfigError, DeliveryError, PublishError
-from ..files import write_if_changed
+from ..files import PRIVATE, write_if_changed
 
 if TYPE_CHECKING:
     import smtplib
@@ -70,7 +70,8 @@ _FILE_SAFE = re.compile(r"[^A-Za-z0-9._@+-]")
 class OutboxMailer:
     """One ``.eml`` file per message in a folder, written atomically (temp file, fsync,
     rename). The file is named after the Message-ID, so a message re-sent after a crash
-    replaces its own copy instead of adding a second one."""
+    replaces its own copy instead of adding a second one. A message holds its recipient's
+    address and unsubscribe token: the file is readable by its owner only (0600)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -81,7 +82,7 @@ class OutboxMailer:
     def send(self, message: Outgoing) -> str:
         path = self.path_for(message)
         try:
-            write_if_changed(path, message.data)
+            write_if_changed(path, message.data, mode=PRIVATE)
         except PublishError as exc:
             raise DeliveryError(f"outbox: {exc}") from exc
         return f"written {path.name}"

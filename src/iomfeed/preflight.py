@@ -1,0 +1,102 @@
+"""What a configuration that loads can still get wrong: settings left at the shipped example,
+a password variable that is not set, a database others can read.
+
+``iomfeed check`` prints :func:`warnings`; a digest sent by SMTP (or a test copy) first calls
+:func:`require_sendable`, so a message is never handed to a real server with links that
+lead nowhere. Reads the configuration, the environment and file modes; changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from .config import Config
+from .errors import ConfigError
+
+# RFC 2606 / RFC 6761: names reserved for documentation, which the shipped config uses.
+_EXAMPLE_DOMAINS = ("example.org", "example.com", "example.net", "example")
+
+
+def is_example_host(host: str | None) -> bool:
+    name = (host or "").lower().rstrip(".")
+    return any(name == d or name.endswith("." + d) for d in _EXAMPLE_DOMAINS)
+
+
+def _example_urls(config: Config) -> list[tuple[str, str]]:
+    """(key, value) of each address subscribers are sent to that is still an example."""
+    found = []
+    if is_example_host(urlsplit(config.site.public_url).hostname):
+        found.append(("site.public_url", config.site.public_url))
+    if config.mail.unsubscribe_url and is_example_host(
+            urlsplit(config.mail.unsubscribe_url).hostname):
+        found.append(("mail.unsubscribe_url", config.mail.unsubscribe_url))
+    return found
+
+
+def _example_problem(key: str, url: str) -> str:
+    return (f"{key}: {url} is still the example address: the digest's links and its"
+            " unsubscribe links would lead there; set it to the address the feeds and"
+            " /unsubscribe are served at")
+
+
+def _missing_password(config: Config, environ: Mapping[str, str]) -> str | None:
+    smtp = config.mail.smtp
+    if config.mail.transport != "smtp" or not smtp.username or environ.get(smtp.password_env):
+        return None
+    return (f"mail.smtp.password_env: the environment variable {smtp.password_env} is not"
+            f" set (the password for mail.smtp.username {smtp.username!r})")
+
+
+def _readable_database(config: Config, environ: Mapping[str, str]) -> str | None:
+    path = config.database_path
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return None  # not made yet: it will be created readable by its owner only
+    if not mode & 0o044:
+        return None
+    who = "every user of this machine" if mode & 0o004 else "its group"
+    files = " ".join(str(p) for p in (path, path.with_name(path.name + "-wal"),
+                                      path.with_name(path.name + "-shm")) if p.exists())
+    fix = f"run 'chmod 600 {files}'"
+    if not environ.get(config.mail.secret_env):
+        return (f"{path} is readable by {who} (mode {mode:04o}) and keeps the unsubscribe"
+                f" secret, since mail.secret_env's variable {config.mail.secret_env} is not"
+                " set: whoever can read it can forge unsubscribe links and read the"
+                f" subscribers' addresses; {fix}")
+    return (f"{path} is readable by {who} (mode {mode:04o}) and holds the subscribers'"
+            f" addresses; {fix}")
+
+
+def warnings(config: Config, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Everything ``iomfeed check`` warns about, each naming the key or file to fix."""
+    env = os.environ if environ is None else environ
+    found = [_example_problem(key, url) + " (a digest is not sent by SMTP until then)"
+             for key, url in _example_urls(config)]
+    password = _missing_password(config, env)
+    if password is not None:
+        found.append(password + ": the digest cannot be sent")
+    database = _readable_database(config, env)
+    if database is not None:
+        found.append(database)
+    return found
+
+
+def require_sendable(config: Config, environ: Mapping[str, str] | None = None) -> None:
+    """Raise :class:`ConfigError` naming the key when a digest (or a test copy) must not go
+    to an SMTP server yet: an example address in its links, or a login without a password.
+
+    The outbox transport only writes files on this machine, so the shipped configuration
+    (and the demo) can write messages before these are set.
+    """
+    if config.mail.transport != "smtp":
+        return
+    env = os.environ if environ is None else environ
+    problems = [_example_problem(key, url) for key, url in _example_urls(config)]
+    password = _missing_password(config, env)
+    if password is not None:
+        problems.append(password)
+    if problems:
+        raise ConfigError("; ".join(problems) + "; nothing was sent")
