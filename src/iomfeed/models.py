@@ -218,7 +218,7 @@ class DigestEntry:
     title: str
     url: str
     published: datetime
-    summary: str  # plain text, already shortened
+    summary: str  # plain text, already shortened: its paragraphs, one a line
     image_url: str
     image_alt: str
     category: str  # "" when the item has none

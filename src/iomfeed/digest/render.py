@@ -203,7 +203,8 @@ class Story:
     title: str
     url: str
     date: str
-    summary: str
+    summary: str  # the paragraphs, one a line
+    paragraphs: tuple[str, ...]  # the summary's paragraphs: <p> each, lines in text
     image_url: str
     image_alt: str
     featured: bool  # leads the digest: its image is shown full width
@@ -275,10 +276,12 @@ def _story(entry: DigestEntry, *, featured: bool, chrome: Chrome, timezone: str,
         url = fallback_url
     image_url = ascii_url(entry.image_url)
     image_url = image_url if usable_url(image_url) else ""
+    # The summary's paragraphs stay apart (clean_text would join them with a space).
+    paragraphs = tuple(p for p in map(clean_text, entry.summary.split("\n")) if p)
     return Story(
         title=clean_text(entry.title), url=url,
         date=format_date(entry.published, chrome, timezone),
-        summary=clean_text(entry.summary),
+        summary="\n".join(paragraphs), paragraphs=paragraphs,
         image_url=image_url, image_alt=shorten(clean_text(entry.image_alt), ALT_LIMIT),
         featured=featured,
     )
