@@ -320,14 +320,16 @@ def check_deep(config: Config) -> None:
 @dataclass(frozen=True, slots=True)
 class DigestConfig:
     max_items: int = field(default=20, metadata=_checked(_check_positive))
+    first_items: int = field(default=5, metadata=_checked(_check_positive))
     skip_empty: bool = True
     max_bytes: int = field(default=100_000, metadata=_checked(_check_positive))
     subject_en: str = (
-        "{{ title }}: {{ count }} new {{ 'story' if count == 1 else 'stories' }}, {{ date }}"
+        "{{ title }}: {% if first %}the latest stories{% else %}{{ count }} new"
+        " {{ 'story' if count == 1 else 'stories' }}{% endif %}, {{ date }}"
     )
     subject_sq: str = (
-        "{{ title }}: {{ count }} {{ 'lajm i ri' if count == 1 else 'lajme të reja' }},"
-        " {{ date }}"
+        "{{ title }}: {% if first %}lajmet më të fundit{% else %}{{ count }}"
+        " {{ 'lajm i ri' if count == 1 else 'lajme të reja' }}{% endif %}, {{ date }}"
     )
     title_en: str = "IOM Albania news"
     title_sq: str = "Lajme nga IOM Shqipëri"

@@ -2,9 +2,13 @@
 
 A digest holds the items first seen since the last digest that actually went out (not a fixed
 window: after a missed week it catches up), newest first, at most ``digest.max_items``; the
-rest are counted and linked. Whether one is due is decided from the store's record of the last
-digest and the schedule, so a service that was down at the scheduled time sends one catch-up
-digest when it comes back, not zero and not two.
+rest are counted and linked. The list's first digest (none went out before) would hold the
+whole history a backfill brought: it shows only the newest ``digest.first_items`` as "the
+latest stories", and the older ones count as handled.
+
+Whether one is due is decided from the store's record of the last digest and the schedule, so
+a service that was down at the scheduled time sends one catch-up digest when it comes back,
+not zero and not two.
 """
 
 from __future__ import annotations
@@ -123,15 +127,16 @@ def to_entry(item: StoredItem) -> DigestEntry:
 
 
 def select(items: Sequence[StoredItem], *, max_items: int, digest_id: int, created: datetime,
-           since: datetime | None) -> DigestContent:
+           since: datetime | None, first: bool = False) -> DigestContent:
     """The digest of ``items`` (the new items, any order): the newest ``max_items`` by their
-    date, and how many more there are."""
+    date, and how many more there are (all of them the digest's: the next one does not hold
+    them). ``first``: the list's first digest (``max_items`` is then its ``first_items``)."""
     ordered = sorted(items, key=lambda i: (i.published, i.id), reverse=True)
     shown = ordered[:max_items]
     return DigestContent(
         digest_id=digest_id, created=created, since=since,
         entries=tuple(to_entry(i) for i in shown), more=len(ordered) - len(shown),
-        left_out=tuple(i.id for i in ordered[max_items:]),
+        left_out=tuple(i.id for i in ordered[max_items:]), first=first,
     )
 
 
