@@ -241,7 +241,7 @@ def sender(config: Config, language: str = "en") -> Sender:
     from .digest.message import Sender
 
     return Sender(
-        address=config.mail.from_address, name=config.mail.from_name,
+        address=config.mail.from_address, name=config.mail.from_name.get(language),
         list_id=config.list_id,
         list_name=config.digest.title_sq if language == "sq" else config.digest.title_en,
         unsubscribe_url=config.unsubscribe_url,

@@ -291,16 +291,18 @@ def _story(entry: DigestEntry, *, featured: bool, chrome: Chrome, timezone: str,
 
 
 def build_groups(entries: Sequence[DigestEntry], *, chrome: Chrome, timezone: str,
-                 fallback_url: str) -> list[Group]:
-    """The stories as the templates show them, grouped (see :func:`group_entries`); the
-    first story leads the digest."""
+                 fallback_url: str, names: Callable[[str], str] = str) -> list[Group]:
+    """The stories as the templates show them, grouped (see :func:`group_entries`) under
+    their category's name in the digest's language (``names``); the first story leads the
+    digest."""
     groups = []
     for index, (name, items) in enumerate(group_entries(entries)):
         stories = tuple(
             _story(entry, featured=(index == 0 and n == 0), chrome=chrome,
                    timezone=timezone, fallback_url=fallback_url)
             for n, entry in enumerate(items))
-        groups.append(Group(name=name or chrome.other_news, stories=stories))
+        groups.append(Group(name=clean_text(names(name)) if name else chrome.other_news,
+                            stories=stories))
     return groups
 
 
@@ -572,7 +574,8 @@ def _context(entries: Sequence[DigestEntry], more: int, *, language: str, chrome
              title: str, date: str, config: Config, first: bool = False) -> dict[str, Any]:
     index = index_url(config)
     groups = build_groups(entries, chrome=chrome, timezone=config.site.timezone,
-                          fallback_url=index)
+                          fallback_url=index,
+                          names=lambda name: config.digest.categories.get(name, language))
     home = ascii_url(config.site.home_url)
     home = home if usable_url(home) else index
     intro = fill(chrome.intro_first if first else chrome.intro, title=title, date=date)
@@ -592,7 +595,7 @@ def _context(entries: Sequence[DigestEntry], more: int, *, language: str, chrome
         "home_url": home,
         "why": fill(chrome.why, title=title),
         "sent_to": fill(chrome.sent_to, address=ADDRESS),
-        "postal_address": clean_text(config.mail.postal_address),
+        "postal_address": clean_text(config.mail.postal_address.get(language)),
         "image_width": IMAGE_WIDTH,
         "thumb_width": THUMB_WIDTH,
         "GREETING": GREETING,
