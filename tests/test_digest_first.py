@@ -33,8 +33,7 @@ def messages(folder: Path) -> dict[str, tuple[str, str, str]]:
         msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         assert isinstance(msg, EmailMessage)
         text, html = (p.get_content() for p in msg.iter_parts())  # type: ignore[attr-defined]
-        out[lxml.html.document_fromstring(html).get("lang")] = (str(msg["Subject"]), text,
-                                                                html)
+        out[lxml.html.document_fromstring(html).get("lang")] = (str(msg["Subject"]), text, html)
     return out
 
 
@@ -44,7 +43,8 @@ def words(html: str, selector: str) -> list[str]:
 
 
 def test_the_first_digest_shows_the_latest_few_and_the_second_only_what_is_new(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     config = digest_config(tmp_path)
     assert config.digest.first_items == 5  # the default
     backfill = NOW - timedelta(days=6)
@@ -56,8 +56,7 @@ def test_the_first_digest_shows_the_latest_few_and_the_second_only_what_is_new(
         assert content.first and len(content.entries) == 5 and content.more == BACKFILL - 5
         assert min(e.published for e in content.entries) > NOW - timedelta(days=7 + 61 * 5)
 
-        first = send_digest(config, store=store, mailer=make_mailer(config),
-                            clock=lambda: NOW)
+        first = send_digest(config, store=store, mailer=make_mailer(config), clock=lambda: NOW)
         assert first.status == "sent" and (first.items, first.more) == (5, BACKFILL - 5)
         sent = messages(config.outbox_path)
         assert set(sent) == {"en", "sq"}
@@ -73,27 +72,31 @@ def test_the_first_digest_shows_the_latest_few_and_the_second_only_what_is_new(
         subject, text, html = sent["sq"]
         assert subject == "Lajme nga IOM Shqipëri: lajmet më të fundit, 24 nëntor 2026"
         assert words(html, "p.more-text") == [
-            "Edhe 43 lajme të tjera janë në faqen tonë të internetit."]
+            "Edhe 43 lajme të tjera janë në faqen tonë të internetit."
+        ]
         assert "të reja" not in " ".join(words(html, "p.more-text, p.intro"))
 
         # A week later two stories were found: the second digest holds them alone.
         week = NOW + timedelta(days=7)
         for n in (BACKFILL, BACKFILL + 1):
-            store.upsert(item(n, published=week - timedelta(hours=n - BACKFILL + 1)),
-                         week - timedelta(days=1))
+            store.upsert(
+                item(n, published=week - timedelta(hours=n - BACKFILL + 1)),
+                week - timedelta(days=1),
+            )
         content = digest_content(config, store, week)
         assert not content.first and content.more == 0
         assert sorted(e.url for e in content.entries) == [
-            f"https://albania.iom.int/news/story-{n}" for n in (BACKFILL, BACKFILL + 1)]
+            f"https://albania.iom.int/news/story-{n}" for n in (BACKFILL, BACKFILL + 1)
+        ]
         for path in config.outbox_path.glob("*.eml"):
             path.unlink()
-        second = send_digest(config, store=store, mailer=make_mailer(config),
-                             clock=lambda: week)
+        second = send_digest(config, store=store, mailer=make_mailer(config), clock=lambda: week)
         assert second.status == "sent" and (second.items, second.more) == (2, 0)
         subject, text, html = messages(config.outbox_path)["en"]
         assert subject == "IOM Albania news: 2 new stories, 1 December 2026"
         assert words(html, "p.intro") == [
-            "Here are the new stories from IOM Albania news since the last digest."]
+            "Here are the new stories from IOM Albania news since the last digest."
+        ]
         assert not words(html, "p.more-text")
 
 
@@ -104,9 +107,14 @@ def test_a_first_digest_resumed_after_a_crash_is_still_the_first(tmp_path: Path)
         for n in range(8):
             store.upsert(item(n), NOW - timedelta(days=1))
         made = digest_content(config, store, NOW)
-        record = store.create_digest(created=NOW, since=None, cutoff=NOW,
-                                     item_ids=[e.id for e in made.entries], more=made.more,
-                                     left_out=made.left_out)
+        record = store.create_digest(
+            created=NOW,
+            since=None,
+            cutoff=NOW,
+            item_ids=[e.id for e in made.entries],
+            more=made.more,
+            left_out=made.left_out,
+        )
         resumed = digest_content(config, store, NOW + timedelta(hours=1))
     assert resumed.digest_id == record.id and resumed.first
     assert [e.id for e in resumed.entries] == [e.id for e in made.entries]
@@ -119,8 +127,9 @@ def test_no_digest_went_out_yet_when_the_earlier_ones_were_skipped(tmp_path: Pat
     with Store(tmp_path / "db.sqlite") as store:
         for n in range(9):
             store.upsert(item(n), NOW - timedelta(days=30))
-        skipped = send_digest(config, store=store, mailer=make_mailer(config),
-                              clock=lambda: NOW - timedelta(days=7))
+        skipped = send_digest(
+            config, store=store, mailer=make_mailer(config), clock=lambda: NOW - timedelta(days=7)
+        )
         assert skipped.status == "skipped"
         add_subscribers(store, 1)
         content = digest_content(config, store, NOW)
