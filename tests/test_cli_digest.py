@@ -42,7 +42,7 @@ def test_dry_run_reports_and_changes_nothing(setup: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(setup), "digest", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "5 new item(s) since the first digest" in out
+    assert "the list's first, the latest 5 item(s)" in out
     assert "en: 2 subscriber(s)" in out and "sq: 1 subscriber(s)" in out
     assert main(["--config", str(setup), "digest"]) == 0  # the default is a dry run
     with Store(setup.parent / "iomfeed.db") as store:

@@ -19,7 +19,7 @@ from typing import Any
 import lxml.html
 import pytest
 
-from iomfeed.config import Config
+from iomfeed.config import Config, PerLanguage
 from iomfeed.digest.render import (
     ADDRESS,
     GREETING,
@@ -87,7 +87,7 @@ def make_config(**digest: Any) -> Config:
     return dataclasses.replace(
         base,
         site=dataclasses.replace(base.site, public_url=PUBLIC_URL),
-        mail=dataclasses.replace(base.mail, postal_address=POSTAL),
+        mail=dataclasses.replace(base.mail, postal_address=PerLanguage(POSTAL)),
         digest=dataclasses.replace(base.digest, **digest),
     )
 

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import lxml.html
 import pytest
 
-from iomfeed.digest.select import is_due, next_due, plain_text, select, shorten
+from iomfeed.digest.select import (
+    is_due,
+    next_due,
+    paragraphs,
+    plain_text,
+    select,
+    shorten,
+    summarize,
+)
 from iomfeed.errors import ConfigError, StoreError
 from iomfeed.models import DigestRecord
-from iomfeed.pipeline import digest_content
+from iomfeed.pipeline import digest_content, render_languages
 from iomfeed.store import Store
 
 from .conftest import NOW
-from .digestkit import add_items, add_subscribers, digest_config
+from .digestkit import add_items, add_subscribers, digest_config, item
 
 
 def test_plain_text_and_shorten() -> None:
@@ -26,6 +37,53 @@ def test_plain_text_and_shorten() -> None:
     assert shorten("short", 50) == "short"
 
 
+#: The site's own teaser of one story (from the snapshot): two paragraphs.
+TEASER = ("<p>- Connect Albania mechanism supports 41 new diaspora investments in 2023</p>"
+          "<p>Tirana, 9 November 2023 – Forty-one businesses started or expanded in 2023 by"
+          " Albanians living abroad were presented today at the annual meeting of the Connect"
+          " Albania mechanism.</p>")
+
+
+def test_block_elements_end_a_paragraph_inline_elements_do_not() -> None:
+    assert paragraphs(TEASER) == [
+        "- Connect Albania mechanism supports 41 new diaspora investments in 2023",
+        "Tirana, 9 November 2023 – Forty-one businesses started or expanded in 2023 by"
+        " Albanians living abroad were presented today at the annual meeting of the Connect"
+        " Albania mechanism."]
+    assert plain_text(TEASER).startswith("- Connect Albania mechanism supports 41 new"
+                                         " diaspora investments in 2023\nTirana, 9 November")
+    html = ("<h2>Heading</h2>First line<br>second <a href='x'>li</a>ne<ul><li>one</li>"
+            "<li><b>two</b></li></ul><div>in a div</div><!-- a comment -->tail"
+            "<table><tr><td>cell 1</td><td>cell 2</td></tr></table>")
+    assert paragraphs(html) == ["Heading", "First line", "second line", "one", "two",
+                                "in a div", "tail", "cell 1", "cell 2"]
+    assert paragraphs("<p> </p><p>\n</p>") == [] and paragraphs("") == []
+
+
+def test_a_summary_keeps_whole_paragraphs_within_the_limit() -> None:
+    parts = ["a" * 100, "b " * 75, "c " * 100]
+    assert summarize(parts, 400).split("\n")[:2] == [parts[0], parts[1]]
+    assert summarize(parts, 400).endswith("c…") and len(summarize(parts, 400)) <= 402
+    # Too little room left for the third paragraph: it is left out, not cut to a stub.
+    assert summarize(parts, 290) == parts[0] + "\n" + parts[1]
+    # The first paragraph is always there, cut if need be.
+    assert summarize(["word " * 100], 50).endswith("…")
+
+
+def test_paragraphs_stay_apart_in_both_parts_of_the_digest(tmp_path: Path) -> None:
+    config = digest_config(tmp_path)
+    with Store(tmp_path / "db.sqlite") as store:
+        store.upsert(dataclasses.replace(item(1), summary_html=TEASER), NOW)
+        rendered = render_languages(config, digest_content(config, store, NOW))
+    for r in rendered.values():
+        assert "2023Tirana" not in r.text and "2023 Tirana" not in r.text
+        assert re.search(r"investments in 2023\nTirana, 9 November 2023", r.text)
+        doc = lxml.html.document_fromstring(r.html)
+        assert [" ".join(p.text_content().split())[:30]
+                for p in doc.cssselect("p.item-summary")] == [
+            "- Connect Albania mechanism su", "Tirana, 9 November 2023 – Fort"]
+
+
 def test_select_caps_newest_first_and_counts_the_rest(tmp_path: Path) -> None:
     with Store(tmp_path / "db.sqlite") as store:
         add_items(store, range(8), NOW)
@@ -35,6 +93,7 @@ def test_select_caps_newest_first_and_counts_the_rest(tmp_path: Path) -> None:
         (e.published for e in content.entries), reverse=True)
     assert len(content.entries) == 5 and content.more == 3
     assert content.entries[0].summary.startswith("Story 0: IOM Albania & partners")
+    assert "\n" not in content.entries[0].summary  # one paragraph
 
 
 def _record(created: datetime, status: str = "sent") -> DigestRecord:

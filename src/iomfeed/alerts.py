@@ -103,8 +103,8 @@ def _send(config: Config, mailer: Callable[[], Mailer], lines: list[str],
     from .digest.message import Outgoing
 
     msg = EmailMessage(policy=SMTP)
-    msg["From"] = Address(clean_header_text(config.mail.from_name, 80),
-                          addr_spec=config.mail.from_address)
+    name = config.mail.from_name.get(config.site.language)
+    msg["From"] = Address(clean_header_text(name, 80), addr_spec=config.mail.from_address)
     msg["To"] = config.operator.email
     msg["Subject"] = clean_header_text(f"[iomfeed] {lines[0]}" + (
         f" (+{len(lines) - 1} more)" if len(lines) > 1 else ""))

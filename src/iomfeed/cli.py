@@ -254,7 +254,8 @@ def _digest_preview(args: argparse.Namespace, config: Config, store: Store) -> i
     lang = args.lang_given or "en"
     content, rendered, page = digest_preview(config, store, utc_now(), lang)
     write_if_changed(Path(args.preview), page.encode("utf-8"))
-    print(f"{args.preview}: digest preview ({lang}), {len(content.entries)} new item(s),"
+    what = "the latest" if content.first else "new"
+    print(f"{args.preview}: digest preview ({lang}), {len(content.entries)} {what} item(s),"
           f" {rendered.shown} shown, {rendered.more} more linked,"
           f" {rendered.html_bytes / 1000:.1f} KB of HTML; subject: {rendered.subject}")
     return EXIT_OK
@@ -278,9 +279,14 @@ def _digest_dry_run(args: argparse.Namespace, config: Config, store: Store) -> i
         for sub in store.subscribers("active"):
             recipients[sub.language] = recipients.get(sub.language, 0) + 1
         due = "due now" if digest_due(config, store, now) else "not due yet"
-        print(f"next digest ({due} by schedule {config.schedule.digest!r}):"
-              f" {len(content.entries)} new item(s) since {since},"
-              f" {content.more} more linked")
+        if content.first:
+            print(f"next digest ({due} by schedule {config.schedule.digest!r}): the list's"
+                  f" first, the latest {len(content.entries)} item(s) (digest.first_items),"
+                  f" {content.more} older one(s) linked and counted as handled")
+        else:
+            print(f"next digest ({due} by schedule {config.schedule.digest!r}):"
+                  f" {len(content.entries)} new item(s) since {since},"
+                  f" {content.more} more linked")
         if not content.entries and config.digest.skip_empty:
             print("nothing new: it would be skipped (digest.skip_empty)")
             return EXIT_OK

@@ -28,6 +28,9 @@ DEFAULT_CONFIG_NAME = "config.toml"
 CONFIG_ENV = "IOMFEED_CONFIG"
 LIVE_ORIGIN = "https://albania.iom.int"
 
+#: The languages a digest is written in (templates/digest/chrome.toml has their words).
+DIGEST_LANGUAGES = ("en", "sq")
+
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _ATTR_RE = re.compile(r"^[A-Za-z_:][-A-Za-z0-9_:.]*$")
 _LANG_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -317,20 +320,109 @@ def check_deep(config: Config) -> None:
             raise ConfigError(f"digest.{key}: {problem}")
 
 
+def _languages_table(value: Any, key: str, what: str) -> dict[str, Any]:
+    """``value`` as a table keyed by digest language codes (each checked)."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected {what}, got {_describe(value)}")
+    for code in value:
+        if code not in DIGEST_LANGUAGES:
+            raise ConfigError(f"{_join(key, code)}: unknown language (digest languages:"
+                              f" {', '.join(DIGEST_LANGUAGES)})")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class PerLanguage:
+    """A text given once for every digest language (a plain string) or once per language
+    code (a table ``{ en = "...", sq = "..." }`` naming every digest language)."""
+
+    text: str = ""  # a plain string's value; for a table, the first language's
+    languages: tuple[tuple[str, str], ...] = ()
+
+    def get(self, language: str) -> str:
+        """The text in ``language`` (a language the table does not have: :attr:`text`)."""
+        for code, value in self.languages:
+            if code == language:
+                return value
+        return self.text
+
+    @classmethod
+    def from_toml(cls, value: Any, key: str) -> PerLanguage:
+        if isinstance(value, str):
+            return cls(value)
+        table = _languages_table(value, key, "a string, or a table with one string per"
+                                 f" language ({', '.join(DIGEST_LANGUAGES)})")
+        for code in DIGEST_LANGUAGES:
+            if code not in table:
+                raise ConfigError(f"{_join(key, code)}: required key is missing (a table"
+                                  " gives the text in every digest language; a plain string"
+                                  " is used for all)")
+            if not isinstance(table[code], str):
+                raise ConfigError(f"{_join(key, code)}: expected a string, got"
+                                  f" {_describe(table[code])}")
+        return cls(text=table[DIGEST_LANGUAGES[0]],
+                   languages=tuple((code, table[code]) for code in DIGEST_LANGUAGES))
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryNames:
+    """How the digest shows category names, per language code:
+    ``{ sq = { Local = "Vendore" } }``. Names are matched ignoring case; a category no
+    table names is shown as stored."""
+
+    languages: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+
+    def get(self, category: str, language: str) -> str:
+        folded = category.casefold()
+        for code, names in self.languages:
+            if code == language:
+                for name, shown in names:
+                    if name.casefold() == folded:
+                        return shown
+        return category
+
+    @classmethod
+    def from_toml(cls, value: Any, key: str) -> CategoryNames:
+        tables = _languages_table(value, key, "a table of languages, each a table of"
+                                  " category = \"name shown\"")
+        languages = []
+        for code, names in tables.items():
+            where = _join(key, code)
+            if not isinstance(names, dict):
+                raise ConfigError(f"{where}: expected a table of category = \"name shown\","
+                                  f" got {_describe(names)}")
+            seen: dict[str, str] = {}
+            for name, shown in names.items():
+                if not isinstance(shown, str) or not shown.strip():
+                    raise ConfigError(f"{where}.{name}: expected the name to show, got"
+                                      f" {_describe(shown)}")
+                if name.casefold() in seen:
+                    raise ConfigError(f"{where}.{name}: the same category as"
+                                      f" {seen[name.casefold()]!r} (names are matched"
+                                      " ignoring case)")
+                seen[name.casefold()] = name
+            languages.append((code, tuple(names.items())))
+        return cls(tuple(languages))
+
+
 @dataclass(frozen=True, slots=True)
 class DigestConfig:
     max_items: int = field(default=20, metadata=_checked(_check_positive))
+    first_items: int = field(default=5, metadata=_checked(_check_positive))
     skip_empty: bool = True
     max_bytes: int = field(default=100_000, metadata=_checked(_check_positive))
     subject_en: str = (
-        "{{ title }}: {{ count }} new {{ 'story' if count == 1 else 'stories' }}, {{ date }}"
+        "{{ title }}: {% if first %}the latest stories{% else %}{{ count }} new"
+        " {{ 'story' if count == 1 else 'stories' }}{% endif %}, {{ date }}"
     )
     subject_sq: str = (
-        "{{ title }}: {{ count }} {{ 'lajm i ri' if count == 1 else 'lajme të reja' }},"
-        " {{ date }}"
+        "{{ title }}: {% if first %}lajmet më të fundit{% else %}{{ count }}"
+        " {{ 'lajm i ri' if count == 1 else 'lajme të reja' }}{% endif %}, {{ date }}"
     )
     title_en: str = "IOM Albania news"
     title_sq: str = "Lajme nga IOM Shqipëri"
+    categories: CategoryNames = field(default=CategoryNames(
+        (("sq", (("Local", "Vendore"), ("Global", "Globale"))),)))
     templates: str = ""
 
 
@@ -372,10 +464,11 @@ class MailConfig:
     outbox: str = "outbox"
     from_address: str = field(default="news@feeds.example.org",
                               metadata=_checked(_check_address))
-    from_name: str = "IOM Albania news"
+    from_name: PerLanguage = field(default=PerLanguage(
+        "IOM Albania news", (("en", "IOM Albania news"), ("sq", "Lajme nga IOM Shqipëri"))))
     reply_to: str = field(default="", metadata=_checked(_check_optional_address))
-    postal_address: str = ("International Organization for Migration (IOM), Mission in"
-                           " Albania, Tirana, Albania")
+    postal_address: PerLanguage = field(default=PerLanguage(
+        "International Organization for Migration (IOM), Mission in Albania, Tirana, Albania"))
     list_id: str = field(default="", metadata=_checked(_check_list_id))
     unsubscribe_url: str = field(default="", metadata=_checked(_check_optional_http_url))
     unsubscribe_mailto: str = field(default="", metadata=_checked(_check_optional_address))
@@ -594,6 +687,8 @@ def _build(cls: type[Any], data: Any, where: str) -> Any:
 
 def _convert(tp: Any, value: Any, key: str) -> Any:
     origin = get_origin(tp)
+    if isinstance(tp, type) and hasattr(tp, "from_toml"):  # a value that reads itself
+        return tp.from_toml(value, key)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build(tp, value, key)
     if origin is Literal:
@@ -646,7 +741,9 @@ def documented_keys(cls: type[Any] = Config, prefix: str = "") -> list[str]:
             continue
         key = _join(prefix, f.name)
         tp = hints[f.name]
-        if get_origin(tp) is tuple and dataclasses.is_dataclass(get_args(tp)[0]):
+        if isinstance(tp, type) and hasattr(tp, "from_toml"):
+            keys.append(key)  # one key, whatever shape its value takes
+        elif get_origin(tp) is tuple and dataclasses.is_dataclass(get_args(tp)[0]):
             keys.extend(documented_keys(get_args(tp)[0], key))
         elif dataclasses.is_dataclass(tp):
             keys.extend(documented_keys(typing.cast(type[Any], tp), key))

@@ -218,7 +218,7 @@ class DigestEntry:
     title: str
     url: str
     published: datetime
-    summary: str  # plain text, already shortened
+    summary: str  # plain text, already shortened: its paragraphs, one a line
     image_url: str
     image_alt: str
     category: str  # "" when the item has none
@@ -229,7 +229,9 @@ class DigestContent:
     """What one digest holds, before rendering: chosen by ``digest.select`` from the store.
 
     ``entries`` are newest first and already capped; ``more`` counts the new items left out.
-    ``digest_id`` is 0 for a preview or dry run (nothing recorded).
+    ``digest_id`` is 0 for a preview or dry run (nothing recorded). ``first``: the list's
+    first digest, which shows only the newest stories of the whole history (``more`` then
+    counts the older ones, which are not "new" to anybody but count as handled).
     """
 
     digest_id: int
@@ -238,6 +240,7 @@ class DigestContent:
     entries: tuple[DigestEntry, ...]
     more: int = 0
     left_out: tuple[str, ...] = ()  # ids of the new items counted in ``more``
+    first: bool = False
 
 
 @dataclass(frozen=True, slots=True)

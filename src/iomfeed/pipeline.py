@@ -210,17 +210,23 @@ def digest_content(config: Config, store: Store, now: datetime) -> DigestContent
         return _frozen_content(current.id, current.created, current.since, items,
                                current.more)
     last_sent = store.last_digest("sent")
-    since = last_sent.cutoff if last_sent is not None else None
+    if last_sent is None:
+        # The list's first digest: everything stored is "new", back to the oldest story a
+        # backfill found. Only the newest few are shown; the others count as handled.
+        return select(store.new_items(None, now), max_items=config.digest.first_items,
+                      digest_id=0, created=now, since=None, first=True)
     return select(store.new_items(last_sent, now), max_items=config.digest.max_items,
-                  digest_id=0, created=now, since=since)
+                  digest_id=0, created=now, since=last_sent.cutoff)
 
 
 def _frozen_content(digest_id: int, created: datetime, since: datetime | None,
                     items: Sequence[StoredItem], more: int) -> DigestContent:
     from .digest.select import to_entry
 
+    # Only the first digest has no "since": every later one starts where a sent one ended.
     return DigestContent(digest_id=digest_id, created=created, since=since,
-                         entries=tuple(to_entry(i) for i in items), more=more)
+                         entries=tuple(to_entry(i) for i in items), more=more,
+                         first=since is None)
 
 
 def render_languages(config: Config, content: DigestContent,
@@ -235,7 +241,7 @@ def sender(config: Config, language: str = "en") -> Sender:
     from .digest.message import Sender
 
     return Sender(
-        address=config.mail.from_address, name=config.mail.from_name,
+        address=config.mail.from_address, name=config.mail.from_name.get(language),
         list_id=config.list_id,
         list_name=config.digest.title_sq if language == "sq" else config.digest.title_en,
         unsubscribe_url=config.unsubscribe_url,
@@ -297,7 +303,7 @@ def send_digest(config: Config, *, store: Store, mailer: Mailer, clock: Callable
                                      more=content.more, left_out=content.left_out)
         content = DigestContent(digest_id=record.id, created=record.created,
                                 since=record.since, entries=content.entries,
-                                more=content.more)
+                                more=content.more, first=content.first)
         log.info("digest %d: %d item(s) (%d more linked) to %d subscriber(s)", record.id,
                  len(content.entries), content.more,
                  sum(store.delivery_totals(record.id).values()))

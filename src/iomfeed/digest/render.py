@@ -98,11 +98,14 @@ class Chrome:
     greeting: str
     greeting_no_name: str
     intro: str
+    intro_first: str
     empty: str
     other_news: str
     read_more: str
     more_one: str
     more_many: str
+    more_first_one: str
+    more_first_many: str
     more_link: str
     why: str
     sent_to: str
@@ -203,7 +206,8 @@ class Story:
     title: str
     url: str
     date: str
-    summary: str
+    summary: str  # the paragraphs, one a line
+    paragraphs: tuple[str, ...]  # the summary's paragraphs: <p> each, lines in text
     image_url: str
     image_alt: str
     featured: bool  # leads the digest: its image is shown full width
@@ -275,26 +279,30 @@ def _story(entry: DigestEntry, *, featured: bool, chrome: Chrome, timezone: str,
         url = fallback_url
     image_url = ascii_url(entry.image_url)
     image_url = image_url if usable_url(image_url) else ""
+    # The summary's paragraphs stay apart (clean_text would join them with a space).
+    paragraphs = tuple(p for p in map(clean_text, entry.summary.split("\n")) if p)
     return Story(
         title=clean_text(entry.title), url=url,
         date=format_date(entry.published, chrome, timezone),
-        summary=clean_text(entry.summary),
+        summary="\n".join(paragraphs), paragraphs=paragraphs,
         image_url=image_url, image_alt=shorten(clean_text(entry.image_alt), ALT_LIMIT),
         featured=featured,
     )
 
 
 def build_groups(entries: Sequence[DigestEntry], *, chrome: Chrome, timezone: str,
-                 fallback_url: str) -> list[Group]:
-    """The stories as the templates show them, grouped (see :func:`group_entries`); the
-    first story leads the digest."""
+                 fallback_url: str, names: Callable[[str], str] = str) -> list[Group]:
+    """The stories as the templates show them, grouped (see :func:`group_entries`) under
+    their category's name in the digest's language (``names``); the first story leads the
+    digest."""
     groups = []
     for index, (name, items) in enumerate(group_entries(entries)):
         stories = tuple(
             _story(entry, featured=(index == 0 and n == 0), chrome=chrome,
                    timezone=timezone, fallback_url=fallback_url)
             for n, entry in enumerate(items))
-        groups.append(Group(name=name or chrome.other_news, stories=stories))
+        groups.append(Group(name=clean_text(names(name)) if name else chrome.other_news,
+                            stories=stories))
     return groups
 
 
@@ -367,16 +375,17 @@ def _subject_environment() -> Environment:
     return SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
 
 
-def render_subject(template: str, *, key: str, title: str, count: int, date: str) -> str:
+def render_subject(template: str, *, key: str, title: str, count: int, date: str,
+                   first: bool = False) -> str:
     """The subject line from the config's template (plain Jinja2: a header is not HTML),
     made header-safe by :func:`clean_header_text`."""
     from jinja2 import TemplateError
 
     try:
         text = _subject_environment().from_string(template).render(
-            title=title, count=count, date=date)
+            title=title, count=count, date=date, first=first)
     except TemplateError as exc:
-        raise ConfigError(f"{key}: {exc} (variables: title, count, date)") from exc
+        raise ConfigError(f"{key}: {exc} (variables: title, count, date, first)") from exc
     return clean_header_text(text)
 
 
@@ -545,36 +554,48 @@ def index_url(config: Config) -> str:
     return (base if base.endswith("/") else base + "/") + "index.html"
 
 
-def _preheader(groups: Sequence[Group], chrome: Chrome) -> str:
+def _preheader(groups: Sequence[Group], chrome: Chrome, intro: str) -> str:
     titles = [s.title for g in groups for s in g.stories][:PREHEADER_TITLES]
     if not titles:
-        return shorten(chrome.intro, PREHEADER_LIMIT)
+        return shorten(intro, PREHEADER_LIMIT)
     return shorten(fill(chrome.preheader, titles=" · ".join(titles)), PREHEADER_LIMIT)
 
 
+def _more_text(chrome: Chrome, more: int, first: bool) -> str:
+    """"N more new stories" (or, in the list's first digest, whose older stories are not
+    new to anybody, "N more stories")."""
+    if first:
+        return fill(chrome.more_first_one if more == 1 else chrome.more_first_many,
+                    count=str(more))
+    return fill(chrome.more_one if more == 1 else chrome.more_many, count=str(more))
+
+
 def _context(entries: Sequence[DigestEntry], more: int, *, language: str, chrome: Chrome,
-             title: str, date: str, config: Config) -> dict[str, Any]:
+             title: str, date: str, config: Config, first: bool = False) -> dict[str, Any]:
     index = index_url(config)
     groups = build_groups(entries, chrome=chrome, timezone=config.site.timezone,
-                          fallback_url=index)
+                          fallback_url=index,
+                          names=lambda name: config.digest.categories.get(name, language))
     home = ascii_url(config.site.home_url)
     home = home if usable_url(home) else index
+    intro = fill(chrome.intro_first if first else chrome.intro, title=title, date=date)
     return {
         "language": language,
         "chrome": chrome,
+        "first": first,
         "heading": fill(chrome.heading, title=title, date=date),
         "dateline": fill(chrome.dateline, title=title, date=date),
-        "preheader": _preheader(groups, chrome),
+        "intro": intro,
+        "preheader": _preheader(groups, chrome, intro),
         "preheader_fill": PREHEADER_FILL,
         "groups": groups,
         "more": more,
-        "more_text": fill(chrome.more_one if more == 1 else chrome.more_many,
-                          count=str(more)),
+        "more_text": _more_text(chrome, more, first),
         "index_url": index,
         "home_url": home,
         "why": fill(chrome.why, title=title),
         "sent_to": fill(chrome.sent_to, address=ADDRESS),
-        "postal_address": clean_text(config.mail.postal_address),
+        "postal_address": clean_text(config.mail.postal_address.get(language)),
         "image_width": IMAGE_WIDTH,
         "thumb_width": THUMB_WIDTH,
         "GREETING": GREETING,
@@ -616,12 +637,15 @@ def render_digest(content: DigestContent, language: str, config: Config) -> Rend
     count = len(entries) + content.more
     subject = render_subject(
         config.digest.subject_sq if language == "sq" else config.digest.subject_en,
-        key=f"digest.subject_{language}", title=clean_text(title), count=count, date=date)
+        key=f"digest.subject_{language}", title=clean_text(title),
+        # The first digest's older stories are not new: it counts the stories it holds.
+        count=len(entries) if content.first else count, date=date, first=content.first)
     css = _source(env, CSS_FILE)
 
     def context(shown: int) -> dict[str, Any]:
         return _context(entries[:shown], count - shown, language=language, chrome=chrome,
-                        title=clean_text(title), date=date, config=config)
+                        title=clean_text(title), date=date, config=config,
+                        first=content.first)
 
     attempts: dict[int, tuple[str, int]] = {}
 

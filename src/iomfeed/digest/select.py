@@ -2,9 +2,13 @@
 
 A digest holds the items first seen since the last digest that actually went out (not a fixed
 window: after a missed week it catches up), newest first, at most ``digest.max_items``; the
-rest are counted and linked. Whether one is due is decided from the store's record of the last
-digest and the schedule, so a service that was down at the scheduled time sends one catch-up
-digest when it comes back, not zero and not two.
+rest are counted and linked. The list's first digest (none went out before) would hold the
+whole history a backfill brought: it shows only the newest ``digest.first_items`` as "the
+latest stories", and the older ones count as handled.
+
+Whether one is due is decided from the store's record of the last digest and the schedule, so
+a service that was down at the scheduled time sends one catch-up digest when it comes back,
+not zero and not two.
 """
 
 from __future__ import annotations
@@ -17,20 +21,73 @@ from ..errors import ConfigError
 from ..models import DigestContent, DigestEntry, DigestRecord, StoredItem
 
 SUMMARY_LIMIT = 300
+#: A paragraph that would have to be cut shorter than this to fit the summary is left out
+#: (the story's "Read more" link follows), unless it is the first.
+MIN_TAIL = 60
 _SPACES = re.compile(r"\s+")
+#: Elements that start a new paragraph of the plain text (``br`` a new line): their text
+#: must never run into the text before or after them.
+BLOCKS = frozenset({
+    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt",
+    "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr",
+    "li", "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul",
+})
+_SKIP = frozenset({"script", "style", "template"})
+_TAG = re.compile(r"<\s*(/?)\s*([A-Za-z][A-Za-z0-9]*)[^>]*>")
 
 
-def plain_text(html: str) -> str:
-    """The text of an HTML fragment, whitespace collapsed."""
+def _collapse(text: str) -> str:
+    return _SPACES.sub(" ", text).strip()
+
+
+def paragraphs(html: str) -> list[str]:
+    """The text of an HTML fragment as paragraphs: each block element (``p``, ``br``,
+    ``li``, headings, ...) ends one, inline elements (``b``, ``a``) join their text to the
+    words around them, whitespace is collapsed and empty paragraphs dropped."""
     if not html.strip():
-        return ""
+        return []
+    import lxml.etree
     import lxml.html
 
     try:
         root = lxml.html.fragment_fromstring(html, create_parent="div")
-    except Exception:
-        return _SPACES.sub(" ", re.sub(r"<[^>]*>", " ", html)).strip()
-    return _SPACES.sub(" ", root.text_content()).strip()
+    except (lxml.etree.ParserError, ValueError):
+        # Not parseable as HTML: cut at the block tags, drop the others.
+        text = _TAG.sub(lambda m: "\n" if m.group(2).lower() in BLOCKS else "", html)
+        import html as htmllib
+
+        return [p for p in (_collapse(htmllib.unescape(t)) for t in text.split("\n")) if p]
+    out: list[str] = []
+    words: list[str] = []
+
+    def flush() -> None:
+        text = _collapse("".join(words))
+        if text:
+            out.append(text)
+        words.clear()
+
+    def walk(element: lxml.html.HtmlElement) -> None:
+        tag = element.tag.lower() if isinstance(element.tag, str) else ""
+        if tag in _SKIP or not tag:  # a comment or processing instruction: no text
+            return
+        block = tag in BLOCKS
+        if block:
+            flush()
+        words.append(element.text or "")
+        for child in element:
+            walk(child)
+            words.append(child.tail or "")
+        if block:
+            flush()
+
+    walk(root)
+    flush()
+    return out
+
+
+def plain_text(html: str) -> str:
+    """The text of an HTML fragment, one paragraph a line (see :func:`paragraphs`)."""
+    return "\n".join(paragraphs(html))
 
 
 def shorten(text: str, limit: int = SUMMARY_LIMIT) -> str:
@@ -43,25 +100,43 @@ def shorten(text: str, limit: int = SUMMARY_LIMIT) -> str:
     return cut.rstrip(" ,;:.-·") + "…"
 
 
+def summarize(parts: Sequence[str], limit: int = SUMMARY_LIMIT) -> str:
+    """The first paragraphs of ``parts``, at most ``limit`` characters in all (the line
+    breaks between them not counted), one a line: the paragraph that does not fit is cut
+    at a word with an ellipsis, or left out when too little of it would remain."""
+    kept: list[str] = []
+    left = limit
+    for part in parts:
+        if len(part) <= left:
+            kept.append(part)
+            left -= len(part)
+            continue
+        if not kept or left >= MIN_TAIL:
+            kept.append(shorten(part, left))
+        break
+    return "\n".join(kept)
+
+
 def to_entry(item: StoredItem) -> DigestEntry:
-    summary = plain_text(item.summary_html) or plain_text(item.content_html)
+    summary = paragraphs(item.summary_html) or paragraphs(item.content_html)
     return DigestEntry(
         id=item.id, title=item.title, url=item.url, published=item.published,
-        summary=shorten(summary), image_url=item.image_url, image_alt=item.image_alt,
+        summary=summarize(summary), image_url=item.image_url, image_alt=item.image_alt,
         category=item.categories[0] if item.categories else "",
     )
 
 
 def select(items: Sequence[StoredItem], *, max_items: int, digest_id: int, created: datetime,
-           since: datetime | None) -> DigestContent:
+           since: datetime | None, first: bool = False) -> DigestContent:
     """The digest of ``items`` (the new items, any order): the newest ``max_items`` by their
-    date, and how many more there are."""
+    date, and how many more there are (all of them the digest's: the next one does not hold
+    them). ``first``: the list's first digest (``max_items`` is then its ``first_items``)."""
     ordered = sorted(items, key=lambda i: (i.published, i.id), reverse=True)
     shown = ordered[:max_items]
     return DigestContent(
         digest_id=digest_id, created=created, since=since,
         entries=tuple(to_entry(i) for i in shown), more=len(ordered) - len(shown),
-        left_out=tuple(i.id for i in ordered[max_items:]),
+        left_out=tuple(i.id for i in ordered[max_items:]), first=first,
     )
 
 
