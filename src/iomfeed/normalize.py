@@ -134,6 +134,15 @@ def canonical_url(url: str, origins: Sequence[Origin] = ()) -> str:
     return urlunsplit((scheme, netloc, path, query, ""))
 
 
+def is_web_url(url: str) -> bool:
+    """Whether ``url`` is an absolute http(s) address (not ``javascript:``, ``mailto:`` ...)."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
 def same_site(url: str, origins: Sequence[Origin]) -> bool:
     try:
         o = Origin.of(url)

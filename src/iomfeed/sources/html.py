@@ -31,7 +31,14 @@ from ..config import (
 from ..dedup import listing_hash
 from ..errors import FetchError, ParseError, RobotsDisallowed, SourceError
 from ..models import DateSource, Item, Response
-from ..normalize import clean_text, find_dateline, parse_date_text, parse_iso, zone
+from ..normalize import (
+    clean_text,
+    find_dateline,
+    is_web_url,
+    parse_date_text,
+    parse_iso,
+    zone,
+)
 from . import FetchContext, filter_hash
 
 if TYPE_CHECKING:
@@ -54,6 +61,7 @@ class ListingEntry:
 class ListingPage:
     entries: tuple[ListingEntry, ...]
     next_url: str | None
+    skipped: tuple[str, ...] = ()  # why rows were left out (a link that is not http(s))
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,12 +145,20 @@ def parse_listing(text: str, page_url: str, cfg: ListingConfig) -> ListingPage:
         if elements:
             break
     entries: list[ListingEntry] = []
+    skipped: list[str] = []
     for el in elements:
         title = select_value(el, cfg.title)
         link = select_value(el, cfg.link)
         if not link:
             continue
         link = urljoin(page_url, link)
+        if not is_web_url(link):
+            # A "share by mail" row or a javascript: placeholder is not a news item, and it
+            # is not the source failing either: the next run would meet it again.
+            shown = link if len(link) <= 60 else link[:57] + "..."
+            skipped.append(f"{page_url}: skipped the listing entry {title!r}: its link is"
+                           f" not http(s) ({shown})")
+            continue
         summary = select_html(el, cfg.summary)
         date_text = select_value(el, cfg.date)
         image = select_value(el, cfg.image)
@@ -151,7 +167,7 @@ def parse_listing(text: str, page_url: str, cfg: ListingConfig) -> ListingPage:
                                     listing_hash(title, link, summary, date_text, image)))
     next_link = select_value(soup, cfg.next)
     next_url = urljoin(page_url, next_link) if next_link else None
-    return ListingPage(tuple(entries), next_url)
+    return ListingPage(tuple(entries), next_url, tuple(skipped))
 
 
 def parse_article(
@@ -302,11 +318,15 @@ class HtmlSource:
                 break
             self._check_selectors(ctx)
             page = parse_listing(response.text(), response.final_url, cfg.listing)
+            for why in page.skipped:
+                ctx.warn(why)
             if not page.entries:
                 where = f"{response.final_url} (page {page_index + 1})"
                 if page_index == 0:
+                    links = (f" with an http(s) link ({len(page.skipped)} without)"
+                             if page.skipped else "")
                     raise ParseError(
-                        f"{where}: the listing selectors found no items"
+                        f"{where}: the listing selectors found no items{links}"
                         f" (sources.listing.item / .link); has the site's layout changed?"
                         f" Stored items are kept."
                     )
