@@ -91,3 +91,39 @@ def test_feed_entries_without_a_web_address_are_skipped_with_a_warning(
     assert any("'Share by mail'" in w and "mailto:" in w and "skipped" in w
                for w in result.warnings), result.warnings
     assert any("'Script'" in w and "javascript:" in w for w in result.warnings)
+
+
+def _slug(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def test_a_teaser_the_site_cut_mid_word_becomes_a_summary_cut_at_a_word(
+    make_config: Callable[..., Config], server: SnapshotServer
+) -> None:
+    from iomfeed.normalize import html_to_text
+
+    cut = "albanian-diaspora-contributing-economic-growth-rural-communities"
+    teaser = next(c.teaser for c in CONTENT if c.slug == cut)
+    assert teaser.endswith("through investm")  # the snapshot keeps the live site's cut
+    config = make_config()
+    assert fetch(config).ok
+    items = {_slug(i.url): i for i in stored(config)}
+    summary = items[cut].summary_html
+    text = html_to_text(summary)
+    # The body's whole first paragraph fits: it is the summary.
+    assert summary.startswith("<p>") and summary.count("<p>") == 1
+    assert "through investments in agriculture" in text and text.endswith("working abroad.")
+    assert len(text) <= config.sources[0].summary_length
+    assert html_to_text(items[cut].content_html).startswith(text)
+    # A teaser ending in a full sentence is the site's own, kept as it is.
+    whole = CONTENT[0]
+    assert html_to_text(items[whole.slug].summary_html) == " ".join(whole.teaser.split())
+    # The length is the source's summary_length.
+    import dataclasses
+
+    short = dataclasses.replace(config, sources=(dataclasses.replace(
+        config.sources[0], summary_length=120),), storage=dataclasses.replace(
+            config.storage, database=str(Path(config.database_path).with_name("short.db"))))
+    assert fetch(short).ok
+    text = html_to_text({_slug(i.url): i for i in stored(short)}[cut].summary_html)
+    assert len(text) <= 120 and text.endswith("…") and "investm" not in text

@@ -129,7 +129,8 @@ def fetch_source(
                 stopped = True
                 break
             found += 1
-            item = normalize_item(raw, origins=origins, tz=tz, language=language)
+            item = normalize_item(raw, origins=origins, tz=tz, language=language,
+                                  summary_length=src.summary_length)
             if not passes_filter(item.title, item.categories, src.filter):
                 filtered += 1
                 store.remember_skipped(item.url, src.name, item.listing_hash,

@@ -323,10 +323,10 @@ class HtmlSource:
             if not page.entries:
                 where = f"{response.final_url} (page {page_index + 1})"
                 if page_index == 0:
-                    links = (f" with an http(s) link ({len(page.skipped)} without)"
-                             if page.skipped else "")
+                    without = (f" with an http(s) link ({len(page.skipped)} without)"
+                               if page.skipped else "")
                     raise ParseError(
-                        f"{where}: the listing selectors found no items{links}"
+                        f"{where}: the listing selectors found no items{without}"
                         f" (sources.listing.item / .link); has the site's layout changed?"
                         f" Stored items are kept."
                     )
