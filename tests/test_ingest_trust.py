@@ -4,16 +4,23 @@ article that answered 404 is tried again later. All over real HTTP on 127.0.0.1.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from iomfeed.config import Config
+from iomfeed.config import LIVE_ORIGIN, Config, load_config
 from iomfeed.demo.server import SnapshotServer
 from iomfeed.demo.sitegen import load_content
+from iomfeed.normalize import html_to_text
+from iomfeed.store import MIGRATIONS, Store
 
-from .conftest import NOW, fetch, stored
+from .conftest import CONFIG_FILE, NOW, fetch, stored
 
 pytestmark = pytest.mark.network
 
@@ -74,8 +81,6 @@ FEED_WITH_BAD_LINKS = """<?xml version="1.0" encoding="utf-8"?>
 def test_feed_entries_without_a_web_address_are_skipped_with_a_warning(
     tmp_path: Path,
 ) -> None:
-    from iomfeed.config import load_config
-
     root = tmp_path / "feeds-site"
     root.mkdir()
     (root / "rss.xml").write_text(FEED_WITH_BAD_LINKS, encoding="utf-8")
@@ -100,8 +105,6 @@ def _slug(url: str) -> str:
 def test_a_teaser_the_site_cut_mid_word_becomes_a_summary_cut_at_a_word(
     make_config: Callable[..., Config], server: SnapshotServer
 ) -> None:
-    from iomfeed.normalize import html_to_text
-
     cut = "albanian-diaspora-contributing-economic-growth-rural-communities"
     teaser = next(c.teaser for c in CONTENT if c.slug == cut)
     assert teaser.endswith("through investm")  # the snapshot keeps the live site's cut
@@ -119,11 +122,78 @@ def test_a_teaser_the_site_cut_mid_word_becomes_a_summary_cut_at_a_word(
     whole = CONTENT[0]
     assert html_to_text(items[whole.slug].summary_html) == " ".join(whole.teaser.split())
     # The length is the source's summary_length.
-    import dataclasses
-
     short = dataclasses.replace(config, sources=(dataclasses.replace(
         config.sources[0], summary_length=120),), storage=dataclasses.replace(
             config.storage, database=str(Path(config.database_path).with_name("short.db"))))
     assert fetch(short).ok
     text = html_to_text({_slug(i.url): i for i in stored(short)}[cut].summary_html)
     assert len(text) <= 120 and text.endswith("…") and "investm" not in text
+
+
+def test_a_date_in_the_future_is_a_warning_and_the_item_is_dated_when_first_seen(
+    make_config: Callable[..., Config], server: SnapshotServer, site: Path, tmp_path: Path
+) -> None:
+
+    target = CONTENT[3]
+    page = site / "news" / f"{target.slug}.html"
+    html = page.read_text(encoding="utf-8")
+    assert '<time datetime="2024-02-21T12:20:00Z">' in html  # the article's own date
+    page.write_text(html.replace('<time datetime="2024-02-21', '<time datetime="2204-02-21', 1),
+                    encoding="utf-8")
+    config = make_config()
+    report = fetch(config)
+    result = report.sources[0]
+    assert report.ok, result.error
+    assert any(target.slug in w and "2204-02-21" in w and "more than a day after" in w
+               for w in result.warnings), result.warnings
+    items = stored(config)
+    item = next(i for i in items if _slug(i.url) == target.slug)
+    assert item.published == NOW and item.date_source.value == "first-seen"
+    assert "2204-02-21" in item.date_note
+    # Not pinned above the news to come: nothing is dated after the fetch ...
+    assert all(i.published <= NOW for i in items)
+    # ... and the reason shows in `iomfeed items --json`.
+    toml = tmp_path / "run.toml"
+    toml.write_text(CONFIG_FILE.read_text(encoding="utf-8").replace(LIVE_ORIGIN, server.origin)
+                    .replace('database = "', f'database = "{config.database_path.parent}/', 1),
+                    encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "iomfeed", "--config", str(toml), "items",
+                          "--json"], capture_output=True, text=True, timeout=60, check=True)
+    listed = {_slug(i["url"]): i for i in json.loads(out.stdout)}
+    assert "2204-02-21" in listed[target.slug]["date_note"]
+    assert listed[target.slug]["date_source"] == "first-seen"
+    assert listed[CONTENT[0].slug]["date_note"] == ""
+
+
+def test_an_item_stored_earlier_with_a_future_date_is_re_dated_on_upgrade(
+    tmp_path: Path,
+) -> None:
+    mine = next(n for n, step in enumerate(MIGRATIONS) if "issue 9 (sources)" in step)
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    for step in MIGRATIONS[:mine]:
+        db.executescript(step)
+    db.execute(f"PRAGMA user_version = {mine}")
+    row = {"id": "tag:x,2026-11-24:a", "url": "https://albania.iom.int/news/a", "source": "s",
+           "title": "A", "title_key": "a", "summary_html": "", "content_html": "<p>a</p>",
+           "published": "2204-02-21T13:20:00+01:00", "published_utc": "2204-02-21T12:20:00Z",
+           "date_source": "time", "updated": "2204-02-21T12:20:00Z",
+           "first_seen": "2026-11-24T09:00:00Z", "last_seen": "2026-11-24T09:00:00Z",
+           "image_url": "", "image_alt": "", "categories": "[]", "language": "en",
+           "author": "", "content_hash": "h", "listing_hash": "l"}
+    db.execute(f"INSERT INTO items ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+               tuple(row.values()))
+    fine = dict(row, id="tag:x,2026-11-24:b", url="https://albania.iom.int/news/b",
+                published="2026-11-24T10:00:00+01:00", published_utc="2026-11-24T09:00:00Z")
+    db.execute(f"INSERT INTO items ({', '.join(fine)}) VALUES ({', '.join('?' * len(fine))})",
+               tuple(fine.values()))
+    db.commit()
+    db.close()
+    with Store(path) as store:
+        assert store.schema_version == len(MIGRATIONS)
+        redated = store.get("tag:x,2026-11-24:a")
+        kept = store.get("tag:x,2026-11-24:b")
+    assert redated is not None and kept is not None
+    assert redated.published == NOW and redated.date_source.value == "first-seen"
+    assert "2204-02-21T13:20:00+01:00 (time)" in redated.date_note
+    assert kept.published.isoformat() == "2026-11-24T10:00:00+01:00" and kept.date_note == ""

@@ -194,7 +194,8 @@ def test_iso_round_trip(dt: datetime) -> None:
 
 
 def norm(raw: Item) -> Item:
-    return normalize_item(raw, origins=LIVE, tz=TIRANE, language="en", summary_length=400)
+    return normalize_item(raw, origins=LIVE, tz=TIRANE, language="en", summary_length=400,
+                          now=REF)
 
 
 def test_normalize_item() -> None:
@@ -281,7 +282,7 @@ def _summary(summary_html: str, content_html: str, length: int = 400) -> str:
     raw = Item(source="s", url="https://albania.iom.int/news/x", title="t",
                summary_html=summary_html, content_html=content_html)
     return normalize_item(raw, origins=LIVE, tz=TIRANE, language="en",
-                          summary_length=length).summary_html
+                          summary_length=length, now=REF).summary_html
 
 
 def test_a_teaser_cut_mid_word_is_replaced_by_the_body_cut_at_a_word() -> None:
@@ -341,3 +342,23 @@ def test_a_derived_summary_is_whole_words_within_the_length(
         assert body_text.startswith(kept) and body_text[len(kept)] in " ."
     else:
         assert text == body_text
+
+
+# ----------------------------------------------------------------------------- future dates
+
+
+def test_a_date_more_than_a_day_after_the_fetch_is_not_used_and_says_why() -> None:
+    now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    raw = Item(source="s", url="https://albania.iom.int/news/x", title="t",
+               published=datetime(2062, 11, 24, 10, 0, tzinfo=UTC),
+               date_source=DateSource.TIME)
+    item = normalize_item(raw, origins=LIVE, tz=TIRANE, language="en", summary_length=400,
+                          now=now)
+    assert item.published is None and item.date_source is None
+    assert "2062-11-24T11:00:00+01:00" in item.date_note and "(time)" in item.date_note
+    assert "more than a day after" in item.date_note
+    # Within a day (a site ahead by a time zone, an embargo lifted early): kept.
+    soon = dataclasses.replace(raw, published=now + timedelta(hours=23))
+    kept = normalize_item(soon, origins=LIVE, tz=TIRANE, language="en", summary_length=400,
+                          now=now)
+    assert kept.published == now + timedelta(hours=23) and kept.date_note == ""

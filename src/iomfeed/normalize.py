@@ -498,14 +498,20 @@ def _unique(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(seen)
 
 
+#: A date further than this after the fetch is a mistake on the page, not news to come.
+FUTURE_DATE_GRACE = timedelta(days=1)
+
+
 def normalize_item(
     item: Item, *, origins: Sequence[Origin], tz: tzinfo, language: str,
-    summary_length: int,
+    summary_length: int, now: datetime,
 ) -> Item:
     """The stored form of a found item: canonical URL, clean HTML, aware date.
 
     A teaser the site cut mid-word (see :func:`teaser_is_cut`) is replaced by a summary
-    made from the body, at most ``summary_length`` characters, cut at a word.
+    made from the body, at most ``summary_length`` characters, cut at a word. A date more
+    than :data:`FUTURE_DATE_GRACE` after ``now`` (the fetch) is dropped, and ``date_note``
+    says so: the store then dates the item by when it was first seen.
     """
     base = item.base_url or item.url
     link = urljoin(base, item.url.strip())
@@ -520,6 +526,13 @@ def normalize_item(
                 also_at = (*also_at, url)  # the listing's address stays known
                 url = preferred
     published = _local(item.published, tz)
+    date_note = item.date_note
+    if published is not None and published > now + FUTURE_DATE_GRACE:
+        # A typo in the year would pin the item above every real story for years.
+        date_note = (f"ignored the date {published.isoformat()}"
+                     f" ({item.date_source or 'unknown source'}): more than a day after it"
+                     f" was fetched ({now.astimezone(tz).isoformat()})")
+        published = None
     image = urljoin(base, item.image_url.strip()) if item.image_url.strip() else ""
     summary = sanitize_html(item.summary_html, base)
     content = sanitize_html(item.content_html, base)
@@ -541,4 +554,5 @@ def normalize_item(
         author=clean_text(item.author),
         canonical_hint="",
         also_at=also_at,
+        date_note=date_note,
     )
