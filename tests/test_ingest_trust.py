@@ -16,7 +16,7 @@ import pytest
 
 from iomfeed.config import LIVE_ORIGIN, Config, load_config
 from iomfeed.demo.server import SnapshotServer
-from iomfeed.demo.sitegen import load_content
+from iomfeed.demo.sitegen import build_site, load_content
 from iomfeed.normalize import html_to_text
 from iomfeed.store import MIGRATIONS, Store
 
@@ -197,3 +197,103 @@ def test_an_item_stored_earlier_with_a_future_date_is_re_dated_on_upgrade(
     assert redated.published == NOW and redated.date_source.value == "first-seen"
     assert "2204-02-21T13:20:00+01:00 (time)" in redated.date_note
     assert kept.published.isoformat() == "2026-11-24T10:00:00+01:00" and kept.date_note == ""
+
+
+# ----------------------------------------------------------------------------- 404, retried
+
+
+def test_missing_article_retries_follow_the_backoff_schedule() -> None:
+    from datetime import timedelta
+
+    from iomfeed.sources.html import next_missing_try
+
+    first = NOW
+    week = timedelta(days=7)
+    tries, at, attempts = [], first, 1
+    while (nxt := next_missing_try(first, attempts, at, give_up_after=week,
+                                   status=404)) is not None:
+        tries.append(nxt - at)
+        at, attempts = nxt, attempts + 1
+    hours = [round(t.total_seconds() / 3600) for t in tries]
+    assert hours[:6] == [1, 2, 4, 8, 16, 24] and set(hours[5:]) == {24}
+    assert at - first >= week and at - first < week + timedelta(days=1)
+    # 410 Gone is an answer, not a hiccup; and retry_missing_days = 0 never retries.
+    assert next_missing_try(first, 1, first, give_up_after=week, status=410) is None
+    assert next_missing_try(first, 1, first, give_up_after=timedelta(0), status=404) is None
+    # Thousands of tries do not overflow the interval.
+    assert next_missing_try(first, 5000, first, give_up_after=timedelta(days=10**4),
+                            status=404) == first + timedelta(days=1)
+
+
+def _dead_link_target() -> str:
+    return next(c.slug for c in CONTENT[5:] if c.link == "relative" and c.layout == "drupal")
+
+
+def test_an_article_that_answered_404_is_tried_again_while_the_listing_answers_304(
+    make_config: Callable[..., Config], server: SnapshotServer, site: Path
+) -> None:
+    from datetime import timedelta
+
+    from iomfeed.demo.server import Fault
+
+    slug = _dead_link_target()
+    path = f"/news/{slug}"
+    server.add_fault(path, Fault(status=404, times=2))  # 404 twice, then the article is there
+    config = make_config()
+    first = fetch(config).sources[0]
+    assert first.ok and first.new == 47 and server.hits(path) == 1
+    assert any("missing article" in w and "HTTP 404" in w and "tried again" in w
+               for w in first.warnings), first.warnings
+
+    def run(after: timedelta) -> tuple[int, int, int, tuple[str, ...]]:
+        before = server.hits(path)
+        result = fetch(config, NOW + after).sources[0]
+        assert result.ok, result.error
+        assert result.not_modified >= 1  # the listing did not change: 304
+        return server.hits(path) - before, result.new, result.pages, result.warnings
+
+    assert run(timedelta(minutes=30))[:3] == (0, 0, 1)  # not due yet: one 304, nothing else
+    tried, new, _pages, warnings = run(timedelta(hours=1))  # due: 404 again, quietly
+    assert (tried, new, warnings) == (1, 0, ())
+    # The listing changes (a new story): its walk does not ask early for the missing one,
+    # whose next try is 2 h after the last.
+    fresh = dataclasses.replace(CONTENT[0], slug="a-story-published-meanwhile", featured=False,
+                                title="A story published meanwhile")
+    build_site([fresh, *CONTENT], site)
+    before = server.hits(path)
+    result = fetch(config, NOW + timedelta(hours=2)).sources[0]
+    assert result.ok and result.new == 1 and server.hits(path) == before
+    tried, new, _pages, _w = run(timedelta(hours=3))
+    assert (tried, new) == (1, 1)  # found now, stored
+    item = next(i for i in stored(config) if _slug(i.url) == slug)
+    assert len(item.content_html) > 200 and item.summary_html
+    assert run(timedelta(hours=9))[:2] == (0, 0)  # stored: never asked again
+    with Store(config.database_path) as store:
+        assert store.missing_article(item.url) is None
+
+
+def test_a_missing_article_is_given_up_after_retry_missing_days_with_one_warning(
+    make_config: Callable[..., Config], server: SnapshotServer
+) -> None:
+    from datetime import timedelta
+
+    from iomfeed.demo.server import Fault
+
+    slug = _dead_link_target()
+    path = f"/news/{slug}"
+    server.add_fault(path, Fault(status=404, times=1000))
+    base = make_config()
+    config = dataclasses.replace(base, sources=(dataclasses.replace(
+        base.sources[0], retry_missing_days=1.0),))
+    warnings: list[str] = []
+    for hours in (0, 1, 3, 7, 15, 31, 55, 80):
+        result = fetch(config, NOW + timedelta(hours=hours)).sources[0]
+        assert result.ok, result.error
+        warnings += [w for w in result.warnings if slug in w]
+    # Tried at 0, 1, 3, 7, 15 and 31 h (more than a day after the first 404: given up).
+    assert server.hits(path) == 6
+    assert len(warnings) == 2, warnings  # the first 404, and giving up
+    assert "gave up" in warnings[1] and "1 day" in warnings[1] and "6 tries" in warnings[1]
+    with Store(config.database_path) as store:
+        missing = store.missing_article(server.url(path))
+    assert missing is not None and missing.next_try is None and missing.attempts == 6

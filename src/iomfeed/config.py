@@ -410,6 +410,7 @@ class SourceConfig:
     follow_articles: bool = True
     recheck_days: float = field(default=7.0, metadata=_checked(_check_non_negative))
     summary_length: int = field(default=400, metadata=_checked(_check_summary_length))
+    retry_missing_days: float = field(default=7.0, metadata=_checked(_check_non_negative))
     timezone: str = field(default="", metadata=_checked(_check_timezone))
     language: str = field(default="", metadata=_checked(_check_language))
     listing: ListingConfig = field(default_factory=ListingConfig)
