@@ -102,6 +102,23 @@ def _slug(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1]
 
 
+def test_a_json_record_without_a_web_address_stays_a_bad_record_with_its_position(
+    tmp_path: Path,
+) -> None:
+    # Unlike a site's listing, the file is the operator's: a warning would lose the item
+    # quietly, so it is reported (with where it is) until fixed; the others are stored.
+    rows = [{"url": "mailto:news@example.org", "title": "Write to us"},
+            {"url": "https://albania.iom.int/news/fine", "title": "Fine"}]
+    (tmp_path / "items.json").write_text(json.dumps(rows), encoding="utf-8")
+    path = tmp_path / "config.toml"
+    path.write_text('[[sources]]\nname = "manual"\nkind = "json"\npath = "items.json"\n',
+                    encoding="utf-8")
+    config = load_config(path)
+    result = fetch(config).sources[0]
+    assert not result.ok and result.new == 1
+    assert "items.json: item 0: 'url' is missing or not an absolute http(s) URL" in result.error
+
+
 def test_a_teaser_the_site_cut_mid_word_becomes_a_summary_cut_at_a_word(
     make_config: Callable[..., Config], server: SnapshotServer
 ) -> None:
