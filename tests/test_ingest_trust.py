@@ -212,6 +212,7 @@ def test_an_item_stored_earlier_with_a_future_date_is_re_dated_on_upgrade(
         kept = store.get("tag:x,2026-11-24:b")
     assert redated is not None and kept is not None
     assert redated.published == NOW and redated.date_source.value == "first-seen"
+    assert redated.updated == NOW  # it was the future date too
     assert "2204-02-21T13:20:00+01:00 (time)" in redated.date_note
     assert kept.published.isoformat() == "2026-11-24T10:00:00+01:00" and kept.date_note == ""
 

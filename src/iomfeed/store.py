@@ -210,12 +210,15 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX missing_articles_due ON missing_articles (source, next_try);
     -- Items stored earlier with a date more than a day after they were first seen (a typo
     -- on the page) sat above every real story: date them by when they were first seen.
+    -- Their `updated` was that date too, unless an edit was seen since (SET reads the old
+    -- row).
     UPDATE items SET
         date_note = 'ignored the date ' || published || ' (' || date_source
             || '): more than a day after the item was first seen',
         published = replace(first_seen, 'Z', '+00:00'),
         published_utc = first_seen,
-        date_source = 'first-seen'
+        date_source = 'first-seen',
+        updated = CASE WHEN updated = published_utc THEN first_seen ELSE updated END
     WHERE published_utc > strftime('%Y-%m-%dT%H:%M:%SZ', first_seen, '+1 day');
     """,
 )
