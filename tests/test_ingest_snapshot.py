@@ -350,8 +350,9 @@ def test_a_dead_article_link_is_a_warning_and_the_backfill_completes(
     assert report.ok and result.new == 47
     assert any("missing article" in w and "HTTP 404" in w for w in result.warnings)
     server.clear()
-    again = fetch(config, NOW + timedelta(hours=1)).sources[0]
-    assert (again.pages, again.not_modified) == (1, 1)  # backfill done: one 304 and stop
+    # Backfill done: one 304 and stop (the missing article's first retry is an hour later).
+    again = fetch(config, NOW + timedelta(minutes=30)).sources[0]
+    assert (again.pages, again.not_modified) == (1, 1) and article_hits(server) == 0
 
 
 def test_a_new_articles_next_fetch_is_conditional(

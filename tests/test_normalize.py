@@ -15,6 +15,7 @@ from iomfeed.normalize import (
     Origin,
     canonical_url,
     find_dateline,
+    html_to_text,
     normalize_item,
     parse_date_text,
     parse_iso,
@@ -192,6 +193,11 @@ def test_iso_round_trip(dt: datetime) -> None:
 # ----------------------------------------------------------------------------- items
 
 
+def norm(raw: Item) -> Item:
+    return normalize_item(raw, origins=LIVE, tz=TIRANE, language="en", summary_length=400,
+                          now=REF)
+
+
 def test_normalize_item() -> None:
     raw = Item(
         source="s", url="/index.php/news/x?utm_source=a", base_url="http://albania.iom.int/news",
@@ -201,14 +207,14 @@ def test_normalize_item() -> None:
         date_source=DateSource.SELECTOR, image_url="/sites/g/files/a.png",
         categories=("Local", " local ", "Global"),
     )
-    item = normalize_item(raw, origins=LIVE, tz=TIRANE, language="en")
+    item = norm(raw)
     assert item.url == "https://albania.iom.int/news/x"
     assert item.title == "Fatos Çoçoli meets diaspora"
     assert item.summary_html == "<p>Hi</p>"
     assert 'href="http://albania.iom.int/news/y"' in item.content_html
     assert item.published == datetime(2021, 6, 14, 10, 0, tzinfo=TIRANE)
     in_utc = dataclasses.replace(raw, published=datetime(2023, 2, 28, 23, 40, tzinfo=UTC))
-    local = normalize_item(in_utc, origins=LIVE, tz=TIRANE, language="en").published
+    local = norm(in_utc).published
     assert local is not None and local.isoformat() == "2023-03-01T00:40:00+01:00"
     assert item.image_url == "http://albania.iom.int/sites/g/files/a.png"
     assert item.categories == ("Local", "Global")
@@ -218,11 +224,11 @@ def test_normalize_item() -> None:
 def test_rel_canonical_is_used_only_on_the_same_site() -> None:
     raw = Item(source="s", url="https://albania.iom.int/index.php/news/x", title="t",
                canonical_hint="https://albania.iom.int/news/x-canonical")
-    assert normalize_item(raw, origins=LIVE, tz=TIRANE, language="en").url == \
+    assert norm(raw).url == \
         "https://albania.iom.int/news/x-canonical"
     raw = Item(source="s", url="https://albania.iom.int/news/x", title="t",
                canonical_hint="https://elsewhere.example/x")
-    assert normalize_item(raw, origins=LIVE, tz=TIRANE, language="en").url == \
+    assert norm(raw).url == \
         "https://albania.iom.int/news/x"
 
 
@@ -258,3 +264,101 @@ def test_datelines_in_every_known_form_give_their_date(day: date, form: str, pla
     found = find_dateline(text + " the rest of the body.", TIRANE,
                           reference=datetime(2031, 1, 1, tzinfo=UTC))
     assert found == datetime(day.year, day.month, day.day, tzinfo=TIRANE), text
+
+
+# ----------------------------------------------------------------------------- summaries
+
+CUT_TEASER = ("<p>We at IOM Albania decided to celebrate with farmers who have chosen to"
+              " contribute to their communities through investm</p>")
+BODY = ("<p>We at IOM Albania decided to celebrate with farmers who have chosen to contribute"
+        " to their communities through investments in agriculture, using the savings and the"
+        " experience they gained while working abroad.</p>\n"
+        "<figure><img src='a.png' alt='x'><figcaption>An orchard.</figcaption></figure>\n"
+        "<p>The Sustainable Development Goals Week is an opportunity to show how migration"
+        " contributes to the 2030 Agenda.</p>")
+
+
+def _summary(summary_html: str, content_html: str, length: int = 400) -> str:
+    raw = Item(source="s", url="https://albania.iom.int/news/x", title="t",
+               summary_html=summary_html, content_html=content_html)
+    return normalize_item(raw, origins=LIVE, tz=TIRANE, language="en",
+                          summary_length=length, now=REF).summary_html
+
+
+def test_a_teaser_cut_mid_word_is_replaced_by_the_body_cut_at_a_word() -> None:
+    summary = _summary(CUT_TEASER, BODY, length=120)
+    assert summary.startswith("<p>We at IOM Albania") and summary.endswith("…</p>")
+    text = html_to_text(summary)
+    assert len(text) <= 120
+    assert "investm…" not in text and text.endswith("through…")
+    assert text[:-1] in html_to_text(BODY)
+    # Long enough for it all: the paragraphs stay paragraphs, the caption stays out.
+    whole = _summary(CUT_TEASER, BODY, length=1000)
+    assert whole.count("<p>") == 2 and "orchard" not in whole and "…" not in whole
+    # A first paragraph that fits and ends a sentence is the summary, without a few words
+    # of the next one.
+    first = _summary(CUT_TEASER, BODY, length=260)
+    assert first == BODY[:BODY.index("\n")]
+    # One that does not end a sentence (a subtitle): the next one is cut at a word.
+    subtitle = "<p>- Connect Albania supports 41 new investments</p>" + BODY
+    two = _summary("<p>- Connect Albania supports 41 new investments We at IOM</p>", subtitle,
+                   length=120)
+    assert two.count("<p>") == 2 and two.endswith("…</p>") and len(html_to_text(two)) <= 120
+
+
+@pytest.mark.parametrize("teaser", [
+    "<p>A complete sentence that the body also starts with.</p>",
+    "<p>“A complete quote ends the teaser.”</p>",
+    "<p>A summary the site wrote itself, not the start of the body</p>",
+    "",
+])
+def test_a_teaser_that_is_not_visibly_cut_is_kept(teaser: str) -> None:
+    body = ("<p>A complete sentence that the body also starts with. And more. “A complete"
+            " quote ends the teaser.” And more text after it.</p>")
+    if teaser.startswith("<p>“"):
+        body = "<p>“A complete quote ends the teaser.” Then more of the body.</p>"
+    assert _summary(teaser, body) == teaser
+
+
+def test_a_teaser_ending_in_an_ellipsis_mid_word_is_derived_again() -> None:
+    summary = _summary("<p>We at IOM Albania decided to celebrate with far...</p>", BODY, 60)
+    assert html_to_text(summary) == "We at IOM Albania decided to celebrate with farmers who…"
+
+
+@given(st.lists(st.text(alphabet="abcdeëç", min_size=1, max_size=12), min_size=2,
+                max_size=60), st.integers(min_value=1, max_value=400),
+       st.integers(min_value=20, max_value=400))
+def test_a_derived_summary_is_whole_words_within_the_length(
+    words: list[str], cut: int, length: int
+) -> None:
+    body_text = " ".join(words) + "."
+    teaser = body_text[:max(1, min(cut, len(body_text) - 2))]
+    if teaser.endswith((" ", ".")):
+        teaser = teaser.rstrip(" .") or body_text[:1]
+    text = html_to_text(_summary(f"<p>{teaser}</p>", f"<p>{body_text}</p>", length))
+    assert len(text) <= length
+    if text.endswith("…"):
+        kept = text[:-1]
+        assert body_text.startswith(kept) and body_text[len(kept)] in " ."
+    else:
+        assert text == body_text
+
+
+# ----------------------------------------------------------------------------- future dates
+
+
+def test_a_date_more_than_a_day_after_the_fetch_is_not_used_and_says_why() -> None:
+    now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    raw = Item(source="s", url="https://albania.iom.int/news/x", title="t",
+               published=datetime(2062, 11, 24, 10, 0, tzinfo=UTC),
+               date_source=DateSource.TIME)
+    item = normalize_item(raw, origins=LIVE, tz=TIRANE, language="en", summary_length=400,
+                          now=now)
+    assert item.published is None and item.date_source is None
+    assert "2062-11-24T11:00:00+01:00" in item.date_note and "(time)" in item.date_note
+    assert "more than a day after" in item.date_note
+    # Within a day (a site ahead by a time zone, an embargo lifted early): kept.
+    soon = dataclasses.replace(raw, published=now + timedelta(hours=23))
+    kept = normalize_item(soon, origins=LIVE, tz=TIRANE, language="en", summary_length=400,
+                          now=now)
+    assert kept.published == now + timedelta(hours=23) and kept.date_note == ""

@@ -378,6 +378,7 @@ def cmd_items(args: argparse.Namespace, config: Config) -> int:
             {
                 "id": i.id, "url": i.url, "source": i.source, "title": i.title,
                 "published": i.published.isoformat(), "date_source": i.date_source.value,
+                "date_note": i.date_note,
                 "updated": i.updated.isoformat(), "first_seen": i.first_seen.isoformat(),
                 "last_seen": i.last_seen.isoformat(), "summary_html": i.summary_html,
                 "content_html": i.content_html, "image": i.image_url,

@@ -93,6 +93,10 @@ def _check_non_negative(value: float) -> str | None:
     return None if value >= 0 else "expected a number of at least 0"
 
 
+def _check_summary_length(value: float) -> str | None:
+    return None if value >= 40 else "expected a number of characters, at least 40"
+
+
 def _check_regexes(values: tuple[str, ...]) -> str | None:
     for pattern in values:
         try:
@@ -498,6 +502,8 @@ class SourceConfig:
     max_pages: int = field(default=10, metadata=_checked(_check_positive))
     follow_articles: bool = True
     recheck_days: float = field(default=7.0, metadata=_checked(_check_non_negative))
+    summary_length: int = field(default=400, metadata=_checked(_check_summary_length))
+    retry_missing_days: float = field(default=7.0, metadata=_checked(_check_non_negative))
     timezone: str = field(default="", metadata=_checked(_check_timezone))
     language: str = field(default="", metadata=_checked(_check_language))
     listing: ListingConfig = field(default_factory=ListingConfig)

@@ -87,6 +87,7 @@ class Item:
     canonical_hint: str = ""  # rel="canonical" of the article page, if any
     also_at: tuple[str, ...] = ()  # other addresses of this item (the listing's link)
     listing_hash: str = ""  # fingerprint of the listing entry, to notice edits cheaply
+    date_note: str = ""  # why the date found was not used (set by ``normalize``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,7 @@ class StoredItem:
     author: str
     content_hash: str
     listing_hash: str
+    date_note: str = ""  # why the page's own date was not used ("" when it was, or none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,3 +346,30 @@ class CycleReport:
     @property
     def ok(self) -> bool:
         return self.run.ok and (self.digest is None or self.digest.ok)
+
+
+@dataclass(frozen=True, slots=True)
+class MissingArticle:
+    """A listed article that answered 404 (or 410), kept with its listing entry so that it
+    can be tried again on later runs even when the listing does not change.
+
+    ``next_try`` is ``None`` once iomfeed has given up on it: it is then fetched again only
+    if its listing entry changes.
+    """
+
+    url: str  # canonical
+    source: str
+    link: str  # as the listing gives it
+    title: str
+    summary_html: str
+    date_text: str
+    image_url: str
+    listing_hash: str
+    first_missing: datetime
+    last_try: datetime
+    attempts: int  # requests that answered 404/410 so far
+    status: int  # the last one's HTTP status
+    next_try: datetime | None
+
+    def due(self, now: datetime) -> bool:
+        return self.next_try is not None and self.next_try <= now

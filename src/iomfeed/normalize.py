@@ -134,6 +134,15 @@ def canonical_url(url: str, origins: Sequence[Origin] = ()) -> str:
     return urlunsplit((scheme, netloc, path, query, ""))
 
 
+def is_web_url(url: str) -> bool:
+    """Whether ``url`` is an absolute http(s) address (not ``javascript:``, ``mailto:`` ...)."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
 def same_site(url: str, origins: Sequence[Origin]) -> bool:
     try:
         o = Origin.of(url)
@@ -210,6 +219,121 @@ def html_to_text(html: str) -> str:
     import html as htmlmod
 
     return clean_text(htmlmod.unescape(text))
+
+
+# ----------------------------------------------------------------------------- summaries
+
+_BLOCK_TAGS = frozenset({
+    "p", "div", "br", "li", "ul", "ol", "dl", "dt", "dd", "h1", "h2", "h3", "h4", "h5", "h6",
+    "blockquote", "pre", "table", "tr", "td", "th", "hr", "section", "article",
+})
+_SKIPPED_TAGS = frozenset({"figure", "figcaption", "script", "style"})
+_SENTENCE_END_RE = re.compile(r"[.!?…][\"'”’»)\]]*$")
+_MIN_PART = 40  # characters of a further block worth starting in a summary
+_ELLIPSIS_RE = re.compile(r"\s*(?:\.\.\.|…)$")
+
+
+def text_blocks(html: str) -> list[str]:
+    """The plain text of each block (paragraph, list item, heading) of an HTML fragment.
+
+    Inline markup does not split words; figures and their captions are left out (they are
+    not part of the running text).
+    """
+    from html.parser import HTMLParser
+
+    blocks: list[str] = []
+    current: list[str] = []
+    skipping = 0
+
+    def flush() -> None:
+        text = clean_text("".join(current))
+        if text:
+            blocks.append(text)
+        current.clear()
+
+    class _Parser(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            nonlocal skipping
+            if tag in _SKIPPED_TAGS:
+                skipping += 1
+            elif tag in _BLOCK_TAGS:
+                flush()
+
+        def handle_endtag(self, tag: str) -> None:
+            nonlocal skipping
+            if tag in _SKIPPED_TAGS:
+                skipping = max(0, skipping - 1)
+            elif tag in _BLOCK_TAGS:
+                flush()
+
+        def handle_data(self, data: str) -> None:
+            if not skipping:
+                current.append(data)
+
+    parser = _Parser(convert_charrefs=True)
+    parser.feed(html)
+    parser.close()
+    flush()
+    return blocks
+
+
+def teaser_is_cut(summary_html: str, content_html: str) -> bool:
+    """Whether a teaser is visibly the start of the body cut short: it ends without sentence
+    punctuation (or with an ellipsis glued to the cut) and the body starts with it."""
+    teaser = " ".join(text_blocks(summary_html))
+    marked = _ELLIPSIS_RE.search(teaser)
+    if marked:
+        teaser = teaser[:marked.start()]
+    elif _SENTENCE_END_RE.search(teaser):
+        return False
+    if not teaser:
+        return False
+    body = " ".join(text_blocks(content_html))
+    return len(body) > len(teaser) and body.startswith(teaser)
+
+
+def _cut_at_word(text: str, room: int) -> str:
+    """The longest start of ``text`` of at most ``room`` characters that ends at a word
+    boundary, without trailing punctuation that would dangle ("", if no word fits)."""
+    if room <= 0:
+        return ""
+    if len(text) <= room:
+        return text
+    cut = text[:room]
+    if not text[room].isspace():
+        space = cut.rfind(" ")
+        cut = cut[:space] if space > 0 else ""
+    return cut.rstrip(" ,;:-–—(")
+
+
+def summary_from_body(content_html: str, length: int) -> str:
+    """A summary made of the body's first blocks, at most ``length`` characters of text
+    (blocks count one character apart). It ends with the last paragraph that fits when that
+    one ends a sentence; otherwise the next block is cut at a word, with an ellipsis.
+    Sanitised HTML: one ``<p>`` per block."""
+    import html as htmlmod
+
+    kept: list[str] = []
+    used = 0
+    for block in text_blocks(content_html):
+        gap = 1 if kept else 0
+        if used + gap + len(block) <= length:
+            kept.append(block)
+            used += gap + len(block)
+            continue
+        if kept and _SENTENCE_END_RE.search(kept[-1]):
+            break  # whole paragraphs read better than a few words of the next one
+        room = length - used - gap - 1  # the ellipsis takes one
+        part = _cut_at_word(block, room) if not kept or room >= _MIN_PART else ""
+        if part:
+            kept.append(part + "…")
+        elif kept:  # not enough of this block fits: end with the previous one
+            last = kept[-1] if used < length else _cut_at_word(kept[-1], len(kept[-1]) - 1)
+            kept[-1] = (last or kept[-1][: len(kept[-1]) - 1]) + "…"
+        else:  # one word longer than the whole summary
+            kept.append(block[: max(room, 0)] + "…")
+        break
+    return "".join(f"<p>{htmlmod.escape(block, quote=False)}</p>" for block in kept)
 
 
 # ----------------------------------------------------------------------------- dates
@@ -374,10 +498,21 @@ def _unique(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(seen)
 
 
+#: A date further than this after the fetch is a mistake on the page, not news to come.
+FUTURE_DATE_GRACE = timedelta(days=1)
+
+
 def normalize_item(
-    item: Item, *, origins: Sequence[Origin], tz: tzinfo, language: str
+    item: Item, *, origins: Sequence[Origin], tz: tzinfo, language: str,
+    summary_length: int, now: datetime,
 ) -> Item:
-    """The stored form of a found item: canonical URL, clean HTML, aware date."""
+    """The stored form of a found item: canonical URL, clean HTML, aware date.
+
+    A teaser the site cut mid-word (see :func:`teaser_is_cut`) is replaced by a summary
+    made from the body, at most ``summary_length`` characters, cut at a word. A date more
+    than :data:`FUTURE_DATE_GRACE` after ``now`` (the fetch) is dropped, and ``date_note``
+    says so: the store then dates the item by when it was first seen.
+    """
     base = item.base_url or item.url
     link = urljoin(base, item.url.strip())
     url = canonical_url(link, origins)
@@ -391,14 +526,25 @@ def normalize_item(
                 also_at = (*also_at, url)  # the listing's address stays known
                 url = preferred
     published = _local(item.published, tz)
+    date_note = item.date_note
+    if published is not None and published > now + FUTURE_DATE_GRACE:
+        # A typo in the year would pin the item above every real story for years.
+        date_note = (f"ignored the date {published.isoformat()}"
+                     f" ({item.date_source or 'unknown source'}): more than a day after it"
+                     f" was fetched ({now.astimezone(tz).isoformat()})")
+        published = None
     image = urljoin(base, item.image_url.strip()) if item.image_url.strip() else ""
+    summary = sanitize_html(item.summary_html, base)
+    content = sanitize_html(item.content_html, base)
+    if summary and content and teaser_is_cut(summary, content):
+        summary = summary_from_body(content, summary_length)
     return dataclasses.replace(
         item,
         url=url,
         base_url="",
         title=clean_text(item.title),
-        summary_html=sanitize_html(item.summary_html, base),
-        content_html=sanitize_html(item.content_html, base),
+        summary_html=summary,
+        content_html=content,
         published=published,
         date_source=item.date_source if published is not None else None,
         image_url=image if image.startswith(("http://", "https://")) else "",
@@ -408,4 +554,5 @@ def normalize_item(
         author=clean_text(item.author),
         canonical_hint="",
         also_at=also_at,
+        date_note=date_note,
     )

@@ -129,7 +129,8 @@ def fetch_source(
                 stopped = True
                 break
             found += 1
-            item = normalize_item(raw, origins=origins, tz=tz, language=language)
+            item = normalize_item(raw, origins=origins, tz=tz, language=language,
+                                  summary_length=src.summary_length, now=now)
             if not passes_filter(item.title, item.categories, src.filter):
                 filtered += 1
                 store.remember_skipped(item.url, src.name, item.listing_hash,
@@ -137,6 +138,10 @@ def fetch_source(
                 continue
             outcome = store.upsert(item, now, rank=rank)
             counts[outcome.change] += 1
+            if item.date_note:
+                kept = ("dated by when it was first seen" if outcome.change is Change.NEW
+                        else "its stored date is kept")
+                stats.warnings.append(f"{item.url}: {item.date_note}; {kept}")
             if outcome.change in (Change.NEW, Change.UPDATED):
                 log.debug("%s: %s %s", src.name, outcome.change.value, item.url)
     except SourceError as exc:

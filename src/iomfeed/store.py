@@ -27,6 +27,7 @@ from .models import (
     DigestRecord,
     Item,
     KnownItem,
+    MissingArticle,
     SourceResult,
     StoredItem,
     StoreOutcome,
@@ -189,12 +190,44 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX source_runs_source ON source_runs (source, run_id);
     """,
+    """
+    -- issue 9 (sources): why an item's own date was not used, and articles that answered 404
+    ALTER TABLE items ADD COLUMN date_note TEXT NOT NULL DEFAULT '';
+    CREATE TABLE missing_articles (     -- listed articles that answered 404/410, tried again
+        url TEXT PRIMARY KEY,           -- canonical URL
+        source TEXT NOT NULL,
+        link TEXT NOT NULL,             -- the listing entry, to make the item from later
+        title TEXT NOT NULL,
+        summary_html TEXT NOT NULL,
+        date_text TEXT NOT NULL,
+        image_url TEXT NOT NULL,
+        listing_hash TEXT NOT NULL,
+        first_missing TEXT NOT NULL,
+        last_try TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        status INTEGER NOT NULL,        -- the last answer's HTTP status
+        next_try TEXT                   -- NULL: given up (until the listing entry changes)
+    );
+    CREATE INDEX missing_articles_due ON missing_articles (source, next_try);
+    -- Items stored earlier with a date more than a day after they were first seen (a typo
+    -- on the page) sat above every real story: date them by when they were first seen.
+    -- Their `updated` was that date too, unless an edit was seen since (SET reads the old
+    -- row).
+    UPDATE items SET
+        date_note = 'ignored the date ' || published || ' (' || date_source
+            || '): more than a day after the item was first seen',
+        published = replace(first_seen, 'Z', '+00:00'),
+        published_utc = first_seen,
+        date_source = 'first-seen',
+        updated = CASE WHEN updated = published_utc THEN first_seen ELSE updated END
+    WHERE published_utc > strftime('%Y-%m-%dT%H:%M:%SZ', first_seen, '+1 day');
+    """,
 )
 
 _ITEM_COLUMNS = (
     "id, url, source, title, summary_html, content_html, published, date_source, updated,"
     " first_seen, last_seen, image_url, image_alt, categories, language, author, content_hash,"
-    " listing_hash"
+    " listing_hash, date_note"
 )
 
 
@@ -267,6 +300,15 @@ def _create_private(path: Path) -> None:
         os.fchmod(fd, 0o600)  # a umask such as 0o200 would take the owner's write bit away
     finally:
         os.close(fd)
+
+
+def _missing(r: sqlite3.Row) -> MissingArticle:
+    return MissingArticle(
+        url=r["url"], source=r["source"], link=r["link"], title=r["title"],
+        summary_html=r["summary_html"], date_text=r["date_text"], image_url=r["image_url"],
+        listing_hash=r["listing_hash"], first_missing=_parse(r["first_missing"]),
+        last_try=_parse(r["last_try"]), attempts=r["attempts"], status=r["status"],
+        next_try=_parse(r["next_try"]) if r["next_try"] else None)
 
 
 class Store:
@@ -421,7 +463,7 @@ class Store:
             last_seen=_parse(r["last_seen"]), image_url=r["image_url"],
             image_alt=r["image_alt"], categories=tuple(json.loads(r["categories"])),
             language=r["language"], author=r["author"], content_hash=r["content_hash"],
-            listing_hash=r["listing_hash"],
+            listing_hash=r["listing_hash"], date_note=r["date_note"],
         )
 
     # ------------------------------------------------------------------ items: writing
@@ -438,6 +480,10 @@ class Store:
         rank = rank or {}
         with self.transaction() as db:
             outcome = self._upsert(db, item, now, rank)
+            if outcome.change in (Change.NEW, Change.UPDATED):
+                # Why the date found was not used (a date in the future), or "" again.
+                db.execute("UPDATE items SET date_note = ? WHERE id = ?",
+                           (item.date_note, outcome.item_id))
             for alias in item.also_at:
                 if alias != item.url:
                     db.execute(
@@ -962,6 +1008,35 @@ class Store:
             " last_modified = excluded.last_modified, saved = excluded.saved",
             (url, etag, last_modified, _utc(now)),
         )
+
+    # ------------------------------------------------------------------ missing articles
+
+    def missing_article(self, url: str) -> MissingArticle | None:
+        """The 404 state of a listed article at this canonical URL, if it answered 404."""
+        row = self.db.execute("SELECT * FROM missing_articles WHERE url = ?",
+                              (url,)).fetchone()
+        return None if row is None else _missing(row)
+
+    def missing_due(self, source: str, now: datetime) -> list[MissingArticle]:
+        """The source's missing articles whose next try has come, the longest due first."""
+        rows = self.db.execute(
+            "SELECT * FROM missing_articles WHERE source = ? AND next_try IS NOT NULL"
+            " AND next_try <= ? ORDER BY next_try, url", (source, _utc(now)))
+        return [_missing(r) for r in rows]
+
+    def save_missing(self, missing: MissingArticle) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO missing_articles (url, source, link, title, summary_html,"
+            " date_text, image_url, listing_hash, first_missing, last_try, attempts, status,"
+            " next_try) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (missing.url, missing.source, missing.link, missing.title, missing.summary_html,
+             missing.date_text, missing.image_url, missing.listing_hash,
+             _utc(missing.first_missing), _utc(missing.last_try), missing.attempts,
+             missing.status, _utc(missing.next_try) if missing.next_try else None))
+
+    def forget_missing(self, url: str) -> None:
+        """The article was found (and stored): no more retries."""
+        self.db.execute("DELETE FROM missing_articles WHERE url = ?", (url,))
 
     # ------------------------------------------------------------------ sources and runs
 

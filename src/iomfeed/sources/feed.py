@@ -12,12 +12,13 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urljoin
 
 from ..config import SourceConfig
 from ..dedup import listing_hash
 from ..errors import ParseError
 from ..models import DateSource, Item
-from ..normalize import html_to_text
+from ..normalize import html_to_text, is_web_url
 from . import FetchContext
 
 log = logging.getLogger(__name__)
@@ -71,13 +72,13 @@ class FeedSource:
         if not parsed.get("version") and not entries:
             raise ParseError(f"{response.final_url}: no RSS or Atom feed found at this address")
         for entry in entries:
-            item = self._item(entry, response.final_url)
+            item = self._item(ctx, entry, response.final_url)
             if item is None:
                 continue
             yield item
         ctx.remember(response)
 
-    def _item(self, entry: Any, feed_url: str) -> Item | None:
+    def _item(self, ctx: FetchContext, entry: Any, feed_url: str) -> Item | None:
         link = entry.get("link") or ""
         if not link and str(entry.get("id", "")).startswith(("http://", "https://")):
             link = entry["id"]
@@ -87,6 +88,12 @@ class FeedSource:
             title = html_to_text(title)  # titles are plain text everywhere iomfeed puts them
         if not link or not title:
             log.info("%s: skipping an entry without link or title in %s", self.name, feed_url)
+            return None
+        if not is_web_url(urljoin(feed_url, link)):
+            # Not a news item on the web (a mailto: or javascript: link): the feed is fine.
+            shown = link if len(link) <= 60 else link[:57] + "..."
+            ctx.warn(f"{feed_url}: skipped the entry {html_to_text(title)!r}: its link is not"
+                     f" http(s) ({shown})")
             return None
         content = ""
         if entry.get("content"):

@@ -5,7 +5,9 @@ selectors), at most ``max_pages`` pages. The first run walks every page (backfil
 stop at the first page that brings nothing new, or at a 304. Each new or changed entry is
 followed to its article page for the body, the date, the image and the category. Articles
 published within ``recheck_days`` are re-checked with a conditional GET, so an edit the listing
-does not show is still noticed.
+does not show is still noticed. An article that answers 404 is remembered with its listing
+entry and tried again on later runs with backoff (:func:`next_missing_try`), whether or not
+the listing changed, for ``retry_missing_days``.
 
 Nothing here is specific to one site: every element is found by configured CSS selectors with
 fall-backs (the first that matches wins). bs4 is imported only when a page must be parsed.
@@ -30,8 +32,15 @@ from ..config import (
 )
 from ..dedup import listing_hash
 from ..errors import FetchError, ParseError, RobotsDisallowed, SourceError
-from ..models import DateSource, Item, Response
-from ..normalize import clean_text, find_dateline, parse_date_text, parse_iso, zone
+from ..models import DateSource, Item, MissingArticle, Response
+from ..normalize import (
+    clean_text,
+    find_dateline,
+    is_web_url,
+    parse_date_text,
+    parse_iso,
+    zone,
+)
 from . import FetchContext, filter_hash
 
 if TYPE_CHECKING:
@@ -54,6 +63,7 @@ class ListingEntry:
 class ListingPage:
     entries: tuple[ListingEntry, ...]
     next_url: str | None
+    skipped: tuple[str, ...] = ()  # why rows were left out (a link that is not http(s))
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,12 +147,20 @@ def parse_listing(text: str, page_url: str, cfg: ListingConfig) -> ListingPage:
         if elements:
             break
     entries: list[ListingEntry] = []
+    skipped: list[str] = []
     for el in elements:
         title = select_value(el, cfg.title)
         link = select_value(el, cfg.link)
         if not link:
             continue
         link = urljoin(page_url, link)
+        if not is_web_url(link):
+            # A "share by mail" row or a javascript: placeholder is not a news item, and it
+            # is not the source failing either: the next run would meet it again.
+            shown = link if len(link) <= 60 else link[:57] + "..."
+            skipped.append(f"{page_url}: skipped the listing entry {title!r}: its link is"
+                           f" not http(s) ({shown})")
+            continue
         summary = select_html(el, cfg.summary)
         date_text = select_value(el, cfg.date)
         image = select_value(el, cfg.image)
@@ -151,7 +169,7 @@ def parse_listing(text: str, page_url: str, cfg: ListingConfig) -> ListingPage:
                                     listing_hash(title, link, summary, date_text, image)))
     next_link = select_value(soup, cfg.next)
     next_url = urljoin(page_url, next_link) if next_link else None
-    return ListingPage(tuple(entries), next_url)
+    return ListingPage(tuple(entries), next_url, tuple(skipped))
 
 
 def parse_article(
@@ -257,6 +275,28 @@ def _jsonld_date(text: str, tz: tzinfo) -> datetime | None:
     return None
 
 
+# ----------------------------------------------------------------------------- 404s
+
+#: A listed article that answered 404 is tried again after 1 h, then 2 h, 4 h ... at most a
+#: day apart, until ``retry_missing_days`` after the first 404.
+MISSING_FIRST_RETRY = timedelta(hours=1)
+MISSING_MAX_INTERVAL = timedelta(days=1)
+
+
+def next_missing_try(first_missing: datetime, attempts: int, now: datetime, *,
+                     give_up_after: timedelta, status: int) -> datetime | None:
+    """When to ask again for an article whose ``attempts``-th request answered ``status``
+    (404 or 410) at ``now``; ``None``: give up (410 Gone says so at once)."""
+    if status == 410 or now - first_missing >= give_up_after:
+        return None
+    interval = MISSING_FIRST_RETRY * (1 << min(max(attempts - 1, 0), 16))
+    return now + min(interval, MISSING_MAX_INTERVAL)
+
+
+def _days(value: float) -> str:
+    return f"{value:g} day{'' if value == 1 else 's'}"
+
+
 # ----------------------------------------------------------------------------- the source
 
 
@@ -302,11 +342,15 @@ class HtmlSource:
                 break
             self._check_selectors(ctx)
             page = parse_listing(response.text(), response.final_url, cfg.listing)
+            for why in page.skipped:
+                ctx.warn(why)
             if not page.entries:
                 where = f"{response.final_url} (page {page_index + 1})"
                 if page_index == 0:
+                    without = (f" with an http(s) link ({len(page.skipped)} without)"
+                               if page.skipped else "")
                     raise ParseError(
-                        f"{where}: the listing selectors found no items"
+                        f"{where}: the listing selectors found no items{without}"
                         f" (sources.listing.item / .link); has the site's layout changed?"
                         f" Stored items are kept."
                     )
@@ -325,12 +369,16 @@ class HtmlSource:
                 known = ctx.known(entry.link)
                 if known is not None and known.listing_hash == entry.fingerprint:
                     continue
+                missing = ctx.store.missing_article(canonical)
+                if (missing is not None and missing.listing_hash == entry.fingerprint
+                        and not missing.due(ctx.now)):
+                    continue  # a 404 waiting for its next try: the listing brings no news
                 brought_new = True
                 try:
                     item, article_response = self._item(ctx, entry, canonical, tz, handled)
                 except FetchError as exc:
-                    if exc.status in (404, 410):  # a dead link: nothing to retry
-                        ctx.warn(f"listing links to a missing article: {exc}")
+                    if exc.status in (404, 410):  # a dead link, for now: tried again later
+                        self._note_missing(ctx, entry, canonical, exc, missing)
                         continue
                     failures.append(str(exc))
                     continue
@@ -340,12 +388,15 @@ class HtmlSource:
                 yield item
                 if article_response is not None:  # stored: its next fetch can be a 304
                     ctx.remember(article_response)
+                if missing is not None:
+                    ctx.store.forget_missing(canonical)
             listing_pages.append(response)
             if not backfill and not brought_new:
                 break
             url = page.next_url
         else:
             walked_to_end = True
+        yield from self._retry_missing(ctx, handled, tz, failures)
         yield from self._recheck(ctx, handled, tz, failures)
         if backfill and walked_to_end:
             # Every page was read; articles that failed are still unknown, so the next
@@ -413,6 +464,67 @@ class HtmlSource:
             else:
                 handled.add(hint)
         return article
+
+    def _note_missing(self, ctx: FetchContext, entry: ListingEntry, canonical: str,
+                      exc: FetchError, previous: MissingArticle | None) -> None:
+        """Remember an article that answered 404/410 and when to ask again; warn on the
+        first 404 and when giving up, not on every try in between."""
+        now, days = ctx.now, self.cfg.retry_missing_days
+        if previous is not None and previous.listing_hash == entry.fingerprint:
+            first, attempts = previous.first_missing, previous.attempts + 1
+        else:  # new, or its listing entry changed: the clock starts again
+            first, attempts = now, 1
+        status = exc.status or 404
+        next_try = next_missing_try(first, attempts, now, give_up_after=timedelta(days=days),
+                                    status=status)
+        ctx.store.save_missing(MissingArticle(
+            url=canonical, source=self.name, link=entry.link, title=entry.title,
+            summary_html=entry.summary_html, date_text=entry.date_text,
+            image_url=entry.image_url, listing_hash=entry.fingerprint, first_missing=first,
+            last_try=now, attempts=attempts, status=status, next_try=next_try))
+        again = "it is tried again only if its listing entry changes"
+        if attempts == 1:
+            later = (f"tried again from {next_try.isoformat()}, with backoff, for"
+                     f" {_days(days)}" if next_try is not None else again)
+            ctx.warn(f"listing links to a missing article: {exc}; {later}")
+        elif next_try is None:
+            ctx.warn(f"gave up on a missing article after {_days(days)} and {attempts} tries:"
+                     f" {exc}; {again}")
+        else:
+            log.info("%s: still missing (try %d): %s; next try %s", self.name, attempts, exc,
+                     next_try.isoformat())
+
+    def _retry_missing(
+        self, ctx: FetchContext, handled: set[str], tz: tzinfo, failures: list[str]
+    ) -> Iterator[Item]:
+        """Ask again for articles that answered 404 and whose next try has come, even when
+        the listing answered 304 (their listing entries are kept with them)."""
+        if not self.cfg.follow_articles:
+            return
+        for missing in ctx.store.missing_due(self.name, ctx.now):
+            if missing.url in handled:
+                continue
+            handled.add(missing.url)
+            self._check_selectors(ctx)
+            entry = ListingEntry(missing.title, missing.link, missing.summary_html,
+                                 missing.date_text, missing.image_url, missing.listing_hash)
+            try:
+                item, response = self._item(ctx, entry, missing.url, tz, handled)
+            except FetchError as exc:
+                if exc.status in (404, 410):
+                    self._note_missing(ctx, entry, missing.url, exc, missing)
+                    continue
+                failures.append(str(exc))
+                continue
+            except SourceError as exc:
+                failures.append(str(exc))
+                continue
+            log.info("%s: %s answered %d before, found now", self.name, missing.url,
+                     missing.status)
+            yield item
+            if response is not None:
+                ctx.remember(response)
+            ctx.store.forget_missing(missing.url)
 
     def _recheck(
         self, ctx: FetchContext, handled: set[str], tz: tzinfo, failures: list[str]
