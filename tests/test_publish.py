@@ -203,10 +203,29 @@ def test_rss_follows_the_rss_2_0_rules(config: Config) -> None:
             assert RFC822.match(item.findtext("pubDate") or "")
             assert item.find("enclosure") is None  # no enclosure without a true length
             dates.append(parsedate_to_datetime(item.findtext("pubDate") or ""))
-            media = item.find("media:group/media:content", NS)
-            if media is not None:
-                assert media.get("medium") == "image" and media.get("url", "").startswith("http")
         assert dates == sorted(dates, reverse=True)
+
+
+def test_rss_images_are_bare_media_content_never_a_one_child_group(config: Config) -> None:
+    # The W3C validator: "media:group must have multiple media:content children".
+    run_publish(config)
+    with open_store(config) as store:
+        images = {i.id: i.image_url for i in store.items()}
+    seen = 0
+    for path in config.feeds_path.rglob("rss.xml"):
+        channel = parse(path).getroot().find("channel")
+        assert channel is not None
+        assert not channel.findall(".//media:group", NS), path
+        for item in channel.findall("item"):
+            image = images[item.findtext("guid") or ""]
+            media = [(m.tag, dict(m.attrib)) for m in item if m.tag.startswith("{" + NS["media"])]
+            if not image:
+                assert media == []
+                continue
+            seen += 1
+            assert media == [(f"{{{NS['media']}}}content",
+                              {"url": image, "type": "image/png", "medium": "image"})]
+    assert seen > 10
 
 
 # ----------------------------------------------------------------------------- JSON Feed
