@@ -484,6 +484,64 @@ except PublishError as exc:
     assert not list(config.feeds_path.rglob(".*.tmp"))
 
 
+def test_a_publish_that_fails_part_way_replaces_no_file(config: Config,
+                                                        tmp_path: Path) -> None:
+    run_publish(config)
+    before = {p: (config.feeds_path / p).read_bytes() for p in mtimes(config.feeds_path)}
+    stamps = mtimes(config.feeds_path)
+    with open_store(config) as store:  # one big edit: every feed holding it grows
+        target = store.items(limit=1)[0]
+        store.upsert(Item(source=target.source, url=target.url, title=target.title,
+                          content_html=target.content_html * 300, published=target.published,
+                          date_source=target.date_source, categories=target.categories),
+                     NOW + timedelta(days=1))
+    # What the publish would write, measured on a copy: the limit lets every changed file
+    # but the largest be written, so a publish writing file by file would replace some.
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    shutil.copy(tmp_path / "iomfeed.db", scratch / "iomfeed.db")
+    shutil.copytree(config.feeds_path, scratch / "feeds")
+    trial = dataclasses.replace(config, base_dir=scratch)
+    changed = run_publish(trial, NOW + timedelta(days=1)).written
+    sizes = {p: (scratch / "feeds" / p).stat().st_size for p in changed}
+    largest = max(sizes, key=lambda p: sizes[p])
+    limit = sizes[largest] - 1
+    assert largest == "atom.xml"
+    assert [p for p in changed if sizes[p] < limit and p.startswith("category/")]
+    config_file = tmp_path / "publish-config.toml"
+    config_file.write_text((ROOT / "config.toml").read_text(encoding="utf-8").replace(
+        "max_items = 50", f"max_items = {MAX_ITEMS}"), encoding="utf-8")
+    later = NOW + timedelta(days=1)
+    script = f"""
+import resource, signal, sys
+from datetime import datetime
+from pathlib import Path
+from iomfeed.config import load_config
+from iomfeed.errors import PublishError
+from iomfeed.pipeline import open_store, publish
+config = load_config(Path({str(config_file)!r}))
+store = open_store(config)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.RLIM_INFINITY))
+try:
+    publish(config, store=store, now=datetime.fromisoformat({later.isoformat()!r}))
+except PublishError as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(1)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120, check=False, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "feeds/atom.xml: could not be written (File too large)" in result.stderr
+    assert "as is every other file of this publish" in result.stderr
+    assert {p: (config.feeds_path / p).read_bytes() for p in mtimes(config.feeds_path)} \
+        == before
+    assert mtimes(config.feeds_path) == stamps
+    assert not list(config.feeds_path.rglob(".*.tmp"))
+    # Without the limit, the same publish puts the whole new set in place.
+    assert set(run_publish(config, NOW + timedelta(days=1)).written) == set(changed)
+
+
 # ----------------------------------------------------------------------------- in a browser
 
 
@@ -586,8 +644,18 @@ def test_feeds_written_by_a_run_that_failed_later_are_still_announced(config: Co
     (config.feeds_path / "index.html").mkdir(parents=True)  # the last write will fail
     with pytest.raises(PublishError, match=r"index\.html"):
         run_publish(config)
-    assert (config.feeds_path / "atom.xml").exists() and hub.pings == []
+    # All or nothing: no feed was put in place, so there is nothing to announce.
+    assert not (config.feeds_path / "atom.xml").exists() and hub.pings == []
     (config.feeds_path / "index.html").rmdir()
+    # Now the files are put in place and then the pass fails (a stale file that cannot be
+    # removed), before the hub is pinged: the next run announces them.
+    with open_store(config) as store:
+        store.record_published("gone/atom.xml", "x", 1, 1)
+    (config.feeds_path / "gone" / "atom.xml" / "stuck").mkdir(parents=True)
+    with pytest.raises(PublishError, match=r"gone/atom\.xml: could not be removed"):
+        run_publish(config)
+    assert (config.feeds_path / "atom.xml").exists() and hub.pings == []
+    shutil.rmtree(config.feeds_path / "gone")
     report = run_publish(config)
     assert PUBLIC + "atom.xml" in report.pinged
     assert PUBLIC + "atom.xml" in [p["hub.url"][0] for p in hub.pings]

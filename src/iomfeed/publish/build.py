@@ -14,10 +14,14 @@ update times, its neighbours and the settings it shows) differs from the one rec
 was last written, or the file on disk is not the one written: a rebuild after one new item
 touches the subscription feeds and one archive page, whatever the size of the store.
 
-Order matters for readers who fetch while a run writes: archive pages first (oldest first),
-then the category and source feeds, then the main feeds that link to the archives, then the
-index. Every generated file is recorded in the store; one no longer generated (a category
-gone, an archive month emptied) is removed after a successful pass. Archive pages are not
+All or nothing: every changed file is first written to a temporary file beside it, and only
+when all of them were written are they renamed into place (``files.FileSet``), so a failed
+publish (a full disk, a size limit) replaces nothing and a reader never sees category feeds
+newer than ``atom.xml``. The renames keep an order that suits readers who fetch meanwhile:
+archive pages first (oldest first), then the category and source feeds, then the main feeds
+that link to the archives, then the index. Every generated file is recorded in the store; one
+no longer generated (a category gone, an archive month emptied) is removed after a
+successful pass. Archive pages are not
 strictly immutable: the newest month grows as items leave the subscription feed, and a
 story found late joins the month it was published in.
 """
@@ -33,7 +37,7 @@ from datetime import datetime
 
 from ..config import Config
 from ..errors import PublishError
-from ..files import remove_leftovers, write_if_changed
+from ..files import FileSet, remove_leftovers
 from ..models import FeedDoc, PublishReport, StoredItem
 from ..store import Store
 from .feeds import render_atom, render_json, render_rss
@@ -107,25 +111,33 @@ class Publisher:
         self.base = base if base.endswith("/") else base + "/"
         self.written: list[str] = []
         self.produced: set[str] = set()
+        self.fingerprints: dict[str, str] = {}  # path -> what to record once in place
         self.unchanged = 0
+        self.files = FileSet()
 
     def url(self, path: str) -> str:
         return self.base + path
 
     def _write(self, path: str, data: bytes, fingerprint: str = "") -> None:
-        target = self.folder / path
+        """Stage ``path`` (when its bytes changed); :meth:`_commit` puts every staged file
+        in place once all of them were written."""
         self.produced.add(path)
-        if write_if_changed(target, data):
+        self.fingerprints[path] = fingerprint or hashlib.sha256(data).hexdigest()
+        if self.files.stage(self.folder / path, data):
             self.written.append(path)
+        else:
+            self.unchanged += 1
+
+    def _commit(self) -> None:
+        self.files.commit()
+        for path in self.written:
             log.debug("wrote %s", path)
             if self.config.site.websub_hub and path.rsplit("/", 1)[-1] in SUBSCRIPTION_FILES:
                 # Remembered at once: a run that fails later still announces it next time.
                 self.store.set_ping_pending(self.url(path), True, self.now)
-        else:
-            self.unchanged += 1
-        stat = target.stat()
-        self.store.record_published(path, fingerprint or hashlib.sha256(data).hexdigest(),
-                                    stat.st_size, stat.st_mtime_ns)
+        for path, fingerprint in self.fingerprints.items():
+            stat = (self.folder / path).stat()
+            self.store.record_published(path, fingerprint, stat.st_size, stat.st_mtime_ns)
 
     def _doc(self, key: str, prefix: str, title: str, items: list[StoredItem],
              **extra: object) -> FeedDoc:
@@ -154,6 +166,10 @@ class Publisher:
         self._write(prefix + "feed.json", render_json(doc))
 
     def run(self) -> PublishReport:
+        with self.files:  # an error on the way removes what was staged
+            return self._run()
+
+    def _run(self) -> PublishReport:
         cfg = self.config.publish
         site = self.config.site
         if remove_leftovers(self.folder):
@@ -191,6 +207,7 @@ class Publisher:
         self._write("index.html", render_index(
             title=site.title, description=main.description, language=site.language,
             home_url=site.home_url, feeds=links, items=newest, updated=main.updated))
+        self._commit()
         self._remove_stale()
         return PublishReport(tuple(self.written), self.unchanged)
 
