@@ -16,6 +16,7 @@ from pathlib import Path
 
 import feedparser
 import jsonschema
+import lxml.html
 import pytest
 from lxml import etree
 
@@ -37,6 +38,7 @@ RFC822 = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|
                     r"Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d [+-]\d{4}$")
 PUBLIC = "https://feeds.example.org/iom-albania/"
 MAX_ITEMS = 10
+INDEX_ITEMS = 20  # publish.index_items as shipped
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +81,8 @@ def scrub(text: str, origin: str) -> str:
 
 
 @pytest.mark.parametrize("name", ["atom.xml", "rss.xml", "feed.json", "index.html",
-                                  "category/global/atom.xml", "archive/2021-06.xml"])
+                                  "category/global/atom.xml", "archive/2021-06.xml",
+                                  "months/2021-06.html"])
 def test_published_files_match_the_golden_copies(config: Config, crawled: tuple[Path, str],
                                                   regenerate: bool, name: str) -> None:
     run_publish(config)
@@ -411,7 +414,8 @@ def test_an_edited_archived_item_rewrites_only_its_archive_page(config: Config) 
                      NOW + timedelta(days=1))
     month = oldest.published.isoformat()[:7]
     report = run_publish(config, NOW + timedelta(days=1))
-    assert report.written == (f"archive/{month}.xml",)
+    # ... and the HTML page of its month, which shows it too.
+    assert report.written == (f"archive/{month}.xml", f"months/{month}.html")
     after = archive_stamps(config)
     assert [p for p in after if after[p] != before[p]] == [f"archive/{month}.xml"]
 
@@ -471,6 +475,93 @@ def test_plan_archives_groups_by_local_month_newest_first() -> None:
             "h", "u"), ("c", "2024-05-02T10:00:00+02:00", "h", "u")]
     pages = plan_archives(rows)
     assert [(p.month, p.ids) for p in pages] == [("2024-06", ("a",)), ("2024-05", ("b", "c"))]
+
+
+# ----------------------------------------------------------------------------- HTML pages
+
+
+def month_pages(config: Config) -> list[str]:
+    """The months that have a page, newest first."""
+    return sorted((p.stem for p in (config.feeds_path / "months").glob("*.html")), reverse=True)
+
+
+def html_page(path: Path) -> lxml.html.HtmlElement:
+    return lxml.html.fromstring(path.read_bytes())
+
+
+def stories(page: lxml.html.HtmlElement) -> list[str]:
+    return [a.get("href", "") for a in page.xpath("//ol[@class='items']/li//h3/a")]
+
+
+def test_the_index_shows_the_newest_stories_and_links_a_page_per_older_month(
+        config: Config) -> None:
+    assert config.publish.index_items == INDEX_ITEMS
+    run_publish(config)
+    with open_store(config) as store:
+        items = store.items()
+    index = html_page(config.feeds_path / "index.html")
+    assert stories(index) == [i.url for i in items[:INDEX_ITEMS]]
+    older = items[INDEX_ITEMS:]
+    months = month_pages(config)
+    assert months == sorted({i.published.isoformat()[:7] for i in older}, reverse=True)
+    assert index.xpath("//nav[@class='months']//a/@href") == [f"months/{m}.html" for m in months]
+    # Each month page holds every story of its month, newest first; together with the index
+    # they show every stored story.
+    shown = set(stories(index))
+    for n, month in enumerate(months):
+        page = html_page(config.feeds_path / "months" / f"{month}.html")
+        want = [i.url for i in items if i.published.isoformat()[:7] == month]
+        assert stories(page) == want, month
+        shown.update(want)
+        links = set(page.xpath("//nav[@class='pager']//a/@href"))
+        assert links == {"../index.html", *(f"{m}.html" for m in months[max(n - 1, 0):n + 2]
+                                           if m != month)}
+        for href in links:
+            assert (config.feeds_path / "months" / href).resolve().is_file(), href
+        assert page.xpath("//link[@rel='alternate']/@href")[0] == PUBLIC + "atom.xml"
+        assert not page.xpath("//script")
+    assert shown == {i.url for i in items}
+
+
+def test_the_intro_describes_the_site_and_what_feeds_are(config: Config) -> None:
+    run_publish(config)
+    index = html_page(config.feeds_path / "index.html")
+    intro = index.xpath("//header")[0].text_content()
+    assert "iomfeed" not in intro and "http" not in intro
+    lead = index.xpath("//p[@class='lead']")[0]
+    assert lead.xpath(".//a/@href") == [config.site.home_url]
+    assert "IOM Albania website" in lead.text_content()
+    explain = " ".join(index.xpath("//section[@class='subscribe']//p")[0].text_content().split())
+    assert "feed reader is an app" in explain
+    assert all(word in explain for word in ("Atom", "RSS", "JSON Feed"))
+    description = index.xpath("//meta[@name='description']/@content")[0]
+    assert "iomfeed" not in description and "IOM Albania" in description
+
+
+def test_month_pages_are_rewritten_only_when_they_change_and_removed_when_gone(
+        config: Config) -> None:
+    run_publish(config)
+    before = {p: t for p, t in mtimes(config.feeds_path).items() if p.startswith("months/")}
+    oldest = sorted(before)[0]
+    with open_store(config) as store:
+        target = next(i for i in store.items() if i.published.isoformat()[:7] == oldest[7:14])
+        store.upsert(dataclasses.replace(_as_item(target), title=target.title + " (corrected)"),
+                     NOW + timedelta(days=1))
+    report = run_publish(config, NOW + timedelta(days=1))
+    assert [p for p in report.written if p.startswith("months/")] == [oldest]
+    after = {p: t for p, t in mtimes(config.feeds_path).items() if p.startswith("months/")}
+    assert [p for p in after if after[p] != before[p]] == [oldest]
+    # A page replaced behind iomfeed's back is written again.
+    (config.feeds_path / oldest).write_text("<p>old backup</p>", encoding="utf-8")
+    assert run_publish(config, NOW + timedelta(days=1)).written == (oldest,)
+    # Every story fits on the index: no month pages, no links to them.
+    everything = dataclasses.replace(config, publish=dataclasses.replace(
+        config.publish, index_items=100))
+    report = run_publish(everything, NOW + timedelta(days=1))
+    assert set(before) <= set(report.written) and month_pages(config) == []
+    index = html_page(config.feeds_path / "index.html")
+    assert not index.xpath("//nav[@class='months']") and len(stories(index)) == 48
+    assert run_publish(everything, NOW + timedelta(days=1)).written == ()
 
 
 # ----------------------------------------------------------------------------- failures
@@ -578,31 +669,48 @@ except PublishError as exc:
 
 
 @pytest.mark.browser
-def test_the_index_page_reads_well_on_a_desktop_and_a_phone(config: Config) -> None:
+def test_the_index_and_month_pages_read_well_on_a_desktop_and_a_phone(config: Config) -> None:
     from .browser import browser, screenshot_path
 
     run_publish(config)
-    index = (config.feeds_path / "index.html").as_uri()
+    months = month_pages(config)
+    with open_store(config) as store:
+        items = store.items()
+    per_month = {m: sum(1 for i in items if i.published.isoformat()[:7] == m) for m in months}
+    busiest = max(per_month, key=lambda m: (per_month[m], m))
+    pages = [("index", config.feeds_path / "index.html", INDEX_ITEMS),
+             ("month", config.feeds_path / "months" / f"{busiest}.html", per_month[busiest])]
+    assert per_month[busiest] > 1
     with browser() as chromium:
-        for width in (1280, 375):
-            page = chromium.new_page(viewport={"width": width, "height": 900})
-            page.goto(index)
-            page.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # lazy images
-            page.wait_for_load_state("networkidle")
-            page.evaluate("window.scrollTo(0, 0)")
-            page.screenshot(path=str(screenshot_path(f"index-{width}.png")), full_page=True)
-            overflow = page.evaluate(
-                "document.documentElement.scrollWidth - document.documentElement.clientWidth")
-            assert overflow <= 0, f"{overflow}px of horizontal overflow at {width}px"
-            assert page.locator("ol.items > li").count() == MAX_ITEMS
-            loaded = page.evaluate(
-                "[...document.images].filter(i => i.complete && i.naturalWidth > 0).length")
-            assert loaded == page.locator("ol.items img").count() > 0
-            too_wide = page.evaluate(
-                f"[...document.querySelectorAll('body *')].filter("
-                f"e => e.getBoundingClientRect().right > {width} + 1).length")
-            assert too_wide == 0
-            page.close()
+        for name, path, count in pages:
+            for width in (1280, 375):
+                page = chromium.new_page(viewport={"width": width, "height": 900})
+                page.goto(path.as_uri())
+                # Lazy images load when scrolled to; load them all, and wait for what is read.
+                page.evaluate("document.querySelectorAll('img').forEach(i => i.loading = 'eager')")
+                page.wait_for_function("[...document.images].every(i => i.complete)")
+                page.screenshot(path=str(screenshot_path(f"{name}-{width}.png")),
+                                full_page=True)
+                overflow = page.evaluate(
+                    "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+                assert overflow <= 0, f"{overflow}px of horizontal overflow at {width}px"
+                assert page.locator("ol.items > li").count() == count
+                loaded = page.evaluate(
+                    "[...document.images].filter(i => i.complete && i.naturalWidth > 0).length")
+                assert loaded == page.locator("ol.items img").count() > 0
+                too_wide = page.evaluate(
+                    f"[...document.querySelectorAll('body *')].filter("
+                    f"e => e.getBoundingClientRect().right > {width} + 1).length")
+                assert too_wide == 0
+                if name == "index":  # the way to older stories is on the page, no script
+                    nav = page.locator("nav.months")
+                    nav.screenshot(path=str(screenshot_path(f"index-months-{width}.png")))
+                    assert nav.locator("a").count() == len(months)
+                    assert page.locator("script").count() == 0
+                    nav.locator("a").last.click()
+                    page.wait_for_load_state()
+                    assert page.url.endswith(f"months/{min(months)}.html")
+                page.close()
 
 
 # ----------------------------------------------------------------------------- WebSub

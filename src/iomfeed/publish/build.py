@@ -7,12 +7,15 @@ Files, relative to ``publish.folder``:
 * ``archive/YYYY-MM.xml``: RFC 5005 archives (Atom), one per month of publication, holding
   every item that is no longer in the subscription feed, each linking to the one before;
   so the subscription feed plus its archives hold every item exactly once;
-* ``index.html``: the latest items and the subscribe links.
+* ``months/YYYY-MM.html``: one HTML page per month holding a story older than those on
+  the index (every story of that month), linked from the index and to its neighbours;
+* ``index.html``: the newest ``index_items`` items, the subscribe links, the month pages.
 
 An archive page is rendered only when its fingerprint (its items' ids, content hashes and
 update times, its neighbours and the settings it shows) differs from the one recorded when it
 was last written, or the file on disk is not the one written: a rebuild after one new item
-touches the subscription feeds and one archive page, whatever the size of the store.
+touches the subscription feeds and one archive page, whatever the size of the store. Month
+pages work the same way (their fingerprint holds the page templates' hash too).
 
 All or nothing: every changed file is first written to a temporary file beside it, and only
 when all of them were written are they renamed into place (``files.FileSet``), so a failed
@@ -41,13 +44,15 @@ from ..files import FileSet, remove_leftovers
 from ..models import FeedDoc, PublishReport, StoredItem
 from ..store import Store
 from .feeds import render_atom, render_json, render_rss
-from .site import FeedLink, render_index
+from .site import FeedLink, MonthLink, render_index, render_month, templates_digest
 
 log = logging.getLogger(__name__)
 
 #: Bump when the rendering of archive pages changes, so that they are all written again.
 RENDER_VERSION = "2"
 SUBSCRIPTION_FILES = ("atom.xml", "rss.xml", "feed.json")
+FEED_DESCRIPTION = "News from {author}."
+INDEX_DESCRIPTION = "News stories from {author}, newest first, with Atom, RSS and JSON feeds."
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +150,7 @@ class Publisher:
         return FeedDoc(
             key=key,
             title=title,
-            description=f"News from {site.author}, published by iomfeed.",
+            description=FEED_DESCRIPTION.format(author=site.author),
             feed_id=self.store.feed_id(key, self.now),
             atom_url=self.url(prefix + "atom.xml"),
             rss_url=self.url(prefix + "rss.xml"),
@@ -178,8 +183,8 @@ class Publisher:
         if not newest:
             log.warning("the store has no items yet: nothing published (run 'iomfeed fetch')")
             return PublishReport((), 0)
-        archives = plan_archives(self.store.item_index()[cfg.max_items:]) if cfg.archives \
-            else []
+        index_rows = self.store.item_index()
+        archives = plan_archives(index_rows[cfg.max_items:]) if cfg.archives else []
         main = self._doc("main", "", site.title, newest,
                          prev_archive=self.url(archives[0].path) if archives else "")
         # Oldest archive first: each page's prev-archive exists before the page is written.
@@ -204,9 +209,13 @@ class Publisher:
             self._feed_set(doc, key + "/")
             links.append(FeedLink(label, doc.atom_url, doc.rss_url, doc.json_url))
         self._feed_set(main, "")
+        months = self._month_pages(index_rows, links[0])
+        shown = newest[:cfg.index_items] if cfg.index_items <= cfg.max_items \
+            else self.store.items(limit=cfg.index_items)
         self._write("index.html", render_index(
-            title=site.title, description=main.description, language=site.language,
-            home_url=site.home_url, feeds=links, items=newest, updated=main.updated))
+            title=site.title, description=INDEX_DESCRIPTION.format(author=site.author),
+            language=site.language, home_url=site.home_url, author=site.author, feeds=links,
+            items=shown, updated=main.updated, months=months))
         self._commit()
         self._remove_stale()
         return PublishReport(tuple(self.written), self.unchanged)
@@ -226,6 +235,34 @@ class Publisher:
                 raise PublishError(f"{target}: could not be removed: {exc}") from exc
             self.store.forget_published(path)
             self.written.append(path)
+
+    def _month_pages(self, rows: list[tuple[str, str, str, str]],
+                     feed: FeedLink) -> list[MonthLink]:
+        """Write one page per month that holds a story not on ``index.html`` (each with
+        every story of its month); returns them, newest first, for the index to link."""
+        older = {row[1][:7] for row in rows[self.config.publish.index_items:]}
+        pages = [p for p in plan_archives(rows) if p.month in older]
+        links = [MonthLink(p.month, len(p.ids)) for p in pages]
+        site = self.config.site
+        for n, page in enumerate(pages):
+            newer = links[n - 1] if n > 0 else None
+            before = links[n + 1] if n + 1 < len(links) else None
+            fingerprint = hashlib.sha256("\x1f".join((
+                templates_digest(), page.rows_hash, newer.month if newer else "",
+                before.month if before else "", site.title, site.author, site.language,
+                site.home_url, feed.atom_url, feed.rss_url, feed.json_url,
+            )).encode("utf-8")).hexdigest()
+            path = links[n].path
+            if self._still_there(path, fingerprint):
+                self.produced.add(path)
+                self.unchanged += 1
+                continue
+            self._write(path, render_month(
+                title=site.title, language=site.language, home_url=site.home_url,
+                author=site.author, feeds=[feed], month=links[n],
+                items=self.store.items_by_id(list(page.ids)), newer=newer, older=before),
+                fingerprint)
+        return links
 
     def _archive(self, page: ArchivePage, older: ArchivePage | None, main: FeedDoc) -> None:
         prev = self.url(older.path) if older else ""
