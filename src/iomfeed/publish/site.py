@@ -142,5 +142,5 @@ def render_month(
     months on either side and to ``index.html``."""
     return _render("site/month.html.j2", items, title=title, language=language,
                    home_url=home_url, author=author, feeds=feeds, month=month, newer=newer,
-                   older=older, description=f"Stories published in {month.label}: {title}.",
+                   older=older, description=f"News stories from {author} published in {month.label}.",
                    updated=max((i.updated for i in items), default=None))
