@@ -140,7 +140,8 @@ def render_month(
 ) -> bytes:
     """One month's page: every story published in it, newest first, and links to the
     months on either side and to ``index.html``."""
+    description = f"News stories from {author} published in {month.label}."
     return _render("site/month.html.j2", items, title=title, language=language,
                    home_url=home_url, author=author, feeds=feeds, month=month, newer=newer,
-                   older=older, description=f"News stories from {author} published in {month.label}.",
+                   older=older, description=description,
                    updated=max((i.updated for i in items), default=None))
