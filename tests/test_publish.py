@@ -564,6 +564,21 @@ def test_month_pages_are_rewritten_only_when_they_change_and_removed_when_gone(
     assert run_publish(everything, NOW + timedelta(days=1)).written == ()
 
 
+def test_planning_the_archives_from_the_whole_plan_gives_the_same_pages() -> None:
+    from iomfeed.publish.build import plan_after
+
+    # Newest first by UTC; local months do not always follow that order across offsets.
+    rows = [("a", "2024-07-02T10:00:00+02:00", "h1", "u"),
+            ("b", "2024-07-01T00:30:00+02:00", "h2", "u"),  # 2024-06-30T22:30Z
+            ("c", "2024-06-30T23:00:00+00:00", "h3", "u"),
+            ("d", "2024-06-10T10:00:00+02:00", "h4", "u"),
+            ("e", "2024-05-02T10:00:00+02:00", "h5", "u"),
+            ("f", "2024-04-02T10:00:00+02:00", "h6", "u")]
+    whole = plan_archives(rows)
+    for start in range(len(rows) + 1):
+        assert plan_after(rows, whole, start) == plan_archives(rows[start:]), start
+
+
 # ----------------------------------------------------------------------------- failures
 
 

@@ -618,6 +618,11 @@ class Store:
         ).fetchone()
         return None if row is None else (str(row[0]), int(row[1]), int(row[2]))
 
+    def published_files(self) -> dict[str, tuple[str, int, int]]:
+        """Every recorded file: path -> (fingerprint, size, mtime_ns)."""
+        return {str(r[0]): (str(r[1]), int(r[2]), int(r[3])) for r in self.db.execute(
+            "SELECT path, fingerprint, size, mtime_ns FROM published_files")}
+
     def published_paths(self) -> list[str]:
         return [str(r[0]) for r in
                 self.db.execute("SELECT path FROM published_files ORDER BY 1").fetchall()]

@@ -104,6 +104,16 @@ def plan_archives(rows: Iterable[tuple[str, str, str, str]]) -> list[ArchivePage
     return pages
 
 
+def plan_after(rows: list[tuple[str, str, str, str]], pages: list[ArchivePage],
+               start: int) -> list[ArchivePage]:
+    """``plan_archives(rows[start:])``, reusing from ``pages`` (the plan of all ``rows``) the
+    months that lie wholly past ``start``: only the months split by it are hashed again."""
+    split = {row[1][:7] for row in rows[:start]}
+    partial = plan_archives(row for row in rows[start:] if row[1][:7] in split)
+    whole = [p for p in pages if p.month not in split]
+    return sorted([*partial, *whole], key=lambda p: p.month, reverse=True)
+
+
 class Publisher:
     """One publishing pass over a store into a folder."""
 
@@ -119,6 +129,7 @@ class Publisher:
         self.fingerprints: dict[str, str] = {}  # path -> what to record once in place
         self.unchanged = 0
         self.files = FileSet()
+        self._recorded: dict[str, tuple[str, int, int]] | None = None
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -184,7 +195,8 @@ class Publisher:
             log.warning("the store has no items yet: nothing published (run 'iomfeed fetch')")
             return PublishReport((), 0)
         index_rows = self.store.item_index()
-        archives = plan_archives(index_rows[cfg.max_items:]) if cfg.archives else []
+        by_month = plan_archives(index_rows)
+        archives = plan_after(index_rows, by_month, cfg.max_items) if cfg.archives else []
         main = self._doc("main", "", site.title, newest,
                          prev_archive=self.url(archives[0].path) if archives else "")
         # Oldest archive first: each page's prev-archive exists before the page is written.
@@ -209,7 +221,7 @@ class Publisher:
             self._feed_set(doc, key + "/")
             links.append(FeedLink(label, doc.atom_url, doc.rss_url, doc.json_url))
         self._feed_set(main, "")
-        months = self._month_pages(index_rows, links[0])
+        months = self._month_pages(index_rows, by_month, links[0])
         shown = newest[:cfg.index_items] if cfg.index_items <= cfg.max_items \
             else self.store.items(limit=cfg.index_items)
         self._write("index.html", render_index(
@@ -236,12 +248,12 @@ class Publisher:
             self.store.forget_published(path)
             self.written.append(path)
 
-    def _month_pages(self, rows: list[tuple[str, str, str, str]],
+    def _month_pages(self, rows: list[tuple[str, str, str, str]], by_month: list[ArchivePage],
                      feed: FeedLink) -> list[MonthLink]:
         """Write one page per month that holds a story not on ``index.html`` (each with
         every story of its month); returns them, newest first, for the index to link."""
         older = {row[1][:7] for row in rows[self.config.publish.index_items:]}
-        pages = [p for p in plan_archives(rows) if p.month in older]
+        pages = [p for p in by_month if p.month in older]
         links = [MonthLink(p.month, len(p.ids)) for p in pages]
         site = self.config.site
         for n, page in enumerate(pages):
@@ -299,7 +311,9 @@ class Publisher:
 
     def _still_there(self, path: str, fingerprint: str) -> bool:
         """Whether ``path`` is, untouched, what was written from the same inputs."""
-        recorded = self.store.published_file(path)
+        if self._recorded is None:  # one query for every file, not one per page
+            self._recorded = self.store.published_files()
+        recorded = self._recorded.get(path)
         if recorded is None or recorded[0] != fingerprint:
             return False
         try:
