@@ -24,9 +24,8 @@ newer than ``atom.xml``. The renames keep an order that suits readers who fetch 
 archive pages first (oldest first), then the category and source feeds, then the main feeds
 that link to the archives, then the index. Every generated file is recorded in the store; one
 no longer generated (a category gone, an archive month emptied) is removed after a
-successful pass. Archive pages are not
-strictly immutable: the newest month grows as items leave the subscription feed, and a
-story found late joins the month it was published in.
+successful pass. Archive pages are not strictly immutable: the newest month grows as items
+leave the subscription feed, and a story found late joins the month it was published in.
 """
 
 from __future__ import annotations
