@@ -417,3 +417,23 @@ def test_items_left_out_by_the_filter_are_not_fetched_again(
     server.clear()
     third = fetch(everything, NOW + timedelta(days=2)).sources[0]
     assert third.new == globals_
+
+
+def test_an_article_page_gives_its_own_modification_time() -> None:
+    from datetime import UTC, datetime
+
+    from iomfeed.config import ArticleConfig
+    from iomfeed.sources.html import parse_article
+
+    cfg = ArticleConfig(body=("div.body",))
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    jsonld = ('<script type="application/ld+json">{"@graph": [{"@type": "NewsArticle",'
+              ' "datePublished": "2024-03-05T10:00:00+01:00",'
+              ' "dateModified": "2024-03-08T09:15:00+01:00"}]}</script>')
+    meta = ('<meta property="article:published_time" content="2024-03-05T10:00:00+01:00">'
+            '<meta property="article:modified_time" content="2024-03-06T17:00:00+01:00">')
+    for head, want in ((jsonld, "2024-03-08T09:15:00+01:00"),
+                       (meta, "2024-03-06T17:00:00+01:00"), ("", None)):
+        page = f"<html><head>{head}</head><body><h1>T</h1><div class='body'><p>x</p></div>"
+        article = parse_article(page, "https://albania.iom.int/news/t", cfg, tz=TIRANE, now=now)
+        assert (article.modified.isoformat() if article.modified else None) == want

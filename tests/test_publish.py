@@ -16,6 +16,7 @@ from pathlib import Path
 
 import feedparser
 import jsonschema
+import lxml.html
 import pytest
 from lxml import etree
 
@@ -37,6 +38,7 @@ RFC822 = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|
                     r"Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d [+-]\d{4}$")
 PUBLIC = "https://feeds.example.org/iom-albania/"
 MAX_ITEMS = 10
+INDEX_ITEMS = 20  # publish.index_items as shipped
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +81,8 @@ def scrub(text: str, origin: str) -> str:
 
 
 @pytest.mark.parametrize("name", ["atom.xml", "rss.xml", "feed.json", "index.html",
-                                  "category/global/atom.xml", "archive/2021-06.xml"])
+                                  "category/global/atom.xml", "archive/2021-06.xml",
+                                  "months/2021-06.html"])
 def test_published_files_match_the_golden_copies(config: Config, crawled: tuple[Path, str],
                                                   regenerate: bool, name: str) -> None:
     run_publish(config)
@@ -143,6 +146,38 @@ def test_every_atom_document_follows_rfc_4287(config: Config) -> None:
             max(updates)
 
 
+def test_a_first_run_dates_each_entry_update_by_the_source_not_by_the_run(
+        config: Config) -> None:
+    # The W3C validator warns "Two entries with the same value for atom:updated" when every
+    # item first seen in one run is stamped with that run's time.
+    from iomfeed.demo.sitegen import load_content
+
+    modified = {c.slug: c.published + timedelta(days=2, hours=3, minutes=17)
+                for c in load_content() if c.date_markup == "meta"}  # article:modified_time
+    run_publish(config)
+    with open_store(config) as store:
+        items = store.items()
+    assert len(items) == 48 and len(modified) > 3
+    for i in items:
+        slug = i.url.rstrip("/").rsplit("/", 1)[-1]
+        assert i.updated == modified.get(slug, i.published), i.url
+        assert i.updated >= i.published and i.updated < i.first_seen == NOW
+    assert len({i.updated for i in items}) == len(items)
+    for path in atom_documents(config):
+        if path.name == "rss.xml":
+            continue
+        stamps = [e.findtext("a:updated", namespaces=NS)
+                  for e in parse(path).getroot().findall("a:entry", NS)]
+        assert len(stamps) == len(set(stamps)), path
+    feed = json.loads((config.feeds_path / "feed.json").read_text(encoding="utf-8"))
+    assert all(datetime.fromisoformat(e["date_modified"])
+               >= datetime.fromisoformat(e["date_published"]) for e in feed["items"])
+    # The feed's own updated stays the newest entry change: the newest story's.
+    atom = parse(config.feeds_path / "atom.xml").getroot()
+    assert datetime.fromisoformat(atom.findtext("a:updated", namespaces=NS) or "") == \
+        max(i.updated for i in items)
+
+
 def test_archive_documents_follow_rfc_5005(config: Config) -> None:
     run_publish(config)
     main = parse(config.feeds_path / "atom.xml").getroot()
@@ -203,10 +238,29 @@ def test_rss_follows_the_rss_2_0_rules(config: Config) -> None:
             assert RFC822.match(item.findtext("pubDate") or "")
             assert item.find("enclosure") is None  # no enclosure without a true length
             dates.append(parsedate_to_datetime(item.findtext("pubDate") or ""))
-            media = item.find("media:group/media:content", NS)
-            if media is not None:
-                assert media.get("medium") == "image" and media.get("url", "").startswith("http")
         assert dates == sorted(dates, reverse=True)
+
+
+def test_rss_images_are_bare_media_content_never_a_one_child_group(config: Config) -> None:
+    # The W3C validator: "media:group must have multiple media:content children".
+    run_publish(config)
+    with open_store(config) as store:
+        images = {i.id: i.image_url for i in store.items()}
+    seen = 0
+    for path in config.feeds_path.rglob("rss.xml"):
+        channel = parse(path).getroot().find("channel")
+        assert channel is not None
+        assert not channel.findall(".//media:group", NS), path
+        for item in channel.findall("item"):
+            image = images[item.findtext("guid") or ""]
+            media = [(m.tag, dict(m.attrib)) for m in item if m.tag.startswith("{" + NS["media"])]
+            if not image:
+                assert media == []
+                continue
+            seen += 1
+            assert media == [(f"{{{NS['media']}}}content",
+                              {"url": image, "type": "image/png", "medium": "image"})]
+    assert seen > 10
 
 
 # ----------------------------------------------------------------------------- JSON Feed
@@ -360,7 +414,8 @@ def test_an_edited_archived_item_rewrites_only_its_archive_page(config: Config) 
                      NOW + timedelta(days=1))
     month = oldest.published.isoformat()[:7]
     report = run_publish(config, NOW + timedelta(days=1))
-    assert report.written == (f"archive/{month}.xml",)
+    # ... and the HTML page of its month, which shows it too.
+    assert report.written == (f"archive/{month}.xml", f"months/{month}.html")
     after = archive_stamps(config)
     assert [p for p in after if after[p] != before[p]] == [f"archive/{month}.xml"]
 
@@ -422,6 +477,108 @@ def test_plan_archives_groups_by_local_month_newest_first() -> None:
     assert [(p.month, p.ids) for p in pages] == [("2024-06", ("a",)), ("2024-05", ("b", "c"))]
 
 
+# ----------------------------------------------------------------------------- HTML pages
+
+
+def month_pages(config: Config) -> list[str]:
+    """The months that have a page, newest first."""
+    return sorted((p.stem for p in (config.feeds_path / "months").glob("*.html")), reverse=True)
+
+
+def html_page(path: Path) -> lxml.html.HtmlElement:
+    return lxml.html.fromstring(path.read_bytes())
+
+
+def stories(page: lxml.html.HtmlElement) -> list[str]:
+    return [a.get("href", "") for a in page.xpath("//ol[@class='items']/li//h3/a")]
+
+
+def test_the_index_shows_the_newest_stories_and_links_a_page_per_older_month(
+        config: Config) -> None:
+    assert config.publish.index_items == INDEX_ITEMS
+    run_publish(config)
+    with open_store(config) as store:
+        items = store.items()
+    index = html_page(config.feeds_path / "index.html")
+    assert stories(index) == [i.url for i in items[:INDEX_ITEMS]]
+    older = items[INDEX_ITEMS:]
+    months = month_pages(config)
+    assert months == sorted({i.published.isoformat()[:7] for i in older}, reverse=True)
+    assert index.xpath("//nav[@class='months']//a/@href") == [f"months/{m}.html" for m in months]
+    # Each month page holds every story of its month, newest first; together with the index
+    # they show every stored story.
+    shown = set(stories(index))
+    for n, month in enumerate(months):
+        page = html_page(config.feeds_path / "months" / f"{month}.html")
+        want = [i.url for i in items if i.published.isoformat()[:7] == month]
+        assert stories(page) == want, month
+        shown.update(want)
+        links = set(page.xpath("//nav[@class='pager']//a/@href"))
+        assert links == {"../index.html", *(f"{m}.html" for m in months[max(n - 1, 0):n + 2]
+                                           if m != month)}
+        for href in links:
+            assert (config.feeds_path / "months" / href).resolve().is_file(), href
+        assert page.xpath("//link[@rel='alternate']/@href")[0] == PUBLIC + "atom.xml"
+        assert not page.xpath("//script")
+    assert shown == {i.url for i in items}
+
+
+def test_the_intro_describes_the_site_and_what_feeds_are(config: Config) -> None:
+    run_publish(config)
+    index = html_page(config.feeds_path / "index.html")
+    intro = index.xpath("//header")[0].text_content()
+    assert "iomfeed" not in intro and "http" not in intro
+    lead = index.xpath("//p[@class='lead']")[0]
+    assert lead.xpath(".//a/@href") == [config.site.home_url]
+    assert "IOM Albania website" in lead.text_content()
+    explain = " ".join(index.xpath("//section[@class='subscribe']//p")[0].text_content().split())
+    assert "feed reader is an app" in explain
+    assert all(word in explain for word in ("Atom", "RSS", "JSON Feed"))
+    description = index.xpath("//meta[@name='description']/@content")[0]
+    assert "iomfeed" not in description and "IOM Albania" in description
+
+
+def test_month_pages_are_rewritten_only_when_they_change_and_removed_when_gone(
+        config: Config) -> None:
+    run_publish(config)
+    before = {p: t for p, t in mtimes(config.feeds_path).items() if p.startswith("months/")}
+    oldest = sorted(before)[0]
+    with open_store(config) as store:
+        target = next(i for i in store.items() if i.published.isoformat()[:7] == oldest[7:14])
+        store.upsert(dataclasses.replace(_as_item(target), title=target.title + " (corrected)"),
+                     NOW + timedelta(days=1))
+    report = run_publish(config, NOW + timedelta(days=1))
+    assert [p for p in report.written if p.startswith("months/")] == [oldest]
+    after = {p: t for p, t in mtimes(config.feeds_path).items() if p.startswith("months/")}
+    assert [p for p in after if after[p] != before[p]] == [oldest]
+    # A page replaced behind iomfeed's back is written again.
+    (config.feeds_path / oldest).write_text("<p>old backup</p>", encoding="utf-8")
+    assert run_publish(config, NOW + timedelta(days=1)).written == (oldest,)
+    # Every story fits on the index: no month pages, no links to them.
+    everything = dataclasses.replace(config, publish=dataclasses.replace(
+        config.publish, index_items=100))
+    report = run_publish(everything, NOW + timedelta(days=1))
+    assert set(before) <= set(report.written) and month_pages(config) == []
+    index = html_page(config.feeds_path / "index.html")
+    assert not index.xpath("//nav[@class='months']") and len(stories(index)) == 48
+    assert run_publish(everything, NOW + timedelta(days=1)).written == ()
+
+
+def test_planning_the_archives_from_the_whole_plan_gives_the_same_pages() -> None:
+    from iomfeed.publish.build import plan_after
+
+    # Newest first by UTC; local months do not always follow that order across offsets.
+    rows = [("a", "2024-07-02T10:00:00+02:00", "h1", "u"),
+            ("b", "2024-07-01T00:30:00+02:00", "h2", "u"),  # 2024-06-30T22:30Z
+            ("c", "2024-06-30T23:00:00+00:00", "h3", "u"),
+            ("d", "2024-06-10T10:00:00+02:00", "h4", "u"),
+            ("e", "2024-05-02T10:00:00+02:00", "h5", "u"),
+            ("f", "2024-04-02T10:00:00+02:00", "h6", "u")]
+    whole = plan_archives(rows)
+    for start in range(len(rows) + 1):
+        assert plan_after(rows, whole, start) == plan_archives(rows[start:]), start
+
+
 # ----------------------------------------------------------------------------- failures
 
 
@@ -465,35 +622,110 @@ except PublishError as exc:
     assert not list(config.feeds_path.rglob(".*.tmp"))
 
 
+def test_a_publish_that_fails_part_way_replaces_no_file(config: Config,
+                                                        tmp_path: Path) -> None:
+    run_publish(config)
+    before = {p: (config.feeds_path / p).read_bytes() for p in mtimes(config.feeds_path)}
+    stamps = mtimes(config.feeds_path)
+    with open_store(config) as store:  # one big edit: every feed holding it grows
+        target = store.items(limit=1)[0]
+        store.upsert(Item(source=target.source, url=target.url, title=target.title,
+                          content_html=target.content_html * 300, published=target.published,
+                          date_source=target.date_source, categories=target.categories),
+                     NOW + timedelta(days=1))
+    # What the publish would write, measured on a copy: the limit lets every changed file
+    # but the largest be written, so a publish writing file by file would replace some.
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    shutil.copy(tmp_path / "iomfeed.db", scratch / "iomfeed.db")
+    shutil.copytree(config.feeds_path, scratch / "feeds")
+    trial = dataclasses.replace(config, base_dir=scratch)
+    changed = run_publish(trial, NOW + timedelta(days=1)).written
+    sizes = {p: (scratch / "feeds" / p).stat().st_size for p in changed}
+    largest = max(sizes, key=lambda p: sizes[p])
+    limit = sizes[largest] - 1
+    assert largest == "atom.xml"
+    assert [p for p in changed if sizes[p] < limit and p.startswith("category/")]
+    config_file = tmp_path / "publish-config.toml"
+    config_file.write_text((ROOT / "config.toml").read_text(encoding="utf-8").replace(
+        "max_items = 50", f"max_items = {MAX_ITEMS}"), encoding="utf-8")
+    later = NOW + timedelta(days=1)
+    script = f"""
+import resource, signal, sys
+from datetime import datetime
+from pathlib import Path
+from iomfeed.config import load_config
+from iomfeed.errors import PublishError
+from iomfeed.pipeline import open_store, publish
+config = load_config(Path({str(config_file)!r}))
+store = open_store(config)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.RLIM_INFINITY))
+try:
+    publish(config, store=store, now=datetime.fromisoformat({later.isoformat()!r}))
+except PublishError as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(1)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120, check=False, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "feeds/atom.xml: could not be written (File too large)" in result.stderr
+    assert "as is every other file of this publish" in result.stderr
+    assert {p: (config.feeds_path / p).read_bytes() for p in mtimes(config.feeds_path)} \
+        == before
+    assert mtimes(config.feeds_path) == stamps
+    assert not list(config.feeds_path.rglob(".*.tmp"))
+    # Without the limit, the same publish puts the whole new set in place.
+    assert set(run_publish(config, NOW + timedelta(days=1)).written) == set(changed)
+
+
 # ----------------------------------------------------------------------------- in a browser
 
 
 @pytest.mark.browser
-def test_the_index_page_reads_well_on_a_desktop_and_a_phone(config: Config) -> None:
+def test_the_index_and_month_pages_read_well_on_a_desktop_and_a_phone(config: Config) -> None:
     from .browser import browser, screenshot_path
 
     run_publish(config)
-    index = (config.feeds_path / "index.html").as_uri()
+    months = month_pages(config)
+    with open_store(config) as store:
+        items = store.items()
+    per_month = {m: sum(1 for i in items if i.published.isoformat()[:7] == m) for m in months}
+    busiest = max(per_month, key=lambda m: (per_month[m], m))
+    pages = [("index", config.feeds_path / "index.html", INDEX_ITEMS),
+             ("month", config.feeds_path / "months" / f"{busiest}.html", per_month[busiest])]
+    assert per_month[busiest] > 1
     with browser() as chromium:
-        for width in (1280, 375):
-            page = chromium.new_page(viewport={"width": width, "height": 900})
-            page.goto(index)
-            page.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # lazy images
-            page.wait_for_load_state("networkidle")
-            page.evaluate("window.scrollTo(0, 0)")
-            page.screenshot(path=str(screenshot_path(f"index-{width}.png")), full_page=True)
-            overflow = page.evaluate(
-                "document.documentElement.scrollWidth - document.documentElement.clientWidth")
-            assert overflow <= 0, f"{overflow}px of horizontal overflow at {width}px"
-            assert page.locator("ol.items > li").count() == MAX_ITEMS
-            loaded = page.evaluate(
-                "[...document.images].filter(i => i.complete && i.naturalWidth > 0).length")
-            assert loaded == page.locator("ol.items img").count() > 0
-            too_wide = page.evaluate(
-                f"[...document.querySelectorAll('body *')].filter("
-                f"e => e.getBoundingClientRect().right > {width} + 1).length")
-            assert too_wide == 0
-            page.close()
+        for name, path, count in pages:
+            for width in (1280, 375):
+                page = chromium.new_page(viewport={"width": width, "height": 900})
+                page.goto(path.as_uri())
+                # Lazy images load when scrolled to; load them all, and wait for what is read.
+                page.evaluate("document.querySelectorAll('img').forEach(i => i.loading = 'eager')")
+                page.wait_for_function("[...document.images].every(i => i.complete)")
+                page.screenshot(path=str(screenshot_path(f"{name}-{width}.png")),
+                                full_page=True)
+                overflow = page.evaluate(
+                    "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+                assert overflow <= 0, f"{overflow}px of horizontal overflow at {width}px"
+                assert page.locator("ol.items > li").count() == count
+                loaded = page.evaluate(
+                    "[...document.images].filter(i => i.complete && i.naturalWidth > 0).length")
+                assert loaded == page.locator("ol.items img").count() > 0
+                too_wide = page.evaluate(
+                    f"[...document.querySelectorAll('body *')].filter("
+                    f"e => e.getBoundingClientRect().right > {width} + 1).length")
+                assert too_wide == 0
+                if name == "index":  # the way to older stories is on the page, no script
+                    nav = page.locator("nav.months")
+                    nav.screenshot(path=str(screenshot_path(f"index-months-{width}.png")))
+                    assert nav.locator("a").count() == len(months)
+                    assert page.locator("script").count() == 0
+                    nav.locator("a").last.click()
+                    page.wait_for_load_state()
+                    assert page.url.endswith(f"months/{min(months)}.html")
+                page.close()
 
 
 # ----------------------------------------------------------------------------- WebSub
@@ -567,8 +799,18 @@ def test_feeds_written_by_a_run_that_failed_later_are_still_announced(config: Co
     (config.feeds_path / "index.html").mkdir(parents=True)  # the last write will fail
     with pytest.raises(PublishError, match=r"index\.html"):
         run_publish(config)
-    assert (config.feeds_path / "atom.xml").exists() and hub.pings == []
+    # All or nothing: no feed was put in place, so there is nothing to announce.
+    assert not (config.feeds_path / "atom.xml").exists() and hub.pings == []
     (config.feeds_path / "index.html").rmdir()
+    # Now the files are put in place and then the pass fails (a stale file that cannot be
+    # removed), before the hub is pinged: the next run announces them.
+    with open_store(config) as store:
+        store.record_published("gone/atom.xml", "x", 1, 1)
+    (config.feeds_path / "gone" / "atom.xml" / "stuck").mkdir(parents=True)
+    with pytest.raises(PublishError, match=r"gone/atom\.xml: could not be removed"):
+        run_publish(config)
+    assert (config.feeds_path / "atom.xml").exists() and hub.pings == []
+    shutil.rmtree(config.feeds_path / "gone")
     report = run_publish(config)
     assert PUBLIC + "atom.xml" in report.pinged
     assert PUBLIC + "atom.xml" in [p["hub.url"][0] for p in hub.pings]

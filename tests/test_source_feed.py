@@ -108,3 +108,12 @@ def test_a_broken_feed_fails_the_source_and_keeps_items(feeds: SnapshotServer,
     result = fetch(config).sources[0]
     assert not result.ok and "RSS or Atom" in result.error
     assert len(stored(config)) == 3
+
+
+def test_an_entry_updated_by_the_feed_dates_the_stored_update(feeds: SnapshotServer,
+                                                              tmp_path: Path) -> None:
+    config = config_for(tmp_path, feeds.url("/atom.xml"))
+    fetch(config)
+    item = stored(config)[0]
+    assert item.published.isoformat() == "2024-03-06T09:00:00+01:00"  # 08:00Z in Tirane
+    assert item.updated.isoformat() == "2024-03-06T09:00:00+00:00"  # the entry's updated

@@ -75,3 +75,16 @@ def test_a_missing_file_fails_the_source_with_its_path(tmp_path: Path) -> None:
     result = fetch(config).sources[0]
     assert not result.ok
     assert f"{tmp_path / 'nowhere.json'}: file not found (sources.path)" in result.error
+
+
+def test_date_modified_dates_the_stored_update(tmp_path: Path) -> None:
+    (tmp_path / "items.json").write_text(json.dumps([
+        {"url": "https://albania.iom.int/news/manual-m", "title": "Modified later",
+         "content_html": "<p>x</p>", "date_published": "2024-03-05T10:00:00+01:00",
+         "date_modified": "2024-03-07T12:30:00+01:00"},
+    ]), encoding="utf-8")
+    config = config_for(tmp_path, "items.json")
+    assert fetch(config).ok
+    item = stored(config)[0]
+    assert item.published.isoformat() == "2024-03-05T10:00:00+01:00"
+    assert item.updated.isoformat() == "2024-03-07T11:30:00+00:00"

@@ -49,6 +49,63 @@ def test_new_item_gets_a_tag_id_that_never_changes(store: Store) -> None:
     assert stored.published == PUB
 
 
+def test_an_entry_is_updated_when_the_source_says_until_a_change_is_seen(store: Store) -> None:
+    modified = PUB + timedelta(days=2)
+    out = store.upsert(item(modified=modified), T0)  # first seen years after publication
+    stored = store.get(out.item_id)
+    assert stored is not None and stored.updated == modified and stored.first_seen == T0
+    store.upsert(item(modified=modified + timedelta(days=1)), T0 + timedelta(days=1))
+    assert (store.get(out.item_id) or stored).updated == modified  # nothing changed
+    store.upsert(item(content_html="<p>new</p>", modified=modified), T0 + timedelta(days=2))
+    assert (store.get(out.item_id) or stored).updated == T0 + timedelta(days=2)
+    # No modification time: the publication time; a silly one is bounded by both ends.
+    for n, (mod, want) in enumerate([(None, PUB), (PUB - timedelta(days=9), PUB),
+                                     (T0 + timedelta(days=400), T0)]):
+        got = store.upsert(item(url=f"https://albania.iom.int/news/b{n}", title=f"Other {n}",
+                                published=PUB + timedelta(days=30 * n + 30), modified=mod), T0)
+        entry = store.get(got.item_id)
+        assert entry is not None
+        assert entry.updated == max(want, entry.published), n
+
+
+def test_stored_entries_get_the_source_time_on_migration(tmp_path: Path) -> None:
+    from iomfeed.store import _statements
+
+    step = next(n for n, m in enumerate(MIGRATIONS) if "issue 9 (feeds)" in m)
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    for script in MIGRATIONS[:step]:
+        for statement in _statements(script):
+            db.execute(statement)
+    db.execute(f"PRAGMA user_version = {step}")
+    seen, changed = "2026-11-01T08:00:00Z", "2026-11-04T08:00:00Z"
+    rows = [  # (name, published, published_utc, updated as stamped before, history)
+        ("old", "2016-03-01T10:00:00+01:00", "2016-03-01T09:00:00Z", seen, [seen]),
+        ("edited", "2021-06-14T14:00:00+02:00", "2021-06-14T12:00:00Z", changed,
+         [seen, changed]),
+        ("ahead", "2027-01-01T00:00:00+00:00", "2027-01-01T00:00:00Z",
+         "2027-01-01T00:00:00Z", [seen]),
+    ]
+    for name, published, published_utc, updated, history in rows:
+        db.execute(
+            "INSERT INTO items (id, url, source, title, title_key, summary_html, content_html,"
+            " published, published_utc, date_source, updated, first_seen, last_seen,"
+            " image_url, image_alt, categories, language, author, content_hash, listing_hash)"
+            " VALUES (?, ?, 's', ?, ?, '', '', ?, ?, 'time', ?, ?, ?, '', '', '[]', 'en', '',"
+            " ?, '')",
+            (name, f"https://x.example/{name}", name, name, published, published_utc, updated,
+             seen, history[-1], f"h{len(history)}"))
+        for n, stamp in enumerate(history):
+            db.execute("INSERT INTO item_history (item_id, content_hash, seen) VALUES (?, ?, ?)",
+                       (name, f"h{n + 1}", stamp))
+    db.close()
+    with Store(path) as s:
+        assert s.schema_version == len(MIGRATIONS)
+        got = {name: (s.get(name) or pytest.fail(name)).updated.isoformat() for name, *_ in rows}
+    assert got == {"old": "2016-03-01T09:00:00+00:00", "edited": "2026-11-04T08:00:00+00:00",
+                   "ahead": "2027-01-01T00:00:00+00:00"}
+
+
 def test_storing_the_same_item_again_changes_nothing_but_last_seen(store: Store) -> None:
     first = store.upsert(item(), T0)
     before = store.get(first.item_id)

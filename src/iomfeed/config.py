@@ -200,6 +200,7 @@ class PublishConfig:
     by_category: bool = True
     by_source: bool = False
     archives: bool = True
+    index_items: int = field(default=20, metadata=_checked(_check_positive))
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,7 +68,8 @@ class Item:
     Before normalisation, URLs may be relative to ``base_url``, HTML is raw and dates may be
     naive (local to the source). After it, ``url`` is canonical, HTML is sanitised with
     absolute links, and ``published`` is time-zone aware (or ``None``: the store then uses the
-    first-seen time and marks it so).
+    first-seen time and marks it so). ``modified`` (aware, from the source) dates the stored
+    entry's ``updated`` when the item is first stored.
     """
 
     source: str
@@ -79,6 +80,7 @@ class Item:
     content_html: str = ""
     published: datetime | None = None
     date_source: DateSource | None = None
+    modified: datetime | None = None  # the source's own last-modified time, if it gives one
     image_url: str = ""
     image_alt: str = ""
     categories: tuple[str, ...] = ()

@@ -222,6 +222,19 @@ MIGRATIONS: tuple[str, ...] = (
         updated = CASE WHEN updated = published_utc THEN first_seen ELSE updated END
     WHERE published_utc > strftime('%Y-%m-%dT%H:%M:%SZ', first_seen, '+1 day');
     """,
+    """
+    -- issue 9 (feeds): an entry's updated is the source's own time until iomfeed sees a
+    -- change. Items stored before were stamped with the run that first saw them (a 2016
+    -- story "updated" in 2026); no modification time was kept, so an item never seen to
+    -- change gets its publication time, and one that changed keeps the time the change was
+    -- seen (never earlier than its publication). Both are in the same fixed-width UTC form.
+    UPDATE items SET updated = CASE
+        WHEN EXISTS (SELECT 1 FROM item_history h
+                     WHERE h.item_id = items.id AND h.seen > items.first_seen)
+        THEN max(updated, published_utc)
+        ELSE published_utc
+    END;
+    """,
 )
 
 _ITEM_COLUMNS = (
@@ -229,6 +242,13 @@ _ITEM_COLUMNS = (
     " first_seen, last_seen, image_url, image_alt, categories, language, author, content_hash,"
     " listing_hash, date_note"
 )
+
+
+def entry_updated(published: datetime, modified: datetime | None, now: datetime) -> datetime:
+    """An entry's ``updated`` when it is first stored: the source's own modification time
+    (but never before ``published``, nor after ``now``), else its publication time. Once
+    stored, it moves only when iomfeed sees the content change."""
+    return max(published, min(modified, now)) if modified is not None else published
 
 
 def _utc(dt: datetime) -> str:
@@ -564,7 +584,8 @@ class Store:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (item_id, item.url, item.source, item.title, title_key(item.title),
              item.summary_html, item.content_html, published.isoformat(), _utc(published),
-             date_source.value, _utc(max(published, now)), _utc(now), _utc(now),
+             date_source.value, _utc(entry_updated(published, item.modified, now)), _utc(now),
+             _utc(now),
              item.image_url, item.image_alt, json.dumps(list(item.categories), ensure_ascii=False),
              item.language, item.author, digest, item.listing_hash),
         )
@@ -592,7 +613,8 @@ class Store:
             " image_url = ?, image_alt = ?, categories = ?, language = ?, author = ?,"
             " content_hash = ?, listing_hash = ? WHERE id = ?",
             (item.title, title_key(item.title), item.summary_html, item.content_html,
-             published.isoformat(), _utc(published), date_source.value, _utc(now), _utc(now),
+             published.isoformat(), _utc(published), date_source.value,
+             _utc(max(published, now)), _utc(now),
              item.image_url, item.image_alt, json.dumps(list(item.categories), ensure_ascii=False),
              item.language, item.author, digest, item.listing_hash or row["listing_hash"],
              row["id"]),
@@ -661,6 +683,11 @@ class Store:
             "SELECT fingerprint, size, mtime_ns FROM published_files WHERE path = ?", (path,)
         ).fetchone()
         return None if row is None else (str(row[0]), int(row[1]), int(row[2]))
+
+    def published_files(self) -> dict[str, tuple[str, int, int]]:
+        """Every recorded file: path -> (fingerprint, size, mtime_ns)."""
+        return {str(r[0]): (str(r[1]), int(r[2]), int(r[3])) for r in self.db.execute(
+            "SELECT path, fingerprint, size, mtime_ns FROM published_files")}
 
     def published_paths(self) -> list[str]:
         return [str(r[0]) for r in

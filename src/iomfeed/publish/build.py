@@ -7,19 +7,25 @@ Files, relative to ``publish.folder``:
 * ``archive/YYYY-MM.xml``: RFC 5005 archives (Atom), one per month of publication, holding
   every item that is no longer in the subscription feed, each linking to the one before;
   so the subscription feed plus its archives hold every item exactly once;
-* ``index.html``: the latest items and the subscribe links.
+* ``months/YYYY-MM.html``: one HTML page per month holding a story older than those on
+  the index (every story of that month), linked from the index and to its neighbours;
+* ``index.html``: the newest ``index_items`` items, the subscribe links, the month pages.
 
 An archive page is rendered only when its fingerprint (its items' ids, content hashes and
 update times, its neighbours and the settings it shows) differs from the one recorded when it
 was last written, or the file on disk is not the one written: a rebuild after one new item
-touches the subscription feeds and one archive page, whatever the size of the store.
+touches the subscription feeds and one archive page, whatever the size of the store. Month
+pages work the same way (their fingerprint holds the page templates' hash too).
 
-Order matters for readers who fetch while a run writes: archive pages first (oldest first),
-then the category and source feeds, then the main feeds that link to the archives, then the
-index. Every generated file is recorded in the store; one no longer generated (a category
-gone, an archive month emptied) is removed after a successful pass. Archive pages are not
-strictly immutable: the newest month grows as items leave the subscription feed, and a
-story found late joins the month it was published in.
+All or nothing: every changed file is first written to a temporary file beside it, and only
+when all of them were written are they renamed into place (``files.FileSet``), so a failed
+publish (a full disk, a size limit) replaces nothing and a reader never sees category feeds
+newer than ``atom.xml``. The renames keep an order that suits readers who fetch meanwhile:
+archive pages first (oldest first), then the category and source feeds, then the main feeds
+that link to the archives, then the index. Every generated file is recorded in the store; one
+no longer generated (a category gone, an archive month emptied) is removed after a
+successful pass. Archive pages are not strictly immutable: the newest month grows as items
+leave the subscription feed, and a story found late joins the month it was published in.
 """
 
 from __future__ import annotations
@@ -33,17 +39,19 @@ from datetime import datetime
 
 from ..config import Config
 from ..errors import PublishError
-from ..files import remove_leftovers, write_if_changed
+from ..files import FileSet, remove_leftovers
 from ..models import FeedDoc, PublishReport, StoredItem
 from ..store import Store
 from .feeds import render_atom, render_json, render_rss
-from .site import FeedLink, render_index
+from .site import FeedLink, MonthLink, render_index, render_month, templates_digest
 
 log = logging.getLogger(__name__)
 
 #: Bump when the rendering of archive pages changes, so that they are all written again.
 RENDER_VERSION = "2"
 SUBSCRIPTION_FILES = ("atom.xml", "rss.xml", "feed.json")
+FEED_DESCRIPTION = "News from {author}."
+INDEX_DESCRIPTION = "News stories from {author}, newest first, with Atom, RSS and JSON feeds."
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +103,16 @@ def plan_archives(rows: Iterable[tuple[str, str, str, str]]) -> list[ArchivePage
     return pages
 
 
+def plan_after(rows: list[tuple[str, str, str, str]], pages: list[ArchivePage],
+               start: int) -> list[ArchivePage]:
+    """``plan_archives(rows[start:])``, reusing from ``pages`` (the plan of all ``rows``) the
+    months that lie wholly past ``start``: only the months split by it are hashed again."""
+    split = {row[1][:7] for row in rows[:start]}
+    partial = plan_archives(row for row in rows[start:] if row[1][:7] in split)
+    whole = [p for p in pages if p.month not in split]
+    return sorted([*partial, *whole], key=lambda p: p.month, reverse=True)
+
+
 class Publisher:
     """One publishing pass over a store into a folder."""
 
@@ -107,25 +125,34 @@ class Publisher:
         self.base = base if base.endswith("/") else base + "/"
         self.written: list[str] = []
         self.produced: set[str] = set()
+        self.fingerprints: dict[str, str] = {}  # path -> what to record once in place
         self.unchanged = 0
+        self.files = FileSet()
+        self._recorded: dict[str, tuple[str, int, int]] | None = None
 
     def url(self, path: str) -> str:
         return self.base + path
 
     def _write(self, path: str, data: bytes, fingerprint: str = "") -> None:
-        target = self.folder / path
+        """Stage ``path`` (when its bytes changed); :meth:`_commit` puts every staged file
+        in place once all of them were written."""
         self.produced.add(path)
-        if write_if_changed(target, data):
+        self.fingerprints[path] = fingerprint or hashlib.sha256(data).hexdigest()
+        if self.files.stage(self.folder / path, data):
             self.written.append(path)
+        else:
+            self.unchanged += 1
+
+    def _commit(self) -> None:
+        self.files.commit()
+        for path in self.written:
             log.debug("wrote %s", path)
             if self.config.site.websub_hub and path.rsplit("/", 1)[-1] in SUBSCRIPTION_FILES:
                 # Remembered at once: a run that fails later still announces it next time.
                 self.store.set_ping_pending(self.url(path), True, self.now)
-        else:
-            self.unchanged += 1
-        stat = target.stat()
-        self.store.record_published(path, fingerprint or hashlib.sha256(data).hexdigest(),
-                                    stat.st_size, stat.st_mtime_ns)
+        for path, fingerprint in self.fingerprints.items():
+            stat = (self.folder / path).stat()
+            self.store.record_published(path, fingerprint, stat.st_size, stat.st_mtime_ns)
 
     def _doc(self, key: str, prefix: str, title: str, items: list[StoredItem],
              **extra: object) -> FeedDoc:
@@ -133,7 +160,7 @@ class Publisher:
         return FeedDoc(
             key=key,
             title=title,
-            description=f"News from {site.author}, published by iomfeed.",
+            description=FEED_DESCRIPTION.format(author=site.author),
             feed_id=self.store.feed_id(key, self.now),
             atom_url=self.url(prefix + "atom.xml"),
             rss_url=self.url(prefix + "rss.xml"),
@@ -154,6 +181,10 @@ class Publisher:
         self._write(prefix + "feed.json", render_json(doc))
 
     def run(self) -> PublishReport:
+        with self.files:  # an error on the way removes what was staged
+            return self._run()
+
+    def _run(self) -> PublishReport:
         cfg = self.config.publish
         site = self.config.site
         if remove_leftovers(self.folder):
@@ -162,8 +193,9 @@ class Publisher:
         if not newest:
             log.warning("the store has no items yet: nothing published (run 'iomfeed fetch')")
             return PublishReport((), 0)
-        archives = plan_archives(self.store.item_index()[cfg.max_items:]) if cfg.archives \
-            else []
+        index_rows = self.store.item_index()
+        by_month = plan_archives(index_rows)
+        archives = plan_after(index_rows, by_month, cfg.max_items) if cfg.archives else []
         main = self._doc("main", "", site.title, newest,
                          prev_archive=self.url(archives[0].path) if archives else "")
         # Oldest archive first: each page's prev-archive exists before the page is written.
@@ -188,9 +220,14 @@ class Publisher:
             self._feed_set(doc, key + "/")
             links.append(FeedLink(label, doc.atom_url, doc.rss_url, doc.json_url))
         self._feed_set(main, "")
+        months = self._month_pages(index_rows, by_month, links[0])
+        shown = newest[:cfg.index_items] if cfg.index_items <= cfg.max_items \
+            else self.store.items(limit=cfg.index_items)
         self._write("index.html", render_index(
-            title=site.title, description=main.description, language=site.language,
-            home_url=site.home_url, feeds=links, items=newest, updated=main.updated))
+            title=site.title, description=INDEX_DESCRIPTION.format(author=site.author),
+            language=site.language, home_url=site.home_url, author=site.author, feeds=links,
+            items=shown, updated=main.updated, months=months))
+        self._commit()
         self._remove_stale()
         return PublishReport(tuple(self.written), self.unchanged)
 
@@ -209,6 +246,34 @@ class Publisher:
                 raise PublishError(f"{target}: could not be removed: {exc}") from exc
             self.store.forget_published(path)
             self.written.append(path)
+
+    def _month_pages(self, rows: list[tuple[str, str, str, str]], by_month: list[ArchivePage],
+                     feed: FeedLink) -> list[MonthLink]:
+        """Write one page per month that holds a story not on ``index.html`` (each with
+        every story of its month); returns them, newest first, for the index to link."""
+        older = {row[1][:7] for row in rows[self.config.publish.index_items:]}
+        pages = [p for p in by_month if p.month in older]
+        links = [MonthLink(p.month, len(p.ids)) for p in pages]
+        site = self.config.site
+        for n, page in enumerate(pages):
+            newer = links[n - 1] if n > 0 else None
+            before = links[n + 1] if n + 1 < len(links) else None
+            fingerprint = hashlib.sha256("\x1f".join((
+                templates_digest(), page.rows_hash, newer.month if newer else "",
+                before.month if before else "", site.title, site.author, site.language,
+                site.home_url, feed.atom_url, feed.rss_url, feed.json_url,
+            )).encode("utf-8")).hexdigest()
+            path = links[n].path
+            if self._still_there(path, fingerprint):
+                self.produced.add(path)
+                self.unchanged += 1
+                continue
+            self._write(path, render_month(
+                title=site.title, language=site.language, home_url=site.home_url,
+                author=site.author, feeds=[feed], month=links[n],
+                items=self.store.items_by_id(list(page.ids)), newer=newer, older=before),
+                fingerprint)
+        return links
 
     def _archive(self, page: ArchivePage, older: ArchivePage | None, main: FeedDoc) -> None:
         prev = self.url(older.path) if older else ""
@@ -245,7 +310,9 @@ class Publisher:
 
     def _still_there(self, path: str, fingerprint: str) -> bool:
         """Whether ``path`` is, untouched, what was written from the same inputs."""
-        recorded = self.store.published_file(path)
+        if self._recorded is None:  # one query for every file, not one per page
+            self._recorded = self.store.published_files()
+        recorded = self._recorded.get(path)
         if recorded is None or recorded[0] != fingerprint:
             return False
         try:

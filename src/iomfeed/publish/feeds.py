@@ -150,9 +150,11 @@ def _entry(fe: Any, item: StoredItem, *, rss: bool, feed_language: str) -> None:
         if item.content_html and item.content_html != summary:
             fe.content(item.content_html, type="CDATA")
         if item.image_url:
-            # An RSS enclosure needs a true length, which is unknown: Media RSS instead.
+            # An RSS enclosure needs a true length, which is unknown: Media RSS instead, as a
+            # bare media:content (group=None): a media:group must hold several of them.
             fe.media.content({"url": item.image_url, "medium": "image",
-                              **({"type": t} if (t := image_type(item.image_url)) else {})})
+                              **({"type": t} if (t := image_type(item.image_url)) else {})},
+                             group=None)
     else:
         if item.summary_html:
             fe.summary(item.summary_html, type="html")

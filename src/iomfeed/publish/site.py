@@ -1,6 +1,7 @@
-"""Render ``index.html``: the latest items and how to subscribe, for people who land on the
-feeds folder. Pure: records in, bytes out. Jinja2 with autoescape; item HTML is already
-sanitised by the normaliser and is marked safe explicitly, nothing else is.
+"""Render the HTML pages for people who land on the feeds folder: ``index.html`` (the latest
+items, how to subscribe, and links to older stories) and one page per month
+(``months/YYYY-MM.html``). Pure: records in, bytes out. Jinja2 with autoescape; item HTML is
+already sanitised by the normaliser and is marked safe explicitly, nothing else is.
 """
 
 from __future__ import annotations
@@ -51,30 +52,96 @@ def environment() -> Environment:
     return env
 
 
+@dataclass(frozen=True, slots=True)
+class MonthLink:
+    """One month page: its month (``YYYY-MM``) and how many stories it holds."""
+
+    month: str
+    count: int
+
+    @property
+    def path(self) -> str:
+        """Relative to the publish folder (and to ``index.html``)."""
+        return f"months/{self.month}.html"
+
+    @property
+    def name(self) -> str:
+        return MONTHS_EN[int(self.month[5:7]) - 1]
+
+    @property
+    def year(self) -> str:
+        return self.month[:4]
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.year}"
+
+
+@lru_cache(maxsize=1)
+def templates_digest() -> str:
+    """A hash of the page templates and their CSS: part of a month page's fingerprint, so an
+    upgrade that changes how pages look writes them all again."""
+    import hashlib
+    import importlib.resources
+
+    folder = importlib.resources.files("iomfeed.templates") / "site"
+    digest = hashlib.sha256()
+    for name in ("page.html.j2", "month.html.j2", "_item.html.j2", "index.css"):
+        digest.update((folder / name).read_bytes())
+    return digest.hexdigest()
+
+
+def _render(name: str, items: Sequence[StoredItem], **values: object) -> bytes:
+    from markupsafe import Markup
+
+    from .feeds import xml_safe
+
+    template = environment().get_template(name)
+    html = template.render(
+        # Summaries were sanitised by the normaliser; nothing else is marked safe.
+        items=[(item, Markup(item.summary_html)) for item in xml_safe(items)],
+        **values,
+    )
+    return html.encode("utf-8")
+
+
 def render_index(
     *,
     title: str,
     description: str,
     language: str,
     home_url: str,
+    author: str,
     feeds: Sequence[FeedLink],
     items: Sequence[StoredItem],
     updated: datetime | None,
+    months: Sequence[MonthLink] = (),
 ) -> bytes:
-    from markupsafe import Markup
+    """``index.html``: the newest ``items``, the feeds, and ``months`` (newest first)."""
+    years: dict[str, list[MonthLink]] = {}
+    for month in months:
+        years.setdefault(month.year, []).append(month)
+    return _render("site/index.html.j2", items, title=title, description=description,
+                   language=language, home_url=home_url, author=author, feeds=feeds,
+                   updated=updated, years=list(years.items()))
 
-    from .feeds import xml_safe
 
-    template = environment().get_template("site/index.html.j2")
-    html = template.render(
-        title=title,
-        description=description,
-        language=language,
-        home_url=home_url,
-        feeds=feeds,
-        main=feeds[0] if feeds else None,
-        # Summaries were sanitised by the normaliser; nothing else is marked safe.
-        items=[(item, Markup(item.summary_html)) for item in xml_safe(items)],
-        updated=updated,
-    )
-    return html.encode("utf-8")
+def render_month(
+    *,
+    title: str,
+    language: str,
+    home_url: str,
+    author: str,
+    feeds: Sequence[FeedLink],
+    month: MonthLink,
+    items: Sequence[StoredItem],
+    newer: MonthLink | None,
+    older: MonthLink | None,
+) -> bytes:
+    """One month's page: every story published in it, newest first, and links to the
+    months on either side and to ``index.html``."""
+    description = f"News stories from {author} published in {month.label}."
+    return _render("site/month.html.j2", items, title=title, language=language,
+                   home_url=home_url, author=author, feeds=feeds, month=month, newer=newer,
+                   older=older, description=description,
+                   updated=max((i.updated for i in items), default=None))

@@ -110,6 +110,7 @@ class FeedSource:
             content_html=content or summary,
             published=published,
             date_source=DateSource.FEED if published else None,
+            modified=_when(entry, "updated"),
             image_url=_image(entry),
             categories=categories,
             language=(entry.get("language") or "").split("-")[0],

@@ -77,6 +77,7 @@ class Article:
     categories: tuple[str, ...]
     language: str
     canonical: str
+    modified: datetime | None = None  # article:modified_time or JSON-LD dateModified
 
 
 # ----------------------------------------------------------------------------- selectors
@@ -225,6 +226,7 @@ def parse_article(
         categories=tuple(select_values(soup, cfg.category)),
         language=language.split("-")[0].lower(),
         canonical=urljoin(page_url, canonical) if canonical else "",
+        modified=_find_modified(soup, tz),
     )
 
 
@@ -257,7 +259,20 @@ def _find_date(
     return None, None
 
 
-def _jsonld_date(text: str, tz: tzinfo) -> datetime | None:
+def _find_modified(soup: BeautifulSoup, tz: tzinfo) -> datetime | None:
+    """The page's own last-modification time, when it states one."""
+    for el in soup.select("meta[property='article:modified_time'][content]"):
+        found = parse_iso(_value(el, "content"), tz)
+        if found is not None:
+            return found
+    for el in soup.select("script[type='application/ld+json']"):
+        found = _jsonld_date(el.get_text(), tz, key="dateModified")
+        if found is not None:
+            return found
+    return None
+
+
+def _jsonld_date(text: str, tz: tzinfo, *, key: str = "datePublished") -> datetime | None:
     try:
         data = json.loads(text)
     except ValueError:
@@ -266,7 +281,7 @@ def _jsonld_date(text: str, tz: tzinfo) -> datetime | None:
     while stack:
         node = stack.pop(0)
         if isinstance(node, dict):
-            value = node.get("datePublished")
+            value = node.get(key)
             if isinstance(value, str) and (found := parse_iso(value, tz)) is not None:
                 return found
             stack.extend(node.values())
@@ -589,4 +604,5 @@ def _merge(base: Item, article: Article, page_url: str, listing_date: datetime |
         categories=article.categories,
         language=article.language,
         canonical_hint=article.canonical,
+        modified=article.modified,
     )

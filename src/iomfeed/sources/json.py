@@ -111,6 +111,7 @@ def item_from_record(record: Any, *, source: str, tz: tzinfo) -> Item:
         content_html=content,
         published=published or modified,
         date_source=DateSource.JSON if (published or modified) else None,
+        modified=modified,
         image_url=text("image") or text("banner_image"),
         categories=tuple(tags),
         language=text("language"),
