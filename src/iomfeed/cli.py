@@ -126,7 +126,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
-    from .health import check
+    from .health import HealthStatus, check
     from .pipeline import open_store
 
     if not config.database_path.exists():
@@ -136,21 +136,22 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         json.dump(health.as_json(), sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
-        return EXIT_OK if health.ok else EXIT_SOURCE_FAILED
+        return EXIT_OK if health.status is HealthStatus.OK else EXIT_SOURCE_FAILED
 
     def when(value: datetime | None) -> str:
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else "never"
 
-    print(f"status: {'ok' if health.ok else 'FAILING'} ({when(health.checked)} UTC)")
+    label = {HealthStatus.OK: "ok", HealthStatus.FAILED: "FAILED",
+             HealthStatus.FAILING: "FAILING"}[health.status]
+    print(f"status: {label} ({when(health.checked)} UTC)")
     for problem in health.problems():
         print(f"  ! {problem}")
     print("\nsources:")
     rows: list[tuple[str, ...]] = [
-        ("name", "last success", "last run", "failures", "items", "last error")]
+        ("name", "last run", "outcome", "last success", "items", "last error")]
     for s in health.sources:
-        rows.append((s.name + ("" if s.enabled else " (disabled)"), when(s.last_success),
-                     when(s.last_run), str(s.consecutive_failures), str(s.items),
-                     s.last_error[:60]))
+        rows.append((s.name + ("" if s.enabled else " (disabled)"), when(s.last_run),
+                     s.outcome, when(s.last_success), str(s.items), _cut(s.last_error, 70)))
     _table(rows)
     print(f"\nstore: {health.items} item(s)")
     print("\ndigests:")
@@ -167,7 +168,11 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     print("\nsubscribers: " + ", ".join(f"{subs.get(k, 0)} {k}"
                                        for k in ("active", "unsubscribed", "bounced")))
     print("\nnext: " + ", ".join(f"{k} {when(v)} UTC" for k, v in health.next_times.items()))
-    return EXIT_OK if health.ok else EXIT_SOURCE_FAILED
+    return EXIT_OK if health.status is HealthStatus.OK else EXIT_SOURCE_FAILED
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _table(rows: list[tuple[str, ...]]) -> None:
@@ -514,10 +519,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve, compile_selectors=True)
 
     p = sub.add_parser("status", help="sources, store, digests, subscribers, next times",
-                       description="Show how iomfeed is doing: each source's last success "
-                       "and error and failures in a row, the store, the last digests, "
-                       "subscribers by status and the next scheduled times. Exit 1 when "
-                       "something is failing.")
+                       description="Show how iomfeed is doing: each source's last run "
+                       "(ok, failed now, failing for N runs), last success and error, the "
+                       "store, the last digests, subscribers by status and the next scheduled "
+                       "times. Exit 1 when the last run of an enabled source failed or "
+                       "something else needs attention.")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_status, compile_selectors=False)
 
