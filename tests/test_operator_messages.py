@@ -35,6 +35,8 @@ def source_row(table: str, name: str) -> str:
 def test_status_after_a_failed_run_says_failed_now_and_exits_1(server: SnapshotServer,
                                                                tmp_path: Path) -> None:
     config = write_config(server, tmp_path)
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("\nmax_pages = 10\n", "\nmax_pages = 1\n"), encoding="utf-8")
     server.add_fault("/news", Fault(status=503, times=2))
     assert iomfeed("--config", str(config), "-q", "run", cwd=tmp_path).returncode == 1
     code, table, data = status(config, tmp_path)
@@ -60,3 +62,67 @@ def test_status_after_a_failed_run_says_failed_now_and_exits_1(server: SnapshotS
     assert code == 0 and table.startswith("status: ok")
     assert " ok " in source_row(table, "iom-albania")
     assert data["status"] == "ok" and data["failed_sources"] == []
+
+
+# ----------------------------------------------------------------------------- robots.txt
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:  # bound then closed: nothing listens there any more
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_robots_txt_answering_500_is_reported_as_unreachable(server: SnapshotServer,
+                                                              tmp_path: Path) -> None:
+    config = write_config(server, tmp_path)
+    server.add_fault("/robots.txt", Fault(status=500, times=1000))
+    run = iomfeed("--config", str(config), "run", cwd=tmp_path)
+    assert run.returncode == 1
+    cause = "robots.txt unreachable: HTTP 500 Internal Server Error"
+    assert f"iom-albania: FAILED: {server.origin}/news: {cause}" in run.stderr
+    assert "disallowed" not in run.stderr and server.hits("/news") == 0  # still not crawled
+    code, table, data = status(config, tmp_path)
+    assert code == 1 and cause in table
+    assert cause in data["sources"][0]["last_error"]  # type: ignore[index]
+    live = iomfeed("--config", str(config), "check", "--live", cwd=tmp_path)
+    assert live.returncode == 1 and f"FAILED: {server.origin}/news: {cause}" in live.stdout
+    assert "disallowed" not in live.stdout + live.stderr
+
+
+def test_robots_txt_on_a_closed_port_is_reported_as_unreachable(server: SnapshotServer,
+                                                                 tmp_path: Path) -> None:
+    config = write_config(server, tmp_path)
+    origin = f"http://127.0.0.1:{closed_port()}"
+    config.write_text(config.read_text(encoding="utf-8").replace(server.origin, origin),
+                      encoding="utf-8")
+    for command in (("run",), ("check", "--live")):
+        done = iomfeed("--config", str(config), *command, cwd=tmp_path)
+        out = done.stdout + done.stderr
+        assert done.returncode == 1, out
+        assert f"{origin}/news: robots.txt unreachable: connection refused;" in out
+        assert "disallowed" not in out
+    _code, table, _data = status(config, tmp_path)
+    assert "! source iom-albania failed in its last run:" in table
+    assert "robots.txt unreachable: connection refused" in table
+
+
+def test_a_timeout_is_said_once(server: SnapshotServer) -> None:
+    from iomfeed.config import HttpConfig
+    from iomfeed.errors import FetchError
+    from iomfeed.http import HttpClient
+
+    server.add_fault("/robots.txt", Fault(status=200, delay=1.0, times=2))
+    http = HttpClient(HttpConfig(timeout=0.2, retries=1, backoff=0.01, min_delay=0.0))
+    with http, pytest.raises(FetchError) as caught:
+        http.get(server.url("/news"))
+    message = str(caught.value)
+    assert message == (f"{server.url('/news')}: robots.txt unreachable: timed out"
+                       " (gave up after 2 attempts); not crawling this site this run")
+
+
+def test_a_dns_failure_says_the_host_name_was_not_found() -> None:
+    from iomfeed.http import _describe_error
+
+    error = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    assert _describe_error(error) == "host name not found (DNS: Name or service not known)"
