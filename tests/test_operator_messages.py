@@ -126,3 +126,24 @@ def test_a_dns_failure_says_the_host_name_was_not_found() -> None:
 
     error = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
     assert _describe_error(error) == "host name not found (DNS: Name or service not known)"
+
+
+# ----------------------------------------------------------------------------- run output
+
+
+def test_a_failed_first_run_says_once_that_nothing_was_published(server: SnapshotServer,
+                                                                 tmp_path: Path) -> None:
+    config = write_config(server, tmp_path)
+    server.add_fault("/news", Fault(status=503))
+    run = iomfeed("--config", str(config), "run", cwd=tmp_path)
+    assert run.returncode == 1
+    lines = run.stderr.splitlines()
+    about_publishing = [line for line in lines if "publish" in line]
+    assert about_publishing == [
+        "nothing published: the store has no items yet (the fetch failed)"], run.stderr
+    assert lines.index(about_publishing[0]) > lines.index(
+        next(line for line in lines if line.startswith("iom-albania: FAILED: ")))
+    published = iomfeed("--config", str(config), "publish", cwd=tmp_path)
+    assert published.returncode == 0
+    assert published.stderr == (
+        "nothing published: the store has no items yet (run 'iomfeed fetch' first)\n")
