@@ -12,10 +12,13 @@ from pathlib import Path
 import pytest
 
 from iomfeed.demo.server import Fault, SnapshotServer
+from iomfeed.store import Store
 
+from .conftest import CONFIG_FILE, NOW
+from .digestkit import add_items, item
 from .test_cli_snapshot import iomfeed, write_config
 
-pytestmark = pytest.mark.network
+network = pytest.mark.network
 
 
 def status(config: Path, cwd: Path) -> tuple[int, str, dict[str, object]]:
@@ -32,6 +35,7 @@ def source_row(table: str, name: str) -> str:
 # ----------------------------------------------------------------------------- status
 
 
+@network
 def test_status_after_a_failed_run_says_failed_now_and_exits_1(server: SnapshotServer,
                                                                tmp_path: Path) -> None:
     config = write_config(server, tmp_path)
@@ -73,6 +77,7 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@network
 def test_robots_txt_answering_500_is_reported_as_unreachable(server: SnapshotServer,
                                                               tmp_path: Path) -> None:
     config = write_config(server, tmp_path)
@@ -90,6 +95,7 @@ def test_robots_txt_answering_500_is_reported_as_unreachable(server: SnapshotSer
     assert "disallowed" not in live.stdout + live.stderr
 
 
+@network
 def test_robots_txt_on_a_closed_port_is_reported_as_unreachable(server: SnapshotServer,
                                                                  tmp_path: Path) -> None:
     config = write_config(server, tmp_path)
@@ -107,6 +113,7 @@ def test_robots_txt_on_a_closed_port_is_reported_as_unreachable(server: Snapshot
     assert "robots.txt unreachable: connection refused" in table
 
 
+@network
 def test_a_timeout_is_said_once(server: SnapshotServer) -> None:
     from iomfeed.config import HttpConfig
     from iomfeed.errors import FetchError
@@ -131,6 +138,7 @@ def test_a_dns_failure_says_the_host_name_was_not_found() -> None:
 # ----------------------------------------------------------------------------- run output
 
 
+@network
 def test_a_failed_first_run_says_once_that_nothing_was_published(server: SnapshotServer,
                                                                  tmp_path: Path) -> None:
     config = write_config(server, tmp_path)
@@ -147,3 +155,71 @@ def test_a_failed_first_run_says_once_that_nothing_was_published(server: Snapsho
     assert published.returncode == 0
     assert published.stderr == (
         "nothing published: the store has no items yet (run 'iomfeed fetch' first)\n")
+
+
+# ----------------------------------------------------------------------------- items
+
+
+@pytest.fixture
+def stocked(tmp_path: Path) -> Path:
+    """The shipped config beside a store of 1,000 items (more than a pipe holds as text) and
+    one item of a source no longer configured."""
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    with Store(tmp_path / "iomfeed.db") as store:
+        add_items(store, range(1000), NOW)
+        store.upsert(item(5000, source="old-feed"), NOW)
+    return config
+
+
+def test_items_refuses_an_unknown_source_like_fetch(stocked: Path) -> None:
+    cwd = stocked.parent
+    unknown = iomfeed("--config", str(stocked), "items", "--source", "nope", cwd=cwd)
+    fetch = iomfeed("--config", str(stocked), "fetch", "--source", "nope", cwd=cwd)
+    assert unknown.returncode == fetch.returncode == 2
+    assert "no source named 'nope' (configured: iom-albania)" in unknown.stderr
+    assert unknown.stderr == fetch.stderr and unknown.stdout == ""
+    # A source removed from the config still lists what it left in the store.
+    old = iomfeed("--config", str(stocked), "items", "--source", "old-feed", cwd=cwd)
+    assert old.returncode == 0 and "story-5000" in old.stdout and "story-1" not in old.stdout
+
+
+@pytest.mark.parametrize("limit", ["0", "-3", "many"])
+def test_items_refuses_a_limit_below_one(stocked: Path, limit: str) -> None:
+    done = iomfeed("--config", str(stocked), "items", "--limit", limit, cwd=stocked.parent)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "argument --limit:" in done.stderr
+
+
+def test_items_limit_n_lists_n(stocked: Path) -> None:
+    done = iomfeed("--config", str(stocked), "items", "--json", "--limit", "2",
+                   cwd=stocked.parent)
+    assert [i["url"][-8:] for i in json.loads(done.stdout)] == ["/story-0", "/story-1"]
+
+
+@pytest.mark.parametrize("command", [("items",), ("items", "--json"), ("status",),
+                                     ("status", "--json"), ("check",)])
+def test_a_reader_that_stops_reading_ends_the_command_quietly(stocked: Path,
+                                                              command: tuple[str, ...]) -> None:
+    import subprocess
+    import sys
+
+    with subprocess.Popen([sys.executable, "-m", "iomfeed", "--config", str(stocked),
+                           *command], cwd=stocked.parent, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # before the command writes: every write hits a closed pipe
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 141, err
+    assert err == ""  # no BrokenPipeError traceback, no "Exception ignored" at exit
+
+
+def test_items_piped_into_head_ends_quietly(stocked: Path) -> None:
+    import subprocess
+    import sys
+
+    script = f"{sys.executable} -m iomfeed --config {stocked} items | head -n 2"
+    done = subprocess.run(["sh", "-c", script], cwd=stocked.parent, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0 and len(done.stdout.splitlines()) == 2
+    assert done.stderr == ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sqlite3
 import sys
 from collections.abc import Iterator, Sequence
@@ -34,6 +35,7 @@ EXIT_OK = 0
 EXIT_SOURCE_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another run is going on; try again later
+EXIT_PIPE = 141  # 128 + SIGPIPE: standard output was closed by its reader
 
 
 # ----------------------------------------------------------------------------- commands
@@ -355,7 +357,10 @@ def cmd_items(args: argparse.Namespace, config: Config) -> int:
     if not config.database_path.exists():
         raise ConfigError(f"{config.database_path}: no store yet; run 'iomfeed fetch' first")
     with open_store(config) as store:
-        items = store.items(limit=args.limit or None, source=args.source)
+        if args.source and all(s.name != args.source for s in config.sources) \
+                and not store.count(args.source):
+            config.source(args.source)  # not configured, nothing stored: the fetch's error
+        items = store.items(limit=args.limit, source=args.source)
     if args.json:
         out = [
             {
@@ -469,6 +474,16 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
 # ----------------------------------------------------------------------------- parsing
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="iomfeed",
@@ -560,8 +575,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("items", help="list stored items, newest first",
                        description="List the stored items, newest first.")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.add_argument("--limit", type=int, default=0, metavar="N", help="at most N items")
-    p.add_argument("--source", metavar="NAME", help="only items of this source")
+    p.add_argument("--limit", type=_at_least_one, default=None, metavar="N",
+                   help="at most N items (1 or more; default: all)")
+    p.add_argument("--source", metavar="NAME",
+                   help="only items of this source (configured, or with items stored)")
     p.set_defaults(func=cmd_items)
 
     p = sub.add_parser("subscribers", help="manage the digest's subscribers",
@@ -641,6 +658,37 @@ def setup_logging(verbose: bool, quiet: bool, log_format: str = "text") -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The entry point. When whoever reads standard output stops early (``iomfeed items |
+    head``), the command ends quietly with 141 (128 + SIGPIPE, as a shell reports for other
+    programs cut off by a pipe) instead of a BrokenPipeError traceback."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at interpreter exit, where it could not be caught
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise  # some other pipe or socket: a bug, with its traceback
+        # Point stdout at /dev/null: the interpreter flushes it again on exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_PIPE
+    return code
+
+
+def _stdout_closed() -> bool:
+    """Whether standard output is a pipe or socket whose reading end has gone."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        events = poller.poll(0)
+    except (OSError, ValueError):  # no file descriptor (output captured in memory)
+        return False
+    return any(mask & (select.POLLERR | select.POLLHUP) for _fd, mask in events)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose, args.quiet, args.log_format)
