@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -223,3 +224,79 @@ def test_items_piped_into_head_ends_quietly(stocked: Path) -> None:
                           text=True, timeout=60, check=False)
     assert done.returncode == 0 and len(done.stdout.splitlines()) == 2
     assert done.stderr == ""
+
+
+# ----------------------------------------------------------------------------- web paths
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """The WSGI app over real HTTP on 127.0.0.1, a published atom.xml and, beside the feeds
+    folder, a file no request may reach."""
+    import threading
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from iomfeed.web import App
+
+    from .digestkit import digest_config
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    config = digest_config(tmp_path)
+    config.feeds_path.mkdir(parents=True)
+    (config.feeds_path / "atom.xml").write_text("<feed/>", encoding="utf-8")
+    (config.feeds_path.parent / "secret.txt").write_text("not for the web", encoding="utf-8")
+    Store(config.database_path).close()
+    server = make_server("127.0.0.1", 0, App(config, now=lambda: NOW), handler_class=Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_port, config.feeds_path
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def raw_get(port: int, target: bytes) -> tuple[int, bytes]:
+    """GET with the request target sent exactly as given (http.client refuses odd ones)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GET " + target + b" HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    answer = b"".join(chunks)
+    return int(answer.split(b" ", 2)[1]), answer.partition(b"\r\n\r\n")[2]
+
+
+@network
+@pytest.mark.parametrize("target", [
+    b"/" + b"a" * 5000,  # one segment longer than any file name may be
+    b"/a" * 3000,  # a path longer than the system allows
+    b"/" + b"%61" * 5000,
+    b"/atom.xml%00", b"/%00", b"/a%00b/atom.xml",
+    b"/../secret.txt", b"/..%2Fsecret.txt", b"/%2e%2e/secret.txt", b"/%2E%2E%2Fsecret.txt",
+    b"/%252e%252e%252fsecret.txt", b"/.%2e/secret.txt", b"/atom.xml/..%2F..%2Fsecret.txt",
+    b"/atom.xml/", b"/%C0%AE%C0%AE/secret.txt", b"/%FF%FE", b"/.hidden",
+])
+def test_odd_paths_are_404_without_an_error_in_the_log(
+        web: tuple[int, Path], target: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    port, _feeds = web
+    code, body = raw_get(port, target)
+    assert code == 404 and body == b"not found\n"
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+@network
+def test_very_long_query_strings_are_answered_as_usual(
+        web: tuple[int, Path], caplog: pytest.LogCaptureFixture) -> None:
+    port, _feeds = web
+    long = b"x=" + b"y" * 30_000
+    assert raw_get(port, b"/atom.xml?" + long) == (200, b"<feed/>")
+    assert raw_get(port, b"/?" + long)[0] == 404  # no index.html published yet
+    assert raw_get(port, b"/unsubscribe?t=" + b"a" * 30_000)[0] == 400
+    assert raw_get(port, b"/unsubscribe?t=%00%FF&" + long)[0] == 400
+    assert raw_get(port, b"/healthz?" + long)[0] == 200
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
