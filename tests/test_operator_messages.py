@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -202,9 +204,6 @@ def test_items_limit_n_lists_n(stocked: Path) -> None:
                                      ("status", "--json"), ("check",)])
 def test_a_reader_that_stops_reading_ends_the_command_quietly(stocked: Path,
                                                               command: tuple[str, ...]) -> None:
-    import subprocess
-    import sys
-
     with subprocess.Popen([sys.executable, "-m", "iomfeed", "--config", str(stocked),
                            *command], cwd=stocked.parent, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE) as proc:
@@ -216,9 +215,6 @@ def test_a_reader_that_stops_reading_ends_the_command_quietly(stocked: Path,
 
 
 def test_items_piped_into_head_ends_quietly(stocked: Path) -> None:
-    import subprocess
-    import sys
-
     script = f"{sys.executable} -m iomfeed --config {stocked} items | head -n 2"
     done = subprocess.run(["sh", "-c", script], cwd=stocked.parent, capture_output=True,
                           text=True, timeout=60, check=False)
@@ -300,3 +296,132 @@ def test_very_long_query_strings_are_answered_as_usual(
     assert raw_get(port, b"/unsubscribe?t=%00%FF&" + long)[0] == 400
     assert raw_get(port, b"/healthz?" + long)[0] == 200
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+# ----------------------------------------------------------------------------- the database
+
+
+def db_config(folder: Path, database: str = "iomfeed.db") -> Path:
+    """The shipped config in ``folder`` with the store at ``database`` (relative to it)."""
+    text = CONFIG_FILE.read_text(encoding="utf-8")
+    assert '\ndatabase = "iomfeed.db"\n' in text
+    config = folder / "config.toml"
+    config.write_text(text.replace('\ndatabase = "iomfeed.db"\n',
+                                   f'\ndatabase = "{database}"\n'), encoding="utf-8")
+    return config
+
+
+def run_limited(config: Path, fsize: int, *args: str) -> subprocess.CompletedProcess[str]:
+    """The command line in a process whose RLIMIT_FSIZE (ulimit -f) is ``fsize`` bytes."""
+    code = ("import resource, sys\n"
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({fsize}, {fsize}))\n"
+            "from iomfeed.cli import main\n"
+            f"sys.exit(main({['--config', str(config), *args]!r}))\n")
+    return subprocess.run([sys.executable, "-c", code], cwd=config.parent, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_a_file_size_limit_on_a_new_database_is_named(tmp_path: Path) -> None:
+    config = db_config(tmp_path)
+    done = run_limited(config, 8192, "subscribers", "list")
+    database = tmp_path / "iomfeed.db"
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == (
+        f"iomfeed: cannot open the database {database}: this process may not write files"
+        " larger than 8192 bytes (the file-size limit, ulimit -f); raise it"
+        " (SQLite: disk I/O error)\n")
+
+
+def test_a_file_size_limit_reached_while_writing_is_named(tmp_path: Path) -> None:
+    config = db_config(tmp_path)
+    assert iomfeed("--config", str(config), "subscribers", "list", cwd=tmp_path).returncode == 0
+    rows = "".join(f"reader{i}@example.org,Reader {i},en\n" for i in range(3000))
+    (tmp_path / "many.csv").write_text(rows, encoding="utf-8")
+    done = run_limited(config, 200_000, "subscribers", "import", "many.csv")
+    assert done.returncode == 1
+    assert (f"iomfeed: cannot use the database {tmp_path / 'iomfeed.db'}: this process may not"
+            " write files larger than 200000 bytes (the file-size limit, ulimit -f)"
+            in done.stderr), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_file_that_is_not_a_database_is_named(tmp_path: Path) -> None:
+    import os
+
+    config = db_config(tmp_path)
+    (tmp_path / "iomfeed.db").write_bytes(os.urandom(5000))
+    done = iomfeed("--config", str(config), "subscribers", "list", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"iomfeed: cannot open the database {tmp_path / 'iomfeed.db'}: the file is not an"
+        " SQLite database (does storage.database name some other file?); move it away or"
+        " point storage.database elsewhere (SQLite: file is not a database)\n")
+
+
+@pytest.fixture
+def unprivileged() -> Iterator[tuple[Path, list[str]]]:
+    """A folder, and the command prefix that runs a program as a user file permissions apply
+    to: this one, or, when the tests run as root (whom permissions do not stop), the user
+    nobody (through util-linux's setpriv)."""
+    import os
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="iomfeed-perm-"))
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        folder.chmod(0o755)  # nobody must read the config in it
+        setpriv = shutil.which("setpriv")
+        prefix = [setpriv or "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        try:
+            probe = subprocess.run([*prefix, sys.executable, "-c", "import iomfeed.cli"],
+                                   cwd=folder, capture_output=True, text=True, timeout=60,
+                                   check=False)
+            problem = probe.stderr[-200:] if probe.returncode else ""
+        except OSError as exc:
+            problem = str(exc)
+        if problem:
+            shutil.rmtree(folder)
+            pytest.skip(f"running as root and cannot run iomfeed as nobody: {problem}")
+    try:
+        yield folder, prefix
+    finally:
+        for sub in folder.rglob("*"):
+            if sub.is_dir():
+                sub.chmod(0o755)
+        shutil.rmtree(folder)
+
+
+def as_user(prefix: list[str], config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*prefix, sys.executable, "-m", "iomfeed", "--config", str(config),
+                           *args], cwd=config.parent, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def test_a_read_only_folder_is_named(unprivileged: tuple[Path, list[str]]) -> None:
+    folder, prefix = unprivileged
+    config = db_config(folder, "data/iomfeed.db")
+    (folder / "data").mkdir()
+    (folder / "data").chmod(0o555)
+    done = as_user(prefix, config, "subscribers", "list")
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        f"iomfeed: cannot open the database {folder / 'data' / 'iomfeed.db'}: the folder"
+        f" {folder / 'data'} is not writable by this user (uid "), done.stderr
+    assert "the database and its -wal and -shm files are created there" in done.stderr
+    assert done.stderr.endswith("(SQLite: unable to open database file)\n")
+
+
+def test_a_database_file_without_permission_is_named(
+        unprivileged: tuple[Path, list[str]]) -> None:
+    folder, prefix = unprivileged
+    config = db_config(folder, "data/iomfeed.db")
+    (folder / "data").mkdir()
+    (folder / "data").chmod(0o777)
+    database = folder / "data" / "iomfeed.db"
+    Store(database).close()
+    database.chmod(0o600 if prefix else 0o000)  # nobody, or this user, may not read it
+    done = as_user(prefix, config, "subscribers", "list")
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"iomfeed: cannot open the database {database}: {database}"
+                                  " cannot be read and written by this user (uid "), done.stderr

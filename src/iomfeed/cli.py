@@ -707,7 +707,10 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"iomfeed: {exc}", file=sys.stderr)
         return EXIT_SOURCE_FAILED
     except sqlite3.Error as exc:
-        print(f"iomfeed: store error in {args.config}'s database: {exc}", file=sys.stderr)
+        from .store_errors import explain
+
+        # (config is loaded: only a command touches the store)
+        print(f"iomfeed: {explain(config.database_path, exc, action='use')}", file=sys.stderr)
         return EXIT_SOURCE_FAILED
     except KeyboardInterrupt:
         print("iomfeed: interrupted", file=sys.stderr)
