@@ -116,7 +116,7 @@ class App:
                 path = path[len(self.prefix):] or "/"
             return self.static(environ, start_response, method, path)
         except Exception:  # an entry point: log the bug, answer 500, keep serving
-            log.exception("error answering %s %s", method, path)
+            log.exception("error answering %s %.200s", method, path)  # (paths can be long)
             return self._plain(start_response, "500 Internal Server Error",
                                "internal error; see the service's log\n")
 
