@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sqlite3
 import sys
 from collections.abc import Iterator, Sequence
@@ -45,6 +46,7 @@ EXIT_SOURCE_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_INPUT = 65  # EX_DATAERR: the data given (an address, a file, a token) is unusable
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another run is going on; try again later
+EXIT_PIPE = 141  # 128 + SIGPIPE: standard output was closed by its reader
 
 
 # ----------------------------------------------------------------------------- commands
@@ -137,7 +139,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
-    from .health import check
+    from .health import HealthStatus, check
     from .pipeline import open_store
 
     if not config.database_path.exists():
@@ -147,21 +149,22 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         json.dump(health.as_json(), sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
-        return EXIT_OK if health.ok else EXIT_SOURCE_FAILED
+        return EXIT_OK if health.status is HealthStatus.OK else EXIT_SOURCE_FAILED
 
     def when(value: datetime | None) -> str:
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else "never"
 
-    print(f"status: {'ok' if health.ok else 'FAILING'} ({when(health.checked)} UTC)")
+    label = {HealthStatus.OK: "ok", HealthStatus.FAILED: "FAILED",
+             HealthStatus.FAILING: "FAILING"}[health.status]
+    print(f"status: {label} ({when(health.checked)} UTC)")
     for problem in health.problems():
         print(f"  ! {problem}")
     print("\nsources:")
     rows: list[tuple[str, ...]] = [
-        ("name", "last success", "last run", "failures", "items", "last error")]
+        ("name", "last run", "outcome", "last success", "items", "last error")]
     for s in health.sources:
-        rows.append((s.name + ("" if s.enabled else " (disabled)"), when(s.last_success),
-                     when(s.last_run), str(s.consecutive_failures), str(s.items),
-                     s.last_error[:60]))
+        rows.append((s.name + ("" if s.enabled else " (disabled)"), when(s.last_run),
+                     s.outcome, when(s.last_success), str(s.items), _cut(s.last_error, 70)))
     _table(rows)
     print(f"\nstore: {health.items} item(s)")
     print("\ndigests:")
@@ -178,7 +181,11 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     print("\nsubscribers: " + ", ".join(f"{subs.get(k, 0)} {k}"
                                        for k in ("active", "unsubscribed", "bounced")))
     print("\nnext: " + ", ".join(f"{k} {when(v)} UTC" for k, v in health.next_times.items()))
-    return EXIT_OK if health.ok else EXIT_SOURCE_FAILED
+    return EXIT_OK if health.status is HealthStatus.OK else EXIT_SOURCE_FAILED
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _table(rows: list[tuple[str, ...]]) -> None:
@@ -372,7 +379,10 @@ def cmd_items(args: argparse.Namespace, config: Config) -> int:
     if not config.database_path.exists():
         raise ConfigError(f"{config.database_path}: no store yet; run 'iomfeed fetch' first")
     with open_store(config) as store:
-        items = store.items(limit=args.limit or None, source=args.source)
+        if args.source and all(s.name != args.source for s in config.sources) \
+                and not store.count(args.source):
+            config.source(args.source)  # not configured, nothing stored: the fetch's error
+        items = store.items(limit=args.limit, source=args.source)
     if args.json:
         out = [
             {
@@ -500,6 +510,16 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
 # ----------------------------------------------------------------------------- parsing
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="iomfeed",
@@ -552,10 +572,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve, compile_selectors=True)
 
     p = sub.add_parser("status", help="sources, store, digests, subscribers, next times",
-                       description="Show how iomfeed is doing: each source's last success "
-                       "and error and failures in a row, the store, the last digests, "
-                       "subscribers by status and the next scheduled times. Exit 1 when "
-                       "something is failing.")
+                       description="Show how iomfeed is doing: each source's last run "
+                       "(ok, failed now, failing for N runs), last success and error, the "
+                       "store, the last digests, subscribers by status and the next scheduled "
+                       "times. Exit 1 when the last run of an enabled source failed or "
+                       "something else needs attention.")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_status, compile_selectors=False)
 
@@ -595,8 +616,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("items", help="list stored items, newest first",
                        description="List the stored items, newest first.")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.add_argument("--limit", type=int, default=0, metavar="N", help="at most N items")
-    p.add_argument("--source", metavar="NAME", help="only items of this source")
+    p.add_argument("--limit", type=_at_least_one, default=None, metavar="N",
+                   help="at most N items (1 or more; default: all)")
+    p.add_argument("--source", metavar="NAME",
+                   help="only items of this source (configured, or with items stored)")
     p.set_defaults(func=cmd_items)
 
     p = sub.add_parser("subscribers", help="manage the digest's subscribers",
@@ -683,6 +706,37 @@ def setup_logging(verbose: bool, quiet: bool, log_format: str = "text") -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The entry point. When whoever reads standard output stops early (``iomfeed items |
+    head``), the command ends quietly with 141 (128 + SIGPIPE, as a shell reports for other
+    programs cut off by a pipe) instead of a BrokenPipeError traceback."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at interpreter exit, where it could not be caught
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise  # some other pipe or socket: a bug, with its traceback
+        # Point stdout at /dev/null: the interpreter flushes it again on exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_PIPE
+    return code
+
+
+def _stdout_closed() -> bool:
+    """Whether standard output is a pipe or socket whose reading end has gone."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        events = poller.poll(0)
+    except (OSError, ValueError):  # no file descriptor (output captured in memory)
+        return False
+    return any(mask & (select.POLLERR | select.POLLHUP) for _fd, mask in events)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose, args.quiet, args.log_format)
@@ -704,7 +758,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"iomfeed: {exc}", file=sys.stderr)
         return EXIT_SOURCE_FAILED
     except sqlite3.Error as exc:
-        print(f"iomfeed: store error in {args.config}'s database: {exc}", file=sys.stderr)
+        from .store_errors import explain
+
+        # (config is loaded: only a command touches the store)
+        print(f"iomfeed: {explain(config.database_path, exc, action='use')}", file=sys.stderr)
         return EXIT_SOURCE_FAILED
     except KeyboardInterrupt:
         print("iomfeed: interrupted", file=sys.stderr)

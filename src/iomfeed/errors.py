@@ -11,7 +11,8 @@ check. Anything else that escapes is a bug.
                                (exit code 65, EX_DATAERR)
     ├── SourceError            one source could not be read (exit code 1, others go on)
     │   ├── FetchError         network, HTTP status, size, robots.txt
-    │   │   └── RobotsDisallowed
+    │   │   ├── RobotsDisallowed
+    │   │   └── RobotsUnreachable
     │   └── ParseError         a page or file did not have the expected shape
     ├── StoreError             the SQLite store cannot be opened or migrated
     ├── PublishError           a feed file could not be written
@@ -54,6 +55,15 @@ class RobotsDisallowed(FetchError):
 
     def __init__(self, url: str) -> None:
         super().__init__(url, "disallowed by robots.txt, skipped")
+
+
+class RobotsUnreachable(FetchError):
+    """robots.txt could not be fetched (no connection, a timeout, a server error): the site is
+    not crawled this run (RFC 9309 2.3.1.4), and the next run asks again."""
+
+    def __init__(self, url: str, cause: str) -> None:
+        super().__init__(url, f"robots.txt unreachable: {cause}; not crawling this site this run")
+        self.cause = cause
 
 
 class ParseError(SourceError):

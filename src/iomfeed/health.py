@@ -9,11 +9,29 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from .config import Config
 from .models import DigestRecord
 from .store import Store
+
+
+class SourceState(Enum):
+    """How a source's last runs went."""
+
+    NEVER_RUN = "never_run"
+    OK = "ok"
+    FAILED = "failed"  # the last run failed, the one before it did not (or there was none)
+    FAILING = "failing"  # the last two or more runs failed
+
+
+class HealthStatus(Enum):
+    """The overall verdict: what ``iomfeed status`` prints first and its exit code."""
+
+    OK = "ok"
+    FAILED = "failed"  # an enabled source failed in its last run (not yet alert-worthy)
+    FAILING = "failing"  # an alert threshold is reached: /healthz answers 503
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +44,21 @@ class SourceHealth:
     last_error: str
     consecutive_failures: int
     items: int
+
+    @property
+    def state(self) -> SourceState:
+        if self.ok is None:
+            return SourceState.NEVER_RUN
+        if self.ok:
+            return SourceState.OK
+        return SourceState.FAILED if self.consecutive_failures <= 1 else SourceState.FAILING
+
+    @property
+    def outcome(self) -> str:
+        """The last run's outcome in words: ok, failed now, failing for N runs, never run."""
+        return {SourceState.NEVER_RUN: "never run", SourceState.OK: "ok",
+                SourceState.FAILED: "failed now"}.get(
+            self.state, f"failing for {self.consecutive_failures} runs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +86,11 @@ class Health:
                      if s.enabled and s.consecutive_failures >= self.failures_threshold)
 
     @property
+    def failed_now(self) -> tuple[SourceHealth, ...]:
+        """Enabled sources whose last run failed, however many times in a row."""
+        return tuple(s for s in self.sources if s.enabled and s.ok is False)
+
+    @property
     def failing_jobs(self) -> dict[str, tuple[int, str]]:
         return {name: v for name, v in self.jobs.items() if v[0] >= self.failures_threshold}
 
@@ -62,11 +100,21 @@ class Health:
 
     @property
     def ok(self) -> bool:
+        """No alert threshold is reached (what /healthz and the operator alerts go by); a
+        source that failed fewer than ``operator.failures`` runs in a row does not count."""
         return not self.failing and self.stuck_digest is None and not self.failing_jobs
 
+    @property
+    def status(self) -> HealthStatus:
+        if not self.ok:
+            return HealthStatus.FAILING
+        return HealthStatus.FAILED if self.failed_now else HealthStatus.OK
+
     def problems(self) -> list[str]:
-        out = [f"source {s.name} failed {s.consecutive_failures} runs in a row: {s.last_error}"
-               for s in self.failing]
+        out = [f"source {s.name} failed in its last run: {s.last_error}"
+               if s.consecutive_failures == 1 else
+               f"source {s.name} failed {s.consecutive_failures} runs in a row: {s.last_error}"
+               for s in self.failed_now]
         out += [f"the scheduled {name} job failed {n} times in a row: {error}"
                 for name, (n, error) in self.failing_jobs.items()]
         stuck = self.stuck_digest
@@ -80,15 +128,17 @@ class Health:
             return value.isoformat() if value else None
 
         return {
-            "status": "ok" if self.ok else "failing",
+            "status": self.status.value,
             "checked": when(self.checked),
             "problems": self.problems(),
             "sources": [
                 {"name": s.name, "enabled": s.enabled, "last_run": when(s.last_run),
-                 "ok": s.ok, "last_success": when(s.last_success),
+                 "ok": s.ok, "state": s.state.value, "outcome": s.outcome,
+                 "last_success": when(s.last_success),
                  "last_error": s.last_error, "consecutive_failures": s.consecutive_failures,
                  "items": s.items}
                 for s in self.sources],
+            "failed_sources": [s.name for s in self.failed_now],
             "failing_sources": [s.name for s in self.failing],
             "items": self.items,
             "digests": [

@@ -1,7 +1,9 @@
 """The one polite HTTP client every source fetches through.
 
 What it promises a site: the configured User-Agent; robots.txt read once per origin and obeyed
-(RFC 9309: a 4xx robots.txt allows everything, an unreachable one forbids everything); one
+(RFC 9309: a 4xx robots.txt allows everything; an unreachable one (no connection, a timeout,
+a 5xx after the retries, a redirect loop) forbids everything, and the request fails with
+:class:`RobotsUnreachable` naming the cause, not as if robots.txt disallowed it); one
 request at a time per host, spaced by ``min_delay`` (or the site's Crawl-delay, if longer);
 retries with exponential backoff and jitter on connection errors, 429 and 5xx, honouring
 ``Retry-After``; a body size cap; a redirect limit; conditional GET from stored validators.
@@ -32,7 +34,7 @@ from urllib.robotparser import RobotFileParser
 
 from .clock import utc_now
 from .config import HttpConfig
-from .errors import FetchError, RobotsDisallowed
+from .errors import FetchError, RobotsDisallowed, RobotsUnreachable
 from .models import Response
 
 log = logging.getLogger(__name__)
@@ -95,7 +97,8 @@ class HttpClient:
         self._wall_clock = wall_clock
         self._hosts: dict[tuple[str, str], _Host] = {}
         self._paces: dict[str, _Pace] = {}
-        self._robots: dict[tuple[str, str], RobotFileParser] = {}
+        # Per origin: its parsed robots.txt, or why it could not be fetched (for this run).
+        self._robots: dict[tuple[str, str], RobotFileParser | str] = {}
         self.requests = 0  # requests sent over the wire, retries included
 
     # ------------------------------------------------------------------ public API
@@ -111,7 +114,7 @@ class HttpClient:
         for _hop in range(self.config.max_redirects + 1):
             self._check_url(current)
             if self.config.respect_robots_txt and not self._allowed(current):
-                raise RobotsDisallowed(current)
+                raise RobotsDisallowed(current)  # (_allowed raises RobotsUnreachable)
             headers = {}
             etag = last_modified = None
             if conditional and self._validators is not None:
@@ -151,35 +154,41 @@ class HttpClient:
     # ------------------------------------------------------------------ robots.txt
 
     def _allowed(self, url: str) -> bool:
+        """Whether robots.txt allows ``url``; raises :class:`RobotsUnreachable` when the
+        site's robots.txt could not be fetched this run (asked once per origin and run)."""
         parts = urlsplit(url)
         key = (parts.scheme, parts.netloc.lower())
         parser = self._robots.get(key)
         if parser is None:
             parser = self._load_robots(f"{parts.scheme}://{parts.netloc}/robots.txt")
             self._robots[key] = parser
-            delay = parser.crawl_delay(self.config.user_agent)
-            if delay is not None:
-                self._host(url).pace.crawl_delay = float(delay)
+            if isinstance(parser, RobotFileParser):
+                delay = parser.crawl_delay(self.config.user_agent)
+                if delay is not None:
+                    self._host(url).pace.crawl_delay = float(delay)
+        if isinstance(parser, str):
+            raise RobotsUnreachable(url, parser)
         return parser.can_fetch(self.config.user_agent, url)
 
-    def _load_robots(self, robots_url: str) -> RobotFileParser:
+    def _load_robots(self, robots_url: str) -> RobotFileParser | str:
+        """The parsed robots.txt, or why it is unreachable (RFC 9309 2.3.1.4: then assume
+        complete disallow). The caller reports the cause once, in the source's error."""
         parser = RobotFileParser(robots_url)
         try:
             status, _headers, body = self._request_with_retries(robots_url, {}, redirects=5)
         except FetchError as exc:
-            log.warning("robots.txt unreachable, not crawling that site this run: %s", exc)
-            parser.parse(["User-agent: *", "Disallow: /"])
-            return parser
-        if status == 200:
+            log.debug("robots.txt at %s unreachable: %s", robots_url, exc.reason)
+            return exc.reason
+        if 200 <= status < 300:
             from .charset import decode_body
 
             parser.parse(decode_body(body, "text/plain; charset=utf-8").splitlines())
         elif 400 <= status < 500:
             parser.parse([])  # RFC 9309 2.3.1.3: unavailable means no rules
+        elif status in _REDIRECTS:
+            return "more than 5 redirects"
         else:
-            log.warning("robots.txt at %s answered HTTP %s: not crawling that site", robots_url,
-                        status)
-            parser.parse(["User-agent: *", "Disallow: /"])
+            return f"HTTP {status} {_reason(status)}".rstrip()
         return parser
 
     # ------------------------------------------------------------------ the wire
@@ -248,8 +257,8 @@ class HttpClient:
                 continue
             return status, resp_headers, answer
         assert last is not None
-        raise FetchError(url, f"{last.reason} (gave up after {attempts} attempts)",
-                         status=last.status)
+        tries = f" (gave up after {attempts} attempts)" if attempts > 1 else ""
+        raise FetchError(url, last.reason + tries, status=last.status)
 
     def _backoff(self, retry: int, server_wait: float | None) -> float | None:
         if server_wait is not None:
@@ -399,8 +408,13 @@ def _reason(status: int) -> str:
 
 
 def _describe_error(exc: BaseException) -> str:
+    """One phrase for a connection-level failure, each cause said once."""
     if isinstance(exc, TimeoutError | socket.timeout):
-        return f"timed out ({exc})" if str(exc) else "timed out"
+        detail = str(exc)
+        # socket timeouts say only "timed out"; our own deadline says what timed out.
+        return f"timed out ({detail})" if detail and detail != "timed out" else "timed out"
+    if isinstance(exc, socket.gaierror):
+        return f"host name not found (DNS: {exc.strerror or exc})"
     if isinstance(exc, http.client.IncompleteRead):
         return f"connection closed mid-body ({len(exc.partial)} bytes read, more expected)"
     if isinstance(exc, http.client.RemoteDisconnected):

@@ -185,10 +185,16 @@ def open_store(config: Config) -> Store:
     return Store(config.database_path, tag_authority=config.site.tag_authority)
 
 
-def publish(config: Config, *, store: Store, now: datetime) -> PublishReport:
-    """Write the feeds; then, if a WebSub hub is configured, announce the changed ones."""
+def publish(config: Config, *, store: Store, now: datetime,
+            why_empty: str = "run 'iomfeed fetch' first") -> PublishReport:
+    """Write the feeds; then, if a WebSub hub is configured, announce the changed ones.
+
+    An empty store publishes nothing, said in one line with ``why_empty``."""
     from .publish.build import publish_all
 
+    if store.count() == 0:
+        log.warning("nothing published: the store has no items yet (%s)", why_empty)
+        return PublishReport((), 0)
     report = publish_all(config, store, now=now)
     log.info("published to %s: %d file(s) written, %d unchanged", config.feeds_path,
              len(report.written), report.unchanged)
@@ -368,7 +374,9 @@ def run_cycle(config: Config, *, store: Store, http: HttpClient,
     report = fetch_all(config, store=store, http=http, now=clock,
                        stop=(lambda: stop.requested) if stop is not None else None,
                        on_item=on_item)
-    published = publish(config, store=store, now=clock())
+    published = publish(config, store=store, now=clock(),
+                        why_empty="the fetch failed" if report.failed
+                        else "the sources gave none")
     outcome = None
     if (stop is None or not stop.requested) and digest_due(config, store, clock()):
         outcome = send_digest(config, store=store, mailer=mailer(), clock=clock, stop=stop,

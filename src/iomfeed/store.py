@@ -351,7 +351,9 @@ class Store:
             self.db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: cannot open the database: {exc}") from exc
+            from .store_errors import explain
+
+            raise StoreError(explain(self.path, exc)) from exc
 
     # ------------------------------------------------------------------ plumbing
 

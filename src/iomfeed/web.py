@@ -17,6 +17,7 @@ import gzip
 import hashlib
 import json
 import logging
+import os
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -45,6 +46,7 @@ CONTENT_TYPES = {
     ".txt": "text/plain; charset=utf-8",
 }
 MAX_FORM_BYTES = 10_000
+MAX_PATH_CHARS = 1024  # the longest published path is far shorter; longer ones are 404
 GZIP_MIN_BYTES = 512
 
 
@@ -61,6 +63,12 @@ def accepts_gzip(header: str) -> bool:
                     return False
             return True
     return False
+
+
+def stat_is_file(stat: os.stat_result) -> bool:
+    import stat as st
+
+    return st.S_ISREG(stat.st_mode)
 
 
 def content_type(path: Path) -> str | None:
@@ -108,7 +116,7 @@ class App:
                 path = path[len(self.prefix):] or "/"
             return self.static(environ, start_response, method, path)
         except Exception:  # an entry point: log the bug, answer 500, keep serving
-            log.exception("error answering %s %s", method, path)
+            log.exception("error answering %s %.200s", method, path)  # (paths can be long)
             return self._plain(start_response, "500 Internal Server Error",
                                "internal error; see the service's log\n")
 
@@ -129,21 +137,10 @@ class App:
         if method not in ("GET", "HEAD"):
             return self._plain(start_response, "405 Method Not Allowed", "GET or HEAD only\n",
                                [("Allow", "GET, HEAD")])
-        parts = [p for p in path.split("/") if p]
-        if any(p.startswith(".") for p in parts):
+        found = self._lookup(path)
+        if found is None:
             return self._plain(start_response, "404 Not Found", "not found\n")
-        target = self.root.joinpath(*parts) if parts else self.root
-        if target.is_dir():
-            target = target / "index.html"
-        try:
-            target = target.resolve()
-            target.relative_to(self.root)
-            stat = target.stat()
-        except (ValueError, OSError):
-            return self._plain(start_response, "404 Not Found", "not found\n")
-        kind = content_type(target)
-        if kind is None or not target.is_file():
-            return self._plain(start_response, "404 Not Found", "not found\n")
+        target, stat, kind = found
         tag = hashlib.sha1(f"{stat.st_mtime_ns}:{stat.st_size}".encode()).hexdigest()[:20]
         modified = datetime.fromtimestamp(int(stat.st_mtime), UTC)
         wants_gzip = accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", "")) \
@@ -162,6 +159,32 @@ class App:
         headers.append(("Content-Length", str(len(data))))
         start_response("200 OK", headers)
         return [] if method == "HEAD" else [data]
+
+    def _lookup(self, path: str) -> tuple[Path, os.stat_result, str] | None:
+        """The published file a request path names, with its stat and content type; None
+        for anything else. Odd paths (too long, NUL bytes, dot segments, ``..`` however it
+        was encoded, a file asked for as a folder) are answered 404, never an error."""
+        if len(path) > MAX_PATH_CHARS or "\0" in path:
+            return None
+        parts = [p for p in path.split("/") if p]
+        # WSGI servers decode %2F and %2E before this, so "..%2F" arrives as "../".
+        if any(p.startswith(".") or len(p.encode("utf-8", "replace")) > 255 for p in parts):
+            return None
+        try:
+            target = self.root.joinpath(*parts) if parts else self.root
+            if target.is_dir():
+                target = target / "index.html"
+            elif path.endswith("/"):
+                return None  # "/atom.xml/": a file is not a folder
+            target = target.resolve()
+            target.relative_to(self.root)  # a symlink out of the folder: ValueError
+            stat = target.stat()
+        except (ValueError, OSError):
+            return None
+        kind = content_type(target)
+        if kind is None or not stat_is_file(stat):
+            return None
+        return target, stat, kind
 
     @staticmethod
     def _not_modified(environ: Environ, tag: str, modified: datetime) -> bool:
