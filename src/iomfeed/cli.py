@@ -12,6 +12,7 @@ Exit codes:
       that is missing or unreadable, a forged or malformed unsubscribe token
 75    another run holds the lock on the same database (EX_TEMPFAIL)
 130   interrupted (Ctrl-C)
+141   whoever read the output stopped early (``iomfeed items | head``); nothing is wrong
 ====  =====================================================================================
 """
 
@@ -527,7 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 success; 1 some source failed (the others still ran), some "
         "deliveries failed or some import rows were skipped; 2 bad configuration or usage; "
         "65 bad input data (an address, a file to import, a token); 75 another run is using "
-        "the same database.",
+        "the same database; 141 the reader of the output stopped early.",
     )
     parser.add_argument(
         "--config", default=None, metavar="PATH",
