@@ -361,8 +361,8 @@ def test_a_file_that_is_not_a_database_is_named(tmp_path: Path) -> None:
 @pytest.fixture
 def unprivileged() -> Iterator[tuple[Path, list[str]]]:
     """A folder, and the command prefix that runs a program as a user file permissions apply
-    to: this one, or, when the tests run as root (whom permissions do not stop), the user
-    nobody (through util-linux's setpriv)."""
+    to: this one, or, when the tests run as root (whom permissions do not stop), root without
+    the capabilities that override them (through util-linux's setpriv)."""
     import os
     import shutil
     import tempfile
@@ -370,9 +370,9 @@ def unprivileged() -> Iterator[tuple[Path, list[str]]]:
     folder = Path(tempfile.mkdtemp(prefix="iomfeed-perm-"))
     prefix: list[str] = []
     if os.geteuid() == 0:
-        folder.chmod(0o755)  # nobody must read the config in it
-        setpriv = shutil.which("setpriv")
-        prefix = [setpriv or "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        caps = "-dac_override,-dac_read_search"
+        prefix = [shutil.which("setpriv") or "setpriv", f"--inh-caps={caps}",
+                  f"--bounding-set={caps}"]
         try:
             probe = subprocess.run([*prefix, sys.executable, "-c", "import iomfeed.cli"],
                                    cwd=folder, capture_output=True, text=True, timeout=60,
@@ -382,7 +382,7 @@ def unprivileged() -> Iterator[tuple[Path, list[str]]]:
             problem = str(exc)
         if problem:
             shutil.rmtree(folder)
-            pytest.skip(f"running as root and cannot run iomfeed as nobody: {problem}")
+            pytest.skip(f"running as root and cannot drop the permission overrides: {problem}")
     try:
         yield folder, prefix
     finally:
@@ -417,10 +417,9 @@ def test_a_database_file_without_permission_is_named(
     folder, prefix = unprivileged
     config = db_config(folder, "data/iomfeed.db")
     (folder / "data").mkdir()
-    (folder / "data").chmod(0o777)
     database = folder / "data" / "iomfeed.db"
     Store(database).close()
-    database.chmod(0o600 if prefix else 0o000)  # nobody, or this user, may not read it
+    database.chmod(0o000)  # this user may not read it
     done = as_user(prefix, config, "subscribers", "list")
     assert done.returncode == 1
     assert done.stderr.startswith(f"iomfeed: cannot open the database {database}: {database}"

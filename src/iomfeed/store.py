@@ -314,8 +314,8 @@ def _create_private(path: Path) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return
-    except OSError as exc:
-        raise StoreError(f"{path}: cannot create the database: {exc}") from exc
+    except OSError:
+        return  # opening it fails the same way next, and that error is explained in words
     try:
         os.fchmod(fd, 0o600)  # a umask such as 0o200 would take the owner's write bit away
     finally:
