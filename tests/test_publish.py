@@ -388,6 +388,28 @@ def test_an_edited_item_changes_only_its_entry_and_the_feed_updated(config: Conf
                        next(x for x in changed if "Correction." in x)]
 
 
+def test_an_item_with_a_summary_and_no_body_is_published_in_every_format(
+        config: Config) -> None:
+    """A JSON or feed record may carry only a summary: Atom then needs the entry's alternate
+    link (RFC 4287 4.1.1), which must be there once, with its type."""
+    later = NOW + timedelta(days=1)
+    url = "https://albania.iom.int/news/summary-only"
+    with open_store(config) as store:
+        store.upsert(Item(source="iom-albania", url=url, title="Only a summary",
+                          summary_html="<p>Just this.</p>", published=later,
+                          date_source=DateSource.JSON), later)
+    run_publish(config, later)
+    entry = next(e for e in parse(config.feeds_path / "atom.xml").getroot().iter(f"{ATOM}entry")
+                 if e.findtext(f"{ATOM}title") == "Only a summary")
+    links = [dict(link.attrib) for link in entry.iter(f"{ATOM}link")]
+    assert links == [{"href": url, "rel": "alternate", "type": "text/html"}]
+    assert entry.find(f"{ATOM}content") is None
+    assert entry.findtext(f"{ATOM}summary") == "<p>Just this.</p>"
+    assert "<title>Only a summary</title>" in (config.feeds_path / "rss.xml").read_text("utf-8")
+    items = json.loads((config.feeds_path / "feed.json").read_bytes())["items"]
+    assert any(i["url"] == url for i in items)
+
+
 def test_one_new_item_rewrites_one_archive_page(config: Config) -> None:
     run_publish(config)
     with open_store(config) as store:

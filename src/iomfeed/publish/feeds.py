@@ -86,6 +86,8 @@ def _extensions() -> tuple[type[Any], type[Any], type[Any], type[Any]]:
         def extend_atom(self, entry: Any) -> Any:
             if self.language:  # an entry in another language than the feed's
                 entry.set("{http://www.w3.org/XML/1998/namespace}lang", self.language)
+            for bare in entry.findall("link"):  # feedgen's, given only to pass its own check
+                entry.remove(bare)
             for attrs in self.links:
                 # Unqualified, like feedgen's own Atom elements: the feed's default namespace.
                 link = etree.SubElement(entry, "link")
@@ -165,6 +167,8 @@ def _entry(fe: Any, item: StoredItem, *, rss: bool, feed_language: str) -> None:
                       f' alt="{html.escape(item.image_alt)}"></p>{content}'
         if content:
             fe.content(content, type="html")
+        else:  # feedgen refuses an entry with neither content nor an alternate link of its own
+            fe.link(href=item.url, rel="alternate")
         fe.links.links.append({"href": item.url, "rel": "alternate", "type": "text/html"})
         if mime:
             fe.links.links.append({"href": item.image_url, "rel": "enclosure", "type": mime})
