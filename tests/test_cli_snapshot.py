@@ -138,7 +138,7 @@ def test_a_second_run_on_the_same_database_exits_75(server: SnapshotServer, tmp_
         deadline = time.monotonic() + 20
         while server.hits("/news") == 0 and time.monotonic() < deadline:
             time.sleep(0.05)  # the first run holds the lock and waits for the listing
-        second = iomfeed("--config", str(config), command, cwd=tmp_path)
+        second = iomfeed("--config", str(config), command, "--wait", "0", cwd=tmp_path)
         assert second.returncode == 75
         assert second.stderr.count("\n") == 1 and "another iomfeed run" in second.stderr
         assert server.hits("/news") == 1  # the second run fetched nothing

@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING
 from .clock import utc_now
 from .config import CONFIG_ENV, Config, default_config_path, load_config
 from .errors import ConfigError, IomfeedError
-from .lock import AlreadyRunning
+from .lock import DEFAULT_WAIT, AlreadyRunning
 
 if TYPE_CHECKING:
     from .delivery.send import Stop
+    from .lock import RunLock
     from .models import CycleReport
     from .store import Store
 
@@ -39,14 +40,20 @@ EXIT_LOCKED = 75  # EX_TEMPFAIL: another run is going on; try again later
 # ----------------------------------------------------------------------------- commands
 
 
+def _run_lock(args: argparse.Namespace, config: Config, command: str) -> RunLock:
+    """The run lock, waited for up to ``--wait`` seconds (a cycle of ``serve`` in hand)."""
+    from .lock import RunLock
+
+    return RunLock(config.database_path, wait=args.wait, what=f"iomfeed {command}")
+
+
 def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
     from .http import HttpClient
-    from .lock import RunLock
     from .pipeline import fetch_all, open_store
     from .progress import Progress
 
     progress = Progress("items read", enabled=not args.quiet)
-    with RunLock(config.database_path), open_store(config) as store, \
+    with _run_lock(args, config, "fetch"), open_store(config) as store, \
             HttpClient(config.http, validators=store) as http:
         try:
             report = fetch_all(config, store=store, http=http, now=utc_now,
@@ -57,10 +64,9 @@ def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_publish(args: argparse.Namespace, config: Config) -> int:
-    from .lock import RunLock
     from .pipeline import open_store, publish
 
-    with RunLock(config.database_path), open_store(config) as store:
+    with _run_lock(args, config, "publish"), open_store(config) as store:
         publish(config, store=store, now=utc_now())
     return EXIT_OK
 
@@ -68,13 +74,12 @@ def cmd_publish(args: argparse.Namespace, config: Config) -> int:
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
     from .delivery.mailers import make_mailer
     from .http import HttpClient
-    from .lock import RunLock
     from .pipeline import open_store, run_cycle
     from .progress import Progress
 
     fetching = Progress("items read", enabled=not args.quiet)
     sending = Progress("digest messages", enabled=not args.quiet)
-    with RunLock(config.database_path), open_store(config) as store, \
+    with _run_lock(args, config, "run"), open_store(config) as store, \
             _stop_on_signals() as stop, \
             HttpClient(config.http, validators=store, sleep=stop.sleep_or_stop) as http:
         try:
@@ -202,7 +207,6 @@ def _stop_on_signals() -> Iterator[Stop]:
 
 
 def cmd_digest(args: argparse.Namespace, config: Config) -> int:
-    from .lock import RunLock
     from .pipeline import open_store
 
     if args.preview:
@@ -214,7 +218,7 @@ def cmd_digest(args: argparse.Namespace, config: Config) -> int:
         from .progress import Progress
 
         sending = Progress("digest messages", enabled=not args.quiet)
-        with RunLock(config.database_path), open_store(config) as store, \
+        with _run_lock(args, config, "digest --send"), open_store(config) as store, \
                 _stop_on_signals() as stop:
             try:
                 outcome = send_digest(config, store=store, mailer=make_mailer(config),
@@ -229,8 +233,8 @@ def cmd_digest(args: argparse.Namespace, config: Config) -> int:
         print(f"digest {outcome.digest_id}: {d.sent} sent now ({totals});"
               f" {'complete' if d.finished else 'NOT complete'}")
         return EXIT_OK if outcome.ok else EXIT_SOURCE_FAILED
-    if args.to:
-        with RunLock(config.database_path), open_store(config) as store:
+    if args.to:  # reads the store only: no lock, so a test copy goes out during a cycle
+        with open_store(config) as store:
             return _digest_test_copy(args, config, store)
     with open_store(config) as store:
         return _digest_dry_run(args, config, store)
@@ -464,6 +468,13 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
 # ----------------------------------------------------------------------------- parsing
 
 
+def _add_wait(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wait", type=float, default=DEFAULT_WAIT, metavar="SECONDS",
+                   help="how long to wait for another run (or serve's cycle) on the same"
+                   f" database to finish before exiting 75 (default {DEFAULT_WAIT:.0f}; 0:"
+                   " do not wait)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="iomfeed",
@@ -489,12 +500,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fetch only this source (repeatable)")
     # A cron fetch that only sees 304s must not pay for compiling selectors; the html source
     # compiles them before its first parse, and `check` always does.
+    _add_wait(p)
     p.set_defaults(func=cmd_fetch, compile_selectors=False)
 
     p = sub.add_parser("publish", help="write the feeds, archives and index.html",
                        description="Write the Atom, RSS and JSON feeds, their archives and "
                        "index.html from the store into publish.folder; files whose bytes did "
                        "not change are left alone.")
+    _add_wait(p)
     p.set_defaults(func=cmd_publish, compile_selectors=False)
 
     p = sub.add_parser("run", help="fetch, publish, and send the digest when it is due",
@@ -503,6 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "one a previous run left unfinished), and mail the operator about "
                        "problems. Quiet with -q unless something is wrong; meant for cron.")
     p.add_argument("--json", action="store_true", help="print the run report as JSON")
+    _add_wait(p)
     p.set_defaults(func=cmd_run, compile_selectors=False)
 
     p = sub.add_parser("serve", help="the long-running service: schedule, feeds, unsubscribe",
@@ -535,6 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="write the rendered HTML digest to FILE.html")
     p.add_argument("--lang", dest="lang_given", choices=("en", "sq"),
                    help="language of --preview (default en) or --to (default: theirs)")
+    _add_wait(p)
     p.set_defaults(func=cmd_digest, compile_selectors=False)
 
     p = sub.add_parser("unsubscribe", help="apply an unsubscribe token",
