@@ -459,10 +459,20 @@ def cmd_subscribers(args: argparse.Namespace, config: Config) -> int:
         return EXIT_OK
 
 
-def cmd_demo(args: argparse.Namespace, config: Config) -> int:
+def cmd_demo(args: argparse.Namespace, config: None) -> int:
     from .demo.run import run_demo
 
-    return run_demo(Path(args.config), Path(args.dir), keep_serving=args.serve, port=args.port)
+    given = Path(args.config_given) if args.config_given else None  # else the packaged one
+    return run_demo(given, Path(args.dir), keep_serving=args.serve, port=args.port)
+
+
+def cmd_init(args: argparse.Namespace, config: None) -> int:
+    from .shipped import write_config
+
+    path = write_config(Path(args.path), force=args.force)
+    print(f"{path}: written: the documented configuration; set site.public_url (and [mail])"
+          f" before the first run, then: iomfeed --config {path} check")
+    return EXIT_OK
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -609,15 +619,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run iomfeed on the bundled snapshot of the site",
                        description="Serve the bundled snapshot of the IOM Albania site on "
-                       "127.0.0.1 and run iomfeed against it with the configuration file, "
-                       "its address swapped for the local one.")
+                       "127.0.0.1 and run iomfeed against it with the packaged configuration "
+                       "(or --config), the site's address and site.public_url swapped for "
+                       "local ones. Works from any folder.")
     p.add_argument("--dir", default="demo", metavar="DIR",
                    help="folder for the demo's database and output (default: ./demo)")
     p.add_argument("--port", type=int, default=8791, metavar="N",
                    help="port for the snapshot on 127.0.0.1 (default 8791; a free one if busy)")
-    p.add_argument("--serve", action="store_true",
-                   help="keep serving the snapshot after the run, until Ctrl-C")
-    p.set_defaults(func=cmd_demo)
+    p.add_argument("--serve", action=argparse.BooleanOptionalAction, default=None,
+                   help="after the run, keep serving the feeds (at the local address used as"
+                   " site.public_url) and the snapshot until Ctrl-C (default: when run from"
+                   " a terminal)")
+    p.set_defaults(func=cmd_demo, needs_config=False)
+
+    p = sub.add_parser("init", help="write the documented configuration file to edit",
+                       description="Write the configuration shipped with iomfeed (every key,"
+                       " commented, set for the live IOM Albania site) to PATH, to edit."
+                       " An existing file is kept unless --force.")
+    p.add_argument("path", nargs="?", default="config.toml", metavar="PATH",
+                   help="where to write it (default: ./config.toml; a folder gets a"
+                   " config.toml)")
+    p.add_argument("--force", action="store_true", help="replace an existing file")
+    p.set_defaults(func=cmd_init, needs_config=False)
     return parser
 
 
@@ -653,10 +676,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose, args.quiet, args.log_format)
+    args.config_given = args.config
     args.config = str(Path(args.config) if args.config else default_config_path())
     try:
         config = load_config(Path(args.config),
-                             compile_selectors=getattr(args, "compile_selectors", True))
+                             compile_selectors=getattr(args, "compile_selectors", True)) \
+            if getattr(args, "needs_config", True) else None  # demo and init
         code: int = args.func(args, config)
     except ConfigError as exc:
         print(f"iomfeed: configuration error: {exc}", file=sys.stderr)
