@@ -2,7 +2,8 @@
 the pipeline and turns the outcome into an exit code. It holds no logic of its own.
 
 Exit codes: 0 success; 1 some source failed (the others still ran) or some deliveries
-failed; 2 bad configuration or usage; 75 another run holds the lock on the same database.
+failed; 2 bad configuration or usage; 75 another run (or serve's cycle) still held the lock
+on the same database after --wait seconds, or another serve is running on it.
 """
 
 from __future__ import annotations
@@ -490,7 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="iomfeed",
         description="Scrape IOM Albania's news into a deduplicated store and publish it.",
         epilog="Exit codes: 0 success; 1 some source failed (the others still ran); "
-        "2 bad configuration or usage; 75 another run is using the same database.",
+        "2 bad configuration or usage; 75 another run is using the same database (still, "
+        "after --wait seconds).",
     )
     parser.add_argument(
         "--config", default=None, metavar="PATH",
@@ -625,7 +627,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default="demo", metavar="DIR",
                    help="folder for the demo's database and output (default: ./demo)")
     p.add_argument("--port", type=int, default=8791, metavar="N",
-                   help="port for the snapshot on 127.0.0.1 (default 8791; a free one if busy)")
+                   help="port for the snapshot on 127.0.0.1, the feeds on N+1 (default 8791;"
+                   " 0 or busy: free ones)")
     p.add_argument("--serve", action=argparse.BooleanOptionalAction, default=None,
                    help="after the run, keep serving the feeds (at the local address used as"
                    " site.public_url) and the snapshot until Ctrl-C (default: when run from"
