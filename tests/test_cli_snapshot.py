@@ -30,6 +30,7 @@ def write_config(server: SnapshotServer, folder: Path, extra: str = "") -> Path:
 def iomfeed(*args: str, cwd: Path, env: dict[str, str] | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "iomfeed", *args], cwd=cwd, env=env,
+                          stdin=subprocess.DEVNULL,  # not a terminal: the demo ends by itself
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
@@ -110,6 +111,12 @@ def test_the_readme_demo_command_runs_on_the_bundled_snapshot(tmp_path: Path) ->
     assert len(list((tmp_path / "demo" / "outbox").glob("*.eml"))) == 2
     assert (tmp_path / "demo" / "digest-sq.html").read_text(encoding="utf-8").count(
         'lang="sq"') == 1
+    # The subscribe and "more" links point at the demo's local feeds address, which it serves
+    # until Ctrl-C when run from a terminal (tests/test_packaging.py runs it on one).
+    for page in ("feeds/index.html", "digest-en.html", "digest-sq.html"):
+        text = (tmp_path / "demo" / page).read_text(encoding="utf-8")
+        assert "feeds.example.org" not in text and 'href="http://127.0.0.1:' in text, page
+    assert "Run from a terminal, the demo keeps serving http://127.0.0.1:" in run.stdout
 
 
 def test_a_bad_selector_stops_fetch_with_exit_2_naming_it(server: SnapshotServer,
@@ -139,7 +146,7 @@ def test_a_second_run_on_the_same_database_exits_75(server: SnapshotServer, tmp_
         deadline = time.monotonic() + 20
         while server.hits("/news") == 0 and time.monotonic() < deadline:
             time.sleep(0.05)  # the first run holds the lock and waits for the listing
-        second = iomfeed("--config", str(config), command, cwd=tmp_path)
+        second = iomfeed("--config", str(config), command, "--wait", "0", cwd=tmp_path)
         assert second.returncode == 75
         assert second.stderr.count("\n") == 1 and "another iomfeed run" in second.stderr
         assert server.hits("/news") == 1  # the second run fetched nothing

@@ -8,6 +8,7 @@ import email
 import email.policy
 import json
 import logging
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -272,3 +273,92 @@ def test_a_scheduled_job_failing_again_and_again_shows_in_health(tmp_path: Path)
     record_job(config, "cycle", None)
     with Store(config.database_path) as store:
         assert check(config, store, NOW).ok
+
+
+def test_the_lock_is_taken_on_the_resolved_database_path(tmp_path: Path) -> None:
+    from iomfeed.lock import AlreadyRunning, RunLock
+
+    (tmp_path / "data").mkdir()
+    real = tmp_path / "data" / "iomfeed.db"
+    alias = tmp_path / "alias.db"
+    alias.symlink_to(real)  # the database named through a symlink...
+    (tmp_path / "linked").symlink_to(tmp_path / "data")  # ...or through a linked folder
+    with RunLock(real, what="iomfeed run"):
+        for other in (alias, tmp_path / "linked" / "iomfeed.db",
+                      tmp_path / "linked" / ".." / "data" / "iomfeed.db"):
+            with pytest.raises(AlreadyRunning, match=f"pid {os.getpid()}: iomfeed run"), \
+                    RunLock(other):
+                pass
+    with RunLock(alias):  # released: any spelling takes it
+        pass
+
+
+def test_the_run_lock_waits_for_its_holder_up_to_a_bound(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from iomfeed.lock import AlreadyRunning, RunLock
+
+    database = tmp_path / "iomfeed.db"
+    taken, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with RunLock(database, what="iomfeed serve's cycle job"):
+            taken.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert taken.wait(10)
+        start = time.monotonic()
+        with pytest.raises(AlreadyRunning, match=r"cycle job\); waited 0\.[45]\d* s"), \
+                RunLock(database, wait=0.4):
+            pass
+        assert 0.35 <= time.monotonic() - start < 3
+        threading.Timer(0.5, release.set).start()
+        with RunLock(database, wait=10):  # the holder lets go after 0.5 s: this one goes on
+            assert release.is_set()
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_a_service_cycle_waits_for_a_run_started_by_hand(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    import threading
+
+    import iomfeed.scheduler
+    from iomfeed.config import SourceConfig
+    from iomfeed.lock import RunLock
+    from iomfeed.scheduler import Service
+
+    items = tmp_path / "items.json"
+    items.write_text(json.dumps([{"url": "https://albania.iom.int/news/a", "title": "A story",
+                                  "date_published": "2026-11-20T10:00:00Z"}]))
+    config = dataclasses.replace(digest_config(tmp_path), sources=(
+        SourceConfig(name="manual", kind="json", path=str(items)),))
+    Store(config.database_path).close()
+    monkeypatch.setattr(iomfeed.scheduler, "DEFAULT_WAIT", 1.0)
+    service = Service(config)
+    with RunLock(config.database_path, what="iomfeed publish"):
+        service.cycle()  # still held after the wait: skipped, said why
+    assert any("cycle skipped: another iomfeed run" in r.getMessage()
+               and "iomfeed publish" in r.getMessage() for r in caplog.records)
+    with Store(config.database_path) as store:
+        assert store.last_run_id() is None
+    release = threading.Event()
+
+    def hand_run() -> None:
+        with RunLock(config.database_path, what="iomfeed publish"):
+            release.set()
+            threading.Event().wait(0.4)
+
+    holder = threading.Thread(target=hand_run)
+    holder.start()
+    assert release.wait(10)
+    service.cycle()  # waits the 0.4 s out, then runs
+    holder.join()
+    with Store(config.database_path) as store:
+        assert store.last_run_id() == 1

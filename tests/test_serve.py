@@ -103,7 +103,9 @@ def test_serve_runs_cycles_serves_feeds_and_stops_on_sigterm(
     config = service_config(server, tmp_path, port, fetch="*/2 * * * * *")
     svc = Service(config, port)
     services.append(svc)
-    svc.wait_for(lambda: svc.get("/atom.xml")[0] == 200, "the first cycle's feeds")
+    # Wait for every file read below: index.html is written after the feeds.
+    files = ("/atom.xml", "/rss.xml", "/feed.json", "/")
+    svc.wait_for(lambda: all(svc.get(f)[0] == 200 for f in files), "the first cycle's files")
     _status, headers, body = svc.get("/atom.xml")
     assert headers["Content-Type"] == "application/atom+xml; charset=utf-8"
     assert body.startswith(b"<?xml") and b"<feed" in body
@@ -123,7 +125,7 @@ def test_serve_runs_cycles_serves_feeds_and_stops_on_sigterm(
     second = subprocess.run([sys.executable, "-m", "iomfeed", "--config", str(config),
                              "serve", "--port", str(free_port())], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60, check=False)
-    assert second.returncode == 75 and "another iomfeed run" in second.stderr
+    assert second.returncode == 75 and "another iomfeed serve is already running" in second.stderr
     # The site breaks: after two failed cycles in a row /healthz answers 503, naming it.
     server.add_fault("/news", Fault(status=500, times=1000))
     svc.wait_for(lambda: svc.health()[0] == 503, "/healthz to report the failing source")
@@ -205,3 +207,85 @@ def test_a_second_signal_while_stopping_does_not_cut_the_work_short(
     with Store(tmp_path / "iomfeed.db") as store:
         (result,) = store.source_runs(store.last_run_id() or 0)
     assert result.ok and "stopped early on request" in result.warnings
+
+
+def test_commands_wait_for_the_service_cycle_instead_of_refusing(
+        server: SnapshotServer, tmp_path: Path, services: list[Service]) -> None:
+    """serve holds the run lock only while a cycle runs: a command started during one waits
+    for it (or, with --wait 0, exits 75 naming it), and runs at once between cycles."""
+    port = free_port()
+    config = service_config(server, tmp_path, port, fetch="0 0 1 1 *")
+    server.add_fault("/news", Fault(status=200, delay=8.0, times=1))  # a slow first cycle
+    svc = Service(config, port)
+    services.append(svc)
+    svc.wait_for(lambda: server.hits("/news") > 0, "the first cycle to ask for the listing")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "iomfeed", "--config", str(config), *args],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                              check=False)
+
+    refused = cli("publish", "--wait", "0")
+    assert refused.returncode == 75
+    assert "iomfeed serve's cycle job" in refused.stderr and str(svc.proc.pid) in refused.stderr
+    waited = cli("publish")  # waits (up to 60 s) for the cycle in hand, then publishes
+    assert waited.returncode == 0, waited.stderr
+    assert "published to" in waited.stderr
+    # Between cycles nothing waits: run, publish and digest --send go ahead at once.
+    for args in (("run",), ("publish",), ("digest", "--send")):
+        done = cli(*args, "--wait", "0")
+        assert done.returncode == 0, (args, done.stderr)
+    assert svc.proc.poll() is None
+    assert svc.terminate() == 0
+
+
+def test_idle_and_slow_connections_are_closed_and_threads_are_bounded(
+        server: SnapshotServer, tmp_path: Path, services: list[Service]) -> None:
+    """A connection must deliver its request within REQUEST_TIMEOUT; THREADS + 1 clients
+    trickling bytes do not get a thread each, and the service keeps answering."""
+    import socket
+
+    from iomfeed.web import REQUEST_TIMEOUT, THREADS
+
+    port = free_port()
+    config = service_config(server, tmp_path, port, fetch="0 0 1 1 *")
+    svc = Service(config, port)
+    services.append(svc)
+    # Threads are counted once the first cycle is over.
+    svc.wait_for(lambda: "cycle done" in svc.log.read_text(), "the first cycle to end")
+
+    def threads() -> int:
+        return len(os.listdir(f"/proc/{svc.proc.pid}/task"))
+
+    before = threads()
+    idle = socket.create_connection(("127.0.0.1", port), timeout=REQUEST_TIMEOUT + 10)
+    slow = [socket.create_connection(("127.0.0.1", port), timeout=REQUEST_TIMEOUT + 10)
+            for _ in range(THREADS + 1)]
+    start = time.monotonic()
+    try:
+        most = before
+        closed_at: dict[int, float] = {}
+        for tick in range(int(REQUEST_TIMEOUT * 4) + 20):  # a byte from each every 0.25 s
+            for n, s in enumerate(slow):
+                if n not in closed_at:
+                    try:
+                        s.sendall(b"GET /atom.xml HTTP/1.1\r\n"[tick % 24:tick % 24 + 1])
+                    except OSError:
+                        closed_at[n] = time.monotonic() - start
+            most = max(most, threads())
+            if len(closed_at) == len(slow):
+                break
+            time.sleep(0.25)
+        # Each trickling client was cut off near its deadline, none got a thread of its own.
+        assert len(closed_at) == len(slow), closed_at
+        assert max(closed_at.values()) < REQUEST_TIMEOUT + 4
+        assert most <= before + 1, (before, most)
+        # The idle one was closed too: the server's end reads as end of file.
+        assert idle.recv(100) == b""
+        assert time.monotonic() - start < REQUEST_TIMEOUT + 5
+        assert svc.get("/atom.xml")[0] == 200  # and the service still answers
+    finally:
+        idle.close()
+        for s in slow:
+            s.close()
+    assert svc.terminate() == 0

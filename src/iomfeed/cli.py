@@ -3,18 +3,7 @@ the pipeline and turns the outcome into an exit code. It holds no logic of its o
 
 Exit codes:
 
-====  =====================================================================================
-0     success
-1     some source failed (the others still ran), some deliveries failed, a file could not be
-      written, some rows of an import were skipped, an address is not a subscriber
-2     bad configuration or usage (:class:`ConfigError`: the message names the key)
-65    bad input data (:class:`InputError`, EX_DATAERR): an e-mail address, a file to import
-      that is missing or unreadable, a forged or malformed unsubscribe token
-75    another run holds the lock on the same database (EX_TEMPFAIL)
-130   interrupted (Ctrl-C)
-141   whoever read the output stopped early (``iomfeed items | head``); nothing is wrong
-====  =====================================================================================
-"""
+====  =============================================================================="""
 
 from __future__ import annotations
 
@@ -33,10 +22,11 @@ from typing import TYPE_CHECKING
 from .clock import utc_now
 from .config import CONFIG_ENV, Config, default_config_path, load_config
 from .errors import ConfigError, InputError, IomfeedError
-from .lock import AlreadyRunning
+from .lock import DEFAULT_WAIT, AlreadyRunning
 
 if TYPE_CHECKING:
     from .delivery.send import Stop
+    from .lock import RunLock
     from .models import CycleReport
     from .store import Store
 
@@ -53,14 +43,20 @@ EXIT_PIPE = 141  # 128 + SIGPIPE: standard output was closed by its reader
 # ----------------------------------------------------------------------------- commands
 
 
+def _run_lock(args: argparse.Namespace, config: Config, command: str) -> RunLock:
+    """The run lock, waited for up to ``--wait`` seconds (a cycle of ``serve`` in hand)."""
+    from .lock import RunLock
+
+    return RunLock(config.database_path, wait=args.wait, what=f"iomfeed {command}")
+
+
 def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
     from .http import HttpClient
-    from .lock import RunLock
     from .pipeline import fetch_all, open_store
     from .progress import Progress
 
     progress = Progress("items read", enabled=not args.quiet)
-    with RunLock(config.database_path), open_store(config) as store, \
+    with _run_lock(args, config, "fetch"), open_store(config) as store, \
             HttpClient(config.http, validators=store) as http:
         try:
             report = fetch_all(config, store=store, http=http, now=utc_now,
@@ -71,10 +67,9 @@ def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_publish(args: argparse.Namespace, config: Config) -> int:
-    from .lock import RunLock
     from .pipeline import open_store, publish
 
-    with RunLock(config.database_path), open_store(config) as store:
+    with _run_lock(args, config, "publish"), open_store(config) as store:
         publish(config, store=store, now=utc_now())
     return EXIT_OK
 
@@ -82,13 +77,12 @@ def cmd_publish(args: argparse.Namespace, config: Config) -> int:
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
     from .delivery.mailers import make_mailer
     from .http import HttpClient
-    from .lock import RunLock
     from .pipeline import open_store, run_cycle
     from .progress import Progress
 
     fetching = Progress("items read", enabled=not args.quiet)
     sending = Progress("digest messages", enabled=not args.quiet)
-    with RunLock(config.database_path), open_store(config) as store, \
+    with _run_lock(args, config, "run"), open_store(config) as store, \
             _stop_on_signals() as stop, \
             HttpClient(config.http, validators=store, sleep=stop.sleep_or_stop) as http:
         try:
@@ -221,7 +215,6 @@ def _stop_on_signals() -> Iterator[Stop]:
 
 
 def cmd_digest(args: argparse.Namespace, config: Config) -> int:
-    from .lock import RunLock
     from .pipeline import open_store
 
     if args.preview:
@@ -233,7 +226,7 @@ def cmd_digest(args: argparse.Namespace, config: Config) -> int:
         from .progress import Progress
 
         sending = Progress("digest messages", enabled=not args.quiet)
-        with RunLock(config.database_path), open_store(config) as store, \
+        with _run_lock(args, config, "digest --send"), open_store(config) as store, \
                 _stop_on_signals() as stop:
             try:
                 outcome = send_digest(config, store=store, mailer=make_mailer(config),
@@ -248,8 +241,8 @@ def cmd_digest(args: argparse.Namespace, config: Config) -> int:
         print(f"digest {outcome.digest_id}: {d.sent} sent now ({totals});"
               f" {'complete' if d.finished else 'NOT complete'}")
         return EXIT_OK if outcome.ok else EXIT_SOURCE_FAILED
-    if args.to:
-        with RunLock(config.database_path), open_store(config) as store:
+    if args.to:  # reads the store only: no lock, so a test copy goes out during a cycle
+        with open_store(config) as store:
             return _digest_test_copy(args, config, store)
     with open_store(config) as store:
         return _digest_dry_run(args, config, store)
@@ -502,10 +495,20 @@ def _import_subscribers(path: Path, config: Config, now: datetime) -> int:
     return EXIT_OK if not read.problems else EXIT_SOURCE_FAILED
 
 
-def cmd_demo(args: argparse.Namespace, config: Config) -> int:
+def cmd_demo(args: argparse.Namespace, config: None) -> int:
     from .demo.run import run_demo
 
-    return run_demo(Path(args.config), Path(args.dir), keep_serving=args.serve, port=args.port)
+    given = Path(args.config_given) if args.config_given else None  # else the packaged one
+    return run_demo(given, Path(args.dir), keep_serving=args.serve, port=args.port)
+
+
+def cmd_init(args: argparse.Namespace, config: None) -> int:
+    from .shipped import write_config
+
+    path = write_config(Path(args.path), force=args.force)
+    print(f"{path}: written: the documented configuration; set site.public_url (and [mail])"
+          f" before the first run, then: iomfeed --config {path} check")
+    return EXIT_OK
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -521,6 +524,13 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+def _add_wait(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wait", type=float, default=DEFAULT_WAIT, metavar="SECONDS",
+                   help="how long to wait for another run (or serve's cycle) on the same"
+                   f" database to finish before exiting 75 (default {DEFAULT_WAIT:.0f}; 0:"
+                   " do not wait)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="iomfeed",
@@ -528,7 +538,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 success; 1 some source failed (the others still ran), some "
         "deliveries failed or some import rows were skipped; 2 bad configuration or usage; "
         "65 bad input data (an address, a file to import, a token); 75 another run is using "
-        "the same database; 141 the reader of the output stopped early.",
+        "the same database (still, after --wait seconds); 141 the reader of the output "
+        "stopped early.",
     )
     parser.add_argument(
         "--config", default=None, metavar="PATH",
@@ -548,12 +559,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fetch only this source (repeatable)")
     # A cron fetch that only sees 304s must not pay for compiling selectors; the html source
     # compiles them before its first parse, and `check` always does.
+    _add_wait(p)
     p.set_defaults(func=cmd_fetch, compile_selectors=False)
 
     p = sub.add_parser("publish", help="write the feeds, archives and index.html",
                        description="Write the Atom, RSS and JSON feeds, their archives and "
                        "index.html from the store into publish.folder; files whose bytes did "
                        "not change are left alone.")
+    _add_wait(p)
     p.set_defaults(func=cmd_publish, compile_selectors=False)
 
     p = sub.add_parser("run", help="fetch, publish, and send the digest when it is due",
@@ -562,6 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "one a previous run left unfinished), and mail the operator about "
                        "problems. Quiet with -q unless something is wrong; meant for cron.")
     p.add_argument("--json", action="store_true", help="print the run report as JSON")
+    _add_wait(p)
     p.set_defaults(func=cmd_run, compile_selectors=False)
 
     p = sub.add_parser("serve", help="the long-running service: schedule, feeds, unsubscribe",
@@ -595,6 +609,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="write the rendered HTML digest to FILE.html")
     p.add_argument("--lang", dest="lang_given", choices=("en", "sq"),
                    help="language of --preview (default en) or --to (default: theirs)")
+    _add_wait(p)
     p.set_defaults(func=cmd_digest, compile_selectors=False)
 
     p = sub.add_parser("unsubscribe", help="apply an unsubscribe token",
@@ -666,15 +681,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run iomfeed on the bundled snapshot of the site",
                        description="Serve the bundled snapshot of the IOM Albania site on "
-                       "127.0.0.1 and run iomfeed against it with the configuration file, "
-                       "its address swapped for the local one.")
+                       "127.0.0.1 and run iomfeed against it with the packaged configuration "
+                       "(or --config), the site's address and site.public_url swapped for "
+                       "local ones. Works from any folder.")
     p.add_argument("--dir", default="demo", metavar="DIR",
                    help="folder for the demo's database and output (default: ./demo)")
     p.add_argument("--port", type=int, default=8791, metavar="N",
-                   help="port for the snapshot on 127.0.0.1 (default 8791; a free one if busy)")
-    p.add_argument("--serve", action="store_true",
-                   help="keep serving the snapshot after the run, until Ctrl-C")
-    p.set_defaults(func=cmd_demo)
+                   help="port for the snapshot on 127.0.0.1, the feeds on N+1 (default 8791;"
+                   " 0 or busy: free ones)")
+    p.add_argument("--serve", action=argparse.BooleanOptionalAction, default=None,
+                   help="after the run, keep serving the feeds (at the local address used as"
+                   " site.public_url) and the snapshot until Ctrl-C (default: when run from"
+                   " a terminal)")
+    p.set_defaults(func=cmd_demo, needs_config=False)
+
+    p = sub.add_parser("init", help="write the documented configuration file to edit",
+                       description="Write the configuration shipped with iomfeed (every key,"
+                       " commented, set for the live IOM Albania site) to PATH, to edit."
+                       " An existing file is kept unless --force.")
+    p.add_argument("path", nargs="?", default="config.toml", metavar="PATH",
+                   help="where to write it (default: ./config.toml; a folder gets a"
+                   " config.toml)")
+    p.add_argument("--force", action="store_true", help="replace an existing file")
+    p.set_defaults(func=cmd_init, needs_config=False)
     return parser
 
 
@@ -741,10 +770,13 @@ def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose, args.quiet, args.log_format)
+    args.config_given = args.config
     args.config = str(Path(args.config) if args.config else default_config_path())
+    config: Config | None = None
     try:
         config = load_config(Path(args.config),
-                             compile_selectors=getattr(args, "compile_selectors", True))
+                             compile_selectors=getattr(args, "compile_selectors", True)) \
+            if getattr(args, "needs_config", True) else None  # demo and init
         code: int = args.func(args, config)
     except ConfigError as exc:
         print(f"iomfeed: configuration error: {exc}", file=sys.stderr)
@@ -761,8 +793,11 @@ def _main(argv: Sequence[str] | None) -> int:
     except sqlite3.Error as exc:
         from .store_errors import explain
 
-        # (config is loaded: only a command touches the store)
-        print(f"iomfeed: {explain(config.database_path, exc, action='use')}", file=sys.stderr)
+        if config is None:  # the demo's own store
+            print(f"iomfeed: the database failed: {exc}", file=sys.stderr)
+        else:
+            print(f"iomfeed: {explain(config.database_path, exc, action='use')}",
+                  file=sys.stderr)
         return EXIT_SOURCE_FAILED
     except KeyboardInterrupt:
         print("iomfeed: interrupted", file=sys.stderr)

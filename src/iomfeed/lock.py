@@ -1,4 +1,14 @@
-"""One run at a time: an exclusive lock on a file beside the database.
+"""One run at a time: exclusive locks on files beside the database.
+
+Two locks, both ``flock`` locks on a file named after the database's *resolved* path (so a
+symlink or another spelling of the same file meets the same lock):
+
+* the run lock (``iomfeed.db.lock``), held only while work is done on the database: a
+  ``fetch``, ``publish``, ``run``, ``digest --send``, or one cycle of ``serve``. Whoever
+  finds it taken waits for it, up to a bound (``wait`` seconds), then gives up with
+  :class:`AlreadyRunning` (exit code 75), naming the process that holds it;
+* the service lock (``iomfeed.db.serve.lock``), held by ``serve`` for its whole life, never
+  waited for: a second ``serve`` on the same database refuses to start.
 
 ``flock`` locks belong to the open file, so the kernel drops them when the process dies:
 a lock left by a killed run never blocks the next one. Linux and other POSIX systems.
@@ -7,36 +17,83 @@ a lock left by a killed run never blocks the next one. Linux and other POSIX sys
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 from .errors import IomfeedError
+
+log = logging.getLogger(__name__)
+
+#: How long a command waits for another run's lock before exiting 75 (``--wait``).
+DEFAULT_WAIT = 60.0
+POLL = 0.2
 
 
 class AlreadyRunning(IomfeedError):
     """Another iomfeed process holds the lock on this database."""
 
 
+def _sleep(seconds: float) -> bool:
+    time.sleep(seconds)
+    return False
+
+
 class RunLock:
-    def __init__(self, database: Path) -> None:
-        self.path = database.with_name(database.name + ".lock")
+    """The run lock. ``what`` names this process's work for whoever waits for it;
+    ``sleep(seconds)`` pauses between tries and returns True to give up (a stop request)."""
+
+    suffix = ".lock"
+
+    def __init__(self, database: Path, *, wait: float = 0.0, what: str = "iomfeed",
+                 sleep: Callable[[float], bool] = _sleep) -> None:
+        # Resolved: two spellings of one database (a symlink, "../x/iomfeed.db") share a lock.
+        self.database = database.resolve()
+        self.path = self.database.with_name(self.database.name + self.suffix)
+        self.wait = max(0.0, wait)
+        self.what = what
+        self._sleep = sleep
         self._fd: int | None = None
+
+    def _holder(self, fd: int) -> str:
+        text = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+        pid, _, what = text.partition(" ")
+        if not pid:
+            return "another process"
+        return f"pid {pid}: {what}" if what else f"pid {pid}"
+
+    def _refuse(self, holder: str, waited: float) -> AlreadyRunning:
+        during = f"; waited {waited:.2g} s" if self.wait else ""
+        return AlreadyRunning(f"another iomfeed run is using {self.database} ({holder}){during};"
+                              " not starting a second one")
 
     def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # like the database
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "another process"
-            os.close(fd)
-            raise AlreadyRunning(
-                f"another iomfeed run (pid {holder}) is using {self.path.with_suffix('')};"
-                f" not starting a second one"
-            ) from None
+        start = time.monotonic()
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waited = time.monotonic() - start
+                if waited >= self.wait:
+                    holder = self._holder(fd)
+                    os.close(fd)
+                    raise self._refuse(holder, waited) from None
+                if not told:
+                    log.info("%s is in use (%s); waiting up to %.0f s", self.database,
+                             self._holder(fd), self.wait)
+                    told = True
+                if self._sleep(min(POLL, self.wait - waited)):
+                    os.close(fd)
+                    raise AlreadyRunning(f"stopped while waiting for {self.database}") from None
         os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode("ascii"))
+        os.pwrite(fd, f"{os.getpid()} {self.what}".encode(), 0)
         self._fd = fd
         return self
 
@@ -45,3 +102,16 @@ class RunLock:
         if self._fd is not None:
             os.close(self._fd)  # releases the lock; the file stays, harmlessly
             self._fd = None
+
+
+class ServiceLock(RunLock):
+    """Held by ``iomfeed serve`` for its whole life; never waited for."""
+
+    suffix = ".serve.lock"
+
+    def __init__(self, database: Path) -> None:
+        super().__init__(database, wait=0.0, what="iomfeed serve")
+
+    def _refuse(self, holder: str, waited: float) -> AlreadyRunning:
+        return AlreadyRunning(f"another iomfeed serve is already running on {self.database}"
+                              f" ({holder}); not starting a second one")

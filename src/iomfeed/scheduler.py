@@ -6,9 +6,12 @@ grace time) runs the cycle on ``schedule.fetch`` and the digest on ``schedule.di
 cycle also runs at start, so a digest missed while the service was down goes out once, then.
 Whether a digest is due is decided from the store, never from the scheduler's memory.
 The same process answers HTTP through :class:`iomfeed.web.App` on the standard library's
-WSGI server, in a thread. SIGTERM or SIGINT: the message or page in hand is finished, the
-scheduler and the server stop, exit 0. The service holds the run lock for its whole life,
-so a second ``serve`` (or a cron ``run``) on the same database refuses to start.
+WSGI server (a fixed pool of threads, a deadline for each request), in a thread. SIGTERM
+or SIGINT: the message or page in hand is finished, the scheduler and the server stop,
+exit 0. The service holds the service lock for its whole life, so a second ``serve`` on the
+same database refuses to start, and the run lock only while a job runs: a ``run``,
+``publish`` or ``digest --send`` started meanwhile waits for the cycle in hand (and a job
+of the service waits, up to the same bound, for theirs).
 """
 
 from __future__ import annotations
@@ -18,27 +21,14 @@ import signal
 import threading
 from collections.abc import Mapping
 from datetime import datetime
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from .clock import utc_now
 from .config import Config
 from .delivery.send import Stop
-from .lock import RunLock
+from .lock import DEFAULT_WAIT, AlreadyRunning, RunLock, ServiceLock
 
 log = logging.getLogger(__name__)
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """Request lines to the log at debug level instead of stderr."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
-
-
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
 
 
 class Service:
@@ -63,7 +53,7 @@ class Service:
             return
         with self._busy:
             try:
-                with open_store(self.config) as store, \
+                with self._run_lock("cycle"), open_store(self.config) as store, \
                         HttpClient(self.config.http, validators=store,
                                    sleep=self.stop.sleep_or_stop) as http:
                     report = run_cycle(self.config, store=store, http=http,
@@ -72,6 +62,9 @@ class Service:
                 log.info("cycle done: %d source(s) ok, %d failed%s",
                          sum(r.ok for r in report.run.sources), len(report.run.failed),
                          f"; digest {report.digest.status}" if report.digest else "")
+            except AlreadyRunning as exc:  # the next scheduled time tries again
+                log.warning("cycle skipped: %s", exc)
+                return
             except Exception as exc:  # a job must not take the service down
                 log.exception("the cycle failed")
                 self._record_job("cycle", exc)
@@ -87,15 +80,24 @@ class Service:
             return
         with self._busy:
             try:
-                with open_store(self.config) as store:
+                with self._run_lock("digest"), open_store(self.config) as store:
                     if digest_due(self.config, store, utc_now()):
                         send_digest(self.config, store=store, mailer=make_mailer(self.config),
                                     clock=utc_now, stop=self.stop)
+            except AlreadyRunning as exc:
+                log.warning("digest job skipped: %s", exc)
+                return
             except Exception as exc:
                 log.exception("the digest job failed")
                 self._record_job("digest", exc)
                 return
             self._record_job("digest", None)
+
+    def _run_lock(self, job: str) -> RunLock:
+        """The run lock for one job: waits for a ``run`` or ``publish`` started by hand,
+        up to the usual bound, and gives up at once on SIGTERM."""
+        return RunLock(self.config.database_path, wait=DEFAULT_WAIT,
+                       what=f"iomfeed serve's {job} job", sleep=self.stop.sleep)
 
     def _record_job(self, job: str, error: Exception | None) -> None:
         """Jobs failing again and again (a missing password, a broken template) show in
@@ -119,15 +121,16 @@ class Service:
         from apscheduler.schedulers.blocking import BlockingScheduler
 
         from .cron import trigger
-        from .web import App
+        from .web import App, make_server
 
         config = self.config
         tz = config.site.timezone
-        with RunLock(config.database_path):
+        with ServiceLock(config.database_path):
             from .pipeline import open_store
 
             # Create or migrate the store once, before the job and HTTP threads open it.
-            open_store(config).close()
+            with self._run_lock("start"):
+                open_store(config).close()
             self.scheduler = scheduler = BlockingScheduler(
                 timezone=tz,
                 executors={"default": ThreadPoolExecutor(max_workers=1)},
@@ -138,8 +141,7 @@ class Service:
             scheduler.add_job(self.digest, trigger(config.schedule.digest, tz),
                               id="digest", name="digest")
             app = App(config, now=utc_now, next_times=self.next_times)
-            server = make_server(self.host, self.port, app, server_class=_ThreadingServer,
-                                 handler_class=_QuietHandler)
+            server = make_server(self.host, self.port, app)
             web = threading.Thread(target=server.serve_forever, name="http", daemon=True)
             web.start()
             log.info("serving %s on http://%s:%d/ (feeds, /unsubscribe, /healthz);"

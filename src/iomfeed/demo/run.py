@@ -1,15 +1,26 @@
 """``iomfeed demo``: the main job, run on the bundled snapshot of the IOM Albania site.
 
-Serves the snapshot on 127.0.0.1 and runs iomfeed with the given configuration file, whose
-live address is swapped for the local one, and nothing else changed. Output (the database)
-goes to a folder of its own so a demo never mixes with a live store.
+Serves the snapshot on 127.0.0.1 and runs iomfeed with the packaged configuration (or the
+given file), with two addresses swapped for local ones: the live site's for the snapshot's,
+and ``site.public_url`` for a local server of the feeds folder (the tag authority of new
+ids stays the configured one). Nothing else changes. Output (the database, feeds, outbox,
+digest previews) goes to a folder of its own so a demo never mixes with a live store.
+
+Run from a terminal (or with ``--serve``), the demo then keeps both servers up until
+Ctrl-C, so what it leaves behind works when opened: the index page's and digests' pictures
+come from the snapshot, their subscribe, "more" and unsubscribe links from the feeds server.
+Without a terminal (CI, tests, a pipe) it ends by itself.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import sys
+import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ..clock import utc_now
 from ..config import LIVE_ORIGIN, Config, load_config
@@ -19,6 +30,7 @@ from ..lock import RunLock
 from ..pipeline import digest_preview, fetch_all, open_store, publish, send_digest
 from ..store import Store
 from ..subscribers import Subscriber
+from ..web import App, BoundedServer, make_server
 from .server import DEFAULT_ROOT, SnapshotServer
 
 log = logging.getLogger(__name__)
@@ -35,6 +47,15 @@ def _start_server(port: int) -> SnapshotServer:
         log.warning("port %d is busy; serving the snapshot on a free port instead (a later"
                     " demo run will then see different addresses)", port)
         return SnapshotServer(DEFAULT_ROOT).start()
+
+
+def _bind_feeds_server(port: int) -> BoundedServer:
+    """The feeds folder's server (bound now, for site.public_url; serving only at the end)."""
+    try:
+        return make_server("127.0.0.1", port, None)
+    except OSError:
+        log.warning("port %d is busy; serving the feeds on a free port instead", port)
+        return make_server("127.0.0.1", 0, None)
 
 
 DEMO_SUBSCRIBERS = (
@@ -66,22 +87,40 @@ def _demo_digest(config: Config, store: Store, out_dir: Path) -> str:
             f" {where}; previews in {', '.join(previews)}")
 
 
-def run_demo(config_path: Path, out_dir: Path, *, keep_serving: bool = False,
+def _local_config(config_path: Path, text: str, out_dir: Path, snapshot: str,
+                  feeds_url: str) -> Config:
+    config = load_config(config_path, text=text.replace(LIVE_ORIGIN, snapshot),
+                         base_dir=out_dir.resolve())
+    site = config.site
+    # Ids minted by the demo keep the authority the configuration would give them.
+    authority = site.id_authority or urlsplit(site.public_url).hostname or ""
+    return dataclasses.replace(config, site=dataclasses.replace(
+        site, public_url=feeds_url, id_authority=authority))
+
+
+def run_demo(config_path: Path | None, out_dir: Path, *, keep_serving: bool | None = None,
              port: int = DEFAULT_PORT) -> int:
+    """``config_path`` None: the packaged config.toml. ``keep_serving`` None: when standard
+    input is a terminal."""
+    from ..shipped import shipped_config
+
+    if config_path is None:
+        config_path = Path(str(shipped_config()))
     try:
         text = config_path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(
-            f"{config_path}: not found; run the demo from the project's folder or pass --config"
-        ) from None
+        raise ConfigError(f"{config_path}: configuration file not found") from None
     if LIVE_ORIGIN not in text:
         raise ConfigError(f"{config_path}: does not mention {LIVE_ORIGIN}; nothing to swap")
+    if keep_serving is None:
+        keep_serving = sys.stdin is not None and sys.stdin.isatty()
     out_dir.mkdir(parents=True, exist_ok=True)
     server = _start_server(port)
+    feeds_server = _bind_feeds_server(port + 1 if port else 0)
     try:
         log.info("serving the bundled snapshot at %s", server.origin)
-        config = load_config(config_path, text=text.replace(LIVE_ORIGIN, server.origin),
-                             base_dir=out_dir.resolve())
+        feeds_url = f"http://127.0.0.1:{feeds_server.server_port}/"
+        config = _local_config(config_path, text, out_dir, server.origin, feeds_url)
         with RunLock(config.database_path), open_store(config) as store, \
                 HttpClient(config.http, validators=store) as http:
             report = fetch_all(config, store=store, http=http, now=utc_now)
@@ -97,12 +136,24 @@ def run_demo(config_path: Path, out_dir: Path, *, keep_serving: bool = False,
               f" {feeds / 'index.html'}, or subscribe to {feeds / 'atom.xml'}")
         print(f"\nDigest: {digest}")
         if keep_serving:
-            print(f"\nServing the snapshot at {server.origin}/news until Ctrl-C")
+            feeds_server.set_app(App(config, now=utc_now))
+            web = threading.Thread(target=feeds_server.serve_forever, name="demo-feeds",
+                                   daemon=True)
+            web.start()
+            print(f"\nServing until Ctrl-C: the feeds at {feeds_url} (open it; the same as"
+                  f" {feeds / 'index.html'}, with working subscribe links), the pictures and"
+                  f" the snapshot at {server.origin}/news", flush=True)
             try:
                 while True:
                     time.sleep(3600)
             except KeyboardInterrupt:
                 pass
+            finally:
+                feeds_server.shutdown()
+        else:
+            print(f"\n(Run from a terminal, the demo keeps serving {feeds_url} and the"
+                  f" snapshot's pictures until Ctrl-C; --serve does it anyway.)")
     finally:
+        feeds_server.server_close()
         server.stop()
     return 0 if report.ok else 1
