@@ -13,19 +13,26 @@ import pytest
 from iomfeed.digest.select import (
     is_due,
     next_due,
-    paragraphs,
-    plain_text,
     select,
     shorten,
     summarize,
 )
 from iomfeed.errors import ConfigError, StoreError
 from iomfeed.models import DigestRecord
+from iomfeed.normalize import text_blocks
 from iomfeed.pipeline import digest_content, render_languages
 from iomfeed.store import Store
 
 from .conftest import NOW
 from .digestkit import add_items, add_subscribers, digest_config, item
+
+
+def plain_text(html: str) -> str:
+    return "\n".join(text_blocks(html))
+
+
+def paragraphs(html: str) -> list[str]:
+    return text_blocks(html)
 
 
 def test_plain_text_and_shorten() -> None:

@@ -315,3 +315,29 @@ def test_a_missing_article_is_given_up_after_retry_missing_days_with_one_warning
     with Store(config.database_path) as store:
         missing = store.missing_article(server.url(path))
     assert missing is not None and missing.next_try is None and missing.attempts == 6
+
+
+def test_a_stored_article_that_now_answers_404_is_a_warning_and_is_kept(
+    make_config: Callable[..., Config], server: SnapshotServer
+) -> None:
+    """The site took a recent story down (or its server hiccups): the stored copy stays in
+    the feeds and the source does not fail, so no operator alert fires for it every run."""
+    from datetime import timedelta
+
+    from iomfeed.demo.server import Fault
+
+    base = make_config()
+    config = dataclasses.replace(base, sources=tuple(
+        dataclasses.replace(s, recheck_days=36500.0) for s in base.sources))
+    assert fetch(config).sources[0].ok
+    newest = stored(config)[0]
+    path = "/" + newest.url.split("//", 1)[1].split("/", 1)[1]
+    server.add_fault(path, Fault(status=404, times=10))
+    before = server.hits(path)
+    result = fetch(config, NOW + timedelta(hours=1)).sources[0]
+    assert server.hits(path) == before + 1  # rechecked, and answered 404
+    assert result.ok, result.error
+    assert [w for w in result.warnings if "404" in w] == [
+        f"{newest.url}: a stored article now answers HTTP 404; the stored copy is kept"
+        " (checked again on the next run)"], result.warnings
+    assert newest.url in {i.url for i in stored(config)}

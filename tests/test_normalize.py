@@ -20,6 +20,7 @@ from iomfeed.normalize import (
     parse_date_text,
     parse_iso,
     sanitize_html,
+    text_blocks,
     title_key,
     zone,
 )
@@ -362,3 +363,10 @@ def test_a_date_more_than_a_day_after_the_fetch_is_not_used_and_says_why() -> No
     kept = normalize_item(soon, origins=LIVE, tz=TIRANE, language="en", summary_length=400,
                           now=now)
     assert kept.published == now + timedelta(hours=23) and kept.date_note == ""
+
+
+def test_plain_text_keeps_blocks_apart_and_words_whole() -> None:
+    assert html_to_text("<p>The mig<b>ra</b>tion office</p><p>Tirana, 9 November</p>"
+                        "<figure><figcaption>A caption</figcaption></figure>") == (
+        "The migration office Tirana, 9 November")
+    assert text_blocks("<h2>Heading</h2>a<br>b<aside>c</aside>") == ["Heading", "a", "b", "c"]

@@ -214,20 +214,23 @@ def sanitize_html(html: str, base_url: str = "") -> str:
 
 
 def html_to_text(html: str) -> str:
-    """Rough plain text of an HTML fragment (for datelines and fingerprints)."""
-    text = re.sub(r"<[^>]+>", " ", html)
-    import html as htmlmod
-
-    return clean_text(htmlmod.unescape(text))
+    """The plain text of an HTML fragment on one line: its blocks (see :func:`text_blocks`)
+    joined by a space, so paragraphs do not run together and inline markup does not split
+    words."""
+    return " ".join(text_blocks(html))
 
 
 # ----------------------------------------------------------------------------- summaries
 
+#: Elements that end a block of the plain text (``br`` a line): their text never runs into
+#: the text before or after them.
 _BLOCK_TAGS = frozenset({
-    "p", "div", "br", "li", "ul", "ol", "dl", "dt", "dd", "h1", "h2", "h3", "h4", "h5", "h6",
-    "blockquote", "pre", "table", "tr", "td", "th", "hr", "section", "article",
+    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "footer",
+    "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "ol", "p", "pre", "section",
+    "table", "td", "th", "tr", "ul",
 })
-_SKIPPED_TAGS = frozenset({"figure", "figcaption", "script", "style"})
+#: Elements whose text is not running text: left out of summaries and plain text.
+_SKIPPED_TAGS = frozenset({"figure", "figcaption", "script", "style", "template"})
 _SENTENCE_END_RE = re.compile(r"[.!?…][\"'”’»)\]]*$")
 _MIN_PART = 40  # characters of a further block worth starting in a summary
 _ELLIPSIS_RE = re.compile(r"\s*(?:\.\.\.|…)$")

@@ -13,81 +13,17 @@ not zero and not two.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from ..errors import ConfigError
 from ..models import DigestContent, DigestEntry, DigestRecord, StoredItem
+from ..normalize import text_blocks
 
 SUMMARY_LIMIT = 300
 #: A paragraph that would have to be cut shorter than this to fit the summary is left out
 #: (the story's "Read more" link follows), unless it is the first.
 MIN_TAIL = 60
-_SPACES = re.compile(r"\s+")
-#: Elements that start a new paragraph of the plain text (``br`` a new line): their text
-#: must never run into the text before or after them.
-BLOCKS = frozenset({
-    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt",
-    "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr",
-    "li", "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul",
-})
-_SKIP = frozenset({"script", "style", "template"})
-_TAG = re.compile(r"<\s*(/?)\s*([A-Za-z][A-Za-z0-9]*)[^>]*>")
-
-
-def _collapse(text: str) -> str:
-    return _SPACES.sub(" ", text).strip()
-
-
-def paragraphs(html: str) -> list[str]:
-    """The text of an HTML fragment as paragraphs: each block element (``p``, ``br``,
-    ``li``, headings, ...) ends one, inline elements (``b``, ``a``) join their text to the
-    words around them, whitespace is collapsed and empty paragraphs dropped."""
-    if not html.strip():
-        return []
-    import lxml.etree
-    import lxml.html
-
-    try:
-        root = lxml.html.fragment_fromstring(html, create_parent="div")
-    except (lxml.etree.ParserError, ValueError):
-        # Not parseable as HTML: cut at the block tags, drop the others.
-        text = _TAG.sub(lambda m: "\n" if m.group(2).lower() in BLOCKS else "", html)
-        import html as htmllib
-
-        return [p for p in (_collapse(htmllib.unescape(t)) for t in text.split("\n")) if p]
-    out: list[str] = []
-    words: list[str] = []
-
-    def flush() -> None:
-        text = _collapse("".join(words))
-        if text:
-            out.append(text)
-        words.clear()
-
-    def walk(element: lxml.html.HtmlElement) -> None:
-        tag = element.tag.lower() if isinstance(element.tag, str) else ""
-        if tag in _SKIP or not tag:  # a comment or processing instruction: no text
-            return
-        block = tag in BLOCKS
-        if block:
-            flush()
-        words.append(element.text or "")
-        for child in element:
-            walk(child)
-            words.append(child.tail or "")
-        if block:
-            flush()
-
-    walk(root)
-    flush()
-    return out
-
-
-def plain_text(html: str) -> str:
-    """The text of an HTML fragment, one paragraph a line (see :func:`paragraphs`)."""
-    return "\n".join(paragraphs(html))
 
 
 def shorten(text: str, limit: int = SUMMARY_LIMIT) -> str:
@@ -118,7 +54,7 @@ def summarize(parts: Sequence[str], limit: int = SUMMARY_LIMIT) -> str:
 
 
 def to_entry(item: StoredItem) -> DigestEntry:
-    summary = paragraphs(item.summary_html) or paragraphs(item.content_html)
+    summary = text_blocks(item.summary_html) or text_blocks(item.content_html)
     return DigestEntry(
         id=item.id, title=item.title, url=item.url, published=item.published,
         summary=summarize(summary), image_url=item.image_url, image_alt=item.image_alt,

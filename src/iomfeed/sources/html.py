@@ -557,6 +557,15 @@ class HtmlSource:
             except RobotsDisallowed as exc:
                 ctx.warn(str(exc))
                 continue
+            except FetchError as exc:
+                if exc.status not in (404, 410):
+                    failures.append(str(exc))
+                    continue
+                # Taken down, or a hiccup: what was published stays published, and the
+                # source has not failed (no alert every run for the whole recheck window).
+                ctx.warn(f"{known.url}: a stored article now answers HTTP {exc.status}; the"
+                         " stored copy is kept (checked again on the next run)")
+                continue
             except SourceError as exc:
                 failures.append(str(exc))
                 continue
