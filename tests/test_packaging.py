@@ -133,7 +133,7 @@ def test_the_wheel_runs_init_and_demo_from_another_folder_and_the_demo_serves_on
     os.close(terminal)
     try:
         out = read_until(demo, b"Serving until Ctrl-C", timeout=240).decode()
-        assert "48 items stored in" in out and "Digest: 20 item(s) sent to 2" in out
+        assert "48 items stored in" in out and "Digest: 5 item(s) sent to 2" in out
         feeds_url = re.search(r"the feeds at (http://127\.0\.0\.1:\d+/)", out)
         assert feeds_url, out
         root = feeds_url.group(1)
