@@ -289,3 +289,16 @@ def test_idle_and_slow_connections_are_closed_and_threads_are_bounded(
         for s in slow:
             s.close()
     assert svc.terminate() == 0
+
+
+def test_a_busy_port_is_an_os_error_the_caller_can_handle() -> None:
+    """The demo falls back to a free port when its usual one is taken (another demo, a second
+    test run): binding must fail with OSError, not break on the way out."""
+    from iomfeed.web import make_server
+
+    first = make_server("127.0.0.1", 0, None)
+    try:
+        with pytest.raises(OSError, match="in use"):
+            make_server("127.0.0.1", first.server_port, None)
+    finally:
+        first.server_close()

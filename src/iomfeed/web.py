@@ -401,11 +401,13 @@ class BoundedServer(WSGIServer):
     request_queue_size = 128  # the listen backlog
 
     def __init__(self, address: tuple[str, int], app: Any, *, threads: int = THREADS) -> None:
+        # Set before binding: a failed bind calls server_close(), which reads them.
+        self._queue: queue.Queue[tuple[socket.socket, Any, float] | None] = queue.Queue(
+            QUEUE_SIZE)
+        self._workers: list[threading.Thread] = []
         super().__init__(address, _Handler)
         self.set_app(app)
         self.accepted = threading.local()
-        self._queue: queue.Queue[tuple[socket.socket, Any, float] | None] = queue.Queue(
-            QUEUE_SIZE)
         self._workers = [threading.Thread(target=self._work, name=f"http-{n}", daemon=True)
                          for n in range(threads)]
         for worker in self._workers:
