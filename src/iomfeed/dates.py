@@ -16,6 +16,8 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from .errors import ConfigError
+
 if TYPE_CHECKING:
     from babel import Locale
 
@@ -30,8 +32,8 @@ FORMAT_NAMES = ("short", "medium", "long", "full")
 PARSE_LANGUAGES = ("en", "en_GB", "sq")
 
 
-class UnknownLanguage(ValueError):
-    """CLDR (Babel) has no data for a language tag; the caller says where it came from."""
+class UnknownLanguage(ConfigError):
+    """CLDR (Babel) has no data for a language tag; the caller adds where it came from."""
 
 
 @lru_cache(maxsize=32)
