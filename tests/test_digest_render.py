@@ -530,7 +530,11 @@ def test_an_override_folder_replaces_a_partial(override: Path) -> None:
 @pytest.mark.parametrize(("content", "message"), [
     ('[sq]\nread_mor = "x"\n', r"\[sq\] read_mor: unknown key"),
     ('[de]\nread_more = "x"\n', r"\[de\]: unknown table"),
-    ('[sq]\nmonths = ["janar"]\n', "months: expected a list of 12"),
+    # Month names come from CLDR now: an older override's table or placeholders say so.
+    ('[sq]\nmonths = ["janar"]\n', r"\[sq\] months: no longer used: month names come from CLDR"),
+    ('[sq]\ndate_format = "{day} {month} {year}"\n',
+     r"\[sq\] date_format: expected a CLDR date pattern such as 'd MMMM y'"),
+    ('[sq]\ndate_format = ""\n', r"date_format: expected a CLDR date pattern"),
     ("[sq]\nread_more = 3\n", "read_more: expected a string"),
     ("[sq\n", "not valid TOML"),
 ])

@@ -341,33 +341,50 @@ def summary_from_body(content_html: str, length: int) -> str:
 
 # ----------------------------------------------------------------------------- dates
 
-_MONTHS = {
-    # English
-    "january": 1, "february": 2, "march": 3, "april": 4, "may": 5, "june": 6, "july": 7,
-    "august": 8, "september": 9, "october": 10, "november": 11, "december": 12,
-    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug": 8, "sep": 9,
-    "sept": 9, "oct": 10, "nov": 11, "dec": 12,
-    # Albanian
-    "janar": 1, "shkurt": 2, "mars": 3, "prill": 4, "maj": 5, "qershor": 6, "korrik": 7,
-    "gusht": 8, "shtator": 9, "tetor": 10, "nëntor": 11, "nentor": 11, "dhjetor": 12,
-}
-_MONTH = r"(?P<month>" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
 _DAY = r"(?P<day>[0-3]?\d)(?:st|nd|rd|th)?"
 _RANGE = r"(?:\s*[-–—]\s*[0-3]?\d)?"
 _YEAR = r"(?P<year>(?:19|20)\d\d)"
 _TIME = r"(?:\s*[-–,@]?\s*(?P<hour>[0-2]?\d):(?P<minute>[0-5]\d)(?:\s*(?P<ampm>[ap]\.?m\.?))?)?"
-_DATE_PATTERNS = [
-    # 18-19 June 2024 / 5 November 2018 / 14-16 June 2021
-    re.compile(rf"\b{_DAY}{_RANGE}\s+(?:of\s+)?{_MONTH},?\s+{_YEAR}\b{_TIME}", re.I),
-    # October 29, 2019 / Wednesday, September 19, 2018 - 17:11
-    re.compile(rf"\b{_MONTH}\s+{_DAY}{_RANGE},?\s+{_YEAR}\b{_TIME}", re.I),
-    # 01/22/2021 - 03:19 (Drupal 7's default US format)
-    re.compile(rf"\b(?P<mnum>[01]?\d)/{_DAY}/{_YEAR}\b{_TIME}", re.I),
-    # 18 December (no year: the nearest one not in the future)
-    re.compile(rf"\b{_DAY}\s+{_MONTH}(?!\s*,?\s*\d)\b", re.I),
-    # Throughout March 2024 / March 2024
-    re.compile(rf"\b{_MONTH}\s+{_YEAR}\b", re.I),
-]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _DateForms:
+    """The date patterns for one set of languages, and their month names (from CLDR)."""
+
+    months: dict[str, int]
+    patterns: tuple[re.Pattern[str], ...]
+
+
+def _date_languages(language: str) -> tuple[str, ...]:
+    """The item's own language first (its names win a clash), then the always-known ones."""
+    from .dates import PARSE_LANGUAGES
+
+    language = language.replace("_", "-").split("-")[0].lower()  # en-US: en's names
+    first = (language,) if language and language not in PARSE_LANGUAGES else ()
+    return first + PARSE_LANGUAGES
+
+
+@lru_cache(maxsize=32)
+def _date_forms(languages: tuple[str, ...]) -> _DateForms:
+    """Built once per set of languages, on the first date read in words (Babel's data is
+    loaded then, never at import)."""
+    from .dates import month_numbers
+
+    months = month_numbers(languages)
+    names = "|".join(re.escape(name) for name in sorted(months, key=len, reverse=True))
+    month = rf"(?P<month>{names})\.?"
+    return _DateForms(months, (
+        # 18-19 June 2024 / 5 November 2018 / 14-16 June 2021
+        re.compile(rf"\b{_DAY}{_RANGE}\s+(?:of\s+)?{month},?\s+{_YEAR}\b{_TIME}", re.I),
+        # October 29, 2019 / Wednesday, September 19, 2018 - 17:11
+        re.compile(rf"\b{month}\s+{_DAY}{_RANGE},?\s+{_YEAR}\b{_TIME}", re.I),
+        # 01/22/2021 - 03:19 (Drupal 7's default US format)
+        re.compile(rf"\b(?P<mnum>[01]?\d)/{_DAY}/{_YEAR}\b{_TIME}", re.I),
+        # 18 December (no year: the nearest one not in the future)
+        re.compile(rf"\b{_DAY}\s+{month}(?!\s*,?\s*\d)\b", re.I),
+        # Throughout March 2024 / March 2024
+        re.compile(rf"\b{month}\s+{_YEAR}\b", re.I),
+    ))
 
 DATELINE_WINDOW = 160  # characters of body text a dateline may start within
 YEARLESS_MAX_AGE = timedelta(days=45)  # a date without a year is trusted only this recent
@@ -389,35 +406,41 @@ def parse_iso(text: str, tz: tzinfo) -> datetime | None:
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=tz)
 
 
-def parse_date_text(text: str, tz: tzinfo, *, reference: datetime) -> datetime | None:
+def parse_date_text(
+    text: str, tz: tzinfo, *, reference: datetime, language: str = ""
+) -> datetime | None:
     """Find a date in free text ("Posted: Wednesday, September 19, 2018 - 17:11").
 
     ``reference`` decides the year of a date written without one (the nearest that is not
-    after it). Returns an aware datetime in ``tz``, or ``None``.
+    after it). Month names are CLDR's for ``language`` (the text's, when known) and for
+    :data:`iomfeed.dates.PARSE_LANGUAGES`. Returns an aware datetime in ``tz``, or ``None``.
     """
     text = clean_text(text)
     iso = parse_iso(text, tz)
     if iso is not None:
         return iso
-    for m in _matches(text):
-        found = _from_match(m, tz, reference)
+    forms = _date_forms(_date_languages(language))
+    for m in _matches(text, forms):
+        found = _from_match(m, forms, tz, reference)
         if found is not None:
             return found
     return None
 
 
-def _matches(text: str) -> list[re.Match[str]]:
+def _matches(text: str, forms: _DateForms) -> list[re.Match[str]]:
     """Every date-like match in ``text``, the earliest first (the longest at one place)."""
-    found = [m for pattern in _DATE_PATTERNS for m in pattern.finditer(text)]
+    found = [m for pattern in forms.patterns for m in pattern.finditer(text)]
     return sorted(found, key=lambda m: (m.start(), -(m.end() - m.start())))
 
 
-def _from_match(m: re.Match[str], tz: tzinfo, reference: datetime) -> datetime | None:
+def _from_match(
+    m: re.Match[str], forms: _DateForms, tz: tzinfo, reference: datetime
+) -> datetime | None:
     groups = m.groupdict()
     if groups.get("mnum"):
         month = int(groups["mnum"])
     else:
-        month = _MONTHS[groups["month"].lower().rstrip(".")]
+        month = forms.months[groups["month"].lower().rstrip(".")]
     day = int(groups["day"]) if groups.get("day") else 1
     hour = int(groups["hour"]) if groups.get("hour") else 0
     minute = int(groups["minute"]) if groups.get("minute") else 0
@@ -447,11 +470,15 @@ def _from_match(m: re.Match[str], tz: tzinfo, reference: datetime) -> datetime |
     return found
 
 
-def find_dateline(body_text: str, tz: tzinfo, *, reference: datetime) -> datetime | None:
-    """A date in the first words of a body ("Tirana 5 November 2018: ..."), or ``None``."""
+def find_dateline(
+    body_text: str, tz: tzinfo, *, reference: datetime, language: str = ""
+) -> datetime | None:
+    """A date in the first words of a body ("Tirana 5 November 2018: ..."), or ``None``;
+    month names as in :func:`parse_date_text`."""
     head = clean_text(body_text)[:DATELINE_WINDOW]
-    for m in _matches(head):
-        found = _from_match(m, tz, reference)
+    forms = _date_forms(_date_languages(language))
+    for m in _matches(head, forms):
+        found = _from_match(m, forms, tz, reference)
         if found is not None and found <= reference + timedelta(days=1):
             return found
     return None

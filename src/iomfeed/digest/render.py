@@ -90,8 +90,7 @@ class Chrome:
     """The words around the stories in one language (``chrome.toml``; placeholders in braces
     are described there)."""
 
-    months: tuple[str, ...]
-    date_format: str
+    date_format: str  # a CLDR date pattern or length; month names are CLDR's
     preheader: str
     heading: str
     dateline: str
@@ -113,9 +112,13 @@ class Chrome:
     unsubscribe: str
     website: str
     index_link: str
+    language: str = "en"  # the table's language code (not a key of chrome.toml)
 
 
-CHROME_KEYS = tuple(f.name for f in dataclasses.fields(Chrome))
+CHROME_KEYS = tuple(f.name for f in dataclasses.fields(Chrome) if f.name != "language")
+#: Keys of older chrome.toml files, and what replaced them.
+_RETIRED_KEYS = {"months": "month names come from CLDR (Babel) for the language; write"
+                           " date_format as a CLDR pattern such as 'd MMMM y'"}
 
 
 def own_folder() -> Traversable:
@@ -154,24 +157,27 @@ def load_chrome(language: str, folder: Path | None = None) -> Chrome:
             if not isinstance(table, dict):
                 raise ConfigError(f"{where}: {name}: expected a table")
         values.update(override.get(language, {}))
-    return _chrome(values, f"{where}: [{language}]")
+    return _chrome(values, f"{where}: [{language}]", language)
 
 
-def _chrome(values: dict[str, Any], where: str) -> Chrome:
+def _chrome(values: dict[str, Any], where: str, language: str) -> Chrome:
+    from ..dates import check_pattern
+
     for key in values:
+        if key in _RETIRED_KEYS:
+            raise ConfigError(f"{where} {key}: no longer used: {_RETIRED_KEYS[key]}")
         if key not in CHROME_KEYS:
             raise ConfigError(f"{where} {key}: unknown key")
     for key in CHROME_KEYS:
         if key not in values:
             raise ConfigError(f"{where} {key}: required key is missing")
         value = values[key]
-        if key == "months":
-            if (not isinstance(value, list) or len(value) != 12
-                    or not all(isinstance(v, str) for v in value)):
-                raise ConfigError(f"{where} months: expected a list of 12 month names")
-        elif not isinstance(value, str):
+        if not isinstance(value, str):
             raise ConfigError(f"{where} {key}: expected a string, got {value!r}"[:200])
-    return Chrome(**{**values, "months": tuple(values["months"])})
+    problem = check_pattern(values["date_format"], language)
+    if problem:
+        raise ConfigError(f"{where} date_format: {problem}")
+    return Chrome(**values, language=language)
 
 
 def fill(template: str, **values: str) -> str:
@@ -187,13 +193,15 @@ def _zone(name: str) -> ZoneInfo:
 
 
 def format_date(value: datetime, chrome: Chrome, timezone: str) -> str:
-    """'24 November 2026' / '24 nëntor 2026': the day in ``timezone``, in the chrome's
-    words, whatever the machine's locale."""
+    """'24 November 2026' / '24 nëntor 2026': the day in ``timezone``, written with the
+    chrome's ``date_format`` and CLDR's words for its language, whatever the machine's
+    locale."""
+    from ..dates import format_day
+
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     local = value.astimezone(_zone(timezone))
-    return fill(chrome.date_format, day=str(local.day), month=chrome.months[local.month - 1],
-                year=str(local.year))
+    return format_day(local.date(), chrome.language, chrome.date_format)
 
 
 # --------------------------------------------------------------------------- the stories

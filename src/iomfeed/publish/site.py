@@ -28,13 +28,18 @@ class FeedLink:
     json_url: str
 
 
-MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August",
-             "September", "October", "November", "December")
+#: The language of the pages' words (the templates are written in English), and so of
+#: their dates and month names, which come from CLDR through Babel.
+PAGES_LANGUAGE = "en"
+#: Day first, as the IOM site writes ("20 June 2024"); CLDR's English "long" is "June 20, 2024".
+DATE_PATTERN = "d MMMM y"
 
 
-def long_date(value: datetime) -> str:
-    """'20 June 2024', whatever the machine's locale."""
-    return f"{value.day} {MONTHS_EN[value.month - 1]} {value.year}"
+def long_date(value: datetime, language: str = PAGES_LANGUAGE) -> str:
+    """'20 June 2024' (the day of ``value`` as stored), whatever the machine's locale."""
+    from ..dates import format_day
+
+    return format_day(value.date(), language, DATE_PATTERN)
 
 
 @lru_cache(maxsize=1)
@@ -58,6 +63,7 @@ class MonthLink:
 
     month: str
     count: int
+    language: str = PAGES_LANGUAGE
 
     @property
     def path(self) -> str:
@@ -66,7 +72,9 @@ class MonthLink:
 
     @property
     def name(self) -> str:
-        return MONTHS_EN[int(self.month[5:7]) - 1]
+        from ..dates import month_name
+
+        return month_name(int(self.month[5:7]), self.language)
 
     @property
     def year(self) -> str:

@@ -197,7 +197,14 @@ def parse_article(
         body_text = clean_text(body_el.get_text(" ", strip=True))
     else:
         body_html = body_text = ""
-    published, date_source = _find_date(soup, container, cfg, body_text, tz=tz, now=now)
+    html_el = soup.find("html")
+    language = ""
+    if html_el is not None and not isinstance(html_el, str):
+        lang = html_el.get("lang")
+        language = lang if isinstance(lang, str) else ""
+    # The page's own language adds its month names (CLDR's) to those always known.
+    published, date_source = _find_date(soup, container, cfg, body_text, tz=tz, now=now,
+                                        language=language)
     image = select_value(soup, cfg.image)
     image_alt = ""
     if image:
@@ -207,11 +214,6 @@ def parse_article(
             if el is not None and el.name == "img":
                 image_alt = _value(el, "alt")
                 break
-    html_el = soup.find("html")
-    language = ""
-    if html_el is not None and not isinstance(html_el, str):
-        lang = html_el.get("lang")
-        language = lang if isinstance(lang, str) else ""
     canonical = ""
     link_el = soup.select_one("link[rel~=canonical][href]")
     if link_el is not None:
@@ -232,7 +234,7 @@ def parse_article(
 
 def _find_date(
     soup: BeautifulSoup, container: Tag, cfg: ArticleConfig, body_text: str, *, tz: tzinfo,
-    now: datetime,
+    now: datetime, language: str = "",
 ) -> tuple[datetime | None, DateSource | None]:
     """The published date, from the most trusted place that has one."""
     for el in container.select("time[datetime]"):
@@ -250,10 +252,11 @@ def _find_date(
     for spec in cfg.date:
         css, attr = split_selector(spec)
         for el in soup.select(css):
-            found = parse_date_text(_value(el, attr), tz, reference=now)
+            found = parse_date_text(_value(el, attr), tz, reference=now, language=language)
             if found is not None:
                 return found, DateSource.SELECTOR
-    found = find_dateline(body_text, tz, reference=now) if body_text else None
+    found = find_dateline(body_text, tz, reference=now, language=language) \
+        if body_text else None
     if found is not None:
         return found, DateSource.DATELINE
     return None, None
