@@ -17,9 +17,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from dev.sitegen import build_site, synthetic_items
 from iomfeed.config import LIVE_ORIGIN
 from iomfeed.demo.server import SnapshotServer
-from iomfeed.demo.sitegen import build_site, synthetic_items
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The repository's root, for the site generator in dev/ (a development tool, not installed).
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 from bench_digest import digest_rows
 from bench_ingest import Row, ingest_rows

@@ -13,7 +13,7 @@ from .conftest import ROOT
 @pytest.mark.parametrize(
     "command",
     [
-        [sys.executable, "-m", "ruff", "check", "--quiet", "src", "tests", "benchmarks"],
+        [sys.executable, "-m", "ruff", "check", "--quiet", "src", "tests", "benchmarks", "dev"],
         [sys.executable, "-m", "mypy", "--no-error-summary"],
     ],
     ids=["ruff", "mypy"],

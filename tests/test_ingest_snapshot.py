@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from dev.sitegen import ContentItem, build_site, load_content
 from iomfeed.config import Config
 from iomfeed.demo.server import Fault, SnapshotServer
-from iomfeed.demo.sitegen import ContentItem, build_site, load_content
 from iomfeed.models import DateSource, StoredItem
 from iomfeed.normalize import zone
 

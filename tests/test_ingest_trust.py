@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from dev.sitegen import build_site, load_content
 from iomfeed.config import LIVE_ORIGIN, Config, load_config
 from iomfeed.demo.server import SnapshotServer
-from iomfeed.demo.sitegen import build_site, load_content
 from iomfeed.normalize import html_to_text
 from iomfeed.store import MIGRATIONS, Store
 

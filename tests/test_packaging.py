@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,10 @@ def test_the_wheel_runs_init_and_demo_from_another_folder_and_the_demo_serves_on
                     str(tmp_path / "dist"), str(tree)], check=True, timeout=300,
                    capture_output=True)
     (wheel,) = (tmp_path / "dist").glob("iomfeed-*.whl")
+    # The snapshot ships; its generator and the generator's input (dev/) do not.
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "iomfeed/demo/site/news/index.html" in names
+    assert not [n for n in names if "sitegen" in n or n.endswith("content.toml")], names
     site = tmp_path / "site"
     subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(site),
                     str(wheel)], check=True, timeout=300, capture_output=True)

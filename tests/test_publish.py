@@ -150,7 +150,7 @@ def test_a_first_run_dates_each_entry_update_by_the_source_not_by_the_run(
         config: Config) -> None:
     # The W3C validator warns "Two entries with the same value for atom:updated" when every
     # item first seen in one run is stamped with that run's time.
-    from iomfeed.demo.sitegen import load_content
+    from dev.sitegen import load_content
 
     modified = {c.slug: c.published + timedelta(days=2, hours=3, minutes=17)
                 for c in load_content() if c.date_markup == "meta"}  # article:modified_time

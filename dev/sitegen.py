@@ -15,9 +15,12 @@ scraper is exercised by some page.
 Output is deterministic: the same items give the same bytes. Absolute URLs use the literal
 origin ``https://albania.iom.int``; the snapshot server rewrites it to its own address.
 
-This module must stay standard-library only and must not touch the network.
+This module must stay standard-library only and must not touch the network. It is a
+development tool, not part of the installed package: the generated folder is what ships (as
+``iomfeed/demo/site``), and a test regenerates it from ``content.toml`` and compares.
 
-Run ``python -m iomfeed.demo.sitegen`` to regenerate ``site/`` beside this file.
+Run ``python -m dev.sitegen`` from the repository's root to regenerate
+``src/iomfeed/demo/site/``.
 """
 
 from __future__ import annotations
@@ -98,7 +101,8 @@ FIRST_NODE_ID: Final = 1201
 
 HERE: Final = Path(__file__).resolve().parent
 DEFAULT_CONTENT: Final = HERE / "content.toml"
-DEFAULT_SITE: Final = HERE / "site"
+DEFAULT_SITE: Final = HERE.parent / "src" / "iomfeed" / "demo" / "site"
+"""The snapshot the package ships (``iomfeed.demo.server.DEFAULT_ROOT``)."""
 
 _SMALL_WORDS: Final = frozenset(
     {"a", "an", "the", "of", "to", "in", "on", "for", "and", "with", "by", "at"}
@@ -1387,7 +1391,7 @@ def synthetic_items(n: int, *, seed: int = 0) -> list[ContentItem]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Regenerate the bundled site folder from ``content.toml``, removing stale files."""
     parser = argparse.ArgumentParser(
-        prog="python -m iomfeed.demo.sitegen",
+        prog="python -m dev.sitegen",
         description="Regenerate the offline snapshot of the IOM Albania news site.",
     )
     parser.add_argument("--content", type=Path, default=DEFAULT_CONTENT, help="content file (TOML)")
