@@ -400,3 +400,18 @@ def test_a_run_that_checks_no_address_does_not_import_email_validator(tmp_path: 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=False)
     assert "operator.email" in out.stderr and "invalid domain 'exa_mple.org'" in out.stderr
+
+
+def test_an_address_stored_under_the_older_check_can_still_be_removed(
+        config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The older hand-written check let special-use domains (".test") in; email-validator
+    refuses them as new addresses, but a subscriber stored so can still be removed."""
+    assert cli(config_file, "list") == 0  # creates the store
+    with Store(config_file.parent / "iomfeed.db") as store:
+        store.add_subscriber(Subscriber("old@shop.test", "Old", "en"), NOW)
+    capsys.readouterr()
+    assert cli(config_file, "add", "new@shop.test") == 65
+    assert "special-use" in capsys.readouterr().err
+    assert cli(config_file, "remove", "old@shop.test") == 0
+    assert "old@shop.test: unsubscribed" in capsys.readouterr().out
+    assert cli(config_file, "remove", "other@shop.test") == 65

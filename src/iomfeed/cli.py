@@ -427,7 +427,10 @@ def cmd_subscribers(args: argparse.Namespace, config: Config) -> int:
             try:
                 address = normalize_address(args.address)
             except BadAddress as exc:
-                raise InputError(f"{args.address}: {exc}") from None
+                # Stored by an older iomfeed whose check was looser: it can still leave.
+                if store.subscriber(args.address.strip()) is None:
+                    raise InputError(f"{args.address}: {exc}") from None
+                address = args.address.strip()
             if not store.set_subscriber_status(address, "unsubscribed", args.reason, now):
                 print(f"{address}: not a subscriber", file=sys.stderr)
                 return EXIT_SOURCE_FAILED

@@ -8,6 +8,15 @@ type or by one of its ancestors, never by a standard exception (``ValueError``, 
 it might happen to resemble. ``tests/test_code_quality.py`` checks that every exception class
 under ``src/iomfeed`` is in this tree and descends from :class:`IomfeedError`.
 
+A standard exception is raised only where a protocol asks for that very type and it is
+caught right there: ``argparse.ArgumentTypeError`` from a command-line value's type function
+(argparse turns it into a usage error, exit code 2), ``TimeoutError`` from the web server's
+request reader (the socket protocol ``http.server`` expects), socket-level errors inside the
+HTTP client that it turns into :class:`FetchError`, and the ``TypeError`` guard in
+``config.py`` for a settings field of a type the loader does not know (a bug, never a
+user's mistake). The development tools under ``demo/`` (the snapshot server and the site
+generator) are not part of this contract.
+
 ::
 
     IomfeedError
