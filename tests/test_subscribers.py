@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from iomfeed.cli import main
+from iomfeed.demo.server import SnapshotServer
 from iomfeed.errors import BadAddress, InputError
 from iomfeed.store import MIGRATIONS, Store
 from iomfeed.subscribers import (
@@ -415,3 +416,17 @@ def test_an_address_stored_under_the_older_check_can_still_be_removed(
     assert cli(config_file, "remove", "old@shop.test") == 0
     assert "old@shop.test: unsubscribed" in capsys.readouterr().out
     assert cli(config_file, "remove", "other@shop.test") == 65
+
+
+def test_iomfeed_run_with_nothing_new_does_not_import_email_validator(
+        server: SnapshotServer, tmp_path: Path) -> None:
+    from .test_cli_snapshot import write_config
+
+    config = write_config(server, tmp_path)
+    runs = [subprocess.run([sys.executable, "-X", "importtime", "-m", "iomfeed", "--config",
+                            str(config), "run"], cwd=tmp_path, stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=120, check=False)
+            for _ in range(2)]
+    assert [run.returncode for run in runs] == [0, 0], runs[-1].stderr
+    assert "0 new" in runs[1].stderr and "| iomfeed.pipeline" in runs[1].stderr
+    assert "email_validator" not in runs[1].stderr
