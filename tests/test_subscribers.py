@@ -383,8 +383,8 @@ def test_email_validators_words_say_which_part_is_wrong() -> None:
 
 def test_a_run_that_checks_no_address_does_not_import_email_validator(tmp_path: Path) -> None:
     """Loading the configuration (its mail.from and the other addresses) is on the cron
-    path: the quick check decides them, and email-validator (a quarter of a second to
-    import) is left for addresses people type or import."""
+    path: the quick check decides them, and email-validator (about 55 ms to import) is
+    left for addresses people type or import."""
     from iomfeed.shipped import shipped_config
 
     config_file = tmp_path / "config.toml"

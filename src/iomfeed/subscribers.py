@@ -51,7 +51,7 @@ def normalize_address(raw: str) -> str:
     The syntax is email-validator's (no DNS lookup): the domain lower-cased and in its
     ASCII (IDNA, "xn--") form, one spelling per mailbox and what SMTP and mail headers
     carry; the name part as given (mailboxes may be case-sensitive). Imported here, not
-    at the top: it costs a quarter of a second, and a run that checks no address (cron
+    at the top: it costs about 55 ms to import, and a run that checks no address (cron
     with nothing new) does not pay it."""
     value = raw.strip()
     if not value:
