@@ -374,7 +374,7 @@ def test_a_subject_template_naming_an_unknown_variable_is_a_config_error() -> No
 
 
 def test_an_unknown_language_is_refused() -> None:
-    with pytest.raises(ValueError, match="'de'"):
+    with pytest.raises(ConfigError, match="'de'"):
         render_digest(CONTENT, "de", make_config())
 
 

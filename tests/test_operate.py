@@ -209,6 +209,36 @@ def test_a_stop_request_ends_fetching_between_items(tmp_path: Path) -> None:
     assert "stopped early on request" in report.sources[0].warnings
 
 
+def test_a_stop_request_during_a_polite_pause_ends_the_fetch_as_stopped_not_failed(
+        server: SnapshotServer, tmp_path: Path) -> None:
+    """A stop that arrives while the HTTP client waits out http.min_delay ends the fetch at
+    once, records the source as stopped (ok, with a warning), and asks for nothing more."""
+    import threading
+    import time
+
+    from iomfeed.delivery.send import Stop
+    from iomfeed.http import HttpClient
+    from iomfeed.pipeline import fetch_all
+
+    from .conftest import local_config
+
+    config = local_config(server.origin, tmp_path, min_delay=30.0)
+    stop = Stop()
+    timer = threading.Timer(0.5, stop.set)  # robots.txt is asked, then the pause begins
+    started = time.monotonic()
+    with Store(config.database_path) as store, \
+            HttpClient(config.http, validators=store, sleep=stop.sleep_or_stop) as http:
+        timer.start()
+        report = fetch_all(config, store=store, http=http, now=lambda: NOW, only=("iom-albania",),
+                           stop=lambda: stop.requested)
+    timer.join()
+    assert time.monotonic() - started < 10  # not the 30 s pause
+    (result,) = report.sources
+    assert (result.ok, result.error, result.found) == (True, "", 0)
+    assert "stopped early on request" in result.warnings
+    assert server.hits("/robots.txt") == 1 and server.hits("/news") == 0
+
+
 def test_a_flapping_source_is_mailed_at_most_once_a_day(tmp_path: Path) -> None:
     config = alert_config(tmp_path)
 

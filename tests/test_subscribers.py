@@ -15,12 +15,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from iomfeed.cli import main
-from iomfeed.errors import InputError
+from iomfeed.demo.server import SnapshotServer
+from iomfeed.errors import BadAddress, InputError
 from iomfeed.store import MIGRATIONS, Store
 from iomfeed.subscribers import (
     Subscriber,
     decode_csv,
     display_width,
+    is_plainly_valid,
     normalize_address,
     parse_csv,
     table,
@@ -49,7 +51,7 @@ def test_good_addresses_are_normalised(raw: str, expected: str) -> None:
      ("ana@-example.org", "invalid domain"), ("ana@example.123", "invalid domain")],
 )
 def test_bad_addresses_say_why(raw: str, problem: str) -> None:
-    with pytest.raises(ValueError, match=problem):
+    with pytest.raises(BadAddress, match=problem):
         normalize_address(raw)
 
 
@@ -57,7 +59,7 @@ def test_bad_addresses_say_why(raw: str, problem: str) -> None:
 def test_normalising_is_idempotent_or_refuses(raw: str) -> None:
     try:
         once = normalize_address(raw)
-    except ValueError:
+    except BadAddress:
         return
     assert normalize_address(once) == once
     assert "\n" not in once and "\r" not in once
@@ -329,3 +331,102 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
 
         assert store.add_subscriber(Subscriber("a@example.org", "A", "en"), NOW) == "added"
         assert store.subscriber_counts() == {"active": 1}
+
+
+_ATOM = st.text("abcXYZ019!#$%&'*+/=?^_`{|}~-", min_size=1, max_size=8)
+_LABEL = st.text("abz09-", min_size=1, max_size=10)
+
+
+@given(st.one_of(
+    st.text(max_size=30),
+    st.builds(lambda atoms, labels: ".".join(atoms) + "@" + ".".join(labels),
+              st.lists(_ATOM, min_size=1, max_size=3),
+              st.lists(st.one_of(_LABEL, st.sampled_from(["test", "local", "xn--bcher-kva",
+                                                          "ORG", "a" * 64, "123"])),
+                       min_size=1, max_size=4))))
+def test_the_quick_check_accepts_only_what_email_validator_keeps_unchanged(raw: str) -> None:
+    """The configuration's addresses are checked at every load without importing
+    email-validator: whatever that check accepts, email-validator accepts as it is."""
+    from email_validator import EmailNotValidError, validate_email
+
+    if not is_plainly_valid(raw):
+        return
+    try:
+        checked = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise AssertionError(f"{raw!r} passed the quick check, not email-validator: {exc}") \
+            from exc
+    assert checked.ascii_email == raw == normalize_address(raw)
+
+
+def test_the_quick_check_knows_email_validators_special_use_names() -> None:
+    import email_validator
+
+    from iomfeed.subscribers import _SPECIAL_USE
+
+    assert sorted(_SPECIAL_USE) == sorted(email_validator.SPECIAL_USE_DOMAIN_NAMES)
+    assert is_plainly_valid("digest@iom-albania.example.org")
+    assert not is_plainly_valid("digest@iom.test")
+
+
+def test_email_validators_words_say_which_part_is_wrong() -> None:
+    with pytest.raises(BadAddress, match=r"invalid domain 'exa_mple\.org': .*invalid char"):
+        normalize_address("ana@exa_mple.org")
+    with pytest.raises(BadAddress, match=r"invalid domain 'shop\.localhost': .*special-use"):
+        normalize_address("ana@shop.localhost")
+    with pytest.raises(BadAddress, match=r"invalid name part 'ana\.'"):
+        normalize_address("ana.@example.org")
+    # an address stored by an older iomfeed (ASCII domain) is its own normal form
+    assert normalize_address("ana@xn--shqipri-vya.al") == "ana@xn--shqipri-vya.al"
+    assert normalize_address("Ana@SHQIPËRI.al") == "Ana@xn--shqipri-vya.al"
+
+
+def test_a_run_that_checks_no_address_does_not_import_email_validator(tmp_path: Path) -> None:
+    """Loading the configuration (its mail.from and the other addresses) is on the cron
+    path: the quick check decides them, and email-validator (about 55 ms to import) is
+    left for addresses people type or import."""
+    from iomfeed.shipped import shipped_config
+
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(shipped_config().read_text(encoding="utf-8"), encoding="utf-8")
+    code = ("import sys\nfrom pathlib import Path\nfrom iomfeed.config import load_config\n"
+            f"load_config(Path({str(config_file)!r}))\n"
+            "print('email_validator' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert out.stdout.strip() == "False", out.stderr
+    bad = config_file.read_text(encoding="utf-8").replace(
+        '\nemail = ""', '\nemail = "ops@exa_mple.org"', 1)
+    config_file.write_text(bad, encoding="utf-8")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert "operator.email" in out.stderr and "invalid domain 'exa_mple.org'" in out.stderr
+
+
+def test_an_address_stored_under_the_older_check_can_still_be_removed(
+        config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The older hand-written check let special-use domains (".test") in; email-validator
+    refuses them as new addresses, but a subscriber stored so can still be removed."""
+    assert cli(config_file, "list") == 0  # creates the store
+    with Store(config_file.parent / "iomfeed.db") as store:
+        store.add_subscriber(Subscriber("old@shop.test", "Old", "en"), NOW)
+    capsys.readouterr()
+    assert cli(config_file, "add", "new@shop.test") == 65
+    assert "special-use" in capsys.readouterr().err
+    assert cli(config_file, "remove", "old@shop.test") == 0
+    assert "old@shop.test: unsubscribed" in capsys.readouterr().out
+    assert cli(config_file, "remove", "other@shop.test") == 65
+
+
+def test_iomfeed_run_with_nothing_new_does_not_import_email_validator(
+        server: SnapshotServer, tmp_path: Path) -> None:
+    from .test_cli_snapshot import write_config
+
+    config = write_config(server, tmp_path)
+    runs = [subprocess.run([sys.executable, "-X", "importtime", "-m", "iomfeed", "--config",
+                            str(config), "run"], cwd=tmp_path, stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=120, check=False)
+            for _ in range(2)]
+    assert [run.returncode for run in runs] == [0, 0], runs[-1].stderr
+    assert "0 new" in runs[1].stderr and "| iomfeed.pipeline" in runs[1].stderr
+    assert "email_validator" not in runs[1].stderr

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from .clock import utc_now
 from .config import CONFIG_ENV, Config, default_config_path, load_config
-from .errors import ConfigError, InputError, IomfeedError
+from .errors import BadAddress, ConfigError, InputError, IomfeedError
 from .lock import DEFAULT_WAIT, AlreadyRunning
 
 if TYPE_CHECKING:
@@ -310,7 +310,7 @@ def _digest_test_copy(args: argparse.Namespace, config: Config, store: Store) ->
 
     try:
         address = normalize_address(args.to)
-    except ValueError as exc:
+    except BadAddress as exc:
         raise InputError(f"--to {args.to}: {exc}") from None
     require_sendable(config)
     now = utc_now()
@@ -337,13 +337,14 @@ def cmd_unsubscribe(args: argparse.Namespace, config: Config) -> int:
 
     with open_store(config) as store:
         try:
-            subscriber_id = token_subscriber(args.token)
-            sub = store.subscriber_by_id(subscriber_id)
-            if sub is None:
-                raise BadToken("unsubscribe token names no subscriber")
-            verify_token(load_secret(config, store), config.list_id, args.token, sub.address)
+            sub = store.subscriber_by_id(token_subscriber(args.token))
+            if sub is not None:
+                verify_token(load_secret(config, store), config.list_id, args.token,
+                             sub.address)
         except BadToken as exc:
             raise InputError(f"{exc}; nothing changed") from None
+        if sub is None:
+            raise InputError("unsubscribe token names no subscriber; nothing changed")
         if sub.status == "active":
             store.set_subscriber_status(sub.address, "unsubscribed",
                                         "unsubscribe link (command line)", utc_now())
@@ -412,7 +413,7 @@ def cmd_subscribers(args: argparse.Namespace, config: Config) -> int:
             try:
                 sub = Subscriber(normalize_address(args.address), " ".join(args.name.split()),
                                  normalize_language(args.lang))
-            except ValueError as exc:
+            except InputError as exc:
                 raise InputError(f"{args.address}: {exc}") from None
             outcome = store.add_subscriber(sub, now)
             if outcome == "left" and args.resubscribe:
@@ -425,8 +426,11 @@ def cmd_subscribers(args: argparse.Namespace, config: Config) -> int:
         if args.action == "remove":
             try:
                 address = normalize_address(args.address)
-            except ValueError as exc:
-                raise InputError(f"{args.address}: {exc}") from None
+            except BadAddress as exc:
+                # Stored by an older iomfeed whose check was looser: it can still leave.
+                if store.subscriber(args.address.strip()) is None:
+                    raise InputError(f"{args.address}: {exc}") from None
+                address = args.address.strip()
             if not store.set_subscriber_status(address, "unsubscribed", args.reason, now):
                 print(f"{address}: not a subscriber", file=sys.stderr)
                 return EXIT_SOURCE_FAILED

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 from urllib.parse import urljoin, urlsplit
 
-from .errors import ConfigError
+from .errors import BadAddress, ConfigError
 
 DEFAULT_CONFIG_NAME = "config.toml"
 CONFIG_ENV = "IOMFEED_CONFIG"
@@ -256,11 +256,13 @@ class FilterConfig:
 
 
 def _check_address(value: str) -> str | None:
-    from .subscribers import normalize_address
+    from .subscribers import is_plainly_valid, normalize_address
 
+    if is_plainly_valid(value):  # the usual case, decided without email-validator
+        return None
     try:
         normalize_address(value)
-    except ValueError as exc:
+    except BadAddress as exc:
         return f"expected a plain e-mail address: {exc}"
     return None
 
@@ -281,7 +283,7 @@ def crontab_error(value: str) -> str | None:
 
     try:
         trigger(value, "UTC")
-    except ValueError as exc:
+    except ConfigError as exc:
         return f"invalid crontab expression {value!r}: {exc}"
     return None
 

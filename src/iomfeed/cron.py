@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .errors import ConfigError
+
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _NUMERIC = re.compile(r"^(\*|[0-7](?:-[0-7])?)(?:/([1-9]))?$")
 
@@ -45,14 +47,18 @@ def shape_error(value: str) -> str | None:
 
 
 def trigger(value: str, timezone: str) -> Any:
-    """The CronTrigger for ``value``, or ValueError saying what is wrong."""
+    """The CronTrigger for ``value``, or ConfigError saying what is wrong (without the key:
+    the caller names it)."""
     from apscheduler.triggers.cron import CronTrigger
 
     problem = shape_error(value)
     if problem:
-        raise ValueError(problem)
+        raise ConfigError(problem)
     fields = value.split()
     second = fields.pop(0) if len(fields) == 6 else "0"
     minute, hour, day, month, weekday = fields
-    return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
-                       day_of_week=_weekdays(weekday), timezone=timezone)
+    try:
+        return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
+                           day_of_week=_weekdays(weekday), timezone=timezone)
+    except ValueError as exc:  # APScheduler's words for a field it cannot read
+        raise ConfigError(str(exc)) from exc

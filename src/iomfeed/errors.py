@@ -3,20 +3,44 @@
 Every error iomfeed raises on purpose derives from :class:`IomfeedError` and says what to
 check. Anything else that escapes is a bug.
 
+Every class below is defined here unless its module is named; each is caught by its own
+type or by one of its ancestors, never by a standard exception (``ValueError``, ``OSError``)
+it might happen to resemble. ``tests/test_code_quality.py`` checks that every exception class
+under ``src/iomfeed`` is in this tree and descends from :class:`IomfeedError`.
+
+A standard exception is raised only where a protocol asks for that very type and it is
+caught right there: ``argparse.ArgumentTypeError`` from a command-line value's type function
+(argparse turns it into a usage error, exit code 2), ``TimeoutError`` from the web server's
+request reader (the socket protocol ``http.server`` expects), socket-level errors inside the
+HTTP client that it turns into :class:`FetchError`, and the ``TypeError`` guard in
+``config.py`` for a settings field of a type the loader does not know (a bug, never a
+user's mistake). The development tools under ``demo/`` (the snapshot server and the site
+generator) are not part of this contract.
+
 ::
 
     IomfeedError
     ├── ConfigError            bad configuration or usage (exit code 2)
     ├── InputError             bad input data: an e-mail address, a file to import, a token
-                               (exit code 65, EX_DATAERR)
+    │   │                      (exit code 65, EX_DATAERR)
+    │   ├── BadAddress         an e-mail address that cannot be used (says why)
+    │   └── BadToken           an unsubscribe token that is malformed or forged
+    │                          (digest/unsubscribe.py)
     ├── SourceError            one source could not be read (exit code 1, others go on)
     │   ├── FetchError         network, HTTP status, size, robots.txt
     │   │   ├── RobotsDisallowed
     │   │   └── RobotsUnreachable
     │   └── ParseError         a page or file did not have the expected shape
+    │       └── BadRecord      one record of a JSON source (the others are stored)
     ├── StoreError             the SQLite store cannot be opened or migrated
     ├── PublishError           a feed file could not be written
-    └── DeliveryError          a message could not be handed over
+    ├── DeliveryError          a message could not be handed over
+    │   ├── TemporaryFailure   try again later (delivery/mailers.py)
+    │   └── PermanentFailure   this address will not take it (delivery/mailers.py)
+    ├── AlreadyRunning         another run holds the lock (exit code 75, lock.py)
+    ├── ExistsError            ``iomfeed init`` would overwrite a file (shipped.py)
+    └── StopRequested          a stop request (SIGTERM) cut an HTTP pause short; the
+                               pipeline records the source as stopped, never as failed
 """
 
 from __future__ import annotations
@@ -34,6 +58,11 @@ class InputError(IomfeedError):
     """Data given to a command is unusable (not the configuration): an e-mail address, a
     file to import that is missing or has no address column, a forged unsubscribe token.
     The message names the value or the file (and line) and what is wrong with it."""
+
+
+class BadAddress(InputError):
+    """An e-mail address that cannot be used; the message says why (not which: the caller
+    names the address, the config key or the CSV line)."""
 
 
 class SourceError(IomfeedError):
@@ -70,6 +99,11 @@ class ParseError(SourceError):
     """A page or file did not have the shape the configuration expects."""
 
 
+class BadRecord(ParseError):
+    """One record of a JSON source is unusable; the message says what is wrong with it (the
+    caller adds where it is). The source's other records are stored."""
+
+
 class StoreError(IomfeedError):
     """The store cannot be opened, migrated or written."""
 
@@ -80,3 +114,11 @@ class PublishError(IomfeedError):
 
 class DeliveryError(IomfeedError):
     """A message could not be delivered."""
+
+
+class StopRequested(IomfeedError):
+    """A stop request (SIGTERM, Ctrl-C) arrived while the HTTP client was pausing between
+    requests (politeness, Retry-After, backoff). Raised only by the stop-aware pause the
+    pipeline gives the client, so the fetch ends at once instead of after the pause; the
+    pipeline catches it by this type and records the source as stopped, not failed. Not a
+    :class:`SourceError`: a source's own error handling never mistakes it for a failure."""

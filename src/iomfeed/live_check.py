@@ -10,7 +10,7 @@ from typing import TextIO
 
 from .clock import utc_now
 from .config import Config, SourceConfig
-from .errors import SourceError
+from .errors import BadRecord, SourceError
 from .http import HttpClient
 from .normalize import zone
 
@@ -43,7 +43,7 @@ def _check(config: Config, src: SourceConfig, http: HttpClient, out: TextIO) -> 
         for where, record in records:
             try:
                 item_from_record(record, source=src.name, tz=tz)
-            except ValueError as exc:
+            except BadRecord as exc:
                 bad.append(f"{where}: {exc}")
         out.write(f"  {len(records)} record(s), {len(bad)} bad\n")
         for line in bad[:10]:

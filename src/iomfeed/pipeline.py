@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from .config import Config, SourceConfig
-from .errors import ConfigError, SourceError
+from .errors import ConfigError, SourceError, StopRequested
 from .http import HttpClient
 from .models import (
     Change,
@@ -144,11 +144,10 @@ def fetch_source(
                 stats.warnings.append(f"{item.url}: {item.date_note}; {kept}")
             if outcome.change in (Change.NEW, Change.UPDATED):
                 log.debug("%s: %s %s", src.name, outcome.change.value, item.url)
+    except StopRequested:
+        stopped = True  # cut short on request in an HTTP pause: not a failure of the source
     except SourceError as exc:
-        if stop is not None and stop():
-            stopped = True  # cut short on request: not a failure of the source
-        else:
-            error = str(exc)
+        error = str(exc)
     result = SourceResult(
         name=src.name,
         ok=not error,

@@ -249,13 +249,16 @@ class App:
         config = self.config
         with Store(config.database_path, tag_authority=config.site.tag_authority) as store:
             sub = None
+            refused = "no such subscriber"
             try:
                 sub = store.subscriber_by_id(token_subscriber(token))
-                if sub is None:
-                    raise BadToken("no such subscriber")
-                verify_token(load_secret(config, store), config.list_id, token, sub.address)
+                if sub is not None:
+                    verify_token(load_secret(config, store), config.list_id, token,
+                                 sub.address)
             except BadToken as exc:
-                log.info("unsubscribe refused: %s", exc)
+                sub, refused = None, str(exc)
+            if sub is None:
+                log.info("unsubscribe refused: %s", refused)
                 # Not in the named subscriber's language: the token did not prove who it is.
                 return self._page(start_response, "400 Bad Request", config.site.language,
                                   "invalid_title", ["invalid"], address="",

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from ..config import MailConfig
 from ..digest.message import Composer
-from ..errors import DeliveryError, FetchError
+from ..errors import DeliveryError, StopRequested
 from ..models import DeliveryReport, DigestRecord
 from ..store import Store
 from .mailers import Mailer, PermanentFailure, TemporaryFailure
@@ -54,9 +54,10 @@ class Stop:
 
     def sleep_or_stop(self, seconds: float) -> None:
         """A sleep for the HTTP client's pauses (politeness, Retry-After, backoff) that
-        ends the fetch when a stop is requested instead of waiting minutes."""
+        ends the fetch when a stop is requested instead of waiting minutes: it raises
+        :class:`StopRequested`, which the pipeline records as a stop, not a failure."""
         if self.sleep(seconds):
-            raise FetchError("(any)", "stopped on request")
+            raise StopRequested("stopped on request during a pause between requests")
 
 
 def deliver(

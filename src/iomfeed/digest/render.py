@@ -636,7 +636,7 @@ def _largest_fitting(count: int, max_bytes: int,
 def render_digest(content: DigestContent, language: str, config: Config) -> RenderedDigest:
     """The digest in ``language`` ("en" or "sq"), inlined once (once per size attempt)."""
     if language not in LANGUAGES:
-        raise ValueError(f"no digest language {language!r} (expected one of {LANGUAGES})")
+        raise ConfigError(f"no digest language {language!r} (expected one of {LANGUAGES})")
     env = _environment(config)
     chrome = load_chrome(language, config.templates_path)
     title = config.digest.title_sq if language == "sq" else config.digest.title_en

@@ -84,7 +84,7 @@ def next_due(schedule: str, timezone: str, mark: datetime,
 
     try:
         trigger = cron_trigger(schedule, timezone)
-    except ValueError as exc:
+    except ConfigError as exc:
         raise ConfigError(f"{key}: invalid crontab expression {schedule!r}: {exc}") \
             from exc
     when = trigger.get_next_fire_time(None, mark + timedelta(seconds=1))

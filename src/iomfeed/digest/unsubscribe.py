@@ -18,7 +18,7 @@ import re
 import secrets
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -31,7 +31,7 @@ MIN_SECRET_LENGTH = 16
 _STORED_SECRET = "unsubscribe_secret"
 
 
-class BadToken(ValueError):
+class BadToken(InputError):
     """A token that is malformed or was not made with this secret for this list."""
 
 

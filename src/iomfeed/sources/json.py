@@ -18,7 +18,7 @@ from typing import Any
 
 from ..config import SourceConfig
 from ..dedup import listing_hash
-from ..errors import ParseError, SourceError
+from ..errors import BadRecord, ParseError, SourceError
 from ..models import DateSource, Item
 from ..normalize import parse_iso, zone
 from . import FetchContext
@@ -65,34 +65,34 @@ class _Invalid:
 
 
 def item_from_record(record: Any, *, source: str, tz: tzinfo) -> Item:
-    """One JSON object as an Item; raises ValueError saying what is wrong."""
+    """One JSON object as an Item; raises BadRecord saying what is wrong."""
     if isinstance(record, _Invalid):
-        raise ValueError(record.reason)
+        raise BadRecord(record.reason)
     if not isinstance(record, dict):
-        raise ValueError("expected an object")
+        raise BadRecord("expected an object")
     unknown = sorted(set(record) - _KNOWN_FIELDS)
     if unknown:
-        raise ValueError(f"unknown field {unknown[0]!r}")
+        raise BadRecord(f"unknown field {unknown[0]!r}")
 
     def text(key: str) -> str:
         value = record.get(key, "")
         if not isinstance(value, str):
-            raise ValueError(f"{key!r} must be a string")
+            raise BadRecord(f"{key!r} must be a string")
         return value.strip()
 
     url = text("url") or text("external_url")
     if not url.startswith(("http://", "https://")):
-        raise ValueError("'url' is missing or not an absolute http(s) URL")
+        raise BadRecord("'url' is missing or not an absolute http(s) URL")
     title = text("title")
     if not title:
-        raise ValueError("'title' is missing or empty")
+        raise BadRecord("'title' is missing or empty")
     published = _date(record, "date_published", tz)
     modified = _date(record, "date_modified", tz)
     tags = record.get("tags", record.get("categories", []))
     if isinstance(record.get("category"), str):
         tags = [record["category"], *tags] if isinstance(tags, list) else tags
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise ValueError("'tags' must be a list of strings")
+        raise BadRecord("'tags' must be a list of strings")
     author = text("author")
     authors = record.get("authors")
     if not author and isinstance(authors, list) and authors and isinstance(authors[0], dict):
@@ -125,10 +125,10 @@ def _date(record: dict[str, Any], key: str, tz: tzinfo) -> datetime | None:
     if value in (None, ""):
         return None
     if not isinstance(value, str):
-        raise ValueError(f"{key!r} must be an ISO 8601 string")
+        raise BadRecord(f"{key!r} must be an ISO 8601 string")
     found = parse_iso(value, tz)
     if found is None:
-        raise ValueError(f"{key!r} is not an ISO 8601 date: {value!r}")
+        raise BadRecord(f"{key!r} is not an ISO 8601 date: {value!r}")
     return found
 
 
@@ -145,7 +145,7 @@ class JsonSource:
         for where, record in read_records(path):
             try:
                 yield item_from_record(record, source=self.name, tz=tz)
-            except ValueError as exc:
+            except BadRecord as exc:
                 problems.append(f"{where}: {exc}")
         if problems:
             raise ParseError(
