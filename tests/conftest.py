@@ -81,6 +81,15 @@ def stored(config: Config) -> list[StoredItem]:
 
 
 @pytest.fixture(autouse=True)
+def _no_proxy_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests talk to 127.0.0.1 directly, whatever proxy the machine running them has; the
+    proxy tests set their own."""
+    for name in ("http_proxy", "https_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
     """The CLI installs a stderr handler (entry points own logging); undo it after a test."""
     import logging
