@@ -14,7 +14,8 @@ from iomfeed.config import HttpConfig
 from iomfeed.demo.server import Fault, SnapshotServer
 from iomfeed.errors import ConfigError, FetchError
 from iomfeed.http import HttpClient
-from iomfeed.transport import HttpTransport, proxies_from_environment
+from iomfeed.transport import HttpTransport
+from iomfeed.transport.proxy import proxies_from_environment
 
 from . import smtp
 from .conftest import fetch, local_config

@@ -11,7 +11,8 @@ import pytest
 
 from iomfeed.config import Config, load_config
 from iomfeed.demo.server import SnapshotServer
-from iomfeed.transport import MockTransport, Reply, Request
+from iomfeed.transport import Request
+from iomfeed.transport.mock import MockTransport, Reply
 
 from .conftest import fetch, stored
 

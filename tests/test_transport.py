@@ -10,7 +10,8 @@ import pytest
 from iomfeed.config import HttpConfig
 from iomfeed.errors import FetchError, RobotsDisallowed
 from iomfeed.http import HttpClient
-from iomfeed.transport import MockTransport, Reply, Request
+from iomfeed.transport import Request
+from iomfeed.transport.mock import MockTransport, Reply
 
 ROBOTS = Reply(200, b"User-agent: *\nDisallow: /private/\n", {"Content-Type": "text/plain"})
 
