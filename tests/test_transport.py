@@ -91,3 +91,37 @@ def test_the_body_cap_and_the_304_hold_over_the_mock() -> None:
             http.get("http://example.org/feed")
     assert not_modified.status == 304 and not_modified.body == b""
     assert len(mock.requests) == 3  # robots.txt, the 304, the refused body (not retried)
+
+
+def test_without_proxy_variables_the_proxy_code_and_the_mock_are_not_imported() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from iomfeed.config import HttpConfig\n"
+        "from iomfeed.http import HttpClient\n"
+        "HttpClient(HttpConfig()).close()\n"
+        "print(sorted(m for m in sys.modules if m.startswith('iomfeed.transport')))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "['iomfeed.transport']"
+    env["HTTPS_PROXY"] = "http://proxy.example:3128"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "['iomfeed.transport', 'iomfeed.transport.proxy']"

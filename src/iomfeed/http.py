@@ -16,8 +16,8 @@ The wire itself is a :class:`~iomfeed.transport.Transport` (the ``transport`` ar
 by default :class:`~iomfeed.transport.HttpTransport`, the standard library's ``http.client``
 with the environment's proxies (``HTTP_PROXY``, ``HTTPS_PROXY``, ``NO_PROXY``), chosen over
 httpx by measurement (see that module); tests may plug in a
-:class:`~iomfeed.transport.MockTransport`. Every rule above holds whichever transport it is,
-and robots.txt and redirects travel the same way as the pages.
+:class:`~iomfeed.transport.mock.MockTransport`. Every rule above holds whichever transport it
+is, and robots.txt and redirects travel the same way as the pages.
 """
 
 from __future__ import annotations

@@ -8,13 +8,17 @@ decode bodies. All of that is :class:`~iomfeed.http.HttpClient`'s, so it holds w
 transport is plugged in. A transport signals a connection-level failure with an ``OSError``
 (or an ``http.client.HTTPException``), which the client retries like any other.
 
-Why the standard library and not httpx (measured for issue 10 on the 2-core build machine,
-``python -X importtime``, median of 21 runs, other jobs running): importing httpx on top of
-what a cron run already loads costs 47 ms at best and 79 ms median, while ``urllib.request``
-(whose ``proxy_bypass_environment`` matches ``NO_PROXY`` here) is already imported by
+Why the standard library and not httpx (measured for issue 10 on the 2-core build machine
+with other jobs running, so read the ratios rather than the milliseconds): ``python -X
+importtime``, 21 runs each, importing httpx 0.28 on top of what a cron run already loads
+(``http.client``, ``ssl``, ``urllib.robotparser``...) costs 42-47 ms at best and 57-79 ms
+median, as much again as ``http.client`` itself; ``urllib.request``, whose
+``proxy_bypass_environment`` matches ``NO_PROXY`` here, is already imported by
 ``urllib.robotparser``, so proxy support costs no import at all. The unchanged cron run
-(``benchmarks/run.py --only ingest``) measured 351 ms under that load against a 300 ms target:
-httpx would add about a fifth to it. ``http.client`` already speaks CONNECT
+(``benchmarks/run.py --only ingest``) measured 351 ms under that load against its 300 ms
+target, so httpx would add a sixth to a fifth; with this module, 25 interleaved runs of the
+unchanged fetch gave a median of 460 ms against 457 ms before it (minimum 230 against 237),
+no difference. ``http.client`` already speaks CONNECT
 (``set_tunnel``), so the proxy code is small. Creating a frozen dataclass costs about a
 millisecond at import here, so the proxy records and the mock live in their own modules,
 imported only when used: a run without a proxy loads this module alone.
