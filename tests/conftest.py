@@ -15,6 +15,7 @@ from iomfeed.demo.server import DEFAULT_ROOT, SnapshotServer
 from iomfeed.http import HttpClient
 from iomfeed.models import RunReport, StoredItem
 from iomfeed.pipeline import fetch_all, open_store
+from iomfeed.transport import Transport
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_FILE = ROOT / "config.toml"
@@ -69,15 +70,27 @@ def make_config(server: SnapshotServer, tmp_path: Path) -> Callable[..., Config]
     return make
 
 
-def fetch(config: Config, now: datetime = NOW, only: tuple[str, ...] = ()) -> RunReport:
-    """One `iomfeed fetch` run, in process, with a fixed clock."""
-    with open_store(config) as store, HttpClient(config.http, validators=store) as http:
+def fetch(config: Config, now: datetime = NOW, only: tuple[str, ...] = (),
+          transport: Transport | None = None) -> RunReport:
+    """One `iomfeed fetch` run, in process, with a fixed clock (and, given a ``transport``
+    such as a :class:`~iomfeed.transport.MockTransport`, no real network)."""
+    with open_store(config) as store, \
+            HttpClient(config.http, validators=store, transport=transport) as http:
         return fetch_all(config, store=store, http=http, now=lambda: now, only=only)
 
 
 def stored(config: Config) -> list[StoredItem]:
     with open_store(config) as store:
         return store.items()
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests talk to 127.0.0.1 directly, whatever proxy the machine running them has; the
+    proxy tests set their own."""
+    for name in ("http_proxy", "https_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,7 @@ from iomfeed.config import HttpConfig
 from iomfeed.demo.server import Fault, SnapshotServer
 from iomfeed.errors import FetchError, RobotsDisallowed
 from iomfeed.http import HttpClient
+from iomfeed.transport import HttpTransport
 
 pytestmark = pytest.mark.network
 
@@ -86,9 +87,10 @@ def test_one_connection_is_reused(tiny: SnapshotServer) -> None:
     with http:
         for _ in range(5):
             http.get(tiny.url("/news/a"))
-            (host,) = http._hosts.values()
-            assert host.conn is not None and host.conn.sock is not None
-            sockets.add(host.conn.sock.getsockname())
+            assert isinstance(http.transport, HttpTransport)
+            (conn,) = http.transport._connections.values()
+            assert conn.sock is not None
+            sockets.add(conn.sock.getsockname())
     assert len(sockets) == 1  # the same local port: one TCP connection for all requests
     assert http.requests == 6  # robots.txt and five pages, no retries
 
@@ -302,9 +304,9 @@ def test_a_longer_crawl_delay_in_robots_txt_wins(tiny: SnapshotServer) -> None:
 
 def test_http_and_https_of_one_host_share_one_pace() -> None:
     http, sleeps, _ = client(min_delay=5.0)
-    one = http._host("http://albania.iom.int/news")
-    other = http._host("https://albania.iom.int/news")
-    assert one is not other and one.pace is other.pace
-    one.pace.last_request = http._clock()
+    one = http._pace("http://albania.iom.int/news")
+    other = http._pace("https://albania.iom.int/news")
+    assert one is other
+    one.last_request = http._clock()
     http._wait_politely(other)
     assert len(sleeps.calls) == 1 and 4.0 < sleeps.calls[0] <= 5.0

@@ -12,7 +12,12 @@ What it must not do: parse pages, touch the store directly (validators come thro
 :class:`ValidatorStore` interface) or read the clock or sleep other than through the injected
 functions, so tests can drive it without waiting.
 
-Built on the standard library's ``http.client`` so a cron run that gets only 304s starts fast.
+The wire itself is a :class:`~iomfeed.transport.Transport` (the ``transport`` argument):
+by default :class:`~iomfeed.transport.HttpTransport`, the standard library's ``http.client``
+with the environment's proxies (``HTTP_PROXY``, ``HTTPS_PROXY``, ``NO_PROXY``), chosen over
+httpx by measurement (see that module); tests may plug in a
+:class:`~iomfeed.transport.mock.MockTransport`. Every rule above holds whichever transport it
+is, and robots.txt and redirects travel the same way as the pages.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from .clock import utc_now
 from .config import HttpConfig
 from .errors import FetchError, RobotsDisallowed, RobotsUnreachable
 from .models import Response
+from .transport import HttpTransport, ProxyError, Request, Transport, TransportResponse
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +62,6 @@ class _Pace:
 
     last_request: float | None = None
     crawl_delay: float = 0.0
-
-
-@dataclass(slots=True)
-class _Host:
-    """One origin (scheme, host, port): its kept-alive connection and its host's pace."""
-
-    pace: _Pace
-    conn: http.client.HTTPConnection | None = None
 
 
 class _Retryable(Exception):
@@ -88,6 +86,7 @@ class HttpClient:
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
         wall_clock: Callable[[], datetime] = utc_now,
+        transport: Transport | None = None,
     ) -> None:
         self.config = config
         self._validators = validators
@@ -95,7 +94,8 @@ class HttpClient:
         self._sleep = sleep
         self._jitter = jitter
         self._wall_clock = wall_clock
-        self._hosts: dict[tuple[str, str], _Host] = {}
+        #: what sends each request; closed with the client
+        self.transport: Transport = HttpTransport() if transport is None else transport
         self._paces: dict[str, _Pace] = {}
         # Per origin: its parsed robots.txt, or why it could not be fetched (for this run).
         self._robots: dict[tuple[str, str], RobotFileParser | str] = {}
@@ -140,10 +140,7 @@ class HttpClient:
                          " (http.max_redirects)")
 
     def close(self) -> None:
-        for host in self._hosts.values():
-            if host.conn is not None:
-                host.conn.close()
-                host.conn = None
+        self.transport.close()
 
     def __enter__(self) -> HttpClient:
         return self
@@ -165,7 +162,7 @@ class HttpClient:
             if isinstance(parser, RobotFileParser):
                 delay = parser.crawl_delay(self.config.user_agent)
                 if delay is not None:
-                    self._host(url).pace.crawl_delay = float(delay)
+                    self._pace(url).crawl_delay = float(delay)
         if isinstance(parser, str):
             raise RobotsUnreachable(url, parser)
         return parser.can_fetch(self.config.user_agent, url)
@@ -202,14 +199,9 @@ class HttpClient:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise FetchError(url, "not an http(s) URL")
 
-    def _host(self, url: str) -> _Host:
-        parts = urlsplit(url)
-        key = (parts.scheme, parts.netloc.lower())
-        host = self._hosts.get(key)
-        if host is None:
-            pace = self._paces.setdefault((parts.hostname or "").lower(), _Pace())
-            host = self._hosts[key] = _Host(pace)
-        return host
+    def _pace(self, url: str) -> _Pace:
+        """The politeness state of the URL's host name (shared by http and https)."""
+        return self._paces.setdefault((urlsplit(url).hostname or "").lower(), _Pace())
 
     def post_form(self, url: str, fields: dict[str, str]) -> int:
         """POST a form (a WebSub ping, say) with the same retries; any 2xx is success.
@@ -271,10 +263,8 @@ class HttpClient:
     def _request_once(
         self, url: str, extra: dict[str, str], method: str = "GET", payload: bytes | None = None
     ) -> tuple[int, dict[str, str], bytes]:
-        host = self._host(url)
-        self._wait_politely(host)
-        parts = urlsplit(url)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        pace = self._pace(url)
+        self._wait_politely(pace)
         headers = {
             "User-Agent": self.config.user_agent,
             "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,"
@@ -282,47 +272,38 @@ class HttpClient:
             "Accept-Encoding": "gzip",
             **extra,
         }
+        request = Request(method, url, headers, payload, self.config.timeout)
         deadline = self._clock() + self.config.timeout
         self.requests += 1
         try:
-            conn = host.conn or self._connect(parts.scheme, parts.hostname or "", parts.port)
-            host.conn = conn
-            conn.timeout = self.config.timeout
-            if conn.sock is not None:  # a reused socket keeps the last read's short timeout
-                conn.sock.settimeout(self.config.timeout)
-            conn.request(method, target, body=payload, headers=headers)
-            resp = conn.getresponse()
-            status = resp.status
-            resp_headers = {k.lower(): v for k, v in resp.getheaders()}
-            body = self._read_body(url, resp, resp_headers, deadline, conn)
-            if resp.will_close:
-                conn.close()
-                host.conn = None
-        except FetchError:
-            self._drop(host)
-            raise
+            resp = self.transport.send(request)
+            try:
+                status = resp.status
+                resp_headers = dict(resp.headers)
+                body = self._read_body(url, resp, resp_headers, deadline)
+            finally:
+                resp.close()
+        except ProxyError as exc:
+            if exc.permanent:
+                raise FetchError(url, str(exc)) from exc
+            raise _Retryable(str(exc)) from exc
         except (OSError, http.client.HTTPException) as exc:
-            self._drop(host)
             raise _Retryable(_describe_error(exc)) from exc
         finally:
-            host.pace.last_request = self._clock()
+            pace.last_request = self._clock()
         if status in _RETRY_STATUSES:
             raise _Retryable(f"HTTP {status} {_reason(status)}", status=status,
                              wait=_retry_after(resp_headers.get("retry-after"), self._wall_clock()))
         return status, resp_headers, body
 
     def _read_body(
-        self,
-        url: str,
-        resp: http.client.HTTPResponse,
-        headers: dict[str, str],
-        deadline: float,
-        conn: http.client.HTTPConnection,
+        self, url: str, resp: TransportResponse, headers: dict[str, str], deadline: float
     ) -> bytes:
+        """The body, within the deadline and the size cap, un-gzipped. An error leaves it
+        unread; the caller's ``resp.close()`` then abandons the connection."""
         limit = self.config.max_body_bytes
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > limit:
-            resp.close()
             raise FetchError(url, f"body of {int(length)} bytes is over http.max_body_bytes"
                              f" ({limit})")
         chunks: list[bytes] = []
@@ -331,14 +312,11 @@ class HttpClient:
             remaining = deadline - self._clock()
             if remaining <= 0:
                 raise TimeoutError(f"body not complete within {self.config.timeout} s")
-            if conn.sock is not None:
-                conn.sock.settimeout(remaining)
-            chunk = resp.read(_CHUNK)  # read(), not read1(): it releases the connection at the end
+            chunk = resp.read(_CHUNK, remaining)
             if not chunk:
                 break
             size += len(chunk)
             if size > limit:
-                resp.close()
                 raise FetchError(url, f"body over http.max_body_bytes ({limit}), stopped reading")
             chunks.append(chunk)
         body = b"".join(chunks)
@@ -360,22 +338,7 @@ class HttpClient:
             raise FetchError(url, f"decompressed body over http.max_body_bytes ({limit})")
         return out
 
-    def _connect(self, scheme: str, hostname: str, port: int | None) -> http.client.HTTPConnection:
-        if scheme == "https":
-            import ssl
-
-            return http.client.HTTPSConnection(
-                hostname, port, timeout=self.config.timeout, context=ssl.create_default_context()
-            )
-        return http.client.HTTPConnection(hostname, port, timeout=self.config.timeout)
-
-    def _drop(self, host: _Host) -> None:
-        if host.conn is not None:
-            host.conn.close()
-            host.conn = None
-
-    def _wait_politely(self, host: _Host) -> None:
-        pace = host.pace
+    def _wait_politely(self, pace: _Pace) -> None:
         if pace.last_request is None:
             return
         gap = max(self.config.min_delay, pace.crawl_delay)
@@ -421,4 +384,6 @@ def _describe_error(exc: BaseException) -> str:
         return "server closed the connection without answering"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(exc, ProxyError):
+        return str(exc)
     return f"{type(exc).__name__}: {exc}"
