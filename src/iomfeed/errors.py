@@ -31,8 +31,10 @@ generator) are not part of this contract.
     │   ├── FetchError         network, HTTP status, size, robots.txt
     │   │   ├── RobotsDisallowed
     │   │   └── RobotsUnreachable
-    │   └── ParseError         a page or file did not have the expected shape
-    │       └── BadRecord      one record of a JSON source (the others are stored)
+    │   ├── ParseError         a page or file did not have the expected shape
+    │   │   └── BadRecord      one record of a JSON source (the others are stored)
+    │   └── ProxyError         the proxy is unreachable or refused; the client turns it into
+    │                          a retry or a FetchError (transport/)
     ├── StoreError             the SQLite store cannot be opened or migrated
     ├── PublishError           a feed file could not be written
     ├── DeliveryError          a message could not be handed over

@@ -384,6 +384,4 @@ def _describe_error(exc: BaseException) -> str:
         return "server closed the connection without answering"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
-    if isinstance(exc, ProxyError):
-        return str(exc)
     return f"{type(exc).__name__}: {exc}"

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
+from ..errors import SourceError
+
 if TYPE_CHECKING:
     import ssl
 
@@ -96,7 +98,7 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-class ProxyError(ConnectionError):
+class ProxyError(SourceError):
     """The proxy could not be reached or refused the request. ``permanent`` when retrying
     cannot help (the proxy answered CONNECT with a 4xx, such as 407 for wrong credentials)."""
 

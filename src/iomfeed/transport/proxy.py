@@ -108,7 +108,7 @@ def proxies_from_environment(environ: Mapping[str, str] | None = None) -> ProxyS
     return ProxySettings(found["http"], found["https"], no_proxy[1] if no_proxy else "")
 
 
-def proxy_error(proxy: Proxy, exc: OSError) -> OSError:
+def proxy_error(proxy: Proxy, exc: OSError) -> OSError | ProxyError:
     """The failure to reach a site through ``proxy``, said with the proxy's name."""
     import ssl
 
