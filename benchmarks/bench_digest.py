@@ -49,25 +49,34 @@ def free_port() -> int:
 
 
 def make_item(n: int, now: datetime) -> Item:
-    body = "".join(f"<p>Paragraph {k} of story {n}: IOM Albania worked with partners in"
-                   f" Tiranë, Durrës and Shkodër on migration governance.</p>"
-                   for k in range(4))
+    body = "".join(
+        f"<p>Paragraph {k} of story {n}: IOM Albania worked with partners in"
+        f" Tiranë, Durrës and Shkodër on migration governance.</p>"
+        for k in range(4)
+    )
     return Item(
-        source="iom-albania", url=f"https://albania.iom.int/news/story-{n}",
+        source="iom-albania",
+        url=f"https://albania.iom.int/news/story-{n}",
         title=f"Story {n}: IOM Albania and partners on migration in the Western Balkans",
-        summary_html=body, content_html=body, published=now - timedelta(hours=7 * n),
-        date_source=DateSource.TIME, image_url=f"https://albania.iom.int/files/{n}.jpg",
-        image_alt=f"Photo of story {n}", categories=(("Local", "Global", "Diaspora")[n % 3],),
+        summary_html=body,
+        content_html=body,
+        published=now - timedelta(hours=7 * n),
+        date_source=DateSource.TIME,
+        image_url=f"https://albania.iom.int/files/{n}.jpg",
+        image_alt=f"Photo of story {n}",
+        categories=(("Local", "Global", "Diaspora")[n % 3],),
         language="en",
     )
 
 
 def write_config(work: Path, port: int) -> Path:
     text = (ROOT / "config.toml").read_text(encoding="utf-8")
-    for old, new in [('transport = "outbox"', 'transport = "smtp"'),
-                     ('host = "localhost"', 'host = "127.0.0.1"'),
-                     ("port = 587", f"port = {port}"),
-                     ('security = "starttls"', 'security = "none"')]:
+    for old, new in [
+        ('transport = "outbox"', 'transport = "smtp"'),
+        ('host = "localhost"', 'host = "127.0.0.1"'),
+        ("port = 587", f"port = {port}"),
+        ('security = "starttls"', 'security = "none"'),
+    ]:
         text = text.replace(old, new, 1)
     path = work / "config.toml"
     path.write_text(text, encoding="utf-8")
@@ -82,8 +91,9 @@ def smtplib_ceiling(port: int, data: bytes, count: int) -> float:
     smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     start = time.perf_counter()
     for n in range(count):
-        smtp.sendmail("news@feeds.example.org", [f"r{n}@example.org"], data,
-                      mail_options=["BODY=8BITMIME"])
+        smtp.sendmail(
+            "news@feeds.example.org", [f"r{n}@example.org"], data, mail_options=["BODY=8BITMIME"]
+        )
     elapsed = time.perf_counter() - start
     smtp.quit()
     return count / elapsed
@@ -120,8 +130,13 @@ def digest_rows(*, subscribers: int) -> list[Row]:
                 store.db.execute(
                     "INSERT INTO subscribers (address, name, language, status, subscribed)"
                     " VALUES (?, ?, ?, 'active', ?)",
-                    (f"reader{n}@example.org", ("Ëlira Hoxha", "John Smith")[n % 2],
-                     ("sq", "en")[n % 2], "2026-01-01T00:00:00Z"))
+                    (
+                        f"reader{n}@example.org",
+                        ("Ëlira Hoxha", "John Smith")[n % 2],
+                        ("sq", "en")[n % 2],
+                        "2026-01-01T00:00:00Z",
+                    ),
+                )
             store.db.execute("COMMIT")
             # Personalising, in this process: render and inline once, then 10,000 messages.
             content = digest_content(config, store, now)
@@ -139,14 +154,27 @@ def digest_rows(*, subscribers: int) -> list[Row]:
                 naive_message(en.subject, en.text, en.html, n)
             naive = (time.perf_counter() - start) * subscribers / sample
 
-        sink = subprocess.Popen([sys.executable, "-c", SINK, str(port)], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True)
+        sink = subprocess.Popen(
+            [sys.executable, "-c", SINK, str(port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
-            ceiling = smtplib_ceiling(port, made["en"].compose(1, "r@example.org", "").data,
-                                      min(subscribers, 3000))
-            command = [sys.executable, "-m", "iomfeed", "--quiet", "--config",
-                       str(config_path), "digest", "--send"]
+            ceiling = smtplib_ceiling(
+                port, made["en"].compose(1, "r@example.org", "").data, min(subscribers, 3000)
+            )
+            command = [
+                sys.executable,
+                "-m",
+                "iomfeed",
+                "--quiet",
+                "--config",
+                str(config_path),
+                "digest",
+                "--send",
+            ]
             wall, peak, code = timed(command, work)
             if code != 0:
                 raise SystemExit(f"digest --send failed with exit code {code}")
@@ -162,11 +190,25 @@ def digest_rows(*, subscribers: int) -> list[Row]:
             raise SystemExit(f"not everyone got the digest: {totals}")
     rate = subscribers / wall
     return [
-        Row(f"digest: {subscribers} messages of {size / 1000:.0f} KB delivered, whole process",
-            rate, "msg/s", ceiling, "smtplib alone", ">= 500 msg/s", rate >= 500),
+        Row(
+            f"digest: {subscribers} messages of {size / 1000:.0f} KB delivered, whole process",
+            rate,
+            "msg/s",
+            ceiling,
+            "smtplib alone",
+            ">= 500 msg/s",
+            rate >= 500,
+        ),
         Row("digest: --send peak memory", peak, "MB", None, "", "< 150 MB", peak < 150),
-        Row(f"digest: personalise {subscribers} messages", personalise * 1000, "ms",
-            naive * 1000, "EmailMessage each", "< 1000 ms", personalise < 1.0),
+        Row(
+            f"digest: personalise {subscribers} messages",
+            personalise * 1000,
+            "ms",
+            naive * 1000,
+            "EmailMessage each",
+            "< 1000 ms",
+            personalise < 1.0,
+        ),
     ]
 
 

@@ -37,16 +37,23 @@ class Row:
     def cells(self) -> tuple[str, str, str, str, str, str]:
         ratio = f"{self.value / self.baseline:.2f}x" if self.baseline else "-"
         base = f"{self.baseline:.1f} ({self.baseline_name})" if self.baseline else "-"
-        return (self.name, f"{self.value:.1f} {self.unit}", base, ratio, self.target,
-                "yes" if self.ok else "NO")
+        return (
+            self.name,
+            f"{self.value:.1f} {self.unit}",
+            base,
+            ratio,
+            self.target,
+            "yes" if self.ok else "NO",
+        )
 
 
 def timed(command: list[str], cwd: Path) -> tuple[float, float, int]:
     """Wall seconds, peak RSS in MB and exit code of one process."""
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="0")
     start = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _pid, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -77,8 +84,7 @@ def ingest_rows(*, articles: int, repeat: int) -> list[Row]:
             text = text.replace("max_pages = 10", f"max_pages = {articles // 10 + 5}")
             config = work / "config.toml"
             config.write_text(text, encoding="utf-8")
-            iomfeed = [sys.executable, "-m", "iomfeed", "--quiet", "--config", str(config),
-                       "fetch"]
+            iomfeed = [sys.executable, "-m", "iomfeed", "--quiet", "--config", str(config), "fetch"]
 
             article_urls = [server.url(f"/news/{item.slug}") for item in synthetic_items(articles)]
             t0 = time.perf_counter()
@@ -98,15 +104,30 @@ def ingest_rows(*, articles: int, repeat: int) -> list[Row]:
                     raise SystemExit(f"unchanged run failed with exit code {code}")
                 unchanged.append(w)
                 peaks.append(p)
-            imports = [timed([sys.executable, "-c", "import iomfeed"], work)[0]
-                       for _ in range(repeat)]
+            imports = [
+                timed([sys.executable, "-c", "import iomfeed"], work)[0] for _ in range(repeat)
+            ]
         unchanged_ms = statistics.median(unchanged) * 1000
         import_ms = statistics.median(imports) * 1000
         return [
-            Row("backfill: articles/s", rate, "/s", plain_rate, "urllib GET only",
-                ">= 100 /s", rate >= 100),
+            Row(
+                "backfill: articles/s",
+                rate,
+                "/s",
+                plain_rate,
+                "urllib GET only",
+                ">= 100 /s",
+                rate >= 100,
+            ),
             Row("backfill: peak memory", peak, "MB", None, "", "report", True),
-            Row("unchanged run: wall", unchanged_ms, "ms", import_ms, "import iomfeed",
-                "< 300 ms", unchanged_ms < 300),
+            Row(
+                "unchanged run: wall",
+                unchanged_ms,
+                "ms",
+                import_ms,
+                "import iomfeed",
+                "< 300 ms",
+                unchanged_ms < 300,
+            ),
             Row("unchanged run: peak memory", max(peaks), "MB", None, "", "report", True),
         ]

@@ -34,15 +34,18 @@ def print_table(rows: list[Row]) -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--articles", type=int, default=1000, help="articles in the test site")
     parser.add_argument("--repeat", type=int, default=5, help="runs of the unchanged fetch")
     parser.add_argument("--items", type=int, default=20_000, help="items in the publish store")
-    parser.add_argument("--subscribers", type=int, default=10_000,
-                        help="subscribers of the digest benchmark")
-    parser.add_argument("--only", choices=("ingest", "publish", "digest"),
-                        help="run one group only")
+    parser.add_argument(
+        "--subscribers", type=int, default=10_000, help="subscribers of the digest benchmark"
+    )
+    parser.add_argument(
+        "--only", choices=("ingest", "publish", "digest"), help="run one group only"
+    )
     args = parser.parse_args()
     rows = []
     if args.only in (None, "ingest"):

@@ -16,14 +16,23 @@ from .conftest import ROOT
 
 ARTIFACTS = ROOT / "test-artifacts"
 #: Flags this sandbox needs: no sandboxing as root, no GPU, no background network traffic.
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium_path() -> str | None:
-    return os.environ.get("IOMFEED_CHROMIUM") or shutil.which("chromium") \
+    return (
+        os.environ.get("IOMFEED_CHROMIUM")
+        or shutil.which("chromium")
         or shutil.which("chromium-browser")
+    )
 
 
 @contextmanager

@@ -70,12 +70,18 @@ def make_config(server: SnapshotServer, tmp_path: Path) -> Callable[..., Config]
     return make
 
 
-def fetch(config: Config, now: datetime = NOW, only: tuple[str, ...] = (),
-          transport: Transport | None = None) -> RunReport:
+def fetch(
+    config: Config,
+    now: datetime = NOW,
+    only: tuple[str, ...] = (),
+    transport: Transport | None = None,
+) -> RunReport:
     """One `iomfeed fetch` run, in process, with a fixed clock (and, given a ``transport``
     such as a :class:`~iomfeed.transport.MockTransport`, no real network)."""
-    with open_store(config) as store, \
-            HttpClient(config.http, validators=store, transport=transport) as http:
+    with (
+        open_store(config) as store,
+        HttpClient(config.http, validators=store, transport=transport) as http,
+    ):
         return fetch_all(config, store=store, http=http, now=lambda: now, only=only)
 
 

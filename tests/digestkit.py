@@ -24,8 +24,14 @@ TITLES = [
 ]
 
 
-def item(n: int, *, published: datetime | None = None, category: str | None = None,
-         title: str | None = None, source: str = "iom-albania") -> Item:
+def item(
+    n: int,
+    *,
+    published: datetime | None = None,
+    category: str | None = None,
+    title: str | None = None,
+    source: str = "iom-albania",
+) -> Item:
     base_title, base_cat = TITLES[n % len(TITLES)]
     cat = base_cat if category is None else category
     return Item(
@@ -33,7 +39,7 @@ def item(n: int, *, published: datetime | None = None, category: str | None = No
         url=f"https://albania.iom.int/news/story-{n}",
         title=title or f"{base_title} ({n})",
         summary_html=f"<p>Story {n}: IOM Albania &amp; partners met in Tirana to "
-                     f"discuss <b>migration</b> in the region. Ëë çç.</p>",
+        f"discuss <b>migration</b> in the region. Ëë çç.</p>",
         published=published or NOW - timedelta(days=n),
         date_source=DateSource.TIME,
         image_url=f"https://albania.iom.int/sites/default/files/story-{n}.jpg" if n % 2 else "",
@@ -48,14 +54,16 @@ def add_items(store: Store, numbers: range | list[int], seen: datetime) -> None:
         store.upsert(item(n), seen)
 
 
-def add_subscribers(store: Store, count: int, now: datetime = NOW,
-                    domain: str = "example.org") -> list[str]:
+def add_subscribers(
+    store: Store, count: int, now: datetime = NOW, domain: str = "example.org"
+) -> list[str]:
     names = ["Ëlira Hoxha", "John Smith", "Çlirim Dervishi", "", "Anna-Maria O'Neil"]
     addresses = []
     for i in range(count):
         address = f"reader{i}@{domain}"
-        store.add_subscriber(Subscriber(address, names[i % len(names)],
-                                        "sq" if i % 3 == 0 else "en"), now)
+        store.add_subscriber(
+            Subscriber(address, names[i % len(names)], "sq" if i % 3 == 0 else "en"), now
+        )
         addresses.append(address)
     return addresses
 
@@ -65,9 +73,14 @@ def digest_config(base_dir: Path, **sections: dict[str, Any]) -> Config:
     config = load_config(CONFIG_FILE, base_dir=base_dir)
     for name, values in sections.items():
         if name == "smtp":
-            config = dataclasses.replace(config, mail=dataclasses.replace(
-                config.mail, smtp=dataclasses.replace(config.mail.smtp, **values)))
+            config = dataclasses.replace(
+                config,
+                mail=dataclasses.replace(
+                    config.mail, smtp=dataclasses.replace(config.mail.smtp, **values)
+                ),
+            )
         else:
             config = dataclasses.replace(
-                config, **{name: dataclasses.replace(getattr(config, name), **values)})
+                config, **{name: dataclasses.replace(getattr(config, name), **values)}
+            )
     return config

@@ -22,7 +22,12 @@ def check_golden(name: str, actual: str, *, regenerate: bool) -> None:
     if actual != expected:
         import difflib
 
-        diff = "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True),
-                                            f"golden/{name}", "actual", n=2))
-        raise AssertionError(f"{name} differs from the golden file "
-                             f"(pytest --regenerate-golden to accept):\n{diff[:6000]}")
+        diff = "".join(
+            difflib.unified_diff(
+                expected.splitlines(True), actual.splitlines(True), f"golden/{name}", "actual", n=2
+            )
+        )
+        raise AssertionError(
+            f"{name} differs from the golden file "
+            f"(pytest --regenerate-golden to accept):\n{diff[:6000]}"
+        )

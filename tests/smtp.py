@@ -61,15 +61,17 @@ class Handler:
         self.connections = 0
         self.lock = threading.Lock()
 
-    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
-                          responses: list[str]) -> list[str]:
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
         session.host_name = hostname
         if self.behaviour.no_8bitmime:
             responses = [r for r in responses if "8BITMIME" not in r]
         return responses
 
-    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
-                          mail_options: list[str]) -> str:
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
+    ) -> str:
         with self.lock:
             self.mail_count += 1
             n = self.mail_count
@@ -84,8 +86,9 @@ class Handler:
         self.commands.append("RSET")
         return "250 OK"
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
         b = self.behaviour
         with self.lock:
             self.rcpt_count += 1
@@ -110,9 +113,13 @@ class Handler:
         if n in self.behaviour.data_reply:
             return self.behaviour.data_reply[n]
         with self.lock:
-            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
-                                          bytes(envelope.original_content or
-                                                envelope.content)))
+            self.received.append(
+                Received(
+                    envelope.mail_from,
+                    list(envelope.rcpt_tos),
+                    bytes(envelope.original_content or envelope.content),
+                )
+            )
         if self.behaviour.hook:
             self.behaviour.hook("data", n)
         return f"250 2.0.0 Ok: queued as Q{n}"
@@ -124,10 +131,14 @@ PUBLIC_URL = "https://news.iomfeed.test/iom-albania/"
 def smtp_config_edits(port: int, rate: float = 0.0) -> dict[str, str]:
     """Edits of the shipped config.toml's text that send through this test server (with a
     public address that is not the shipped example, which a send by SMTP refuses)."""
-    return {'transport = "outbox"': 'transport = "smtp"',
-            "https://feeds.example.org/iom-albania/": PUBLIC_URL,
-            'host = "localhost"': 'host = "127.0.0.1"', "port = 587": f"port = {port}",
-            'security = "starttls"': 'security = "none"', "rate = 0": f"rate = {rate}"}
+    return {
+        'transport = "outbox"': 'transport = "smtp"',
+        "https://feeds.example.org/iom-albania/": PUBLIC_URL,
+        'host = "localhost"': 'host = "127.0.0.1"',
+        "port = 587": f"port = {port}",
+        'security = "starttls"': 'security = "none"',
+        "rate = 0": f"rate = {rate}",
+    }
 
 
 def free_port() -> int:
@@ -137,9 +148,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def smtp_server(behaviour: Behaviour | None = None, *, tls: ssl.SSLContext | None = None,
-                auth: tuple[str, str] | None = None,
-                implicit_tls: ssl.SSLContext | None = None) -> Iterator[tuple[Handler, int]]:
+def smtp_server(
+    behaviour: Behaviour | None = None,
+    *,
+    tls: ssl.SSLContext | None = None,
+    auth: tuple[str, str] | None = None,
+    implicit_tls: ssl.SSLContext | None = None,
+) -> Iterator[tuple[Handler, int]]:
     """An aiosmtpd server on 127.0.0.1; STARTTLS (required) when ``tls`` is given, and
     AUTH LOGIN/PLAIN with ``auth`` = (user, password)."""
     from aiosmtpd.controller import Controller
@@ -152,14 +167,19 @@ def smtp_server(behaviour: Behaviour | None = None, *, tls: ssl.SSLContext | Non
     if implicit_tls is not None:
         kwargs.update(ssl_context=implicit_tls)
     if auth is not None:
-        def authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
-                          data: Any) -> AuthResult:
-            ok = isinstance(data, LoginPassword) and (
-                data.login.decode(), data.password.decode()) == auth
+
+        def authenticator(
+            server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+        ) -> AuthResult:
+            ok = (
+                isinstance(data, LoginPassword)
+                and (data.login.decode(), data.password.decode()) == auth
+            )
             return AuthResult(success=ok, handled=False)
 
-        kwargs.update(authenticator=authenticator, auth_required=True,
-                      auth_require_tls=tls is not None)
+        kwargs.update(
+            authenticator=authenticator, auth_required=True, auth_require_tls=tls is not None
+        )
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
     controller.start()
@@ -192,41 +212,65 @@ def make_test_ca(folder: Path) -> TestCA:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "iomfeed test CA")])
     ca_cert = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=7))
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=7))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
-                       critical=False)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name).public_key(key.public_key())
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=7))
-        .add_extension(x509.SubjectAlternativeName([
-            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=7))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                       critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                       critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     folder.mkdir(parents=True, exist_ok=True)
     ca_file, cert_file, key_file = folder / "ca.pem", folder / "server.pem", folder / "key.pem"
     ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return TestCA(ca_file, cert_file, key_file)

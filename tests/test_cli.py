@@ -56,26 +56,32 @@ def test_check_accepts_the_shipped_config(capsys: pytest.CaptureFixture[str]) ->
     assert "configuration is valid; 1 source(s): iom-albania" in capsys.readouterr().out
 
 
-def test_a_bad_config_exits_2_naming_the_key(tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bad_config_exits_2_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "config.toml"
-    bad.write_text(CONFIG_FILE.read_text(encoding="utf-8").replace("[sources.listing]",
-                                                                   "[sources.listing]\ntitel = []"))
+    bad.write_text(
+        CONFIG_FILE.read_text(encoding="utf-8").replace(
+            "[sources.listing]", "[sources.listing]\ntitel = []"
+        )
+    )
     assert main(["--config", str(bad), "check"]) == 2
     err = capsys.readouterr().err
     assert "sources[0].listing.titel: unknown key (did you mean 'title'?)" in err
 
 
-def test_the_config_can_come_from_the_environment(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_config_can_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("IOMFEED_CONFIG", str(tmp_path / "missing.toml"))
     assert main(["check"]) == 2
     monkeypatch.setenv("IOMFEED_CONFIG", str(CONFIG_FILE))
     assert main(["check"]) == 0
 
 
-def test_an_unknown_source_is_a_usage_error(tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unknown_source_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["--config", str(CONFIG_FILE), "fetch", "--source", "nope"]) == 2
     assert "no source named 'nope' (configured: iom-albania)" in capsys.readouterr().err
 
@@ -86,8 +92,9 @@ def test_usage_errors_exit_2() -> None:
     assert caught.value.code == 2
 
 
-def test_items_on_an_empty_store_says_what_to_do(tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_items_on_an_empty_store_says_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = tmp_path / "config.toml"
     config.write_text(CONFIG_FILE.read_text(encoding="utf-8"), encoding="utf-8")
     assert main(["--config", str(config), "items"]) == 2
@@ -95,23 +102,41 @@ def test_items_on_an_empty_store_says_what_to_do(tmp_path: Path,
 
 
 def test_python_dash_m_runs_the_same_cli() -> None:
-    result = subprocess.run([sys.executable, "-m", "iomfeed", "--help"], capture_output=True,
-                            text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "iomfeed", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0
     assert "fetch" in result.stdout and "Exit codes" in result.stdout
 
 
-def test_items_json_lists_what_a_json_source_stored(tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "items.json").write_text(json.dumps([
-        {"url": "https://albania.iom.int/news/a", "title": "Older",
-         "date_published": "2020-01-01"},
-        {"url": "https://albania.iom.int/news/b", "title": "Newer",
-         "date_published": "2021-01-01"},
-    ]), encoding="utf-8")
+def test_items_json_lists_what_a_json_source_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "items.json").write_text(
+        json.dumps(
+            [
+                {
+                    "url": "https://albania.iom.int/news/a",
+                    "title": "Older",
+                    "date_published": "2020-01-01",
+                },
+                {
+                    "url": "https://albania.iom.int/news/b",
+                    "title": "Newer",
+                    "date_published": "2021-01-01",
+                },
+            ]
+        ),
+        encoding="utf-8",
+    )
     config = tmp_path / "config.toml"
-    config.write_text('[[sources]]\nname = "manual"\nkind = "json"\npath = "items.json"\n',
-                      encoding="utf-8")
+    config.write_text(
+        '[[sources]]\nname = "manual"\nkind = "json"\npath = "items.json"\n', encoding="utf-8"
+    )
     assert main(["--config", str(config), "--quiet", "fetch"]) == 0
     capsys.readouterr()
     assert main(["--config", str(config), "items", "--json"]) == 0

@@ -38,8 +38,9 @@ def outbox(folder: Path) -> list[email.message.EmailMessage]:
     return messages
 
 
-def test_dry_run_reports_and_changes_nothing(setup: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_dry_run_reports_and_changes_nothing(
+    setup: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["--config", str(setup), "digest", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "the list's first, the latest 5 item(s)" in out
@@ -50,11 +51,11 @@ def test_dry_run_reports_and_changes_nothing(setup: Path,
     assert not (setup.parent / "outbox").exists()
 
 
-def test_preview_writes_the_rendered_digest(setup: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_preview_writes_the_rendered_digest(
+    setup: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     target = setup.parent / "preview.html"
-    assert main(["--config", str(setup), "digest", "--preview", str(target),
-                 "--lang", "sq"]) == 0
+    assert main(["--config", str(setup), "digest", "--preview", str(target), "--lang", "sq"]) == 0
     page = target.read_text(encoding="utf-8")
     assert '<html lang="sq"' in page and "%%" not in page
     assert "digest preview (sq)" in capsys.readouterr().out
@@ -68,8 +69,9 @@ def test_test_copy_is_marked_and_leaves_the_ledger_alone(setup: Path) -> None:
         assert store.last_digest() is None
 
 
-def test_send_then_unsubscribe_with_the_token(setup: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_send_then_unsubscribe_with_the_token(
+    setup: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["--config", str(setup), "digest", "--send"]) == 0
     assert "digest 1: 3 sent now (3 sent); complete" in capsys.readouterr().out
     messages = outbox(setup.parent)
@@ -86,24 +88,28 @@ def test_send_then_unsubscribe_with_the_token(setup: Path,
     assert "reader1@example.org: unsubscribed" in capsys.readouterr().out
     with Store(setup.parent / "iomfeed.db") as store:
         statuses = {s.address: s.status for s in store.subscribers()}
-    assert statuses == {"reader0@example.org": "active", "reader1@example.org": "unsubscribed",
-                        "reader2@example.org": "active"}
+    assert statuses == {
+        "reader0@example.org": "active",
+        "reader1@example.org": "unsubscribed",
+        "reader2@example.org": "active",
+    }
     # Sent again: nothing new, skipped.
     assert main(["--config", str(setup), "digest", "--send"]) == 0
     assert "digest skipped: nothing new" in capsys.readouterr().out
 
 
-def test_secret_from_the_environment_must_be_long(setup: Path,
-                                                  monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_secret_from_the_environment_must_be_long(
+    setup: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("IOMFEED_SECRET", "short")
     assert main(["--config", str(setup), "digest", "--send"]) == 2
     assert "mail.secret_env" in capsys.readouterr().err
 
 
 @pytest.mark.network
-def test_run_sends_the_digest_when_due_and_only_then(server: SnapshotServer,
-                                                     tmp_path: Path) -> None:
+def test_run_sends_the_digest_when_due_and_only_then(
+    server: SnapshotServer, tmp_path: Path
+) -> None:
     config = write_config(server, tmp_path)
     first = iomfeed("--config", str(config), "run", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
@@ -128,15 +134,35 @@ def test_the_preview_file_is_looked_at_in_chromium(setup: Path) -> None:
     with browser() as chromium:
         for lang in ("en", "sq"):
             target = setup.parent / f"preview-{lang}.html"
-            assert main(["--config", str(setup), "-q", "digest", "--preview", str(target),
-                         "--lang", lang]) == 0
+            assert (
+                main(
+                    [
+                        "--config",
+                        str(setup),
+                        "-q",
+                        "digest",
+                        "--preview",
+                        str(target),
+                        "--lang",
+                        lang,
+                    ]
+                )
+                == 0
+            )
             for width in (600, 375):
                 page = chromium.new_page(viewport={"width": width, "height": 900})
-                page.route("**/*", lambda route: route.abort()
-                           if not route.request.url.startswith("file:") else route.continue_())
+                page.route(
+                    "**/*",
+                    lambda route: (
+                        route.abort()
+                        if not route.request.url.startswith("file:")
+                        else route.continue_()
+                    ),
+                )
                 page.goto(target.as_uri())
-                page.screenshot(path=str(screenshot_path(f"digest-preview-{lang}-{width}.png")),
-                                full_page=True)
+                page.screenshot(
+                    path=str(screenshot_path(f"digest-preview-{lang}-{width}.png")), full_page=True
+                )
                 got = page.evaluate("""() => ({
                     container: document.querySelector('table.container')
                         .getBoundingClientRect().width,

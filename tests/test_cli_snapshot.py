@@ -27,19 +27,29 @@ def write_config(server: SnapshotServer, folder: Path, extra: str = "") -> Path:
     return path
 
 
-def iomfeed(*args: str, cwd: Path, env: dict[str, str] | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "iomfeed", *args], cwd=cwd, env=env,
-                          stdin=subprocess.DEVNULL,  # not a terminal: the demo ends by itself
-                          capture_output=True, text=True, timeout=timeout, check=False)
+def iomfeed(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "iomfeed", *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,  # not a terminal: the demo ends by itself
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def test_fetch_exits_0_then_items_lists_them(server: SnapshotServer, tmp_path: Path) -> None:
     config = write_config(server, tmp_path)
     run = iomfeed("--config", str(config), "fetch", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    assert "iom-albania: ok, 53 page(s) fetched (0 not modified), 48 item(s) found: 48 new" \
+    assert (
+        "iom-albania: ok, 53 page(s) fetched (0 not modified), 48 item(s) found: 48 new"
         in run.stderr
+    )
     quiet = iomfeed("--config", str(config), "--quiet", "fetch", cwd=tmp_path)
     assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
     listed = iomfeed("--config", str(config), "items", "--json", "--limit", "3", cwd=tmp_path)
@@ -54,12 +64,15 @@ def test_fetch_exits_0_then_items_lists_them(server: SnapshotServer, tmp_path: P
         assert (second.ok, second.pages, second.not_modified, second.new) == (True, 1, 1, 0)
 
 
-def test_a_failing_source_exits_1_and_the_others_still_run(server: SnapshotServer,
-                                                           tmp_path: Path) -> None:
-    (tmp_path / "manual.json").write_text(json.dumps(
-        [{"url": "https://albania.iom.int/news/manual", "title": "Added by hand"}]))
-    config = write_config(server, tmp_path,
-                          '\n[[sources]]\nname = "manual"\nkind = "json"\npath = "manual.json"\n')
+def test_a_failing_source_exits_1_and_the_others_still_run(
+    server: SnapshotServer, tmp_path: Path
+) -> None:
+    (tmp_path / "manual.json").write_text(
+        json.dumps([{"url": "https://albania.iom.int/news/manual", "title": "Added by hand"}])
+    )
+    config = write_config(
+        server, tmp_path, '\n[[sources]]\nname = "manual"\nkind = "json"\npath = "manual.json"\n'
+    )
     server.add_fault("/news", Fault(status=503, times=5))
     run = iomfeed("--config", str(config), "fetch", cwd=tmp_path)
     assert run.returncode == 1
@@ -69,8 +82,9 @@ def test_a_failing_source_exits_1_and_the_others_still_run(server: SnapshotServe
         assert [i.title for i in store.items()] == ["Added by hand"]
 
 
-def test_check_live_reports_what_the_selectors_found(server: SnapshotServer,
-                                                     tmp_path: Path) -> None:
+def test_check_live_reports_what_the_selectors_found(
+    server: SnapshotServer, tmp_path: Path
+) -> None:
     config = write_config(server, tmp_path)
     run = iomfeed("--config", str(config), "check", "--live", cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
@@ -86,8 +100,12 @@ def test_check_live_reports_what_the_selectors_found(server: SnapshotServer,
 
 def test_check_live_fails_on_a_changed_layout(server: SnapshotServer, tmp_path: Path) -> None:
     config = write_config(server, tmp_path)
-    server.add_fault("/news", Fault(status=200, raw_body=b"<html><body><p>new</p></body></html>",
-                                    content_type="text/html"))
+    server.add_fault(
+        "/news",
+        Fault(
+            status=200, raw_body=b"<html><body><p>new</p></body></html>", content_type="text/html"
+        ),
+    )
     run = iomfeed("--config", str(config), "check", "--live", cwd=tmp_path)
     assert run.returncode == 1
     assert "listing.item: 0 entries" in run.stdout
@@ -110,7 +128,8 @@ def test_the_readme_demo_command_runs_on_the_bundled_snapshot(tmp_path: Path) ->
     assert "Digest: 5 item(s) sent to 2 subscriber(s)" in run.stdout
     assert len(list((tmp_path / "demo" / "outbox").glob("*.eml"))) == 2
     assert (tmp_path / "demo" / "digest-sq.html").read_text(encoding="utf-8").count(
-        'lang="sq"') == 1
+        'lang="sq"'
+    ) == 1
     # The subscribe and "more" links point at the demo's local feeds address, which it serves
     # until Ctrl-C when run from a terminal (tests/test_packaging.py runs it on one).
     for page in ("feeds/index.html", "digest-en.html", "digest-sq.html"):
@@ -119,29 +138,37 @@ def test_the_readme_demo_command_runs_on_the_bundled_snapshot(tmp_path: Path) ->
     assert "Run from a terminal, the demo keeps serving http://127.0.0.1:" in run.stdout
 
 
-def test_a_bad_selector_stops_fetch_with_exit_2_naming_it(server: SnapshotServer,
-                                                          tmp_path: Path) -> None:
+def test_a_bad_selector_stops_fetch_with_exit_2_naming_it(
+    server: SnapshotServer, tmp_path: Path
+) -> None:
     config = write_config(server, tmp_path)
     text = config.read_text(encoding="utf-8").replace(
-        'title = ["h3.teaser-title a"', 'title = ["h3.teaser-title >> a"')
+        'title = ["h3.teaser-title a"', 'title = ["h3.teaser-title >> a"'
+    )
     config.write_text(text, encoding="utf-8")
     for command in (["check"], ["fetch"]):
         run = iomfeed("--config", str(config), *command, cwd=tmp_path)
         assert run.returncode == 2, (command, run.stderr)
-        assert "sources[0].listing.title[0]: invalid CSS selector 'h3.teaser-title >> a'" \
-            in run.stderr
+        assert (
+            "sources[0].listing.title[0]: invalid CSS selector 'h3.teaser-title >> a'" in run.stderr
+        )
 
 
 @pytest.mark.parametrize("command", ["fetch", "run"])
-def test_a_second_run_on_the_same_database_exits_75(server: SnapshotServer, tmp_path: Path,
-                                                    command: str) -> None:
+def test_a_second_run_on_the_same_database_exits_75(
+    server: SnapshotServer, tmp_path: Path, command: str
+) -> None:
     import signal
     import time
 
     config = write_config(server, tmp_path)
     server.add_fault("/news", Fault(status=200, delay=6.0, times=2))
-    first = subprocess.Popen([sys.executable, "-m", "iomfeed", "--config", str(config), command],
-                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "iomfeed", "--config", str(config), command],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 20
         while server.hits("/news") == 0 and time.monotonic() < deadline:

@@ -10,18 +10,23 @@ import pytest
 
 from .conftest import ROOT
 
+CHECKED = ["src", "tests", "benchmarks", "dev"]
+RUFF = [sys.executable, "-m", "ruff"]
+
 
 @pytest.mark.parametrize(
     "command",
     [
-        [sys.executable, "-m", "ruff", "check", "--quiet", "src", "tests", "benchmarks", "dev"],
+        [*RUFF, "check", "--quiet", *CHECKED],
+        [*RUFF, "format", "--check", "--quiet", *CHECKED],
         [sys.executable, "-m", "mypy", "--no-error-summary"],
     ],
-    ids=["ruff", "mypy"],
+    ids=["ruff", "ruff-format", "mypy"],
 )
 def test_static_checks_pass(command: list[str]) -> None:
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                            check=False)
+    result = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -82,8 +87,11 @@ def test_every_exception_class_descends_from_the_root_and_is_in_the_tree() -> No
         elif cls.__name__ not in tree:
             problems.append(f"{where} is not in the tree in errors.py's docstring")
         elif tree[cls.__name__] != cls.__bases__[0].__name__:
-            problems.append(f"{where}: the tree says its parent is {tree[cls.__name__]},"
-                            f" the code says {cls.__bases__[0].__name__}")
+            problems.append(
+                f"{where}: the tree says its parent is {tree[cls.__name__]},"
+                f" the code says {cls.__bases__[0].__name__}"
+            )
     assert not problems, "\n".join(problems)
-    assert set(tree) <= {cls.__name__ for cls in found.values()}, "the tree names a class" \
-        " that does not exist"
+    assert set(tree) <= {cls.__name__ for cls in found.values()}, (
+        "the tree names a class that does not exist"
+    )

@@ -54,24 +54,38 @@ def test_defaults_fill_what_the_file_leaves_out(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (("[sources.listing]", "[sources.listing]\ntitel = 'h3'"),
-         "sources[0].listing.titel: unknown key (did you mean 'title'?)"),
+        (
+            ("[sources.listing]", "[sources.listing]\ntitel = 'h3'"),
+            "sources[0].listing.titel: unknown key (did you mean 'title'?)",
+        ),
         (('kind = "html"', 'kind = "rss"'), "sources[0].kind: expected one of"),
-        (('url = "https://albania.iom.int/news"', 'url = "albania.iom.int/news"'),
-         "sources[0].url: expected an absolute http(s) URL"),
-        (('item = ".views-row"', 'item = ".views-row >> a"'),
-         "sources[0].listing.item[0]: invalid CSS selector '.views-row >> a'"),
-        (('name = "news"', 'name = "news"\nmax_pages = "5"'),
-         "sources[0].max_pages: expected an integer, got string '5'"),
-        (('name = "news"', 'name = "news"\ntimezone = "Europe/Tirana"'),
-         "sources[0].timezone: expected an IANA time zone"),
+        (
+            ('url = "https://albania.iom.int/news"', 'url = "albania.iom.int/news"'),
+            "sources[0].url: expected an absolute http(s) URL",
+        ),
+        (
+            ('item = ".views-row"', 'item = ".views-row >> a"'),
+            "sources[0].listing.item[0]: invalid CSS selector '.views-row >> a'",
+        ),
+        (
+            ('name = "news"', 'name = "news"\nmax_pages = "5"'),
+            "sources[0].max_pages: expected an integer, got string '5'",
+        ),
+        (
+            ('name = "news"', 'name = "news"\ntimezone = "Europe/Tirana"'),
+            "sources[0].timezone: expected an IANA time zone",
+        ),
         (('name = "news"', 'name = "News Site"'), "sources[0].name: expected a short name"),
-        (('link = "h3 a@href"\n', ''), "sources[0].listing.link: required for kind = 'html'"),
-        (("[[sources]]", "[http]\ntimeout = 0\n[[sources]]"),
-         "http.timeout: expected a number greater than 0"),
+        (('link = "h3 a@href"\n', ""), "sources[0].listing.link: required for kind = 'html'"),
+        (
+            ("[[sources]]", "[http]\ntimeout = 0\n[[sources]]"),
+            "http.timeout: expected a number greater than 0",
+        ),
         (("[[sources]]", "[sites]\ntitle = 'x'\n[[sources]]"), "sites: unknown key"),
-        (("[[sources]]", "[http]\nuser_agent = 'Mozilla/5.0'\n[[sources]]"),
-         "http.user_agent: expected an honest User-Agent with a contact URL"),
+        (
+            ("[[sources]]", "[http]\nuser_agent = 'Mozilla/5.0'\n[[sources]]"),
+            "http.user_agent: expected an honest User-Agent with a contact URL",
+        ),
     ],
 )
 def test_mistakes_name_the_dotted_key(tmp_path: Path, edit: tuple[str, str], message: str) -> None:
@@ -128,23 +142,32 @@ def test_selector_attribute_split() -> None:
     assert split_selector("h3 a") == ("h3 a", None)
     assert split_selector("a[href^='mailto:x@y.org']") == ("a[href^='mailto:x@y.org']", None)
     assert split_selector("meta[property='og:image']@content") == (
-        "meta[property='og:image']", "content")
+        "meta[property='og:image']",
+        "content",
+    )
 
 
-@pytest.mark.parametrize(("text", "key"), [
-    ('[mail]\nunsubscribe_url = "http://feeds.example.org/unsubscribe"\n',
-     "mail.unsubscribe_url"),
-    ('[site]\npublic_url = "http://feeds.example.org/"\n', "site.public_url"),
-    ('[mail]\nunsubscribe_url = "https://feeds.example.org/un subscribe"\n',
-     "mail.unsubscribe_url"),
-    ('[mail]\nfrom_address = "news@shqipëri.al"\n', "mail.from_address"),
-    ('[schedule]\ndigest = "0 8 * *"\n', "schedule.digest"),
-    ('[schedule]\nfetch = "61 * * * *"\n', "schedule.fetch"),
-    ('[mail]\ntransport = "carrier-pigeon"\n', "mail.transport"),
-    ('[mail.smtp]\nsecurity = "ssl"\n', "mail.smtp.security"),
-    ('[digest]\nsubject_en = "{{ title "\n', "digest.subject_en"),
-    ('[operator]\nemail = "not an address"\n', "operator.email"),
-])
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (
+            '[mail]\nunsubscribe_url = "http://feeds.example.org/unsubscribe"\n',
+            "mail.unsubscribe_url",
+        ),
+        ('[site]\npublic_url = "http://feeds.example.org/"\n', "site.public_url"),
+        (
+            '[mail]\nunsubscribe_url = "https://feeds.example.org/un subscribe"\n',
+            "mail.unsubscribe_url",
+        ),
+        ('[mail]\nfrom_address = "news@shqipëri.al"\n', "mail.from_address"),
+        ('[schedule]\ndigest = "0 8 * *"\n', "schedule.digest"),
+        ('[schedule]\nfetch = "61 * * * *"\n', "schedule.fetch"),
+        ('[mail]\ntransport = "carrier-pigeon"\n', "mail.transport"),
+        ('[mail.smtp]\nsecurity = "ssl"\n', "mail.smtp.security"),
+        ('[digest]\nsubject_en = "{{ title "\n', "digest.subject_en"),
+        ('[operator]\nemail = "not an address"\n', "operator.email"),
+    ],
+)
 def test_mail_and_schedule_errors_name_the_key(tmp_path: Path, text: str, key: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(key)):
         load(text, tmp_path)
@@ -156,9 +179,11 @@ def test_weekday_numbers_mean_what_they_mean_in_crontab() -> None:
     from iomfeed.cron import trigger
 
     monday = trigger("0 8 * * 1", "UTC").get_next_fire_time(
-        None, datetime(2026, 11, 24, tzinfo=UTC))
+        None, datetime(2026, 11, 24, tzinfo=UTC)
+    )
     sunday = trigger("0 8 * * 0", "UTC").get_next_fire_time(
-        None, datetime(2026, 11, 24, tzinfo=UTC))
+        None, datetime(2026, 11, 24, tzinfo=UTC)
+    )
     assert (monday.weekday(), sunday.weekday()) == (0, 6)
     start = datetime(2026, 11, 22, tzinfo=UTC)  # a Sunday
     days = set()

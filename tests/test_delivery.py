@@ -79,7 +79,8 @@ def test_every_subscriber_gets_one_message_and_items_become_sent(tmp_path: Path)
         outcome = send_digest(config, store=store, mailer=mailer, clock=clock)
         assert outcome.status == "sent" and outcome.ok and mailer.closed
         assert sorted(m.recipient for m in mailer.sent) == sorted(
-            s.address for s in store.subscribers())
+            s.address for s in store.subscribers()
+        )
         assert len({m.message_id for m in mailer.sent}) == 5
         assert store.last_digest("sent") is not None
         # Nothing new since: the next one is skipped, and the skip recorded.
@@ -88,8 +89,9 @@ def test_every_subscriber_gets_one_message_and_items_become_sent(tmp_path: Path)
         assert store.last_digest() is not None and store.last_digest().status == "skipped"  # type: ignore[union-attr]
 
 
-def test_skip_is_logged_and_empty_digest_can_be_forced(tmp_path: Path,
-                                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_skip_is_logged_and_empty_digest_can_be_forced(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     config = digest_config(tmp_path)
     with Store(tmp_path / "db.sqlite") as store:
         add_subscribers(store, 2)
@@ -97,11 +99,13 @@ def test_skip_is_logged_and_empty_digest_can_be_forced(tmp_path: Path,
         outcome = send_digest(config, store=store, mailer=ScriptedMailer(), clock=clock)
         assert outcome.status == "skipped"
         assert "digest skipped: nothing new since the start" in caplog.text
-        forced = dataclasses.replace(config, digest=dataclasses.replace(config.digest,
-                                                                        skip_empty=False))
+        forced = dataclasses.replace(
+            config, digest=dataclasses.replace(config.digest, skip_empty=False)
+        )
         mailer = ScriptedMailer()
-        outcome = send_digest(forced, store=store, mailer=mailer,
-                              clock=lambda: NOW + timedelta(minutes=1))
+        outcome = send_digest(
+            forced, store=store, mailer=mailer, clock=lambda: NOW + timedelta(minutes=1)
+        )
         assert outcome.status == "sent" and len(mailer.sent) == 2
 
 
@@ -120,8 +124,9 @@ def test_temporary_failure_is_retried_then_left_pending(tmp_path: Path) -> None:
     config, store = prepared(tmp_path, subscribers=3)
     with store:
         addresses = [s.address for s in store.subscribers()]
-        mailer = ScriptedMailer({addresses[0]: ["temp", "ok"],
-                                 addresses[1]: ["temp", "temp", "temp", "ok"]})
+        mailer = ScriptedMailer(
+            {addresses[0]: ["temp", "ok"], addresses[1]: ["temp", "temp", "temp", "ok"]}
+        )
         outcome = send_digest(config, store=store, mailer=mailer, clock=clock)
         d = outcome.delivery
         assert d is not None and outcome.status == "incomplete"
@@ -217,8 +222,9 @@ def test_server_wide_temporary_failure_stops_without_charging_the_row(tmp_path: 
         assert all(r.attempts == 0 for r in store.deliveries(outcome.digest_id))
 
 
-def test_a_message_that_cannot_be_made_fails_alone(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_message_that_cannot_be_made_fails_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from iomfeed.digest.message import Composer
 
     config, store = prepared(tmp_path, subscribers=3)
@@ -234,8 +240,7 @@ def test_a_message_that_cannot_be_made_fails_alone(tmp_path: Path,
         mailer = ScriptedMailer()
         outcome = send_digest(config, store=store, mailer=mailer, clock=clock)
         assert outcome.status == "sent" and not outcome.ok
-        assert [m.recipient for m in mailer.sent] == ["reader0@example.org",
-                                                      "reader2@example.org"]
+        assert [m.recipient for m in mailer.sent] == ["reader0@example.org", "reader2@example.org"]
         assert store.delivery_totals(outcome.digest_id) == {"sent": 2, "failed": 1}
         sub = store.subscriber("reader1@example.org")
         assert sub is not None and sub.status == "active"  # not a bounce
@@ -259,8 +264,12 @@ def test_a_connection_lost_after_the_data_marks_the_resend_ambiguous(tmp_path: P
 
 def test_a_hostile_list_name_is_cleaned_and_the_digest_goes_out(tmp_path: Path) -> None:
     config, store = prepared(tmp_path, subscribers=2)
-    bad = dataclasses.replace(config, digest=dataclasses.replace(
-        config.digest, title_sq="Lajme nga IOM Shqipëri\r\nBcc: x@example.org"))
+    bad = dataclasses.replace(
+        config,
+        digest=dataclasses.replace(
+            config.digest, title_sq="Lajme nga IOM Shqipëri\r\nBcc: x@example.org"
+        ),
+    )
     with store:
         outcome = send_digest(bad, store=store, mailer=ScriptedMailer(), clock=clock)
         assert outcome.status == "sent"  # cleaned, not refused: no header is added
@@ -268,7 +277,8 @@ def test_a_hostile_list_name_is_cleaned_and_the_digest_goes_out(tmp_path: Path) 
 
 @pytest.mark.parametrize(("action", "expected"), [("down", "cannot connect"), ("fatal", "sender")])
 def test_failures_concerning_everyone_stop_the_send_and_lose_nobody(
-        tmp_path: Path, action: str, expected: str) -> None:
+    tmp_path: Path, action: str, expected: str
+) -> None:
     config, store = prepared(tmp_path, subscribers=4)
     with store:
         addresses = [s.address for s in store.subscribers()]
@@ -287,8 +297,9 @@ def test_unsubscribed_before_their_turn_is_skipped(tmp_path: Path) -> None:
     with store:
         addresses = [s.address for s in store.subscribers()]
         content_ids = [i.id for i in store.items()]
-        record = store.create_digest(created=NOW, since=None, cutoff=NOW,
-                                     item_ids=content_ids, more=0)
+        record = store.create_digest(
+            created=NOW, since=None, cutoff=NOW, item_ids=content_ids, more=0
+        )
         store.set_subscriber_status(addresses[2], "unsubscribed", "link", NOW)
         mailer = ScriptedMailer()
         outcome = send_digest(config, store=store, mailer=mailer, clock=clock)
@@ -309,8 +320,7 @@ def test_stop_request_finishes_the_current_message(tmp_path: Path) -> None:
             return reply
 
     with store:
-        outcome = send_digest(config, store=store, mailer=StopAfterTwo(), clock=clock,
-                              stop=stop)
+        outcome = send_digest(config, store=store, mailer=StopAfterTwo(), clock=clock, stop=stop)
         d = outcome.delivery
         assert d is not None and d.interrupted and d.sent == 2
         assert d.totals == {"sent": 2, "pending": 3}
@@ -320,8 +330,9 @@ def test_a_row_left_sending_is_resent_with_the_same_message_id(tmp_path: Path) -
     config, store = prepared(tmp_path, subscribers=3)
     with store:
         first = ScriptedMailer()
-        record = store.create_digest(created=NOW, since=None, cutoff=NOW,
-                                     item_ids=[i.id for i in store.items()], more=0)
+        record = store.create_digest(
+            created=NOW, since=None, cutoff=NOW, item_ids=[i.id for i in store.items()], more=0
+        )
         rows = list(store.deliveries(record.id))
         store.mark_sending(record.id, rows[0].subscriber_id, NOW)  # the crash left this
         outcome = send_digest(config, store=store, mailer=first, clock=clock)
@@ -335,10 +346,12 @@ def test_a_row_left_sending_is_resent_with_the_same_message_id(tmp_path: Path) -
 
 
 def outgoing(n: int = 1, recipient: str = "reader@example.org") -> Outgoing:
-    data = (f"To: {recipient}\r\nFrom: news@feeds.example.org\r\nSubject: Lajme {n}\r\n"
-            f"Message-ID: <m{n}@feeds.example.org>\r\nMIME-Version: 1.0\r\n"
-            "Content-Type: text/plain; charset=\"utf-8\"\r\nContent-Transfer-Encoding: 8bit\r\n"
-            "\r\nPërshëndetje, ëë çç\r\n.a line starting with a dot\r\n").encode()
+    data = (
+        f"To: {recipient}\r\nFrom: news@feeds.example.org\r\nSubject: Lajme {n}\r\n"
+        f"Message-ID: <m{n}@feeds.example.org>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: 8bit\r\n'
+        "\r\nPërshëndetje, ëë çç\r\n.a line starting with a dot\r\n"
+    ).encode()
     return Outgoing(f"<m{n}@feeds.example.org>", "news@feeds.example.org", recipient, data)
 
 
@@ -359,11 +372,20 @@ def test_outbox_that_cannot_be_written_is_a_delivery_error(tmp_path: Path) -> No
 
 
 def smtp_config(config: Config, port: int, **smtp: object) -> Config:
-    values: dict[str, object] = {"host": "127.0.0.1", "port": port, "security": "none",
-                                 "timeout": 5.0, **smtp}
-    return dataclasses.replace(config, mail=dataclasses.replace(
-        config.mail, transport="smtp", smtp=dataclasses.replace(config.mail.smtp, **values)),
-        site=dataclasses.replace(config.site, public_url=PUBLIC_URL))  # not the example
+    values: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "none",
+        "timeout": 5.0,
+        **smtp,
+    }
+    return dataclasses.replace(
+        config,
+        mail=dataclasses.replace(
+            config.mail, transport="smtp", smtp=dataclasses.replace(config.mail.smtp, **values)
+        ),
+        site=dataclasses.replace(config.site, public_url=PUBLIC_URL),
+    )  # not the example
 
 
 @pytest.mark.network
@@ -383,8 +405,9 @@ def test_smtp_reuses_one_connection_and_sends_8bit(tmp_path: Path) -> None:
 
 @pytest.mark.network
 def test_smtp_4xx_5xx_and_a_dropped_connection(tmp_path: Path) -> None:
-    behaviour = Behaviour(temporary={"grey@example.org": 1}, reject={"gone@example.org"},
-                          drop_data={3})
+    behaviour = Behaviour(
+        temporary={"grey@example.org": 1}, reject={"gone@example.org"}, drop_data={3}
+    )
     with smtp_server(behaviour) as (handler, port):
         mailer = make_mailer(smtp_config(digest_config(tmp_path), port))
         with pytest.raises(TemporaryFailure, match="451"):
@@ -399,7 +422,10 @@ def test_smtp_4xx_5xx_and_a_dropped_connection(tmp_path: Path) -> None:
         mailer.close()
     assert isinstance(mailer, SmtpMailer) and mailer.connections == 2
     assert [r.rcpt_tos[0] for r in handler.received] == [
-        "ok@example.org", "grey@example.org", "ok2@example.org"]
+        "ok@example.org",
+        "grey@example.org",
+        "ok2@example.org",
+    ]
 
 
 @pytest.mark.network
@@ -414,20 +440,27 @@ def test_smtp_unreachable_is_a_connection_failure(tmp_path: Path) -> None:
 
 @pytest.mark.network
 def test_smtp_starttls_with_a_test_certificate_and_login(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ca = make_test_ca(tmp_path / "tls")
     monkeypatch.setenv("IOMFEED_SMTP_PASSWORD", "s3cret-password")
     with smtp_server(tls=ca.server_context(), auth=("iomfeed", "s3cret-password")) as (
-            handler, port):
-        config = smtp_config(digest_config(tmp_path), port, security="starttls",
-                             ca_file=str(ca.ca_file), username="iomfeed")
+        handler,
+        port,
+    ):
+        config = smtp_config(
+            digest_config(tmp_path),
+            port,
+            security="starttls",
+            ca_file=str(ca.ca_file),
+            username="iomfeed",
+        )
         mailer = make_mailer(config)
         mailer.send(outgoing(1))
         mailer.close()
         assert len(handler.received) == 1
         # Without the CA the server's certificate is not trusted: a clear error.
-        untrusted = make_mailer(smtp_config(digest_config(tmp_path), port,
-                                            security="starttls"))
+        untrusted = make_mailer(smtp_config(digest_config(tmp_path), port, security="starttls"))
         with pytest.raises(DeliveryError, match="TLS"):
             untrusted.send(outgoing(2))
         # A wrong password stops the send with a clear error.
@@ -436,8 +469,9 @@ def test_smtp_starttls_with_a_test_certificate_and_login(
             make_mailer(config).send(outgoing(3))
 
 
-def test_smtp_password_must_be_in_the_environment(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_smtp_password_must_be_in_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("IOMFEED_SMTP_PASSWORD", raising=False)
     config = smtp_config(digest_config(tmp_path), 25, username="someone")
     with pytest.raises(ConfigError, match=r"mail\.smtp\.password_env.*IOMFEED_SMTP_PASSWORD"):
@@ -473,8 +507,12 @@ def test_digest_through_smtp_end_to_end(tmp_path: Path) -> None:
     behaviour = Behaviour(reject={"reader1@example.org"}, temporary={"reader2@example.org": 1})
     config, store = prepared(tmp_path, subscribers=4)
     with smtp_server(behaviour) as (handler, port), store:
-        outcome = send_digest(smtp_config(config, port), store=store,
-                              mailer=make_mailer(smtp_config(config, port)), clock=clock)
+        outcome = send_digest(
+            smtp_config(config, port),
+            store=store,
+            mailer=make_mailer(smtp_config(config, port)),
+            clock=clock,
+        )
     d = outcome.delivery
     assert d is not None and (d.sent, d.failed) == (3, 1)
     got = {r.rcpt_tos[0]: r.message() for r in handler.received}
@@ -488,9 +526,10 @@ def test_digest_through_smtp_end_to_end(tmp_path: Path) -> None:
 
 @pytest.mark.network
 def test_smtp_replies_at_mail_and_at_the_end_of_data(tmp_path: Path) -> None:
-    behaviour = Behaviour(mail_reply={1: "452 4.3.1 Daily sending quota exceeded"},
-                          data_reply={1: "554 5.7.1 Message rejected as spam",
-                                      2: "451 4.3.0 Try again later"})
+    behaviour = Behaviour(
+        mail_reply={1: "452 4.3.1 Daily sending quota exceeded"},
+        data_reply={1: "554 5.7.1 Message rejected as spam", 2: "451 4.3.0 Try again later"},
+    )
     with smtp_server(behaviour) as (handler, port):
         mailer = make_mailer(smtp_config(digest_config(tmp_path), port))
         with pytest.raises(TemporaryFailure) as quota:
@@ -511,8 +550,7 @@ def test_smtp_replies_at_mail_and_at_the_end_of_data(tmp_path: Path) -> None:
 def test_smtp_implicit_tls(tmp_path: Path) -> None:
     ca = make_test_ca(tmp_path / "tls")
     with smtp_server(implicit_tls=ca.server_context()) as (handler, port):
-        config = smtp_config(digest_config(tmp_path), port, security="tls",
-                             ca_file=str(ca.ca_file))
+        config = smtp_config(digest_config(tmp_path), port, security="tls", ca_file=str(ca.ca_file))
         mailer = make_mailer(config)
         mailer.send(outgoing(1))
         mailer.close()
@@ -524,17 +562,31 @@ def test_a_server_without_8bitmime_gets_7bit_with_headers_intact(tmp_path: Path)
     from iomfeed.digest.message import Composer, Sender
     from iomfeed.models import RenderedDigest
 
-    sender = Sender(address="news@feeds.example.org", name="IOM Albania news",
-                    list_id="digest.feeds.example.org", list_name="Lajme nga IOM Shqipëri",
-                    unsubscribe_url="https://feeds.example.org/iom-albania/unsubscribe",
-                    unsubscribe_mailto="news@feeds.example.org")
-    rendered = RenderedDigest(language="sq", subject="Lajme: 3 lajme të reja", html=(
-        '<html lang="sq"><p>%%GREETING%%</p><a href="%%UNSUBSCRIBE_URL%%">x</a>'
-        "<p>%%ADDRESS%%</p></html>\n"), text="%%GREETING%% Ëë\n%%UNSUBSCRIBE_URL%%\n%%ADDRESS%%\n",
-        greeting="Përshëndetje {name},", greeting_no_name="Përshëndetje,", shown=3, more=0,
-        html_bytes=100)
+    sender = Sender(
+        address="news@feeds.example.org",
+        name="IOM Albania news",
+        list_id="digest.feeds.example.org",
+        list_name="Lajme nga IOM Shqipëri",
+        unsubscribe_url="https://feeds.example.org/iom-albania/unsubscribe",
+        unsubscribe_mailto="news@feeds.example.org",
+    )
+    rendered = RenderedDigest(
+        language="sq",
+        subject="Lajme: 3 lajme të reja",
+        html=(
+            '<html lang="sq"><p>%%GREETING%%</p><a href="%%UNSUBSCRIBE_URL%%">x</a>'
+            "<p>%%ADDRESS%%</p></html>\n"
+        ),
+        text="%%GREETING%% Ëë\n%%UNSUBSCRIBE_URL%%\n%%ADDRESS%%\n",
+        greeting="Përshëndetje {name},",
+        greeting_no_name="Përshëndetje,",
+        shown=3,
+        more=0,
+        html_bytes=100,
+    )
     out = Composer(rendered, sender=sender, digest_id=2, date=NOW, secret=b"s" * 20).compose(
-        4, "ana@example.org", "Ëlira Hoxha")
+        4, "ana@example.org", "Ëlira Hoxha"
+    )
     with smtp_server(Behaviour(no_8bitmime=True)) as (handler, port):
         mailer = make_mailer(smtp_config(digest_config(tmp_path), port))
         mailer.send(out)
@@ -543,12 +595,23 @@ def test_a_server_without_8bitmime_gets_7bit_with_headers_intact(tmp_path: Path)
     assert all(b < 128 for b in got.data)
     msg = got.message()
     original = email.message_from_bytes(out.data, policy=email.policy.default)
-    for name in ("List-Unsubscribe", "List-Unsubscribe-Post", "Message-ID", "To", "Subject",
-                 "List-Id"):
+    for name in (
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+        "Message-ID",
+        "To",
+        "Subject",
+        "List-Id",
+    ):
         assert str(msg[name]) == str(original[name]), name
     assert "=?" not in str(msg["List-Unsubscribe"])
-    assert msg.get_body(("plain",)).get_content().startswith(  # type: ignore[union-attr]
-        "Përshëndetje Ëlira Hoxha, Ëë")
+    assert (
+        msg.get_body(("plain",))
+        .get_content()
+        .startswith(  # type: ignore[union-attr]
+            "Përshëndetje Ëlira Hoxha, Ëë"
+        )
+    )
 
 
 def test_someone_unsubscribing_during_the_send_is_not_sent_to(tmp_path: Path) -> None:
@@ -558,15 +621,15 @@ def test_someone_unsubscribing_during_the_send_is_not_sent_to(tmp_path: Path) ->
         def send(self, message: Outgoing) -> str:
             if not self.sent:  # while the first message goes out, the last one leaves
                 with Store(tmp_path / "db.sqlite") as other:  # as the web endpoint would
-                    other.set_subscriber_status("reader2@example.org", "unsubscribed",
-                                                "one-click", NOW)
+                    other.set_subscriber_status(
+                        "reader2@example.org", "unsubscribed", "one-click", NOW
+                    )
             return super().send(message)
 
     with store:
         mailer = UnsubscribeDuring()
         outcome = send_digest(config, store=store, mailer=mailer, clock=clock)
-        assert [m.recipient for m in mailer.sent] == ["reader0@example.org",
-                                                      "reader1@example.org"]
+        assert [m.recipient for m in mailer.sent] == ["reader0@example.org", "reader1@example.org"]
         assert store.delivery_totals(outcome.digest_id) == {"sent": 2, "skipped": 1}
 
 

@@ -60,13 +60,21 @@ class Killer:
             os.kill(self.proc.pid, self.sig)
 
 
-def run_send(config: Path, killer: Killer, target: tuple[str, int] | None,
-             sig: signal.Signals = signal.SIGKILL) -> subprocess.CompletedProcess[str]:
+def run_send(
+    config: Path,
+    killer: Killer,
+    target: tuple[str, int] | None,
+    sig: signal.Signals = signal.SIGKILL,
+) -> subprocess.CompletedProcess[str]:
     killer.target, killer.sig = target, sig
     killer.fired.clear()
-    proc = subprocess.Popen([sys.executable, "-m", "iomfeed", "--config", str(config),
-                             "digest", "--send"], cwd=config.parent, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "iomfeed", "--config", str(config), "digest", "--send"],
+        cwd=config.parent,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     killer.proc = proc
     try:
         out, err = proc.communicate(timeout=120)
@@ -81,8 +89,13 @@ def ledger(folder: Path) -> tuple[dict[str, int], list[str], str]:
     with Store(folder / "iomfeed.db") as store:
         digest = store.last_digest()
         assert digest is not None
-        ambiguous = [d.address for d in store.deliveries(
-            digest.id, ("pending", "sending", "sent", "failed", "skipped")) if d.ambiguous]
+        ambiguous = [
+            d.address
+            for d in store.deliveries(
+                digest.id, ("pending", "sending", "sent", "failed", "skipped")
+            )
+            if d.ambiguous
+        ]
         return store.delivery_totals(digest.id), ambiguous, digest.status
 
 
@@ -139,12 +152,17 @@ def test_sigkill_at_random_moments_never_skips_anyone(tmp_path: Path) -> None:
         kills = 0
         for _ in range(3):
             before = handler.data_count
-            proc = subprocess.Popen([sys.executable, "-m", "iomfeed", "--config", str(config),
-                                     "digest", "--send"], cwd=tmp_path, text=True,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "iomfeed", "--config", str(config), "digest", "--send"],
+                cwd=tmp_path,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
             deadline = time.monotonic() + 60
-            while handler.data_count == before and proc.poll() is None \
-                    and time.monotonic() < deadline:
+            while (
+                handler.data_count == before and proc.poll() is None and time.monotonic() < deadline
+            ):
                 time.sleep(0.005)  # mid-send for sure: this run has delivered something
             time.sleep(rng.uniform(0.0, 0.1))
             proc.kill()

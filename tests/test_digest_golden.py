@@ -42,8 +42,9 @@ def made(tmp_path: Path) -> dict[str, bytes]:
         rendered = render_languages(config, content)
         made = composers(config, rendered, digest_id=5, date=NOW, secret=b"golden" * 4)
         subs = {s.language: s for s in store.subscribers()}
-    return {lang: made[lang].compose(sub.id, sub.address, sub.name).data
-            for lang, sub in subs.items()}
+    return {
+        lang: made[lang].compose(sub.id, sub.address, sub.name).data for lang, sub in subs.items()
+    }
 
 
 def test_golden_messages(made: dict[str, bytes], regenerate: bool) -> None:

@@ -23,13 +23,26 @@ from iomfeed.models import RenderedDigest
 from .conftest import NOW
 
 SECRET = b"a test secret of enough length"
-SENDER = Sender(address="news@feeds.example.org", name="IOM Albania news",
-                list_id="digest.feeds.example.org", list_name="IOM Albania news",
-                unsubscribe_url="https://feeds.example.org/unsubscribe",
-                unsubscribe_mailto="news@feeds.example.org")
-EXPECTED_HEADERS = {"to", "from", "subject", "date", "message-id", "list-id",
-                    "list-unsubscribe", "list-unsubscribe-post", "mime-version",
-                    "content-type"}
+SENDER = Sender(
+    address="news@feeds.example.org",
+    name="IOM Albania news",
+    list_id="digest.feeds.example.org",
+    list_name="IOM Albania news",
+    unsubscribe_url="https://feeds.example.org/unsubscribe",
+    unsubscribe_mailto="news@feeds.example.org",
+)
+EXPECTED_HEADERS = {
+    "to",
+    "from",
+    "subject",
+    "date",
+    "message-id",
+    "list-id",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+    "mime-version",
+    "content-type",
+}
 
 
 def header_counts(msg: EmailMessage) -> Counter[str]:
@@ -39,14 +52,25 @@ def header_counts(msg: EmailMessage) -> Counter[str]:
 ONE_EACH = Counter(EXPECTED_HEADERS)
 
 
-def rendered(subject: str = "IOM Albania news: 3 lajme të reja, 24 nëntor 2026",
-             language: str = "sq") -> RenderedDigest:
-    html = (f'<!DOCTYPE html><html lang="{language}"><body><p>{GREETING}</p>'
-            f'<p>Ëë <a href="{UNSUBSCRIBE_URL}">Çregjistrohu</a> {ADDRESS}</p></body></html>\n')
+def rendered(
+    subject: str = "IOM Albania news: 3 lajme të reja, 24 nëntor 2026", language: str = "sq"
+) -> RenderedDigest:
+    html = (
+        f'<!DOCTYPE html><html lang="{language}"><body><p>{GREETING}</p>'
+        f'<p>Ëë <a href="{UNSUBSCRIBE_URL}">Çregjistrohu</a> {ADDRESS}</p></body></html>\n'
+    )
     text = f"{GREETING}\n\nLajme: Ëë çç\n\nÇregjistrohu: {UNSUBSCRIBE_URL}\n{ADDRESS}\n"
-    return RenderedDigest(language=language, subject=subject, html=html, text=text,
-                          greeting="Përshëndetje {name},", greeting_no_name="Përshëndetje,",
-                          shown=3, more=0, html_bytes=len(html))
+    return RenderedDigest(
+        language=language,
+        subject=subject,
+        html=html,
+        text=text,
+        greeting="Përshëndetje {name},",
+        greeting_no_name="Përshëndetje,",
+        shown=3,
+        more=0,
+        html_bytes=len(html),
+    )
 
 
 def parse(data: bytes) -> EmailMessage:
@@ -55,10 +79,19 @@ def parse(data: bytes) -> EmailMessage:
     return msg
 
 
-def compose(name: str = "Ëlira Hoxha", address: str = "elira@example.org",
-            subscriber_id: int = 7, **kw: object) -> EmailMessage:
-    composer = Composer(rendered(**kw), sender=SENDER, digest_id=3,  # type: ignore[arg-type]
-                        date=NOW, secret=SECRET)
+def compose(
+    name: str = "Ëlira Hoxha",
+    address: str = "elira@example.org",
+    subscriber_id: int = 7,
+    **kw: object,
+) -> EmailMessage:
+    composer = Composer(
+        rendered(**kw),
+        sender=SENDER,
+        digest_id=3,  # type: ignore[arg-type]
+        date=NOW,
+        secret=SECRET,
+    )
     out = composer.compose(subscriber_id, address, name)
     assert out.recipient == address and out.sender == SENDER.address
     for line in out.data.split(b"\r\n"):
@@ -113,21 +146,33 @@ def test_no_name_uses_the_plain_greeting() -> None:
 def test_message_id_is_stable_per_digest_and_subscriber() -> None:
     a = message_id(SENDER, 3, 7, NOW)
     assert a == message_id(SENDER, 3, 7, NOW)
-    assert len({a, message_id(SENDER, 3, 8, NOW), message_id(SENDER, 4, 7, NOW),
-                message_id(SENDER, 3, 7, NOW.replace(year=2027))}) == 4
+    assert (
+        len(
+            {
+                a,
+                message_id(SENDER, 3, 8, NOW),
+                message_id(SENDER, 4, 7, NOW),
+                message_id(SENDER, 3, 7, NOW.replace(year=2027)),
+            }
+        )
+        == 4
+    )
     assert compose()["Message-ID"] == a
 
 
-@pytest.mark.parametrize("title", [
-    "Floods\r\nBcc: victim@example.com",
-    "Floods\nBcc: victim@example.com",
-    "Floods\rBcc: victim@example.com",
-    "Trailing newline\n",
-    "=?utf-8?q?Floods=0D=0ABcc:_victim@example.com?=",
-    "=?utf-8?b?Rmxvb2RzDQpCY2M6IHZpY3RpbUBleGFtcGxlLmNvbQ==?=",
-    "Floods\u2028Bcc: victim@example.com\u0085X-Evil: 1",
-    "Floods\x00\x1b[31m\u202eBcc: victim@example.com",
-])
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Floods\r\nBcc: victim@example.com",
+        "Floods\nBcc: victim@example.com",
+        "Floods\rBcc: victim@example.com",
+        "Trailing newline\n",
+        "=?utf-8?q?Floods=0D=0ABcc:_victim@example.com?=",
+        "=?utf-8?b?Rmxvb2RzDQpCY2M6IHZpY3RpbUBleGFtcGxlLmNvbQ==?=",
+        "Floods\u2028Bcc: victim@example.com\u0085X-Evil: 1",
+        "Floods\x00\x1b[31m\u202eBcc: victim@example.com",
+    ],
+)
 def test_scraped_text_never_adds_a_header(title: str) -> None:
     for msg in (compose(subject=title), compose(name=title)):
         keys = header_counts(msg)
@@ -179,30 +224,40 @@ def test_unsubscribe_tokens_are_unforgeable() -> None:
     for bad in forged:
         with pytest.raises(BadToken):
             verify_token(SECRET, "list.example.org", bad, "reader@example.org")
-    for malformed in ["", "42", "x.y", "0.AAAAAAAAAAAAAAAAAAAAAA", "42." + "A" * 21,
-                      "42 " + mac, "../../etc"]:
+    for malformed in [
+        "",
+        "42",
+        "x.y",
+        "0.AAAAAAAAAAAAAAAAAAAAAA",
+        "42." + "A" * 21,
+        "42 " + mac,
+        "../../etc",
+    ]:
         with pytest.raises(BadToken, match="malformed"):
             token_subscriber(malformed)
     assert " " not in token and "%" not in token
 
 
 def test_test_copy_is_marked_and_has_no_one_click_header() -> None:
-    composer = Composer(rendered(), sender=SENDER, digest_id=3, date=NOW, secret=SECRET,
-                        test=True)
+    composer = Composer(rendered(), sender=SENDER, digest_id=3, date=NOW, secret=SECRET, test=True)
     msg = parse(composer.compose_test("me@example.org", "", "<test-1@feeds.example.org>").data)
     assert str(msg["Subject"]).startswith("[TEST] ")
     assert msg["List-Unsubscribe"] is None and msg["List-Unsubscribe-Post"] is None
 
 
 def test_a_long_non_ascii_list_name_and_an_idn_address() -> None:
-    sender = Sender(address="news@feeds.example.org", name="Lajme nga IOM Shqipëri",
-                    list_id="digest.feeds.example.org",
-                    list_name="Lajme nga IOM Shqipëri – Organizata Ndërkombëtare për Migracionin",
-                    unsubscribe_url="https://feeds.example.org/unsubscribe",
-                    unsubscribe_mailto="news@feeds.example.org")
+    sender = Sender(
+        address="news@feeds.example.org",
+        name="Lajme nga IOM Shqipëri",
+        list_id="digest.feeds.example.org",
+        list_name="Lajme nga IOM Shqipëri – Organizata Ndërkombëtare për Migracionin",
+        unsubscribe_url="https://feeds.example.org/unsubscribe",
+        unsubscribe_mailto="news@feeds.example.org",
+    )
     composer = Composer(rendered(), sender=sender, digest_id=3, date=NOW, secret=SECRET)
     msg = parse(composer.compose(9, "ana@xn--shqipri-vya.al", "Ana").data)
     assert header_counts(msg) == ONE_EACH
     assert "Organizata" in str(msg["List-Id"]) and "<digest.feeds.example.org>" in str(
-        msg["List-Id"])
+        msg["List-Id"]
+    )
     assert msg["To"].addresses[0].addr_spec == "ana@xn--shqipri-vya.al"

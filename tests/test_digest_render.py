@@ -58,8 +58,10 @@ STORIES = [
     ("Remittances and savings: Albania's diaspora at home", "Diaspora"),
     ("Reintegrimi i të kthyerve: grante për biznese të vogla në Elbasan", "Return & reintegration"),
 ]
-SUMMARY = ("IOM Albania & partners met in Tirana to discuss migration in the region; çështjet e "
-           "kthimit dhe të integrimit u diskutuan gjerësisht nga të gjithë pjesëmarrësit.")
+SUMMARY = (
+    "IOM Albania & partners met in Tirana to discuss migration in the region; çështjet e "
+    "kthimit dhe të integrimit u diskutuan gjerësisht nga të gjithë pjesëmarrësit."
+)
 
 
 def entry(n: int, title: str, category: str, **changes: Any) -> DigestEntry:
@@ -78,8 +80,9 @@ def entry(n: int, title: str, category: str, **changes: Any) -> DigestEntry:
 
 
 ENTRIES = tuple(entry(n, title, cat) for n, (title, cat) in enumerate(STORIES))
-CONTENT = DigestContent(digest_id=4, created=NOW, since=NOW - timedelta(days=14),
-                        entries=ENTRIES, more=2)
+CONTENT = DigestContent(
+    digest_id=4, created=NOW, since=NOW - timedelta(days=14), entries=ENTRIES, more=2
+)
 
 
 def make_config(**digest: Any) -> Config:
@@ -123,8 +126,9 @@ def test_the_tokens_are_space_free_distinct_and_need_no_escaping() -> None:
 
 
 @pytest.mark.parametrize("language", ["en", "sq"])
-def test_every_token_is_where_its_value_goes(rendered: dict[str, RenderedDigest],
-                                              language: str) -> None:
+def test_every_token_is_where_its_value_goes(
+    rendered: dict[str, RenderedDigest], language: str
+) -> None:
     r = rendered[language]
     assert f'href="{UNSUBSCRIBE_URL}"' in r.html  # literally, not URL-encoded
     for token in TOKENS:
@@ -142,8 +146,9 @@ def test_every_token_is_where_its_value_goes(rendered: dict[str, RenderedDigest]
 
 
 @pytest.mark.parametrize("language", ["en", "sq"])
-def test_the_html_is_built_for_mail_programs(rendered: dict[str, RenderedDigest],
-                                             language: str) -> None:
+def test_the_html_is_built_for_mail_programs(
+    rendered: dict[str, RenderedDigest], language: str
+) -> None:
     r = rendered[language]
     assert r.html.startswith("<!DOCTYPE html>")
     doc = parse(r.html)
@@ -155,8 +160,11 @@ def test_the_html_is_built_for_mail_programs(rendered: dict[str, RenderedDigest]
     assert len(tables) > r.shown
     for table in tables:
         assert table.get("role") == "presentation"
-        assert (table.get("cellpadding"), table.get("cellspacing"), table.get("border")) \
-            == ("0", "0", "0")
+        assert (table.get("cellpadding"), table.get("cellspacing"), table.get("border")) == (
+            "0",
+            "0",
+            "0",
+        )
     container = doc.cssselect("table.container")[0]
     assert container.get("width") == "600" and style(container)["width"] == "600px"
 
@@ -193,8 +201,9 @@ def test_the_html_is_built_for_mail_programs(rendered: dict[str, RenderedDigest]
 
 
 @pytest.mark.parametrize("language", ["en", "sq"])
-def test_the_preheader_comes_first_and_is_hidden(rendered: dict[str, RenderedDigest],
-                                                 language: str) -> None:
+def test_the_preheader_comes_first_and_is_hidden(
+    rendered: dict[str, RenderedDigest], language: str
+) -> None:
     body = parse(rendered[language].html).cssselect("body")[0]
     first = body[0]
     assert first.tag == "div" and "preheader" in first.get("class")
@@ -206,8 +215,9 @@ def test_the_preheader_comes_first_and_is_hidden(rendered: dict[str, RenderedDig
 
 
 @pytest.mark.parametrize("language", ["en", "sq"])
-def test_the_footer_says_why_who_and_how_to_leave(rendered: dict[str, RenderedDigest],
-                                                  language: str) -> None:
+def test_the_footer_says_why_who_and_how_to_leave(
+    rendered: dict[str, RenderedDigest], language: str
+) -> None:
     r = rendered[language]
     chrome = load_chrome(language)
     footer = parse(r.html).cssselect("td.footer")[0]
@@ -221,14 +231,17 @@ def test_the_footer_says_why_who_and_how_to_leave(rendered: dict[str, RenderedDi
 
 
 @pytest.mark.parametrize("language", ["en", "sq"])
-def test_more_stories_are_counted_and_linked(rendered: dict[str, RenderedDigest],
-                                             language: str) -> None:
+def test_more_stories_are_counted_and_linked(
+    rendered: dict[str, RenderedDigest], language: str
+) -> None:
     r = rendered[language]
     assert (r.shown, r.more) == (12, 2)
     doc = parse(r.html)
     more = doc.cssselect("td.more-cell")[0]
-    expected = {"en": "2 more new stories are on our website.",
-                "sq": "Edhe 2 lajme të reja janë në faqen tonë të internetit."}[language]
+    expected = {
+        "en": "2 more new stories are on our website.",
+        "sq": "Edhe 2 lajme të reja janë në faqen tonë të internetit.",
+    }[language]
     assert text_of(more.cssselect("p.more-text")[0]) == expected
     assert more.cssselect("a")[0].get("href") == INDEX_URL
     assert expected in " ".join(r.text.split()) and f"\n{INDEX_URL}\n" in r.text
@@ -252,8 +265,13 @@ def test_an_empty_digest_says_so() -> None:
 
 
 def test_scraped_text_is_escaped_in_html_and_plain_in_text() -> None:
-    hostile = entry(0, 'Tirana <script>alert("x")</script> & "Durrës"', "A <b>bold</b> one",
-                    summary="Less <than> & more", image_alt='"><img src=x onerror=1>')
+    hostile = entry(
+        0,
+        'Tirana <script>alert("x")</script> & "Durrës"',
+        "A <b>bold</b> one",
+        summary="Less <than> & more",
+        image_alt='"><img src=x onerror=1>',
+    )
     content = dataclasses.replace(CONTENT, entries=(hostile,), more=0)
     r = render_digest(content, "en", make_config())
     assert "<script" not in r.html and "<b>" not in r.html
@@ -267,10 +285,16 @@ def test_scraped_text_is_escaped_in_html_and_plain_in_text() -> None:
 
 
 def test_links_a_mail_cannot_carry_are_replaced() -> None:
-    odd = (entry(0, "Script link", "", url="javascript:alert(1)",
-                 image_url="javascript:alert(2)"),
-           entry(1, "Very long link", "", url="https://albania.iom.int/" + "x" * 2000,
-                 image_url="https://img.test/" + "y" * 2000 + ".png"))
+    odd = (
+        entry(0, "Script link", "", url="javascript:alert(1)", image_url="javascript:alert(2)"),
+        entry(
+            1,
+            "Very long link",
+            "",
+            url="https://albania.iom.int/" + "x" * 2000,
+            image_url="https://img.test/" + "y" * 2000 + ".png",
+        ),
+    )
     r = render_digest(dataclasses.replace(CONTENT, entries=odd, more=0), "en", make_config())
     assert "javascript:" not in r.html and "javascript:" not in r.text
     assert "x" * 800 not in r.html and "y" * 800 not in r.html
@@ -296,8 +320,9 @@ def test_groups_follow_their_newest_story_and_uncategorised_come_last() -> None:
 
 
 @pytest.mark.parametrize(("language", "other"), [("en", "Other news"), ("sq", "Lajme të tjera")])
-def test_the_html_and_text_show_the_groups_in_order(rendered: dict[str, RenderedDigest],
-                                                    language: str, other: str) -> None:
+def test_the_html_and_text_show_the_groups_in_order(
+    rendered: dict[str, RenderedDigest], language: str, other: str
+) -> None:
     r = rendered[language]
     doc = parse(r.html)
     names = [text_of(h) for h in doc.cssselect("h2")]
@@ -318,11 +343,25 @@ def test_dates_are_written_per_language_in_the_site_time_zone() -> None:
     en, sq = load_chrome("en"), load_chrome("sq")
     assert format_date(NOW, en, "Europe/Tirane") == "24 November 2026"
     assert format_date(NOW, sq, "Europe/Tirane") == "24 nëntor 2026"
-    months = ["janar", "shkurt", "mars", "prill", "maj", "qershor", "korrik", "gusht",
-              "shtator", "tetor", "nëntor", "dhjetor"]
+    months = [
+        "janar",
+        "shkurt",
+        "mars",
+        "prill",
+        "maj",
+        "qershor",
+        "korrik",
+        "gusht",
+        "shtator",
+        "tetor",
+        "nëntor",
+        "dhjetor",
+    ]
     for month, name in enumerate(months, start=1):
-        assert format_date(datetime(2026, month, 3, 12, tzinfo=UTC), sq, "Europe/Tirane") \
+        assert (
+            format_date(datetime(2026, month, 3, 12, tzinfo=UTC), sq, "Europe/Tirane")
             == f"3 {name} 2026"
+        )
     # 23:30 UTC on 30 November is already 1 December in Tirana.
     late = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)
     assert format_date(late, sq, "Europe/Tirane") == "1 dhjetor 2026"
@@ -344,21 +383,27 @@ def test_subjects_in_both_languages(rendered: dict[str, RenderedDigest]) -> None
     assert rendered["en"].subject == "IOM Albania news: 14 new stories, 24 November 2026"
     assert rendered["sq"].subject == "Lajme nga IOM Shqipëri: 14 lajme të reja, 24 nëntor 2026"
     one = dataclasses.replace(CONTENT, entries=ENTRIES[:1], more=0)
-    assert render_digest(one, "en", make_config()).subject \
+    assert (
+        render_digest(one, "en", make_config()).subject
         == "IOM Albania news: 1 new story, 24 November 2026"
-    assert render_digest(one, "sq", make_config()).subject \
+    )
+    assert (
+        render_digest(one, "sq", make_config()).subject
         == "Lajme nga IOM Shqipëri: 1 lajm i ri, 24 nëntor 2026"
+    )
 
 
-@pytest.mark.parametrize(("title", "template"), [
-    ("News\r\nBcc: victim@example.org", "{{ title }}: {{ count }}"),
-    ("News", "{{ title }}\nBcc: victim@example.org\r\n{{ count }}\n"),
-    ("=?utf-8?q?News=0D=0ABcc:_victim@example.org?=", "{{ title }} {{ date }}"),
-    ("Lajme\u2028ë\x00ç\u202e", "{{ title }} {{ count }} {{ date }}"),
-    ("x" * 400, "{{ title }} {{ title }}"),
-])
-def test_a_hostile_title_or_subject_template_gives_one_safe_line(title: str,
-                                                                 template: str) -> None:
+@pytest.mark.parametrize(
+    ("title", "template"),
+    [
+        ("News\r\nBcc: victim@example.org", "{{ title }}: {{ count }}"),
+        ("News", "{{ title }}\nBcc: victim@example.org\r\n{{ count }}\n"),
+        ("=?utf-8?q?News=0D=0ABcc:_victim@example.org?=", "{{ title }} {{ date }}"),
+        ("Lajme\u2028ë\x00ç\u202e", "{{ title }} {{ count }} {{ date }}"),
+        ("x" * 400, "{{ title }} {{ title }}"),
+    ],
+)
+def test_a_hostile_title_or_subject_template_gives_one_safe_line(title: str, template: str) -> None:
     content = dataclasses.replace(CONTENT, entries=ENTRIES[:2], more=0)
     r = render_digest(content, "en", make_config(title_en=title, subject_en=template))
     assert r.subject and len(r.subject) <= 150
@@ -382,7 +427,8 @@ def test_an_unknown_language_is_refused() -> None:
 
 
 def test_a_digest_too_big_for_max_bytes_shows_fewer_stories(
-        rendered: dict[str, RenderedDigest], caplog: pytest.LogCaptureFixture) -> None:
+    rendered: dict[str, RenderedDigest], caplog: pytest.LogCaptureFixture
+) -> None:
     full = rendered["sq"]
     few = render_digest(dataclasses.replace(CONTENT, entries=ENTRIES[:5]), "sq", make_config())
     limit = few.html_bytes + 500  # room for five stories, not for six
@@ -413,7 +459,8 @@ def test_html_bytes_counts_every_token_at_its_longest(rendered: dict[str, Render
 
 
 def test_a_tiny_max_bytes_keeps_no_story_but_still_renders(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with caplog.at_level(logging.WARNING):
         r = render_digest(CONTENT, "en", make_config(max_bytes=1000))
     assert (r.shown, r.more) == (0, 14)
@@ -430,7 +477,8 @@ def line_sizes(text: str) -> list[int]:
 
 @pytest.mark.parametrize("language", ["en", "sq"])
 def test_no_line_is_longer_than_900_bytes_with_tokens_filled(
-        rendered: dict[str, RenderedDigest], language: str) -> None:
+    rendered: dict[str, RenderedDigest], language: str
+) -> None:
     r = rendered[language]
     assert max(line_sizes(r.html)) <= MAX_LINE_BYTES
     assert max(line_sizes(r.text)) <= MAX_LINE_BYTES
@@ -438,9 +486,16 @@ def test_no_line_is_longer_than_900_bytes_with_tokens_filled(
 
 def test_long_scraped_text_still_gives_short_lines() -> None:
     word = "Ë" * 3000
-    long = (entry(0, "Çështje " * 200, "Kategori " * 100, summary="Ë ç " * 400 + word,
-                  image_alt="Foto " * 300),
-            entry(1, word, "", summary=word, url="https://albania.iom.int/" + "ë" * 300))
+    long = (
+        entry(
+            0,
+            "Çështje " * 200,
+            "Kategori " * 100,
+            summary="Ë ç " * 400 + word,
+            image_alt="Foto " * 300,
+        ),
+        entry(1, word, "", summary=word, url="https://albania.iom.int/" + "ë" * 300),
+    )
     config = make_config(title_sq="Lajme " * 80)
     r = render_digest(dataclasses.replace(CONTENT, entries=long), "sq", config)
     assert max(line_sizes(r.html)) <= MAX_LINE_BYTES
@@ -461,8 +516,10 @@ def test_the_text_part_is_wrapped_at_72_columns(rendered: dict[str, RenderedDige
 def fold_fixture() -> str:
     attrs = " ".join(f'data-a{i}="value {i} with spaces &amp; more"' for i in range(40))
     text = " ".join(f"fjalë{i}" for i in range(300))
-    return (f'<p class="x" {attrs}>{text} <a href="https://example.org/{"p" * 500}"'
-            f' title="{"t " * 200}">lidhje</a>{UNSUBSCRIBE_URL} <b>e fortë</b></p>')
+    return (
+        f'<p class="x" {attrs}>{text} <a href="https://example.org/{"p" * 500}"'
+        f' title="{"t " * 200}">lidhje</a>{UNSUBSCRIBE_URL} <b>e fortë</b></p>'
+    )
 
 
 def test_folding_keeps_the_document_the_same() -> None:
@@ -471,8 +528,9 @@ def test_folding_keeps_the_document_the_same() -> None:
     assert max(line_sizes(folded)) <= 1100  # one attribute (a 500-byte URL) stays whole
     before, after = lxml.html.fragment_fromstring(line), lxml.html.fragment_fromstring(folded)
     assert " ".join(before.text_content().split()) == " ".join(after.text_content().split())
-    assert [(e.tag, dict(e.attrib)) for e in before.iter()] \
-        == [(e.tag, dict(e.attrib)) for e in after.iter()]
+    assert [(e.tag, dict(e.attrib)) for e in before.iter()] == [
+        (e.tag, dict(e.attrib)) for e in after.iter()
+    ]
     # Breaks replace whitespace or sit inside a tag: nothing is glued or split apart.
     assert folded.replace("\n", " ").replace(" >", ">") == line.replace("\n", " ")
     assert f'href="https://example.org/{"p" * 500}"' in folded
@@ -494,7 +552,8 @@ def test_an_override_folder_replaces_the_css(override: Path) -> None:
     (override / "digest.css").write_text(
         ".title { color: #123456; font-size: 30px; }\n"
         "@media screen and (max-width: 600px) { .title { font-size: 20px !important; } }\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     r = render_digest(CONTENT, "en", make_config(templates=str(override)))
     doc = parse(r.html)
     assert style(doc.cssselect("h1")[0]) == {"color": "#123456", "font-size": "30px"}
@@ -504,8 +563,8 @@ def test_an_override_folder_replaces_the_css(override: Path) -> None:
 
 def test_an_override_chrome_file_replaces_only_its_keys(override: Path) -> None:
     (override / "chrome.toml").write_text(
-        '[sq]\nread_more = "Lexoni më tej"\ngreeting = "Tungjatjeta {name},"\n',
-        encoding="utf-8")
+        '[sq]\nread_more = "Lexoni më tej"\ngreeting = "Tungjatjeta {name},"\n', encoding="utf-8"
+    )
     config = make_config(templates=str(override))
     sq = render_digest(CONTENT, "sq", config)
     assert "Lexoni më tej" in sq.html and "Lexoni më tej:" in sq.text
@@ -520,26 +579,36 @@ def test_an_override_folder_replaces_a_partial(override: Path) -> None:
     (override / "_footer.html.j2").write_text(
         '<td class="footer"><p>Custom footer for {{ postal_address }}</p>'
         '<a href="{{ UNSUBSCRIBE_URL }}">{{ chrome.unsubscribe }}</a></td>\n',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     r = render_digest(CONTENT, "en", make_config(templates=str(override)))
     footer = parse(r.html).cssselect("td.footer")[0]
     assert text_of(footer) == f"Custom footer for {POSTAL} Unsubscribe"
     assert len(parse(r.html).cssselect("h3")) == 12  # the other templates are the built-in ones
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ('[sq]\nread_mor = "x"\n', r"\[sq\] read_mor: unknown key"),
-    ('[de]\nread_more = "x"\n', r"\[de\]: unknown table"),
-    # Month names come from CLDR now: an older override's table or placeholders say so.
-    ('[sq]\nmonths = ["janar"]\n', r"\[sq\] months: no longer used: month names come from CLDR"),
-    ('[sq]\ndate_format = "{day} {month} {year}"\n',
-     r"\[sq\] date_format: expected a CLDR date pattern such as 'd MMMM y'"),
-    ('[sq]\ndate_format = ""\n', r"date_format: expected a CLDR date pattern"),
-    ("[sq]\nread_more = 3\n", "read_more: expected a string"),
-    ("[sq\n", "not valid TOML"),
-])
-def test_a_bad_override_chrome_file_is_a_config_error(override: Path, content: str,
-                                                      message: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('[sq]\nread_mor = "x"\n', r"\[sq\] read_mor: unknown key"),
+        ('[de]\nread_more = "x"\n', r"\[de\]: unknown table"),
+        # Month names come from CLDR now: an older override's table or placeholders say so.
+        (
+            '[sq]\nmonths = ["janar"]\n',
+            r"\[sq\] months: no longer used: month names come from CLDR",
+        ),
+        (
+            '[sq]\ndate_format = "{day} {month} {year}"\n',
+            r"\[sq\] date_format: expected a CLDR date pattern such as 'd MMMM y'",
+        ),
+        ('[sq]\ndate_format = ""\n', r"date_format: expected a CLDR date pattern"),
+        ("[sq]\nread_more = 3\n", "read_more: expected a string"),
+        ("[sq\n", "not valid TOML"),
+    ],
+)
+def test_a_bad_override_chrome_file_is_a_config_error(
+    override: Path, content: str, message: str
+) -> None:
     (override / "chrome.toml").write_text(content, encoding="utf-8")
     with pytest.raises(ConfigError, match=message):
         render_digest(CONTENT, "sq", make_config(templates=str(override)))
@@ -560,8 +629,15 @@ def test_the_templates_ship_in_the_package() -> None:
     import importlib.resources
 
     folder = importlib.resources.files("iomfeed.templates") / "digest"
-    for name in ("digest.html.j2", "digest.txt.j2", "_item.html.j2", "_item.txt.j2",
-                 "_footer.html.j2", "digest.css", "chrome.toml"):
+    for name in (
+        "digest.html.j2",
+        "digest.txt.j2",
+        "_item.html.j2",
+        "_item.txt.j2",
+        "_footer.html.j2",
+        "digest.css",
+        "chrome.toml",
+    ):
         assert (folder / name).is_file(), name
 
 
@@ -599,8 +675,9 @@ def test_fitting_the_size_inlines_once_per_attempt(transforms: list[int]) -> Non
     assert len(transforms) <= 4
 
 
-def test_inlining_logs_and_warns_nothing(capsys: pytest.CaptureFixture[str],
-                                         caplog: pytest.LogCaptureFixture) -> None:
+def test_inlining_logs_and_warns_nothing(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.DEBUG):
         render_digest(CONTENT, "en", make_config())
     assert [r for r in caplog.records if r.levelno >= logging.INFO] == []
@@ -613,24 +690,37 @@ def test_inlining_logs_and_warns_nothing(capsys: pytest.CaptureFixture[str],
 def png(width: int, height: int) -> bytes:
     """A gradient picture, made without an imaging library."""
     rows = b"".join(
-        b"\x00" + bytes(c for x in range(width)
-                        for c in (20 + x * 100 // width, 60 + y * 120 // height, 160))
-        for y in range(height))
+        b"\x00"
+        + bytes(
+            c for x in range(width) for c in (20 + x * 100 // width, 60 + y * 120 // height, 160)
+        )
+        for y in range(height)
+    )
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def filled(r: RenderedDigest) -> str:
     name = "Ëlira" if r.language == "sq" else "Ana"
-    values = {GREETING: r.greeting.replace("{name}", name),
-              UNSUBSCRIBE_URL: "https://feeds.example.org/unsubscribe?t=7.abc&x=1",
-              ADDRESS: "elira@example.org"}
+    values = {
+        GREETING: r.greeting.replace("{name}", name),
+        UNSUBSCRIBE_URL: "https://feeds.example.org/unsubscribe?t=7.abc&x=1",
+        ADDRESS: "elira@example.org",
+    }
     out = r.html
     for token, value in values.items():
         out = out.replace(token, htmllib.escape(value))
@@ -681,8 +771,9 @@ def test_the_digest_reads_well_on_a_desktop_and_a_phone(pages: dict[str, str]) -
                 page.route(re.compile(r"^https?://"), serve)
                 page.goto(uri)
                 page.wait_for_load_state("networkidle")
-                page.screenshot(path=str(screenshot_path(f"digest-{lang}-{width}.png")),
-                                full_page=True)
+                page.screenshot(
+                    path=str(screenshot_path(f"digest-{lang}-{width}.png")), full_page=True
+                )
                 got = page.evaluate(measure_js)
                 page.close()
                 assert got["images"] and all(i["loaded"] for i in got["images"])

@@ -45,10 +45,12 @@ def test_plain_text_and_shorten() -> None:
 
 
 #: The site's own teaser of one story (from the snapshot): two paragraphs.
-TEASER = ("<p>- Connect Albania mechanism supports 41 new diaspora investments in 2023</p>"
-          "<p>Tirana, 9 November 2023 – Forty-one businesses started or expanded in 2023 by"
-          " Albanians living abroad were presented today at the annual meeting of the Connect"
-          " Albania mechanism.</p>")
+TEASER = (
+    "<p>- Connect Albania mechanism supports 41 new diaspora investments in 2023</p>"
+    "<p>Tirana, 9 November 2023 – Forty-one businesses started or expanded in 2023 by"
+    " Albanians living abroad were presented today at the annual meeting of the Connect"
+    " Albania mechanism.</p>"
+)
 
 
 def test_block_elements_end_a_paragraph_inline_elements_do_not() -> None:
@@ -56,14 +58,28 @@ def test_block_elements_end_a_paragraph_inline_elements_do_not() -> None:
         "- Connect Albania mechanism supports 41 new diaspora investments in 2023",
         "Tirana, 9 November 2023 – Forty-one businesses started or expanded in 2023 by"
         " Albanians living abroad were presented today at the annual meeting of the Connect"
-        " Albania mechanism."]
-    assert plain_text(TEASER).startswith("- Connect Albania mechanism supports 41 new"
-                                         " diaspora investments in 2023\nTirana, 9 November")
-    html = ("<h2>Heading</h2>First line<br>second <a href='x'>li</a>ne<ul><li>one</li>"
-            "<li><b>two</b></li></ul><div>in a div</div><!-- a comment -->tail"
-            "<table><tr><td>cell 1</td><td>cell 2</td></tr></table>")
-    assert paragraphs(html) == ["Heading", "First line", "second line", "one", "two",
-                                "in a div", "tail", "cell 1", "cell 2"]
+        " Albania mechanism.",
+    ]
+    assert plain_text(TEASER).startswith(
+        "- Connect Albania mechanism supports 41 new"
+        " diaspora investments in 2023\nTirana, 9 November"
+    )
+    html = (
+        "<h2>Heading</h2>First line<br>second <a href='x'>li</a>ne<ul><li>one</li>"
+        "<li><b>two</b></li></ul><div>in a div</div><!-- a comment -->tail"
+        "<table><tr><td>cell 1</td><td>cell 2</td></tr></table>"
+    )
+    assert paragraphs(html) == [
+        "Heading",
+        "First line",
+        "second line",
+        "one",
+        "two",
+        "in a div",
+        "tail",
+        "cell 1",
+        "cell 2",
+    ]
     assert paragraphs("<p> </p><p>\n</p>") == [] and paragraphs("") == []
 
 
@@ -86,9 +102,9 @@ def test_paragraphs_stay_apart_in_both_parts_of_the_digest(tmp_path: Path) -> No
         assert "2023Tirana" not in r.text and "2023 Tirana" not in r.text
         assert re.search(r"investments in 2023\nTirana, 9 November 2023", r.text)
         doc = lxml.html.document_fromstring(r.html)
-        assert [" ".join(p.text_content().split())[:30]
-                for p in doc.cssselect("p.item-summary")] == [
-            "- Connect Albania mechanism su", "Tirana, 9 November 2023 – Fort"]
+        assert [
+            " ".join(p.text_content().split())[:30] for p in doc.cssselect("p.item-summary")
+        ] == ["- Connect Albania mechanism su", "Tirana, 9 November 2023 – Fort"]
 
 
 def test_select_caps_newest_first_and_counts_the_rest(tmp_path: Path) -> None:
@@ -97,22 +113,35 @@ def test_select_caps_newest_first_and_counts_the_rest(tmp_path: Path) -> None:
         items = store.items()
     content = select(list(reversed(items)), max_items=5, digest_id=0, created=NOW, since=None)
     assert [e.published for e in content.entries] == sorted(
-        (e.published for e in content.entries), reverse=True)
+        (e.published for e in content.entries), reverse=True
+    )
     assert len(content.entries) == 5 and content.more == 3
     assert content.entries[0].summary.startswith("Story 0: IOM Albania & partners")
     assert "\n" not in content.entries[0].summary  # one paragraph
 
 
 def _record(created: datetime, status: str = "sent") -> DigestRecord:
-    return DigestRecord(id=1, created=created, since=None, cutoff=created, status=status,
-                        items=3, more=0, finished=created)
+    return DigestRecord(
+        id=1,
+        created=created,
+        since=None,
+        cutoff=created,
+        status=status,
+        items=3,
+        more=0,
+        finished=created,
+    )
 
 
 def test_due_by_schedule_in_the_configured_time_zone() -> None:
     monday = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)  # 08:00 in Tirana (UTC+1)
     last = _record(datetime(2026, 11, 23, 7, 0, 5, tzinfo=UTC))
-    kw = {"schedule": "0 8 * * mon", "timezone": "Europe/Tirane", "open_digest": None,
-          "first_run": None}
+    kw = {
+        "schedule": "0 8 * * mon",
+        "timezone": "Europe/Tirane",
+        "open_digest": None,
+        "first_run": None,
+    }
     assert not is_due(now=monday - timedelta(seconds=1), last=last, **kw)  # type: ignore[arg-type]
     assert is_due(now=monday, last=last, **kw)  # type: ignore[arg-type]
     # A service down for three weeks: due (once: the next digest moves the mark).
@@ -123,8 +152,11 @@ def test_due_by_schedule_in_the_configured_time_zone() -> None:
     assert is_due(now=monday, last=None, **{**kw, "first_run": monday - timedelta(days=2)})  # type: ignore[arg-type]
     assert not is_due(now=monday, last=None, **kw)  # type: ignore[arg-type]
     # A digest still being sent is due whatever the schedule.
-    assert is_due(now=monday - timedelta(days=3), last=last,  # type: ignore[arg-type]
-                  **{**kw, "open_digest": _record(monday, "sending")})
+    assert is_due(
+        now=monday - timedelta(days=3),
+        last=last,  # type: ignore[arg-type]
+        **{**kw, "open_digest": _record(monday, "sending")},
+    )
 
 
 def test_bad_schedule_is_a_config_error_naming_the_key() -> None:
@@ -138,9 +170,13 @@ def test_items_since_the_last_digest_that_went_out(tmp_path: Path) -> None:
     with Store(tmp_path / "db.sqlite") as store:
         add_subscribers(store, 2)
         add_items(store, range(3), NOW - 2 * week)
-        first = store.create_digest(created=NOW - 2 * week + timedelta(hours=1), since=None,
-                                    cutoff=NOW - 2 * week + timedelta(hours=1),
-                                    item_ids=[i.id for i in store.items()], more=0)
+        first = store.create_digest(
+            created=NOW - 2 * week + timedelta(hours=1),
+            since=None,
+            cutoff=NOW - 2 * week + timedelta(hours=1),
+            item_ids=[i.id for i in store.items()],
+            more=0,
+        )
         # Not gone out yet: a second digest cannot start, and the items are not "sent".
         with pytest.raises(StoreError, match="still being sent"):
             store.create_digest(created=NOW, since=None, cutoff=NOW, item_ids=[], more=0)
@@ -162,8 +198,9 @@ def test_a_partly_sent_digest_keeps_its_items_unsent(tmp_path: Path) -> None:
     with Store(tmp_path / "db.sqlite") as store:
         add_subscribers(store, 3)
         add_items(store, range(2), NOW - timedelta(days=1))
-        record = store.create_digest(created=NOW, since=None, cutoff=NOW,
-                                     item_ids=[i.id for i in store.items()], more=0)
+        record = store.create_digest(
+            created=NOW, since=None, cutoff=NOW, item_ids=[i.id for i in store.items()], more=0
+        )
         rows = list(store.deliveries(record.id))
         assert [r.status for r in rows] == ["pending"] * 3
         store.mark_delivered(record.id, rows[0].subscriber_id, "250 OK", NOW)
@@ -183,18 +220,19 @@ def test_bounce_after_consecutive_permanent_failures(tmp_path: Path) -> None:
         (address,) = add_subscribers(store, 1)
         bounced = []
         for n in range(3):
-            record = store.create_digest(created=NOW + timedelta(days=n), since=None,
-                                         cutoff=NOW, item_ids=[], more=0)
+            record = store.create_digest(
+                created=NOW + timedelta(days=n), since=None, cutoff=NOW, item_ids=[], more=0
+            )
             sid = next(store.deliveries(record.id)).subscriber_id
             if n == 1:  # a success in between resets the count
                 store.mark_delivered(record.id, sid, "250 OK", NOW)
             else:
-                bounced.append(store.mark_failed(record.id, sid, "550 gone", NOW,
-                                                 bounce_after=2))
+                bounced.append(store.mark_failed(record.id, sid, "550 gone", NOW, bounce_after=2))
             store.finish_digest(record.id, NOW)
         assert bounced == [False, False]
-        record = store.create_digest(created=NOW + timedelta(days=9), since=None, cutoff=NOW,
-                                     item_ids=[], more=0)
+        record = store.create_digest(
+            created=NOW + timedelta(days=9), since=None, cutoff=NOW, item_ids=[], more=0
+        )
         sid = next(store.deliveries(record.id)).subscriber_id
         assert store.mark_failed(record.id, sid, "550 gone", NOW, bounce_after=2)
         sub = store.subscriber(address)

@@ -16,8 +16,10 @@ from iomfeed.transport import HttpTransport
 
 pytestmark = pytest.mark.network
 
-PAGE = "<!DOCTYPE html><html><head><meta charset='utf-8'><title>T</title></head>" \
-       "<body><p>Fatos Çoçoli – “quoted”</p></body></html>"
+PAGE = (
+    "<!DOCTYPE html><html><head><meta charset='utf-8'><title>T</title></head>"
+    "<body><p>Fatos Çoçoli – “quoted”</p></body></html>"
+)
 
 
 @pytest.fixture
@@ -50,12 +52,25 @@ class Sleeps:
 
 
 def client(**overrides: object) -> tuple[HttpClient, Sleeps, FakeValidators]:
-    settings: dict[str, object] = {"timeout": 2.0, "retries": 2, "backoff": 0.5,
-                                   "min_delay": 0.0, "user_agent": "iomfeed-test (+https://x.org)"}
+    settings: dict[str, object] = {
+        "timeout": 2.0,
+        "retries": 2,
+        "backoff": 0.5,
+        "min_delay": 0.0,
+        "user_agent": "iomfeed-test (+https://x.org)",
+    }
     settings.update(overrides)
     sleeps, validators = Sleeps(), FakeValidators()
-    return (HttpClient(HttpConfig(**settings), validators=validators, sleep=sleeps,  # type: ignore[arg-type]
-                       jitter=lambda: 0.5), sleeps, validators)
+    return (
+        HttpClient(
+            HttpConfig(**settings),
+            validators=validators,
+            sleep=sleeps,  # type: ignore[arg-type]
+            jitter=lambda: 0.5,
+        ),
+        sleeps,
+        validators,
+    )
 
 
 def test_get_sends_user_agent_and_decodes_utf8(tiny: SnapshotServer) -> None:
@@ -99,8 +114,9 @@ def test_a_304_with_a_content_length_is_fine(tiny: SnapshotServer) -> None:
     http, _, validators = client(retries=0)
     with http:
         validators.saved[tiny.url("/news")] = ('"old"', None)
-        tiny.add_fault("/news", Fault(status=304, headers={"Content-Length": "5000",
-                                                           "ETag": '"old"'}))
+        tiny.add_fault(
+            "/news", Fault(status=304, headers={"Content-Length": "5000", "ETag": '"old"'})
+        )
         r = http.get(tiny.url("/news"), conditional=True)
         assert r.status == 304
         assert http.get(tiny.url("/news/a")).status == 200  # the connection is still usable
@@ -227,17 +243,30 @@ def test_an_oversized_body_is_refused_without_retry(tiny: SnapshotServer) -> Non
 
 def test_a_gzip_bomb_is_refused(tiny: SnapshotServer) -> None:
     bomb = gzip.compress(b"a" * 200_000)
-    tiny.add_fault("/news/a", Fault(status=200, raw_body=bomb, content_type="text/html",
-                                    headers={"Content-Encoding": "gzip"}))
+    tiny.add_fault(
+        "/news/a",
+        Fault(
+            status=200,
+            raw_body=bomb,
+            content_type="text/html",
+            headers={"Content-Encoding": "gzip"},
+        ),
+    )
     http, _, _ = client(max_body_bytes=10_000)
     with http, pytest.raises(FetchError, match="decompressed body over"):
         http.get(tiny.url("/news/a"))
 
 
 def test_gzip_bodies_are_decompressed(tiny: SnapshotServer) -> None:
-    tiny.add_fault("/news/a", Fault(status=200, raw_body=gzip.compress(PAGE.encode()),
-                                    content_type="text/html; charset=utf-8",
-                                    headers={"Content-Encoding": "gzip"}))
+    tiny.add_fault(
+        "/news/a",
+        Fault(
+            status=200,
+            raw_body=gzip.compress(PAGE.encode()),
+            content_type="text/html; charset=utf-8",
+            headers={"Content-Encoding": "gzip"},
+        ),
+    )
     http, _, _ = client()
     with http:
         assert http.get(tiny.url("/news/a")).text() == PAGE
@@ -245,8 +274,9 @@ def test_gzip_bodies_are_decompressed(tiny: SnapshotServer) -> None:
 
 def test_windows_1252_is_decoded_not_mangled(tiny: SnapshotServer) -> None:
     body = "<html><body><p>“Migration” – Përgjithshëm</p></body></html>".encode("cp1252")
-    tiny.add_fault("/news/a", Fault(status=200, raw_body=body,
-                                    content_type="text/html; charset=windows-1252"))
+    tiny.add_fault(
+        "/news/a", Fault(status=200, raw_body=body, content_type="text/html; charset=windows-1252")
+    )
     tiny.add_fault("/news", Fault(status=200, raw_body=body, content_type="text/html"))
     http, _, _ = client()
     with http:

@@ -24,9 +24,14 @@ from .golden import check_golden
 pytestmark = pytest.mark.network
 
 CONTENT = load_content()
-DATE_SOURCES = {"time": DateSource.TIME, "meta": DateSource.META, "jsonld": DateSource.JSONLD,
-                "submitted": DateSource.SELECTOR, "date_display": DateSource.SELECTOR,
-                "none": DateSource.DATELINE}
+DATE_SOURCES = {
+    "time": DateSource.TIME,
+    "meta": DateSource.META,
+    "jsonld": DateSource.JSONLD,
+    "submitted": DateSource.SELECTOR,
+    "date_display": DateSource.SELECTOR,
+    "none": DateSource.DATELINE,
+}
 TIRANE = zone("Europe/Tirane")
 
 
@@ -70,10 +75,17 @@ def test_backfill_stores_every_item_once_with_correct_dates(
         assert "social-share" not in item.content_html  # dropped by article.remove
     golden = [
         {
-            "id": i.id, "url": i.url, "title": i.title, "published": i.published.isoformat(),
-            "date_source": i.date_source.value, "categories": list(i.categories),
-            "language": i.language, "image": i.image_url, "image_alt": i.image_alt,
-            "summary_html": i.summary_html, "content_html": i.content_html,
+            "id": i.id,
+            "url": i.url,
+            "title": i.title,
+            "published": i.published.isoformat(),
+            "date_source": i.date_source.value,
+            "categories": list(i.categories),
+            "language": i.language,
+            "image": i.image_url,
+            "image_alt": i.image_alt,
+            "summary_html": i.summary_html,
+            "content_html": i.content_html,
         }
         for i in stored(config)
     ]
@@ -83,8 +95,9 @@ def test_backfill_stores_every_item_once_with_correct_dates(
     check_golden("snapshot-items.json", text, regenerate=regenerate)
 
 
-def test_special_items_are_normalised(make_config: Callable[..., Config],
-                                      server: SnapshotServer) -> None:
+def test_special_items_are_normalised(
+    make_config: Callable[..., Config], server: SnapshotServer
+) -> None:
     config = make_config()
     fetch(config)
     items = by_slug(stored(config))
@@ -99,8 +112,10 @@ def test_special_items_are_normalised(make_config: Callable[..., Config],
         assert banned not in hostile.content_html
     assert all(i.image_url.startswith(server.origin) for i in items.values() if i.image_url)
     assert sum(1 for i in items.values() if i.image_url) >= 40
-    assert "Fatos Çoçoli" in items[
-        "diaspora-remittances-savings-albanias-economic-development"].summary_html
+    assert (
+        "Fatos Çoçoli"
+        in items["diaspora-remittances-savings-albanias-economic-development"].summary_html
+    )
 
 
 def test_an_unchanged_site_costs_one_304_and_no_article(
@@ -126,11 +141,14 @@ def test_a_new_item_is_the_only_article_fetched(
     fetch(config)
     newest = CONTENT[0]
     fresh = dataclasses.replace(
-        newest, slug="iom-welcomes-new-diaspora-fellows", title="IOM welcomes new diaspora fellows",
-        published=newest.published + timedelta(days=30), featured=False,
+        newest,
+        slug="iom-welcomes-new-diaspora-fellows",
+        title="IOM welcomes new diaspora fellows",
+        published=newest.published + timedelta(days=30),
+        featured=False,
         teaser="Tirana, 20 July 2024 – Twelve diaspora fellows began their placements.",
         body="Tirana, 20 July 2024 – Twelve diaspora fellows began their placements.\n\n"
-             "They will work with ministries for six months.",
+        "They will work with ministries for six months.",
     )
     build_site([fresh, *CONTENT], site)
     server.clear()
@@ -142,8 +160,7 @@ def test_a_new_item_is_the_only_article_fetched(
     assert server.hits("/news/iom-welcomes-new-diaspora-fellows") == 1
     # Page 1 changed (an item moved down from page 0) but brought nothing new: stop there.
     assert result.pages == 1 + 2
-    assert by_slug(stored(config))["iom-welcomes-new-diaspora-fellows"].published == \
-        fresh.published
+    assert by_slug(stored(config))["iom-welcomes-new-diaspora-fellows"].published == fresh.published
 
 
 def test_an_edited_teaser_refetches_and_updates_the_article(
@@ -153,9 +170,11 @@ def test_an_edited_teaser_refetches_and_updates_the_article(
     fetch(config)
     target = CONTENT[3]
     old = by_slug(stored(config))[target.slug]
-    edited = dataclasses.replace(target, teaser=target.teaser + " (Updated.)",
-                                 body=target.body.replace(target.teaser,
-                                                          target.teaser + " (Updated.)", 1))
+    edited = dataclasses.replace(
+        target,
+        teaser=target.teaser + " (Updated.)",
+        body=target.body.replace(target.teaser, target.teaser + " (Updated.)", 1),
+    )
     build_site([edited if c.slug == target.slug else c for c in CONTENT], site)
     later = NOW + timedelta(days=2)
     report = fetch(config, later)
@@ -177,8 +196,9 @@ def test_a_silent_body_edit_is_caught_by_the_recheck(
     html = page.read_text(encoding="utf-8")
     marker = '</div>\n<div class="social-share"'
     assert marker in html
-    page.write_text(html.replace(marker, "<p>Correction: 40 participants.</p>" + marker, 1),
-                    encoding="utf-8")
+    page.write_text(
+        html.replace(marker, "<p>Correction: 40 participants.</p>" + marker, 1), encoding="utf-8"
+    )
     server.clear()
     report = fetch(config, soon + timedelta(hours=6))
     result = report.sources[0]
@@ -202,8 +222,9 @@ def test_the_same_story_in_a_feed_is_stored_once(
 </channel></rss>"""
     (site / "global.xml").write_text(rss, encoding="utf-8")
     base = make_config()
-    feed = dataclasses.replace(base.sources[0], name="iom-global", kind="feed",
-                               url=server.url("/global.xml"))
+    feed = dataclasses.replace(
+        base.sources[0], name="iom-global", kind="feed", url=server.url("/global.xml")
+    )
     config = dataclasses.replace(base, sources=(base.sources[0], feed))
     report = fetch(config)
     assert report.ok, [r.error for r in report.sources]
@@ -214,7 +235,8 @@ def test_the_same_story_in_a_feed_is_stored_once(
     with open_store(config) as store:
         twin = by_slug(store.items())[target.slug]
         assert store.links(twin.id) == [
-            (f"https://www.iom.int/news/{target.slug}-global", "iom-global", "title")]
+            (f"https://www.iom.int/news/{target.slug}-global", "iom-global", "title")
+        ]
 
 
 def test_a_changed_layout_fails_the_source_and_keeps_its_items(
@@ -223,8 +245,13 @@ def test_a_changed_layout_fails_the_source_and_keeps_its_items(
     config = make_config()
     fetch(config)
     listing = site / "news" / "index.html"
-    redesigned = listing.read_text(encoding="utf-8").replace("views-row", "card").replace(
-        "teaser-title", "card-title").replace("<h3", "<h4").replace("</h3>", "</h4>")
+    redesigned = (
+        listing.read_text(encoding="utf-8")
+        .replace("views-row", "card")
+        .replace("teaser-title", "card-title")
+        .replace("<h3", "<h4")
+        .replace("</h3>", "</h4>")
+    )
     listing.write_text(redesigned, encoding="utf-8")
     report = fetch(config, NOW + timedelta(hours=1))
     result = report.sources[0]
@@ -251,8 +278,9 @@ def test_failing_articles_are_reported_and_retried_next_run(
     slow, cut, huge = CONTENT[2].slug, CONTENT[4].slug, CONTENT[7].slug
     server.add_fault(f"/news/{slow}", Fault(status=200, delay=0.6, times=3))
     server.add_fault(f"/news/{cut}", Fault(status=200, truncate=True, times=3))
-    server.add_fault(f"/news/{huge}", Fault(status=200, raw_body=b"<p>x</p>" * 100_000,
-                                            content_type="text/html"))
+    server.add_fault(
+        f"/news/{huge}", Fault(status=200, raw_body=b"<p>x</p>" * 100_000, content_type="text/html")
+    )
     config = make_config(timeout=0.3, retries=2, max_body_bytes=200_000)
     report = fetch(config)
     result = report.sources[0]
@@ -277,10 +305,14 @@ def test_a_windows_1252_article_is_decoded(
     target = next(c for c in CONTENT if c.language == "sq")
     page = (site / "news" / f"{target.slug}.html").read_text(encoding="utf-8")
     page = page.replace('<meta charset="utf-8">', '<meta charset="windows-1252">')
-    server.add_fault(f"/news/{target.slug}",
-                     Fault(status=200, raw_body=page.replace(
-                         "https://albania.iom.int", server.origin).encode("cp1252"),
-                           content_type="text/html"))
+    server.add_fault(
+        f"/news/{target.slug}",
+        Fault(
+            status=200,
+            raw_body=page.replace("https://albania.iom.int", server.origin).encode("cp1252"),
+            content_type="text/html",
+        ),
+    )
     config = make_config()
     assert fetch(config).ok
     item = by_slug(stored(config))[target.slug]
@@ -293,8 +325,12 @@ def test_robots_txt_disallowing_an_article_skips_and_reports_it(
 ) -> None:
     target = CONTENT[1]
     robots = site / "robots.txt"
-    robots.write_text(robots.read_text(encoding="utf-8").replace(
-        "User-agent: *\n", f"User-agent: *\nDisallow: /news/{target.slug}\n", 1), encoding="utf-8")
+    robots.write_text(
+        robots.read_text(encoding="utf-8").replace(
+            "User-agent: *\n", f"User-agent: *\nDisallow: /news/{target.slug}\n", 1
+        ),
+        encoding="utf-8",
+    )
     config = make_config()
     report = fetch(config)
     result = report.sources[0]
@@ -313,8 +349,10 @@ def test_an_article_without_a_body_fails_it_and_keeps_the_stored_one(
     soon = target.published + timedelta(days=1)
     fetch(config, soon)
     page = site / "news" / f"{target.slug}.html"
-    page.write_text(page.read_text(encoding="utf-8").replace("field--name-body", "field--text"),
-                    encoding="utf-8")
+    page.write_text(
+        page.read_text(encoding="utf-8").replace("field--name-body", "field--text"),
+        encoding="utf-8",
+    )
     report = fetch(config, soon + timedelta(hours=1))  # the recheck re-reads the article
     result = report.sources[0]
     assert not report.ok and result.updated == 0
@@ -329,9 +367,14 @@ def test_a_canonical_link_pointing_everywhere_at_once_is_ignored(
         if page.name.startswith(("index", "page-")):
             continue
         html = page.read_text(encoding="utf-8")
-        page.write_text(re.sub(r'<link rel="canonical" href="[^"]*"',
-                               '<link rel="canonical" href="https://albania.iom.int/news"', html),
-                        encoding="utf-8")
+        page.write_text(
+            re.sub(
+                r'<link rel="canonical" href="[^"]*"',
+                '<link rel="canonical" href="https://albania.iom.int/news"',
+                html,
+            ),
+            encoding="utf-8",
+        )
     config = make_config()
     report = fetch(config)
     assert report.ok
@@ -382,8 +425,9 @@ def test_the_scraped_article_wins_over_a_feed_copy_that_came_first(
 </channel></rss>"""
     (site / "copy.xml").write_text(rss, encoding="utf-8")
     base = make_config()
-    feed = dataclasses.replace(base.sources[0], name="copy", kind="feed",
-                               url=server.url("/copy.xml"))
+    feed = dataclasses.replace(
+        base.sources[0], name="copy", kind="feed", url=server.url("/copy.xml")
+    )
     config = dataclasses.replace(base, sources=(feed, base.sources[0]))
     report = fetch(config)
     assert report.ok
@@ -396,8 +440,9 @@ def test_items_left_out_by_the_filter_are_not_fetched_again(
     make_config: Callable[..., Config], server: SnapshotServer, site: Path
 ) -> None:
     base = make_config()
-    src = dataclasses.replace(base.sources[0], filter=dataclasses.replace(
-        base.sources[0].filter, exclude=("^global$",)))
+    src = dataclasses.replace(
+        base.sources[0], filter=dataclasses.replace(base.sources[0].filter, exclude=("^global$",))
+    )
     config = dataclasses.replace(base, sources=(src,))
     first = fetch(config).sources[0]
     globals_ = sum(1 for c in CONTENT if c.type == "Global" and c.layout != "legacy")
@@ -405,9 +450,13 @@ def test_items_left_out_by_the_filter_are_not_fetched_again(
     assert first.new == 48 - globals_
     # A new item pushes every entry down a place: only the new article is fetched, not the
     # ones the filter left out before.
-    fresh = dataclasses.replace(CONTENT[0], slug="new-story-after-filter", featured=False,
-                                title="A new story after the filter",
-                                published=CONTENT[0].published + timedelta(days=3))
+    fresh = dataclasses.replace(
+        CONTENT[0],
+        slug="new-story-after-filter",
+        featured=False,
+        title="A new story after the filter",
+        published=CONTENT[0].published + timedelta(days=3),
+    )
     build_site([fresh, *CONTENT], site)
     server.clear()
     second = fetch(config, NOW + timedelta(days=1)).sources[0]
@@ -427,13 +476,20 @@ def test_an_article_page_gives_its_own_modification_time() -> None:
 
     cfg = ArticleConfig(body=("div.body",))
     now = datetime(2026, 11, 24, tzinfo=UTC)
-    jsonld = ('<script type="application/ld+json">{"@graph": [{"@type": "NewsArticle",'
-              ' "datePublished": "2024-03-05T10:00:00+01:00",'
-              ' "dateModified": "2024-03-08T09:15:00+01:00"}]}</script>')
-    meta = ('<meta property="article:published_time" content="2024-03-05T10:00:00+01:00">'
-            '<meta property="article:modified_time" content="2024-03-06T17:00:00+01:00">')
-    for head, want in ((jsonld, "2024-03-08T09:15:00+01:00"),
-                       (meta, "2024-03-06T17:00:00+01:00"), ("", None)):
+    jsonld = (
+        '<script type="application/ld+json">{"@graph": [{"@type": "NewsArticle",'
+        ' "datePublished": "2024-03-05T10:00:00+01:00",'
+        ' "dateModified": "2024-03-08T09:15:00+01:00"}]}</script>'
+    )
+    meta = (
+        '<meta property="article:published_time" content="2024-03-05T10:00:00+01:00">'
+        '<meta property="article:modified_time" content="2024-03-06T17:00:00+01:00">'
+    )
+    for head, want in (
+        (jsonld, "2024-03-08T09:15:00+01:00"),
+        (meta, "2024-03-06T17:00:00+01:00"),
+        ("", None),
+    ):
         page = f"<html><head>{head}</head><body><h1>T</h1><div class='body'><p>x</p></div>"
         article = parse_article(page, "https://albania.iom.int/news/t", cfg, tz=TIRANE, now=now)
         assert (article.modified.isoformat() if article.modified else None) == want

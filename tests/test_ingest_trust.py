@@ -28,9 +28,11 @@ CONTENT = load_content()
 
 
 def _row(href: str, title: str) -> str:
-    return (f'<div class="views-row"><article class="node node--view-mode-teaser">'
-            f'<h3 class="teaser-title"><a href="{href}">{title}</a></h3>'
-            f'<div class="field field--name-body"><p>{title}.</p></div></article></div>\n')
+    return (
+        f'<div class="views-row"><article class="node node--view-mode-teaser">'
+        f'<h3 class="teaser-title"><a href="{href}">{title}</a></h3>'
+        f'<div class="field field--name-body"><p>{title}.</p></div></article></div>\n'
+    )
 
 
 BAD_ROWS = (
@@ -46,8 +48,9 @@ def test_listing_rows_without_a_web_address_are_skipped_with_a_warning(
     listing = site / "news" / "index.html"
     html = listing.read_text(encoding="utf-8")
     first_row = html.index('<div class="views-row">')
-    bad = "".join(_row(href.replace("<", "&lt;").replace(">", "&gt;"), title)
-                  for href, title in BAD_ROWS)
+    bad = "".join(
+        _row(href.replace("<", "&lt;").replace(">", "&gt;"), title) for href, title in BAD_ROWS
+    )
     listing.write_text(html[:first_row] + bad + html[first_row:], encoding="utf-8")
     config = make_config()
     report = fetch(config)
@@ -56,8 +59,10 @@ def test_listing_rows_without_a_web_address_are_skipped_with_a_warning(
     assert result.new == 48
     for href, title in BAD_ROWS:
         scheme = href.split(":", 1)[0]
-        assert any(f"{scheme}:" in w and title in w and "skipped" in w
-                   for w in result.warnings), (scheme, result.warnings)
+        assert any(f"{scheme}:" in w and title in w and "skipped" in w for w in result.warnings), (
+            scheme,
+            result.warnings,
+        )
     assert not any(i.url.startswith(("javascript:", "data:", "mailto:")) for i in stored(config))
     assert all(not r.path.startswith(("javascript", "data", "mailto")) for r in server.requests)
     # The rows stay on the page: the next run is not a failure either.
@@ -86,15 +91,19 @@ def test_feed_entries_without_a_web_address_are_skipped_with_a_warning(
     (root / "rss.xml").write_text(FEED_WITH_BAD_LINKS, encoding="utf-8")
     with SnapshotServer(root) as srv:
         path = tmp_path / "config.toml"
-        path.write_text(f'[http]\nmin_delay = 0.0\n[[sources]]\nname = "global"\n'
-                        f'kind = "feed"\nurl = "{srv.url("/rss.xml")}"\n', encoding="utf-8")
+        path.write_text(
+            f'[http]\nmin_delay = 0.0\n[[sources]]\nname = "global"\n'
+            f'kind = "feed"\nurl = "{srv.url("/rss.xml")}"\n',
+            encoding="utf-8",
+        )
         config = load_config(path)
         result = fetch(config).sources[0]
     assert result.ok, result.error
     assert result.new == 1
     assert [i.url for i in stored(config)] == [srv.url("/news/a-real-story")]
-    assert any("'Share by mail'" in w and "mailto:" in w and "skipped" in w
-               for w in result.warnings), result.warnings
+    assert any(
+        "'Share by mail'" in w and "mailto:" in w and "skipped" in w for w in result.warnings
+    ), result.warnings
     assert any("'Script'" in w and "javascript:" in w for w in result.warnings)
 
 
@@ -107,12 +116,15 @@ def test_a_json_record_without_a_web_address_stays_a_bad_record_with_its_positio
 ) -> None:
     # Unlike a site's listing, the file is the operator's: a warning would lose the item
     # quietly, so it is reported (with where it is) until fixed; the others are stored.
-    rows = [{"url": "mailto:news@example.org", "title": "Write to us"},
-            {"url": "https://albania.iom.int/news/fine", "title": "Fine"}]
+    rows = [
+        {"url": "mailto:news@example.org", "title": "Write to us"},
+        {"url": "https://albania.iom.int/news/fine", "title": "Fine"},
+    ]
     (tmp_path / "items.json").write_text(json.dumps(rows), encoding="utf-8")
     path = tmp_path / "config.toml"
-    path.write_text('[[sources]]\nname = "manual"\nkind = "json"\npath = "items.json"\n',
-                    encoding="utf-8")
+    path.write_text(
+        '[[sources]]\nname = "manual"\nkind = "json"\npath = "items.json"\n', encoding="utf-8"
+    )
     config = load_config(path)
     result = fetch(config).sources[0]
     assert not result.ok and result.new == 1
@@ -139,9 +151,13 @@ def test_a_teaser_the_site_cut_mid_word_becomes_a_summary_cut_at_a_word(
     whole = CONTENT[0]
     assert html_to_text(items[whole.slug].summary_html) == " ".join(whole.teaser.split())
     # The length is the source's summary_length.
-    short = dataclasses.replace(config, sources=(dataclasses.replace(
-        config.sources[0], summary_length=120),), storage=dataclasses.replace(
-            config.storage, database=str(Path(config.database_path).with_name("short.db"))))
+    short = dataclasses.replace(
+        config,
+        sources=(dataclasses.replace(config.sources[0], summary_length=120),),
+        storage=dataclasses.replace(
+            config.storage, database=str(Path(config.database_path).with_name("short.db"))
+        ),
+    )
     assert fetch(short).ok
     text = html_to_text({_slug(i.url): i for i in stored(short)}[cut].summary_html)
     assert len(text) <= 120 and text.endswith("…") and "investm" not in text
@@ -155,14 +171,18 @@ def test_a_date_in_the_future_is_a_warning_and_the_item_is_dated_when_first_seen
     page = site / "news" / f"{target.slug}.html"
     html = page.read_text(encoding="utf-8")
     assert '<time datetime="2024-02-21T12:20:00Z">' in html  # the article's own date
-    page.write_text(html.replace('<time datetime="2024-02-21', '<time datetime="2204-02-21', 1),
-                    encoding="utf-8")
+    page.write_text(
+        html.replace('<time datetime="2024-02-21', '<time datetime="2204-02-21', 1),
+        encoding="utf-8",
+    )
     config = make_config()
     report = fetch(config)
     result = report.sources[0]
     assert report.ok, result.error
-    assert any(target.slug in w and "2204-02-21" in w and "more than a day after" in w
-               for w in result.warnings), result.warnings
+    assert any(
+        target.slug in w and "2204-02-21" in w and "more than a day after" in w
+        for w in result.warnings
+    ), result.warnings
     items = stored(config)
     item = next(i for i in items if _slug(i.url) == target.slug)
     assert item.published == NOW and item.date_source.value == "first-seen"
@@ -171,11 +191,19 @@ def test_a_date_in_the_future_is_a_warning_and_the_item_is_dated_when_first_seen
     assert all(i.published <= NOW for i in items)
     # ... and the reason shows in `iomfeed items --json`.
     toml = tmp_path / "run.toml"
-    toml.write_text(CONFIG_FILE.read_text(encoding="utf-8").replace(LIVE_ORIGIN, server.origin)
-                    .replace('database = "', f'database = "{config.database_path.parent}/', 1),
-                    encoding="utf-8")
-    out = subprocess.run([sys.executable, "-m", "iomfeed", "--config", str(toml), "items",
-                          "--json"], capture_output=True, text=True, timeout=60, check=True)
+    toml.write_text(
+        CONFIG_FILE.read_text(encoding="utf-8")
+        .replace(LIVE_ORIGIN, server.origin)
+        .replace('database = "', f'database = "{config.database_path.parent}/', 1),
+        encoding="utf-8",
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "iomfeed", "--config", str(toml), "items", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     listed = {_slug(i["url"]): i for i in json.loads(out.stdout)}
     assert "2204-02-21" in listed[target.slug]["date_note"]
     assert listed[target.slug]["date_source"] == "first-seen"
@@ -191,19 +219,43 @@ def test_an_item_stored_earlier_with_a_future_date_is_re_dated_on_upgrade(
     for step in MIGRATIONS[:mine]:
         db.executescript(step)
     db.execute(f"PRAGMA user_version = {mine}")
-    row = {"id": "tag:x,2026-11-24:a", "url": "https://albania.iom.int/news/a", "source": "s",
-           "title": "A", "title_key": "a", "summary_html": "", "content_html": "<p>a</p>",
-           "published": "2204-02-21T13:20:00+01:00", "published_utc": "2204-02-21T12:20:00Z",
-           "date_source": "time", "updated": "2204-02-21T12:20:00Z",
-           "first_seen": "2026-11-24T09:00:00Z", "last_seen": "2026-11-24T09:00:00Z",
-           "image_url": "", "image_alt": "", "categories": "[]", "language": "en",
-           "author": "", "content_hash": "h", "listing_hash": "l"}
-    db.execute(f"INSERT INTO items ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-               tuple(row.values()))
-    fine = dict(row, id="tag:x,2026-11-24:b", url="https://albania.iom.int/news/b",
-                published="2026-11-24T10:00:00+01:00", published_utc="2026-11-24T09:00:00Z")
-    db.execute(f"INSERT INTO items ({', '.join(fine)}) VALUES ({', '.join('?' * len(fine))})",
-               tuple(fine.values()))
+    row = {
+        "id": "tag:x,2026-11-24:a",
+        "url": "https://albania.iom.int/news/a",
+        "source": "s",
+        "title": "A",
+        "title_key": "a",
+        "summary_html": "",
+        "content_html": "<p>a</p>",
+        "published": "2204-02-21T13:20:00+01:00",
+        "published_utc": "2204-02-21T12:20:00Z",
+        "date_source": "time",
+        "updated": "2204-02-21T12:20:00Z",
+        "first_seen": "2026-11-24T09:00:00Z",
+        "last_seen": "2026-11-24T09:00:00Z",
+        "image_url": "",
+        "image_alt": "",
+        "categories": "[]",
+        "language": "en",
+        "author": "",
+        "content_hash": "h",
+        "listing_hash": "l",
+    }
+    db.execute(
+        f"INSERT INTO items ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+        tuple(row.values()),
+    )
+    fine = dict(
+        row,
+        id="tag:x,2026-11-24:b",
+        url="https://albania.iom.int/news/b",
+        published="2026-11-24T10:00:00+01:00",
+        published_utc="2026-11-24T09:00:00Z",
+    )
+    db.execute(
+        f"INSERT INTO items ({', '.join(fine)}) VALUES ({', '.join('?' * len(fine))})",
+        tuple(fine.values()),
+    )
     db.commit()
     db.close()
     with Store(path) as store:
@@ -228,8 +280,9 @@ def test_missing_article_retries_follow_the_backoff_schedule() -> None:
     first = NOW
     week = timedelta(days=7)
     tries, at, attempts = [], first, 1
-    while (nxt := next_missing_try(first, attempts, at, give_up_after=week,
-                                   status=404)) is not None:
+    while (
+        nxt := next_missing_try(first, attempts, at, give_up_after=week, status=404)
+    ) is not None:
         tries.append(nxt - at)
         at, attempts = nxt, attempts + 1
     hours = [round(t.total_seconds() / 3600) for t in tries]
@@ -239,8 +292,9 @@ def test_missing_article_retries_follow_the_backoff_schedule() -> None:
     assert next_missing_try(first, 1, first, give_up_after=week, status=410) is None
     assert next_missing_try(first, 1, first, give_up_after=timedelta(0), status=404) is None
     # Thousands of tries do not overflow the interval.
-    assert next_missing_try(first, 5000, first, give_up_after=timedelta(days=10**4),
-                            status=404) == first + timedelta(days=1)
+    assert next_missing_try(
+        first, 5000, first, give_up_after=timedelta(days=10**4), status=404
+    ) == first + timedelta(days=1)
 
 
 def _dead_link_target() -> str:
@@ -260,8 +314,9 @@ def test_an_article_that_answered_404_is_tried_again_while_the_listing_answers_3
     config = make_config()
     first = fetch(config).sources[0]
     assert first.ok and first.new == 47 and server.hits(path) == 1
-    assert any("missing article" in w and "HTTP 404" in w and "tried again" in w
-               for w in first.warnings), first.warnings
+    assert any(
+        "missing article" in w and "HTTP 404" in w and "tried again" in w for w in first.warnings
+    ), first.warnings
 
     def run(after: timedelta) -> tuple[int, int, int, tuple[str, ...]]:
         before = server.hits(path)
@@ -275,8 +330,12 @@ def test_an_article_that_answered_404_is_tried_again_while_the_listing_answers_3
     assert (tried, new, warnings) == (1, 0, ())
     # The listing changes (a new story): its walk does not ask early for the missing one,
     # whose next try is 2 h after the last.
-    fresh = dataclasses.replace(CONTENT[0], slug="a-story-published-meanwhile", featured=False,
-                                title="A story published meanwhile")
+    fresh = dataclasses.replace(
+        CONTENT[0],
+        slug="a-story-published-meanwhile",
+        featured=False,
+        title="A story published meanwhile",
+    )
     build_site([fresh, *CONTENT], site)
     before = server.hits(path)
     result = fetch(config, NOW + timedelta(hours=2)).sources[0]
@@ -301,8 +360,9 @@ def test_a_missing_article_is_given_up_after_retry_missing_days_with_one_warning
     path = f"/news/{slug}"
     server.add_fault(path, Fault(status=404, times=1000))
     base = make_config()
-    config = dataclasses.replace(base, sources=(dataclasses.replace(
-        base.sources[0], retry_missing_days=1.0),))
+    config = dataclasses.replace(
+        base, sources=(dataclasses.replace(base.sources[0], retry_missing_days=1.0),)
+    )
     warnings: list[str] = []
     for hours in (0, 1, 3, 7, 15, 31, 55, 80):
         result = fetch(config, NOW + timedelta(hours=hours)).sources[0]
@@ -327,8 +387,9 @@ def test_a_stored_article_that_now_answers_404_is_a_warning_and_is_kept(
     from iomfeed.demo.server import Fault
 
     base = make_config()
-    config = dataclasses.replace(base, sources=tuple(
-        dataclasses.replace(s, recheck_days=36500.0) for s in base.sources))
+    config = dataclasses.replace(
+        base, sources=tuple(dataclasses.replace(s, recheck_days=36500.0) for s in base.sources)
+    )
     assert fetch(config).sources[0].ok
     newest = stored(config)[0]
     path = "/" + newest.url.split("//", 1)[1].split("/", 1)[1]
@@ -339,5 +400,6 @@ def test_a_stored_article_that_now_answers_404_is_a_warning_and_is_kept(
     assert result.ok, result.error
     assert [w for w in result.warnings if "404" in w] == [
         f"{newest.url}: a stored article now answers HTTP 404; the stored copy is kept"
-        " (checked again on the next run)"], result.warnings
+        " (checked again on the next run)"
+    ], result.warnings
     assert newest.url in {i.url for i in stored(config)}

@@ -31,28 +31,36 @@ REF = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 # ----------------------------------------------------------------------------- canonical URLs
 
-segment = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.~%ëç", min_size=0,
-                  max_size=12)
+segment = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.~%ëç", min_size=0, max_size=12)
 path = st.lists(segment, min_size=0, max_size=4).map(lambda s: "/" + "/".join(s))
 key = st.sampled_from(["page", "q", "id", "lang", "a b", "x"])
 value = st.text(alphabet="abc123 +&=/%", max_size=6)
 query = st.lists(st.tuples(key, value), max_size=4)
-host = st.sampled_from(["albania.iom.int", "ALBANIA.iom.INT", "kosovo.iom.int", "example.org",
-                        "127.0.0.1"])
+host = st.sampled_from(
+    ["albania.iom.int", "ALBANIA.iom.INT", "kosovo.iom.int", "example.org", "127.0.0.1"]
+)
 
 
-def build(scheme: str, host_: str, port: str, path_: str, q: list[tuple[str, str]],
-          frag: str) -> str:
+def build(
+    scheme: str, host_: str, port: str, path_: str, q: list[tuple[str, str]], frag: str
+) -> str:
     from urllib.parse import urlencode
 
     qs = urlencode(q)
-    return f"{scheme}://{host_}{port}{path_}" + (f"?{qs}" if qs else "") + (
-        f"#{frag}" if frag else "")
+    return (
+        f"{scheme}://{host_}{port}{path_}" + (f"?{qs}" if qs else "") + (f"#{frag}" if frag else "")
+    )
 
 
-urls = st.builds(build, st.sampled_from(["http", "https", "HTTP"]), host,
-                 st.sampled_from(["", ":80", ":443", ":8080"]), path, query,
-                 st.sampled_from(["", "top", "a-b"]))
+urls = st.builds(
+    build,
+    st.sampled_from(["http", "https", "HTTP"]),
+    host,
+    st.sampled_from(["", ":80", ":443", ":8080"]),
+    path,
+    query,
+    st.sampled_from(["", "top", "a-b"]),
+)
 
 
 @given(urls)
@@ -71,8 +79,9 @@ def test_canonical_url_has_no_fragment_default_port_or_upper_case_host(url: str)
 
 
 @given(path, query, st.sampled_from(["utm_source", "utm_medium", "fbclid", "gclid", "UTM_Term"]))
-def test_variants_of_one_page_map_to_one_url(path_: str, q: list[tuple[str, str]],
-                                             tracker: str) -> None:
+def test_variants_of_one_page_map_to_one_url(
+    path_: str, q: list[tuple[str, str]], tracker: str
+) -> None:
     plain = canonical_url(build("https", "albania.iom.int", "", path_, q, ""), LIVE)
     variants = [
         build("http", "albania.iom.int", "", path_, q, ""),
@@ -86,17 +95,24 @@ def test_variants_of_one_page_map_to_one_url(path_: str, q: list[tuple[str, str]
 
 
 def test_canonical_url_examples() -> None:
-    assert canonical_url("http://Albania.IOM.int:80/index.php/news/x?utm_source=nl&b=2&a=1#top",
-                         LIVE) == "https://albania.iom.int/news/x?a=1&b=2"
+    assert (
+        canonical_url("http://Albania.IOM.int:80/index.php/news/x?utm_source=nl&b=2&a=1#top", LIVE)
+        == "https://albania.iom.int/news/x?a=1&b=2"
+    )
     assert canonical_url("https://albania.iom.int", LIVE) == "https://albania.iom.int/"
-    assert canonical_url("https://albania.iom.int/a/./b/../c", LIVE) == \
-        "https://albania.iom.int/a/c"
-    assert canonical_url("https://albania.iom.int/news/%7euser%2f", LIVE) == \
-        "https://albania.iom.int/news/~user%2F"
+    assert (
+        canonical_url("https://albania.iom.int/a/./b/../c", LIVE) == "https://albania.iom.int/a/c"
+    )
+    assert (
+        canonical_url("https://albania.iom.int/news/%7euser%2f", LIVE)
+        == "https://albania.iom.int/news/~user%2F"
+    )
     # A loopback copy of the site keeps its own scheme and port.
     local = (Origin.of("http://127.0.0.1:8123/news"),)
-    assert canonical_url("http://127.0.0.1:8123/index.php/news/x", local) == \
-        "http://127.0.0.1:8123/news/x"
+    assert (
+        canonical_url("http://127.0.0.1:8123/index.php/news/x", local)
+        == "http://127.0.0.1:8123/news/x"
+    )
     # An unknown site's http address is upgraded.
     assert canonical_url("http://example.org/x", LIVE) == "https://example.org/x"
     assert canonical_url("http://[::1]:8080/x#a", LIVE) == "http://[::1]:8080/x"
@@ -117,8 +133,17 @@ def test_sanitize_removes_everything_active_and_makes_links_absolute() -> None:
         '<style>p{}</style><img src="data:image/png;base64,AAAA">'
     )
     clean = sanitize_html(dirty, "https://albania.iom.int/news/page")
-    for banned in ("script", "onclick", "onerror", "style", "iframe", "javascript:", "data:",
-                   "alert", "steal"):
+    for banned in (
+        "script",
+        "onclick",
+        "onerror",
+        "style",
+        "iframe",
+        "javascript:",
+        "data:",
+        "alert",
+        "steal",
+    ):
         assert banned not in clean
     assert '<a href="https://albania.iom.int/news/x" rel="noopener noreferrer">x</a>' in clean
     assert 'src="https://albania.iom.int/sites/g/files/a.png"' in clean
@@ -143,8 +168,10 @@ def test_sanitize_never_lets_a_script_through(text: str) -> None:
         ("Kapshtica, October 29, 2019: A group", datetime(2019, 10, 29, tzinfo=TIRANE)),
         ("Throughout March 2024 the mission", datetime(2024, 3, 1, tzinfo=TIRANE)),
         ("Tirana; 14-16 June 2021: IOM Mission", datetime(2021, 6, 14, tzinfo=TIRANE)),
-        ("Posted: Wednesday, September 19, 2018 - 17:11",
-         datetime(2018, 9, 19, 17, 11, tzinfo=TIRANE)),
+        (
+            "Posted: Wednesday, September 19, 2018 - 17:11",
+            datetime(2018, 9, 19, 17, 11, tzinfo=TIRANE),
+        ),
         ("Fri, 01/22/2021 - 03:19", datetime(2021, 1, 22, 3, 19, tzinfo=TIRANE)),
         ("Tiranë, 5 nëntor 2018: IOM", datetime(2018, 11, 5, tzinfo=TIRANE)),
     ],
@@ -184,9 +211,13 @@ def test_iso_dates_keep_their_offset_and_naive_ones_get_the_zone() -> None:
     assert parse_iso("yesterday", TIRANE) is None
 
 
-@given(st.datetimes(min_value=datetime(1990, 1, 1),  # noqa: DTZ001 - hypothesis bounds are naive
-                    max_value=datetime(2030, 12, 31),  # noqa: DTZ001
-                    timezones=st.just(UTC)))
+@given(
+    st.datetimes(
+        min_value=datetime(1990, 1, 1),  # noqa: DTZ001 - hypothesis bounds are naive
+        max_value=datetime(2030, 12, 31),  # noqa: DTZ001
+        timezones=st.just(UTC),
+    )
+)
 def test_iso_round_trip(dt: datetime) -> None:
     assert parse_iso(dt.isoformat(), TIRANE) == dt
 
@@ -195,17 +226,20 @@ def test_iso_round_trip(dt: datetime) -> None:
 
 
 def norm(raw: Item) -> Item:
-    return normalize_item(raw, origins=LIVE, tz=TIRANE, language="en", summary_length=400,
-                          now=REF)
+    return normalize_item(raw, origins=LIVE, tz=TIRANE, language="en", summary_length=400, now=REF)
 
 
 def test_normalize_item() -> None:
     raw = Item(
-        source="s", url="/index.php/news/x?utm_source=a", base_url="http://albania.iom.int/news",
-        title="  Fatos  Çoçoli\r\nmeets \x07 diaspora ", summary_html='<p onclick="x">Hi</p>',
+        source="s",
+        url="/index.php/news/x?utm_source=a",
+        base_url="http://albania.iom.int/news",
+        title="  Fatos  Çoçoli\r\nmeets \x07 diaspora ",
+        summary_html='<p onclick="x">Hi</p>',
         content_html='<p><a href="/news/y">y</a></p>',
         published=datetime(2021, 6, 14, 10, 0),  # noqa: DTZ001 - a naive date from a page
-        date_source=DateSource.SELECTOR, image_url="/sites/g/files/a.png",
+        date_source=DateSource.SELECTOR,
+        image_url="/sites/g/files/a.png",
         categories=("Local", " local ", "Global"),
     )
     item = norm(raw)
@@ -223,14 +257,20 @@ def test_normalize_item() -> None:
 
 
 def test_rel_canonical_is_used_only_on_the_same_site() -> None:
-    raw = Item(source="s", url="https://albania.iom.int/index.php/news/x", title="t",
-               canonical_hint="https://albania.iom.int/news/x-canonical")
-    assert norm(raw).url == \
-        "https://albania.iom.int/news/x-canonical"
-    raw = Item(source="s", url="https://albania.iom.int/news/x", title="t",
-               canonical_hint="https://elsewhere.example/x")
-    assert norm(raw).url == \
-        "https://albania.iom.int/news/x"
+    raw = Item(
+        source="s",
+        url="https://albania.iom.int/index.php/news/x",
+        title="t",
+        canonical_hint="https://albania.iom.int/news/x-canonical",
+    )
+    assert norm(raw).url == "https://albania.iom.int/news/x-canonical"
+    raw = Item(
+        source="s",
+        url="https://albania.iom.int/news/x",
+        title="t",
+        canonical_hint="https://elsewhere.example/x",
+    )
+    assert norm(raw).url == "https://albania.iom.int/news/x"
 
 
 def test_title_key_folds_case_accents_and_punctuation() -> None:
@@ -244,10 +284,34 @@ def test_timezones_other_than_utc_are_accepted() -> None:
     assert parse_iso("2020-01-01T00:00:00", east) == datetime(2020, 1, 1, tzinfo=east)
 
 
-MONTH_NAMES = ["January", "February", "March", "April", "May", "June", "July", "August",
-               "September", "October", "November", "December"]
-ALBANIAN_MONTHS = ["janar", "shkurt", "mars", "prill", "maj", "qershor", "korrik", "gusht",
-                   "shtator", "tetor", "nëntor", "dhjetor"]
+MONTH_NAMES = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+ALBANIAN_MONTHS = [
+    "janar",
+    "shkurt",
+    "mars",
+    "prill",
+    "maj",
+    "qershor",
+    "korrik",
+    "gusht",
+    "shtator",
+    "tetor",
+    "nëntor",
+    "dhjetor",
+]
 DATELINE_FORMS = [
     "Tirana {d} {month} {y}: IOM and partners",
     "{place}, {month} {d}, {y}: A group of",
@@ -257,33 +321,53 @@ DATELINE_FORMS = [
 ]
 
 
-@given(st.dates(min_value=date(2000, 1, 1), max_value=date(2030, 12, 31)),
-       st.sampled_from(DATELINE_FORMS), st.sampled_from(["Kapshtica", "Durrës", "Shkodër"]))
+@given(
+    st.dates(min_value=date(2000, 1, 1), max_value=date(2030, 12, 31)),
+    st.sampled_from(DATELINE_FORMS),
+    st.sampled_from(["Kapshtica", "Durrës", "Shkodër"]),
+)
 def test_datelines_in_every_known_form_give_their_date(day: date, form: str, place: str) -> None:
-    text = form.format(d=day.day, d2=min(day.day + 1, 28), month=MONTH_NAMES[day.month - 1],
-                       sq=ALBANIAN_MONTHS[day.month - 1], y=day.year, place=place)
-    found = find_dateline(text + " the rest of the body.", TIRANE,
-                          reference=datetime(2031, 1, 1, tzinfo=UTC))
+    text = form.format(
+        d=day.day,
+        d2=min(day.day + 1, 28),
+        month=MONTH_NAMES[day.month - 1],
+        sq=ALBANIAN_MONTHS[day.month - 1],
+        y=day.year,
+        place=place,
+    )
+    found = find_dateline(
+        text + " the rest of the body.", TIRANE, reference=datetime(2031, 1, 1, tzinfo=UTC)
+    )
     assert found == datetime(day.year, day.month, day.day, tzinfo=TIRANE), text
 
 
 # ----------------------------------------------------------------------------- summaries
 
-CUT_TEASER = ("<p>We at IOM Albania decided to celebrate with farmers who have chosen to"
-              " contribute to their communities through investm</p>")
-BODY = ("<p>We at IOM Albania decided to celebrate with farmers who have chosen to contribute"
-        " to their communities through investments in agriculture, using the savings and the"
-        " experience they gained while working abroad.</p>\n"
-        "<figure><img src='a.png' alt='x'><figcaption>An orchard.</figcaption></figure>\n"
-        "<p>The Sustainable Development Goals Week is an opportunity to show how migration"
-        " contributes to the 2030 Agenda.</p>")
+CUT_TEASER = (
+    "<p>We at IOM Albania decided to celebrate with farmers who have chosen to"
+    " contribute to their communities through investm</p>"
+)
+BODY = (
+    "<p>We at IOM Albania decided to celebrate with farmers who have chosen to contribute"
+    " to their communities through investments in agriculture, using the savings and the"
+    " experience they gained while working abroad.</p>\n"
+    "<figure><img src='a.png' alt='x'><figcaption>An orchard.</figcaption></figure>\n"
+    "<p>The Sustainable Development Goals Week is an opportunity to show how migration"
+    " contributes to the 2030 Agenda.</p>"
+)
 
 
 def _summary(summary_html: str, content_html: str, length: int = 400) -> str:
-    raw = Item(source="s", url="https://albania.iom.int/news/x", title="t",
-               summary_html=summary_html, content_html=content_html)
-    return normalize_item(raw, origins=LIVE, tz=TIRANE, language="en",
-                          summary_length=length, now=REF).summary_html
+    raw = Item(
+        source="s",
+        url="https://albania.iom.int/news/x",
+        title="t",
+        summary_html=summary_html,
+        content_html=content_html,
+    )
+    return normalize_item(
+        raw, origins=LIVE, tz=TIRANE, language="en", summary_length=length, now=REF
+    ).summary_html
 
 
 def test_a_teaser_cut_mid_word_is_replaced_by_the_body_cut_at_a_word() -> None:
@@ -299,23 +383,29 @@ def test_a_teaser_cut_mid_word_is_replaced_by_the_body_cut_at_a_word() -> None:
     # A first paragraph that fits and ends a sentence is the summary, without a few words
     # of the next one.
     first = _summary(CUT_TEASER, BODY, length=260)
-    assert first == BODY[:BODY.index("\n")]
+    assert first == BODY[: BODY.index("\n")]
     # One that does not end a sentence (a subtitle): the next one is cut at a word.
     subtitle = "<p>- Connect Albania supports 41 new investments</p>" + BODY
-    two = _summary("<p>- Connect Albania supports 41 new investments We at IOM</p>", subtitle,
-                   length=120)
+    two = _summary(
+        "<p>- Connect Albania supports 41 new investments We at IOM</p>", subtitle, length=120
+    )
     assert two.count("<p>") == 2 and two.endswith("…</p>") and len(html_to_text(two)) <= 120
 
 
-@pytest.mark.parametrize("teaser", [
-    "<p>A complete sentence that the body also starts with.</p>",
-    "<p>“A complete quote ends the teaser.”</p>",
-    "<p>A summary the site wrote itself, not the start of the body</p>",
-    "",
-])
+@pytest.mark.parametrize(
+    "teaser",
+    [
+        "<p>A complete sentence that the body also starts with.</p>",
+        "<p>“A complete quote ends the teaser.”</p>",
+        "<p>A summary the site wrote itself, not the start of the body</p>",
+        "",
+    ],
+)
 def test_a_teaser_that_is_not_visibly_cut_is_kept(teaser: str) -> None:
-    body = ("<p>A complete sentence that the body also starts with. And more. “A complete"
-            " quote ends the teaser.” And more text after it.</p>")
+    body = (
+        "<p>A complete sentence that the body also starts with. And more. “A complete"
+        " quote ends the teaser.” And more text after it.</p>"
+    )
     if teaser.startswith("<p>“"):
         body = "<p>“A complete quote ends the teaser.” Then more of the body.</p>"
     assert _summary(teaser, body) == teaser
@@ -326,14 +416,16 @@ def test_a_teaser_ending_in_an_ellipsis_mid_word_is_derived_again() -> None:
     assert html_to_text(summary) == "We at IOM Albania decided to celebrate with farmers who…"
 
 
-@given(st.lists(st.text(alphabet="abcdeëç", min_size=1, max_size=12), min_size=2,
-                max_size=60), st.integers(min_value=1, max_value=400),
-       st.integers(min_value=20, max_value=400))
+@given(
+    st.lists(st.text(alphabet="abcdeëç", min_size=1, max_size=12), min_size=2, max_size=60),
+    st.integers(min_value=1, max_value=400),
+    st.integers(min_value=20, max_value=400),
+)
 def test_a_derived_summary_is_whole_words_within_the_length(
     words: list[str], cut: int, length: int
 ) -> None:
     body_text = " ".join(words) + "."
-    teaser = body_text[:max(1, min(cut, len(body_text) - 2))]
+    teaser = body_text[: max(1, min(cut, len(body_text) - 2))]
     if teaser.endswith((" ", ".")):
         teaser = teaser.rstrip(" .") or body_text[:1]
     text = html_to_text(_summary(f"<p>{teaser}</p>", f"<p>{body_text}</p>", length))
@@ -350,23 +442,26 @@ def test_a_derived_summary_is_whole_words_within_the_length(
 
 def test_a_date_more_than_a_day_after_the_fetch_is_not_used_and_says_why() -> None:
     now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-    raw = Item(source="s", url="https://albania.iom.int/news/x", title="t",
-               published=datetime(2062, 11, 24, 10, 0, tzinfo=UTC),
-               date_source=DateSource.TIME)
-    item = normalize_item(raw, origins=LIVE, tz=TIRANE, language="en", summary_length=400,
-                          now=now)
+    raw = Item(
+        source="s",
+        url="https://albania.iom.int/news/x",
+        title="t",
+        published=datetime(2062, 11, 24, 10, 0, tzinfo=UTC),
+        date_source=DateSource.TIME,
+    )
+    item = normalize_item(raw, origins=LIVE, tz=TIRANE, language="en", summary_length=400, now=now)
     assert item.published is None and item.date_source is None
     assert "2062-11-24T11:00:00+01:00" in item.date_note and "(time)" in item.date_note
     assert "more than a day after" in item.date_note
     # Within a day (a site ahead by a time zone, an embargo lifted early): kept.
     soon = dataclasses.replace(raw, published=now + timedelta(hours=23))
-    kept = normalize_item(soon, origins=LIVE, tz=TIRANE, language="en", summary_length=400,
-                          now=now)
+    kept = normalize_item(soon, origins=LIVE, tz=TIRANE, language="en", summary_length=400, now=now)
     assert kept.published == now + timedelta(hours=23) and kept.date_note == ""
 
 
 def test_plain_text_keeps_blocks_apart_and_words_whole() -> None:
-    assert html_to_text("<p>The mig<b>ra</b>tion office</p><p>Tirana, 9 November</p>"
-                        "<figure><figcaption>A caption</figcaption></figure>") == (
-        "The migration office Tirana, 9 November")
+    assert html_to_text(
+        "<p>The mig<b>ra</b>tion office</p><p>Tirana, 9 November</p>"
+        "<figure><figcaption>A caption</figcaption></figure>"
+    ) == ("The migration office Tirana, 9 November")
     assert text_blocks("<h2>Heading</h2>a<br>b<aside>c</aside>") == ["Heading", "a", "b", "c"]

@@ -31,8 +31,7 @@ from .test_cli_snapshot import iomfeed, write_config
 
 def record(store: Store, when_hours: float, ok: bool, error: str = "") -> None:
     started = NOW + timedelta(hours=when_hours)
-    store.record_run(started, started, (SourceResult(name="iom-albania", ok=ok,
-                                                     error=error),))
+    store.record_run(started, started, (SourceResult(name="iom-albania", ok=ok, error=error),))
 
 
 def test_health_counts_failures_in_a_row_and_stuck_digests(tmp_path: Path) -> None:
@@ -78,8 +77,9 @@ def test_status_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_json_log_lines() -> None:
-    record_ = logging.LogRecord("iomfeed.x", logging.WARNING, __file__, 1, "a %s line", ("ëë",),
-                                None)
+    record_ = logging.LogRecord(
+        "iomfeed.x", logging.WARNING, __file__, 1, "a %s line", ("ëë",), None
+    )
     line = json.loads(JsonFormatter().format(record_))
     assert line["level"] == "warning" and line["message"] == "a ëë line"
     assert line["logger"] == "iomfeed.x" and line["time"].endswith("+00:00")
@@ -87,8 +87,9 @@ def test_json_log_lines() -> None:
 
 def alert_config(tmp_path: Path) -> Config:
     config = digest_config(tmp_path)
-    return dataclasses.replace(config, operator=dataclasses.replace(
-        config.operator, email="ops@example.org", failures=2))
+    return dataclasses.replace(
+        config, operator=dataclasses.replace(config.operator, email="ops@example.org", failures=2)
+    )
 
 
 def outbox_messages(config: Config) -> list[email.message.EmailMessage]:
@@ -119,7 +120,8 @@ def test_alerts_once_a_day_then_recovery(tmp_path: Path) -> None:
         assert len(notify(config, store, mailer, NOW + timedelta(hours=26))) == 1  # a day later
         record(store, 27, True)
         assert notify(config, store, mailer, NOW + timedelta(hours=27)) == (
-            "source iom-albania works again",)
+            "source iom-albania works again",
+        )
         assert notify(config, store, mailer, NOW + timedelta(hours=28)) == ()
     messages = outbox_messages(config)
     assert len(messages) == 3
@@ -145,8 +147,7 @@ def test_digest_failures_are_alerted_once(tmp_path: Path) -> None:
 
 
 @pytest.mark.network
-def test_run_json_report_and_quiet_failure_output(server: SnapshotServer,
-                                                  tmp_path: Path) -> None:
+def test_run_json_report_and_quiet_failure_output(server: SnapshotServer, tmp_path: Path) -> None:
     config = write_config(server, tmp_path)
     ok = iomfeed("--config", str(config), "-q", "run", "--json", cwd=tmp_path)
     assert ok.returncode == 0 and ok.stderr == ""
@@ -191,26 +192,43 @@ def test_a_stop_request_ends_fetching_between_items(tmp_path: Path) -> None:
     from iomfeed.http import HttpClient
     from iomfeed.pipeline import fetch_all
 
-
     items = tmp_path / "items.json"
-    items.write_text(json.dumps([
-        {"url": f"https://albania.iom.int/news/n{i}", "title": f"Story {i}",
-         "date_published": "2026-11-20T10:00:00Z"} for i in range(5)]), encoding="utf-8")
+    items.write_text(
+        json.dumps(
+            [
+                {
+                    "url": f"https://albania.iom.int/news/n{i}",
+                    "title": f"Story {i}",
+                    "date_published": "2026-11-20T10:00:00Z",
+                }
+                for i in range(5)
+            ]
+        ),
+        encoding="utf-8",
+    )
     config = digest_config(tmp_path)
     from iomfeed.config import SourceConfig
 
-    config = dataclasses.replace(config, sources=(SourceConfig(name="manual", kind="json",
-                                                               path=str(items)),))
+    config = dataclasses.replace(
+        config, sources=(SourceConfig(name="manual", kind="json", path=str(items)),)
+    )
     seen = []
     with Store(config.database_path) as store, HttpClient(config.http) as http:
-        report = fetch_all(config, store=store, http=http, now=lambda: NOW,
-                           stop=lambda: len(seen) > 2, on_item=lambda: seen.append(1))
+        report = fetch_all(
+            config,
+            store=store,
+            http=http,
+            now=lambda: NOW,
+            stop=lambda: len(seen) > 2,
+            on_item=lambda: seen.append(1),
+        )
         assert store.count() == 2
     assert "stopped early on request" in report.sources[0].warnings
 
 
 def test_a_stop_request_during_a_polite_pause_ends_the_fetch_as_stopped_not_failed(
-        server: SnapshotServer, tmp_path: Path) -> None:
+    server: SnapshotServer, tmp_path: Path
+) -> None:
     """A stop that arrives while the HTTP client waits out http.min_delay ends the fetch at
     once, records the source as stopped (ok, with a warning), and asks for nothing more."""
     import threading
@@ -226,11 +244,19 @@ def test_a_stop_request_during_a_polite_pause_ends_the_fetch_as_stopped_not_fail
     stop = Stop()
     timer = threading.Timer(0.5, stop.set)  # robots.txt is asked, then the pause begins
     started = time.monotonic()
-    with Store(config.database_path) as store, \
-            HttpClient(config.http, validators=store, sleep=stop.sleep_or_stop) as http:
+    with (
+        Store(config.database_path) as store,
+        HttpClient(config.http, validators=store, sleep=stop.sleep_or_stop) as http,
+    ):
         timer.start()
-        report = fetch_all(config, store=store, http=http, now=lambda: NOW, only=("iom-albania",),
-                           stop=lambda: stop.requested)
+        report = fetch_all(
+            config,
+            store=store,
+            http=http,
+            now=lambda: NOW,
+            only=("iom-albania",),
+            stop=lambda: stop.requested,
+        )
     timer.join()
     assert time.monotonic() - started < 10  # not the 30 s pause
     (result,) = report.sources
@@ -265,8 +291,9 @@ def test_a_disabled_source_is_not_failing(tmp_path: Path) -> None:
         for h in range(5):
             record(store, h, False, "HTTP 500")
         assert check(config, store, NOW + timedelta(hours=6)).failing
-        off = dataclasses.replace(config, sources=tuple(
-            dataclasses.replace(s, enabled=False) for s in config.sources))
+        off = dataclasses.replace(
+            config, sources=tuple(dataclasses.replace(s, enabled=False) for s in config.sources)
+        )
         health = check(off, store, NOW + timedelta(hours=6))
         assert health.ok and health.sources[0].consecutive_failures == 5
 
@@ -283,8 +310,9 @@ def test_a_digest_failure_alert_is_retried_until_mailed(tmp_path: Path) -> None:
         config.outbox_path.write_text("not a folder: the mail cannot go out")
         assert notify(config, store, lambda: OutboxMailer(config.outbox_path), NOW) == ()
         config.outbox_path.unlink()
-        sent = notify(config, store, lambda: OutboxMailer(config.outbox_path),
-                      NOW + timedelta(hours=1))
+        sent = notify(
+            config, store, lambda: OutboxMailer(config.outbox_path), NOW + timedelta(hours=1)
+        )
         assert len(sent) == 1 and "failed permanently" in sent[0]
 
 
@@ -298,8 +326,7 @@ def test_a_scheduled_job_failing_again_and_again_shows_in_health(tmp_path: Path)
     with Store(config.database_path) as store:
         health = check(config, store, NOW)
     assert not health.ok
-    assert any("cycle job failed 3 times" in p and "password_env" in p
-               for p in health.problems())
+    assert any("cycle job failed 3 times" in p and "password_env" in p for p in health.problems())
     record_job(config, "cycle", None)
     with Store(config.database_path) as store:
         assert check(config, store, NOW).ok
@@ -314,10 +341,15 @@ def test_the_lock_is_taken_on_the_resolved_database_path(tmp_path: Path) -> None
     alias.symlink_to(real)  # the database named through a symlink...
     (tmp_path / "linked").symlink_to(tmp_path / "data")  # ...or through a linked folder
     with RunLock(real, what="iomfeed run"):
-        for other in (alias, tmp_path / "linked" / "iomfeed.db",
-                      tmp_path / "linked" / ".." / "data" / "iomfeed.db"):
-            with pytest.raises(AlreadyRunning, match=f"pid {os.getpid()}: iomfeed run"), \
-                    RunLock(other):
+        for other in (
+            alias,
+            tmp_path / "linked" / "iomfeed.db",
+            tmp_path / "linked" / ".." / "data" / "iomfeed.db",
+        ):
+            with (
+                pytest.raises(AlreadyRunning, match=f"pid {os.getpid()}: iomfeed run"),
+                RunLock(other),
+            ):
                 pass
     with RunLock(alias):  # released: any spelling takes it
         pass
@@ -342,8 +374,10 @@ def test_the_run_lock_waits_for_its_holder_up_to_a_bound(tmp_path: Path) -> None
     try:
         assert taken.wait(10)
         start = time.monotonic()
-        with pytest.raises(AlreadyRunning, match=r"cycle job\); waited 0\.[45]\d* s"), \
-                RunLock(database, wait=0.4):
+        with (
+            pytest.raises(AlreadyRunning, match=r"cycle job\); waited 0\.[45]\d* s"),
+            RunLock(database, wait=0.4),
+        ):
             pass
         assert 0.35 <= time.monotonic() - start < 3
         threading.Timer(0.5, release.set).start()
@@ -355,8 +389,8 @@ def test_the_run_lock_waits_for_its_holder_up_to_a_bound(tmp_path: Path) -> None
 
 
 def test_a_service_cycle_waits_for_a_run_started_by_hand(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     import threading
 
     import iomfeed.scheduler
@@ -365,17 +399,31 @@ def test_a_service_cycle_waits_for_a_run_started_by_hand(
     from iomfeed.scheduler import Service
 
     items = tmp_path / "items.json"
-    items.write_text(json.dumps([{"url": "https://albania.iom.int/news/a", "title": "A story",
-                                  "date_published": "2026-11-20T10:00:00Z"}]))
-    config = dataclasses.replace(digest_config(tmp_path), sources=(
-        SourceConfig(name="manual", kind="json", path=str(items)),))
+    items.write_text(
+        json.dumps(
+            [
+                {
+                    "url": "https://albania.iom.int/news/a",
+                    "title": "A story",
+                    "date_published": "2026-11-20T10:00:00Z",
+                }
+            ]
+        )
+    )
+    config = dataclasses.replace(
+        digest_config(tmp_path),
+        sources=(SourceConfig(name="manual", kind="json", path=str(items)),),
+    )
     Store(config.database_path).close()
     monkeypatch.setattr(iomfeed.scheduler, "DEFAULT_WAIT", 1.0)
     service = Service(config)
     with RunLock(config.database_path, what="iomfeed publish"):
         service.cycle()  # still held after the wait: skipped, said why
-    assert any("cycle skipped: another iomfeed run" in r.getMessage()
-               and "iomfeed publish" in r.getMessage() for r in caplog.records)
+    assert any(
+        "cycle skipped: another iomfeed run" in r.getMessage()
+        and "iomfeed publish" in r.getMessage()
+        for r in caplog.records
+    )
     with Store(config.database_path) as store:
         assert store.last_run_id() is None
     release = threading.Event()

@@ -39,8 +39,9 @@ def source_row(table: str, name: str) -> str:
 
 
 @network
-def test_status_after_a_failed_run_says_failed_now_and_exits_1(server: SnapshotServer,
-                                                               tmp_path: Path) -> None:
+def test_status_after_a_failed_run_says_failed_now_and_exits_1(
+    server: SnapshotServer, tmp_path: Path
+) -> None:
     config = write_config(server, tmp_path)
     text = config.read_text(encoding="utf-8")
     config.write_text(text.replace("\nmax_pages = 10\n", "\nmax_pages = 1\n"), encoding="utf-8")
@@ -81,8 +82,9 @@ def closed_port() -> int:
 
 
 @network
-def test_robots_txt_answering_500_is_reported_as_unreachable(server: SnapshotServer,
-                                                              tmp_path: Path) -> None:
+def test_robots_txt_answering_500_is_reported_as_unreachable(
+    server: SnapshotServer, tmp_path: Path
+) -> None:
     config = write_config(server, tmp_path)
     server.add_fault("/robots.txt", Fault(status=500, times=1000))
     run = iomfeed("--config", str(config), "run", cwd=tmp_path)
@@ -99,12 +101,14 @@ def test_robots_txt_answering_500_is_reported_as_unreachable(server: SnapshotSer
 
 
 @network
-def test_robots_txt_on_a_closed_port_is_reported_as_unreachable(server: SnapshotServer,
-                                                                 tmp_path: Path) -> None:
+def test_robots_txt_on_a_closed_port_is_reported_as_unreachable(
+    server: SnapshotServer, tmp_path: Path
+) -> None:
     config = write_config(server, tmp_path)
     origin = f"http://127.0.0.1:{closed_port()}"
-    config.write_text(config.read_text(encoding="utf-8").replace(server.origin, origin),
-                      encoding="utf-8")
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(server.origin, origin), encoding="utf-8"
+    )
     for command in (("run",), ("check", "--live")):
         done = iomfeed("--config", str(config), *command, cwd=tmp_path)
         out = done.stdout + done.stderr
@@ -127,8 +131,10 @@ def test_a_timeout_is_said_once(server: SnapshotServer) -> None:
     with http, pytest.raises(FetchError) as caught:
         http.get(server.url("/news"))
     message = str(caught.value)
-    assert message == (f"{server.url('/news')}: robots.txt unreachable: timed out"
-                       " (gave up after 2 attempts); not crawling this site this run")
+    assert message == (
+        f"{server.url('/news')}: robots.txt unreachable: timed out"
+        " (gave up after 2 attempts); not crawling this site this run"
+    )
 
 
 def test_a_dns_failure_says_the_host_name_was_not_found() -> None:
@@ -142,8 +148,9 @@ def test_a_dns_failure_says_the_host_name_was_not_found() -> None:
 
 
 @network
-def test_a_failed_first_run_says_once_that_nothing_was_published(server: SnapshotServer,
-                                                                 tmp_path: Path) -> None:
+def test_a_failed_first_run_says_once_that_nothing_was_published(
+    server: SnapshotServer, tmp_path: Path
+) -> None:
     config = write_config(server, tmp_path)
     server.add_fault("/news", Fault(status=503))
     run = iomfeed("--config", str(config), "run", cwd=tmp_path)
@@ -151,13 +158,16 @@ def test_a_failed_first_run_says_once_that_nothing_was_published(server: Snapsho
     lines = run.stderr.splitlines()
     about_publishing = [line for line in lines if "publish" in line]
     assert about_publishing == [
-        "nothing published: the store has no items yet (the fetch failed)"], run.stderr
+        "nothing published: the store has no items yet (the fetch failed)"
+    ], run.stderr
     assert lines.index(about_publishing[0]) > lines.index(
-        next(line for line in lines if line.startswith("iom-albania: FAILED: ")))
+        next(line for line in lines if line.startswith("iom-albania: FAILED: "))
+    )
     published = iomfeed("--config", str(config), "publish", cwd=tmp_path)
     assert published.returncode == 0
     assert published.stderr == (
-        "nothing published: the store has no items yet (run 'iomfeed fetch' first)\n")
+        "nothing published: the store has no items yet (run 'iomfeed fetch' first)\n"
+    )
 
 
 # ----------------------------------------------------------------------------- items
@@ -195,18 +205,22 @@ def test_items_refuses_a_limit_below_one(stocked: Path, limit: str) -> None:
 
 
 def test_items_limit_n_lists_n(stocked: Path) -> None:
-    done = iomfeed("--config", str(stocked), "items", "--json", "--limit", "2",
-                   cwd=stocked.parent)
+    done = iomfeed("--config", str(stocked), "items", "--json", "--limit", "2", cwd=stocked.parent)
     assert [i["url"][-8:] for i in json.loads(done.stdout)] == ["/story-0", "/story-1"]
 
 
-@pytest.mark.parametrize("command", [("items",), ("items", "--json"), ("status",),
-                                     ("status", "--json"), ("check",)])
-def test_a_reader_that_stops_reading_ends_the_command_quietly(stocked: Path,
-                                                              command: tuple[str, ...]) -> None:
-    with subprocess.Popen([sys.executable, "-m", "iomfeed", "--config", str(stocked),
-                           *command], cwd=stocked.parent, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE) as proc:
+@pytest.mark.parametrize(
+    "command", [("items",), ("items", "--json"), ("status",), ("status", "--json"), ("check",)]
+)
+def test_a_reader_that_stops_reading_ends_the_command_quietly(
+    stocked: Path, command: tuple[str, ...]
+) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "iomfeed", "--config", str(stocked), *command],
+        cwd=stocked.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
         assert proc.stdout is not None and proc.stderr is not None
         proc.stdout.close()  # before the command writes: every write hits a closed pipe
         err = proc.stderr.read().decode()
@@ -216,8 +230,14 @@ def test_a_reader_that_stops_reading_ends_the_command_quietly(stocked: Path,
 
 def test_items_piped_into_head_ends_quietly(stocked: Path) -> None:
     script = f"{sys.executable} -m iomfeed --config {stocked} items | head -n 2"
-    done = subprocess.run(["sh", "-c", script], cwd=stocked.parent, capture_output=True,
-                          text=True, timeout=60, check=False)
+    done = subprocess.run(
+        ["sh", "-c", script],
+        cwd=stocked.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0 and len(done.stdout.splitlines()) == 2
     assert done.stderr == ""
 
@@ -268,17 +288,31 @@ def raw_get(port: int, target: bytes) -> tuple[int, bytes]:
 
 
 @network
-@pytest.mark.parametrize("target", [
-    b"/" + b"a" * 5000,  # one segment longer than any file name may be
-    b"/a" * 3000,  # a path longer than the system allows
-    b"/" + b"%61" * 5000,
-    b"/atom.xml%00", b"/%00", b"/a%00b/atom.xml",
-    b"/../secret.txt", b"/..%2Fsecret.txt", b"/%2e%2e/secret.txt", b"/%2E%2E%2Fsecret.txt",
-    b"/%252e%252e%252fsecret.txt", b"/.%2e/secret.txt", b"/atom.xml/..%2F..%2Fsecret.txt",
-    b"/atom.xml/", b"/%C0%AE%C0%AE/secret.txt", b"/%FF%FE", b"/.hidden",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"/" + b"a" * 5000,  # one segment longer than any file name may be
+        b"/a" * 3000,  # a path longer than the system allows
+        b"/" + b"%61" * 5000,
+        b"/atom.xml%00",
+        b"/%00",
+        b"/a%00b/atom.xml",
+        b"/../secret.txt",
+        b"/..%2Fsecret.txt",
+        b"/%2e%2e/secret.txt",
+        b"/%2E%2E%2Fsecret.txt",
+        b"/%252e%252e%252fsecret.txt",
+        b"/.%2e/secret.txt",
+        b"/atom.xml/..%2F..%2Fsecret.txt",
+        b"/atom.xml/",
+        b"/%C0%AE%C0%AE/secret.txt",
+        b"/%FF%FE",
+        b"/.hidden",
+    ],
+)
 def test_odd_paths_are_404_without_an_error_in_the_log(
-        web: tuple[int, Path], target: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    web: tuple[int, Path], target: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
     port, _feeds = web
     code, body = raw_get(port, target)
     assert code == 404 and body == b"not found\n"
@@ -287,7 +321,8 @@ def test_odd_paths_are_404_without_an_error_in_the_log(
 
 @network
 def test_very_long_query_strings_are_answered_as_usual(
-        web: tuple[int, Path], caplog: pytest.LogCaptureFixture) -> None:
+    web: tuple[int, Path], caplog: pytest.LogCaptureFixture
+) -> None:
     port, _feeds = web
     long = b"x=" + b"y" * 30_000
     assert raw_get(port, b"/atom.xml?" + long) == (200, b"<feed/>")
@@ -306,19 +341,29 @@ def db_config(folder: Path, database: str = "iomfeed.db") -> Path:
     text = CONFIG_FILE.read_text(encoding="utf-8")
     assert '\ndatabase = "iomfeed.db"\n' in text
     config = folder / "config.toml"
-    config.write_text(text.replace('\ndatabase = "iomfeed.db"\n',
-                                   f'\ndatabase = "{database}"\n'), encoding="utf-8")
+    config.write_text(
+        text.replace('\ndatabase = "iomfeed.db"\n', f'\ndatabase = "{database}"\n'),
+        encoding="utf-8",
+    )
     return config
 
 
 def run_limited(config: Path, fsize: int, *args: str) -> subprocess.CompletedProcess[str]:
     """The command line in a process whose RLIMIT_FSIZE (ulimit -f) is ``fsize`` bytes."""
-    code = ("import resource, sys\n"
-            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({fsize}, {fsize}))\n"
-            "from iomfeed.cli import main\n"
-            f"sys.exit(main({['--config', str(config), *args]!r}))\n")
-    return subprocess.run([sys.executable, "-c", code], cwd=config.parent, capture_output=True,
-                          text=True, timeout=120, check=False)
+    code = (
+        "import resource, sys\n"
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({fsize}, {fsize}))\n"
+        "from iomfeed.cli import main\n"
+        f"sys.exit(main({['--config', str(config), *args]!r}))\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=config.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_a_file_size_limit_on_a_new_database_is_named(tmp_path: Path) -> None:
@@ -329,7 +374,8 @@ def test_a_file_size_limit_on_a_new_database_is_named(tmp_path: Path) -> None:
     assert done.stderr == (
         f"iomfeed: cannot open the database {database}: this process may not write files"
         " larger than 8192 bytes (the file-size limit, ulimit -f); raise it"
-        " (SQLite: disk I/O error)\n")
+        " (SQLite: disk I/O error)\n"
+    )
 
 
 def test_a_file_size_limit_reached_while_writing_is_named(tmp_path: Path) -> None:
@@ -339,9 +385,10 @@ def test_a_file_size_limit_reached_while_writing_is_named(tmp_path: Path) -> Non
     (tmp_path / "many.csv").write_text(rows, encoding="utf-8")
     done = run_limited(config, 200_000, "subscribers", "import", "many.csv")
     assert done.returncode == 1
-    assert (f"iomfeed: cannot use the database {tmp_path / 'iomfeed.db'}: this process may not"
-            " write files larger than 200000 bytes (the file-size limit, ulimit -f)"
-            in done.stderr), done.stderr
+    assert (
+        f"iomfeed: cannot use the database {tmp_path / 'iomfeed.db'}: this process may not"
+        " write files larger than 200000 bytes (the file-size limit, ulimit -f)" in done.stderr
+    ), done.stderr
     assert "Traceback" not in done.stderr
 
 
@@ -355,7 +402,8 @@ def test_a_file_that_is_not_a_database_is_named(tmp_path: Path) -> None:
     assert done.stderr == (
         f"iomfeed: cannot open the database {tmp_path / 'iomfeed.db'}: the file is not an"
         " SQLite database (does storage.database name some other file?); move it away or"
-        " point storage.database elsewhere (SQLite: file is not a database)\n")
+        " point storage.database elsewhere (SQLite: file is not a database)\n"
+    )
 
 
 @pytest.fixture
@@ -371,12 +419,20 @@ def unprivileged() -> Iterator[tuple[Path, list[str]]]:
     prefix: list[str] = []
     if os.geteuid() == 0:
         caps = "-dac_override,-dac_read_search"
-        prefix = [shutil.which("setpriv") or "setpriv", f"--inh-caps={caps}",
-                  f"--bounding-set={caps}"]
+        prefix = [
+            shutil.which("setpriv") or "setpriv",
+            f"--inh-caps={caps}",
+            f"--bounding-set={caps}",
+        ]
         try:
-            probe = subprocess.run([*prefix, sys.executable, "-c", "import iomfeed.cli"],
-                                   cwd=folder, capture_output=True, text=True, timeout=60,
-                                   check=False)
+            probe = subprocess.run(
+                [*prefix, sys.executable, "-c", "import iomfeed.cli"],
+                cwd=folder,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
             problem = probe.stderr[-200:] if probe.returncode else ""
         except OSError as exc:
             problem = str(exc)
@@ -393,9 +449,14 @@ def unprivileged() -> Iterator[tuple[Path, list[str]]]:
 
 
 def as_user(prefix: list[str], config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*prefix, sys.executable, "-m", "iomfeed", "--config", str(config),
-                           *args], cwd=config.parent, capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "iomfeed", "--config", str(config), *args],
+        cwd=config.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_a_read_only_folder_is_named(unprivileged: tuple[Path, list[str]]) -> None:
@@ -407,13 +468,13 @@ def test_a_read_only_folder_is_named(unprivileged: tuple[Path, list[str]]) -> No
     assert done.returncode == 1
     assert done.stderr.startswith(
         f"iomfeed: cannot open the database {folder / 'data' / 'iomfeed.db'}: the folder"
-        f" {folder / 'data'} is not writable by this user (uid "), done.stderr
+        f" {folder / 'data'} is not writable by this user (uid "
+    ), done.stderr
     assert "the database and its -wal and -shm files are created there" in done.stderr
     assert done.stderr.endswith("(SQLite: unable to open database file)\n")
 
 
-def test_a_database_file_without_permission_is_named(
-        unprivileged: tuple[Path, list[str]]) -> None:
+def test_a_database_file_without_permission_is_named(unprivileged: tuple[Path, list[str]]) -> None:
     folder, prefix = unprivileged
     config = db_config(folder, "data/iomfeed.db")
     (folder / "data").mkdir()
@@ -422,5 +483,7 @@ def test_a_database_file_without_permission_is_named(
     database.chmod(0o000)  # this user may not read it
     done = as_user(prefix, config, "subscribers", "list")
     assert done.returncode == 1
-    assert done.stderr.startswith(f"iomfeed: cannot open the database {database}: {database}"
-                                  " cannot be read and written by this user (uid "), done.stderr
+    assert done.stderr.startswith(
+        f"iomfeed: cannot open the database {database}: {database}"
+        " cannot be read and written by this user (uid "
+    ), done.stderr

@@ -20,8 +20,10 @@ from .conftest import ROOT
 def test_every_package_is_listed_for_the_wheel() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     listed = set(config["tool"]["setuptools"]["packages"])
-    found = {".".join(p.parent.relative_to(ROOT / "src").parts)
-             for p in (ROOT / "src").rglob("__init__.py")}
+    found = {
+        ".".join(p.parent.relative_to(ROOT / "src").parts)
+        for p in (ROOT / "src").rglob("__init__.py")
+    }
     assert found | {"iomfeed.templates"} == listed
 
 
@@ -46,8 +48,8 @@ def test_the_documented_config_is_packaged_and_kept_once() -> None:
 
 
 def test_init_writes_the_packaged_config_and_keeps_an_existing_file(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from iomfeed.cli import main
 
     shipped = (ROOT / "config.toml").read_bytes()
@@ -87,7 +89,8 @@ def read_until(proc: subprocess.Popen[bytes], marker: bytes, timeout: float) -> 
 @pytest.mark.slow
 @pytest.mark.network
 def test_the_wheel_runs_init_and_demo_from_another_folder_and_the_demo_serves_on_a_tty(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """README set-up command 1 as a newcomer meets it: an installed wheel, another folder,
     a terminal. What the demo leaves behind works: pictures and links answer."""
     import pty
@@ -99,30 +102,57 @@ def test_the_wheel_runs_init_and_demo_from_another_folder_and_the_demo_serves_on
     tree.mkdir()
     for name in ("pyproject.toml", "README.md", "config.toml", "src", "templates"):
         if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, tree / name, symlinks=True,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            shutil.copytree(
+                ROOT / name,
+                tree / name,
+                symlinks=True,
+                ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
+            )
         else:
             shutil.copy2(ROOT / name, tree / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w",
-                    str(tmp_path / "dist"), str(tree)], check=True, timeout=300,
-                   capture_output=True)
+    subprocess.run(
+        [
+            *pip,
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "dist"),
+            str(tree),
+        ],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
     (wheel,) = (tmp_path / "dist").glob("iomfeed-*.whl")
     # The snapshot ships; its generator and the generator's input (dev/) do not.
     names = zipfile.ZipFile(wheel).namelist()
     assert "iomfeed/demo/site/news/index.html" in names
     assert not [n for n in names if "sitegen" in n or n.endswith("content.toml")], names
     site = tmp_path / "site"
-    subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(site),
-                    str(wheel)], check=True, timeout=300, capture_output=True)
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = dict(os.environ, PYTHONPATH=str(site))
     env.pop("IOMFEED_CONFIG", None)
 
     def python(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, *args], cwd=elsewhere, env=env, text=True,
-                              capture_output=True, timeout=120, check=False, **kw)  # type: ignore[call-overload]
+        return subprocess.run(
+            [sys.executable, *args],
+            cwd=elsewhere,
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=120,
+            check=False,
+            **kw,
+        )  # type: ignore[call-overload]
 
     where = python("-c", "import iomfeed; print(iomfeed.__file__)")
     assert where.stdout.startswith(str(site)), where.stdout + where.stderr  # the wheel's copy
@@ -132,9 +162,14 @@ def test_the_wheel_runs_init_and_demo_from_another_folder_and_the_demo_serves_on
     (elsewhere / "config.toml").unlink()  # the demo needs none: it uses the packaged one
 
     controller, terminal = pty.openpty()
-    demo = subprocess.Popen([sys.executable, "-m", "iomfeed", "demo", "--port", "0"],
-                            cwd=elsewhere, env=env, stdin=terminal, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL)
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "iomfeed", "demo", "--port", "0"],
+        cwd=elsewhere,
+        env=env,
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     os.close(terminal)
     try:
         out = read_until(demo, b"Serving until Ctrl-C", timeout=240).decode()
@@ -150,8 +185,10 @@ def test_the_wheel_runs_init_and_demo_from_another_folder_and_the_demo_serves_on
 
         index = get(root)[2].decode()
         assert index == (demo_dir / "feeds" / "index.html").read_text(encoding="utf-8")
-        for page in (index, *(p.read_text(encoding="utf-8")
-                              for p in demo_dir.glob("digest-*.html"))):
+        for page in (
+            index,
+            *(p.read_text(encoding="utf-8") for p in demo_dir.glob("digest-*.html")),
+        ):
             assert "feeds.example.org" not in page
             images = re.findall(r'<img[^>]+src="([^"]+)"', page)
             assert images

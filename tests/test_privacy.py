@@ -31,16 +31,27 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def iomfeed(config: Path, *args: str, umask: int = -1,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "iomfeed", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=120, check=False,
-                          cwd=config.parent, umask=umask, env=env)
+def iomfeed(
+    config: Path, *args: str, umask: int = -1, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "iomfeed", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=config.parent,
+        umask=umask,
+        env=env,
+    )
 
 
 def environment(**values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("IOMFEED_SECRET", "IOMFEED_SMTP_PASSWORD", "IOMFEED_CONFIG")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("IOMFEED_SECRET", "IOMFEED_SMTP_PASSWORD", "IOMFEED_CONFIG")
+    }
     env.update(values)
     return env
 
@@ -65,19 +76,32 @@ def umask(value: int) -> Iterator[None]:
 
 
 @pytest.mark.parametrize("mask", UMASKS, ids=["umask-022", "umask-000"])
-def test_private_files_are_0600_and_feeds_0644_whatever_the_umask(tmp_path: Path,
-                                                                  mask: int) -> None:
+def test_private_files_are_0600_and_feeds_0644_whatever_the_umask(
+    tmp_path: Path, mask: int
+) -> None:
     config = tmp_path / "config.toml"
-    config.write_text('[[sources]]\nname = "manual"\nkind = "json"\npath = "news.json"\n',
-                      encoding="utf-8")
-    (tmp_path / "news.json").write_text(json.dumps(
-        [{"url": f"https://albania.iom.int/news/story-{n}", "title": f"Story {n}",
-          "date_published": f"2026-03-0{n}T10:00:00+01:00", "summary": "News.",
-          "content_html": "<p>News.</p>"}
-         for n in (1, 2)]), encoding="utf-8")
+    config.write_text(
+        '[[sources]]\nname = "manual"\nkind = "json"\npath = "news.json"\n', encoding="utf-8"
+    )
+    (tmp_path / "news.json").write_text(
+        json.dumps(
+            [
+                {
+                    "url": f"https://albania.iom.int/news/story-{n}",
+                    "title": f"Story {n}",
+                    "date_published": f"2026-03-0{n}T10:00:00+01:00",
+                    "summary": "News.",
+                    "content_html": "<p>News.</p>",
+                }
+                for n in (1, 2)
+            ]
+        ),
+        encoding="utf-8",
+    )
     people = tmp_path / "people.csv"
-    people.write_text("reader0@example.org,Ëlira Hoxha,sq\nreader1@example.org,John,en\n",
-                      encoding="utf-8")
+    people.write_text(
+        "reader0@example.org,Ëlira Hoxha,sq\nreader1@example.org,John,en\n", encoding="utf-8"
+    )
     env = environment()
     run = iomfeed(config, "subscribers", "import", str(people), umask=mask, env=env)
     assert run.returncode == 0, run.stderr
@@ -91,8 +115,9 @@ def test_private_files_are_0600_and_feeds_0644_whatever_the_umask(tmp_path: Path
     assert len(messages) == 2 and {mode(m) for m in messages} == {0o600}
     assert mode(tmp_path / "iomfeed.db.lock") == 0o600
     export = tmp_path / "export.csv"
-    assert iomfeed(config, "subscribers", "export", str(export), umask=mask,
-                   env=env).returncode == 0
+    assert (
+        iomfeed(config, "subscribers", "export", str(export), umask=mask, env=env).returncode == 0
+    )
     assert mode(export) == 0o600 and "reader0@example.org" in export.read_text("utf-8")
     published = iomfeed(config, "-q", "publish", umask=mask, env=env)
     assert published.returncode == 0, published.stderr
@@ -107,8 +132,11 @@ def test_the_wal_and_shm_files_sqlite_makes_are_0600_too(tmp_path: Path, mask: i
         store.add_subscriber(Subscriber("ana@example.org", "Ana", "en"), NOW)
         store.set_setting("unsubscribe_secret", "kept here when IOMFEED_SECRET is unset")
         # While a connection is open, SQLite keeps the -wal and -shm files beside it.
-        files = [database, database.with_name("iomfeed.db-wal"),
-                 database.with_name("iomfeed.db-shm")]
+        files = [
+            database,
+            database.with_name("iomfeed.db-wal"),
+            database.with_name("iomfeed.db-shm"),
+        ]
         assert [mode(f) for f in files] == [0o600] * 3
 
 
@@ -139,7 +167,8 @@ def test_check_warns_about_a_readable_database_holding_the_secret(tmp_path: Path
         f"warning: {database} is readable by every user of this machine (mode 0644) and keeps"
         " the unsubscribe secret, since mail.secret_env's variable IOMFEED_SECRET is not set:"
         " whoever can read it can forge unsubscribe links and read the subscribers'"
-        f" addresses; run 'chmod 600 {database}'\n")
+        f" addresses; run 'chmod 600 {database}'\n"
+    )
     with_secret = iomfeed(config, "check", env=environment(IOMFEED_SECRET="x" * 40))
     assert "holds the subscribers' addresses" in with_secret.stderr
     assert "forge" not in with_secret.stderr
@@ -147,10 +176,11 @@ def test_check_warns_about_a_readable_database_holding_the_secret(tmp_path: Path
     assert iomfeed(config, "check", env=environment()).stderr == ""
 
 
-def test_check_warns_about_the_example_address_and_an_unset_smtp_password(
-        tmp_path: Path) -> None:
-    config = shipped_config(tmp_path, {'transport = "outbox"': 'transport = "smtp"',
-                                       'username = ""': 'username = "digest"'})
+def test_check_warns_about_the_example_address_and_an_unset_smtp_password(tmp_path: Path) -> None:
+    config = shipped_config(
+        tmp_path,
+        {'transport = "outbox"': 'transport = "smtp"', 'username = ""': 'username = "digest"'},
+    )
     run = iomfeed(config, "check", env=environment())
     assert run.returncode == 0, run.stderr
     assert run.stderr.splitlines() == [
@@ -159,7 +189,8 @@ def test_check_warns_about_the_example_address_and_an_unset_smtp_password(
         " the address the feeds and /unsubscribe are served at (a digest is not sent by SMTP"
         " until then)",
         "warning: mail.smtp.password_env: the environment variable IOMFEED_SMTP_PASSWORD is"
-        " not set (the password for mail.smtp.username 'digest'): the digest cannot be sent"]
+        " not set (the password for mail.smtp.username 'digest'): the digest cannot be sent",
+    ]
     ready = iomfeed(config, "check", env=environment(IOMFEED_SMTP_PASSWORD="pw"))
     assert "password_env" not in ready.stderr
 
@@ -179,7 +210,8 @@ def nothing_recorded(folder: Path) -> bool:
 
 @pytest.mark.network
 def test_a_send_by_smtp_refuses_the_example_address_before_anything_is_recorded(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     with smtp_server() as (handler, port):
         edits = smtp_config_edits(port)
         del edits["https://feeds.example.org/iom-albania/"]  # left at the example
@@ -187,13 +219,18 @@ def test_a_send_by_smtp_refuses_the_example_address_before_anything_is_recorded(
         for args in (("digest", "--send"), ("digest", "--to", "editor@example.org")):
             run = iomfeed(config, *args, env=environment())
             assert run.returncode == 2, (args, run.stderr)
-            assert "iomfeed: configuration error: site.public_url:" \
-                " https://feeds.example.org/iom-albania/ is still the example address" \
-                in run.stderr, args
+            assert (
+                "iomfeed: configuration error: site.public_url:"
+                " https://feeds.example.org/iom-albania/ is still the example address" in run.stderr
+            ), args
         assert handler.received == [] and nothing_recorded(tmp_path)
         # The same with a real address goes out.
-        config.write_text(config.read_text(encoding="utf-8").replace(
-            "https://feeds.example.org/iom-albania/", PUBLIC_URL), encoding="utf-8")
+        config.write_text(
+            config.read_text(encoding="utf-8").replace(
+                "https://feeds.example.org/iom-albania/", PUBLIC_URL
+            ),
+            encoding="utf-8",
+        )
         sent = iomfeed(config, "digest", "--send", env=environment())
         assert sent.returncode == 0, sent.stderr
         assert [r.rcpt_tos for r in handler.received] == [["reader@example.org"]]
@@ -202,11 +239,13 @@ def test_a_send_by_smtp_refuses_the_example_address_before_anything_is_recorded(
 @pytest.mark.network
 def test_a_send_by_smtp_without_the_password_names_the_variable(tmp_path: Path) -> None:
     with smtp_server() as (handler, port):
-        config = prepared(tmp_path, {**smtp_config_edits(port),
-                                     'username = ""': 'username = "digest"'})
+        config = prepared(
+            tmp_path, {**smtp_config_edits(port), 'username = ""': 'username = "digest"'}
+        )
         run = iomfeed(config, "digest", "--send", env=environment())
         assert run.returncode == 2
         assert run.stderr == (
             "iomfeed: configuration error: mail.smtp.password_env: the environment variable"
-            " IOMFEED_SMTP_PASSWORD is not set (the password for 'digest')\n")
+            " IOMFEED_SMTP_PASSWORD is not set (the password for 'digest')\n"
+        )
         assert handler.received == [] and nothing_recorded(tmp_path)

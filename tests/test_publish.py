@@ -31,11 +31,16 @@ from .conftest import DATA, NOW, ROOT, fetch, local_config
 from .golden import check_golden
 
 ATOM = "{http://www.w3.org/2005/Atom}"
-NS = {"a": "http://www.w3.org/2005/Atom", "fh": "http://purl.org/syndication/history/1.0",
-      "media": "http://search.yahoo.com/mrss/"}
+NS = {
+    "a": "http://www.w3.org/2005/Atom",
+    "fh": "http://purl.org/syndication/history/1.0",
+    "media": "http://search.yahoo.com/mrss/",
+}
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
-RFC822 = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|"
-                    r"Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d [+-]\d{4}$")
+RFC822 = re.compile(
+    r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|"
+    r"Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d [+-]\d{4}$"
+)
 PUBLIC = "https://feeds.example.org/iom-albania/"
 MAX_ITEMS = 10
 INDEX_ITEMS = 20  # publish.index_items as shipped
@@ -58,8 +63,7 @@ def config(crawled: tuple[Path, str], tmp_path: Path) -> Config:
     db, origin = crawled
     shutil.copy(db, tmp_path / "iomfeed.db")
     base = local_config(origin, tmp_path)
-    return dataclasses.replace(base, publish=dataclasses.replace(base.publish,
-                                                                 max_items=MAX_ITEMS))
+    return dataclasses.replace(base, publish=dataclasses.replace(base.publish, max_items=MAX_ITEMS))
 
 
 def run_publish(config: Config, now: datetime = NOW) -> PublishReport:
@@ -74,17 +78,28 @@ def parse(path: Path) -> etree._ElementTree:
 
 def scrub(text: str, origin: str) -> str:
     return text.replace(origin, "https://albania.iom.int").replace(
-        origin.split("//", 1)[1], "albania.iom.int")
+        origin.split("//", 1)[1], "albania.iom.int"
+    )
 
 
 # ----------------------------------------------------------------------------- golden
 
 
-@pytest.mark.parametrize("name", ["atom.xml", "rss.xml", "feed.json", "index.html",
-                                  "category/global/atom.xml", "archive/2021-06.xml",
-                                  "months/2021-06.html"])
-def test_published_files_match_the_golden_copies(config: Config, crawled: tuple[Path, str],
-                                                  regenerate: bool, name: str) -> None:
+@pytest.mark.parametrize(
+    "name",
+    [
+        "atom.xml",
+        "rss.xml",
+        "feed.json",
+        "index.html",
+        "category/global/atom.xml",
+        "archive/2021-06.xml",
+        "months/2021-06.html",
+    ],
+)
+def test_published_files_match_the_golden_copies(
+    config: Config, crawled: tuple[Path, str], regenerate: bool, name: str
+) -> None:
     run_publish(config)
     text = (config.feeds_path / name).read_text(encoding="utf-8")
     check_golden("feeds/" + name, scrub(text, crawled[1]), regenerate=regenerate)
@@ -111,8 +126,9 @@ def test_every_atom_document_follows_rfc_4287(config: Config) -> None:
         assert RFC3339.match(feed.findtext("a:updated", namespaces=NS) or "")
         self_links = feed.findall("a:link[@rel='self']", NS)
         assert len(self_links) == 1 and self_links[0].get("href", "").startswith(PUBLIC)
-        assert self_links[0].get("href", "").endswith(path.relative_to(config.feeds_path)
-                                                      .as_posix())
+        assert (
+            self_links[0].get("href", "").endswith(path.relative_to(config.feeds_path).as_posix())
+        )
         assert feed.find("a:link[@rel='alternate']", NS) is not None
         entries = feed.findall("a:entry", NS)
         assert entries, path
@@ -129,8 +145,7 @@ def test_every_atom_document_follows_rfc_4287(config: Config) -> None:
             assert entry.findtext("a:title", namespaces=NS)
             for stamp in ("updated", "published"):
                 assert RFC3339.match(entry.findtext(f"a:{stamp}", namespaces=NS) or ""), stamp
-            updates.append(datetime.fromisoformat(entry.findtext("a:updated", namespaces=NS)
-                                                  or ""))
+            updates.append(datetime.fromisoformat(entry.findtext("a:updated", namespaces=NS) or ""))
             alternates = entry.findall("a:link[@rel='alternate']", NS)
             assert len(alternates) == 1 and alternates[0].get("type") == "text/html"
             assert alternates[0].get("href", "").startswith("http")
@@ -142,18 +157,21 @@ def test_every_atom_document_follows_rfc_4287(config: Config) -> None:
             for enclosure in entry.findall("a:link[@rel='enclosure']", NS):
                 assert enclosure.get("type", "").startswith("image/")
         # The feed's updated is its newest entry change, not the build time.
-        assert datetime.fromisoformat(feed.findtext("a:updated", namespaces=NS) or "") == \
-            max(updates)
+        assert datetime.fromisoformat(feed.findtext("a:updated", namespaces=NS) or "") == max(
+            updates
+        )
 
 
-def test_a_first_run_dates_each_entry_update_by_the_source_not_by_the_run(
-        config: Config) -> None:
+def test_a_first_run_dates_each_entry_update_by_the_source_not_by_the_run(config: Config) -> None:
     # The W3C validator warns "Two entries with the same value for atom:updated" when every
     # item first seen in one run is stamped with that run's time.
     from dev.sitegen import load_content
 
-    modified = {c.slug: c.published + timedelta(days=2, hours=3, minutes=17)
-                for c in load_content() if c.date_markup == "meta"}  # article:modified_time
+    modified = {
+        c.slug: c.published + timedelta(days=2, hours=3, minutes=17)
+        for c in load_content()
+        if c.date_markup == "meta"
+    }  # article:modified_time
     run_publish(config)
     with open_store(config) as store:
         items = store.items()
@@ -166,16 +184,21 @@ def test_a_first_run_dates_each_entry_update_by_the_source_not_by_the_run(
     for path in atom_documents(config):
         if path.name == "rss.xml":
             continue
-        stamps = [e.findtext("a:updated", namespaces=NS)
-                  for e in parse(path).getroot().findall("a:entry", NS)]
+        stamps = [
+            e.findtext("a:updated", namespaces=NS)
+            for e in parse(path).getroot().findall("a:entry", NS)
+        ]
         assert len(stamps) == len(set(stamps)), path
     feed = json.loads((config.feeds_path / "feed.json").read_text(encoding="utf-8"))
-    assert all(datetime.fromisoformat(e["date_modified"])
-               >= datetime.fromisoformat(e["date_published"]) for e in feed["items"])
+    assert all(
+        datetime.fromisoformat(e["date_modified"]) >= datetime.fromisoformat(e["date_published"])
+        for e in feed["items"]
+    )
     # The feed's own updated stays the newest entry change: the newest story's.
     atom = parse(config.feeds_path / "atom.xml").getroot()
-    assert datetime.fromisoformat(atom.findtext("a:updated", namespaces=NS) or "") == \
-        max(i.updated for i in items)
+    assert datetime.fromisoformat(atom.findtext("a:updated", namespaces=NS) or "") == max(
+        i.updated for i in items
+    )
 
 
 def test_archive_documents_follow_rfc_5005(config: Config) -> None:
@@ -258,8 +281,12 @@ def test_rss_images_are_bare_media_content_never_a_one_child_group(config: Confi
                 assert media == []
                 continue
             seen += 1
-            assert media == [(f"{{{NS['media']}}}content",
-                              {"url": image, "type": "image/png", "medium": "image"})]
+            assert media == [
+                (
+                    f"{{{NS['media']}}}content",
+                    {"url": image, "type": "image/png", "medium": "image"},
+                )
+            ]
     assert seen > 10
 
 
@@ -270,7 +297,8 @@ def test_json_feeds_validate_against_the_1_1_schema(config: Config) -> None:
     run_publish(config)
     schema = json.loads((DATA / "jsonfeed-1.1.schema.json").read_text(encoding="utf-8"))
     validator = jsonschema.Draft202012Validator(
-        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
     paths = list(config.feeds_path.rglob("feed.json"))
     assert len(paths) == 3
     for path in paths:
@@ -292,12 +320,32 @@ def test_every_item_and_field_survives_a_round_trip_through_feedparser(config: C
     for name in ("atom.xml", "rss.xml", "feed.json"):
         if name == "feed.json":
             entries = json.loads((config.feeds_path / name).read_text())["items"]
-            got = {e["id"]: (e["title"], e["url"], e["date_published"], e["date_modified"],
-                             e.get("tags", []), e.get("image", ""), e["content_html"],
-                             e["language"]) for e in entries}
-            want = {i.id: (i.title, i.url, i.published.isoformat(), i.updated.isoformat(),
-                           list(i.categories), i.image_url, i.content_html, i.language)
-                    for i in stored.values()}
+            got = {
+                e["id"]: (
+                    e["title"],
+                    e["url"],
+                    e["date_published"],
+                    e["date_modified"],
+                    e.get("tags", []),
+                    e.get("image", ""),
+                    e["content_html"],
+                    e["language"],
+                )
+                for e in entries
+            }
+            want = {
+                i.id: (
+                    i.title,
+                    i.url,
+                    i.published.isoformat(),
+                    i.updated.isoformat(),
+                    list(i.categories),
+                    i.image_url,
+                    i.content_html,
+                    i.language,
+                )
+                for i in stored.values()
+            }
             assert got == want
             continue
         # feedparser's own sanitiser drops <figure>; the comparison is with what was written.
@@ -315,7 +363,8 @@ def test_every_item_and_field_survives_a_round_trip_through_feedparser(config: C
                 assert updated == item.updated.astimezone(UTC)
                 assert entry.summary == item.summary_html
             images = [link.href for link in entry.links if link.rel == "enclosure"] + [
-                m["url"] for m in entry.get("media_content", [])]
+                m["url"] for m in entry.get("media_content", [])
+            ]
             assert images == ([item.image_url] if item.image_url else [])
             assert [t.term for t in entry.tags] == list(item.categories)
             body = entry.content[0].value if "content" in entry else entry.summary
@@ -327,11 +376,19 @@ def test_albanian_and_markup_characters_survive_in_every_format(config: Config) 
     title = 'Takim në Tiranë & Durrës: "Çështja" <e re> – \x07fund'
     with open_store(config) as store:
         # Straight into the store, control character and all: the publisher must cope.
-        store.upsert(Item(source="manual", url="https://albania.iom.int/news/manual-x",
-                          title=title, content_html="<p>Për ju\x0b</p>",
-                          published=datetime(2025, 1, 1, tzinfo=UTC),
-                          date_source=DateSource.JSON, categories=("Local",), language="sq"),
-                     NOW)
+        store.upsert(
+            Item(
+                source="manual",
+                url="https://albania.iom.int/news/manual-x",
+                title=title,
+                content_html="<p>Për ju\x0b</p>",
+                published=datetime(2025, 1, 1, tzinfo=UTC),
+                date_source=DateSource.JSON,
+                categories=("Local",),
+                language="sq",
+            ),
+            NOW,
+        )
     run_publish(config)
     expected = 'Takim në Tiranë & Durrës: "Çështja" <e re> – fund'
     atom = feedparser.parse((config.feeds_path / "atom.xml").read_bytes())
@@ -349,8 +406,11 @@ def test_albanian_and_markup_characters_survive_in_every_format(config: Config) 
 
 
 def mtimes(folder: Path) -> dict[str, int]:
-    return {p.relative_to(folder).as_posix(): p.stat().st_mtime_ns
-            for p in folder.rglob("*") if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): p.stat().st_mtime_ns
+        for p in folder.rglob("*")
+        if p.is_file()
+    }
 
 
 def test_publishing_twice_writes_nothing_the_second_time(config: Config) -> None:
@@ -370,37 +430,66 @@ def test_an_edited_item_changes_only_its_entry_and_the_feed_updated(config: Conf
     later = NOW + timedelta(days=1)
     with open_store(config) as store:
         target = store.items(limit=3)[2]
-        store.upsert(Item(source=target.source, url=target.url, title=target.title,
-                          summary_html=target.summary_html,
-                          content_html=target.content_html + "<p>Correction.</p>",
-                          published=target.published, date_source=target.date_source,
-                          image_url=target.image_url, image_alt=target.image_alt,
-                          categories=target.categories, language=target.language), later)
+        store.upsert(
+            Item(
+                source=target.source,
+                url=target.url,
+                title=target.title,
+                summary_html=target.summary_html,
+                content_html=target.content_html + "<p>Correction.</p>",
+                published=target.published,
+                date_source=target.date_source,
+                image_url=target.image_url,
+                image_alt=target.image_alt,
+                categories=target.categories,
+                language=target.language,
+            ),
+            later,
+        )
     report = run_publish(config, later)
     category = "category/" + target.categories[0].lower()
-    assert set(report.written) == {"atom.xml", "rss.xml", "feed.json", "index.html",
-                                   f"{category}/atom.xml", f"{category}/rss.xml",
-                                   f"{category}/feed.json"}
+    assert set(report.written) == {
+        "atom.xml",
+        "rss.xml",
+        "feed.json",
+        "index.html",
+        f"{category}/atom.xml",
+        f"{category}/rss.xml",
+        f"{category}/feed.json",
+    }
     new = (config.feeds_path / "atom.xml").read_text(encoding="utf-8")
     changed = [line for line in new.splitlines() if line not in old.splitlines()]
     stamp = later.isoformat()
-    assert changed == [f"  <updated>{stamp}</updated>", f"    <updated>{stamp}</updated>",
-                       next(x for x in changed if "Correction." in x)]
+    assert changed == [
+        f"  <updated>{stamp}</updated>",
+        f"    <updated>{stamp}</updated>",
+        next(x for x in changed if "Correction." in x),
+    ]
 
 
-def test_an_item_with_a_summary_and_no_body_is_published_in_every_format(
-        config: Config) -> None:
+def test_an_item_with_a_summary_and_no_body_is_published_in_every_format(config: Config) -> None:
     """A JSON or feed record may carry only a summary: Atom then needs the entry's alternate
     link (RFC 4287 4.1.1), which must be there once, with its type."""
     later = NOW + timedelta(days=1)
     url = "https://albania.iom.int/news/summary-only"
     with open_store(config) as store:
-        store.upsert(Item(source="iom-albania", url=url, title="Only a summary",
-                          summary_html="<p>Just this.</p>", published=later,
-                          date_source=DateSource.JSON), later)
+        store.upsert(
+            Item(
+                source="iom-albania",
+                url=url,
+                title="Only a summary",
+                summary_html="<p>Just this.</p>",
+                published=later,
+                date_source=DateSource.JSON,
+            ),
+            later,
+        )
     run_publish(config, later)
-    entry = next(e for e in parse(config.feeds_path / "atom.xml").getroot().iter(f"{ATOM}entry")
-                 if e.findtext(f"{ATOM}title") == "Only a summary")
+    entry = next(
+        e
+        for e in parse(config.feeds_path / "atom.xml").getroot().iter(f"{ATOM}entry")
+        if e.findtext(f"{ATOM}title") == "Only a summary"
+    )
     links = [dict(link.attrib) for link in entry.iter(f"{ATOM}link")]
     assert links == [{"href": url, "rel": "alternate", "type": "text/html"}]
     assert entry.find(f"{ATOM}content") is None
@@ -414,10 +503,18 @@ def test_one_new_item_rewrites_one_archive_page(config: Config) -> None:
     run_publish(config)
     with open_store(config) as store:
         newest = store.items(limit=1)[0]
-        store.upsert(Item(source=newest.source, url=newest.url + "-new", title="Brand new",
-                          content_html="<p>New.</p>",
-                          published=newest.published + timedelta(days=1),
-                          date_source=DateSource.TIME, categories=("Local",)), NOW)
+        store.upsert(
+            Item(
+                source=newest.source,
+                url=newest.url + "-new",
+                title="Brand new",
+                content_html="<p>New.</p>",
+                published=newest.published + timedelta(days=1),
+                date_source=DateSource.TIME,
+                categories=("Local",),
+            ),
+            NOW,
+        )
     report = run_publish(config)
     archives = [p for p in report.written if p.startswith("archive/")]
     assert len(archives) == 1  # the item pushed out of the feed moves into its month
@@ -432,8 +529,10 @@ def test_an_edited_archived_item_rewrites_only_its_archive_page(config: Config) 
     before = archive_stamps(config)
     with open_store(config) as store:
         oldest = store.items()[-1]
-        store.upsert(dataclasses.replace(_as_item(oldest), content_html="<p>Corrected.</p>"),
-                     NOW + timedelta(days=1))
+        store.upsert(
+            dataclasses.replace(_as_item(oldest), content_html="<p>Corrected.</p>"),
+            NOW + timedelta(days=1),
+        )
     month = oldest.published.isoformat()[:7]
     report = run_publish(config, NOW + timedelta(days=1))
     # ... and the HTML page of its month, which shows it too.
@@ -444,8 +543,9 @@ def test_an_edited_archived_item_rewrites_only_its_archive_page(config: Config) 
 
 def test_changed_settings_rewrite_every_archive_page(config: Config) -> None:
     run_publish(config)
-    renamed = dataclasses.replace(config, site=dataclasses.replace(config.site,
-                                                                    title="IOM Albania news"))
+    renamed = dataclasses.replace(
+        config, site=dataclasses.replace(config.site, title="IOM Albania news")
+    )
     report = run_publish(renamed)
     assert {p for p in report.written if p.startswith("archive/")} == set(archive_stamps(config))
 
@@ -462,8 +562,9 @@ def test_a_replaced_archive_file_is_written_again(config: Config) -> None:
 def test_files_no_longer_published_are_removed(config: Config) -> None:
     run_publish(config)
     assert archive_stamps(config)
-    everything = dataclasses.replace(config, publish=dataclasses.replace(config.publish,
-                                                                         max_items=100))
+    everything = dataclasses.replace(
+        config, publish=dataclasses.replace(config.publish, max_items=100)
+    )
     report = run_publish(everything)
     assert not archive_stamps(config)
     assert all(p in report.written for p in ("archive/2021-06.xml", "atom.xml"))
@@ -485,16 +586,27 @@ def test_category_names_that_fold_alike_get_distinct_paths() -> None:
 
 
 def _as_item(stored: StoredItem) -> Item:
-    return Item(source=stored.source, url=stored.url, title=stored.title,
-                summary_html=stored.summary_html, content_html=stored.content_html,
-                published=stored.published, date_source=stored.date_source,
-                image_url=stored.image_url, image_alt=stored.image_alt,
-                categories=stored.categories, language=stored.language)
+    return Item(
+        source=stored.source,
+        url=stored.url,
+        title=stored.title,
+        summary_html=stored.summary_html,
+        content_html=stored.content_html,
+        published=stored.published,
+        date_source=stored.date_source,
+        image_url=stored.image_url,
+        image_alt=stored.image_alt,
+        categories=stored.categories,
+        language=stored.language,
+    )
 
 
 def test_plan_archives_groups_by_local_month_newest_first() -> None:
-    rows = [("a", "2024-06-01T00:30:00+02:00", "h", "u"), ("b", "2024-05-31T23:00:00+02:00",
-            "h", "u"), ("c", "2024-05-02T10:00:00+02:00", "h", "u")]
+    rows = [
+        ("a", "2024-06-01T00:30:00+02:00", "h", "u"),
+        ("b", "2024-05-31T23:00:00+02:00", "h", "u"),
+        ("c", "2024-05-02T10:00:00+02:00", "h", "u"),
+    ]
     pages = plan_archives(rows)
     assert [(p.month, p.ids) for p in pages] == [("2024-06", ("a",)), ("2024-05", ("b", "c"))]
 
@@ -516,7 +628,8 @@ def stories(page: lxml.html.HtmlElement) -> list[str]:
 
 
 def test_the_index_shows_the_newest_stories_and_links_a_page_per_older_month(
-        config: Config) -> None:
+    config: Config,
+) -> None:
     assert config.publish.index_items == INDEX_ITEMS
     run_publish(config)
     with open_store(config) as store:
@@ -536,8 +649,10 @@ def test_the_index_shows_the_newest_stories_and_links_a_page_per_older_month(
         assert stories(page) == want, month
         shown.update(want)
         links = set(page.xpath("//nav[@class='pager']//a/@href"))
-        assert links == {"../index.html", *(f"{m}.html" for m in months[max(n - 1, 0):n + 2]
-                                           if m != month)}
+        assert links == {
+            "../index.html",
+            *(f"{m}.html" for m in months[max(n - 1, 0) : n + 2] if m != month),
+        }
         for href in links:
             assert (config.feeds_path / "months" / href).resolve().is_file(), href
         assert page.xpath("//link[@rel='alternate']/@href")[0] == PUBLIC + "atom.xml"
@@ -561,14 +676,17 @@ def test_the_intro_describes_the_site_and_what_feeds_are(config: Config) -> None
 
 
 def test_month_pages_are_rewritten_only_when_they_change_and_removed_when_gone(
-        config: Config) -> None:
+    config: Config,
+) -> None:
     run_publish(config)
     before = {p: t for p, t in mtimes(config.feeds_path).items() if p.startswith("months/")}
     oldest = sorted(before)[0]
     with open_store(config) as store:
         target = next(i for i in store.items() if i.published.isoformat()[:7] == oldest[7:14])
-        store.upsert(dataclasses.replace(_as_item(target), title=target.title + " (corrected)"),
-                     NOW + timedelta(days=1))
+        store.upsert(
+            dataclasses.replace(_as_item(target), title=target.title + " (corrected)"),
+            NOW + timedelta(days=1),
+        )
     report = run_publish(config, NOW + timedelta(days=1))
     assert [p for p in report.written if p.startswith("months/")] == [oldest]
     after = {p: t for p, t in mtimes(config.feeds_path).items() if p.startswith("months/")}
@@ -577,8 +695,9 @@ def test_month_pages_are_rewritten_only_when_they_change_and_removed_when_gone(
     (config.feeds_path / oldest).write_text("<p>old backup</p>", encoding="utf-8")
     assert run_publish(config, NOW + timedelta(days=1)).written == (oldest,)
     # Every story fits on the index: no month pages, no links to them.
-    everything = dataclasses.replace(config, publish=dataclasses.replace(
-        config.publish, index_items=100))
+    everything = dataclasses.replace(
+        config, publish=dataclasses.replace(config.publish, index_items=100)
+    )
     report = run_publish(everything, NOW + timedelta(days=1))
     assert set(before) <= set(report.written) and month_pages(config) == []
     index = html_page(config.feeds_path / "index.html")
@@ -590,12 +709,14 @@ def test_planning_the_archives_from_the_whole_plan_gives_the_same_pages() -> Non
     from iomfeed.publish.build import plan_after
 
     # Newest first by UTC; local months do not always follow that order across offsets.
-    rows = [("a", "2024-07-02T10:00:00+02:00", "h1", "u"),
-            ("b", "2024-07-01T00:30:00+02:00", "h2", "u"),  # 2024-06-30T22:30Z
-            ("c", "2024-06-30T23:00:00+00:00", "h3", "u"),
-            ("d", "2024-06-10T10:00:00+02:00", "h4", "u"),
-            ("e", "2024-05-02T10:00:00+02:00", "h5", "u"),
-            ("f", "2024-04-02T10:00:00+02:00", "h6", "u")]
+    rows = [
+        ("a", "2024-07-02T10:00:00+02:00", "h1", "u"),
+        ("b", "2024-07-01T00:30:00+02:00", "h2", "u"),  # 2024-06-30T22:30Z
+        ("c", "2024-06-30T23:00:00+00:00", "h3", "u"),
+        ("d", "2024-06-10T10:00:00+02:00", "h4", "u"),
+        ("e", "2024-05-02T10:00:00+02:00", "h5", "u"),
+        ("f", "2024-04-02T10:00:00+02:00", "h6", "u"),
+    ]
     whole = plan_archives(rows)
     for start in range(len(rows) + 1):
         assert plan_after(rows, whole, start) == plan_archives(rows[start:]), start
@@ -609,13 +730,25 @@ def test_a_failed_write_leaves_the_previous_feed_intact(config: Config, tmp_path
     before = (config.feeds_path / "atom.xml").read_bytes()
     with open_store(config) as store:  # the next atom.xml will be larger than the limit below
         target = store.items(limit=1)[0]
-        store.upsert(Item(source=target.source, url=target.url, title=target.title,
-                          content_html=target.content_html * 300, published=target.published,
-                          date_source=target.date_source, categories=target.categories),
-                     NOW + timedelta(days=1))
+        store.upsert(
+            Item(
+                source=target.source,
+                url=target.url,
+                title=target.title,
+                content_html=target.content_html * 300,
+                published=target.published,
+                date_source=target.date_source,
+                categories=target.categories,
+            ),
+            NOW + timedelta(days=1),
+        )
     config_file = tmp_path / "publish-config.toml"
-    config_file.write_text((ROOT / "config.toml").read_text(encoding="utf-8").replace(
-        "max_items = 50", f"max_items = {MAX_ITEMS}"), encoding="utf-8")
+    config_file.write_text(
+        (ROOT / "config.toml")
+        .read_text(encoding="utf-8")
+        .replace("max_items = 50", f"max_items = {MAX_ITEMS}"),
+        encoding="utf-8",
+    )
     # A real process whose files may not grow much past the old feed's size: enough for the
     # store's journal, not for the new feed (the store is opened before the limit is set).
     script = f"""
@@ -635,8 +768,14 @@ except PublishError as exc:
     print(exc, file=sys.stderr)
     sys.exit(1)
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=120, check=False, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
     assert result.returncode == 1, result.stderr
     assert "atom.xml: could not be written (File too large)" in result.stderr
     assert "the previous version is intact" in result.stderr
@@ -644,17 +783,24 @@ except PublishError as exc:
     assert not list(config.feeds_path.rglob(".*.tmp"))
 
 
-def test_a_publish_that_fails_part_way_replaces_no_file(config: Config,
-                                                        tmp_path: Path) -> None:
+def test_a_publish_that_fails_part_way_replaces_no_file(config: Config, tmp_path: Path) -> None:
     run_publish(config)
     before = {p: (config.feeds_path / p).read_bytes() for p in mtimes(config.feeds_path)}
     stamps = mtimes(config.feeds_path)
     with open_store(config) as store:  # one big edit: every feed holding it grows
         target = store.items(limit=1)[0]
-        store.upsert(Item(source=target.source, url=target.url, title=target.title,
-                          content_html=target.content_html * 300, published=target.published,
-                          date_source=target.date_source, categories=target.categories),
-                     NOW + timedelta(days=1))
+        store.upsert(
+            Item(
+                source=target.source,
+                url=target.url,
+                title=target.title,
+                content_html=target.content_html * 300,
+                published=target.published,
+                date_source=target.date_source,
+                categories=target.categories,
+            ),
+            NOW + timedelta(days=1),
+        )
     # What the publish would write, measured on a copy: the limit lets every changed file
     # but the largest be written, so a publish writing file by file would replace some.
     scratch = tmp_path / "scratch"
@@ -669,8 +815,12 @@ def test_a_publish_that_fails_part_way_replaces_no_file(config: Config,
     assert largest == "atom.xml"
     assert [p for p in changed if sizes[p] < limit and p.startswith("category/")]
     config_file = tmp_path / "publish-config.toml"
-    config_file.write_text((ROOT / "config.toml").read_text(encoding="utf-8").replace(
-        "max_items = 50", f"max_items = {MAX_ITEMS}"), encoding="utf-8")
+    config_file.write_text(
+        (ROOT / "config.toml")
+        .read_text(encoding="utf-8")
+        .replace("max_items = 50", f"max_items = {MAX_ITEMS}"),
+        encoding="utf-8",
+    )
     later = NOW + timedelta(days=1)
     script = f"""
 import resource, signal, sys
@@ -689,13 +839,18 @@ except PublishError as exc:
     print(exc, file=sys.stderr)
     sys.exit(1)
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=120, check=False, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
     assert result.returncode == 1, result.stderr
     assert "feeds/atom.xml: could not be written (File too large)" in result.stderr
     assert "as is every other file of this publish" in result.stderr
-    assert {p: (config.feeds_path / p).read_bytes() for p in mtimes(config.feeds_path)} \
-        == before
+    assert {p: (config.feeds_path / p).read_bytes() for p in mtimes(config.feeds_path)} == before
     assert mtimes(config.feeds_path) == stamps
     assert not list(config.feeds_path.rglob(".*.tmp"))
     # Without the limit, the same publish puts the whole new set in place.
@@ -715,8 +870,10 @@ def test_the_index_and_month_pages_read_well_on_a_desktop_and_a_phone(config: Co
         items = store.items()
     per_month = {m: sum(1 for i in items if i.published.isoformat()[:7] == m) for m in months}
     busiest = max(per_month, key=lambda m: (per_month[m], m))
-    pages = [("index", config.feeds_path / "index.html", INDEX_ITEMS),
-             ("month", config.feeds_path / "months" / f"{busiest}.html", per_month[busiest])]
+    pages = [
+        ("index", config.feeds_path / "index.html", INDEX_ITEMS),
+        ("month", config.feeds_path / "months" / f"{busiest}.html", per_month[busiest]),
+    ]
     assert per_month[busiest] > 1
     with browser() as chromium:
         for name, path, count in pages:
@@ -726,18 +883,20 @@ def test_the_index_and_month_pages_read_well_on_a_desktop_and_a_phone(config: Co
                 # Lazy images load when scrolled to; load them all, and wait for what is read.
                 page.evaluate("document.querySelectorAll('img').forEach(i => i.loading = 'eager')")
                 page.wait_for_function("[...document.images].every(i => i.complete)")
-                page.screenshot(path=str(screenshot_path(f"{name}-{width}.png")),
-                                full_page=True)
+                page.screenshot(path=str(screenshot_path(f"{name}-{width}.png")), full_page=True)
                 overflow = page.evaluate(
-                    "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+                    "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+                )
                 assert overflow <= 0, f"{overflow}px of horizontal overflow at {width}px"
                 assert page.locator("ol.items > li").count() == count
                 loaded = page.evaluate(
-                    "[...document.images].filter(i => i.complete && i.naturalWidth > 0).length")
+                    "[...document.images].filter(i => i.complete && i.naturalWidth > 0).length"
+                )
                 assert loaded == page.locator("ol.items img").count() > 0
                 too_wide = page.evaluate(
                     f"[...document.querySelectorAll('body *')].filter("
-                    f"e => e.getBoundingClientRect().right > {width} + 1).length")
+                    f"e => e.getBoundingClientRect().right > {width} + 1).length"
+                )
                 assert too_wide == 0
                 if name == "index":  # the way to older stories is on the page, no script
                     nav = page.locator("nav.months")
@@ -793,10 +952,8 @@ def hub() -> Iterator[Hub]:
     h.close()
 
 
-def test_websub_hub_is_linked_and_pinged_only_for_changed_feeds(config: Config,
-                                                                hub: Hub) -> None:
-    config = dataclasses.replace(config, site=dataclasses.replace(config.site,
-                                                                   websub_hub=hub.url))
+def test_websub_hub_is_linked_and_pinged_only_for_changed_feeds(config: Config, hub: Hub) -> None:
+    config = dataclasses.replace(config, site=dataclasses.replace(config.site, websub_hub=hub.url))
     config = dataclasses.replace(config, http=dataclasses.replace(config.http, retries=0))
     first = run_publish(config)
     atom = parse(config.feeds_path / "atom.xml").getroot()
@@ -804,7 +961,8 @@ def test_websub_hub_is_linked_and_pinged_only_for_changed_feeds(config: Config,
     rss = parse(config.feeds_path / "rss.xml").getroot()
     assert rss.find("channel/a:link[@rel='hub']", NS) is not None
     assert json.loads((config.feeds_path / "feed.json").read_text())["hubs"] == [
-        {"type": "WebSub", "url": hub.url}]
+        {"type": "WebSub", "url": hub.url}
+    ]
     pinged = sorted(p["hub.url"][0] for p in hub.pings)
     assert all(p["hub.mode"] == ["publish"] for p in hub.pings)
     assert pinged == sorted(first.pinged)
@@ -814,10 +972,10 @@ def test_websub_hub_is_linked_and_pinged_only_for_changed_feeds(config: Config,
     assert run_publish(config).pinged == () and hub.pings == []  # nothing changed: no ping
 
 
-def test_feeds_written_by_a_run_that_failed_later_are_still_announced(config: Config,
-                                                                      hub: Hub) -> None:
-    config = dataclasses.replace(config, site=dataclasses.replace(config.site,
-                                                                   websub_hub=hub.url))
+def test_feeds_written_by_a_run_that_failed_later_are_still_announced(
+    config: Config, hub: Hub
+) -> None:
+    config = dataclasses.replace(config, site=dataclasses.replace(config.site, websub_hub=hub.url))
     (config.feeds_path / "index.html").mkdir(parents=True)  # the last write will fail
     with pytest.raises(PublishError, match=r"index\.html"):
         run_publish(config)
@@ -838,10 +996,8 @@ def test_feeds_written_by_a_run_that_failed_later_are_still_announced(config: Co
     assert PUBLIC + "atom.xml" in [p["hub.url"][0] for p in hub.pings]
 
 
-def test_a_failed_ping_is_retried_on_the_next_run_and_never_fatal(config: Config,
-                                                                  hub: Hub) -> None:
-    config = dataclasses.replace(config, site=dataclasses.replace(config.site,
-                                                                   websub_hub=hub.url))
+def test_a_failed_ping_is_retried_on_the_next_run_and_never_fatal(config: Config, hub: Hub) -> None:
+    config = dataclasses.replace(config, site=dataclasses.replace(config.site, websub_hub=hub.url))
     config = dataclasses.replace(config, http=dataclasses.replace(config.http, retries=0))
     hub.status = 503
     failed = run_publish(config)

@@ -31,13 +31,22 @@ from .test_cli_snapshot import write_config
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 
-def service_config(server: SnapshotServer, folder: Path, port: int, *, fetch: str,
-                   extra: dict[str, str] | None = None) -> Path:
+def service_config(
+    server: SnapshotServer,
+    folder: Path,
+    port: int,
+    *,
+    fetch: str,
+    extra: dict[str, str] | None = None,
+) -> Path:
     path = write_config(server, folder)
     text = path.read_text(encoding="utf-8")
-    replacements = {'fetch = "*/30 * * * *"': f'fetch = "{fetch}"',
-                    "port = 8080": f"port = {port}", "failures = 3": "failures = 2",
-                    **(extra or {})}
+    replacements = {
+        'fetch = "*/30 * * * *"': f'fetch = "{fetch}"',
+        "port = 8080": f"port = {port}",
+        "failures = 3": "failures = 2",
+        **(extra or {}),
+    }
     for old, new in replacements.items():
         assert old in text, old
         text = text.replace(old, new, 1)
@@ -52,13 +61,17 @@ class Service:
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "iomfeed", "--config", str(config), "serve"],
-                cwd=config.parent, stdout=subprocess.DEVNULL, stderr=log)
+                cwd=config.parent,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def get(self, path: str, headers: dict[str, str] | None = None,
-            data: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+    def get(
+        self, path: str, headers: dict[str, str] | None = None, data: bytes | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         request = urllib.request.Request(self.url(path), headers=headers or {}, data=data)
         try:
             with urllib.request.urlopen(request, timeout=10) as resp:
@@ -98,7 +111,8 @@ def services() -> Iterator[list[Service]]:
 
 
 def test_serve_runs_cycles_serves_feeds_and_stops_on_sigterm(
-        server: SnapshotServer, tmp_path: Path, services: list[Service]) -> None:
+    server: SnapshotServer, tmp_path: Path, services: list[Service]
+) -> None:
     port = free_port()
     config = service_config(server, tmp_path, port, fetch="*/2 * * * * *")
     svc = Service(config, port)
@@ -122,9 +136,23 @@ def test_serve_runs_cycles_serves_feeds_and_stops_on_sigterm(
     assert code == 200 and health["status"] == "ok"
     assert health["next"]["fetch"] and health["next"]["digest"]  # type: ignore[index]
     # A second service on the same database refuses to start.
-    second = subprocess.run([sys.executable, "-m", "iomfeed", "--config", str(config),
-                             "serve", "--port", str(free_port())], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60, check=False)
+    second = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "iomfeed",
+            "--config",
+            str(config),
+            "serve",
+            "--port",
+            str(free_port()),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert second.returncode == 75 and "another iomfeed serve is already running" in second.stderr
     # The site breaks: after two failed cycles in a row /healthz answers 503, naming it.
     server.add_fault("/news", Fault(status=500, times=1000))
@@ -135,23 +163,28 @@ def test_serve_runs_cycles_serves_feeds_and_stops_on_sigterm(
     assert "stopped" in svc.log.read_text()
 
 
-def test_missed_digest_goes_out_once_at_start(server: SnapshotServer, tmp_path: Path,
-                                              services: list[Service]) -> None:
+def test_missed_digest_goes_out_once_at_start(
+    server: SnapshotServer, tmp_path: Path, services: list[Service]
+) -> None:
     port = free_port()
     config = service_config(server, tmp_path, port, fetch="*/2 * * * * *")
     with Store(tmp_path / "iomfeed.db") as store:
         add_subscribers(store, 3)
         # Installed two weeks ago; the service was down over last Monday's 08:00.
-        store.db.execute("INSERT INTO runs (started, finished, ok) VALUES (?, ?, 1)",
-                         ((NOW - timedelta(days=14)).strftime("%Y-%m-%dT%H:%M:%SZ"),) * 2)
+        store.db.execute(
+            "INSERT INTO runs (started, finished, ok) VALUES (?, ?, 1)",
+            ((NOW - timedelta(days=14)).strftime("%Y-%m-%dT%H:%M:%SZ"),) * 2,
+        )
     svc = Service(config, port)
     services.append(svc)
     outbox = tmp_path / "outbox"
     svc.wait_for(lambda: len(list(outbox.glob("*.eml"))) == 3, "the catch-up digest")
     # Several more cycles: nothing more is sent.
     runs_before = Store(tmp_path / "iomfeed.db").last_run_id()
-    svc.wait_for(lambda: (Store(tmp_path / "iomfeed.db").last_run_id() or 0)
-                 >= (runs_before or 0) + 2, "two more cycles")
+    svc.wait_for(
+        lambda: (Store(tmp_path / "iomfeed.db").last_run_id() or 0) >= (runs_before or 0) + 2,
+        "two more cycles",
+    )
     assert len(list(outbox.glob("*.eml"))) == 3
     _code, health = svc.health()
     assert health["last_digest"]["sent"] == 3  # type: ignore[index]
@@ -159,7 +192,8 @@ def test_missed_digest_goes_out_once_at_start(server: SnapshotServer, tmp_path: 
 
 
 def test_sigterm_during_a_digest_send_leaves_the_ledger_consistent(
-        server: SnapshotServer, tmp_path: Path, services: list[Service]) -> None:
+    server: SnapshotServer, tmp_path: Path, services: list[Service]
+) -> None:
     port = free_port()
     sent_signal: list[bool] = []
     holder: list[Service] = []
@@ -170,12 +204,15 @@ def test_sigterm_during_a_digest_send_leaves_the_ledger_consistent(
             os.kill(holder[0].proc.pid, signal.SIGTERM)
 
     with smtp_server(Behaviour(hook=hook)) as (handler, smtp_port):
-        config = service_config(server, tmp_path, port, fetch="0 0 1 1 *",
-                                extra=smtp_config_edits(smtp_port, rate=20))
+        config = service_config(
+            server, tmp_path, port, fetch="0 0 1 1 *", extra=smtp_config_edits(smtp_port, rate=20)
+        )
         with Store(tmp_path / "iomfeed.db") as store:
             add_subscribers(store, 12)
-            store.db.execute("INSERT INTO runs (started, finished, ok) VALUES (?, ?, 1)",
-                             ("2000-01-01T00:00:00Z",) * 2)
+            store.db.execute(
+                "INSERT INTO runs (started, finished, ok) VALUES (?, ?, 1)",
+                ("2000-01-01T00:00:00Z",) * 2,
+            )
         svc = Service(config, port)
         holder.append(svc)
         services.append(svc)
@@ -191,7 +228,8 @@ def test_sigterm_during_a_digest_send_leaves_the_ledger_consistent(
 
 
 def test_a_second_signal_while_stopping_does_not_cut_the_work_short(
-        server: SnapshotServer, tmp_path: Path, services: list[Service]) -> None:
+    server: SnapshotServer, tmp_path: Path, services: list[Service]
+) -> None:
     port = free_port()
     config = service_config(server, tmp_path, port, fetch="0 0 1 1 *")
     server.add_fault("/news", Fault(status=200, delay=3.0))  # a slow page in hand
@@ -210,7 +248,8 @@ def test_a_second_signal_while_stopping_does_not_cut_the_work_short(
 
 
 def test_commands_wait_for_the_service_cycle_instead_of_refusing(
-        server: SnapshotServer, tmp_path: Path, services: list[Service]) -> None:
+    server: SnapshotServer, tmp_path: Path, services: list[Service]
+) -> None:
     """serve holds the run lock only while a cycle runs: a command started during one waits
     for it (or, with --wait 0, exits 75 naming it), and runs at once between cycles."""
     port = free_port()
@@ -221,9 +260,14 @@ def test_commands_wait_for_the_service_cycle_instead_of_refusing(
     svc.wait_for(lambda: server.hits("/news") > 0, "the first cycle to ask for the listing")
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "iomfeed", "--config", str(config), *args],
-                              cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                              check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "iomfeed", "--config", str(config), *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     refused = cli("publish", "--wait", "0")
     assert refused.returncode == 75
@@ -240,7 +284,8 @@ def test_commands_wait_for_the_service_cycle_instead_of_refusing(
 
 
 def test_idle_and_slow_connections_are_closed_and_threads_are_bounded(
-        server: SnapshotServer, tmp_path: Path, services: list[Service]) -> None:
+    server: SnapshotServer, tmp_path: Path, services: list[Service]
+) -> None:
     """A connection must deliver its request within REQUEST_TIMEOUT; THREADS + 1 clients
     trickling bytes do not get a thread each, and the service keeps answering."""
     import socket
@@ -259,8 +304,10 @@ def test_idle_and_slow_connections_are_closed_and_threads_are_bounded(
 
     before = threads()
     idle = socket.create_connection(("127.0.0.1", port), timeout=REQUEST_TIMEOUT + 10)
-    slow = [socket.create_connection(("127.0.0.1", port), timeout=REQUEST_TIMEOUT + 10)
-            for _ in range(THREADS + 1)]
+    slow = [
+        socket.create_connection(("127.0.0.1", port), timeout=REQUEST_TIMEOUT + 10)
+        for _ in range(THREADS + 1)
+    ]
     start = time.monotonic()
     try:
         most = before
@@ -269,7 +316,7 @@ def test_idle_and_slow_connections_are_closed_and_threads_are_bounded(
             for n, s in enumerate(slow):
                 if n not in closed_at:
                     try:
-                        s.sendall(b"GET /atom.xml HTTP/1.1\r\n"[tick % 24:tick % 24 + 1])
+                        s.sendall(b"GET /atom.xml HTTP/1.1\r\n"[tick % 24 : tick % 24 + 1])
                     except OSError:
                         closed_at[n] = time.monotonic() - start
             most = max(most, threads())

@@ -57,23 +57,27 @@ def feeds(tmp_path: Path) -> Iterator[SnapshotServer]:
 
 def config_for(tmp_path: Path, url: str, extra: str = "", http: str = "") -> Config:
     path = tmp_path / "config.toml"
-    path.write_text(f'[http]\nmin_delay = 0.0\nbackoff = 0.01\n{http}[[sources]]\nname = "global"\n'
-                    f'kind = "feed"\nurl = "{url}"\n{extra}', encoding="utf-8")
+    path.write_text(
+        f'[http]\nmin_delay = 0.0\nbackoff = 0.01\n{http}[[sources]]\nname = "global"\n'
+        f'kind = "feed"\nurl = "{url}"\n{extra}',
+        encoding="utf-8",
+    )
     return load_config(path)
 
 
 @pytest.mark.network
 def test_an_rss_feed_is_ingested_with_filter(feeds: SnapshotServer, tmp_path: Path) -> None:
-    config = config_for(tmp_path, feeds.url("/rss.xml"),
-                        '[sources.filter]\nexclude = ["^sport"]\n')
+    config = config_for(tmp_path, feeds.url("/rss.xml"), '[sources.filter]\nexclude = ["^sport"]\n')
     report = fetch(config)
     result = report.sources[0]
     assert result.ok, result.error
     assert (result.found, result.new) == (3, 2)
     assert result.filtered == 1
     items = {i.title: i for i in stored(config)}
-    assert set(items) == {"Returnees & their families: a new start in Shkodër",
-                          "Global report on mixed migration"}
+    assert set(items) == {
+        "Returnees & their families: a new start in Shkodër",
+        "Global report on mixed migration",
+    }
     first = items["Returnees & their families: a new start in Shkodër"]
     assert first.url == "https://www.iom.int/news/returnees-families-new-start-shkoder"
     assert first.published.isoformat() == "2024-03-05T10:00:00+01:00"  # in Europe/Tirane
@@ -110,8 +114,11 @@ class FeedSite:
         etag = f'"{hashlib.sha256(body).hexdigest()[:16]}"'
         if request.headers.get("If-None-Match") == etag:
             return Reply(304, headers={"ETag": etag})
-        return Reply(200, body, {"Content-Type": "application/xml", "ETag": etag,
-                                 "Content-Length": str(len(body))})
+        return Reply(
+            200,
+            body,
+            {"Content-Type": "application/xml", "ETag": etag, "Content-Length": str(len(body))},
+        )
 
     def paths(self) -> list[str]:
         return [urlsplit(r.url).path for r in self.transport.requests]
@@ -123,16 +130,17 @@ def mock_feeds() -> FeedSite:
 
 
 def test_include_filter_keeps_only_matches(mock_feeds: FeedSite, tmp_path: Path) -> None:
-    config = config_for(tmp_path, mock_feeds.url("/rss.xml"),
-                        '[sources.filter]\ninclude = ["albania", "shkod"]\n')
+    config = config_for(
+        tmp_path, mock_feeds.url("/rss.xml"), '[sources.filter]\ninclude = ["albania", "shkod"]\n'
+    )
     fetch(config, transport=mock_feeds.transport)
     assert [i.title for i in stored(config)] == [
-        "Returnees & their families: a new start in Shkodër"]
+        "Returnees & their families: a new start in Shkodër"
+    ]
     assert mock_feeds.paths() == ["/robots.txt", "/rss.xml"]
 
 
-def test_an_unchanged_feed_costs_a_304_and_no_parsing(mock_feeds: FeedSite,
-                                                      tmp_path: Path) -> None:
+def test_an_unchanged_feed_costs_a_304_and_no_parsing(mock_feeds: FeedSite, tmp_path: Path) -> None:
     config = config_for(tmp_path, mock_feeds.url("/atom.xml"))
     assert fetch(config, transport=mock_feeds.transport).sources[0].new == 1
     again = fetch(config, transport=mock_feeds.transport).sources[0]
@@ -144,19 +152,22 @@ def test_an_unchanged_feed_costs_a_304_and_no_parsing(mock_feeds: FeedSite,
     assert "script" not in item.content_html and "alert" not in item.content_html
 
 
-def test_a_broken_feed_fails_the_source_and_keeps_items(mock_feeds: FeedSite,
-                                                        tmp_path: Path) -> None:
+def test_a_broken_feed_fails_the_source_and_keeps_items(
+    mock_feeds: FeedSite, tmp_path: Path
+) -> None:
     config = config_for(tmp_path, mock_feeds.url("/rss.xml"))
     fetch(config, transport=mock_feeds.transport)
-    mock_feeds.replace["/rss.xml"] = Reply(200, b"<html>maintenance</html>",
-                                           {"Content-Type": "text/html"})
+    mock_feeds.replace["/rss.xml"] = Reply(
+        200, b"<html>maintenance</html>", {"Content-Type": "text/html"}
+    )
     result = fetch(config, transport=mock_feeds.transport).sources[0]
     assert not result.ok and "RSS or Atom" in result.error
     assert len(stored(config)) == 3
 
 
-def test_a_dropped_connection_is_retried_and_the_feed_read(mock_feeds: FeedSite,
-                                                           tmp_path: Path) -> None:
+def test_a_dropped_connection_is_retried_and_the_feed_read(
+    mock_feeds: FeedSite, tmp_path: Path
+) -> None:
     config = config_for(tmp_path, mock_feeds.url("/atom.xml"))
     mock_feeds.replace["/atom.xml"] = ConnectionResetError("reset by peer")
     result = fetch(config, transport=mock_feeds.transport).sources[0]
@@ -166,15 +177,17 @@ def test_a_dropped_connection_is_retried_and_the_feed_read(mock_feeds: FeedSite,
 
 def test_a_feed_over_the_body_cap_fails_the_source(mock_feeds: FeedSite, tmp_path: Path) -> None:
     config = config_for(tmp_path, mock_feeds.url("/rss.xml"), http="max_body_bytes = 2000\n")
-    mock_feeds.files["/rss.xml"] = RSS.replace("<description>d</description>",
-                                               f"<description>{'x' * 4000}</description>")
+    mock_feeds.files["/rss.xml"] = RSS.replace(
+        "<description>d</description>", f"<description>{'x' * 4000}</description>"
+    )
     result = fetch(config, transport=mock_feeds.transport).sources[0]
     assert not result.ok and "over http.max_body_bytes (2000)" in result.error
     assert mock_feeds.paths() == ["/robots.txt", "/rss.xml"]  # refused, not retried
 
 
-def test_an_entry_updated_by_the_feed_dates_the_stored_update(mock_feeds: FeedSite,
-                                                              tmp_path: Path) -> None:
+def test_an_entry_updated_by_the_feed_dates_the_stored_update(
+    mock_feeds: FeedSite, tmp_path: Path
+) -> None:
     config = config_for(tmp_path, mock_feeds.url("/atom.xml"))
     fetch(config, transport=mock_feeds.transport)
     item = stored(config)[0]

@@ -22,18 +22,32 @@ def config_for(tmp_path: Path, filename: str) -> Config:
 
 
 def test_a_json_feed_style_file_is_ingested(tmp_path: Path) -> None:
-    (tmp_path / "items.json").write_text(json.dumps({
-        "version": "https://jsonfeed.org/version/1.1",
-        "items": [
-            {"id": "1", "url": "https://albania.iom.int/news/manual-one",
-             "title": "Takim me diasporën në Tiranë", "content_html": "<p>Për <b>ju</b></p>",
-             "date_published": "2024-03-05", "tags": ["Local"], "language": "sq",
-             "authors": [{"name": "IOM Albania"}]},
-            {"url": "https://albania.iom.int/news/manual-two", "title": "Second",
-             "content_text": "Para one.\n\nPara <two>.",
-             "date_published": "2024-03-06T10:00:00+01:00"},
-        ],
-    }), encoding="utf-8")
+    (tmp_path / "items.json").write_text(
+        json.dumps(
+            {
+                "version": "https://jsonfeed.org/version/1.1",
+                "items": [
+                    {
+                        "id": "1",
+                        "url": "https://albania.iom.int/news/manual-one",
+                        "title": "Takim me diasporën në Tiranë",
+                        "content_html": "<p>Për <b>ju</b></p>",
+                        "date_published": "2024-03-05",
+                        "tags": ["Local"],
+                        "language": "sq",
+                        "authors": [{"name": "IOM Albania"}],
+                    },
+                    {
+                        "url": "https://albania.iom.int/news/manual-two",
+                        "title": "Second",
+                        "content_text": "Para one.\n\nPara <two>.",
+                        "date_published": "2024-03-06T10:00:00+01:00",
+                    },
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
     config = config_for(tmp_path, "items.json")
     report = fetch(config)
     assert report.ok and report.sources[0].new == 2
@@ -54,8 +68,13 @@ def test_json_lines_with_bad_rows_reports_each_and_keeps_the_rest(tmp_path: Path
         json.dumps({"url": "albania.iom.int/news/x", "title": "No scheme"}),
         "{not json",
         json.dumps({"url": "https://albania.iom.int/news/y", "title": "T", "colour": "red"}),
-        json.dumps({"url": "https://albania.iom.int/news/z", "title": "T",
-                    "date_published": "last Tuesday"}),
+        json.dumps(
+            {
+                "url": "https://albania.iom.int/news/z",
+                "title": "T",
+                "date_published": "last Tuesday",
+            }
+        ),
     ]
     (tmp_path / "items.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
     config = config_for(tmp_path, "items.jsonl")
@@ -78,11 +97,20 @@ def test_a_missing_file_fails_the_source_with_its_path(tmp_path: Path) -> None:
 
 
 def test_date_modified_dates_the_stored_update(tmp_path: Path) -> None:
-    (tmp_path / "items.json").write_text(json.dumps([
-        {"url": "https://albania.iom.int/news/manual-m", "title": "Modified later",
-         "content_html": "<p>x</p>", "date_published": "2024-03-05T10:00:00+01:00",
-         "date_modified": "2024-03-07T12:30:00+01:00"},
-    ]), encoding="utf-8")
+    (tmp_path / "items.json").write_text(
+        json.dumps(
+            [
+                {
+                    "url": "https://albania.iom.int/news/manual-m",
+                    "title": "Modified later",
+                    "content_html": "<p>x</p>",
+                    "date_published": "2024-03-05T10:00:00+01:00",
+                    "date_modified": "2024-03-07T12:30:00+01:00",
+                },
+            ]
+        ),
+        encoding="utf-8",
+    )
     config = config_for(tmp_path, "items.json")
     assert fetch(config).ok
     item = stored(config)[0]

@@ -19,9 +19,15 @@ PUB = datetime(2021, 6, 14, 12, 0, tzinfo=UTC)
 
 def item(**kw: object) -> Item:
     values: dict[str, object] = {
-        "source": "site", "url": "https://albania.iom.int/news/a", "title": "Diaspora meets",
-        "summary_html": "<p>s</p>", "content_html": "<p>body</p>", "published": PUB,
-        "date_source": DateSource.TIME, "categories": ("Local",), "language": "en",
+        "source": "site",
+        "url": "https://albania.iom.int/news/a",
+        "title": "Diaspora meets",
+        "summary_html": "<p>s</p>",
+        "content_html": "<p>body</p>",
+        "published": PUB,
+        "date_source": DateSource.TIME,
+        "categories": ("Local",),
+        "language": "en",
         "listing_hash": "h1",
     }
     values.update(kw)
@@ -59,10 +65,18 @@ def test_an_entry_is_updated_when_the_source_says_until_a_change_is_seen(store: 
     store.upsert(item(content_html="<p>new</p>", modified=modified), T0 + timedelta(days=2))
     assert (store.get(out.item_id) or stored).updated == T0 + timedelta(days=2)
     # No modification time: the publication time; a silly one is bounded by both ends.
-    for n, (mod, want) in enumerate([(None, PUB), (PUB - timedelta(days=9), PUB),
-                                     (T0 + timedelta(days=400), T0)]):
-        got = store.upsert(item(url=f"https://albania.iom.int/news/b{n}", title=f"Other {n}",
-                                published=PUB + timedelta(days=30 * n + 30), modified=mod), T0)
+    for n, (mod, want) in enumerate(
+        [(None, PUB), (PUB - timedelta(days=9), PUB), (T0 + timedelta(days=400), T0)]
+    ):
+        got = store.upsert(
+            item(
+                url=f"https://albania.iom.int/news/b{n}",
+                title=f"Other {n}",
+                published=PUB + timedelta(days=30 * n + 30),
+                modified=mod,
+            ),
+            T0,
+        )
         entry = store.get(got.item_id)
         assert entry is not None
         assert entry.updated == max(want, entry.published), n
@@ -81,10 +95,14 @@ def test_stored_entries_get_the_source_time_on_migration(tmp_path: Path) -> None
     seen, changed = "2026-11-01T08:00:00Z", "2026-11-04T08:00:00Z"
     rows = [  # (name, published, published_utc, updated as stamped before, history)
         ("old", "2016-03-01T10:00:00+01:00", "2016-03-01T09:00:00Z", seen, [seen]),
-        ("edited", "2021-06-14T14:00:00+02:00", "2021-06-14T12:00:00Z", changed,
-         [seen, changed]),
-        ("ahead", "2027-01-01T00:00:00+00:00", "2027-01-01T00:00:00Z",
-         "2027-01-01T00:00:00Z", [seen]),
+        ("edited", "2021-06-14T14:00:00+02:00", "2021-06-14T12:00:00Z", changed, [seen, changed]),
+        (
+            "ahead",
+            "2027-01-01T00:00:00+00:00",
+            "2027-01-01T00:00:00Z",
+            "2027-01-01T00:00:00Z",
+            [seen],
+        ),
     ]
     for name, published, published_utc, updated, history in rows:
         db.execute(
@@ -93,17 +111,33 @@ def test_stored_entries_get_the_source_time_on_migration(tmp_path: Path) -> None
             " image_url, image_alt, categories, language, author, content_hash, listing_hash)"
             " VALUES (?, ?, 's', ?, ?, '', '', ?, ?, 'time', ?, ?, ?, '', '', '[]', 'en', '',"
             " ?, '')",
-            (name, f"https://x.example/{name}", name, name, published, published_utc, updated,
-             seen, history[-1], f"h{len(history)}"))
+            (
+                name,
+                f"https://x.example/{name}",
+                name,
+                name,
+                published,
+                published_utc,
+                updated,
+                seen,
+                history[-1],
+                f"h{len(history)}",
+            ),
+        )
         for n, stamp in enumerate(history):
-            db.execute("INSERT INTO item_history (item_id, content_hash, seen) VALUES (?, ?, ?)",
-                       (name, f"h{n + 1}", stamp))
+            db.execute(
+                "INSERT INTO item_history (item_id, content_hash, seen) VALUES (?, ?, ?)",
+                (name, f"h{n + 1}", stamp),
+            )
     db.close()
     with Store(path) as s:
         assert s.schema_version == len(MIGRATIONS)
         got = {name: (s.get(name) or pytest.fail(name)).updated.isoformat() for name, *_ in rows}
-    assert got == {"old": "2016-03-01T09:00:00+00:00", "edited": "2026-11-04T08:00:00+00:00",
-                   "ahead": "2027-01-01T00:00:00+00:00"}
+    assert got == {
+        "old": "2016-03-01T09:00:00+00:00",
+        "edited": "2026-11-04T08:00:00+00:00",
+        "ahead": "2027-01-01T00:00:00+00:00",
+    }
 
 
 def test_storing_the_same_item_again_changes_nothing_but_last_seen(store: Store) -> None:
@@ -119,8 +153,9 @@ def test_storing_the_same_item_again_changes_nothing_but_last_seen(store: Store)
 
 def test_an_item_without_a_date_keeps_its_first_seen_date(store: Store) -> None:
     out = store.upsert(item(published=None, date_source=None), T0)
-    later = store.upsert(item(published=None, date_source=None, content_html="<p>x</p>"),
-                         T0 + timedelta(days=10))
+    later = store.upsert(
+        item(published=None, date_source=None, content_html="<p>x</p>"), T0 + timedelta(days=10)
+    )
     stored = store.get(out.item_id)
     assert later.change is Change.UPDATED
     assert stored is not None
@@ -130,22 +165,43 @@ def test_an_item_without_a_date_keeps_its_first_seen_date(store: Store) -> None:
 def test_a_near_duplicate_from_another_source_is_linked_not_stored(store: Store) -> None:
     original = store.upsert(item(), T0)
     twin = store.upsert(
-        item(source="global-feed", url="https://www.iom.int/news/diaspora-meets",
-             title="Diaspora Meets!", published=PUB + timedelta(days=1)), T0)
+        item(
+            source="global-feed",
+            url="https://www.iom.int/news/diaspora-meets",
+            title="Diaspora Meets!",
+            published=PUB + timedelta(days=1),
+        ),
+        T0,
+    )
     assert twin.change is Change.DUPLICATE and twin.item_id == original.item_id
     assert store.count() == 1
     assert store.links(original.item_id) == [
-        ("https://www.iom.int/news/diaspora-meets", "global-feed", "title")]
+        ("https://www.iom.int/news/diaspora-meets", "global-feed", "title")
+    ]
     # Seen again: recognised by its recorded address at once.
-    assert store.upsert(item(source="global-feed", url="https://www.iom.int/news/diaspora-meets",
-                             title="Changed title"), T0).change is Change.DUPLICATE
+    assert (
+        store.upsert(
+            item(
+                source="global-feed",
+                url="https://www.iom.int/news/diaspora-meets",
+                title="Changed title",
+            ),
+            T0,
+        ).change
+        is Change.DUPLICATE
+    )
 
 
 def test_the_same_title_a_year_later_is_a_different_story(store: Store) -> None:
     store.upsert(item(title="International Day of Family Remittances (IDFR)"), T0)
-    out = store.upsert(item(url="https://albania.iom.int/news/idfr-0",
-                            title="International Day of Family Remittances (IDFR)",
-                            published=PUB + timedelta(days=365)), T0)
+    out = store.upsert(
+        item(
+            url="https://albania.iom.int/news/idfr-0",
+            title="International Day of Family Remittances (IDFR)",
+            published=PUB + timedelta(days=365),
+        ),
+        T0,
+    )
     assert out.change is Change.NEW
     assert store.count() == 2
 
@@ -160,8 +216,14 @@ def test_the_same_url_from_another_source_does_not_overwrite(store: Store) -> No
 
 def test_items_are_listed_newest_first(store: Store) -> None:
     for n in range(5):
-        store.upsert(item(url=f"https://albania.iom.int/news/{n}", title=f"Story number {n}",
-                          published=PUB + timedelta(days=10 * n)), T0)
+        store.upsert(
+            item(
+                url=f"https://albania.iom.int/news/{n}",
+                title=f"Story number {n}",
+                published=PUB + timedelta(days=10 * n),
+            ),
+            T0,
+        )
     titles = [i.title for i in store.items()]
     assert titles == [f"Story number {n}" for n in (4, 3, 2, 1, 0)]
     assert [i.title for i in store.items(limit=2)] == ["Story number 4", "Story number 3"]
@@ -188,8 +250,10 @@ def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
 
 
 def test_runs_are_recorded_per_source(store: Store) -> None:
-    results = (SourceResult("a", True, pages=3, not_modified=1, found=10, new=2, duration=1.5),
-               SourceResult("b", False, error="HTTP 500", warnings=("w",)))
+    results = (
+        SourceResult("a", True, pages=3, not_modified=1, found=10, new=2, duration=1.5),
+        SourceResult("b", False, error="HTTP 500", warnings=("w",)),
+    )
     run_id = store.record_run(T0, T0 + timedelta(seconds=5), results)
     assert store.last_run_id() == run_id
     assert store.source_runs(run_id) == list(results)
@@ -203,9 +267,11 @@ def test_validators_round_trip(store: Store) -> None:
 
 
 def test_near_duplicate_matching_is_pure_and_picks_the_closest() -> None:
-    cands = [Candidate("a", "diaspora meets", PUB - timedelta(days=2), "site"),
-             Candidate("b", "diaspora meets", PUB + timedelta(hours=1), "site"),
-             Candidate("c", "something else entirely", PUB, "site")]
+    cands = [
+        Candidate("a", "diaspora meets", PUB - timedelta(days=2), "site"),
+        Candidate("b", "diaspora meets", PUB + timedelta(hours=1), "site"),
+        Candidate("c", "something else entirely", PUB, "site"),
+    ]
     found = find_near_duplicate("Diaspora meets", PUB, "feed", cands)
     assert found is not None and found.id == "b"
     assert find_near_duplicate("Diaspora meets", PUB + timedelta(days=30), "feed", cands) is None
@@ -216,8 +282,10 @@ def test_near_duplicate_matching_is_pure_and_picks_the_closest() -> None:
 @pytest.mark.parametrize(
     ("a", "b"),
     [
-        ("Diaspora mentors support young entrepreneurs in Lezhë",
-         "Diaspora mentors support young entrepreneurs in Shkodër"),
+        (
+            "Diaspora mentors support young entrepreneurs in Lezhë",
+            "Diaspora mentors support young entrepreneurs in Shkodër",
+        ),
         ("IOM Albania Newsletter, Issue 12", "IOM Albania Newsletter, Issue 13"),
         ("International Migrants Day 2023", "International Migrants Day 2024"),
     ],

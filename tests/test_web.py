@@ -38,10 +38,11 @@ def site(tmp_path: Path) -> Iterator[tuple[Config, str, dict[str, str]]]:
     with Store(config.database_path) as store:
         addresses = add_subscribers(store, 3)
         secret = load_secret(config, store)
-        tokens = {s.address: make_token(secret, config.list_id, s.id, s.address)
-                  for s in store.subscribers()}
-    server = make_server("127.0.0.1", 0, App(config, now=lambda: NOW),
-                         handler_class=_Quiet)
+        tokens = {
+            s.address: make_token(secret, config.list_id, s.id, s.address)
+            for s in store.subscribers()
+        }
+    server = make_server("127.0.0.1", 0, App(config, now=lambda: NOW), handler_class=_Quiet)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -51,8 +52,13 @@ def site(tmp_path: Path) -> Iterator[tuple[Config, str, dict[str, str]]]:
         server.server_close()
 
 
-def request(base: str, method: str, path: str, body: bytes | None = None,
-            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+def request(
+    base: str,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], str]:
     parts = urlsplit(base)
     conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
     try:
@@ -70,15 +76,21 @@ def status_of(config: Config, address: str) -> str:
         return sub.status
 
 
-def test_one_click_post_unsubscribes_without_a_redirect(site: tuple[Config, str, dict[str, str]]
-                                                        ) -> None:
+def test_one_click_post_unsubscribes_without_a_redirect(
+    site: tuple[Config, str, dict[str, str]],
+) -> None:
     config, base, tokens = site
     address = "reader1@example.org"
     path = urlsplit(unsubscribe_link(config.unsubscribe_url, tokens[address]))
     target = f"{path.path}?{path.query}"
     # What a mailbox provider sends: a POST with no cookies, the RFC 8058 body.
-    code, headers, page = request(base, "POST", target, b"List-Unsubscribe=One-Click",
-                                  {"Content-Type": "application/x-www-form-urlencoded"})
+    code, headers, page = request(
+        base,
+        "POST",
+        target,
+        b"List-Unsubscribe=One-Click",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert code == 200 and "Location" not in headers
     assert status_of(config, address) == "unsubscribed"
     assert "reader1@example.org" in page
@@ -103,16 +115,20 @@ def test_get_alone_unsubscribes_nobody(site: tuple[Config, str, dict[str, str]])
 
 @pytest.mark.parametrize("token", ["", "junk", "1.AAAAAAAAAAAAAAAAAAAAAA", "999.abc"])
 def test_forged_or_malformed_tokens_get_400_and_change_nothing(
-        site: tuple[Config, str, dict[str, str]], token: str) -> None:
+    site: tuple[Config, str, dict[str, str]], token: str
+) -> None:
     config, base, tokens = site
     for method in ("GET", "POST"):
-        code, _h, page = request(base, method, f"/unsubscribe?t={token}",
-                                 b"List-Unsubscribe=One-Click" if method == "POST" else None)
+        code, _h, page = request(
+            base,
+            method,
+            f"/unsubscribe?t={token}",
+            b"List-Unsubscribe=One-Click" if method == "POST" else None,
+        )
         assert code == 400 and "does not work" in page
     sid, mac = tokens["reader2@example.org"].split(".")
     other = f"{int(sid) - 1}.{mac}"  # a real MAC on someone else's id
-    assert request(base, "POST", f"/unsubscribe?t={other}", b"List-Unsubscribe=One-Click")[0] \
-        == 400
+    assert request(base, "POST", f"/unsubscribe?t={other}", b"List-Unsubscribe=One-Click")[0] == 400
     assert all(status_of(config, a) == "active" for a in tokens)
 
 
@@ -120,15 +136,15 @@ def test_feeds_are_served_with_validators(site: tuple[Config, str, dict[str, str
     _config, base, _tokens = site
     code, headers, _body = request(base, "GET", "/atom.xml")
     assert code == 200 and headers["Content-Type"] == "application/atom+xml; charset=utf-8"
-    assert request(base, "GET", "/atom.xml", headers={"If-None-Match": headers["ETag"]})[0] \
-        == 304
+    assert request(base, "GET", "/atom.xml", headers={"If-None-Match": headers["ETag"]})[0] == 304
     assert request(base, "GET", "/missing.xml")[0] == 404
     assert request(base, "POST", "/atom.xml", b"")[0] == 405
 
 
 @pytest.mark.browser
 def test_the_confirmation_button_unsubscribes_in_chromium(
-        site: tuple[Config, str, dict[str, str]]) -> None:
+    site: tuple[Config, str, dict[str, str]],
+) -> None:
     from .browser import browser, screenshot_path
 
     config, base, tokens = site
@@ -152,8 +168,9 @@ def test_edge_requests(site: tuple[Config, str, dict[str, str]]) -> None:
     _config, base, _tokens = site
     code, _h, body = request(base, "HEAD", "/unsubscribe?t=junk")
     assert code == 400 and body == ""
-    assert request(base, "GET", "/unsubscribe?t=9999999999999999999.AAAAAAAAAAAAAAAAAAAAAA")[0] \
-        == 400
+    assert (
+        request(base, "GET", "/unsubscribe?t=9999999999999999999.AAAAAAAAAAAAAAAAAAAAAA")[0] == 400
+    )
     _c, headers, _b = request(base, "GET", "/atom.xml", headers={"Accept-Encoding": "gzip;q=0"})
     assert "Content-Encoding" not in headers
     _c, headers, _b = request(base, "GET", "/atom.xml", headers={"Accept-Encoding": "gzip"})

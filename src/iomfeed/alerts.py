@@ -31,27 +31,35 @@ def problems(config: Config, store: Store, now: datetime) -> dict[str, str]:
     from .health import check
 
     health = check(config, store, now, next_times={})
-    found = {f"source:{s.name}:failing":
-             f"source {s.name} failed {s.consecutive_failures} runs in a row; last error:"
-             f" {s.last_error}" for s in health.failing}
+    found = {
+        f"source:{s.name}:failing": (
+            f"source {s.name} failed {s.consecutive_failures} runs in a row;"
+            f" last error: {s.last_error}"
+        )
+        for s in health.failing
+    }
     for name, (n, error) in health.failing_jobs.items():
         found[f"job:{name}:failing"] = (
-            f"the scheduled {name} job failed {n} times in a row: {error}")
+            f"the scheduled {name} job failed {n} times in a row: {error}"
+        )
     for d in health.digests:
         failed = d.totals.get("failed", 0)
         if failed:
             found[f"digest:{d.record.id}:failed"] = (
                 f"digest {d.record.id} of {d.record.created:%Y-%m-%d}: {failed} delivery(ies)"
-                " failed permanently (see `iomfeed status`)")
+                " failed permanently (see `iomfeed status`)"
+            )
         if d.stuck:
             found[f"digest:{d.record.id}:stuck"] = (
                 f"digest {d.record.id} is unfinished since {d.record.created.isoformat()}:"
-                f" {dict(d.totals)}")
+                f" {dict(d.totals)}"
+            )
     return found
 
 
-def notify(config: Config, store: Store, mailer: Callable[[], Mailer],
-           now: datetime) -> tuple[str, ...]:
+def notify(
+    config: Config, store: Store, mailer: Callable[[], Mailer], now: datetime
+) -> tuple[str, ...]:
     """Mail the operator what is new (or a day old) and what recovered; returns the lines
     sent. Does nothing but keep the state when ``operator.email`` is empty."""
     current = problems(config, store, now)
@@ -91,8 +99,7 @@ def notify(config: Config, store: Store, mailer: Callable[[], Mailer],
     return tuple(lines) if mailed else ()
 
 
-def _send(config: Config, mailer: Callable[[], Mailer], lines: list[str],
-          now: datetime) -> bool:
+def _send(config: Config, mailer: Callable[[], Mailer], lines: list[str], now: datetime) -> bool:
     import secrets
     from email.headerregistry import Address
     from email.message import EmailMessage
@@ -106,18 +113,28 @@ def _send(config: Config, mailer: Callable[[], Mailer], lines: list[str],
     name = config.mail.from_name.get(config.site.language)
     msg["From"] = Address(clean_header_text(name, 80), addr_spec=config.mail.from_address)
     msg["To"] = config.operator.email
-    msg["Subject"] = clean_header_text(f"[iomfeed] {lines[0]}" + (
-        f" (+{len(lines) - 1} more)" if len(lines) > 1 else ""))
+    msg["Subject"] = clean_header_text(
+        f"[iomfeed] {lines[0]}" + (f" (+{len(lines) - 1} more)" if len(lines) > 1 else "")
+    )
     msg["Date"] = format_datetime(now)
     mid = f"<alert-{now:%Y%m%d%H%M%S}.{secrets.token_hex(4)}@{config.mail.sender_domain}>"
     msg["Message-ID"] = mid
     msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content("iomfeed needs attention:\n\n" + "\n".join(f"- {line}" for line in lines)
-                    + "\n\n`iomfeed status` shows the whole picture.\n")
+    msg.set_content(
+        "iomfeed needs attention:\n\n"
+        + "\n".join(f"- {line}" for line in lines)
+        + "\n\n`iomfeed status` shows the whole picture.\n"
+    )
     transport = mailer()
     try:
-        transport.send(Outgoing(message_id=mid, sender=config.mail.from_address,
-                                recipient=config.operator.email, data=msg.as_bytes()))
+        transport.send(
+            Outgoing(
+                message_id=mid,
+                sender=config.mail.from_address,
+                recipient=config.operator.email,
+                data=msg.as_bytes(),
+            )
+        )
     except DeliveryError as exc:
         log.error("could not mail the alert to %s: %s", config.operator.email, exc)
         return False

@@ -12,17 +12,31 @@ from __future__ import annotations
 import codecs
 import re
 
-_META_RE = re.compile(
-    rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE
-)
+_META_RE = re.compile(rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
 _HEADER_RE = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9._:-]+)""", re.IGNORECASE)
 
 # Labels that browsers decode as windows-1252 (WHATWG Encoding Standard).
-_AS_WINDOWS_1252 = {"iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1", "us-ascii", "ascii",
-                    "ansi_x3.4-1968", "cp819", "ibm819", "iso-ir-100", "windows-1252", "cp1252",
-                    "x-cp1252"}
-_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
-         (codecs.BOM_UTF16_BE, "utf-16-be"))
+_AS_WINDOWS_1252 = {
+    "iso-8859-1",
+    "iso8859-1",
+    "latin1",
+    "latin-1",
+    "l1",
+    "us-ascii",
+    "ascii",
+    "ansi_x3.4-1968",
+    "cp819",
+    "ibm819",
+    "iso-ir-100",
+    "windows-1252",
+    "cp1252",
+    "x-cp1252",
+}
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
 
 
 def _normalise_label(label: str) -> str | None:

@@ -56,11 +56,20 @@ def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
     from .progress import Progress
 
     progress = Progress("items read", enabled=not args.quiet)
-    with _run_lock(args, config, "fetch"), open_store(config) as store, \
-            HttpClient(config.http, validators=store) as http:
+    with (
+        _run_lock(args, config, "fetch"),
+        open_store(config) as store,
+        HttpClient(config.http, validators=store) as http,
+    ):
         try:
-            report = fetch_all(config, store=store, http=http, now=utc_now,
-                               only=args.source or (), on_item=progress.step)
+            report = fetch_all(
+                config,
+                store=store,
+                http=http,
+                now=utc_now,
+                only=args.source or (),
+                on_item=progress.step,
+            )
         finally:
             progress.close()
     return EXIT_OK if report.ok else EXIT_SOURCE_FAILED
@@ -82,13 +91,23 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
 
     fetching = Progress("items read", enabled=not args.quiet)
     sending = Progress("digest messages", enabled=not args.quiet)
-    with _run_lock(args, config, "run"), open_store(config) as store, \
-            _stop_on_signals() as stop, \
-            HttpClient(config.http, validators=store, sleep=stop.sleep_or_stop) as http:
+    with (
+        _run_lock(args, config, "run"),
+        open_store(config) as store,
+        _stop_on_signals() as stop,
+        HttpClient(config.http, validators=store, sleep=stop.sleep_or_stop) as http,
+    ):
         try:
-            report = run_cycle(config, store=store, http=http,
-                               mailer=lambda: make_mailer(config), clock=utc_now, stop=stop,
-                               on_item=fetching.step, on_message=sending.step)
+            report = run_cycle(
+                config,
+                store=store,
+                http=http,
+                mailer=lambda: make_mailer(config),
+                clock=utc_now,
+                stop=stop,
+                on_item=fetching.step,
+                on_message=sending.step,
+            )
         finally:
             fetching.close()
             sending.close()
@@ -102,28 +121,53 @@ def cycle_json(report: CycleReport) -> dict[str, object]:
     """The run report as JSON (``iomfeed run --json``)."""
     run = report.run
     out: dict[str, object] = {
-        "ok": report.ok, "started": run.started.isoformat(),
+        "ok": report.ok,
+        "started": run.started.isoformat(),
         "finished": run.finished.isoformat(),
-        "sources": [{"name": r.name, "ok": r.ok, "pages": r.pages,
-                     "not_modified": r.not_modified, "found": r.found, "new": r.new,
-                     "updated": r.updated, "duplicates": r.duplicates, "filtered": r.filtered,
-                     "duration": round(r.duration, 3), "error": r.error,
-                     "warnings": list(r.warnings)} for r in run.sources],
-        "published": None if report.published is None else {
-            "written": list(report.published.written),
-            "unchanged": report.published.unchanged},
-        "digest": None, "alerts": list(report.alerts),
+        "sources": [
+            {
+                "name": r.name,
+                "ok": r.ok,
+                "pages": r.pages,
+                "not_modified": r.not_modified,
+                "found": r.found,
+                "new": r.new,
+                "updated": r.updated,
+                "duplicates": r.duplicates,
+                "filtered": r.filtered,
+                "duration": round(r.duration, 3),
+                "error": r.error,
+                "warnings": list(r.warnings),
+            }
+            for r in run.sources
+        ],
+        "published": None
+        if report.published is None
+        else {"written": list(report.published.written), "unchanged": report.published.unchanged},
+        "digest": None,
+        "alerts": list(report.alerts),
     }
     d = report.digest
     if d is not None:
-        out["digest"] = {"id": d.digest_id, "status": d.status, "items": d.items,
-                         "more": d.more, "note": d.note,
-                         "delivery": None if d.delivery is None else {
-                             "sent": d.delivery.sent, "failed": d.delivery.failed,
-                             "deferred": d.delivery.deferred, "skipped": d.delivery.skipped,
-                             "bounced": d.delivery.bounced, "error": d.delivery.error,
-                             "interrupted": d.delivery.interrupted,
-                             "totals": dict(d.delivery.totals)}}
+        out["digest"] = {
+            "id": d.digest_id,
+            "status": d.status,
+            "items": d.items,
+            "more": d.more,
+            "note": d.note,
+            "delivery": None
+            if d.delivery is None
+            else {
+                "sent": d.delivery.sent,
+                "failed": d.delivery.failed,
+                "deferred": d.delivery.deferred,
+                "skipped": d.delivery.skipped,
+                "bounced": d.delivery.bounced,
+                "error": d.delivery.error,
+                "interrupted": d.delivery.interrupted,
+                "totals": dict(d.delivery.totals),
+            },
+        }
     return out
 
 
@@ -149,38 +193,56 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     def when(value: datetime | None) -> str:
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else "never"
 
-    label = {HealthStatus.OK: "ok", HealthStatus.FAILED: "FAILED",
-             HealthStatus.FAILING: "FAILING"}[health.status]
+    label = {HealthStatus.OK: "ok", HealthStatus.FAILED: "FAILED", HealthStatus.FAILING: "FAILING"}[
+        health.status
+    ]
     print(f"status: {label} ({when(health.checked)} UTC)")
     for problem in health.problems():
         print(f"  ! {problem}")
     print("\nsources:")
     rows: list[tuple[str, ...]] = [
-        ("name", "last run", "outcome", "last success", "items", "last error")]
+        ("name", "last run", "outcome", "last success", "items", "last error")
+    ]
     for s in health.sources:
-        rows.append((s.name + ("" if s.enabled else " (disabled)"), when(s.last_run),
-                     s.outcome, when(s.last_success), str(s.items), _cut(s.last_error, 70)))
+        rows.append(
+            (
+                s.name + ("" if s.enabled else " (disabled)"),
+                when(s.last_run),
+                s.outcome,
+                when(s.last_success),
+                str(s.items),
+                _cut(s.last_error, 70),
+            )
+        )
     _table(rows)
     print(f"\nstore: {health.items} item(s)")
     print("\ndigests:")
     rows = [("id", "made", "status", "items", "sent", "failed", "pending", "note")]
     for d in health.digests:
-        rows.append((str(d.record.id), when(d.record.created),
-                     d.record.status + (" (STUCK)" if d.stuck else ""),
-                     str(d.record.items), str(d.totals.get("sent", 0)),
-                     str(d.totals.get("failed", 0)),
-                     str(d.totals.get("pending", 0) + d.totals.get("sending", 0)),
-                     d.record.note))
+        rows.append(
+            (
+                str(d.record.id),
+                when(d.record.created),
+                d.record.status + (" (STUCK)" if d.stuck else ""),
+                str(d.record.items),
+                str(d.totals.get("sent", 0)),
+                str(d.totals.get("failed", 0)),
+                str(d.totals.get("pending", 0) + d.totals.get("sending", 0)),
+                d.record.note,
+            )
+        )
     _table(rows)
     subs = health.subscribers
-    print("\nsubscribers: " + ", ".join(f"{subs.get(k, 0)} {k}"
-                                       for k in ("active", "unsubscribed", "bounced")))
+    print(
+        "\nsubscribers: "
+        + ", ".join(f"{subs.get(k, 0)} {k}" for k in ("active", "unsubscribed", "bounced"))
+    )
     print("\nnext: " + ", ".join(f"{k} {when(v)} UTC" for k, v in health.next_times.items()))
     return EXIT_OK if health.status is HealthStatus.OK else EXIT_SOURCE_FAILED
 
 
 def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _table(rows: list[tuple[str, ...]]) -> None:
@@ -202,8 +264,7 @@ def _stop_on_signals() -> Iterator[Stop]:
     stop = Stop()
 
     def handler(signum: int, frame: object) -> None:
-        log.warning("%s received: stopping after the message in hand",
-                    signal.Signals(signum).name)
+        log.warning("%s received: stopping after the message in hand", signal.Signals(signum).name)
         stop.set()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -226,11 +287,20 @@ def cmd_digest(args: argparse.Namespace, config: Config) -> int:
         from .progress import Progress
 
         sending = Progress("digest messages", enabled=not args.quiet)
-        with _run_lock(args, config, "digest --send"), open_store(config) as store, \
-                _stop_on_signals() as stop:
+        with (
+            _run_lock(args, config, "digest --send"),
+            open_store(config) as store,
+            _stop_on_signals() as stop,
+        ):
             try:
-                outcome = send_digest(config, store=store, mailer=make_mailer(config),
-                                      clock=utc_now, stop=stop, on_message=sending.step)
+                outcome = send_digest(
+                    config,
+                    store=store,
+                    mailer=make_mailer(config),
+                    clock=utc_now,
+                    stop=stop,
+                    on_message=sending.step,
+                )
             finally:
                 sending.close()
         d = outcome.delivery
@@ -238,8 +308,10 @@ def cmd_digest(args: argparse.Namespace, config: Config) -> int:
             print(f"digest skipped: {outcome.note}")
             return EXIT_OK
         totals = ", ".join(f"{n} {s}" for s, n in sorted(d.totals.items()))
-        print(f"digest {outcome.digest_id}: {d.sent} sent now ({totals});"
-              f" {'complete' if d.finished else 'NOT complete'}")
+        print(
+            f"digest {outcome.digest_id}: {d.sent} sent now ({totals});"
+            f" {'complete' if d.finished else 'NOT complete'}"
+        )
         return EXIT_OK if outcome.ok else EXIT_SOURCE_FAILED
     if args.to:  # reads the store only: no lock, so a test copy goes out during a cycle
         with open_store(config) as store:
@@ -256,9 +328,11 @@ def _digest_preview(args: argparse.Namespace, config: Config, store: Store) -> i
     content, rendered, page = digest_preview(config, store, utc_now(), lang)
     write_if_changed(Path(args.preview), page.encode("utf-8"))
     what = "the latest" if content.first else "new"
-    print(f"{args.preview}: digest preview ({lang}), {len(content.entries)} {what} item(s),"
-          f" {rendered.shown} shown, {rendered.more} more linked,"
-          f" {rendered.html_bytes / 1000:.1f} KB of HTML; subject: {rendered.subject}")
+    print(
+        f"{args.preview}: digest preview ({lang}), {len(content.entries)} {what} item(s),"
+        f" {rendered.shown} shown, {rendered.more} more linked,"
+        f" {rendered.html_bytes / 1000:.1f} KB of HTML; subject: {rendered.subject}"
+    )
     return EXIT_OK
 
 
@@ -270,8 +344,10 @@ def _digest_dry_run(args: argparse.Namespace, config: Config, store: Store) -> i
     since = content.since.isoformat() if content.since else "the first digest"
     if content.digest_id:
         totals = store.delivery_totals(content.digest_id)
-        print(f"digest {content.digest_id} is being sent: "
-              + ", ".join(f"{n} {s}" for s, n in sorted(totals.items())))
+        print(
+            f"digest {content.digest_id} is being sent: "
+            + ", ".join(f"{n} {s}" for s, n in sorted(totals.items()))
+        )
         recipients = {"en": 0, "sq": 0}
         for d in store.deliveries(content.digest_id):
             recipients[d.language] = recipients.get(d.language, 0) + 1
@@ -281,20 +357,26 @@ def _digest_dry_run(args: argparse.Namespace, config: Config, store: Store) -> i
             recipients[sub.language] = recipients.get(sub.language, 0) + 1
         due = "due now" if digest_due(config, store, now) else "not due yet"
         if content.first:
-            print(f"next digest ({due} by schedule {config.schedule.digest!r}): the list's"
-                  f" first, the latest {len(content.entries)} item(s) (digest.first_items),"
-                  f" {content.more} older one(s) linked and counted as handled")
+            print(
+                f"next digest ({due} by schedule {config.schedule.digest!r}): the list's"
+                f" first, the latest {len(content.entries)} item(s) (digest.first_items),"
+                f" {content.more} older one(s) linked and counted as handled"
+            )
         else:
-            print(f"next digest ({due} by schedule {config.schedule.digest!r}):"
-                  f" {len(content.entries)} new item(s) since {since},"
-                  f" {content.more} more linked")
+            print(
+                f"next digest ({due} by schedule {config.schedule.digest!r}):"
+                f" {len(content.entries)} new item(s) since {since},"
+                f" {content.more} more linked"
+            )
         if not content.entries and config.digest.skip_empty:
             print("nothing new: it would be skipped (digest.skip_empty)")
             return EXIT_OK
     rendered = render_languages(config, content)
     for lang, r in rendered.items():
-        print(f"  {lang}: {recipients.get(lang, 0)} subscriber(s); subject: {r.subject};"
-              f" {r.shown} item(s) shown, {r.more} more; {r.html_bytes / 1000:.1f} KB HTML")
+        print(
+            f"  {lang}: {recipients.get(lang, 0)} subscriber(s); subject: {r.subject};"
+            f" {r.shown} item(s) shown, {r.more} more; {r.html_bytes / 1000:.1f} KB HTML"
+        )
     for e in content.entries:
         print(f"    {e.published:%Y-%m-%d}  [{e.category or '-'}] {e.title}")
     return EXIT_OK
@@ -318,8 +400,9 @@ def _digest_test_copy(args: argparse.Namespace, config: Config, store: Store) ->
     lang = args.lang_given or (sub.language if sub else "en")
     content = digest_content(config, store, now)
     rendered = render_languages(config, content, (lang,))
-    composer = composers(config, rendered, digest_id=content.digest_id, date=now,
-                         secret=b"test-copy", test=True)[lang]
+    composer = composers(
+        config, rendered, digest_id=content.digest_id, date=now, secret=b"test-copy", test=True
+    )[lang]
     mid = f"<test-{now:%Y%m%d%H%M%S}.{secrets.token_hex(6)}@{config.mail.sender_domain}>"
     message = composer.compose_test(address, sub.name if sub else "", mid)
     mailer = make_mailer(config)
@@ -339,15 +422,15 @@ def cmd_unsubscribe(args: argparse.Namespace, config: Config) -> int:
         try:
             sub = store.subscriber_by_id(token_subscriber(args.token))
             if sub is not None:
-                verify_token(load_secret(config, store), config.list_id, args.token,
-                             sub.address)
+                verify_token(load_secret(config, store), config.list_id, args.token, sub.address)
         except BadToken as exc:
             raise InputError(f"{exc}; nothing changed") from None
         if sub is None:
             raise InputError("unsubscribe token names no subscriber; nothing changed")
         if sub.status == "active":
-            store.set_subscriber_status(sub.address, "unsubscribed",
-                                        "unsubscribe link (command line)", utc_now())
+            store.set_subscriber_status(
+                sub.address, "unsubscribed", "unsubscribe link (command line)", utc_now()
+            )
             print(f"{sub.address}: unsubscribed")
         else:
             print(f"{sub.address}: already {sub.status}")
@@ -357,8 +440,10 @@ def cmd_unsubscribe(args: argparse.Namespace, config: Config) -> int:
 def cmd_check(args: argparse.Namespace, config: Config) -> int:
     from .preflight import warnings
 
-    print(f"{args.config}: configuration is valid; {len(config.sources)} source(s):"
-          f" {', '.join(s.name for s in config.sources) or 'none'}")
+    print(
+        f"{args.config}: configuration is valid; {len(config.sources)} source(s):"
+        f" {', '.join(s.name for s in config.sources) or 'none'}"
+    )
     for warning in warnings(config):
         log.warning("warning: %s", warning)
     if not args.live:
@@ -374,21 +459,34 @@ def cmd_items(args: argparse.Namespace, config: Config) -> int:
     if not config.database_path.exists():
         raise ConfigError(f"{config.database_path}: no store yet; run 'iomfeed fetch' first")
     with open_store(config) as store:
-        if args.source and all(s.name != args.source for s in config.sources) \
-                and not store.count(args.source):
+        if (
+            args.source
+            and all(s.name != args.source for s in config.sources)
+            and not store.count(args.source)
+        ):
             config.source(args.source)  # not configured, nothing stored: the fetch's error
         items = store.items(limit=args.limit, source=args.source)
     if args.json:
         out = [
             {
-                "id": i.id, "url": i.url, "source": i.source, "title": i.title,
-                "published": i.published.isoformat(), "date_source": i.date_source.value,
+                "id": i.id,
+                "url": i.url,
+                "source": i.source,
+                "title": i.title,
+                "published": i.published.isoformat(),
+                "date_source": i.date_source.value,
                 "date_note": i.date_note,
-                "updated": i.updated.isoformat(), "first_seen": i.first_seen.isoformat(),
-                "last_seen": i.last_seen.isoformat(), "summary_html": i.summary_html,
-                "content_html": i.content_html, "image": i.image_url,
-                "image_alt": i.image_alt, "categories": list(i.categories),
-                "language": i.language, "author": i.author, "content_hash": i.content_hash,
+                "updated": i.updated.isoformat(),
+                "first_seen": i.first_seen.isoformat(),
+                "last_seen": i.last_seen.isoformat(),
+                "summary_html": i.summary_html,
+                "content_html": i.content_html,
+                "image": i.image_url,
+                "image_alt": i.image_alt,
+                "categories": list(i.categories),
+                "language": i.language,
+                "author": i.author,
+                "content_hash": i.content_hash,
             }
             for i in items
         ]
@@ -396,8 +494,7 @@ def cmd_items(args: argparse.Namespace, config: Config) -> int:
         sys.stdout.write("\n")
         return EXIT_OK
     for i in items:
-        print(f"{i.published:%Y-%m-%d}  {i.source:<10} {i.language:<3} {i.title}\n"
-              f"{'':12}{i.url}")
+        print(f"{i.published:%Y-%m-%d}  {i.source:<10} {i.language:<3} {i.title}\n{'':12}{i.url}")
     return EXIT_OK
 
 
@@ -411,16 +508,22 @@ def cmd_subscribers(args: argparse.Namespace, config: Config) -> int:
     with open_store(config) as store:
         if args.action == "add":
             try:
-                sub = Subscriber(normalize_address(args.address), " ".join(args.name.split()),
-                                 normalize_language(args.lang))
+                sub = Subscriber(
+                    normalize_address(args.address),
+                    " ".join(args.name.split()),
+                    normalize_language(args.lang),
+                )
             except InputError as exc:
                 raise InputError(f"{args.address}: {exc}") from None
             outcome = store.add_subscriber(sub, now)
             if outcome == "left" and args.resubscribe:
                 store.resubscribe(sub.address, now)
                 outcome = "added"
-            messages = {"added": "subscribed", "exists": "already subscribed",
-                        "left": "left earlier; add --resubscribe if they asked to come back"}
+            messages = {
+                "added": "subscribed",
+                "exists": "already subscribed",
+                "left": "left earlier; add --resubscribe if they asked to come back",
+            }
             print(f"{sub.address}: {messages[outcome]}")
             return EXIT_OK if outcome != "left" else EXIT_SOURCE_FAILED
         if args.action == "remove":
@@ -439,16 +542,26 @@ def cmd_subscribers(args: argparse.Namespace, config: Config) -> int:
         if args.action == "list":
             subs = list(store.subscribers(args.status))
             if args.json:
-                json.dump([{"address": s.address, "name": s.name, "language": s.language,
+                json.dump(
+                    [
+                        {
+                            "address": s.address,
+                            "name": s.name,
+                            "language": s.language,
                             "status": s.status,
                             "subscribed": s.subscribed.isoformat() if s.subscribed else None,
                             "left": s.left.isoformat() if s.left else None,
-                            "reason": s.reason} for s in subs],
-                          sys.stdout, ensure_ascii=False, indent=2)
+                            "reason": s.reason,
+                        }
+                        for s in subs
+                    ],
+                    sys.stdout,
+                    ensure_ascii=False,
+                    indent=2,
+                )
                 sys.stdout.write("\n")
             else:
-                lines = table(subs) or [" ".join(filter(None, ("no", args.status,
-                                                               "subscribers")))]
+                lines = table(subs) or [" ".join(filter(None, ("no", args.status, "subscribers")))]
                 print("\n".join(lines))
             return EXIT_OK
         # export
@@ -484,18 +597,24 @@ def _import_subscribers(path: Path, config: Config, now: datetime) -> int:
             elif outcome == "exists":  # a re-import: already there, nothing to do
                 unchanged += 1
             else:
-                left.append(RowProblem(line, sub.address, "unsubscribed or bounced earlier;"
-                                       " not re-added"))
+                left.append(
+                    RowProblem(line, sub.address, "unsubscribed or bounced earlier; not re-added")
+                )
     for note in sorted([*read.problems, *left], key=lambda p: p.line):
         print(f"{path}: {note}", file=sys.stderr)
     if read.not_utf8:
-        print(f"{path}: {read.not_utf8} row(s) are not UTF-8 text: save the file as UTF-8"
-              " (Excel: \"CSV UTF-8\") and import it again; the rows imported now will count"
-              " as unchanged", file=sys.stderr)
+        print(
+            f"{path}: {read.not_utf8} row(s) are not UTF-8 text: save the file as UTF-8"
+            ' (Excel: "CSV UTF-8") and import it again; the rows imported now will count'
+            " as unchanged",
+            file=sys.stderr,
+        )
     delimiter = {",": "comma", ";": "semicolon", "\t": "tab"}[read.delimiter]
     print(f"{path}: {delimiter}-separated, {read.columns}")
-    print(f"{path}: {added} subscriber(s) added, {unchanged} unchanged (already subscribed),"
-          f" {len(left)} not added (they left), {len(read.problems)} row(s) skipped")
+    print(
+        f"{path}: {added} subscriber(s) added, {unchanged} unchanged (already subscribed),"
+        f" {len(left)} not added (they left), {len(read.problems)} row(s) skipped"
+    )
     return EXIT_OK if not read.problems else EXIT_SOURCE_FAILED
 
 
@@ -510,8 +629,10 @@ def cmd_init(args: argparse.Namespace, config: None) -> int:
     from .shipped import write_config
 
     path = write_config(Path(args.path), force=args.force)
-    print(f"{path}: written: the documented configuration; set site.public_url (and [mail])"
-          f" before the first run, then: iomfeed --config {path} check")
+    print(
+        f"{path}: written: the documented configuration; set site.public_url (and [mail])"
+        f" before the first run, then: iomfeed --config {path} check"
+    )
     return EXIT_OK
 
 
@@ -529,10 +650,15 @@ def _at_least_one(text: str) -> int:
 
 
 def _add_wait(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--wait", type=float, default=DEFAULT_WAIT, metavar="SECONDS",
-                   help="how long to wait for another run (or serve's cycle) on the same"
-                   f" database to finish before exiting 75 (default {DEFAULT_WAIT:.0f}; 0:"
-                   " do not wait)")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=DEFAULT_WAIT,
+        metavar="SECONDS",
+        help="how long to wait for another run (or serve's cycle) on the same"
+        f" database to finish before exiting 75 (default {DEFAULT_WAIT:.0f}; 0:"
+        " do not wait)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -546,166 +672,259 @@ def build_parser() -> argparse.ArgumentParser:
         "stopped early.",
     )
     parser.add_argument(
-        "--config", default=None, metavar="PATH",
+        "--config",
+        default=None,
+        metavar="PATH",
         help=f"configuration file (default: ${CONFIG_ENV} or ./config.toml)",
     )
     noise = parser.add_mutually_exclusive_group()
     noise.add_argument("-v", "--verbose", action="store_true", help="say more (debug output)")
     noise.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    parser.add_argument("--log-format", choices=("text", "json"), default="text",
-                        help="log lines as readable text (default) or one JSON object each")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="log lines as readable text (default) or one JSON object each",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("fetch", help="fetch every enabled source into the store",
-                       description="Fetch every enabled source (or the named ones) into the "
-                       "store, politely, and record the run.")
-    p.add_argument("--source", action="append", metavar="NAME",
-                   help="fetch only this source (repeatable)")
+    p = sub.add_parser(
+        "fetch",
+        help="fetch every enabled source into the store",
+        description="Fetch every enabled source (or the named ones) into the "
+        "store, politely, and record the run.",
+    )
+    p.add_argument(
+        "--source", action="append", metavar="NAME", help="fetch only this source (repeatable)"
+    )
     # A cron fetch that only sees 304s must not pay for compiling selectors; the html source
     # compiles them before its first parse, and `check` always does.
     _add_wait(p)
     p.set_defaults(func=cmd_fetch, compile_selectors=False)
 
-    p = sub.add_parser("publish", help="write the feeds, archives and index.html",
-                       description="Write the Atom, RSS and JSON feeds, their archives and "
-                       "index.html from the store into publish.folder; files whose bytes did "
-                       "not change are left alone.")
+    p = sub.add_parser(
+        "publish",
+        help="write the feeds, archives and index.html",
+        description="Write the Atom, RSS and JSON feeds, their archives and "
+        "index.html from the store into publish.folder; files whose bytes did "
+        "not change are left alone.",
+    )
     _add_wait(p)
     p.set_defaults(func=cmd_publish, compile_selectors=False)
 
-    p = sub.add_parser("run", help="fetch, publish, and send the digest when it is due",
-                       description="One full cycle: fetch every enabled source, publish, and "
-                       "send the email digest when schedule.digest says it is due (or finish "
-                       "one a previous run left unfinished), and mail the operator about "
-                       "problems. Quiet with -q unless something is wrong; meant for cron.")
+    p = sub.add_parser(
+        "run",
+        help="fetch, publish, and send the digest when it is due",
+        description="One full cycle: fetch every enabled source, publish, and "
+        "send the email digest when schedule.digest says it is due (or finish "
+        "one a previous run left unfinished), and mail the operator about "
+        "problems. Quiet with -q unless something is wrong; meant for cron.",
+    )
     p.add_argument("--json", action="store_true", help="print the run report as JSON")
     _add_wait(p)
     p.set_defaults(func=cmd_run, compile_selectors=False)
 
-    p = sub.add_parser("serve", help="the long-running service: schedule, feeds, unsubscribe",
-                       description="Run the cycle on schedule.fetch and the digest on "
-                       "schedule.digest (a cycle also runs at start), and serve the feeds, "
-                       "/unsubscribe and /healthz over HTTP. SIGTERM or Ctrl-C stops cleanly.")
+    p = sub.add_parser(
+        "serve",
+        help="the long-running service: schedule, feeds, unsubscribe",
+        description="Run the cycle on schedule.fetch and the digest on "
+        "schedule.digest (a cycle also runs at start), and serve the feeds, "
+        "/unsubscribe and /healthz over HTTP. SIGTERM or Ctrl-C stops cleanly.",
+    )
     p.add_argument("--host", help="address to listen on (default: serve.host)")
     p.add_argument("--port", type=int, help="port to listen on (default: serve.port)")
     p.set_defaults(func=cmd_serve, compile_selectors=True)
 
-    p = sub.add_parser("status", help="sources, store, digests, subscribers, next times",
-                       description="Show how iomfeed is doing: each source's last run "
-                       "(ok, failed now, failing for N runs), last success and error, the "
-                       "store, the last digests, subscribers by status and the next scheduled "
-                       "times. Exit 1 when the last run of an enabled source failed or "
-                       "something else needs attention.")
+    p = sub.add_parser(
+        "status",
+        help="sources, store, digests, subscribers, next times",
+        description="Show how iomfeed is doing: each source's last run "
+        "(ok, failed now, failing for N runs), last success and error, the "
+        "store, the last digests, subscribers by status and the next scheduled "
+        "times. Exit 1 when the last run of an enabled source failed or "
+        "something else needs attention.",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_status, compile_selectors=False)
 
-    p = sub.add_parser("digest", help="preview, test or send the email digest",
-                       description="The email digest of the items first seen since the last "
-                       "digest that went out. Without an option: --dry-run.")
+    p = sub.add_parser(
+        "digest",
+        help="preview, test or send the email digest",
+        description="The email digest of the items first seen since the last "
+        "digest that went out. Without an option: --dry-run.",
+    )
     what = p.add_mutually_exclusive_group()
-    what.add_argument("--dry-run", action="store_true",
-                      help="render it and report who would get what (changes nothing)")
-    what.add_argument("--send", action="store_true",
-                      help="send it now (or finish the one being sent), whatever the schedule")
-    what.add_argument("--to", metavar="ADDRESS",
-                      help="send one test copy, marked [TEST], to ADDRESS (no ledger)")
-    what.add_argument("--preview", metavar="FILE.html",
-                      help="write the rendered HTML digest to FILE.html")
-    p.add_argument("--lang", dest="lang_given", choices=("en", "sq"),
-                   help="language of --preview (default en) or --to (default: theirs)")
+    what.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="render it and report who would get what (changes nothing)",
+    )
+    what.add_argument(
+        "--send",
+        action="store_true",
+        help="send it now (or finish the one being sent), whatever the schedule",
+    )
+    what.add_argument(
+        "--to", metavar="ADDRESS", help="send one test copy, marked [TEST], to ADDRESS (no ledger)"
+    )
+    what.add_argument(
+        "--preview", metavar="FILE.html", help="write the rendered HTML digest to FILE.html"
+    )
+    p.add_argument(
+        "--lang",
+        dest="lang_given",
+        choices=("en", "sq"),
+        help="language of --preview (default en) or --to (default: theirs)",
+    )
     _add_wait(p)
     p.set_defaults(func=cmd_digest, compile_selectors=False)
 
-    p = sub.add_parser("unsubscribe", help="apply an unsubscribe token",
-                       description="Unsubscribe the subscriber an unsubscribe token (from a "
-                       "digest's link) names. A forged or malformed token changes nothing "
-                       "and exits with 65 (bad input).")
+    p = sub.add_parser(
+        "unsubscribe",
+        help="apply an unsubscribe token",
+        description="Unsubscribe the subscriber an unsubscribe token (from a "
+        "digest's link) names. A forged or malformed token changes nothing "
+        "and exits with 65 (bad input).",
+    )
     p.add_argument("token", help="the token (the t= value of the unsubscribe link)")
     p.set_defaults(func=cmd_unsubscribe, compile_selectors=False)
 
-    p = sub.add_parser("check", help="validate the configuration",
-                       description="Validate the configuration file and warn about what "
-                       "loads but would not work or would leak: site.public_url left at the "
-                       "example, an SMTP username whose password variable is unset, a "
-                       "database others can read. With --live also fetch one page of each "
-                       "source and report what the selectors find.")
-    p.add_argument("--live", action="store_true",
-                   help="fetch one listing page and one article per source")
+    p = sub.add_parser(
+        "check",
+        help="validate the configuration",
+        description="Validate the configuration file and warn about what "
+        "loads but would not work or would leak: site.public_url left at the "
+        "example, an SMTP username whose password variable is unset, a "
+        "database others can read. With --live also fetch one page of each "
+        "source and report what the selectors find.",
+    )
+    p.add_argument(
+        "--live", action="store_true", help="fetch one listing page and one article per source"
+    )
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("items", help="list stored items, newest first",
-                       description="List the stored items, newest first.")
+    p = sub.add_parser(
+        "items",
+        help="list stored items, newest first",
+        description="List the stored items, newest first.",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.add_argument("--limit", type=_at_least_one, default=None, metavar="N",
-                   help="at most N items (1 or more; default: all)")
-    p.add_argument("--source", metavar="NAME",
-                   help="only items of this source (configured, or with items stored)")
+    p.add_argument(
+        "--limit",
+        type=_at_least_one,
+        default=None,
+        metavar="N",
+        help="at most N items (1 or more; default: all)",
+    )
+    p.add_argument(
+        "--source",
+        metavar="NAME",
+        help="only items of this source (configured, or with items stored)",
+    )
     p.set_defaults(func=cmd_items)
 
-    p = sub.add_parser("subscribers", help="manage the digest's subscribers",
-                       description="Add, remove, list, import and export the subscribers of "
-                       "the email digest (kept in the store).")
+    p = sub.add_parser(
+        "subscribers",
+        help="manage the digest's subscribers",
+        description="Add, remove, list, import and export the subscribers of "
+        "the email digest (kept in the store).",
+    )
     p.set_defaults(func=cmd_subscribers, compile_selectors=False)
-    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True,
-                               help="what to do")
-    a = actions.add_parser("add", help="subscribe one address",
-                           description="Subscribe one address.")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True, help="what to do")
+    a = actions.add_parser(
+        "add", help="subscribe one address", description="Subscribe one address."
+    )
     a.add_argument("address", help="the e-mail address")
     a.add_argument("--name", default="", help="the subscriber's name (any language)")
     a.add_argument("--lang", default="en", choices=("en", "sq"), help="digest language")
-    a.add_argument("--resubscribe", action="store_true",
-                   help="re-add someone who unsubscribed (only when they asked for it)")
-    a = actions.add_parser("remove", help="unsubscribe one address",
-                           description="Unsubscribe one address (kept, marked unsubscribed).")
+    a.add_argument(
+        "--resubscribe",
+        action="store_true",
+        help="re-add someone who unsubscribed (only when they asked for it)",
+    )
+    a = actions.add_parser(
+        "remove",
+        help="unsubscribe one address",
+        description="Unsubscribe one address (kept, marked unsubscribed).",
+    )
     a.add_argument("address", help="the e-mail address")
     a.add_argument("--reason", default="removed by an operator", help="why they left")
-    a = actions.add_parser("list", help="list subscribers",
-                           description="List subscribers in the order they joined, in "
-                           "aligned columns (address, name, language, status, joined, left, "
-                           "reason).")
-    a.add_argument("--status", choices=("active", "unsubscribed", "bounced"),
-                   help="only these")
+    a = actions.add_parser(
+        "list",
+        help="list subscribers",
+        description="List subscribers in the order they joined, in "
+        "aligned columns (address, name, language, status, joined, left, "
+        "reason).",
+    )
+    a.add_argument("--status", choices=("active", "unsubscribed", "bounced"), help="only these")
     a.add_argument("--json", action="store_true", help="print JSON instead of text")
-    a = actions.add_parser("import", help="import subscribers from a CSV file",
-                           description="Import subscribers from a CSV file: comma, semicolon "
-                           "or tab separated (sniffed); with a header row naming the columns "
-                           "(Mailchimp's and listmonk's exports and iomfeed's own are "
-                           "understood) or without one (address, name, language). Addresses "
-                           "already subscribed count as unchanged; people who left (here or "
-                           "by the file's status column) are not added. Every bad row is "
-                           "reported with its line number and the others are imported: exit "
-                           "code 1 when any row was skipped, 65 when the file cannot be read.")
+    a = actions.add_parser(
+        "import",
+        help="import subscribers from a CSV file",
+        description="Import subscribers from a CSV file: comma, semicolon "
+        "or tab separated (sniffed); with a header row naming the columns "
+        "(Mailchimp's and listmonk's exports and iomfeed's own are "
+        "understood) or without one (address, name, language). Addresses "
+        "already subscribed count as unchanged; people who left (here or "
+        "by the file's status column) are not added. Every bad row is "
+        "reported with its line number and the others are imported: exit "
+        "code 1 when any row was skipped, 65 when the file cannot be read.",
+    )
     a.add_argument("file", help="the CSV file (UTF-8, with or without a BOM, or UTF-16)")
-    a = actions.add_parser("export", help="export subscribers as CSV",
-                           description="Write the subscribers as CSV (a file is made "
-                           "readable by its owner only).")
+    a = actions.add_parser(
+        "export",
+        help="export subscribers as CSV",
+        description="Write the subscribers as CSV (a file is made readable by its owner only).",
+    )
     a.add_argument("file", nargs="?", help="where to write (default: standard output)")
-    a.add_argument("--status", choices=("active", "unsubscribed", "bounced"),
-                   help="only these")
+    a.add_argument("--status", choices=("active", "unsubscribed", "bounced"), help="only these")
 
-    p = sub.add_parser("demo", help="run iomfeed on the bundled snapshot of the site",
-                       description="Serve the bundled snapshot of the IOM Albania site on "
-                       "127.0.0.1 and run iomfeed against it with the packaged configuration "
-                       "(or --config), the site's address and site.public_url swapped for "
-                       "local ones. Works from any folder.")
-    p.add_argument("--dir", default="demo", metavar="DIR",
-                   help="folder for the demo's database and output (default: ./demo)")
-    p.add_argument("--port", type=int, default=8791, metavar="N",
-                   help="port for the snapshot on 127.0.0.1, the feeds on N+1 (default 8791;"
-                   " 0 or busy: free ones)")
-    p.add_argument("--serve", action=argparse.BooleanOptionalAction, default=None,
-                   help="after the run, keep serving the feeds (at the local address used as"
-                   " site.public_url) and the snapshot until Ctrl-C (default: when run from"
-                   " a terminal)")
+    p = sub.add_parser(
+        "demo",
+        help="run iomfeed on the bundled snapshot of the site",
+        description="Serve the bundled snapshot of the IOM Albania site on "
+        "127.0.0.1 and run iomfeed against it with the packaged configuration "
+        "(or --config), the site's address and site.public_url swapped for "
+        "local ones. Works from any folder.",
+    )
+    p.add_argument(
+        "--dir",
+        default="demo",
+        metavar="DIR",
+        help="folder for the demo's database and output (default: ./demo)",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=8791,
+        metavar="N",
+        help="port for the snapshot on 127.0.0.1, the feeds on N+1 (default 8791;"
+        " 0 or busy: free ones)",
+    )
+    p.add_argument(
+        "--serve",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="after the run, keep serving the feeds (at the local address used as"
+        " site.public_url) and the snapshot until Ctrl-C (default: when run from"
+        " a terminal)",
+    )
     p.set_defaults(func=cmd_demo, needs_config=False)
 
-    p = sub.add_parser("init", help="write the documented configuration file to edit",
-                       description="Write the configuration shipped with iomfeed (every key,"
-                       " commented, set for the live IOM Albania site) to PATH, to edit."
-                       " An existing file is kept unless --force.")
-    p.add_argument("path", nargs="?", default="config.toml", metavar="PATH",
-                   help="where to write it (default: ./config.toml; a folder gets a"
-                   " config.toml)")
+    p = sub.add_parser(
+        "init",
+        help="write the documented configuration file to edit",
+        description="Write the configuration shipped with iomfeed (every key,"
+        " commented, set for the live IOM Albania site) to PATH, to edit."
+        " An existing file is kept unless --force.",
+    )
+    p.add_argument(
+        "path",
+        nargs="?",
+        default="config.toml",
+        metavar="PATH",
+        help="where to write it (default: ./config.toml; a folder gets a config.toml)",
+    )
     p.add_argument("--force", action="store_true", help="replace an existing file")
     p.set_defaults(func=cmd_init, needs_config=False)
     return parser
@@ -715,10 +934,12 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line, for a service's log collector."""
 
     def format(self, record: logging.LogRecord) -> str:
-        out = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(
-                   timespec="milliseconds"),
-               "level": record.levelname.lower(), "logger": record.name,
-               "message": record.getMessage()}
+        out = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False)
@@ -730,8 +951,9 @@ def setup_logging(verbose: bool, quiet: bool, log_format: str = "text") -> None:
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"
-                                               if verbose else "%(message)s"))
+        handler.setFormatter(
+            logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s")
+        )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -778,9 +1000,13 @@ def _main(argv: Sequence[str] | None) -> int:
     args.config = str(Path(args.config) if args.config else default_config_path())
     config: Config | None = None
     try:
-        config = load_config(Path(args.config),
-                             compile_selectors=getattr(args, "compile_selectors", True)) \
-            if getattr(args, "needs_config", True) else None  # demo and init
+        config = (
+            load_config(
+                Path(args.config), compile_selectors=getattr(args, "compile_selectors", True)
+            )
+            if getattr(args, "needs_config", True)
+            else None
+        )  # demo and init
         code: int = args.func(args, config)
     except ConfigError as exc:
         print(f"iomfeed: configuration error: {exc}", file=sys.stderr)
@@ -800,8 +1026,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if config is None:  # the demo's own store
             print(f"iomfeed: the database failed: {exc}", file=sys.stderr)
         else:
-            print(f"iomfeed: {explain(config.database_path, exc, action='use')}",
-                  file=sys.stderr)
+            print(f"iomfeed: {explain(config.database_path, exc, action='use')}", file=sys.stderr)
         return EXIT_SOURCE_FAILED
     except KeyboardInterrupt:
         print("iomfeed: interrupted", file=sys.stderr)

@@ -174,9 +174,7 @@ def _checked(check: Callable[[Any], str | None]) -> dict[str, Any]:
 class SiteConfig:
     title: str = "IOM Albania: Latest News on Migration"
     home_url: str = field(default=LIVE_ORIGIN + "/news", metadata=_checked(_check_http_url))
-    public_url: str = field(
-        default="http://127.0.0.1:8080/", metadata=_checked(_check_http_url)
-    )
+    public_url: str = field(default="http://127.0.0.1:8080/", metadata=_checked(_check_http_url))
     language: str = field(default="en", metadata=_checked(_check_language))
     timezone: str = field(default="Europe/Tirane", metadata=_checked(_check_timezone))
     author: str = "IOM Albania"
@@ -333,8 +331,10 @@ def _languages_table(value: Any, key: str, what: str) -> dict[str, Any]:
         raise ConfigError(f"{key}: expected {what}, got {_describe(value)}")
     for code in value:
         if code not in DIGEST_LANGUAGES:
-            raise ConfigError(f"{_join(key, code)}: unknown language (digest languages:"
-                              f" {', '.join(DIGEST_LANGUAGES)})")
+            raise ConfigError(
+                f"{_join(key, code)}: unknown language (digest languages:"
+                f" {', '.join(DIGEST_LANGUAGES)})"
+            )
     return value
 
 
@@ -357,18 +357,26 @@ class PerLanguage:
     def from_toml(cls, value: Any, key: str) -> PerLanguage:
         if isinstance(value, str):
             return cls(value)
-        table = _languages_table(value, key, "a string, or a table with one string per"
-                                 f" language ({', '.join(DIGEST_LANGUAGES)})")
+        table = _languages_table(
+            value,
+            key,
+            f"a string, or a table with one string per language ({', '.join(DIGEST_LANGUAGES)})",
+        )
         for code in DIGEST_LANGUAGES:
             if code not in table:
-                raise ConfigError(f"{_join(key, code)}: required key is missing (a table"
-                                  " gives the text in every digest language; a plain string"
-                                  " is used for all)")
+                raise ConfigError(
+                    f"{_join(key, code)}: required key is missing (a table"
+                    " gives the text in every digest language; a plain string"
+                    " is used for all)"
+                )
             if not isinstance(table[code], str):
-                raise ConfigError(f"{_join(key, code)}: expected a string, got"
-                                  f" {_describe(table[code])}")
-        return cls(text=table[DIGEST_LANGUAGES[0]],
-                   languages=tuple((code, table[code]) for code in DIGEST_LANGUAGES))
+                raise ConfigError(
+                    f"{_join(key, code)}: expected a string, got {_describe(table[code])}"
+                )
+        return cls(
+            text=table[DIGEST_LANGUAGES[0]],
+            languages=tuple((code, table[code]) for code in DIGEST_LANGUAGES),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,23 +398,28 @@ class CategoryNames:
 
     @classmethod
     def from_toml(cls, value: Any, key: str) -> CategoryNames:
-        tables = _languages_table(value, key, "a table of languages, each a table of"
-                                  " category = \"name shown\"")
+        tables = _languages_table(
+            value, key, 'a table of languages, each a table of category = "name shown"'
+        )
         languages = []
         for code, names in tables.items():
             where = _join(key, code)
             if not isinstance(names, dict):
-                raise ConfigError(f"{where}: expected a table of category = \"name shown\","
-                                  f" got {_describe(names)}")
+                raise ConfigError(
+                    f'{where}: expected a table of category = "name shown", got {_describe(names)}'
+                )
             seen: dict[str, str] = {}
             for name, shown in names.items():
                 if not isinstance(shown, str) or not shown.strip():
-                    raise ConfigError(f"{where}.{name}: expected the name to show, got"
-                                      f" {_describe(shown)}")
+                    raise ConfigError(
+                        f"{where}.{name}: expected the name to show, got {_describe(shown)}"
+                    )
                 if name.casefold() in seen:
-                    raise ConfigError(f"{where}.{name}: the same category as"
-                                      f" {seen[name.casefold()]!r} (names are matched"
-                                      " ignoring case)")
+                    raise ConfigError(
+                        f"{where}.{name}: the same category as"
+                        f" {seen[name.casefold()]!r} (names are matched"
+                        " ignoring case)"
+                    )
                 seen[name.casefold()] = name
             languages.append((code, tuple(names.items())))
         return cls(tuple(languages))
@@ -428,8 +441,9 @@ class DigestConfig:
     )
     title_en: str = "IOM Albania news"
     title_sq: str = "Lajme nga IOM Shqipëri"
-    categories: CategoryNames = field(default=CategoryNames(
-        (("sq", (("Local", "Vendore"), ("Global", "Globale"))),)))
+    categories: CategoryNames = field(
+        default=CategoryNames((("sq", (("Local", "Vendore"), ("Global", "Globale"))),))
+    )
     templates: str = ""
 
 
@@ -459,8 +473,7 @@ class SmtpConfig:
     port: int = field(default=587, metadata=_checked(_check_positive))
     security: Literal["starttls", "tls", "none"] = "starttls"
     username: str = ""
-    password_env: str = field(default="IOMFEED_SMTP_PASSWORD",
-                              metadata=_checked(_check_env_name))
+    password_env: str = field(default="IOMFEED_SMTP_PASSWORD", metadata=_checked(_check_env_name))
     timeout: float = field(default=30.0, metadata=_checked(_check_positive))
     ca_file: str = ""
 
@@ -469,13 +482,18 @@ class SmtpConfig:
 class MailConfig:
     transport: Literal["outbox", "smtp"] = "outbox"
     outbox: str = "outbox"
-    from_address: str = field(default="news@feeds.example.org",
-                              metadata=_checked(_check_address))
-    from_name: PerLanguage = field(default=PerLanguage(
-        "IOM Albania news", (("en", "IOM Albania news"), ("sq", "Lajme nga IOM Shqipëri"))))
+    from_address: str = field(default="news@feeds.example.org", metadata=_checked(_check_address))
+    from_name: PerLanguage = field(
+        default=PerLanguage(
+            "IOM Albania news", (("en", "IOM Albania news"), ("sq", "Lajme nga IOM Shqipëri"))
+        )
+    )
     reply_to: str = field(default="", metadata=_checked(_check_optional_address))
-    postal_address: PerLanguage = field(default=PerLanguage(
-        "International Organization for Migration (IOM), Mission in Albania, Tirana, Albania"))
+    postal_address: PerLanguage = field(
+        default=PerLanguage(
+            "International Organization for Migration (IOM), Mission in Albania, Tirana, Albania"
+        )
+    )
     list_id: str = field(default="", metadata=_checked(_check_list_id))
     unsubscribe_url: str = field(default="", metadata=_checked(_check_optional_http_url))
     unsubscribe_mailto: str = field(default="", metadata=_checked(_check_optional_address))
@@ -630,16 +648,22 @@ def _check_mail(config: Config) -> None:
     key = "mail.unsubscribe_url" if config.mail.unsubscribe_url else "site.public_url"
     parts = urlsplit(url)
     if not url.isascii() or any(c in url for c in ' <>,"\\') or not url.isprintable():
-        raise ConfigError(f"{key}: the unsubscribe address {url!r} must be plain ASCII without"
-                          " spaces, quotes, commas or angle brackets (it goes into a header)")
+        raise ConfigError(
+            f"{key}: the unsubscribe address {url!r} must be plain ASCII without"
+            " spaces, quotes, commas or angle brackets (it goes into a header)"
+        )
     if parts.scheme != "https" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
-        raise ConfigError(f"{key}: the unsubscribe address {url!r} must use https"
-                          " (RFC 8058 one-click unsubscribe)")
+        raise ConfigError(
+            f"{key}: the unsubscribe address {url!r} must use https"
+            " (RFC 8058 one-click unsubscribe)"
+        )
     for name in ("from_address", "unsubscribe_mailto", "reply_to"):
         value = getattr(config.mail, name)
         if value and not value.isascii():
-            raise ConfigError(f"mail.{name}: write the address in ASCII (an international"
-                              " domain in its xn-- form)")
+            raise ConfigError(
+                f"mail.{name}: write the address in ASCII (an international"
+                " domain in its xn-- form)"
+            )
 
 
 def _check_config(config: Config) -> None:
@@ -725,8 +749,14 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
 
 
 def _describe(value: Any) -> str:
-    names = {str: "string", bool: "boolean", int: "integer", float: "number", list: "list",
-             dict: "table"}
+    names = {
+        str: "string",
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        list: "list",
+        dict: "table",
+    }
     return f"{names.get(type(value), type(value).__name__)} {value!r}"[:80]
 
 

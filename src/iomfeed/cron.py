@@ -41,8 +41,10 @@ def _weekdays(field: str) -> str:
 
 def shape_error(value: str) -> str | None:
     if len(value.split()) not in (5, 6):
-        return ("expected a crontab expression of five fields (minute hour day month"
-                " weekday), such as '0 8 * * mon', or six with seconds first")
+        return (
+            "expected a crontab expression of five fields (minute hour day month"
+            " weekday), such as '0 8 * * mon', or six with seconds first"
+        )
     return None
 
 
@@ -58,7 +60,14 @@ def trigger(value: str, timezone: str) -> Any:
     second = fields.pop(0) if len(fields) == 6 else "0"
     minute, hour, day, month, weekday = fields
     try:
-        return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
-                           day_of_week=_weekdays(weekday), timezone=timezone)
+        return CronTrigger(
+            second=second,
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=_weekdays(weekday),
+            timezone=timezone,
+        )
     except ValueError as exc:  # APScheduler's words for a field it cannot read
         raise ConfigError(str(exc)) from exc

@@ -48,8 +48,15 @@ def content_hash(
 ) -> str:
     """A versioned fingerprint of what a reader sees of an item."""
     payload = json.dumps(
-        [title, summary_html, content_html, published.isoformat(), image_url,
-         list(categories), language],
+        [
+            title,
+            summary_html,
+            content_html,
+            published.isoformat(),
+            image_url,
+            list(categories),
+            language,
+        ],
         ensure_ascii=False,
         separators=(",", ":"),
     )

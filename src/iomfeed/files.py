@@ -57,8 +57,7 @@ def write_if_changed(path: Path, data: bytes, *, mode: int | None = None) -> boo
         _fsync_folder(path.parent)  # make the rename itself durable
     except OSError as exc:
         raise PublishError(
-            f"{path}: could not be written ({exc.strerror or exc}); the previous version is"
-            " intact"
+            f"{path}: could not be written ({exc.strerror or exc}); the previous version is intact"
         ) from exc
     finally:
         if tmp_name is not None:
@@ -123,8 +122,7 @@ class FileSet:
         tmp_name = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                            dir=path.parent)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
                 out.flush()
@@ -159,7 +157,7 @@ class FileSet:
                 _fsync_folder(folder)
         except OSError as exc:
             failed = self._staged[len(done)][0] if len(done) < len(self._staged) else None
-            self._staged = self._staged[len(done):]
+            self._staged = self._staged[len(done) :]
             self.discard()
             raise PublishError(
                 f"{failed or exc.filename}: could not be put in place ({exc.strerror or exc});"

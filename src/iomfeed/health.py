@@ -56,9 +56,11 @@ class SourceHealth:
     @property
     def outcome(self) -> str:
         """The last run's outcome in words: ok, failed now, failing for N runs, never run."""
-        return {SourceState.NEVER_RUN: "never run", SourceState.OK: "ok",
-                SourceState.FAILED: "failed now"}.get(
-            self.state, f"failing for {self.consecutive_failures} runs")
+        return {
+            SourceState.NEVER_RUN: "never run",
+            SourceState.OK: "ok",
+            SourceState.FAILED: "failed now",
+        }.get(self.state, f"failing for {self.consecutive_failures} runs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +84,11 @@ class Health:
     @property
     def failing(self) -> tuple[SourceHealth, ...]:
         # Only sources that still run: one disabled or removed from the config is history.
-        return tuple(s for s in self.sources
-                     if s.enabled and s.consecutive_failures >= self.failures_threshold)
+        return tuple(
+            s
+            for s in self.sources
+            if s.enabled and s.consecutive_failures >= self.failures_threshold
+        )
 
     @property
     def failed_now(self) -> tuple[SourceHealth, ...]:
@@ -111,16 +116,22 @@ class Health:
         return HealthStatus.FAILED if self.failed_now else HealthStatus.OK
 
     def problems(self) -> list[str]:
-        out = [f"source {s.name} failed in its last run: {s.last_error}"
-               if s.consecutive_failures == 1 else
-               f"source {s.name} failed {s.consecutive_failures} runs in a row: {s.last_error}"
-               for s in self.failed_now]
-        out += [f"the scheduled {name} job failed {n} times in a row: {error}"
-                for name, (n, error) in self.failing_jobs.items()]
+        out = [
+            f"source {s.name} failed in its last run: {s.last_error}"
+            if s.consecutive_failures == 1
+            else f"source {s.name} failed {s.consecutive_failures} runs in a row: {s.last_error}"
+            for s in self.failed_now
+        ]
+        out += [
+            f"the scheduled {name} job failed {n} times in a row: {error}"
+            for name, (n, error) in self.failing_jobs.items()
+        ]
         stuck = self.stuck_digest
         if stuck is not None:
-            out.append(f"digest {stuck.record.id} unfinished since"
-                       f" {stuck.record.created.isoformat()}: {dict(stuck.totals)}")
+            out.append(
+                f"digest {stuck.record.id} unfinished since"
+                f" {stuck.record.created.isoformat()}: {dict(stuck.totals)}"
+            )
         return out
 
     def as_json(self) -> dict[str, Any]:
@@ -132,32 +143,55 @@ class Health:
             "checked": when(self.checked),
             "problems": self.problems(),
             "sources": [
-                {"name": s.name, "enabled": s.enabled, "last_run": when(s.last_run),
-                 "ok": s.ok, "state": s.state.value, "outcome": s.outcome,
-                 "last_success": when(s.last_success),
-                 "last_error": s.last_error, "consecutive_failures": s.consecutive_failures,
-                 "items": s.items}
-                for s in self.sources],
+                {
+                    "name": s.name,
+                    "enabled": s.enabled,
+                    "last_run": when(s.last_run),
+                    "ok": s.ok,
+                    "state": s.state.value,
+                    "outcome": s.outcome,
+                    "last_success": when(s.last_success),
+                    "last_error": s.last_error,
+                    "consecutive_failures": s.consecutive_failures,
+                    "items": s.items,
+                }
+                for s in self.sources
+            ],
             "failed_sources": [s.name for s in self.failed_now],
             "failing_sources": [s.name for s in self.failing],
             "items": self.items,
             "digests": [
-                {"id": d.record.id, "status": d.record.status,
-                 "created": when(d.record.created), "finished": when(d.record.finished),
-                 "items": d.record.items, "more": d.record.more, "note": d.record.note,
-                 "sent": d.totals.get("sent", 0), "failed": d.totals.get("failed", 0),
-                 "pending": d.totals.get("pending", 0) + d.totals.get("sending", 0),
-                 "skipped": d.totals.get("skipped", 0), "stuck": d.stuck}
-                for d in self.digests],
-            "last_digest": None if not self.digests else {
-                "id": self.digests[0].record.id, "status": self.digests[0].record.status,
+                {
+                    "id": d.record.id,
+                    "status": d.record.status,
+                    "created": when(d.record.created),
+                    "finished": when(d.record.finished),
+                    "items": d.record.items,
+                    "more": d.record.more,
+                    "note": d.record.note,
+                    "sent": d.totals.get("sent", 0),
+                    "failed": d.totals.get("failed", 0),
+                    "pending": d.totals.get("pending", 0) + d.totals.get("sending", 0),
+                    "skipped": d.totals.get("skipped", 0),
+                    "stuck": d.stuck,
+                }
+                for d in self.digests
+            ],
+            "last_digest": None
+            if not self.digests
+            else {
+                "id": self.digests[0].record.id,
+                "status": self.digests[0].record.status,
                 "sent": self.digests[0].totals.get("sent", 0),
                 "failed": self.digests[0].totals.get("failed", 0),
                 "pending": self.digests[0].totals.get("pending", 0)
-                + self.digests[0].totals.get("sending", 0)},
+                + self.digests[0].totals.get("sending", 0),
+            },
             "subscribers": dict(self.subscribers),
-            "jobs": {name: {"failures_in_a_row": n, "last_error": error}
-                     for name, (n, error) in self.jobs.items()},
+            "jobs": {
+                name: {"failures_in_a_row": n, "last_error": error}
+                for name, (n, error) in self.jobs.items()
+            },
             "next": {k: when(v) for k, v in self.next_times.items()},
         }
 
@@ -173,10 +207,15 @@ def source_health(store: Store, name: str, *, enabled: bool) -> SourceHealth:
     last_error = next((error for _s, ok, error in history if not ok), "")
     last = history[0] if history else None
     return SourceHealth(
-        name=name, enabled=enabled, last_run=last[0] if last else None,
-        ok=last[1] if last else None, last_success=last_success,
-        last_error=last_error if failures else "", consecutive_failures=failures,
-        items=store.count(name))
+        name=name,
+        enabled=enabled,
+        last_run=last[0] if last else None,
+        ok=last[1] if last else None,
+        last_success=last_success,
+        last_error=last_error if failures else "",
+        consecutive_failures=failures,
+        items=store.count(name),
+    )
 
 
 def next_scheduled(config: Config, store: Store, now: datetime) -> dict[str, datetime | None]:
@@ -185,24 +224,37 @@ def next_scheduled(config: Config, store: Store, now: datetime) -> dict[str, dat
 
     tz = config.site.timezone
     fetch = next_due(config.schedule.fetch, tz, now, "schedule.fetch")
-    digest = next_digest(schedule=config.schedule.digest, timezone=tz, now=now,
-                         last=store.last_digest(), open_digest=store.open_digest(),
-                         first_run=store.first_run_started()) \
-        or next_due(config.schedule.digest, tz, now)
+    digest = next_digest(
+        schedule=config.schedule.digest,
+        timezone=tz,
+        now=now,
+        last=store.last_digest(),
+        open_digest=store.open_digest(),
+        first_run=store.first_run_started(),
+    ) or next_due(config.schedule.digest, tz, now)
     return {"fetch": fetch, "digest": digest}
 
 
-def check(config: Config, store: Store, now: datetime, *,
-          next_times: Mapping[str, datetime | None] | None = None,
-          digests: int = 5) -> Health:
+def check(
+    config: Config,
+    store: Store,
+    now: datetime,
+    *,
+    next_times: Mapping[str, datetime | None] | None = None,
+    digests: int = 5,
+) -> Health:
     configured = {s.name: s.enabled for s in config.sources}
     names = list(configured) + [n for n in store.run_sources() if n not in configured]
     sources = tuple(source_health(store, n, enabled=configured.get(n, False)) for n in names)
     stuck_after = timedelta(hours=config.operator.stuck_hours)
     digest_health = tuple(
-        DigestHealth(record=d, totals=store.delivery_totals(d.id),
-                     stuck=d.status == "sending" and now - d.created > stuck_after)
-        for d in store.digests(limit=digests))
+        DigestHealth(
+            record=d,
+            totals=store.delivery_totals(d.id),
+            stuck=d.status == "sending" and now - d.created > stuck_after,
+        )
+        for d in store.digests(limit=digests)
+    )
     counts = store.subscriber_counts()
     jobs = {}
     for name in JOBS:
@@ -210,11 +262,16 @@ def check(config: Config, store: Store, now: datetime, *,
         jobs[name] = (failures, store.setting(f"job:{name}:error") or "")
     return Health(
         jobs=jobs,
-        checked=now, sources=sources, items=store.count(), digests=digest_health,
+        checked=now,
+        sources=sources,
+        items=store.count(),
+        digests=digest_health,
         subscribers=counts,
-        next_times=dict(next_times) if next_times is not None
+        next_times=dict(next_times)
+        if next_times is not None
         else next_scheduled(config, store, now),
-        failures_threshold=config.operator.failures)
+        failures_threshold=config.operator.failures,
+    )
 
 
 JOBS = ("cycle", "digest")

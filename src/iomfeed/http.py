@@ -136,8 +136,9 @@ class HttpClient:
             if status != 200:
                 raise FetchError(current, f"HTTP {status} {_reason(status)}", status=status)
             return Response(url, current, 200, resp_headers, body, self._clock() - started)
-        raise FetchError(url, f"more than {self.config.max_redirects} redirects"
-                         " (http.max_redirects)")
+        raise FetchError(
+            url, f"more than {self.config.max_redirects} redirects (http.max_redirects)"
+        )
 
     def close(self) -> None:
         self.transport.close()
@@ -213,14 +214,18 @@ class HttpClient:
         self._check_url(url)
         body = urlencode(fields).encode("ascii")
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        status, _headers, _body = self._request_with_retries(url, headers, method="POST",
-                                                             body=body)
+        status, _headers, _body = self._request_with_retries(url, headers, method="POST", body=body)
         if not 200 <= status < 300:
             raise FetchError(url, f"HTTP {status} {_reason(status)}", status=status)
         return status
 
     def _request_with_retries(
-        self, url: str, headers: dict[str, str], *, redirects: int = 0, method: str = "GET",
+        self,
+        url: str,
+        headers: dict[str, str],
+        *,
+        redirects: int = 0,
+        method: str = "GET",
         body: bytes | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         attempts = self.config.retries + 1
@@ -292,8 +297,11 @@ class HttpClient:
         finally:
             pace.last_request = self._clock()
         if status in _RETRY_STATUSES:
-            raise _Retryable(f"HTTP {status} {_reason(status)}", status=status,
-                             wait=_retry_after(resp_headers.get("retry-after"), self._wall_clock()))
+            raise _Retryable(
+                f"HTTP {status} {_reason(status)}",
+                status=status,
+                wait=_retry_after(resp_headers.get("retry-after"), self._wall_clock()),
+            )
         return status, resp_headers, body
 
     def _read_body(
@@ -304,8 +312,9 @@ class HttpClient:
         limit = self.config.max_body_bytes
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > limit:
-            raise FetchError(url, f"body of {int(length)} bytes is over http.max_body_bytes"
-                             f" ({limit})")
+            raise FetchError(
+                url, f"body of {int(length)} bytes is over http.max_body_bytes ({limit})"
+            )
         chunks: list[bytes] = []
         size = 0
         while True:

@@ -63,8 +63,12 @@ def _check(config: Config, src: SourceConfig, http: HttpClient, out: TextIO) -> 
     page = parse_listing(response.text(), response.final_url, src.listing)
     entries = page.entries
     out.write(f"  listing.item: {len(entries)} entries\n")
-    for key, field in (("title", "title"), ("summary", "summary_html"), ("date", "date_text"),
-                       ("image", "image_url")):
+    for key, field in (
+        ("title", "title"),
+        ("summary", "summary_html"),
+        ("date", "date_text"),
+        ("image", "image_url"),
+    ):
         have = sum(1 for e in entries if getattr(e, field))
         out.write(f"  listing.{key}: found in {have} of {len(entries)}\n")
     out.write(f"  listing.next: {page.next_url or 'none (single page)'}\n")
@@ -75,10 +79,18 @@ def _check(config: Config, src: SourceConfig, http: HttpClient, out: TextIO) -> 
     if not src.follow_articles:
         return True
     article_response = http.get(first.link)
-    article = parse_article(article_response.text(), article_response.final_url, src.article,
-                            tz=zone(config.source_timezone(src)), now=utc_now())
-    date = (f"{article.published.isoformat()} (from {article.date_source})"
-            if article.published and article.date_source else "none found")
+    article = parse_article(
+        article_response.text(),
+        article_response.final_url,
+        src.article,
+        tz=zone(config.source_timezone(src)),
+        now=utc_now(),
+    )
+    date = (
+        f"{article.published.isoformat()} (from {article.date_source})"
+        if article.published and article.date_source
+        else "none found"
+    )
     out.write(
         f"  article.title: {article.title!r}\n"
         f"  article.date: {date}\n"

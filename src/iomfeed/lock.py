@@ -48,8 +48,14 @@ class RunLock:
 
     suffix = ".lock"
 
-    def __init__(self, database: Path, *, wait: float = 0.0, what: str = "iomfeed",
-                 sleep: Callable[[float], bool] = _sleep) -> None:
+    def __init__(
+        self,
+        database: Path,
+        *,
+        wait: float = 0.0,
+        what: str = "iomfeed",
+        sleep: Callable[[float], bool] = _sleep,
+    ) -> None:
         # Resolved: two spellings of one database (a symlink, "../x/iomfeed.db") share a lock.
         self.database = database.resolve()
         self.path = self.database.with_name(self.database.name + self.suffix)
@@ -67,8 +73,10 @@ class RunLock:
 
     def _refuse(self, holder: str, waited: float) -> AlreadyRunning:
         during = f"; waited {waited:.2g} s" if self.wait else ""
-        return AlreadyRunning(f"another iomfeed run is using {self.database} ({holder}){during};"
-                              " not starting a second one")
+        return AlreadyRunning(
+            f"another iomfeed run is using {self.database} ({holder}){during};"
+            " not starting a second one"
+        )
 
     def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,8 +94,12 @@ class RunLock:
                     os.close(fd)
                     raise self._refuse(holder, waited) from None
                 if not told:
-                    log.info("%s is in use (%s); waiting up to %.0f s", self.database,
-                             self._holder(fd), self.wait)
+                    log.info(
+                        "%s is in use (%s); waiting up to %.0f s",
+                        self.database,
+                        self._holder(fd),
+                        self.wait,
+                    )
                     told = True
                 if self._sleep(min(POLL, self.wait - waited)):
                     os.close(fd)
@@ -97,8 +109,12 @@ class RunLock:
         self._fd = fd
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self._fd is not None:
             os.close(self._fd)  # releases the lock; the file stays, harmlessly
             self._fd = None
@@ -113,5 +129,7 @@ class ServiceLock(RunLock):
         super().__init__(database, wait=0.0, what="iomfeed serve")
 
     def _refuse(self, holder: str, waited: float) -> AlreadyRunning:
-        return AlreadyRunning(f"another iomfeed serve is already running on {self.database}"
-                              f" ({holder}); not starting a second one")
+        return AlreadyRunning(
+            f"another iomfeed serve is already running on {self.database}"
+            f" ({holder}); not starting a second one"
+        )

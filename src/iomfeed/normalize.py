@@ -20,11 +20,34 @@ from .models import Item
 # ----------------------------------------------------------------------------- URLs
 
 #: Query parameters that only track the reader; they never change what a page shows.
-TRACKING_PARAMS = frozenset({
-    "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid", "igshid",
-    "mc_cid", "mc_eid", "_ga", "_gl", "_hsenc", "_hsmi", "mkt_tok", "vero_id", "oly_anon_id",
-    "oly_enc_id", "rb_clickid", "s_cid", "ref_src", "ncid", "srsltid",
-})
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "yclid",
+        "twclid",
+        "igshid",
+        "mc_cid",
+        "mc_eid",
+        "_ga",
+        "_gl",
+        "_hsenc",
+        "_hsmi",
+        "mkt_tok",
+        "vero_id",
+        "oly_anon_id",
+        "oly_enc_id",
+        "rb_clickid",
+        "s_cid",
+        "ref_src",
+        "ncid",
+        "srsltid",
+    }
+)
 _TRACKING_PREFIXES = ("utm_", "pk_", "hsa_")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _PERCENT_RE = re.compile(r"%[0-9A-Fa-f]{2}")
@@ -127,9 +150,10 @@ def canonical_url(url: str, origins: Sequence[Origin] = ()) -> str:
     if path == "/index.php":
         path = "/"
     elif path.startswith("/index.php/"):
-        path = path[len("/index.php"):]
-    query_pairs = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                   if not _is_tracking(k)]
+        path = path[len("/index.php") :]
+    query_pairs = [
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k)
+    ]
     query = urlencode(sorted(query_pairs))
     return urlunsplit((scheme, netloc, path, query, ""))
 
@@ -156,12 +180,53 @@ def same_site(url: str, origins: Sequence[Origin]) -> bool:
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
 _SPACE_RE = re.compile(r"\s+")
 
-ALLOWED_TAGS = frozenset({
-    "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "dl", "dt",
-    "em", "figcaption", "figure", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "li",
-    "ol", "p", "pre", "q", "s", "small", "strong", "sub", "sup", "table", "tbody", "td", "tfoot",
-    "th", "thead", "tr", "u", "ul",
-})
+ALLOWED_TAGS = frozenset(
+    {
+        "a",
+        "abbr",
+        "b",
+        "blockquote",
+        "br",
+        "caption",
+        "cite",
+        "code",
+        "dd",
+        "del",
+        "dl",
+        "dt",
+        "em",
+        "figcaption",
+        "figure",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "hr",
+        "i",
+        "img",
+        "ins",
+        "li",
+        "ol",
+        "p",
+        "pre",
+        "q",
+        "s",
+        "small",
+        "strong",
+        "sub",
+        "sup",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "u",
+        "ul",
+    }
+)
 ALLOWED_ATTRIBUTES = {
     "a": {"href", "title", "hreflang"},
     "img": {"src", "alt", "title", "width", "height"},
@@ -173,8 +238,23 @@ ALLOWED_ATTRIBUTES = {
     "*": {"lang", "dir"},
 }
 _URL_ATTRIBUTES = frozenset({("a", "href"), ("img", "src"), ("blockquote", "cite"), ("q", "cite")})
-_DROP_WITH_CONTENT = frozenset({"script", "style", "iframe", "object", "embed", "noscript",
-                                "template", "svg", "math", "form", "select", "textarea", "button"})
+_DROP_WITH_CONTENT = frozenset(
+    {
+        "script",
+        "style",
+        "iframe",
+        "object",
+        "embed",
+        "noscript",
+        "template",
+        "svg",
+        "math",
+        "form",
+        "select",
+        "textarea",
+        "button",
+    }
+)
 
 
 def clean_text(text: str) -> str:
@@ -224,11 +304,38 @@ def html_to_text(html: str) -> str:
 
 #: Elements that end a block of the plain text (``br`` a line): their text never runs into
 #: the text before or after them.
-_BLOCK_TAGS = frozenset({
-    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "footer",
-    "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "ol", "p", "pre", "section",
-    "table", "td", "th", "tr", "ul",
-})
+_BLOCK_TAGS = frozenset(
+    {
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "br",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "footer",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "td",
+        "th",
+        "tr",
+        "ul",
+    }
+)
 #: Elements whose text is not running text: left out of summaries and plain text.
 _SKIPPED_TAGS = frozenset({"figure", "figcaption", "script", "style", "template"})
 _SENTENCE_END_RE = re.compile(r"[.!?…][\"'”’»)\]]*$")
@@ -286,7 +393,7 @@ def teaser_is_cut(summary_html: str, content_html: str) -> bool:
     teaser = " ".join(text_blocks(summary_html))
     marked = _ELLIPSIS_RE.search(teaser)
     if marked:
-        teaser = teaser[:marked.start()]
+        teaser = teaser[: marked.start()]
     elif _SENTENCE_END_RE.search(teaser):
         return False
     if not teaser:
@@ -373,18 +480,22 @@ def _date_forms(languages: tuple[str, ...]) -> _DateForms:
     months = month_numbers(languages)
     names = "|".join(re.escape(name) for name in sorted(months, key=len, reverse=True))
     month = rf"(?P<month>{names})\.?"
-    return _DateForms(months, (
-        # 18-19 June 2024 / 5 November 2018 / 14-16 June 2021
-        re.compile(rf"\b{_DAY}{_RANGE}\s+(?:of\s+)?{month},?\s+{_YEAR}\b{_TIME}", re.I),
-        # October 29, 2019 / Wednesday, September 19, 2018 - 17:11
-        re.compile(rf"\b{month}\s+{_DAY}{_RANGE},?\s+{_YEAR}\b{_TIME}", re.I),
-        # 01/22/2021 - 03:19 (Drupal 7's default US format)
-        re.compile(rf"\b(?P<mnum>[01]?\d)/{_DAY}/{_YEAR}\b{_TIME}", re.I),
-        # 18 December (no year: the nearest one not in the future)
-        re.compile(rf"\b{_DAY}\s+{month}(?!\s*,?\s*\d)\b", re.I),
-        # Throughout March 2024 / March 2024
-        re.compile(rf"\b{month}\s+{_YEAR}\b", re.I),
-    ))
+    return _DateForms(
+        months,
+        (
+            # 18-19 June 2024 / 5 November 2018 / 14-16 June 2021
+            re.compile(rf"\b{_DAY}{_RANGE}\s+(?:of\s+)?{month},?\s+{_YEAR}\b{_TIME}", re.I),
+            # October 29, 2019 / Wednesday, September 19, 2018 - 17:11
+            re.compile(rf"\b{month}\s+{_DAY}{_RANGE},?\s+{_YEAR}\b{_TIME}", re.I),
+            # 01/22/2021 - 03:19 (Drupal 7's default US format)
+            re.compile(rf"\b(?P<mnum>[01]?\d)/{_DAY}/{_YEAR}\b{_TIME}", re.I),
+            # 18 December (no year: the nearest one not in the future)
+            re.compile(rf"\b{_DAY}\s+{month}(?!\s*,?\s*\d)\b", re.I),
+            # Throughout March 2024 / March 2024
+            re.compile(rf"\b{month}\s+{_YEAR}\b", re.I),
+        ),
+    )
+
 
 DATELINE_WINDOW = 160  # characters of body text a dateline may start within
 YEARLESS_MAX_AGE = timedelta(days=45)  # a date without a year is trusted only this recent
@@ -533,8 +644,13 @@ FUTURE_DATE_GRACE = timedelta(days=1)
 
 
 def normalize_item(
-    item: Item, *, origins: Sequence[Origin], tz: tzinfo, language: str,
-    summary_length: int, now: datetime,
+    item: Item,
+    *,
+    origins: Sequence[Origin],
+    tz: tzinfo,
+    language: str,
+    summary_length: int,
+    now: datetime,
 ) -> Item:
     """The stored form of a found item: canonical URL, clean HTML, aware date.
 
@@ -559,9 +675,11 @@ def normalize_item(
     date_note = item.date_note
     if published is not None and published > now + FUTURE_DATE_GRACE:
         # A typo in the year would pin the item above every real story for years.
-        date_note = (f"ignored the date {published.isoformat()}"
-                     f" ({item.date_source or 'unknown source'}): more than a day after it"
-                     f" was fetched ({now.astimezone(tz).isoformat()})")
+        date_note = (
+            f"ignored the date {published.isoformat()}"
+            f" ({item.date_source or 'unknown source'}): more than a day after it"
+            f" was fetched ({now.astimezone(tz).isoformat()})"
+        )
         published = None
     image = urljoin(base, item.image_url.strip()) if item.image_url.strip() else ""
     summary = sanitize_html(item.summary_html, base)

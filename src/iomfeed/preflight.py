@@ -30,23 +30,28 @@ def _example_urls(config: Config) -> list[tuple[str, str]]:
     if is_example_host(urlsplit(config.site.public_url).hostname):
         found.append(("site.public_url", config.site.public_url))
     if config.mail.unsubscribe_url and is_example_host(
-            urlsplit(config.mail.unsubscribe_url).hostname):
+        urlsplit(config.mail.unsubscribe_url).hostname
+    ):
         found.append(("mail.unsubscribe_url", config.mail.unsubscribe_url))
     return found
 
 
 def _example_problem(key: str, url: str) -> str:
-    return (f"{key}: {url} is still the example address: the digest's links and its"
-            " unsubscribe links would lead there; set it to the address the feeds and"
-            " /unsubscribe are served at")
+    return (
+        f"{key}: {url} is still the example address: the digest's links and its"
+        " unsubscribe links would lead there; set it to the address the feeds and"
+        " /unsubscribe are served at"
+    )
 
 
 def _missing_password(config: Config, environ: Mapping[str, str]) -> str | None:
     smtp = config.mail.smtp
     if config.mail.transport != "smtp" or not smtp.username or environ.get(smtp.password_env):
         return None
-    return (f"mail.smtp.password_env: the environment variable {smtp.password_env} is not"
-            f" set (the password for mail.smtp.username {smtp.username!r})")
+    return (
+        f"mail.smtp.password_env: the environment variable {smtp.password_env} is not"
+        f" set (the password for mail.smtp.username {smtp.username!r})"
+    )
 
 
 def _readable_database(config: Config, environ: Mapping[str, str]) -> str | None:
@@ -58,23 +63,31 @@ def _readable_database(config: Config, environ: Mapping[str, str]) -> str | None
     if not mode & 0o044:
         return None
     who = "every user of this machine" if mode & 0o004 else "its group"
-    files = " ".join(str(p) for p in (path, path.with_name(path.name + "-wal"),
-                                      path.with_name(path.name + "-shm")) if p.exists())
+    files = " ".join(
+        str(p)
+        for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
+        if p.exists()
+    )
     fix = f"run 'chmod 600 {files}'"
     if not environ.get(config.mail.secret_env):
-        return (f"{path} is readable by {who} (mode {mode:04o}) and keeps the unsubscribe"
-                f" secret, since mail.secret_env's variable {config.mail.secret_env} is not"
-                " set: whoever can read it can forge unsubscribe links and read the"
-                f" subscribers' addresses; {fix}")
-    return (f"{path} is readable by {who} (mode {mode:04o}) and holds the subscribers'"
-            f" addresses; {fix}")
+        return (
+            f"{path} is readable by {who} (mode {mode:04o}) and keeps the unsubscribe"
+            f" secret, since mail.secret_env's variable {config.mail.secret_env} is not"
+            " set: whoever can read it can forge unsubscribe links and read the"
+            f" subscribers' addresses; {fix}"
+        )
+    return (
+        f"{path} is readable by {who} (mode {mode:04o}) and holds the subscribers' addresses; {fix}"
+    )
 
 
 def warnings(config: Config, environ: Mapping[str, str] | None = None) -> list[str]:
     """Everything ``iomfeed check`` warns about, each naming the key or file to fix."""
     env = os.environ if environ is None else environ
-    found = [_example_problem(key, url) + " (a digest is not sent by SMTP until then)"
-             for key, url in _example_urls(config)]
+    found = [
+        _example_problem(key, url) + " (a digest is not sent by SMTP until then)"
+        for key, url in _example_urls(config)
+    ]
     password = _missing_password(config, env)
     if password is not None:
         found.append(password + ": the digest cannot be sent")

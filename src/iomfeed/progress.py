@@ -10,8 +10,14 @@ from typing import TextIO
 
 
 class Progress:
-    def __init__(self, label: str, total: int | None = None, *, enabled: bool = True,
-                 stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        label: str,
+        total: int | None = None,
+        *,
+        enabled: bool = True,
+        stream: TextIO | None = None,
+    ) -> None:
         self.stream = stream or sys.stderr
         self.enabled = enabled and self.stream.isatty()
         self.label = label

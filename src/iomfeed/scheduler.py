@@ -32,8 +32,7 @@ log = logging.getLogger(__name__)
 
 
 class Service:
-    def __init__(self, config: Config, *, host: str | None = None,
-                 port: int | None = None) -> None:
+    def __init__(self, config: Config, *, host: str | None = None, port: int | None = None) -> None:
         self.config = config
         self.host = host or config.serve.host
         self.port = port if port is not None else config.serve.port
@@ -53,15 +52,27 @@ class Service:
             return
         with self._busy:
             try:
-                with self._run_lock("cycle"), open_store(self.config) as store, \
-                        HttpClient(self.config.http, validators=store,
-                                   sleep=self.stop.sleep_or_stop) as http:
-                    report = run_cycle(self.config, store=store, http=http,
-                                       mailer=lambda: make_mailer(self.config),
-                                       clock=utc_now, stop=self.stop)
-                log.info("cycle done: %d source(s) ok, %d failed%s",
-                         sum(r.ok for r in report.run.sources), len(report.run.failed),
-                         f"; digest {report.digest.status}" if report.digest else "")
+                with (
+                    self._run_lock("cycle"),
+                    open_store(self.config) as store,
+                    HttpClient(
+                        self.config.http, validators=store, sleep=self.stop.sleep_or_stop
+                    ) as http,
+                ):
+                    report = run_cycle(
+                        self.config,
+                        store=store,
+                        http=http,
+                        mailer=lambda: make_mailer(self.config),
+                        clock=utc_now,
+                        stop=self.stop,
+                    )
+                log.info(
+                    "cycle done: %d source(s) ok, %d failed%s",
+                    sum(r.ok for r in report.run.sources),
+                    len(report.run.failed),
+                    f"; digest {report.digest.status}" if report.digest else "",
+                )
             except AlreadyRunning as exc:  # the next scheduled time tries again
                 log.warning("cycle skipped: %s", exc)
                 return
@@ -82,8 +93,13 @@ class Service:
             try:
                 with self._run_lock("digest"), open_store(self.config) as store:
                     if digest_due(self.config, store, utc_now()):
-                        send_digest(self.config, store=store, mailer=make_mailer(self.config),
-                                    clock=utc_now, stop=self.stop)
+                        send_digest(
+                            self.config,
+                            store=store,
+                            mailer=make_mailer(self.config),
+                            clock=utc_now,
+                            stop=self.stop,
+                        )
             except AlreadyRunning as exc:
                 log.warning("digest job skipped: %s", exc)
                 return
@@ -96,8 +112,12 @@ class Service:
     def _run_lock(self, job: str) -> RunLock:
         """The run lock for one job: waits for a ``run`` or ``publish`` started by hand,
         up to the usual bound, and gives up at once on SIGTERM."""
-        return RunLock(self.config.database_path, wait=DEFAULT_WAIT,
-                       what=f"iomfeed serve's {job} job", sleep=self.stop.sleep)
+        return RunLock(
+            self.config.database_path,
+            wait=DEFAULT_WAIT,
+            what=f"iomfeed serve's {job} job",
+            sleep=self.stop.sleep,
+        )
 
     def _record_job(self, job: str, error: Exception | None) -> None:
         """Jobs failing again and again (a missing password, a broken template) show in
@@ -134,30 +154,50 @@ class Service:
             self.scheduler = scheduler = BlockingScheduler(
                 timezone=tz,
                 executors={"default": ThreadPoolExecutor(max_workers=1)},
-                job_defaults={"coalesce": True, "max_instances": 1,
-                              "misfire_grace_time": int(config.schedule.misfire_grace)})
-            scheduler.add_job(self.cycle, trigger(config.schedule.fetch, tz),
-                              id="fetch", name="cycle", next_run_time=utc_now())
-            scheduler.add_job(self.digest, trigger(config.schedule.digest, tz),
-                              id="digest", name="digest")
+                job_defaults={
+                    "coalesce": True,
+                    "max_instances": 1,
+                    "misfire_grace_time": int(config.schedule.misfire_grace),
+                },
+            )
+            scheduler.add_job(
+                self.cycle,
+                trigger(config.schedule.fetch, tz),
+                id="fetch",
+                name="cycle",
+                next_run_time=utc_now(),
+            )
+            scheduler.add_job(
+                self.digest, trigger(config.schedule.digest, tz), id="digest", name="digest"
+            )
             app = App(config, now=utc_now, next_times=self.next_times)
             server = make_server(self.host, self.port, app)
             web = threading.Thread(target=server.serve_forever, name="http", daemon=True)
             web.start()
-            log.info("serving %s on http://%s:%d/ (feeds, /unsubscribe, /healthz);"
-                     " cycle %r, digest %r in %s", config.feeds_path, self.host,
-                     server.server_port, config.schedule.fetch, config.schedule.digest, tz)
+            log.info(
+                "serving %s on http://%s:%d/ (feeds, /unsubscribe, /healthz);"
+                " cycle %r, digest %r in %s",
+                config.feeds_path,
+                self.host,
+                server.server_port,
+                config.schedule.fetch,
+                config.schedule.digest,
+                tz,
+            )
 
             def on_signal(signum: int, frame: object) -> None:
                 if self.stop.requested:
                     return  # a second signal: already stopping
-                log.info("%s received: finishing the work in hand, then stopping",
-                         signal.Signals(signum).name)
+                log.info(
+                    "%s received: finishing the work in hand, then stopping",
+                    signal.Signals(signum).name,
+                )
                 self.stop.set()
                 # Not in the handler itself: shutting down takes locks the interrupted
                 # main thread may hold.
-                threading.Thread(target=scheduler.shutdown, kwargs={"wait": False},
-                                 name="shutdown", daemon=True).start()
+                threading.Thread(
+                    target=scheduler.shutdown, kwargs={"wait": False}, name="shutdown", daemon=True
+                ).start()
 
             previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
             try:

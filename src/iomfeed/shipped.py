@@ -38,8 +38,9 @@ def write_config(path: Path, *, force: bool = False) -> Path:
     try:
         fd = os.open(path, flags, 0o644)
     except FileExistsError:
-        raise ExistsError(f"{path}: already exists; not overwriting it"
-                          " (iomfeed init --force replaces it)") from None
+        raise ExistsError(
+            f"{path}: already exists; not overwriting it (iomfeed init --force replaces it)"
+        ) from None
     with os.fdopen(fd, "wb") as out:
         out.write(data)
     return path

@@ -258,18 +258,28 @@ def _utc(dt: datetime) -> str:
 
 def _subscriber(row: sqlite3.Row) -> Subscriber:
     return Subscriber(
-        id=row["id"], address=row["address"], name=row["name"], language=row["language"],
-        status=row["status"], subscribed=_parse(row["subscribed"]),
-        left=_parse(row["left_at"]) if row["left_at"] else None, reason=row["reason"],
+        id=row["id"],
+        address=row["address"],
+        name=row["name"],
+        language=row["language"],
+        status=row["status"],
+        subscribed=_parse(row["subscribed"]),
+        left=_parse(row["left_at"]) if row["left_at"] else None,
+        reason=row["reason"],
     )
 
 
 def _digest(row: sqlite3.Row) -> DigestRecord:
     return DigestRecord(
-        id=row["id"], created=_parse(row["created"]),
-        since=_parse(row["since"]) if row["since"] else None, cutoff=_parse(row["cutoff"]),
-        status=row["status"], items=row["items"], more=row["more"],
-        finished=_parse(row["finished"]) if row["finished"] else None, note=row["note"],
+        id=row["id"],
+        created=_parse(row["created"]),
+        since=_parse(row["since"]) if row["since"] else None,
+        cutoff=_parse(row["cutoff"]),
+        status=row["status"],
+        items=row["items"],
+        more=row["more"],
+        finished=_parse(row["finished"]) if row["finished"] else None,
+        note=row["note"],
     )
 
 
@@ -282,10 +292,18 @@ _DELIVERY_SELECT = (
 
 def _delivery(r: sqlite3.Row) -> Delivery:
     return Delivery(
-        digest_id=r["digest_id"], subscriber_id=r["subscriber_id"], address=r["address"],
-        name=r["name"], language=r["language"], subscriber_status=r["sub_status"],
-        status=r["status"], attempts=r["attempts"], ambiguous=bool(r["ambiguous"]),
-        reply=r["reply"], subscriber_failures=r["sub_failures"])
+        digest_id=r["digest_id"],
+        subscriber_id=r["subscriber_id"],
+        address=r["address"],
+        name=r["name"],
+        language=r["language"],
+        subscriber_status=r["sub_status"],
+        status=r["status"],
+        attempts=r["attempts"],
+        ambiguous=bool(r["ambiguous"]),
+        reply=r["reply"],
+        subscriber_failures=r["sub_failures"],
+    )
 
 
 def _statements(script: str) -> list[str]:
@@ -324,11 +342,20 @@ def _create_private(path: Path) -> None:
 
 def _missing(r: sqlite3.Row) -> MissingArticle:
     return MissingArticle(
-        url=r["url"], source=r["source"], link=r["link"], title=r["title"],
-        summary_html=r["summary_html"], date_text=r["date_text"], image_url=r["image_url"],
-        listing_hash=r["listing_hash"], first_missing=_parse(r["first_missing"]),
-        last_try=_parse(r["last_try"]), attempts=r["attempts"], status=r["status"],
-        next_try=_parse(r["next_try"]) if r["next_try"] else None)
+        url=r["url"],
+        source=r["source"],
+        link=r["link"],
+        title=r["title"],
+        summary_html=r["summary_html"],
+        date_text=r["date_text"],
+        image_url=r["image_url"],
+        listing_hash=r["listing_hash"],
+        first_missing=_parse(r["first_missing"]),
+        last_try=_parse(r["last_try"]),
+        attempts=r["attempts"],
+        status=r["status"],
+        next_try=_parse(r["next_try"]) if r["next_try"] else None,
+    )
 
 
 class Store:
@@ -420,8 +447,9 @@ class Store:
             return None if skip is None else KnownItem("", skip["url"], skip["listing_hash"], None)
         return KnownItem(row["id"], row["url"], row["listing_hash"], _parse(row["published"]))
 
-    def remember_skipped(self, url: str, source: str, listing_hash: str, filter_hash: str,
-                         now: datetime) -> None:
+    def remember_skipped(
+        self, url: str, source: str, listing_hash: str, filter_hash: str, now: datetime
+    ) -> None:
         """Note an item the source's filter left out, so it is not fetched again needlessly."""
         self.db.execute(
             "INSERT INTO skipped (url, source, listing_hash, filter_hash, seen)"
@@ -439,8 +467,9 @@ class Store:
             " ORDER BY published_utc DESC, id",
             (source, _utc(since), DateSource.FIRST_SEEN.value),
         ).fetchall()
-        return [KnownItem(r["id"], r["url"], r["listing_hash"], _parse(r["published"]))
-                for r in rows]
+        return [
+            KnownItem(r["id"], r["url"], r["listing_hash"], _parse(r["published"])) for r in rows
+        ]
 
     def count(self, source: str | None = None) -> int:
         if source is None:
@@ -463,8 +492,9 @@ class Store:
         return [self._row_to_item(r) for r in self.db.execute(sql, args)]
 
     def get(self, item_id: str) -> StoredItem | None:
-        row = self.db.execute(f"SELECT {_ITEM_COLUMNS} FROM items WHERE id = ?",
-                              (item_id,)).fetchone()
+        row = self.db.execute(
+            f"SELECT {_ITEM_COLUMNS} FROM items WHERE id = ?", (item_id,)
+        ).fetchone()
         return None if row is None else self._row_to_item(row)
 
     def links(self, item_id: str) -> list[tuple[str, str, str]]:
@@ -478,14 +508,25 @@ class Store:
     @staticmethod
     def _row_to_item(r: sqlite3.Row) -> StoredItem:
         return StoredItem(
-            id=r["id"], url=r["url"], source=r["source"], title=r["title"],
-            summary_html=r["summary_html"], content_html=r["content_html"],
-            published=_parse(r["published"]), date_source=DateSource(r["date_source"]),
-            updated=_parse(r["updated"]), first_seen=_parse(r["first_seen"]),
-            last_seen=_parse(r["last_seen"]), image_url=r["image_url"],
-            image_alt=r["image_alt"], categories=tuple(json.loads(r["categories"])),
-            language=r["language"], author=r["author"], content_hash=r["content_hash"],
-            listing_hash=r["listing_hash"], date_note=r["date_note"],
+            id=r["id"],
+            url=r["url"],
+            source=r["source"],
+            title=r["title"],
+            summary_html=r["summary_html"],
+            content_html=r["content_html"],
+            published=_parse(r["published"]),
+            date_source=DateSource(r["date_source"]),
+            updated=_parse(r["updated"]),
+            first_seen=_parse(r["first_seen"]),
+            last_seen=_parse(r["last_seen"]),
+            image_url=r["image_url"],
+            image_alt=r["image_alt"],
+            categories=tuple(json.loads(r["categories"])),
+            language=r["language"],
+            author=r["author"],
+            content_hash=r["content_hash"],
+            listing_hash=r["listing_hash"],
+            date_note=r["date_note"],
         )
 
     # ------------------------------------------------------------------ items: writing
@@ -504,8 +545,9 @@ class Store:
             outcome = self._upsert(db, item, now, rank)
             if outcome.change in (Change.NEW, Change.UPDATED):
                 # Why the date found was not used (a date in the future), or "" again.
-                db.execute("UPDATE items SET date_note = ? WHERE id = ?",
-                           (item.date_note, outcome.item_id))
+                db.execute(
+                    "UPDATE items SET date_note = ? WHERE id = ?", (item.date_note, outcome.item_id)
+                )
             for alias in item.also_at:
                 if alias != item.url:
                     db.execute(
@@ -513,28 +555,32 @@ class Store:
                         " listing_hash) SELECT ?, ?, ?, 'alias', ?, ?"
                         " WHERE NOT EXISTS (SELECT 1 FROM items WHERE url = ?)"
                         " ON CONFLICT (url) DO UPDATE SET listing_hash = excluded.listing_hash",
-                        (alias, outcome.item_id, item.source, _utc(now), item.listing_hash,
-                         alias),
+                        (alias, outcome.item_id, item.source, _utc(now), item.listing_hash, alias),
                     )
             return outcome
 
-    def _upsert(self, db: sqlite3.Connection, item: Item, now: datetime,
-                rank: Mapping[str, int]) -> StoreOutcome:
+    def _upsert(
+        self, db: sqlite3.Connection, item: Item, now: datetime, rank: Mapping[str, int]
+    ) -> StoreOutcome:
         row = db.execute(
             "SELECT id, source, published, date_source, first_seen, content_hash,"
             " content_html, listing_hash FROM items WHERE url = ?",
             (item.url,),
         ).fetchone()
         if row is None:
-            link = db.execute("SELECT item_id FROM item_links WHERE url = ?",
-                              (item.url,)).fetchone()
+            link = db.execute(
+                "SELECT item_id FROM item_links WHERE url = ?", (item.url,)
+            ).fetchone()
             if link is not None:
-                db.execute("UPDATE item_links SET listing_hash = ? WHERE url = ?",
-                           (item.listing_hash, item.url))
+                db.execute(
+                    "UPDATE item_links SET listing_hash = ? WHERE url = ?",
+                    (item.listing_hash, item.url),
+                )
                 return StoreOutcome(Change.DUPLICATE, link["item_id"])
             published = item.published or now
-            twin = find_near_duplicate(item.title, published, item.source,
-                                       self._candidates(published))
+            twin = find_near_duplicate(
+                item.title, published, item.source, self._candidates(published)
+            )
             if twin is not None:
                 db.execute(
                     "INSERT INTO item_links (url, item_id, source, reason, first_seen,"
@@ -547,8 +593,7 @@ class Store:
             if rank.get(item.source, 0) <= rank.get(row["source"], 0):
                 return StoreOutcome(Change.DUPLICATE, row["id"])
             db.execute("UPDATE items SET source = ? WHERE id = ?", (item.source, row["id"]))
-            log.info("%s now taken from %s instead of %s", item.url, item.source,
-                     row["source"])
+            log.info("%s now taken from %s instead of %s", item.url, item.source, row["source"])
         return StoreOutcome(self._update(db, row, item, now), row["id"])
 
     def _candidates(self, published: datetime) -> list[Candidate]:
@@ -559,8 +604,9 @@ class Store:
             " WHERE published_utc BETWEEN ? AND ?",
             (_utc(published - NEAR_DUPLICATE_WINDOW), _utc(published + NEAR_DUPLICATE_WINDOW)),
         ).fetchall()
-        return [Candidate(r["id"], r["title_key"], _parse(r["published"]), r["source"])
-                for r in rows]
+        return [
+            Candidate(r["id"], r["title_key"], _parse(r["published"]), r["source"]) for r in rows
+        ]
 
     def _mint_id(self, db: sqlite3.Connection, url: str, now: datetime) -> str:
         parts = urlsplit(url)
@@ -584,19 +630,38 @@ class Store:
             " published, published_utc, date_source, updated, first_seen, last_seen, image_url,"
             " image_alt, categories, language, author, content_hash, listing_hash)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (item_id, item.url, item.source, item.title, title_key(item.title),
-             item.summary_html, item.content_html, published.isoformat(), _utc(published),
-             date_source.value, _utc(entry_updated(published, item.modified, now)), _utc(now),
-             _utc(now),
-             item.image_url, item.image_alt, json.dumps(list(item.categories), ensure_ascii=False),
-             item.language, item.author, digest, item.listing_hash),
+            (
+                item_id,
+                item.url,
+                item.source,
+                item.title,
+                title_key(item.title),
+                item.summary_html,
+                item.content_html,
+                published.isoformat(),
+                _utc(published),
+                date_source.value,
+                _utc(entry_updated(published, item.modified, now)),
+                _utc(now),
+                _utc(now),
+                item.image_url,
+                item.image_alt,
+                json.dumps(list(item.categories), ensure_ascii=False),
+                item.language,
+                item.author,
+                digest,
+                item.listing_hash,
+            ),
         )
-        db.execute("INSERT INTO item_history (item_id, content_hash, seen) VALUES (?, ?, ?)",
-                   (item_id, digest, _utc(now)))
+        db.execute(
+            "INSERT INTO item_history (item_id, content_hash, seen) VALUES (?, ?, ?)",
+            (item_id, digest, _utc(now)),
+        )
         return item_id
 
-    def _update(self, db: sqlite3.Connection, row: sqlite3.Row, item: Item,
-                now: datetime) -> Change:
+    def _update(
+        self, db: sqlite3.Connection, row: sqlite3.Row, item: Item, now: datetime
+    ) -> Change:
         if item.published is not None:
             published, date_source = item.published, item.date_source or DateSource.FIRST_SEEN
         else:  # no date found again: keep the stored one, never move a first-seen date
@@ -606,20 +671,35 @@ class Store:
             item = dataclasses.replace(item, content_html=row["content_html"])
         digest = self._hash(item, published)
         if digest == row["content_hash"]:
-            db.execute("UPDATE items SET last_seen = ?, listing_hash = ? WHERE id = ?",
-                       (_utc(now), item.listing_hash or row["listing_hash"], row["id"]))
+            db.execute(
+                "UPDATE items SET last_seen = ?, listing_hash = ? WHERE id = ?",
+                (_utc(now), item.listing_hash or row["listing_hash"], row["id"]),
+            )
             return Change.UNCHANGED
         db.execute(
             "UPDATE items SET title = ?, title_key = ?, summary_html = ?, content_html = ?,"
             " published = ?, published_utc = ?, date_source = ?, updated = ?, last_seen = ?,"
             " image_url = ?, image_alt = ?, categories = ?, language = ?, author = ?,"
             " content_hash = ?, listing_hash = ? WHERE id = ?",
-            (item.title, title_key(item.title), item.summary_html, item.content_html,
-             published.isoformat(), _utc(published), date_source.value,
-             _utc(max(published, now)), _utc(now),
-             item.image_url, item.image_alt, json.dumps(list(item.categories), ensure_ascii=False),
-             item.language, item.author, digest, item.listing_hash or row["listing_hash"],
-             row["id"]),
+            (
+                item.title,
+                title_key(item.title),
+                item.summary_html,
+                item.content_html,
+                published.isoformat(),
+                _utc(published),
+                date_source.value,
+                _utc(max(published, now)),
+                _utc(now),
+                item.image_url,
+                item.image_alt,
+                json.dumps(list(item.categories), ensure_ascii=False),
+                item.language,
+                item.author,
+                digest,
+                item.listing_hash or row["listing_hash"],
+                row["id"],
+            ),
         )
         db.execute(
             "INSERT OR REPLACE INTO item_history (item_id, content_hash, seen) VALUES (?, ?, ?)",
@@ -630,8 +710,12 @@ class Store:
     @staticmethod
     def _hash(item: Item, published: datetime) -> str:
         return content_hash(
-            title=item.title, summary_html=item.summary_html, content_html=item.content_html,
-            published=published, image_url=item.image_url, categories=item.categories,
+            title=item.title,
+            summary_html=item.summary_html,
+            content_html=item.content_html,
+            published=published,
+            image_url=item.image_url,
+            categories=item.categories,
             language=item.language,
         )
 
@@ -643,8 +727,10 @@ class Store:
         return [str(r[0]) for r in rows]
 
     def sources(self) -> list[str]:
-        return [str(r[0]) for r in
-                self.db.execute("SELECT DISTINCT source FROM items ORDER BY 1").fetchall()]
+        return [
+            str(r[0])
+            for r in self.db.execute("SELECT DISTINCT source FROM items ORDER BY 1").fetchall()
+        ]
 
     def items_in_category(self, category: str, *, limit: int) -> list[StoredItem]:
         rows = self.db.execute(
@@ -661,8 +747,7 @@ class Store:
         Cheap: enough to decide which archive pages changed without loading any content.
         """
         rows = self.db.execute(
-            "SELECT id, published, content_hash, updated FROM items"
-            " ORDER BY published_utc DESC, id"
+            "SELECT id, published, content_hash, updated FROM items ORDER BY published_utc DESC, id"
         )
         return [(r[0], r[1], r[2], r[3]) for r in rows]
 
@@ -670,10 +755,14 @@ class Store:
         """The items with these ids, newest first."""
         found: list[StoredItem] = []
         for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
+            chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            found.extend(self._row_to_item(r) for r in self.db.execute(
-                f"SELECT {_ITEM_COLUMNS} FROM items WHERE id IN ({marks})", chunk))
+            found.extend(
+                self._row_to_item(r)
+                for r in self.db.execute(
+                    f"SELECT {_ITEM_COLUMNS} FROM items WHERE id IN ({marks})", chunk
+                )
+            )
         order = {item_id: n for n, item_id in enumerate(ids)}
         return sorted(found, key=lambda i: order[i.id])
 
@@ -688,12 +777,18 @@ class Store:
 
     def published_files(self) -> dict[str, tuple[str, int, int]]:
         """Every recorded file: path -> (fingerprint, size, mtime_ns)."""
-        return {str(r[0]): (str(r[1]), int(r[2]), int(r[3])) for r in self.db.execute(
-            "SELECT path, fingerprint, size, mtime_ns FROM published_files")}
+        return {
+            str(r[0]): (str(r[1]), int(r[2]), int(r[3]))
+            for r in self.db.execute(
+                "SELECT path, fingerprint, size, mtime_ns FROM published_files"
+            )
+        }
 
     def published_paths(self) -> list[str]:
-        return [str(r[0]) for r in
-                self.db.execute("SELECT path FROM published_files ORDER BY 1").fetchall()]
+        return [
+            str(r[0])
+            for r in self.db.execute("SELECT path FROM published_files ORDER BY 1").fetchall()
+        ]
 
     def record_published(self, path: str, fingerprint: str, size: int, mtime_ns: int) -> None:
         self.db.execute(
@@ -716,13 +811,17 @@ class Store:
         return minted
 
     def pending_pings(self) -> list[str]:
-        return [str(r[0]) for r in
-                self.db.execute("SELECT feed_url FROM websub_pending ORDER BY 1").fetchall()]
+        return [
+            str(r[0])
+            for r in self.db.execute("SELECT feed_url FROM websub_pending ORDER BY 1").fetchall()
+        ]
 
     def set_ping_pending(self, feed_url: str, pending: bool, now: datetime) -> None:
         if pending:
-            self.db.execute("INSERT OR IGNORE INTO websub_pending (feed_url, since)"
-                            " VALUES (?, ?)", (feed_url, _utc(now)))
+            self.db.execute(
+                "INSERT OR IGNORE INTO websub_pending (feed_url, since) VALUES (?, ?)",
+                (feed_url, _utc(now)),
+            )
         else:
             self.db.execute("DELETE FROM websub_pending WHERE feed_url = ?", (feed_url,))
 
@@ -732,8 +831,9 @@ class Store:
         """Add an active subscriber: 'added', 'exists' (already active), or 'left' (they
         unsubscribed or bounced before and are not re-added behind their back)."""
         with self.transaction() as db:
-            row = db.execute("SELECT status FROM subscribers WHERE address = ?",
-                             (sub.address,)).fetchone()
+            row = db.execute(
+                "SELECT status FROM subscribers WHERE address = ?", (sub.address,)
+            ).fetchone()
             if row is not None:
                 return "exists" if row["status"] == "active" else "left"
             db.execute(
@@ -747,11 +847,12 @@ class Store:
         """Make a subscriber who left active again (only on their own explicit request)."""
         cur = self.db.execute(
             "UPDATE subscribers SET status = 'active', subscribed = ?, left_at = NULL,"
-            " reason = '' WHERE address = ? AND status != 'active'", (_utc(now), address))
+            " reason = '' WHERE address = ? AND status != 'active'",
+            (_utc(now), address),
+        )
         return cur.rowcount > 0
 
-    def set_subscriber_status(self, address: str, status: str, reason: str,
-                              now: datetime) -> bool:
+    def set_subscriber_status(self, address: str, status: str, reason: str, now: datetime) -> bool:
         """Mark a subscriber unsubscribed or bounced (with why); False if unknown."""
         cur = self.db.execute(
             "UPDATE subscribers SET status = ?, left_at = ?, reason = ? WHERE address = ?",
@@ -760,13 +861,11 @@ class Store:
         return cur.rowcount > 0
 
     def subscriber(self, address: str) -> Subscriber | None:
-        row = self.db.execute("SELECT * FROM subscribers WHERE address = ?",
-                              (address,)).fetchone()
+        row = self.db.execute("SELECT * FROM subscribers WHERE address = ?", (address,)).fetchone()
         return None if row is None else _subscriber(row)
 
     def subscriber_by_id(self, subscriber_id: int) -> Subscriber | None:
-        row = self.db.execute("SELECT * FROM subscribers WHERE id = ?",
-                              (subscriber_id,)).fetchone()
+        row = self.db.execute("SELECT * FROM subscribers WHERE id = ?", (subscriber_id,)).fetchone()
         return None if row is None else _subscriber(row)
 
     def subscribers(self, status: str | None = None) -> Iterator[Subscriber]:
@@ -790,16 +889,17 @@ class Store:
         return None if row is None else str(row[0])
 
     def set_setting(self, key: str, value: str) -> None:
-        self.db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key)"
-                        " DO UPDATE SET value = excluded.value", (key, value))
+        self.db.execute(
+            "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key)"
+            " DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     def setting_default(self, key: str, make: Callable[[], str]) -> str:
         """The stored value of ``key``, storing ``make()`` first if there is none."""
         with self.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)",
-                       (key, make()))
-            return str(db.execute("SELECT value FROM settings WHERE key = ?",
-                                  (key,)).fetchone()[0])
+            db.execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", (key, make()))
+            return str(db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()[0])
 
     def first_run_started(self) -> datetime | None:
         row = self.db.execute("SELECT min(started) FROM runs").fetchone()
@@ -815,15 +915,17 @@ class Store:
 
     def open_digest(self) -> DigestRecord | None:
         """The digest whose deliveries are not all final yet (at most one exists)."""
-        row = self.db.execute("SELECT * FROM digests WHERE status = 'sending'"
-                              " ORDER BY id LIMIT 1").fetchone()
+        row = self.db.execute(
+            "SELECT * FROM digests WHERE status = 'sending' ORDER BY id LIMIT 1"
+        ).fetchone()
         return None if row is None else _digest(row)
 
     def last_digest(self, status: str | None = None) -> DigestRecord | None:
         where = "" if status is None else " WHERE status = ?"
         args = () if status is None else (status,)
-        row = self.db.execute(f"SELECT * FROM digests{where} ORDER BY id DESC LIMIT 1",
-                              args).fetchone()
+        row = self.db.execute(
+            f"SELECT * FROM digests{where} ORDER BY id DESC LIMIT 1", args
+        ).fetchone()
         return None if row is None else _digest(row)
 
     def new_items(self, since: DigestRecord | None, cutoff: datetime) -> list[StoredItem]:
@@ -834,15 +936,24 @@ class Store:
         sql = f"SELECT {_ITEM_COLUMNS} FROM items WHERE first_seen <= ?"
         args: list[object] = [_utc(cutoff)]
         if since is not None:
-            sql += (" AND first_seen >= ? AND id NOT IN"
-                    " (SELECT item_id FROM digest_items WHERE digest_id = ?)")
+            sql += (
+                " AND first_seen >= ? AND id NOT IN"
+                " (SELECT item_id FROM digest_items WHERE digest_id = ?)"
+            )
             args += [_utc(since.cutoff), since.id]
         rows = self.db.execute(sql + " ORDER BY published_utc DESC, id", args)
         return [self._row_to_item(r) for r in rows]
 
-    def create_digest(self, *, created: datetime, since: datetime | None, cutoff: datetime,
-                      item_ids: list[str], more: int,
-                      left_out: list[str] | tuple[str, ...] = ()) -> DigestRecord:
+    def create_digest(
+        self,
+        *,
+        created: datetime,
+        since: datetime | None,
+        cutoff: datetime,
+        item_ids: list[str],
+        more: int,
+        left_out: list[str] | tuple[str, ...] = (),
+    ) -> DigestRecord:
         """Record a digest and a pending delivery for every active subscriber, in one
         transaction: from here on a crash resumes this digest, never makes another."""
         with self.transaction() as db:
@@ -851,19 +962,20 @@ class Store:
             cur = db.execute(
                 "INSERT INTO digests (created, since, cutoff, status, items, more)"
                 " VALUES (?, ?, ?, 'sending', ?, ?)",
-                (_utc(created), _utc(since) if since else None, _utc(cutoff), len(item_ids),
-                 more))
+                (_utc(created), _utc(since) if since else None, _utc(cutoff), len(item_ids), more),
+            )
             digest_id = int(cur.lastrowid or 0)
             # The items shown, then those only counted in "N more": all of them are this
             # digest's, so the next one does not hold them again.
             db.executemany(
                 "INSERT INTO digest_items (digest_id, position, item_id) VALUES (?, ?, ?)",
-                [(digest_id, i, item_id)
-                 for i, item_id in enumerate([*item_ids, *left_out])])
+                [(digest_id, i, item_id) for i, item_id in enumerate([*item_ids, *left_out])],
+            )
             db.execute(
                 "INSERT INTO deliveries (digest_id, subscriber_id, status, updated)"
                 " SELECT ?, id, 'pending', ? FROM subscribers WHERE status = 'active'",
-                (digest_id, _utc(created)))
+                (digest_id, _utc(created)),
+            )
         record = self.digest(digest_id)
         assert record is not None
         return record
@@ -873,19 +985,27 @@ class Store:
         cur = self.db.execute(
             "INSERT INTO digests (created, since, cutoff, status, items, more, finished, note)"
             " VALUES (?, ?, ?, 'skipped', 0, 0, ?, ?)",
-            (_utc(created), _utc(since) if since else None, _utc(created), _utc(created),
-             note))
+            (_utc(created), _utc(since) if since else None, _utc(created), _utc(created), note),
+        )
         return int(cur.lastrowid or 0)
 
     def digest_item_ids(self, digest_id: int) -> list[str]:
         """The items the digest shows, in order."""
-        rows = self.db.execute("SELECT item_id FROM digest_items WHERE digest_id = ?"
-                               " AND position < (SELECT items FROM digests WHERE id = ?)"
-                               " ORDER BY position", (digest_id, digest_id))
+        rows = self.db.execute(
+            "SELECT item_id FROM digest_items WHERE digest_id = ?"
+            " AND position < (SELECT items FROM digests WHERE id = ?)"
+            " ORDER BY position",
+            (digest_id, digest_id),
+        )
         return [str(r[0]) for r in rows]
 
-    def deliveries(self, digest_id: int, statuses: tuple[str, ...] = ("pending", "sending"),
-                   *, batch: int = 500) -> Iterator[Delivery]:
+    def deliveries(
+        self,
+        digest_id: int,
+        statuses: tuple[str, ...] = ("pending", "sending"),
+        *,
+        batch: int = 500,
+    ) -> Iterator[Delivery]:
         """Ledger rows of a digest in subscriber order, read in batches (a send may run for
         a long time; the rows it updates are never read back through an open cursor)."""
         marks = ", ".join("?" for _ in statuses)
@@ -894,7 +1014,8 @@ class Store:
             rows = self.db.execute(
                 f"{_DELIVERY_SELECT} WHERE d.digest_id = ? AND d.status IN ({marks})"
                 " AND d.subscriber_id > ? ORDER BY d.subscriber_id LIMIT ?",
-                (digest_id, *statuses, after, batch)).fetchall()
+                (digest_id, *statuses, after, batch),
+            ).fetchall()
             if not rows:
                 return
             yield from (_delivery(r) for r in rows)
@@ -903,16 +1024,20 @@ class Store:
     def delivery(self, digest_id: int, subscriber_id: int) -> Delivery | None:
         row = self.db.execute(
             f"{_DELIVERY_SELECT} WHERE d.digest_id = ? AND d.subscriber_id = ?",
-            (digest_id, subscriber_id)).fetchone()
+            (digest_id, subscriber_id),
+        ).fetchone()
         return None if row is None else _delivery(row)
 
     def delivery_totals(self, digest_id: int) -> dict[str, int]:
-        rows = self.db.execute("SELECT status, count(*) FROM deliveries WHERE digest_id = ?"
-                               " GROUP BY status", (digest_id,))
+        rows = self.db.execute(
+            "SELECT status, count(*) FROM deliveries WHERE digest_id = ? GROUP BY status",
+            (digest_id,),
+        )
         return {str(r[0]): int(r[1]) for r in rows}
 
-    def mark_sending(self, digest_id: int, subscriber_id: int, now: datetime,
-                     *, ambiguous: bool = False) -> bool:
+    def mark_sending(
+        self, digest_id: int, subscriber_id: int, now: datetime, *, ambiguous: bool = False
+    ) -> bool:
         """Committed before the message leaves: after a crash this row says 'maybe sent'.
         False (and nothing changed) when the subscriber is no longer active: someone who
         unsubscribed a second ago does not get the digest."""
@@ -921,41 +1046,57 @@ class Store:
             " ambiguous = max(ambiguous, ?), updated = ?"
             " WHERE digest_id = ? AND subscriber_id = ? AND EXISTS (SELECT 1 FROM subscribers"
             " WHERE id = ? AND status = 'active')",
-            (int(ambiguous), _utc(now), digest_id, subscriber_id, subscriber_id))
+            (int(ambiguous), _utc(now), digest_id, subscriber_id, subscriber_id),
+        )
         return cur.rowcount > 0
 
     def uncount_attempts(self, digest_id: int, subscriber_id: int, tries: int) -> None:
         """Give back tries that failed for reasons not this subscriber's (the server)."""
         self.db.execute(
             "UPDATE deliveries SET attempts = max(0, attempts - ?)"
-            " WHERE digest_id = ? AND subscriber_id = ?", (tries, digest_id, subscriber_id))
+            " WHERE digest_id = ? AND subscriber_id = ?",
+            (tries, digest_id, subscriber_id),
+        )
 
-    def revert_failures(self, digest_id: int, subscriber_ids: list[int], *,
-                        bounce_after: int) -> None:
+    def revert_failures(
+        self, digest_id: int, subscriber_ids: list[int], *, bounce_after: int
+    ) -> None:
         """Undo permanent failures that turned out to be the server's (every address
         refused): the rows are pending again, the subscribers' counts and bounces undone."""
         with self.transaction() as db:
             for sid in subscriber_ids:
-                db.execute("UPDATE deliveries SET status = 'pending', updated = updated"
-                           " WHERE digest_id = ? AND subscriber_id = ? AND status = 'failed'",
-                           (digest_id, sid))
-                db.execute("UPDATE subscribers SET failures = max(0, failures - 1)"
-                           " WHERE id = ?", (sid,))
-                db.execute("UPDATE subscribers SET status = 'active', left_at = NULL,"
-                           " reason = '' WHERE id = ? AND status = 'bounced' AND failures < ?",
-                           (sid, bounce_after))
+                db.execute(
+                    "UPDATE deliveries SET status = 'pending', updated = updated"
+                    " WHERE digest_id = ? AND subscriber_id = ? AND status = 'failed'",
+                    (digest_id, sid),
+                )
+                db.execute(
+                    "UPDATE subscribers SET failures = max(0, failures - 1) WHERE id = ?", (sid,)
+                )
+                db.execute(
+                    "UPDATE subscribers SET status = 'active', left_at = NULL,"
+                    " reason = '' WHERE id = ? AND status = 'bounced' AND failures < ?",
+                    (sid, bounce_after),
+                )
 
-    def mark_error(self, digest_id: int, subscriber_id: int, reason: str,
-                   now: datetime) -> None:
+    def mark_error(self, digest_id: int, subscriber_id: int, reason: str, now: datetime) -> None:
         """This subscriber's message could not be made (a bug or bad data): failed, with
         why, without counting as a bounce."""
         self.db.execute(
             "UPDATE deliveries SET status = 'failed', reply = ?, updated = ?"
             " WHERE digest_id = ? AND subscriber_id = ?",
-            (reason[:500], _utc(now), digest_id, subscriber_id))
+            (reason[:500], _utc(now), digest_id, subscriber_id),
+        )
 
-    def mark_delivered(self, digest_id: int, subscriber_id: int, reply: str,
-                       now: datetime, *, reset_failures: bool = True) -> None:
+    def mark_delivered(
+        self,
+        digest_id: int,
+        subscriber_id: int,
+        reply: str,
+        now: datetime,
+        *,
+        reset_failures: bool = True,
+    ) -> None:
         """Committed once the server took the message; a success ends a bounce streak
         (``reset_failures=False`` when the caller knows there is none: one statement, one
         commit, which counts at thousands of messages)."""
@@ -963,59 +1104,74 @@ class Store:
             self.db.execute(
                 "UPDATE deliveries SET status = 'sent', reply = ?, updated = ?"
                 " WHERE digest_id = ? AND subscriber_id = ?",
-                (reply, _utc(now), digest_id, subscriber_id))
+                (reply, _utc(now), digest_id, subscriber_id),
+            )
             return
         with self.transaction() as db:
             db.execute(
                 "UPDATE deliveries SET status = 'sent', reply = ?, updated = ?"
                 " WHERE digest_id = ? AND subscriber_id = ?",
-                (reply, _utc(now), digest_id, subscriber_id))
-            db.execute("UPDATE subscribers SET failures = 0 WHERE id = ? AND failures > 0",
-                       (subscriber_id,))
+                (reply, _utc(now), digest_id, subscriber_id),
+            )
+            db.execute(
+                "UPDATE subscribers SET failures = 0 WHERE id = ? AND failures > 0",
+                (subscriber_id,),
+            )
 
-    def mark_deferred(self, digest_id: int, subscriber_id: int, reply: str,
-                      now: datetime, *, give_up: bool) -> None:
+    def mark_deferred(
+        self, digest_id: int, subscriber_id: int, reply: str, now: datetime, *, give_up: bool
+    ) -> None:
         """A temporary failure: pending again for the next run, or failed when it has been
         tried too often."""
         self.db.execute(
             "UPDATE deliveries SET status = ?, reply = ?, updated = ?"
             " WHERE digest_id = ? AND subscriber_id = ?",
-            ("failed" if give_up else "pending", reply, _utc(now), digest_id, subscriber_id))
+            ("failed" if give_up else "pending", reply, _utc(now), digest_id, subscriber_id),
+        )
 
-    def mark_failed(self, digest_id: int, subscriber_id: int, reply: str, now: datetime,
-                    *, bounce_after: int) -> bool:
+    def mark_failed(
+        self, digest_id: int, subscriber_id: int, reply: str, now: datetime, *, bounce_after: int
+    ) -> bool:
         """A permanent failure for this address; True when it marked the subscriber bounced."""
         with self.transaction() as db:
             db.execute(
                 "UPDATE deliveries SET status = 'failed', reply = ?, updated = ?"
                 " WHERE digest_id = ? AND subscriber_id = ?",
-                (reply, _utc(now), digest_id, subscriber_id))
-            db.execute("UPDATE subscribers SET failures = failures + 1 WHERE id = ?",
-                       (subscriber_id,))
+                (reply, _utc(now), digest_id, subscriber_id),
+            )
+            db.execute(
+                "UPDATE subscribers SET failures = failures + 1 WHERE id = ?", (subscriber_id,)
+            )
             cur = db.execute(
                 "UPDATE subscribers SET status = 'bounced', left_at = ?, reason = ?"
                 " WHERE id = ? AND status = 'active' AND failures >= ?",
-                (_utc(now), f"bounced: {reply}"[:500], subscriber_id, bounce_after))
+                (_utc(now), f"bounced: {reply}"[:500], subscriber_id, bounce_after),
+            )
             return cur.rowcount > 0
 
-    def mark_skipped(self, digest_id: int, subscriber_id: int, reason: str,
-                     now: datetime) -> None:
+    def mark_skipped(self, digest_id: int, subscriber_id: int, reason: str, now: datetime) -> None:
         self.db.execute(
             "UPDATE deliveries SET status = 'skipped', reply = ?, updated = ?"
             " WHERE digest_id = ? AND subscriber_id = ?",
-            (reason, _utc(now), digest_id, subscriber_id))
+            (reason, _utc(now), digest_id, subscriber_id),
+        )
 
     def finish_digest(self, digest_id: int, now: datetime) -> bool:
         """Mark the digest sent when no delivery is due any more; its items are then
         'sent'. False while some are pending."""
         with self.transaction() as db:
-            due = db.execute("SELECT 1 FROM deliveries WHERE digest_id = ?"
-                             " AND status IN ('pending', 'sending') LIMIT 1",
-                             (digest_id,)).fetchone()
+            due = db.execute(
+                "SELECT 1 FROM deliveries WHERE digest_id = ?"
+                " AND status IN ('pending', 'sending') LIMIT 1",
+                (digest_id,),
+            ).fetchone()
             if due:
                 return False
-            db.execute("UPDATE digests SET status = 'sent', finished = ?"
-                       " WHERE id = ? AND status = 'sending'", (_utc(now), digest_id))
+            db.execute(
+                "UPDATE digests SET status = 'sent', finished = ?"
+                " WHERE id = ? AND status = 'sending'",
+                (_utc(now), digest_id),
+            )
         return True
 
     # ------------------------------------------------------------------ HTTP validators
@@ -1026,8 +1182,9 @@ class Store:
         ).fetchone()
         return (None, None) if row is None else (row["etag"], row["last_modified"])
 
-    def save_validators(self, url: str, etag: str | None, last_modified: str | None,
-                        now: datetime) -> None:
+    def save_validators(
+        self, url: str, etag: str | None, last_modified: str | None, now: datetime
+    ) -> None:
         if not etag and not last_modified:
             self.db.execute("DELETE FROM http_validators WHERE url = ?", (url,))
             return
@@ -1042,15 +1199,16 @@ class Store:
 
     def missing_article(self, url: str) -> MissingArticle | None:
         """The 404 state of a listed article at this canonical URL, if it answered 404."""
-        row = self.db.execute("SELECT * FROM missing_articles WHERE url = ?",
-                              (url,)).fetchone()
+        row = self.db.execute("SELECT * FROM missing_articles WHERE url = ?", (url,)).fetchone()
         return None if row is None else _missing(row)
 
     def missing_due(self, source: str, now: datetime) -> list[MissingArticle]:
         """The source's missing articles whose next try has come, the longest due first."""
         rows = self.db.execute(
             "SELECT * FROM missing_articles WHERE source = ? AND next_try IS NOT NULL"
-            " AND next_try <= ? ORDER BY next_try, url", (source, _utc(now)))
+            " AND next_try <= ? ORDER BY next_try, url",
+            (source, _utc(now)),
+        )
         return [_missing(r) for r in rows]
 
     def save_missing(self, missing: MissingArticle) -> None:
@@ -1058,10 +1216,22 @@ class Store:
             "INSERT OR REPLACE INTO missing_articles (url, source, link, title, summary_html,"
             " date_text, image_url, listing_hash, first_missing, last_try, attempts, status,"
             " next_try) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (missing.url, missing.source, missing.link, missing.title, missing.summary_html,
-             missing.date_text, missing.image_url, missing.listing_hash,
-             _utc(missing.first_missing), _utc(missing.last_try), missing.attempts,
-             missing.status, _utc(missing.next_try) if missing.next_try else None))
+            (
+                missing.url,
+                missing.source,
+                missing.link,
+                missing.title,
+                missing.summary_html,
+                missing.date_text,
+                missing.image_url,
+                missing.listing_hash,
+                _utc(missing.first_missing),
+                _utc(missing.last_try),
+                missing.attempts,
+                missing.status,
+                _utc(missing.next_try) if missing.next_try else None,
+            ),
+        )
 
     def forget_missing(self, url: str) -> None:
         """The article was found (and stored): no more retries."""
@@ -1071,10 +1241,12 @@ class Store:
 
     def backfilled(self, source: str, filter_hash: str = "") -> bool:
         """Whether a full walk of the source's listing completed under this filter."""
-        row = self.db.execute("SELECT backfilled, filter_hash FROM source_state WHERE name = ?",
-                              (source,)).fetchone()
-        return (row is not None and row["backfilled"] is not None
-                and row["filter_hash"] == filter_hash)
+        row = self.db.execute(
+            "SELECT backfilled, filter_hash FROM source_state WHERE name = ?", (source,)
+        ).fetchone()
+        return (
+            row is not None and row["backfilled"] is not None and row["filter_hash"] == filter_hash
+        )
 
     def mark_backfilled(self, source: str, now: datetime, filter_hash: str = "") -> None:
         self.db.execute(
@@ -1084,74 +1256,104 @@ class Store:
             (source, _utc(now), filter_hash),
         )
 
-    def record_run(self, started: datetime, finished: datetime,
-                   results: tuple[SourceResult, ...]) -> int:
+    def record_run(
+        self, started: datetime, finished: datetime, results: tuple[SourceResult, ...]
+    ) -> int:
         with self.transaction() as db:
-            cur = db.execute("INSERT INTO runs (started, finished, ok) VALUES (?, ?, ?)",
-                             (_utc(started), _utc(finished), int(all(r.ok for r in results))))
+            cur = db.execute(
+                "INSERT INTO runs (started, finished, ok) VALUES (?, ?, ?)",
+                (_utc(started), _utc(finished), int(all(r.ok for r in results))),
+            )
             run_id = int(cur.lastrowid or 0)
             db.executemany(
                 "INSERT INTO source_runs (run_id, source, ok, pages, not_modified, found, new,"
                 " updated, duplicates, filtered, duration, error, warnings)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(run_id, r.name, int(r.ok), r.pages, r.not_modified, r.found, r.new, r.updated,
-                  r.duplicates, r.filtered, round(r.duration, 3), r.error,
-                  json.dumps(list(r.warnings), ensure_ascii=False)) for r in results],
+                [
+                    (
+                        run_id,
+                        r.name,
+                        int(r.ok),
+                        r.pages,
+                        r.not_modified,
+                        r.found,
+                        r.new,
+                        r.updated,
+                        r.duplicates,
+                        r.filtered,
+                        round(r.duration, 3),
+                        r.error,
+                        json.dumps(list(r.warnings), ensure_ascii=False),
+                    )
+                    for r in results
+                ],
             )
         return run_id
 
     def source_runs(self, run_id: int) -> list[SourceResult]:
-        rows = self.db.execute("SELECT * FROM source_runs WHERE run_id = ? ORDER BY source",
-                               (run_id,)).fetchall()
+        rows = self.db.execute(
+            "SELECT * FROM source_runs WHERE run_id = ? ORDER BY source", (run_id,)
+        ).fetchall()
         return [
             SourceResult(
-                name=r["source"], ok=bool(r["ok"]), pages=r["pages"],
-                not_modified=r["not_modified"], found=r["found"], new=r["new"],
-                updated=r["updated"], duplicates=r["duplicates"], filtered=r["filtered"],
+                name=r["source"],
+                ok=bool(r["ok"]),
+                pages=r["pages"],
+                not_modified=r["not_modified"],
+                found=r["found"],
+                new=r["new"],
+                updated=r["updated"],
+                duplicates=r["duplicates"],
+                filtered=r["filtered"],
                 duration=r["duration"],
-                error=r["error"], warnings=tuple(json.loads(r["warnings"])),
+                error=r["error"],
+                warnings=tuple(json.loads(r["warnings"])),
             )
             for r in rows
         ]
 
-    def source_history(self, source: str, *, limit: int = 100) -> list[tuple[datetime, bool,
-                                                                            str]]:
+    def source_history(self, source: str, *, limit: int = 100) -> list[tuple[datetime, bool, str]]:
         """The source's latest runs, newest first: (started, ok, error)."""
         rows = self.db.execute(
             "SELECT r.started, sr.ok, sr.error FROM source_runs sr JOIN runs r"
             " ON r.id = sr.run_id WHERE sr.source = ? ORDER BY sr.run_id DESC LIMIT ?",
-            (source, limit))
+            (source, limit),
+        )
         return [(_parse(r[0]), bool(r[1]), str(r[2])) for r in rows]
 
     def run_sources(self) -> list[str]:
-        return [str(r[0]) for r in self.db.execute(
-            "SELECT DISTINCT source FROM source_runs ORDER BY source")]
+        return [
+            str(r[0])
+            for r in self.db.execute("SELECT DISTINCT source FROM source_runs ORDER BY source")
+        ]
 
     def alert(self, problem: str) -> tuple[bool, datetime | None] | None:
         """(active, last sent) of a known problem, or None."""
-        row = self.db.execute("SELECT active, last_sent FROM alerts WHERE problem = ?",
-                              (problem,)).fetchone()
+        row = self.db.execute(
+            "SELECT active, last_sent FROM alerts WHERE problem = ?", (problem,)
+        ).fetchone()
         if row is None:
             return None
         return bool(row[0]), _parse(row[1]) if row[1] else None
 
     def alert_detail(self, problem: str) -> str:
-        row = self.db.execute("SELECT detail FROM alerts WHERE problem = ?",
-                              (problem,)).fetchone()
+        row = self.db.execute("SELECT detail FROM alerts WHERE problem = ?", (problem,)).fetchone()
         return "" if row is None else str(row[0])
 
     def active_alerts(self) -> list[str]:
-        return [str(r[0]) for r in self.db.execute(
-            "SELECT problem FROM alerts WHERE active = 1 ORDER BY problem")]
+        return [
+            str(r[0])
+            for r in self.db.execute("SELECT problem FROM alerts WHERE active = 1 ORDER BY problem")
+        ]
 
-    def set_alert(self, problem: str, *, active: bool, detail: str,
-                  sent: datetime | None) -> None:
+    def set_alert(self, problem: str, *, active: bool, detail: str, sent: datetime | None) -> None:
         self.db.execute(
             "INSERT INTO alerts (problem, active, last_sent, detail) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (problem) DO UPDATE SET active = excluded.active,"
             " detail = excluded.detail,"
             " last_sent = coalesce(excluded.last_sent, alerts.last_sent)",
-            (problem, int(active), _utc(sent) if sent else None, detail))
+            (problem, int(active), _utc(sent) if sent else None, detail),
+        )
 
     def last_run_id(self) -> int | None:
         row = self.db.execute("SELECT max(id) FROM runs").fetchone()

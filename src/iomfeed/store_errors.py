@@ -22,13 +22,18 @@ def explain(path: Path, exc: sqlite3.Error, *, action: str = "open") -> str:
     primary = code & 0xFF if isinstance(code, int) else None
     head = f"cannot {action} the database {path}"
     if primary == sqlite3.SQLITE_NOTADB or "not a database" in said:
-        return (f"{head}: the file is not an SQLite database (does storage.database name"
-                f" some other file?); move it away or point storage.database elsewhere"
-                f" (SQLite: {said})")
+        return (
+            f"{head}: the file is not an SQLite database (does storage.database name"
+            f" some other file?); move it away or point storage.database elsewhere"
+            f" (SQLite: {said})"
+        )
     if primary == sqlite3.SQLITE_CORRUPT:
         return f"{head}: the file is damaged; restore it from a backup (SQLite: {said})"
-    causes = _system_causes(path, full=primary == sqlite3.SQLITE_FULL,
-                            writing=primary in (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL))
+    causes = _system_causes(
+        path,
+        full=primary == sqlite3.SQLITE_FULL,
+        writing=primary in (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL),
+    )
     if not causes:
         return f"{head}: {said}"
     return f"{head}: {'; '.join(causes)} (SQLite: {said})"
@@ -41,8 +46,10 @@ def _system_causes(path: Path, *, full: bool, writing: bool) -> list[str]:
         causes.append(f"{path} is a folder, not a file")
     limit = _file_size_limit()
     if limit is not None and writing:
-        causes.append(f"this process may not write files larger than {limit} bytes (the"
-                      f" file-size limit, ulimit -f); raise it")
+        causes.append(
+            f"this process may not write files larger than {limit} bytes (the"
+            f" file-size limit, ulimit -f); raise it"
+        )
     try:
         fs = os.statvfs(folder)
     except OSError:
@@ -57,12 +64,13 @@ def _system_causes(path: Path, *, full: bool, writing: bool) -> list[str]:
     elif full:
         causes.append(f"the disk holding {folder} is full")
     if not os.access(folder, os.W_OK | os.X_OK):
-        causes.append(f"the folder {folder} is not writable by this user (uid {os.getuid()}):"
-                      " the database and its -wal and -shm files are created there")
+        causes.append(
+            f"the folder {folder} is not writable by this user (uid {os.getuid()}):"
+            " the database and its -wal and -shm files are created there"
+        )
     for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         if name.is_file() and not os.access(name, os.R_OK | os.W_OK):
-            causes.append(f"{name} cannot be read and written by this user"
-                          f" (uid {os.getuid()})")
+            causes.append(f"{name} cannot be read and written by this user (uid {os.getuid()})")
     return causes
 
 

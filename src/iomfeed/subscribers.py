@@ -21,7 +21,6 @@ LANGUAGES = ("en", "sq")
 STATUSES = ("active", "unsubscribed", "bounced")
 
 
-
 @dataclass(frozen=True, slots=True)
 class Subscriber:
     address: str
@@ -94,11 +93,14 @@ def is_plainly_valid(value: str) -> bool:
     if not at or len(value) > 254 or len(local) > 64 or len(domain) > 253:
         return False
     labels = domain.split(".")
-    return (_PLAIN_LOCAL_RE.fullmatch(local) is not None and len(labels) >= 2
-            and all(_PLAIN_LABEL_RE.fullmatch(label) for label in labels)
-            and labels[-1].isalpha()
-            and not any(label[2:4] == "--" for label in labels)
-            and not any(label in _SPECIAL_USE for label in labels[-2:]))
+    return (
+        _PLAIN_LOCAL_RE.fullmatch(local) is not None
+        and len(labels) >= 2
+        and all(_PLAIN_LABEL_RE.fullmatch(label) for label in labels)
+        and labels[-1].isalpha()
+        and not any(label[2:4] == "--" for label in labels)
+        and not any(label in _SPECIAL_USE for label in labels[-2:])
+    )
 
 
 def normalize_language(raw: str, default: str = "en") -> str:
@@ -149,7 +151,7 @@ def decode_csv(data: bytes) -> str:
         except UnicodeDecodeError as exc:
             raise InputError(f"not valid UTF-16 text at byte {exc.start}") from None
     if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
+        data = data[len(codecs.BOM_UTF8) :]
     return data.decode("utf-8", "surrogateescape")
 
 
@@ -223,11 +225,18 @@ def _header(cells: list[str], line: int) -> _Columns | None:
         raise InputError(
             f"line {line}: a header row ({found}) without an address column; name it"
             " 'email', 'Email Address' or 'address' (or leave the header out: address,"
-            " name, language)")
-    return _Columns(address=address, name=find(_NAME_COLUMNS), first=find(_FIRST_COLUMNS),
-                    last=find(_LAST_COLUMNS), language=find(_LANGUAGE_COLUMNS),
-                    attributes=find(("attributes", "attribs")), status=find(_STATUS_COLUMNS),
-                    left=tuple(i for i, k in enumerate(keys) if k in _LEFT_COLUMNS))
+            " name, language)"
+        )
+    return _Columns(
+        address=address,
+        name=find(_NAME_COLUMNS),
+        first=find(_FIRST_COLUMNS),
+        last=find(_LAST_COLUMNS),
+        language=find(_LANGUAGE_COLUMNS),
+        attributes=find(("attributes", "attribs")),
+        status=find(_STATUS_COLUMNS),
+        left=tuple(i for i, k in enumerate(keys) if k in _LEFT_COLUMNS),
+    )
 
 
 def _describe(columns: _Columns, header: list[str] | None) -> str:
@@ -334,9 +343,14 @@ def parse_csv(text: str, *, default_language: str = "en") -> CsvRead:
             columns = _POSITIONAL
         raw_address = _cell(row, columns.address)
         if columns.width is not None and len(row) > columns.width:
-            problems.append(RowProblem(line, _shown(raw_address),
-                                       f"{len(row)} columns, expected at most 3 (address,"
-                                       " name, language) without a header row"))
+            problems.append(
+                RowProblem(
+                    line,
+                    _shown(raw_address),
+                    f"{len(row)} columns, expected at most 3 (address,"
+                    " name, language) without a header row",
+                )
+            )
             continue
         try:
             address = normalize_address(raw_address)
@@ -346,19 +360,24 @@ def parse_csv(text: str, *, default_language: str = "en") -> CsvRead:
             continue
         key = address.lower()
         if key in seen:
-            problems.append(RowProblem(line, _shown(raw_address),
-                                       f"duplicate of line {seen[key]}"))
+            problems.append(RowProblem(line, _shown(raw_address), f"duplicate of line {seen[key]}"))
             continue
         seen[key] = line
         why = _left_why(row, columns, header) if header is not None else None
         if why is not None:
             left.append(RowProblem(line, address, f"{why}: not imported"))
             continue
-        rows.append((line, Subscriber(address=address, name=_name_of(row, columns),
-                                      language=language)))
-    return CsvRead(rows=tuple(rows), problems=tuple(problems), left=tuple(left),
-                   delimiter=delimiter,
-                   columns=_describe(columns or _POSITIONAL, header), not_utf8=not_utf8)
+        rows.append(
+            (line, Subscriber(address=address, name=_name_of(row, columns), language=language))
+        )
+    return CsvRead(
+        rows=tuple(rows),
+        problems=tuple(problems),
+        left=tuple(left),
+        delimiter=delimiter,
+        columns=_describe(columns or _POSITIONAL, header),
+        not_utf8=not_utf8,
+    )
 
 
 def to_csv(subscribers: Iterable[Subscriber]) -> str:
@@ -366,9 +385,17 @@ def to_csv(subscribers: Iterable[Subscriber]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["address", "name", "language", "status", "subscribed", "left", "reason"])
     for s in subscribers:
-        writer.writerow([s.address, s.name, s.language, s.status,
-                         s.subscribed.isoformat() if s.subscribed else "",
-                         s.left.isoformat() if s.left else "", s.reason])
+        writer.writerow(
+            [
+                s.address,
+                s.name,
+                s.language,
+                s.status,
+                s.subscribed.isoformat() if s.subscribed else "",
+                s.left.isoformat() if s.left else "",
+                s.reason,
+            ]
+        )
     return out.getvalue()
 
 
@@ -388,8 +415,10 @@ def aligned(rows: Sequence[Sequence[str]]) -> list[str]:
     if not rows:
         return []
     widths = [max(display_width(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(c + " " * (w - display_width(c)) for c, w in zip(r, widths, strict=True))
-            .rstrip() for r in rows]
+    return [
+        "  ".join(c + " " * (w - display_width(c)) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in rows
+    ]
 
 
 def table(subscribers: Iterable[Subscriber]) -> list[str]:
@@ -400,6 +429,16 @@ def table(subscribers: Iterable[Subscriber]) -> list[str]:
         return f"{value:%Y-%m-%d}" if value else ""
 
     rows = [("address", "name", "lang", "status", "joined", "left", "reason")]
-    rows += [(s.address, _shown(s.name), s.language, s.status, day(s.subscribed),
-              day(s.left), _shown(s.reason)) for s in subscribers]
+    rows += [
+        (
+            s.address,
+            _shown(s.name),
+            s.language,
+            s.status,
+            day(s.subscribed),
+            day(s.left),
+            _shown(s.reason),
+        )
+        for s in subscribers
+    ]
     return aligned(rows) if len(rows) > 1 else []

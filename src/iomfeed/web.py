@@ -89,7 +89,8 @@ def _strings() -> dict[str, dict[str, str]]:
     import importlib.resources
 
     text = (importlib.resources.files("iomfeed.templates") / "web" / "strings.toml").read_text(
-        encoding="utf-8")
+        encoding="utf-8"
+    )
     return tomllib.loads(text)
 
 
@@ -104,8 +105,13 @@ class App:
     """The WSGI application. ``now`` and ``next_times`` are injected (the scheduler knows
     when its jobs run next)."""
 
-    def __init__(self, config: Config, *, now: Callable[[], datetime],
-                 next_times: Callable[[], Mapping[str, datetime | None]] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        now: Callable[[], datetime],
+        next_times: Callable[[], Mapping[str, datetime | None]] | None = None,
+    ) -> None:
         self.config = config
         self.now = now
         self.next_times = next_times
@@ -122,42 +128,62 @@ class App:
             if path == "/healthz":
                 return self.healthz(start_response, method)
             if self.prefix and (path == self.prefix or path.startswith(self.prefix + "/")):
-                path = path[len(self.prefix):] or "/"
+                path = path[len(self.prefix) :] or "/"
             return self.static(environ, start_response, method, path)
         except Exception:  # an entry point: log the bug, answer 500, keep serving
             log.exception("error answering %s %.200s", method, path)  # (paths can be long)
-            return self._plain(start_response, "500 Internal Server Error",
-                               "internal error; see the service's log\n")
+            return self._plain(
+                start_response,
+                "500 Internal Server Error",
+                "internal error; see the service's log\n",
+            )
 
     # ----------------------------------------------------------------- helpers
 
     @staticmethod
-    def _plain(start_response: StartResponse, status: str, text: str,
-               headers: list[tuple[str, str]] | None = None) -> list[bytes]:
+    def _plain(
+        start_response: StartResponse,
+        status: str,
+        text: str,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> list[bytes]:
         body = text.encode("utf-8")
-        start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
-                                ("Content-Length", str(len(body)))] + (headers or []))
+        start_response(
+            status,
+            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+            + (headers or []),
+        )
         return [body]
 
     # ----------------------------------------------------------------- feeds
 
-    def static(self, environ: Environ, start_response: StartResponse, method: str,
-               path: str) -> list[bytes]:
+    def static(
+        self, environ: Environ, start_response: StartResponse, method: str, path: str
+    ) -> list[bytes]:
         if method not in ("GET", "HEAD"):
-            return self._plain(start_response, "405 Method Not Allowed", "GET or HEAD only\n",
-                               [("Allow", "GET, HEAD")])
+            return self._plain(
+                start_response,
+                "405 Method Not Allowed",
+                "GET or HEAD only\n",
+                [("Allow", "GET, HEAD")],
+            )
         found = self._lookup(path)
         if found is None:
             return self._plain(start_response, "404 Not Found", "not found\n")
         target, stat, kind = found
         tag = hashlib.sha1(f"{stat.st_mtime_ns}:{stat.st_size}".encode()).hexdigest()[:20]
         modified = datetime.fromtimestamp(int(stat.st_mtime), UTC)
-        wants_gzip = accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", "")) \
-            and stat.st_size >= GZIP_MIN_BYTES
+        wants_gzip = (
+            accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", "")) and stat.st_size >= GZIP_MIN_BYTES
+        )
         etag = f'"{tag}-gz"' if wants_gzip else f'"{tag}"'
-        headers = [("Content-Type", kind), ("ETag", etag),
-                   ("Last-Modified", format_datetime(modified, usegmt=True)),
-                   ("Cache-Control", "public, max-age=300"), ("Vary", "Accept-Encoding")]
+        headers = [
+            ("Content-Type", kind),
+            ("ETag", etag),
+            ("Last-Modified", format_datetime(modified, usegmt=True)),
+            ("Cache-Control", "public, max-age=300"),
+            ("Vary", "Accept-Encoding"),
+        ]
         if self._not_modified(environ, tag, modified):
             start_response("304 Not Modified", headers)
             return []
@@ -215,25 +241,41 @@ class App:
         from .health import check
 
         if method not in ("GET", "HEAD"):
-            return self._plain(start_response, "405 Method Not Allowed", "GET only\n",
-                               [("Allow", "GET, HEAD")])
-        with Store(self.config.database_path,
-                   tag_authority=self.config.site.tag_authority) as store:
-            health = check(self.config, store, self.now(),
-                           next_times=self.next_times() if self.next_times else None)
+            return self._plain(
+                start_response, "405 Method Not Allowed", "GET only\n", [("Allow", "GET, HEAD")]
+            )
+        with Store(
+            self.config.database_path, tag_authority=self.config.site.tag_authority
+        ) as store:
+            health = check(
+                self.config,
+                store,
+                self.now(),
+                next_times=self.next_times() if self.next_times else None,
+            )
         body = json.dumps(health.as_json(), ensure_ascii=False, indent=2).encode() + b"\n"
-        start_response("200 OK" if health.ok else "503 Service Unavailable",
-                       [("Content-Type", "application/json"),
-                        ("Content-Length", str(len(body))), ("Cache-Control", "no-store")])
+        start_response(
+            "200 OK" if health.ok else "503 Service Unavailable",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", "no-store"),
+            ],
+        )
         return [] if method == "HEAD" else [body]
 
     # ----------------------------------------------------------------- unsubscribe
 
-    def unsubscribe(self, environ: Environ, start_response: StartResponse,
-                    method: str) -> list[bytes]:
+    def unsubscribe(
+        self, environ: Environ, start_response: StartResponse, method: str
+    ) -> list[bytes]:
         if method not in ("GET", "HEAD", "POST"):
-            return self._plain(start_response, "405 Method Not Allowed", "GET or POST\n",
-                               [("Allow", "GET, HEAD, POST")])
+            return self._plain(
+                start_response,
+                "405 Method Not Allowed",
+                "GET or POST\n",
+                [("Allow", "GET, HEAD, POST")],
+            )
         query = parse_qs(environ.get("QUERY_STRING", ""))
         form: dict[str, list[str]] = {}
         if method == "POST":
@@ -253,54 +295,109 @@ class App:
             try:
                 sub = store.subscriber_by_id(token_subscriber(token))
                 if sub is not None:
-                    verify_token(load_secret(config, store), config.list_id, token,
-                                 sub.address)
+                    verify_token(load_secret(config, store), config.list_id, token, sub.address)
             except BadToken as exc:
                 sub, refused = None, str(exc)
             if sub is None:
                 log.info("unsubscribe refused: %s", refused)
                 # Not in the named subscriber's language: the token did not prove who it is.
-                return self._page(start_response, "400 Bad Request", config.site.language,
-                                  "invalid_title", ["invalid"], address="",
-                                  head=method == "HEAD")
+                return self._page(
+                    start_response,
+                    "400 Bad Request",
+                    config.site.language,
+                    "invalid_title",
+                    ["invalid"],
+                    address="",
+                    head=method == "HEAD",
+                )
             if method == "POST":
                 if sub.status == "active":
                     one_click = form.get("List-Unsubscribe") == ["One-Click"]
                     store.set_subscriber_status(
-                        sub.address, "unsubscribed",
-                        "one-click unsubscribe (RFC 8058)" if one_click
-                        else "unsubscribe page", self.now())
-                    log.info("unsubscribed %s (%s)", sub.address,
-                             "one-click" if one_click else "page")
-                    return self._page(start_response, "200 OK", sub.language, "done_title",
-                                      ["done"], address=sub.address)
-                return self._page(start_response, "200 OK", sub.language, "done_title",
-                                  ["already"], address=sub.address)
+                        sub.address,
+                        "unsubscribed",
+                        "one-click unsubscribe (RFC 8058)" if one_click else "unsubscribe page",
+                        self.now(),
+                    )
+                    log.info(
+                        "unsubscribed %s (%s)", sub.address, "one-click" if one_click else "page"
+                    )
+                    return self._page(
+                        start_response,
+                        "200 OK",
+                        sub.language,
+                        "done_title",
+                        ["done"],
+                        address=sub.address,
+                    )
+                return self._page(
+                    start_response,
+                    "200 OK",
+                    sub.language,
+                    "done_title",
+                    ["already"],
+                    address=sub.address,
+                )
             if sub.status != "active":
-                return self._page(start_response, "200 OK", sub.language, "done_title",
-                                  ["already"], address=sub.address, head=method == "HEAD")
-            return self._page(start_response, "200 OK", sub.language, "title",
-                              ["confirm", "explain"], address=sub.address, token=token,
-                              head=method == "HEAD")
+                return self._page(
+                    start_response,
+                    "200 OK",
+                    sub.language,
+                    "done_title",
+                    ["already"],
+                    address=sub.address,
+                    head=method == "HEAD",
+                )
+            return self._page(
+                start_response,
+                "200 OK",
+                sub.language,
+                "title",
+                ["confirm", "explain"],
+                address=sub.address,
+                token=token,
+                head=method == "HEAD",
+            )
 
-    def _page(self, start_response: StartResponse, status: str, lang: str, heading: str,
-              paragraphs: list[str], *, address: str, token: str = "",
-              head: bool = False) -> list[bytes]:
+    def _page(
+        self,
+        start_response: StartResponse,
+        status: str,
+        lang: str,
+        heading: str,
+        paragraphs: list[str],
+        *,
+        address: str,
+        token: str = "",
+        head: bool = False,
+    ) -> list[bytes]:
         strings = _strings().get(lang) or _strings()["en"]
-        list_name = (self.config.digest.title_sq if lang == "sq"
-                     else self.config.digest.title_en)
+        list_name = self.config.digest.title_sq if lang == "sq" else self.config.digest.title_en
         values = {"address": address, "list": list_name}
-        html = _page_template().render(
-            lang=lang if lang in _strings() else "en", heading=strings[heading],
-            paragraphs=[strings[p].format(**values) for p in paragraphs],
-            form=bool(token), token=token, action=self.unsubscribe_path or "/unsubscribe",
-            button=strings["button"], list_name=list_name,
-        ).encode("utf-8")
-        start_response(status, [("Content-Type", "text/html; charset=utf-8"),
-                                ("Content-Length", str(len(html))),
-                                ("Cache-Control", "no-store"),
-                                ("Referrer-Policy", "no-referrer"),
-                                ("X-Content-Type-Options", "nosniff")])
+        html = (
+            _page_template()
+            .render(
+                lang=lang if lang in _strings() else "en",
+                heading=strings[heading],
+                paragraphs=[strings[p].format(**values) for p in paragraphs],
+                form=bool(token),
+                token=token,
+                action=self.unsubscribe_path or "/unsubscribe",
+                button=strings["button"],
+                list_name=list_name,
+            )
+            .encode("utf-8")
+        )
+        start_response(
+            status,
+            [
+                ("Content-Type", "text/html; charset=utf-8"),
+                ("Content-Length", str(len(html))),
+                ("Cache-Control", "no-store"),
+                ("Referrer-Policy", "no-referrer"),
+                ("X-Content-Type-Options", "nosniff"),
+            ],
+        )
         return [] if head else [html]
 
 
@@ -377,8 +474,13 @@ class _Handler(WSGIRequestHandler):
             return
         if body is None:
             return
-        handler = ServerHandler(io.BytesIO(body), cast(Any, self.wfile), sys.stderr,
-                                self.get_environ(), multithread=True)
+        handler = ServerHandler(
+            io.BytesIO(body),
+            cast(Any, self.wfile),
+            sys.stderr,
+            self.get_environ(),
+            multithread=True,
+        )
         handler.request_handler = self  # type: ignore[attr-defined]  # logs the request line
         handler.run(cast(Any, self.server.get_app()))
 
@@ -405,24 +507,25 @@ class BoundedServer(WSGIServer):
 
     def __init__(self, address: tuple[str, int], app: Any, *, threads: int = THREADS) -> None:
         # Set before binding: a failed bind calls server_close(), which reads them.
-        self._queue: queue.Queue[tuple[socket.socket, Any, float] | None] = queue.Queue(
-            QUEUE_SIZE)
+        self._queue: queue.Queue[tuple[socket.socket, Any, float] | None] = queue.Queue(QUEUE_SIZE)
         self._workers: list[threading.Thread] = []
         super().__init__(address, _Handler)
         self.set_app(app)
         self.accepted = threading.local()
-        self._workers = [threading.Thread(target=self._work, name=f"http-{n}", daemon=True)
-                         for n in range(threads)]
+        self._workers = [
+            threading.Thread(target=self._work, name=f"http-{n}", daemon=True)
+            for n in range(threads)
+        ]
         for worker in self._workers:
             worker.start()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         try:
-            self._queue.put_nowait((request, client_address,
-                                    time.monotonic() + REQUEST_TIMEOUT))
+            self._queue.put_nowait((request, client_address, time.monotonic() + REQUEST_TIMEOUT))
         except queue.Full:
-            log.warning("%d connections waiting: closing one from %s", QUEUE_SIZE,
-                        client_address[0])
+            log.warning(
+                "%d connections waiting: closing one from %s", QUEUE_SIZE, client_address[0]
+            )
             self.shutdown_request(request)
 
     def _work(self) -> None:

@@ -41,8 +41,14 @@ class TemporaryFailure(DeliveryError):
     server may have taken it; a resend is a possible second copy.
     """
 
-    def __init__(self, reply: str, *, connection: bool = False, server: bool = False,
-                 maybe_delivered: bool = False) -> None:
+    def __init__(
+        self,
+        reply: str,
+        *,
+        connection: bool = False,
+        server: bool = False,
+        maybe_delivered: bool = False,
+    ) -> None:
         super().__init__(reply)
         self.reply = reply
         self.connection = connection
@@ -101,10 +107,17 @@ class SmtpMailer:
     TCP_NODELAY, an optional messages-per-second limit, and a fresh connection when the
     old one was dropped."""
 
-    def __init__(self, cfg: SmtpConfig, *, password: str = "", ca_file: Path | None = None,
-                 rate: float = 0.0, local_hostname: str | None = None,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        cfg: SmtpConfig,
+        *,
+        password: str = "",
+        ca_file: Path | None = None,
+        rate: float = 0.0,
+        local_hostname: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.cfg = cfg
         self.password = password
         self.ca_file = ca_file
@@ -130,12 +143,17 @@ class SmtpMailer:
         smtp: smtplib.SMTP | None = None
         try:
             if cfg.security == "tls":
-                smtp = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout,
-                                        context=self._context(),
-                                        local_hostname=self.local_hostname)
+                smtp = smtplib.SMTP_SSL(
+                    cfg.host,
+                    cfg.port,
+                    timeout=cfg.timeout,
+                    context=self._context(),
+                    local_hostname=self.local_hostname,
+                )
             else:
-                smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout,
-                                    local_hostname=self.local_hostname)
+                smtp = smtplib.SMTP(
+                    cfg.host, cfg.port, timeout=cfg.timeout, local_hostname=self.local_hostname
+                )
             if smtp.sock is not None:
                 # Small writes (commands) must not wait for ACKs: with TLS, Nagle's algorithm
                 # alone cuts throughput by an order of magnitude.
@@ -143,8 +161,10 @@ class SmtpMailer:
             smtp.ehlo()
             if cfg.security == "starttls":
                 if not smtp.has_extn("starttls"):
-                    raise DeliveryError(f"SMTP server {where} does not offer STARTTLS"
-                                        " (mail.smtp.security = 'starttls')")
+                    raise DeliveryError(
+                        f"SMTP server {where} does not offer STARTTLS"
+                        " (mail.smtp.security = 'starttls')"
+                    )
                 smtp.starttls(context=self._context())
                 smtp.ehlo()
             if cfg.username:
@@ -154,19 +174,22 @@ class SmtpMailer:
                     raise DeliveryError(
                         f"SMTP login of {cfg.username!r}: Python's SMTP client sends only"
                         " ASCII user names and passwords (check mail.smtp.username and the"
-                        f" variable {cfg.password_env})") from None
+                        f" variable {cfg.password_env})"
+                    ) from None
         except BaseException as exc:
             if smtp is not None:
                 smtp.close()
             if isinstance(exc, smtplib.SMTPAuthenticationError):
                 raise DeliveryError(
                     f"SMTP server {where} refused the login of {cfg.username!r}:"
-                    f" {_reply_text(exc.smtp_code, exc.smtp_error)}") from exc
+                    f" {_reply_text(exc.smtp_code, exc.smtp_error)}"
+                ) from exc
             if isinstance(exc, ssl.SSLError):
                 raise DeliveryError(f"SMTP server {where}: TLS failed: {exc}") from exc
             if isinstance(exc, (smtplib.SMTPException, OSError)):
-                raise TemporaryFailure(f"cannot connect to {where}: {exc}",
-                                       connection=True) from exc
+                raise TemporaryFailure(
+                    f"cannot connect to {where}: {exc}", connection=True
+                ) from exc
             raise
         self._eightbit = smtp.has_extn("8bitmime")
         self.connections += 1
@@ -215,7 +238,8 @@ class SmtpMailer:
                     raise TemporaryFailure(_reply_text(code, reply), server=True)
                 raise DeliveryError(
                     f"SMTP server refused the sender {message.sender}:"
-                    f" {_reply_text(code, reply)} (check mail.from_address)")
+                    f" {_reply_text(code, reply)} (check mail.from_address)"
+                )
             stage = "RCPT"
             code, reply = smtp.rcpt(message.recipient)
             if code not in (250, 251):
@@ -231,8 +255,9 @@ class SmtpMailer:
             raise _failure(exc.smtp_code, exc.smtp_error) from exc
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop()
-            raise TemporaryFailure(f"connection lost at {stage}: {exc}",
-                                   maybe_delivered=stage == "DATA") from exc
+            raise TemporaryFailure(
+                f"connection lost at {stage}: {exc}", maybe_delivered=stage == "DATA"
+            ) from exc
         except smtplib.SMTPResponseException as exc:
             self._drop()
             raise _failure(exc.smtp_code, exc.smtp_error) from exc
@@ -285,7 +310,8 @@ def make_mailer(config: Config) -> Mailer:
         if not password:
             raise ConfigError(
                 f"mail.smtp.password_env: the environment variable {mail.smtp.password_env}"
-                f" is not set (the password for {mail.smtp.username!r})")
+                f" is not set (the password for {mail.smtp.username!r})"
+            )
     ca_file = config.path(mail.smtp.ca_file) if mail.smtp.ca_file else None
     if ca_file is not None and not ca_file.is_file():
         raise ConfigError(f"mail.smtp.ca_file: {ca_file}: no such file")

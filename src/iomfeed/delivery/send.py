@@ -73,8 +73,14 @@ def deliver(
 ) -> DeliveryReport:
     """Send what the ledger says is still due for ``record``; returns what happened."""
     stop = stop or Stop()
-    counts = {"sent": 0, "failed": 0, "deferred": 0, "skipped": 0, "bounced": 0,
-              "resent_ambiguous": 0}
+    counts = {
+        "sent": 0,
+        "failed": 0,
+        "deferred": 0,
+        "skipped": 0,
+        "bounced": 0,
+        "resent_ambiguous": 0,
+    }
     error = ""
     interrupted = False
     refused: list[int] = []  # subscribers refused permanently in a row
@@ -84,31 +90,39 @@ def deliver(
             interrupted = True
             break
         if row.subscriber_status != "active":
-            store.mark_skipped(record.id, row.subscriber_id,
-                               f"subscriber {row.subscriber_status} before their turn", clock())
+            store.mark_skipped(
+                record.id,
+                row.subscriber_id,
+                f"subscriber {row.subscriber_status} before their turn",
+                clock(),
+            )
             counts["skipped"] += 1
             continue
         ambiguous = row.status == "sending" or row.ambiguous
         if row.status == "sending":
-            log.warning("digest %d to %s was in flight when a run stopped; sending it again"
-                        " with the same Message-ID", record.id, row.address)
+            log.warning(
+                "digest %d to %s was in flight when a run stopped; sending it again"
+                " with the same Message-ID",
+                record.id,
+                row.address,
+            )
             counts["resent_ambiguous"] += 1
         try:
             message = composers[row.language].compose(row.subscriber_id, row.address, row.name)
         except Exception as exc:  # bad data must not stall everyone after this row
-            log.exception("digest %d to %s: the message could not be made", record.id,
-                          row.address)
-            store.mark_error(record.id, row.subscriber_id,
-                             f"message could not be made: {exc!r}", clock())
+            log.exception("digest %d to %s: the message could not be made", record.id, row.address)
+            store.mark_error(
+                record.id, row.subscriber_id, f"message could not be made: {exc!r}", clock()
+            )
             counts["failed"] += 1
             continue
         attempts = row.attempts
         tries = 0
         for retry in range(mail.retries + 1):
-            if not store.mark_sending(record.id, row.subscriber_id, clock(),
-                                      ambiguous=ambiguous):
-                store.mark_skipped(record.id, row.subscriber_id,
-                                   "unsubscribed before their turn", clock())
+            if not store.mark_sending(record.id, row.subscriber_id, clock(), ambiguous=ambiguous):
+                store.mark_skipped(
+                    record.id, row.subscriber_id, "unsubscribed before their turn", clock()
+                )
                 counts["skipped"] += 1
                 break
             attempts += 1
@@ -117,63 +131,90 @@ def deliver(
                 reply = mailer.send(message)
             except TemporaryFailure as exc:
                 ambiguous = ambiguous or exc.maybe_delivered
-                if retry < mail.retries and attempts < mail.max_attempts \
-                        and not stop.sleep(mail.backoff * 2 ** retry):
-                    log.info("digest %d to %s: %s; trying again", record.id, row.address,
-                             exc.reply)
+                if (
+                    retry < mail.retries
+                    and attempts < mail.max_attempts
+                    and not stop.sleep(mail.backoff * 2**retry)
+                ):
+                    log.info("digest %d to %s: %s; trying again", record.id, row.address, exc.reply)
                     continue
                 if exc.server:
                     # Not this subscriber's problem: pending again, the tries given back.
-                    store.mark_deferred(record.id, row.subscriber_id, exc.reply, clock(),
-                                        give_up=False)
+                    store.mark_deferred(
+                        record.id, row.subscriber_id, exc.reply, clock(), give_up=False
+                    )
                     store.uncount_attempts(record.id, row.subscriber_id, tries)
                     error = f"mail server: {exc.reply}"
                     break
                 give_up = attempts >= mail.max_attempts
-                store.mark_deferred(record.id, row.subscriber_id, exc.reply, clock(),
-                                    give_up=give_up)
+                store.mark_deferred(
+                    record.id, row.subscriber_id, exc.reply, clock(), give_up=give_up
+                )
                 if give_up:
                     counts["failed"] += 1
-                    log.warning("digest %d to %s failed after %d tries: %s", record.id,
-                                row.address, attempts, exc.reply)
+                    log.warning(
+                        "digest %d to %s failed after %d tries: %s",
+                        record.id,
+                        row.address,
+                        attempts,
+                        exc.reply,
+                    )
                 else:
                     counts["deferred"] += 1
                     deferred.append((row.subscriber_id, tries))
-                    log.warning("digest %d to %s deferred to the next run: %s", record.id,
-                                row.address, exc.reply)
+                    log.warning(
+                        "digest %d to %s deferred to the next run: %s",
+                        record.id,
+                        row.address,
+                        exc.reply,
+                    )
                 if len(deferred) >= MAX_TEMPORARY_IN_A_ROW:
                     for sid, n in deferred:
                         store.uncount_attempts(record.id, sid, n)
-                    error = (f"{len(deferred)} addresses in a row deferred (last: {exc.reply});"
-                             " stopped: is the mail server refusing everyone for now?")
+                    error = (
+                        f"{len(deferred)} addresses in a row deferred (last: {exc.reply});"
+                        " stopped: is the mail server refusing everyone for now?"
+                    )
                 elif stop.requested:
                     interrupted = True
             except PermanentFailure as exc:
-                bounced = store.mark_failed(record.id, row.subscriber_id, exc.reply, clock(),
-                                            bounce_after=mail.bounce_after)
+                bounced = store.mark_failed(
+                    record.id, row.subscriber_id, exc.reply, clock(), bounce_after=mail.bounce_after
+                )
                 counts["failed"] += 1
                 counts["bounced"] += int(bounced)
                 refused.append(row.subscriber_id)
                 deferred.clear()
-                log.warning("digest %d to %s refused: %s%s", record.id, row.address,
-                            exc.reply, " (subscriber marked bounced)" if bounced else "")
+                log.warning(
+                    "digest %d to %s refused: %s%s",
+                    record.id,
+                    row.address,
+                    exc.reply,
+                    " (subscriber marked bounced)" if bounced else "",
+                )
                 if len(refused) >= MAX_PERMANENT_IN_A_ROW:
                     store.revert_failures(record.id, refused, bounce_after=mail.bounce_after)
                     counts["failed"] -= len(refused)
                     counts["bounced"] = 0
-                    error = (f"{len(refused)} addresses in a row refused (last: {exc.reply});"
-                             " stopped, and those deliveries are pending again: is the mail"
-                             " server refusing every message?")
+                    error = (
+                        f"{len(refused)} addresses in a row refused (last: {exc.reply});"
+                        " stopped, and those deliveries are pending again: is the mail"
+                        " server refusing every message?"
+                    )
             except DeliveryError as exc:
                 # Concerns every message (sender refused, login, TLS, outbox not writable):
                 # this row goes back to pending, its try given back, and the send stops.
-                store.mark_deferred(record.id, row.subscriber_id, str(exc), clock(),
-                                    give_up=False)
+                store.mark_deferred(record.id, row.subscriber_id, str(exc), clock(), give_up=False)
                 store.uncount_attempts(record.id, row.subscriber_id, tries)
                 error = str(exc)
             else:
-                store.mark_delivered(record.id, row.subscriber_id, reply, clock(),
-                                     reset_failures=row.subscriber_failures > 0)
+                store.mark_delivered(
+                    record.id,
+                    row.subscriber_id,
+                    reply,
+                    clock(),
+                    reset_failures=row.subscriber_failures > 0,
+                )
                 counts["sent"] += 1
                 refused.clear()
                 deferred.clear()
@@ -185,5 +226,11 @@ def deliver(
             break
     finished = store.finish_digest(record.id, clock())
     totals = store.delivery_totals(record.id)
-    return DeliveryReport(digest_id=record.id, interrupted=interrupted, totals=totals,
-                          finished=finished, error=error, **counts)
+    return DeliveryReport(
+        digest_id=record.id,
+        interrupted=interrupted,
+        totals=totals,
+        finished=finished,
+        error=error,
+        **counts,
+    )

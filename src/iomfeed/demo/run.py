@@ -44,8 +44,11 @@ def _start_server(port: int) -> SnapshotServer:
     try:
         return SnapshotServer(DEFAULT_ROOT, port=port).start()
     except OSError:
-        log.warning("port %d is busy; serving the snapshot on a free port instead (a later"
-                    " demo run will then see different addresses)", port)
+        log.warning(
+            "port %d is busy; serving the snapshot on a free port instead (a later"
+            " demo run will then see different addresses)",
+            port,
+        )
         return SnapshotServer(DEFAULT_ROOT).start()
 
 
@@ -83,23 +86,33 @@ def _demo_digest(config: Config, store: Store, out_dir: Path) -> str:
     if outcome.delivery is None:
         return f"skipped ({outcome.note}); previews in {', '.join(previews)}"
     where = config.outbox_path if config.mail.transport == "outbox" else config.mail.smtp.host
-    return (f"{outcome.items} item(s) sent to {outcome.delivery.sent} subscriber(s) in"
-            f" {where}; previews in {', '.join(previews)}")
+    return (
+        f"{outcome.items} item(s) sent to {outcome.delivery.sent} subscriber(s) in"
+        f" {where}; previews in {', '.join(previews)}"
+    )
 
 
-def _local_config(config_path: Path, text: str, out_dir: Path, snapshot: str,
-                  feeds_url: str) -> Config:
-    config = load_config(config_path, text=text.replace(LIVE_ORIGIN, snapshot),
-                         base_dir=out_dir.resolve())
+def _local_config(
+    config_path: Path, text: str, out_dir: Path, snapshot: str, feeds_url: str
+) -> Config:
+    config = load_config(
+        config_path, text=text.replace(LIVE_ORIGIN, snapshot), base_dir=out_dir.resolve()
+    )
     site = config.site
     # Ids minted by the demo keep the authority the configuration would give them.
     authority = site.id_authority or urlsplit(site.public_url).hostname or ""
-    return dataclasses.replace(config, site=dataclasses.replace(
-        site, public_url=feeds_url, id_authority=authority))
+    return dataclasses.replace(
+        config, site=dataclasses.replace(site, public_url=feeds_url, id_authority=authority)
+    )
 
 
-def run_demo(config_path: Path | None, out_dir: Path, *, keep_serving: bool | None = None,
-             port: int = DEFAULT_PORT) -> int:
+def run_demo(
+    config_path: Path | None,
+    out_dir: Path,
+    *,
+    keep_serving: bool | None = None,
+    port: int = DEFAULT_PORT,
+) -> int:
     """``config_path`` None: the packaged config.toml. ``keep_serving`` None: when standard
     input is a terminal."""
     from ..shipped import shipped_config
@@ -121,8 +134,11 @@ def run_demo(config_path: Path | None, out_dir: Path, *, keep_serving: bool | No
         log.info("serving the bundled snapshot at %s", server.origin)
         feeds_url = f"http://127.0.0.1:{feeds_server.server_port}/"
         config = _local_config(config_path, text, out_dir, server.origin, feeds_url)
-        with RunLock(config.database_path), open_store(config) as store, \
-                HttpClient(config.http, validators=store) as http:
+        with (
+            RunLock(config.database_path),
+            open_store(config) as store,
+            HttpClient(config.http, validators=store) as http,
+        ):
             report = fetch_all(config, store=store, http=http, now=utc_now)
             published = publish(config, store=store, now=utc_now())
             total = store.count()
@@ -132,17 +148,23 @@ def run_demo(config_path: Path | None, out_dir: Path, *, keep_serving: bool | No
         for item in newest:
             print(f"  {item.published:%Y-%m-%d}  {item.title}")
         feeds = config.feeds_path
-        print(f"\nFeeds in {feeds} ({len(published.written)} file(s) written): open"
-              f" {feeds / 'index.html'}, or subscribe to {feeds / 'atom.xml'}")
+        print(
+            f"\nFeeds in {feeds} ({len(published.written)} file(s) written): open"
+            f" {feeds / 'index.html'}, or subscribe to {feeds / 'atom.xml'}"
+        )
         print(f"\nDigest: {digest}")
         if keep_serving:
             feeds_server.set_app(App(config, now=utc_now))
-            web = threading.Thread(target=feeds_server.serve_forever, name="demo-feeds",
-                                   daemon=True)
+            web = threading.Thread(
+                target=feeds_server.serve_forever, name="demo-feeds", daemon=True
+            )
             web.start()
-            print(f"\nServing until Ctrl-C: the feeds at {feeds_url} (open it; the same as"
-                  f" {feeds / 'index.html'}, with working subscribe links), the pictures and"
-                  f" the snapshot at {server.origin}/news", flush=True)
+            print(
+                f"\nServing until Ctrl-C: the feeds at {feeds_url} (open it; the same as"
+                f" {feeds / 'index.html'}, with working subscribe links), the pictures and"
+                f" the snapshot at {server.origin}/news",
+                flush=True,
+            )
             try:
                 while True:
                     time.sleep(3600)
@@ -151,8 +173,10 @@ def run_demo(config_path: Path | None, out_dir: Path, *, keep_serving: bool | No
             finally:
                 feeds_server.shutdown()
         else:
-            print(f"\n(Run from a terminal, the demo keeps serving {feeds_url} and the"
-                  f" snapshot's pictures until Ctrl-C; --serve does it anyway.)")
+            print(
+                f"\n(Run from a terminal, the demo keeps serving {feeds_url} and the"
+                f" snapshot's pictures until Ctrl-C; --serve does it anyway.)"
+            )
     finally:
         feeds_server.server_close()
         server.stop()

@@ -30,9 +30,7 @@ def _decode_words(value: str) -> str:
 def _printable(value: str) -> str:
     # Cc: control characters (CR, LF, NUL, ...); Cf: format characters (bidi overrides,
     # zero-width); Zl/Zp: line and paragraph separators. All become a space.
-    return "".join(
-        " " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in value
-    )
+    return "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in value)
 
 
 def clean_header_text(value: str, limit: int = SUBJECT_LIMIT) -> str:
@@ -49,7 +47,7 @@ def clean_header_text(value: str, limit: int = SUBJECT_LIMIT) -> str:
     text = _SPACES.sub(" ", text).strip()
     if len(text) > limit:
         cut = text[: limit - 1]
-        if " " in cut[limit // 2:]:
+        if " " in cut[limit // 2 :]:
             cut = cut[: cut.rfind(" ")]
         text = cut.rstrip(" ,;:-") + "…"
     return text

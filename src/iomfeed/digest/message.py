@@ -60,14 +60,16 @@ class Outgoing:
     data: bytes  # the whole message, CRLF line ends, 8bit bodies
 
 
-def message_id(sender: Sender, digest_id: int, subscriber_id: int,
-               created: datetime | None = None) -> str:
+def message_id(
+    sender: Sender, digest_id: int, subscriber_id: int, created: datetime | None = None
+) -> str:
     """The same (digest, subscriber) always gets the same Message-ID, so a message re-sent
     after a crash is recognisably the same message; the digest's creation time keeps ids
     apart when a database is started again from scratch."""
     stamp = created.isoformat() if created else ""
     salt = hashlib.sha256(
-        f"{sender.list_id}\0{digest_id}\0{subscriber_id}\0{stamp}".encode()).hexdigest()[:12]
+        f"{sender.list_id}\0{digest_id}\0{subscriber_id}\0{stamp}".encode()
+    ).hexdigest()[:12]
     return f"<digest-{digest_id}.{subscriber_id}.{salt}@{sender.domain}>"
 
 
@@ -95,8 +97,16 @@ def _split(body: str, tokens: tuple[str, ...]) -> list[str]:
 class Composer:
     """The messages of one digest in one language."""
 
-    def __init__(self, rendered: RenderedDigest, *, sender: Sender, digest_id: int,
-                 date: datetime, secret: bytes, test: bool = False) -> None:
+    def __init__(
+        self,
+        rendered: RenderedDigest,
+        *,
+        sender: Sender,
+        digest_id: int,
+        date: datetime,
+        secret: bytes,
+        test: bool = False,
+    ) -> None:
         from email.headerregistry import Address
         from email.message import EmailMessage
         from email.policy import SMTP
@@ -113,8 +123,9 @@ class Composer:
         assert set(self._tokens) == set(TOKENS)
 
         skeleton = EmailMessage(policy=SMTP)
-        skeleton["From"] = Address(clean_header_text(sender.name, NAME_LIMIT),
-                                   addr_spec=sender.address)
+        skeleton["From"] = Address(
+            clean_header_text(sender.name, NAME_LIMIT), addr_spec=sender.address
+        )
         if sender.reply_to:
             skeleton["Reply-To"] = sender.reply_to
         subject = clean_header_text(rendered.subject)
@@ -123,14 +134,19 @@ class Composer:
         # Given unencoded: the policy encodes and folds it (a pre-folded value would carry
         # a line break, which the policy rightly refuses).
         list_name = clean_header_text(sender.list_name, NAME_LIMIT)
-        skeleton["List-Id"] = (formataddr((list_name, sender.list_id)) if list_name.isascii()
-                               else f"{list_name} <{sender.list_id}>")
+        skeleton["List-Id"] = (
+            formataddr((list_name, sender.list_id))
+            if list_name.isascii()
+            else f"{list_name} <{sender.list_id}>"
+        )
         if not test:
             skeleton["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         skeleton.set_content(_TEXT_MARK + "\n", cte="8bit")
         skeleton.add_alternative(_HTML_MARK + "\n", subtype="html", cte="8bit")
-        skeleton.set_boundary(f"=_iomfeed_{digest_id}_{rendered.language}_"
-                              + hashlib.sha256(rendered.html.encode()).hexdigest()[:16])
+        skeleton.set_boundary(
+            f"=_iomfeed_{digest_id}_{rendered.language}_"
+            + hashlib.sha256(rendered.html.encode()).hexdigest()[:16]
+        )
         raw = skeleton.as_bytes()
         head, _, body = raw.partition(b"\r\n\r\n")
         self._head = head + b"\r\n"
@@ -147,10 +163,16 @@ class Composer:
 
     def values(self, address: str, name: str, unsubscribe_url: str) -> dict[str, str]:
         name = clean_header_text(name, NAME_LIMIT)
-        greeting = (self.rendered.greeting.replace("{name}", name) if name
-                    else self.rendered.greeting_no_name)
-        return {self._tokens[0]: greeting, self._tokens[1]: unsubscribe_url,
-                self._tokens[2]: address}
+        greeting = (
+            self.rendered.greeting.replace("{name}", name)
+            if name
+            else self.rendered.greeting_no_name
+        )
+        return {
+            self._tokens[0]: greeting,
+            self._tokens[1]: unsubscribe_url,
+            self._tokens[2]: address,
+        }
 
     def _fill(self, parts: list[str], values: dict[str, str], escape: bool) -> bytes:
         out = parts.copy()
@@ -162,8 +184,7 @@ class Composer:
     def compose(self, subscriber_id: int, address: str, name: str) -> Outgoing:
         token = make_token(self.secret, self.sender.list_id, subscriber_id, address)
         link = unsubscribe_link(self.sender.unsubscribe_url, token)
-        mailto = (f"mailto:{self.sender.unsubscribe_mailto}"
-                  f"?subject={quote('unsubscribe ' + token)}")
+        mailto = f"mailto:{self.sender.unsubscribe_mailto}?subject={quote('unsubscribe ' + token)}"
         mid = message_id(self.sender, self.digest_id, subscriber_id, self.date)
         return self._message(mid, address, name, link, mailto)
 
@@ -172,17 +193,22 @@ class Composer:
         link = unsubscribe_link(self.sender.unsubscribe_url, "TEST")
         return self._message(mid, address, name, link, "")
 
-    def _message(self, mid: str, address: str, name: str, link: str,
-                 mailto: str) -> Outgoing:
+    def _message(self, mid: str, address: str, name: str, link: str, mailto: str) -> Outgoing:
         values = self.values(address, name, link)
         personal = [f"To: {address_header(name, address)}", f"Message-ID: {mid}"]
         if mailto:
             personal.append(f"List-Unsubscribe: <{link}>,\r\n <{mailto}>")
         before_text, between, after_html = self._body
-        data = b"".join((
-            "\r\n".join(personal).encode("ascii"), b"\r\n", self._head, before_text,
-            self._fill(self._text, values, escape=False), between,
-            self._fill(self._html, values, escape=True), after_html,
-        ))
-        return Outgoing(message_id=mid, sender=self.sender.address, recipient=address,
-                        data=data)
+        data = b"".join(
+            (
+                "\r\n".join(personal).encode("ascii"),
+                b"\r\n",
+                self._head,
+                before_text,
+                self._fill(self._text, values, escape=False),
+                between,
+                self._fill(self._html, values, escape=True),
+                after_html,
+            )
+        )
+        return Outgoing(message_id=mid, sender=self.sender.address, recipient=address, data=data)

@@ -117,8 +117,10 @@ class Chrome:
 
 CHROME_KEYS = tuple(f.name for f in dataclasses.fields(Chrome) if f.name != "language")
 #: Keys of older chrome.toml files, and what replaced them.
-_RETIRED_KEYS = {"months": "month names come from CLDR (Babel) for the language; write"
-                           " date_format as a CLDR pattern such as 'd MMMM y'"}
+_RETIRED_KEYS = {
+    "months": "month names come from CLDR (Babel) for the language; write"
+    " date_format as a CLDR pattern such as 'd MMMM y'"
+}
 
 
 def own_folder() -> Traversable:
@@ -138,8 +140,10 @@ def _read_toml(text: str, where: str) -> dict[str, Any]:
 def load_chrome(language: str, folder: Path | None = None) -> Chrome:
     """The words for ``language``: the package's ``chrome.toml``, with the values of
     ``folder/chrome.toml`` (when there is one) replacing them key by key."""
-    own = _read_toml(own_folder().joinpath(CHROME_FILE).read_text(encoding="utf-8"),
-                     f"templates/{TEMPLATE_FOLDER}/{CHROME_FILE}")
+    own = _read_toml(
+        own_folder().joinpath(CHROME_FILE).read_text(encoding="utf-8"),
+        f"templates/{TEMPLATE_FOLDER}/{CHROME_FILE}",
+    )
     values = dict(own[language])
     where = f"templates/{TEMPLATE_FOLDER}/{CHROME_FILE}"
     if folder is not None and (folder / CHROME_FILE).is_file():
@@ -152,8 +156,9 @@ def load_chrome(language: str, folder: Path | None = None) -> Chrome:
         override = _read_toml(text, where)
         for name, table in override.items():
             if name not in LANGUAGES:
-                raise ConfigError(f"{where}: [{name}]: unknown table (expected one of"
-                                  f" {', '.join(LANGUAGES)})")
+                raise ConfigError(
+                    f"{where}: [{name}]: unknown table (expected one of {', '.join(LANGUAGES)})"
+                )
             if not isinstance(table, dict):
                 raise ConfigError(f"{where}: {name}: expected a table")
         values.update(override.get(language, {}))
@@ -257,8 +262,11 @@ def clean_text(text: str, *, scraped: bool = True) -> str:
     if scraped:
         text = text.replace("%%", "%\u2060%")
     return _LONG_WORD.sub(
-        lambda m: " ".join(m.group(0)[i:i + MAX_WORD]
-                           for i in range(0, len(m.group(0)), MAX_WORD)), text)
+        lambda m: " ".join(
+            m.group(0)[i : i + MAX_WORD] for i in range(0, len(m.group(0)), MAX_WORD)
+        ),
+        text,
+    )
 
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
@@ -275,12 +283,18 @@ def ascii_url(url: str) -> str:
 
 def usable_url(url: str) -> bool:
     """An absolute http(s) link (ASCII) short enough for a line of its own."""
-    return url.startswith(("https://", "http://")) and len(url) <= MAX_URL_BYTES \
-        and url.isascii() and url.isprintable() and " " not in url
+    return (
+        url.startswith(("https://", "http://"))
+        and len(url) <= MAX_URL_BYTES
+        and url.isascii()
+        and url.isprintable()
+        and " " not in url
+    )
 
 
-def _story(entry: DigestEntry, *, featured: bool, chrome: Chrome, timezone: str,
-           fallback_url: str) -> Story:
+def _story(
+    entry: DigestEntry, *, featured: bool, chrome: Chrome, timezone: str, fallback_url: str
+) -> Story:
     url = ascii_url(entry.url)
     if not usable_url(url):
         log.debug("story %s: link unusable in a mail, linking the index page", entry.id)
@@ -290,27 +304,43 @@ def _story(entry: DigestEntry, *, featured: bool, chrome: Chrome, timezone: str,
     # The summary's paragraphs stay apart (clean_text would join them with a space).
     paragraphs = tuple(p for p in map(clean_text, entry.summary.split("\n")) if p)
     return Story(
-        title=clean_text(entry.title), url=url,
+        title=clean_text(entry.title),
+        url=url,
         date=format_date(entry.published, chrome, timezone),
-        summary="\n".join(paragraphs), paragraphs=paragraphs,
-        image_url=image_url, image_alt=shorten(clean_text(entry.image_alt), ALT_LIMIT),
+        summary="\n".join(paragraphs),
+        paragraphs=paragraphs,
+        image_url=image_url,
+        image_alt=shorten(clean_text(entry.image_alt), ALT_LIMIT),
         featured=featured,
     )
 
 
-def build_groups(entries: Sequence[DigestEntry], *, chrome: Chrome, timezone: str,
-                 fallback_url: str, names: Callable[[str], str] = str) -> list[Group]:
+def build_groups(
+    entries: Sequence[DigestEntry],
+    *,
+    chrome: Chrome,
+    timezone: str,
+    fallback_url: str,
+    names: Callable[[str], str] = str,
+) -> list[Group]:
     """The stories as the templates show them, grouped (see :func:`group_entries`) under
     their category's name in the digest's language (``names``); the first story leads the
     digest."""
     groups = []
     for index, (name, items) in enumerate(group_entries(entries)):
         stories = tuple(
-            _story(entry, featured=(index == 0 and n == 0), chrome=chrome,
-                   timezone=timezone, fallback_url=fallback_url)
-            for n, entry in enumerate(items))
-        groups.append(Group(name=clean_text(names(name)) if name else chrome.other_news,
-                            stories=stories))
+            _story(
+                entry,
+                featured=(index == 0 and n == 0),
+                chrome=chrome,
+                timezone=timezone,
+                fallback_url=fallback_url,
+            )
+            for n, entry in enumerate(items)
+        )
+        groups.append(
+            Group(name=clean_text(names(name)) if name else chrome.other_news, stories=stories)
+        )
     return groups
 
 
@@ -326,9 +356,12 @@ def wrap_text(text: str, width: int = TEXT_WIDTH) -> str:
     """A paragraph of plain text wrapped at ``width`` columns (long words, such as links,
     are not cut)."""
     # Its input is already clean (or the chrome's own text, tokens included).
-    return textwrap.fill(clean_text(str(text), scraped=False), width=width,
-                         break_long_words=False,
-                         break_on_hyphens=False)
+    return textwrap.fill(
+        clean_text(str(text), scraped=False),
+        width=width,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
 
 
 @lru_cache(maxsize=8)
@@ -340,9 +373,14 @@ def environment(folder: str = "") -> Environment:
 
     loaders = [FileSystemLoader(folder)] if folder else []
     loaders.append(FileSystemLoader(str(own_folder())))
-    env = Environment(loader=ChoiceLoader(loaders), autoescape=_autoescape,
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                      keep_trailing_newline=True)
+    env = Environment(
+        loader=ChoiceLoader(loaders),
+        autoescape=_autoescape,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
     env.filters["wrap"] = wrap_text
     return env
 
@@ -350,8 +388,10 @@ def environment(folder: str = "") -> Environment:
 def _environment(config: Config) -> Environment:
     folder = config.templates_path
     if folder is not None and not folder.is_dir():
-        raise ConfigError(f"digest.templates: {folder} is not a folder (it holds templates"
-                          " that replace the built-in ones; \"\" for none)")
+        raise ConfigError(
+            f"digest.templates: {folder} is not a folder (it holds templates"
+            ' that replace the built-in ones; "" for none)'
+        )
     return environment(str(folder) if folder is not None else "")
 
 
@@ -371,8 +411,10 @@ def _render(env: Environment, name: str, context: dict[str, Any]) -> str:
     try:
         return env.get_template(name).render(context)
     except TemplateError as exc:
-        raise ConfigError(f"digest template {name}: {exc} (check the templates in the"
-                          " folder digest.templates names)") from exc
+        raise ConfigError(
+            f"digest template {name}: {exc} (check the templates in the"
+            " folder digest.templates names)"
+        ) from exc
 
 
 @lru_cache(maxsize=1)
@@ -383,15 +425,19 @@ def _subject_environment() -> Environment:
     return SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
 
 
-def render_subject(template: str, *, key: str, title: str, count: int, date: str,
-                   first: bool = False) -> str:
+def render_subject(
+    template: str, *, key: str, title: str, count: int, date: str, first: bool = False
+) -> str:
     """The subject line from the config's template (plain Jinja2: a header is not HTML),
     made header-safe by :func:`clean_header_text`."""
     from jinja2 import TemplateError
 
     try:
-        text = _subject_environment().from_string(template).render(
-            title=title, count=count, date=date, first=first)
+        text = (
+            _subject_environment()
+            .from_string(template)
+            .render(title=title, count=count, date=date, first=first)
+        )
     except TemplateError as exc:
         raise ConfigError(f"{key}: {exc} (variables: title, count, date, first)") from exc
     return clean_header_text(text)
@@ -408,15 +454,19 @@ def inline_css(html: str, css: str) -> str:
     from premailer import Premailer
 
     inliner = Premailer(
-        html=html, css_text=[css],
-        allow_network=False, allow_loading_external_files=False,
+        html=html,
+        css_text=[css],
+        allow_network=False,
+        allow_loading_external_files=False,
         # premailer strips !important from the @media rules it keeps by default: the
         # inlined styles would then always win and the phone layout would never apply.
-        strip_important=False, remove_classes=False,
+        strip_important=False,
+        remove_classes=False,
         # Only what cannot be inlined goes to the <style> block, not the whole sheet again.
         keep_style_tags=False,
         # vendor properties (mso-*, -webkit-*) are meant for mail programs, not errors.
-        disable_validation=True, cssutils_logging_level=logging.CRITICAL,
+        disable_validation=True,
+        cssutils_logging_level=logging.CRITICAL,
         # Styles must not turn into width/height attributes (height: auto would give
         # height="auto"); the templates set the width attributes themselves.
         disable_basic_attributes=["width", "height"],
@@ -438,7 +488,8 @@ def measure(text: str) -> int:
 
 
 _HTML_PIECES = re.compile(
-    r"<!--.*?-->|<![^>]*>|</?[A-Za-z][^\s/>]*(?:[^>\"']|\"[^\"]*\"|'[^']*')*>|[^<]+|<", re.S)
+    r"<!--.*?-->|<![^>]*>|</?[A-Za-z][^\s/>]*(?:[^>\"']|\"[^\"]*\"|'[^']*')*>|[^<]+|<", re.S
+)
 _IN_TAG = re.compile(r"\"[^\"]*\"|'[^']*'|\s+|[^\s\"']+")
 _SPACES = re.compile(r"(\s+)")
 
@@ -484,7 +535,7 @@ def _fold(pieces: list[str], limit: int) -> str:
         cost = measure(piece)
         if size + cost > limit and last >= 0:
             lines.append("".join(line[:last]))
-            line = line[last + 1:]
+            line = line[last + 1 :]
             size = sum(measure(p) for p in line)
             last = -1
         line.append(piece)
@@ -499,7 +550,8 @@ def fold_html(html: str, limit: int = MAX_LINE_BYTES) -> str:
     tag before its ``>``."""
     return "\n".join(
         line if measure(line) <= limit else _fold(_html_pieces(line), limit)
-        for line in html.split("\n"))
+        for line in html.split("\n")
+    )
 
 
 def pack_lines(html: str, limit: int = MAX_LINE_BYTES) -> str:
@@ -540,8 +592,7 @@ def fold_text(text: str, limit: int = MAX_LINE_BYTES) -> str:
         if measure(line) <= limit:
             out.append(line)
             continue
-        folded = _fold([_Break(p) if p.isspace() else p for p in _SPACES.split(line) if p],
-                       limit)
+        folded = _fold([_Break(p) if p.isspace() else p for p in _SPACES.split(line) if p], limit)
         for part in folded.split("\n"):
             chunk = ""
             for unit in _UNITS.findall(part):
@@ -570,20 +621,32 @@ def _preheader(groups: Sequence[Group], chrome: Chrome, intro: str) -> str:
 
 
 def _more_text(chrome: Chrome, more: int, first: bool) -> str:
-    """"N more new stories" (or, in the list's first digest, whose older stories are not
+    """ "N more new stories" (or, in the list's first digest, whose older stories are not
     new to anybody, "N more stories")."""
     if first:
-        return fill(chrome.more_first_one if more == 1 else chrome.more_first_many,
-                    count=str(more))
+        return fill(chrome.more_first_one if more == 1 else chrome.more_first_many, count=str(more))
     return fill(chrome.more_one if more == 1 else chrome.more_many, count=str(more))
 
 
-def _context(entries: Sequence[DigestEntry], more: int, *, language: str, chrome: Chrome,
-             title: str, date: str, config: Config, first: bool = False) -> dict[str, Any]:
+def _context(
+    entries: Sequence[DigestEntry],
+    more: int,
+    *,
+    language: str,
+    chrome: Chrome,
+    title: str,
+    date: str,
+    config: Config,
+    first: bool = False,
+) -> dict[str, Any]:
     index = index_url(config)
-    groups = build_groups(entries, chrome=chrome, timezone=config.site.timezone,
-                          fallback_url=index,
-                          names=lambda name: config.digest.categories.get(name, language))
+    groups = build_groups(
+        entries,
+        chrome=chrome,
+        timezone=config.site.timezone,
+        fallback_url=index,
+        names=lambda name: config.digest.categories.get(name, language),
+    )
     home = ascii_url(config.site.home_url)
     home = home if usable_url(home) else index
     intro = fill(chrome.intro_first if first else chrome.intro, title=title, date=date)
@@ -612,8 +675,7 @@ def _context(entries: Sequence[DigestEntry], more: int, *, language: str, chrome
     }
 
 
-def _largest_fitting(count: int, max_bytes: int,
-                     attempt: Callable[[int], tuple[str, int]]) -> int:
+def _largest_fitting(count: int, max_bytes: int, attempt: Callable[[int], tuple[str, int]]) -> int:
     """The most entries (fewer than ``count``, which do not fit) whose HTML fits
     ``max_bytes``, or 0. The size grows about linearly with the entries, so each probe is
     interpolated between the largest number known to fit and the smallest known not to:
@@ -622,8 +684,9 @@ def _largest_fitting(count: int, max_bytes: int,
     high, high_size = count, attempt(count)[1]
     while high - low > 1 and low_size <= max_bytes:
         per_entry = (high_size - low_size) / (high - low)
-        probe = low + int((max_bytes - low_size) / per_entry) if per_entry > 0 \
-            else (low + high) // 2
+        probe = (
+            low + int((max_bytes - low_size) / per_entry) if per_entry > 0 else (low + high) // 2
+        )
         probe = min(max(probe, low + 1), high - 1)
         size = attempt(probe)[1]
         if size <= max_bytes:
@@ -645,22 +708,34 @@ def render_digest(content: DigestContent, language: str, config: Config) -> Rend
     count = len(entries) + content.more
     subject = render_subject(
         config.digest.subject_sq if language == "sq" else config.digest.subject_en,
-        key=f"digest.subject_{language}", title=clean_text(title),
+        key=f"digest.subject_{language}",
+        title=clean_text(title),
         # The first digest's older stories are not new: it counts the stories it holds.
-        count=len(entries) if content.first else count, date=date, first=content.first)
+        count=len(entries) if content.first else count,
+        date=date,
+        first=content.first,
+    )
     css = _source(env, CSS_FILE)
 
     def context(shown: int) -> dict[str, Any]:
-        return _context(entries[:shown], count - shown, language=language, chrome=chrome,
-                        title=clean_text(title), date=date, config=config,
-                        first=content.first)
+        return _context(
+            entries[:shown],
+            count - shown,
+            language=language,
+            chrome=chrome,
+            title=clean_text(title),
+            date=date,
+            config=config,
+            first=content.first,
+        )
 
     attempts: dict[int, tuple[str, int]] = {}
 
     def attempt(shown: int) -> tuple[str, int]:
         if shown not in attempts:
-            html = pack_lines(fold_html(inline_css(_render(env, HTML_TEMPLATE, context(shown)),
-                                                  css)))
+            html = pack_lines(
+                fold_html(inline_css(_render(env, HTML_TEMPLATE, context(shown)), css))
+            )
             attempts[shown] = (html, measure(html))
         return attempts[shown]
 
@@ -670,12 +745,23 @@ def render_digest(content: DigestContent, language: str, config: Config) -> Rend
         shown = _largest_fitting(shown, max_bytes, attempt)
         log.warning(
             "digest (%s): %d of %d stories kept so the HTML part stays within"
-            " digest.max_bytes (%d bytes, limit %d); the others are linked", language,
-            shown, len(entries), attempt(shown)[1], max_bytes)
+            " digest.max_bytes (%d bytes, limit %d); the others are linked",
+            language,
+            shown,
+            len(entries),
+            attempt(shown)[1],
+            max_bytes,
+        )
     html, html_bytes = attempt(shown)
     text = fold_text(_render(env, TEXT_TEMPLATE, context(shown)))
     return RenderedDigest(
-        language=language, subject=subject, html=html, text=text,
-        greeting=chrome.greeting, greeting_no_name=chrome.greeting_no_name,
-        shown=shown, more=count - shown, html_bytes=html_bytes,
+        language=language,
+        subject=subject,
+        html=html,
+        text=text,
+        greeting=chrome.greeting,
+        greeting_no_name=chrome.greeting_no_name,
+        shown=shown,
+        more=count - shown,
+        html_bytes=html_bytes,
     )

@@ -31,7 +31,7 @@ def shorten(text: str, limit: int = SUMMARY_LIMIT) -> str:
     if len(text) <= limit:
         return text
     cut = text[: limit - 1]
-    if " " in cut[limit // 2:]:
+    if " " in cut[limit // 2 :]:
         cut = cut[: cut.rfind(" ")]
     return cut.rstrip(" ,;:.-·") + "…"
 
@@ -56,28 +56,45 @@ def summarize(parts: Sequence[str], limit: int = SUMMARY_LIMIT) -> str:
 def to_entry(item: StoredItem) -> DigestEntry:
     summary = text_blocks(item.summary_html) or text_blocks(item.content_html)
     return DigestEntry(
-        id=item.id, title=item.title, url=item.url, published=item.published,
-        summary=summarize(summary), image_url=item.image_url, image_alt=item.image_alt,
+        id=item.id,
+        title=item.title,
+        url=item.url,
+        published=item.published,
+        summary=summarize(summary),
+        image_url=item.image_url,
+        image_alt=item.image_alt,
         category=item.categories[0] if item.categories else "",
     )
 
 
-def select(items: Sequence[StoredItem], *, max_items: int, digest_id: int, created: datetime,
-           since: datetime | None, first: bool = False) -> DigestContent:
+def select(
+    items: Sequence[StoredItem],
+    *,
+    max_items: int,
+    digest_id: int,
+    created: datetime,
+    since: datetime | None,
+    first: bool = False,
+) -> DigestContent:
     """The digest of ``items`` (the new items, any order): the newest ``max_items`` by their
     date, and how many more there are (all of them the digest's: the next one does not hold
     them). ``first``: the list's first digest (``max_items`` is then its ``first_items``)."""
     ordered = sorted(items, key=lambda i: (i.published, i.id), reverse=True)
     shown = ordered[:max_items]
     return DigestContent(
-        digest_id=digest_id, created=created, since=since,
-        entries=tuple(to_entry(i) for i in shown), more=len(ordered) - len(shown),
-        left_out=tuple(i.id for i in ordered[max_items:]), first=first,
+        digest_id=digest_id,
+        created=created,
+        since=since,
+        entries=tuple(to_entry(i) for i in shown),
+        more=len(ordered) - len(shown),
+        left_out=tuple(i.id for i in ordered[max_items:]),
+        first=first,
     )
 
 
-def next_due(schedule: str, timezone: str, mark: datetime,
-             key: str = "schedule.digest") -> datetime:
+def next_due(
+    schedule: str, timezone: str, mark: datetime, key: str = "schedule.digest"
+) -> datetime:
     """The first scheduled time strictly after ``mark`` (a crontab expression in
     ``timezone``): a digest made at 08:00:00 for the 08:00 slot has used that slot."""
     from ..cron import trigger as cron_trigger
@@ -85,30 +102,48 @@ def next_due(schedule: str, timezone: str, mark: datetime,
     try:
         trigger = cron_trigger(schedule, timezone)
     except ConfigError as exc:
-        raise ConfigError(f"{key}: invalid crontab expression {schedule!r}: {exc}") \
-            from exc
+        raise ConfigError(f"{key}: invalid crontab expression {schedule!r}: {exc}") from exc
     when = trigger.get_next_fire_time(None, mark + timedelta(seconds=1))
     if when is None:  # pragma: no cover - a crontab expression always fires again
         raise ConfigError(f"{key}: {schedule!r} never fires")
     return when  # type: ignore[no-any-return]
 
 
-def is_due(*, schedule: str, timezone: str, now: datetime, last: DigestRecord | None,
-           open_digest: DigestRecord | None, first_run: datetime | None) -> bool:
+def is_due(
+    *,
+    schedule: str,
+    timezone: str,
+    now: datetime,
+    last: DigestRecord | None,
+    open_digest: DigestRecord | None,
+    first_run: datetime | None,
+) -> bool:
     """Whether ``run`` should send a digest now.
 
     Due when one is still being sent (resume it), or when a scheduled time has passed since
     the last digest was made (sent or skipped), or, before the first digest, since iomfeed
     first ran. One missed time or ten, the answer is one digest.
     """
-    when = next_digest(schedule=schedule, timezone=timezone, now=now, last=last,
-                       open_digest=open_digest, first_run=first_run)
+    when = next_digest(
+        schedule=schedule,
+        timezone=timezone,
+        now=now,
+        last=last,
+        open_digest=open_digest,
+        first_run=first_run,
+    )
     return when is not None and when <= now
 
 
-def next_digest(*, schedule: str, timezone: str, now: datetime, last: DigestRecord | None,
-                open_digest: DigestRecord | None, first_run: datetime | None
-                ) -> datetime | None:
+def next_digest(
+    *,
+    schedule: str,
+    timezone: str,
+    now: datetime,
+    last: DigestRecord | None,
+    open_digest: DigestRecord | None,
+    first_run: datetime | None,
+) -> datetime | None:
     """When the next digest is due (``now`` while one is being sent); None before iomfeed
     ever ran."""
     if open_digest is not None:

@@ -71,7 +71,8 @@ def load_secret(config: Config, store: Store) -> bytes:
         if len(value) < MIN_SECRET_LENGTH:
             raise ConfigError(
                 f"mail.secret_env: the environment variable {name} holds a secret shorter"
-                f" than {MIN_SECRET_LENGTH} characters; use a long random value")
+                f" than {MIN_SECRET_LENGTH} characters; use a long random value"
+            )
         return value.encode("utf-8")
     log.debug("%s is not set: using the unsubscribe secret kept in the database", name)
     return store.setting_default(_STORED_SECRET, lambda: secrets.token_urlsafe(32)).encode()

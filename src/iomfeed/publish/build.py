@@ -103,8 +103,9 @@ def plan_archives(rows: Iterable[tuple[str, str, str, str]]) -> list[ArchivePage
     return pages
 
 
-def plan_after(rows: list[tuple[str, str, str, str]], pages: list[ArchivePage],
-               start: int) -> list[ArchivePage]:
+def plan_after(
+    rows: list[tuple[str, str, str, str]], pages: list[ArchivePage], start: int
+) -> list[ArchivePage]:
     """``plan_archives(rows[start:])``, reusing from ``pages`` (the plan of all ``rows``) the
     months that lie wholly past ``start``: only the months split by it are hashed again."""
     split = {row[1][:7] for row in rows[:start]}
@@ -154,8 +155,9 @@ class Publisher:
             stat = (self.folder / path).stat()
             self.store.record_published(path, fingerprint, stat.st_size, stat.st_mtime_ns)
 
-    def _doc(self, key: str, prefix: str, title: str, items: list[StoredItem],
-             **extra: object) -> FeedDoc:
+    def _doc(
+        self, key: str, prefix: str, title: str, items: list[StoredItem], **extra: object
+    ) -> FeedDoc:
         site = self.config.site
         return FeedDoc(
             key=key,
@@ -196,8 +198,13 @@ class Publisher:
         index_rows = self.store.item_index()
         by_month = plan_archives(index_rows)
         archives = plan_after(index_rows, by_month, cfg.max_items) if cfg.archives else []
-        main = self._doc("main", "", site.title, newest,
-                         prev_archive=self.url(archives[0].path) if archives else "")
+        main = self._doc(
+            "main",
+            "",
+            site.title,
+            newest,
+            prev_archive=self.url(archives[0].path) if archives else "",
+        )
         # Oldest archive first: each page's prev-archive exists before the page is written.
         for n in reversed(range(len(archives))):
             older = archives[n + 1] if n + 1 < len(archives) else None
@@ -208,25 +215,38 @@ class Publisher:
             categories = self.store.categories()
             for category, segment in unique_slugs(categories).items():
                 items = self.store.items_in_category(category, limit=cfg.max_items)
-                groups.append((f"category/{segment}", f"{site.title}: {category}", category,
-                               items))
+                groups.append((f"category/{segment}", f"{site.title}: {category}", category, items))
         if cfg.by_source:
             for source, segment in unique_slugs(self.store.sources()).items():
                 items = self.store.items(source=source, limit=cfg.max_items)
-                groups.append((f"source/{segment}", f"{site.title}: from {source}",
-                               f"From {source}", items))
+                groups.append(
+                    (f"source/{segment}", f"{site.title}: from {source}", f"From {source}", items)
+                )
         for key, title, label, items in groups:
             doc = self._doc(key, key + "/", title, items)
             self._feed_set(doc, key + "/")
             links.append(FeedLink(label, doc.atom_url, doc.rss_url, doc.json_url))
         self._feed_set(main, "")
         months = self._month_pages(index_rows, by_month, links[0])
-        shown = newest[:cfg.index_items] if cfg.index_items <= cfg.max_items \
+        shown = (
+            newest[: cfg.index_items]
+            if cfg.index_items <= cfg.max_items
             else self.store.items(limit=cfg.index_items)
-        self._write("index.html", render_index(
-            title=site.title, description=INDEX_DESCRIPTION.format(author=site.author),
-            language=site.language, home_url=site.home_url, author=site.author, feeds=links,
-            items=shown, updated=main.updated, months=months))
+        )
+        self._write(
+            "index.html",
+            render_index(
+                title=site.title,
+                description=INDEX_DESCRIPTION.format(author=site.author),
+                language=site.language,
+                home_url=site.home_url,
+                author=site.author,
+                feeds=links,
+                items=shown,
+                updated=main.updated,
+                months=months,
+            ),
+        )
         self._commit()
         self._remove_stale()
         return PublishReport(tuple(self.written), self.unchanged)
@@ -247,41 +267,75 @@ class Publisher:
             self.store.forget_published(path)
             self.written.append(path)
 
-    def _month_pages(self, rows: list[tuple[str, str, str, str]], by_month: list[ArchivePage],
-                     feed: FeedLink) -> list[MonthLink]:
+    def _month_pages(
+        self, rows: list[tuple[str, str, str, str]], by_month: list[ArchivePage], feed: FeedLink
+    ) -> list[MonthLink]:
         """Write one page per month that holds a story not on ``index.html`` (each with
         every story of its month); returns them, newest first, for the index to link."""
-        older = {row[1][:7] for row in rows[self.config.publish.index_items:]}
+        older = {row[1][:7] for row in rows[self.config.publish.index_items :]}
         pages = [p for p in by_month if p.month in older]
         links = [MonthLink(p.month, len(p.ids)) for p in pages]
         site = self.config.site
         for n, page in enumerate(pages):
             newer = links[n - 1] if n > 0 else None
             before = links[n + 1] if n + 1 < len(links) else None
-            fingerprint = hashlib.sha256("\x1f".join((
-                templates_digest(), page.rows_hash, newer.month if newer else "",
-                before.month if before else "", site.title, site.author, site.language,
-                site.home_url, feed.atom_url, feed.rss_url, feed.json_url,
-            )).encode("utf-8")).hexdigest()
+            fingerprint = hashlib.sha256(
+                "\x1f".join(
+                    (
+                        templates_digest(),
+                        page.rows_hash,
+                        newer.month if newer else "",
+                        before.month if before else "",
+                        site.title,
+                        site.author,
+                        site.language,
+                        site.home_url,
+                        feed.atom_url,
+                        feed.rss_url,
+                        feed.json_url,
+                    )
+                ).encode("utf-8")
+            ).hexdigest()
             path = links[n].path
             if self._still_there(path, fingerprint):
                 self.produced.add(path)
                 self.unchanged += 1
                 continue
-            self._write(path, render_month(
-                title=site.title, language=site.language, home_url=site.home_url,
-                author=site.author, feeds=[feed], month=links[n],
-                items=self.store.items_by_id(list(page.ids)), newer=newer, older=before),
-                fingerprint)
+            self._write(
+                path,
+                render_month(
+                    title=site.title,
+                    language=site.language,
+                    home_url=site.home_url,
+                    author=site.author,
+                    feeds=[feed],
+                    month=links[n],
+                    items=self.store.items_by_id(list(page.ids)),
+                    newer=newer,
+                    older=before,
+                ),
+                fingerprint,
+            )
         return links
 
     def _archive(self, page: ArchivePage, older: ArchivePage | None, main: FeedDoc) -> None:
         prev = self.url(older.path) if older else ""
         site = self.config.site
-        fingerprint = hashlib.sha256("\x1f".join((
-            RENDER_VERSION, page.rows_hash, prev, main.feed_id, main.atom_url,
-            site.title, site.author, site.language, site.home_url,
-        )).encode("utf-8")).hexdigest()
+        fingerprint = hashlib.sha256(
+            "\x1f".join(
+                (
+                    RENDER_VERSION,
+                    page.rows_hash,
+                    prev,
+                    main.feed_id,
+                    main.atom_url,
+                    site.title,
+                    site.author,
+                    site.language,
+                    site.home_url,
+                )
+            ).encode("utf-8")
+        ).hexdigest()
         if self._still_there(page.path, fingerprint):
             self.produced.add(page.path)
             self.unchanged += 1

@@ -31,9 +31,15 @@ GENERATOR_URI = "https://github.com/iomfeed/iomfeed"
 
 #: Image types by extension: a fixed table, so the output does not depend on the host's
 #: MIME database.
-IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
-               ".gif": "image/gif", ".webp": "image/webp", ".avif": "image/avif",
-               ".svg": "image/svg+xml"}
+IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".avif": "image/avif",
+    ".svg": "image/svg+xml",
+}
 
 
 def image_type(url: str) -> str | None:
@@ -117,8 +123,9 @@ def _generator(doc: FeedDoc, *, rss: bool) -> Any:
         if doc.hub:
             fg.channel.links.append({"href": doc.hub, "rel": "hub"})
         if doc.prev_archive:
-            fg.channel.links.append({"href": doc.prev_archive, "rel": "prev-archive",
-                                     "type": ATOM_TYPE})
+            fg.channel.links.append(
+                {"href": doc.prev_archive, "rel": "prev-archive", "type": ATOM_TYPE}
+            )
         fg.load_extension("media", atom=False, rss=True)
     else:
         fg.link(href=doc.atom_url, rel="self", type=ATOM_TYPE)
@@ -154,17 +161,24 @@ def _entry(fe: Any, item: StoredItem, *, rss: bool, feed_language: str) -> None:
         if item.image_url:
             # An RSS enclosure needs a true length, which is unknown: Media RSS instead, as a
             # bare media:content (group=None): a media:group must hold several of them.
-            fe.media.content({"url": item.image_url, "medium": "image",
-                              **({"type": t} if (t := image_type(item.image_url)) else {})},
-                             group=None)
+            fe.media.content(
+                {
+                    "url": item.image_url,
+                    "medium": "image",
+                    **({"type": t} if (t := image_type(item.image_url)) else {}),
+                },
+                group=None,
+            )
     else:
         if item.summary_html:
             fe.summary(item.summary_html, type="html")
         content = item.content_html
         mime = image_type(item.image_url) if item.image_url else None
         if item.image_url and not mime:  # no type to put on an enclosure: show it instead
-            content = f'<p><img src="{html.escape(item.image_url)}"' \
-                      f' alt="{html.escape(item.image_alt)}"></p>{content}'
+            content = (
+                f'<p><img src="{html.escape(item.image_url)}"'
+                f' alt="{html.escape(item.image_alt)}"></p>{content}'
+            )
         if content:
             fe.content(content, type="html")
         else:  # feedgen refuses an entry with neither content nor an alternate link of its own
@@ -190,13 +204,24 @@ def xml_safe(items: Sequence[StoredItem]) -> tuple[StoredItem, ...]:
         return _CONTROL.sub("", value)
 
     def clean(i: StoredItem) -> StoredItem:
-        if not _CONTROL.search(i.title + i.summary_html + i.content_html + i.author
-                               + i.image_alt + "".join(i.categories)):
+        if not _CONTROL.search(
+            i.title
+            + i.summary_html
+            + i.content_html
+            + i.author
+            + i.image_alt
+            + "".join(i.categories)
+        ):
             return i
         return dataclasses.replace(
-            i, title=text(i.title), summary_html=text(i.summary_html),
-            content_html=text(i.content_html), author=text(i.author),
-            image_alt=text(i.image_alt), categories=tuple(text(c) for c in i.categories))
+            i,
+            title=text(i.title),
+            summary_html=text(i.summary_html),
+            content_html=text(i.content_html),
+            author=text(i.author),
+            image_alt=text(i.image_alt),
+            categories=tuple(text(c) for c in i.categories),
+        )
 
     return tuple(clean(i) for i in items)
 

@@ -50,9 +50,14 @@ def environment() -> Environment:
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     own = importlib.resources.files("iomfeed.templates")
-    env = Environment(loader=FileSystemLoader(str(own)), autoescape=True,
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                      keep_trailing_newline=True)
+    env = Environment(
+        loader=FileSystemLoader(str(own)),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
     env.filters["longdate"] = long_date
     return env
 
@@ -129,9 +134,18 @@ def render_index(
     years: dict[str, list[MonthLink]] = {}
     for month in months:
         years.setdefault(month.year, []).append(month)
-    return _render("site/index.html.j2", items, title=title, description=description,
-                   language=language, home_url=home_url, author=author, feeds=feeds,
-                   updated=updated, years=list(years.items()))
+    return _render(
+        "site/index.html.j2",
+        items,
+        title=title,
+        description=description,
+        language=language,
+        home_url=home_url,
+        author=author,
+        feeds=feeds,
+        updated=updated,
+        years=list(years.items()),
+    )
 
 
 def render_month(
@@ -149,7 +163,17 @@ def render_month(
     """One month's page: every story published in it, newest first, and links to the
     months on either side and to ``index.html``."""
     description = f"News stories from {author} published in {month.label}."
-    return _render("site/month.html.j2", items, title=title, language=language,
-                   home_url=home_url, author=author, feeds=feeds, month=month, newer=newer,
-                   older=older, description=description,
-                   updated=max((i.updated for i in items), default=None))
+    return _render(
+        "site/month.html.j2",
+        items,
+        title=title,
+        language=language,
+        home_url=home_url,
+        author=author,
+        feeds=feeds,
+        month=month,
+        newer=newer,
+        older=older,
+        description=description,
+        updated=max((i.updated for i in items), default=None),
+    )

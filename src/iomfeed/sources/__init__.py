@@ -56,8 +56,9 @@ class FetchContext:
     def remember(self, response: Response) -> None:
         """Keep the validators of a page whose content is now safely stored."""
         if response.status == 200:
-            self.store.save_validators(response.final_url, response.etag,
-                                       response.last_modified, self.now)
+            self.store.save_validators(
+                response.final_url, response.etag, response.last_modified, self.now
+            )
 
     def warn(self, message: str) -> None:
         self.stats.warnings.append(message)

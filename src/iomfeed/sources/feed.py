@@ -35,8 +35,9 @@ def _when(entry: Any, key: str) -> datetime | None:
 
 def _image(entry: Any) -> str:
     for media in entry.get("media_content", []) or []:
-        if media.get("url") and (media.get("medium") == "image"
-                                 or str(media.get("type", "")).startswith("image/")):
+        if media.get("url") and (
+            media.get("medium") == "image" or str(media.get("type", "")).startswith("image/")
+        ):
             return str(media["url"])
     for thumb in entry.get("media_thumbnail", []) or []:
         if thumb.get("url"):
@@ -62,13 +63,17 @@ class FeedSource:
 
         parsed = feedparser.parse(
             response.body,
-            response_headers={"content-type": response.content_type,
-                              "content-location": response.final_url},
+            response_headers={
+                "content-type": response.content_type,
+                "content-location": response.final_url,
+            },
         )
         entries = parsed.get("entries", [])
         if parsed.get("bozo") and not entries:
-            raise ParseError(f"{response.final_url}: not a readable RSS or Atom feed"
-                             f" ({parsed.get('bozo_exception')})")
+            raise ParseError(
+                f"{response.final_url}: not a readable RSS or Atom feed"
+                f" ({parsed.get('bozo_exception')})"
+            )
         if not parsed.get("version") and not entries:
             raise ParseError(f"{response.final_url}: no RSS or Atom feed found at this address")
         for entry in entries:
@@ -92,8 +97,10 @@ class FeedSource:
         if not is_web_url(urljoin(feed_url, link)):
             # Not a news item on the web (a mailto: or javascript: link): the feed is fine.
             shown = link if len(link) <= 60 else link[:57] + "..."
-            ctx.warn(f"{feed_url}: skipped the entry {html_to_text(title)!r}: its link is not"
-                     f" http(s) ({shown})")
+            ctx.warn(
+                f"{feed_url}: skipped the entry {html_to_text(title)!r}: its link is not"
+                f" http(s) ({shown})"
+            )
             return None
         content = ""
         if entry.get("content"):

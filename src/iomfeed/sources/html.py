@@ -159,15 +159,25 @@ def parse_listing(text: str, page_url: str, cfg: ListingConfig) -> ListingPage:
             # A "share by mail" row or a javascript: placeholder is not a news item, and it
             # is not the source failing either: the next run would meet it again.
             shown = link if len(link) <= 60 else link[:57] + "..."
-            skipped.append(f"{page_url}: skipped the listing entry {title!r}: its link is"
-                           f" not http(s) ({shown})")
+            skipped.append(
+                f"{page_url}: skipped the listing entry {title!r}: its link is"
+                f" not http(s) ({shown})"
+            )
             continue
         summary = select_html(el, cfg.summary)
         date_text = select_value(el, cfg.date)
         image = select_value(el, cfg.image)
         image = urljoin(page_url, image) if image else ""
-        entries.append(ListingEntry(title, link, summary, date_text, image,
-                                    listing_hash(title, link, summary, date_text, image)))
+        entries.append(
+            ListingEntry(
+                title,
+                link,
+                summary,
+                date_text,
+                image,
+                listing_hash(title, link, summary, date_text, image),
+            )
+        )
     next_link = select_value(soup, cfg.next)
     next_url = urljoin(page_url, next_link) if next_link else None
     return ListingPage(tuple(entries), next_url, tuple(skipped))
@@ -203,8 +213,9 @@ def parse_article(
         lang = html_el.get("lang")
         language = lang if isinstance(lang, str) else ""
     # The page's own language adds its month names (CLDR's) to those always known.
-    published, date_source = _find_date(soup, container, cfg, body_text, tz=tz, now=now,
-                                        language=language)
+    published, date_source = _find_date(
+        soup, container, cfg, body_text, tz=tz, now=now, language=language
+    )
     image = select_value(soup, cfg.image)
     image_alt = ""
     if image:
@@ -233,8 +244,14 @@ def parse_article(
 
 
 def _find_date(
-    soup: BeautifulSoup, container: Tag, cfg: ArticleConfig, body_text: str, *, tz: tzinfo,
-    now: datetime, language: str = "",
+    soup: BeautifulSoup,
+    container: Tag,
+    cfg: ArticleConfig,
+    body_text: str,
+    *,
+    tz: tzinfo,
+    now: datetime,
+    language: str = "",
 ) -> tuple[datetime | None, DateSource | None]:
     """The published date, from the most trusted place that has one."""
     for el in container.select("time[datetime]"):
@@ -255,8 +272,7 @@ def _find_date(
             found = parse_date_text(_value(el, attr), tz, reference=now, language=language)
             if found is not None:
                 return found, DateSource.SELECTOR
-    found = find_dateline(body_text, tz, reference=now, language=language) \
-        if body_text else None
+    found = find_dateline(body_text, tz, reference=now, language=language) if body_text else None
     if found is not None:
         return found, DateSource.DATELINE
     return None, None
@@ -301,8 +317,9 @@ MISSING_FIRST_RETRY = timedelta(hours=1)
 MISSING_MAX_INTERVAL = timedelta(days=1)
 
 
-def next_missing_try(first_missing: datetime, attempts: int, now: datetime, *,
-                     give_up_after: timedelta, status: int) -> datetime | None:
+def next_missing_try(
+    first_missing: datetime, attempts: int, now: datetime, *, give_up_after: timedelta, status: int
+) -> datetime | None:
     """When to ask again for an article whose ``attempts``-th request answered ``status``
     (404 or 410) at ``now``; ``None``: give up (410 Gone says so at once)."""
     if status == 410 or now - first_missing >= give_up_after:
@@ -365,8 +382,11 @@ class HtmlSource:
             if not page.entries:
                 where = f"{response.final_url} (page {page_index + 1})"
                 if page_index == 0:
-                    without = (f" with an http(s) link ({len(page.skipped)} without)"
-                               if page.skipped else "")
+                    without = (
+                        f" with an http(s) link ({len(page.skipped)} without)"
+                        if page.skipped
+                        else ""
+                    )
                     raise ParseError(
                         f"{where}: the listing selectors found no items{without}"
                         f" (sources.listing.item / .link); has the site's layout changed?"
@@ -388,8 +408,11 @@ class HtmlSource:
                 if known is not None and known.listing_hash == entry.fingerprint:
                     continue
                 missing = ctx.store.missing_article(canonical)
-                if (missing is not None and missing.listing_hash == entry.fingerprint
-                        and not missing.due(ctx.now)):
+                if (
+                    missing is not None
+                    and missing.listing_hash == entry.fingerprint
+                    and not missing.due(ctx.now)
+                ):
                     continue  # a 404 waiting for its next try: the listing brings no news
                 brought_new = True
                 try:
@@ -424,7 +447,8 @@ class HtmlSource:
             count = len(failures)
             raise SourceError(
                 f"{count} article{'s' if count > 1 else ''} could not be read"
-                f" (they will be retried next run): " + "; ".join(failures[:5])
+                f" (they will be retried next run): "
+                + "; ".join(failures[:5])
                 + (" ..." if count > 5 else "")
             )
         # Only now is every page's content stored: remember the pages as seen.
@@ -432,7 +456,11 @@ class HtmlSource:
             ctx.remember(response)
 
     def _item(
-        self, ctx: FetchContext, entry: ListingEntry, canonical: str, tz: tzinfo,
+        self,
+        ctx: FetchContext,
+        entry: ListingEntry,
+        canonical: str,
+        tz: tzinfo,
         handled: set[str],
     ) -> tuple[Item, Response | None]:
         base = Item(
@@ -445,8 +473,9 @@ class HtmlSource:
             language="",
             listing_hash=entry.fingerprint,
         )
-        listing_date = parse_date_text(entry.date_text, tz, reference=ctx.now) \
-            if entry.date_text else None
+        listing_date = (
+            parse_date_text(entry.date_text, tz, reference=ctx.now) if entry.date_text else None
+        )
         if not self.cfg.follow_articles:
             return _with_listing_date(base, listing_date), None
         try:
@@ -459,12 +488,17 @@ class HtmlSource:
         return _merge(base, article, response.final_url, listing_date), response
 
     def _parse_article(
-        self, ctx: FetchContext, response: Response, tz: tzinfo, canonical: str,
+        self,
+        ctx: FetchContext,
+        response: Response,
+        tz: tzinfo,
+        canonical: str,
         handled: set[str],
     ) -> Article:
         """Parse an article page; a page without a body is an error, not an empty item."""
-        article = parse_article(response.text(), response.final_url, self.cfg.article, tz=tz,
-                                now=ctx.now)
+        article = parse_article(
+            response.text(), response.final_url, self.cfg.article, tz=tz, now=ctx.now
+        )
         if not article.body_html:
             raise ParseError(
                 f"{response.final_url}: the article.body selectors found nothing; has the"
@@ -473,18 +507,27 @@ class HtmlSource:
         if article.canonical:
             hint = ctx.canonical(article.canonical)
             path = urlsplit(hint).path
-            if hint != canonical and (path in ("", "/") or hint == ctx.canonical(self.cfg.url)
-                                      or hint in handled):
+            if hint != canonical and (
+                path in ("", "/") or hint == ctx.canonical(self.cfg.url) or hint in handled
+            ):
                 # A template bug pointing every page at one address must not merge stories.
-                ctx.warn(f"{response.final_url}: rel=canonical points to {article.canonical},"
-                         f" not to this article; ignored")
+                ctx.warn(
+                    f"{response.final_url}: rel=canonical points to {article.canonical},"
+                    f" not to this article; ignored"
+                )
                 article = replace(article, canonical="")
             else:
                 handled.add(hint)
         return article
 
-    def _note_missing(self, ctx: FetchContext, entry: ListingEntry, canonical: str,
-                      exc: FetchError, previous: MissingArticle | None) -> None:
+    def _note_missing(
+        self,
+        ctx: FetchContext,
+        entry: ListingEntry,
+        canonical: str,
+        exc: FetchError,
+        previous: MissingArticle | None,
+    ) -> None:
         """Remember an article that answered 404/410 and when to ask again; warn on the
         first 404 and when giving up, not on every try in between."""
         now, days = ctx.now, self.cfg.retry_missing_days
@@ -493,24 +536,47 @@ class HtmlSource:
         else:  # new, or its listing entry changed: the clock starts again
             first, attempts = now, 1
         status = exc.status or 404
-        next_try = next_missing_try(first, attempts, now, give_up_after=timedelta(days=days),
-                                    status=status)
-        ctx.store.save_missing(MissingArticle(
-            url=canonical, source=self.name, link=entry.link, title=entry.title,
-            summary_html=entry.summary_html, date_text=entry.date_text,
-            image_url=entry.image_url, listing_hash=entry.fingerprint, first_missing=first,
-            last_try=now, attempts=attempts, status=status, next_try=next_try))
+        next_try = next_missing_try(
+            first, attempts, now, give_up_after=timedelta(days=days), status=status
+        )
+        ctx.store.save_missing(
+            MissingArticle(
+                url=canonical,
+                source=self.name,
+                link=entry.link,
+                title=entry.title,
+                summary_html=entry.summary_html,
+                date_text=entry.date_text,
+                image_url=entry.image_url,
+                listing_hash=entry.fingerprint,
+                first_missing=first,
+                last_try=now,
+                attempts=attempts,
+                status=status,
+                next_try=next_try,
+            )
+        )
         again = "it is tried again only if its listing entry changes"
         if attempts == 1:
-            later = (f"tried again from {next_try.isoformat()}, with backoff, for"
-                     f" {_days(days)}" if next_try is not None else again)
+            later = (
+                f"tried again from {next_try.isoformat()}, with backoff, for {_days(days)}"
+                if next_try is not None
+                else again
+            )
             ctx.warn(f"listing links to a missing article: {exc}; {later}")
         elif next_try is None:
-            ctx.warn(f"gave up on a missing article after {_days(days)} and {attempts} tries:"
-                     f" {exc}; {again}")
+            ctx.warn(
+                f"gave up on a missing article after {_days(days)} and {attempts} tries:"
+                f" {exc}; {again}"
+            )
         else:
-            log.info("%s: still missing (try %d): %s; next try %s", self.name, attempts, exc,
-                     next_try.isoformat())
+            log.info(
+                "%s: still missing (try %d): %s; next try %s",
+                self.name,
+                attempts,
+                exc,
+                next_try.isoformat(),
+            )
 
     def _retry_missing(
         self, ctx: FetchContext, handled: set[str], tz: tzinfo, failures: list[str]
@@ -524,8 +590,14 @@ class HtmlSource:
                 continue
             handled.add(missing.url)
             self._check_selectors(ctx)
-            entry = ListingEntry(missing.title, missing.link, missing.summary_html,
-                                 missing.date_text, missing.image_url, missing.listing_hash)
+            entry = ListingEntry(
+                missing.title,
+                missing.link,
+                missing.summary_html,
+                missing.date_text,
+                missing.image_url,
+                missing.listing_hash,
+            )
             try:
                 item, response = self._item(ctx, entry, missing.url, tz, handled)
             except FetchError as exc:
@@ -537,8 +609,7 @@ class HtmlSource:
             except SourceError as exc:
                 failures.append(str(exc))
                 continue
-            log.info("%s: %s answered %d before, found now", self.name, missing.url,
-                     missing.status)
+            log.info("%s: %s answered %d before, found now", self.name, missing.url, missing.status)
             yield item
             if response is not None:
                 ctx.remember(response)
@@ -566,8 +637,10 @@ class HtmlSource:
                     continue
                 # Taken down, or a hiccup: what was published stays published, and the
                 # source has not failed (no alert every run for the whole recheck window).
-                ctx.warn(f"{known.url}: a stored article now answers HTTP {exc.status}; the"
-                         " stored copy is kept (checked again on the next run)")
+                ctx.warn(
+                    f"{known.url}: a stored article now answers HTTP {exc.status}; the"
+                    " stored copy is kept (checked again on the next run)"
+                )
                 continue
             except SourceError as exc:
                 failures.append(str(exc))
@@ -585,9 +658,15 @@ class HtmlSource:
             except SourceError as exc:
                 failures.append(str(exc))
                 continue
-            base = Item(source=self.name, url=stored.url, base_url=stored.url,
-                        title=stored.title, summary_html=stored.summary_html,
-                        image_url=stored.image_url, listing_hash=stored.listing_hash)
+            base = Item(
+                source=self.name,
+                url=stored.url,
+                base_url=stored.url,
+                title=stored.title,
+                summary_html=stored.summary_html,
+                image_url=stored.image_url,
+                listing_hash=stored.listing_hash,
+            )
             yield _merge(base, article, response.final_url, None)
             ctx.remember(response)
 

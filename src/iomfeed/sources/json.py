@@ -23,11 +23,27 @@ from ..models import DateSource, Item
 from ..normalize import parse_iso, zone
 from . import FetchContext
 
-_KNOWN_FIELDS = frozenset({
-    "id", "url", "external_url", "title", "summary", "content_html", "content_text",
-    "date_published", "date_modified", "image", "banner_image", "tags", "language", "author",
-    "authors", "category", "categories",
-})
+_KNOWN_FIELDS = frozenset(
+    {
+        "id",
+        "url",
+        "external_url",
+        "title",
+        "summary",
+        "content_html",
+        "content_text",
+        "date_published",
+        "date_modified",
+        "image",
+        "banner_image",
+        "tags",
+        "language",
+        "author",
+        "authors",
+        "category",
+        "categories",
+    }
+)
 
 
 def read_records(path: Path) -> list[tuple[str, Any]]:
@@ -99,8 +115,11 @@ def item_from_record(record: Any, *, source: str, tz: tzinfo) -> Item:
         author = str(authors[0].get("name", ""))
     content = text("content_html")
     if not content and text("content_text"):
-        content = "".join(f"<p>{html.escape(p.strip())}</p>"
-                          for p in text("content_text").split("\n\n") if p.strip())
+        content = "".join(
+            f"<p>{html.escape(p.strip())}</p>"
+            for p in text("content_text").split("\n\n")
+            if p.strip()
+        )
     summary = text("summary")
     return Item(
         source=source,
@@ -150,5 +169,6 @@ class JsonSource:
         if problems:
             raise ParseError(
                 f"{len(problems)} bad item(s) skipped, the others stored: "
-                + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else "")
+                + "; ".join(problems[:5])
+                + (" ..." if len(problems) > 5 else "")
             )
