@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,7 +58,7 @@ def local_config(origin: str, base_dir: Path, **http: object) -> Config:
     """The shipped config.toml with the live address swapped for ``origin``, fast timings."""
     text = CONFIG_FILE.read_text(encoding="utf-8").replace(LIVE_ORIGIN, origin)
     config = load_config(CONFIG_FILE, text=text, base_dir=base_dir)
-    settings: dict[str, object] = {"min_delay": 0.0, "timeout": 2.0, "retries": 2, "backoff": 0.01}
+    settings: dict[str, Any] = {"min_delay": 0.0, "timeout": 2.0, "retries": 2, "backoff": 0.01}
     settings.update(http)
     return dataclasses.replace(config, http=dataclasses.replace(config.http, **settings))
 

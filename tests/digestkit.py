@@ -84,3 +84,8 @@ def digest_config(base_dir: Path, **sections: dict[str, Any]) -> Config:
                 config, **{name: dataclasses.replace(getattr(config, name), **values)}
             )
     return config
+
+
+def text_of(element: Any) -> str:
+    """The text of an lxml element with its white space folded, as a reader sees it."""
+    return " ".join(element.text_content().split())

@@ -21,25 +21,26 @@ from iomfeed.pipeline import digest_content, send_digest
 from iomfeed.store import Store
 
 from .conftest import NOW
-from .digestkit import add_subscribers, digest_config, item
+from .digestkit import add_subscribers, digest_config, item, text_of
 
 BACKFILL = 48  # stories on the site when iomfeed first ran, back to 2016
 
 
 def messages(folder: Path) -> dict[str, tuple[str, str, str]]:
     """(subject, text, html) per language of the .eml files in ``folder``."""
-    out = {}
+    out: dict[str, tuple[str, str, str]] = {}
     for path in sorted(folder.glob("*.eml")):
         msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         assert isinstance(msg, EmailMessage)
-        text, html = (p.get_content() for p in msg.iter_parts())  # type: ignore[attr-defined]
-        out[lxml.html.document_fromstring(html).get("lang")] = (str(msg["Subject"]), text, html)
+        text, html = (p.get_content() for p in msg.iter_parts())
+        lang = str(lxml.html.document_fromstring(html).get("lang"))
+        out[lang] = (str(msg["Subject"]), text, html)
     return out
 
 
 def words(html: str, selector: str) -> list[str]:
     doc = lxml.html.document_fromstring(html)
-    return [" ".join(e.text_content().split()) for e in doc.cssselect(selector)]
+    return [text_of(e) for e in doc.cssselect(selector)]
 
 
 def test_the_first_digest_shows_the_latest_few_and_the_second_only_what_is_new(

@@ -57,7 +57,7 @@ def test_messages_parse_back(made: dict[str, bytes]) -> None:
         msg = email.message_from_bytes(data, policy=email.policy.default)
         assert isinstance(msg, EmailMessage)
         assert msg.defects == [] and all(not p.defects for p in msg.walk())
-        text, html = (p.get_content() for p in msg.iter_parts())  # type: ignore[attr-defined]
+        text, html = (p.get_content() for p in msg.iter_parts())
         assert "%%" not in text and "%%" not in html
         assert f'lang="{lang}"' in html
         link = str(msg["List-Unsubscribe"]).split(",")[0].strip("<> ")

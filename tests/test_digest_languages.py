@@ -25,7 +25,7 @@ from iomfeed.pipeline import composers, digest_content, render_languages, sender
 from iomfeed.store import Store
 
 from .conftest import CONFIG_FILE, NOW
-from .digestkit import add_subscribers, digest_config, item
+from .digestkit import add_subscribers, digest_config, item, text_of
 
 
 def load(tmp_path: Path, extra: str) -> object:
@@ -198,13 +198,13 @@ def messages(tmp_path: Path) -> dict[str, EmailMessage]:
 
 
 def parts(msg: EmailMessage) -> tuple[str, str]:
-    text, html = (p.get_content() for p in msg.iter_parts())  # type: ignore[attr-defined]
+    text, html = (p.get_content() for p in msg.iter_parts())
     return text.replace("\r\n", "\n"), html
 
 
 def headings(html: str) -> list[str]:
     doc = lxml.html.document_fromstring(html)
-    return [" ".join(h.text_content().split()) for h in doc.cssselect("h2")]
+    return [text_of(h) for h in doc.cssselect("h2")]
 
 
 def test_the_albanian_digest_is_albanian(messages: dict[str, EmailMessage]) -> None:
@@ -214,7 +214,7 @@ def test_the_albanian_digest_is_albanian(messages: dict[str, EmailMessage]) -> N
     assert headings(html) == ["Vendore", "Globale", "Lajme të tjera"]
     assert "\nVENDORE\n" in text and "\nGLOBALE\n" in text and "LOCAL" not in text
     doc = lxml.html.document_fromstring(html)
-    intro = " ".join(doc.cssselect("p.intro")[0].text_content().split())
+    intro = text_of(doc.cssselect("p.intro")[0])
     assert intro == "Ja lajmet e reja në „Lajmet e migracionit“ që nga përmbledhja e fundit."
     assert "Misioni në Shqipëri" in text and "Misioni në Shqipëri" in html
     assert "Mission in Albania" not in text + html

@@ -9,6 +9,7 @@ import email
 import email.policy
 from collections import Counter
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -83,12 +84,12 @@ def compose(
     name: str = "Ëlira Hoxha",
     address: str = "elira@example.org",
     subscriber_id: int = 7,
-    **kw: object,
+    **kw: Any,
 ) -> EmailMessage:
     composer = Composer(
         rendered(**kw),
         sender=SENDER,
-        digest_id=3,  # type: ignore[arg-type]
+        digest_id=3,
         date=NOW,
         secret=SECRET,
     )

@@ -6,6 +6,7 @@ import dataclasses
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import lxml.html
 import pytest
@@ -24,7 +25,7 @@ from iomfeed.pipeline import digest_content, render_languages
 from iomfeed.store import Store
 
 from .conftest import NOW
-from .digestkit import add_items, add_subscribers, digest_config, item
+from .digestkit import add_items, add_subscribers, digest_config, item, text_of
 
 
 def plain_text(html: str) -> str:
@@ -102,9 +103,10 @@ def test_paragraphs_stay_apart_in_both_parts_of_the_digest(tmp_path: Path) -> No
         assert "2023Tirana" not in r.text and "2023 Tirana" not in r.text
         assert re.search(r"investments in 2023\nTirana, 9 November 2023", r.text)
         doc = lxml.html.document_fromstring(r.html)
-        assert [
-            " ".join(p.text_content().split())[:30] for p in doc.cssselect("p.item-summary")
-        ] == ["- Connect Albania mechanism su", "Tirana, 9 November 2023 – Fort"]
+        assert [text_of(p)[:30] for p in doc.cssselect("p.item-summary")] == [
+            "- Connect Albania mechanism su",
+            "Tirana, 9 November 2023 – Fort",
+        ]
 
 
 def test_select_caps_newest_first_and_counts_the_rest(tmp_path: Path) -> None:
@@ -136,25 +138,25 @@ def _record(created: datetime, status: str = "sent") -> DigestRecord:
 def test_due_by_schedule_in_the_configured_time_zone() -> None:
     monday = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)  # 08:00 in Tirana (UTC+1)
     last = _record(datetime(2026, 11, 23, 7, 0, 5, tzinfo=UTC))
-    kw = {
+    kw: dict[str, Any] = {
         "schedule": "0 8 * * mon",
         "timezone": "Europe/Tirane",
         "open_digest": None,
         "first_run": None,
     }
-    assert not is_due(now=monday - timedelta(seconds=1), last=last, **kw)  # type: ignore[arg-type]
-    assert is_due(now=monday, last=last, **kw)  # type: ignore[arg-type]
+    assert not is_due(now=monday - timedelta(seconds=1), last=last, **kw)
+    assert is_due(now=monday, last=last, **kw)
     # A service down for three weeks: due (once: the next digest moves the mark).
-    assert is_due(now=monday + timedelta(days=21), last=last, **kw)  # type: ignore[arg-type]
+    assert is_due(now=monday + timedelta(days=21), last=last, **kw)
     after = _record(monday + timedelta(days=21))
-    assert not is_due(now=monday + timedelta(days=21, hours=1), last=after, **kw)  # type: ignore[arg-type]
+    assert not is_due(now=monday + timedelta(days=21, hours=1), last=after, **kw)
     # Before any digest, the first run is the mark; never run: not due.
-    assert is_due(now=monday, last=None, **{**kw, "first_run": monday - timedelta(days=2)})  # type: ignore[arg-type]
-    assert not is_due(now=monday, last=None, **kw)  # type: ignore[arg-type]
+    assert is_due(now=monday, last=None, **{**kw, "first_run": monday - timedelta(days=2)})
+    assert not is_due(now=monday, last=None, **kw)
     # A digest still being sent is due whatever the schedule.
     assert is_due(
         now=monday - timedelta(days=3),
-        last=last,  # type: ignore[arg-type]
+        last=last,
         **{**kw, "open_digest": _record(monday, "sending")},
     )
 

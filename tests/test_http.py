@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,7 +53,7 @@ class Sleeps:
 
 
 def client(**overrides: object) -> tuple[HttpClient, Sleeps, FakeValidators]:
-    settings: dict[str, object] = {
+    settings: dict[str, Any] = {
         "timeout": 2.0,
         "retries": 2,
         "backoff": 0.5,
@@ -65,7 +66,7 @@ def client(**overrides: object) -> tuple[HttpClient, Sleeps, FakeValidators]:
         HttpClient(
             HttpConfig(**settings),
             validators=validators,
-            sleep=sleeps,  # type: ignore[arg-type]
+            sleep=sleeps,
             jitter=lambda: 0.5,
         ),
         sleeps,

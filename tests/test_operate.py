@@ -212,7 +212,7 @@ def test_a_stop_request_ends_fetching_between_items(tmp_path: Path) -> None:
     config = dataclasses.replace(
         config, sources=(SourceConfig(name="manual", kind="json", path=str(items)),)
     )
-    seen = []
+    seen: list[int] = []
     with Store(config.database_path) as store, HttpClient(config.http) as http:
         report = fetch_all(
             config,
@@ -273,7 +273,7 @@ def test_a_flapping_source_is_mailed_at_most_once_a_day(tmp_path: Path) -> None:
 
     with Store(config.database_path) as store:
         hour = 0
-        mailed = []
+        mailed: list[str] = []
         for _episode in range(4):  # fail twice, recover, again and again, within a day
             for _ in range(2):
                 record(store, hour, False, "HTTP 500")

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -54,14 +55,14 @@ def test_status_after_a_failed_run_says_failed_now_and_exits_1(
     assert "failed now" in source_row(table, "iom-albania")
     assert data["status"] == "failed" and data["failed_sources"] == ["iom-albania"]
     assert data["failing_sources"] == []  # not yet operator.failures (3) runs in a row
-    (src,) = data["sources"]  # type: ignore[misc]
+    (src,) = cast(list[dict[str, Any]], data["sources"])
     assert (src["state"], src["outcome"], src["ok"]) == ("failed", "failed now", False)
 
     assert iomfeed("--config", str(config), "-q", "run", cwd=tmp_path).returncode == 1
     code, table, data = status(config, tmp_path)
     assert code == 1 and "failing for 2 runs" in source_row(table, "iom-albania")
     assert "! source iom-albania failed 2 runs in a row: " in table
-    (src,) = data["sources"]  # type: ignore[misc]
+    (src,) = cast(list[dict[str, Any]], data["sources"])
     assert (src["state"], src["outcome"]) == ("failing", "failing for 2 runs")
 
     # The site is back: the next run succeeds and status is ok again, exit 0.

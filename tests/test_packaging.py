@@ -11,6 +11,7 @@ import time
 import tomllib
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -142,7 +143,7 @@ def test_the_wheel_runs_init_and_demo_from_another_folder_and_the_demo_serves_on
     env = dict(os.environ, PYTHONPATH=str(site))
     env.pop("IOMFEED_CONFIG", None)
 
-    def python(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    def python(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, *args],
             cwd=elsewhere,
@@ -152,7 +153,7 @@ def test_the_wheel_runs_init_and_demo_from_another_folder_and_the_demo_serves_on
             timeout=120,
             check=False,
             **kw,
-        )  # type: ignore[call-overload]
+        )
 
     where = python("-c", "import iomfeed; print(iomfeed.__file__)")
     assert where.stdout.startswith(str(site)), where.stdout + where.stderr  # the wheel's copy

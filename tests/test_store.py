@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -35,9 +36,9 @@ def item(**kw: object) -> Item:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
+def store(tmp_path: Path) -> Iterator[Store]:
     s = Store(tmp_path / "db" / "iomfeed.db", tag_authority="feeds.example.org")
-    yield s  # type: ignore[misc]
+    yield s
     s.close()
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import gzip
+from typing import Any
 
 import pytest
 
@@ -17,12 +18,12 @@ ROBOTS = Reply(200, b"User-agent: *\nDisallow: /private/\n", {"Content-Type": "t
 
 
 def client(transport: MockTransport, **overrides: object) -> tuple[HttpClient, list[float]]:
-    settings: dict[str, object] = {"timeout": 2.0, "retries": 2, "backoff": 0.5, "min_delay": 0.0}
+    settings: dict[str, Any] = {"timeout": 2.0, "retries": 2, "backoff": 0.5, "min_delay": 0.0}
     settings.update(overrides)
     sleeps: list[float] = []
     http = HttpClient(
         HttpConfig(**settings),
-        transport=transport,  # type: ignore[arg-type]
+        transport=transport,
         sleep=sleeps.append,
         jitter=lambda: 0.5,
     )
