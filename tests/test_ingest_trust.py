@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from dev.sitegen import build_site, load_content
 from iomfeed.config import LIVE_ORIGIN, Config, load_config
 from iomfeed.demo.server import SnapshotServer
+from iomfeed.models import Change, Item
 from iomfeed.normalize import html_to_text
 from iomfeed.store import MIGRATIONS, Store
 
@@ -267,6 +269,17 @@ def test_an_item_stored_earlier_with_a_future_date_is_re_dated_on_upgrade(
     assert redated.updated == NOW  # it was the future date too
     assert "2204-02-21T13:20:00+01:00 (time)" in redated.date_note
     assert kept.published.isoformat() == "2026-11-24T10:00:00+01:00" and kept.date_note == ""
+    # The page still shows the typo: the next fetch sees the same story, not an edit.
+    with Store(path) as store:
+        again = store.upsert(
+            Item(source="s", url=redated.url, title="A", content_html="<p>a</p>", language="en"),
+            NOW + timedelta(days=7),
+        )
+        assert again.change is Change.UNCHANGED
+        after = store.get(redated.id)
+        assert (
+            after is not None and dataclasses.replace(after, last_seen=redated.last_seen) == redated
+        )
 
 
 # ----------------------------------------------------------------------------- 404, retried

@@ -340,6 +340,27 @@ def _create_private(path: Path) -> None:
         os.close(fd)
 
 
+def _rehash_redated(db: sqlite3.Connection) -> None:
+    """After the step that re-dates items stored with a date in the future: their content
+    hash covered the old date, so without this the next fetch (which ignores that date
+    again) would see every one of them as edited."""
+    rows = db.execute(
+        "SELECT id, title, summary_html, content_html, published, image_url, categories,"
+        " language FROM items WHERE date_note != ''"
+    ).fetchall()
+    for r in rows:
+        digest = content_hash(
+            title=r[1],
+            summary_html=r[2],
+            content_html=r[3],
+            published=_parse(r[4]),
+            image_url=r[5],
+            categories=tuple(json.loads(r[6])),
+            language=r[7],
+        )
+        db.execute("UPDATE items SET content_hash = ? WHERE id = ?", (digest, r[0]))
+
+
 def _missing(r: sqlite3.Row) -> MissingArticle:
     return MissingArticle(
         url=r["url"],
@@ -420,6 +441,8 @@ class Store:
                     continue
                 for statement in _statements(MIGRATIONS[target - 1]):
                     db.execute(statement)
+                if "issue 9 (sources)" in MIGRATIONS[target - 1]:
+                    _rehash_redated(db)
                 db.execute(f"PRAGMA user_version = {target}")
             log.debug("migrated %s to schema version %d", self.path, target)
 
