@@ -86,6 +86,15 @@ def test_defaults_fill_what_the_file_leaves_out(tmp_path: Path) -> None:
             ("[[sources]]", "[http]\nuser_agent = 'Mozilla/5.0'\n[[sources]]"),
             "http.user_agent: expected an honest User-Agent with a contact URL",
         ),
+        (
+            ('name = "news"', 'name = "news"\nretry_missing_days = inf'),
+            "sources[0].retry_missing_days: expected a finite number, got inf",
+        ),
+        (
+            ('name = "news"', 'name = "news"\nrecheck_days = 1e9'),
+            "sources[0].recheck_days: expected a number no larger than 1000000, got 1e+09",
+        ),
+        (("[[sources]]", "[http]\ntimeout = nan\n[[sources]]"), "http.timeout: expected a finite"),
     ],
 )
 def test_mistakes_name_the_dotted_key(tmp_path: Path, edit: tuple[str, str], message: str) -> None:

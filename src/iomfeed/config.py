@@ -11,6 +11,7 @@ This module reads a file and returns data; it does no network or database work.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
@@ -27,6 +28,8 @@ from .errors import BadAddress, ConfigError
 DEFAULT_CONFIG_NAME = "config.toml"
 CONFIG_ENV = "IOMFEED_CONFIG"
 LIVE_ORIGIN = "https://albania.iom.int"
+#: The largest value a fractional setting takes (seconds, hours, days, messages a second).
+MAX_NUMBER = 1_000_000.0
 
 #: The languages a digest is written in (templates/digest/chrome.toml has their words).
 DIGEST_LANGUAGES = ("en", "sq")
@@ -740,7 +743,17 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
     if origin in (types.UnionType, typing.Union):
         raise TypeError(f"unsupported config type {tp}")  # pragma: no cover - a developer error
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value)
+    if tp is float and isinstance(value, float):
+        # Every float here is seconds, hours, days or a rate: TOML's inf and nan, or a value
+        # past a million, would only overflow a timedelta or a sleep later, mid-run.
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value}")
+        if abs(value) > MAX_NUMBER:
+            raise ConfigError(
+                f"{key}: expected a number no larger than {MAX_NUMBER:.0f}, got {value:g}"
+            )
+        return value
     if tp in _TYPE_NAMES:
         if type(value) is not tp:
             raise ConfigError(f"{key}: expected {_TYPE_NAMES[tp]}, got {_describe(value)}")
