@@ -249,3 +249,14 @@ def test_a_send_by_smtp_without_the_password_names_the_variable(tmp_path: Path) 
             " IOMFEED_SMTP_PASSWORD is not set (the password for 'digest')\n"
         )
         assert handler.received == [] and nothing_recorded(tmp_path)
+
+
+def test_a_lock_file_an_older_version_left_readable_is_made_private(tmp_path: Path) -> None:
+    from iomfeed.lock import RunLock
+
+    database = tmp_path / "iomfeed.db"
+    lock = tmp_path / "iomfeed.db.lock"
+    lock.write_text("123")
+    lock.chmod(0o644)
+    with RunLock(database):
+        assert mode(lock) == 0o600

@@ -16,6 +16,7 @@ a lock left by a killed run never blocks the next one. Linux and other POSIX sys
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from .errors import IomfeedError
+from .errors import IomfeedError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,21 @@ class AlreadyRunning(IomfeedError):
 def _sleep(seconds: float) -> bool:
     time.sleep(seconds)
     return False
+
+
+def _open_private(path: Path) -> int:
+    """The lock file, readable and writable by its owner only, like the database: whatever
+    the umask, and also when an older version left it readable."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot open the lock file {path} ({exc.strerror or exc}); check that this user"
+            " may write the folder and the file"
+        ) from exc
+    with contextlib.suppress(PermissionError):  # another user's file: theirs to keep
+        os.fchmod(fd, 0o600)
+    return fd
 
 
 class RunLock:
@@ -80,7 +96,7 @@ class RunLock:
 
     def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # like the database
+        fd = _open_private(self.path)
         start = time.monotonic()
         told = False
         while True:
