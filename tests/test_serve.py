@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -349,3 +350,34 @@ def test_a_busy_port_is_an_os_error_the_caller_can_handle() -> None:
             make_server("127.0.0.1", first.server_port, None)
     finally:
         first.server_close()
+
+
+def test_a_prompt_request_queued_behind_a_slow_one_is_answered() -> None:
+    """One worker busy for longer than the request deadline: the request that waited in the
+    queue meanwhile had arrived in full, so it is answered, not closed."""
+    import threading
+
+    from iomfeed.web import REQUEST_TIMEOUT, make_server
+
+    def app(environ: dict[str, object], start_response: Any) -> list[bytes]:
+        if environ["PATH_INFO"] == "/slow":
+            time.sleep(REQUEST_TIMEOUT + 1)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    server = make_server("127.0.0.1", 0, app, threads=1)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        slow = threading.Thread(
+            target=lambda: urllib.request.urlopen(base + "/slow", timeout=30).read()
+        )
+        slow.start()
+        time.sleep(0.5)  # the worker is now inside the slow request
+        with urllib.request.urlopen(base + "/fast", timeout=30) as answer:
+            assert answer.status == 200 and answer.read() == b"ok"
+        slow.join(timeout=30)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -412,6 +412,8 @@ THREADS = 8
 QUEUE_SIZE = 64
 #: Sending a response to a client that reads slowly (a phone on a bad line) may take longer.
 WRITE_TIMEOUT = 30.0
+#: Seconds a request that waited in the queue still has to arrive once a worker takes it.
+QUEUED_GRACE = 1.0
 
 
 class _DeadlineSocket(io.RawIOBase):
@@ -531,7 +533,9 @@ class BoundedServer(WSGIServer):
     def _work(self) -> None:
         while (job := self._queue.get()) is not None:
             request, client_address, deadline = job
-            self.accepted.deadline = deadline
+            # A request that waited in the queue behind busy workers has usually arrived in
+            # full by now: give it a moment to be read rather than closing it unanswered.
+            self.accepted.deadline = max(deadline, time.monotonic() + QUEUED_GRACE)
             try:
                 self.finish_request(request, client_address)
             except Exception:
