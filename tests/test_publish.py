@@ -997,6 +997,30 @@ def test_feeds_written_by_a_run_that_failed_later_are_still_announced(
     assert PUBLIC + "atom.xml" in [p["hub.url"][0] for p in hub.pings]
 
 
+def test_the_ping_is_owed_before_the_files_are_renamed(
+    config: Config, hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run killed right after the renames (here: the renames done, then the process
+    'dies') still announces the new feeds on the next run, which sees identical bytes."""
+    from iomfeed.files import FileSet
+
+    config = dataclasses.replace(config, site=dataclasses.replace(config.site, websub_hub=hub.url))
+    renames = FileSet.commit
+
+    def renamed_then_killed(self: FileSet) -> None:
+        renames(self)
+        raise KeyboardInterrupt  # stands for SIGKILL: nothing after the renames runs
+
+    monkeypatch.setattr(FileSet, "commit", renamed_then_killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_publish(config)
+    monkeypatch.undo()
+    assert (config.feeds_path / "atom.xml").exists() and hub.pings == []
+    report = run_publish(config)
+    assert "atom.xml" not in report.written  # the same bytes: nothing to write
+    assert PUBLIC + "atom.xml" in report.pinged
+
+
 def test_a_failed_ping_is_retried_on_the_next_run_and_never_fatal(config: Config, hub: Hub) -> None:
     config = dataclasses.replace(config, site=dataclasses.replace(config.site, websub_hub=hub.url))
     config = dataclasses.replace(config, http=dataclasses.replace(config.http, retries=0))

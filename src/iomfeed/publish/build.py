@@ -145,12 +145,15 @@ class Publisher:
             self.unchanged += 1
 
     def _commit(self) -> None:
+        for path in self.written:
+            if self.config.site.websub_hub and path.rsplit("/", 1)[-1] in SUBSCRIPTION_FILES:
+                # Remembered before the renames: a run killed right after them, or failing
+                # later, still announces the feed next time. (A commit that fails leaves the
+                # ping pending for a feed that did not change: a hub fetches it for nothing.)
+                self.store.set_ping_pending(self.url(path), True, self.now)
         self.files.commit()
         for path in self.written:
             log.debug("wrote %s", path)
-            if self.config.site.websub_hub and path.rsplit("/", 1)[-1] in SUBSCRIPTION_FILES:
-                # Remembered at once: a run that fails later still announces it next time.
-                self.store.set_ping_pending(self.url(path), True, self.now)
         for path, fingerprint in self.fingerprints.items():
             stat = (self.folder / path).stat()
             self.store.record_published(path, fingerprint, stat.st_size, stat.st_mtime_ns)
