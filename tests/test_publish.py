@@ -726,6 +726,46 @@ def test_planning_the_archives_from_the_whole_plan_gives_the_same_pages() -> Non
 # ----------------------------------------------------------------------------- failures
 
 
+def publish_under_file_limit(
+    tmp_path: Path, limit: int, now: datetime
+) -> subprocess.CompletedProcess[str]:
+    """``publish`` of the store in ``tmp_path``, in a process whose files may not grow past
+    ``limit`` bytes (RLIMIT_FSIZE, set after the store is opened); exit code 1 and the
+    PublishError on stderr when a write hit the limit."""
+    config_file = tmp_path / "publish-config.toml"
+    config_file.write_text(
+        (ROOT / "config.toml")
+        .read_text(encoding="utf-8")
+        .replace("max_items = 50", f"max_items = {MAX_ITEMS}"),
+        encoding="utf-8",
+    )
+    script = f"""
+import resource, signal, sys
+from datetime import datetime
+from pathlib import Path
+from iomfeed.config import load_config
+from iomfeed.errors import PublishError
+from iomfeed.pipeline import open_store, publish
+config = load_config(Path({str(config_file)!r}))
+store = open_store(config)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.RLIM_INFINITY))
+try:
+    publish(config, store=store, now=datetime.fromisoformat({now.isoformat()!r}))
+except PublishError as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(1)
+"""
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
+
+
 def test_a_failed_write_leaves_the_previous_feed_intact(config: Config, tmp_path: Path) -> None:
     run_publish(config)
     before = (config.feeds_path / "atom.xml").read_bytes()
@@ -743,40 +783,9 @@ def test_a_failed_write_leaves_the_previous_feed_intact(config: Config, tmp_path
             ),
             NOW + timedelta(days=1),
         )
-    config_file = tmp_path / "publish-config.toml"
-    config_file.write_text(
-        (ROOT / "config.toml")
-        .read_text(encoding="utf-8")
-        .replace("max_items = 50", f"max_items = {MAX_ITEMS}"),
-        encoding="utf-8",
-    )
     # A real process whose files may not grow much past the old feed's size: enough for the
     # store's journal, not for the new feed (the store is opened before the limit is set).
-    script = f"""
-import resource, signal, sys
-from datetime import datetime
-from pathlib import Path
-from iomfeed.config import load_config
-from iomfeed.errors import PublishError
-from iomfeed.pipeline import open_store, publish
-config = load_config(Path({str(config_file)!r}))
-store = open_store(config)
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-resource.setrlimit(resource.RLIMIT_FSIZE, ({len(before) + 300_000}, resource.RLIM_INFINITY))
-try:
-    publish(config, store=store, now=datetime.fromisoformat({NOW.isoformat()!r}))
-except PublishError as exc:
-    print(exc, file=sys.stderr)
-    sys.exit(1)
-"""
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=tmp_path,
-    )
+    result = publish_under_file_limit(tmp_path, len(before) + 300_000, NOW)
     assert result.returncode == 1, result.stderr
     assert "atom.xml: could not be written (File too large)" in result.stderr
     assert "the previous version is intact" in result.stderr
@@ -815,39 +824,7 @@ def test_a_publish_that_fails_part_way_replaces_no_file(config: Config, tmp_path
     limit = sizes[largest] - 1
     assert largest == "atom.xml"
     assert [p for p in changed if sizes[p] < limit and p.startswith("category/")]
-    config_file = tmp_path / "publish-config.toml"
-    config_file.write_text(
-        (ROOT / "config.toml")
-        .read_text(encoding="utf-8")
-        .replace("max_items = 50", f"max_items = {MAX_ITEMS}"),
-        encoding="utf-8",
-    )
-    later = NOW + timedelta(days=1)
-    script = f"""
-import resource, signal, sys
-from datetime import datetime
-from pathlib import Path
-from iomfeed.config import load_config
-from iomfeed.errors import PublishError
-from iomfeed.pipeline import open_store, publish
-config = load_config(Path({str(config_file)!r}))
-store = open_store(config)
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.RLIM_INFINITY))
-try:
-    publish(config, store=store, now=datetime.fromisoformat({later.isoformat()!r}))
-except PublishError as exc:
-    print(exc, file=sys.stderr)
-    sys.exit(1)
-"""
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=tmp_path,
-    )
+    result = publish_under_file_limit(tmp_path, limit, NOW + timedelta(days=1))
     assert result.returncode == 1, result.stderr
     assert "feeds/atom.xml: could not be written (File too large)" in result.stderr
     assert "as is every other file of this publish" in result.stderr
