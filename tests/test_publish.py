@@ -27,6 +27,7 @@ from iomfeed.errors import PublishError
 from iomfeed.models import DateSource, Item, PublishReport, StoredItem
 from iomfeed.pipeline import open_store, publish
 from iomfeed.publish.build import plan_archives
+from iomfeed.store import IndexEntry
 
 from .conftest import DATA, NOW, ROOT, fetch, local_config
 from .golden import check_golden
@@ -604,9 +605,9 @@ def _as_item(stored: StoredItem) -> Item:
 
 def test_plan_archives_groups_by_local_month_newest_first() -> None:
     rows = [
-        ("a", "2024-06-01T00:30:00+02:00", "h", "u"),
-        ("b", "2024-05-31T23:00:00+02:00", "h", "u"),
-        ("c", "2024-05-02T10:00:00+02:00", "h", "u"),
+        IndexEntry("a", "2024-06-01T00:30:00+02:00", "h", "u"),
+        IndexEntry("b", "2024-05-31T23:00:00+02:00", "h", "u"),
+        IndexEntry("c", "2024-05-02T10:00:00+02:00", "h", "u"),
     ]
     pages = plan_archives(rows)
     assert [(p.month, p.ids) for p in pages] == [("2024-06", ("a",)), ("2024-05", ("b", "c"))]
@@ -711,12 +712,12 @@ def test_planning_the_archives_from_the_whole_plan_gives_the_same_pages() -> Non
 
     # Newest first by UTC; local months do not always follow that order across offsets.
     rows = [
-        ("a", "2024-07-02T10:00:00+02:00", "h1", "u"),
-        ("b", "2024-07-01T00:30:00+02:00", "h2", "u"),  # 2024-06-30T22:30Z
-        ("c", "2024-06-30T23:00:00+00:00", "h3", "u"),
-        ("d", "2024-06-10T10:00:00+02:00", "h4", "u"),
-        ("e", "2024-05-02T10:00:00+02:00", "h5", "u"),
-        ("f", "2024-04-02T10:00:00+02:00", "h6", "u"),
+        IndexEntry("a", "2024-07-02T10:00:00+02:00", "h1", "u"),
+        IndexEntry("b", "2024-07-01T00:30:00+02:00", "h2", "u"),  # 2024-06-30T22:30Z
+        IndexEntry("c", "2024-06-30T23:00:00+00:00", "h3", "u"),
+        IndexEntry("d", "2024-06-10T10:00:00+02:00", "h4", "u"),
+        IndexEntry("e", "2024-05-02T10:00:00+02:00", "h5", "u"),
+        IndexEntry("f", "2024-04-02T10:00:00+02:00", "h6", "u"),
     ]
     whole = plan_archives(rows)
     for start in range(len(rows) + 1):

@@ -84,7 +84,7 @@ def test_an_entry_is_updated_when_the_source_says_until_a_change_is_seen(store: 
 
 
 def test_stored_entries_get_the_source_time_on_migration(tmp_path: Path) -> None:
-    from iomfeed.store import _statements
+    from iomfeed.store.schema import statements as _statements
 
     step = next(n for n, m in enumerate(MIGRATIONS) if "issue 9 (feeds)" in m)
     path = tmp_path / "old.db"
@@ -319,3 +319,30 @@ def test_an_empty_body_never_replaces_a_stored_one(store: Store) -> None:
     stored = store.get(out.item_id)
     assert stored is not None
     assert stored.content_html == "<p>body</p>" and stored.title == "Diaspora meets (updated)"
+
+
+def test_every_database_error_leaves_the_store_as_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "broken.db"
+    with Store(path) as store:
+        store.db.execute("DROP TABLE alerts")
+        with pytest.raises(StoreError, match=rf"cannot use the database {path}.*no such table"):
+            store.active_alerts()
+        store.db.execute("DROP TABLE deliveries")
+        rows = store.deliveries(1)  # a method that streams rows fails when it is read
+        with pytest.raises(StoreError, match=r"no such table: deliveries"):
+            next(iter(rows))
+
+
+def test_no_public_store_method_lets_a_sqlite_error_through() -> None:
+    import inspect
+
+    from iomfeed.store.base import StoreBase
+
+    unwrapped = [
+        name
+        for name, attr in inspect.getmembers(Store, inspect.isfunction)
+        if not name.startswith("_")
+        and name not in vars(StoreBase)  # plumbing: close, transaction
+        and not hasattr(attr, "__wrapped__")
+    ]
+    assert unwrapped == []

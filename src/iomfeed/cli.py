@@ -11,7 +11,6 @@ import argparse
 import json
 import logging
 import os
-import sqlite3
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -1019,14 +1018,6 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_LOCKED
     except IomfeedError as exc:
         print(f"iomfeed: {exc}", file=sys.stderr)
-        return EXIT_SOURCE_FAILED
-    except sqlite3.Error as exc:
-        from .store_errors import explain
-
-        if config is None:  # the demo's own store
-            print(f"iomfeed: the database failed: {exc}", file=sys.stderr)
-        else:
-            print(f"iomfeed: {explain(config.database_path, exc, action='use')}", file=sys.stderr)
         return EXIT_SOURCE_FAILED
     except KeyboardInterrupt:
         print("iomfeed: interrupted", file=sys.stderr)

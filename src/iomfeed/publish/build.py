@@ -41,7 +41,7 @@ from ..config import Config
 from ..errors import PublishError
 from ..files import FileSet, remove_leftovers
 from ..models import FeedDoc, PublishReport, StoredItem
-from ..store import Store
+from ..store import IndexEntry, PublishedFile, Store
 from .feeds import render_atom, render_json, render_rss
 from .site import FeedLink, MonthLink, render_index, render_month, templates_digest
 
@@ -90,7 +90,7 @@ def unique_slugs(names: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def plan_archives(rows: Iterable[tuple[str, str, str, str]]) -> list[ArchivePage]:
+def plan_archives(rows: Iterable[IndexEntry]) -> list[ArchivePage]:
     """Group (id, local published, content hash, updated) rows by month, newest month first."""
     months: dict[str, list[tuple[str, str, str]]] = {}
     for item_id, published, digest, updated in rows:
@@ -103,9 +103,7 @@ def plan_archives(rows: Iterable[tuple[str, str, str, str]]) -> list[ArchivePage
     return pages
 
 
-def plan_after(
-    rows: list[tuple[str, str, str, str]], pages: list[ArchivePage], start: int
-) -> list[ArchivePage]:
+def plan_after(rows: list[IndexEntry], pages: list[ArchivePage], start: int) -> list[ArchivePage]:
     """``plan_archives(rows[start:])``, reusing from ``pages`` (the plan of all ``rows``) the
     months that lie wholly past ``start``: only the months split by it are hashed again."""
     split = {row[1][:7] for row in rows[:start]}
@@ -129,7 +127,7 @@ class Publisher:
         self.fingerprints: dict[str, str] = {}  # path -> what to record once in place
         self.unchanged = 0
         self.files = FileSet()
-        self._recorded: dict[str, tuple[str, int, int]] | None = None
+        self._recorded: dict[str, PublishedFile] | None = None
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -271,7 +269,7 @@ class Publisher:
             self.written.append(path)
 
     def _month_pages(
-        self, rows: list[tuple[str, str, str, str]], by_month: list[ArchivePage], feed: FeedLink
+        self, rows: list[IndexEntry], by_month: list[ArchivePage], feed: FeedLink
     ) -> list[MonthLink]:
         """Write one page per month that holds a story not on ``index.html`` (each with
         every story of its month); returns them, newest first, for the index to link."""

@@ -1,0 +1,157 @@
+"""The connection every area of the store shares: opening, transactions, settings, errors.
+
+:class:`StoreBase` opens the SQLite file (WAL, foreign keys, migrated to the newest schema)
+and is the one place that turns ``sqlite3`` errors into :class:`~iomfeed.errors.StoreError`
+with words an operator can act on (:func:`guard` wraps every public method of the store).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self
+
+from ..errors import StoreError
+from .schema import migrate
+
+
+def utc(dt: datetime) -> str:
+    """A fixed-width UTC timestamp that sorts as text."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _create_private(path: Path) -> None:
+    """Create a missing database file readable and writable by its owner only (0600): it
+    holds subscribers' addresses and perhaps the unsubscribe secret. SQLite would create it
+    with the umask (0644 by default); the ``-wal`` and ``-shm`` files it makes later get the
+    database file's own mode, so they are private too. An existing file keeps its mode
+    (``iomfeed check`` warns when others can read it)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # opening it fails the same way next, and that error is explained in words
+    try:
+        os.fchmod(fd, 0o600)  # a umask such as 0o200 would take the owner's write bit away
+    finally:
+        os.close(fd)
+
+
+class StoreBase:
+    """One SQLite connection in autocommit mode; areas add their methods as mixins."""
+
+    def __init__(self, path: Path | str, *, tag_authority: str = "localhost") -> None:
+        self.path = Path(path)
+        self.tag_authority = tag_authority
+        if str(path) != ":memory:":
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"{self.path}: cannot create the database folder: {exc}") from exc
+            _create_private(self.path)
+        try:
+            self.db = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            migrate(self.db, self.path)
+        except sqlite3.Error as exc:
+            from .explain import explain
+
+            raise StoreError(explain(self.path, exc)) from exc
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    # ------------------------------------------------------------------ settings
+
+    def setting(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_setting(self, key: str, value: str) -> None:
+        self.db.execute(
+            "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key)"
+            " DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def setting_default(self, key: str, make: Callable[[], str]) -> str:
+        """The stored value of ``key``, storing ``make()`` first if there is none."""
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", (key, make()))
+            return str(db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()[0])
+
+
+def guard(cls: type[StoreBase]) -> None:
+    """Wrap every public method of ``cls`` (its mixins' too) so that an ``sqlite3`` error
+    leaves the store as a :class:`StoreError` naming the file and the likely cause. Methods
+    that stream rows (generators) are wrapped around their iteration."""
+    seen: set[str] = set()
+    for klass in cls.__mro__:
+        for name, attr in list(vars(klass).items()):
+            if name in seen or name.startswith("_"):
+                continue
+            seen.add(name)  # the first in the method resolution order is the one called
+            if inspect.isfunction(attr):
+                setattr(cls, name, _guarded(attr))
+
+
+def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def stream(self: StoreBase, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from method(self, *args, **kwargs)
+            except sqlite3.Error as exc:
+                raise _wrapped(self, exc) from exc
+
+        return stream
+
+    @functools.wraps(method)
+    def call(self: StoreBase, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise _wrapped(self, exc) from exc
+
+    return call
+
+
+def _wrapped(store: StoreBase, exc: sqlite3.Error) -> StoreError:
+    from .explain import explain
+
+    return StoreError(explain(store.path, exc, action="use"))

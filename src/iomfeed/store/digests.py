@@ -1,0 +1,323 @@
+"""Digests and the delivery ledger: one row per (digest, subscriber), committed around
+every message so that a crash neither loses nor doubles a delivery."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import datetime
+
+from ..errors import StoreError
+from ..models import Delivery, DigestRecord, StoredItem
+from .base import StoreBase, parse, utc
+from .items import ITEM_COLUMNS, item_from_row
+
+
+def _digest(row: sqlite3.Row) -> DigestRecord:
+    return DigestRecord(
+        id=row["id"],
+        created=parse(row["created"]),
+        since=parse(row["since"]) if row["since"] else None,
+        cutoff=parse(row["cutoff"]),
+        status=row["status"],
+        items=row["items"],
+        more=row["more"],
+        finished=parse(row["finished"]) if row["finished"] else None,
+        note=row["note"],
+    )
+
+
+_DELIVERY_SELECT = (
+    "SELECT d.*, s.address, s.name, s.language, s.status AS sub_status,"
+    " s.failures AS sub_failures"
+    " FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+)
+
+
+def _delivery(r: sqlite3.Row) -> Delivery:
+    return Delivery(
+        digest_id=r["digest_id"],
+        subscriber_id=r["subscriber_id"],
+        address=r["address"],
+        name=r["name"],
+        language=r["language"],
+        subscriber_status=r["sub_status"],
+        status=r["status"],
+        attempts=r["attempts"],
+        ambiguous=bool(r["ambiguous"]),
+        reply=r["reply"],
+        subscriber_failures=r["sub_failures"],
+    )
+
+
+class DigestsMixin(StoreBase):
+    """Digests, what each shows, and who was sent it."""
+
+    def digest(self, digest_id: int) -> DigestRecord | None:
+        row = self.db.execute("SELECT * FROM digests WHERE id = ?", (digest_id,)).fetchone()
+        return None if row is None else _digest(row)
+
+    def digests(self, *, limit: int = 10) -> list[DigestRecord]:
+        rows = self.db.execute("SELECT * FROM digests ORDER BY id DESC LIMIT ?", (limit,))
+        return [_digest(r) for r in rows]
+
+    def open_digest(self) -> DigestRecord | None:
+        """The digest whose deliveries are not all final yet (at most one exists)."""
+        row = self.db.execute(
+            "SELECT * FROM digests WHERE status = 'sending' ORDER BY id LIMIT 1"
+        ).fetchone()
+        return None if row is None else _digest(row)
+
+    def last_digest(self, status: str | None = None) -> DigestRecord | None:
+        where = "" if status is None else " WHERE status = ?"
+        args = () if status is None else (status,)
+        row = self.db.execute(
+            f"SELECT * FROM digests{where} ORDER BY id DESC LIMIT 1", args
+        ).fetchone()
+        return None if row is None else _digest(row)
+
+    def new_items(self, since: DigestRecord | None, cutoff: datetime) -> list[StoredItem]:
+        """Items first seen since the digest ``since`` was made (all, when None) and up to
+        ``cutoff``, that it did not hold, newest first by their date. (Timestamps have
+        one-second resolution: an item first seen in the same second as that digest, after
+        it, is new.)"""
+        sql = f"SELECT {ITEM_COLUMNS} FROM items WHERE first_seen <= ?"
+        args: list[object] = [utc(cutoff)]
+        if since is not None:
+            sql += (
+                " AND first_seen >= ? AND id NOT IN"
+                " (SELECT item_id FROM digest_items WHERE digest_id = ?)"
+            )
+            args += [utc(since.cutoff), since.id]
+        rows = self.db.execute(sql + " ORDER BY published_utc DESC, id", args)
+        return [item_from_row(r) for r in rows]
+
+    def create_digest(
+        self,
+        *,
+        created: datetime,
+        since: datetime | None,
+        cutoff: datetime,
+        item_ids: list[str],
+        more: int,
+        left_out: list[str] | tuple[str, ...] = (),
+    ) -> DigestRecord:
+        """Record a digest and a pending delivery for every active subscriber, in one
+        transaction: from here on a crash resumes this digest, never makes another."""
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM digests WHERE status = 'sending'").fetchone():
+                raise StoreError("a digest is still being sent; finish it first")
+            cur = db.execute(
+                "INSERT INTO digests (created, since, cutoff, status, items, more)"
+                " VALUES (?, ?, ?, 'sending', ?, ?)",
+                (utc(created), utc(since) if since else None, utc(cutoff), len(item_ids), more),
+            )
+            digest_id = int(cur.lastrowid or 0)
+            # The items shown, then those only counted in "N more": all of them are this
+            # digest's, so the next one does not hold them again.
+            db.executemany(
+                "INSERT INTO digest_items (digest_id, position, item_id) VALUES (?, ?, ?)",
+                [(digest_id, i, item_id) for i, item_id in enumerate([*item_ids, *left_out])],
+            )
+            db.execute(
+                "INSERT INTO deliveries (digest_id, subscriber_id, status, updated)"
+                " SELECT ?, id, 'pending', ? FROM subscribers WHERE status = 'active'",
+                (digest_id, utc(created)),
+            )
+        record = self.digest(digest_id)
+        assert record is not None
+        return record
+
+    def skip_digest(self, *, created: datetime, since: datetime | None, note: str) -> int:
+        """Record that a due digest was not sent (and why), so the schedule moves on."""
+        cur = self.db.execute(
+            "INSERT INTO digests (created, since, cutoff, status, items, more, finished, note)"
+            " VALUES (?, ?, ?, 'skipped', 0, 0, ?, ?)",
+            (utc(created), utc(since) if since else None, utc(created), utc(created), note),
+        )
+        return int(cur.lastrowid or 0)
+
+    def digest_item_ids(self, digest_id: int) -> list[str]:
+        """The items the digest shows, in order."""
+        rows = self.db.execute(
+            "SELECT item_id FROM digest_items WHERE digest_id = ?"
+            " AND position < (SELECT items FROM digests WHERE id = ?)"
+            " ORDER BY position",
+            (digest_id, digest_id),
+        )
+        return [str(r[0]) for r in rows]
+
+    def deliveries(
+        self,
+        digest_id: int,
+        statuses: tuple[str, ...] = ("pending", "sending"),
+        *,
+        batch: int = 500,
+    ) -> Iterator[Delivery]:
+        """Ledger rows of a digest in subscriber order, read in batches (a send may run for
+        a long time; the rows it updates are never read back through an open cursor)."""
+        marks = ", ".join("?" for _ in statuses)
+        after = 0
+        while True:
+            rows = self.db.execute(
+                f"{_DELIVERY_SELECT} WHERE d.digest_id = ? AND d.status IN ({marks})"
+                " AND d.subscriber_id > ? ORDER BY d.subscriber_id LIMIT ?",
+                (digest_id, *statuses, after, batch),
+            ).fetchall()
+            if not rows:
+                return
+            yield from (_delivery(r) for r in rows)
+            after = rows[-1]["subscriber_id"]
+
+    def delivery(self, digest_id: int, subscriber_id: int) -> Delivery | None:
+        row = self.db.execute(
+            f"{_DELIVERY_SELECT} WHERE d.digest_id = ? AND d.subscriber_id = ?",
+            (digest_id, subscriber_id),
+        ).fetchone()
+        return None if row is None else _delivery(row)
+
+    def delivery_totals(self, digest_id: int) -> dict[str, int]:
+        rows = self.db.execute(
+            "SELECT status, count(*) FROM deliveries WHERE digest_id = ? GROUP BY status",
+            (digest_id,),
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def mark_sending(
+        self, digest_id: int, subscriber_id: int, now: datetime, *, ambiguous: bool = False
+    ) -> bool:
+        """Committed before the message leaves: after a crash this row says 'maybe sent'.
+        False (and nothing changed) when the subscriber is no longer active: someone who
+        unsubscribed a second ago does not get the digest."""
+        cur = self.db.execute(
+            "UPDATE deliveries SET status = 'sending', attempts = attempts + 1,"
+            " ambiguous = max(ambiguous, ?), updated = ?"
+            " WHERE digest_id = ? AND subscriber_id = ? AND EXISTS (SELECT 1 FROM subscribers"
+            " WHERE id = ? AND status = 'active')",
+            (int(ambiguous), utc(now), digest_id, subscriber_id, subscriber_id),
+        )
+        return cur.rowcount > 0
+
+    def uncount_attempts(self, digest_id: int, subscriber_id: int, tries: int) -> None:
+        """Give back tries that failed for reasons not this subscriber's (the server)."""
+        self.db.execute(
+            "UPDATE deliveries SET attempts = max(0, attempts - ?)"
+            " WHERE digest_id = ? AND subscriber_id = ?",
+            (tries, digest_id, subscriber_id),
+        )
+
+    def revert_failures(
+        self, digest_id: int, subscriber_ids: list[int], *, bounce_after: int
+    ) -> None:
+        """Undo permanent failures that turned out to be the server's (every address
+        refused): the rows are pending again, the subscribers' counts and bounces undone."""
+        with self.transaction() as db:
+            for sid in subscriber_ids:
+                db.execute(
+                    "UPDATE deliveries SET status = 'pending', updated = updated"
+                    " WHERE digest_id = ? AND subscriber_id = ? AND status = 'failed'",
+                    (digest_id, sid),
+                )
+                db.execute(
+                    "UPDATE subscribers SET failures = max(0, failures - 1) WHERE id = ?", (sid,)
+                )
+                db.execute(
+                    "UPDATE subscribers SET status = 'active', left_at = NULL,"
+                    " reason = '' WHERE id = ? AND status = 'bounced' AND failures < ?",
+                    (sid, bounce_after),
+                )
+
+    def mark_error(self, digest_id: int, subscriber_id: int, reason: str, now: datetime) -> None:
+        """This subscriber's message could not be made (a bug or bad data): failed, with
+        why, without counting as a bounce."""
+        self.db.execute(
+            "UPDATE deliveries SET status = 'failed', reply = ?, updated = ?"
+            " WHERE digest_id = ? AND subscriber_id = ?",
+            (reason[:500], utc(now), digest_id, subscriber_id),
+        )
+
+    def mark_delivered(
+        self,
+        digest_id: int,
+        subscriber_id: int,
+        reply: str,
+        now: datetime,
+        *,
+        reset_failures: bool = True,
+    ) -> None:
+        """Committed once the server took the message; a success ends a bounce streak
+        (``reset_failures=False`` when the caller knows there is none: one statement, one
+        commit, which counts at thousands of messages)."""
+        if not reset_failures:
+            self.db.execute(
+                "UPDATE deliveries SET status = 'sent', reply = ?, updated = ?"
+                " WHERE digest_id = ? AND subscriber_id = ?",
+                (reply, utc(now), digest_id, subscriber_id),
+            )
+            return
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE deliveries SET status = 'sent', reply = ?, updated = ?"
+                " WHERE digest_id = ? AND subscriber_id = ?",
+                (reply, utc(now), digest_id, subscriber_id),
+            )
+            db.execute(
+                "UPDATE subscribers SET failures = 0 WHERE id = ? AND failures > 0",
+                (subscriber_id,),
+            )
+
+    def mark_deferred(
+        self, digest_id: int, subscriber_id: int, reply: str, now: datetime, *, give_up: bool
+    ) -> None:
+        """A temporary failure: pending again for the next run, or failed when it has been
+        tried too often."""
+        self.db.execute(
+            "UPDATE deliveries SET status = ?, reply = ?, updated = ?"
+            " WHERE digest_id = ? AND subscriber_id = ?",
+            ("failed" if give_up else "pending", reply, utc(now), digest_id, subscriber_id),
+        )
+
+    def mark_failed(
+        self, digest_id: int, subscriber_id: int, reply: str, now: datetime, *, bounce_after: int
+    ) -> bool:
+        """A permanent failure for this address; True when it marked the subscriber bounced."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE deliveries SET status = 'failed', reply = ?, updated = ?"
+                " WHERE digest_id = ? AND subscriber_id = ?",
+                (reply, utc(now), digest_id, subscriber_id),
+            )
+            db.execute(
+                "UPDATE subscribers SET failures = failures + 1 WHERE id = ?", (subscriber_id,)
+            )
+            cur = db.execute(
+                "UPDATE subscribers SET status = 'bounced', left_at = ?, reason = ?"
+                " WHERE id = ? AND status = 'active' AND failures >= ?",
+                (utc(now), f"bounced: {reply}"[:500], subscriber_id, bounce_after),
+            )
+            return cur.rowcount > 0
+
+    def mark_skipped(self, digest_id: int, subscriber_id: int, reason: str, now: datetime) -> None:
+        self.db.execute(
+            "UPDATE deliveries SET status = 'skipped', reply = ?, updated = ?"
+            " WHERE digest_id = ? AND subscriber_id = ?",
+            (reason, utc(now), digest_id, subscriber_id),
+        )
+
+    def finish_digest(self, digest_id: int, now: datetime) -> bool:
+        """Mark the digest sent when no delivery is due any more; its items are then
+        'sent'. False while some are pending."""
+        with self.transaction() as db:
+            due = db.execute(
+                "SELECT 1 FROM deliveries WHERE digest_id = ?"
+                " AND status IN ('pending', 'sending') LIMIT 1",
+                (digest_id,),
+            ).fetchone()
+            if due:
+                return False
+            db.execute(
+                "UPDATE digests SET status = 'sent', finished = ?"
+                " WHERE id = ? AND status = 'sending'",
+                (utc(now), digest_id),
+            )
+        return True

@@ -1,0 +1,56 @@
+"""Small typed rows the store returns besides the pipeline's records (``models.py``).
+
+They are named tuples: typed, immutable, and unpacked like the plain tuples they replace.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NamedTuple
+
+
+class ItemLink(NamedTuple):
+    """Another address (or source) of a stored story."""
+
+    url: str
+    source: str
+    reason: str  # 'title': a near duplicate; 'alias': a listing address
+
+
+class IndexEntry(NamedTuple):
+    """What deciding which archive pages changed needs of an item, without its content."""
+
+    id: str
+    published: str  # ISO 8601 with the source's offset
+    content_hash: str
+    updated: str  # fixed-width UTC
+
+
+class PublishedFile(NamedTuple):
+    """What a generated file was made from, and the file as written."""
+
+    fingerprint: str
+    size: int
+    mtime_ns: int
+
+
+class Validators(NamedTuple):
+    """The HTTP validators last seen for a URL."""
+
+    etag: str | None
+    last_modified: str | None
+
+
+class SourceRunSummary(NamedTuple):
+    """One run of one source, as ``status`` reads its history."""
+
+    started: datetime
+    ok: bool
+    error: str
+
+
+class AlertState(NamedTuple):
+    """An operator alert's state: whether the problem is still there, when it was mailed."""
+
+    active: bool
+    last_sent: datetime | None

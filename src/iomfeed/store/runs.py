@@ -1,0 +1,121 @@
+"""Runs: what each fetch run did per source, and the operator alerts raised from them."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from ..models import SourceResult
+from .base import StoreBase, parse, utc
+from .records import AlertState, SourceRunSummary
+
+
+class RunsMixin(StoreBase):
+    """Run history and alerts."""
+
+    def first_run_started(self) -> datetime | None:
+        row = self.db.execute("SELECT min(started) FROM runs").fetchone()
+        return None if row[0] is None else parse(row[0])
+
+    def record_run(
+        self, started: datetime, finished: datetime, results: tuple[SourceResult, ...]
+    ) -> int:
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO runs (started, finished, ok) VALUES (?, ?, ?)",
+                (utc(started), utc(finished), int(all(r.ok for r in results))),
+            )
+            run_id = int(cur.lastrowid or 0)
+            db.executemany(
+                "INSERT INTO source_runs (run_id, source, ok, pages, not_modified, found, new,"
+                " updated, duplicates, filtered, duration, error, warnings)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        run_id,
+                        r.name,
+                        int(r.ok),
+                        r.pages,
+                        r.not_modified,
+                        r.found,
+                        r.new,
+                        r.updated,
+                        r.duplicates,
+                        r.filtered,
+                        round(r.duration, 3),
+                        r.error,
+                        json.dumps(list(r.warnings), ensure_ascii=False),
+                    )
+                    for r in results
+                ],
+            )
+        return run_id
+
+    def source_runs(self, run_id: int) -> list[SourceResult]:
+        rows = self.db.execute(
+            "SELECT * FROM source_runs WHERE run_id = ? ORDER BY source", (run_id,)
+        ).fetchall()
+        return [
+            SourceResult(
+                name=r["source"],
+                ok=bool(r["ok"]),
+                pages=r["pages"],
+                not_modified=r["not_modified"],
+                found=r["found"],
+                new=r["new"],
+                updated=r["updated"],
+                duplicates=r["duplicates"],
+                filtered=r["filtered"],
+                duration=r["duration"],
+                error=r["error"],
+                warnings=tuple(json.loads(r["warnings"])),
+            )
+            for r in rows
+        ]
+
+    def source_history(self, source: str, *, limit: int = 100) -> list[SourceRunSummary]:
+        """The source's latest runs, newest first."""
+        rows = self.db.execute(
+            "SELECT r.started, sr.ok, sr.error FROM source_runs sr JOIN runs r"
+            " ON r.id = sr.run_id WHERE sr.source = ? ORDER BY sr.run_id DESC LIMIT ?",
+            (source, limit),
+        )
+        return [SourceRunSummary(parse(r[0]), bool(r[1]), str(r[2])) for r in rows]
+
+    def run_sources(self) -> list[str]:
+        return [
+            str(r[0])
+            for r in self.db.execute("SELECT DISTINCT source FROM source_runs ORDER BY source")
+        ]
+
+    def alert(self, problem: str) -> AlertState | None:
+        """The state of a known problem, or None."""
+        row = self.db.execute(
+            "SELECT active, last_sent FROM alerts WHERE problem = ?", (problem,)
+        ).fetchone()
+        if row is None:
+            return None
+        return AlertState(bool(row[0]), parse(row[1]) if row[1] else None)
+
+    def alert_detail(self, problem: str) -> str:
+        row = self.db.execute("SELECT detail FROM alerts WHERE problem = ?", (problem,)).fetchone()
+        return "" if row is None else str(row[0])
+
+    def active_alerts(self) -> list[str]:
+        return [
+            str(r[0])
+            for r in self.db.execute("SELECT problem FROM alerts WHERE active = 1 ORDER BY problem")
+        ]
+
+    def set_alert(self, problem: str, *, active: bool, detail: str, sent: datetime | None) -> None:
+        self.db.execute(
+            "INSERT INTO alerts (problem, active, last_sent, detail) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (problem) DO UPDATE SET active = excluded.active,"
+            " detail = excluded.detail,"
+            " last_sent = coalesce(excluded.last_sent, alerts.last_sent)",
+            (problem, int(active), utc(sent) if sent else None, detail),
+        )
+
+    def last_run_id(self) -> int | None:
+        row = self.db.execute("SELECT max(id) FROM runs").fetchone()
+        return None if row[0] is None else int(row[0])

@@ -1,0 +1,288 @@
+"""The schema as numbered migrations (``PRAGMA user_version``), and the code that applies them.
+
+Each entry of :data:`MIGRATIONS` moves the schema from version i to i + 1. Append only; never
+edit a shipped step. A step may need Python as well as SQL (a hash that covers a re-dated
+column): :data:`AFTER_STEP` names those by a marker in the step's first comment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from ..dedup import content_hash
+from ..errors import StoreError
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE items (
+        id TEXT PRIMARY KEY,            -- tag: URI, minted once
+        url TEXT NOT NULL UNIQUE,       -- canonical URL, the dedup key
+        source TEXT NOT NULL,
+        title TEXT NOT NULL,
+        title_key TEXT NOT NULL,
+        summary_html TEXT NOT NULL,
+        content_html TEXT NOT NULL,
+        published TEXT NOT NULL,        -- ISO 8601 with the source's offset
+        published_utc TEXT NOT NULL,    -- for ordering
+        date_source TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        image_url TEXT NOT NULL,
+        image_alt TEXT NOT NULL,
+        categories TEXT NOT NULL,       -- JSON array
+        language TEXT NOT NULL,
+        author TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        listing_hash TEXT NOT NULL
+    );
+    CREATE INDEX items_published ON items (published_utc DESC, id);
+    CREATE INDEX items_title_key ON items (title_key);
+    CREATE INDEX items_source ON items (source, published_utc);
+    CREATE TABLE item_links (           -- other addresses or sources of a stored story
+        url TEXT PRIMARY KEY,
+        item_id TEXT NOT NULL REFERENCES items (id) ON DELETE CASCADE,
+        source TEXT NOT NULL,
+        reason TEXT NOT NULL,           -- 'title': near duplicate; 'alias': listing address
+        first_seen TEXT NOT NULL,
+        listing_hash TEXT NOT NULL      -- of this address's own listing entry
+    );
+    CREATE TABLE item_history (         -- every content version an item has had
+        item_id TEXT NOT NULL REFERENCES items (id) ON DELETE CASCADE,
+        content_hash TEXT NOT NULL,
+        seen TEXT NOT NULL,
+        PRIMARY KEY (item_id, content_hash)
+    );
+    CREATE TABLE skipped (              -- left out by a source's filter: not fetched again
+        url TEXT PRIMARY KEY,           -- while its listing entry and the filter stay the same
+        source TEXT NOT NULL,
+        listing_hash TEXT NOT NULL,
+        filter_hash TEXT NOT NULL,
+        seen TEXT NOT NULL
+    );
+    CREATE TABLE http_validators (
+        url TEXT PRIMARY KEY,
+        etag TEXT,
+        last_modified TEXT,
+        saved TEXT NOT NULL
+    );
+    CREATE TABLE source_state (
+        name TEXT PRIMARY KEY,
+        backfilled TEXT,                -- when a full walk of the listing last completed
+        filter_hash TEXT NOT NULL       -- under which filter (a new filter walks again)
+    );
+    CREATE TABLE published_files (      -- every generated file and what it was made from
+        path TEXT PRIMARY KEY,          -- relative to the publish folder
+        fingerprint TEXT NOT NULL,      -- of its inputs (archives) or of its bytes
+        size INTEGER NOT NULL,          -- the file as written, to notice it was replaced
+        mtime_ns INTEGER NOT NULL
+    );
+    CREATE TABLE feed_ids (             -- permanent Atom feed ids, minted once
+        key TEXT PRIMARY KEY,
+        id TEXT NOT NULL
+    );
+    CREATE TABLE websub_pending (       -- hub pings that failed, retried next run
+        feed_url TEXT PRIMARY KEY,
+        since TEXT NOT NULL
+    );
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        started TEXT NOT NULL,
+        finished TEXT NOT NULL,
+        ok INTEGER NOT NULL
+    );
+    CREATE TABLE source_runs (
+        run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        source TEXT NOT NULL,
+        ok INTEGER NOT NULL,
+        pages INTEGER NOT NULL,
+        not_modified INTEGER NOT NULL,
+        found INTEGER NOT NULL,
+        new INTEGER NOT NULL,
+        updated INTEGER NOT NULL,
+        duplicates INTEGER NOT NULL,
+        filtered INTEGER NOT NULL,
+        duration REAL NOT NULL,
+        error TEXT NOT NULL,
+        warnings TEXT NOT NULL,         -- JSON array
+        PRIMARY KEY (run_id, source)
+    );
+    """,
+    """
+    CREATE TABLE subscribers (
+        id INTEGER PRIMARY KEY,
+        address TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        name TEXT NOT NULL,
+        language TEXT NOT NULL CHECK (language IN ('en', 'sq')),
+        status TEXT NOT NULL CHECK (status IN ('active', 'unsubscribed', 'bounced')),
+        subscribed TEXT NOT NULL,
+        left_at TEXT,
+        reason TEXT NOT NULL DEFAULT ''  -- why they left
+    );
+    CREATE INDEX subscribers_status ON subscribers (status, id);
+    """,
+    """
+    CREATE TABLE digests (
+        id INTEGER PRIMARY KEY,
+        created TEXT NOT NULL,          -- the Date of its messages; the schedule's mark
+        since TEXT,                     -- items first seen after this ...
+        cutoff TEXT NOT NULL,           -- ... and up to this
+        status TEXT NOT NULL CHECK (status IN ('sending', 'sent', 'skipped')),
+        items INTEGER NOT NULL,
+        more INTEGER NOT NULL,
+        finished TEXT,
+        note TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE digest_items (         -- what a digest shows, frozen for a resumed send
+        digest_id INTEGER NOT NULL REFERENCES digests (id),
+        position INTEGER NOT NULL,
+        item_id TEXT NOT NULL REFERENCES items (id),
+        PRIMARY KEY (digest_id, position)
+    );
+    CREATE TABLE deliveries (           -- the ledger: one row per (digest, subscriber)
+        digest_id INTEGER NOT NULL REFERENCES digests (id),
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers (id),
+        status TEXT NOT NULL
+            CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'skipped')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        ambiguous INTEGER NOT NULL DEFAULT 0,
+        reply TEXT NOT NULL DEFAULT '',
+        updated TEXT NOT NULL,
+        PRIMARY KEY (digest_id, subscriber_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX deliveries_status ON deliveries (digest_id, status);
+    -- consecutive permanent failures; the subscriber is marked bounced after mail.bounce_after
+    ALTER TABLE subscribers ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+    """
+    CREATE TABLE alerts (               -- operator alerts: at most one a day per problem
+        problem TEXT PRIMARY KEY,       -- "source:<name>:failing", "digest:<id>:failed", ...
+        active INTEGER NOT NULL,        -- the problem is still there (a recovery is news)
+        last_sent TEXT,                 -- when it was last mailed
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX source_runs_source ON source_runs (source, run_id);
+    """,
+    """
+    -- issue 9 (sources): why an item's own date was not used, and articles that answered 404
+    ALTER TABLE items ADD COLUMN date_note TEXT NOT NULL DEFAULT '';
+    CREATE TABLE missing_articles (     -- listed articles that answered 404/410, tried again
+        url TEXT PRIMARY KEY,           -- canonical URL
+        source TEXT NOT NULL,
+        link TEXT NOT NULL,             -- the listing entry, to make the item from later
+        title TEXT NOT NULL,
+        summary_html TEXT NOT NULL,
+        date_text TEXT NOT NULL,
+        image_url TEXT NOT NULL,
+        listing_hash TEXT NOT NULL,
+        first_missing TEXT NOT NULL,
+        last_try TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        status INTEGER NOT NULL,        -- the last answer's HTTP status
+        next_try TEXT                   -- NULL: given up (until the listing entry changes)
+    );
+    CREATE INDEX missing_articles_due ON missing_articles (source, next_try);
+    -- Items stored earlier with a date more than a day after they were first seen (a typo
+    -- on the page) sat above every real story: date them by when they were first seen.
+    -- Their `updated` was that date too, unless an edit was seen since (SET reads the old
+    -- row).
+    UPDATE items SET
+        date_note = 'ignored the date ' || published || ' (' || date_source
+            || '): more than a day after the item was first seen',
+        published = replace(first_seen, 'Z', '+00:00'),
+        published_utc = first_seen,
+        date_source = 'first-seen',
+        updated = CASE WHEN updated = published_utc THEN first_seen ELSE updated END
+    WHERE published_utc > strftime('%Y-%m-%dT%H:%M:%SZ', first_seen, '+1 day');
+    """,
+    """
+    -- issue 9 (feeds): an entry's updated is the source's own time until iomfeed sees a
+    -- change. Items stored before were stamped with the run that first saw them (a 2016
+    -- story "updated" in 2026); no modification time was kept, so an item never seen to
+    -- change gets its publication time, and one that changed keeps the time the change was
+    -- seen (never earlier than its publication). Both are in the same fixed-width UTC form.
+    UPDATE items SET updated = CASE
+        WHEN EXISTS (SELECT 1 FROM item_history h
+                     WHERE h.item_id = items.id AND h.seen > items.first_seen)
+        THEN max(updated, published_utc)
+        ELSE published_utc
+    END;
+    """,
+)
+
+
+def statements(script: str) -> list[str]:
+    """Split a script into statements the way SQLite's tokenizer does (comments, strings)."""
+    statements, buffer = [], ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \n;"):
+                statements.append(buffer)
+            buffer = ""
+    return statements
+
+
+def _rehash_redated(db: sqlite3.Connection) -> None:
+    """After the step that re-dates items stored with a date in the future: their content
+    hash covered the old date, so without this the next fetch (which ignores that date
+    again) would see every one of them as edited."""
+    rows = db.execute(
+        "SELECT id, title, summary_html, content_html, published, image_url, categories,"
+        " language FROM items WHERE date_note != ''"
+    ).fetchall()
+    for r in rows:
+        digest = content_hash(
+            title=r[1],
+            summary_html=r[2],
+            content_html=r[3],
+            published=datetime.fromisoformat(r[4]),
+            image_url=r[5],
+            categories=tuple(json.loads(r[6])),
+            language=r[7],
+        )
+        db.execute("UPDATE items SET content_hash = ? WHERE id = ?", (digest, r[0]))
+
+
+#: Python run inside a step's transaction, after its SQL, keyed by a marker in its comment.
+AFTER_STEP: dict[str, Callable[[sqlite3.Connection], None]] = {
+    "issue 9 (sources)": _rehash_redated,
+}
+
+
+def migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Bring the database up to the newest schema, one transaction per step."""
+    version = _version(db)
+    if version > len(MIGRATIONS):
+        raise StoreError(
+            f"{path}: database schema version {version} is newer than this iomfeed"
+            f" understands ({len(MIGRATIONS)}); upgrade iomfeed"
+        )
+    for target in range(version + 1, len(MIGRATIONS) + 1):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if _version(db) < target:  # another connection may have got there first
+                script = MIGRATIONS[target - 1]
+                for statement in statements(script):
+                    db.execute(statement)
+                for marker, step in AFTER_STEP.items():
+                    if marker in script:
+                        step(db)
+                db.execute(f"PRAGMA user_version = {target}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        log.debug("migrated %s to schema version %d", path, target)
+
+
+def _version(db: sqlite3.Connection) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
