@@ -58,6 +58,23 @@ def test_health_counts_failures_in_a_row_and_stuck_digests(tmp_path: Path) -> No
         assert to_json(late)["status"] == "failing"
 
 
+def test_status_and_the_alerts_word_a_problem_the_same(tmp_path: Path) -> None:
+    config = digest_config(tmp_path)
+    with Store(config.database_path) as store:
+        for hour in range(3):
+            record(store, hour, False, "HTTP 503")
+        add_subscribers(store, 1)
+        store.create_digest(created=NOW, since=None, cutoff=NOW, item_ids=[], more=0)
+        health = check(config, store, NOW + timedelta(hours=25))
+    alerts = health.alert_problems()
+    assert set(alerts) == {
+        "source:iom-albania:failing",
+        f"digest:{health.digests[0].record.id}:stuck",
+    }
+    assert sorted(alerts.values()) == sorted(health.problems())
+    assert "source iom-albania failed 3 runs in a row: HTTP 503" in alerts.values()
+
+
 def test_status_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config_path = tmp_path / "config.toml"
     from .conftest import CONFIG_FILE
