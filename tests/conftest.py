@@ -13,9 +13,9 @@ import pytest
 
 from iomfeed.config import LIVE_ORIGIN, Config, load_config
 from iomfeed.demo.server import DEFAULT_ROOT, SnapshotServer
-from iomfeed.http import HttpClient
 from iomfeed.models import RunReport, StoredItem
-from iomfeed.pipeline import fetch_all, open_store
+from iomfeed.pipeline import fetch_all
+from iomfeed.runtime import open_runtime, open_store
 from iomfeed.transport import Transport
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,11 +79,8 @@ def fetch(
 ) -> RunReport:
     """One `iomfeed fetch` run, in process, with a fixed clock (and, given a ``transport``
     such as a :class:`~iomfeed.transport.MockTransport`, no real network)."""
-    with (
-        open_store(config) as store,
-        HttpClient(config.http, validators=store, transport=transport) as http,
-    ):
-        return fetch_all(config, store=store, http=http, now=lambda: now, only=only)
+    with open_runtime(config, clock=lambda: now, transport=transport) as rt:
+        return fetch_all(config, store=rt.store, http=rt.http, now=rt.clock, only=only)
 
 
 def stored(config: Config) -> list[StoredItem]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +97,89 @@ def test_every_exception_class_descends_from_the_root_and_is_in_the_tree() -> No
     assert set(tree) <= {cls.__name__ for cls in found.values()}, (
         "the tree names a class that does not exist"
     )
+
+
+SRC = ROOT / "src" / "iomfeed"
+
+#: What builds the runtime's parts, and the only modules allowed to call it: the runtime
+#: (which wires them for every entry point) and the modules that define them.
+_BUILT_BY_THE_RUNTIME = {
+    "Store": {"runtime.py", "store.py", "store/"},
+    "HttpClient": {"runtime.py", "http.py", "transport/"},
+    "make_mailer": {"runtime.py", "delivery/mailers.py"},
+    "OutboxMailer": {"runtime.py", "delivery/mailers.py"},
+    "SmtpMailer": {"runtime.py", "delivery/mailers.py"},
+    "RunLock": {"runtime.py", "lock.py"},
+    "ServiceLock": {"runtime.py", "lock.py"},
+}
+#: A stage's own short-lived client with settings of its own (no retries, a short timeout),
+#: not an entry point's wiring: the WebSub ping after a publish.
+_OWN_CLIENT = {("publish/websub.py", "HttpClient")}
+
+
+def _calls(path: Path) -> Iterator[tuple[str, int]]:
+    """(name, line) of every call of a plain or dotted name in a module."""
+    import ast
+
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+            yield name, node.lineno
+
+
+def test_only_the_runtime_builds_stores_clients_mailers_and_locks() -> None:
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        where = path.relative_to(SRC).as_posix()
+        for name, line in _calls(path):
+            allowed = _BUILT_BY_THE_RUNTIME.get(name)
+            if allowed is None or (where, name) in _OWN_CLIENT:
+                continue
+            if not any(where == a or (a.endswith("/") and where.startswith(a)) for a in allowed):
+                found.append(f"{where}:{line}: {name}(...): use iomfeed.runtime.open_runtime")
+    assert not found, "\n".join(found)
+    assert any(n == "Store" for n, _ in _calls(SRC / "runtime.py"))  # the check sees calls
+
+
+#: The entry points and the core they share (issue 10's runtime slice): short files and
+#: functions a newcomer can read at a glance.
+_KEPT_SHORT = [
+    "cli/",
+    "web.py",
+    "web_server.py",
+    "scheduler.py",
+    "demo/run.py",
+    "runtime.py",
+    "subscriptions.py",
+    "jsonout.py",
+    "health.py",
+    "alerts.py",
+]
+
+
+def test_entry_point_modules_stay_short() -> None:
+    import ast
+
+    paths = sorted(
+        p
+        for p in SRC.rglob("*.py")
+        if any(
+            p.relative_to(SRC).as_posix() == k
+            or (k.endswith("/") and p.relative_to(SRC).as_posix().startswith(k))
+            for k in _KEPT_SHORT
+        )
+    )
+    assert len(paths) > len(_KEPT_SHORT)  # the package's modules were found
+    long = []
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        where = path.relative_to(SRC).as_posix()
+        if len(text.splitlines()) > 500:
+            long.append(f"{where}: {len(text.splitlines())} lines (at most 500)")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                size = (node.end_lineno or node.lineno) - node.lineno + 1
+                if size > 60:
+                    long.append(f"{where}:{node.lineno}: {node.name} is {size} lines (at most 60)")
+    assert not long, "\n".join(long)

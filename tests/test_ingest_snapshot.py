@@ -230,7 +230,7 @@ def test_the_same_story_in_a_feed_is_stored_once(
     assert report.ok, [r.error for r in report.sources]
     assert report.sources[1].duplicates == 2 and report.sources[1].new == 0
     assert len(stored(config)) == 48
-    from iomfeed.pipeline import open_store
+    from iomfeed.runtime import open_store
 
     with open_store(config) as store:
         twin = by_slug(store.items())[target.slug]

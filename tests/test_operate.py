@@ -21,7 +21,9 @@ from iomfeed.delivery.mailers import OutboxMailer
 from iomfeed.demo.server import Fault, SnapshotServer
 from iomfeed.errors import ConfigError
 from iomfeed.health import check
+from iomfeed.jsonout import to_json
 from iomfeed.models import SourceResult
+from iomfeed.runtime import open_runtime
 from iomfeed.store import Store
 
 from .conftest import NOW
@@ -53,7 +55,24 @@ def test_health_counts_failures_in_a_row_and_stuck_digests(tmp_path: Path) -> No
         assert check(config, store, NOW + timedelta(hours=5)).ok
         late = check(config, store, NOW + timedelta(hours=25))
         assert not late.ok and late.stuck_digest is not None
-        assert late.as_json()["status"] == "failing"
+        assert to_json(late)["status"] == "failing"
+
+
+def test_status_and_the_alerts_word_a_problem_the_same(tmp_path: Path) -> None:
+    config = digest_config(tmp_path)
+    with Store(config.database_path) as store:
+        for hour in range(3):
+            record(store, hour, False, "HTTP 503")
+        add_subscribers(store, 1)
+        store.create_digest(created=NOW, since=None, cutoff=NOW, item_ids=[], more=0)
+        health = check(config, store, NOW + timedelta(hours=25))
+    alerts = health.alert_problems()
+    assert set(alerts) == {
+        "source:iom-albania:failing",
+        f"digest:{health.digests[0].record.id}:stuck",
+    }
+    assert sorted(alerts.values()) == sorted(health.problems())
+    assert "source iom-albania failed 3 runs in a row: HTTP 503" in alerts.values()
 
 
 def test_status_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -189,7 +208,6 @@ def test_progress_only_on_a_terminal() -> None:
 
 
 def test_a_stop_request_ends_fetching_between_items(tmp_path: Path) -> None:
-    from iomfeed.http import HttpClient
     from iomfeed.pipeline import fetch_all
 
     items = tmp_path / "items.json"
@@ -213,16 +231,16 @@ def test_a_stop_request_ends_fetching_between_items(tmp_path: Path) -> None:
         config, sources=(SourceConfig(name="manual", kind="json", path=str(items)),)
     )
     seen: list[int] = []
-    with Store(config.database_path) as store, HttpClient(config.http) as http:
+    with open_runtime(config, clock=lambda: NOW) as rt:
         report = fetch_all(
             config,
-            store=store,
-            http=http,
-            now=lambda: NOW,
+            store=rt.store,
+            http=rt.http,
+            now=rt.clock,
             stop=lambda: len(seen) > 2,
             on_item=lambda: seen.append(1),
         )
-        assert store.count() == 2
+        assert rt.store.count() == 2
     assert "stopped early on request" in report.sources[0].warnings
 
 
@@ -235,7 +253,6 @@ def test_a_stop_request_during_a_polite_pause_ends_the_fetch_as_stopped_not_fail
     import time
 
     from iomfeed.delivery.send import Stop
-    from iomfeed.http import HttpClient
     from iomfeed.pipeline import fetch_all
 
     from .conftest import local_config
@@ -244,15 +261,12 @@ def test_a_stop_request_during_a_polite_pause_ends_the_fetch_as_stopped_not_fail
     stop = Stop()
     timer = threading.Timer(0.5, stop.set)  # robots.txt is asked, then the pause begins
     started = time.monotonic()
-    with (
-        Store(config.database_path) as store,
-        HttpClient(config.http, validators=store, sleep=stop.sleep_or_stop) as http,
-    ):
+    with open_runtime(config, stop=stop) as rt:
         timer.start()
         report = fetch_all(
             config,
-            store=store,
-            http=http,
+            store=rt.store,
+            http=rt.http,
             now=lambda: NOW,
             only=("iom-albania",),
             stop=lambda: stop.requested,
@@ -320,14 +334,15 @@ def test_a_scheduled_job_failing_again_and_again_shows_in_health(tmp_path: Path)
     from iomfeed.health import record_job
 
     config = digest_config(tmp_path)
-    Store(config.database_path).close()
     for _ in range(3):
-        record_job(config, "cycle", ConfigError("mail.smtp.password_env: not set"))
+        with open_runtime(config) as rt:
+            record_job(rt.store, "cycle", ConfigError("mail.smtp.password_env: not set"))
     with Store(config.database_path) as store:
         health = check(config, store, NOW)
     assert not health.ok
     assert any("cycle job failed 3 times" in p and "password_env" in p for p in health.problems())
-    record_job(config, "cycle", None)
+    with open_runtime(config) as rt:
+        record_job(rt.store, "cycle", None)
     with Store(config.database_path) as store:
         assert check(config, store, NOW).ok
 

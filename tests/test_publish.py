@@ -25,8 +25,9 @@ from iomfeed.config import Config
 from iomfeed.demo.server import SnapshotServer
 from iomfeed.errors import PublishError
 from iomfeed.models import DateSource, Item, PublishReport, StoredItem
-from iomfeed.pipeline import open_store, publish
+from iomfeed.pipeline import publish
 from iomfeed.publish.build import plan_archives
+from iomfeed.runtime import open_store
 from iomfeed.store import IndexEntry
 
 from .conftest import DATA, NOW, ROOT, fetch, local_config
@@ -746,7 +747,8 @@ from datetime import datetime
 from pathlib import Path
 from iomfeed.config import load_config
 from iomfeed.errors import PublishError
-from iomfeed.pipeline import open_store, publish
+from iomfeed.pipeline import publish
+from iomfeed.runtime import open_store
 config = load_config(Path({str(config_file)!r}))
 store = open_store(config)
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

@@ -27,34 +27,10 @@ SUPPRESSED = "back within a day: not mailed again"
 
 
 def problems(config: Config, store: Store, now: datetime) -> dict[str, str]:
-    """Open problems: key -> one line saying what is wrong."""
+    """Open problems: key -> one line saying what is wrong (worded by the health check)."""
     from .health import check
 
-    health = check(config, store, now, next_times={})
-    found = {
-        f"source:{s.name}:failing": (
-            f"source {s.name} failed {s.consecutive_failures} runs in a row;"
-            f" last error: {s.last_error}"
-        )
-        for s in health.failing
-    }
-    for name, (n, error) in health.failing_jobs.items():
-        found[f"job:{name}:failing"] = (
-            f"the scheduled {name} job failed {n} times in a row: {error}"
-        )
-    for d in health.digests:
-        failed = d.totals.get("failed", 0)
-        if failed:
-            found[f"digest:{d.record.id}:failed"] = (
-                f"digest {d.record.id} of {d.record.created:%Y-%m-%d}: {failed} delivery(ies)"
-                " failed permanently (see `iomfeed status`)"
-            )
-        if d.stuck:
-            found[f"digest:{d.record.id}:stuck"] = (
-                f"digest {d.record.id} is unfinished since {d.record.created.isoformat()}:"
-                f" {dict(d.totals)}"
-            )
-    return found
+    return check(config, store, now, next_times={}).alert_problems()
 
 
 def notify(

@@ -10,11 +10,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .config import Config
 from .models import DigestRecord
-from .store import Store
+
+if TYPE_CHECKING:
+    from .store import Store
 
 
 class SourceState(Enum):
@@ -116,84 +118,49 @@ class Health:
         return HealthStatus.FAILED if self.failed_now else HealthStatus.OK
 
     def problems(self) -> list[str]:
-        out = [
-            f"source {s.name} failed in its last run: {s.last_error}"
-            if s.consecutive_failures == 1
-            else f"source {s.name} failed {s.consecutive_failures} runs in a row: {s.last_error}"
-            for s in self.failed_now
-        ]
-        out += [
-            f"the scheduled {name} job failed {n} times in a row: {error}"
-            for name, (n, error) in self.failing_jobs.items()
-        ]
+        """What needs attention, one line each (``status`` and ``/healthz``): every enabled
+        source whose last run failed, the jobs and the digest past their thresholds."""
+        out = [source_problem(s) for s in self.failed_now]
+        out += [job_problem(name, n, error) for name, (n, error) in self.failing_jobs.items()]
         stuck = self.stuck_digest
         if stuck is not None:
-            out.append(
-                f"digest {stuck.record.id} unfinished since"
-                f" {stuck.record.created.isoformat()}: {dict(stuck.totals)}"
-            )
+            out.append(stuck_problem(stuck))
         return out
 
-    def as_json(self) -> dict[str, Any]:
-        def when(value: datetime | None) -> str | None:
-            return value.isoformat() if value else None
+    def alert_problems(self) -> dict[str, str]:
+        """The problems worth mailing the operator about, by a key that stays the same
+        while the problem lasts: sources and jobs past ``operator.failures``, digests with
+        permanent failures or stuck."""
+        found = {f"source:{s.name}:failing": source_problem(s) for s in self.failing}
+        for name, (n, error) in self.failing_jobs.items():
+            found[f"job:{name}:failing"] = job_problem(name, n, error)
+        for d in self.digests:
+            failed = d.totals.get("failed", 0)
+            if failed:
+                found[f"digest:{d.record.id}:failed"] = (
+                    f"digest {d.record.id} of {d.record.created:%Y-%m-%d}: {failed}"
+                    " delivery(ies) failed permanently (see `iomfeed status`)"
+                )
+            if d.stuck:
+                found[f"digest:{d.record.id}:stuck"] = stuck_problem(d)
+        return found
 
-        return {
-            "status": self.status.value,
-            "checked": when(self.checked),
-            "problems": self.problems(),
-            "sources": [
-                {
-                    "name": s.name,
-                    "enabled": s.enabled,
-                    "last_run": when(s.last_run),
-                    "ok": s.ok,
-                    "state": s.state.value,
-                    "outcome": s.outcome,
-                    "last_success": when(s.last_success),
-                    "last_error": s.last_error,
-                    "consecutive_failures": s.consecutive_failures,
-                    "items": s.items,
-                }
-                for s in self.sources
-            ],
-            "failed_sources": [s.name for s in self.failed_now],
-            "failing_sources": [s.name for s in self.failing],
-            "items": self.items,
-            "digests": [
-                {
-                    "id": d.record.id,
-                    "status": d.record.status,
-                    "created": when(d.record.created),
-                    "finished": when(d.record.finished),
-                    "items": d.record.items,
-                    "more": d.record.more,
-                    "note": d.record.note,
-                    "sent": d.totals.get("sent", 0),
-                    "failed": d.totals.get("failed", 0),
-                    "pending": d.totals.get("pending", 0) + d.totals.get("sending", 0),
-                    "skipped": d.totals.get("skipped", 0),
-                    "stuck": d.stuck,
-                }
-                for d in self.digests
-            ],
-            "last_digest": None
-            if not self.digests
-            else {
-                "id": self.digests[0].record.id,
-                "status": self.digests[0].record.status,
-                "sent": self.digests[0].totals.get("sent", 0),
-                "failed": self.digests[0].totals.get("failed", 0),
-                "pending": self.digests[0].totals.get("pending", 0)
-                + self.digests[0].totals.get("sending", 0),
-            },
-            "subscribers": dict(self.subscribers),
-            "jobs": {
-                name: {"failures_in_a_row": n, "last_error": error}
-                for name, (n, error) in self.jobs.items()
-            },
-            "next": {k: when(v) for k, v in self.next_times.items()},
-        }
+
+# The problems in words: the same line in ``iomfeed status``, /healthz and the operator's mail.
+
+
+def source_problem(s: SourceHealth) -> str:
+    if s.consecutive_failures == 1:
+        return f"source {s.name} failed in its last run: {s.last_error}"
+    return f"source {s.name} failed {s.consecutive_failures} runs in a row: {s.last_error}"
+
+
+def job_problem(name: str, failures: int, error: str) -> str:
+    return f"the scheduled {name} job failed {failures} times in a row: {error}"
+
+
+def stuck_problem(d: DigestHealth) -> str:
+    return f"digest {d.record.id} unfinished since {d.record.created.isoformat()}: {dict(d.totals)}"
 
 
 def source_health(store: Store, name: str, *, enabled: bool) -> SourceHealth:
@@ -277,12 +244,11 @@ def check(
 JOBS = ("cycle", "digest")
 
 
-def record_job(config: Config, job: str, error: Exception | None) -> None:
+def record_job(store: Store, job: str, error: Exception | None) -> None:
     """Count a scheduled job's failures in a row (reset by a success)."""
-    with Store(config.database_path, tag_authority=config.site.tag_authority) as store:
-        key = f"job:{job}:failures"
-        if error is None:
-            store.set_setting(key, "0")
-            return
-        store.set_setting(key, str(int(store.setting(key) or 0) + 1))
-        store.set_setting(f"job:{job}:error", f"{type(error).__name__}: {error}"[:300])
+    key = f"job:{job}:failures"
+    if error is None:
+        store.set_setting(key, "0")
+        return
+    store.set_setting(key, str(int(store.setting(key) or 0) + 1))
+    store.set_setting(f"job:{job}:error", f"{type(error).__name__}: {error}"[:300])

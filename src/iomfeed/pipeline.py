@@ -210,10 +210,6 @@ def _log_result(r: SourceResult) -> None:
         log.warning("%s: %s", r.name, warning)
 
 
-def open_store(config: Config) -> Store:
-    return Store(config.database_path, tag_authority=config.site.tag_authority)
-
-
 def publish(
     config: Config, *, store: Store, now: datetime, why_empty: str = "run 'iomfeed fetch' first"
 ) -> PublishReport:

@@ -19,16 +19,22 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .clock import utc_now
 from .config import Config
 from .delivery.send import Stop
-from .lock import DEFAULT_WAIT, AlreadyRunning, RunLock, ServiceLock
+from .lock import DEFAULT_WAIT, AlreadyRunning
+from .runtime import Runtime, open_runtime
+
+if TYPE_CHECKING:
+    from .web_server import BoundedServer
 
 log = logging.getLogger(__name__)
+
+_NAMES = {"cycle": "cycle", "digest": "digest job"}  # the jobs in the log's words
 
 
 class Service:
@@ -44,80 +50,61 @@ class Service:
 
     def cycle(self) -> None:
         """Fetch, publish, and the digest when due (and alerts)."""
-        from .delivery.mailers import make_mailer
-        from .http import HttpClient
-        from .pipeline import open_store, run_cycle
+        from .pipeline import run_cycle
 
-        if self.stop.requested:
-            return
-        with self._busy:
-            try:
-                with (
-                    self._run_lock("cycle"),
-                    open_store(self.config) as store,
-                    HttpClient(
-                        self.config.http, validators=store, sleep=self.stop.sleep_or_stop
-                    ) as http,
-                ):
-                    report = run_cycle(
-                        self.config,
-                        store=store,
-                        http=http,
-                        mailer=lambda: make_mailer(self.config),
-                        clock=utc_now,
-                        stop=self.stop,
-                    )
-                log.info(
-                    "cycle done: %d source(s) ok, %d failed%s",
-                    sum(r.ok for r in report.run.sources),
-                    len(report.run.failed),
-                    f"; digest {report.digest.status}" if report.digest else "",
-                )
-            except AlreadyRunning as exc:  # the next scheduled time tries again
-                log.warning("cycle skipped: %s", exc)
-                return
-            except Exception as exc:  # a job must not take the service down
-                log.exception("the cycle failed")
-                self._record_job("cycle", exc)
-                return
-            self._record_job("cycle", None)
+        def job(rt: Runtime) -> None:
+            report = run_cycle(
+                self.config,
+                store=rt.store,
+                http=rt.http,
+                mailer=rt.mailer,
+                clock=rt.clock,
+                stop=self.stop,
+            )
+            log.info(
+                "cycle done: %d source(s) ok, %d failed%s",
+                sum(r.ok for r in report.run.sources),
+                len(report.run.failed),
+                f"; digest {report.digest.status}" if report.digest else "",
+            )
+
+        self._job("cycle", job)
 
     def digest(self) -> None:
         """The digest's scheduled time: send it if the store says it is due."""
-        from .delivery.mailers import make_mailer
-        from .pipeline import digest_due, open_store, send_digest
+        from .pipeline import digest_due, send_digest
 
+        def job(rt: Runtime) -> None:
+            if digest_due(self.config, rt.store, rt.clock()):
+                send_digest(
+                    self.config, store=rt.store, mailer=rt.mailer(), clock=rt.clock, stop=self.stop
+                )
+
+        self._job("digest", job)
+
+    def _job(self, name: str, job: Callable[[Runtime], None]) -> None:
+        """Run one job under the run lock, one at a time; its outcome is recorded (a job
+        failing again and again shows in /healthz and the alerts, not only in the log) and
+        never takes the service down."""
         if self.stop.requested:
             return
         with self._busy:
             try:
-                with self._run_lock("digest"), open_store(self.config) as store:
-                    if digest_due(self.config, store, utc_now()):
-                        send_digest(
-                            self.config,
-                            store=store,
-                            mailer=make_mailer(self.config),
-                            clock=utc_now,
-                            stop=self.stop,
-                        )
-            except AlreadyRunning as exc:
-                log.warning("digest job skipped: %s", exc)
+                with open_runtime(
+                    self.config,
+                    lock=f"iomfeed serve's {name} job",
+                    wait=DEFAULT_WAIT,  # a run started by hand: the usual bound
+                    stop=self.stop,  # SIGTERM: gives up waiting at once
+                ) as rt:
+                    job(rt)
+            except AlreadyRunning as exc:  # the next scheduled time tries again
+                log.warning("%s skipped: %s", _NAMES[name], exc)
                 return
-            except Exception as exc:
-                log.exception("the digest job failed")
-                self._record_job("digest", exc)
+            except Exception as exc:  # a job must not take the service down
+                log.exception("the %s failed", _NAMES[name])
+                self._record_job(name, exc)
                 return
-            self._record_job("digest", None)
-
-    def _run_lock(self, job: str) -> RunLock:
-        """The run lock for one job: waits for a ``run`` or ``publish`` started by hand,
-        up to the usual bound, and gives up at once on SIGTERM."""
-        return RunLock(
-            self.config.database_path,
-            wait=DEFAULT_WAIT,
-            what=f"iomfeed serve's {job} job",
-            sleep=self.stop.sleep,
-        )
+            self._record_job(name, None)
 
     def _record_job(self, job: str, error: Exception | None) -> None:
         """Jobs failing again and again (a missing password, a broken template) show in
@@ -125,7 +112,8 @@ class Service:
         from .health import record_job
 
         try:
-            record_job(self.config, job, error)
+            with open_runtime(self.config) as rt:
+                record_job(rt.store, job, error)
         except Exception:
             log.exception("could not record the %s job's outcome", job)
 
@@ -137,43 +125,13 @@ class Service:
     # ----------------------------------------------------------------- running
 
     def run(self) -> int:
-        from apscheduler.executors.pool import ThreadPoolExecutor
-        from apscheduler.schedulers.blocking import BlockingScheduler
-
-        from .cron import trigger
-        from .web import App, make_server
-
         config = self.config
-        tz = config.site.timezone
-        with ServiceLock(config.database_path):
-            from .pipeline import open_store
-
+        with open_runtime(config) as rt, rt.service_lock():
             # Create or migrate the store once, before the job and HTTP threads open it.
-            with self._run_lock("start"):
-                open_store(config).close()
-            self.scheduler = scheduler = BlockingScheduler(
-                timezone=tz,
-                executors={"default": ThreadPoolExecutor(max_workers=1)},
-                job_defaults={
-                    "coalesce": True,
-                    "max_instances": 1,
-                    "misfire_grace_time": int(config.schedule.misfire_grace),
-                },
-            )
-            scheduler.add_job(
-                self.cycle,
-                trigger(config.schedule.fetch, tz),
-                id="fetch",
-                name="cycle",
-                next_run_time=utc_now(),
-            )
-            scheduler.add_job(
-                self.digest, trigger(config.schedule.digest, tz), id="digest", name="digest"
-            )
-            app = App(config, now=utc_now, next_times=self.next_times)
-            server = make_server(self.host, self.port, app)
-            web = threading.Thread(target=server.serve_forever, name="http", daemon=True)
-            web.start()
+            with open_runtime(config, lock="iomfeed serve's start job", stop=self.stop) as start:
+                start.store  # noqa: B018  (opened: created or migrated)
+            self.scheduler = scheduler = self._scheduler()
+            server = self._serve_http()
             log.info(
                 "serving %s on http://%s:%d/ (feeds, /unsubscribe, /healthz);"
                 " cycle %r, digest %r in %s",
@@ -182,24 +140,9 @@ class Service:
                 server.server_port,
                 config.schedule.fetch,
                 config.schedule.digest,
-                tz,
+                config.site.timezone,
             )
-
-            def on_signal(signum: int, frame: object) -> None:
-                if self.stop.requested:
-                    return  # a second signal: already stopping
-                log.info(
-                    "%s received: finishing the work in hand, then stopping",
-                    signal.Signals(signum).name,
-                )
-                self.stop.set()
-                # Not in the handler itself: shutting down takes locks the interrupted
-                # main thread may hold.
-                threading.Thread(
-                    target=scheduler.shutdown, kwargs={"wait": False}, name="shutdown", daemon=True
-                ).start()
-
-            previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+            previous = self._stop_on_signals(scheduler)
             try:
                 scheduler.start()  # blocks until a signal shuts it down
             finally:
@@ -210,7 +153,65 @@ class Service:
                 server.server_close()
                 # Only now: a second signal while finishing must not cut the work short
                 # (and release the lock under a job that is still running).
-                for s, old in previous.items():
-                    signal.signal(s, old)
+                for sig, old in previous.items():
+                    signal.signal(sig, old)
             log.info("stopped")
         return 0
+
+    def _scheduler(self) -> Any:
+        """The scheduler with its two jobs, the cycle due at once (not started)."""
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.blocking import BlockingScheduler
+
+        from .cron import trigger
+
+        config = self.config
+        tz = config.site.timezone
+        scheduler = BlockingScheduler(
+            timezone=tz,
+            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": int(config.schedule.misfire_grace),
+            },
+        )
+        scheduler.add_job(
+            self.cycle,
+            trigger(config.schedule.fetch, tz),
+            id="fetch",
+            name="cycle",
+            next_run_time=utc_now(),
+        )
+        scheduler.add_job(
+            self.digest, trigger(config.schedule.digest, tz), id="digest", name="digest"
+        )
+        return scheduler
+
+    def _serve_http(self) -> BoundedServer:
+        """The WSGI app on its server, answering in a thread of its own."""
+        from .web import App, make_server
+
+        app = App(self.config, now=utc_now, next_times=self.next_times)
+        server = make_server(self.host, self.port, app)
+        threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+        return server
+
+    def _stop_on_signals(self, scheduler: Any) -> dict[int, Any]:
+        """SIGTERM / SIGINT: stop after the work in hand; the handlers before, returned."""
+
+        def on_signal(signum: int, frame: object) -> None:
+            if self.stop.requested:
+                return  # a second signal: already stopping
+            log.info(
+                "%s received: finishing the work in hand, then stopping",
+                signal.Signals(signum).name,
+            )
+            self.stop.set()
+            # Not in the handler itself: shutting down takes locks the interrupted
+            # main thread may hold.
+            threading.Thread(
+                target=scheduler.shutdown, kwargs={"wait": False}, name="shutdown", daemon=True
+            ).start()
+
+        return {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}

@@ -8,37 +8,33 @@
   a forged or malformed token gets 400 and changes nothing;
 * ``/healthz``: JSON about sources, digests and the schedule; 503 when something is wrong.
 
-It reads and writes only through the store (one connection per request) and never sends mail.
-:class:`BoundedServer` runs it for ``serve`` (and the demo): a fixed pool of threads, and a
-few seconds for each connection to deliver its request.
+It reads and writes only through the runtime's store (one connection per request), leaves the
+rules of unsubscribing to :mod:`iomfeed.subscriptions` and never sends mail.
+:class:`~iomfeed.web_server.BoundedServer` (:mod:`iomfeed.web_server`) runs it for ``serve``
+(and the demo): a fixed pool of threads, and a few seconds for each connection to deliver its
+request.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import io
-import json
 import logging
 import os
-import queue
-import socket
-import sys
-import threading
-import time
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
-from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 from .config import Config
-from .digest.unsubscribe import BadToken, load_secret, token_subscriber, verify_token
-from .store import Store
+from .digest.unsubscribe import BadToken
+from .runtime import open_runtime
+from .subscriptions import Via, leave, token_holder
+from .web_server import REQUEST_TIMEOUT, THREADS, BoundedServer, make_server
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +53,13 @@ CONTENT_TYPES = {
 MAX_FORM_BYTES = 10_000
 MAX_PATH_CHARS = 1024  # the longest published path is far shorter; longer ones are 404
 GZIP_MIN_BYTES = 512
+#: The unsubscribe pages: their heading and paragraphs (keys of ``web/strings.toml``).
+PAGES: Mapping[str, tuple[str, tuple[str, ...]]] = {
+    "invalid": ("invalid_title", ("invalid",)),
+    "confirm": ("title", ("confirm", "explain")),
+    "already": ("done_title", ("already",)),
+    "done": ("done_title", ("done",)),
+}
 
 
 def accepts_gzip(header: str) -> bool:
@@ -239,21 +242,20 @@ class App:
 
     def healthz(self, start_response: StartResponse, method: str) -> list[bytes]:
         from .health import check
+        from .jsonout import dumps
 
         if method not in ("GET", "HEAD"):
             return self._plain(
                 start_response, "405 Method Not Allowed", "GET only\n", [("Allow", "GET, HEAD")]
             )
-        with Store(
-            self.config.database_path, tag_authority=self.config.site.tag_authority
-        ) as store:
+        with open_runtime(self.config, clock=self.now) as rt:
             health = check(
                 self.config,
-                store,
-                self.now(),
+                rt.store,
+                rt.clock(),
                 next_times=self.next_times() if self.next_times else None,
             )
-        body = json.dumps(health.as_json(), ensure_ascii=False, indent=2).encode() + b"\n"
+        body = dumps(health).encode() + b"\n"
         start_response(
             "200 OK" if health.ok else "503 Service Unavailable",
             [
@@ -269,6 +271,8 @@ class App:
     def unsubscribe(
         self, environ: Environ, start_response: StartResponse, method: str
     ) -> list[bytes]:
+        """GET (and HEAD): the confirmation page, changing nothing; POST (the page's button
+        or a mailbox's one-click request): unsubscribed at once, 200 either way."""
         if method not in ("GET", "HEAD", "POST"):
             return self._plain(
                 start_response,
@@ -276,101 +280,59 @@ class App:
                 "GET or POST\n",
                 [("Allow", "GET, HEAD, POST")],
             )
+        form = self._form(environ) if method == "POST" else {}
+        if form is None:
+            return self._plain(start_response, "413 Content Too Large", "too large\n")
         query = parse_qs(environ.get("QUERY_STRING", ""))
-        form: dict[str, list[str]] = {}
-        if method == "POST":
-            try:
-                length = max(0, int(environ.get("CONTENT_LENGTH") or 0))
-            except ValueError:
-                length = 0
-            if length > MAX_FORM_BYTES:
-                return self._plain(start_response, "413 Content Too Large", "too large\n")
-            body = environ["wsgi.input"].read(length) if length else b""
-            form = parse_qs(body.decode("utf-8", "replace"))
         token = (form.get("t") or query.get("t") or [""])[0]
-        config = self.config
-        with Store(config.database_path, tag_authority=config.site.tag_authority) as store:
-            sub = None
-            refused = "no such subscriber"
+        head = method == "HEAD"
+        with open_runtime(self.config, clock=self.now) as rt:
             try:
-                sub = store.subscriber_by_id(token_subscriber(token))
-                if sub is not None:
-                    verify_token(load_secret(config, store), config.list_id, token, sub.address)
+                sub = token_holder(rt.store, self.config, token)
+                refused = "no such subscriber"
             except BadToken as exc:
                 sub, refused = None, str(exc)
             if sub is None:
                 log.info("unsubscribe refused: %s", refused)
                 # Not in the named subscriber's language: the token did not prove who it is.
+                lang = self.config.site.language
+                return self._page(start_response, "400 Bad Request", lang, "invalid", head=head)
+            if method != "POST":
+                shown = "confirm" if sub.status == "active" else "already"
                 return self._page(
-                    start_response,
-                    "400 Bad Request",
-                    config.site.language,
-                    "invalid_title",
-                    ["invalid"],
-                    address="",
-                    head=method == "HEAD",
+                    start_response, "200 OK", sub.language, shown, sub.address, token, head
                 )
-            if method == "POST":
-                if sub.status == "active":
-                    one_click = form.get("List-Unsubscribe") == ["One-Click"]
-                    store.set_subscriber_status(
-                        sub.address,
-                        "unsubscribed",
-                        "one-click unsubscribe (RFC 8058)" if one_click else "unsubscribe page",
-                        self.now(),
-                    )
-                    log.info(
-                        "unsubscribed %s (%s)", sub.address, "one-click" if one_click else "page"
-                    )
-                    return self._page(
-                        start_response,
-                        "200 OK",
-                        sub.language,
-                        "done_title",
-                        ["done"],
-                        address=sub.address,
-                    )
-                return self._page(
-                    start_response,
-                    "200 OK",
-                    sub.language,
-                    "done_title",
-                    ["already"],
-                    address=sub.address,
-                )
-            if sub.status != "active":
-                return self._page(
-                    start_response,
-                    "200 OK",
-                    sub.language,
-                    "done_title",
-                    ["already"],
-                    address=sub.address,
-                    head=method == "HEAD",
-                )
-            return self._page(
-                start_response,
-                "200 OK",
-                sub.language,
-                "title",
-                ["confirm", "explain"],
-                address=sub.address,
-                token=token,
-                head=method == "HEAD",
-            )
+            one_click = form.get("List-Unsubscribe") == ["One-Click"]
+            if not leave(rt.store, sub, Via.ONE_CLICK if one_click else Via.PAGE, rt.clock()):
+                return self._page(start_response, "200 OK", sub.language, "already", sub.address)
+        log.info("unsubscribed %s (%s)", sub.address, "one-click" if one_click else "page")
+        return self._page(start_response, "200 OK", sub.language, "done", sub.address)
+
+    @staticmethod
+    def _form(environ: Environ) -> dict[str, list[str]] | None:
+        """A POST's form fields; None when the body is too large to read."""
+        try:
+            length = max(0, int(environ.get("CONTENT_LENGTH") or 0))
+        except ValueError:
+            length = 0
+        if length > MAX_FORM_BYTES:
+            return None
+        body = environ["wsgi.input"].read(length) if length else b""
+        return parse_qs(body.decode("utf-8", "replace"))
 
     def _page(
         self,
         start_response: StartResponse,
         status: str,
         lang: str,
-        heading: str,
-        paragraphs: list[str],
-        *,
-        address: str,
+        page: str,
+        address: str = "",
         token: str = "",
         head: bool = False,
     ) -> list[bytes]:
+        """One of :data:`PAGES`; with a ``token``, the confirmation form that POSTs it."""
+        heading, paragraphs = PAGES[page]
+        token = token if page == "confirm" else ""
         strings = _strings().get(lang) or _strings()["en"]
         list_name = self.config.digest.title_sq if lang == "sq" else self.config.digest.title_en
         values = {"address": address, "list": list_name}
@@ -401,158 +363,4 @@ class App:
         return [] if head else [html]
 
 
-# ----------------------------------------------------------------------------- the server
-
-#: A connection must deliver its whole request (line, headers, body) within this many
-#: seconds of being accepted, or it is closed: idle and slow clients cannot pile up.
-REQUEST_TIMEOUT = 5.0
-#: Worker threads: at most this many requests are answered at once, whatever the number of
-#: connections; others wait in a queue of ``QUEUE_SIZE`` (beyond that they are closed).
-THREADS = 8
-QUEUE_SIZE = 64
-#: Sending a response to a client that reads slowly (a phone on a bad line) may take longer.
-WRITE_TIMEOUT = 30.0
-#: Seconds a request that waited in the queue still has to arrive once a worker takes it.
-QUEUED_GRACE = 1.0
-
-
-class _DeadlineSocket(io.RawIOBase):
-    """The connection's reading side: every ``recv`` may take only what is left of the
-    request's deadline, so a client trickling a byte a second is closed on time too."""
-
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
-        self.sock = sock
-        self.deadline = deadline
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("no complete request in time")
-        self.sock.settimeout(left)
-        return self.sock.recv_into(buffer)
-
-
-class _Writer(io.BufferedIOBase):
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        self.sock.settimeout(WRITE_TIMEOUT)
-        self.sock.sendall(data)
-        return len(data)
-
-
-class _Handler(WSGIRequestHandler):
-    """One request per connection (as wsgiref does), read whole under the deadline before
-    the application sees it; request lines go to the log at debug level."""
-
-    server: BoundedServer
-
-    def setup(self) -> None:
-        self.connection = self.request
-        deadline = getattr(self.server.accepted, "deadline", time.monotonic() + REQUEST_TIMEOUT)
-        self.rfile = io.BufferedReader(_DeadlineSocket(self.connection, deadline))
-        self.wfile = _Writer(self.connection)
-
-    def handle(self) -> None:
-        try:
-            self.raw_requestline = self.rfile.readline(65537)
-            if len(self.raw_requestline) > 65536:
-                self.requestline = self.request_version = self.command = ""
-                self.send_error(414)
-                return
-            if not self.parse_request():  # an error was sent
-                return
-            body = self._body()
-        except (TimeoutError, ConnectionError) as exc:
-            log.debug("closing %s: %s", self.address_string(), exc)
-            self.close_connection = True
-            return
-        if body is None:
-            return
-        handler = ServerHandler(
-            io.BytesIO(body),
-            cast(Any, self.wfile),
-            sys.stderr,
-            self.get_environ(),
-            multithread=True,
-        )
-        handler.request_handler = self  # type: ignore[attr-defined]  # logs the request line
-        handler.run(cast(Any, self.server.get_app()))
-
-    def _body(self) -> bytes | None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            self.send_error(400, "bad Content-Length")
-            return None
-        if length > MAX_FORM_BYTES * 4:
-            self.send_error(413)
-            return None
-        return self.rfile.read(length) if length > 0 else b""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
-
-
-class BoundedServer(WSGIServer):
-    """The standard library's WSGI server with a fixed pool of worker threads (instead of a
-    thread per connection) and a deadline for each request (:data:`REQUEST_TIMEOUT`)."""
-
-    request_queue_size = 128  # the listen backlog
-
-    def __init__(self, address: tuple[str, int], app: Any, *, threads: int = THREADS) -> None:
-        # Set before binding: a failed bind calls server_close(), which reads them.
-        self._queue: queue.Queue[tuple[socket.socket, Any, float] | None] = queue.Queue(QUEUE_SIZE)
-        self._workers: list[threading.Thread] = []
-        super().__init__(address, _Handler)
-        self.set_app(app)
-        self.accepted = threading.local()
-        self._workers = [
-            threading.Thread(target=self._work, name=f"http-{n}", daemon=True)
-            for n in range(threads)
-        ]
-        for worker in self._workers:
-            worker.start()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        try:
-            self._queue.put_nowait((request, client_address, time.monotonic() + REQUEST_TIMEOUT))
-        except queue.Full:
-            log.warning(
-                "%d connections waiting: closing one from %s", QUEUE_SIZE, client_address[0]
-            )
-            self.shutdown_request(request)
-
-    def _work(self) -> None:
-        while (job := self._queue.get()) is not None:
-            request, client_address, deadline = job
-            # A request that waited in the queue behind busy workers has usually arrived in
-            # full by now: give it a moment to be read rather than closing it unanswered.
-            self.accepted.deadline = max(deadline, time.monotonic() + QUEUED_GRACE)
-            try:
-                self.finish_request(request, client_address)
-            except Exception:
-                self.handle_error(request, client_address)
-            finally:
-                self.shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.exception("error answering %s", client_address[0])
-
-    def server_close(self) -> None:
-        super().server_close()
-        for _ in self._workers:
-            self._queue.put(None)
-        for worker in self._workers:
-            worker.join(timeout=WRITE_TIMEOUT)
-
-
-def make_server(host: str, port: int, app: Any, *, threads: int = THREADS) -> BoundedServer:
-    return BoundedServer((host, port), app, threads=threads)
+__all__ = ["REQUEST_TIMEOUT", "THREADS", "App", "BoundedServer", "accepts_gzip", "make_server"]

@@ -25,10 +25,9 @@ from urllib.parse import urlsplit
 from ..clock import utc_now
 from ..config import LIVE_ORIGIN, Config, load_config
 from ..errors import ConfigError
-from ..http import HttpClient
-from ..lock import RunLock
-from ..pipeline import digest_preview, fetch_all, open_store, publish, send_digest
-from ..store import Store
+from ..models import PublishReport, StoredItem
+from ..pipeline import digest_preview, fetch_all, publish, send_digest
+from ..runtime import Runtime, open_runtime
 from ..subscribers import Subscriber
 from ..web import App, BoundedServer, make_server
 from .server import DEFAULT_ROOT, SnapshotServer
@@ -67,22 +66,22 @@ DEMO_SUBSCRIBERS = (
 )
 
 
-def _demo_digest(config: Config, store: Store, out_dir: Path) -> str:
+def _demo_digest(rt: Runtime, out_dir: Path) -> str:
     """Previews of the digest in both languages, then the digest itself, sent now (whatever
     the schedule) to two sample subscribers through the configured transport (by default
     the outbox folder)."""
-    from ..delivery.mailers import make_mailer
     from ..files import write_if_changed
 
+    config, store = rt.config, rt.store
     for sub in DEMO_SUBSCRIBERS:
-        store.add_subscriber(sub, utc_now())
+        store.add_subscriber(sub, rt.clock())
     previews = []
     for lang in ("en", "sq"):
-        _content, _rendered, page = digest_preview(config, store, utc_now(), lang)
+        _content, _rendered, page = digest_preview(config, store, rt.clock(), lang)
         path = out_dir / f"digest-{lang}.html"
         write_if_changed(path, page.encode("utf-8"))
         previews.append(str(path))
-    outcome = send_digest(config, store=store, mailer=make_mailer(config), clock=utc_now)
+    outcome = send_digest(config, store=store, mailer=rt.mailer(), clock=rt.clock)
     if outcome.delivery is None:
         return f"skipped ({outcome.note}); previews in {', '.join(previews)}"
     where = config.outbox_path if config.mail.transport == "outbox" else config.mail.smtp.host
@@ -106,15 +105,8 @@ def _local_config(
     )
 
 
-def run_demo(
-    config_path: Path | None,
-    out_dir: Path,
-    *,
-    keep_serving: bool | None = None,
-    port: int = DEFAULT_PORT,
-) -> int:
-    """``config_path`` None: the packaged config.toml. ``keep_serving`` None: when standard
-    input is a terminal."""
+def _read_config(config_path: Path | None) -> tuple[Path, str]:
+    """The configuration to swap addresses in (the packaged one when None), as text."""
     from ..shipped import shipped_config
 
     if config_path is None:
@@ -125,6 +117,19 @@ def run_demo(
         raise ConfigError(f"{config_path}: configuration file not found") from None
     if LIVE_ORIGIN not in text:
         raise ConfigError(f"{config_path}: does not mention {LIVE_ORIGIN}; nothing to swap")
+    return config_path, text
+
+
+def run_demo(
+    config_path: Path | None,
+    out_dir: Path,
+    *,
+    keep_serving: bool | None = None,
+    port: int = DEFAULT_PORT,
+) -> int:
+    """``config_path`` None: the packaged config.toml. ``keep_serving`` None: when standard
+    input is a terminal."""
+    config_path, text = _read_config(config_path)
     if keep_serving is None:
         keep_serving = sys.stdin is not None and sys.stdin.isatty()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -134,44 +139,14 @@ def run_demo(
         log.info("serving the bundled snapshot at %s", server.origin)
         feeds_url = f"http://127.0.0.1:{feeds_server.server_port}/"
         config = _local_config(config_path, text, out_dir, server.origin, feeds_url)
-        with (
-            RunLock(config.database_path),
-            open_store(config) as store,
-            HttpClient(config.http, validators=store) as http,
-        ):
-            report = fetch_all(config, store=store, http=http, now=utc_now)
-            published = publish(config, store=store, now=utc_now())
-            total = store.count()
-            newest = store.items(limit=5)
-            digest = _demo_digest(config, store, out_dir)
-        print(f"\n{total} items stored in {config.database_path}; the newest:")
-        for item in newest:
-            print(f"  {item.published:%Y-%m-%d}  {item.title}")
-        feeds = config.feeds_path
-        print(
-            f"\nFeeds in {feeds} ({len(published.written)} file(s) written): open"
-            f" {feeds / 'index.html'}, or subscribe to {feeds / 'atom.xml'}"
-        )
-        print(f"\nDigest: {digest}")
+        with open_runtime(config, lock="iomfeed", wait=0.0) as rt:
+            report = fetch_all(config, store=rt.store, http=rt.http, now=rt.clock)
+            published = publish(config, store=rt.store, now=rt.clock())
+            total, newest = rt.store.count(), rt.store.items(limit=5)
+            digest = _demo_digest(rt, out_dir)
+        _say_done(config, total, newest, published, digest)
         if keep_serving:
-            feeds_server.set_app(App(config, now=utc_now))
-            web = threading.Thread(
-                target=feeds_server.serve_forever, name="demo-feeds", daemon=True
-            )
-            web.start()
-            print(
-                f"\nServing until Ctrl-C: the feeds at {feeds_url} (open it; the same as"
-                f" {feeds / 'index.html'}, with working subscribe links), the pictures and"
-                f" the snapshot at {server.origin}/news",
-                flush=True,
-            )
-            try:
-                while True:
-                    time.sleep(3600)
-            except KeyboardInterrupt:
-                pass
-            finally:
-                feeds_server.shutdown()
+            _keep_serving(config, feeds_server, feeds_url, server.origin)
         else:
             print(
                 f"\n(Run from a terminal, the demo keeps serving {feeds_url} and the"
@@ -181,3 +156,42 @@ def run_demo(
         feeds_server.server_close()
         server.stop()
     return 0 if report.ok else 1
+
+
+def _say_done(
+    config: Config,
+    total: int,
+    newest: list[StoredItem],
+    published: PublishReport,
+    digest: str,
+) -> None:
+    print(f"\n{total} items stored in {config.database_path}; the newest:")
+    for item in newest:
+        print(f"  {item.published:%Y-%m-%d}  {item.title}")
+    feeds = config.feeds_path
+    print(
+        f"\nFeeds in {feeds} ({len(published.written)} file(s) written): open"
+        f" {feeds / 'index.html'}, or subscribe to {feeds / 'atom.xml'}"
+    )
+    print(f"\nDigest: {digest}")
+
+
+def _keep_serving(config: Config, feeds_server: BoundedServer, feeds_url: str, origin: str) -> None:
+    """Serve the feeds folder (and, already, the snapshot) until Ctrl-C."""
+    feeds_server.set_app(App(config, now=utc_now))
+    web = threading.Thread(target=feeds_server.serve_forever, name="demo-feeds", daemon=True)
+    web.start()
+    feeds = config.feeds_path
+    print(
+        f"\nServing until Ctrl-C: the feeds at {feeds_url} (open it; the same as"
+        f" {feeds / 'index.html'}, with working subscribe links), the pictures and"
+        f" the snapshot at {origin}/news",
+        flush=True,
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        feeds_server.shutdown()

@@ -1,0 +1,157 @@
+"""``iomfeed digest``: preview, dry run, test copy, or send the email digest now.
+
+The digest's rules (what is new, when it is due, who gets what) are the pipeline's and the
+digest package's; this module opens the runtime, calls them and says what they did.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..config import Config
+from ..errors import BadAddress, InputError
+from ..runtime import Runtime, open_runtime
+from .exits import EXIT_OK, EXIT_SOURCE_FAILED
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+
+def cmd_digest(args: argparse.Namespace, config: Config) -> int:
+    if args.send:
+        return _digest_send(args, config)
+    with open_runtime(config) as rt:
+        if args.preview:
+            return _digest_preview(args, rt)
+        if args.to:  # reads the store only: no lock, so a test copy goes out during a cycle
+            return _digest_test_copy(args, rt)
+        return _digest_dry_run(args, config, rt.store)
+
+
+def _digest_send(args: argparse.Namespace, config: Config) -> int:
+    from ..pipeline import send_digest
+    from ..progress import Progress
+
+    sending = Progress("digest messages", enabled=not args.quiet)
+    with (
+        open_runtime(config, lock="iomfeed digest --send", wait=args.wait) as rt,
+        rt.stop_on_signals() as stop,
+    ):
+        try:
+            outcome = send_digest(
+                config,
+                store=rt.store,
+                mailer=rt.mailer(),
+                clock=rt.clock,
+                stop=stop,
+                on_message=sending.step,
+            )
+        finally:
+            sending.close()
+    d = outcome.delivery
+    if d is None:
+        print(f"digest skipped: {outcome.note}")
+        return EXIT_OK
+    totals = ", ".join(f"{n} {s}" for s, n in sorted(d.totals.items()))
+    print(
+        f"digest {outcome.digest_id}: {d.sent} sent now ({totals});"
+        f" {'complete' if d.finished else 'NOT complete'}"
+    )
+    return EXIT_OK if outcome.ok else EXIT_SOURCE_FAILED
+
+
+def _digest_preview(args: argparse.Namespace, rt: Runtime) -> int:
+    from ..files import write_if_changed
+    from ..pipeline import digest_preview
+
+    lang = args.lang_given or "en"
+    content, rendered, page = digest_preview(rt.config, rt.store, rt.clock(), lang)
+    write_if_changed(Path(args.preview), page.encode("utf-8"))
+    what = "the latest" if content.first else "new"
+    print(
+        f"{args.preview}: digest preview ({lang}), {len(content.entries)} {what} item(s),"
+        f" {rendered.shown} shown, {rendered.more} more linked,"
+        f" {rendered.html_bytes / 1000:.1f} KB of HTML; subject: {rendered.subject}"
+    )
+    return EXIT_OK
+
+
+def _digest_dry_run(args: argparse.Namespace, config: Config, store: Store) -> int:
+    from ..clock import utc_now
+    from ..pipeline import digest_content, digest_due, render_languages
+
+    now = utc_now()
+    content = digest_content(config, store, now)
+    since = content.since.isoformat() if content.since else "the first digest"
+    if content.digest_id:
+        totals = store.delivery_totals(content.digest_id)
+        print(
+            f"digest {content.digest_id} is being sent: "
+            + ", ".join(f"{n} {s}" for s, n in sorted(totals.items()))
+        )
+        recipients = {"en": 0, "sq": 0}
+        for d in store.deliveries(content.digest_id):
+            recipients[d.language] = recipients.get(d.language, 0) + 1
+    else:
+        recipients = {"en": 0, "sq": 0}
+        for sub in store.subscribers("active"):
+            recipients[sub.language] = recipients.get(sub.language, 0) + 1
+        due = "due now" if digest_due(config, store, now) else "not due yet"
+        if content.first:
+            print(
+                f"next digest ({due} by schedule {config.schedule.digest!r}): the list's"
+                f" first, the latest {len(content.entries)} item(s) (digest.first_items),"
+                f" {content.more} older one(s) linked and counted as handled"
+            )
+        else:
+            print(
+                f"next digest ({due} by schedule {config.schedule.digest!r}):"
+                f" {len(content.entries)} new item(s) since {since},"
+                f" {content.more} more linked"
+            )
+        if not content.entries and config.digest.skip_empty:
+            print("nothing new: it would be skipped (digest.skip_empty)")
+            return EXIT_OK
+    rendered = render_languages(config, content)
+    for lang, r in rendered.items():
+        print(
+            f"  {lang}: {recipients.get(lang, 0)} subscriber(s); subject: {r.subject};"
+            f" {r.shown} item(s) shown, {r.more} more; {r.html_bytes / 1000:.1f} KB HTML"
+        )
+    for e in content.entries:
+        print(f"    {e.published:%Y-%m-%d}  [{e.category or '-'}] {e.title}")
+    return EXIT_OK
+
+
+def _digest_test_copy(args: argparse.Namespace, rt: Runtime) -> int:
+    import secrets
+
+    from ..pipeline import composers, digest_content, render_languages
+    from ..preflight import require_sendable
+    from ..subscribers import normalize_address
+
+    config, store = rt.config, rt.store
+    try:
+        address = normalize_address(args.to)
+    except BadAddress as exc:
+        raise InputError(f"--to {args.to}: {exc}") from None
+    require_sendable(config)
+    now = rt.clock()
+    sub = store.subscriber(address)
+    lang = args.lang_given or (sub.language if sub else "en")
+    content = digest_content(config, store, now)
+    rendered = render_languages(config, content, (lang,))
+    composer = composers(
+        config, rendered, digest_id=content.digest_id, date=now, secret=b"test-copy", test=True
+    )[lang]
+    mid = f"<test-{now:%Y%m%d%H%M%S}.{secrets.token_hex(6)}@{config.mail.sender_domain}>"
+    message = composer.compose_test(address, sub.name if sub else "", mid)
+    mailer = rt.mailer()
+    try:
+        reply = mailer.send(message)
+    finally:
+        mailer.close()
+    print(f"test copy ({lang}) sent to {address}: {reply}")
+    return EXIT_OK

@@ -1,0 +1,127 @@
+"""``iomfeed subscribers add|remove|list|import|export`` and ``iomfeed unsubscribe TOKEN``.
+
+The rules are :mod:`iomfeed.subscriptions`' (the same functions serve the web pages); this
+module translates the arguments and prints the typed results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..config import Config
+from ..errors import InputError
+from ..runtime import Runtime, open_runtime
+from .exits import EXIT_OK, EXIT_SOURCE_FAILED
+
+
+def cmd_unsubscribe(args: argparse.Namespace, config: Config) -> int:
+    from ..digest.unsubscribe import BadToken
+    from ..subscriptions import Via, leave, token_holder
+
+    with open_runtime(config) as rt:
+        try:
+            sub = token_holder(rt.store, config, args.token)
+        except BadToken as exc:
+            raise InputError(f"{exc}; nothing changed") from None
+        if sub is None:
+            raise InputError("unsubscribe token names no subscriber; nothing changed")
+        if leave(rt.store, sub, Via.COMMAND_LINE, rt.clock()):
+            print(f"{sub.address}: unsubscribed")
+        else:
+            print(f"{sub.address}: already {sub.status}")
+    return EXIT_OK
+
+
+def cmd_subscribers(args: argparse.Namespace, config: Config) -> int:
+    if args.action == "import":
+        return _import(Path(args.file), config)
+    action = {"add": _add, "remove": _remove, "list": _list, "export": _export}[args.action]
+    with open_runtime(config) as rt:
+        return action(args, rt)
+
+
+def _add(args: argparse.Namespace, rt: Runtime) -> int:
+    from ..subscriptions import Joined, subscribe
+
+    done = subscribe(
+        rt.store, args.address, args.name, args.lang, rt.clock(), resubscribe=args.resubscribe
+    )
+    messages = {
+        Joined.ADDED: "subscribed",
+        Joined.EXISTS: "already subscribed",
+        Joined.LEFT: "left earlier; add --resubscribe if they asked to come back",
+    }
+    print(f"{done.address}: {messages[done.joined]}")
+    return EXIT_OK if done.joined is not Joined.LEFT else EXIT_SOURCE_FAILED
+
+
+def _remove(args: argparse.Namespace, rt: Runtime) -> int:
+    from ..subscriptions import remove
+
+    address, removed = remove(rt.store, args.address, args.reason, rt.clock())
+    if not removed:
+        print(f"{address}: not a subscriber", file=sys.stderr)
+        return EXIT_SOURCE_FAILED
+    print(f"{address}: unsubscribed")
+    return EXIT_OK
+
+
+def _list(args: argparse.Namespace, rt: Runtime) -> int:
+    subs = list(rt.store.subscribers(args.status))
+    if args.json:
+        from ..jsonout import dumps
+
+        print(dumps(subs))
+    else:
+        from ..subscribers import table
+
+        lines = table(subs) or [" ".join(filter(None, ("no", args.status, "subscribers")))]
+        print("\n".join(lines))
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace, rt: Runtime) -> int:
+    from ..subscribers import to_csv
+
+    data = to_csv(rt.store.subscribers(args.status))
+    if args.file in (None, "-"):
+        sys.stdout.write(data)
+    else:
+        from ..files import PRIVATE, write_if_changed
+
+        write_if_changed(Path(args.file), data.encode("utf-8"), mode=PRIVATE)
+    return EXIT_OK
+
+
+def _import(path: Path, config: Config) -> int:
+    from ..subscriptions import import_rows, read_csv
+
+    try:
+        read = read_csv(path.read_bytes())
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    with open_runtime(config) as rt:
+        done = import_rows(rt.store, read, rt.clock())
+    for note in done.notes:
+        print(f"{path}: {note}", file=sys.stderr)
+    if read.not_utf8:
+        print(
+            f"{path}: {read.not_utf8} row(s) are not UTF-8 text: save the file as UTF-8"
+            ' (Excel: "CSV UTF-8") and import it again; the rows imported now will count'
+            " as unchanged",
+            file=sys.stderr,
+        )
+    delimiter = {",": "comma", ";": "semicolon", "\t": "tab"}[read.delimiter]
+    print(f"{path}: {delimiter}-separated, {read.columns}")
+    print(
+        f"{path}: {done.added} subscriber(s) added, {done.unchanged} unchanged (already"
+        f" subscribed), {len(done.left)} not added (they left), {len(read.problems)} row(s)"
+        " skipped"
+    )
+    return EXIT_OK if not read.problems else EXIT_SOURCE_FAILED

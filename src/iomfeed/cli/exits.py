@@ -1,0 +1,8 @@
+"""The command line's exit codes (the parser's epilog says them in words)."""
+
+EXIT_OK = 0
+EXIT_SOURCE_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_INPUT = 65  # EX_DATAERR: the data given (an address, a file, a token) is unusable
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another run is going on; try again later
+EXIT_PIPE = 141  # 128 + SIGPIPE: standard output was closed by its reader

@@ -1,0 +1,352 @@
+"""The command line's arguments: one small function per command, each adding its parser,
+options and help texts; :func:`build_parser` puts them together in the order ``--help``
+lists them. Every command names the function that runs it (``func``) and whether it loads
+the configuration with the selectors compiled (``compile_selectors``) or at all
+(``needs_config``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..config import CONFIG_ENV
+from ..lock import DEFAULT_WAIT
+from .commands_cycle import cmd_fetch, cmd_publish, cmd_run, cmd_serve, cmd_status
+from .commands_digest import cmd_digest
+from .commands_other import cmd_check, cmd_demo, cmd_init, cmd_items
+from .commands_subscribers import cmd_subscribers, cmd_unsubscribe
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="iomfeed",
+        description="Scrape IOM Albania's news into a deduplicated store and publish it.",
+        epilog="Exit codes: 0 success; 1 some source failed (the others still ran), some "
+        "deliveries failed or some import rows were skipped; 2 bad configuration or usage; "
+        "65 bad input data (an address, a file to import, a token); 75 another run is using "
+        "the same database (still, after --wait seconds); 141 the reader of the output "
+        "stopped early.",
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="PATH",
+        help=f"configuration file (default: ${CONFIG_ENV} or ./config.toml)",
+    )
+    noise = parser.add_mutually_exclusive_group()
+    noise.add_argument("-v", "--verbose", action="store_true", help="say more (debug output)")
+    noise.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="log lines as readable text (default) or one JSON object each",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _add_wait(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=DEFAULT_WAIT,
+        metavar="SECONDS",
+        help="how long to wait for another run (or serve's cycle) on the same"
+        f" database to finish before exiting 75 (default {DEFAULT_WAIT:.0f}; 0:"
+        " do not wait)",
+    )
+
+
+def _add_fetch(sub: Any) -> None:
+    p = sub.add_parser(
+        "fetch",
+        help="fetch every enabled source into the store",
+        description="Fetch every enabled source (or the named ones) into the "
+        "store, politely, and record the run.",
+    )
+    p.add_argument(
+        "--source", action="append", metavar="NAME", help="fetch only this source (repeatable)"
+    )
+    # A cron fetch that only sees 304s must not pay for compiling selectors; the html source
+    # compiles them before its first parse, and `check` always does.
+    _add_wait(p)
+    p.set_defaults(func=cmd_fetch, compile_selectors=False)
+
+
+def _add_publish(sub: Any) -> None:
+    p = sub.add_parser(
+        "publish",
+        help="write the feeds, archives and index.html",
+        description="Write the Atom, RSS and JSON feeds, their archives and "
+        "index.html from the store into publish.folder; files whose bytes did "
+        "not change are left alone.",
+    )
+    _add_wait(p)
+    p.set_defaults(func=cmd_publish, compile_selectors=False)
+
+
+def _add_run(sub: Any) -> None:
+    p = sub.add_parser(
+        "run",
+        help="fetch, publish, and send the digest when it is due",
+        description="One full cycle: fetch every enabled source, publish, and "
+        "send the email digest when schedule.digest says it is due (or finish "
+        "one a previous run left unfinished), and mail the operator about "
+        "problems. Quiet with -q unless something is wrong; meant for cron.",
+    )
+    p.add_argument("--json", action="store_true", help="print the run report as JSON")
+    _add_wait(p)
+    p.set_defaults(func=cmd_run, compile_selectors=False)
+
+
+def _add_serve(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="the long-running service: schedule, feeds, unsubscribe",
+        description="Run the cycle on schedule.fetch and the digest on "
+        "schedule.digest (a cycle also runs at start), and serve the feeds, "
+        "/unsubscribe and /healthz over HTTP. SIGTERM or Ctrl-C stops cleanly.",
+    )
+    p.add_argument("--host", help="address to listen on (default: serve.host)")
+    p.add_argument("--port", type=int, help="port to listen on (default: serve.port)")
+    p.set_defaults(func=cmd_serve, compile_selectors=True)
+
+
+def _add_status(sub: Any) -> None:
+    p = sub.add_parser(
+        "status",
+        help="sources, store, digests, subscribers, next times",
+        description="Show how iomfeed is doing: each source's last run "
+        "(ok, failed now, failing for N runs), last success and error, the "
+        "store, the last digests, subscribers by status and the next scheduled "
+        "times. Exit 1 when the last run of an enabled source failed or "
+        "something else needs attention.",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_status, compile_selectors=False)
+
+
+def _add_digest(sub: Any) -> None:
+    p = sub.add_parser(
+        "digest",
+        help="preview, test or send the email digest",
+        description="The email digest of the items first seen since the last "
+        "digest that went out. Without an option: --dry-run.",
+    )
+    what = p.add_mutually_exclusive_group()
+    what.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="render it and report who would get what (changes nothing)",
+    )
+    what.add_argument(
+        "--send",
+        action="store_true",
+        help="send it now (or finish the one being sent), whatever the schedule",
+    )
+    what.add_argument(
+        "--to", metavar="ADDRESS", help="send one test copy, marked [TEST], to ADDRESS (no ledger)"
+    )
+    what.add_argument(
+        "--preview", metavar="FILE.html", help="write the rendered HTML digest to FILE.html"
+    )
+    p.add_argument(
+        "--lang",
+        dest="lang_given",
+        choices=("en", "sq"),
+        help="language of --preview (default en) or --to (default: theirs)",
+    )
+    _add_wait(p)
+    p.set_defaults(func=cmd_digest, compile_selectors=False)
+
+
+def _add_unsubscribe(sub: Any) -> None:
+    p = sub.add_parser(
+        "unsubscribe",
+        help="apply an unsubscribe token",
+        description="Unsubscribe the subscriber an unsubscribe token (from a "
+        "digest's link) names. A forged or malformed token changes nothing "
+        "and exits with 65 (bad input).",
+    )
+    p.add_argument("token", help="the token (the t= value of the unsubscribe link)")
+    p.set_defaults(func=cmd_unsubscribe, compile_selectors=False)
+
+
+def _add_check(sub: Any) -> None:
+    p = sub.add_parser(
+        "check",
+        help="validate the configuration",
+        description="Validate the configuration file and warn about what "
+        "loads but would not work or would leak: site.public_url left at the "
+        "example, an SMTP username whose password variable is unset, a "
+        "database others can read. With --live also fetch one page of each "
+        "source and report what the selectors find.",
+    )
+    p.add_argument(
+        "--live", action="store_true", help="fetch one listing page and one article per source"
+    )
+    p.set_defaults(func=cmd_check)
+
+
+def _add_items(sub: Any) -> None:
+    p = sub.add_parser(
+        "items",
+        help="list stored items, newest first",
+        description="List the stored items, newest first.",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument(
+        "--limit",
+        type=_at_least_one,
+        default=None,
+        metavar="N",
+        help="at most N items (1 or more; default: all)",
+    )
+    p.add_argument(
+        "--source",
+        metavar="NAME",
+        help="only items of this source (configured, or with items stored)",
+    )
+    p.set_defaults(func=cmd_items)
+
+
+def _add_subscribers(sub: Any) -> None:
+    p = sub.add_parser(
+        "subscribers",
+        help="manage the digest's subscribers",
+        description="Add, remove, list, import and export the subscribers of "
+        "the email digest (kept in the store).",
+    )
+    p.set_defaults(func=cmd_subscribers, compile_selectors=False)
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True, help="what to do")
+    a = actions.add_parser(
+        "add", help="subscribe one address", description="Subscribe one address."
+    )
+    a.add_argument("address", help="the e-mail address")
+    a.add_argument("--name", default="", help="the subscriber's name (any language)")
+    a.add_argument("--lang", default="en", choices=("en", "sq"), help="digest language")
+    a.add_argument(
+        "--resubscribe",
+        action="store_true",
+        help="re-add someone who unsubscribed (only when they asked for it)",
+    )
+    a = actions.add_parser(
+        "remove",
+        help="unsubscribe one address",
+        description="Unsubscribe one address (kept, marked unsubscribed).",
+    )
+    a.add_argument("address", help="the e-mail address")
+    a.add_argument("--reason", default="removed by an operator", help="why they left")
+    a = actions.add_parser(
+        "list",
+        help="list subscribers",
+        description="List subscribers in the order they joined, in "
+        "aligned columns (address, name, language, status, joined, left, "
+        "reason).",
+    )
+    a.add_argument("--status", choices=("active", "unsubscribed", "bounced"), help="only these")
+    a.add_argument("--json", action="store_true", help="print JSON instead of text")
+    a = actions.add_parser(
+        "import",
+        help="import subscribers from a CSV file",
+        description="Import subscribers from a CSV file: comma, semicolon "
+        "or tab separated (sniffed); with a header row naming the columns "
+        "(Mailchimp's and listmonk's exports and iomfeed's own are "
+        "understood) or without one (address, name, language). Addresses "
+        "already subscribed count as unchanged; people who left (here or "
+        "by the file's status column) are not added. Every bad row is "
+        "reported with its line number and the others are imported: exit "
+        "code 1 when any row was skipped, 65 when the file cannot be read.",
+    )
+    a.add_argument("file", help="the CSV file (UTF-8, with or without a BOM, or UTF-16)")
+    a = actions.add_parser(
+        "export",
+        help="export subscribers as CSV",
+        description="Write the subscribers as CSV (a file is made readable by its owner only).",
+    )
+    a.add_argument("file", nargs="?", help="where to write (default: standard output)")
+    a.add_argument("--status", choices=("active", "unsubscribed", "bounced"), help="only these")
+
+
+def _add_demo(sub: Any) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="run iomfeed on the bundled snapshot of the site",
+        description="Serve the bundled snapshot of the IOM Albania site on "
+        "127.0.0.1 and run iomfeed against it with the packaged configuration "
+        "(or --config), the site's address and site.public_url swapped for "
+        "local ones. Works from any folder.",
+    )
+    p.add_argument(
+        "--dir",
+        default="demo",
+        metavar="DIR",
+        help="folder for the demo's database and output (default: ./demo)",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=8791,
+        metavar="N",
+        help="port for the snapshot on 127.0.0.1, the feeds on N+1 (default 8791;"
+        " 0 or busy: free ones)",
+    )
+    p.add_argument(
+        "--serve",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="after the run, keep serving the feeds (at the local address used as"
+        " site.public_url) and the snapshot until Ctrl-C (default: when run from"
+        " a terminal)",
+    )
+    p.set_defaults(func=cmd_demo, needs_config=False)
+
+
+def _add_init(sub: Any) -> None:
+    p = sub.add_parser(
+        "init",
+        help="write the documented configuration file to edit",
+        description="Write the configuration shipped with iomfeed (every key,"
+        " commented, set for the live IOM Albania site) to PATH, to edit."
+        " An existing file is kept unless --force.",
+    )
+    p.add_argument(
+        "path",
+        nargs="?",
+        default="config.toml",
+        metavar="PATH",
+        help="where to write it (default: ./config.toml; a folder gets a config.toml)",
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing file")
+    p.set_defaults(func=cmd_init, needs_config=False)
+
+
+#: the commands, in the order ``iomfeed --help`` lists them
+COMMANDS = (
+    _add_fetch,
+    _add_publish,
+    _add_run,
+    _add_serve,
+    _add_status,
+    _add_digest,
+    _add_unsubscribe,
+    _add_check,
+    _add_items,
+    _add_subscribers,
+    _add_demo,
+    _add_init,
+)

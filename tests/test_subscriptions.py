@@ -1,0 +1,79 @@
+"""The subscriptions core, without the command line or the web pages that call it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from iomfeed.digest.unsubscribe import BadToken, load_secret, make_token
+from iomfeed.errors import InputError
+from iomfeed.runtime import open_runtime
+from iomfeed.subscriptions import (
+    Joined,
+    Via,
+    import_rows,
+    leave,
+    read_csv,
+    remove,
+    subscribe,
+    token_holder,
+)
+
+from .conftest import NOW
+from .digestkit import digest_config
+
+
+def test_who_left_comes_back_only_when_they_ask(tmp_path: Path) -> None:
+    config = digest_config(tmp_path)
+    with open_runtime(config, clock=lambda: NOW) as rt:
+        store = rt.store
+        first = subscribe(store, " Ana@Example.ORG ", "  Ana   Hoxha ", "sq", NOW)
+        assert first.address == "Ana@example.org" and first.joined is Joined.ADDED
+        assert getattr(store.subscriber(first.address), "name", None) == "Ana Hoxha"
+        assert subscribe(store, first.address, "", "sq", NOW).joined is Joined.EXISTS
+        assert remove(store, first.address, "asked by phone", NOW) == (first.address, True)
+        assert subscribe(store, first.address, "", "sq", NOW).joined is Joined.LEFT
+        back = subscribe(store, first.address, "", "sq", NOW, resubscribe=True)
+        assert back.joined is Joined.ADDED
+        assert getattr(store.subscriber(first.address), "status", None) == "active"
+        assert remove(store, "nobody@example.org", "x", NOW) == ("nobody@example.org", False)
+        with pytest.raises(InputError, match=r"^not-an-address: "):
+            subscribe(store, "not-an-address", "", "en", NOW)
+
+
+def test_a_token_proves_who_leaves_and_leaving_twice_changes_nothing(tmp_path: Path) -> None:
+    config = digest_config(tmp_path)
+    with open_runtime(config) as rt:
+        store = rt.store
+        subscribe(store, "reader@example.org", "", "en", NOW)
+        sub = store.subscriber("reader@example.org")
+        assert sub is not None
+        token = make_token(load_secret(config, store), config.list_id, sub.id, sub.address)
+        holder = token_holder(store, config, token)
+        assert holder == sub
+        assert leave(store, holder, Via.ONE_CLICK, NOW + timedelta(days=1))
+        gone = store.subscriber(sub.address)
+        assert gone is not None and (gone.status, gone.reason) == (
+            "unsubscribed",
+            Via.ONE_CLICK.value,
+        )
+        assert not leave(store, gone, Via.PAGE, NOW + timedelta(days=2))
+        assert store.subscriber(sub.address) == gone  # the first reason and date are kept
+        forged = make_token(b"another secret", config.list_id, sub.id, sub.address)
+        with pytest.raises(BadToken):
+            token_holder(store, config, forged)
+        unknown = make_token(load_secret(config, store), config.list_id, 999, "x@example.org")
+        assert token_holder(store, config, unknown) is None
+
+
+def test_an_import_adds_new_rows_and_lists_who_left(tmp_path: Path) -> None:
+    config = digest_config(tmp_path)
+    read = read_csv(b"address,name,language\na@example.org,A,sq\nb@example.org,B,en\nbad,C,en\n")
+    with open_runtime(config) as rt:
+        subscribe(rt.store, "b@example.org", "", "en", NOW)
+        remove(rt.store, "b@example.org", "left", NOW)
+        done = import_rows(rt.store, read, NOW)
+    assert (done.added, done.unchanged) == (1, 0)
+    assert [(p.line, p.address) for p in done.notes] == [(3, "b@example.org"), (4, "bad")]
