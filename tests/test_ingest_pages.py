@@ -129,3 +129,25 @@ def test_a_stop_mid_page_keeps_the_items_stored_but_not_the_page_as_seen(
         assert store.get_validators(site.url("/rss.xml")) == (None, None)
     again = fetch(config, transport=site.transport).sources[0]
     assert (again.not_modified, again.new, again.duplicates + again.updated) == (0, 2, 0)
+
+
+def test_every_kind_the_config_accepts_is_declared_in_the_registry_once() -> None:
+    from typing import get_args
+
+    from iomfeed.config import SourceKind
+    from iomfeed.sources import KINDS, source_ranks
+
+    assert set(KINDS) == set(get_args(SourceKind))
+    ranks = [k.rank for k in KINDS.values()]
+    assert len(set(ranks)) == len(ranks)  # a tie between kinds would be decided by run order
+    config = local_config("http://127.0.0.1:9", Path("."))
+    assert source_ranks(config) == {"iom-albania": KINDS["html"].rank}
+    html = config.sources[0]
+    more = (
+        dataclasses.replace(html, name="mirror", url="https://mirror.example.org/news"),
+        dataclasses.replace(html, name="feed", kind="feed", url="https://feeds.example.net/rss"),
+    )
+    config = dataclasses.replace(config, sources=(html, *more))
+    # The sites of html sources are ours (http and https the same pages); a feed's is not.
+    assert [o.host for o in site_origins(config)] == ["127.0.0.1", "mirror.example.org"]
+    assert source_ranks(config) == {"iom-albania": 3, "mirror": 3, "feed": 2}

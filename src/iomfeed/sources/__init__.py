@@ -11,7 +11,7 @@ job; it never touches another source.
 Each kind is declared once, in :data:`KINDS`: how to build it, its rank when two sources give
 the same story, whether it reads a URL or a local path, whether its site is one of the
 configured origins, its own config checks and its ``check --live`` report. A new kind is a
-module here plus one entry in :data:`KINDS`.
+module here, one entry in :data:`KINDS` and its name in ``config.SourceKind``.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ LiveCheck = Callable[[Config, SourceConfig, "HttpClient", TextIO], bool]
 
 
 @dataclass(frozen=True, slots=True)
-class SourceKind:
+class Kind:
     """Everything iomfeed knows of one ``kind`` of source, outside the source itself."""
 
     build: Callable[[SourceConfig], Source]
@@ -160,10 +160,10 @@ def _check_html(src: SourceConfig, key: str) -> None:
 
 #: ``kind`` in the config -> what it is (its module is imported only when used). Ranks: the
 #: article page scraped from the site beats a feed's copy, which beats a hand-written record.
-KINDS: dict[str, SourceKind] = {
-    "html": SourceKind(_html, 3, "url", True, _html_live, _check_html),
-    "feed": SourceKind(_feed, 2, "url", False, _feed_live),
-    "json": SourceKind(_json, 1, "path", False, _json_live),
+KINDS: dict[str, Kind] = {
+    "html": Kind(_html, 3, "url", True, _html_live, _check_html),
+    "feed": Kind(_feed, 2, "url", False, _feed_live),
+    "json": Kind(_json, 1, "path", False, _json_live),
 }
 
 
