@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bench_ingest import ROOT, Row, timed
 from iomfeed.config import load_config
+from iomfeed.ingest import upsert
 from iomfeed.models import DateSource, Item
 from iomfeed.pipeline import composers, digest_content, render_languages
 from iomfeed.store import Store
@@ -124,7 +125,7 @@ def digest_rows(*, subscribers: int) -> list[Row]:
         config = load_config(config_path)
         with Store(config.database_path) as store:
             for n in range(20):
-                store.upsert(make_item(n, now), now - timedelta(days=1))
+                upsert(store, make_item(n, now), now - timedelta(days=1))
             store.db.execute("BEGIN")
             for n in range(subscribers):
                 store.db.execute(

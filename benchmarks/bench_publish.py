@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench_ingest import ROOT, Row, timed
+from iomfeed.ingest import upsert
 from iomfeed.models import DateSource, Item
 from iomfeed.store import Store
 
@@ -58,7 +59,7 @@ def publish_rows(*, items: int) -> list[Row]:
         feeds = work / "feeds"
         before = {p: p.stat().st_mtime_ns for p in feeds.rglob("*") if p.is_file()}
         with Store(work / "iomfeed.db", tag_authority="feeds.example.org") as store:
-            store.upsert(make_item(0, start + timedelta(hours=9)), start + timedelta(days=1))
+            upsert(store, make_item(0, start + timedelta(hours=9)), start + timedelta(days=1))
         again, again_peak, code = timed(command, work)
         rewritten = [
             p for p in feeds.rglob("*") if p.is_file() and before.get(p) != p.stat().st_mtime_ns

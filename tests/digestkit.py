@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from iomfeed.config import Config, load_config
+from iomfeed.ingest import upsert
 from iomfeed.models import DateSource, Item
 from iomfeed.store import Store
 from iomfeed.subscribers import Subscriber
@@ -51,7 +52,7 @@ def item(
 
 def add_items(store: Store, numbers: range | list[int], seen: datetime) -> None:
     for n in numbers:
-        store.upsert(item(n), seen)
+        upsert(store, item(n), seen)
 
 
 def add_subscribers(

@@ -73,7 +73,7 @@ def test_a_language_needs_no_month_table_of_its_own() -> None:
 
 def test_an_article_page_in_another_language_is_dated_by_its_dateline() -> None:
     from iomfeed.config import ArticleConfig
-    from iomfeed.sources.html import parse_article
+    from iomfeed.sources.html_parse import parse_article
 
     page = (
         '<html lang="it"><body><h1>T</h1><div class="body"><p>Roma, 5 novembre 2018 –'
@@ -126,6 +126,7 @@ def test_babel_is_loaded_only_when_a_date_is_read_or_written_in_words() -> None:
 import sys
 from datetime import UTC, datetime
 import iomfeed.cli, iomfeed.pipeline, iomfeed.sources.html, iomfeed.publish.site
+import iomfeed.sources.html_parse
 import iomfeed.digest.render
 from iomfeed.normalize import parse_date_text
 assert not [m for m in sys.modules if m.startswith("babel")], "imported babel"

@@ -17,6 +17,7 @@ from pathlib import Path
 import lxml.html
 
 from iomfeed.delivery.mailers import make_mailer
+from iomfeed.ingest import upsert
 from iomfeed.pipeline import digest_content, send_digest
 from iomfeed.store import Store
 
@@ -52,7 +53,7 @@ def test_the_first_digest_shows_the_latest_few_and_the_second_only_what_is_new(
     with Store(tmp_path / "db.sqlite") as store:
         add_subscribers(store, 2)  # one Albanian, one English
         for n in range(BACKFILL):  # one story every two months, back to 2016
-            store.upsert(item(n, published=NOW - timedelta(days=7 + 61 * n)), backfill)
+            upsert(store, item(n, published=NOW - timedelta(days=7 + 61 * n)), backfill)
         content = digest_content(config, store, NOW)
         assert content.first and len(content.entries) == 5 and content.more == BACKFILL - 5
         assert min(e.published for e in content.entries) > NOW - timedelta(days=7 + 61 * 5)
@@ -80,7 +81,8 @@ def test_the_first_digest_shows_the_latest_few_and_the_second_only_what_is_new(
         # A week later two stories were found: the second digest holds them alone.
         week = NOW + timedelta(days=7)
         for n in (BACKFILL, BACKFILL + 1):
-            store.upsert(
+            upsert(
+                store,
                 item(n, published=week - timedelta(hours=n - BACKFILL + 1)),
                 week - timedelta(days=1),
             )
@@ -106,7 +108,7 @@ def test_a_first_digest_resumed_after_a_crash_is_still_the_first(tmp_path: Path)
     with Store(tmp_path / "db.sqlite") as store:
         add_subscribers(store, 1)
         for n in range(8):
-            store.upsert(item(n), NOW - timedelta(days=1))
+            upsert(store, item(n), NOW - timedelta(days=1))
         made = digest_content(config, store, NOW)
         record = store.create_digest(
             created=NOW,
@@ -127,7 +129,7 @@ def test_no_digest_went_out_yet_when_the_earlier_ones_were_skipped(tmp_path: Pat
     config = digest_config(tmp_path)
     with Store(tmp_path / "db.sqlite") as store:
         for n in range(9):
-            store.upsert(item(n), NOW - timedelta(days=30))
+            upsert(store, item(n), NOW - timedelta(days=30))
         skipped = send_digest(
             config, store=store, mailer=make_mailer(config), clock=lambda: NOW - timedelta(days=7)
         )
@@ -141,7 +143,7 @@ def test_first_items_is_configurable(tmp_path: Path) -> None:
     config = digest_config(tmp_path, digest={"first_items": 2})
     with Store(tmp_path / "db.sqlite") as store:
         for n in range(4):
-            store.upsert(item(n), datetime(2026, 11, 1, tzinfo=NOW.tzinfo))
+            upsert(store, item(n), datetime(2026, 11, 1, tzinfo=NOW.tzinfo))
         content = digest_content(config, store, NOW)
     assert [e.url.rsplit("-", 1)[1] for e in content.entries] == ["0", "1"]
     assert content.more == 2

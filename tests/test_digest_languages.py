@@ -21,6 +21,7 @@ import pytest
 from iomfeed.config import CategoryNames, PerLanguage, load_config
 from iomfeed.digest.render import own_folder
 from iomfeed.errors import ConfigError
+from iomfeed.ingest import upsert
 from iomfeed.pipeline import composers, digest_content, render_languages, sender
 from iomfeed.store import Store
 
@@ -181,7 +182,7 @@ def messages(tmp_path: Path) -> dict[str, EmailMessage]:
         )
         add_subscribers(store, 2)
         for n, category in enumerate(["Local", "Global", "Local", ""]):
-            store.upsert(item(n, category=category), NOW - timedelta(days=1))
+            upsert(store, item(n, category=category), NOW - timedelta(days=1))
         content = digest_content(config, store, NOW)
         assert not content.first
         made = composers(

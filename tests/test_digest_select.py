@@ -19,6 +19,7 @@ from iomfeed.digest.select import (
     summarize,
 )
 from iomfeed.errors import ConfigError, StoreError
+from iomfeed.ingest import upsert
 from iomfeed.models import DigestRecord
 from iomfeed.normalize import text_blocks
 from iomfeed.pipeline import digest_content, render_languages
@@ -97,7 +98,7 @@ def test_a_summary_keeps_whole_paragraphs_within_the_limit() -> None:
 def test_paragraphs_stay_apart_in_both_parts_of_the_digest(tmp_path: Path) -> None:
     config = digest_config(tmp_path)
     with Store(tmp_path / "db.sqlite") as store:
-        store.upsert(dataclasses.replace(item(1), summary_html=TEASER), NOW)
+        upsert(store, dataclasses.replace(item(1), summary_html=TEASER), NOW)
         rendered = render_languages(config, digest_content(config, store, NOW))
     for r in rendered.values():
         assert "2023Tirana" not in r.text and "2023 Tirana" not in r.text

@@ -472,7 +472,7 @@ def test_an_article_page_gives_its_own_modification_time() -> None:
     from datetime import UTC, datetime
 
     from iomfeed.config import ArticleConfig
-    from iomfeed.sources.html import parse_article
+    from iomfeed.sources.html_parse import parse_article
 
     cfg = ArticleConfig(body=("div.body",))
     now = datetime(2026, 11, 24, tzinfo=UTC)

@@ -18,6 +18,7 @@ import pytest
 from dev.sitegen import build_site, load_content
 from iomfeed.config import LIVE_ORIGIN, Config, load_config
 from iomfeed.demo.server import SnapshotServer
+from iomfeed.ingest import upsert
 from iomfeed.models import Change, Item
 from iomfeed.normalize import html_to_text
 from iomfeed.store import MIGRATIONS, Store
@@ -271,7 +272,8 @@ def test_an_item_stored_earlier_with_a_future_date_is_re_dated_on_upgrade(
     assert kept.published.isoformat() == "2026-11-24T10:00:00+01:00" and kept.date_note == ""
     # The page still shows the typo: the next fetch sees the same story, not an edit.
     with Store(path) as store:
-        again = store.upsert(
+        again = upsert(
+            store,
             Item(source="s", url=redated.url, title="A", content_html="<p>a</p>", language="en"),
             NOW + timedelta(days=7),
         )

@@ -16,6 +16,7 @@ from typing import Any, cast
 import pytest
 
 from iomfeed.demo.server import Fault, SnapshotServer
+from iomfeed.ingest import upsert
 from iomfeed.store import Store
 
 from .conftest import CONFIG_FILE, NOW
@@ -182,7 +183,7 @@ def stocked(tmp_path: Path) -> Path:
     config.write_text(CONFIG_FILE.read_text(encoding="utf-8"), encoding="utf-8")
     with Store(tmp_path / "iomfeed.db") as store:
         add_items(store, range(1000), NOW)
-        store.upsert(item(5000, source="old-feed"), NOW)
+        upsert(store, item(5000, source="old-feed"), NOW)
     return config
 
 

@@ -24,6 +24,7 @@ from lxml import etree
 from iomfeed.config import Config
 from iomfeed.demo.server import SnapshotServer
 from iomfeed.errors import PublishError
+from iomfeed.ingest import upsert
 from iomfeed.models import DateSource, Item, PublishReport, StoredItem
 from iomfeed.pipeline import publish
 from iomfeed.publish.build import plan_archives
@@ -379,7 +380,8 @@ def test_albanian_and_markup_characters_survive_in_every_format(config: Config) 
     title = 'Takim në Tiranë & Durrës: "Çështja" <e re> – \x07fund'
     with open_store(config) as store:
         # Straight into the store, control character and all: the publisher must cope.
-        store.upsert(
+        upsert(
+            store,
             Item(
                 source="manual",
                 url="https://albania.iom.int/news/manual-x",
@@ -433,7 +435,8 @@ def test_an_edited_item_changes_only_its_entry_and_the_feed_updated(config: Conf
     later = NOW + timedelta(days=1)
     with open_store(config) as store:
         target = store.items(limit=3)[2]
-        store.upsert(
+        upsert(
+            store,
             Item(
                 source=target.source,
                 url=target.url,
@@ -476,7 +479,8 @@ def test_an_item_with_a_summary_and_no_body_is_published_in_every_format(config:
     later = NOW + timedelta(days=1)
     url = "https://albania.iom.int/news/summary-only"
     with open_store(config) as store:
-        store.upsert(
+        upsert(
+            store,
             Item(
                 source="iom-albania",
                 url=url,
@@ -506,7 +510,8 @@ def test_one_new_item_rewrites_one_archive_page(config: Config) -> None:
     run_publish(config)
     with open_store(config) as store:
         newest = store.items(limit=1)[0]
-        store.upsert(
+        upsert(
+            store,
             Item(
                 source=newest.source,
                 url=newest.url + "-new",
@@ -532,7 +537,8 @@ def test_an_edited_archived_item_rewrites_only_its_archive_page(config: Config) 
     before = archive_stamps(config)
     with open_store(config) as store:
         oldest = store.items()[-1]
-        store.upsert(
+        upsert(
+            store,
             dataclasses.replace(_as_item(oldest), content_html="<p>Corrected.</p>"),
             NOW + timedelta(days=1),
         )
@@ -686,7 +692,8 @@ def test_month_pages_are_rewritten_only_when_they_change_and_removed_when_gone(
     oldest = sorted(before)[0]
     with open_store(config) as store:
         target = next(i for i in store.items() if i.published.isoformat()[:7] == oldest[7:14])
-        store.upsert(
+        upsert(
+            store,
             dataclasses.replace(_as_item(target), title=target.title + " (corrected)"),
             NOW + timedelta(days=1),
         )
@@ -774,7 +781,8 @@ def test_a_failed_write_leaves_the_previous_feed_intact(config: Config, tmp_path
     before = (config.feeds_path / "atom.xml").read_bytes()
     with open_store(config) as store:  # the next atom.xml will be larger than the limit below
         target = store.items(limit=1)[0]
-        store.upsert(
+        upsert(
+            store,
             Item(
                 source=target.source,
                 url=target.url,
@@ -802,7 +810,8 @@ def test_a_publish_that_fails_part_way_replaces_no_file(config: Config, tmp_path
     stamps = mtimes(config.feeds_path)
     with open_store(config) as store:  # one big edit: every feed holding it grows
         target = store.items(limit=1)[0]
-        store.upsert(
+        upsert(
+            store,
             Item(
                 source=target.source,
                 url=target.url,

@@ -11,6 +11,7 @@ import pytest
 
 from iomfeed.dedup import Candidate, find_near_duplicate
 from iomfeed.errors import StoreError
+from iomfeed.ingest import upsert
 from iomfeed.models import Change, DateSource, Item, SourceResult
 from iomfeed.store import MIGRATIONS, Store
 
@@ -43,10 +44,10 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def test_new_item_gets_a_tag_id_that_never_changes(store: Store) -> None:
-    out = store.upsert(item(), T0)
+    out = upsert(store, item(), T0)
     assert out.change is Change.NEW
     assert out.item_id == "tag:feeds.example.org,2026-11-01:albania.iom.int/news/a"
-    edited = store.upsert(item(content_html="<p>body, corrected</p>"), T0 + timedelta(days=3))
+    edited = upsert(store, item(content_html="<p>body, corrected</p>"), T0 + timedelta(days=3))
     assert edited == type(out)(Change.UPDATED, out.item_id)
     stored = store.get(out.item_id)
     assert stored is not None
@@ -58,18 +59,19 @@ def test_new_item_gets_a_tag_id_that_never_changes(store: Store) -> None:
 
 def test_an_entry_is_updated_when_the_source_says_until_a_change_is_seen(store: Store) -> None:
     modified = PUB + timedelta(days=2)
-    out = store.upsert(item(modified=modified), T0)  # first seen years after publication
+    out = upsert(store, item(modified=modified), T0)  # first seen years after publication
     stored = store.get(out.item_id)
     assert stored is not None and stored.updated == modified and stored.first_seen == T0
-    store.upsert(item(modified=modified + timedelta(days=1)), T0 + timedelta(days=1))
+    upsert(store, item(modified=modified + timedelta(days=1)), T0 + timedelta(days=1))
     assert (store.get(out.item_id) or stored).updated == modified  # nothing changed
-    store.upsert(item(content_html="<p>new</p>", modified=modified), T0 + timedelta(days=2))
+    upsert(store, item(content_html="<p>new</p>", modified=modified), T0 + timedelta(days=2))
     assert (store.get(out.item_id) or stored).updated == T0 + timedelta(days=2)
     # No modification time: the publication time; a silly one is bounded by both ends.
     for n, (mod, want) in enumerate(
         [(None, PUB), (PUB - timedelta(days=9), PUB), (T0 + timedelta(days=400), T0)]
     ):
-        got = store.upsert(
+        got = upsert(
+            store,
             item(
                 url=f"https://albania.iom.int/news/b{n}",
                 title=f"Other {n}",
@@ -142,9 +144,9 @@ def test_stored_entries_get_the_source_time_on_migration(tmp_path: Path) -> None
 
 
 def test_storing_the_same_item_again_changes_nothing_but_last_seen(store: Store) -> None:
-    first = store.upsert(item(), T0)
+    first = upsert(store, item(), T0)
     before = store.get(first.item_id)
-    again = store.upsert(item(), T0 + timedelta(hours=1))
+    again = upsert(store, item(), T0 + timedelta(hours=1))
     after = store.get(first.item_id)
     assert again.change is Change.UNCHANGED
     assert before is not None and after is not None
@@ -153,9 +155,11 @@ def test_storing_the_same_item_again_changes_nothing_but_last_seen(store: Store)
 
 
 def test_an_item_without_a_date_keeps_its_first_seen_date(store: Store) -> None:
-    out = store.upsert(item(published=None, date_source=None), T0)
-    later = store.upsert(
-        item(published=None, date_source=None, content_html="<p>x</p>"), T0 + timedelta(days=10)
+    out = upsert(store, item(published=None, date_source=None), T0)
+    later = upsert(
+        store,
+        item(published=None, date_source=None, content_html="<p>x</p>"),
+        T0 + timedelta(days=10),
     )
     stored = store.get(out.item_id)
     assert later.change is Change.UPDATED
@@ -164,8 +168,9 @@ def test_an_item_without_a_date_keeps_its_first_seen_date(store: Store) -> None:
 
 
 def test_a_near_duplicate_from_another_source_is_linked_not_stored(store: Store) -> None:
-    original = store.upsert(item(), T0)
-    twin = store.upsert(
+    original = upsert(store, item(), T0)
+    twin = upsert(
+        store,
         item(
             source="global-feed",
             url="https://www.iom.int/news/diaspora-meets",
@@ -181,7 +186,8 @@ def test_a_near_duplicate_from_another_source_is_linked_not_stored(store: Store)
     ]
     # Seen again: recognised by its recorded address at once.
     assert (
-        store.upsert(
+        upsert(
+            store,
             item(
                 source="global-feed",
                 url="https://www.iom.int/news/diaspora-meets",
@@ -194,8 +200,9 @@ def test_a_near_duplicate_from_another_source_is_linked_not_stored(store: Store)
 
 
 def test_the_same_title_a_year_later_is_a_different_story(store: Store) -> None:
-    store.upsert(item(title="International Day of Family Remittances (IDFR)"), T0)
-    out = store.upsert(
+    upsert(store, item(title="International Day of Family Remittances (IDFR)"), T0)
+    out = upsert(
+        store,
         item(
             url="https://albania.iom.int/news/idfr-0",
             title="International Day of Family Remittances (IDFR)",
@@ -208,8 +215,8 @@ def test_the_same_title_a_year_later_is_a_different_story(store: Store) -> None:
 
 
 def test_the_same_url_from_another_source_does_not_overwrite(store: Store) -> None:
-    out = store.upsert(item(), T0)
-    dup = store.upsert(item(source="feed", content_html="<p>feed version</p>"), T0)
+    out = upsert(store, item(), T0)
+    dup = upsert(store, item(source="feed", content_html="<p>feed version</p>"), T0)
     assert dup.change is Change.DUPLICATE
     stored = store.get(out.item_id)
     assert stored is not None and stored.content_html == "<p>body</p>"
@@ -217,7 +224,8 @@ def test_the_same_url_from_another_source_does_not_overwrite(store: Store) -> No
 
 def test_items_are_listed_newest_first(store: Store) -> None:
     for n in range(5):
-        store.upsert(
+        upsert(
+            store,
             item(
                 url=f"https://albania.iom.int/news/{n}",
                 title=f"Story number {n}",
@@ -303,19 +311,19 @@ def test_similar_titles_of_different_stories_are_not_merged(a: str, b: str) -> N
 
 def test_a_higher_ranked_source_takes_over_a_shared_url(store: Store) -> None:
     rank = {"site": 2, "feed": 1}
-    first = store.upsert(item(source="feed", content_html="<p>teaser only</p>"), T0, rank=rank)
-    better = store.upsert(item(content_html="<p>the full article</p>"), T0, rank=rank)
+    first = upsert(store, item(source="feed", content_html="<p>teaser only</p>"), T0, rank=rank)
+    better = upsert(store, item(content_html="<p>the full article</p>"), T0, rank=rank)
     assert better.change is Change.UPDATED and better.item_id == first.item_id
     stored = store.get(first.item_id)
     assert stored is not None
     assert (stored.source, stored.content_html) == ("site", "<p>the full article</p>")
-    again = store.upsert(item(source="feed", content_html="<p>teaser only</p>"), T0, rank=rank)
+    again = upsert(store, item(source="feed", content_html="<p>teaser only</p>"), T0, rank=rank)
     assert again.change is Change.DUPLICATE
 
 
 def test_an_empty_body_never_replaces_a_stored_one(store: Store) -> None:
-    out = store.upsert(item(), T0)
-    store.upsert(item(content_html="", title="Diaspora meets (updated)"), T0 + timedelta(days=1))
+    out = upsert(store, item(), T0)
+    upsert(store, item(content_html="", title="Diaspora meets (updated)"), T0 + timedelta(days=1))
     stored = store.get(out.item_id)
     assert stored is not None
     assert stored.content_html == "<p>body</p>" and stored.title == "Diaspora meets (updated)"

@@ -670,6 +670,8 @@ def _check_mail(config: Config) -> None:
 
 
 def _check_config(config: Config) -> None:
+    from .sources import check_source_config  # each kind says what it needs
+
     _check_mail(config)
     seen: set[str] = set()
     for i, src in enumerate(config.sources):
@@ -677,18 +679,7 @@ def _check_config(config: Config) -> None:
         if src.name in seen:
             raise ConfigError(f"{key}.name: duplicate source name {src.name!r}")
         seen.add(src.name)
-        if src.kind in ("html", "feed") and not src.url:
-            raise ConfigError(f"{key}.url: required for kind = {src.kind!r}")
-        if src.kind == "json" and not src.path:
-            raise ConfigError(f"{key}.path: required for kind = 'json'")
-        if src.kind != "json" and src.path:
-            raise ConfigError(f"{key}.path: only for kind = 'json' (use url)")
-        if src.kind == "html":
-            for sub in ("item", "title", "link"):
-                if not getattr(src.listing, sub):
-                    raise ConfigError(f"{key}.listing.{sub}: required for kind = 'html'")
-            if src.follow_articles and not src.article.body:
-                raise ConfigError(f"{key}.article.body: required when follow_articles = true")
+        check_source_config(src, key)
 
 
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}

@@ -1,11 +1,17 @@
 """Sources: where items come from. One narrow interface, chosen by ``kind`` in the config.
 
-A source is an object with ``name`` and ``fetch(ctx) -> Iterator[Item]``. It yields items as
-it finds them; the pipeline normalises and stores each one before asking for the next, so code a
-source runs after a ``yield`` sees the item stored (that is where it remembers HTTP validators:
-a page is marked as seen only once what it brought is safe). A source raises
-:class:`~iomfeed.errors.SourceError` when it cannot do its job; it never touches another
-source.
+A source is an object with ``name`` and ``fetch(ctx) -> Iterator[SourcePage]``. It never
+touches the store: it reads what is stored through ``ctx.stored`` (a read-only
+:class:`~iomfeed.sources.records.StoredView`) and yields what it saw, one
+:class:`~iomfeed.sources.records.SourcePage` at a time (items, the validators of the pages they
+came from, 404s). The pipeline decides and stores each page, in one transaction, before asking
+for the next one. A source raises :class:`~iomfeed.errors.SourceError` when it cannot do its
+job; it never touches another source.
+
+Each kind is declared once, in :data:`KINDS`: how to build it, its rank when two sources give
+the same story, whether it reads a URL or a local path, whether its site is one of the
+configured origins, its own config checks and its ``check --live`` report. A new kind is a
+module here, one entry in :data:`KINDS` and its name in ``config.SourceKind``.
 """
 
 from __future__ import annotations
@@ -14,15 +20,15 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, TextIO
 
 from ..config import Config, FilterConfig, SourceConfig
-from ..models import Item, KnownItem, Response
+from ..models import KnownItem
 from ..normalize import Origin, canonical_url
+from .records import SourcePage, StoredView
 
 if TYPE_CHECKING:
     from ..http import HttpClient
-    from ..store import Store
 
 
 @dataclass(slots=True)
@@ -41,7 +47,7 @@ class FetchContext:
     config: Config
     source: SourceConfig
     http: HttpClient
-    store: Store
+    stored: StoredView
     now: datetime
     origins: tuple[Origin, ...]
     stats: SourceStats = field(default_factory=SourceStats)
@@ -51,14 +57,7 @@ class FetchContext:
 
     def known(self, url: str) -> KnownItem | None:
         """The stored item behind ``url`` (any of its addresses), if any."""
-        return self.store.known(self.canonical(url), filter_hash=filter_hash(self.source.filter))
-
-    def remember(self, response: Response) -> None:
-        """Keep the validators of a page whose content is now safely stored."""
-        if response.status == 200:
-            self.store.save_validators(
-                response.final_url, response.etag, response.last_modified, self.now
-            )
+        return self.stored.known(self.canonical(url), filter_hash=filter_hash(self.source.filter))
 
     def warn(self, message: str) -> None:
         self.stats.warnings.append(message)
@@ -90,7 +89,27 @@ def filter_hash(cfg: FilterConfig) -> str:
 class Source(Protocol):
     name: str
 
-    def fetch(self, ctx: FetchContext) -> Iterator[Item]: ...
+    def fetch(self, ctx: FetchContext) -> Iterator[SourcePage]: ...
+
+
+#: ``check --live``: fetch a little of the source and say what was found; True when good.
+LiveCheck = Callable[[Config, SourceConfig, "HttpClient", TextIO], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """Everything iomfeed knows of one ``kind`` of source, outside the source itself."""
+
+    build: Callable[[SourceConfig], Source]
+    #: When two sources give the same URL, the higher rank's content is kept.
+    rank: int
+    #: What the config must give it: a ``url`` to fetch or a local ``path`` to read.
+    reads: Literal["url", "path"]
+    #: Whether its ``url``'s site is one of ours (its http and https addresses are the same).
+    site_origin: bool
+    live_check: LiveCheck
+    #: Further config checks of its own: (source config, its key such as "sources[0]").
+    check: Callable[[SourceConfig, str], None] | None = None
 
 
 def _html(cfg: SourceConfig) -> Source:
@@ -111,13 +130,75 @@ def _json(cfg: SourceConfig) -> Source:
     return JsonSource(cfg)
 
 
-#: ``kind`` in the config -> the class that reads it (imported only when used).
-REGISTRY: dict[str, Callable[[SourceConfig], Source]] = {
-    "html": _html,
-    "feed": _feed,
-    "json": _json,
+def _html_live(config: Config, src: SourceConfig, http: HttpClient, out: TextIO) -> bool:
+    from .html_live import check_live
+
+    return check_live(config, src, http, out)
+
+
+def _feed_live(config: Config, src: SourceConfig, http: HttpClient, out: TextIO) -> bool:
+    from .feed import check_live
+
+    return check_live(config, src, http, out)
+
+
+def _json_live(config: Config, src: SourceConfig, http: HttpClient, out: TextIO) -> bool:
+    from .json import check_live
+
+    return check_live(config, src, http, out)
+
+
+def _check_html(src: SourceConfig, key: str) -> None:
+    from ..errors import ConfigError
+
+    for sub in ("item", "title", "link"):
+        if not getattr(src.listing, sub):
+            raise ConfigError(f"{key}.listing.{sub}: required for kind = 'html'")
+    if src.follow_articles and not src.article.body:
+        raise ConfigError(f"{key}.article.body: required when follow_articles = true")
+
+
+#: ``kind`` in the config -> what it is (its module is imported only when used). Ranks: the
+#: article page scraped from the site beats a feed's copy, which beats a hand-written record.
+KINDS: dict[str, Kind] = {
+    "html": Kind(_html, 3, "url", True, _html_live, _check_html),
+    "feed": Kind(_feed, 2, "url", False, _feed_live),
+    "json": Kind(_json, 1, "path", False, _json_live),
 }
 
 
 def build_source(cfg: SourceConfig) -> Source:
-    return REGISTRY[cfg.kind](cfg)
+    return KINDS[cfg.kind].build(cfg)
+
+
+def check_source_config(src: SourceConfig, key: str) -> None:
+    """What each kind needs in its config (url or path, and its own checks)."""
+    from ..errors import ConfigError
+
+    kind = KINDS[src.kind]
+    if kind.reads == "url" and not src.url:
+        raise ConfigError(f"{key}.url: required for kind = {src.kind!r}")
+    if kind.reads == "path" and not src.path:
+        raise ConfigError(f"{key}.path: required for kind = {src.kind!r}")
+    if kind.reads != "path" and src.path:
+        readers = " or ".join(repr(name) for name, k in KINDS.items() if k.reads == "path")
+        raise ConfigError(f"{key}.path: only for kind = {readers} (use url)")
+    if kind.check is not None:
+        kind.check(src, key)
+
+
+def source_ranks(config: Config) -> dict[str, int]:
+    """Each configured source's rank, by name."""
+    return {s.name: KINDS[s.kind].rank for s in config.sources}
+
+
+def site_origins(config: Config) -> tuple[Origin, ...]:
+    """The sites whose http and https addresses are the same pages: the configured ones."""
+    urls = [config.site.home_url] + [
+        s.url for s in config.sources if KINDS[s.kind].site_origin and s.url
+    ]
+    seen: dict[str, Origin] = {}
+    for url in urls:
+        origin = Origin.of(url)
+        seen.setdefault(origin.host, origin)
+    return tuple(seen.values())

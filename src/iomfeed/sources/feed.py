@@ -11,15 +11,19 @@ import calendar
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urljoin
 
-from ..config import SourceConfig
+from ..config import Config, SourceConfig
 from ..dedup import listing_hash
 from ..errors import ParseError
 from ..models import DateSource, Item
 from ..normalize import html_to_text, is_web_url
 from . import FetchContext
+from .records import SourcePage, validators_of
+
+if TYPE_CHECKING:
+    from ..http import HttpClient
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,7 @@ class FeedSource:
         self.cfg = cfg
         self.name = cfg.name
 
-    def fetch(self, ctx: FetchContext) -> Iterator[Item]:
+    def fetch(self, ctx: FetchContext) -> Iterator[SourcePage]:
         response = ctx.http.get(self.cfg.url, conditional=True)
         ctx.stats.pages += 1
         if response.not_modified:
@@ -76,12 +80,10 @@ class FeedSource:
             )
         if not parsed.get("version") and not entries:
             raise ParseError(f"{response.final_url}: no RSS or Atom feed found at this address")
-        for entry in entries:
-            item = self._item(ctx, entry, response.final_url)
-            if item is None:
-                continue
-            yield item
-        ctx.remember(response)
+        items = [self._item(ctx, entry, response.final_url) for entry in entries]
+        yield SourcePage(
+            items=tuple(i for i in items if i is not None), validators=validators_of([response])
+        )
 
     def _item(self, ctx: FetchContext, entry: Any, feed_url: str) -> Item | None:
         link = entry.get("link") or ""
@@ -124,3 +126,15 @@ class FeedSource:
             author=entry.get("author", ""),
             listing_hash=listing_hash(title, link, summary),
         )
+
+
+def check_live(config: Config, src: SourceConfig, http: HttpClient, out: TextIO) -> bool:
+    """``check --live``: fetch the feed and say how many entries it has."""
+    response = http.get(src.url)
+    out.write(f"  GET {response.final_url}: HTTP {response.status}, {len(response.body)} bytes\n")
+    import feedparser
+
+    parsed = feedparser.parse(response.body)
+    entries = parsed.get("entries", [])
+    out.write(f"  feed format {parsed.get('version') or 'unknown'}: {len(entries)} entries\n")
+    return bool(entries)

@@ -15,299 +15,21 @@ fall-backs (the first that matches wins). bs4 is imported only when a page must 
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
-from ..config import (
-    ArticleConfig,
-    ListingConfig,
-    SourceConfig,
-    check_source_selectors,
-    split_selector,
-)
-from ..dedup import listing_hash
+from ..config import SourceConfig, check_source_selectors
 from ..errors import FetchError, ParseError, RobotsDisallowed, SourceError
-from ..models import DateSource, Item, MissingArticle, Response
-from ..normalize import (
-    clean_text,
-    find_dateline,
-    is_web_url,
-    parse_date_text,
-    parse_iso,
-    zone,
-)
+from ..models import DateSource, Item, KnownItem, MissingArticle, Response
+from ..normalize import parse_date_text, zone
 from . import FetchContext, filter_hash
-
-if TYPE_CHECKING:
-    from bs4 import BeautifulSoup, Tag
+from .html_parse import Article, ListingEntry, ListingPage, parse_article, parse_listing
+from .records import SourcePage, validators_of
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class ListingEntry:
-    title: str
-    link: str  # absolute, as the listing gives it
-    summary_html: str
-    date_text: str
-    image_url: str
-    fingerprint: str
-
-
-@dataclass(frozen=True, slots=True)
-class ListingPage:
-    entries: tuple[ListingEntry, ...]
-    next_url: str | None
-    skipped: tuple[str, ...] = ()  # why rows were left out (a link that is not http(s))
-
-
-@dataclass(frozen=True, slots=True)
-class Article:
-    title: str
-    body_html: str
-    published: datetime | None
-    date_source: DateSource | None
-    image_url: str
-    image_alt: str
-    categories: tuple[str, ...]
-    language: str
-    canonical: str
-    modified: datetime | None = None  # article:modified_time or JSON-LD dateModified
-
-
-# ----------------------------------------------------------------------------- selectors
-
-
-def _soup(text: str) -> BeautifulSoup:
-    from bs4 import BeautifulSoup
-
-    return BeautifulSoup(text, "lxml")
-
-
-def _value(el: Tag, attr: str | None) -> str:
-    if attr is None:
-        return clean_text(el.get_text(" ", strip=True))
-    raw = el.get(attr)
-    if isinstance(raw, list):
-        raw = " ".join(raw)
-    return (raw or "").strip()
-
-
-def select_value(root: Tag, specs: Sequence[str]) -> str:
-    """The first non-empty text (or ``@attr`` value) that one of ``specs`` finds."""
-    for spec in specs:
-        css, attr = split_selector(spec)
-        for el in root.select(css):
-            value = _value(el, attr)
-            if value:
-                return value
-    return ""
-
-
-def select_values(root: Tag, specs: Sequence[str]) -> list[str]:
-    """All values found by the first of ``specs`` that finds any."""
-    for spec in specs:
-        css, attr = split_selector(spec)
-        values = [v for el in root.select(css) if (v := _value(el, attr))]
-        if values:
-            return values
-    return []
-
-
-def select_html(root: Tag, specs: Sequence[str]) -> str:
-    """The inner HTML of the first element one of ``specs`` finds (or an ``@attr`` value)."""
-    for spec in specs:
-        css, attr = split_selector(spec)
-        el = root.select_one(css)
-        if el is None:
-            continue
-        if attr is not None:
-            value = _value(el, attr)
-            if value:
-                return value
-            continue
-        html = el.decode_contents().strip()
-        if html:
-            return html
-    return ""
-
-
-# ----------------------------------------------------------------------------- pages
-
-
-def parse_listing(text: str, page_url: str, cfg: ListingConfig) -> ListingPage:
-    soup = _soup(text)
-    elements: list[Tag] = []
-    for css in cfg.item:
-        elements = soup.select(css)
-        if elements:
-            break
-    entries: list[ListingEntry] = []
-    skipped: list[str] = []
-    for el in elements:
-        title = select_value(el, cfg.title)
-        link = select_value(el, cfg.link)
-        if not link:
-            continue
-        link = urljoin(page_url, link)
-        if not is_web_url(link):
-            # A "share by mail" row or a javascript: placeholder is not a news item, and it
-            # is not the source failing either: the next run would meet it again.
-            shown = link if len(link) <= 60 else link[:57] + "..."
-            skipped.append(
-                f"{page_url}: skipped the listing entry {title!r}: its link is"
-                f" not http(s) ({shown})"
-            )
-            continue
-        summary = select_html(el, cfg.summary)
-        date_text = select_value(el, cfg.date)
-        image = select_value(el, cfg.image)
-        image = urljoin(page_url, image) if image else ""
-        entries.append(
-            ListingEntry(
-                title,
-                link,
-                summary,
-                date_text,
-                image,
-                listing_hash(title, link, summary, date_text, image),
-            )
-        )
-    next_link = select_value(soup, cfg.next)
-    next_url = urljoin(page_url, next_link) if next_link else None
-    return ListingPage(tuple(entries), next_url, tuple(skipped))
-
-
-def parse_article(
-    text: str, page_url: str, cfg: ArticleConfig, *, tz: tzinfo, now: datetime
-) -> Article:
-    soup = _soup(text)
-    container: Tag = soup
-    for css in cfg.container:
-        found = soup.select_one(css)
-        if found is not None:
-            container = found
-            break
-    body_el: Tag | None = None
-    for spec in cfg.body:
-        css, _attr = split_selector(spec)
-        body_el = soup.select_one(css)
-        if body_el is not None:
-            break
-    if body_el is not None:
-        for spec in cfg.remove:
-            for junk in body_el.select(split_selector(spec)[0]):
-                junk.decompose()
-        body_html = body_el.decode_contents().strip()
-        body_text = clean_text(body_el.get_text(" ", strip=True))
-    else:
-        body_html = body_text = ""
-    html_el = soup.find("html")
-    language = ""
-    if html_el is not None and not isinstance(html_el, str):
-        lang = html_el.get("lang")
-        language = lang if isinstance(lang, str) else ""
-    # The page's own language adds its month names (CLDR's) to those always known.
-    published, date_source = _find_date(
-        soup, container, cfg, body_text, tz=tz, now=now, language=language
-    )
-    image = select_value(soup, cfg.image)
-    image_alt = ""
-    if image:
-        for spec in cfg.image:
-            css, _attr = split_selector(spec)
-            el = soup.select_one(css)
-            if el is not None and el.name == "img":
-                image_alt = _value(el, "alt")
-                break
-    canonical = ""
-    link_el = soup.select_one("link[rel~=canonical][href]")
-    if link_el is not None:
-        canonical = _value(link_el, "href")
-    return Article(
-        title=select_value(soup, cfg.title),
-        body_html=body_html,
-        published=published,
-        date_source=date_source,
-        image_url=urljoin(page_url, image) if image else "",
-        image_alt=image_alt,
-        categories=tuple(select_values(soup, cfg.category)),
-        language=language.split("-")[0].lower(),
-        canonical=urljoin(page_url, canonical) if canonical else "",
-        modified=_find_modified(soup, tz),
-    )
-
-
-def _find_date(
-    soup: BeautifulSoup,
-    container: Tag,
-    cfg: ArticleConfig,
-    body_text: str,
-    *,
-    tz: tzinfo,
-    now: datetime,
-    language: str = "",
-) -> tuple[datetime | None, DateSource | None]:
-    """The published date, from the most trusted place that has one."""
-    for el in container.select("time[datetime]"):
-        found = parse_iso(_value(el, "datetime"), tz)
-        if found is not None:
-            return found, DateSource.TIME
-    for el in soup.select("meta[property='article:published_time'][content]"):
-        found = parse_iso(_value(el, "content"), tz)
-        if found is not None:
-            return found, DateSource.META
-    for el in soup.select("script[type='application/ld+json']"):
-        found = _jsonld_date(el.get_text(), tz)
-        if found is not None:
-            return found, DateSource.JSONLD
-    for spec in cfg.date:
-        css, attr = split_selector(spec)
-        for el in soup.select(css):
-            found = parse_date_text(_value(el, attr), tz, reference=now, language=language)
-            if found is not None:
-                return found, DateSource.SELECTOR
-    found = find_dateline(body_text, tz, reference=now, language=language) if body_text else None
-    if found is not None:
-        return found, DateSource.DATELINE
-    return None, None
-
-
-def _find_modified(soup: BeautifulSoup, tz: tzinfo) -> datetime | None:
-    """The page's own last-modification time, when it states one."""
-    for el in soup.select("meta[property='article:modified_time'][content]"):
-        found = parse_iso(_value(el, "content"), tz)
-        if found is not None:
-            return found
-    for el in soup.select("script[type='application/ld+json']"):
-        found = _jsonld_date(el.get_text(), tz, key="dateModified")
-        if found is not None:
-            return found
-    return None
-
-
-def _jsonld_date(text: str, tz: tzinfo, *, key: str = "datePublished") -> datetime | None:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    stack: list[Any] = [data]
-    while stack:
-        node = stack.pop(0)
-        if isinstance(node, dict):
-            value = node.get(key)
-            if isinstance(value, str) and (found := parse_iso(value, tz)) is not None:
-                return found
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return None
-
 
 # ----------------------------------------------------------------------------- 404s
 
@@ -335,6 +57,35 @@ def _days(value: float) -> str:
 # ----------------------------------------------------------------------------- the source
 
 
+@dataclass(slots=True)
+class _Walk:
+    """What one run over the source has done so far."""
+
+    backfill: bool  # a first run (or a changed filter): every page, no validators
+    handled: set[str] = field(default_factory=set)  # canonical URLs dealt with
+    failures: list[str] = field(default_factory=list)  # articles that could not be read
+    listing_pages: list[Response] = field(default_factory=list)
+    walked_to_end: bool = False
+
+
+@dataclass(slots=True)
+class _Draft:
+    """A :class:`SourcePage` being filled in."""
+
+    items: list[Item] = field(default_factory=list)
+    responses: list[Response | None] = field(default_factory=list)
+    missing: list[MissingArticle] = field(default_factory=list)
+    found_again: list[str] = field(default_factory=list)
+
+    def page(self) -> SourcePage:
+        return SourcePage(
+            items=tuple(self.items),
+            validators=validators_of(self.responses),
+            missing=tuple(self.missing),
+            found_again=tuple(self.found_again),
+        )
+
+
 class HtmlSource:
     """Scrape a listing and its articles. See the module docstring for the walk."""
 
@@ -349,111 +100,138 @@ class HtmlSource:
             check_source_selectors(self.cfg, f"sources[{ctx.config.sources.index(self.cfg)}]")
             self._selectors_checked = True
 
-    def fetch(self, ctx: FetchContext) -> Iterator[Item]:
+    def fetch(self, ctx: FetchContext) -> Iterator[SourcePage]:
         cfg = self.cfg
         tz = zone(ctx.config.source_timezone(cfg))
-        # A first run, or a changed filter, walks every page without validators.
-        backfill = not ctx.store.backfilled(cfg.name, filter_hash(cfg.filter))
-        failures: list[str] = []
-        handled: set[str] = set()  # canonical URLs dealt with in this run
-        listing_pages = []
-        url: str | None = cfg.url
-        visited: set[str] = set()
-        walked_to_end = False
-        previous: tuple[str, ...] = ()
-        for page_index in range(cfg.max_pages):
-            if url is None:
-                walked_to_end = True
-                break
-            if url in visited:
-                walked_to_end = True
-                break
-            visited.add(url)
-            response = ctx.http.get(url, conditional=not backfill)
-            ctx.stats.pages += 1
-            if response.not_modified:
-                ctx.stats.not_modified += 1
-                log.debug("%s: %s not modified, stopping", cfg.name, url)
-                break
-            self._check_selectors(ctx)
-            page = parse_listing(response.text(), response.final_url, cfg.listing)
-            for why in page.skipped:
-                ctx.warn(why)
-            if not page.entries:
-                where = f"{response.final_url} (page {page_index + 1})"
-                if page_index == 0:
-                    without = (
-                        f" with an http(s) link ({len(page.skipped)} without)"
-                        if page.skipped
-                        else ""
-                    )
-                    raise ParseError(
-                        f"{where}: the listing selectors found no items{without}"
-                        f" (sources.listing.item / .link); has the site's layout changed?"
-                        f" Stored items are kept."
-                    )
-                ctx.warn(f"{where}: no items found on this page; stopped paging")
-                break
-            links = tuple(ctx.canonical(e.link) for e in page.entries)
-            if links == previous:  # an out-of-range page repeats the last one
-                walked_to_end = True
-                break
-            previous = links
-            brought_new = False
-            for entry, canonical in zip(page.entries, links, strict=True):
-                if canonical in handled:
-                    continue
-                handled.add(canonical)
-                known = ctx.known(entry.link)
-                if known is not None and known.listing_hash == entry.fingerprint:
-                    continue
-                missing = ctx.store.missing_article(canonical)
-                if (
-                    missing is not None
-                    and missing.listing_hash == entry.fingerprint
-                    and not missing.due(ctx.now)
-                ):
-                    continue  # a 404 waiting for its next try: the listing brings no news
-                brought_new = True
-                try:
-                    item, article_response = self._item(ctx, entry, canonical, tz, handled)
-                except FetchError as exc:
-                    if exc.status in (404, 410):  # a dead link, for now: tried again later
-                        self._note_missing(ctx, entry, canonical, exc, missing)
-                        continue
-                    failures.append(str(exc))
-                    continue
-                except SourceError as exc:
-                    failures.append(str(exc))
-                    continue
-                yield item
-                if article_response is not None:  # stored: its next fetch can be a 304
-                    ctx.remember(article_response)
-                if missing is not None:
-                    ctx.store.forget_missing(canonical)
-            listing_pages.append(response)
-            if not backfill and not brought_new:
-                break
-            url = page.next_url
-        else:
-            walked_to_end = True
-        yield from self._retry_missing(ctx, handled, tz, failures)
-        yield from self._recheck(ctx, handled, tz, failures)
-        if backfill and walked_to_end:
+        walk = _Walk(backfill=not ctx.stored.backfilled(cfg.name, filter_hash(cfg.filter)))
+        yield from self._walk_listing(ctx, walk, tz)
+        yield self._retry_missing(ctx, walk, tz)
+        yield self._recheck(ctx, walk, tz)
+        if walk.backfill and walk.walked_to_end:
             # Every page was read; articles that failed are still unknown, so the next
             # (incremental) run retries them: the pages holding them count as bringing news.
-            ctx.store.mark_backfilled(cfg.name, ctx.now, filter_hash(cfg.filter))
-        if failures:
-            count = len(failures)
+            yield SourcePage(backfilled=True, filter_hash=filter_hash(cfg.filter))
+        if walk.failures:
+            count = len(walk.failures)
             raise SourceError(
                 f"{count} article{'s' if count > 1 else ''} could not be read"
                 f" (they will be retried next run): "
-                + "; ".join(failures[:5])
+                + "; ".join(walk.failures[:5])
                 + (" ..." if count > 5 else "")
             )
-        # Only now is every page's content stored: remember the pages as seen.
-        for response in listing_pages:
-            ctx.remember(response)
+        # Only now is every page's content stored: remember the listing pages as seen.
+        yield SourcePage(validators=validators_of(walk.listing_pages))
+
+    def _walk_listing(self, ctx: FetchContext, walk: _Walk, tz: tzinfo) -> Iterator[SourcePage]:
+        """One :class:`SourcePage` per listing page, with the articles it brought."""
+        url: str | None = self.cfg.url
+        visited: set[str] = set()
+        previous: tuple[str, ...] = ()
+        for page_index in range(self.cfg.max_pages):
+            if url is None or url in visited:
+                walk.walked_to_end = True
+                return
+            visited.add(url)
+            response = ctx.http.get(url, conditional=not walk.backfill)
+            ctx.stats.pages += 1
+            if response.not_modified:
+                ctx.stats.not_modified += 1
+                log.debug("%s: %s not modified, stopping", self.name, url)
+                return
+            listing = self._listing(ctx, response, page_index)
+            if listing is None:
+                return
+            links = tuple(ctx.canonical(e.link) for e in listing.entries)
+            if links == previous:  # an out-of-range page repeats the last one
+                walk.walked_to_end = True
+                return
+            previous = links
+            draft = _Draft()
+            brought_new = False
+            for entry, canonical in zip(listing.entries, links, strict=True):
+                brought_new |= self._entry(ctx, walk, draft, entry, canonical, tz)
+            yield draft.page()
+            walk.listing_pages.append(response)
+            if not walk.backfill and not brought_new:
+                return
+            url = listing.next_url
+        walk.walked_to_end = True
+
+    def _listing(
+        self, ctx: FetchContext, response: Response, page_index: int
+    ) -> ListingPage | None:
+        """The listing page's entries; ``None`` (with a warning) for a later empty page."""
+        self._check_selectors(ctx)
+        page = parse_listing(response.text(), response.final_url, self.cfg.listing)
+        for why in page.skipped:
+            ctx.warn(why)
+        if page.entries:
+            return page
+        where = f"{response.final_url} (page {page_index + 1})"
+        if page_index == 0:
+            without = f" with an http(s) link ({len(page.skipped)} without)" if page.skipped else ""
+            raise ParseError(
+                f"{where}: the listing selectors found no items{without}"
+                f" (sources.listing.item / .link); has the site's layout changed?"
+                f" Stored items are kept."
+            )
+        ctx.warn(f"{where}: no items found on this page; stopped paging")
+        return None
+
+    def _entry(
+        self,
+        ctx: FetchContext,
+        walk: _Walk,
+        draft: _Draft,
+        entry: ListingEntry,
+        canonical: str,
+        tz: tzinfo,
+    ) -> bool:
+        """Follow a listing entry that is new or changed; True when it brought news."""
+        if canonical in walk.handled:
+            return False
+        walk.handled.add(canonical)
+        known = ctx.known(entry.link)
+        if known is not None and known.listing_hash == entry.fingerprint:
+            return False
+        missing = ctx.stored.missing_article(canonical)
+        if (
+            missing is not None
+            and missing.listing_hash == entry.fingerprint
+            and not missing.due(ctx.now)
+        ):
+            return False  # a 404 waiting for its next try: the listing brings no news
+        self._follow(ctx, walk, draft, entry, canonical, missing, tz)
+        return True
+
+    def _follow(
+        self,
+        ctx: FetchContext,
+        walk: _Walk,
+        draft: _Draft,
+        entry: ListingEntry,
+        canonical: str,
+        missing: MissingArticle | None,
+        tz: tzinfo,
+    ) -> bool:
+        """Fetch the entry's article into ``draft``; a 404 is noted, another failure kept
+        for the end of the run. True when the item was read."""
+        try:
+            item, response = self._item(ctx, entry, canonical, tz, walk.handled)
+        except FetchError as exc:
+            if exc.status in (404, 410):  # a dead link, for now: tried again later
+                draft.missing.append(self._note_missing(ctx, entry, canonical, exc, missing))
+            else:
+                walk.failures.append(str(exc))
+            return False
+        except SourceError as exc:
+            walk.failures.append(str(exc))
+            return False
+        draft.items.append(item)
+        draft.responses.append(response)  # stored with it: its next fetch can be a 304
+        if missing is not None:
+            draft.found_again.append(canonical)
+        return True
 
     def _item(
         self,
@@ -527,8 +305,8 @@ class HtmlSource:
         canonical: str,
         exc: FetchError,
         previous: MissingArticle | None,
-    ) -> None:
-        """Remember an article that answered 404/410 and when to ask again; warn on the
+    ) -> MissingArticle:
+        """The record of an article that answered 404/410 and when to ask again; warn on the
         first 404 and when giving up, not on every try in between."""
         now, days = ctx.now, self.cfg.retry_missing_days
         if previous is not None and previous.listing_hash == entry.fingerprint:
@@ -539,22 +317,20 @@ class HtmlSource:
         next_try = next_missing_try(
             first, attempts, now, give_up_after=timedelta(days=days), status=status
         )
-        ctx.store.save_missing(
-            MissingArticle(
-                url=canonical,
-                source=self.name,
-                link=entry.link,
-                title=entry.title,
-                summary_html=entry.summary_html,
-                date_text=entry.date_text,
-                image_url=entry.image_url,
-                listing_hash=entry.fingerprint,
-                first_missing=first,
-                last_try=now,
-                attempts=attempts,
-                status=status,
-                next_try=next_try,
-            )
+        missing = MissingArticle(
+            url=canonical,
+            source=self.name,
+            link=entry.link,
+            title=entry.title,
+            summary_html=entry.summary_html,
+            date_text=entry.date_text,
+            image_url=entry.image_url,
+            listing_hash=entry.fingerprint,
+            first_missing=first,
+            last_try=now,
+            attempts=attempts,
+            status=status,
+            next_try=next_try,
         )
         again = "it is tried again only if its listing entry changes"
         if attempts == 1:
@@ -577,18 +353,18 @@ class HtmlSource:
                 exc,
                 next_try.isoformat(),
             )
+        return missing
 
-    def _retry_missing(
-        self, ctx: FetchContext, handled: set[str], tz: tzinfo, failures: list[str]
-    ) -> Iterator[Item]:
+    def _retry_missing(self, ctx: FetchContext, walk: _Walk, tz: tzinfo) -> SourcePage:
         """Ask again for articles that answered 404 and whose next try has come, even when
         the listing answered 304 (their listing entries are kept with them)."""
+        draft = _Draft()
         if not self.cfg.follow_articles:
-            return
-        for missing in ctx.store.missing_due(self.name, ctx.now):
-            if missing.url in handled:
+            return draft.page()
+        for missing in ctx.stored.missing_due(self.name, ctx.now):
+            if missing.url in walk.handled:
                 continue
-            handled.add(missing.url)
+            walk.handled.add(missing.url)
             self._check_selectors(ctx)
             entry = ListingEntry(
                 missing.title,
@@ -598,77 +374,71 @@ class HtmlSource:
                 missing.image_url,
                 missing.listing_hash,
             )
-            try:
-                item, response = self._item(ctx, entry, missing.url, tz, handled)
-            except FetchError as exc:
-                if exc.status in (404, 410):
-                    self._note_missing(ctx, entry, missing.url, exc, missing)
-                    continue
-                failures.append(str(exc))
-                continue
-            except SourceError as exc:
-                failures.append(str(exc))
-                continue
-            log.info("%s: %s answered %d before, found now", self.name, missing.url, missing.status)
-            yield item
-            if response is not None:
-                ctx.remember(response)
-            ctx.store.forget_missing(missing.url)
-
-    def _recheck(
-        self, ctx: FetchContext, handled: set[str], tz: tzinfo, failures: list[str]
-    ) -> Iterator[Item]:
-        """Conditional GETs of recently published articles, to catch silent edits."""
-        if not self.cfg.follow_articles or self.cfg.recheck_days <= 0:
-            return
-        since = ctx.now - timedelta(days=self.cfg.recheck_days)
-        for known in ctx.store.recent(self.name, since):
-            if known.url in handled:
-                continue
-            handled.add(known.url)
-            try:
-                response = ctx.http.get(known.url, conditional=True)
-            except RobotsDisallowed as exc:
-                ctx.warn(str(exc))
-                continue
-            except FetchError as exc:
-                if exc.status not in (404, 410):
-                    failures.append(str(exc))
-                    continue
-                # Taken down, or a hiccup: what was published stays published, and the
-                # source has not failed (no alert every run for the whole recheck window).
-                ctx.warn(
-                    f"{known.url}: a stored article now answers HTTP {exc.status}; the"
-                    " stored copy is kept (checked again on the next run)"
+            if self._follow(ctx, walk, draft, entry, missing.url, missing, tz):
+                log.info(
+                    "%s: %s answered %d before, found now", self.name, missing.url, missing.status
                 )
+        return draft.page()
+
+    def _recheck(self, ctx: FetchContext, walk: _Walk, tz: tzinfo) -> SourcePage:
+        """Conditional GETs of recently published articles, to catch silent edits."""
+        draft = _Draft()
+        if not self.cfg.follow_articles or self.cfg.recheck_days <= 0:
+            return draft.page()
+        since = ctx.now - timedelta(days=self.cfg.recheck_days)
+        for known in ctx.stored.recent(self.name, since):
+            if known.url in walk.handled:
                 continue
-            except SourceError as exc:
-                failures.append(str(exc))
-                continue
-            ctx.stats.pages += 1
-            if response.not_modified:
-                ctx.stats.not_modified += 1
-                continue
-            stored = ctx.store.get(known.id)
-            if stored is None:
-                continue
-            self._check_selectors(ctx)
+            walk.handled.add(known.url)
             try:
-                article = self._parse_article(ctx, response, tz, known.url, handled)
+                found = self._recheck_one(ctx, walk, known, tz)
             except SourceError as exc:
-                failures.append(str(exc))
+                walk.failures.append(str(exc))
                 continue
-            base = Item(
-                source=self.name,
-                url=stored.url,
-                base_url=stored.url,
-                title=stored.title,
-                summary_html=stored.summary_html,
-                image_url=stored.image_url,
-                listing_hash=stored.listing_hash,
+            if found is not None:
+                draft.items.append(found[0])
+                draft.responses.append(found[1])
+        return draft.page()
+
+    def _recheck_one(
+        self, ctx: FetchContext, walk: _Walk, known: KnownItem, tz: tzinfo
+    ) -> tuple[Item, Response] | None:
+        """A stored article as its page reads now, or ``None`` when it did not change (or
+        cannot be read now without that being a failure)."""
+        try:
+            response = ctx.http.get(known.url, conditional=True)
+        except RobotsDisallowed as exc:
+            ctx.warn(str(exc))
+            return None
+        except FetchError as exc:
+            if exc.status not in (404, 410):
+                raise
+            # Taken down, or a hiccup: what was published stays published, and the
+            # source has not failed (no alert every run for the whole recheck window).
+            ctx.warn(
+                f"{known.url}: a stored article now answers HTTP {exc.status}; the"
+                " stored copy is kept (checked again on the next run)"
             )
-            yield _merge(base, article, response.final_url, None)
-            ctx.remember(response)
+            return None
+        ctx.stats.pages += 1
+        if response.not_modified:
+            ctx.stats.not_modified += 1
+            return None
+        stored = ctx.stored.get(known.id)
+        if stored is None:
+            return None
+        self._check_selectors(ctx)
+        article = self._parse_article(ctx, response, tz, known.url, walk.handled)
+        base = Item(
+            source=self.name,
+            url=stored.url,
+            base_url=stored.url,
+            title=stored.title,
+            summary_html=stored.summary_html,
+            image_url=stored.image_url,
+            listing_hash=stored.listing_hash,
+        )
+        return _merge(base, article, response.final_url, None), response
 
 
 def _with_listing_date(item: Item, listing_date: datetime | None) -> Item:

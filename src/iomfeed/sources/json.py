@@ -14,14 +14,18 @@ import json
 from collections.abc import Iterator
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
-from ..config import SourceConfig
+from ..config import Config, SourceConfig
 from ..dedup import listing_hash
 from ..errors import BadRecord, ParseError, SourceError
 from ..models import DateSource, Item
 from ..normalize import parse_iso, zone
 from . import FetchContext
+from .records import SourcePage
+
+if TYPE_CHECKING:
+    from ..http import HttpClient
 
 _KNOWN_FIELDS = frozenset(
     {
@@ -156,19 +160,37 @@ class JsonSource:
         self.cfg = cfg
         self.name = cfg.name
 
-    def fetch(self, ctx: FetchContext) -> Iterator[Item]:
+    def fetch(self, ctx: FetchContext) -> Iterator[SourcePage]:
         path = ctx.config.path(self.cfg.path)
         tz = zone(ctx.config.source_timezone(self.cfg))
         ctx.stats.pages += 1
         problems: list[str] = []
+        items: list[Item] = []
         for where, record in read_records(path):
             try:
-                yield item_from_record(record, source=self.name, tz=tz)
+                items.append(item_from_record(record, source=self.name, tz=tz))
             except BadRecord as exc:
                 problems.append(f"{where}: {exc}")
+        yield SourcePage(items=tuple(items))  # the good ones are stored whatever the bad
         if problems:
             raise ParseError(
                 f"{len(problems)} bad item(s) skipped, the others stored: "
                 + "; ".join(problems[:5])
                 + (" ..." if len(problems) > 5 else "")
             )
+
+
+def check_live(config: Config, src: SourceConfig, http: HttpClient, out: TextIO) -> bool:
+    """``check --live``: read the file and say how many records are good."""
+    tz = zone(config.source_timezone(src))
+    records = read_records(config.path(src.path))
+    bad = []
+    for where, record in records:
+        try:
+            item_from_record(record, source=src.name, tz=tz)
+        except BadRecord as exc:
+            bad.append(f"{where}: {exc}")
+    out.write(f"  {len(records)} record(s), {len(bad)} bad\n")
+    for line in bad[:10]:
+        out.write(f"    {line}\n")
+    return bool(records) and not bad

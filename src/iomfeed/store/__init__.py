@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from .base import StoreBase, guard
 from .digests import DigestsMixin
-from .items import ItemsMixin, entry_updated
+from .items import ItemsMixin
 from .published import PublishedMixin
 from .records import AlertState, IndexEntry, ItemLink, PublishedFile, SourceRunSummary, Validators
 from .runs import RunsMixin
@@ -42,7 +42,6 @@ __all__ = [
     "SourceRunSummary",
     "Store",
     "Validators",
-    "entry_updated",
 ]
 
 

@@ -5,16 +5,15 @@ Identity rules live in ``dedup.py``; this module applies them and keeps each ite
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import sqlite3
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from ..dedup import Candidate, content_hash, find_near_duplicate
-from ..models import Change, DateSource, Item, KnownItem, StoredItem, StoreOutcome
+from ..dedup import Candidate
+from ..intents import Duplicate, DuplicateOf, NewItem, StoredRow, StoredState, Unchanged, UpdateItem
+from ..models import DateSource, Item, KnownItem, StoredItem
 from ..normalize import title_key
 from .base import StoreBase, parse, utc
 from .records import IndexEntry, ItemLink
@@ -26,13 +25,6 @@ ITEM_COLUMNS = (
     " first_seen, last_seen, image_url, image_alt, categories, language, author, content_hash,"
     " listing_hash, date_note"
 )
-
-
-def entry_updated(published: datetime, modified: datetime | None, now: datetime) -> datetime:
-    """An entry's ``updated`` when it is first stored: the source's own modification time
-    (but never before ``published``, nor after ``now``), else its publication time. Once
-    stored, it moves only when iomfeed sees the content change."""
-    return max(published, min(modified, now)) if modified is not None else published
 
 
 def item_from_row(r: sqlite3.Row) -> StoredItem:
@@ -144,70 +136,34 @@ class ItemsMixin(StoreBase):
 
     # ------------------------------------------------------------------ items: writing
 
-    def upsert(
-        self, item: Item, now: datetime, *, rank: Mapping[str, int] | None = None
-    ) -> StoreOutcome:
-        """Store a normalised item: insert, update, or recognise it as a duplicate.
+    # ------------------------------------------------------------------ items: applying intents
+    # The decider (iomfeed.decide) settles what to do; these only read its input and do it.
+    # The pipeline calls them inside one transaction per source page.
 
-        ``rank`` orders sources: when two sources give the same canonical URL, the higher
-        ranked one's content is kept (a scraped article beats a feed's teaser), whichever
-        ran first. Equal ranks: the first stays.
-        """
-        rank = rank or {}
-        with self.transaction() as db:
-            outcome = self._upsert(db, item, now, rank)
-            if outcome.change in (Change.NEW, Change.UPDATED):
-                # Why the date found was not used (a date in the future), or "" again.
-                db.execute(
-                    "UPDATE items SET date_note = ? WHERE id = ?", (item.date_note, outcome.item_id)
-                )
-            for alias in item.also_at:
-                if alias != item.url:
-                    db.execute(
-                        "INSERT INTO item_links (url, item_id, source, reason, first_seen,"
-                        " listing_hash) SELECT ?, ?, ?, 'alias', ?, ?"
-                        " WHERE NOT EXISTS (SELECT 1 FROM items WHERE url = ?)"
-                        " ON CONFLICT (url) DO UPDATE SET listing_hash = excluded.listing_hash",
-                        (alias, outcome.item_id, item.source, utc(now), item.listing_hash, alias),
-                    )
-            return outcome
-
-    def _upsert(
-        self, db: sqlite3.Connection, item: Item, now: datetime, rank: Mapping[str, int]
-    ) -> StoreOutcome:
-        row = db.execute(
-            "SELECT id, source, published, date_source, first_seen, content_hash,"
-            " content_html, listing_hash FROM items WHERE url = ?",
-            (item.url,),
+    def stored_state(self, url: str, published: datetime) -> StoredState:
+        """What is stored for an item seen at canonical ``url``: the item there, else the
+        item it is another address of, else the items published near ``published``."""
+        row = self.db.execute(
+            "SELECT id, source, published, date_source, content_hash, content_html,"
+            " listing_hash FROM items WHERE url = ?",
+            (url,),
         ).fetchone()
-        if row is None:
-            link = db.execute(
-                "SELECT item_id FROM item_links WHERE url = ?", (item.url,)
-            ).fetchone()
-            if link is not None:
-                db.execute(
-                    "UPDATE item_links SET listing_hash = ? WHERE url = ?",
-                    (item.listing_hash, item.url),
+        if row is not None:
+            return StoredState(
+                row=StoredRow(
+                    id=row["id"],
+                    source=row["source"],
+                    published=parse(row["published"]),
+                    date_source=DateSource(row["date_source"]),
+                    content_hash=row["content_hash"],
+                    content_html=row["content_html"],
+                    listing_hash=row["listing_hash"],
                 )
-                return StoreOutcome(Change.DUPLICATE, link["item_id"])
-            published = item.published or now
-            twin = find_near_duplicate(
-                item.title, published, item.source, self._candidates(published)
             )
-            if twin is not None:
-                db.execute(
-                    "INSERT INTO item_links (url, item_id, source, reason, first_seen,"
-                    " listing_hash) VALUES (?, ?, ?, 'title', ?, ?)",
-                    (item.url, twin.id, item.source, utc(now), item.listing_hash),
-                )
-                return StoreOutcome(Change.DUPLICATE, twin.id)
-            return StoreOutcome(Change.NEW, self._insert(db, item, now))
-        if row["source"] != item.source:
-            if rank.get(item.source, 0) <= rank.get(row["source"], 0):
-                return StoreOutcome(Change.DUPLICATE, row["id"])
-            db.execute("UPDATE items SET source = ? WHERE id = ?", (item.source, row["id"]))
-            log.info("%s now taken from %s instead of %s", item.url, item.source, row["source"])
-        return StoreOutcome(self._update(db, row, item, now), row["id"])
+        link = self.db.execute("SELECT item_id FROM item_links WHERE url = ?", (url,)).fetchone()
+        if link is not None:
+            return StoredState(linked_id=link["item_id"])
+        return StoredState(candidates=tuple(self._candidates(published)))
 
     def _candidates(self, published: datetime) -> list[Candidate]:
         from ..dedup import NEAR_DUPLICATE_WINDOW
@@ -231,18 +187,15 @@ class ItemsMixin(StoreBase):
             candidate = f"{base}#{n}"
         return candidate
 
-    def _insert(self, db: sqlite3.Connection, item: Item, now: datetime) -> str:
-        item_id = self._mint_id(db, item.url, now)
-        if item.published is not None:
-            published, date_source = item.published, item.date_source or DateSource.FIRST_SEEN
-        else:
-            published, date_source = now, DateSource.FIRST_SEEN
-        digest = self._hash(item, published)
-        db.execute(
+    def insert_item(self, new: NewItem, now: datetime) -> str:
+        """Store a new item under a freshly minted id, and its first history entry."""
+        item = new.item
+        item_id = self._mint_id(self.db, item.url, now)
+        self.db.execute(
             "INSERT INTO items (id, url, source, title, title_key, summary_html, content_html,"
             " published, published_utc, date_source, updated, first_seen, last_seen, image_url,"
-            " image_alt, categories, language, author, content_hash, listing_hash)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " image_alt, categories, language, author, content_hash, listing_hash, date_note)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 item_id,
                 item.url,
@@ -251,10 +204,10 @@ class ItemsMixin(StoreBase):
                 title_key(item.title),
                 item.summary_html,
                 item.content_html,
-                published.isoformat(),
-                utc(published),
-                date_source.value,
-                utc(entry_updated(published, item.modified, now)),
+                new.published.isoformat(),
+                utc(new.published),
+                new.date_source.value,
+                utc(new.updated),
                 utc(now),
                 utc(now),
                 item.image_url,
@@ -262,75 +215,90 @@ class ItemsMixin(StoreBase):
                 json.dumps(list(item.categories), ensure_ascii=False),
                 item.language,
                 item.author,
-                digest,
+                new.content_hash,
                 item.listing_hash,
+                item.date_note,
             ),
         )
-        db.execute(
+        self.db.execute(
             "INSERT INTO item_history (item_id, content_hash, seen) VALUES (?, ?, ?)",
-            (item_id, digest, utc(now)),
+            (item_id, new.content_hash, utc(now)),
         )
         return item_id
 
-    def _update(
-        self, db: sqlite3.Connection, row: sqlite3.Row, item: Item, now: datetime
-    ) -> Change:
-        if item.published is not None:
-            published, date_source = item.published, item.date_source or DateSource.FIRST_SEEN
-        else:  # no date found again: keep the stored one, never move a first-seen date
-            published, date_source = parse(row["published"]), DateSource(row["date_source"])
-        if not item.content_html and row["content_html"]:
-            # A page that suddenly has no body is a scraping fault, not an edit: keep the body.
-            item = dataclasses.replace(item, content_html=row["content_html"])
-        digest = self._hash(item, published)
-        if digest == row["content_hash"]:
-            db.execute(
-                "UPDATE items SET last_seen = ?, listing_hash = ? WHERE id = ?",
-                (utc(now), item.listing_hash or row["listing_hash"], row["id"]),
-            )
-            return Change.UNCHANGED
-        db.execute(
+    def update_item(self, change: UpdateItem, now: datetime) -> None:
+        """Replace a stored item's fields by an edited version, and note the new hash."""
+        item = change.item
+        self.db.execute(
             "UPDATE items SET title = ?, title_key = ?, summary_html = ?, content_html = ?,"
             " published = ?, published_utc = ?, date_source = ?, updated = ?, last_seen = ?,"
             " image_url = ?, image_alt = ?, categories = ?, language = ?, author = ?,"
-            " content_hash = ?, listing_hash = ? WHERE id = ?",
+            " content_hash = ?, listing_hash = ?, date_note = ? WHERE id = ?",
             (
                 item.title,
                 title_key(item.title),
                 item.summary_html,
                 item.content_html,
-                published.isoformat(),
-                utc(published),
-                date_source.value,
-                utc(max(published, now)),
+                change.published.isoformat(),
+                utc(change.published),
+                change.date_source.value,
+                utc(change.updated),
                 utc(now),
                 item.image_url,
                 item.image_alt,
                 json.dumps(list(item.categories), ensure_ascii=False),
                 item.language,
                 item.author,
-                digest,
-                item.listing_hash or row["listing_hash"],
-                row["id"],
+                change.content_hash,
+                change.listing_hash,
+                item.date_note,
+                change.item_id,
             ),
         )
-        db.execute(
+        self.db.execute(
             "INSERT OR REPLACE INTO item_history (item_id, content_hash, seen) VALUES (?, ?, ?)",
-            (row["id"], digest, utc(now)),
+            (change.item_id, change.content_hash, utc(now)),
         )
-        return Change.UPDATED
 
-    @staticmethod
-    def _hash(item: Item, published: datetime) -> str:
-        return content_hash(
-            title=item.title,
-            summary_html=item.summary_html,
-            content_html=item.content_html,
-            published=published,
-            image_url=item.image_url,
-            categories=item.categories,
-            language=item.language,
+    def touch_item(self, same: Unchanged, now: datetime) -> None:
+        """An unchanged item was seen again."""
+        self.db.execute(
+            "UPDATE items SET last_seen = ?, listing_hash = ? WHERE id = ?",
+            (utc(now), same.listing_hash, same.item_id),
         )
+
+    def set_item_source(self, item_id: str, source: str) -> None:
+        """A higher-ranked source now provides the item."""
+        self.db.execute("UPDATE items SET source = ? WHERE id = ?", (source, item_id))
+
+    def link_duplicate(self, dup: Duplicate, now: datetime) -> None:
+        """Record the address of a duplicate with the item it duplicates (or refresh the
+        listing fingerprint of an address already recorded)."""
+        item = dup.item
+        if dup.why is DuplicateOf.ADDRESS:
+            self.db.execute(
+                "UPDATE item_links SET listing_hash = ? WHERE url = ?",
+                (item.listing_hash, item.url),
+            )
+        elif dup.why is DuplicateOf.TITLE:
+            self.db.execute(
+                "INSERT INTO item_links (url, item_id, source, reason, first_seen,"
+                " listing_hash) VALUES (?, ?, ?, 'title', ?, ?)",
+                (item.url, dup.item_id, item.source, utc(now), item.listing_hash),
+            )
+
+    def link_aliases(self, item_id: str, item: Item, now: datetime) -> None:
+        """Record ``item``'s other addresses (the listing's link) as addresses of ``item_id``,
+        unless one is the address of a stored item itself."""
+        for alias in item.also_at:
+            if alias != item.url:
+                self.db.execute(
+                    "INSERT INTO item_links (url, item_id, source, reason, first_seen,"
+                    " listing_hash) SELECT ?, ?, ?, 'alias', ?, ?"
+                    " WHERE NOT EXISTS (SELECT 1 FROM items WHERE url = ?)"
+                    " ON CONFLICT (url) DO UPDATE SET listing_hash = excluded.listing_hash",
+                    (alias, item_id, item.source, utc(now), item.listing_hash, alias),
+                )
 
     def categories(self) -> list[str]:
         """Every category used by a stored item, sorted."""
