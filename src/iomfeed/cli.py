@@ -278,6 +278,9 @@ def _stop_on_signals() -> Iterator[Stop]:
 def cmd_digest(args: argparse.Namespace, config: Config) -> int:
     from .pipeline import open_store
 
+    codes = config.digest.languages
+    if args.lang_given is not None and args.lang_given not in codes:
+        raise InputError(f"--lang {args.lang_given}: not in digest.languages ({', '.join(codes)})")
     if args.preview:
         with open_store(config) as store:
             return _digest_preview(args, config, store)
@@ -348,11 +351,11 @@ def _digest_dry_run(args: argparse.Namespace, config: Config, store: Store) -> i
             f"digest {content.digest_id} is being sent: "
             + ", ".join(f"{n} {s}" for s, n in sorted(totals.items()))
         )
-        recipients = {"en": 0, "sq": 0}
+        recipients = dict.fromkeys(config.digest.languages, 0)
         for d in store.deliveries(content.digest_id):
             recipients[d.language] = recipients.get(d.language, 0) + 1
     else:
-        recipients = {"en": 0, "sq": 0}
+        recipients = dict.fromkeys(config.digest.languages, 0)
         for sub in store.subscribers("active"):
             recipients[sub.language] = recipients.get(sub.language, 0) + 1
         due = "due now" if digest_due(config, store, now) else "not due yet"
@@ -511,7 +514,7 @@ def cmd_subscribers(args: argparse.Namespace, config: Config) -> int:
                 sub = Subscriber(
                     normalize_address(args.address),
                     " ".join(args.name.split()),
-                    normalize_language(args.lang),
+                    normalize_language(args.lang, languages=config.digest.languages),
                 )
             except InputError as exc:
                 raise InputError(f"{args.address}: {exc}") from None
@@ -580,7 +583,7 @@ def _import_subscribers(path: Path, config: Config, now: datetime) -> int:
     from .subscribers import RowProblem, decode_csv, parse_csv
 
     try:
-        read = parse_csv(decode_csv(path.read_bytes()))
+        read = parse_csv(decode_csv(path.read_bytes()), languages=config.digest.languages)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except OSError as exc:
@@ -773,8 +776,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--lang",
         dest="lang_given",
-        choices=("en", "sq"),
-        help="language of --preview (default en) or --to (default: theirs)",
+        help="language of --preview (default en) or --to (default: theirs): a code of"
+        " digest.languages",
     )
     _add_wait(p)
     p.set_defaults(func=cmd_digest, compile_selectors=False)
@@ -836,7 +839,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a.add_argument("address", help="the e-mail address")
     a.add_argument("--name", default="", help="the subscriber's name (any language)")
-    a.add_argument("--lang", default="en", choices=("en", "sq"), help="digest language")
+    a.add_argument("--lang", default="en", help="digest language (a code of digest.languages)")
     a.add_argument(
         "--resubscribe",
         action="store_true",

@@ -38,6 +38,9 @@ from .subscribers import Subscriber
 log = logging.getLogger(__name__)
 
 # Each entry moves the schema from version i to i + 1. Append only; never edit a shipped step.
+#: A migration step holding this line runs with foreign keys off (a table rebuild).
+FOREIGN_KEYS_OFF = "-- (run with foreign keys off)"
+
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE items (
@@ -234,6 +237,32 @@ MIGRATIONS: tuple[str, ...] = (
         THEN max(updated, published_utc)
         ELSE published_utc
     END;
+    """,
+    """
+    -- issue 10 (languages): a subscriber's language is any code of the config's
+    -- digest.languages, checked where subscribers are added, so the table drops its
+    -- CHECK (language IN ('en', 'sq')). SQLite cannot drop a CHECK: the table is rebuilt
+    -- the way SQLite documents (new table, copy, drop, rename), which needs foreign keys off
+    -- (deliveries references subscribers); the foreign keys are checked before the commit.
+    -- (run with foreign keys off)
+    CREATE TABLE subscribers_new (
+        id INTEGER PRIMARY KEY,
+        address TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        name TEXT NOT NULL,
+        language TEXT NOT NULL CHECK (language <> ''),  -- a code of digest.languages
+        status TEXT NOT NULL CHECK (status IN ('active', 'unsubscribed', 'bounced')),
+        subscribed TEXT NOT NULL,
+        left_at TEXT,
+        reason TEXT NOT NULL DEFAULT '',  -- why they left
+        failures INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO subscribers_new (id, address, name, language, status, subscribed, left_at,
+                                 reason, failures)
+        SELECT id, address, name, language, status, subscribed, left_at, reason, failures
+        FROM subscribers;
+    DROP TABLE subscribers;
+    ALTER TABLE subscribers_new RENAME TO subscribers;
+    CREATE INDEX subscribers_status ON subscribers (status, id);
     """,
 )
 
@@ -436,6 +465,9 @@ class Store:
                 f" understands ({len(MIGRATIONS)}); upgrade iomfeed"
             )
         for target in range(version + 1, len(MIGRATIONS) + 1):
+            if FOREIGN_KEYS_OFF in MIGRATIONS[target - 1]:
+                self._migrate_keys_off(target)
+                continue
             with self.transaction() as db:
                 if self.schema_version >= target:  # another connection got there first
                     continue
@@ -445,6 +477,26 @@ class Store:
                     _rehash_redated(db)
                 db.execute(f"PRAGMA user_version = {target}")
             log.debug("migrated %s to schema version %d", self.path, target)
+
+    def _migrate_keys_off(self, target: int) -> None:
+        """Run migration step ``target`` with foreign keys off (they cannot be switched in a
+        transaction), as SQLite's way of rebuilding a table asks; a foreign key the step
+        broke rolls it back."""
+        self.db.execute("PRAGMA foreign_keys = OFF")
+        try:
+            with self.transaction() as db:
+                if self.schema_version < target:  # another connection got there first
+                    for statement in _statements(MIGRATIONS[target - 1]):
+                        db.execute(statement)
+                    broken = db.execute("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise StoreError(
+                            f"{self.path}: schema step {target} broke foreign keys: {broken[:3]}"
+                        )
+                    db.execute(f"PRAGMA user_version = {target}")
+        finally:
+            self.db.execute("PRAGMA foreign_keys = ON")
+        log.debug("migrated %s to schema version %d", self.path, target)
 
     # ------------------------------------------------------------------ items: reading
 
