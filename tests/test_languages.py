@@ -399,3 +399,27 @@ def test_a_database_from_before_takes_any_configured_code(tmp_path: Path) -> Non
         assert store.db.execute("PRAGMA foreign_key_check").fetchall() == []
     with Store(path) as store, pytest.raises(sqlite3.IntegrityError, match=r"CHECK"):
         store.add_subscriber(Subscriber("e@example.org", "", ""), NOW)
+
+
+# ----------------------------------------------------------------------------- the pages
+
+
+def test_the_pages_words_come_from_the_language_file(tmp_path: Path) -> None:
+    """index.html and the month pages take their words from [pages]; the templates hold
+    none of them, and a file's [pages] is checked like its other tables."""
+    from iomfeed.publish.site import pages_words
+
+    en = pages_words("en")
+    assert en.latest == "Latest stories" and pages_words("sq").latest == "Lajmet e fundit"
+    import importlib.resources
+
+    folder = importlib.resources.files("iomfeed.templates") / "site"
+    templates = "".join(
+        p.read_text(encoding="utf-8") for p in folder.iterdir() if p.name.endswith(".j2")
+    )
+    for words in (en.latest, en.subscribe, en.older, "published in", "Last change"):
+        assert words not in templates, words
+    broken = ITALIAN + '\n[pages]\ndate_format = "long"\n'
+    italian_folder(tmp_path, broken)
+    with pytest.raises(ConfigError, match=r"it\.toml: \[pages\] website: required key is missing"):
+        languages.load("it", tmp_path / "lang")

@@ -7,6 +7,8 @@ there also replaces a built-in language) and its code in ``digest.languages``. A
 * ``subject``: the digest's subject line when the config gives none for the language;
 * ``[digest]``: the words around the stories in the email digest (:class:`Chrome`);
 * ``[unsubscribe]``: the words of the unsubscribe pages (:class:`UnsubscribeWords`);
+* ``[pages]``: the words of the feeds folder's pages (:class:`PagesWords`), needed only by
+  the language those pages are written in (English);
 * ``[categories]``: category names shown when ``digest.categories`` has no table for it.
 
 Every key is required and an unknown one is refused: a mistake is a :class:`ConfigError`
@@ -81,6 +83,29 @@ class UnsubscribeWords:
 
 
 @dataclass(frozen=True, slots=True)
+class PagesWords:
+    """The words of ``index.html`` and the month pages (placeholders described in the
+    file's ``[pages]`` table)."""
+
+    date_format: str  # a CLDR date pattern or length
+    website: str
+    lead: str
+    subscribe: str
+    explain: str
+    latest: str
+    older: str
+    other_months: str
+    newer_month: str
+    older_month: str
+    month_heading: str
+    month_lead_one: str
+    month_lead_many: str
+    month_description: str
+    last_change: str
+    footer: str
+
+
+@dataclass(frozen=True, slots=True)
 class Language:
     """Everything iomfeed writes in one language, read from ``source``."""
 
@@ -90,6 +115,7 @@ class Language:
     chrome: Chrome
     unsubscribe: UnsubscribeWords
     categories: tuple[tuple[str, str], ...] = ()
+    pages: PagesWords | None = None  # None: the file has no [pages] table
 
     def category(self, name: str) -> str | None:
         """The file's name for category ``name`` (matched ignoring case), or ``None``."""
@@ -102,6 +128,7 @@ class Language:
 
 CHROME_KEYS = tuple(f.name for f in dataclasses.fields(Chrome) if f.name != "language")
 UNSUBSCRIBE_KEYS = tuple(f.name for f in dataclasses.fields(UnsubscribeWords))
+PAGES_KEYS = tuple(f.name for f in dataclasses.fields(PagesWords))
 #: Keys of older word files, and what replaced them.
 RETIRED_KEYS = {
     "months": "month names come from CLDR (Babel) for the language; write"
@@ -150,7 +177,7 @@ def load(code: str, folder: Path | None = None) -> Language:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{where}: cannot read: {exc}") from exc
     data = read_toml(text, where)
-    _keys(data, ("subject", "digest", "unsubscribe", "categories"), where, "")
+    _keys(data, ("subject", "digest", "unsubscribe", "pages", "categories"), where, "")
     subject = data.get("subject")
     if not isinstance(subject, str):
         raise ConfigError(f"{where}: subject: {_missing_or_wrong(subject, 'a string')}")
@@ -159,9 +186,24 @@ def load(code: str, folder: Path | None = None) -> Language:
         source=where,
         subject=subject,
         chrome=chrome(_table(data, "digest", where), f"{where}: [digest]", code),
-        unsubscribe=UnsubscribeWords(**_strings(_table(data, "unsubscribe", where), where)),
+        unsubscribe=UnsubscribeWords(
+            **_strings(_table(data, "unsubscribe", where), where, "unsubscribe", UNSUBSCRIBE_KEYS)
+        ),
         categories=_categories(data.get("categories", {}), where),
+        pages=_pages(data, where, code),
     )
+
+
+def _pages(data: dict[str, Any], where: str, code: str) -> PagesWords | None:
+    from ..dates import check_pattern
+
+    if "pages" not in data:
+        return None
+    values = _strings(_table(data, "pages", where), where, "pages", PAGES_KEYS)
+    problem = check_pattern(values["date_format"], code)
+    if problem:
+        raise ConfigError(f"{where}: [pages] date_format: {problem}")
+    return PagesWords(**values)
 
 
 def chrome(values: dict[str, Any], where: str, code: str) -> Chrome:
@@ -204,14 +246,14 @@ def _table(data: dict[str, Any], name: str, where: str) -> dict[str, Any]:
     return value
 
 
-def _strings(values: dict[str, Any], where: str) -> dict[str, str]:
-    _keys(values, UNSUBSCRIBE_KEYS, where, "[unsubscribe] ")
-    for key in UNSUBSCRIBE_KEYS:
+def _strings(
+    values: dict[str, Any], where: str, table: str, keys: tuple[str, ...]
+) -> dict[str, str]:
+    _keys(values, keys, where, f"[{table}] ")
+    for key in keys:
         value = values.get(key)
         if not isinstance(value, str):
-            raise ConfigError(
-                f"{where}: [unsubscribe] {key}: {_missing_or_wrong(value, 'a string')}"
-            )
+            raise ConfigError(f"{where}: [{table}] {key}: {_missing_or_wrong(value, 'a string')}")
     return values
 
 
