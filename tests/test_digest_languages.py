@@ -1,5 +1,5 @@
 """The digest in each subscriber's language: category headings, the sender's name and the
-postal line come from the config, per language; the built-in words (chrome.toml) name no
+postal line come from the config, per language; the built-in words (the language files) name no
 organisation, and the intro names the digest by its configured title.
 
 Config keys are read from real files; the messages are made by the real render and composer

@@ -62,7 +62,7 @@ def check_deep(config: Config) -> None:
 _OLD_KEY = re.compile(r"(subject|title)_(en|sq)")
 
 
-def upgrade_old_keys(data: dict[str, Any]) -> None:
+def upgrade_old_keys(data: dict[str, Any], path: Path | str = "config") -> None:
     """Read the keys of older config files (``digest.subject_sq``, ``digest.title_en``) into
     their per-language tables (``[digest.subject] sq = ...``), each with a warning naming the
     new key; a key given both ways is an error naming both."""
@@ -82,7 +82,8 @@ def upgrade_old_keys(data: dict[str, Any]) -> None:
             )
         table[code] = digest.pop(key)
         log.warning(
-            "config: digest.%s is an old key: write it as [digest.%s] %s = ... (read for now)",
+            "%s: digest.%s is an old key: write it as [digest.%s] %s = ... (read for now)",
+            path,
             key,
             name,
             code,
@@ -121,7 +122,7 @@ def load_config(
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     try:
-        upgrade_old_keys(data)
+        upgrade_old_keys(data, path)
         config: Config = _build(Config, data, "")
         config = dataclasses.replace(config, base_dir=(base_dir or path.resolve().parent))
         _check_config(config)
