@@ -140,7 +140,8 @@ def test_every_key_is_documented_in_the_shipped_config() -> None:
             assert isinstance(node, dict) and part in node, f"{dotted} is not in config.toml"
             node = node[part]
         key = parts[-1]
-        pattern = re.compile(rf"^{re.escape(key)}\s*=")
+        # a key may be set as "key = ..." or, a per-language table, as "[its.dotted.name]"
+        pattern = re.compile(rf"^{re.escape(key)}\s*=|^\[{re.escape(dotted)}\]$")
         indexes = [i for i, line in enumerate(lines) if pattern.match(line)]
         assert indexes, f"{dotted} is not set in config.toml"
         assert any(lines[i - 1].startswith("#") for i in indexes), f"{dotted} has no comment"
@@ -173,7 +174,8 @@ def test_selector_attribute_split() -> None:
         ('[schedule]\nfetch = "61 * * * *"\n', "schedule.fetch"),
         ('[mail]\ntransport = "carrier-pigeon"\n', "mail.transport"),
         ('[mail.smtp]\nsecurity = "ssl"\n', "mail.smtp.security"),
-        ('[digest]\nsubject_en = "{{ title "\n', "digest.subject_en"),
+        ('[digest.subject]\nen = "{{ title "\n', "digest.subject.en"),
+        ('[digest]\nsubject = "{{ title "\n', "digest.subject"),
         ('[operator]\nemail = "not an address"\n', "operator.email"),
     ],
 )

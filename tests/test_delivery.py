@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from iomfeed.config import Config
+from iomfeed.config import Config, PerLanguage
 from iomfeed.delivery.mailers import (
     OutboxMailer,
     PermanentFailure,
@@ -268,7 +268,11 @@ def test_a_hostile_list_name_is_cleaned_and_the_digest_goes_out(tmp_path: Path) 
     bad = dataclasses.replace(
         config,
         digest=dataclasses.replace(
-            config.digest, title_sq="Lajme nga IOM Shqipëri\r\nBcc: x@example.org"
+            config.digest,
+            title=PerLanguage(
+                "News",
+                (("en", "News"), ("sq", "Lajme nga IOM Shqipëri\r\nBcc: x@example.org")),
+            ),
         ),
     )
     with store:

@@ -1,5 +1,5 @@
 """The digest in each subscriber's language: category headings, the sender's name and the
-postal line come from the config, per language; the built-in words (chrome.toml) name no
+postal line come from the config, per language; the built-in words (the language files) name no
 organisation, and the intro names the digest by its configured title.
 
 Config keys are read from real files; the messages are made by the real render and composer
@@ -19,9 +19,9 @@ import lxml.html
 import pytest
 
 from iomfeed.config import CategoryNames, PerLanguage, load_config
-from iomfeed.digest.render import own_folder
 from iomfeed.errors import ConfigError
 from iomfeed.ingest import upsert
+from iomfeed.languages import BUILT_IN, own_folder
 from iomfeed.pipeline import composers, digest_content, render_languages, sender
 from iomfeed.store import Store
 
@@ -151,11 +151,11 @@ def test_an_unknown_key_beside_them_is_still_refused(tmp_path: Path) -> None:
 
 
 def test_the_built_in_words_name_no_organisation() -> None:
-    words = tomllib.loads(own_folder().joinpath("chrome.toml").read_text(encoding="utf-8"))
-    for language, table in words.items():
-        for key, value in table.items():
-            if isinstance(value, str):
-                assert not re.search(r"IOM|Albania|Shqipëri", value), (language, key, value)
+    for code in BUILT_IN:
+        words = tomllib.loads(own_folder().joinpath(f"{code}.toml").read_text(encoding="utf-8"))
+        for table in ("digest", "unsubscribe"):
+            for key, value in words[table].items():
+                assert not re.search(r"IOM|Albania|Shqipëri", value), (code, key, value)
 
 
 # ----------------------------------------------------------------------------- messages
@@ -166,7 +166,12 @@ def messages(tmp_path: Path) -> dict[str, EmailMessage]:
     """One message per language: a regular digest of stories in the site's two
     categories and one without a category."""
     config = digest_config(
-        tmp_path, digest={"title_en": "Migration news", "title_sq": "Lajmet e migracionit"}
+        tmp_path,
+        digest={
+            "title": PerLanguage(
+                "Migration news", (("en", "Migration news"), ("sq", "Lajmet e migracionit"))
+            )
+        },
     )
     with Store(tmp_path / "db.sqlite") as store:
         # A digest went out a week ago (to nobody yet): this one is not the first.

@@ -405,17 +405,25 @@ def test_subjects_in_both_languages(rendered: dict[str, RenderedDigest]) -> None
 )
 def test_a_hostile_title_or_subject_template_gives_one_safe_line(title: str, template: str) -> None:
     content = dataclasses.replace(CONTENT, entries=ENTRIES[:2], more=0)
-    r = render_digest(content, "en", make_config(title_en=title, subject_en=template))
+    r = render_digest(
+        content, "en", make_config(title=PerLanguage(title), subject=PerLanguage(template))
+    )
     assert r.subject and len(r.subject) <= 150
     assert not re.search(r"[\x00-\x1f\x7f\u2028\u202e]", r.subject)
     assert "=?" not in r.subject
 
 
 def test_a_subject_template_naming_an_unknown_variable_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match=r"digest\.subject_sq"):
-        render_digest(CONTENT, "sq", make_config(subject_sq="{{ titel }}"))
-    with pytest.raises(ConfigError, match=r"digest\.subject_en"):
-        render_digest(CONTENT, "en", make_config(subject_en="{{ ''.__class__.__mro__ }}"))
+    with pytest.raises(ConfigError, match=r"digest\.subject\.sq"):
+        render_digest(CONTENT, "sq", make_config(subject=sq_only("{{ titel }}")))
+    subject = PerLanguage("x", (("en", "{{ ''.__class__.__mro__ }}"), ("sq", "x")))
+    with pytest.raises(ConfigError, match=r"digest\.subject\.en"):
+        render_digest(CONTENT, "en", make_config(subject=subject))
+
+
+def sq_only(text: str) -> PerLanguage:
+    """A per-language table giving only Albanian (English keeps its own)."""
+    return PerLanguage(text, (("sq", text),))
 
 
 def test_an_unknown_language_is_refused() -> None:
@@ -496,7 +504,9 @@ def test_long_scraped_text_still_gives_short_lines() -> None:
         ),
         entry(1, word, "", summary=word, url="https://albania.iom.int/" + "ë" * 300),
     )
-    config = make_config(title_sq="Lajme " * 80)
+    config = make_config(
+        title=PerLanguage("IOM Albania news", (("en", "IOM Albania news"), ("sq", "Lajme " * 80)))
+    )
     r = render_digest(dataclasses.replace(CONTENT, entries=long), "sq", config)
     assert max(line_sizes(r.html)) <= MAX_LINE_BYTES
     assert max(line_sizes(r.text)) <= MAX_LINE_BYTES
@@ -636,9 +646,11 @@ def test_the_templates_ship_in_the_package() -> None:
         "_item.txt.j2",
         "_footer.html.j2",
         "digest.css",
-        "chrome.toml",
     ):
         assert (folder / name).is_file(), name
+    words = importlib.resources.files("iomfeed.languages")
+    for code in ("en", "sq"):
+        assert (words / f"{code}.toml").is_file(), code
 
 
 # ----------------------------------------------------------------------------- inlining

@@ -130,6 +130,7 @@ def test_the_wheel_runs_init_and_demo_from_another_folder_and_the_demo_serves_on
     # The snapshot ships; its generator and the generator's input (dev/) do not.
     names = zipfile.ZipFile(wheel).namelist()
     assert "iomfeed/demo/site/news/index.html" in names
+    assert {"iomfeed/languages/en.toml", "iomfeed/languages/sq.toml"} <= set(names), names
     assert not [n for n in names if "sitegen" in n or n.endswith("content.toml")], names
     site = tmp_path / "site"
     subprocess.run(

@@ -59,8 +59,6 @@ def publish(
 
 # --------------------------------------------------------------------------- digest
 
-LANGUAGES = ("en", "sq")
-
 
 def digest_content(config: Config, store: Store, now: datetime) -> DigestContent:
     """The digest to send now: the one still being sent (same items, same date), or a new
@@ -113,12 +111,14 @@ def _frozen_content(
 
 
 def render_languages(
-    config: Config, content: DigestContent, languages: Sequence[str] = LANGUAGES
+    config: Config, content: DigestContent, languages: Sequence[str] | None = None
 ) -> dict[str, RenderedDigest]:
-    """The digest rendered and inlined once per language."""
+    """The digest rendered and inlined once per language (by default each of
+    ``digest.languages``)."""
     from .digest.render import render_digest
 
-    return {lang: render_digest(content, lang, config) for lang in languages}
+    codes = config.digest.languages if languages is None else languages
+    return {lang: render_digest(content, lang, config) for lang in codes}
 
 
 def sender(config: Config, language: str = "en") -> Sender:
@@ -128,7 +128,7 @@ def sender(config: Config, language: str = "en") -> Sender:
         address=config.mail.from_address,
         name=config.mail.from_name.get(language),
         list_id=config.list_id,
-        list_name=config.digest.title_sq if language == "sq" else config.digest.title_en,
+        list_name=config.digest.title.get(language),
         unsubscribe_url=config.unsubscribe_url,
         unsubscribe_mailto=config.unsubscribe_mailto,
         reply_to=config.mail.reply_to,

@@ -16,8 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .errors import BadAddress, InputError
+from .languages import BUILT_IN
 
-LANGUAGES = ("en", "sq")
+#: The languages a subscriber may choose when the caller names none (the config's
+#: ``digest.languages`` is what the CLI and the web pass).
+LANGUAGES = BUILT_IN
 STATUSES = ("active", "unsubscribed", "bounced")
 
 
@@ -103,10 +106,12 @@ def is_plainly_valid(value: str) -> bool:
     )
 
 
-def normalize_language(raw: str, default: str = "en") -> str:
+def normalize_language(raw: str, default: str = "en", languages: Sequence[str] = LANGUAGES) -> str:
+    """``raw`` as one of ``languages`` (``default`` when empty), or an InputError."""
     value = raw.strip().lower() or default
-    if value not in LANGUAGES:
-        raise InputError(f"unknown language {raw.strip()!r} (expected en or sq)")
+    if value not in languages:
+        expected = " or ".join(filter(None, (", ".join(languages[:-1]), languages[-1])))
+        raise InputError(f"unknown language {raw.strip()!r} (expected {expected})")
     return value
 
 
@@ -296,7 +301,9 @@ def _left_why(row: list[str], columns: _Columns, header: list[str]) -> str | Non
     return None
 
 
-def parse_csv(text: str, *, default_language: str = "en") -> CsvRead:
+def parse_csv(
+    text: str, *, default_language: str = "en", languages: Sequence[str] = LANGUAGES
+) -> CsvRead:
     """Subscribers from CSV text, with the line each starts on, and every row that cannot
     be used, with why.
 
@@ -354,7 +361,7 @@ def parse_csv(text: str, *, default_language: str = "en") -> CsvRead:
             continue
         try:
             address = normalize_address(raw_address)
-            language = normalize_language(_language_of(row, columns), default_language)
+            language = normalize_language(_language_of(row, columns), default_language, languages)
         except InputError as exc:
             problems.append(RowProblem(line, _shown(raw_address), str(exc)))
             continue

@@ -68,6 +68,7 @@ def subscribe(
     language: str,
     now: datetime,
     *,
+    languages: tuple[str, ...],
     resubscribe: bool = False,
 ) -> Subscribed:
     """Subscribe one address (checked, the name's spaces tidied). Someone who left is added
@@ -75,7 +76,9 @@ def subscribe(
     :class:`InputError` naming the address when it or the language is unusable."""
     try:
         sub = Subscriber(
-            normalize_address(address), " ".join(name.split()), normalize_language(language)
+            normalize_address(address),
+            " ".join(name.split()),
+            normalize_language(language, languages=languages),
         )
     except InputError as exc:
         raise InputError(f"{address}: {exc}") from None
@@ -99,12 +102,12 @@ def remove(store: Store, address: str, reason: str, now: datetime) -> tuple[str,
     return found, store.set_subscriber_status(found, "unsubscribed", reason, now)
 
 
-def read_csv(data: bytes) -> CsvRead:
+def read_csv(data: bytes, *, languages: tuple[str, ...]) -> CsvRead:
     """A CSV file's bytes as rows to import (nothing written yet). Raises
     :class:`InputError` when the file as a whole cannot be read."""
     from .subscribers import decode_csv, parse_csv
 
-    return parse_csv(decode_csv(data))
+    return parse_csv(decode_csv(data), languages=languages)
 
 
 def import_rows(store: Store, read: CsvRead, now: datetime) -> Imported:

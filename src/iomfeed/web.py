@@ -21,7 +21,6 @@ import gzip
 import hashlib
 import logging
 import os
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -87,14 +86,13 @@ def content_type(path: Path) -> str | None:
     return CONTENT_TYPES.get(path.name) or CONTENT_TYPES.get(path.suffix)
 
 
-@lru_cache(maxsize=1)
-def _strings() -> dict[str, dict[str, str]]:
-    import importlib.resources
+@lru_cache(maxsize=16)
+def _strings(code: str, folder: Path | None) -> dict[str, str]:
+    """The unsubscribe pages' words in language ``code`` (its language file)."""
+    from . import languages
 
-    text = (importlib.resources.files("iomfeed.templates") / "web" / "strings.toml").read_text(
-        encoding="utf-8"
-    )
-    return tomllib.loads(text)
+    words = languages.load(code, folder).unsubscribe
+    return {key: getattr(words, key) for key in languages.UNSUBSCRIBE_KEYS}
 
 
 @lru_cache(maxsize=1)
@@ -333,13 +331,15 @@ class App:
         """One of :data:`PAGES`; with a ``token``, the confirmation form that POSTs it."""
         heading, paragraphs = PAGES[page]
         token = token if page == "confirm" else ""
-        strings = _strings().get(lang) or _strings()["en"]
-        list_name = self.config.digest.title_sq if lang == "sq" else self.config.digest.title_en
+        if lang not in self.config.digest.languages:
+            lang = self.config.digest.languages[0]
+        strings = _strings(lang, self.config.languages_path)
+        list_name = self.config.digest.title.get(lang)
         values = {"address": address, "list": list_name}
         html = (
             _page_template()
             .render(
-                lang=lang if lang in _strings() else "en",
+                lang=lang,
                 heading=strings[heading],
                 paragraphs=[strings[p].format(**values) for p in paragraphs],
                 form=bool(token),

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 
 def cmd_digest(args: argparse.Namespace, config: Config) -> int:
+    codes = config.digest.languages
+    if args.lang_given is not None and args.lang_given not in codes:
+        raise InputError(f"--lang {args.lang_given}: not in digest.languages ({', '.join(codes)})")
     if args.send:
         return _digest_send(args, config)
     with open_runtime(config) as rt:
@@ -91,11 +94,11 @@ def _digest_dry_run(args: argparse.Namespace, config: Config, store: Store) -> i
             f"digest {content.digest_id} is being sent: "
             + ", ".join(f"{n} {s}" for s, n in sorted(totals.items()))
         )
-        recipients = {"en": 0, "sq": 0}
+        recipients = dict.fromkeys(config.digest.languages, 0)
         for d in store.deliveries(content.digest_id):
             recipients[d.language] = recipients.get(d.language, 0) + 1
     else:
-        recipients = {"en": 0, "sq": 0}
+        recipients = dict.fromkeys(config.digest.languages, 0)
         for sub in store.subscribers("active"):
             recipients[sub.language] = recipients.get(sub.language, 0) + 1
         due = "due now" if digest_due(config, store, now) else "not due yet"

@@ -46,7 +46,13 @@ def _add(args: argparse.Namespace, rt: Runtime) -> int:
     from ..subscriptions import Joined, subscribe
 
     done = subscribe(
-        rt.store, args.address, args.name, args.lang, rt.clock(), resubscribe=args.resubscribe
+        rt.store,
+        args.address,
+        args.name,
+        args.lang,
+        rt.clock(),
+        languages=rt.config.digest.languages,
+        resubscribe=args.resubscribe,
     )
     messages = {
         Joined.ADDED: "subscribed",
@@ -99,7 +105,7 @@ def _import(path: Path, config: Config) -> int:
     from ..subscriptions import import_rows, read_csv
 
     try:
-        read = read_csv(path.read_bytes())
+        read = read_csv(path.read_bytes(), languages=config.digest.languages)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except OSError as exc:

@@ -1,7 +1,9 @@
 """Render the HTML pages for people who land on the feeds folder: ``index.html`` (the latest
 items, how to subscribe, and links to older stories) and one page per month
 (``months/YYYY-MM.html``). Pure: records in, bytes out. Jinja2 with autoescape; item HTML is
-already sanitised by the normaliser and is marked safe explicitly, nothing else is.
+already sanitised by the normaliser and is marked safe explicitly, nothing else is. The
+pages' words are the ``[pages]`` table of their language's file (:mod:`iomfeed.languages`),
+escaped like any text, with links put in where they say ``{website}``.
 """
 
 from __future__ import annotations
@@ -12,10 +14,14 @@ from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from ..errors import ConfigError
 from ..models import StoredItem
 
 if TYPE_CHECKING:
     from jinja2 import Environment
+    from markupsafe import Markup
+
+    from ..languages import PagesWords
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,18 +34,46 @@ class FeedLink:
     json_url: str
 
 
-#: The language of the pages' words (the templates are written in English), and so of
-#: their dates and month names, which come from CLDR through Babel.
+#: The language of the pages' words (its file's ``[pages]`` table), and so of their dates
+#: and month names, which come from CLDR through Babel.
 PAGES_LANGUAGE = "en"
-#: Day first, as the IOM site writes ("20 June 2024"); CLDR's English "long" is "June 20, 2024".
-DATE_PATTERN = "d MMMM y"
+
+
+@lru_cache(maxsize=4)
+def pages_words(language: str = PAGES_LANGUAGE) -> PagesWords:
+    """The pages' words in ``language``: its built-in file's ``[pages]`` table."""
+    from .. import languages
+
+    words = languages.load(language).pages
+    if words is None:
+        raise ConfigError(f"language {language!r}: its file has no [pages] table")
+    return words
 
 
 def long_date(value: datetime, language: str = PAGES_LANGUAGE) -> str:
-    """'20 June 2024' (the day of ``value`` as stored), whatever the machine's locale."""
+    """'20 June 2024' (the day of ``value`` as stored, written with the language's
+    ``[pages] date_format``), whatever the machine's locale."""
     from ..dates import format_day
 
-    return format_day(value.date(), language, DATE_PATTERN)
+    return format_day(value.date(), language, pages_words(language).date_format)
+
+
+def say(text: str, **values: object) -> Markup:
+    """``text`` (plain words) escaped, each ``{name}`` replaced by ``values[name]``, itself
+    escaped unless it is already markup (a link)."""
+    from markupsafe import Markup, escape
+
+    out = str(escape(text))
+    for name, value in values.items():
+        out = out.replace("{" + name + "}", str(escape(value)))
+    return Markup(out)
+
+
+def website_link(words: PagesWords, home_url: str, author: str) -> Markup:
+    """The link to the site the stories come from, in the pages' words."""
+    from markupsafe import Markup
+
+    return Markup('<a href="{}">{}</a>').format(home_url, say(words.website, author=author))
 
 
 @lru_cache(maxsize=1)
@@ -59,6 +93,7 @@ def environment() -> Environment:
         keep_trailing_newline=True,
     )
     env.filters["longdate"] = long_date
+    env.globals["say"] = say
     return env
 
 
@@ -110,7 +145,10 @@ def _render(name: str, items: Sequence[StoredItem], **values: object) -> bytes:
     from .feeds import xml_safe
 
     template = environment().get_template(name)
+    words = pages_words()
     html = template.render(
+        words=words,
+        website=website_link(words, str(values["home_url"]), str(values["author"])),
         # Summaries were sanitised by the normaliser; nothing else is marked safe.
         items=[(item, Markup(item.summary_html)) for item in xml_safe(items)],
         **values,
@@ -162,7 +200,8 @@ def render_month(
 ) -> bytes:
     """One month's page: every story published in it, newest first, and links to the
     months on either side and to ``index.html``."""
-    description = f"News stories from {author} published in {month.label}."
+    description = pages_words().month_description.replace("{author}", author)
+    description = description.replace("{month}", month.label)
     return _render(
         "site/month.html.j2",
         items,

@@ -19,6 +19,9 @@ from ..errors import StoreError
 
 log = logging.getLogger(__name__)
 
+#: A migration step holding this line runs with foreign keys off (a table rebuild).
+FOREIGN_KEYS_OFF = "-- (run with foreign keys off)"
+
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE items (
@@ -216,6 +219,32 @@ MIGRATIONS: tuple[str, ...] = (
         ELSE published_utc
     END;
     """,
+    """
+    -- issue 10 (languages): a subscriber's language is any code of the config's
+    -- digest.languages, checked where subscribers are added, so the table drops its
+    -- CHECK (language IN ('en', 'sq')). SQLite cannot drop a CHECK: the table is rebuilt
+    -- the way SQLite documents (new table, copy, drop, rename), which needs foreign keys off
+    -- (deliveries references subscribers); the foreign keys are checked before the commit.
+    -- (run with foreign keys off)
+    CREATE TABLE subscribers_new (
+        id INTEGER PRIMARY KEY,
+        address TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        name TEXT NOT NULL,
+        language TEXT NOT NULL CHECK (language <> ''),  -- a code of digest.languages
+        status TEXT NOT NULL CHECK (status IN ('active', 'unsubscribed', 'bounced')),
+        subscribed TEXT NOT NULL,
+        left_at TEXT,
+        reason TEXT NOT NULL DEFAULT '',  -- why they left
+        failures INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO subscribers_new (id, address, name, language, status, subscribed, left_at,
+                                 reason, failures)
+        SELECT id, address, name, language, status, subscribed, left_at, reason, failures
+        FROM subscribers;
+    DROP TABLE subscribers;
+    ALTER TABLE subscribers_new RENAME TO subscribers;
+    CREATE INDEX subscribers_status ON subscribers (status, id);
+    """,
 )
 
 
@@ -267,21 +296,38 @@ def migrate(db: sqlite3.Connection, path: Path) -> None:
             f" understands ({len(MIGRATIONS)}); upgrade iomfeed"
         )
     for target in range(version + 1, len(MIGRATIONS) + 1):
-        db.execute("BEGIN IMMEDIATE")
+        script = MIGRATIONS[target - 1]
+        keys_off = FOREIGN_KEYS_OFF in script
+        if keys_off:  # SQLite cannot switch foreign keys inside a transaction
+            db.execute("PRAGMA foreign_keys = OFF")
         try:
-            if _version(db) < target:  # another connection may have got there first
-                script = MIGRATIONS[target - 1]
-                for statement in statements(script):
-                    db.execute(statement)
-                for marker, step in AFTER_STEP.items():
-                    if marker in script:
-                        step(db)
-                db.execute(f"PRAGMA user_version = {target}")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+            _step(db, path, target, script, check_keys=keys_off)
+        finally:
+            if keys_off:
+                db.execute("PRAGMA foreign_keys = ON")
         log.debug("migrated %s to schema version %d", path, target)
+
+
+def _step(
+    db: sqlite3.Connection, path: Path, target: int, script: str, *, check_keys: bool
+) -> None:
+    """One step in one transaction; a step that broke a foreign key is rolled back."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if _version(db) < target:  # another connection may have got there first
+            for statement in statements(script):
+                db.execute(statement)
+            for marker, run in AFTER_STEP.items():
+                if marker in script:
+                    run(db)
+            broken = db.execute("PRAGMA foreign_key_check").fetchall() if check_keys else []
+            if broken:
+                raise StoreError(f"{path}: schema step {target} broke foreign keys: {broken[:3]}")
+            db.execute(f"PRAGMA user_version = {target}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def _version(db: sqlite3.Connection) -> int:

@@ -1,0 +1,266 @@
+"""Languages as data: a language is one TOML file of words, ``<code>.toml``, found by its code.
+
+``en.toml`` and ``sq.toml`` ship in this package; an operator adds a language by putting a
+file in the folder ``digest.languages_dir`` names (searched before the package, so a file
+there also replaces a built-in language) and its code in ``digest.languages``. A file holds:
+
+* ``subject``: the digest's subject line when the config gives none for the language;
+* ``[digest]``: the words around the stories in the email digest (:class:`Chrome`);
+* ``[unsubscribe]``: the words of the unsubscribe pages (:class:`UnsubscribeWords`);
+* ``[pages]``: the words of the feeds folder's pages (:class:`PagesWords`), needed only by
+  the language those pages are written in (English);
+* ``[categories]``: category names shown when ``digest.categories`` has no table for it.
+
+Every key is required and an unknown one is refused: a mistake is a :class:`ConfigError`
+naming the file and the key (no silent fall-back to English). Dates and month names are not
+here: they come from CLDR through Babel (:mod:`iomfeed.dates`) for the language's code.
+
+Pure: reads files, returns frozen records. TOML only; Babel is loaded when a file's
+``date_format`` is checked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+#: The languages that ship with iomfeed, and the default of ``digest.languages``.
+BUILT_IN = ("en", "sq")
+SUFFIX = ".toml"
+
+
+@dataclass(frozen=True, slots=True)
+class Chrome:
+    """The words around the stories in one language (a file's ``[digest]`` table;
+    placeholders in braces are described there)."""
+
+    date_format: str  # a CLDR date pattern or length; month names are CLDR's
+    preheader: str
+    heading: str
+    dateline: str
+    greeting: str
+    greeting_no_name: str
+    intro: str
+    intro_first: str
+    empty: str
+    other_news: str
+    read_more: str
+    more_one: str
+    more_many: str
+    more_first_one: str
+    more_first_many: str
+    more_link: str
+    why: str
+    sent_to: str
+    unsubscribe_prompt: str
+    unsubscribe: str
+    website: str
+    index_link: str
+    language: str = "en"  # the language's code (not a key of the file)
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubscribeWords:
+    """The unsubscribe pages' words (``{address}`` and ``{list}`` are filled in)."""
+
+    title: str
+    confirm: str
+    explain: str
+    button: str
+    done_title: str
+    done: str
+    already: str
+    invalid_title: str
+    invalid: str
+
+
+@dataclass(frozen=True, slots=True)
+class PagesWords:
+    """The words of ``index.html`` and the month pages (placeholders described in the
+    file's ``[pages]`` table)."""
+
+    date_format: str  # a CLDR date pattern or length
+    website: str
+    lead: str
+    subscribe: str
+    explain: str
+    latest: str
+    older: str
+    other_months: str
+    newer_month: str
+    older_month: str
+    month_heading: str
+    month_lead_one: str
+    month_lead_many: str
+    month_description: str
+    last_change: str
+    footer: str
+
+
+@dataclass(frozen=True, slots=True)
+class Language:
+    """Everything iomfeed writes in one language, read from ``source``."""
+
+    code: str
+    source: str  # the file it was read from, for messages
+    subject: str
+    chrome: Chrome
+    unsubscribe: UnsubscribeWords
+    categories: tuple[tuple[str, str], ...] = ()
+    pages: PagesWords | None = None  # None: the file has no [pages] table
+
+    def category(self, name: str) -> str | None:
+        """The file's name for category ``name`` (matched ignoring case), or ``None``."""
+        folded = name.casefold()
+        for stored, shown in self.categories:
+            if stored.casefold() == folded:
+                return shown
+        return None
+
+
+CHROME_KEYS = tuple(f.name for f in dataclasses.fields(Chrome) if f.name != "language")
+UNSUBSCRIBE_KEYS = tuple(f.name for f in dataclasses.fields(UnsubscribeWords))
+PAGES_KEYS = tuple(f.name for f in dataclasses.fields(PagesWords))
+#: Keys of older word files, and what replaced them.
+RETIRED_KEYS = {
+    "months": "month names come from CLDR (Babel) for the language; write"
+    " date_format as a CLDR pattern such as 'd MMMM y'"
+}
+
+
+def own_folder() -> Traversable:
+    """The package's own language files."""
+    import importlib.resources
+
+    return importlib.resources.files(__name__)
+
+
+def find(code: str, folder: Path | None = None) -> Path | Traversable | None:
+    """The file for ``code``: in ``folder`` (the operator's) first, then the package's."""
+    name = code + SUFFIX
+    if folder is not None and (folder / name).is_file():
+        return folder / name
+    own = own_folder() / name
+    return own if own.is_file() else None
+
+
+def where_to_look(folder: Path | None) -> str:
+    """Where :func:`find` looks, for messages."""
+    own = f"the built-in languages ({', '.join(BUILT_IN)})"
+    return f"{folder} or {own}" if folder is not None else own
+
+
+def read_toml(text: str, where: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from exc
+
+
+def load(code: str, folder: Path | None = None) -> Language:
+    """The language ``code``, read and checked; a problem is a ConfigError naming the file
+    and the key."""
+    path = find(code, folder)
+    if path is None:
+        raise ConfigError(f"language {code!r}: no file {code}{SUFFIX} in {where_to_look(folder)}")
+    where = str(path) if isinstance(path, Path) else f"iomfeed/languages/{code}{SUFFIX}"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{where}: cannot read: {exc}") from exc
+    data = read_toml(text, where)
+    _keys(data, ("subject", "digest", "unsubscribe", "pages", "categories"), where, "")
+    subject = data.get("subject")
+    if not isinstance(subject, str):
+        raise ConfigError(f"{where}: subject: {_missing_or_wrong(subject, 'a string')}")
+    return Language(
+        code=code,
+        source=where,
+        subject=subject,
+        chrome=chrome(_table(data, "digest", where), f"{where}: [digest]", code),
+        unsubscribe=UnsubscribeWords(
+            **_strings(_table(data, "unsubscribe", where), where, "unsubscribe", UNSUBSCRIBE_KEYS)
+        ),
+        categories=_categories(data.get("categories", {}), where),
+        pages=_pages(data, where, code),
+    )
+
+
+def _pages(data: dict[str, Any], where: str, code: str) -> PagesWords | None:
+    from ..dates import check_pattern
+
+    if "pages" not in data:
+        return None
+    values = _strings(_table(data, "pages", where), where, "pages", PAGES_KEYS)
+    problem = check_pattern(values["date_format"], code)
+    if problem:
+        raise ConfigError(f"{where}: [pages] date_format: {problem}")
+    return PagesWords(**values)
+
+
+def chrome(values: dict[str, Any], where: str, code: str) -> Chrome:
+    """A :class:`Chrome` from a ``[digest]`` table; ``where`` names it in messages."""
+    from ..dates import check_pattern
+
+    for key in values:
+        if key in RETIRED_KEYS:
+            raise ConfigError(f"{where} {key}: no longer used: {RETIRED_KEYS[key]}")
+        if key not in CHROME_KEYS:
+            raise ConfigError(f"{where} {key}: unknown key")
+    for key in CHROME_KEYS:
+        if key not in values:
+            raise ConfigError(f"{where} {key}: required key is missing")
+        value = values[key]
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} {key}: expected a string, got {value!r}"[:200])
+    problem = check_pattern(values["date_format"], code)
+    if problem:
+        raise ConfigError(f"{where} date_format: {problem}")
+    return Chrome(**values, language=code)
+
+
+def _missing_or_wrong(value: Any, what: str) -> str:
+    if value is None:
+        return "required key is missing"
+    return f"expected {what}, got {value!r}"[:200]
+
+
+def _keys(data: dict[str, Any], known: tuple[str, ...], where: str, table: str) -> None:
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{where}: {table}{key}: unknown key")
+
+
+def _table(data: dict[str, Any], name: str, where: str) -> dict[str, Any]:
+    value = data.get(name)
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: [{name}]: {_missing_or_wrong(value, 'a table')}")
+    return value
+
+
+def _strings(
+    values: dict[str, Any], where: str, table: str, keys: tuple[str, ...]
+) -> dict[str, str]:
+    _keys(values, keys, where, f"[{table}] ")
+    for key in keys:
+        value = values.get(key)
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: [{table}] {key}: {_missing_or_wrong(value, 'a string')}")
+    return values
+
+
+def _categories(values: Any, where: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: [categories]: expected a table, got {values!r}"[:200])
+    for name, shown in values.items():
+        if not isinstance(shown, str) or not shown.strip():
+            raise ConfigError(f"{where}: [categories] {name}: expected the name to show")
+    return tuple(values.items())
