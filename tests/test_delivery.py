@@ -22,7 +22,8 @@ from iomfeed.delivery.mailers import (
     make_mailer,
     to_7bit,
 )
-from iomfeed.delivery.send import MAX_PERMANENT_IN_A_ROW, Stop
+from iomfeed.delivery.policy import MAX_PERMANENT_IN_A_ROW
+from iomfeed.delivery.send import Stop
 from iomfeed.digest.message import Outgoing
 from iomfeed.errors import ConfigError, DeliveryError
 from iomfeed.pipeline import send_digest

@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .dedup import Candidate, content_hash, find_near_duplicate
+from .digest.lifecycle import DeliveryStatus, DigestState
 from .errors import StoreError
 from .models import (
     Change,
@@ -275,7 +276,7 @@ def _digest(row: sqlite3.Row) -> DigestRecord:
         created=_parse(row["created"]),
         since=_parse(row["since"]) if row["since"] else None,
         cutoff=_parse(row["cutoff"]),
-        status=row["status"],
+        status=DigestState(row["status"]),
         items=row["items"],
         more=row["more"],
         finished=_parse(row["finished"]) if row["finished"] else None,
@@ -298,7 +299,7 @@ def _delivery(r: sqlite3.Row) -> Delivery:
         name=r["name"],
         language=r["language"],
         subscriber_status=r["sub_status"],
-        status=r["status"],
+        status=DeliveryStatus(r["status"]),
         attempts=r["attempts"],
         ambiguous=bool(r["ambiguous"]),
         reply=r["reply"],
