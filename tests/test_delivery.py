@@ -191,6 +191,21 @@ def test_relay_refusing_everyone_fails_and_bounces_nobody(tmp_path: Path) -> Non
         assert len(mailer.sent) == n
 
 
+def test_undoing_a_refused_streak_keeps_the_bounces_before_it(tmp_path: Path) -> None:
+    n = MAX_PERMANENT_IN_A_ROW + 2
+    config, store = prepared(tmp_path, subscribers=n, bounce_after=1)
+    with store:
+        addresses = [s.address for s in store.subscribers()]
+        # One real bounce, one success, then a relay refusing everyone.
+        mailer = ScriptedMailer({a: ["perm"] for i, a in enumerate(addresses) if i != 1})
+        outcome = send_digest(config, store=store, mailer=mailer, clock=clock)
+        d = outcome.delivery
+        assert d is not None and "in a row refused" in d.error
+        assert d.totals == {"failed": 1, "sent": 1, "pending": n - 2}
+        assert (d.failed, d.bounced) == (1, 1)  # the report keeps the bounce it did not undo
+        assert store.subscriber_counts() == {"active": n - 1, "bounced": 1}
+
+
 def test_relay_deferring_everyone_stops_and_uses_up_nobody(tmp_path: Path) -> None:
     config, store = prepared(tmp_path, subscribers=12, max_attempts=4)
     with store:
