@@ -171,10 +171,10 @@ def send_digest(
         active_subscribers=store.subscriber_counts().get("active", 0),
     )
     if isinstance(step, Skip):
-        advance(DigestState.DUE, DigestState.SKIPPED)
+        state = advance(DigestState.DUE, DigestState.SKIPPED)
         digest_id = store.skip_digest(created=now, since=content.since, note=step.note)
         log.info("digest skipped: %s", step.note)
-        return DigestOutcome(DigestState.SKIPPED, digest_id, 0, 0, note=step.note)
+        return DigestOutcome(state, digest_id, 0, 0, note=step.note)
     if isinstance(step, Create):
         state, record, content, made = _create(config, store, content, now)
     else:
