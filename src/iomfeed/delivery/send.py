@@ -21,22 +21,15 @@ from typing import TYPE_CHECKING
 from ..digest.lifecycle import DeliveryStatus
 from ..errors import DeliveryError, StopRequested
 from ..models import Delivery, DeliveryReport, DigestRecord
-from ..store import Store
-from .mailers import Mailer, PermanentFailure, TemporaryFailure
+from .mailers import PermanentFailure, TemporaryFailure
 from .policy import DeliveryPolicy, Streaks, Verdict
 
 if TYPE_CHECKING:
     from ..digest.message import Composer, Outgoing
+    from ..store import Store
+    from .mailers import Mailer
 
 log = logging.getLogger(__name__)
-
-#: Refusals in a row after which the send stops: one address refusing is normal, a relay
-#: refusing everyone is a configuration problem, not a reason to fail or bounce the list;
-#: the streak's rows are put back to pending and its bounce counts undone.
-MAX_PERMANENT_IN_A_ROW = 10
-#: Addresses in a row still deferred after their retries: a quota or a rate limit answered
-#: at RCPT, not greylisting; the send stops and the streak's tries are given back.
-MAX_TEMPORARY_IN_A_ROW = 5
 
 
 class Stop:
@@ -130,8 +123,8 @@ def deliver(
 
 
 def _deliver_row(send: _Send, row: Delivery) -> bool:
-    """Deliver one ledger row; False when no message was tried (the subscriber left, or
-    their message could not be made)."""
+    """Deliver one ledger row. False when it was settled before the first try (the
+    subscriber had left, or their message could not be made): no progress step for it."""
     if row.subscriber_status != "active":
         _skip(send, row, f"subscriber {row.subscriber_status} before their turn")
         return False
