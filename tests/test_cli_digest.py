@@ -51,6 +51,39 @@ def test_dry_run_reports_and_changes_nothing(
     assert not (setup.parent / "outbox").exists()
 
 
+def test_dry_run_of_a_digest_being_sent_reports_its_ledger(
+    setup: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Store(setup.parent / "iomfeed.db") as store:
+        ids = [i.id for i in store.items()]
+        record = store.create_digest(created=NOW, since=None, cutoff=NOW, item_ids=ids, more=0)
+        first = next(iter(store.deliveries(record.id)))
+        store.mark_delivered(record.id, first.subscriber_id, "250 OK", NOW)
+    assert main(["--config", str(setup), "digest", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"digest {record.id} is being sent: 2 pending, 1 sent" in out
+    # Those still due, by language (reader0 is Albanian and has it; reader1, reader2 not).
+    assert "en: 2 subscriber(s)" in out and "sq: 0 subscriber(s)" in out
+    with Store(setup.parent / "iomfeed.db") as store:
+        assert store.delivery_totals(record.id) == {"pending": 2, "sent": 1}
+
+
+def test_dry_run_with_nothing_new_says_it_would_be_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    with Store(tmp_path / "iomfeed.db") as store:
+        add_subscribers(store, 2)
+    assert main(["--config", str(config), "digest", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "the list's first, the latest 0 item(s)" in out
+    assert "nothing new: it would be skipped (digest.skip_empty)" in out
+    assert "subscriber(s); subject" not in out  # nothing rendered
+    with Store(tmp_path / "iomfeed.db") as store:
+        assert store.last_digest() is None
+
+
 def test_preview_writes_the_rendered_digest(
     setup: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

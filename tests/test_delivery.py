@@ -22,7 +22,8 @@ from iomfeed.delivery.mailers import (
     make_mailer,
     to_7bit,
 )
-from iomfeed.delivery.send import MAX_PERMANENT_IN_A_ROW, Stop
+from iomfeed.delivery.policy import MAX_PERMANENT_IN_A_ROW
+from iomfeed.delivery.send import Stop
 from iomfeed.digest.message import Outgoing
 from iomfeed.errors import ConfigError, DeliveryError
 from iomfeed.pipeline import send_digest
@@ -188,6 +189,21 @@ def test_relay_refusing_everyone_fails_and_bounces_nobody(tmp_path: Path) -> Non
         mailer = ScriptedMailer()
         assert send_digest(config, store=store, mailer=mailer, clock=clock).status == "sent"
         assert len(mailer.sent) == n
+
+
+def test_undoing_a_refused_streak_keeps_the_bounces_before_it(tmp_path: Path) -> None:
+    n = MAX_PERMANENT_IN_A_ROW + 2
+    config, store = prepared(tmp_path, subscribers=n, bounce_after=1)
+    with store:
+        addresses = [s.address for s in store.subscribers()]
+        # One real bounce, one success, then a relay refusing everyone.
+        mailer = ScriptedMailer({a: ["perm"] for i, a in enumerate(addresses) if i != 1})
+        outcome = send_digest(config, store=store, mailer=mailer, clock=clock)
+        d = outcome.delivery
+        assert d is not None and "in a row refused" in d.error
+        assert d.totals == {"failed": 1, "sent": 1, "pending": n - 2}
+        assert (d.failed, d.bounced) == (1, 1)  # the report keeps the bounce it did not undo
+        assert store.subscriber_counts() == {"active": n - 1, "bounced": 1}
 
 
 def test_relay_deferring_everyone_stops_and_uses_up_nobody(tmp_path: Path) -> None:

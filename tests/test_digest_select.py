@@ -11,9 +11,8 @@ from typing import Any
 import lxml.html
 import pytest
 
+from iomfeed.digest.lifecycle import DigestState, is_due, next_due
 from iomfeed.digest.select import (
-    is_due,
-    next_due,
     select,
     shorten,
     summarize,
@@ -123,7 +122,7 @@ def test_select_caps_newest_first_and_counts_the_rest(tmp_path: Path) -> None:
     assert "\n" not in content.entries[0].summary  # one paragraph
 
 
-def _record(created: datetime, status: str = "sent") -> DigestRecord:
+def _record(created: datetime, status: DigestState = DigestState.SENT) -> DigestRecord:
     return DigestRecord(
         id=1,
         created=created,
@@ -158,7 +157,7 @@ def test_due_by_schedule_in_the_configured_time_zone() -> None:
     assert is_due(
         now=monday - timedelta(days=3),
         last=last,
-        **{**kw, "open_digest": _record(monday, "sending")},
+        **{**kw, "open_digest": _record(monday, DigestState.SENDING)},
     )
 
 

@@ -11,6 +11,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 
+from iomfeed.digest.lifecycle import DigestState
 from iomfeed.health import DigestHealth, Health, SourceHealth
 from iomfeed.jsonout import dumps, to_json
 from iomfeed.models import (
@@ -90,7 +91,7 @@ def test_every_json_output_is_byte_identical_to_the_hand_written_one() -> None:
             run=run,
             published=PublishReport(written=("atom.xml", "index.html"), unchanged=4),
             digest=DigestOutcome(
-                status="sent",
+                status=DigestState.SENT,
                 digest_id=7,
                 items=5,
                 more=2,
@@ -114,7 +115,7 @@ def test_every_json_output_is_byte_identical_to_the_hand_written_one() -> None:
             run=run,
             published=None,
             digest=DigestOutcome(
-                status="skipped", digest_id=8, items=0, more=0, note="nothing new"
+                status=DigestState.SKIPPED, digest_id=8, items=0, more=0, note="nothing new"
             ),
             alerts=(),
         ),
@@ -125,7 +126,7 @@ def test_every_json_output_is_byte_identical_to_the_hand_written_one() -> None:
         created=T,
         since=T - timedelta(days=7),
         cutoff=T,
-        status="sending",
+        status=DigestState.SENDING,
         items=5,
         more=2,
         finished=None,
@@ -136,7 +137,7 @@ def test_every_json_output_is_byte_identical_to_the_hand_written_one() -> None:
         created=T - timedelta(days=7),
         since=None,
         cutoff=T - timedelta(days=7),
-        status="sent",
+        status=DigestState.SENT,
         items=4,
         more=0,
         finished=T - timedelta(days=7),

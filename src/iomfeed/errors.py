@@ -41,6 +41,8 @@ generator) are not part of this contract.
     │   ├── TemporaryFailure   try again later (delivery/mailers.py)
     │   └── PermanentFailure   this address will not take it (delivery/mailers.py)
     ├── AlreadyRunning         another run holds the lock (exit code 75, lock.py)
+    ├── IllegalTransition      a digest asked to move between two states its lifecycle does
+    │                          not link (a bug, never a user's mistake: digest/lifecycle.py)
     ├── ExistsError            ``iomfeed init`` would overwrite a file (shipped.py)
     └── StopRequested          a stop request (SIGTERM) cut an HTTP pause short; the
                                pipeline records the source as stopped, never as failed
@@ -117,6 +119,12 @@ class PublishError(IomfeedError):
 
 class DeliveryError(IomfeedError):
     """A message could not be delivered."""
+
+
+class IllegalTransition(IomfeedError):
+    """A digest was asked to move between two states that its lifecycle
+    (:mod:`iomfeed.digest.lifecycle`) does not link, such as resuming one already sent. A
+    bug, never a user's mistake: the message names both states."""
 
 
 class StopRequested(IomfeedError):

@@ -187,7 +187,7 @@ def source_health(store: Store, name: str, *, enabled: bool) -> SourceHealth:
 
 def next_scheduled(config: Config, store: Store, now: datetime) -> dict[str, datetime | None]:
     """When the next cycle runs and when the next digest is due, by the schedule."""
-    from .digest.select import next_digest, next_due
+    from .digest.lifecycle import next_digest, next_due
 
     tz = config.site.timezone
     fetch = next_due(config.schedule.fetch, tz, now, "schedule.fetch")

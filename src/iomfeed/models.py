@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from .digest.lifecycle import DeliveryStatus, DigestState
+
 
 class DateSource(StrEnum):
     """Where an item's published date came from, most trusted first."""
@@ -269,14 +271,15 @@ class RenderedDigest:
 
 @dataclass(frozen=True, slots=True)
 class DigestRecord:
-    """A digest as the store records it. ``status``: 'sending' (deliveries still due),
-    'sent' (every delivery is final), or 'skipped' (nothing new, or nobody to send to)."""
+    """A digest as the store records it. ``status``: one of the stored lifecycle states,
+    SENDING (deliveries still due), SENT (every delivery is final), or SKIPPED (nothing new,
+    or nobody to send to)."""
 
     id: int
     created: datetime  # when it was made: the Date of its messages and its schedule mark
     since: datetime | None  # items first seen after this ...
     cutoff: datetime  # ... and up to this
-    status: str
+    status: DigestState
     items: int  # items shown
     more: int  # new items left out, linked instead
     finished: datetime | None
@@ -293,7 +296,7 @@ class Delivery:
     name: str
     language: str
     subscriber_status: str
-    status: str  # pending | sending | sent | failed | skipped
+    status: DeliveryStatus
     attempts: int
     ambiguous: bool  # found 'sending' after a crash: it may or may not have gone out
     reply: str  # the last SMTP reply (or error)
@@ -319,10 +322,11 @@ class DeliveryReport:
 
 @dataclass(frozen=True, slots=True)
 class DigestOutcome:
-    """What a digest step did. ``status``: 'sent' (every delivery final), 'incomplete'
-    (some left pending for the next run, or stopped), 'skipped' (nothing to send)."""
+    """What a digest step did. ``status``: where it left the digest, SENT (every delivery
+    final), PARTIAL (some left pending for the next run, or stopped; its value is
+    'incomplete') or SKIPPED (nothing to send)."""
 
-    status: str
+    status: DigestState
     digest_id: int
     items: int  # items selected
     more: int
@@ -334,6 +338,25 @@ class DigestOutcome:
         """False when some deliveries failed or the send stopped on an error."""
         d = self.delivery
         return d is None or (not d.error and d.failed == 0)
+
+
+@dataclass(frozen=True, slots=True)
+class DigestPlan:
+    """What a send would do now (``iomfeed digest --dry-run``); nothing is recorded.
+
+    ``resuming``: a digest is being sent and ``content`` is what it holds, ``totals`` its
+    ledger; otherwise ``content`` is the next one's selection, ``due`` says whether the
+    schedule makes it due now and ``skipped_empty`` whether it would be skipped for having
+    nothing new (``digest.skip_empty``; then nothing is rendered). ``recipients``: who would
+    get it, per language; ``rendered``: the digest per language."""
+
+    content: DigestContent
+    resuming: bool
+    due: bool
+    totals: Mapping[str, int]
+    recipients: Mapping[str, int]
+    skipped_empty: bool
+    rendered: Mapping[str, RenderedDigest]
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,25 +83,18 @@ def _digest_preview(args: argparse.Namespace, rt: Runtime) -> int:
 
 def _digest_dry_run(args: argparse.Namespace, config: Config, store: Store) -> int:
     from ..clock import utc_now
-    from ..pipeline import digest_content, digest_due, render_languages
+    from ..digest.steps import dry_run
 
-    now = utc_now()
-    content = digest_content(config, store, now)
-    since = content.since.isoformat() if content.since else "the first digest"
-    if content.digest_id:
-        totals = store.delivery_totals(content.digest_id)
+    plan = dry_run(config, store, utc_now())
+    content = plan.content
+    if plan.resuming:
         print(
             f"digest {content.digest_id} is being sent: "
-            + ", ".join(f"{n} {s}" for s, n in sorted(totals.items()))
+            + ", ".join(f"{n} {s}" for s, n in sorted(plan.totals.items()))
         )
-        recipients = dict.fromkeys(config.digest.languages, 0)
-        for d in store.deliveries(content.digest_id):
-            recipients[d.language] = recipients.get(d.language, 0) + 1
     else:
-        recipients = dict.fromkeys(config.digest.languages, 0)
-        for sub in store.subscribers("active"):
-            recipients[sub.language] = recipients.get(sub.language, 0) + 1
-        due = "due now" if digest_due(config, store, now) else "not due yet"
+        due = "due now" if plan.due else "not due yet"
+        since = content.since.isoformat() if content.since else "the first digest"
         if content.first:
             print(
                 f"next digest ({due} by schedule {config.schedule.digest!r}): the list's"
@@ -114,13 +107,12 @@ def _digest_dry_run(args: argparse.Namespace, config: Config, store: Store) -> i
                 f" {len(content.entries)} new item(s) since {since},"
                 f" {content.more} more linked"
             )
-        if not content.entries and config.digest.skip_empty:
+        if plan.skipped_empty:
             print("nothing new: it would be skipped (digest.skip_empty)")
             return EXIT_OK
-    rendered = render_languages(config, content)
-    for lang, r in rendered.items():
+    for lang, r in plan.rendered.items():
         print(
-            f"  {lang}: {recipients.get(lang, 0)} subscriber(s); subject: {r.subject};"
+            f"  {lang}: {plan.recipients.get(lang, 0)} subscriber(s); subject: {r.subject};"
             f" {r.shown} item(s) shown, {r.more} more; {r.html_bytes / 1000:.1f} KB HTML"
         )
     for e in content.entries:

@@ -4,9 +4,9 @@ For each ledger row still due, the row is committed as 'sending' before the mess
 and as 'sent' (with the server's reply) after, so a crash at any point leaves at most one row
 'sending': the message that was in flight. The next run finds it, marks it ambiguous and sends
 it again with the same Message-ID (a mail client shows one message; the ledger says why there
-may be two). Temporary failures are retried with backoff, then left pending for the next run;
-permanent ones are recorded, count towards a bounce, and do not stop the others. A stop request
-(SIGTERM) is honoured between two messages.
+may be two). What follows a failure (try again, defer, give up, stop the send, undo a streak)
+is decided by :class:`.policy.DeliveryPolicy`; this module only applies it, one small function
+per outcome. A stop request (SIGTERM) is honoured between two messages.
 """
 
 from __future__ import annotations
@@ -14,24 +14,22 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from ..config import MailConfig
-from ..digest.message import Composer
+from ..digest.lifecycle import DeliveryStatus
 from ..errors import DeliveryError, StopRequested
-from ..models import DeliveryReport, DigestRecord
-from ..store import Store
-from .mailers import Mailer, PermanentFailure, TemporaryFailure
+from ..models import Delivery, DeliveryReport, DigestRecord
+from .mailers import PermanentFailure, TemporaryFailure
+from .policy import DeliveryPolicy, Streaks, Verdict
+
+if TYPE_CHECKING:
+    from ..digest.message import Composer, Outgoing
+    from ..store import Store
+    from .mailers import Mailer
 
 log = logging.getLogger(__name__)
-
-#: Refusals in a row after which the send stops: one address refusing is normal, a relay
-#: refusing everyone is a configuration problem, not a reason to fail or bounce the list;
-#: the streak's rows are put back to pending and its bounce counts undone.
-MAX_PERMANENT_IN_A_ROW = 10
-#: Addresses in a row still deferred after their retries: a quota or a rate limit answered
-#: at RCPT, not greylisting; the send stops and the streak's tries are given back.
-MAX_TEMPORARY_IN_A_ROW = 5
 
 
 class Stop:
@@ -60,177 +58,214 @@ class Stop:
             raise StopRequested("stopped on request during a pause between requests")
 
 
+@dataclass(slots=True)
+class _Send:
+    """One send: what it works with, and what it has done so far."""
+
+    store: Store
+    record: DigestRecord
+    composers: Mapping[str, Composer]
+    mailer: Mailer
+    policy: DeliveryPolicy
+    clock: Callable[[], datetime]
+    stop: Stop
+    streaks: Streaks
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+    skipped: int = 0
+    bounced: int = 0
+    resent_ambiguous: int = 0
+    interrupted: bool = False
+    error: str = ""  # why the send stops early; set, it ends the send after this row
+
+    def report(self, finished: bool, totals: Mapping[str, int]) -> DeliveryReport:
+        return DeliveryReport(
+            digest_id=self.record.id,
+            sent=self.sent,
+            failed=self.failed,
+            deferred=self.deferred,
+            skipped=self.skipped,
+            bounced=self.bounced,
+            resent_ambiguous=self.resent_ambiguous,
+            interrupted=self.interrupted,
+            totals=totals,
+            finished=finished,
+            error=self.error,
+        )
+
+
 def deliver(
     store: Store,
     record: DigestRecord,
     composers: Mapping[str, Composer],
     mailer: Mailer,
     *,
-    mail: MailConfig,
+    policy: DeliveryPolicy,
     clock: Callable[[], datetime],
     stop: Stop | None = None,
     on_message: Callable[[], None] | None = None,
 ) -> DeliveryReport:
     """Send what the ledger says is still due for ``record``; returns what happened."""
-    stop = stop or Stop()
-    counts = {
-        "sent": 0,
-        "failed": 0,
-        "deferred": 0,
-        "skipped": 0,
-        "bounced": 0,
-        "resent_ambiguous": 0,
-    }
-    error = ""
-    interrupted = False
-    refused: list[int] = []  # subscribers refused permanently in a row
-    deferred: list[tuple[int, int]] = []  # (subscriber, tries this run) deferred in a row
+    send = _Send(store, record, composers, mailer, policy, clock, stop or Stop(), Streaks(policy))
     for row in store.deliveries(record.id):
-        if stop.requested:
-            interrupted = True
+        if send.stop.requested:
+            send.interrupted = True
             break
-        if row.subscriber_status != "active":
-            store.mark_skipped(
-                record.id,
-                row.subscriber_id,
-                f"subscriber {row.subscriber_status} before their turn",
-                clock(),
-            )
-            counts["skipped"] += 1
+        if not _deliver_row(send, row):
             continue
-        ambiguous = row.status == "sending" or row.ambiguous
-        if row.status == "sending":
-            log.warning(
-                "digest %d to %s was in flight when a run stopped; sending it again"
-                " with the same Message-ID",
-                record.id,
-                row.address,
-            )
-            counts["resent_ambiguous"] += 1
-        try:
-            message = composers[row.language].compose(row.subscriber_id, row.address, row.name)
-        except Exception as exc:  # bad data must not stall everyone after this row
-            log.exception("digest %d to %s: the message could not be made", record.id, row.address)
-            store.mark_error(
-                record.id, row.subscriber_id, f"message could not be made: {exc!r}", clock()
-            )
-            counts["failed"] += 1
-            continue
-        attempts = row.attempts
-        tries = 0
-        for retry in range(mail.retries + 1):
-            if not store.mark_sending(record.id, row.subscriber_id, clock(), ambiguous=ambiguous):
-                store.mark_skipped(
-                    record.id, row.subscriber_id, "unsubscribed before their turn", clock()
-                )
-                counts["skipped"] += 1
-                break
-            attempts += 1
-            tries += 1
-            try:
-                reply = mailer.send(message)
-            except TemporaryFailure as exc:
-                ambiguous = ambiguous or exc.maybe_delivered
-                if (
-                    retry < mail.retries
-                    and attempts < mail.max_attempts
-                    and not stop.sleep(mail.backoff * 2**retry)
-                ):
-                    log.info("digest %d to %s: %s; trying again", record.id, row.address, exc.reply)
-                    continue
-                if exc.server:
-                    # Not this subscriber's problem: pending again, the tries given back.
-                    store.mark_deferred(
-                        record.id, row.subscriber_id, exc.reply, clock(), give_up=False
-                    )
-                    store.uncount_attempts(record.id, row.subscriber_id, tries)
-                    error = f"mail server: {exc.reply}"
-                    break
-                give_up = attempts >= mail.max_attempts
-                store.mark_deferred(
-                    record.id, row.subscriber_id, exc.reply, clock(), give_up=give_up
-                )
-                if give_up:
-                    counts["failed"] += 1
-                    log.warning(
-                        "digest %d to %s failed after %d tries: %s",
-                        record.id,
-                        row.address,
-                        attempts,
-                        exc.reply,
-                    )
-                else:
-                    counts["deferred"] += 1
-                    deferred.append((row.subscriber_id, tries))
-                    log.warning(
-                        "digest %d to %s deferred to the next run: %s",
-                        record.id,
-                        row.address,
-                        exc.reply,
-                    )
-                if len(deferred) >= MAX_TEMPORARY_IN_A_ROW:
-                    for sid, n in deferred:
-                        store.uncount_attempts(record.id, sid, n)
-                    error = (
-                        f"{len(deferred)} addresses in a row deferred (last: {exc.reply});"
-                        " stopped: is the mail server refusing everyone for now?"
-                    )
-                elif stop.requested:
-                    interrupted = True
-            except PermanentFailure as exc:
-                bounced = store.mark_failed(
-                    record.id, row.subscriber_id, exc.reply, clock(), bounce_after=mail.bounce_after
-                )
-                counts["failed"] += 1
-                counts["bounced"] += int(bounced)
-                refused.append(row.subscriber_id)
-                deferred.clear()
-                log.warning(
-                    "digest %d to %s refused: %s%s",
-                    record.id,
-                    row.address,
-                    exc.reply,
-                    " (subscriber marked bounced)" if bounced else "",
-                )
-                if len(refused) >= MAX_PERMANENT_IN_A_ROW:
-                    store.revert_failures(record.id, refused, bounce_after=mail.bounce_after)
-                    counts["failed"] -= len(refused)
-                    counts["bounced"] = 0
-                    error = (
-                        f"{len(refused)} addresses in a row refused (last: {exc.reply});"
-                        " stopped, and those deliveries are pending again: is the mail"
-                        " server refusing every message?"
-                    )
-            except DeliveryError as exc:
-                # Concerns every message (sender refused, login, TLS, outbox not writable):
-                # this row goes back to pending, its try given back, and the send stops.
-                store.mark_deferred(record.id, row.subscriber_id, str(exc), clock(), give_up=False)
-                store.uncount_attempts(record.id, row.subscriber_id, tries)
-                error = str(exc)
-            else:
-                store.mark_delivered(
-                    record.id,
-                    row.subscriber_id,
-                    reply,
-                    clock(),
-                    reset_failures=row.subscriber_failures > 0,
-                )
-                counts["sent"] += 1
-                refused.clear()
-                deferred.clear()
-                log.debug("digest %d to %s: %s", record.id, row.address, reply)
-            break
         if on_message is not None:
             on_message()
-        if error or interrupted:
+        if send.error or send.interrupted:
             break
     finished = store.finish_digest(record.id, clock())
-    totals = store.delivery_totals(record.id)
-    return DeliveryReport(
-        digest_id=record.id,
-        interrupted=interrupted,
-        totals=totals,
-        finished=finished,
-        error=error,
-        **counts,
+    return send.report(finished, store.delivery_totals(record.id))
+
+
+def _deliver_row(send: _Send, row: Delivery) -> bool:
+    """Deliver one ledger row. False when it was settled before the first try (the
+    subscriber had left, or their message could not be made): no progress step for it."""
+    if row.subscriber_status != "active":
+        _skip(send, row, f"subscriber {row.subscriber_status} before their turn")
+        return False
+    ambiguous = row.status == DeliveryStatus.SENDING or row.ambiguous
+    if row.status == DeliveryStatus.SENDING:
+        log.warning(
+            "digest %d to %s was in flight when a run stopped; sending it again"
+            " with the same Message-ID",
+            send.record.id,
+            row.address,
+        )
+        send.resent_ambiguous += 1
+    try:
+        message = send.composers[row.language].compose(row.subscriber_id, row.address, row.name)
+    except Exception as exc:  # bad data must not stall everyone after this row
+        log.exception("digest %d to %s: the message could not be made", send.record.id, row.address)
+        send.store.mark_error(
+            send.record.id, row.subscriber_id, f"message could not be made: {exc!r}", send.clock()
+        )
+        send.failed += 1
+        return False
+    _try(send, row, message, ambiguous)
+    return True
+
+
+def _try(send: _Send, row: Delivery, message: Outgoing, ambiguous: bool) -> None:
+    """Hand the message over, trying again as the policy says; record the outcome."""
+    attempts, tries = row.attempts, 0
+    for retry in range(send.policy.tries_per_run):
+        if not send.store.mark_sending(
+            send.record.id, row.subscriber_id, send.clock(), ambiguous=ambiguous
+        ):
+            _skip(send, row, "unsubscribed before their turn")
+            return
+        attempts += 1
+        tries += 1
+        try:
+            reply = send.mailer.send(message)
+        except TemporaryFailure as exc:
+            ambiguous = ambiguous or exc.maybe_delivered
+            verdict = send.policy.after_temporary(retry=retry, attempts=attempts, server=exc.server)
+            if verdict is Verdict.RETRY:
+                if not send.stop.sleep(send.policy.pause(retry)):
+                    log.info(
+                        "digest %d to %s: %s; trying again", send.record.id, row.address, exc.reply
+                    )
+                    continue
+                verdict = send.policy.after_temporary(
+                    retry=retry, attempts=attempts, server=exc.server, stopping=True
+                )
+            _deferred(send, row, exc.reply, verdict, attempts, tries)
+        except PermanentFailure as exc:
+            _refused(send, row, exc.reply)
+        except DeliveryError as exc:
+            # Concerns every message (sender refused, login, TLS, outbox not writable).
+            _hold(send, row, str(exc), tries)
+            send.error = str(exc)
+        else:
+            _delivered(send, row, reply)
+        return
+
+
+def _skip(send: _Send, row: Delivery, reason: str) -> None:
+    send.store.mark_skipped(send.record.id, row.subscriber_id, reason, send.clock())
+    send.skipped += 1
+
+
+def _hold(send: _Send, row: Delivery, reply: str, tries: int) -> None:
+    """Not this subscriber's problem: pending again, this run's tries given back."""
+    send.store.mark_deferred(send.record.id, row.subscriber_id, reply, send.clock(), give_up=False)
+    send.store.uncount_attempts(send.record.id, row.subscriber_id, tries)
+
+
+def _delivered(send: _Send, row: Delivery, reply: str) -> None:
+    send.store.mark_delivered(
+        send.record.id,
+        row.subscriber_id,
+        reply,
+        send.clock(),
+        reset_failures=row.subscriber_failures > 0,
     )
+    send.sent += 1
+    send.streaks.on_sent()
+    log.debug("digest %d to %s: %s", send.record.id, row.address, reply)
+
+
+def _deferred(
+    send: _Send, row: Delivery, reply: str, verdict: Verdict, attempts: int, tries: int
+) -> None:
+    """A temporary failure with no more tries this run: held, deferred or given up."""
+    digest_id = send.record.id
+    if verdict is Verdict.HOLD:
+        _hold(send, row, reply, tries)
+        send.error = f"mail server: {reply}"
+        return
+    give_up = verdict is Verdict.GIVE_UP
+    send.store.mark_deferred(digest_id, row.subscriber_id, reply, send.clock(), give_up=give_up)
+    if give_up:
+        send.failed += 1
+        log.warning(
+            "digest %d to %s failed after %d tries: %s", digest_id, row.address, attempts, reply
+        )
+    else:
+        send.deferred += 1
+        log.warning("digest %d to %s deferred to the next run: %s", digest_id, row.address, reply)
+        if send.streaks.on_deferred(row.subscriber_id, tries):
+            for sid, n in send.streaks.deferred:
+                send.store.uncount_attempts(digest_id, sid, n)
+            send.error = (
+                f"{len(send.streaks.deferred)} addresses in a row deferred (last: {reply});"
+                " stopped: is the mail server refusing everyone for now?"
+            )
+            return
+    if send.stop.requested:
+        send.interrupted = True
+
+
+def _refused(send: _Send, row: Delivery, reply: str) -> None:
+    """A permanent failure: failed, counted towards a bounce, unless the streak says the
+    server refuses everyone, which undoes the streak and stops the send."""
+    digest_id = send.record.id
+    bounce_after = send.policy.bounce_after
+    bounced = send.store.mark_failed(
+        digest_id, row.subscriber_id, reply, send.clock(), bounce_after=bounce_after
+    )
+    send.failed += 1
+    send.bounced += int(bounced)
+    log.warning(
+        "digest %d to %s refused: %s%s",
+        digest_id,
+        row.address,
+        reply,
+        " (subscriber marked bounced)" if bounced else "",
+    )
+    if send.streaks.on_refused(row.subscriber_id, bounced):
+        streak = send.streaks.refused_ids
+        send.store.revert_failures(digest_id, streak, bounce_after=bounce_after)
+        send.failed -= len(streak)
+        send.bounced -= send.streaks.refused_bounces
+        send.error = (
+            f"{len(streak)} addresses in a row refused (last: {reply});"
+            " stopped, and those deliveries are pending again: is the mail"
+            " server refusing every message?"
+        )

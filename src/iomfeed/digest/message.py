@@ -94,6 +94,41 @@ def _split(body: str, tokens: tuple[str, ...]) -> list[str]:
     return re.split(pattern, body)
 
 
+def _skeleton(
+    rendered: RenderedDigest, sender: Sender, digest_id: int, date: datetime, test: bool
+) -> bytes:
+    """The message of one digest and language with every per-subscriber part left out: the
+    headers all its messages share, and marks where the two bodies go."""
+    from email.headerregistry import Address
+    from email.message import EmailMessage
+    from email.policy import SMTP
+
+    skeleton = EmailMessage(policy=SMTP)
+    skeleton["From"] = Address(clean_header_text(sender.name, NAME_LIMIT), addr_spec=sender.address)
+    if sender.reply_to:
+        skeleton["Reply-To"] = sender.reply_to
+    subject = clean_header_text(rendered.subject)
+    skeleton["Subject"] = f"[TEST] {subject}" if test else subject
+    skeleton["Date"] = format_datetime(date)
+    # Given unencoded: the policy encodes and folds it (a pre-folded value would carry
+    # a line break, which the policy rightly refuses).
+    list_name = clean_header_text(sender.list_name, NAME_LIMIT)
+    skeleton["List-Id"] = (
+        formataddr((list_name, sender.list_id))
+        if list_name.isascii()
+        else f"{list_name} <{sender.list_id}>"
+    )
+    if not test:
+        skeleton["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    skeleton.set_content(_TEXT_MARK + "\n", cte="8bit")
+    skeleton.add_alternative(_HTML_MARK + "\n", subtype="html", cte="8bit")
+    skeleton.set_boundary(
+        f"=_iomfeed_{digest_id}_{rendered.language}_"
+        + hashlib.sha256(rendered.html.encode()).hexdigest()[:16]
+    )
+    return skeleton.as_bytes()
+
+
 class Composer:
     """The messages of one digest in one language."""
 
@@ -107,10 +142,6 @@ class Composer:
         secret: bytes,
         test: bool = False,
     ) -> None:
-        from email.headerregistry import Address
-        from email.message import EmailMessage
-        from email.policy import SMTP
-
         from .render import ADDRESS, GREETING, TOKENS, UNSUBSCRIBE_URL
 
         self.rendered = rendered
@@ -122,32 +153,7 @@ class Composer:
         self._tokens = (GREETING, UNSUBSCRIBE_URL, ADDRESS)
         assert set(self._tokens) == set(TOKENS)
 
-        skeleton = EmailMessage(policy=SMTP)
-        skeleton["From"] = Address(
-            clean_header_text(sender.name, NAME_LIMIT), addr_spec=sender.address
-        )
-        if sender.reply_to:
-            skeleton["Reply-To"] = sender.reply_to
-        subject = clean_header_text(rendered.subject)
-        skeleton["Subject"] = f"[TEST] {subject}" if test else subject
-        skeleton["Date"] = format_datetime(date)
-        # Given unencoded: the policy encodes and folds it (a pre-folded value would carry
-        # a line break, which the policy rightly refuses).
-        list_name = clean_header_text(sender.list_name, NAME_LIMIT)
-        skeleton["List-Id"] = (
-            formataddr((list_name, sender.list_id))
-            if list_name.isascii()
-            else f"{list_name} <{sender.list_id}>"
-        )
-        if not test:
-            skeleton["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        skeleton.set_content(_TEXT_MARK + "\n", cte="8bit")
-        skeleton.add_alternative(_HTML_MARK + "\n", subtype="html", cte="8bit")
-        skeleton.set_boundary(
-            f"=_iomfeed_{digest_id}_{rendered.language}_"
-            + hashlib.sha256(rendered.html.encode()).hexdigest()[:16]
-        )
-        raw = skeleton.as_bytes()
+        raw = _skeleton(rendered, sender, digest_id, date, test)
         head, _, body = raw.partition(b"\r\n\r\n")
         self._head = head + b"\r\n"
         before_text, _, rest = body.partition(_TEXT_MARK.encode() + b"\r\n")

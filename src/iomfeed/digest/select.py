@@ -1,4 +1,4 @@
-"""Which items a digest holds, and whether one is due. Pure: records and times in, records out.
+"""Which items a digest holds. Pure: records in, records out.
 
 A digest holds the items first seen since the last digest that actually went out (not a fixed
 window: after a missed week it catches up), newest first, at most ``digest.max_items``; the
@@ -6,18 +6,16 @@ rest are counted and linked. The list's first digest (none went out before) woul
 whole history a backfill brought: it shows only the newest ``digest.first_items`` as "the
 latest stories", and the older ones count as handled.
 
-Whether one is due is decided from the store's record of the last digest and the schedule, so
-a service that was down at the scheduled time sends one catch-up digest when it comes back,
-not zero and not two.
+Whether one is due, and what a send does with it, is the lifecycle's to decide
+(:mod:`.lifecycle`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from ..errors import ConfigError
-from ..models import DigestContent, DigestEntry, DigestRecord, StoredItem
+from ..models import DigestContent, DigestEntry, StoredItem
 from ..normalize import text_blocks
 
 SUMMARY_LIMIT = 300
@@ -90,63 +88,3 @@ def select(
         left_out=tuple(i.id for i in ordered[max_items:]),
         first=first,
     )
-
-
-def next_due(
-    schedule: str, timezone: str, mark: datetime, key: str = "schedule.digest"
-) -> datetime:
-    """The first scheduled time strictly after ``mark`` (a crontab expression in
-    ``timezone``): a digest made at 08:00:00 for the 08:00 slot has used that slot."""
-    from ..cron import trigger as cron_trigger
-
-    try:
-        trigger = cron_trigger(schedule, timezone)
-    except ConfigError as exc:
-        raise ConfigError(f"{key}: invalid crontab expression {schedule!r}: {exc}") from exc
-    when = trigger.get_next_fire_time(None, mark + timedelta(seconds=1))
-    if when is None:  # pragma: no cover - a crontab expression always fires again
-        raise ConfigError(f"{key}: {schedule!r} never fires")
-    return when  # type: ignore[no-any-return]
-
-
-def is_due(
-    *,
-    schedule: str,
-    timezone: str,
-    now: datetime,
-    last: DigestRecord | None,
-    open_digest: DigestRecord | None,
-    first_run: datetime | None,
-) -> bool:
-    """Whether ``run`` should send a digest now.
-
-    Due when one is still being sent (resume it), or when a scheduled time has passed since
-    the last digest was made (sent or skipped), or, before the first digest, since iomfeed
-    first ran. One missed time or ten, the answer is one digest.
-    """
-    when = next_digest(
-        schedule=schedule,
-        timezone=timezone,
-        now=now,
-        last=last,
-        open_digest=open_digest,
-        first_run=first_run,
-    )
-    return when is not None and when <= now
-
-
-def next_digest(
-    *,
-    schedule: str,
-    timezone: str,
-    now: datetime,
-    last: DigestRecord | None,
-    open_digest: DigestRecord | None,
-    first_run: datetime | None,
-) -> datetime | None:
-    """When the next digest is due (``now`` while one is being sent); None before iomfeed
-    ever ran."""
-    if open_digest is not None:
-        return now
-    mark = last.created if last is not None else first_run
-    return None if mark is None else next_due(schedule, timezone, mark)

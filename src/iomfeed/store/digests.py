@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
 
+from ..digest.lifecycle import DeliveryStatus, DigestState
 from ..errors import StoreError
 from ..models import Delivery, DigestRecord, StoredItem
 from .base import StoreBase, parse, utc
@@ -19,7 +20,7 @@ def _digest(row: sqlite3.Row) -> DigestRecord:
         created=parse(row["created"]),
         since=parse(row["since"]) if row["since"] else None,
         cutoff=parse(row["cutoff"]),
-        status=row["status"],
+        status=DigestState(row["status"]),
         items=row["items"],
         more=row["more"],
         finished=parse(row["finished"]) if row["finished"] else None,
@@ -42,7 +43,7 @@ def _delivery(r: sqlite3.Row) -> Delivery:
         name=r["name"],
         language=r["language"],
         subscriber_status=r["sub_status"],
-        status=r["status"],
+        status=DeliveryStatus(r["status"]),
         attempts=r["attempts"],
         ambiguous=bool(r["ambiguous"]),
         reply=r["reply"],

@@ -1,0 +1,205 @@
+"""The digest's lifecycle as one state machine: its states, the transitions allowed between
+them, and the pure decisions that move a digest along. Decides only: no store, no mailer, no
+clock of its own. :mod:`.steps` reads the store, asks these functions and applies the answers.
+
+::
+
+      (not recorded)               recorded in the store (digests.status)
+      DUE ──nothing new, nobody to send to──> SKIPPED                        'skipped'
+       │
+       └──ledger made──> CREATED ──> SENDING ──every delivery final──> SENT   'sent'
+                                      │   ^
+             stopped, deferred, or an v   │ the next run resumes it
+             error concerning everyone PARTIAL                              'sending'
+
+``CREATED``, ``SENDING`` and ``PARTIAL`` are all stored as 'sending' (a digest whose ledger
+still has rows due); a digest found so at the start of a run is ``PARTIAL`` and is resumed,
+never made again. Only one such digest exists at a time (the store refuses a second).
+
+A digest's ledger has one row per subscriber, a :class:`DeliveryStatus`: 'pending' until its
+turn, 'sending' while the message is out (committed before it leaves, so a crash leaves at
+most one row so, re-sent with the same Message-ID), then 'sent', 'failed' (refused, gave up,
+or the message could not be made), 'skipped' (left the list before their turn), or 'pending'
+again (deferred to the next run). The digest is ``SENT`` when no row is 'pending' or
+'sending'. The retry and bounce rules of a delivery are in :mod:`..delivery.policy`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError, IllegalTransition
+
+if TYPE_CHECKING:
+    from ..models import DigestContent, DigestRecord
+
+
+class DigestState(StrEnum):
+    """Where a digest is in its lifecycle. The values of the stored states (:data:`STORED`)
+    are the strings of the ``digests.status`` column; ``PARTIAL``'s is the one a step's
+    outcome has always reported ('incomplete')."""
+
+    DUE = "due"  # a scheduled time has passed and no digest is open: nothing recorded yet
+    CREATED = "created"  # recorded with a pending ledger row per active subscriber
+    SENDING = "sending"  # deliveries under way (stored as such)
+    PARTIAL = "incomplete"  # this run ended with deliveries still due; the next one resumes
+    SENT = "sent"  # every delivery is final
+    SKIPPED = "skipped"  # recorded as not sent (and why), so the schedule moves on
+
+
+class DeliveryStatus(StrEnum):
+    """A ledger row's status (the strings of the ``deliveries.status`` column)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+#: The states the store records ('sending', 'sent', 'skipped'): CREATED and PARTIAL are
+#: recorded as SENDING, DUE is never recorded.
+STORED = frozenset({DigestState.SENDING, DigestState.SENT, DigestState.SKIPPED})
+
+#: Every transition the lifecycle allows; anything else is :class:`IllegalTransition`.
+TRANSITIONS: dict[DigestState, frozenset[DigestState]] = {
+    DigestState.DUE: frozenset({DigestState.CREATED, DigestState.SKIPPED}),
+    DigestState.CREATED: frozenset({DigestState.SENDING}),
+    DigestState.SENDING: frozenset({DigestState.SENT, DigestState.PARTIAL}),
+    DigestState.PARTIAL: frozenset({DigestState.SENDING}),
+    DigestState.SENT: frozenset(),
+    DigestState.SKIPPED: frozenset(),
+}
+
+
+def advance(current: DigestState, target: DigestState) -> DigestState:
+    """``target``, when the lifecycle allows going there from ``current``."""
+    if target not in TRANSITIONS[current]:
+        allowed = ", ".join(sorted(s.name for s in TRANSITIONS[current])) or "none, it is final"
+        raise IllegalTransition(
+            f"a digest cannot go from {current.name} to {target.name} (allowed: {allowed})"
+        )
+    return target
+
+
+def state_of(record: DigestRecord) -> DigestState:
+    """Where a recorded digest stands when a run finds it: one still 'sending' was left
+    with deliveries due (by a stop, a deferral or a crash), so it is ``PARTIAL``."""
+    status = DigestState(record.status)
+    if status not in STORED:
+        raise IllegalTransition(f"digest {record.id}: {status.value!r} is not a stored status")
+    return DigestState.PARTIAL if status is DigestState.SENDING else status
+
+
+def after_send(finished: bool) -> DigestState:
+    """Where a send leaves its digest: ``SENT`` when every delivery is final."""
+    return DigestState.SENT if finished else DigestState.PARTIAL
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Send what is still due of the digest already recorded."""
+
+    record: DigestRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """Record the due digest as skipped, with why."""
+
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class Create:
+    """Record the selected digest and its ledger, then send it."""
+
+
+Step = Resume | Skip | Create
+
+
+def decide(
+    *,
+    open_digest: DigestRecord | None,
+    content: DigestContent,
+    skip_empty: bool,
+    active_subscribers: int,
+) -> Step:
+    """What a send does with a due digest: resume the open one (whatever is new since: its
+    items are frozen), skip when nothing is new (``digest.skip_empty``) or nobody is there to
+    receive it, or make it of ``content``."""
+    if open_digest is not None:
+        return Resume(open_digest)
+    if not content.entries and skip_empty:
+        since = content.since.isoformat() if content.since else "the start"
+        return Skip(f"nothing new since {since}")
+    if active_subscribers == 0:
+        return Skip("no active subscribers")
+    return Create()
+
+
+def next_due(
+    schedule: str, timezone: str, mark: datetime, key: str = "schedule.digest"
+) -> datetime:
+    """The first scheduled time strictly after ``mark`` (a crontab expression in
+    ``timezone``): a digest made at 08:00:00 for the 08:00 slot has used that slot."""
+    from ..cron import trigger as cron_trigger
+
+    try:
+        trigger = cron_trigger(schedule, timezone)
+    except ConfigError as exc:
+        raise ConfigError(f"{key}: invalid crontab expression {schedule!r}: {exc}") from exc
+    when = trigger.get_next_fire_time(None, mark + timedelta(seconds=1))
+    if when is None:  # pragma: no cover - a crontab expression always fires again
+        raise ConfigError(f"{key}: {schedule!r} never fires")
+    return when  # type: ignore[no-any-return]
+
+
+def next_digest(
+    *,
+    schedule: str,
+    timezone: str,
+    now: datetime,
+    last: DigestRecord | None,
+    open_digest: DigestRecord | None,
+    first_run: datetime | None,
+) -> datetime | None:
+    """When the next digest is due (``now`` while one is being sent); None before iomfeed
+    ever ran."""
+    if open_digest is not None:
+        return now
+    mark = last.created if last is not None else first_run
+    return None if mark is None else next_due(schedule, timezone, mark)
+
+
+def is_due(
+    *,
+    schedule: str,
+    timezone: str,
+    now: datetime,
+    last: DigestRecord | None,
+    open_digest: DigestRecord | None,
+    first_run: datetime | None,
+) -> bool:
+    """Whether a run should send a digest now.
+
+    Due when one is still being sent (resume it), or when a scheduled time has passed since
+    the last digest was made (sent or skipped), or, before the first digest, since iomfeed
+    first ran. One missed time or ten, the answer is one digest: a service that was down at
+    the scheduled time sends one catch-up digest when it comes back, not zero and not two.
+    """
+    when = next_digest(
+        schedule=schedule,
+        timezone=timezone,
+        now=now,
+        last=last,
+        open_digest=open_digest,
+        first_run=first_run,
+    )
+    return when is not None and when <= now

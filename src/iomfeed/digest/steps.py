@@ -1,0 +1,343 @@
+"""The digest steps the pipeline and the commands call: what the next digest holds, whether
+it is due, the send, the preview and the dry run.
+
+Each step reads the store, asks :mod:`.lifecycle` what to do and applies the answer: the
+rules (when a digest is due, when it is skipped, which state follows which) are there, the
+retry and bounce rules in :mod:`..delivery.policy`, the per-message loop in
+:mod:`..delivery.send`. Heavy imports (the renderer, premailer) stay inside the functions, so
+a cron run with nothing to send does not load them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from ..models import DigestContent, DigestOutcome, DigestPlan, RenderedDigest, StoredItem
+from .lifecycle import (
+    Create,
+    DigestState,
+    Resume,
+    Skip,
+    advance,
+    after_send,
+    decide,
+    is_due,
+    state_of,
+)
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..delivery.mailers import Mailer
+    from ..delivery.send import Stop
+    from ..models import DeliveryReport, DigestRecord
+    from ..store import Store
+    from .message import Composer, Sender
+
+log = logging.getLogger(__name__)
+
+
+def digest_content(config: Config, store: Store, now: datetime) -> DigestContent:
+    """The digest to send now: the one still being sent (same items, same date), or a new
+    selection of the items first seen since the last digest that went out."""
+    from .select import select
+
+    current = store.open_digest()
+    if current is not None:
+        items = store.items_by_id(store.digest_item_ids(current.id))
+        return _frozen_content(current.id, current.created, current.since, items, current.more)
+    last_sent = store.last_digest(DigestState.SENT)
+    if last_sent is None:
+        # The list's first digest: everything stored is "new", back to the oldest story a
+        # backfill found. Only the newest few are shown; the others count as handled.
+        return select(
+            store.new_items(None, now),
+            max_items=config.digest.first_items,
+            digest_id=0,
+            created=now,
+            since=None,
+            first=True,
+        )
+    return select(
+        store.new_items(last_sent, now),
+        max_items=config.digest.max_items,
+        digest_id=0,
+        created=now,
+        since=last_sent.cutoff,
+    )
+
+
+def _frozen_content(
+    digest_id: int,
+    created: datetime,
+    since: datetime | None,
+    items: Sequence[StoredItem],
+    more: int,
+) -> DigestContent:
+    from .select import to_entry
+
+    # Only the first digest has no "since": every later one starts where a sent one ended.
+    return DigestContent(
+        digest_id=digest_id,
+        created=created,
+        since=since,
+        entries=tuple(to_entry(i) for i in items),
+        more=more,
+        first=since is None,
+    )
+
+
+def render_languages(
+    config: Config, content: DigestContent, languages: Sequence[str] | None = None
+) -> dict[str, RenderedDigest]:
+    """The digest rendered and inlined once per language (by default each of
+    ``digest.languages``)."""
+    from .render import render_digest
+
+    codes = config.digest.languages if languages is None else languages
+    return {lang: render_digest(content, lang, config) for lang in codes}
+
+
+def sender(config: Config, language: str = "en") -> Sender:
+    from .message import Sender
+
+    return Sender(
+        address=config.mail.from_address,
+        name=config.mail.from_name.get(language),
+        list_id=config.list_id,
+        list_name=config.digest.title.get(language),
+        unsubscribe_url=config.unsubscribe_url,
+        unsubscribe_mailto=config.unsubscribe_mailto,
+        reply_to=config.mail.reply_to,
+    )
+
+
+def composers(
+    config: Config,
+    rendered: dict[str, RenderedDigest],
+    *,
+    digest_id: int,
+    date: datetime,
+    secret: bytes,
+    test: bool = False,
+) -> dict[str, Composer]:
+    from .message import Composer
+
+    return {
+        lang: Composer(
+            r, sender=sender(config, lang), digest_id=digest_id, date=date, secret=secret, test=test
+        )
+        for lang, r in rendered.items()
+    }
+
+
+def digest_due(config: Config, store: Store, now: datetime) -> bool:
+    return is_due(
+        schedule=config.schedule.digest,
+        timezone=config.site.timezone,
+        now=now,
+        last=store.last_digest(),
+        open_digest=store.open_digest(),
+        first_run=store.first_run_started(),
+    )
+
+
+# --------------------------------------------------------------------------- the send
+
+
+def send_digest(
+    config: Config,
+    *,
+    store: Store,
+    mailer: Mailer,
+    clock: Callable[[], datetime],
+    stop: Stop | None = None,
+    on_message: Callable[[], None] | None = None,
+) -> DigestOutcome:
+    """Send the digest: resume the one being sent, or make one of what is new. Skips (and
+    records the skip, so the schedule moves on) when there is nothing new or nobody to
+    send to."""
+    from ..preflight import require_sendable
+
+    require_sendable(config)  # before anything is recorded
+    now = clock()
+    content = digest_content(config, store, now)
+    step = decide(
+        open_digest=store.digest(content.digest_id) if content.digest_id else None,
+        content=content,
+        skip_empty=config.digest.skip_empty,
+        active_subscribers=store.subscriber_counts().get("active", 0),
+    )
+    if isinstance(step, Skip):
+        state = advance(DigestState.DUE, DigestState.SKIPPED)
+        digest_id = store.skip_digest(created=now, since=content.since, note=step.note)
+        log.info("digest skipped: %s", step.note)
+        return DigestOutcome(state, digest_id, 0, 0, note=step.note)
+    if isinstance(step, Create):
+        state, record, content, made = _create(config, store, content, now)
+    else:
+        state, record, made = _resume(config, store, step, content)
+    state = advance(state, DigestState.SENDING)
+    report = _deliver(config, store, record, made, mailer, clock, stop, on_message)
+    state = advance(state, after_send(report.finished))
+    _log_outcome(record, report)
+    return DigestOutcome(state, record.id, len(content.entries), content.more, delivery=report)
+
+
+def _create(
+    config: Config, store: Store, content: DigestContent, now: datetime
+) -> tuple[DigestState, DigestRecord, DigestContent, dict[str, Composer]]:
+    """Record the digest and its ledger. Renders and makes one message per language first:
+    a template or header problem stops here, not half-way through a recorded digest."""
+    from .unsubscribe import load_secret
+
+    rendered = render_languages(config, content)
+    secret = load_secret(config, store)
+    for composer in composers(config, rendered, digest_id=0, date=now, secret=secret).values():
+        composer.compose(1, config.mail.from_address, "Trial Recipient")
+    state = advance(DigestState.DUE, DigestState.CREATED)
+    record = store.create_digest(
+        created=now,
+        since=content.since,
+        cutoff=now,
+        item_ids=[e.id for e in content.entries],
+        more=content.more,
+        left_out=content.left_out,
+    )
+    content = DigestContent(
+        digest_id=record.id,
+        created=record.created,
+        since=record.since,
+        entries=content.entries,
+        more=content.more,
+        first=content.first,
+    )
+    log.info(
+        "digest %d: %d item(s) (%d more linked) to %d subscriber(s)",
+        record.id,
+        len(content.entries),
+        content.more,
+        sum(store.delivery_totals(record.id).values()),
+    )
+    made = composers(config, rendered, digest_id=record.id, date=record.created, secret=secret)
+    return state, record, content, made
+
+
+def _resume(
+    config: Config, store: Store, step: Resume, content: DigestContent
+) -> tuple[DigestState, DigestRecord, dict[str, Composer]]:
+    """Render what the recorded digest holds, to send what its ledger still has due."""
+    from .unsubscribe import load_secret
+
+    record = step.record
+    state = state_of(record)
+    secret = load_secret(config, store)
+    log.info(
+        "digest %d: resuming the send (%s)",
+        record.id,
+        ", ".join(f"{n} {s}" for s, n in sorted(store.delivery_totals(record.id).items())),
+    )
+    rendered = render_languages(config, content)
+    made = composers(config, rendered, digest_id=record.id, date=record.created, secret=secret)
+    return state, record, made
+
+
+def _deliver(
+    config: Config,
+    store: Store,
+    record: DigestRecord,
+    made: dict[str, Composer],
+    mailer: Mailer,
+    clock: Callable[[], datetime],
+    stop: Stop | None,
+    on_message: Callable[[], None] | None,
+) -> DeliveryReport:
+    from ..delivery.policy import DeliveryPolicy
+    from ..delivery.send import deliver
+
+    try:
+        return deliver(
+            store,
+            record,
+            made,
+            mailer,
+            policy=DeliveryPolicy.from_config(config.mail),
+            clock=clock,
+            stop=stop,
+            on_message=on_message,
+        )
+    finally:
+        mailer.close()
+
+
+def _log_outcome(record: DigestRecord, report: DeliveryReport) -> None:
+    log.info(
+        "digest %d: %d sent, %d failed, %d deferred, %d skipped this run; %s",
+        record.id,
+        report.sent,
+        report.failed,
+        report.deferred,
+        report.skipped,
+        "complete"
+        if report.finished
+        else "not complete: "
+        + (report.error or ("stopped" if report.interrupted else "some pending")),
+    )
+    if report.error:
+        log.error("digest %d: %s", record.id, report.error)
+
+
+# --------------------------------------------------------------------------- looking ahead
+
+
+def digest_preview(
+    config: Config, store: Store, now: datetime, language: str
+) -> tuple[DigestContent, RenderedDigest, str]:
+    """The digest to send now, rendered in ``language`` with sample subscriber values: what
+    ``iomfeed digest --preview`` writes. Changes nothing."""
+    import html
+
+    from .message import unsubscribe_link
+    from .render import ADDRESS, GREETING, UNSUBSCRIBE_URL
+
+    content = digest_content(config, store, now)
+    rendered = render_languages(config, content, (language,))[language]
+    values = {
+        GREETING: rendered.greeting_no_name,
+        UNSUBSCRIBE_URL: unsubscribe_link(config.unsubscribe_url, "PREVIEW"),
+        ADDRESS: "subscriber@example.org",
+    }
+    page = rendered.html
+    for token, value in values.items():
+        page = page.replace(token, html.escape(value))
+    return content, rendered, page
+
+
+def dry_run(config: Config, store: Store, now: datetime) -> DigestPlan:
+    """What a send would do now, changing nothing: resume the digest being sent (with its
+    ledger's totals), or make the next one (whether it is due, and whether it would be
+    skipped for having nothing new); who would get it in each language; how it renders."""
+    content = digest_content(config, store, now)
+    recipients = dict.fromkeys(config.digest.languages, 0)
+    if content.digest_id:
+        totals = store.delivery_totals(content.digest_id)
+        for d in store.deliveries(content.digest_id):
+            recipients[d.language] = recipients.get(d.language, 0) + 1
+        due, empty = True, False
+    else:
+        totals = {}
+        for sub in store.subscribers("active"):
+            recipients[sub.language] = recipients.get(sub.language, 0) + 1
+        due = digest_due(config, store, now)
+        empty = not content.entries and config.digest.skip_empty
+    return DigestPlan(
+        content=content,
+        resuming=bool(content.digest_id),
+        due=due,
+        totals=totals,
+        recipients=recipients,
+        skipped_empty=empty,
+        rendered={} if empty else render_languages(config, content),
+    )
