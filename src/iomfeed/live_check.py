@@ -12,6 +12,7 @@ from .clock import utc_now
 from .config import Config, SourceConfig
 from .errors import BadRecord, SourceError
 from .http import HttpClient
+from .models import Response
 from .normalize import zone
 
 
@@ -34,31 +35,48 @@ def check_sources(config: Config, out: TextIO) -> bool:
 
 
 def _check(config: Config, src: SourceConfig, http: HttpClient, out: TextIO) -> bool:
+    """Report on one source; True when it gave items."""
     if src.kind == "json":
-        from .sources.json import item_from_record, read_records
-
-        tz = zone(config.source_timezone(src))
-        records = read_records(config.path(src.path))
-        bad = []
-        for where, record in records:
-            try:
-                item_from_record(record, source=src.name, tz=tz)
-            except BadRecord as exc:
-                bad.append(f"{where}: {exc}")
-        out.write(f"  {len(records)} record(s), {len(bad)} bad\n")
-        for line in bad[:10]:
-            out.write(f"    {line}\n")
-        return bool(records) and not bad
+        return _check_json(config, src, out)
     response = http.get(src.url)
     out.write(f"  GET {response.final_url}: HTTP {response.status}, {len(response.body)} bytes\n")
     if src.kind == "feed":
-        import feedparser
+        return _check_feed(response, out)
+    return _check_html(config, src, http, response, out)
 
-        parsed = feedparser.parse(response.body)
-        entries = parsed.get("entries", [])
-        out.write(f"  feed format {parsed.get('version') or 'unknown'}: {len(entries)} entries\n")
-        return bool(entries)
-    from .sources.html import parse_article, parse_listing
+
+def _check_json(config: Config, src: SourceConfig, out: TextIO) -> bool:
+    """Read the source's JSON records and count the ones that are not usable."""
+    from .sources.json import item_from_record, read_records
+
+    tz = zone(config.source_timezone(src))
+    records = read_records(config.path(src.path))
+    bad = []
+    for where, record in records:
+        try:
+            item_from_record(record, source=src.name, tz=tz)
+        except BadRecord as exc:
+            bad.append(f"{where}: {exc}")
+    out.write(f"  {len(records)} record(s), {len(bad)} bad\n")
+    for line in bad[:10]:
+        out.write(f"    {line}\n")
+    return bool(records) and not bad
+
+
+def _check_feed(response: Response, out: TextIO) -> bool:
+    import feedparser
+
+    parsed = feedparser.parse(response.body)
+    entries = parsed.get("entries", [])
+    out.write(f"  feed format {parsed.get('version') or 'unknown'}: {len(entries)} entries\n")
+    return bool(entries)
+
+
+def _check_html(
+    config: Config, src: SourceConfig, http: HttpClient, response: Response, out: TextIO
+) -> bool:
+    """What each listing selector found, then (if articles are followed) the first article."""
+    from .sources.html import parse_listing
 
     page = parse_listing(response.text(), response.final_url, src.listing)
     entries = page.entries
@@ -78,7 +96,16 @@ def _check(config: Config, src: SourceConfig, http: HttpClient, out: TextIO) -> 
     out.write(f"  first entry: {first.title!r}\n    {first.link}\n")
     if not src.follow_articles:
         return True
-    article_response = http.get(first.link)
+    return _check_article(config, src, http, first.link, out)
+
+
+def _check_article(
+    config: Config, src: SourceConfig, http: HttpClient, link: str, out: TextIO
+) -> bool:
+    """What the article selectors found on the page at ``link``."""
+    from .sources.html import parse_article
+
+    article_response = http.get(link)
     article = parse_article(
         article_response.text(),
         article_response.final_url,
