@@ -26,27 +26,7 @@ from iomfeed.ingest import upsert
 from iomfeed.models import DateSource, Item
 from iomfeed.pipeline import composers, digest_content, render_languages
 from iomfeed.store import Store
-
-SINK = """
-import sys
-from aiosmtpd.controller import Controller
-
-class Sink:
-    async def handle_DATA(self, server, session, envelope):
-        return "250 2.0.0 Ok"
-
-controller = Controller(Sink(), hostname="127.0.0.1", port=int(sys.argv[1]))
-controller.start()
-print("ready", flush=True)
-sys.stdin.read()
-controller.stop()
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from loopback import SINK, free_port
 
 
 def make_item(n: int, now: datetime) -> Item:

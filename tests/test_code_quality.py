@@ -32,11 +32,6 @@ def test_static_checks_pass(command: list[str]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-# The HTTP client's private retry signal, raised and caught inside http.py and never seen
-# outside it; it goes when the client's retries return a value (issue 10, the transport).
-_PRIVATE_TO_HTTP = {"iomfeed.http._Retryable"}
-
-
 def _error_tree() -> dict[str, str]:
     """{class name: parent name} as drawn in errors.py's docstring."""
     import iomfeed.errors
@@ -78,11 +73,9 @@ def test_every_exception_class_descends_from_the_root_and_is_in_the_tree() -> No
             if issubclass(cls, BaseException) and cls.__module__ == info.name:
                 found[f"{info.name}.{cls.__qualname__}"] = cls
     assert "iomfeed.digest.unsubscribe.BadToken" in found  # the walk reaches subpackages
-    for where in sorted(_PRIVATE_TO_HTTP):
-        assert where in found, f"{where} is gone: drop it from _PRIVATE_TO_HTTP"
     problems = []
     for where, cls in sorted(found.items()):
-        if where in _PRIVATE_TO_HTTP or cls is IomfeedError:
+        if cls is IomfeedError:
             continue
         if not issubclass(cls, IomfeedError):
             problems.append(f"{where} does not descend from IomfeedError")

@@ -64,14 +64,23 @@ class _Pace:
     crawl_delay: float = 0.0
 
 
-class _Retryable(Exception):
-    """A failure worth another try; ``wait`` is the server's Retry-After, if any."""
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What one attempt got back from the server: status, headers (lower-case names), body."""
 
-    def __init__(self, reason: str, *, status: int | None = None, wait: float | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-        self.wait = wait
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Retry:
+    """An attempt that failed in a way worth another try; ``wait`` is the server's
+    Retry-After in seconds, if it sent one."""
+
+    reason: str
+    status: int | None = None
+    wait: float | None = None
 
 
 class HttpClient:
@@ -229,7 +238,7 @@ class HttpClient:
         body: bytes | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         attempts = self.config.retries + 1
-        last: _Retryable | None = None
+        last: _Retry | None = None
         for attempt in range(attempts):
             if last is not None:
                 delay = self._backoff(attempt - 1, last.wait)
@@ -242,17 +251,17 @@ class HttpClient:
                     )
                 log.info("retrying %s in %.1f s (%s)", url, delay, last.reason)
                 self._sleep(delay)
-            try:
-                status, resp_headers, answer = self._request_once(url, headers, method, body)
-            except _Retryable as exc:
-                last = exc
+            outcome = self._request_once(url, headers, method, body)
+            if isinstance(outcome, _Retry):
+                last = outcome
                 continue
-            if redirects and status in _REDIRECTS and resp_headers.get("location"):
+            location = outcome.headers.get("location")
+            if redirects and outcome.status in _REDIRECTS and location:
                 redirects -= 1
-                url = urljoin(url, resp_headers["location"])
+                url = urljoin(url, location)
                 self._check_url(url)
                 continue
-            return status, resp_headers, answer
+            return outcome.status, outcome.headers, outcome.body
         assert last is not None
         tries = f" (gave up after {attempts} attempts)" if attempts > 1 else ""
         raise FetchError(url, last.reason + tries, status=last.status)
@@ -267,7 +276,9 @@ class HttpClient:
 
     def _request_once(
         self, url: str, extra: dict[str, str], method: str = "GET", payload: bytes | None = None
-    ) -> tuple[int, dict[str, str], bytes]:
+    ) -> _Answer | _Retry:
+        """One request on the wire: the server's answer, or a :class:`_Retry` saying why
+        another try is worth it. Raises :class:`FetchError` for what no retry can mend."""
         pace = self._pace(url)
         self._wait_politely(pace)
         headers = {
@@ -291,18 +302,18 @@ class HttpClient:
         except ProxyError as exc:
             if exc.permanent:
                 raise FetchError(url, str(exc)) from exc
-            raise _Retryable(str(exc)) from exc
+            return _Retry(str(exc))
         except (OSError, http.client.HTTPException) as exc:
-            raise _Retryable(_describe_error(exc)) from exc
+            return _Retry(_describe_error(exc))
         finally:
             pace.last_request = self._clock()
         if status in _RETRY_STATUSES:
-            raise _Retryable(
+            return _Retry(
                 f"HTTP {status} {_reason(status)}",
                 status=status,
                 wait=_retry_after(resp_headers.get("retry-after"), self._wall_clock()),
             )
-        return status, resp_headers, body
+        return _Answer(status, resp_headers, body)
 
     def _read_body(
         self, url: str, resp: TransportResponse, headers: dict[str, str], deadline: float

@@ -11,8 +11,8 @@ import csv
 import io
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from .errors import BadAddress, InputError
@@ -301,6 +301,78 @@ def _left_why(row: list[str], columns: _Columns, header: list[str]) -> str | Non
     return None
 
 
+@dataclass(slots=True)
+class _Tally:
+    """What :func:`parse_csv` has found so far."""
+
+    rows: list[tuple[int, Subscriber]] = field(default_factory=list)
+    problems: list[RowProblem] = field(default_factory=list)
+    left: list[RowProblem] = field(default_factory=list)
+    seen: dict[str, int] = field(default_factory=dict)  # address (lower case): first line
+    not_utf8: int = 0
+
+
+def _csv_rows(text: str, delimiter: str) -> Iterator[tuple[int, list[str] | csv.Error]]:
+    """Each record of the CSV text with the line it starts on, or the error that made it
+    unreadable (the reader then goes on with the next line)."""
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), delimiter=delimiter)
+    end = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield end + 1, exc
+            end = reader.line_num
+            continue
+        line, end = end + 1, reader.line_num
+        yield line, row
+
+
+def _take_row(
+    tally: _Tally,
+    line: int,
+    row: list[str],
+    columns: _Columns,
+    header: list[str] | None,
+    default_language: str,
+    languages: Sequence[str],
+) -> None:
+    """Count one data row as a subscriber, a problem, or a person who left."""
+    raw_address = _cell(row, columns.address)
+    if columns.width is not None and len(row) > columns.width:
+        tally.problems.append(
+            RowProblem(
+                line,
+                _shown(raw_address),
+                f"{len(row)} columns, expected at most 3 (address,"
+                " name, language) without a header row",
+            )
+        )
+        return
+    try:
+        address = normalize_address(raw_address)
+        language = normalize_language(_language_of(row, columns), default_language, languages)
+    except InputError as exc:
+        tally.problems.append(RowProblem(line, _shown(raw_address), str(exc)))
+        return
+    key = address.lower()
+    if key in tally.seen:
+        tally.problems.append(
+            RowProblem(line, _shown(raw_address), f"duplicate of line {tally.seen[key]}")
+        )
+        return
+    tally.seen[key] = line
+    why = _left_why(row, columns, header) if header is not None else None
+    if why is not None:
+        tally.left.append(RowProblem(line, address, f"{why}: not imported"))
+        return
+    tally.rows.append(
+        (line, Subscriber(address=address, name=_name_of(row, columns), language=language))
+    )
+
+
 def parse_csv(
     text: str, *, default_language: str = "en", languages: Sequence[str] = LANGUAGES
 ) -> CsvRead:
@@ -314,33 +386,23 @@ def parse_csv(
     imported. Duplicates within the file are problems after their first appearance; a
     row with bytes that are not UTF-8 is a problem of its own line.
     """
-    rows: list[tuple[int, Subscriber]] = []
-    problems: list[RowProblem] = []
-    left: list[RowProblem] = []
-    seen: dict[str, int] = {}
-    not_utf8 = 0
+    tally = _Tally()
     delimiter = sniff_delimiter(text)
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), delimiter=delimiter)
     columns: _Columns | None = None
     header: list[str] | None = None
-    end = 0
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            problems.append(RowProblem(end + 1, "", f"not readable as CSV: {exc}"))
-            end = reader.line_num
+    for line, row in _csv_rows(text, delimiter):
+        if isinstance(row, csv.Error):
+            tally.problems.append(RowProblem(line, "", f"not readable as CSV: {row}"))
             continue
-        line, end = end + 1, reader.line_num
         if not row or all(not cell.strip() for cell in row):
             continue
         bad = _bad_byte(row)
         if bad is not None:
-            not_utf8 += 1
+            tally.not_utf8 += 1
             where = _cell(row, (columns or _POSITIONAL).address)
-            problems.append(RowProblem(line, _shown(where), f"not UTF-8 text (byte 0x{bad:02x})"))
+            tally.problems.append(
+                RowProblem(line, _shown(where), f"not UTF-8 text (byte 0x{bad:02x})")
+            )
             continue
         if columns is None:
             columns = _header(row, line)
@@ -348,42 +410,14 @@ def parse_csv(
                 header = row
                 continue
             columns = _POSITIONAL
-        raw_address = _cell(row, columns.address)
-        if columns.width is not None and len(row) > columns.width:
-            problems.append(
-                RowProblem(
-                    line,
-                    _shown(raw_address),
-                    f"{len(row)} columns, expected at most 3 (address,"
-                    " name, language) without a header row",
-                )
-            )
-            continue
-        try:
-            address = normalize_address(raw_address)
-            language = normalize_language(_language_of(row, columns), default_language, languages)
-        except InputError as exc:
-            problems.append(RowProblem(line, _shown(raw_address), str(exc)))
-            continue
-        key = address.lower()
-        if key in seen:
-            problems.append(RowProblem(line, _shown(raw_address), f"duplicate of line {seen[key]}"))
-            continue
-        seen[key] = line
-        why = _left_why(row, columns, header) if header is not None else None
-        if why is not None:
-            left.append(RowProblem(line, address, f"{why}: not imported"))
-            continue
-        rows.append(
-            (line, Subscriber(address=address, name=_name_of(row, columns), language=language))
-        )
+        _take_row(tally, line, row, columns, header, default_language, languages)
     return CsvRead(
-        rows=tuple(rows),
-        problems=tuple(problems),
-        left=tuple(left),
+        rows=tuple(tally.rows),
+        problems=tuple(tally.problems),
+        left=tuple(tally.left),
         delimiter=delimiter,
         columns=_describe(columns or _POSITIONAL, header),
-        not_utf8=not_utf8,
+        not_utf8=tally.not_utf8,
     )
 
 

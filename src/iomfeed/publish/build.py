@@ -211,6 +211,22 @@ class Publisher:
             older = archives[n + 1] if n + 1 < len(archives) else None
             self._archive(archives[n], older, main)
         links = [FeedLink("All news", main.atom_url, main.rss_url, main.json_url)]
+        for key, title, label, items in self._groups():
+            doc = self._doc(key, key + "/", title, items)
+            self._feed_set(doc, key + "/")
+            links.append(FeedLink(label, doc.atom_url, doc.rss_url, doc.json_url))
+        self._feed_set(main, "")
+        months = self._month_pages(index_rows, by_month, links[0])
+        self._index(newest, links, main.updated, months)
+        self._commit()
+        self._remove_stale()
+        return PublishReport(tuple(self.written), self.unchanged)
+
+    def _groups(self) -> list[tuple[str, str, str, list[StoredItem]]]:
+        """The feeds by category and by source that are configured: (key, feed title, label
+        on the index, items) each."""
+        cfg = self.config.publish
+        site = self.config.site
         groups: list[tuple[str, str, str, list[StoredItem]]] = []
         if cfg.by_category:
             categories = self.store.categories()
@@ -223,12 +239,18 @@ class Publisher:
                 groups.append(
                     (f"source/{segment}", f"{site.title}: from {source}", f"From {source}", items)
                 )
-        for key, title, label, items in groups:
-            doc = self._doc(key, key + "/", title, items)
-            self._feed_set(doc, key + "/")
-            links.append(FeedLink(label, doc.atom_url, doc.rss_url, doc.json_url))
-        self._feed_set(main, "")
-        months = self._month_pages(index_rows, by_month, links[0])
+        return groups
+
+    def _index(
+        self,
+        newest: list[StoredItem],
+        links: list[FeedLink],
+        updated: datetime,
+        months: list[MonthLink],
+    ) -> None:
+        """Write ``index.html``: the feeds, the newest stories and the month pages."""
+        cfg = self.config.publish
+        site = self.config.site
         shown = (
             newest[: cfg.index_items]
             if cfg.index_items <= cfg.max_items
@@ -244,13 +266,10 @@ class Publisher:
                 author=site.author,
                 feeds=links,
                 items=shown,
-                updated=main.updated,
+                updated=updated,
                 months=months,
             ),
         )
-        self._commit()
-        self._remove_stale()
-        return PublishReport(tuple(self.written), self.unchanged)
 
     def _remove_stale(self) -> None:
         """Delete generated files this pass no longer produces (and only those)."""
