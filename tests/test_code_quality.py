@@ -135,35 +135,13 @@ def test_only_the_runtime_builds_stores_clients_mailers_and_locks() -> None:
     assert any(n == "Store" for n, _ in _calls(SRC / "runtime.py"))  # the check sees calls
 
 
-#: The entry points and the core they share (issue 10's runtime slice): short files and
-#: functions a newcomer can read at a glance.
-_KEPT_SHORT = [
-    "cli/",
-    "web.py",
-    "web_server.py",
-    "scheduler.py",
-    "demo/run.py",
-    "runtime.py",
-    "subscriptions.py",
-    "jsonout.py",
-    "health.py",
-    "alerts.py",
-]
-
-
-def test_entry_point_modules_stay_short() -> None:
+def test_no_file_over_500_lines_and_no_function_over_60() -> None:
+    """Short files and functions a newcomer can read at a glance, everywhere in the package
+    (issue 10); generated data (the snapshot site) holds no Python."""
     import ast
 
-    paths = sorted(
-        p
-        for p in SRC.rglob("*.py")
-        if any(
-            p.relative_to(SRC).as_posix() == k
-            or (k.endswith("/") and p.relative_to(SRC).as_posix().startswith(k))
-            for k in _KEPT_SHORT
-        )
-    )
-    assert len(paths) > len(_KEPT_SHORT)  # the package's modules were found
+    paths = sorted(SRC.rglob("*.py"))
+    assert len(paths) > 50  # the package's modules were found
     long = []
     for path in paths:
         text = path.read_text(encoding="utf-8")

@@ -1,6 +1,8 @@
-"""Items: reading what is stored, and storing a normalised item (new, updated or duplicate).
+"""Items: reading what is stored, and applying the decider's intents for an item.
 
-Identity rules live in ``dedup.py``; this module applies them and keeps each item's history.
+What is new, updated or a duplicate is decided in ``decide.py`` (pure); this module reads the
+stored state the decider needs (:meth:`ItemsMixin.stored_state`) and applies each intent inside
+the caller's transaction, keeping every item's content history.
 """
 
 from __future__ import annotations
