@@ -489,3 +489,38 @@ def test_a_database_file_without_permission_is_named(unprivileged: tuple[Path, l
         f"iomfeed: cannot open the database {database}: {database}"
         " cannot be read and written by this user (uid "
     ), done.stderr
+
+
+def test_a_file_size_limit_reached_while_storing_a_page_is_named(tmp_path: Path) -> None:
+    """A page's items go in one transaction, whose COMMIT is where WAL mode reports a full
+    disk or a file-size limit: explained like any other database error, no traceback."""
+    import json
+
+    def records(n: int) -> str:
+        return json.dumps(
+            [
+                {
+                    "url": f"https://albania.iom.int/news/story-{i}",
+                    "title": f"Story {i}",
+                    "date_published": "2024-01-01",
+                    "content_html": "<p>" + "words " * 400 + "</p>",
+                }
+                for i in range(n)
+            ]
+        )
+
+    (tmp_path / "items.json").write_text(records(1), encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[[sources]]\nname = "manual"\nkind = "json"\npath = "items.json"\n', encoding="utf-8"
+    )
+    first = iomfeed("--config", str(config), "--quiet", "fetch", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (tmp_path / "items.json").write_text(records(400), encoding="utf-8")
+    done = run_limited(config, 200_000, "--quiet", "fetch")
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 1
+    assert (
+        f"iomfeed: cannot use the database {tmp_path / 'iomfeed.db'}: this process may not"
+        " write files larger than 200000 bytes (the file-size limit, ulimit -f)" in done.stderr
+    ), done.stderr

@@ -354,3 +354,32 @@ def test_no_public_store_method_lets_a_sqlite_error_through() -> None:
         and not hasattr(attr, "__wrapped__")
     ]
     assert unwrapped == []
+
+
+def test_a_transaction_that_cannot_begin_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    store = Store(path)
+    store.db.execute("PRAGMA busy_timeout = 0")  # instead of waiting 30 s for the other writer
+    other = sqlite3.connect(str(path), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match=rf"cannot use the database {path}.*locked"):
+            with store.transaction():
+                pass
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        store.close()
+
+
+def test_a_commit_that_fails_is_a_store_error_and_keeps_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "commit.db"
+    with Store(path) as store:
+        store.db.execute("CREATE TABLE p (id INTEGER PRIMARY KEY)")
+        store.db.execute(
+            "CREATE TABLE c (pid INTEGER REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED)"
+        )
+        with pytest.raises(StoreError, match="FOREIGN KEY"), store.transaction() as db:
+            db.execute("INSERT INTO c VALUES (5)")  # no parent: refused only at COMMIT
+        assert store.db.execute("SELECT count(*) FROM c").fetchone()[0] == 0
+        assert not store.db.in_transaction

@@ -83,13 +83,29 @@ class StoreBase:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
+        """One write transaction. Its own database errors (a busy database at ``BEGIN``, a
+        full disk at ``COMMIT``, which WAL mode often reports only then) leave it as a
+        :class:`StoreError`, like every store method's."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _wrapped(self, exc) from exc
         try:
             yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
+            self.db.execute("COMMIT")  # a failed COMMIT leaves the transaction open: rolled back
+        except BaseException as exc:
+            self._roll_back()
+            if isinstance(exc, sqlite3.Error):
+                raise _wrapped(self, exc) from exc
             raise
-        self.db.execute("COMMIT")
+
+    def _roll_back(self) -> None:
+        if not self.db.in_transaction:
+            return  # SQLite rolled back by itself (a full disk, an I/O error)
+        try:
+            self.db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the connection is unusable; the next call reports why
 
     @property
     def schema_version(self) -> int:
