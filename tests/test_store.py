@@ -363,9 +363,11 @@ def test_a_transaction_that_cannot_begin_is_a_store_error(tmp_path: Path) -> Non
     other = sqlite3.connect(str(path), isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     try:
-        with pytest.raises(StoreError, match=rf"cannot use the database {path}.*locked"):
-            with store.transaction():
-                pass
+        with (
+            pytest.raises(StoreError, match=rf"cannot use the database {path}.*locked"),
+            store.transaction(),
+        ):
+            pass
     finally:
         other.execute("ROLLBACK")
         other.close()

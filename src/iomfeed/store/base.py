@@ -7,6 +7,7 @@ with words an operator can act on (:func:`guard` wraps every public method of th
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
@@ -102,10 +103,8 @@ class StoreBase:
     def _roll_back(self) -> None:
         if not self.db.in_transaction:
             return  # SQLite rolled back by itself (a full disk, an I/O error)
-        try:
+        with contextlib.suppress(sqlite3.Error):  # unusable: the next call reports why
             self.db.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass  # the connection is unusable; the next call reports why
 
     @property
     def schema_version(self) -> int:
