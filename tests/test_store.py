@@ -385,3 +385,68 @@ def test_a_commit_that_fails_is_a_store_error_and_keeps_nothing(tmp_path: Path) 
             db.execute("INSERT INTO c VALUES (5)")  # no parent: refused only at COMMIT
         assert store.db.execute("SELECT count(*) FROM c").fetchone()[0] == 0
         assert not store.db.in_transaction
+
+
+def _database_before_the_languages_step(path: Path) -> sqlite3.Connection:
+    from iomfeed.store.schema import statements
+
+    step = next(n for n, m in enumerate(MIGRATIONS) if "issue 10 (languages)" in m)
+    db = sqlite3.connect(str(path), isolation_level=None)
+    for version, script in enumerate(MIGRATIONS[:step], start=1):
+        for statement in statements(script):
+            db.execute(statement)
+        db.execute(f"PRAGMA user_version = {version}")
+    db.execute(
+        "INSERT INTO subscribers (id, address, name, language, status, subscribed) VALUES"
+        " (1, 'a@example.org', 'A', 'sq', 'active', '2026-01-01T00:00:00Z'),"
+        " (2, 'b@example.org', 'B', 'en', 'active', '2026-01-01T00:00:00Z')"
+    )
+    db.execute(
+        "INSERT INTO digests (id, created, cutoff, status, items, more)"
+        " VALUES (1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 'sent', 0, 0)"
+    )
+    db.execute(
+        "INSERT INTO deliveries (digest_id, subscriber_id, status, updated) VALUES"
+        " (1, 1, 'sent', '2026-01-01T00:00:00Z'), (1, 2, 'sent', '2026-01-01T00:00:00Z')"
+    )
+    return db
+
+
+def test_rows_a_hand_edit_orphaned_before_do_not_stop_the_rebuild(tmp_path: Path) -> None:
+    """Someone erased a subscriber in the sqlite3 shell (foreign keys off there): the
+    languages step still runs, and leaves those rows as they were."""
+    path = tmp_path / "orphans.db"
+    db = _database_before_the_languages_step(path)
+    db.execute("DELETE FROM subscribers WHERE id = 2")
+    db.close()
+    with Store(path) as store:
+        assert store.schema_version == len(MIGRATIONS)
+        assert store.db.execute("SELECT count(*) FROM deliveries").fetchone()[0] == 2
+        store.db.execute(
+            "INSERT INTO subscribers (address, name, language, status, subscribed)"
+            " VALUES ('c@example.org', '', 'it', 'active', '2026-02-01T00:00:00Z')"
+        )
+
+
+def test_a_rebuild_that_would_break_a_foreign_key_changes_nothing(tmp_path: Path) -> None:
+    from iomfeed.store import schema
+
+    path = tmp_path / "breaks.db"
+    _database_before_the_languages_step(path).close()
+    step = next(n for n, m in enumerate(MIGRATIONS) if "issue 10 (languages)" in m)
+    broken = MIGRATIONS[step].replace(
+        "        FROM subscribers;", "        FROM subscribers WHERE id = 1;"
+    )
+    assert broken != MIGRATIONS[step]
+    patched = (*MIGRATIONS[:step], broken)
+    original = schema.MIGRATIONS
+    schema.MIGRATIONS = patched
+    try:
+        with pytest.raises(StoreError, match=r"would break foreign keys.*'deliveries'"):
+            Store(path)
+    finally:
+        schema.MIGRATIONS = original
+    db = sqlite3.connect(str(path))
+    assert db.execute("PRAGMA user_version").fetchone()[0] == step
+    assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 2
+    db.close()
