@@ -84,6 +84,25 @@ def test_dry_run_with_nothing_new_says_it_would_be_skipped(
         assert store.last_digest() is None
 
 
+def test_dry_run_with_nobody_to_send_to_says_it_would_be_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The dry run applies the send's own rule: with items but no active subscriber, the
+    send records a skipped digest, so the dry run must not say it would go out."""
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    with Store(tmp_path / "iomfeed.db") as store:
+        add_items(store, range(3), NOW - timedelta(days=1))
+    assert main(["--config", str(config), "digest", "--dry-run"]) == 0
+    assert "no active subscribers: it would be skipped" in capsys.readouterr().out
+    assert main(["--config", str(config), "digest", "--send"]) == 0
+    with Store(tmp_path / "iomfeed.db") as store:
+        last = store.last_digest()
+        assert (
+            last is not None and last.status == "skipped" and last.note == "no active subscribers"
+        )
+
+
 def test_preview_writes_the_rendered_digest(
     setup: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -97,7 +97,7 @@ SRC = ROOT / "src" / "iomfeed"
 #: What builds the runtime's parts, and the only modules allowed to call it: the runtime
 #: (which wires them for every entry point) and the modules that define them.
 _BUILT_BY_THE_RUNTIME = {
-    "Store": {"runtime.py", "store.py", "store/"},
+    "Store": {"runtime.py", "store/"},
     "HttpClient": {"runtime.py", "http.py", "transport/"},
     "make_mailer": {"runtime.py", "delivery/mailers.py"},
     "OutboxMailer": {"runtime.py", "delivery/mailers.py"},

@@ -424,3 +424,27 @@ def test_the_pages_words_come_from_the_language_file(tmp_path: Path) -> None:
     italian_folder(tmp_path, broken)
     with pytest.raises(ConfigError, match=r"it\.toml: \[pages\] website: required key is missing"):
         languages.load("it", tmp_path / "lang")
+
+
+def test_a_list_without_english_needs_no_english_anywhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """English is only the first built-in language, not a default that a list in Albanian
+    alone must still satisfy: the config loads, and every default language is its first."""
+    from iomfeed.subscriptions import read_csv
+
+    config = write(tmp_path, '[digest]\nlanguages = ["sq"]\n')
+    loaded = load_config(config)
+    assert loaded.digest.languages == ("sq",)
+    assert main(["--config", str(config), "subscribers", "add", "ana@example.org"]) == 0
+    with Store(loaded.database_path) as store:
+        sub = store.subscriber("ana@example.org")
+        assert sub is not None and sub.language == "sq"
+        add_items(store, range(3), NOW)
+    read = read_csv(b"email,name\nbesa@example.org,Besa\n", languages=("sq", "it"))
+    assert [(s.address, s.language) for _, s in read.rows] == [("besa@example.org", "sq")]
+    capsys.readouterr()
+    preview = tmp_path / "preview.html"
+    assert main(["--config", str(config), "digest", "--preview", str(preview)]) == 0
+    assert "digest preview (sq)" in capsys.readouterr().out
+    assert 'lang="sq"' in preview.read_text(encoding="utf-8")

@@ -70,6 +70,40 @@ def test_a_failure_the_handler_raises_is_retried_with_backoff() -> None:
     assert sleeps == [0.375, 0.75] and http.requests == 4
 
 
+@pytest.mark.parametrize("retries", [0, 2])
+def test_a_robots_txt_redirect_is_followed_without_using_up_an_attempt(retries: int) -> None:
+    """http -> https is the usual redirect of a robots.txt; with no retries configured it
+    used to end the loop with nothing to return."""
+
+    def answer(request: Request) -> Reply:
+        if request.url == "http://example.org/robots.txt":
+            return Reply(301, headers={"Location": "https://example.org/robots.txt"})
+        if request.url.endswith("/robots.txt"):
+            return Reply(200, b"User-agent: *\nAllow: /\n", {"Content-Type": "text/plain"})
+        return Reply(200, b"<p>ok</p>", {"Content-Type": "text/html"})
+
+    http, sleeps = client(MockTransport(answer), retries=retries)
+    with http:
+        assert http.get("http://example.org/page").status == 200
+    assert sleeps == []
+
+
+def test_a_failure_after_a_redirect_still_gets_every_attempt() -> None:
+    answers = [Reply(503), Reply(503), Reply(200, b"<p>at last</p>")]
+
+    def answer(request: Request) -> Reply:
+        if request.url.endswith("/robots.txt"):
+            return Reply(404)
+        if request.url.endswith("/old"):
+            return Reply(302, headers={"Location": "/new"})
+        return answers.pop(0)
+
+    http, sleeps = client(MockTransport(answer), retries=2)
+    with http:
+        assert http.get("https://example.org/old").text() == "<p>at last</p>"
+    assert sleeps == [0.375, 0.75]
+
+
 def test_the_body_cap_and_the_304_hold_over_the_mock() -> None:
     def answer(request: Request) -> Reply:
         if request.url.endswith("/robots.txt"):

@@ -238,22 +238,15 @@ class HttpClient:
         body: bytes | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         attempts = self.config.retries + 1
-        last: _Retry | None = None
-        for attempt in range(attempts):
-            if last is not None:
-                delay = self._backoff(attempt - 1, last.wait)
-                if delay is None:
-                    raise FetchError(
-                        url,
-                        f"{last.reason}; the server asked to wait {last.wait:.0f} s, longer than"
-                        f" http.max_retry_after",
-                        status=last.status,
-                    )
-                log.info("retrying %s in %.1f s (%s)", url, delay, last.reason)
-                self._sleep(delay)
+        failures = 0  # a redirect followed is not a failed attempt
+        while True:
             outcome = self._request_once(url, headers, method, body)
             if isinstance(outcome, _Retry):
-                last = outcome
+                failures += 1
+                if failures >= attempts:
+                    tries = f" (gave up after {attempts} attempts)" if attempts > 1 else ""
+                    raise FetchError(url, outcome.reason + tries, status=outcome.status)
+                self._wait_to_retry(url, outcome, failures - 1)
                 continue
             location = outcome.headers.get("location")
             if redirects and outcome.status in _REDIRECTS and location:
@@ -262,9 +255,20 @@ class HttpClient:
                 self._check_url(url)
                 continue
             return outcome.status, outcome.headers, outcome.body
-        assert last is not None
-        tries = f" (gave up after {attempts} attempts)" if attempts > 1 else ""
-        raise FetchError(url, last.reason + tries, status=last.status)
+
+    def _wait_to_retry(self, url: str, retry: _Retry, count: int) -> None:
+        """Pause before retry number ``count`` (from 0), or give up when the server asks
+        for a longer wait than ``http.max_retry_after``."""
+        delay = self._backoff(count, retry.wait)
+        if delay is None:
+            raise FetchError(
+                url,
+                f"{retry.reason}; the server asked to wait {retry.wait:.0f} s, longer than"
+                f" http.max_retry_after",
+                status=retry.status,
+            )
+        log.info("retrying %s in %.1f s (%s)", url, delay, retry.reason)
+        self._sleep(delay)
 
     def _backoff(self, retry: int, server_wait: float | None) -> float | None:
         if server_wait is not None:

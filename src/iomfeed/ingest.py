@@ -3,8 +3,10 @@
 A source yields what it saw, page by page (:class:`~iomfeed.sources.records.SourcePage`);
 for each page, this module normalises the items, asks the store what it holds for each,
 lets the pure decider (:mod:`iomfeed.decide`) say what to do, and applies the intents in one
-transaction: a page's validators and 404 records are kept only together with its items, so a
-run killed mid-page loses nothing and the next run fetches the page again. A failing source
+transaction: a page's validators and 404 records are kept only together with its items. A
+run killed or stopped mid-page keeps nothing of that page (the articles already fetched for
+it are fetched again next run, since its listing page is not marked as seen); it never keeps
+a page as seen without its items. A failing source
 is reported as data in its :class:`SourceResult`; the other sources still run.
 """
 

@@ -346,9 +346,10 @@ class DigestPlan:
 
     ``resuming``: a digest is being sent and ``content`` is what it holds, ``totals`` its
     ledger; otherwise ``content`` is the next one's selection, ``due`` says whether the
-    schedule makes it due now and ``skipped_empty`` whether it would be skipped for having
-    nothing new (``digest.skip_empty``; then nothing is rendered). ``recipients``: who would
-    get it, per language; ``rendered``: the digest per language."""
+    schedule makes it due now and ``skip`` why it would be skipped, the lifecycle's own reason
+    (nothing new under ``digest.skip_empty``, nobody to send it to), or "" (``skipped_empty``:
+    the reason is "nothing new"; then nothing is rendered). ``recipients``: who would get it,
+    per language; ``rendered``: the digest per language."""
 
     content: DigestContent
     resuming: bool
@@ -357,6 +358,7 @@ class DigestPlan:
     recipients: Mapping[str, int]
     skipped_empty: bool
     rendered: Mapping[str, RenderedDigest]
+    skip: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,7 +107,7 @@ def read_csv(data: bytes, *, languages: tuple[str, ...]) -> CsvRead:
     :class:`InputError` when the file as a whole cannot be read."""
     from .subscribers import decode_csv, parse_csv
 
-    return parse_csv(decode_csv(data), languages=languages)
+    return parse_csv(decode_csv(data), default_language=languages[0], languages=languages)
 
 
 def import_rows(store: Store, read: CsvRead, now: datetime) -> Imported:

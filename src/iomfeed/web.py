@@ -52,7 +52,8 @@ CONTENT_TYPES = {
 MAX_FORM_BYTES = 10_000
 MAX_PATH_CHARS = 1024  # the longest published path is far shorter; longer ones are 404
 GZIP_MIN_BYTES = 512
-#: The unsubscribe pages: their heading and paragraphs (keys of ``web/strings.toml``).
+#: The unsubscribe pages: their heading and paragraphs (keys of a language file's
+#: ``[unsubscribe]`` table).
 PAGES: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "invalid": ("invalid_title", ("invalid",)),
     "confirm": ("title", ("confirm", "explain")),

@@ -16,6 +16,9 @@ from ..runtime import Runtime, open_runtime
 from .exits import EXIT_OK, EXIT_SOURCE_FAILED
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
     from ..store import Store
 
 
@@ -30,7 +33,7 @@ def cmd_digest(args: argparse.Namespace, config: Config) -> int:
             return _digest_preview(args, rt)
         if args.to:  # reads the store only: no lock, so a test copy goes out during a cycle
             return _digest_test_copy(args, rt)
-        return _digest_dry_run(args, config, rt.store)
+        return _digest_dry_run(args, config, rt.store, rt.clock)
 
 
 def _digest_send(args: argparse.Namespace, config: Config) -> int:
@@ -69,7 +72,7 @@ def _digest_preview(args: argparse.Namespace, rt: Runtime) -> int:
     from ..files import write_if_changed
     from ..pipeline import digest_preview
 
-    lang = args.lang_given or "en"
+    lang = args.lang_given or rt.config.digest.languages[0]
     content, rendered, page = digest_preview(rt.config, rt.store, rt.clock(), lang)
     write_if_changed(Path(args.preview), page.encode("utf-8"))
     what = "the latest" if content.first else "new"
@@ -81,11 +84,12 @@ def _digest_preview(args: argparse.Namespace, rt: Runtime) -> int:
     return EXIT_OK
 
 
-def _digest_dry_run(args: argparse.Namespace, config: Config, store: Store) -> int:
-    from ..clock import utc_now
+def _digest_dry_run(
+    args: argparse.Namespace, config: Config, store: Store, clock: Callable[[], datetime]
+) -> int:
     from ..digest.steps import dry_run
 
-    plan = dry_run(config, store, utc_now())
+    plan = dry_run(config, store, clock())
     content = plan.content
     if plan.resuming:
         print(
@@ -110,6 +114,8 @@ def _digest_dry_run(args: argparse.Namespace, config: Config, store: Store) -> i
         if plan.skipped_empty:
             print("nothing new: it would be skipped (digest.skip_empty)")
             return EXIT_OK
+        if plan.skip:
+            print(f"{plan.skip}: it would be skipped")
     for lang, r in plan.rendered.items():
         print(
             f"  {lang}: {plan.recipients.get(lang, 0)} subscriber(s); subject: {r.subject};"
@@ -135,7 +141,7 @@ def _digest_test_copy(args: argparse.Namespace, rt: Runtime) -> int:
     require_sendable(config)
     now = rt.clock()
     sub = store.subscriber(address)
-    lang = args.lang_given or (sub.language if sub else "en")
+    lang = args.lang_given or (sub.language if sub else rt.config.digest.languages[0])
     content = digest_content(config, store, now)
     rendered = render_languages(config, content, (lang,))
     composer = composers(

@@ -49,7 +49,7 @@ def _add(args: argparse.Namespace, rt: Runtime) -> int:
         rt.store,
         args.address,
         args.name,
-        args.lang,
+        args.lang or rt.config.digest.languages[0],
         rt.clock(),
         languages=rt.config.digest.languages,
         resubscribe=args.resubscribe,

@@ -167,8 +167,9 @@ def _add_digest(sub: Any) -> None:
     p.add_argument(
         "--lang",
         dest="lang_given",
-        help="language of --preview (default en) or --to (default: theirs): a code of"
-        " digest.languages",
+        metavar="CODE",
+        help="language of --preview (default: the first of digest.languages) or --to (default:"
+        " theirs): a code of digest.languages",
     )
     _add_wait(p)
     p.set_defaults(func=cmd_digest, compile_selectors=False)
@@ -238,7 +239,12 @@ def _add_subscribers(sub: Any) -> None:
     )
     a.add_argument("address", help="the e-mail address")
     a.add_argument("--name", default="", help="the subscriber's name (any language)")
-    a.add_argument("--lang", default="en", help="digest language (a code of digest.languages)")
+    a.add_argument(
+        "--lang",
+        default=None,
+        metavar="CODE",
+        help="digest language (a code of digest.languages; default: the first of them)",
+    )
     a.add_argument(
         "--resubscribe",
         action="store_true",

@@ -133,7 +133,8 @@ def check_languages(config: Config) -> None:
         ("mail.postal_address", config.mail.postal_address, True),
     )
     for key, value, every in tables:
-        _known(key, [code for code, _text in value.languages], codes)
+        if value.explicit:  # a built-in default may name languages the config does not use
+            _known(key, [code for code, _text in value.languages], codes)
         if every and value.explicit and value.languages:
             given = {code for code, _text in value.languages}
             for code in codes:

@@ -325,13 +325,20 @@ def dry_run(config: Config, store: Store, now: datetime) -> DigestPlan:
         totals = store.delivery_totals(content.digest_id)
         for d in store.deliveries(content.digest_id):
             recipients[d.language] = recipients.get(d.language, 0) + 1
-        due, empty = True, False
+        due, empty, skip = True, False, ""
     else:
         totals = {}
         for sub in store.subscribers("active"):
             recipients[sub.language] = recipients.get(sub.language, 0) + 1
         due = digest_due(config, store, now)
-        empty = not content.entries and config.digest.skip_empty
+        step = decide(
+            open_digest=None,
+            content=content,
+            skip_empty=config.digest.skip_empty,
+            active_subscribers=sum(recipients.values()),
+        )  # the same rule as the send's
+        skip = step.note if isinstance(step, Skip) else ""
+        empty = bool(skip) and not content.entries and config.digest.skip_empty
     return DigestPlan(
         content=content,
         resuming=bool(content.digest_id),
@@ -340,4 +347,5 @@ def dry_run(config: Config, store: Store, now: datetime) -> DigestPlan:
         recipients=recipients,
         skipped_empty=empty,
         rendered={} if empty else render_languages(config, content),
+        skip=skip,
     )

@@ -15,8 +15,9 @@ module                    holds
 ``store/explain.py``      why a database cannot be opened, in words
 ========================  =====================================================
 
-:class:`Store` is all of them on one connection. Every write is its own transaction (or one
-the method opens), so a crash loses at most the item in hand. No module outside this package
+:class:`Store` is all of them on one connection. Every write is its own transaction, or part
+of one the caller opens with ``Store.transaction`` (the fetch path stores each listing page in
+one), so a crash loses at most the page in hand. No module outside this package
 imports ``sqlite3``: every database error leaves the store as a
 :class:`~iomfeed.errors.StoreError` that names the file. The store never fetches or parses.
 """
