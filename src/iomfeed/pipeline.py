@@ -37,24 +37,40 @@ log = logging.getLogger(__name__)
 
 
 def publish(
-    config: Config, *, store: Store, now: datetime, why_empty: str = "run 'iomfeed fetch' first"
+    config: Config,
+    *,
+    store: Store,
+    now: datetime,
+    why_empty: str = "run 'iomfeed fetch' first",
+    force: bool = True,
 ) -> PublishReport:
     """Write the feeds; then, if a WebSub hub is configured, announce the changed ones.
 
-    An empty store publishes nothing, said in one line with ``why_empty``."""
-    from .publish.build import publish_all
+    An empty store publishes nothing, said in one line with ``why_empty``. Without
+    ``force`` (a cycle), nothing is rendered when nothing a publish reads changed since the
+    last one and its files are intact (:mod:`iomfeed.publish.inputs`)."""
+    from .publish import inputs
 
     if store.count() == 0:
         log.warning("nothing published: the store has no items yet (%s)", why_empty)
         return PublishReport((), 0)
-    report = publish_all(config, store, now=now)
-    log.info(
-        "published to %s: %d file(s) written, %d unchanged",
-        config.feeds_path,
-        len(report.written),
-        report.unchanged,
-    )
-    if config.site.websub_hub:
+    mark = inputs.mark(config, store)
+    same = None if force else inputs.unchanged(config, store, mark)
+    if same is not None:
+        log.info("published to %s: nothing changed, %d file(s) kept", config.feeds_path, same)
+        report = PublishReport((), same)
+    else:
+        from .publish.build import publish_all
+
+        report = publish_all(config, store, now=now)
+        store.set_setting(inputs.SETTING, mark)
+        log.info(
+            "published to %s: %d file(s) written, %d unchanged",
+            config.feeds_path,
+            len(report.written),
+            report.unchanged,
+        )
+    if config.site.websub_hub and (report.written or store.pending_pings()):
         from .publish.websub import announce
 
         report = announce(config, store, report, now=now)
@@ -89,6 +105,7 @@ def run_cycle(
         store=store,
         now=clock(),
         why_empty="the fetch failed" if report.failed else "the sources gave none",
+        force=False,
     )
     outcome = None
     if (stop is None or not stop.requested) and digest_due(config, store, clock()):

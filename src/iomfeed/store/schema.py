@@ -246,6 +246,29 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE subscribers_new RENAME TO subscribers;
     CREATE INDEX subscribers_status ON subscribers (status, id);
     """,
+    """
+    -- issue 10 (publish inputs): counters that move whenever what a publish reads changes, so
+    -- a cycle whose fetch changed nothing can tell, in one query, that its feeds would come
+    -- out the same. Triggers keep them, whoever writes (the fetch path, a migration, a hand
+    -- edit). Seeing an item again (last_seen, listing_hash) is not a change.
+    CREATE TABLE changes (
+        area TEXT PRIMARY KEY,          -- 'items', 'digests'
+        n INTEGER NOT NULL
+    );
+    INSERT INTO changes (area, n) VALUES ('items', 0), ('digests', 0);
+    CREATE TRIGGER items_inserted AFTER INSERT ON items
+        BEGIN UPDATE changes SET n = n + 1 WHERE area = 'items'; END;
+    CREATE TRIGGER items_deleted AFTER DELETE ON items
+        BEGIN UPDATE changes SET n = n + 1 WHERE area = 'items'; END;
+    CREATE TRIGGER items_changed AFTER UPDATE OF id, url, source, title, summary_html,
+        content_html, published, published_utc, date_source, updated, image_url, image_alt,
+        categories, language, author, content_hash, date_note ON items
+        BEGIN UPDATE changes SET n = n + 1 WHERE area = 'items'; END;
+    CREATE TRIGGER digests_inserted AFTER INSERT ON digests
+        BEGIN UPDATE changes SET n = n + 1 WHERE area = 'digests'; END;
+    CREATE TRIGGER digests_changed AFTER UPDATE OF status, finished ON digests
+        BEGIN UPDATE changes SET n = n + 1 WHERE area = 'digests'; END;
+    """,
 )
 
 
