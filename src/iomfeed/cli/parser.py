@@ -240,10 +240,7 @@ def _add_subscribers(sub: Any) -> None:
     a.add_argument("address", help="the e-mail address")
     a.add_argument("--name", default="", help="the subscriber's name (any language)")
     a.add_argument(
-        "--lang",
-        default=None,
-        metavar="CODE",
-        help="digest language (a code of digest.languages; default: the first of them)",
+        "--lang", metavar="CODE", help="digest language (of digest.languages; default: the first)"
     )
     a.add_argument(
         "--resubscribe",
