@@ -52,9 +52,15 @@ def format_day(value: date, language: str, pattern: str = "long") -> str:
     """``value`` in words: ``pattern`` is one of CLDR's lengths (short, medium, long, full)
     or a CLDR date pattern such as ``d MMMM y``. A datetime is written as its own (local)
     day: convert it to the reader's time zone first."""
+    day = value.date() if isinstance(value, datetime) else value
+    return _format_day(day, language, pattern)
+
+
+@lru_cache(maxsize=8192)
+def _format_day(day: date, language: str, pattern: str) -> str:
+    """Pages and digests write the same few thousand days again and again: each once."""
     from babel.dates import format_date
 
-    day = value.date() if isinstance(value, datetime) else value
     return str(format_date(day, pattern, locale=locale(language)))
 
 
