@@ -63,12 +63,14 @@ def settings(*, threads: int, connection_limit: int, trusted_proxy: str) -> dict
         }
     return {
         "threads": threads,
-        "connection_limit": connection_limit,
+        # waitress counts its own listening socket and wake-up pipe among the connections.
+        "connection_limit": connection_limit + 2,
         "backlog": BACKLOG,
         "channel_timeout": WRITE_TIMEOUT,
         "cleanup_interval": 1,  # how often the deadlines below are checked, in seconds
-        "max_request_body_size": MAX_BODY_BYTES,
-        "max_request_header_size": MAX_HEADER_BYTES,
+        # waitress refuses a size equal to its limit: ours are the largest accepted.
+        "max_request_body_size": MAX_BODY_BYTES + 1,
+        "max_request_header_size": MAX_HEADER_BYTES + 1,
         "asyncore_use_poll": True,  # no limit of 1024 open files, as select() has
         "ident": IDENT,
         "url_scheme": "http",  # what nginx talks to us; X-Forwarded-Proto says "https"
@@ -176,6 +178,8 @@ class Server:
     def shutdown(self, timeout: float = WRITE_TIMEOUT) -> None:
         """Stop accepting; the answers in hand are finished (for up to ``timeout``
         seconds, then the rest are closed); returns once :meth:`serve_forever` has."""
+        if self._ended.is_set():
+            return  # stopped already
         self._waitress.trigger.pull_trigger(self._waitress.begin_stop)
         if not self._ended.wait(timeout):
             log.warning("answers still in hand after %.0f s: closing them", timeout)
