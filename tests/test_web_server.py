@@ -94,6 +94,9 @@ def test_forwarded_headers_are_believed_only_from_the_trusted_proxy() -> None:
     with serving(trusted_proxy="127.0.0.1") as (_server, base):
         seen = json.loads(fetch(base + "/", forwarded)[2])
         assert (seen["addr"], seen["scheme"]) == ("203.0.113.9", "https")
+        # A client's own claim before the proxy's entry: one hop is trusted, the last one.
+        chain = {"X-Forwarded-For": "198.51.100.7, 203.0.113.9"}
+        assert json.loads(fetch(base + "/", chain)[2])["addr"] == "203.0.113.9"
     with serving(trusted_proxy="192.0.2.1") as (_server, base):  # another proxy: not believed
         seen = json.loads(fetch(base + "/", forwarded)[2])
         assert (seen["addr"], seen["scheme"], seen["forwarded"]) == ("127.0.0.1", "http", None)
