@@ -49,7 +49,7 @@ IDENT = "iomfeed"
 #: (``REMOTE_ADDR``) and the scheme it used (``wsgi.url_scheme``).
 PROXY_HEADERS = frozenset({"x-forwarded-for", "x-forwarded-proto"})
 
-App = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def settings(*, threads: int, connection_limit: int, trusted_proxy: str) -> dict[str, Any]:
@@ -114,7 +114,9 @@ class _Waitress(TcpWSGIServer):  # type: ignore[misc]
         for channel in list(self.active_channels.values()):
             if channel.requests or channel.total_outbufs_len:
                 continue  # being answered
-            started = channel.request_started if channel.request else channel.last_activity
+            started = (
+                channel.request_started if channel.request is not None else channel.last_activity
+            )
             if self.stopping or started < cutoff:
                 if not self.stopping:
                     log.debug("closing %s: no complete request in time", channel.addr[0])
@@ -147,7 +149,7 @@ class Server:
         self,
         host: str,
         port: int,
-        app: App | None,
+        app: WsgiApp | None,
         *,
         threads: int = THREADS,
         connection_limit: int = CONNECTION_LIMIT,
@@ -166,7 +168,7 @@ class Server:
             raise RuntimeError("no application set")
         return self.app(environ, start_response)
 
-    def set_app(self, app: App) -> None:
+    def set_app(self, app: WsgiApp) -> None:
         self.app = app
 
     def serve_forever(self) -> None:
@@ -177,7 +179,8 @@ class Server:
 
     def shutdown(self, timeout: float = WRITE_TIMEOUT) -> None:
         """Stop accepting; the answers in hand are finished (for up to ``timeout``
-        seconds, then the rest are closed); returns once :meth:`serve_forever` has."""
+        seconds, then the rest are closed); returns once :meth:`serve_forever` has. Only
+        for a server whose :meth:`serve_forever` runs; else :meth:`server_close` alone."""
         if self._ended.is_set():
             return  # stopped already
         self._waitress.trigger.pull_trigger(self._waitress.begin_stop)
@@ -195,7 +198,7 @@ class Server:
 def make_server(
     host: str,
     port: int,
-    app: App | None,
+    app: WsgiApp | None,
     *,
     threads: int = THREADS,
     connection_limit: int = CONNECTION_LIMIT,
