@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -72,13 +73,15 @@ class Service:
 
     def get(
         self, path: str, headers: dict[str, str] | None = None, data: bytes | None = None
-    ) -> tuple[int, dict[str, str], bytes]:
+    ) -> tuple[int, Message, bytes]:
+        """Headers as the client sees them: their names are case-insensitive (waitress
+        sends "Etag", the app says "ETag")."""
         request = urllib.request.Request(self.url(path), headers=headers or {}, data=data)
         try:
             with urllib.request.urlopen(request, timeout=10) as resp:
-                return resp.status, dict(resp.headers), resp.read()
+                return resp.status, resp.headers, resp.read()
         except urllib.error.HTTPError as exc:
-            return exc.code, dict(exc.headers), exc.read()
+            return exc.code, exc.headers, exc.read()
 
     def wait_for(self, check: Callable[[], bool], what: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -291,7 +294,7 @@ def test_idle_and_slow_connections_are_closed_and_threads_are_bounded(
     trickling bytes do not get a thread each, and the service keeps answering."""
     import socket
 
-    from iomfeed.web import REQUEST_TIMEOUT, THREADS
+    from iomfeed.web_server import REQUEST_TIMEOUT, THREADS
 
     port = free_port()
     config = service_config(server, tmp_path, port, fetch="0 0 1 1 *")
@@ -342,7 +345,7 @@ def test_idle_and_slow_connections_are_closed_and_threads_are_bounded(
 def test_a_busy_port_is_an_os_error_the_caller_can_handle() -> None:
     """The demo falls back to a free port when its usual one is taken (another demo, a second
     test run): binding must fail with OSError, not break on the way out."""
-    from iomfeed.web import make_server
+    from iomfeed.web_server import make_server
 
     first = make_server("127.0.0.1", 0, None)
     try:
@@ -357,7 +360,7 @@ def test_a_prompt_request_queued_behind_a_slow_one_is_answered() -> None:
     queue meanwhile had arrived in full, so it is answered, not closed."""
     import threading
 
-    from iomfeed.web import REQUEST_TIMEOUT, make_server
+    from iomfeed.web_server import REQUEST_TIMEOUT, make_server
 
     def app(environ: dict[str, object], start_response: Any) -> list[bytes]:
         if environ["PATH_INFO"] == "/slow":

@@ -5,8 +5,9 @@ zone, one worker so jobs never overlap, ``coalesce``, ``max_instances = 1``, a m
 grace time) runs the cycle on ``schedule.fetch`` and the digest on ``schedule.digest``; a
 cycle also runs at start, so a digest missed while the service was down goes out once, then.
 Whether a digest is due is decided from the store, never from the scheduler's memory.
-The same process answers HTTP through :class:`iomfeed.web.App` on the standard library's
-WSGI server (a fixed pool of threads, a deadline for each request), in a thread. SIGTERM
+The same process answers HTTP through :class:`iomfeed.web.App` on waitress
+(:mod:`iomfeed.web_server`: a fixed pool of threads, a deadline for each request), in a
+thread. SIGTERM
 or SIGINT: the message or page in hand is finished, the scheduler and the server stop,
 exit 0. The service holds the service lock for its whole life, so a second ``serve`` on the
 same database refuses to start, and the run lock only while a job runs: a ``run``,
@@ -30,7 +31,7 @@ from .lock import DEFAULT_WAIT, AlreadyRunning
 from .runtime import Runtime, open_runtime
 
 if TYPE_CHECKING:
-    from .web_server import BoundedServer
+    from .web_server import Server
 
 log = logging.getLogger(__name__)
 
@@ -188,12 +189,15 @@ class Service:
         )
         return scheduler
 
-    def _serve_http(self) -> BoundedServer:
+    def _serve_http(self) -> Server:
         """The WSGI app on its server, answering in a thread of its own."""
-        from .web import App, make_server
+        from .web import App
+        from .web_server import make_server
 
         app = App(self.config, now=utc_now, next_times=self.next_times)
-        server = make_server(self.host, self.port, app)
+        server = make_server(
+            self.host, self.port, app, trusted_proxy=self.config.serve.trusted_proxy
+        )
         threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
         return server
 

@@ -10,9 +10,8 @@
 
 It reads and writes only through the runtime's store (one connection per request), leaves the
 rules of unsubscribing to :mod:`iomfeed.subscriptions` and never sends mail.
-:class:`~iomfeed.web_server.BoundedServer` (:mod:`iomfeed.web_server`) runs it for ``serve``
-(and the demo): a fixed pool of threads, and a few seconds for each connection to deliver its
-request.
+:mod:`iomfeed.web_server` runs it on waitress for ``serve`` (and the demo); :func:`make_app`
+builds it for any other WSGI server (``gunicorn 'iomfeed.web:make_app()'``, see the README).
 """
 
 from __future__ import annotations
@@ -29,11 +28,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .config import Config
+from .clock import utc_now
+from .config import Config, load_config
 from .digest.unsubscribe import BadToken
 from .runtime import open_runtime
 from .subscriptions import Via, leave, token_holder
-from .web_server import REQUEST_TIMEOUT, THREADS, BoundedServer, make_server
 
 log = logging.getLogger(__name__)
 
@@ -364,4 +363,15 @@ class App:
         return [] if head else [html]
 
 
-__all__ = ["REQUEST_TIMEOUT", "THREADS", "App", "BoundedServer", "accepts_gzip", "make_server"]
+def make_app(config_path: str | None = None) -> App:
+    """The application for a WSGI server other than ``serve``'s (gunicorn:
+    ``gunicorn 'iomfeed.web:make_app()'``): the configuration at ``config_path``, else
+    ``$IOMFEED_CONFIG``, else ``./config.toml``. The store is created or migrated now, once
+    per process, before the first request. No scheduler runs here: cron runs the cycles."""
+    config = load_config(Path(config_path) if config_path else None)
+    with open_runtime(config) as rt:
+        rt.store  # noqa: B018  (opened: created or migrated)
+    return App(config, now=utc_now)
+
+
+__all__ = ["App", "accepts_gzip", "make_app"]

@@ -212,6 +212,19 @@ def _check_list_id(value: str) -> str | None:
     return "expected a dotted identifier such as 'digest.feeds.example.org' (RFC 2919)"
 
 
+def _check_proxy(value: str) -> str | None:
+    """``serve.trusted_proxy``: empty, ``*`` or one IP address (what the proxy connects from)."""
+    import ipaddress
+
+    if value in ("", "*"):
+        return None
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return "expected the IP address the proxy connects from (e.g. 127.0.0.1), '*' or ''"
+    return None
+
+
 def _check_env_name(value: str) -> str | None:
     if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
         return None

@@ -27,6 +27,7 @@ from .checks import (
     _check_optional_address,
     _check_optional_http_url,
     _check_positive,
+    _check_proxy,
     _check_regexes,
     _check_summary_length,
     _check_timezone,
@@ -151,6 +152,7 @@ class ScheduleConfig:
 class ServeConfig:
     host: str = "127.0.0.1"
     port: int = field(default=8080, metadata=_checked(_check_positive))
+    trusted_proxy: str = field(default="", metadata=_checked(_check_proxy))
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,8 @@ from ..models import PublishReport, StoredItem
 from ..pipeline import digest_preview, fetch_all, publish, send_digest
 from ..runtime import Runtime, open_runtime
 from ..subscribers import Subscriber
-from ..web import App, BoundedServer, make_server
+from ..web import App
+from ..web_server import Server, make_server
 from .server import DEFAULT_ROOT, SnapshotServer
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def _start_server(port: int) -> SnapshotServer:
         return SnapshotServer(DEFAULT_ROOT).start()
 
 
-def _bind_feeds_server(port: int) -> BoundedServer:
+def _bind_feeds_server(port: int) -> Server:
     """The feeds folder's server (bound now, for site.public_url; serving only at the end)."""
     try:
         return make_server("127.0.0.1", port, None)
@@ -176,7 +177,7 @@ def _say_done(
     print(f"\nDigest: {digest}")
 
 
-def _keep_serving(config: Config, feeds_server: BoundedServer, feeds_url: str, origin: str) -> None:
+def _keep_serving(config: Config, feeds_server: Server, feeds_url: str, origin: str) -> None:
     """Serve the feeds folder (and, already, the snapshot) until Ctrl-C."""
     feeds_server.set_app(App(config, now=utc_now))
     web = threading.Thread(target=feeds_server.serve_forever, name="demo-feeds", daemon=True)
