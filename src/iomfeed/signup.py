@@ -40,7 +40,7 @@ from .consent import (
     verify_confirm_token,
 )
 from .digest.unsubscribe import BadToken
-from .errors import DeliveryError, InputError
+from .errors import BadAddress, DeliveryError, InputError
 from .subscribers import Subscriber, normalize_address, normalize_language
 
 if TYPE_CHECKING:
@@ -135,13 +135,14 @@ def sign_up(
     address, the language or the categories are unusable: that answer may differ, as it
     depends only on what was typed."""
     try:
-        sub = Subscriber(
-            normalize_address(address),
-            " ".join(name.split()),
-            normalize_language(language, languages=config.digest.languages),
-        )
+        checked = normalize_address(address)
+    except BadAddress as exc:
+        raise BadAddress(f"{address}: {exc}") from None
+    try:
+        lang = normalize_language(language, languages=config.digest.languages)
     except InputError as exc:
-        raise InputError(f"{address}: {exc}") from None
+        raise InputError(f"language: {exc}") from None
+    sub = Subscriber(checked, " ".join(name.split()), lang)
     chosen = clean_categories(categories)
     consent = Consent(
         at=now,
