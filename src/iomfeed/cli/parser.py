@@ -247,23 +247,7 @@ def _add_subscribers(sub: Any) -> None:
         action="store_true",
         help="re-add someone who unsubscribed or was forgotten (only when they asked for it)",
     )
-    a = actions.add_parser(
-        "show",
-        help="show one subscriber's record",
-        description="Show one subscriber: status, the consent record (when, how, the "
-        "form's language, the truncated client address when recorded, when confirmed), "
-        "categories, pause, failures, and the recent deliveries.",
-    )
-    a.add_argument("address", help="the e-mail address")
-    a.add_argument("--json", action="store_true", help="print JSON instead of text")
-    a = actions.add_parser(
-        "forget",
-        help="erase one address, keeping only a hashed suppression entry",
-        description="Erase an address and its name from the list (the person asked to be "
-        "deleted). Only a keyed hash of the address is kept, so no import re-adds it "
-        "without --resubscribe; the delivery history keeps no address.",
-    )
-    a.add_argument("address", help="the e-mail address")
+    _add_subscriber_records(actions)
     a = actions.add_parser(
         "remove",
         help="unsubscribe one address",
@@ -307,6 +291,27 @@ def _add_subscribers(sub: Any) -> None:
     )
     a.add_argument("file", nargs="?", help="where to write (default: standard output)")
     a.add_argument("--status", choices=STATUSES, help="only these")
+
+
+def _add_subscriber_records(actions: Any) -> None:
+    """``subscribers show`` and ``subscribers forget``: one person's record."""
+    a = actions.add_parser(
+        "show",
+        help="show one subscriber's record",
+        description="Show one subscriber: status, the consent record (when, how, the "
+        "form's language, the truncated client address when recorded, when confirmed), "
+        "categories, pause, failures, and the recent deliveries.",
+    )
+    a.add_argument("address", help="the e-mail address")
+    a.add_argument("--json", action="store_true", help="print JSON instead of text")
+    a = actions.add_parser(
+        "forget",
+        help="erase one address, keeping only a hashed suppression entry",
+        description="Erase an address and its name from the list (the person asked to be "
+        "deleted). Only a keyed hash of the address is kept, so no import re-adds it "
+        "without --resubscribe; the delivery history keeps no address.",
+    )
+    a.add_argument("address", help="the e-mail address")
 
 
 def _add_demo(sub: Any) -> None:
