@@ -508,3 +508,34 @@ def test_the_schema_step_keeps_every_subscriber_and_delivery(tmp_path: Path) -> 
         join(config, rt, NOW, "new@example.org")
         fresh = rt.store.profile(address="new@example.org")
         assert fresh is not None and fresh.state is State.PENDING
+
+
+def test_forgetting_someone_mid_send_skips_them_and_the_send_finishes(
+    setup: tuple[Config, Runtime, Outbox],
+) -> None:
+    """A digest killed after Ana's row was marked 'sending' is resumed after she was
+    forgotten: nothing goes to her (she has no address any more), the others get it."""
+    from iomfeed.digest.steps import send_digest
+
+    config, rt, outbox = setup
+    add_items(rt.store, range(1, 4), NOW - timedelta(days=1))
+    secret = load_secret(config, rt.store)
+    for who in (ANA, "ben@example.org", "cleo@example.org"):
+        subscribe(rt.store, who, "", "en", NOW, languages=("en",), secret=secret)
+    items = [i.id for i in rt.store.items()]
+    record = rt.store.create_digest(
+        created=NOW, since=None, cutoff=NOW, item_ids=items, left_out=[], more=0
+    )
+    ana = rt.store.profile(address=ANA)
+    cleo = rt.store.profile(address="cleo@example.org")
+    assert ana is not None and cleo is not None
+    assert rt.store.mark_sending(record.id, ana.id, NOW)  # then the process died
+    forget(rt.store, config, ANA, NOW)
+    forget(rt.store, config, "cleo@example.org", NOW)  # still pending: skipped too
+    mailer = rt.mailer()
+    try:
+        send_digest(config, store=rt.store, mailer=mailer, clock=lambda: NOW)
+    finally:
+        mailer.close()
+    assert [m["To"] for m in outbox.new()] == ["ben@example.org"]
+    assert rt.store.delivery_totals(record.id) == {"sent": 1, "skipped": 2}

@@ -46,7 +46,7 @@ from .subscribers import Subscriber, normalize_address, normalize_language
 if TYPE_CHECKING:
     from .config import Config
     from .delivery.mailers import Mailer
-    from .notices import Notice, Story
+    from .notices import Links, Notice, Story
     from .store import Store
 
 log = logging.getLogger(__name__)
@@ -199,7 +199,7 @@ def _notice_again(
     return SignedUp(SignUpOutcome.NOTICE_SENT, profile.id, error)
 
 
-def _member_links(store: Store, config: Config, profile: Profile) -> Any:
+def _member_links(store: Store, config: Config, profile: Profile) -> Links:
     """The preferences and unsubscribe links of someone on the list."""
     from urllib.parse import quote
 
@@ -230,7 +230,7 @@ def _mail(
     mailer: Mailer,
     kind: Notice,
     profile: Profile,
-    links: Any,
+    links: Links,
     now: datetime,
 ) -> str:
     """Render and hand over one sign-up message; '' when it went, else why not (logged)."""

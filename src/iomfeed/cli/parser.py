@@ -264,26 +264,7 @@ def _add_subscribers(sub: Any) -> None:
     )
     a.add_argument("--status", choices=STATUSES, help="only these")
     a.add_argument("--json", action="store_true", help="print JSON instead of text")
-    a = actions.add_parser(
-        "import",
-        help="import subscribers from a CSV file",
-        description="Import subscribers from a CSV file: comma, semicolon "
-        "or tab separated (sniffed); with a header row naming the columns "
-        "(Mailchimp's and listmonk's exports and iomfeed's own are "
-        "understood) or without one (address, name, language). Addresses "
-        "already subscribed count as unchanged; people who left (here or "
-        "by the file's status column) are not added. Every bad row is "
-        "reported with its line number and the others are imported: exit "
-        "code 1 when any row was skipped, 65 when the file cannot be read. "
-        "Rows of people who unsubscribed, bounced or were forgotten are reported "
-        "and skipped unless --resubscribe.",
-    )
-    a.add_argument("file", help="the CSV file (UTF-8, with or without a BOM, or UTF-16)")
-    a.add_argument(
-        "--resubscribe",
-        action="store_true",
-        help="re-add the rows of people who left or were forgotten (you have their fresh consent)",
-    )
+    _add_subscriber_import(actions)
     a = actions.add_parser(
         "export",
         help="export subscribers as CSV",
@@ -312,6 +293,30 @@ def _add_subscriber_records(actions: Any) -> None:
         "without --resubscribe; the delivery history keeps no address.",
     )
     a.add_argument("address", help="the e-mail address")
+
+
+def _add_subscriber_import(actions: Any) -> None:
+    """``subscribers import FILE [--resubscribe]``."""
+    a = actions.add_parser(
+        "import",
+        help="import subscribers from a CSV file",
+        description="Import subscribers from a CSV file: comma, semicolon "
+        "or tab separated (sniffed); with a header row naming the columns "
+        "(Mailchimp's and listmonk's exports and iomfeed's own are "
+        "understood) or without one (address, name, language). Addresses "
+        "already subscribed count as unchanged; people who left (here or "
+        "by the file's status column) are not added. Every bad row is "
+        "reported with its line number and the others are imported: exit "
+        "code 1 when any row was skipped, 65 when the file cannot be read. "
+        "Rows of people who unsubscribed, bounced or were forgotten are reported "
+        "and skipped unless --resubscribe.",
+    )
+    a.add_argument("file", help="the CSV file (UTF-8, with or without a BOM, or UTF-16)")
+    a.add_argument(
+        "--resubscribe",
+        action="store_true",
+        help="re-add the rows of people who left or were forgotten (you have their fresh consent)",
+    )
 
 
 def _add_demo(sub: Any) -> None:

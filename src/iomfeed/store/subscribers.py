@@ -166,7 +166,7 @@ class SubscribersMixin(StoreBase):
         """A pending subscriber confirmed: active from ``now``; False if not pending."""
         cur = self.db.execute(
             "UPDATE subscribers SET status = 'active', confirmed_at = ?"
-            " WHERE id = ? AND status = 'pending'",
+            " WHERE id = ? AND status IN ('pending', 'sending')",
             (utc(now), subscriber_id),
         )
         return cur.rowcount > 0
@@ -212,7 +212,7 @@ class SubscribersMixin(StoreBase):
         """Erase a subscriber's address, name and consent details in one transaction and
         keep only ``suppression`` (the address's keyed hash). Their ledger rows stay, for
         the digests' totals, without the servers' replies (which may quote the address);
-        a delivery still pending is skipped."""
+        a delivery still due (pending, or in doubt after a crash) is skipped."""
         with self.transaction() as db:
             db.execute(
                 "UPDATE subscribers SET address = NULL, name = '', status = 'unsubscribed',"
@@ -222,9 +222,9 @@ class SubscribersMixin(StoreBase):
                 (utc(now), subscriber_id),
             )
             db.execute("UPDATE deliveries SET reply = '' WHERE subscriber_id = ?", (subscriber_id,))
-            db.execute(
+            db.execute(  # nothing more goes to them, nor is sent again after a crash
                 "UPDATE deliveries SET status = 'skipped', reply = 'forgotten', updated = ?"
-                " WHERE subscriber_id = ? AND status = 'pending'",
+                " WHERE subscriber_id = ? AND status IN ('pending', 'sending')",
                 (utc(now), subscriber_id),
             )
             db.execute(
