@@ -25,33 +25,42 @@ from .conftest import NOW
 from .digestkit import digest_config
 
 LANGS = ("en", "sq")
+SECRET = b"a test secret of some length"
 
 
 def test_who_left_comes_back_only_when_they_ask(tmp_path: Path) -> None:
     config = digest_config(tmp_path)
     with open_runtime(config, clock=lambda: NOW) as rt:
         store = rt.store
-        first = subscribe(store, " Ana@Example.ORG ", "  Ana   Hoxha ", "sq", NOW, languages=LANGS)
+        first = subscribe(
+            store, " Ana@Example.ORG ", "  Ana   Hoxha ", "sq", NOW, languages=LANGS, secret=SECRET
+        )
         assert first.address == "Ana@example.org" and first.joined is Joined.ADDED
         assert getattr(store.subscriber(first.address), "name", None) == "Ana Hoxha"
         assert (
-            subscribe(store, first.address, "", "sq", NOW, languages=LANGS).joined is Joined.EXISTS
+            subscribe(store, first.address, "", "sq", NOW, languages=LANGS, secret=SECRET).joined
+            is Joined.EXISTS
         )
         assert remove(store, first.address, "asked by phone", NOW) == (first.address, True)
-        assert subscribe(store, first.address, "", "sq", NOW, languages=LANGS).joined is Joined.LEFT
-        back = subscribe(store, first.address, "", "sq", NOW, languages=LANGS, resubscribe=True)
+        assert (
+            subscribe(store, first.address, "", "sq", NOW, languages=LANGS, secret=SECRET).joined
+            is Joined.LEFT
+        )
+        back = subscribe(
+            store, first.address, "", "sq", NOW, languages=LANGS, secret=SECRET, resubscribe=True
+        )
         assert back.joined is Joined.ADDED
         assert getattr(store.subscriber(first.address), "status", None) == "active"
         assert remove(store, "nobody@example.org", "x", NOW) == ("nobody@example.org", False)
         with pytest.raises(InputError, match=r"^not-an-address: "):
-            subscribe(store, "not-an-address", "", "en", NOW, languages=LANGS)
+            subscribe(store, "not-an-address", "", "en", NOW, languages=LANGS, secret=SECRET)
 
 
 def test_a_token_proves_who_leaves_and_leaving_twice_changes_nothing(tmp_path: Path) -> None:
     config = digest_config(tmp_path)
     with open_runtime(config) as rt:
         store = rt.store
-        subscribe(store, "reader@example.org", "", "en", NOW, languages=LANGS)
+        subscribe(store, "reader@example.org", "", "en", NOW, languages=LANGS, secret=SECRET)
         sub = store.subscriber("reader@example.org")
         assert sub is not None
         token = make_token(load_secret(config, store), config.list_id, sub.id, sub.address)
@@ -79,8 +88,8 @@ def test_an_import_adds_new_rows_and_lists_who_left(tmp_path: Path) -> None:
         languages=LANGS,
     )
     with open_runtime(config) as rt:
-        subscribe(rt.store, "b@example.org", "", "en", NOW, languages=LANGS)
+        subscribe(rt.store, "b@example.org", "", "en", NOW, languages=LANGS, secret=SECRET)
         remove(rt.store, "b@example.org", "left", NOW)
-        done = import_rows(rt.store, read, NOW)
+        done = import_rows(rt.store, read, NOW, secret=SECRET)
     assert (done.added, done.unchanged) == (1, 0)
     assert [(p.line, p.address) for p in done.notes] == [(3, "b@example.org"), (4, "bad")]

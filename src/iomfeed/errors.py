@@ -25,8 +25,8 @@ generator) are not part of this contract.
     ├── InputError             bad input data: an e-mail address, a file to import, a token
     │   │                      (exit code 65, EX_DATAERR)
     │   ├── BadAddress         an e-mail address that cannot be used (says why)
-    │   └── BadToken           an unsubscribe token that is malformed or forged
-    │                          (digest/unsubscribe.py)
+    │   └── BadToken           an unsubscribe, confirmation or preferences token that is
+    │                          malformed, forged or expired (digest/unsubscribe.py)
     ├── SourceError            one source could not be read (exit code 1, others go on)
     │   ├── FetchError         network, HTTP status, size, robots.txt
     │   │   ├── RobotsDisallowed

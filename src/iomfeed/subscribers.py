@@ -21,7 +21,7 @@ from .languages import BUILT_IN
 #: The languages a subscriber may choose when the caller names none (the config's
 #: ``digest.languages`` is what the CLI and the web pass).
 LANGUAGES = BUILT_IN
-STATUSES = ("active", "unsubscribed", "bounced")
+STATUSES = ("pending", "active", "unsubscribed", "bounced")  # consent.State's values
 
 
 @dataclass(frozen=True, slots=True)

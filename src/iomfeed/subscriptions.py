@@ -1,25 +1,30 @@
 """Joining and leaving the list: every change to a subscriber, written once for every door.
 
-The command line (``subscribers add|remove|import``, ``unsubscribe TOKEN``) and the web
-pages (``/unsubscribe``, the one-click POST) call these functions and only translate their
-arguments and render the typed results; the rules (who may be re-added, what an
-unsubscribe token must prove, which address an operator may still remove, what each way
-of leaving records as the reason) live here. Reading and writing CSV and checking
-addresses are :mod:`iomfeed.subscribers`' (pure); keeping the records is the store's.
+The command line (``subscribers add|remove|import|forget``, ``unsubscribe TOKEN``) and the
+web pages (``/unsubscribe``, the one-click POST; later ``/subscribe``, ``/confirm``,
+``/preferences``) call these functions and only translate their arguments and render the
+typed results; the rules (who may be re-added, what an unsubscribe token must prove, which
+address an operator may still remove, what each way of leaving records as the reason, the
+double opt-in and its rate limits) live here and in :mod:`iomfeed.signup`. Reading and
+writing CSV and checking addresses are :mod:`iomfeed.subscribers`' (pure); keeping the
+records is the store's; the states, tokens and hashes are :mod:`iomfeed.consent`'s.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from .consent import ConsentVia, suppression_hash
 from .errors import BadAddress, InputError
 from .subscribers import RowProblem, Subscriber, normalize_address, normalize_language
 
 if TYPE_CHECKING:
     from .config import Config
+    from .consent import Profile
     from .store import Store
     from .subscribers import CsvRead
 
@@ -30,6 +35,16 @@ class Joined(Enum):
     ADDED = "added"  # new, or back on their own request (``resubscribe``)
     EXISTS = "exists"  # already active: nothing to do
     LEFT = "left"  # unsubscribed or bounced before: not re-added behind their back
+    SUPPRESSED = "suppressed"  # forgotten on request: not re-added behind their back
+
+
+class _Keep(Enum):
+    """The default of an argument that stays as it is when left out."""
+
+    KEEP = "keep"
+
+
+KEEP = _Keep.KEEP
 
 
 class Via(Enum):
@@ -54,11 +69,13 @@ class Imported:
     added: int
     unchanged: int  # already subscribed (a re-import)
     left: tuple[RowProblem, ...]  # they left, here or by the file's status column
+    suppressed: tuple[RowProblem, ...] = ()  # forgotten on request
+    resubscribed: int = 0  # of ``added``: left or forgotten before, back by --resubscribe
 
     @property
     def notes(self) -> list[RowProblem]:
         """The rows not imported and why, in the file's order."""
-        return sorted([*self.read.problems, *self.left], key=lambda p: p.line)
+        return sorted([*self.read.problems, *self.left, *self.suppressed], key=lambda p: p.line)
 
 
 def subscribe(
@@ -69,11 +86,15 @@ def subscribe(
     now: datetime,
     *,
     languages: tuple[str, ...],
+    secret: bytes,
     resubscribe: bool = False,
+    via: ConsentVia = ConsentVia.COMMAND_LINE,
 ) -> Subscribed:
-    """Subscribe one address (checked, the name's spaces tidied). Someone who left is added
-    again only with ``resubscribe``, when they asked to come back. Raises
-    :class:`InputError` naming the address when it or the language is unusable."""
+    """Subscribe one address (checked, the name's spaces tidied), recording the operator's
+    consent as given ``via`` (as of ``now``). Someone who left, or was forgotten on request
+    (their address's hash, made with ``secret``, is suppressed), is added again only with
+    ``resubscribe``, when they asked to come back. Raises :class:`InputError` naming the
+    address when it or the language is unusable."""
     try:
         sub = Subscriber(
             normalize_address(address),
@@ -82,11 +103,22 @@ def subscribe(
         )
     except InputError as exc:
         raise InputError(f"{address}: {exc}") from None
-    joined = Joined(store.add_subscriber(sub, now))
-    if joined is Joined.LEFT and resubscribe:
-        store.resubscribe(sub.address, now)
+    return Subscribed(sub.address, _join(store, sub, now, secret, resubscribe, via))
+
+
+def _join(
+    store: Store, sub: Subscriber, now: datetime, secret: bytes, again: bool, via: ConsentVia
+) -> Joined:
+    suppression = suppression_hash(secret, sub.address)
+    if store.is_suppressed(suppression):
+        if not again:
+            return Joined.SUPPRESSED
+        store.unsuppress(suppression)
+    joined = Joined(store.add_subscriber(sub, now, via))
+    if joined is Joined.LEFT and again:
+        store.resubscribe(sub.address, now, via)
         joined = Joined.ADDED
-    return Subscribed(sub.address, joined)
+    return joined
 
 
 def remove(store: Store, address: str, reason: str, now: datetime) -> tuple[str, bool]:
@@ -110,22 +142,51 @@ def read_csv(data: bytes, *, languages: tuple[str, ...]) -> CsvRead:
     return parse_csv(decode_csv(data), default_language=languages[0], languages=languages)
 
 
-def import_rows(store: Store, read: CsvRead, now: datetime) -> Imported:
-    """Import what :func:`read_csv` read: every good row is added, re-imported ones count
-    as unchanged, people who left are not added back."""
-    added = unchanged = 0
-    left = list(read.left)
+def import_rows(
+    store: Store, read: CsvRead, now: datetime, *, secret: bytes, resubscribe: bool = False
+) -> Imported:
+    """Import what :func:`read_csv` read, recording consent as given by CSV import: every
+    good row is added, re-imported ones count as unchanged; people who left and people
+    forgotten on request (suppressed) are reported and not added back, unless
+    ``resubscribe`` (the operator has their fresh consent). Rows the file itself marks as
+    left (its status column) are never added."""
+    added = unchanged = back = 0
+    left, suppressed = list(read.left), []
     for line, sub in read.rows:
-        joined = Joined(store.add_subscriber(sub, now))
+        was = store.subscriber(sub.address)
+        hidden = store.is_suppressed(suppression_hash(secret, sub.address))
+        joined = _join(store, sub, now, secret, resubscribe, ConsentVia.CSV_IMPORT)
         if joined is Joined.ADDED:
             added += 1
+            back += hidden or (was is not None and was.status in ("unsubscribed", "bounced"))
         elif joined is Joined.EXISTS:
             unchanged += 1
+        elif joined is Joined.SUPPRESSED:
+            suppressed.append(
+                RowProblem(
+                    line,
+                    sub.address,
+                    "forgotten on request (suppressed); not re-added (--resubscribe if they"
+                    " gave fresh consent)",
+                )
+            )
         else:
             left.append(
-                RowProblem(line, sub.address, "unsubscribed or bounced earlier; not re-added")
+                RowProblem(
+                    line,
+                    sub.address,
+                    "unsubscribed or bounced earlier; not re-added (--resubscribe if they"
+                    " gave fresh consent)",
+                )
             )
-    return Imported(read=read, added=added, unchanged=unchanged, left=tuple(left))
+    return Imported(
+        read=read,
+        added=added,
+        unchanged=unchanged,
+        left=tuple(left),
+        suppressed=tuple(suppressed),
+        resubscribed=back,
+    )
 
 
 def token_holder(store: Store, config: Config, token: str) -> Subscriber | None:
@@ -147,3 +208,100 @@ def leave(store: Store, sub: Subscriber, via: Via, now: datetime) -> bool:
         return False
     store.set_subscriber_status(sub.address, "unsubscribed", via.value, now)
     return True
+
+
+# ------------------------------------------------ a subscriber's own preferences and data
+
+
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    address: str  # as given, normalised when it could be
+    found: bool  # False: nobody had it (it is suppressed all the same)
+
+
+def preferences_holder(store: Store, config: Config, token: str) -> Profile:
+    """The subscriber a preferences token names, once the token proves it. Raises
+    :class:`~iomfeed.digest.unsubscribe.BadToken` (nothing changed) for a token that is
+    malformed, forged, changed, or names nobody (forgotten since): a web layer answers
+    all of them with the same "this link does not work" page (400)."""
+    from .consent import preferences_token_subscriber, verify_preferences_token
+    from .digest.unsubscribe import BadToken, load_secret
+
+    profile = store.profile(subscriber_id=preferences_token_subscriber(token))
+    if profile is None:
+        raise BadToken("preferences token names no subscriber")
+    verify_preferences_token(load_secret(config, store), config.list_id, token, profile.address)
+    return profile
+
+
+def set_preferences(
+    store: Store,
+    config: Config,
+    token: str,
+    *,
+    language: str | None = None,
+    categories: Sequence[str] | None = None,
+    paused_until: datetime | _Keep | None = KEEP,
+) -> Profile:
+    """Change what the token's subscriber gets: ``language`` (a code of
+    ``digest.languages``), ``categories`` (empty: every category), ``paused_until`` (an
+    aware time, or None to resume; no digest goes to them before it). Arguments left out
+    stay as they are. Returns the subscriber as now stored (a web layer shows it back).
+    Raises BadToken as :func:`preferences_holder` does, :class:`InputError` for a value
+    that cannot be used (nothing changed either way)."""
+    from .signup import clean_categories
+
+    profile = preferences_holder(store, config, token)
+    lang = (
+        profile.language
+        if language is None
+        else normalize_language(language, languages=config.digest.languages)
+    )
+    cats = profile.categories if categories is None else clean_categories(categories)
+    pause = profile.paused_until if isinstance(paused_until, _Keep) else paused_until
+    if pause is not None and pause.tzinfo is None:
+        raise InputError("paused_until: a time with its time zone is needed")
+    store.set_preferences(profile.id, language=lang, categories=cats, paused_until=pause)
+    after = store.profile(subscriber_id=profile.id)
+    assert after is not None
+    return after
+
+
+def export_data(store: Store, config: Config, token: str) -> dict[str, Any]:
+    """Everything stored about the token's subscriber, JSON-ready: the subscriber record
+    (address, name, language, state, consent record, categories, pause, failures, the
+    times of the last sign-up messages) and every delivery of a digest to them (digest,
+    its date, status, attempts, the server's last reply). Raises BadToken as
+    :func:`preferences_holder` does."""
+    from .jsonout import to_json
+
+    profile = preferences_holder(store, config, token)
+    return {
+        "list": config.list_id,
+        "subscriber": to_json(profile),
+        "deliveries": [to_json(d) for d in store.history(profile.id)],
+    }
+
+
+def forget(store: Store, config: Config, address: str, now: datetime) -> Forgotten:
+    """Erase ``address`` and its name from the list and keep only a keyed hash of the
+    address (HMAC-SHA256 with the list's secret), so no import re-adds it without
+    ``--resubscribe`` and a sign-up starts a new double opt-in. The ledger keeps its rows
+    (for the digests' totals) with no address and no server replies. An address nobody
+    has is suppressed all the same. Raises :class:`InputError` for an unusable address
+    that is not on the list."""
+    from .digest.unsubscribe import load_secret
+
+    try:
+        found = normalize_address(address)
+    except BadAddress as exc:
+        if store.profile(address=address.strip()) is None:
+            raise InputError(f"{address}: {exc}") from None
+        found = address.strip()
+    secret = load_secret(config, store)
+    profile = store.profile(address=found)
+    if profile is None:
+        store.suppress(suppression_hash(secret, found), now)
+        return Forgotten(found, False)
+    store.forget_subscriber(profile.id, suppression_hash(secret, found), now)
+    return Forgotten(found, True)

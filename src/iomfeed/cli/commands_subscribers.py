@@ -1,4 +1,5 @@
-"""``iomfeed subscribers add|remove|list|import|export`` and ``iomfeed unsubscribe TOKEN``.
+"""``iomfeed subscribers add|show|forget|remove|list|import|export`` and ``iomfeed
+unsubscribe TOKEN``.
 
 The rules are :mod:`iomfeed.subscriptions`' (the same functions serve the web pages); this
 module translates the arguments and prints the typed results.
@@ -14,6 +15,9 @@ from ..config import Config
 from ..errors import InputError
 from ..runtime import Runtime, open_runtime
 from .exits import EXIT_OK, EXIT_SOURCE_FAILED
+
+#: How many of a subscriber's latest deliveries ``subscribers show`` prints.
+SHOWN_DELIVERIES = 10
 
 
 def cmd_unsubscribe(args: argparse.Namespace, config: Config) -> int:
@@ -36,13 +40,21 @@ def cmd_unsubscribe(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_subscribers(args: argparse.Namespace, config: Config) -> int:
     if args.action == "import":
-        return _import(Path(args.file), config)
-    action = {"add": _add, "remove": _remove, "list": _list, "export": _export}[args.action]
+        return _import(Path(args.file), config, resubscribe=args.resubscribe)
+    action = {
+        "add": _add,
+        "show": _show,
+        "forget": _forget,
+        "remove": _remove,
+        "list": _list,
+        "export": _export,
+    }[args.action]
     with open_runtime(config) as rt:
         return action(args, rt)
 
 
 def _add(args: argparse.Namespace, rt: Runtime) -> int:
+    from ..digest.unsubscribe import load_secret
     from ..subscriptions import Joined, subscribe
 
     done = subscribe(
@@ -52,15 +64,53 @@ def _add(args: argparse.Namespace, rt: Runtime) -> int:
         args.lang or rt.config.digest.languages[0],
         rt.clock(),
         languages=rt.config.digest.languages,
+        secret=load_secret(rt.config, rt.store),
         resubscribe=args.resubscribe,
     )
     messages = {
         Joined.ADDED: "subscribed",
         Joined.EXISTS: "already subscribed",
         Joined.LEFT: "left earlier; add --resubscribe if they asked to come back",
+        Joined.SUPPRESSED: "forgotten on request earlier; add --resubscribe if they asked"
+        " to come back",
     }
     print(f"{done.address}: {messages[done.joined]}")
-    return EXIT_OK if done.joined is not Joined.LEFT else EXIT_SOURCE_FAILED
+    return EXIT_OK if done.joined in (Joined.ADDED, Joined.EXISTS) else EXIT_SOURCE_FAILED
+
+
+def _show(args: argparse.Namespace, rt: Runtime) -> int:
+    from ..subscribers import normalize_address
+
+    try:
+        address = normalize_address(args.address)
+    except InputError:
+        address = args.address.strip()
+    profile = rt.store.profile(address=address)
+    if profile is None:
+        print(f"{address}: not a subscriber", file=sys.stderr)
+        return EXIT_SOURCE_FAILED
+    history = rt.store.history(profile.id, limit=SHOWN_DELIVERIES)
+    if args.json:
+        from ..jsonout import dumps
+
+        print(dumps({"subscriber": profile, "deliveries": history}))
+    else:
+        from .show import profile_lines
+
+        print("\n".join(profile_lines(profile, history, rt.clock())))
+    return EXIT_OK
+
+
+def _forget(args: argparse.Namespace, rt: Runtime) -> int:
+    from ..subscriptions import forget
+
+    done = forget(rt.store, rt.config, args.address, rt.clock())
+    if done.found:
+        print(f"{done.address}: forgotten (address and name erased; a hashed entry keeps it off")
+        print("  the list until they sign up and confirm again, or --resubscribe)")
+    else:
+        print(f"{done.address}: not a subscriber; suppressed all the same (no import adds it)")
+    return EXIT_OK
 
 
 def _remove(args: argparse.Namespace, rt: Runtime) -> int:
@@ -101,7 +151,7 @@ def _export(args: argparse.Namespace, rt: Runtime) -> int:
     return EXIT_OK
 
 
-def _import(path: Path, config: Config) -> int:
+def _import(path: Path, config: Config, *, resubscribe: bool) -> int:
     from ..subscriptions import import_rows, read_csv
 
     try:
@@ -112,8 +162,11 @@ def _import(path: Path, config: Config) -> int:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
+    from ..digest.unsubscribe import load_secret
+
     with open_runtime(config) as rt:
-        done = import_rows(rt.store, read, rt.clock())
+        secret = load_secret(config, rt.store)
+        done = import_rows(rt.store, read, rt.clock(), secret=secret, resubscribe=resubscribe)
     for note in done.notes:
         print(f"{path}: {note}", file=sys.stderr)
     if read.not_utf8:
@@ -127,7 +180,12 @@ def _import(path: Path, config: Config) -> int:
     print(f"{path}: {delimiter}-separated, {read.columns}")
     print(
         f"{path}: {done.added} subscriber(s) added, {done.unchanged} unchanged (already"
-        f" subscribed), {len(done.left)} not added (they left), {len(read.problems)} row(s)"
-        " skipped"
+        f" subscribed), {len(done.left)} not added (they left),"
+        + (f" {len(done.suppressed)} not added (forgotten)," if done.suppressed else "")
+        + f" {len(read.problems)} row(s) skipped"
     )
+    if done.resubscribed:
+        print(
+            f"{path}: {done.resubscribed} of those added had left or were forgotten (--resubscribe)"
+        )
     return EXIT_OK if not read.problems else EXIT_SOURCE_FAILED

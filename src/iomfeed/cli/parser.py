@@ -17,6 +17,9 @@ from .commands_digest import cmd_digest
 from .commands_other import cmd_check, cmd_demo, cmd_init, cmd_items
 from .commands_subscribers import cmd_subscribers, cmd_unsubscribe
 
+#: consent.State's values (not imported: the parser is on every command's path).
+STATUSES = ("pending", "active", "unsubscribed", "bounced")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -245,8 +248,9 @@ def _add_subscribers(sub: Any) -> None:
     a.add_argument(
         "--resubscribe",
         action="store_true",
-        help="re-add someone who unsubscribed (only when they asked for it)",
+        help="re-add someone who unsubscribed or was forgotten (only when they asked for it)",
     )
+    _add_subscriber_records(actions)
     a = actions.add_parser(
         "remove",
         help="unsubscribe one address",
@@ -261,8 +265,41 @@ def _add_subscribers(sub: Any) -> None:
         "aligned columns (address, name, language, status, joined, left, "
         "reason).",
     )
-    a.add_argument("--status", choices=("active", "unsubscribed", "bounced"), help="only these")
+    a.add_argument("--status", choices=STATUSES, help="only these")
     a.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _add_subscriber_import(actions)
+    a = actions.add_parser(
+        "export",
+        help="export subscribers as CSV",
+        description="Write the subscribers as CSV (a file is made readable by its owner only).",
+    )
+    a.add_argument("file", nargs="?", help="where to write (default: standard output)")
+    a.add_argument("--status", choices=STATUSES, help="only these")
+
+
+def _add_subscriber_records(actions: Any) -> None:
+    """``subscribers show`` and ``subscribers forget``: one person's record."""
+    a = actions.add_parser(
+        "show",
+        help="show one subscriber's record",
+        description="Show one subscriber: status, the consent record (when, how, the "
+        "form's language, the truncated client address when recorded, when confirmed), "
+        "categories, pause, failures, and the recent deliveries.",
+    )
+    a.add_argument("address", help="the e-mail address")
+    a.add_argument("--json", action="store_true", help="print JSON instead of text")
+    a = actions.add_parser(
+        "forget",
+        help="erase one address, keeping only a hashed suppression entry",
+        description="Erase an address and its name from the list (the person asked to be "
+        "deleted). Only a keyed hash of the address is kept, so no import re-adds it "
+        "without --resubscribe; the delivery history keeps no address.",
+    )
+    a.add_argument("address", help="the e-mail address")
+
+
+def _add_subscriber_import(actions: Any) -> None:
+    """``subscribers import FILE [--resubscribe]``."""
     a = actions.add_parser(
         "import",
         help="import subscribers from a CSV file",
@@ -273,16 +310,16 @@ def _add_subscribers(sub: Any) -> None:
         "already subscribed count as unchanged; people who left (here or "
         "by the file's status column) are not added. Every bad row is "
         "reported with its line number and the others are imported: exit "
-        "code 1 when any row was skipped, 65 when the file cannot be read.",
+        "code 1 when any row was skipped, 65 when the file cannot be read. "
+        "Rows of people who unsubscribed, bounced or were forgotten are reported "
+        "and skipped unless --resubscribe.",
     )
     a.add_argument("file", help="the CSV file (UTF-8, with or without a BOM, or UTF-16)")
-    a = actions.add_parser(
-        "export",
-        help="export subscribers as CSV",
-        description="Write the subscribers as CSV (a file is made readable by its owner only).",
+    a.add_argument(
+        "--resubscribe",
+        action="store_true",
+        help="re-add the rows of people who left or were forgotten (you have their fresh consent)",
     )
-    a.add_argument("file", nargs="?", help="where to write (default: standard output)")
-    a.add_argument("--status", choices=("active", "unsubscribed", "bounced"), help="only these")
 
 
 def _add_demo(sub: Any) -> None:

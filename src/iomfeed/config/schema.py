@@ -205,6 +205,14 @@ class MailConfig:
         return self.from_address.rpartition("@")[2].lower()
 
 
+@dataclass(frozen=True, slots=True)
+class SubscribeConfig:
+    confirm_days: float = field(default=7.0, metadata=_checked(_check_positive))
+    record_ip: bool = False
+    confirm_resend_hours: float = field(default=1.0, metadata=_checked(_check_positive))
+    notice_hours: float = field(default=24.0, metadata=_checked(_check_positive))
+
+
 SourceKind = Literal["html", "feed", "json"]
 
 
@@ -238,6 +246,7 @@ class Config:
     mail: MailConfig = field(default_factory=MailConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
     operator: OperatorConfig = field(default_factory=OperatorConfig)
+    subscribe: SubscribeConfig = field(default_factory=SubscribeConfig)
     sources: tuple[SourceConfig, ...] = field(default=())
     # Not a key: the folder relative paths in the file are resolved against.
     base_dir: Path = field(default=Path("."), metadata={"internal": True})
@@ -279,6 +288,14 @@ class Config:
     @property
     def unsubscribe_url(self) -> str:
         return self.mail.unsubscribe_url or urljoin(self.site.public_url, "unsubscribe")
+
+    @property
+    def preferences_url(self) -> str:
+        return urljoin(self.site.public_url, "preferences")
+
+    @property
+    def confirm_url(self) -> str:
+        return urljoin(self.site.public_url, "confirm")
 
     @property
     def unsubscribe_mailto(self) -> str:

@@ -157,7 +157,7 @@ def _try(send: _Send, row: Delivery, message: Outgoing, ambiguous: bool) -> None
         if not send.store.mark_sending(
             send.record.id, row.subscriber_id, send.clock(), ambiguous=ambiguous
         ):
-            _skip(send, row, "unsubscribed before their turn")
+            _skip(send, row, "unsubscribed or paused before their turn")
             return
         attempts += 1
         tries += 1

@@ -7,6 +7,8 @@ there also replaces a built-in language) and its code in ``digest.languages``. A
 * ``subject``: the digest's subject line when the config gives none for the language;
 * ``[digest]``: the words around the stories in the email digest (:class:`Chrome`);
 * ``[unsubscribe]``: the words of the unsubscribe pages (:class:`UnsubscribeWords`);
+* ``[subscribe]``: the words of the sign-up messages: confirmation, welcome, "already
+  subscribed" (:class:`SubscribeWords`);
 * ``[pages]``: the words of the feeds folder's pages (:class:`PagesWords`), needed only by
   the language those pages are written in (English);
 * ``[categories]``: category names shown when ``digest.categories`` has no table for it.
@@ -83,6 +85,29 @@ class UnsubscribeWords:
 
 
 @dataclass(frozen=True, slots=True)
+class SubscribeWords:
+    """The sign-up messages' words (``{address}``, ``{list}`` and ``{days}`` are filled
+    in)."""
+
+    confirm_subject: str
+    confirm_heading: str
+    confirm_intro: str
+    confirm_action: str
+    confirm_button: str
+    confirm_ignore: str
+    welcome_subject: str
+    welcome_heading: str
+    welcome_intro: str
+    welcome_latest: str
+    welcome_none: str
+    already_subject: str
+    already_heading: str
+    already_intro: str
+    preferences_prompt: str
+    preferences: str
+
+
+@dataclass(frozen=True, slots=True)
 class PagesWords:
     """The words of ``index.html`` and the month pages (placeholders described in the
     file's ``[pages]`` table)."""
@@ -114,6 +139,7 @@ class Language:
     subject: str
     chrome: Chrome
     unsubscribe: UnsubscribeWords
+    subscribe: SubscribeWords
     categories: tuple[tuple[str, str], ...] = ()
     pages: PagesWords | None = None  # None: the file has no [pages] table
 
@@ -128,6 +154,7 @@ class Language:
 
 CHROME_KEYS = tuple(f.name for f in dataclasses.fields(Chrome) if f.name != "language")
 UNSUBSCRIBE_KEYS = tuple(f.name for f in dataclasses.fields(UnsubscribeWords))
+SUBSCRIBE_KEYS = tuple(f.name for f in dataclasses.fields(SubscribeWords))
 PAGES_KEYS = tuple(f.name for f in dataclasses.fields(PagesWords))
 #: Keys of older word files, and what replaced them.
 RETIRED_KEYS = {
@@ -177,7 +204,7 @@ def load(code: str, folder: Path | None = None) -> Language:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{where}: cannot read: {exc}") from exc
     data = read_toml(text, where)
-    _keys(data, ("subject", "digest", "unsubscribe", "pages", "categories"), where, "")
+    _keys(data, ("subject", "digest", "unsubscribe", "subscribe", "pages", "categories"), where, "")
     subject = data.get("subject")
     if not isinstance(subject, str):
         raise ConfigError(f"{where}: subject: {_missing_or_wrong(subject, 'a string')}")
@@ -188,6 +215,9 @@ def load(code: str, folder: Path | None = None) -> Language:
         chrome=chrome(_table(data, "digest", where), f"{where}: [digest]", code),
         unsubscribe=UnsubscribeWords(
             **_strings(_table(data, "unsubscribe", where), where, "unsubscribe", UNSUBSCRIBE_KEYS)
+        ),
+        subscribe=SubscribeWords(
+            **_strings(_table(data, "subscribe", where), where, "subscribe", SUBSCRIBE_KEYS)
         ),
         categories=_categories(data.get("categories", {}), where),
         pages=_pages(data, where, code),

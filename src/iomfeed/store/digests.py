@@ -122,8 +122,9 @@ class DigestsMixin(StoreBase):
             )
             db.execute(
                 "INSERT INTO deliveries (digest_id, subscriber_id, status, updated)"
-                " SELECT ?, id, 'pending', ? FROM subscribers WHERE status = 'active'",
-                (digest_id, utc(created)),
+                " SELECT ?, id, 'pending', ? FROM subscribers WHERE status = 'active'"
+                " AND (paused_until IS NULL OR paused_until <= ?)",
+                (digest_id, utc(created), utc(created)),
             )
         record = self.digest(digest_id)
         assert record is not None
@@ -188,14 +189,14 @@ class DigestsMixin(StoreBase):
         self, digest_id: int, subscriber_id: int, now: datetime, *, ambiguous: bool = False
     ) -> bool:
         """Committed before the message leaves: after a crash this row says 'maybe sent'.
-        False (and nothing changed) when the subscriber is no longer active: someone who
-        unsubscribed a second ago does not get the digest."""
+        False (and nothing changed) when the subscriber is no longer active or is paused:
+        someone who unsubscribed or paused a second ago does not get the digest."""
         cur = self.db.execute(
             "UPDATE deliveries SET status = 'sending', attempts = attempts + 1,"
             " ambiguous = max(ambiguous, ?), updated = ?"
             " WHERE digest_id = ? AND subscriber_id = ? AND EXISTS (SELECT 1 FROM subscribers"
-            " WHERE id = ? AND status = 'active')",
-            (int(ambiguous), utc(now), digest_id, subscriber_id, subscriber_id),
+            " WHERE id = ? AND status = 'active' AND (paused_until IS NULL OR paused_until <= ?))",
+            (int(ambiguous), utc(now), digest_id, subscriber_id, subscriber_id, utc(now)),
         )
         return cur.rowcount > 0
 

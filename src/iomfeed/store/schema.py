@@ -269,6 +269,49 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER digests_changed AFTER UPDATE OF status, finished ON digests
         BEGIN UPDATE changes SET n = n + 1 WHERE area = 'digests'; END;
     """,
+    """
+    -- issue 11 (subscriber lifecycle): a sign-up is 'pending' until confirmed, so the status
+    -- CHECK gains it (a rebuild, as in the languages step); each row records its consent
+    -- (when, how, the form's language, the client's truncated address when recorded, when
+    -- confirmed), the categories chosen (a JSON array, empty: all), a pause, when the last
+    -- confirmation or "already subscribed" message went (their rate limits). A forgotten
+    -- person keeps a row with no address and no name (the ledger's rows point at it), and
+    -- a keyed hash of the address in `suppressed`.
+    -- (run with foreign keys off)
+    CREATE TABLE subscribers_new (
+        id INTEGER PRIMARY KEY,
+        address TEXT UNIQUE COLLATE NOCASE,  -- NULL once forgotten
+        name TEXT NOT NULL,
+        language TEXT NOT NULL CHECK (language <> ''),  -- a code of digest.languages
+        status TEXT NOT NULL
+            CHECK (status IN ('pending', 'active', 'unsubscribed', 'bounced')),
+        subscribed TEXT NOT NULL,
+        left_at TEXT,
+        reason TEXT NOT NULL DEFAULT '',  -- why they left
+        failures INTEGER NOT NULL DEFAULT 0,
+        consent_at TEXT,                  -- NULL: added before consent was recorded
+        consent_via TEXT NOT NULL DEFAULT ''
+            CHECK (consent_via IN ('', 'web form', 'CSV import', 'command line')),
+        consent_language TEXT NOT NULL DEFAULT '',
+        consent_ip TEXT NOT NULL DEFAULT '',  -- truncated (/24, /48); only if recorded
+        confirmed_at TEXT,
+        categories TEXT NOT NULL DEFAULT '[]',
+        paused_until TEXT,
+        confirm_sent TEXT,                -- the last confirmation message
+        notice_sent TEXT                  -- the last "already subscribed" message
+    );
+    INSERT INTO subscribers_new (id, address, name, language, status, subscribed, left_at,
+                                 reason, failures)
+        SELECT id, address, name, language, status, subscribed, left_at, reason, failures
+        FROM subscribers;
+    DROP TABLE subscribers;
+    ALTER TABLE subscribers_new RENAME TO subscribers;
+    CREATE INDEX subscribers_status ON subscribers (status, id);
+    CREATE TABLE suppressed (           -- forgotten addresses, as keyed hashes only
+        hash TEXT PRIMARY KEY,            -- HMAC-SHA256 of the lower-cased address
+        since TEXT NOT NULL
+    );
+    """,
 )
 
 

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
+from ..consent import Consent, ConsentVia, DeliveryRecord, Profile, State
 from ..subscribers import Subscriber
 from .base import StoreBase, parse, utc
+
+
+def _when(text: str | None) -> datetime | None:
+    return parse(text) if text else None
 
 
 def _subscriber(row: sqlite3.Row) -> Subscriber:
     return Subscriber(
         id=row["id"],
-        address=row["address"],
+        address=row["address"] or "",
         name=row["name"],
         language=row["language"],
         status=row["status"],
@@ -23,32 +29,221 @@ def _subscriber(row: sqlite3.Row) -> Subscriber:
     )
 
 
+def _profile(row: sqlite3.Row) -> Profile:
+    via = row["consent_via"]
+    return Profile(
+        id=row["id"],
+        address=row["address"] or "",
+        name=row["name"],
+        language=row["language"],
+        state=State(row["status"]),
+        subscribed=parse(row["subscribed"]),
+        left=_when(row["left_at"]),
+        reason=row["reason"],
+        failures=row["failures"],
+        consent=Consent(
+            at=_when(row["consent_at"]),
+            via=ConsentVia(via) if via else None,
+            language=row["consent_language"],
+            ip=row["consent_ip"],
+            confirmed=_when(row["confirmed_at"]),
+        ),
+        categories=tuple(json.loads(row["categories"])),
+        paused_until=_when(row["paused_until"]),
+        confirm_sent=_when(row["confirm_sent"]),
+        notice_sent=_when(row["notice_sent"]),
+    )
+
+
 class SubscribersMixin(StoreBase):
     """The list of subscribers."""
 
-    def add_subscriber(self, sub: Subscriber, now: datetime) -> str:
-        """Add an active subscriber: 'added', 'exists' (already active), or 'left' (they
-        unsubscribed or bounced before and are not re-added behind their back)."""
+    def add_subscriber(self, sub: Subscriber, now: datetime, via: ConsentVia | None = None) -> str:
+        """Add an active subscriber (with consent given ``via`` the operator, recorded as of
+        ``now``): 'added', 'exists' (already active), or 'left' (they unsubscribed or
+        bounced before and are not re-added behind their back). A pending sign-up the
+        operator adds is made active: the operator has their consent."""
+        consent = via.value if via else ""
         with self.transaction() as db:
             row = db.execute(
                 "SELECT status FROM subscribers WHERE address = ?", (sub.address,)
             ).fetchone()
+            if row is not None and row["status"] == State.PENDING.value:
+                db.execute(
+                    "UPDATE subscribers SET status = 'active', consent_at = ?, consent_via = ?,"
+                    " consent_language = '', consent_ip = '' WHERE address = ?",
+                    (utc(now), consent, sub.address),
+                )
+                return "added"
             if row is not None:
                 return "exists" if row["status"] == "active" else "left"
             db.execute(
-                "INSERT INTO subscribers (address, name, language, status, subscribed)"
-                " VALUES (?, ?, ?, 'active', ?)",
-                (sub.address, sub.name, sub.language, utc(now)),
+                "INSERT INTO subscribers (address, name, language, status, subscribed,"
+                " consent_at, consent_via) VALUES (?, ?, ?, 'active', ?, ?, ?)",
+                (sub.address, sub.name, sub.language, utc(now), utc(now) if via else None, consent),
             )
         return "added"
 
-    def resubscribe(self, address: str, now: datetime) -> bool:
-        """Make a subscriber who left active again (only on their own explicit request)."""
+    def resubscribe(self, address: str, now: datetime, via: ConsentVia | None = None) -> bool:
+        """Make a subscriber who left active again (only on their own explicit request,
+        which is recorded as consent given ``via`` the operator)."""
         cur = self.db.execute(
             "UPDATE subscribers SET status = 'active', subscribed = ?, left_at = NULL,"
-            " reason = '' WHERE address = ? AND status != 'active'",
-            (utc(now), address),
+            " reason = '', failures = 0, consent_at = ?, consent_via = ?, consent_language = '',"
+            " consent_ip = '' WHERE address = ? AND status != 'active'",
+            (utc(now), utc(now) if via else None, via.value if via else "", address),
         )
+        return cur.rowcount > 0
+
+    # ------------------------------------------------------------ the sign-up lifecycle
+
+    def profile(self, *, address: str = "", subscriber_id: int = 0) -> Profile | None:
+        """Everything stored about one subscriber, by address or id; None when there is
+        none (a forgotten subscriber has no address: looked up by id, they are None too)."""
+        if address:
+            sql, key = "SELECT * FROM subscribers WHERE address = ?", address
+        else:
+            sql, key = (
+                "SELECT * FROM subscribers WHERE id = ? AND address IS NOT NULL",
+                str(subscriber_id),
+            )
+        row = self.db.execute(sql, (key,)).fetchone()
+        return None if row is None else _profile(row)
+
+    def add_pending(
+        self, sub: Subscriber, categories: Sequence[str], consent: Consent, now: datetime
+    ) -> int:
+        """A new sign-up, pending until confirmed; its id."""
+        cur = self.db.execute(
+            "INSERT INTO subscribers (address, name, language, status, subscribed, consent_at,"
+            " consent_via, consent_language, consent_ip, categories)"
+            " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+            (
+                sub.address,
+                sub.name,
+                sub.language,
+                utc(now),
+                utc(consent.at or now),
+                consent.via.value if consent.via else "",
+                consent.language,
+                consent.ip,
+                json.dumps(list(categories), ensure_ascii=False),
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    def restart_pending(
+        self, subscriber_id: int, sub: Subscriber, categories: Sequence[str], consent: Consent
+    ) -> None:
+        """Someone who left signs up again: pending, with the new sign-up's consent."""
+        self.db.execute(
+            "UPDATE subscribers SET status = 'pending', name = ?, language = ?, categories = ?,"
+            " subscribed = ?, left_at = NULL, reason = '', failures = 0, consent_at = ?,"
+            " consent_via = ?, consent_language = ?, consent_ip = ?, confirmed_at = NULL,"
+            " paused_until = NULL, confirm_sent = NULL WHERE id = ?",
+            (
+                sub.name,
+                sub.language,
+                json.dumps(list(categories), ensure_ascii=False),
+                utc(consent.at) if consent.at else None,
+                utc(consent.at) if consent.at else None,
+                consent.via.value if consent.via else "",
+                consent.language,
+                consent.ip,
+                subscriber_id,
+            ),
+        )
+
+    def mark_sign_up_mail(self, subscriber_id: int, column: str, now: datetime) -> None:
+        """When the last confirmation (``confirm_sent``) or "already subscribed"
+        (``notice_sent``) message went to this subscriber."""
+        assert column in ("confirm_sent", "notice_sent")
+        self.db.execute(
+            f"UPDATE subscribers SET {column} = ? WHERE id = ?", (utc(now), subscriber_id)
+        )
+
+    def activate(self, subscriber_id: int, now: datetime) -> bool:
+        """A pending subscriber confirmed: active from ``now``; False if not pending."""
+        cur = self.db.execute(
+            "UPDATE subscribers SET status = 'active', confirmed_at = ?"
+            " WHERE id = ? AND status IN ('pending', 'sending')",
+            (utc(now), subscriber_id),
+        )
+        return cur.rowcount > 0
+
+    def set_preferences(
+        self,
+        subscriber_id: int,
+        *,
+        language: str,
+        categories: Sequence[str],
+        paused_until: datetime | None,
+    ) -> None:
+        self.db.execute(
+            "UPDATE subscribers SET language = ?, categories = ?, paused_until = ? WHERE id = ?",
+            (
+                language,
+                json.dumps(list(categories), ensure_ascii=False),
+                utc(paused_until) if paused_until else None,
+                subscriber_id,
+            ),
+        )
+
+    def history(self, subscriber_id: int, limit: int | None = None) -> list[DeliveryRecord]:
+        """The digests sent (or meant) to a subscriber, newest first."""
+        rows = self.db.execute(
+            "SELECT d.*, g.created FROM deliveries d JOIN digests g ON g.id = d.digest_id"
+            " WHERE d.subscriber_id = ? ORDER BY d.digest_id DESC LIMIT ?",
+            (subscriber_id, -1 if limit is None else limit),
+        )
+        return [
+            DeliveryRecord(
+                digest_id=r["digest_id"],
+                digest_created=parse(r["created"]),
+                status=r["status"],
+                attempts=r["attempts"],
+                updated=parse(r["updated"]),
+                reply=r["reply"],
+            )
+            for r in rows
+        ]
+
+    def forget_subscriber(self, subscriber_id: int, suppression: str, now: datetime) -> None:
+        """Erase a subscriber's address, name and consent details in one transaction and
+        keep only ``suppression`` (the address's keyed hash). Their ledger rows stay, for
+        the digests' totals, without the servers' replies (which may quote the address);
+        a delivery still due (pending, or in doubt after a crash) is skipped."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE subscribers SET address = NULL, name = '', status = 'unsubscribed',"
+                " left_at = ?, reason = 'forgotten on request', consent_language = '',"
+                " consent_ip = '', categories = '[]', paused_until = NULL,"
+                " confirm_sent = NULL, notice_sent = NULL WHERE id = ?",
+                (utc(now), subscriber_id),
+            )
+            db.execute("UPDATE deliveries SET reply = '' WHERE subscriber_id = ?", (subscriber_id,))
+            db.execute(  # nothing more goes to them, nor is sent again after a crash
+                "UPDATE deliveries SET status = 'skipped', reply = 'forgotten', updated = ?"
+                " WHERE subscriber_id = ? AND status IN ('pending', 'sending')",
+                (utc(now), subscriber_id),
+            )
+            db.execute(
+                "INSERT OR IGNORE INTO suppressed (hash, since) VALUES (?, ?)",
+                (suppression, utc(now)),
+            )
+
+    def suppress(self, suppression: str, now: datetime) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO suppressed (hash, since) VALUES (?, ?)", (suppression, utc(now))
+        )
+
+    def is_suppressed(self, suppression: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM suppressed WHERE hash = ?", (suppression,))
+        return row.fetchone() is not None
+
+    def unsuppress(self, suppression: str) -> bool:
+        """Drop a suppression entry (the person gave fresh consent)."""
+        cur = self.db.execute("DELETE FROM suppressed WHERE hash = ?", (suppression,))
         return cur.rowcount > 0
 
     def set_subscriber_status(self, address: str, status: str, reason: str, now: datetime) -> bool:
@@ -69,14 +264,16 @@ class SubscribersMixin(StoreBase):
 
     def subscribers(self, status: str | None = None) -> Iterator[Subscriber]:
         """Subscribers in the order they joined, streamed (not all held in memory)."""
-        sql = "SELECT * FROM subscribers"
+        sql = "SELECT * FROM subscribers WHERE address IS NOT NULL"  # not the forgotten
         args: tuple[str, ...] = ()
         if status is not None:
-            sql += " WHERE status = ?"
+            sql += " AND status = ?"
             args = (status,)
         for row in self.db.execute(sql + " ORDER BY id", args):
             yield _subscriber(row)
 
     def subscriber_counts(self) -> dict[str, int]:
-        rows = self.db.execute("SELECT status, count(*) FROM subscribers GROUP BY status")
+        rows = self.db.execute(
+            "SELECT status, count(*) FROM subscribers WHERE address IS NOT NULL GROUP BY status"
+        )
         return {str(r[0]): int(r[1]) for r in rows}

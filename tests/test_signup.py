@@ -1,0 +1,541 @@
+"""The sign-up lifecycle core (issue 11): double opt-in, its rate limits, signed links with
+expiry, the welcome, preferences, data export, forgetting and the suppression list.
+
+Real parts: a real SQLite file through the runtime, messages through the outbox transport
+(read back as files) or through aiosmtpd on 127.0.0.1, digests made by the store's own
+``create_digest`` and sent by the real delivery loop."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import re
+import sqlite3
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from iomfeed.cli.show import profile_lines
+from iomfeed.config import Config
+from iomfeed.consent import (
+    ConsentVia,
+    State,
+    confirm_token,
+    preferences_token,
+    suppression_hash,
+    truncate_ip,
+)
+from iomfeed.digest.unsubscribe import BadToken, load_secret
+from iomfeed.errors import BadAddress, InputError
+from iomfeed.runtime import Runtime, open_runtime
+from iomfeed.signup import ConfirmOutcome, SignUpOutcome, confirm, sign_up
+from iomfeed.store import MIGRATIONS
+from iomfeed.store.schema import statements
+from iomfeed.subscriptions import (
+    Joined,
+    export_data,
+    forget,
+    import_rows,
+    preferences_holder,
+    read_csv,
+    set_preferences,
+    subscribe,
+)
+
+from .conftest import NOW
+from .digestkit import add_items, digest_config
+from .smtp import smtp_server
+
+ANA = "ana@example.org"
+
+
+class Outbox:
+    """The messages the outbox transport wrote, each read once."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.seen: set[Path] = set()
+
+    def new(self) -> list[EmailMessage]:
+        found = sorted(set(self.folder.glob("*.eml")) - self.seen) if self.folder.is_dir() else []
+        self.seen |= set(found)
+        out = []
+        for path in found:
+            msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            assert isinstance(msg, EmailMessage)
+            out.append(msg)
+        return out
+
+
+def text(msg: EmailMessage) -> str:
+    part = msg.get_body(("plain",))
+    assert isinstance(part, EmailMessage)
+    return str(part.get_content())
+
+
+def html(msg: EmailMessage) -> str:
+    part = msg.get_body(("html",))
+    assert isinstance(part, EmailMessage)
+    return str(part.get_content())
+
+
+def link(msg: EmailMessage, path: str) -> str:
+    match = re.search(rf"/{path}\?t=(\S+)", text(msg))
+    assert match is not None, text(msg)
+    return match.group(1)
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[tuple[Config, Runtime, Outbox]]:
+    config = digest_config(tmp_path)
+    with open_runtime(config, clock=lambda: NOW) as rt:
+        yield config, rt, Outbox(config.outbox_path)
+
+
+def join(
+    config: Config,
+    rt: Runtime,
+    now: datetime,
+    address: str = ANA,
+    language: str = "en",
+    categories: tuple[str, ...] = (),
+    ip: str | None = None,
+) -> SignUpOutcome:
+    mailer = rt.mailer()
+    try:
+        done = sign_up(
+            rt.store,
+            config,
+            mailer,
+            address=address,
+            name="Ana Hoxha",
+            language=language,
+            categories=categories,
+            via=ConsentVia.WEB_FORM,
+            now=now,
+            ip=ip,
+        )
+    finally:
+        mailer.close()
+    assert not done.mail_error
+    return done.outcome
+
+
+def do_confirm(config: Config, rt: Runtime, token: str, now: datetime) -> ConfirmOutcome:
+    mailer = rt.mailer()
+    try:
+        return confirm(rt.store, config, mailer, token, now).outcome
+    finally:
+        mailer.close()
+
+
+def test_a_sign_up_is_pending_until_confirmed_then_welcomed_in_its_language(
+    setup: tuple[Config, Runtime, Outbox],
+) -> None:
+    config, rt, outbox = setup
+    add_items(rt.store, range(1, 9), NOW - timedelta(days=1))
+    assert join(config, rt, NOW, "Ana@Example.ORG", "sq") is SignUpOutcome.CONFIRMATION_SENT
+    profile = rt.store.profile(address="Ana@example.org")
+    assert profile is not None and profile.state is State.PENDING
+    assert profile.consent.via is ConsentVia.WEB_FORM and profile.consent.language == "sq"
+    assert profile.consent.confirmed is None and profile.consent.ip == ""  # record_ip off
+    # Pending: not in a digest's ledger.
+    record = rt.store.create_digest(
+        created=NOW, since=None, cutoff=NOW, item_ids=[], left_out=[], more=0
+    )
+    assert rt.store.delivery_totals(record.id) == {}
+    rt.store.finish_digest(record.id, NOW)
+
+    [message] = outbox.new()
+    assert message["Subject"] == "Ju lutemi konfirmoni regjistrimin në Lajme nga IOM Shqipëri"
+    assert message["To"] == "Ana Hoxha <Ana@example.org>"
+    assert message["List-Unsubscribe"] is None  # not on the list yet: ignoring it is "no"
+    assert "Konfirmo regjistrimin" in html(message) and "7 ditë" in text(message)
+    token = link(message, "confirm")
+    assert f"{config.confirm_url}?t={token}" in html(message)
+
+    later = NOW + timedelta(days=6, hours=23)
+    assert do_confirm(config, rt, token, later) is ConfirmOutcome.CONFIRMED
+    profile = rt.store.profile(address="Ana@example.org")
+    assert profile is not None and profile.state is State.ACTIVE
+    assert profile.consent.confirmed == later.replace(microsecond=0)
+    [welcome] = outbox.new()
+    assert welcome["Subject"] == "Mirë se vini në Lajme nga IOM Shqipëri"
+    assert welcome["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "/unsubscribe?t=" in welcome["List-Unsubscribe"]
+    # The latest digest.first_items stories, newest first, with their links.
+    stories = re.findall(r"https://albania\.iom\.int/news/story-(\d+)", text(welcome))
+    assert stories == [str(n) for n in range(1, config.digest.first_items + 1)]
+    prefs = link(welcome, "preferences")
+    assert preferences_holder(rt.store, config, prefs).id == profile.id
+    # Confirming twice: nothing changes, no second welcome.
+    assert do_confirm(config, rt, token, later) is ConfirmOutcome.ALREADY
+    assert outbox.new() == []
+
+
+def test_signing_up_again_is_rate_limited_and_never_changes_a_subscriber(
+    setup: tuple[Config, Runtime, Outbox],
+) -> None:
+    config, rt, outbox = setup
+    assert join(config, rt, NOW) is SignUpOutcome.CONFIRMATION_SENT
+    assert len(outbox.new()) == 1
+    soon = NOW + timedelta(minutes=59)
+    assert join(config, rt, soon) is SignUpOutcome.CONFIRMATION_HELD
+    assert outbox.new() == []
+    hour = NOW + timedelta(hours=1)
+    assert join(config, rt, hour) is SignUpOutcome.CONFIRMATION_RESENT
+    [again] = outbox.new()
+    assert do_confirm(config, rt, link(again, "confirm"), hour) is ConfirmOutcome.CONFIRMED
+    outbox.new()  # the welcome
+
+    before = rt.store.profile(address=ANA)
+    assert join(config, rt, hour, language="sq", categories=("Other",)) is (
+        SignUpOutcome.NOTICE_SENT
+    )
+    [notice] = outbox.new()
+    assert notice["Subject"] == "You are already subscribed to IOM Albania news"
+    assert "/preferences?t=" in text(notice) and notice["List-Unsubscribe"]
+    after = rt.store.profile(address=ANA)
+    assert before is not None and after is not None
+    assert (after.language, after.categories, after.state) == ("en", (), State.ACTIVE)
+    assert join(config, rt, hour + timedelta(hours=23)) is SignUpOutcome.NOTICE_HELD
+    assert outbox.new() == []
+    assert join(config, rt, hour + timedelta(hours=24)) is SignUpOutcome.NOTICE_SENT
+    assert len(outbox.new()) == 1
+
+    # Someone who left starts a new double opt-in, with the new sign-up's consent.
+    rt.store.set_subscriber_status(ANA, "unsubscribed", "test", hour + timedelta(days=2))
+    back = hour + timedelta(days=3)
+    assert join(config, rt, back, language="sq") is SignUpOutcome.CONFIRMATION_SENT
+    pending = rt.store.profile(address=ANA)
+    assert pending is not None and pending.state is State.PENDING
+    assert pending.consent.at == back and pending.consent.confirmed is None
+    assert pending.language == "sq"
+    assert len(outbox.new()) == 1
+
+
+def test_a_bad_token_changes_nothing(setup: tuple[Config, Runtime, Outbox]) -> None:
+    config, rt, outbox = setup
+    join(config, rt, NOW)
+    token = link(outbox.new()[0], "confirm")
+    sid, stamp, mac = token.split(".")
+    secret = load_secret(config, rt.store)
+    before = rt.store.profile(address=ANA)
+    tampered = [
+        f"{sid}.{int(stamp) + 1}.{mac}",  # a later issue time
+        f"{int(sid) + 1}.{stamp}.{mac}",  # another subscriber
+        f"{sid}.{stamp}.{mac[:-1]}{'A' if mac[-1] != 'A' else 'B'}",
+        confirm_token(b"another secret entirely", config.list_id, int(sid), ANA, NOW),
+        preferences_token(secret, config.list_id, int(sid), ANA),  # another kind of token
+        "",
+        "1.2.3.4",
+    ]
+    for bad in tampered:
+        with pytest.raises(BadToken):
+            do_confirm(config, rt, bad, NOW)
+    with pytest.raises(BadToken, match="expired"):
+        do_confirm(config, rt, token, NOW + timedelta(days=7, seconds=1))
+    with pytest.raises(BadToken):  # a preferences token for a pending address
+        set_preferences(rt.store, config, token, language="sq")
+    forged = preferences_token(b"another secret entirely", config.list_id, int(sid), ANA)
+    with pytest.raises(BadToken):
+        export_data(rt.store, config, forged)
+    assert rt.store.profile(address=ANA) == before
+    assert outbox.new() == []
+    # A token from before a later sign-up no longer confirms.
+    rt.store.set_subscriber_status(ANA, "unsubscribed", "test", NOW + timedelta(hours=2))
+    join(config, rt, NOW + timedelta(hours=3))
+    with pytest.raises(BadToken, match="later sign-up"):
+        do_confirm(config, rt, token, NOW + timedelta(hours=4))
+    # And one for someone who has left since does not bring them back.
+    fresh = link(outbox.new()[0], "confirm")
+    rt.store.set_subscriber_status(ANA, "unsubscribed", "test", NOW + timedelta(hours=5))
+    assert do_confirm(config, rt, fresh, NOW + timedelta(hours=6)) is ConfirmOutcome.NOT_PENDING
+    gone = rt.store.profile(address=ANA)
+    assert gone is not None and gone.state is State.UNSUBSCRIBED
+    assert outbox.new() == []
+
+
+def test_only_active_subscribers_not_paused_get_a_digest(
+    setup: tuple[Config, Runtime, Outbox],
+) -> None:
+    config, rt, _ = setup
+    secret = load_secret(config, rt.store)
+    for name in ("active", "paused", "resumed", "later"):
+        subscribe(rt.store, f"{name}@example.org", "", "en", NOW, languages=("en",), secret=secret)
+    join(config, rt, NOW, "pending@example.org")
+    ids = {}
+    for name in ("paused", "resumed", "later"):
+        profile = rt.store.profile(address=f"{name}@example.org")
+        assert profile is not None
+        ids[name] = profile.id
+        token = preferences_token(secret, config.list_id, profile.id, profile.address)
+        until = {"paused": NOW + timedelta(days=30), "resumed": NOW - timedelta(days=1)}
+        if name in until:
+            set_preferences(rt.store, config, token, paused_until=until[name])
+    record = rt.store.create_digest(
+        created=NOW, since=None, cutoff=NOW, item_ids=[], left_out=[], more=0
+    )
+    listed = {d.address for d in rt.store.deliveries(record.id)}
+    assert listed == {"active@example.org", "resumed@example.org", "later@example.org"}
+    # Paused after the digest was made: mark_sending refuses, as for someone who left.
+    later = rt.store.profile(address="later@example.org")
+    assert later is not None
+    token = preferences_token(secret, config.list_id, later.id, later.address)
+    set_preferences(rt.store, config, token, paused_until=NOW + timedelta(days=1))
+    assert not rt.store.mark_sending(record.id, later.id, NOW)
+    assert rt.store.mark_sending(record.id, ids["resumed"], NOW)
+    # And once the pause is over, the next digest has them again.
+    assert rt.store.mark_sending(record.id, later.id, NOW + timedelta(days=2))
+
+
+def test_preferences_change_what_is_stored_and_refuse_bad_values(
+    setup: tuple[Config, Runtime, Outbox],
+) -> None:
+    config, rt, outbox = setup
+    join(config, rt, NOW, categories=(" Return  migration ", "Other", "Other", ""))
+    do_confirm(config, rt, link(outbox.new()[0], "confirm"), NOW)
+    token = link(outbox.new()[0], "preferences")
+    profile = preferences_holder(rt.store, config, token)
+    assert profile.categories == ("Return migration", "Other")
+    until = datetime(2027, 1, 1, tzinfo=NOW.tzinfo)
+    changed = set_preferences(
+        rt.store, config, token, language="sq", categories=["Other"], paused_until=until
+    )
+    assert (changed.language, changed.categories, changed.paused_until) == ("sq", ("Other",), until)
+    assert set_preferences(rt.store, config, token).paused_until == until  # left as it was
+    resumed = set_preferences(rt.store, config, token, categories=[], paused_until=None)
+    assert (resumed.categories, resumed.paused_until, resumed.language) == ((), None, "sq")
+    for bad in (
+        {"language": "de"},
+        {"paused_until": datetime(2027, 1, 1, tzinfo=NOW.tzinfo).replace(tzinfo=None)},
+        {"categories": ["x" * 101]},
+        {"categories": [str(n) for n in range(51)]},
+    ):
+        with pytest.raises(InputError):
+            set_preferences(rt.store, config, token, **bad)
+    assert rt.store.profile(address=ANA) == resumed
+
+
+def test_the_client_address_is_kept_only_when_asked_and_then_truncated(
+    tmp_path: Path,
+) -> None:
+    assert truncate_ip("203.0.113.77") == "203.0.113.0/24"
+    assert truncate_ip("2001:db8:1234:5678::1") == "2001:db8:1234::/48"
+    assert truncate_ip("::ffff:198.51.100.9") == "198.51.100.0/24"
+    assert truncate_ip("not an address") == ""
+    config = digest_config(tmp_path, subscribe={"record_ip": True})
+    with open_runtime(config, clock=lambda: NOW) as rt:
+        join(config, rt, NOW, ip="203.0.113.77")
+        join(config, rt, NOW, "b@example.org", ip="2001:db8:1234:5678::1")
+        assert [
+            p.consent.ip for p in (rt.store.profile(address=a) for a in (ANA, "b@example.org")) if p
+        ] == [
+            "203.0.113.0/24",
+            "2001:db8:1234::/48",
+        ]
+    config = digest_config(tmp_path / "off")
+    with open_runtime(config, clock=lambda: NOW) as rt:
+        join(config, rt, NOW, ip="203.0.113.77")
+        profile = rt.store.profile(address=ANA)
+        assert profile is not None and profile.consent.ip == ""
+        raw = sqlite3.connect(config.database_path).execute("SELECT * FROM subscribers")
+        assert "203.0.113" not in repr(raw.fetchall())
+
+
+def test_export_holds_everything_and_forget_keeps_only_a_hash(
+    setup: tuple[Config, Runtime, Outbox],
+) -> None:
+    config, rt, outbox = setup
+    join(config, rt, NOW, categories=("Other",))
+    do_confirm(config, rt, link(outbox.new()[0], "confirm"), NOW)
+    token = link(outbox.new()[0], "preferences")
+    record = rt.store.create_digest(
+        created=NOW, since=None, cutoff=NOW, item_ids=[], left_out=[], more=0
+    )
+    profile = preferences_holder(rt.store, config, token)
+    rt.store.mark_sending(record.id, profile.id, NOW)
+    rt.store.mark_failed(record.id, profile.id, f"550 <{ANA}> mailbox full", NOW, bounce_after=3)
+    data = export_data(rt.store, config, token)
+    json.dumps(data)  # JSON-ready as it is
+    assert data["subscriber"]["address"] == ANA and data["subscriber"]["state"] == "active"
+    assert data["subscriber"]["consent"]["via"] == "web form"
+    assert data["subscriber"]["categories"] == ["Other"]
+    assert [(d["digest_id"], d["status"]) for d in data["deliveries"]] == [(record.id, "failed")]
+    assert ANA in data["deliveries"][0]["reply"]
+    shown = "\n".join(profile_lines(profile, rt.store.history(profile.id), NOW))
+    assert re.search(rf"^  {record.id} +\S+ +failed +1 ", shown, re.M), shown
+    assert "by web form, form in 'en'" in shown and "categories:   Other" in shown
+
+    done = forget(rt.store, config, " ana@Example.ORG ", NOW + timedelta(days=1))
+    assert done.found and done.address == ANA
+    dump = "\n".join(sqlite3.connect(config.database_path).iterdump())
+    assert "ana@" not in dump.lower() and "Hoxha" not in dump
+    secret = load_secret(config, rt.store)
+    assert rt.store.is_suppressed(suppression_hash(secret, "ANA@example.org"))
+    assert rt.store.delivery_totals(record.id) == {"failed": 1}  # the ledger keeps its row
+    with pytest.raises(BadToken):
+        preferences_holder(rt.store, config, token)
+    assert ANA not in [s.address for s in rt.store.subscribers()]
+
+    # No import or operator add brings them back without --resubscribe ...
+    read = read_csv(f"{ANA},Ana,en\nnew@example.org,,en\n".encode(), languages=("en",))
+    done_import = import_rows(rt.store, read, NOW, secret=secret)
+    assert done_import.added == 1 and [p.address for p in done_import.suppressed] == [ANA]
+    again = subscribe(rt.store, ANA, "", "en", NOW, languages=("en",), secret=secret)
+    assert again.joined is Joined.SUPPRESSED and rt.store.profile(address=ANA) is None
+    # ... and signing up themselves is a new double opt-in, which lifts the suppression.
+    assert join(config, rt, NOW + timedelta(days=2)) is SignUpOutcome.CONFIRMATION_SENT
+    assert rt.store.is_suppressed(suppression_hash(secret, ANA))
+    do_confirm(config, rt, link(outbox.new()[0], "confirm"), NOW + timedelta(days=2))
+    assert not rt.store.is_suppressed(suppression_hash(secret, ANA))
+    back = rt.store.profile(address=ANA)
+    assert back is not None and back.state is State.ACTIVE and back.id != profile.id
+
+    # Forgetting an address nobody has suppresses it all the same; a bad one is refused.
+    assert not forget(rt.store, config, "stranger@example.org", NOW).found
+    assert rt.store.is_suppressed(suppression_hash(secret, "stranger@example.org"))
+    with pytest.raises(InputError):
+        forget(rt.store, config, "not an address", NOW)
+
+
+def test_import_reports_who_left_and_resubscribe_brings_them_back(
+    setup: tuple[Config, Runtime, Outbox],
+) -> None:
+    config, rt, _ = setup
+    secret = load_secret(config, rt.store)
+    for who in ("left@example.org", "gone@example.org"):
+        subscribe(rt.store, who, "", "en", NOW, languages=("en",), secret=secret)
+    rt.store.set_subscriber_status("left@example.org", "unsubscribed", "test", NOW)
+    forget(rt.store, config, "gone@example.org", NOW)
+    read = read_csv(
+        b"left@example.org,L,en\ngone@example.org,G,en\nnew@example.org,N,en\n", languages=("en",)
+    )
+    plain = import_rows(rt.store, read, NOW, secret=secret)
+    assert (plain.added, [p.line for p in plain.left], [p.line for p in plain.suppressed]) == (
+        1,
+        [1],
+        [2],
+    )
+    fresh = NOW + timedelta(days=1)
+    again = import_rows(rt.store, read, fresh, secret=secret, resubscribe=True)
+    assert (again.added, again.resubscribed, again.unchanged) == (2, 2, 1)
+    for who in ("left@example.org", "gone@example.org"):
+        profile = rt.store.profile(address=who)
+        assert profile is not None and profile.state is State.ACTIVE
+        assert (profile.consent.via, profile.consent.at) == (ConsentVia.CSV_IMPORT, fresh)
+    assert not rt.store.is_suppressed(suppression_hash(secret, "gone@example.org"))
+
+
+def test_a_bad_address_or_language_is_refused_before_anything_is_stored(
+    setup: tuple[Config, Runtime, Outbox],
+) -> None:
+    config, rt, outbox = setup
+    with pytest.raises(BadAddress):
+        join(config, rt, NOW, "not-an-address")
+    with pytest.raises(InputError, match="language"):
+        join(config, rt, NOW, language="de")
+    assert list(rt.store.subscribers()) == [] and outbox.new() == []
+
+
+def test_the_confirmation_goes_through_smtp_with_its_headers_encoded(tmp_path: Path) -> None:
+    with smtp_server() as (handler, port):
+        config = digest_config(
+            tmp_path,
+            mail={"transport": "smtp"},
+            smtp={"host": "127.0.0.1", "port": port, "security": "none"},
+        )
+        with open_runtime(config, clock=lambda: NOW) as rt:
+            mailer = rt.mailer()
+            try:
+                done = sign_up(
+                    rt.store,
+                    config,
+                    mailer,
+                    address=ANA,
+                    name="Ëndrit Çela\r\nBcc: x@example.org",
+                    language="sq",
+                    categories=(),
+                    via=ConsentVia.WEB_FORM,
+                    now=NOW,
+                )
+            finally:
+                mailer.close()
+        assert done.outcome is SignUpOutcome.CONFIRMATION_SENT and not done.mail_error
+        [received] = handler.received
+        assert received.rcpt_tos == [ANA]
+        head = received.data.split(b"\r\n\r\n")[0].decode("ascii")  # every header ASCII
+        assert "=?utf-8?" in head
+        assert not any(line.lower().startswith("bcc") for line in head.split("\r\n"))
+        msg = received.message()
+        assert msg["To"].addresses[0].display_name == "Ëndrit Çela Bcc: x@example.org"
+        assert "Përshëndetje Ëndrit Çela" in text(msg)
+
+
+def test_the_schema_step_keeps_every_subscriber_and_delivery(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA foreign_keys = ON")
+    mine = next(n for n, step in enumerate(MIGRATIONS) if "issue 11 (subscriber lifecycle)" in step)
+    for version, step in enumerate(MIGRATIONS[:mine], start=1):
+        for statement in statements(step):
+            db.execute(statement)
+        db.execute(f"PRAGMA user_version = {version}")
+    db.execute(
+        "INSERT INTO subscribers (address, name, language, status, subscribed, failures)"
+        " VALUES ('a@example.org', 'Ana', 'sq', 'bounced', '2026-11-01T00:00:00Z', 3)"
+    )
+    db.execute(
+        "INSERT INTO digests (id, created, cutoff, items, more, status) VALUES"
+        " (1, '2026-11-02T00:00:00Z', '2026-11-02T00:00:00Z', 0, 0, 'sent')"
+    )
+    db.execute(
+        "INSERT INTO deliveries (digest_id, subscriber_id, status, updated)"
+        " VALUES (1, 1, 'failed', '2026-11-02T00:00:00Z')"
+    )
+    db.close()
+    config = digest_config(tmp_path, storage={"database": str(path)})
+    with open_runtime(config, clock=lambda: NOW) as rt:
+        profile = rt.store.profile(address="a@example.org")
+        assert profile is not None
+        assert (profile.state, profile.failures, profile.language) == (State.BOUNCED, 3, "sq")
+        assert profile.consent.at is None and profile.categories == ()
+        assert [d.status for d in rt.store.history(profile.id)] == ["failed"]
+        join(config, rt, NOW, "new@example.org")
+        fresh = rt.store.profile(address="new@example.org")
+        assert fresh is not None and fresh.state is State.PENDING
+
+
+def test_forgetting_someone_mid_send_skips_them_and_the_send_finishes(
+    setup: tuple[Config, Runtime, Outbox],
+) -> None:
+    """A digest killed after Ana's row was marked 'sending' is resumed after she was
+    forgotten: nothing goes to her (she has no address any more), the others get it."""
+    from iomfeed.digest.steps import send_digest
+
+    config, rt, outbox = setup
+    add_items(rt.store, range(1, 4), NOW - timedelta(days=1))
+    secret = load_secret(config, rt.store)
+    for who in (ANA, "ben@example.org", "cleo@example.org"):
+        subscribe(rt.store, who, "", "en", NOW, languages=("en",), secret=secret)
+    items = [i.id for i in rt.store.items()]
+    record = rt.store.create_digest(
+        created=NOW, since=None, cutoff=NOW, item_ids=items, left_out=[], more=0
+    )
+    ana = rt.store.profile(address=ANA)
+    cleo = rt.store.profile(address="cleo@example.org")
+    assert ana is not None and cleo is not None
+    assert rt.store.mark_sending(record.id, ana.id, NOW)  # then the process died
+    forget(rt.store, config, ANA, NOW)
+    forget(rt.store, config, "cleo@example.org", NOW)  # still pending: skipped too
+    mailer = rt.mailer()
+    try:
+        send_digest(config, store=rt.store, mailer=mailer, clock=lambda: NOW)
+    finally:
+        mailer.close()
+    assert [m["To"] for m in outbox.new()] == ["ben@example.org"]
+    assert rt.store.delivery_totals(record.id) == {"sent": 1, "skipped": 2}
