@@ -23,8 +23,9 @@ from iomfeed.digest.pages import page_stem
 from iomfeed.pipeline import publish, send_digest
 from iomfeed.store import Store
 
-from .conftest import NOW
+from .conftest import CONFIG_FILE, NOW
 from .digestkit import add_items, add_subscribers, digest_config
+from .test_cli_snapshot import iomfeed
 from .test_delivery import ScriptedMailer
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -197,3 +198,59 @@ def test_skipped_digests_have_no_page_and_a_partial_send_has_one(tmp_path: Path)
         html = mailer.sent[0].data.decode()
         url = re.search(r'class="view-online-link" href="([^"]+)"', html).group(1)  # type: ignore[union-attr]
         assert (config.feeds_path / url.removeprefix(config.site.public_url)).is_file()
+
+
+def test_digest_send_from_the_command_line_publishes_the_pages_its_messages_link(
+    tmp_path: Path,
+) -> None:
+    """`iomfeed digest --send` in its own process: the pages are there when it ends, and a
+    later `iomfeed publish` leaves every archive file as it was."""
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(CONFIG_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    with Store(tmp_path / "iomfeed.db") as store:
+        add_subscribers(store, 3)
+        add_items(store, range(5), NOW - timedelta(days=1))
+    sent = iomfeed("--config", str(config_file), "digest", "--send", cwd=tmp_path)
+    assert sent.returncode == 0, sent.stderr
+    config = digest_config(tmp_path)
+    folder = config.feeds_path / "digests"
+    mtimes = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    assert len(mtimes) == 4
+    for msg in messages(config):
+        text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        url = text.split("\n")[1].strip()
+        assert url.startswith(config.site.public_url + "digests/"), text[:200]
+        assert (config.feeds_path / url.removeprefix(config.site.public_url)).is_file()
+    again = iomfeed("--config", str(config_file), "publish", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == mtimes
+
+
+def test_the_same_store_gives_the_same_archive_bytes(tmp_path: Path) -> None:
+    """A publish into an empty folder writes byte for byte what the incremental ones did."""
+    import shutil
+
+    config, store = sent_digest(tmp_path)
+    with store:
+        before = archive_files(config)
+        shutil.rmtree(config.feeds_path)
+        report = publish(config, store=store, now=NOW + timedelta(days=2))
+        assert {f"digests/{name}" for name in before} <= set(report.written)
+        assert archive_files(config) == before
+
+
+def test_a_story_edited_later_is_shown_edited_on_its_digest_pages(tmp_path: Path) -> None:
+    from iomfeed.ingest import upsert
+
+    from .digestkit import item
+
+    config, store = sent_digest(tmp_path)
+    with store:
+        upsert(store, item(0, title="Corrected title of story zero"), NOW + timedelta(hours=2))
+        report = publish(config, store=store, now=NOW + timedelta(hours=3))
+        stem = page_stem(1, NOW, store.digest_days(), config.site.timezone)
+        for code in ("en", "sq"):
+            assert f"digests/{stem}-{code}.html" in report.written
+        files = archive_files(config)
+        assert "Corrected title of story zero" in files[f"{stem}-en.html"].decode()
+        assert "Corrected title of story zero" in files["index.html"].decode()
