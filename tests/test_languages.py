@@ -68,6 +68,10 @@ unsubscribe_prompt = "Non vuoi più ricevere queste email?"
 unsubscribe = "Annulla l'iscrizione"
 website = "Sito web"
 index_link = "Tutte le notizie e i feed"
+view_in_browser = "Leggi questo notiziario nel browser"
+web_note = "Questa è la copia web del notiziario {title} inviato per email il {date}."
+web_manage = "Iscritto? Ogni email del notiziario ha un link per gestire l'iscrizione."
+web_archive = "Tutti i notiziari"
 
 [unsubscribe]
 title = "Annulla l'iscrizione"

@@ -247,6 +247,9 @@ class DigestContent:
     more: int = 0
     left_out: tuple[str, ...] = ()  # ids of the new items counted in ``more``
     first: bool = False
+    #: The name of its web page without the language (``digest.pages.page_stem``), known
+    #: before it is sent; "" for one made by hand: the day of ``created`` is used.
+    page: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,12 +19,13 @@ from .digest.steps import digest_content as digest_content
 from .digest.steps import digest_due as digest_due
 from .digest.steps import digest_preview as digest_preview
 from .digest.steps import render_languages as render_languages
-from .digest.steps import send_digest as send_digest
 from .digest.steps import sender as sender
+from .errors import PublishError
 from .http import HttpClient
 from .ingest import fetch_all as fetch_all  # the fetch stage, used here and by callers
 from .models import (
     CycleReport,
+    DigestOutcome,
     PublishReport,
 )
 from .store import Store
@@ -75,6 +76,32 @@ def publish(
 
         report = announce(config, store, report, now=now)
     return report
+
+
+def send_digest(
+    config: Config,
+    *,
+    store: Store,
+    mailer: Mailer,
+    clock: Callable[[], datetime],
+    stop: Stop | None = None,
+    on_message: Callable[[], None] | None = None,
+) -> DigestOutcome:
+    """Send the digest (:func:`iomfeed.digest.steps.send_digest`); then, when a message of
+    it went out, publish, so that the page each message links ("View in browser") is on
+    the web at once, not at the next cycle. A publish that fails then is logged, not
+    raised: the digest went out, and the next publish writes the page."""
+    from .digest.steps import send_digest as send
+
+    outcome = send(
+        config, store=store, mailer=mailer, clock=clock, stop=stop, on_message=on_message
+    )
+    if outcome.delivery is not None and (outcome.delivery.sent or outcome.delivery.finished):
+        try:
+            publish(config, store=store, now=clock(), force=False)
+        except PublishError as exc:
+            log.error("digest %d: its web page was not published: %s", outcome.digest_id, exc)
+    return outcome
 
 
 def run_cycle(

@@ -47,6 +47,7 @@ from .lines import (
     measure,
     pack_lines,
 )
+from .pages import WebCopy, local_day, page_url
 from .select import shorten
 from .stories import (
     Group,
@@ -319,6 +320,8 @@ class Setting:
     date: str  # the digest's date in words
     first: bool  # the list's first digest
     config: Config
+    page: str  # the digest's web page name without the language (pages.page_stem)
+    web: WebCopy | None = None  # the web copy's parts, or None for the messages
 
 
 def category_name(config: Config, language: Language, name: str) -> str:
@@ -349,8 +352,12 @@ def _context(entries: Sequence[DigestEntry], more: int, setting: Setting) -> dic
     home = ascii_url(config.site.home_url)
     home = home if usable_url(home) else index
     intro = fill(chrome.intro_first if first else chrome.intro, title=title, date=date)
+    code = setting.language.code
     return {
-        "language": setting.language.code,
+        "language": code,
+        "view_url": page_url(config.site.public_url, setting.page, code),
+        "web": setting.web,
+        "web_note": fill(chrome.web_note, title=title, date=date),
         "chrome": chrome,
         "first": first,
         "heading": fill(chrome.heading, title=title, date=date),
@@ -395,7 +402,7 @@ def _largest_fitting(count: int, max_bytes: int, attempt: Callable[[int], tuple[
     return low
 
 
-def _setting(content: DigestContent, code: str, config: Config) -> Setting:
+def _setting(content: DigestContent, code: str, config: Config, web: WebCopy | None) -> Setting:
     codes = config.digest.languages
     if code not in codes:
         raise ConfigError(f"no digest language {code!r} (digest.languages: {', '.join(codes)})")
@@ -410,6 +417,8 @@ def _setting(content: DigestContent, code: str, config: Config) -> Setting:
         date=format_date(content.created, chrome, config.site.timezone),
         first=content.first,
         config=config,
+        page=content.page or local_day(content.created, config.site.timezone),
+        web=web,
     )
 
 
@@ -434,11 +443,19 @@ def _subject(content: DigestContent, setting: Setting) -> str:
     )
 
 
-def render_digest(content: DigestContent, language: str, config: Config) -> RenderedDigest:
+def digest_subject(content: DigestContent, language: str, config: Config) -> str:
+    """The digest's subject line in ``language``, without rendering the rest."""
+    return _subject(content, _setting(content, language, config, None))
+
+
+def render_digest(
+    content: DigestContent, language: str, config: Config, *, web: WebCopy | None = None
+) -> RenderedDigest:
     """The digest in ``language`` (a code of ``digest.languages``), inlined once (once per
-    size attempt)."""
+    size attempt). ``web``: its web copy instead, with no token and no personal part, all
+    its stories (a page is not clipped like a message) and no text part."""
     env = _environment(config)
-    setting = _setting(content, language, config)
+    setting = _setting(content, language, config, web)
     subject = _subject(content, setting)
     css = _source(env, CSS_FILE)
     entries = content.entries
@@ -454,7 +471,7 @@ def render_digest(content: DigestContent, language: str, config: Config) -> Rend
 
     shown = len(entries)
     max_bytes = config.digest.max_bytes
-    if attempt(shown)[1] > max_bytes and shown > 0:
+    if web is None and attempt(shown)[1] > max_bytes and shown > 0:
         shown = _largest_fitting(shown, max_bytes, attempt)
         log.warning(
             "digest (%s): %d of %d stories kept so the HTML part stays within"
@@ -466,7 +483,8 @@ def render_digest(content: DigestContent, language: str, config: Config) -> Rend
             max_bytes,
         )
     html, html_bytes = attempt(shown)
-    text = fold_text(_render(env, TEXT_TEMPLATE, _context(entries[:shown], count - shown, setting)))
+    context = _context(entries[:shown], count - shown, setting)
+    text = "" if web else fold_text(_render(env, TEXT_TEMPLATE, context))
     return RenderedDigest(
         language=language,
         subject=subject,

@@ -10,6 +10,7 @@ a cron run with nothing to send does not load them.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -27,6 +28,7 @@ from .lifecycle import (
     is_due,
     state_of,
 )
+from .pages import page_stem
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -47,12 +49,11 @@ def digest_content(config: Config, store: Store, now: datetime) -> DigestContent
     current = store.open_digest()
     if current is not None:
         items = store.items_by_id(store.digest_item_ids(current.id))
-        return _frozen_content(current.id, current.created, current.since, items, current.more)
-    last_sent = store.last_digest(DigestState.SENT)
-    if last_sent is None:
+        content = _frozen_content(current.id, current.created, current.since, items, current.more)
+    elif (last_sent := store.last_digest(DigestState.SENT)) is None:
         # The list's first digest: everything stored is "new", back to the oldest story a
         # backfill found. Only the newest few are shown; the others count as handled.
-        return select(
+        content = select(
             store.new_items(None, now),
             max_items=config.digest.first_items,
             digest_id=0,
@@ -60,13 +61,17 @@ def digest_content(config: Config, store: Store, now: datetime) -> DigestContent
             since=None,
             first=True,
         )
-    return select(
-        store.new_items(last_sent, now),
-        max_items=config.digest.max_items,
-        digest_id=0,
-        created=now,
-        since=last_sent.cutoff,
-    )
+    else:
+        content = select(
+            store.new_items(last_sent, now),
+            max_items=config.digest.max_items,
+            digest_id=0,
+            created=now,
+            since=last_sent.cutoff,
+        )
+    # Its web page's name, for the "View in browser" link of every message.
+    stem = page_stem(content.digest_id, content.created, store.digest_days(), config.site.timezone)
+    return dataclasses.replace(content, page=stem)
 
 
 def _frozen_content(
@@ -206,13 +211,8 @@ def _create(
         more=content.more,
         left_out=content.left_out,
     )
-    content = DigestContent(
-        digest_id=record.id,
-        created=record.created,
-        since=record.since,
-        entries=content.entries,
-        more=content.more,
-        first=content.first,
+    content = dataclasses.replace(
+        content, digest_id=record.id, created=record.created, since=record.since
     )
     log.info(
         "digest %d: %d item(s) (%d more linked) to %d subscriber(s)",

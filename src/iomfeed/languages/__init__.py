@@ -66,6 +66,10 @@ class Chrome:
     unsubscribe: str
     website: str
     index_link: str
+    view_in_browser: str
+    web_note: str
+    web_manage: str
+    web_archive: str
     language: str = "en"  # the language's code (not a key of the file)
 
 
@@ -128,6 +132,12 @@ class PagesWords:
     month_description: str
     last_change: str
     footer: str
+    digests_link: str
+    digests_heading: str
+    digests_lead: str
+    digests_feed: str
+    digests_one: str
+    digests_many: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,10 @@ Files, relative to ``publish.folder``:
   so the subscription feed plus its archives hold every item exactly once;
 * ``months/YYYY-MM.html``: one HTML page per month holding a story older than those on
   the index (every story of that month), linked from the index and to its neighbours;
-* ``index.html``: the newest ``index_items`` items, the subscribe links, the month pages.
+* ``digests/...``: every digest that went out, a page per language, their index and an
+  Atom feed (:mod:`.digests`);
+* ``index.html``: the newest ``index_items`` items, the subscribe links, the month pages
+  and the digest archive.
 
 An archive page is rendered only when its fingerprint (its items' ids, content hashes and
 update times, its neighbours and the settings it shows) differs from the one recorded when it
@@ -33,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -42,6 +45,8 @@ from ..errors import PublishError
 from ..files import FileSet, remove_leftovers
 from ..models import FeedDoc, PublishReport, StoredItem
 from ..store import IndexEntry, PublishedFile, Store
+from .digests import INDEX as DIGESTS_INDEX
+from .digests import DigestArchive
 from .feeds import render_atom, render_json, render_rss
 from .site import FeedLink, MonthLink, render_index, render_month, templates_digest
 
@@ -216,8 +221,10 @@ class Publisher:
             self._feed_set(doc, key + "/")
             links.append(FeedLink(label, doc.atom_url, doc.rss_url, doc.json_url))
         self._feed_set(main, "")
+        digests = DigestArchive(self.config, self.store, self.now, index_rows, self._keep_or_write)
+        archive = DIGESTS_INDEX if digests.publish() else ""
         months = self._month_pages(index_rows, by_month, links[0])
-        self._index(newest, links, main.updated, months)
+        self._index(newest, links, main.updated, months, archive)
         self._commit()
         self._remove_stale()
         return PublishReport(tuple(self.written), self.unchanged)
@@ -247,8 +254,10 @@ class Publisher:
         links: list[FeedLink],
         updated: datetime,
         months: list[MonthLink],
+        archive: str,
     ) -> None:
-        """Write ``index.html``: the feeds, the newest stories and the month pages."""
+        """Write ``index.html``: the feeds, the newest stories, the month pages and the
+        digest archive (``archive``: its index, or "" while no digest went out)."""
         cfg = self.config.publish
         site = self.config.site
         shown = (
@@ -268,6 +277,7 @@ class Publisher:
                 items=shown,
                 updated=updated,
                 months=months,
+                digests=archive,
             ),
         )
 
@@ -381,6 +391,14 @@ class Publisher:
             is_archive=True,
         )
         self._write(page.path, render_atom(doc), fingerprint)
+
+    def _keep_or_write(self, path: str, fingerprint: str, render: Callable[[], bytes]) -> None:
+        """Keep ``path`` when it is what ``fingerprint`` made, else stage ``render()``."""
+        if self._still_there(path, fingerprint):
+            self.produced.add(path)
+            self.unchanged += 1
+        else:
+            self._write(path, render(), fingerprint)
 
     def _still_there(self, path: str, fingerprint: str) -> bool:
         """Whether ``path`` is, untouched, what was written from the same inputs."""

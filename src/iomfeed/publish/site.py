@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from markupsafe import Markup
 
     from ..languages import PagesWords
+    from .digests import DigestLink
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +168,10 @@ def render_index(
     items: Sequence[StoredItem],
     updated: datetime | None,
     months: Sequence[MonthLink] = (),
+    digests: str = "",
 ) -> bytes:
-    """``index.html``: the newest ``items``, the feeds, and ``months`` (newest first)."""
+    """``index.html``: the newest ``items``, the feeds, ``months`` (newest first), and a
+    link to the digest archive's index (``digests``, relative) when there is one."""
     years: dict[str, list[MonthLink]] = {}
     for month in months:
         years.setdefault(month.year, []).append(month)
@@ -183,6 +186,35 @@ def render_index(
         feeds=feeds,
         updated=updated,
         years=list(years.items()),
+        digests=digests,
+    )
+
+
+def render_digests(
+    *,
+    title: str,
+    home_url: str,
+    author: str,
+    digests: Sequence[DigestLink],
+    feed_url: str,
+    updated: datetime,
+) -> bytes:
+    """``digests/index.html``: every digest that went out, newest first, with its pages."""
+    words = pages_words()
+    return _render(
+        "site/digests.html.j2",
+        (),
+        title=title,
+        description=words.digests_lead.replace(
+            "{website}", words.website.replace("{author}", author)
+        ),
+        language=PAGES_LANGUAGE,
+        home_url=home_url,
+        author=author,
+        feeds=(),
+        digests=digests,
+        feed_url=feed_url,
+        updated=updated,
     )
 
 

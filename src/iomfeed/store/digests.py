@@ -149,6 +149,35 @@ class DigestsMixin(StoreBase):
         )
         return [str(r[0]) for r in rows]
 
+    def digest_days(self) -> list[tuple[int, datetime]]:
+        """(id, created) of every digest that was not skipped, oldest first: what names
+        their web pages (``digest.pages.page_stem``)."""
+        rows = self.db.execute(
+            "SELECT id, created FROM digests WHERE status != 'skipped' ORDER BY id"
+        )
+        return [(int(r[0]), parse(r[1])) for r in rows]
+
+    def archived_digests(self) -> list[tuple[DigestRecord, list[str]]]:
+        """The digests that went out, newest first, each with the ids of the items it
+        shows: those sent to everyone, and those still being sent (or interrupted) of
+        which one message at least was accepted. Skipped ones have nothing to show."""
+        records = [
+            _digest(r)
+            for r in self.db.execute(
+                "SELECT * FROM digests WHERE status = 'sent' OR (status = 'sending' AND"
+                " EXISTS (SELECT 1 FROM deliveries WHERE digest_id = digests.id"
+                " AND status = 'sent')) ORDER BY id DESC"
+            )
+        ]
+        shown: dict[int, list[str]] = {}
+        for r in self.db.execute(
+            "SELECT di.digest_id, di.item_id FROM digest_items di"
+            " JOIN digests d ON d.id = di.digest_id WHERE di.position < d.items"
+            " ORDER BY di.digest_id, di.position"
+        ):
+            shown.setdefault(int(r[0]), []).append(str(r[1]))
+        return [(record, shown.get(record.id, [])) for record in records]
+
     def deliveries(
         self,
         digest_id: int,

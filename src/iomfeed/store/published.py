@@ -53,6 +53,17 @@ class PublishedMixin(StoreBase):
         self.db.execute("INSERT INTO feed_ids (key, id) VALUES (?, ?)", (key, minted))
         return minted
 
+    def entry_id(self, key: str, now: datetime) -> str:
+        """The permanent Atom id of an entry iomfeed itself makes (a digest's page), minted
+        on its first publication and kept with the feed ids."""
+        stored = f"entry:{key}"
+        row = self.db.execute("SELECT id FROM feed_ids WHERE key = ?", (stored,)).fetchone()
+        if row is not None:
+            return str(row[0])
+        minted = f"tag:{self.tag_authority},{now.astimezone(UTC):%Y-%m-%d}:{key}"
+        self.db.execute("INSERT INTO feed_ids (key, id) VALUES (?, ?)", (stored, minted))
+        return minted
+
     def pending_pings(self) -> list[str]:
         return [
             str(r[0])
