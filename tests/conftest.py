@@ -13,8 +13,8 @@ import pytest
 
 from iomfeed.config import LIVE_ORIGIN, Config, load_config
 from iomfeed.demo.server import DEFAULT_ROOT, SnapshotServer
+from iomfeed.ingest import fetch_all
 from iomfeed.models import RunReport, StoredItem
-from iomfeed.pipeline import fetch_all
 from iomfeed.runtime import open_runtime, open_store
 from iomfeed.transport import Transport
 

@@ -14,9 +14,9 @@ import iomfeed.ingest
 from iomfeed.config import Config
 from iomfeed.demo.server import SnapshotServer
 from iomfeed.http import HttpClient
+from iomfeed.ingest import fetch_all
 from iomfeed.intents import ItemIntent
 from iomfeed.models import KnownItem, MissingArticle, StoredItem
-from iomfeed.pipeline import fetch_all
 from iomfeed.runtime import open_store
 from iomfeed.sources import FetchContext, build_source, site_origins
 from iomfeed.sources.records import SourcePage

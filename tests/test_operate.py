@@ -208,7 +208,7 @@ def test_progress_only_on_a_terminal() -> None:
 
 
 def test_a_stop_request_ends_fetching_between_items(tmp_path: Path) -> None:
-    from iomfeed.pipeline import fetch_all
+    from iomfeed.ingest import fetch_all
 
     items = tmp_path / "items.json"
     items.write_text(
@@ -253,7 +253,7 @@ def test_a_stop_request_during_a_polite_pause_ends_the_fetch_as_stopped_not_fail
     import time
 
     from iomfeed.delivery.send import Stop
-    from iomfeed.pipeline import fetch_all
+    from iomfeed.ingest import fetch_all
 
     from .conftest import local_config
 

@@ -21,18 +21,17 @@ from .digest.steps import digest_preview as digest_preview
 from .digest.steps import render_languages as render_languages
 from .digest.steps import sender as sender
 from .errors import PublishError
-from .http import HttpClient
-from .ingest import fetch_all as fetch_all  # the fetch stage, used here and by callers
 from .models import (
     CycleReport,
     DigestOutcome,
     PublishReport,
 )
-from .store import Store
 
 if TYPE_CHECKING:
     from .delivery.mailers import Mailer
     from .delivery.send import Stop
+    from .http import HttpClient
+    from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +117,7 @@ def run_cycle(
     """Fetch, publish, send the digest when it is due, tell the operator what went wrong:
     what ``iomfeed run`` does once and ``iomfeed serve`` on its schedule."""
     from .alerts import notify
+    from .ingest import fetch_all  # the fetch stage (a publish alone never loads it)
 
     report = fetch_all(
         config,

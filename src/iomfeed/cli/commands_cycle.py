@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
-    from ..pipeline import fetch_all
+    from ..ingest import fetch_all
     from ..progress import Progress
 
     progress = Progress("items read", enabled=not args.quiet)

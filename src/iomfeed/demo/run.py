@@ -25,8 +25,9 @@ from urllib.parse import urlsplit
 from ..clock import utc_now
 from ..config import LIVE_ORIGIN, Config, load_config
 from ..errors import ConfigError
+from ..ingest import fetch_all
 from ..models import PublishReport, StoredItem
-from ..pipeline import digest_preview, fetch_all, publish, send_digest
+from ..pipeline import digest_preview, publish, send_digest
 from ..runtime import Runtime, open_runtime
 from ..subscribers import Subscriber
 from ..web import App
