@@ -97,7 +97,9 @@ def send_digest(
     )
     if outcome.delivery is not None and (outcome.delivery.sent or outcome.delivery.finished):
         try:
-            publish(config, store=store, now=clock(), force=False)
+            # Always rendered: whether a digest has a page depends on its ledger (a first
+            # message accepted), which the quiet-cycle mark does not count.
+            publish(config, store=store, now=clock())
         except PublishError as exc:
             log.error("digest %d: its web page was not published: %s", outcome.digest_id, exc)
     return outcome
