@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from iomfeed.normalize import html_to_text
 from iomfeed.store import MIGRATIONS, Store
 
 from .conftest import CONFIG_FILE, NOW, fetch, stored
+from .schemakit import database_before
 
 pytestmark = pytest.mark.network
 
@@ -216,12 +216,8 @@ def test_a_date_in_the_future_is_a_warning_and_the_item_is_dated_when_first_seen
 def test_an_item_stored_earlier_with_a_future_date_is_re_dated_on_upgrade(
     tmp_path: Path,
 ) -> None:
-    mine = next(n for n, step in enumerate(MIGRATIONS) if "issue 9 (sources)" in step)
     path = tmp_path / "old.db"
-    db = sqlite3.connect(path)
-    for step in MIGRATIONS[:mine]:
-        db.executescript(step)
-    db.execute(f"PRAGMA user_version = {mine}")
+    db = database_before(path, "issue 9 (sources)")
     row = {
         "id": "tag:x,2026-11-24:a",
         "url": "https://albania.iom.int/news/a",

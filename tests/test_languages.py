@@ -31,12 +31,12 @@ from iomfeed.errors import ConfigError, StoreError
 from iomfeed.models import DigestContent, DigestEntry
 from iomfeed.pipeline import render_languages
 from iomfeed.store import MIGRATIONS, Store
-from iomfeed.store.schema import statements as _statements
 from iomfeed.subscribers import Subscriber
 from iomfeed.web import App
 
 from .conftest import CONFIG_FILE, NOW
 from .digestkit import add_items
+from .schemakit import database_before
 
 SUBJECT = (
     "{{ title }}: {% if first %}le ultime notizie{% else %}{{ count }}"
@@ -387,13 +387,7 @@ def test_a_database_from_before_takes_any_configured_code(tmp_path: Path) -> Non
     """The migration rebuilds subscribers without its CHECK (language IN ('en', 'sq')),
     keeping every row and the deliveries that point at them."""
     path = tmp_path / "old.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA foreign_keys = ON")
-    mine = next(n for n, step in enumerate(MIGRATIONS) if "issue 10 (languages)" in step)
-    for version, step in enumerate(MIGRATIONS[:mine], start=1):
-        for statement in _statements(step):
-            db.execute(statement)
-        db.execute(f"PRAGMA user_version = {version}")
+    db = database_before(path, "issue 10 (languages)", foreign_keys=True)
     with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
         db.execute(
             "INSERT INTO subscribers (address, name, language, status, subscribed)"

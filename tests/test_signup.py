@@ -33,8 +33,6 @@ from iomfeed.digest.unsubscribe import BadToken, load_secret
 from iomfeed.errors import BadAddress, InputError
 from iomfeed.runtime import Runtime, open_runtime
 from iomfeed.signup import ConfirmOutcome, SignUpOutcome, confirm, sign_up
-from iomfeed.store import MIGRATIONS
-from iomfeed.store.schema import statements
 from iomfeed.subscriptions import (
     Joined,
     export_data,
@@ -48,6 +46,7 @@ from iomfeed.subscriptions import (
 
 from .conftest import NOW
 from .digestkit import add_items, digest_config
+from .schemakit import database_before
 from .smtp import smtp_server
 
 ANA = "ana@example.org"
@@ -478,13 +477,7 @@ def test_the_confirmation_goes_through_smtp_with_its_headers_encoded(tmp_path: P
 
 def test_the_schema_step_keeps_every_subscriber_and_delivery(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA foreign_keys = ON")
-    mine = next(n for n, step in enumerate(MIGRATIONS) if "issue 11 (subscriber lifecycle)" in step)
-    for version, step in enumerate(MIGRATIONS[:mine], start=1):
-        for statement in statements(step):
-            db.execute(statement)
-        db.execute(f"PRAGMA user_version = {version}")
+    db = database_before(path, "issue 11 (subscriber lifecycle)", foreign_keys=True)
     db.execute(
         "INSERT INTO subscribers (address, name, language, status, subscribed, failures)"
         " VALUES ('a@example.org', 'Ana', 'sq', 'bounced', '2026-11-01T00:00:00Z', 3)"

@@ -15,6 +15,8 @@ from iomfeed.ingest import upsert
 from iomfeed.models import Change, DateSource, Item, SourceResult
 from iomfeed.store import MIGRATIONS, Store
 
+from .schemakit import database_before, step_of
+
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 PUB = datetime(2021, 6, 14, 12, 0, tzinfo=UTC)
 
@@ -86,15 +88,8 @@ def test_an_entry_is_updated_when_the_source_says_until_a_change_is_seen(store: 
 
 
 def test_stored_entries_get_the_source_time_on_migration(tmp_path: Path) -> None:
-    from iomfeed.store.schema import statements as _statements
-
-    step = next(n for n, m in enumerate(MIGRATIONS) if "issue 9 (feeds)" in m)
     path = tmp_path / "old.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    for script in MIGRATIONS[:step]:
-        for statement in _statements(script):
-            db.execute(statement)
-    db.execute(f"PRAGMA user_version = {step}")
+    db = database_before(path, "issue 9 (feeds)")
     seen, changed = "2026-11-01T08:00:00Z", "2026-11-04T08:00:00Z"
     rows = [  # (name, published, published_utc, updated as stamped before, history)
         ("old", "2016-03-01T10:00:00+01:00", "2016-03-01T09:00:00Z", seen, [seen]),
@@ -388,14 +383,7 @@ def test_a_commit_that_fails_is_a_store_error_and_keeps_nothing(tmp_path: Path) 
 
 
 def _database_before_the_languages_step(path: Path) -> sqlite3.Connection:
-    from iomfeed.store.schema import statements
-
-    step = next(n for n, m in enumerate(MIGRATIONS) if "issue 10 (languages)" in m)
-    db = sqlite3.connect(str(path), isolation_level=None)
-    for version, script in enumerate(MIGRATIONS[:step], start=1):
-        for statement in statements(script):
-            db.execute(statement)
-        db.execute(f"PRAGMA user_version = {version}")
+    db = database_before(path, "issue 10 (languages)")
     db.execute(
         "INSERT INTO subscribers (id, address, name, language, status, subscribed) VALUES"
         " (1, 'a@example.org', 'A', 'sq', 'active', '2026-01-01T00:00:00Z'),"
@@ -433,7 +421,7 @@ def test_a_rebuild_that_would_break_a_foreign_key_changes_nothing(tmp_path: Path
 
     path = tmp_path / "breaks.db"
     _database_before_the_languages_step(path).close()
-    step = next(n for n, m in enumerate(MIGRATIONS) if "issue 10 (languages)" in m)
+    step = step_of("issue 10 (languages)")
     broken = MIGRATIONS[step].replace(
         "        FROM subscribers;", "        FROM subscribers WHERE id = 1;"
     )
