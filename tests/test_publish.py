@@ -776,10 +776,9 @@ except PublishError as exc:
     )
 
 
-def test_a_failed_write_leaves_the_previous_feed_intact(config: Config, tmp_path: Path) -> None:
-    run_publish(config)
-    before = (config.feeds_path / "atom.xml").read_bytes()
-    with open_store(config) as store:  # the next atom.xml will be larger than the limit below
+def grow_newest_item(config: Config) -> None:
+    """Edit the newest story so its body is 300 times longer: every feed holding it grows."""
+    with open_store(config) as store:
         target = store.items(limit=1)[0]
         upsert(
             store,
@@ -794,6 +793,12 @@ def test_a_failed_write_leaves_the_previous_feed_intact(config: Config, tmp_path
             ),
             NOW + timedelta(days=1),
         )
+
+
+def test_a_failed_write_leaves_the_previous_feed_intact(config: Config, tmp_path: Path) -> None:
+    run_publish(config)
+    before = (config.feeds_path / "atom.xml").read_bytes()
+    grow_newest_item(config)  # the next atom.xml will be larger than the limit below
     # A real process whose files may not grow much past the old feed's size: enough for the
     # store's journal, not for the new feed (the store is opened before the limit is set).
     result = publish_under_file_limit(tmp_path, len(before) + 300_000, NOW)
@@ -808,21 +813,7 @@ def test_a_publish_that_fails_part_way_replaces_no_file(config: Config, tmp_path
     run_publish(config)
     before = {p: (config.feeds_path / p).read_bytes() for p in mtimes(config.feeds_path)}
     stamps = mtimes(config.feeds_path)
-    with open_store(config) as store:  # one big edit: every feed holding it grows
-        target = store.items(limit=1)[0]
-        upsert(
-            store,
-            Item(
-                source=target.source,
-                url=target.url,
-                title=target.title,
-                content_html=target.content_html * 300,
-                published=target.published,
-                date_source=target.date_source,
-                categories=target.categories,
-            ),
-            NOW + timedelta(days=1),
-        )
+    grow_newest_item(config)  # one big edit: every feed holding it grows
     # What the publish would write, measured on a copy: the limit lets every changed file
     # but the largest be written, so a publish writing file by file would replace some.
     scratch = tmp_path / "scratch"
