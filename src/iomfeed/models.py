@@ -304,6 +304,9 @@ class Delivery:
     ambiguous: bool  # found 'sending' after a crash: it may or may not have gone out
     reply: str  # the last SMTP reply (or error)
     subscriber_failures: int = 0  # the subscriber's permanent failures in a row so far
+    #: The category segment frozen in the row when the digest was made (``digest.segments``:
+    #: folded names, sorted; empty: every category).
+    segment: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
