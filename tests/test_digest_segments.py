@@ -28,7 +28,7 @@ from iomfeed.runtime import open_runtime
 from iomfeed.store import Store
 
 from .conftest import NOW
-from .digestkit import add_subscribers, digest_config, item
+from .digestkit import add_subscribers, digest_config, item, stories_in
 from .schemakit import database_before
 
 OFFERED = ("Local", "Global")
@@ -52,18 +52,6 @@ class Mailer:
             assert isinstance(msg, EmailMessage)
             out[m.recipient] = msg
         return out
-
-
-def stories_in(msg: EmailMessage) -> set[int]:
-    """The story numbers whose links the message's text and HTML parts both carry."""
-    found = []
-    for kind in ("plain", "html"):
-        part = msg.get_body((kind,))
-        assert isinstance(part, EmailMessage)
-        body = str(part.get_content())
-        found.append({n for n in range(10) if f"/news/story-{n}" in body})
-    assert found[0] == found[1]
-    return found[0]
 
 
 def clock() -> datetime:
