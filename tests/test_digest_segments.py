@@ -313,3 +313,27 @@ def test_the_ledger_step_keeps_rows_of_an_older_schema(tmp_path: Path) -> None:
         # Made before segments: it keeps sending the whole digest, as it would have.
         assert (row.status, row.attempts, row.segment) == ("sending", 1, EVERY)
         assert rt.store.digest_segments(1) == [("sq", EVERY)]
+
+
+def test_the_dry_run_counts_segments_and_skips_as_the_send_would(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from iomfeed.cli.commands_digest import _print_segments
+    from iomfeed.digest.steps import dry_run
+
+    config = digest_config(tmp_path)
+    store = store_with(tmp_path, {0: "Local", 1: "Local"}, 4)
+    choose(store, 1, ["Global"])
+    choose(store, 2, ["Local"])
+    with store:
+        plan = dry_run(config, store, NOW)
+        assert dict(plan.segments) == {("sq", ()): 2, ("en", ("local",)): 1, ("", ()): 1}
+        _print_segments(plan.segments)
+        out = capsys.readouterr().out
+        assert "2 segment(s), each rendered once: en local: 1; sq every category: 2" in out
+        assert "1 subscriber(s) with nothing new in their categories: skipped" in out
+        for n in (0, 2, 3):
+            choose(store, n, ["Global"])
+        plan = dry_run(config, store, NOW)
+        assert plan.skip == "nothing new in the categories the subscribers chose"
+        assert store.last_digest() is None  # a dry run records nothing

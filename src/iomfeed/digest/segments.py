@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from functools import lru_cache
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ..normalize import clean_text
@@ -83,7 +84,9 @@ def encode(segment: Segment) -> str:
     return json.dumps(list(segment), ensure_ascii=False)
 
 
+@lru_cache(maxsize=256)
 def decode(text: str) -> Segment:
+    """A stored segment (cached: a ledger of thousands of rows holds a few segments)."""
     return tuple(sorted(fold(str(c)) for c in json.loads(text or "[]")))
 
 

@@ -153,10 +153,14 @@ def router(
 
     offered = offered_categories(config)
     send_empty = not config.digest.skip_empty
+    known: dict[tuple[str, ...], tuple[Segment, bool]] = {}  # a few choices, many subscribers
 
     def route(chosen: Sequence[str]) -> tuple[Segment, bool]:
-        segment = segment_of(chosen, offered)
-        return segment, send_empty or has_stories(content, segment)
+        key = tuple(chosen)
+        if key not in known:
+            segment = segment_of(key, offered)
+            known[key] = segment, send_empty or has_stories(content, segment)
+        return known[key]
 
     return route
 
@@ -401,9 +405,11 @@ def digest_preview(
 def dry_run(config: Config, store: Store, now: datetime) -> DigestPlan:
     """What a send would do now, changing nothing: resume the digest being sent (with its
     ledger's totals), or make the next one (whether it is due, and whether it would be
-    skipped for having nothing new); who would get it in each language; how it renders."""
+    skipped for having nothing new); who would get it in each language and each category
+    segment (and who would be skipped for having nothing new in theirs); how it renders."""
     content = digest_content(config, store, now)
     recipients = dict.fromkeys(config.digest.languages, 0)
+    segments: dict[Key, int] = {}
     if content.digest_id:
         totals = store.delivery_totals(content.digest_id)
         for d in store.deliveries(content.digest_id):
@@ -414,11 +420,17 @@ def dry_run(config: Config, store: Store, now: datetime) -> DigestPlan:
         for sub in store.subscribers("active"):
             recipients[sub.language] = recipients.get(sub.language, 0) + 1
         due = digest_due(config, store, now)
+        route = router(config, content)
+        for lang, chosen, n in store.recipient_choices(now):
+            segment, wanted = route(chosen)
+            key = (lang, segment) if wanted else ("", ())
+            segments[key] = segments.get(key, 0) + n
         step = decide(
             open_digest=None,
             content=content,
             skip_empty=config.digest.skip_empty,
             active_subscribers=sum(recipients.values()),
+            wanted=sum(n for key, n in segments.items() if key[0]),
         )  # the same rule as the send's
         skip = step.note if isinstance(step, Skip) else ""
         empty = bool(skip) and not content.entries and config.digest.skip_empty
@@ -431,4 +443,5 @@ def dry_run(config: Config, store: Store, now: datetime) -> DigestPlan:
         skipped_empty=empty,
         rendered={} if empty else render_languages(config, content),
         skip=skip,
+        segments=segments,
     )
