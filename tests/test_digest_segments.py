@@ -337,3 +337,21 @@ def test_the_dry_run_counts_segments_and_skips_as_the_send_would(
         plan = dry_run(config, store, NOW)
         assert plan.skip == "nothing new in the categories the subscribers chose"
         assert store.last_digest() is None  # a dry run records nothing
+
+
+def test_a_language_the_config_no_longer_has_fails_only_its_subscribers(tmp_path: Path) -> None:
+    config = digest_config(tmp_path)
+    store = store_with(tmp_path, {0: "Local"}, 3)
+    store.db.execute("UPDATE subscribers SET language = 'it' WHERE address = 'reader1@example.org'")
+    mailer = Mailer()
+    with store:
+        outcome = send_digest(config, store=store, mailer=mailer, clock=clock)
+        assert store.delivery_totals(outcome.digest_id) == {"sent": 2, "failed": 1}
+        profile = store.profile(address="reader1@example.org")
+        assert profile is not None
+        row = store.delivery(outcome.digest_id, profile.id)
+        assert row is not None and "not in digest.languages" in row.reply
+    assert sorted(m.recipient for m in mailer.sent) == [
+        "reader0@example.org",
+        "reader2@example.org",
+    ]

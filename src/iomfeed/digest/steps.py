@@ -112,13 +112,22 @@ def render_segments(
     config: Config, content: DigestContent, keys: Sequence[Key] = ()
 ) -> Renderings[RenderedDigest]:
     """The digest rendered and inlined once per (language, segment): those of ``keys`` now,
-    any other on first use (:mod:`.segments`)."""
+    any other on first use (:mod:`.segments`). A language ``digest.languages`` no longer
+    has is not rendered: its subscribers' messages cannot be made (failed, as before
+    segments), and the others are sent."""
+    from ..errors import ConfigError
     from .render import render_digest
 
+    codes = config.digest.languages
+
     def render(key: Key) -> RenderedDigest:
+        if key[0] not in codes:
+            raise ConfigError(
+                f"language {key[0]!r} is not in digest.languages ({', '.join(codes)})"
+            )
         return render_digest(for_segment(content, key[1]), key[0], config)
 
-    return Renderings(render, keys)
+    return Renderings(render, [k for k in keys if k[0] in codes])
 
 
 def segment_composers(
@@ -300,7 +309,7 @@ def _create(
         len(content.entries),
         content.more,
         sum(totals.values()),
-        len(keys),
+        len(rendered),
         f"; {n} with nothing new in their categories" if (n := totals.get("skipped")) else "",
     )
     made = segment_composers(
