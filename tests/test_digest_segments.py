@@ -18,7 +18,15 @@ import pytest
 from iomfeed.config import Config
 from iomfeed.delivery.send import Stop
 from iomfeed.digest import render
-from iomfeed.digest.lifecycle import NOTHING_FOR_THEM, Create, DigestState, Skip, decide
+from iomfeed.digest.lifecycle import (
+    NOTHING_FOR_THEM,
+    Create,
+    DeliveryStatus,
+    DigestState,
+    Skip,
+    decide,
+    first_status,
+)
 from iomfeed.digest.message import Outgoing
 from iomfeed.digest.segments import EVERY, for_segment, offered_categories, segment_of
 from iomfeed.ingest import upsert
@@ -152,6 +160,12 @@ def test_a_digest_with_nothing_for_anybody_is_skipped_whole() -> None:
     assert isinstance(step, Skip) and "categories" in step.note
     assert isinstance(decide(skip_empty=True, wanted=1, **common), Create)
     assert isinstance(decide(skip_empty=False, wanted=0, **common), Create)
+
+
+def test_a_recipient_with_nothing_new_is_skipped_unless_empty_digests_are_sent() -> None:
+    assert first_status(has_stories=False, skip_empty=True) is DeliveryStatus.SKIPPED
+    assert first_status(has_stories=False, skip_empty=False) is DeliveryStatus.PENDING
+    assert first_status(has_stories=True, skip_empty=True) is DeliveryStatus.PENDING
 
 
 # ------------------------------------------------------------------ the send

@@ -156,6 +156,13 @@ def decide(
     return Create()
 
 
+def first_status(*, has_stories: bool, skip_empty: bool) -> DeliveryStatus:
+    """A new digest's ledger row for one recipient: 'pending', or 'skipped' (final, neither
+    sent nor failed) when their category segment has nothing new and ``digest.skip_empty``
+    says an empty digest is not sent (:data:`NOTHING_FOR_THEM`)."""
+    return DeliveryStatus.SKIPPED if skip_empty and not has_stories else DeliveryStatus.PENDING
+
+
 def next_due(
     schedule: str, timezone: str, mark: datetime, key: str = "schedule.digest"
 ) -> datetime:

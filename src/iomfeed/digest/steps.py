@@ -27,6 +27,7 @@ from .lifecycle import (
     advance,
     after_send,
     decide,
+    first_status,
     is_due,
     state_of,
 )
@@ -161,14 +162,16 @@ def router(
     from .segments import segment_of
 
     offered = offered_categories(config)
-    send_empty = not config.digest.skip_empty
     known: dict[tuple[str, ...], tuple[Segment, bool]] = {}  # a few choices, many subscribers
 
     def route(chosen: Sequence[str]) -> tuple[Segment, bool]:
         key = tuple(chosen)
         if key not in known:
             segment = segment_of(key, offered)
-            known[key] = segment, send_empty or has_stories(content, segment)
+            status = first_status(
+                has_stories=has_stories(content, segment), skip_empty=config.digest.skip_empty
+            )
+            known[key] = segment, status is DeliveryStatus.PENDING
         return known[key]
 
     return route
