@@ -8,7 +8,7 @@ from __future__ import annotations
 import email
 import email.policy
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from iomfeed.pipeline import send_digest
 from iomfeed.runtime import open_runtime
 from iomfeed.store import Store
 
-from .conftest import NOW
+from .conftest import CONFIG_FILE, NOW
 from .digestkit import add_subscribers, digest_config, item, stories_in
 from .schemakit import database_before
 
@@ -329,28 +329,42 @@ def test_the_ledger_step_keeps_rows_of_an_older_schema(tmp_path: Path) -> None:
         assert rt.store.digest_segments(1) == [("sq", EVERY)]
 
 
-def test_the_dry_run_counts_segments_and_skips_as_the_send_would(
+def test_the_commands_show_segments_and_skipped_deliveries(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from iomfeed.cli.commands_digest import _print_segments
-    from iomfeed.digest.steps import dry_run
+    from iomfeed.cli import main
 
-    config = digest_config(tmp_path)
-    store = store_with(tmp_path, {0: "Local", 1: "Local"}, 4)
-    choose(store, 1, ["Global"])
-    choose(store, 2, ["Local"])
-    with store:
-        plan = dry_run(config, store, NOW)
-        assert dict(plan.segments) == {("sq", ()): 2, ("en", ("local",)): 1, ("", ()): 1}
-        _print_segments(plan.segments)
-        out = capsys.readouterr().out
-        assert "2 segment(s), each rendered once: en local: 1; sq every category: 2" in out
-        assert "1 subscriber(s) with nothing new in their categories: skipped" in out
-        for n in (0, 2, 3):
-            choose(store, n, ["Global"])
-        plan = dry_run(config, store, NOW)
-        assert plan.skip == "nothing new in the categories the subscribers chose"
-        assert store.last_digest() is None  # a dry run records nothing
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    with Store(tmp_path / "iomfeed.db") as store:
+        for n in (0, 1):
+            upsert(store, item(n, category="Local"), NOW - timedelta(days=1))
+        add_subscribers(store, 4)
+        choose(store, 1, ["Global"])
+        choose(store, 2, ["Local"])
+    args = ["--config", str(config)]
+    assert main([*args, "digest", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "2 segment(s), each rendered once: en local: 1; sq every category: 2" in out
+    assert "1 subscriber(s) with nothing new in their categories: skipped" in out
+    assert main([*args, "digest", "--send"]) == 0
+    assert "digest 1: 3 sent now (3 sent, 1 skipped); complete" in capsys.readouterr().out
+    assert main([*args, "status"]) == 0
+    lines = capsys.readouterr().out.split("digests:")[1].strip().splitlines()
+    assert lines[0].split() == [
+        *("id", "made", "status", "items", "sent", "failed", "pending", "skipped", "note")
+    ]
+    cells = lines[1].split()  # the date made is two cells
+    assert cells[:1] + cells[3:] == ["1", "sent", "2", "3", "0", "0", "1"]
+    assert main([*args, "subscribers", "show", "reader1@example.org"]) == 0
+    assert NOTHING_FOR_THEM in capsys.readouterr().out
+    with Store(tmp_path / "iomfeed.db") as store:  # a Global story, nobody for it
+        upsert(store, item(2, category="Global"), datetime.now(UTC))
+        for n in range(4):
+            choose(store, n, ["Local"])
+    assert main([*args, "digest", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing new in the categories the subscribers chose: it would be skipped" in out
 
 
 def test_a_language_the_config_no_longer_has_fails_only_its_subscribers(tmp_path: Path) -> None:
