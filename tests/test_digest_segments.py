@@ -255,6 +255,18 @@ def test_with_skip_empty_off_everybody_gets_one(tmp_path: Path) -> None:
     assert stories_in(mailer.by_address()["reader1@example.org"]) == set()
 
 
+def test_with_everybody_paused_it_is_no_question_of_categories(tmp_path: Path) -> None:
+    config = digest_config(tmp_path)
+    store = store_with(tmp_path, {0: "Global"}, 2)
+    choose(store, 0, ["Local"])
+    store.db.execute("UPDATE subscribers SET paused_until = ?", ("2027-01-01T00:00:00Z",))
+    with store:
+        outcome = send_digest(config, store=store, mailer=Mailer(), clock=clock)
+        # As before segments: made with an empty ledger, so finished at once.
+        assert outcome.status is DigestState.SENT and "categories" not in outcome.note
+        assert store.delivery_totals(outcome.digest_id) == {}
+
+
 def test_nothing_for_anybody_skips_the_whole_digest(tmp_path: Path) -> None:
     config = digest_config(tmp_path)
     store = store_with(tmp_path, {0: "Global"}, 2)

@@ -249,7 +249,8 @@ def send_digest(
         content=content,
         skip_empty=config.digest.skip_empty,
         active_subscribers=store.subscriber_counts().get("active", 0),
-        wanted=None if content.digest_id else sum(n for _l, c, n in planned if route(c)[1]),
+        # None with no recipient at all (all paused): not a question of categories.
+        wanted=sum(n for _l, c, n in planned if route(c)[1]) if planned else None,
     )
     if isinstance(step, Skip):
         state = advance(DigestState.DUE, DigestState.SKIPPED)
@@ -442,7 +443,7 @@ def dry_run(config: Config, store: Store, now: datetime) -> DigestPlan:
             content=content,
             skip_empty=config.digest.skip_empty,
             active_subscribers=sum(recipients.values()),
-            wanted=sum(n for key, n in segments.items() if key[0]),
+            wanted=sum(n for key, n in segments.items() if key[0]) if segments else None,
         )  # the same rule as the send's
         skip = step.note if isinstance(step, Skip) else ""
         empty = bool(skip) and not content.entries and config.digest.skip_empty
