@@ -304,6 +304,9 @@ class Delivery:
     ambiguous: bool  # found 'sending' after a crash: it may or may not have gone out
     reply: str  # the last SMTP reply (or error)
     subscriber_failures: int = 0  # the subscriber's permanent failures in a row so far
+    #: The category segment frozen in the row when the digest was made (``digest.segments``:
+    #: folded names, sorted; empty: every category).
+    segment: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,7 +355,9 @@ class DigestPlan:
     schedule makes it due now and ``skip`` why it would be skipped, the lifecycle's own reason
     (nothing new under ``digest.skip_empty``, nobody to send it to), or "" (``skipped_empty``:
     the reason is "nothing new"; then nothing is rendered). ``recipients``: who would get it,
-    per language; ``rendered``: the digest per language."""
+    per language; ``rendered``: the digest per language. ``segments``: for a new digest,
+    recipients per (language, category segment) that would get a message, and under
+    ``("", ())`` those skipped for having nothing new in their categories."""
 
     content: DigestContent
     resuming: bool
@@ -362,6 +367,7 @@ class DigestPlan:
     skipped_empty: bool
     rendered: Mapping[str, RenderedDigest]
     skip: str = ""
+    segments: Mapping[tuple[str, tuple[str, ...]], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,7 +130,7 @@ def _print_status(health: Health) -> None:
     print(f"\nstore: {health.items} item(s)")
     print("\ndigests:")
     _table(
-        [("id", "made", "status", "items", "sent", "failed", "pending", "note")]
+        [("id", "made", "status", "items", "sent", "failed", "pending", "skipped", "note")]
         + [_digest_row(d) for d in health.digests]
     )
     subs = health.subscribers
@@ -150,6 +150,7 @@ def _digest_row(d: DigestHealth) -> tuple[str, ...]:
         str(d.totals.get("sent", 0)),
         str(d.totals.get("failed", 0)),
         str(d.totals.get("pending", 0) + d.totals.get("sending", 0)),
+        str(d.totals.get("skipped", 0)),
         d.record.note,
     )
 

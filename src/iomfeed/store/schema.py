@@ -312,6 +312,13 @@ MIGRATIONS: tuple[str, ...] = (
         since TEXT NOT NULL
     );
     """,
+    """
+    -- issue 11 (segments): each ledger row keeps the category segment its subscriber had
+    -- when the digest was made (a JSON array of folded names; '[]': every category), so a
+    -- resumed send renders the same segments. Rows made before it get every category, as
+    -- they did. The status CHECK already has 'skipped' (nothing new in their categories).
+    ALTER TABLE deliveries ADD COLUMN segment TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 
 
