@@ -112,7 +112,18 @@ class ImapBox:
         self.cfg = cfg
         self.where = f"{cfg.imap_host}:{cfg.imap_port}/{cfg.imap_folder}"
         self._imap = _connect(cfg, password, ca_file)
-        self._move = "MOVE" in self._imap.capabilities
+        self._move = "MOVE" in self._capabilities()
+
+    def _capabilities(self) -> set[str]:
+        """Asked again after the login: a server offers more to a logged-in client."""
+        import imaplib
+
+        try:
+            typ, data = self._imap.capability()
+        except (imaplib.IMAP4.error, OSError) as exc:
+            raise MailboxError(f"IMAP {self.where}: CAPABILITY failed: {exc}") from exc
+        words = b" ".join(d for d in data if isinstance(d, bytes)).decode("ascii", "replace")
+        return set(words.upper().split()) if typ == "OK" else set()
 
     def _call(self, what: str, *args: str) -> list[object]:
         import imaplib
