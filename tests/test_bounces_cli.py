@@ -5,6 +5,7 @@ log, and a cycle without ``[bounces]`` never loads flufl.bounce."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -191,3 +192,21 @@ def test_a_cycle_reads_the_mailbox_and_without_bounces_loads_no_detector(
     assert cycle.returncode == 0, cycle.stderr
     bounces = json.loads(cycle.stdout)["bounces"]
     assert bounces["read"] == 1 and bounces["kinds"] == {"unrecognised": 1}
+
+
+def test_check_warns_of_a_mailbox_it_cannot_read_or_without_verp(tmp_path: Path) -> None:
+    text = CONFIG_FILE.read_text(encoding="utf-8").replace(
+        '\nimap_host = ""', '\nimap_host = "imap.example.org"'
+    )
+    path = tmp_path / "config.toml"
+    path.write_text(text.replace('\nimap_user = ""', '\nimap_user = "bounces"'), "utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "IOMFEED_IMAP_PASSWORD"}
+    done = iomfeed("--config", str(path), "check", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "IOMFEED_IMAP_PASSWORD is not set" in done.stderr, done.stderr
+    assert "mail.bounce_address is not set" in done.stderr
+    config_file(tmp_path, path.read_text(encoding="utf-8").replace('\nmaildir = ""', "\n"))
+    quiet = iomfeed(
+        "--config", str(path), "check", cwd=tmp_path, env=env | {"IOMFEED_IMAP_PASSWORD": "x"}
+    )
+    assert "bounce" not in quiet.stderr, quiet.stderr

@@ -23,6 +23,7 @@ from iomfeed.pipeline import read_bounces
 
 from .bouncekit import fill, prepared
 from .conftest import NOW
+from .smtp import make_test_ca
 
 DOVECOT = shutil.which("dovecot") or (
     "/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else ""
@@ -38,7 +39,9 @@ pytestmark = pytest.mark.skipif(
 
 @dataclasses.dataclass
 class Dovecot:
-    port: int
+    port: int  # IMAP, with STARTTLS
+    tls_port: int  # IMAP over TLS
+    ca_file: Path  # the authority of the server's certificate (localhost, 127.0.0.1)
     inbox: Path  # the user's Maildir
     owner: tuple[int, int]  # who the mail files must belong to
 
@@ -86,14 +89,17 @@ def _serve(root: Path) -> Iterator[Dovecot]:
     for sub in ("run", "state", "home", "mail/bounces/new", "mail/bounces/cur", "mail/bounces/tmp"):
         (root / sub).mkdir(parents=True)
     internal, group, login, uid, gid = _users()
-    port = _free_port()
+    port, tls_port = _free_port(), _free_port()
+    ca = make_test_ca(root / "tls")
     (root / "passwd").write_text(f"bounces:{{PLAIN}}{PASSWORD}\n", encoding="utf-8")
     (root / "dovecot.conf").write_text(
         f"""
 base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
-ssl = no
+ssl = yes
+ssl_cert = <{ca.cert_file}
+ssl_key = <{ca.key_file}
 disable_plaintext_auth = no
 listen = 127.0.0.1
 protocols = imap
@@ -117,7 +123,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
 }}
 service anvil {{
@@ -133,7 +140,7 @@ service anvil {{
     )  # fmt: skip
     try:
         _wait_for(port, proc, root)
-        yield Dovecot(port, root / "mail" / "bounces", (uid, gid))
+        yield Dovecot(port, tls_port, ca.ca_file, root / "mail" / "bounces", (uid, gid))
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -216,3 +223,27 @@ def test_a_wrong_password_is_named_and_changes_nothing(
     with store, pytest.raises(MailboxError, match=r"IMAP 127\.0\.0\.1:\d+ \(user 'bounces'\)"):
         read_bounces(config, store=store, clock=lambda: NOW)
     assert list((dovecot.inbox / "new").iterdir())  # still there, unread
+
+
+@pytest.mark.parametrize("security", ["tls", "starttls"])
+def test_tls_and_starttls_verify_the_server_certificate(
+    tmp_path: Path, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch, security: str
+) -> None:
+    config, store, sent = prepared(tmp_path)
+    port = dovecot.tls_port if security == "tls" else dovecot.port
+    bounces = dataclasses.replace(
+        config.bounces, maildir="", imap_host="127.0.0.1", imap_port=port,
+        imap_security=security, imap_user="bounces",  # type: ignore[arg-type]
+    )  # fmt: skip
+    monkeypatch.setenv("IOMFEED_IMAP_PASSWORD", PASSWORD)
+    _drop(dovecot, fill("exim", sent[0]), "1.eml")
+    untrusted = dataclasses.replace(config, bounces=bounces)
+    with store:
+        # The test authority is not the system's: the connection is refused, nothing read.
+        with pytest.raises(MailboxError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify"):
+            read_bounces(untrusted, store=store, clock=lambda: NOW)
+        trusted = dataclasses.replace(
+            config, bounces=dataclasses.replace(bounces, imap_ca_file=str(dovecot.ca_file))
+        )
+        report = read_bounces(trusted, store=store, clock=lambda: NOW + timedelta(hours=1))
+        assert report.ok and report.kinds == {"hard": 1}, report

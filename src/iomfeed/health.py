@@ -83,7 +83,7 @@ class Health:
     failures_threshold: int = 3
     jobs: Mapping[str, tuple[int, str]] = field(default_factory=dict)  # failures, last error
     #: Messages of the bounce mailbox by kind in the last BOUNCE_DAYS days, and "ignored":
-    #: bounces and complaints not believed (see iomfeed.bounces.policy).
+    #: bounces and complaints not acted on (not believed, or about nobody on the list).
     bounces: Mapping[str, int] = field(default_factory=dict)
 
     @property

@@ -16,6 +16,7 @@ Keep the mailbox for iomfeed alone: a message someone else marks read first is n
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -192,7 +193,8 @@ def _connect(cfg: BouncesConfig, password: str, ca_file: Path | None) -> imaplib
             raise MailboxError(f"IMAP {where}: no folder {cfg.imap_folder!r}: {data!r}")
     except (imaplib.IMAP4.error, ssl.SSLError, OSError) as exc:
         if imap is not None:
-            imap.shutdown()
+            with contextlib.suppress(OSError):  # a failed STARTTLS leaves a closed socket
+                imap.shutdown()
         raise MailboxError(f"IMAP {where} (user {cfg.imap_user!r}): {exc}") from exc
     return imap
 

@@ -46,7 +46,7 @@ class BounceReport:
     kinds: dict[str, int] = field(default_factory=dict)  # messages by kind
     bounced: int = 0  # subscribers marked bounced
     unsubscribed: int = 0  # subscribers unsubscribed by a complaint
-    ignored: int = 0  # bounces and complaints not believed (no token, not recently mailed)
+    ignored: int = 0  # bounces and complaints not acted on: not believed, or nobody on the list
     error: str = ""  # why the pass stopped early ('' when it read everything)
 
     @property

@@ -44,7 +44,7 @@ def report_line(r: BounceReport) -> str:
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(r.kinds.items())) or "nothing new"
     line = (
         f"{r.where}: {r.read} message(s) read ({kinds}); {r.bounced} subscriber(s) marked"
-        f" bounced, {r.unsubscribed} unsubscribed by a complaint, {r.ignored} not believed"
+        f" bounced, {r.unsubscribed} unsubscribed by a complaint, {r.ignored} not acted on"
     )
     if r.again:
         line += f"; {r.again} already recorded, marked read now"
