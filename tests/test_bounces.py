@@ -161,6 +161,15 @@ def test_three_hard_bounces_in_a_row_mark_bounced_and_a_success_resets(tmp_path:
         # The next digest leaves them out.
         later = send_one(config, store, NOW + timedelta(days=28), 200)
         assert target not in {m.recipient for m in later}
+        rounds.append(later)
+        # Back on the list (they asked), the old streak is over: one bounce is one again.
+        assert store.resubscribe(target, NOW + timedelta(days=29))
+        fifth = send_one(config, store, NOW + timedelta(days=35), 300)
+        rounds.append(fifth)
+        bounce(6)
+        sub = store.subscriber(target)
+        assert sub is not None and sub.status == "active"
+        assert store.bounce_events(digest_id=6)[0].detail == "hard bounce 1 of 3 in a row"
 
 
 def test_soft_bounces_count_only_in_a_row_over_soft_days(tmp_path: Path) -> None:

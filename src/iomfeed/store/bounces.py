@@ -77,8 +77,9 @@ class BouncesMixin(StoreBase):
         return changed
 
     def sent_digests(self, subscriber_id: int) -> list[SentDigest]:
-        """The digests that went to (or were refused for) a subscriber, newest first, with
-        the bounces recorded for each: what the streak rules read."""
+        """The digests that went to (or were refused for) a subscriber since they joined
+        (or rejoined), newest first, with the bounces recorded for each: what the streak
+        rules read."""
         rows = self.db.execute(
             "SELECT d.digest_id, d.updated, d.status, d.reply,"
             " EXISTS (SELECT 1 FROM bounce_events b WHERE b.subscriber_id = d.subscriber_id"
@@ -88,6 +89,8 @@ class BouncesMixin(StoreBase):
             "   AND b.digest_id = d.digest_id AND b.kind = 'soft' AND b.action != 'ignored')"
             "   AS soft"
             " FROM deliveries d WHERE d.subscriber_id = ? AND d.status IN ('sent', 'failed')"
+            # since they (re)joined: the streak of before they left is over
+            " AND d.updated >= (SELECT subscribed FROM subscribers WHERE id = d.subscriber_id)"
             " ORDER BY d.digest_id DESC",
             (subscriber_id,),
         )
