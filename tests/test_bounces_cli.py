@@ -89,6 +89,8 @@ def test_killed_mid_mailbox_it_loses_nothing_and_counts_nothing_twice(tmp_path: 
     assert again.returncode == 0, again.stderr
     assert "2 message(s) read (1 complaint, 1 hard)" in again.stdout, again.stdout
     assert "1 already recorded, marked read now" in again.stdout
+    assert "Running detector" not in again.stderr  # flufl.bounce's chatter stays quiet
+    assert "bounces: hard reader2@example.org digest 1: counted" in again.stderr
     assert list((maildir / "new").iterdir()) == []
     assert len(list((maildir / "cur").iterdir())) == 4
     with Store(config.database_path) as store:
