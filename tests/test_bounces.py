@@ -283,3 +283,22 @@ def test_a_missing_maildir_is_named(tmp_path: Path) -> None:
     (config.maildir_path / "new").rmdir()
     with store, pytest.raises(MailboxError, match="is not a Maildir folder"):
         read_bounces(config, store=store, clock=lambda: NOW)
+
+
+def test_the_bounce_log_step_upgrades_a_database_with_a_list_and_a_ledger(tmp_path: Path) -> None:
+    from iomfeed.store import Store
+
+    from .schemakit import database_before
+
+    path = tmp_path / "old.sqlite"
+    db = database_before(path, "-- issue 12 (bounces)")
+    db.execute(
+        "INSERT INTO subscribers (address, name, language, status, subscribed)"
+        " VALUES ('ana@example.org', 'Ana', 'en', 'active', '2026-11-01T08:00:00Z')"
+    )
+    db.close()
+    with Store(path) as store:
+        sub = store.subscriber("ana@example.org")
+        assert sub is not None and sub.status == "active"
+        assert store.bounce_events() == [] and store.sent_digests(sub.id) == []
+        assert store.bounce_counts() == {"ignored": 0}
