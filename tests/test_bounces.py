@@ -302,3 +302,26 @@ def test_the_bounce_log_step_upgrades_a_database_with_a_list_and_a_ledger(tmp_pa
         assert sub is not None and sub.status == "active"
         assert store.bounce_events() == [] and store.sent_digests(sub.id) == []
         assert store.bounce_counts() == {"ignored": 0}
+
+
+def test_a_message_the_classifier_trips_over_is_kept_as_unrecognised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from iomfeed.bounces import process
+
+    config, store, sent = prepared(tmp_path)
+    maildir = config.maildir_path
+    assert maildir is not None
+
+    def broken(raw: bytes) -> None:
+        raise ValueError("a bug")
+
+    with store:
+        deliver(maildir, fill("exim", sent[0]), "1.odd")
+        monkeypatch.setattr(process, "classify", broken)
+        report = read_bounces(config, store=store, clock=lambda: NOW)
+        assert report.ok and report.kinds == {"unrecognised": 1}
+        (event,) = store.bounce_events()
+        assert event.action is Action.IGNORED and "could not be classified" in event.detail
+        assert "1.odd could not be classified" in caplog.text
+        assert [p.name for p in (maildir / "cur").iterdir()] == ["1.odd:2,S"]

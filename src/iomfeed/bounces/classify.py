@@ -177,11 +177,12 @@ def _dsn_recipient(block: Message) -> Failure | None:
     if "@" not in address:
         return None
     match = _STATUS.search(str(block.get("Status", "")))
+    status = match.group(0) if match is not None and match.group(1) != "2" else ""
     if action.startswith("delayed"):
-        return Failure(address, False, match.group(0) if match else "4.0.0")
-    if match is None:
+        return Failure(address, False, status if status.startswith("4") else "4.0.0")
+    if not status:  # failed with no status, or a success code: a contradiction, taken as 5
         return Failure(address, True, "5.0.0")
-    return Failure(address, match.group(1) == "5", match.group(0))
+    return Failure(address, status.startswith("5"), status)
 
 
 def _bounce(failures: list[Failure], note: str) -> Classified:

@@ -96,9 +96,10 @@ def process_mailbox(
                 again += 1
             else:
                 ctx = _Context(config, store, secret, policy, clock())
-                events = message_events(ctx, key, classify(incoming.raw))
+                found = _classified(incoming.raw, f"{mailbox.where} {incoming.key}")
+                events = message_events(ctx, key, found)
                 store.record_bounce(events)
-                kinds[events[0].kind.value] += 1
+                kinds[found.kind.value] += 1
                 actions.update(e.action for e in events if e.kind in _BOUNCES)
                 read += 1
                 _log(events)
@@ -118,6 +119,16 @@ def process_mailbox(
         ignored=actions[Action.IGNORED],
         error=error,
     )
+
+
+def _classified(raw: bytes, where: str) -> Classified:
+    """:func:`classify`, and a message it trips over kept as unrecognised: one odd message
+    must not stop the pass at the same place run after run (a bug: logged with its trace)."""
+    try:
+        return classify(raw)
+    except Exception as exc:
+        log.exception("bounces: %s could not be classified; kept as unrecognised", where)
+        return Classified(Kind.UNRECOGNISED, "", note=f"could not be classified: {exc!r}"[:200])
 
 
 def _log(events: list[BounceEvent]) -> None:
