@@ -247,3 +247,56 @@ def test_tls_and_starttls_verify_the_server_certificate(
         )
         report = read_bounces(trusted, store=store, clock=lambda: NOW + timedelta(hours=1))
         assert report.ok and report.kinds == {"hard": 1}, report
+
+
+#: ``iomfeed bounces`` that kills itself (SIGKILL) when asked to flag the second message.
+KILLER = (
+    "import os, signal, sys\n"
+    "from iomfeed.bounces import mailbox\n"
+    "done, calls = mailbox.ImapBox.done, []\n"
+    "def dying(self, key):\n"
+    "    calls.append(key)\n"
+    "    if len(calls) == 2:\n"
+    "        os.kill(os.getpid(), signal.SIGKILL)\n"
+    "    done(self, key)\n"
+    "mailbox.ImapBox.done = dying\n"
+    "from iomfeed.cli import main\n"
+    "sys.exit(main(['--config', sys.argv[1], 'bounces']))\n"
+)
+
+
+def test_killed_mid_mailbox_over_imap_nothing_is_lost_or_counted_twice(
+    tmp_path: Path, dovecot: Dovecot
+) -> None:
+    import sys
+
+    from iomfeed.config import load_config
+    from iomfeed.store import Store
+
+    from .test_bounces_cli import config_file, sent_list
+
+    path = config_file(tmp_path)
+    _config, raws = sent_list(path)  # a list sent digest 1, and what came back
+    text = path.read_text(encoding="utf-8").replace('\nmaildir = "bounces"', '\nmaildir = ""')
+    text = text.replace('\nimap_host = ""', '\nimap_host = "127.0.0.1"')
+    text = text.replace("\nimap_port = 993", f"\nimap_port = {dovecot.port}")
+    text = text.replace('\nimap_security = "tls"', '\nimap_security = "starttls"')
+    text = text.replace('\nimap_ca_file = ""', f'\nimap_ca_file = "{dovecot.ca_file}"')
+    path.write_text(text.replace('\nimap_user = ""', '\nimap_user = "bounces"'), "utf-8")
+    for i, raw in enumerate(raws, start=1):
+        _drop(dovecot, raw, f"{i}.eml")
+    env = {**os.environ, "IOMFEED_IMAP_PASSWORD": PASSWORD}
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLER, str(path)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert killed.returncode == -9, killed.stderr
+    again = subprocess.run(
+        [sys.executable, "-m", "iomfeed", "--config", str(path), "bounces"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "2 message(s) read" in again.stdout and "1 already recorded" in again.stdout
+    with Store(load_config(path).database_path) as store:
+        events = store.bounce_events()
+        assert len(events) == 4 and len({e.message_key for e in events}) == 4
