@@ -95,3 +95,18 @@ def test_a_sign_up_message_token_names_no_digest(digest: int | None) -> None:
     assert token.startswith("0-7-")
     (found,) = find_tokens(f"b+{token}@example.org", "b@example.org")
     assert found.digest_id is None and verify(SECRET, "l", found, "a@example.org")
+
+
+def test_opening_the_store_loads_no_email_parser_nor_detector() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, iomfeed.store\n"
+        "print(sorted(m for m in ('iomfeed.bounces.classify', 'flufl.bounce', 'email.message')"
+        " if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]", done.stdout

@@ -12,6 +12,8 @@ module                 its one job
 ``process``            the loop: classify, decide, store in one transaction, then mark
                        the message processed (a crash in between loses nothing)
 ``audit``              one digest's recipients with the ledger and the bounce log
+``records``            the kinds, trusts and actions, and the rows the store keeps (light:
+                       the store imports it on every open)
 =====================  ==========================================================
 
 The envelope sender that makes bounces name their recipient (VERP) is

@@ -7,8 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .classify import Kind
-from .records import BounceEvent
+from .records import BounceEvent, Kind
 
 if TYPE_CHECKING:
     from ..models import DigestRecord

@@ -27,17 +27,10 @@ import email
 import re
 from dataclasses import dataclass
 from email.message import Message
-from enum import StrEnum
 
+from .records import Kind
 
-class Kind(StrEnum):
-    """What a message is; the value is what the store keeps."""
-
-    HARD = "hard"  # a permanent failure (5.x.x)
-    SOFT = "soft"  # a temporary one (4.x.x, delayed)
-    COMPLAINT = "complaint"  # a feedback-loop report: unsubscribe
-    AUTO_REPLY = "auto-reply"  # out of office and the like: never acted on
-    UNRECOGNISED = "unrecognised"  # kept and counted, never acted on
+__all__ = ["Classified", "Failure", "Kind", "classify"]
 
 
 @dataclass(frozen=True, slots=True)

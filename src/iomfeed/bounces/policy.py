@@ -30,42 +30,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from ..delivery.policy import DeliveryPolicy
-from .classify import Kind
+from .records import Action, Kind, SentDigest, Trust
+
+__all__ = ["Action", "BouncePolicy", "SentDigest", "Trust", "Verdict"]
 
 if TYPE_CHECKING:
     from ..config import Config
-
-
-class Trust(StrEnum):
-    """Why a bounce is believed; the value is what the store keeps."""
-
-    TOKEN = "token"  # its VERP (or unsubscribe) token verifies
-    RECENT = "recent"  # no token, but the address was mailed within trust_days
-    NONE = "none"  # neither: recorded, never acted on
-
-
-class Action(StrEnum):
-    """What a bounce did; the value is what the store keeps."""
-
-    BOUNCED = "bounced"  # marked the subscriber bounced
-    UNSUBSCRIBED = "unsubscribed"  # a complaint: unsubscribed at once
-    COUNTED = "counted"  # believed, one more in a row; no change yet
-    IGNORED = "ignored"  # not believed, not a bounce, or nobody to act on
-
-
-@dataclass(frozen=True, slots=True)
-class SentDigest:
-    """One digest sent to a subscriber, with what came back for it (newest first)."""
-
-    digest_id: int
-    sent: datetime
-    refused: bool  # the relay refused it during the send (5xx)
-    hard: bool  # a hard bounce was recorded for it
-    soft: bool  # a soft bounce was recorded for it
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,12 +1,50 @@
-"""The bounce log's rows, as the store keeps and returns them."""
+"""The bounce log's words and rows: what a message is (:class:`Kind`), why it is believed
+(:class:`Trust`), what it did (:class:`Action`), and the rows the store keeps and returns.
+Light on purpose: the store imports it on every open, so it imports no email parser."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
-from .classify import Kind
-from .policy import Action, Trust
+
+class Kind(StrEnum):
+    """What a message is; the value is what the store keeps."""
+
+    HARD = "hard"  # a permanent failure (5.x.x)
+    SOFT = "soft"  # a temporary one (4.x.x, delayed)
+    COMPLAINT = "complaint"  # a feedback-loop report: unsubscribe
+    AUTO_REPLY = "auto-reply"  # out of office and the like: never acted on
+    UNRECOGNISED = "unrecognised"  # kept and counted, never acted on
+
+
+class Trust(StrEnum):
+    """Why a bounce is believed; the value is what the store keeps."""
+
+    TOKEN = "token"  # its VERP (or unsubscribe) token verifies
+    RECENT = "recent"  # no token, but the address was mailed within trust_days
+    NONE = "none"  # neither: recorded, never acted on
+
+
+class Action(StrEnum):
+    """What a bounce did; the value is what the store keeps."""
+
+    BOUNCED = "bounced"  # marked the subscriber bounced
+    UNSUBSCRIBED = "unsubscribed"  # a complaint: unsubscribed at once
+    COUNTED = "counted"  # believed, one more in a row; no change yet
+    IGNORED = "ignored"  # not believed, not a bounce, or nobody to act on
+
+
+@dataclass(frozen=True, slots=True)
+class SentDigest:
+    """One digest sent to a subscriber, with what came back for it (newest first)."""
+
+    digest_id: int
+    sent: datetime
+    refused: bool  # the relay refused it during the send (5xx)
+    hard: bool  # a hard bounce was recorded for it
+    soft: bool  # a soft bounce was recorded for it
 
 
 @dataclass(frozen=True, slots=True)

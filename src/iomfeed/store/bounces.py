@@ -7,9 +7,7 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
-from ..bounces.classify import Kind
-from ..bounces.policy import Action, SentDigest, Trust
-from ..bounces.records import BounceEvent
+from ..bounces.records import Action, BounceEvent, Kind, SentDigest, Trust
 from .base import StoreBase, parse, utc
 
 
