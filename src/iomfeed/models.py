@@ -11,8 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from .digest.lifecycle import DeliveryStatus, DigestState
+
+if TYPE_CHECKING:
+    from .bounces.process import BounceReport
 
 
 class DateSource(StrEnum):
@@ -378,10 +382,15 @@ class CycleReport:
     published: PublishReport | None
     digest: DigestOutcome | None  # None: not due
     alerts: tuple[str, ...] = ()  # operator alerts sent
+    bounces: BounceReport | None = None  # None: [bounces] not configured
 
     @property
     def ok(self) -> bool:
-        return self.run.ok and (self.digest is None or self.digest.ok)
+        return (
+            self.run.ok
+            and (self.digest is None or self.digest.ok)
+            and (self.bounces is None or self.bounces.ok)
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,6 +138,11 @@ def _print_status(health: Health) -> None:
         "\nsubscribers: "
         + ", ".join(f"{subs.get(k, 0)} {k}" for k in ("active", "unsubscribed", "bounced"))
     )
+    if any(health.bounces.values()):
+        print(
+            "bounce mailbox (30 days): "
+            + ", ".join(f"{n} {k}" for k, n in sorted(health.bounces.items()))
+        )
     print("\nnext: " + ", ".join(f"{k} {_when(v)} UTC" for k, v in health.next_times.items()))
 
 

@@ -188,6 +188,7 @@ def sender(config: Config, language: str = "en") -> Sender:
         unsubscribe_url=config.unsubscribe_url,
         unsubscribe_mailto=config.unsubscribe_mailto,
         reply_to=config.mail.reply_to,
+        bounce_address=config.mail.bounce_address,
     )
 
 

@@ -10,6 +10,7 @@ module                    holds
 ``store/published.py``    which files were published from what, feed ids, pings
 ``store/subscribers.py``  the list
 ``store/digests.py``      digests and the delivery ledger
+``store/bounces.py``      the bounce log (bounces, complaints read after the send)
 ``store/runs.py``         fetch runs per source, operator alerts
 ``store/records.py``      the small typed rows these return
 ``store/explain.py``      why a database cannot be opened, in words
@@ -25,6 +26,7 @@ imports ``sqlite3``: every database error leaves the store as a
 from __future__ import annotations
 
 from .base import StoreBase, guard
+from .bounces import BouncesMixin
 from .digests import DigestsMixin
 from .items import ItemsMixin
 from .published import PublishedMixin
@@ -52,6 +54,7 @@ class Store(
     PublishedMixin,
     SubscribersMixin,
     DigestsMixin,
+    BouncesMixin,
     RunsMixin,
     StoreBase,
 ):
