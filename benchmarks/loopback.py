@@ -14,20 +14,25 @@ from types import TracebackType
 
 SINK = """
 import sys
+import time
 from aiosmtpd.controller import Controller
 
 class Sink:
-    received = 0
+    arrived = []  # the monotonic time each message's data was accepted
 
     async def handle_DATA(self, server, session, envelope):
-        Sink.received += 1
+        Sink.arrived.append(time.monotonic())
         return "250 2.0.0 Ok"
 
 controller = Controller(Sink(), hostname="127.0.0.1", port=int(sys.argv[1]))
 controller.start()
 print("ready", flush=True)
-for _line in sys.stdin:  # each line asks how many messages have arrived so far
-    print(Sink.received, flush=True)
+for line in sys.stdin:
+    if line.startswith("span "):  # the first and last arrival from message N on
+        times = Sink.arrived[int(line.split()[1]):]
+        print(f"{times[0]} {times[-1]}" if times else "0 0", flush=True)
+    else:  # how many messages have arrived so far
+        print(len(Sink.arrived), flush=True)
 controller.stop()
 """
 
@@ -64,6 +69,14 @@ class SmtpSink:
         self._proc.stdin.write("?\n")
         self._proc.stdin.flush()
         return int(self._proc.stdout.readline())
+
+    def span(self, since: int) -> float:
+        """Seconds from the first to the last message accepted after the first ``since``."""
+        assert self._proc is not None and self._proc.stdin and self._proc.stdout
+        self._proc.stdin.write(f"span {since}\n")
+        self._proc.stdin.flush()
+        first, last = (float(t) for t in self._proc.stdout.readline().split())
+        return last - first
 
     def __exit__(
         self,

@@ -81,7 +81,14 @@ def test_the_site_with_one_new_story_and_back_serves_the_same_bytes(tmp_path: Pa
 
 def test_the_ratio_is_current_over_baseline_and_a_worse_one_is_marked() -> None:
     names = [w.name for w in compare.WORKLOADS]
-    assert [w.higher_is_better for w in compare.WORKLOADS] == [True, False, False, False, True]
+    assert [w.higher_is_better for w in compare.WORKLOADS] == [
+        True,
+        False,
+        False,
+        False,
+        True,
+        True,
+    ]
     base = {n: [100.0, 90.0, 110.0] for n in names}
     current = {n: [80.0] if n == names[0] else [95.0] for n in names}
     rows, ok = compare.table({"b": base, "c": current}, ["b", "c"], 0.10)
@@ -89,4 +96,21 @@ def test_the_ratio_is_current_over_baseline_and_a_worse_one_is_marked() -> None:
     assert by_name[names[0]][3].startswith("0.80x") and by_name[names[0]][4] == "SLOWER"
     assert by_name[names[1]][3].startswith("0.95x") and by_name[names[1]][4] == "ok"
     assert by_name[names[4]][4] == "ok"  # 5 % fewer messages a second: within 10 %
+    assert by_name[names[5]][4] == "ok"
     assert not ok
+
+
+def test_the_sink_times_the_messages_after_a_count() -> None:
+    import smtplib
+    import time
+
+    with compare.SmtpSink() as sink:
+        with smtplib.SMTP("127.0.0.1", sink.port, timeout=10) as smtp:
+            for n in range(3):
+                if n == 2:
+                    time.sleep(0.2)
+                smtp.sendmail("a@example.org", ["b@example.org"], b"Subject: x\r\n\r\nbody")
+        assert sink.received() == 3
+        assert sink.span(0) >= 0.2 and sink.span(1) >= 0.2
+        assert sink.span(2) == 0.0  # one message: no interval
+        assert sink.span(3) == 0.0  # none

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from babel import Locale
 
-from iomfeed.dates import check_pattern, format_day, month_name, month_numbers
+from iomfeed.dates import FORMAT_NAMES, check_pattern, format_day, month_name, month_numbers
 from iomfeed.normalize import find_dateline, parse_date_text
 from iomfeed.publish.site import MonthLink, long_date
 
@@ -135,6 +135,81 @@ assert parse_date_text("2018-11-05T10:00:00Z", UTC, reference=ref) is not None
 assert "babel" not in sys.modules, "an ISO date loaded babel"
 assert parse_date_text("5 November 2018", UTC, reference=ref) is not None
 assert "babel.dates" in sys.modules or "babel.core" in sys.modules
+print("ok")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_the_kept_cldr_table_is_what_babel_has() -> None:
+    """``iomfeed/dates_cldr.py`` is generated from Babel; after a Babel upgrade that changed
+    CLDR, regenerate it with ``python -m dev.cldr_dates``."""
+    from dev.cldr_dates import TARGET, render
+
+    assert TARGET.read_text(encoding="utf-8") == render()
+
+
+#: Patterns the table writes: the language files' own and CLDR's lengths, quotes, padding.
+TABLE_PATTERNS = (
+    *FORMAT_NAMES,
+    "d MMMM y",
+    "EEEE, d MMMM y",
+    "E d MMM yy",
+    "EEE, dd.MM.yyyy",
+    "LLLL y",
+    "LLL L, M/d/yyyyy",
+    "'week of' d 'o''clock' MMMM",
+    "''d''",
+    "d 'unclosed",
+    "MMMMd, %y %% - y'",
+)
+
+
+@pytest.mark.parametrize("language", ["en", "sq"])
+@pytest.mark.parametrize("pattern", TABLE_PATTERNS)
+def test_a_date_written_from_the_table_is_what_babel_writes(language: str, pattern: str) -> None:
+    from babel.dates import format_date
+
+    from iomfeed.dates import _from_table
+
+    days = [date(2024, 1, 1) + timedelta(days=n) for n in range(0, 366 * 2, 3)]
+    days += [date(1, 1, 1), date(7, 7, 7), date(987, 6, 5), date(9999, 12, 31)]
+    for day in days:
+        want = format_date(day, pattern, locale=Locale.parse(language))
+        assert _from_table(day, language, pattern) == want, (day, pattern)
+
+
+def test_what_the_table_cannot_write_is_babels() -> None:
+    from iomfeed.dates import _from_table
+
+    day = date(2026, 11, 24)
+    for pattern in ("MMMMM y", "ddd", "G y", "d MMMM, h a", "QQQ y", "x"):
+        assert _from_table(day, "en", pattern) is None, pattern
+    assert _from_table(day, "it", "long") is None  # not a built-in language
+    assert format_day(day, "en", "MMMMM") == "N"  # Babel's narrow month
+    assert format_day(day, "en", "MMMMM d, G y") == "N 24, AD 2026"
+    assert "not a CLDR date pattern" in (check_pattern("d MMMM a", "en") or "")
+    assert "not a CLDR date pattern" in (check_pattern("dddd", "sq") or "")
+
+
+def test_a_built_in_language_writes_its_dates_and_names_without_babel() -> None:
+    script = """
+import sys
+from datetime import date
+from iomfeed import languages
+from iomfeed.dates import check_pattern, format_day, month_name
+from iomfeed.digest.pages import language_name
+for code in languages.BUILT_IN:
+    languages.load(code)
+    assert check_pattern("d MMMM y", code) is None
+assert format_day(date(2026, 11, 24), "sq") == "24 nëntor 2026"
+assert format_day(date(2026, 11, 24), "en", "EEEE, d MMMM y") == "Tuesday, 24 November 2026"
+assert (month_name(11, "sq"), language_name("sq")) == ("nëntor", "shqip")
+assert not [m for m in sys.modules if m.startswith("babel")], "imported babel"
+assert format_day(date(2026, 11, 24), "it") == "24 novembre 2026"
+assert "babel.dates" in sys.modules
 print("ok")
 """
     done = subprocess.run(

@@ -8,12 +8,14 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import feedparser
+import pytest
 from lxml import etree
 from lxml import html as lxml_html
 
@@ -254,3 +256,74 @@ def test_a_story_edited_later_is_shown_edited_on_its_digest_pages(tmp_path: Path
         files = archive_files(config)
         assert "Corrected title of story zero" in files[f"{stem}-en.html"].decode()
         assert "Corrected title of story zero" in files["index.html"].decode()
+
+
+def _published(config: Config) -> dict[str, int]:
+    folder = config.feeds_path
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*.*")}
+
+
+def test_a_send_after_a_current_publish_renders_only_the_digest_archive_and_the_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a send changes is the digest archive and the index's link to it: the feeds, their
+    archives and the month pages are neither rendered nor touched, and the result is what a
+    complete publish makes (which then writes nothing)."""
+    from iomfeed.publish import build
+
+    rendered: list[str] = []
+
+    def counted(name: str) -> Callable[..., bytes]:
+        real = getattr(build, name)
+
+        def render(*args: Any, **kwargs: Any) -> bytes:
+            rendered.append(name)
+            return bytes(real(*args, **kwargs))
+
+        return render
+
+    for name in ("render_atom", "render_rss", "render_json", "render_month"):
+        monkeypatch.setattr(build, name, counted(name))
+    config = digest_config(tmp_path)
+    with Store(tmp_path / "db.sqlite") as store:
+        add_subscribers(store, 3)
+        add_items(store, range(30), NOW - timedelta(days=40))
+        add_items(store, range(30, 34), NOW - timedelta(days=1))
+        publish(config, store=store, now=NOW - timedelta(hours=1))
+        before = _published(config)
+        assert any(p.startswith("months/") for p in before) and "atom.xml" in before
+        assert "render_month" in rendered and "render_atom" in rendered
+        rendered.clear()
+        outcome = send_digest(config, store=store, mailer=make_mailer(config), clock=lambda: NOW)
+        assert outcome.status == "sent"
+        after = _published(config)
+        changed = {p for p in after if before.get(p) != after[p]}
+        stem = page_stem(1, NOW, store.digest_days(), config.site.timezone)
+        assert changed == {
+            "index.html",
+            *(f"digests/{name}" for name in (f"{stem}-en.html", f"{stem}-sq.html")),
+            "digests/index.html",
+            "digests/atom.xml",
+        }
+        assert 'href="digests/index.html"' in (config.feeds_path / "index.html").read_text()
+        assert rendered == []
+        # A complete publish finds every file as it would write it...
+        assert publish(config, store=store, now=NOW + timedelta(minutes=5)).written == ()
+        # ...and a quiet cycle does not render at all.
+        quiet = publish(config, store=store, now=NOW + timedelta(minutes=6), force=False)
+        assert quiet.written == () and quiet.unchanged == len(after)
+
+
+def test_a_send_after_items_changed_publishes_everything(tmp_path: Path) -> None:
+    """Stories fetched since the last publish (or during the send) are published with the
+    digest's pages: the feeds are not left behind the index."""
+    config = digest_config(tmp_path)
+    with Store(tmp_path / "db.sqlite") as store:
+        add_subscribers(store, 3)
+        add_items(store, range(4), NOW - timedelta(days=2))
+        publish(config, store=store, now=NOW - timedelta(days=1))
+        add_items(store, range(4, 6), NOW - timedelta(hours=2))
+        send_digest(config, store=store, mailer=make_mailer(config), clock=lambda: NOW)
+        feed = (config.feeds_path / "atom.xml").read_text(encoding="utf-8")
+        assert "https://albania.iom.int/news/story-5" in feed
+        assert publish(config, store=store, now=NOW + timedelta(minutes=5)).written == ()

@@ -4,8 +4,13 @@ the date parser recognises. There is no hand-written month table anywhere: a lan
 known by its code, so adding one needs no new table.
 
 Babel is imported inside the functions (importing ``babel.dates`` costs about 25 ms, loading
-a locale's data a few more), so a run that writes and reads no date in words never loads it;
-what is built from it is built once per process. Pure: no I/O but reading Babel's data.
+a locale's data a few tens more), so a run that writes and reads no date in words never loads
+it; what is built from it is built once per process. The built-in languages' month and day
+names and date patterns are also kept in :mod:`iomfeed.dates_cldr` (generated from Babel, and
+compared with it by a test): a date whose pattern uses only days, months, years and weekdays
+is written from there, the same characters Babel writes, so a publish never loads Babel.
+Anything else (another language, another field) is Babel's. Pure: no I/O but reading
+Babel's data.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import logging
 import unicodedata
 from datetime import date, datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 
@@ -59,9 +64,100 @@ def format_day(value: date, language: str, pattern: str = "long") -> str:
 @lru_cache(maxsize=8192)
 def _format_day(day: date, language: str, pattern: str) -> str:
     """Pages and digests write the same few thousand days again and again: each once."""
+    written = _from_table(day, language, pattern)
+    if written is not None:
+        return written
     from babel.dates import format_date
 
     return str(format_date(day, pattern, locale=locale(language)))
+
+
+def cldr_table(language: str) -> dict[str, Any] | None:
+    """The kept CLDR words of a built-in language (see :mod:`iomfeed.dates_cldr`)."""
+    from .dates_cldr import CLDR
+
+    return CLDR.get(language.strip().replace("-", "_"))
+
+
+#: Babel's pattern letters (``babel.dates.PATTERN_CHARS``): a run of one is a field.
+_FIELD_LETTERS = frozenset("GyYuQqMLwWdDFgEecabBhHKkmsSAzZOvVxX")
+#: The fields :func:`_from_table` writes, and the repetitions of each (a year: any).
+_TABLE_FIELDS = {"d": (1, 2), "M": (1, 2, 3, 4), "L": (1, 2, 3, 4), "E": (1, 2, 3, 4)}
+_WIDTHS = {3: "abbreviated", 4: "wide"}
+
+Token = str | tuple[str, int]
+
+
+def _from_table(day: date, language: str, pattern: str) -> str | None:
+    """``day`` written from the kept table as Babel would write it, or ``None`` when the
+    language is not in the table or the pattern has a field the table cannot write."""
+    table = cldr_table(language)
+    if table is None:
+        return None
+    tokens = _tokens(table["DATE_FORMATS"].get(pattern, pattern))
+    if tokens is None:
+        return None
+    out: list[str] = []
+    for token in tokens:
+        if isinstance(token, str):
+            out.append(token)
+            continue
+        char, num = token
+        if char == "y":
+            year = f"{day.year:0{num}d}"
+            out.append(year[-2:] if num == 2 else year)
+        elif char == "d":
+            out.append(f"{day.day:0{num}d}")
+        elif char == "E":
+            out.append(table["DAYS"][_WIDTHS[max(num, 3)]][day.weekday()])
+        elif num <= 2:  # M or L as a number
+            out.append(f"{day.month:0{num}d}")
+        else:
+            context = "format" if char == "M" else "stand-alone"
+            out.append(table["MONTHS"][context][_WIDTHS[num]][day.month - 1])
+    return "".join(out)
+
+
+@lru_cache(maxsize=64)
+def _tokens(pattern: str) -> tuple[Token, ...] | None:
+    """``pattern`` split as ``babel.dates.tokenize_pattern`` splits it (literal text, and
+    runs of one pattern letter; ``''`` is a quote, text in quotes is literal, an unclosed
+    quote's text is dropped), or ``None`` when a field is not one of :data:`_TABLE_FIELDS`."""
+    tokens: list[Token] = []
+    text: list[str] = []
+    quoted: list[str] | None = None
+    field, count = "", 0
+    for char in pattern.replace("''", "\0"):
+        if quoted is not None:
+            if char == "'":
+                text.extend(quoted)
+                quoted = None
+            else:
+                quoted.append(char)
+            continue
+        if char in _FIELD_LETTERS and char == field:
+            count += 1
+            continue
+        if field:
+            tokens.append((field, count))
+            field, count = "", 0
+        elif text and (char == "'" or char in _FIELD_LETTERS):
+            tokens.append("".join(text).replace("\0", "'"))
+            text = []
+        if char == "'":
+            quoted = []
+        elif char in _FIELD_LETTERS:
+            field, count = char, 1
+        else:
+            text.append(char)
+    if field:
+        tokens.append((field, count))
+    elif text:
+        tokens.append("".join(text).replace("\0", "'"))
+    writable = all(
+        isinstance(t, str) or t[0] == "y" or t[1] in _TABLE_FIELDS.get(t[0], ()) for t in tokens
+    )
+    return tuple(tokens) if writable else None
 
 
 def check_pattern(pattern: str, language: str) -> str | None:
@@ -85,6 +181,9 @@ def check_pattern(pattern: str, language: str) -> str | None:
 
 def month_name(month: int, language: str) -> str:
     """The stand-alone wide name of ``month`` (1-12), as a heading or link shows it."""
+    table = cldr_table(language)
+    if table is not None and 1 <= month <= 12:
+        return str(table["MONTHS"]["stand-alone"]["wide"][month - 1])
     return str(locale(language).months["stand-alone"]["wide"][month])
 
 

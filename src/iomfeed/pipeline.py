@@ -44,12 +44,15 @@ def publish(
     now: datetime,
     why_empty: str = "run 'iomfeed fetch' first",
     force: bool = True,
+    only_digests: bool = False,
 ) -> PublishReport:
     """Write the feeds; then, if a WebSub hub is configured, announce the changed ones.
 
     An empty store publishes nothing, said in one line with ``why_empty``. Without
     ``force`` (a cycle), nothing is rendered when nothing a publish reads changed since the
-    last one and its files are intact (:mod:`iomfeed.publish.inputs`)."""
+    last one and its files are intact (:mod:`iomfeed.publish.inputs`). ``only_digests``:
+    render only the digest archive and the index, for a caller that knows nothing else a
+    publish reads changed since the last complete one (see :func:`send_digest`)."""
     from .publish import inputs
 
     if store.count() == 0:
@@ -63,7 +66,7 @@ def publish(
     else:
         from .publish.build import publish_all
 
-        report = publish_all(config, store, now=now)
+        report = publish_all(config, store, now=now, feeds=not only_digests)
         store.set_setting(inputs.SETTING, mark)
         log.info(
             "published to %s: %d file(s) written, %d unchanged",
@@ -90,17 +93,25 @@ def send_digest(
     """Send the digest (:func:`iomfeed.digest.steps.send_digest`); then, when a message of
     it went out, publish, so that the page each message links ("View in browser") is on
     the web at once, not at the next cycle. A publish that fails then is logged, not
-    raised: the digest went out, and the next publish writes the page."""
-    from .digest.steps import send_digest as send
+    raised: the digest went out, and the next publish writes the page.
 
+    When the last complete publish was current before the send (its mark, its files
+    intact) and no item changed meanwhile, only the digest archive and the index are
+    rendered: a send changes nothing else a publish reads."""
+    from .digest.steps import send_digest as send
+    from .publish import inputs
+
+    feeds_current = inputs.unchanged(config, store, inputs.mark(config, store)) is not None
+    items_before = store.changes().get("items")
     outcome = send(
         config, store=store, mailer=mailer, clock=clock, stop=stop, on_message=on_message
     )
     if outcome.delivery is not None and (outcome.delivery.sent or outcome.delivery.finished):
+        only_digests = feeds_current and store.changes().get("items") == items_before
         try:
             # Always rendered: whether a digest has a page depends on its ledger (a first
             # message accepted), which the quiet-cycle mark does not count.
-            publish(config, store=store, now=clock())
+            publish(config, store=store, now=clock(), only_digests=only_digests)
         except PublishError as exc:
             log.error("digest %d: its web page was not published: %s", outcome.digest_id, exc)
     return outcome

@@ -65,7 +65,12 @@ def page_url(public_url: str, stem: str, language: str) -> str:
 
 
 def language_name(code: str) -> str:
-    """The language's name in itself ("English", "shqip"), from CLDR through Babel."""
+    """The language's name in itself ("English", "shqip"), from CLDR (kept for the built-in
+    languages, else through Babel)."""
+    from ..dates_cldr import CLDR
+
+    if code in CLDR:
+        return str(CLDR[code]["NAME"])
     from babel import Locale, UnknownLocaleError
 
     try:

@@ -120,10 +120,13 @@ def plan_after(rows: list[IndexEntry], pages: list[ArchivePage], start: int) -> 
 class Publisher:
     """One publishing pass over a store into a folder."""
 
-    def __init__(self, config: Config, store: Store, now: datetime) -> None:
+    def __init__(self, config: Config, store: Store, now: datetime, *, feeds: bool = True) -> None:
         self.config = config
         self.store = store
         self.now = now
+        # False: only the digest archive and the index are rendered; the caller knows that
+        # every other file is what the last publish wrote from the same inputs.
+        self.feeds = feeds
         self.folder = config.feeds_path
         base = config.site.public_url
         self.base = base if base.endswith("/") else base + "/"
@@ -184,6 +187,8 @@ class Publisher:
         )
 
     def _feed_set(self, doc: FeedDoc, prefix: str) -> None:
+        if not self.feeds:
+            return
         self._write(prefix + "atom.xml", render_atom(doc))
         self._write(prefix + "rss.xml", render_rss(doc))
         self._write(prefix + "feed.json", render_json(doc))
@@ -226,7 +231,8 @@ class Publisher:
         months = self._month_pages(index_rows, by_month, links[0])
         self._index(newest, links, main.updated, months, archive)
         self._commit()
-        self._remove_stale()
+        if self.feeds:
+            self._remove_stale()
         return PublishReport(tuple(self.written), self.unchanged)
 
     def _groups(self) -> list[tuple[str, str, str, list[StoredItem]]]:
@@ -306,7 +312,7 @@ class Publisher:
         pages = [p for p in by_month if p.month in older]
         links = [MonthLink(p.month, len(p.ids)) for p in pages]
         site = self.config.site
-        for n, page in enumerate(pages):
+        for n, page in enumerate(pages if self.feeds else ()):
             newer = links[n - 1] if n > 0 else None
             before = links[n + 1] if n + 1 < len(links) else None
             fingerprint = hashlib.sha256(
@@ -349,6 +355,8 @@ class Publisher:
         return links
 
     def _archive(self, page: ArchivePage, older: ArchivePage | None, main: FeedDoc) -> None:
+        if not self.feeds:
+            return
         prev = self.url(older.path) if older else ""
         site = self.config.site
         fingerprint = hashlib.sha256(
@@ -414,10 +422,14 @@ class Publisher:
         return (stat.st_size, stat.st_mtime_ns) == recorded[1:]
 
 
-def publish_all(config: Config, store: Store, *, now: datetime) -> PublishReport:
-    """Write every feed, archive and the index; raises PublishError if a write fails."""
+def publish_all(
+    config: Config, store: Store, *, now: datetime, feeds: bool = True
+) -> PublishReport:
+    """Write every feed, archive and the index; raises PublishError if a write fails.
+    ``feeds=False``: only the digest archive and the index (the caller knows that nothing
+    else a publish reads changed since the last one, whose files are intact)."""
     try:
-        return Publisher(config, store, now).run()
+        return Publisher(config, store, now, feeds=feeds).run()
     except PublishError:
         raise
     except OSError as exc:  # pragma: no cover - write_if_changed wraps the expected ones

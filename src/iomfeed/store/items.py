@@ -11,14 +11,17 @@ import json
 import logging
 import sqlite3
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..dedup import Candidate
-from ..intents import Duplicate, DuplicateOf, NewItem, StoredRow, StoredState, Unchanged, UpdateItem
 from ..models import DateSource, Item, KnownItem, StoredItem
 from ..normalize import title_key
 from .base import StoreBase, parse, utc
 from .records import IndexEntry, ItemLink
+
+if TYPE_CHECKING:  # the fetch path's records: a publish or a digest never loads them
+    from ..intents import Duplicate, NewItem, StoredState, Unchanged, UpdateItem
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +148,8 @@ class ItemsMixin(StoreBase):
     def stored_state(self, url: str, published: datetime) -> StoredState:
         """What is stored for an item seen at canonical ``url``: the item there, else the
         item it is another address of, else the items published near ``published``."""
+        from ..intents import StoredRow, StoredState
+
         row = self.db.execute(
             "SELECT id, source, published, date_source, content_hash, content_html,"
             " listing_hash FROM items WHERE url = ?",
@@ -276,6 +281,8 @@ class ItemsMixin(StoreBase):
     def link_duplicate(self, dup: Duplicate, now: datetime) -> None:
         """Record the address of a duplicate with the item it duplicates (or refresh the
         listing fingerprint of an address already recorded)."""
+        from ..intents import DuplicateOf
+
         item = dup.item
         if dup.why is DuplicateOf.ADDRESS:
             self.db.execute(
