@@ -30,7 +30,11 @@ Workloads, one round of each per version per repeat, the versions' order alterna
 
 The ratio is current / baseline, so above 1 is faster for a rate and slower for a time.
 A row worse than ``--tolerance`` (default 10 %) is marked, and the exit code is then 1.
-The machine's load affects both versions alike only when nothing else competes for it.
+The machine's load affects both versions alike only when nothing else competes for it;
+the last column, the ratio of the CPU time (user + system) the versions' processes used,
+moves far less with another job on the machine than the wall time does (for the backfill
+and the send, the site and the sink run in this harness, outside that count). The load
+average at the start and the end is printed under the table.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import compileall
 import io
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -82,23 +87,31 @@ class Tree:
         """Wall seconds of one ``python -m iomfeed --quiet --config work/config.toml ...``."""
         return self._run(work, args)[0]
 
+    def timed(self, work: Path, *args: str) -> tuple[float, float]:
+        """Wall and CPU seconds (user + system, the process's own) of that command."""
+        wall, cpu, _ = self._run(work, args)
+        return wall, cpu
+
     def output(self, work: Path, *args: str) -> str:
         """What that command printed."""
-        return self._run(work, args)[1]
+        return self._run(work, args)[2]
 
-    def _run(self, work: Path, args: Sequence[str]) -> tuple[float, str]:
+    def _run(self, work: Path, args: Sequence[str]) -> tuple[float, float, str]:
         command = [sys.executable, "-m", "iomfeed", "--quiet", "--config", "config.toml", *args]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         proc = subprocess.run(
             command, cwd=work, env=self.env(), capture_output=True, text=True, check=False
         )
         wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         if proc.returncode != 0:
             raise SystemExit(
                 f"{self.label}: iomfeed {' '.join(args)} exited with {proc.returncode}\n"
                 f"{proc.stdout}{proc.stderr}"
             )
-        return wall, proc.stdout
+        return wall, cpu, proc.stdout
 
 
 def _finish(label: str, root: Path) -> Tree:
@@ -247,8 +260,9 @@ def _copy_store(src: Path, dst: Path) -> None:
         shutil.copy2(path, dst / path.name)
 
 
-def one_round(tree: Tree, setup: Setup, scratch: Path) -> dict[str, float]:
-    """Every workload once for ``tree``, each in fresh folders under ``scratch``."""
+def one_round(tree: Tree, setup: Setup, scratch: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """Every workload once for ``tree``, each in fresh folders under ``scratch``: what each
+    measures (a rate or milliseconds of wall time) and the CPU milliseconds its process used."""
     pages = setup.articles // 10 + 5
 
     def fresh(name: str) -> Path:
@@ -257,24 +271,29 @@ def one_round(tree: Tree, setup: Setup, scratch: Path) -> dict[str, float]:
         return work
 
     found: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     backfilled = fresh("backfill")
-    found[WORKLOADS[0].name] = setup.articles / tree.run(backfilled, "fetch")
+    wall, cpu[WORKLOADS[0].name] = tree.timed(backfilled, "fetch")
+    found[WORKLOADS[0].name] = setup.articles / wall
     _expect(tree, "stored after the backfill", _stored(tree, backfilled), setup.articles)
     pristine = fresh("store")
     _copy_store(backfilled, pristine)  # as backfill left it: nothing published, no digest
 
     tree.run(backfilled, "run")  # publishes (and settles the first digest) once
-    cron = [tree.run(backfilled, "run") for _ in range(setup.cron_runs)]
-    found[WORKLOADS[1].name] = statistics.median(cron) * 1000
+    cron = [tree.timed(backfilled, "run") for _ in range(setup.cron_runs)]
+    found[WORKLOADS[1].name] = statistics.median(w for w, _ in cron) * 1000
+    cpu[WORKLOADS[1].name] = statistics.median(c for _, c in cron)
 
     publish = fresh("publish")
     _copy_store(pristine, publish)
-    found[WORKLOADS[2].name] = tree.run(publish, "publish") * 1000
+    wall, cpu[WORKLOADS[2].name] = tree.timed(publish, "publish")
+    found[WORKLOADS[2].name] = wall * 1000
     with setup.site.with_new_story():
         tree.run(publish, "fetch")
     _expect(tree, "stored with the new story", _stored(tree, publish), setup.articles + 1)
     index = (publish / "feeds" / "index.html").read_bytes()
-    found[WORKLOADS[3].name] = tree.run(publish, "publish") * 1000
+    wall, cpu[WORKLOADS[3].name] = tree.timed(publish, "publish")
+    found[WORKLOADS[3].name] = wall * 1000
     if (publish / "feeds" / "index.html").read_bytes() == index:
         raise SystemExit(f"{tree.label}: the rebuild did not put the new story on index.html")
 
@@ -283,14 +302,14 @@ def one_round(tree: Tree, setup: Setup, scratch: Path) -> dict[str, float]:
     tree.run(deliver, "subscribers", "import", str(setup.subscribers_csv))
     tree.run(deliver, "publish")
     before = setup.sink.received()
-    wall = tree.run(deliver, "digest", "--send")
+    wall, cpu[WORKLOADS[4].name] = tree.timed(deliver, "digest", "--send")
     arrived = setup.sink.received() - before
     _expect(tree, "messages the sink got", arrived, setup.subscribers)
     found[WORKLOADS[4].name] = setup.subscribers / wall
     found[WORKLOADS[5].name] = (setup.subscribers - 1) / setup.sink.span(before)
     for work in (backfilled, pristine, publish, deliver):
         shutil.rmtree(work)
-    return found
+    return found, {name: seconds * 1000 for name, seconds in cpu.items()}
 
 
 def _stored(tree: Tree, work: Path) -> int:
@@ -316,11 +335,24 @@ def write_subscribers(path: Path, count: int) -> None:
 
 
 def table(
-    results: dict[str, dict[str, list[float]]], labels: Sequence[str], tolerance: float
+    results: dict[str, dict[str, list[float]]],
+    labels: Sequence[str],
+    tolerance: float,
+    cpu: dict[str, dict[str, list[float]]] | None = None,
 ) -> tuple[list[tuple[str, ...]], bool]:
+    """One row per workload: medians, the ratio and a verdict, and beside them the ratio of
+    the CPU time the processes used (``cpu``: milliseconds per workload, when measured),
+    which another job on the machine moves far less than the wall time."""
     base, current = labels
     rows: list[tuple[str, ...]] = [
-        ("workload", f"{base} (median)", f"{current} (median)", "current/baseline", "verdict")
+        (
+            "workload",
+            f"{base} (median)",
+            f"{current} (median)",
+            "current/baseline",
+            "verdict",
+            "CPU current/baseline",
+        )
     ]
     ok = True
     for w in WORKLOADS:
@@ -330,6 +362,10 @@ def table(
         worse = ratio < 1 - tolerance if w.higher_is_better else ratio > 1 + tolerance
         ok = ok and not worse
         better = "higher" if w.higher_is_better else "lower"
+        used = "-"
+        if cpu is not None and w.name in cpu[base] and w.name in cpu[current]:
+            spent = statistics.median(cpu[current][w.name]) / statistics.median(cpu[base][w.name])
+            used = f"{spent:.2f}x"
         rows.append(
             (
                 w.name,
@@ -337,6 +373,7 @@ def table(
                 f"{c:.1f} {w.unit}",
                 f"{ratio:.2f}x ({better} is better)",
                 "SLOWER" if worse else "ok",
+                used,
             )
         )
     return rows, ok
@@ -351,6 +388,7 @@ def print_rows(rows: list[tuple[str, ...]]) -> None:
 
 
 def compare(args: argparse.Namespace, say: Callable[[str], None]) -> bool:
+    load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="iomfeed-compare-") as tmp:
         scratch = Path(tmp)
         say(f"exporting {args.baseline} and the working tree")
@@ -362,6 +400,7 @@ def compare(args: argparse.Namespace, say: Callable[[str], None]) -> bool:
         from iomfeed.demo.server import SnapshotServer
 
         results: dict[str, dict[str, list[float]]] = {t.label: {} for t in trees}
+        spent: dict[str, dict[str, list[float]]] = {t.label: {} for t in trees}
         with SnapshotServer(site.served) as server, SmtpSink() as sink:
             setup = Setup(
                 site,
@@ -375,10 +414,17 @@ def compare(args: argparse.Namespace, say: Callable[[str], None]) -> bool:
             for r in range(args.repeat):
                 for tree in trees if r % 2 == 0 else trees[::-1]:
                     say(f"round {r + 1}/{args.repeat}: {tree.label}")
-                    for name, value in one_round(tree, setup, scratch).items():
+                    found, cpu = one_round(tree, setup, scratch)
+                    for name, value in found.items():
                         results[tree.label].setdefault(name, []).append(value)
-        rows, ok = table(results, [t.label for t in trees], args.tolerance)
+                    for name, value in cpu.items():
+                        spent[tree.label].setdefault(name, []).append(value)
+        rows, ok = table(results, [t.label for t in trees], args.tolerance, spent)
     print_rows(rows)
+    print(
+        f"\nload average (1 min): {load_start:.2f} at the start,"
+        f" {os.getloadavg()[0]:.2f} at the end"
+    )
     return ok
 
 

@@ -98,6 +98,38 @@ def test_the_ratio_is_current_over_baseline_and_a_worse_one_is_marked() -> None:
     assert by_name[names[4]][4] == "ok"  # 5 % fewer messages a second: within 10 %
     assert by_name[names[5]][4] == "ok"
     assert not ok
+    assert all(row[5] == "-" for row in rows[1:])  # no CPU times given
+
+
+def test_the_cpu_column_is_the_ratio_of_the_medians_where_measured() -> None:
+    names = [w.name for w in compare.WORKLOADS]
+    walls = {n: [1.0] for n in names}
+    cpu_base = {names[1]: [100.0, 300.0, 200.0]}
+    cpu_current = {names[1]: [250.0, 150.0, 50.0]}
+    rows, ok = compare.table(
+        {"b": walls, "c": walls}, ["b", "c"], 0.10, {"b": cpu_base, "c": cpu_current}
+    )
+    by_name = {row[0]: row for row in rows[1:]}
+    assert by_name[names[1]][5] == "0.75x"  # 150 / 200
+    assert by_name[names[0]][5] == "-"  # not measured for this row
+    assert ok
+
+
+def test_a_command_reports_the_cpu_its_process_used(tmp_path: Path) -> None:
+    tree = compare.Tree("here", tmp_path)
+    (tmp_path / "src" / "iomfeed").mkdir(parents=True)
+    (tmp_path / "src" / "iomfeed" / "__main__.py").write_text(
+        "import sys, time\n"
+        "end = time.process_time() + 0.3\n"
+        "while time.process_time() < end: pass\n"
+        "time.sleep(0.3)\n"
+        "print('done')\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "src" / "iomfeed" / "__init__.py").write_text("", encoding="utf-8")
+    wall, cpu = tree.timed(tmp_path, "anything")
+    assert wall >= 0.6
+    assert 0.3 <= cpu < wall - 0.2  # the busy loop counted, the sleep not
 
 
 def test_the_sink_times_the_messages_after_a_count() -> None:
