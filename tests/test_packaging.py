@@ -69,6 +69,10 @@ def test_init_writes_the_packaged_config_and_keeps_an_existing_file(
     assert main(["--config", "etc/config.toml", "check"]) == 0
 
 
+def _text(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace")[-4000:]
+
+
 def read_until(proc: subprocess.Popen[bytes], marker: bytes, timeout: float) -> bytes:
     """What the process printed on stdout up to and including the line with ``marker``."""
     import select
@@ -164,17 +168,21 @@ def test_the_wheel_runs_init_and_demo_from_another_folder_and_the_demo_serves_on
     (elsewhere / "config.toml").unlink()  # the demo needs none: it uses the packaged one
 
     controller, terminal = pty.openpty()
+    errors = (tmp_path / "demo-stderr.txt").open("wb")
     demo = subprocess.Popen(
         [sys.executable, "-m", "iomfeed", "demo", "--port", "0"],
         cwd=elsewhere,
         env=env,
         stdin=terminal,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=errors,
     )
     os.close(terminal)
     try:
-        out = read_until(demo, b"Serving until Ctrl-C", timeout=240).decode()
+        try:
+            out = read_until(demo, b"Serving until Ctrl-C", timeout=240).decode()
+        except AssertionError as e:  # say why the demo stopped or stalled
+            raise AssertionError(f"{e}\nstderr: {_text(tmp_path / 'demo-stderr.txt')}") from None
         assert "48 items stored in" in out and "Digest: 5 item(s) sent to 2" in out
         feeds_url = re.search(r"the feeds at (http://127\.0\.0\.1:\d+/)", out)
         assert feeds_url, out
@@ -209,8 +217,14 @@ def test_the_wheel_runs_init_and_demo_from_another_folder_and_the_demo_serves_on
         assert unsubscribe and unsubscribe.group(1).startswith(root), message[:2000]
         assert get(unsubscribe.group(1))[0] == 200
         demo.send_signal(signal.SIGINT)  # Ctrl-C
-        assert demo.wait(timeout=30) == 0
+        try:
+            assert demo.wait(timeout=60) == 0, _text(tmp_path / "demo-stderr.txt")
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"no exit 60 s after Ctrl-C; stderr: {_text(tmp_path / 'demo-stderr.txt')}"
+            ) from None
     finally:
+        errors.close()
         os.close(controller)
         if demo.poll() is None:
             demo.kill()
