@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import signal
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,13 @@ from iomfeed.ingest import fetch_all
 from iomfeed.models import RunReport, StoredItem
 from iomfeed.runtime import open_runtime, open_store
 from iomfeed.transport import Transport
+
+# A shell without job control starts a background job with Ctrl-C (SIGINT) ignored, and an
+# ignored signal stays ignored in every child: the tests that press Ctrl-C on the demo or a
+# server would wait for an exit that never comes. A handler, unlike "ignored", is not
+# inherited across exec, so each child starts with Python's own.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_FILE = ROOT / "config.toml"
