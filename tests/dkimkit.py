@@ -10,12 +10,12 @@ from pathlib import Path
 
 
 @dataclass(frozen=True)
-class TestKey:
+class DkimKey:
     path: Path
     record: bytes  # the DNS TXT answer for SELECTOR._domainkey.DOMAIN
 
 
-def make_key(folder: Path, kind: str = "rsa", name: str = "dkim.pem") -> TestKey:
+def make_key(folder: Path, kind: str = "rsa", name: str = "dkim.pem") -> DkimKey:
     path = folder / name
     algorithm = ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]
     if kind == "ed25519":
@@ -31,4 +31,4 @@ def make_key(folder: Path, kind: str = "rsa", name: str = "dkim.pem") -> TestKey
     if kind == "ed25519":
         der = der[-32:]  # RFC 8463: p= is the raw 32-byte public key
     p = base64.b64encode(der).decode("ascii")
-    return TestKey(path, f"v=DKIM1; k={kind}; p={p}".encode("ascii"))
+    return DkimKey(path, f"v=DKIM1; k={kind}; p={p}".encode("ascii"))

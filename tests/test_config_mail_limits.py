@@ -93,3 +93,10 @@ def test_bad_values_are_named(tmp_path: Path, text: str, match: str) -> None:
 def test_limits_read(tmp_path: Path) -> None:
     config = load("[mail]\ndaily_limit = 500\nhourly_limit = 1\n", tmp_path)
     assert (config.mail.daily_limit, config.mail.hourly_limit) == (500, 1)
+
+
+def test_an_ed25519_key_is_named_as_such(tmp_path: Path) -> None:
+    make_key(tmp_path, kind="ed25519", name="k.pem")
+    text = '[mail.dkim]\nselector = "s1"\nkey_file = "k.pem"\n'
+    with pytest.raises(ConfigError, match=r"mail\.dkim\.key_file: .*an Ed25519 key"):
+        load(text, tmp_path)

@@ -253,6 +253,9 @@ _PEM_KEY_RE = re.compile(
 )
 
 
+_ED25519_OID = b"\x06\x03\x2b\x65\x70"  # 1.3.101.112 in a PKCS#8 key
+
+
 def private_key_error(path: Path) -> str | None:
     """What keeps ``path`` from being a PEM private key dkimpy can sign with, or ``None``.
     Reads the file only (no crypto library): the signer parses it before the first send."""
@@ -273,9 +276,11 @@ def private_key_error(path: Path) -> str | None:
             " '-----BEGIN RSA PRIVATE KEY-----'; a public key or certificate will not sign)"
         )
     try:
-        binascii.a2b_base64(b"".join(match.group(2).split()))
+        der = binascii.a2b_base64(b"".join(match.group(2).split()))
     except binascii.Error:
         return f"{path}: the PEM private key's base64 body is damaged"
+    if _ED25519_OID in der:
+        return f"{path}: an Ed25519 key; iomfeed signs with RSA keys (openssl genrsa 2048)"
     return None
 
 
