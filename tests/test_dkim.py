@@ -94,7 +94,15 @@ def test_a_signed_digest_verifies_and_a_tampered_unsubscribe_does_not(
         d = dkim.DKIM(data)
         sig = dict(dkim.util.parse_tag_value(d.headers[0][1]))
         h = [n.strip() for n in sig[b"h"].split(b":")]
-        for name in (b"from", b"to", b"subject", b"date", b"message-id", b"list-id"):
+        for name in (
+            b"from",
+            b"to",
+            b"subject",
+            b"date",
+            b"message-id",
+            b"list-id",
+            b"feedback-id",
+        ):
             assert h.count(name) == 2  # signed, and a second copy refused (oversigned)
         assert h.count(b"list-unsubscribe") == 2 and h.count(b"list-unsubscribe-post") == 2
         assert sig[b"d"] == b"feeds.example.org" and sig[b"s"] == SELECTOR.encode()

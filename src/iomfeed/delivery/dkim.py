@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The header fields the signature covers (Gmail wants the one-click pair signed).
+#: The header fields the signature covers: the ones Gmail wants signed (the one-click pair
+#: among them), and Feedback-ID, so that a feedback-loop report names a campaign of ours.
 SIGNED = (
     b"from",
     b"to",
@@ -31,6 +32,7 @@ SIGNED = (
     b"list-id",
     b"list-unsubscribe",
     b"list-unsubscribe-post",
+    b"feedback-id",
 )
 
 
