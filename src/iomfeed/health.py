@@ -13,6 +13,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from .config import Config
+from .delivery.policy import QuotaState
 from .models import DigestRecord
 
 if TYPE_CHECKING:
@@ -85,6 +86,8 @@ class Health:
     #: Messages of the bounce mailbox by kind in the last BOUNCE_DAYS days, and "ignored":
     #: bounces and complaints not acted on (not believed, or about nobody on the list).
     bounces: Mapping[str, int] = field(default_factory=dict)
+    #: The relay's quota now (mail.hourly_limit, mail.daily_limit): when a full one frees up.
+    quota: QuotaState = field(default_factory=lambda: QuotaState(room=None))
 
     @property
     def failing(self) -> tuple[SourceHealth, ...]:
@@ -230,8 +233,11 @@ def check(
     for name in JOBS:
         failures = int(store.setting(f"job:{name}:failures") or 0)
         jobs[name] = (failures, store.setting(f"job:{name}:error") or "")
+    from .delivery.quota import quota_state
+
     return Health(
         bounces=store.bounce_counts(now - timedelta(days=BOUNCE_DAYS)),
+        quota=quota_state(config, store, now),
         jobs=jobs,
         checked=now,
         sources=sources,
