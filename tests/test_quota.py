@@ -164,3 +164,49 @@ def test_the_schema_step_counts_deliveries_as_they_become_sent(tmp_path: Path) -
 def test_limits_come_from_the_config(tmp_path: Path, limit: int) -> None:
     config = digest_config(tmp_path, mail={"hourly_limit": limit})
     assert Quota.from_config(config.mail).windows == ((("hour", HOUR, 1),) if limit else ())
+
+
+def test_sign_up_notices_count_and_wait_for_a_full_quota(tmp_path: Path) -> None:
+    from iomfeed.consent import ConsentVia
+    from iomfeed.signup import sign_up
+
+    config = digest_config(tmp_path, mail={"hourly_limit": 2})
+    mailer = ScriptedMailer()
+
+    def ask(address: str, now: datetime) -> str:
+        done = sign_up(
+            store,
+            config,
+            mailer,
+            address=address,
+            name="",
+            language="en",
+            categories=(),
+            via=ConsentVia.WEB_FORM,
+            now=now,
+        )
+        return done.mail_error
+
+    with Store(tmp_path / "db.sqlite") as store:
+        assert ask("ana@example.org", NOW) == "" and ask("ben@example.org", NOW) == ""
+        assert [t.isoformat() for t in store.sent_times(NOW - HOUR)] == [NOW.isoformat()] * 2
+        held = ask("cleo@example.org", NOW + timedelta(minutes=10))
+        assert "sending quota reached (2/2 in the last hour)" in held
+        assert len(mailer.sent) == 2  # not sent, not queued
+        assert ask("cleo@example.org", NOW + HOUR) == ""  # asked again in the next window
+        assert len(mailer.sent) == 3
+
+
+def test_a_digest_the_quota_holds_is_waiting_not_stuck(tmp_path: Path) -> None:
+    from iomfeed.health import check
+
+    config = digest_config(tmp_path, mail={"daily_limit": 1})
+    with Store(tmp_path / "db.sqlite") as store:
+        add_subscribers(store, 2)
+        add_items(store, range(2), NOW - timedelta(days=1))
+        send_digest(config, store=store, mailer=ScriptedMailer(), clock=lambda: NOW)
+        later = NOW + timedelta(hours=config.operator.stuck_hours + 1)
+        store.record_sent(later - timedelta(minutes=5), "confirm")  # a full day again
+        health = check(config, store, later)
+        assert health.quota.full and health.stuck_digest is None
+        assert check(config, store, later + DAY).stuck_digest is not None  # room, no progress

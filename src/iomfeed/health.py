@@ -219,12 +219,17 @@ def check(
     configured = {s.name: s.enabled for s in config.sources}
     names = list(configured) + [n for n in store.run_sources() if n not in configured]
     sources = tuple(source_health(store, n, enabled=configured.get(n, False)) for n in names)
+    from .delivery.quota import quota_state
+
     stuck_after = timedelta(hours=config.operator.stuck_hours)
+    quota = quota_state(config, store, now)
     digest_health = tuple(
         DigestHealth(
             record=d,
             totals=store.delivery_totals(d.id),
-            stuck=d.status == "sending" and now - d.created > stuck_after,
+            # One the relay's quota holds is waiting, not stuck (a list larger than a day's
+            # quota takes days).
+            stuck=d.status == "sending" and now - d.created > stuck_after and not quota.full,
         )
         for d in store.digests(limit=digests)
     )
@@ -233,11 +238,9 @@ def check(
     for name in JOBS:
         failures = int(store.setting(f"job:{name}:failures") or 0)
         jobs[name] = (failures, store.setting(f"job:{name}:error") or "")
-    from .delivery.quota import quota_state
-
     return Health(
         bounces=store.bounce_counts(now - timedelta(days=BOUNCE_DAYS)),
-        quota=quota_state(config, store, now),
+        quota=quota,
         jobs=jobs,
         checked=now,
         sources=sources,

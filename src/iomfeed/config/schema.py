@@ -218,7 +218,8 @@ class MailConfig:
     bounce_after: int = field(default=3, metadata=_checked(_check_positive))
     #: The envelope sender's base for VERP (``local+TOKEN@domain``); empty: from_address.
     bounce_address: str = field(default="", metadata=_checked(_check_optional_address))
-    #: Messages sent at most per calendar day / clock hour (UTC); 0: no limit.
+    #: Messages sent at most in any 24 hours / 60 minutes (:class:`..delivery.policy.Quota`);
+    #: 0: no limit.
     daily_limit: int = field(default=0, metadata=_checked(_check_optional_limit))
     hourly_limit: int = field(default=0, metadata=_checked(_check_optional_limit))
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
