@@ -210,3 +210,35 @@ def test_a_digest_the_quota_holds_is_waiting_not_stuck(tmp_path: Path) -> None:
         health = check(config, store, later)
         assert health.quota.full and health.stuck_digest is None
         assert check(config, store, later + DAY).stuck_digest is not None  # room, no progress
+
+
+@pytest.mark.network
+def test_healthz_says_when_a_full_quota_frees_up(tmp_path: Path) -> None:
+    import json
+    import threading
+    from wsgiref.simple_server import make_server
+
+    from iomfeed.web import App
+
+    from .test_web import _Quiet, request
+
+    config = digest_config(tmp_path, mail={"hourly_limit": 1})
+    with Store(config.database_path) as store:
+        store.record_sent(NOW - timedelta(minutes=15), "confirm")
+    server = make_server("127.0.0.1", 0, App(config, now=lambda: NOW), handler_class=_Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        code, _headers, body = request(f"http://127.0.0.1:{server.server_port}", "GET", "/healthz")
+    finally:
+        server.shutdown()
+        server.server_close()
+    quota = json.loads(body)["quota"]
+    assert code == 200  # a full quota is not a health problem
+    assert quota == {
+        "limits": {"hour": 1},
+        "used": {"hour": 1},
+        "room": 0,
+        "full": True,
+        "frees_at": (NOW + timedelta(minutes=45)).isoformat(),
+    }
