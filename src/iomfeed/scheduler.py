@@ -152,6 +152,9 @@ class Service:
                     pass
                 server.shutdown()
                 server.server_close()
+                app = server.app
+                if app is not None and hasattr(app, "close"):
+                    app.close()  # the sign-ups handed over are finished
                 # Only now: a second signal while finishing must not cut the work short
                 # (and release the lock under a job that is still running).
                 for sig, old in previous.items():

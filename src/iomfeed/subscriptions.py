@@ -53,6 +53,7 @@ class Via(Enum):
     COMMAND_LINE = "unsubscribe link (command line)"
     PAGE = "unsubscribe page"
     ONE_CLICK = "one-click unsubscribe (RFC 8058)"
+    PREFERENCES = "preferences page"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ module                    holds
 ``store/sources.py``      HTTP validators, articles that answered 404, backfills
 ``store/published.py``    which files were published from what, feed ids, pings
 ``store/subscribers.py``  the list
+``store/forms.py``        the web forms' rate-limit counts
 ``store/digests.py``      digests and the delivery ledger
 ``store/runs.py``         fetch runs per source, operator alerts
 ``store/records.py``      the small typed rows these return
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 from .base import StoreBase, guard
 from .digests import DigestsMixin
+from .forms import FormsMixin
 from .items import ItemsMixin
 from .published import PublishedMixin
 from .records import AlertState, IndexEntry, ItemLink, PublishedFile, SourceRunSummary, Validators
@@ -51,6 +53,7 @@ class Store(
     SourceStateMixin,
     PublishedMixin,
     SubscribersMixin,
+    FormsMixin,
     DigestsMixin,
     RunsMixin,
     StoreBase,
