@@ -273,6 +273,7 @@ class SignUpView:
     categories: tuple[tuple[str, str], ...]  # (value, label in the page's language)
     ticked: frozenset[str]
     errors: Mapping[str, str]
+    list_name: str = ""  # the digest's name in the page's language
     honeypot: str = HONEYPOT
 
 
@@ -320,4 +321,5 @@ def sign_up_view(
         categories=tuple((c, category_label(config, lang, c)) for c in offered),
         ticked=chosen,
         errors=dict(errors or {}),
+        list_name=config.digest.title.get(lang),
     )
