@@ -93,6 +93,9 @@ class Site:
         assert self.app.forms.worker.drain(10)
         return status, body
 
+    def pages_word(self, lang: str, key: str) -> str:
+        return str(getattr(self.app.forms.pages.words(lang), key))
+
     def profile(self, address: str = ANA) -> object:
         with Store(self.config.database_path) as store:
             return store.profile(address=address)
