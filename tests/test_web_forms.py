@@ -11,10 +11,11 @@ import http.client
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -57,7 +58,7 @@ class Site:
         self,
         method: str,
         path: str,
-        fields: dict[str, str | list[str]] | None = None,
+        fields: Mapping[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         body: bytes | None = None,
     ) -> tuple[int, dict[str, str], str]:
