@@ -31,6 +31,7 @@ from iomfeed.web_server import make_server
 
 from .conftest import NOW
 from .digestkit import digest_config
+from .smtp import PUBLIC_URL
 from .test_signup import Outbox, link
 
 pytestmark = pytest.mark.network
@@ -421,3 +422,58 @@ def test_every_language_file_has_every_forms_key() -> None:
     en = languages.load("en").forms
     sq = languages.load("sq").forms
     assert en != sq
+
+
+def test_the_mail_goes_after_the_answer_so_its_time_tells_nothing(tmp_path: Path) -> None:
+    """A relay that takes 1.5 s per message: the answer to a new address (which gets a
+    confirmation) comes as fast as one to a pending address (which gets nothing)."""
+    import time
+
+    from .smtp import Behaviour, smtp_server
+
+    def slow(event: str, n: int) -> None:
+        if event == "rcpt":
+            time.sleep(1.5)
+
+    with smtp_server(Behaviour(hook=slow)) as (handler, port):
+        config = digest_config(
+            tmp_path,
+            mail={"transport": "smtp", "rate": 0.0},
+            smtp={"host": "127.0.0.1", "port": port, "security": "none"},
+        )
+        config = dataclasses.replace(
+            config, site=dataclasses.replace(config.site, public_url=PUBLIC_URL)
+        )
+        clock = [NOW]
+        app = App(config, now=lambda: clock[0])
+        server = make_server("127.0.0.1", 0, app)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        site = Site(config, app, server.server_port, clock, Outbox(config.outbox_path))
+        try:
+            timings = []
+            for _ in range(2):  # new (a confirmation goes), then pending (nothing goes)
+                fields = {"form_token": site.token(), "email": ANA, "category": ["Local"]}
+                site.advance(seconds=3)
+                started = time.monotonic()
+                status, _h, body = site.request("POST", "/subscribe", fields)
+                timings.append(time.monotonic() - started)
+                assert status == 200 and "Check your inbox" in body
+                assert app.forms.worker.drain(10)
+            assert max(timings) < 1.0, timings  # the 1.5 s relay was not waited for
+            assert len(handler.received) == 1
+        finally:
+            server.shutdown()
+            server.server_close()
+            app.close()
+
+
+def test_the_client_address_follows_the_trusted_proxy_under_any_server() -> None:
+    from iomfeed.web import client_address
+
+    behind = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "198.51.100.1, 203.0.113.7"}
+    assert client_address(behind, "127.0.0.1") == "203.0.113.7"  # gunicorn behind nginx
+    assert client_address(behind, "*") == "203.0.113.7"
+    assert client_address(behind, "") == "127.0.0.1"  # no proxy trusted: never believed
+    assert client_address(behind, "10.0.0.1") == "127.0.0.1"  # not from the trusted one
+    waitress = {"REMOTE_ADDR": "203.0.113.7", "HTTP_X_FORWARDED_FOR": "203.0.113.7"}
+    assert client_address(waitress, "127.0.0.1") == "203.0.113.7"  # already applied
