@@ -165,6 +165,11 @@ def test_every_form_page_in_chromium_at_1280_and_375_in_both_languages(
                 page.wait_for_load_state()
                 assert page.locator("#email-error").is_visible()
                 shot(page, f"forms-error-{lang}-{width}.png", width)
+                page.goto(pages["preferences"] + f"&lang={lang}")
+                page.get_by_role("button", name=site.pages_word(lang, "save_button")).click()
+                page.wait_for_load_state()
+                assert page.locator(".notice").is_visible()
+                shot(page, f"forms-saved-{lang}-{width}.png", width)
                 page.goto(pages["confirm"] + f"&lang={lang}")
                 if page.locator("main button").count():  # else confirmed already
                     page.locator("main button").click()

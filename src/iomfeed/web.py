@@ -6,10 +6,13 @@
   whose button POSTs; a POST (the button, or a mailbox provider's RFC 8058
   ``List-Unsubscribe=One-Click``) unsubscribes at once and answers 200, never a redirect;
   a forged or malformed token gets 400 and changes nothing;
-* ``/healthz``: JSON about sources, digests and the schedule; 503 when something is wrong.
+* ``/healthz``: JSON about sources, digests and the schedule; 503 when something is wrong;
+* ``/subscribe``, ``/confirm?t=…``, ``/preferences?t=…``: the web forms, answered by
+  :mod:`iomfeed.web_forms` and :mod:`iomfeed.web_preferences` (a GET never changes anything).
 
 It reads and writes only through the runtime's store (one connection per request), leaves the
-rules of unsubscribing to :mod:`iomfeed.subscriptions` and never sends mail.
+rules of unsubscribing and signing up to :mod:`iomfeed.subscriptions` and
+:mod:`iomfeed.signup`, and sends mail only through them (the sign-up's after its answer).
 :mod:`iomfeed.web_server` runs it on waitress for ``serve`` (and the demo); :func:`make_app`
 builds it for any other WSGI server (``gunicorn 'iomfeed.web:make_app()'``, see the README).
 """

@@ -122,7 +122,9 @@ class Preferences:
         after = store.profile(subscriber_id=profile.id) or profile
         if not errors and action in ACTIONS:
             log.info("preferences of subscriber %d: %s", profile.id, action)
-        lang = self.pages.lang(after.language)
+        # The page stays in the language it was read in, unless the digest's just changed.
+        changed = after.language != profile.language
+        lang = self.pages.lang(after.language if changed else first(fields, "lang"), after.language)
         status = "400 Bad Request" if errors else "200 OK"
         saved = not errors and action in ACTIONS
         return self.page(status, lang, after, token, now, errors=errors, saved=saved)
@@ -141,7 +143,7 @@ class Preferences:
     def _delete(
         self, store: Store, profile: Profile, fields: Fields, token: str, now: datetime
     ) -> Answer:
-        lang = self.pages.lang(profile.language)
+        lang = self.pages.lang(first(fields, "lang"), profile.language)
         if first(fields, "delete") != "yes":
             errors = {"delete": "error_delete"}
             return self.page("400 Bad Request", lang, profile, token, now, errors=errors)
