@@ -95,11 +95,11 @@ def offered_languages(config: Config) -> tuple[str, ...]:
 
 
 def offered_categories(config: Config) -> tuple[str, ...]:
-    """The categories the forms offer: ``subscribe.categories``, or else every name that
+    """The categories the forms offer: ``subscribe.form_categories``, or else every name that
     ``digest.categories`` and the language files' ``[categories]`` give (case aside, in
     the order first given)."""
-    if config.subscribe.categories:
-        return config.subscribe.categories
+    if config.subscribe.form_categories:
+        return config.subscribe.form_categories
     from .languages import load
 
     names: dict[str, str] = {}

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from .clock import utc_now
@@ -37,6 +37,9 @@ from .config import Config, load_config
 from .digest.unsubscribe import BadToken
 from .runtime import open_runtime
 from .subscriptions import Via, leave, token_holder
+
+if TYPE_CHECKING:
+    from .web_forms import Forms
 
 log = logging.getLogger(__name__)
 
@@ -125,20 +128,18 @@ class App:
         self.root = config.feeds_path.resolve()
         self.prefix = urlsplit(config.site.public_url).path.rstrip("/")
         self.unsubscribe_path = urlsplit(config.unsubscribe_url).path
-        self._forms: Any = None
+        self._forms: Forms | None = None
         self._lock = threading.Lock()
 
     @property
-    def forms(self) -> Any:
+    def forms(self) -> Forms:
         """The sign-up, confirmation and preferences pages (:mod:`iomfeed.web_forms`),
         made on first use."""
         with self._lock:
             if self._forms is None:
                 from .web_forms import Forms
-                from .web_preferences import Preferences
 
                 self._forms = Forms(self.config, self.now)
-                self._forms.preferences = Preferences(self.config, self.now, self._forms.pages)
             return self._forms
 
     def close(self, timeout: float = 30) -> None:

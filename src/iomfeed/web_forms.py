@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from .config import Config
@@ -39,6 +39,9 @@ from .forms import (
 )
 from .runtime import open_runtime
 from .web_pages import Answer, Pages
+
+if TYPE_CHECKING:
+    from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -162,16 +165,19 @@ class SignUpWorker:
 
 
 class Forms:
-    """The three pages' answers. ``now`` is the clock; ``client`` gives a request's client
-    address (``serve.trusted_proxy``'s notion of it)."""
+    """The answers of ``/subscribe`` and ``/confirm`` (``/preferences`` is
+    :class:`~iomfeed.web_preferences.Preferences`'); ``now`` is the clock."""
 
     def __init__(self, config: Config, now: Callable[[], datetime]) -> None:
         self.config = config
         self.now = now
+        from .web_preferences import Preferences  # (it imports this module's helpers)
+
         self.pages = Pages(config)
         self.worker = SignUpWorker(config, now)
+        self.preferences = Preferences(config, now, self.pages)
 
-    def _secret(self, store: Any) -> bytes:
+    def _secret(self, store: Store) -> bytes:
         from .digest.unsubscribe import load_secret
 
         return load_secret(self.config, store)

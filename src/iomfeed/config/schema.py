@@ -213,7 +213,7 @@ class SubscribeConfig:
     notice_hours: float = field(default=24.0, metadata=_checked(_check_positive))
     #: The categories the forms offer (empty: those digest.categories and the language
     #: files name).
-    categories: tuple[str, ...] = ()
+    form_categories: tuple[str, ...] = ()
     form_min_seconds: float = field(default=2.0, metadata=_checked(_check_non_negative))
     form_hours: float = field(default=2.0, metadata=_checked(_check_positive))
     client_per_hour: int = field(default=10, metadata=_checked(_check_positive))
