@@ -184,3 +184,69 @@ def shot(page: object, name: str, width: int) -> None:
     scroll = page.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
     assert scroll <= width, (name, scroll)
     page.screenshot(path=str(screenshot_path(name)), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_the_static_form_on_index_html_signs_up_in_two_steps_in_chromium(
+    tmp_path: Path,
+) -> None:
+    """index.html (published, byte-stable, so without a form token) posts to the service,
+    which answers with the form filled in and a fresh token; the second press signs up."""
+    import dataclasses
+    import threading
+    from datetime import timedelta
+
+    from iomfeed.publish.build import publish_all
+    from iomfeed.runtime import open_runtime
+    from iomfeed.web import App
+    from iomfeed.web_server import make_server
+
+    from .conftest import NOW
+    from .digestkit import add_items, digest_config
+    from .test_signup import Outbox
+
+    http = make_server("127.0.0.1", 0, None)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    config = digest_config(tmp_path)
+    public = f"http://127.0.0.1:{http.server_port}{PREFIX}/"
+    config = dataclasses.replace(config, site=dataclasses.replace(config.site, public_url=public))
+    clock = [NOW]
+    app = App(config, now=lambda: clock[0])
+    http.set_app(app)
+    try:
+        with open_runtime(config, clock=lambda: NOW) as rt:
+            add_items(rt.store, range(1, 4), NOW - timedelta(days=1))
+            publish_all(config, rt.store, now=NOW)
+        outbox = Outbox(config.outbox_path)
+        with browser() as chromium:
+            page = chromium.new_page(viewport={"width": 375, "height": 800})
+            page.goto(public)  # index.html, served from the feeds folder
+            page.get_by_label("E-mail address").fill("besa@example.org")
+            page.get_by_label("Language of the digest").select_option("sq")
+            page.get_by_label("Global").uncheck()
+            with page.expect_navigation():
+                page.get_by_role("button", name="Subscribe").click()
+            # The service's answer: the form again, in the index page's language (its
+            # hidden "lang"), filled in as sent, now with a token.
+            assert "One more step" in page.content()
+            assert page.get_by_label("E-mail address").input_value() == "besa@example.org"
+            assert page.get_by_label("Language of the digest").input_value() == "sq"
+            assert not page.get_by_label("Global").is_checked()
+            assert page.locator("input[name=form_token]").count() == 1
+            shot(page, "forms-index-step-en-375.png", 375)
+            assert outbox.new() == []
+            clock[0] += timedelta(seconds=5)
+            with page.expect_navigation():
+                page.get_by_role("button", name="Subscribe").click()
+            assert "Check your inbox" in page.content()
+        assert app.forms.worker.drain(10)
+        [message] = outbox.new()
+        assert message["To"] == "besa@example.org"
+        assert "konfirmoni" in message["Subject"]
+        with open_runtime(config) as rt:
+            profile = rt.store.profile(address="besa@example.org")
+            assert profile is not None and profile.categories == ("Local",)
+            assert profile.language == "sq"
+    finally:
+        http.shutdown()
+        http.server_close()
+        app.close()
