@@ -487,3 +487,31 @@ def test_the_categories_offered_default_to_those_the_config_names(tmp_path: Path
     assert chosen_categories(config, ["local", "GLOBAL"]) == ()  # all: every category
     assert chosen_categories(config, ["Global", "Nonsense"]) == ("Global",)
     assert chosen_categories(config, []) is None
+
+
+def test_the_schema_step_adds_the_counts_to_a_database_an_older_iomfeed_left(
+    tmp_path: Path,
+) -> None:
+    from iomfeed.forms import admit
+
+    from .schemakit import database_before
+
+    path = tmp_path / "old.db"
+    db = database_before(path, "issue 11 (web forms)")
+    db.execute(
+        "INSERT INTO subscribers (address, name, language, status, subscribed)"
+        " VALUES ('a@example.org', 'Ana', 'sq', 'active', '2026-11-01T00:00:00Z')"
+    )
+    db.close()
+    config = digest_config(
+        tmp_path, storage={"database": str(path)}, subscribe={"address_per_day": 1}
+    )
+    with Store(path) as store:
+        assert store.profile(address="a@example.org") is not None
+        secret = load_secret(config, store)
+        assert admit(store, config, secret, client="203.0.113.1", address=ANA, now=NOW)
+        assert not admit(store, config, secret, client="203.0.113.2", address=ANA, now=NOW)
+        # A day later the old hits are gone and the address may again.
+        later = NOW + timedelta(days=1, seconds=1)
+        assert admit(store, config, secret, client="203.0.113.2", address=ANA, now=later)
+        assert store.db.execute("SELECT COUNT(*) FROM form_hits").fetchone()[0] == 2
