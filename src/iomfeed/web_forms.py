@@ -332,7 +332,7 @@ class Forms:
             finally:
                 mailer.close()
             profile = rt.store.profile(address=done.address)
-        lang = self.pages.lang(profile.language if profile else "")
+        lang = self.pages.lang(first(fields, "lang"), profile.language if profile else "")
         values = {"address": done.address}
         if done.outcome is ConfirmOutcome.NOT_PENDING:
             return self.pages.message(
