@@ -20,6 +20,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 from bench_digest import digest_rows
 from bench_ingest import Row, ingest_rows
 from bench_publish import publish_rows
+from bench_segments import segment_rows
 
 
 def print_table(rows: list[Row]) -> bool:
@@ -44,7 +45,9 @@ def main() -> int:
         "--subscribers", type=int, default=10_000, help="subscribers of the digest benchmark"
     )
     parser.add_argument(
-        "--only", choices=("ingest", "publish", "digest"), help="run one group only"
+        "--only",
+        choices=("ingest", "publish", "digest", "segments"),
+        help="run one group only (segments: the digest over 8 category segments, also in digest)",
     )
     args = parser.parse_args()
     rows = []
@@ -54,6 +57,8 @@ def main() -> int:
         rows += publish_rows(items=args.items)
     if args.only in (None, "digest"):
         rows += digest_rows(subscribers=args.subscribers)
+    if args.only in (None, "digest", "segments"):
+        rows += segment_rows(subscribers=args.subscribers)
     ok = print_table(rows)
     print("\nall targets met" if ok else "\nSOME TARGETS MISSED")
     return 0 if ok else 1

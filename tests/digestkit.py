@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +91,16 @@ def digest_config(base_dir: Path, **sections: dict[str, Any]) -> Config:
 def text_of(element: Any) -> str:
     """The text of an lxml element with its white space folded, as a reader sees it."""
     return " ".join(element.text_content().split())
+
+
+def stories_in(msg: EmailMessage) -> set[int]:
+    """The numbers of the stories (``item(n)``, n < 10) whose links a digest message's text
+    and HTML parts both carry."""
+    found = []
+    for kind in ("plain", "html"):
+        part = msg.get_body((kind,))
+        assert isinstance(part, EmailMessage)
+        body = str(part.get_content())
+        found.append({n for n in range(10) if f"/news/story-{n}" in body})
+    assert found[0] == found[1]
+    return found[0]

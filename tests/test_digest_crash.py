@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from iomfeed.ingest import upsert
 from iomfeed.store import Store
 
 from .conftest import CONFIG_FILE, NOW
-from .digestkit import add_items, add_subscribers
+from .digestkit import add_items, add_subscribers, item, stories_in
 from .smtp import Behaviour, Handler, smtp_config_edits, smtp_server
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
@@ -189,3 +190,41 @@ def test_sigterm_finishes_the_message_in_hand_and_stops_cleanly(tmp_path: Path) 
         last = run_send(config, killer, None)
         assert last.returncode == 0
     check_exactly_once(handler, tmp_path, kills=0)
+
+
+#: The segmented send's stories, newest first: 0 without a category, then Local and Global
+#: in turn (the list's first digest shows the newest five: 5 is only counted in "more").
+SEGMENT_STORIES = {0: "", 1: "Local", 2: "Global", 3: "Local", 4: "Global", 5: "Local"}
+#: Subscriber i chooses CHOICES[i % 4]; what each gets.
+CHOICES = [([], {0, 1, 2, 3, 4}), (["Local"], {1, 3}), (["Global"], {2, 4})]
+CHOICES.append((["Local", "Global"], CHOICES[0][1]))
+
+
+def test_sigkill_during_a_segmented_send_then_resume(tmp_path: Path) -> None:
+    with Store(tmp_path / "iomfeed.db") as store:
+        addresses = add_subscribers(store, SUBSCRIBERS)
+        for n, category in SEGMENT_STORIES.items():
+            upsert(store, item(n, category=category), NOW - timedelta(days=1))
+        for i, address in enumerate(addresses):
+            profile = store.profile(address=address)
+            assert profile is not None
+            store.set_preferences(
+                profile.id,
+                language=profile.language,
+                categories=CHOICES[i % 4][0],
+                paused_until=None,
+            )
+    killer = Killer()
+    with smtp_server(Behaviour(hook=killer)) as (handler, port):
+        config = write_config(tmp_path, port)
+        first = run_send(config, killer, ("rcpt", 5))  # in flight, not delivered
+        assert first.returncode == -signal.SIGKILL
+        # Delivered but not answered: the ledger cannot know, and sends it again.
+        second = run_send(config, killer, ("data", handler.data_count + 7))
+        assert second.returncode == -signal.SIGKILL
+        last = run_send(config, killer, None)
+        assert last.returncode == 0, last.stderr
+    check_exactly_once(handler, tmp_path, kills=2)
+    for r in handler.received:  # every copy, the re-sent ones too: only their categories
+        i = int(r.rcpt_tos[0].removeprefix("reader").partition("@")[0])
+        assert stories_in(r.message()) == CHOICES[i % 4][1], r.rcpt_tos[0]

@@ -40,6 +40,8 @@ generator) are not part of this contract.
     ├── DeliveryError          a message could not be handed over
     │   ├── TemporaryFailure   try again later (delivery/mailers.py)
     │   └── PermanentFailure   this address will not take it (delivery/mailers.py)
+    ├── MailboxError           the bounce mailbox (Maildir, IMAP) cannot be read or a message
+    │                          marked processed; nothing read is lost (bounces/mailbox.py)
     ├── AlreadyRunning         another run holds the lock (exit code 75, lock.py)
     ├── IllegalTransition      a digest asked to move between two states its lifecycle does
     │                          not link (a bug, never a user's mistake: digest/lifecycle.py)
@@ -119,6 +121,12 @@ class PublishError(IomfeedError):
 
 class DeliveryError(IomfeedError):
     """A message could not be delivered."""
+
+
+class MailboxError(IomfeedError):
+    """The mailbox bounces arrive in cannot be reached, read or updated (a Maildir folder,
+    an IMAP server); the message names it and why. A message is marked processed only
+    after its effect is stored, so nothing is lost: the next run reads it again."""
 
 
 class IllegalTransition(IomfeedError):

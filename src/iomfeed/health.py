@@ -82,6 +82,9 @@ class Health:
     next_times: Mapping[str, datetime | None] = field(default_factory=dict)
     failures_threshold: int = 3
     jobs: Mapping[str, tuple[int, str]] = field(default_factory=dict)  # failures, last error
+    #: Messages of the bounce mailbox by kind in the last BOUNCE_DAYS days, and "ignored":
+    #: bounces and complaints not acted on (not believed, or about nobody on the list).
+    bounces: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def failing(self) -> tuple[SourceHealth, ...]:
@@ -228,6 +231,7 @@ def check(
         failures = int(store.setting(f"job:{name}:failures") or 0)
         jobs[name] = (failures, store.setting(f"job:{name}:error") or "")
     return Health(
+        bounces=store.bounce_counts(now - timedelta(days=BOUNCE_DAYS)),
         jobs=jobs,
         checked=now,
         sources=sources,
@@ -242,6 +246,8 @@ def check(
 
 
 JOBS = ("cycle", "digest")
+#: ``status`` and ``/healthz`` count the bounce mailbox's messages of this many days.
+BOUNCE_DAYS = 30
 
 
 def record_job(store: Store, job: str, error: Exception | None) -> None:

@@ -90,6 +90,7 @@ def _cycle(report: CycleReport) -> dict[str, Any]:
         else {"written": list(published.written), "unchanged": published.unchanged},
         "digest": to_json(report.digest),
         "alerts": list(report.alerts),
+        "bounces": to_json(report.bounces),
     }
 
 
@@ -142,6 +143,7 @@ def _health(h: Health) -> dict[str, Any]:
             "pending": _in_flight(last.totals),
         },
         "subscribers": dict(h.subscribers),
+        "bounces": dict(h.bounces),
         "jobs": {
             name: {"failures_in_a_row": n, "last_error": error}
             for name, (n, error) in h.jobs.items()

@@ -11,8 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from .digest.lifecycle import DeliveryStatus, DigestState
+
+if TYPE_CHECKING:
+    from .bounces.process import BounceReport
 
 
 class DateSource(StrEnum):
@@ -304,6 +308,9 @@ class Delivery:
     ambiguous: bool  # found 'sending' after a crash: it may or may not have gone out
     reply: str  # the last SMTP reply (or error)
     subscriber_failures: int = 0  # the subscriber's permanent failures in a row so far
+    #: The category segment frozen in the row when the digest was made (``digest.segments``:
+    #: folded names, sorted; empty: every category).
+    segment: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,7 +359,9 @@ class DigestPlan:
     schedule makes it due now and ``skip`` why it would be skipped, the lifecycle's own reason
     (nothing new under ``digest.skip_empty``, nobody to send it to), or "" (``skipped_empty``:
     the reason is "nothing new"; then nothing is rendered). ``recipients``: who would get it,
-    per language; ``rendered``: the digest per language."""
+    per language; ``rendered``: the digest per language. ``segments``: for a new digest,
+    recipients per (language, category segment) that would get a message, and under
+    ``("", ())`` those skipped for having nothing new in their categories."""
 
     content: DigestContent
     resuming: bool
@@ -362,6 +371,7 @@ class DigestPlan:
     skipped_empty: bool
     rendered: Mapping[str, RenderedDigest]
     skip: str = ""
+    segments: Mapping[tuple[str, tuple[str, ...]], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,10 +382,15 @@ class CycleReport:
     published: PublishReport | None
     digest: DigestOutcome | None  # None: not due
     alerts: tuple[str, ...] = ()  # operator alerts sent
+    bounces: BounceReport | None = None  # None: [bounces] not configured
 
     @property
     def ok(self) -> bool:
-        return self.run.ok and (self.digest is None or self.digest.ok)
+        return (
+            self.run.ok
+            and (self.digest is None or self.digest.ok)
+            and (self.bounces is None or self.bounces.ok)
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from .models import (
 )
 
 if TYPE_CHECKING:
+    from .bounces.process import BounceReport
     from .delivery.mailers import Mailer
     from .delivery.send import Stop
     from .http import HttpClient
@@ -136,10 +137,56 @@ def run_cycle(
         why_empty="the fetch failed" if report.failed else "the sources gave none",
         force=False,
     )
+    bounces = None
+    if config.bounces.configured and (stop is None or not stop.requested):
+        bounces = read_bounces_safely(config, store=store, clock=clock, stop=stop)
     outcome = None
     if (stop is None or not stop.requested) and digest_due(config, store, clock()):
         outcome = send_digest(
             config, store=store, mailer=mailer(), clock=clock, stop=stop, on_message=on_message
         )
     alerts = notify(config, store, mailer, clock())
-    return CycleReport(run=report, published=published, digest=outcome, alerts=alerts)
+    return CycleReport(
+        run=report, published=published, digest=outcome, alerts=alerts, bounces=bounces
+    )
+
+
+def read_bounces(
+    config: Config, *, store: Store, clock: Callable[[], datetime], stop: Stop | None = None
+) -> BounceReport:
+    """Read the bounce mailbox (``[bounces]``) and apply what came back
+    (:mod:`iomfeed.bounces`); a mailbox that cannot be opened raises."""
+    from .bounces.mailbox import open_mailbox
+    from .bounces.process import process_mailbox
+    from .digest.unsubscribe import load_secret
+
+    secret = load_secret(config, store)
+    mailbox = open_mailbox(config)
+    try:
+        return process_mailbox(
+            config,
+            store,
+            mailbox,
+            secret=secret,
+            clock=clock,
+            stopping=(lambda: stop.requested) if stop is not None else (lambda: False),
+        )
+    finally:
+        mailbox.close()
+
+
+def read_bounces_safely(
+    config: Config, *, store: Store, clock: Callable[[], datetime], stop: Stop | None = None
+) -> BounceReport:
+    """The cycle's bounce step: a mailbox that cannot be read is reported, and the cycle
+    goes on to the digest (whose bounced addresses are then only those known so far)."""
+    from .bounces.process import BounceReport
+    from .errors import ConfigError, MailboxError
+
+    try:
+        return read_bounces(config, store=store, clock=clock, stop=stop)
+    except (MailboxError, ConfigError) as exc:
+        log.error("bounces: %s", exc)
+        return BounceReport(
+            where=config.bounces.maildir or config.bounces.imap_host, error=str(exc)
+        )

@@ -54,6 +54,25 @@ def _missing_password(config: Config, environ: Mapping[str, str]) -> str | None:
     )
 
 
+def _bounce_problems(config: Config, environ: Mapping[str, str]) -> list[str]:
+    """A bounce mailbox that cannot be read, or read without VERP."""
+    b = config.bounces
+    found = []
+    if b.imap_host and not environ.get(b.imap_password_env):
+        found.append(
+            f"bounces.imap_password_env: the environment variable {b.imap_password_env} is"
+            f" not set (the password for bounces.imap_user {b.imap_user!r}): the bounce"
+            " mailbox cannot be read"
+        )
+    if b.configured and not config.mail.bounce_address:
+        found.append(
+            "mail.bounce_address is not set: bounces are matched by the addresses they"
+            " report only, and believed only for addresses mailed in the last"
+            f" bounces.trust_days ({b.trust_days:g}) days; set it for VERP"
+        )
+    return found
+
+
 def _readable_database(config: Config, environ: Mapping[str, str]) -> str | None:
     path = config.database_path
     try:
@@ -91,6 +110,7 @@ def warnings(config: Config, environ: Mapping[str, str] | None = None) -> list[s
     password = _missing_password(config, env)
     if password is not None:
         found.append(password + ": the digest cannot be sent")
+    found += _bounce_problems(config, env)
     database = _readable_database(config, env)
     if database is not None:
         found.append(database)

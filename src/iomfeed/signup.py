@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -258,6 +258,7 @@ def _mail(
         links=links,
         now=now,
     )
+    message = replace(message, sender=_envelope(config, store, profile, message.sender))
     try:
         mailer.send(message)
     except DeliveryError as exc:
@@ -265,6 +266,22 @@ def _mail(
         return str(exc) or type(exc).__name__
     log.info("%s message sent to subscriber %d", kind.value, profile.id)
     return ""
+
+
+def _envelope(config: Config, store: Store, profile: Profile, fallback: str) -> str:
+    """A sign-up message's envelope sender: VERP naming no digest (:mod:`.delivery.verp`)."""
+    from .delivery.verp import envelope_sender
+
+    secret = _secret(config, store) if config.mail.bounce_address else b""
+    return envelope_sender(
+        config.mail.bounce_address,
+        fallback,
+        secret=secret,
+        list_id=config.list_id,
+        digest_id=None,
+        subscriber_id=profile.id,
+        address=profile.address,
+    )
 
 
 def config_language(config: Config, code: str) -> Any:

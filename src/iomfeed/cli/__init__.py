@@ -77,6 +77,8 @@ def setup_logging(verbose: bool, quiet: bool, log_format: str = "text") -> None:
     root.setLevel(level)
     # The scheduler says "Running job ..." at INFO for every job; only worth it when asked.
     logging.getLogger("apscheduler").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # flufl.bounce says "Running detector ..." at INFO for each of its detectors and message.
+    logging.getLogger("flufl.bounce").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -130,7 +130,7 @@ def _print_status(health: Health) -> None:
     print(f"\nstore: {health.items} item(s)")
     print("\ndigests:")
     _table(
-        [("id", "made", "status", "items", "sent", "failed", "pending", "note")]
+        [("id", "made", "status", "items", "sent", "failed", "pending", "skipped", "note")]
         + [_digest_row(d) for d in health.digests]
     )
     subs = health.subscribers
@@ -138,6 +138,11 @@ def _print_status(health: Health) -> None:
         "\nsubscribers: "
         + ", ".join(f"{subs.get(k, 0)} {k}" for k in ("active", "unsubscribed", "bounced"))
     )
+    if any(health.bounces.values()):
+        print(
+            "bounce mailbox (30 days): "
+            + ", ".join(f"{n} {k}" for k, n in sorted(health.bounces.items()))
+        )
     print("\nnext: " + ", ".join(f"{k} {_when(v)} UTC" for k, v in health.next_times.items()))
 
 
@@ -150,6 +155,7 @@ def _digest_row(d: DigestHealth) -> tuple[str, ...]:
         str(d.totals.get("sent", 0)),
         str(d.totals.get("failed", 0)),
         str(d.totals.get("pending", 0) + d.totals.get("sending", 0)),
+        str(d.totals.get("skipped", 0)),
         d.record.note,
     )
 

@@ -16,7 +16,7 @@ from ..runtime import Runtime, open_runtime
 from .exits import EXIT_OK, EXIT_SOURCE_FAILED
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from datetime import datetime
 
     from ..store import Store
@@ -121,9 +121,23 @@ def _digest_dry_run(
             f"  {lang}: {plan.recipients.get(lang, 0)} subscriber(s); subject: {r.subject};"
             f" {r.shown} item(s) shown, {r.more} more; {r.html_bytes / 1000:.1f} KB HTML"
         )
+    _print_segments(plan.segments)
     for e in content.entries:
         print(f"    {e.published:%Y-%m-%d}  [{e.category or '-'}] {e.title}")
     return EXIT_OK
+
+
+def _print_segments(segments: Mapping[tuple[str, tuple[str, ...]], int]) -> None:
+    """Recipients per (language, category segment), rendered once each."""
+    parts = [
+        f"{lang} {', '.join(segment) or 'every category'}: {n}"
+        for (lang, segment), n in sorted(segments.items())
+        if lang
+    ]
+    if parts:
+        print(f"  {len(parts)} segment(s), each rendered once: " + "; ".join(parts))
+    if skipped := segments.get(("", ()), 0):
+        print(f"  {skipped} subscriber(s) with nothing new in their categories: skipped")
 
 
 def _digest_test_copy(args: argparse.Namespace, rt: Runtime) -> int:

@@ -90,14 +90,16 @@ def _show(args: argparse.Namespace, rt: Runtime) -> int:
         print(f"{address}: not a subscriber", file=sys.stderr)
         return EXIT_SOURCE_FAILED
     history = rt.store.history(profile.id, limit=SHOWN_DELIVERIES)
+    bounces = rt.store.bounce_events(subscriber_id=profile.id, limit=SHOWN_DELIVERIES)
     if args.json:
         from ..jsonout import dumps
 
-        print(dumps({"subscriber": profile, "deliveries": history}))
+        print(dumps({"subscriber": profile, "deliveries": history, "bounces": bounces}))
     else:
+        from .commands_bounces import bounce_lines
         from .show import profile_lines
 
-        print("\n".join(profile_lines(profile, history, rt.clock())))
+        print("\n".join(profile_lines(profile, history, rt.clock()) + bounce_lines(bounces)))
     return EXIT_OK
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..config import CONFIG_ENV
 from ..lock import DEFAULT_WAIT
+from .commands_bounces import cmd_bounces, cmd_digests
 from .commands_cycle import cmd_fetch, cmd_publish, cmd_run, cmd_serve, cmd_status
 from .commands_digest import cmd_digest
 from .commands_other import cmd_check, cmd_demo, cmd_init, cmd_items
@@ -322,6 +323,39 @@ def _add_subscriber_import(actions: Any) -> None:
     )
 
 
+def _add_bounces(sub: Any) -> None:
+    p = sub.add_parser(
+        "bounces",
+        help="read the bounce mailbox now: bounces, complaints, auto-replies",
+        description="Read the new messages of the mailbox [bounces] names (a Maildir "
+        "folder or IMAP), classify each (hard or soft bounce, complaint, auto-reply, "
+        "unrecognised), apply the bounce rules and mark each processed. `run` and "
+        "`serve` do this every cycle when [bounces] is configured.",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_wait(p)
+    p.set_defaults(func=cmd_bounces, compile_selectors=False)
+
+
+def _add_digests(sub: Any) -> None:
+    p = sub.add_parser(
+        "digests",
+        help="what became of a digest: who got it, who bounced, who complained",
+        description="Show one digest's recipients, from the delivery ledger and the "
+        "bounce log together.",
+    )
+    p.set_defaults(func=cmd_digests, compile_selectors=False)
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True, help="what to do")
+    a = actions.add_parser(
+        "show",
+        help="one digest's recipients and what came back",
+        description="Every recipient of digest N: the ledger's status and reply, and the "
+        "bounces and complaints that came back for it.",
+    )
+    a.add_argument("id", type=_at_least_one, metavar="N", help="the digest's number")
+    a.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
 def _add_demo(sub: Any) -> None:
     p = sub.add_parser(
         "demo",
@@ -387,6 +421,8 @@ COMMANDS = (
     _add_check,
     _add_items,
     _add_subscribers,
+    _add_bounces,
+    _add_digests,
     _add_demo,
     _add_init,
 )

@@ -26,6 +26,7 @@ from .load import check_deep, default_config_path, documented_keys, load_config
 from .per_language import CategoryNames, PerLanguage, check_languages
 from .schema import (
     ArticleConfig,
+    BouncesConfig,
     Config,
     DigestConfig,
     FilterConfig,
@@ -49,6 +50,7 @@ __all__ = [
     "LIVE_ORIGIN",
     "MAX_NUMBER",
     "ArticleConfig",
+    "BouncesConfig",
     "CategoryNames",
     "Config",
     "DigestConfig",

@@ -34,6 +34,9 @@ from .schema import Config, DigestConfig
 
 log = logging.getLogger(__name__)
 
+#: The longest local part of mail.bounce_address: 64 (RFC 5321) less '+' and a VERP token.
+MAX_BOUNCE_LOCAL = 23
+
 
 def check_deep(config: Config) -> None:
     """The checks that load a library (soupsieve, APScheduler, Jinja2): CSS selectors, the
@@ -147,7 +150,7 @@ def _check_mail(config: Config) -> None:
             f"{key}: the unsubscribe address {url!r} must use https"
             " (RFC 8058 one-click unsubscribe)"
         )
-    for name in ("from_address", "unsubscribe_mailto", "reply_to"):
+    for name in ("from_address", "unsubscribe_mailto", "reply_to", "bounce_address"):
         value = getattr(config.mail, name)
         if value and not value.isascii():
             raise ConfigError(
@@ -156,10 +159,31 @@ def _check_mail(config: Config) -> None:
             )
 
 
+def _check_bounces(config: Config) -> None:
+    """The VERP address leaves room for its token; one mailbox; no clear text off-host."""
+    local = config.mail.bounce_address.partition("@")[0]
+    if len(local) > MAX_BOUNCE_LOCAL:
+        raise ConfigError(
+            f"mail.bounce_address: the part before the @ may have at most {MAX_BOUNCE_LOCAL}"
+            " characters: each message adds '+' and a token of up to 40 (RFC 5321 allows 64)"
+        )
+    b = config.bounces
+    if b.maildir and b.imap_host:
+        raise ConfigError("bounces.maildir: give either maildir or imap_host, not both")
+    if b.imap_host and not b.imap_user:
+        raise ConfigError("bounces.imap_user: required with bounces.imap_host")
+    if b.imap_security == "none" and b.imap_host not in ("", "127.0.0.1", "localhost", "::1"):
+        raise ConfigError(
+            f"bounces.imap_security: 'none' sends the password in clear text; it is allowed"
+            f" only for a server on this host (127.0.0.1), not {b.imap_host!r}"
+        )
+
+
 def _check_config(config: Config) -> None:
     from ..sources import check_source_config  # each kind says what it needs
 
     _check_mail(config)
+    _check_bounces(config)
     check_languages(config)
     seen: set[str] = set()
     for i, src in enumerate(config.sources):

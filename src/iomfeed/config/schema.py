@@ -198,6 +198,8 @@ class MailConfig:
     backoff: float = field(default=2.0, metadata=_checked(_check_non_negative))
     max_attempts: int = field(default=12, metadata=_checked(_check_positive))
     bounce_after: int = field(default=3, metadata=_checked(_check_positive))
+    #: The envelope sender's base for VERP (``local+TOKEN@domain``); empty: from_address.
+    bounce_address: str = field(default="", metadata=_checked(_check_optional_address))
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
 
     @property
@@ -218,6 +220,32 @@ class SubscribeConfig:
     form_hours: float = field(default=2.0, metadata=_checked(_check_positive))
     client_per_hour: int = field(default=10, metadata=_checked(_check_positive))
     address_per_day: int = field(default=5, metadata=_checked(_check_positive))
+
+
+@dataclass(frozen=True, slots=True)
+class BouncesConfig:
+    """Where bounces and complaints arrive (a Maildir folder or an IMAP mailbox), and the
+    rules that turn them into a subscriber's state (:mod:`iomfeed.bounces`)."""
+
+    maildir: str = ""
+    imap_host: str = ""
+    imap_port: int = field(default=993, metadata=_checked(_check_positive))
+    imap_security: Literal["tls", "starttls", "none"] = "tls"
+    imap_user: str = ""
+    imap_password_env: str = field(
+        default="IOMFEED_IMAP_PASSWORD", metadata=_checked(_check_env_name)
+    )
+    imap_folder: str = "INBOX"
+    imap_done_folder: str = ""
+    imap_ca_file: str = ""
+    imap_timeout: float = field(default=30.0, metadata=_checked(_check_positive))
+    trust_days: float = field(default=14.0, metadata=_checked(_check_positive))
+    soft_after: int = field(default=3, metadata=_checked(_check_positive))
+    soft_days: float = field(default=14.0, metadata=_checked(_check_non_negative))
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.maildir or self.imap_host)
 
 
 SourceKind = Literal["html", "feed", "json"]
@@ -254,6 +282,7 @@ class Config:
     serve: ServeConfig = field(default_factory=ServeConfig)
     operator: OperatorConfig = field(default_factory=OperatorConfig)
     subscribe: SubscribeConfig = field(default_factory=SubscribeConfig)
+    bounces: BouncesConfig = field(default_factory=BouncesConfig)
     sources: tuple[SourceConfig, ...] = field(default=())
     # Not a key: the folder relative paths in the file are resolved against.
     base_dir: Path = field(default=Path("."), metadata={"internal": True})
@@ -274,6 +303,10 @@ class Config:
     @property
     def outbox_path(self) -> Path:
         return self.path(self.mail.outbox)
+
+    @property
+    def maildir_path(self) -> Path | None:
+        return self.path(self.bounces.maildir) if self.bounces.maildir else None
 
     @property
     def templates_path(self) -> Path | None:

@@ -26,6 +26,7 @@ from .policy import DeliveryPolicy, Streaks, Verdict
 
 if TYPE_CHECKING:
     from ..digest.message import Composer, Outgoing
+    from ..digest.segments import Key
     from ..store import Store
     from .mailers import Mailer
 
@@ -64,7 +65,7 @@ class _Send:
 
     store: Store
     record: DigestRecord
-    composers: Mapping[str, Composer]
+    composers: Mapping[Key, Composer]  # one per (language, segment)
     mailer: Mailer
     policy: DeliveryPolicy
     clock: Callable[[], datetime]
@@ -98,7 +99,7 @@ class _Send:
 def deliver(
     store: Store,
     record: DigestRecord,
-    composers: Mapping[str, Composer],
+    composers: Mapping[Key, Composer],
     mailer: Mailer,
     *,
     policy: DeliveryPolicy,
@@ -106,7 +107,9 @@ def deliver(
     stop: Stop | None = None,
     on_message: Callable[[], None] | None = None,
 ) -> DeliveryReport:
-    """Send what the ledger says is still due for ``record``; returns what happened."""
+    """Send what the ledger says is still due for ``record``; returns what happened. Each
+    row's message is made from the composer of its subscriber's language and the segment
+    frozen in the row."""
     send = _Send(store, record, composers, mailer, policy, clock, stop or Stop(), Streaks(policy))
     for row in store.deliveries(record.id):
         if send.stop.requested:
@@ -138,7 +141,8 @@ def _deliver_row(send: _Send, row: Delivery) -> bool:
         )
         send.resent_ambiguous += 1
     try:
-        message = send.composers[row.language].compose(row.subscriber_id, row.address, row.name)
+        composer = send.composers[(row.language, row.segment)]
+        message = composer.compose(row.subscriber_id, row.address, row.name)
     except Exception as exc:  # bad data must not stall everyone after this row
         log.exception("digest %d to %s: the message could not be made", send.record.id, row.address)
         send.store.mark_error(

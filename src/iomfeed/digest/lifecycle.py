@@ -19,8 +19,9 @@ never made again. Only one such digest exists at a time (the store refuses a sec
 A digest's ledger has one row per subscriber, a :class:`DeliveryStatus`: 'pending' until its
 turn, 'sending' while the message is out (committed before it leaves, so a crash leaves at
 most one row so, re-sent with the same Message-ID), then 'sent', 'failed' (refused, gave up,
-or the message could not be made), 'skipped' (left the list before their turn), or 'pending'
-again (deferred to the next run). The digest is ``SENT`` when no row is 'pending' or
+or the message could not be made), 'skipped' (left the list before their turn, or nothing
+new in their categories: see :mod:`.segments`), or 'pending' again (deferred to the next
+run). The digest is ``SENT`` when no row is 'pending' or
 'sending'. The retry and bounce rules of a delivery are in :mod:`..delivery.policy`.
 """
 
@@ -51,7 +52,10 @@ class DigestState(StrEnum):
 
 
 class DeliveryStatus(StrEnum):
-    """A ledger row's status (the strings of the ``deliveries.status`` column)."""
+    """A ledger row's status (the strings of the ``deliveries.status`` column). 'skipped'
+    is final and neither sent nor failed: the subscriber left or paused before their turn,
+    or (with ``digest.skip_empty``) the digest had nothing new in their categories, a row
+    made 'skipped' with the digest (its reply :data:`NOTHING_FOR_THEM`)."""
 
     PENDING = "pending"
     SENDING = "sending"
@@ -59,6 +63,9 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
 
+
+#: Why a ledger row was made 'skipped': nothing new in the subscriber's categories.
+NOTHING_FOR_THEM = "nothing new in their categories"
 
 #: The states the store records ('sending', 'sent', 'skipped'): CREATED and PARTIAL are
 #: recorded as SENDING, DUE is never recorded.
@@ -130,10 +137,13 @@ def decide(
     content: DigestContent,
     skip_empty: bool,
     active_subscribers: int,
+    wanted: int | None = None,
 ) -> Step:
     """What a send does with a due digest: resume the open one (whatever is new since: its
     items are frozen), skip when nothing is new (``digest.skip_empty``) or nobody is there to
-    receive it, or make it of ``content``."""
+    receive it, or make it of ``content``. ``wanted``: how many of the active subscribers
+    have something new in the categories they chose (None: all of them); with
+    ``skip_empty``, a digest that has nothing for anybody is skipped as an empty one is."""
     if open_digest is not None:
         return Resume(open_digest)
     if not content.entries and skip_empty:
@@ -141,7 +151,16 @@ def decide(
         return Skip(f"nothing new since {since}")
     if active_subscribers == 0:
         return Skip("no active subscribers")
+    if wanted == 0 and skip_empty:
+        return Skip("nothing new in the categories the subscribers chose")
     return Create()
+
+
+def first_status(*, has_stories: bool, skip_empty: bool) -> DeliveryStatus:
+    """A new digest's ledger row for one recipient: 'pending', or 'skipped' (final, neither
+    sent nor failed) when their category segment has nothing new and ``digest.skip_empty``
+    says an empty digest is not sent (:data:`NOTHING_FOR_THEM`)."""
+    return DeliveryStatus.SKIPPED if skip_empty and not has_stories else DeliveryStatus.PENDING
 
 
 def next_due(

@@ -44,6 +44,7 @@ class Sender:
     unsubscribe_url: str
     unsubscribe_mailto: str
     reply_to: str = ""
+    bounce_address: str = ""  # VERP (mail.bounce_address); empty: the envelope is ``address``
 
     @property
     def domain(self) -> str:
@@ -192,14 +193,31 @@ class Composer:
         link = unsubscribe_link(self.sender.unsubscribe_url, token)
         mailto = f"mailto:{self.sender.unsubscribe_mailto}?subject={quote('unsubscribe ' + token)}"
         mid = message_id(self.sender, self.digest_id, subscriber_id, self.date)
-        return self._message(mid, address, name, link, mailto)
+        envelope = self.envelope(subscriber_id, address)
+        return self._message(mid, address, name, link, mailto, envelope)
+
+    def envelope(self, subscriber_id: int, address: str) -> str:
+        """The envelope sender of this subscriber's message (VERP: :mod:`..delivery.verp`)."""
+        from ..delivery.verp import envelope_sender
+
+        return envelope_sender(
+            self.sender.bounce_address,
+            self.sender.address,
+            secret=self.secret,
+            list_id=self.sender.list_id,
+            digest_id=self.digest_id,
+            subscriber_id=subscriber_id,
+            address=address,
+        )
 
     def compose_test(self, address: str, name: str, mid: str) -> Outgoing:
         """A test copy: no ledger, no working unsubscribe token."""
         link = unsubscribe_link(self.sender.unsubscribe_url, "TEST")
-        return self._message(mid, address, name, link, "")
+        return self._message(mid, address, name, link, "", self.sender.address)
 
-    def _message(self, mid: str, address: str, name: str, link: str, mailto: str) -> Outgoing:
+    def _message(
+        self, mid: str, address: str, name: str, link: str, mailto: str, envelope: str
+    ) -> Outgoing:
         values = self.values(address, name, link)
         personal = [f"To: {address_header(name, address)}", f"Message-ID: {mid}"]
         if mailto:
@@ -217,4 +235,4 @@ class Composer:
                 after_html,
             )
         )
-        return Outgoing(message_id=mid, sender=self.sender.address, recipient=address, data=data)
+        return Outgoing(message_id=mid, sender=envelope, recipient=address, data=data)

@@ -18,17 +18,21 @@ from typing import TYPE_CHECKING
 
 from ..models import DigestContent, DigestOutcome, DigestPlan, RenderedDigest, StoredItem
 from .lifecycle import (
+    NOTHING_FOR_THEM,
     Create,
+    DeliveryStatus,
     DigestState,
     Resume,
     Skip,
     advance,
     after_send,
     decide,
+    first_status,
     is_due,
     state_of,
 )
 from .pages import page_stem
+from .segments import Key, Renderings, Segment, for_segment, has_stories, offered_categories
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -105,6 +109,74 @@ def render_languages(
     return {lang: render_digest(content, lang, config) for lang in codes}
 
 
+def render_segments(
+    config: Config, content: DigestContent, keys: Sequence[Key] = ()
+) -> Renderings[RenderedDigest]:
+    """The digest rendered and inlined once per (language, segment): those of ``keys`` now,
+    any other on first use (:mod:`.segments`). A language ``digest.languages`` no longer
+    has is not rendered: its subscribers' messages cannot be made (failed, as before
+    segments), and the others are sent."""
+    from ..errors import ConfigError
+    from .render import render_digest
+
+    codes = config.digest.languages
+
+    def render(key: Key) -> RenderedDigest:
+        if key[0] not in codes:
+            raise ConfigError(
+                f"language {key[0]!r} is not in digest.languages ({', '.join(codes)})"
+            )
+        return render_digest(for_segment(content, key[1]), key[0], config)
+
+    return Renderings(render, [k for k in keys if k[0] in codes])
+
+
+def segment_composers(
+    config: Config,
+    rendered: Renderings[RenderedDigest],
+    *,
+    digest_id: int,
+    date: datetime,
+    secret: bytes,
+) -> Renderings[Composer]:
+    """One message skeleton per (language, segment), from its once-inlined rendering."""
+    from .message import Composer
+
+    def make(key: Key) -> Composer:
+        return Composer(
+            rendered[key],
+            sender=sender(config, key[0]),
+            digest_id=digest_id,
+            date=date,
+            secret=secret,
+        )
+
+    return Renderings(make, list(rendered))
+
+
+def router(
+    config: Config, content: DigestContent
+) -> Callable[[Sequence[str]], tuple[Segment, bool]]:
+    """A recipient's segment from the categories they chose, and whether they get a
+    message: with ``digest.skip_empty``, not when their segment has nothing new."""
+    from .segments import segment_of
+
+    offered = offered_categories(config)
+    known: dict[tuple[str, ...], tuple[Segment, bool]] = {}  # a few choices, many subscribers
+
+    def route(chosen: Sequence[str]) -> tuple[Segment, bool]:
+        key = tuple(chosen)
+        if key not in known:
+            segment = segment_of(key, offered)
+            status = first_status(
+                has_stories=has_stories(content, segment), skip_empty=config.digest.skip_empty
+            )
+            known[key] = segment, status is DeliveryStatus.PENDING
+        return known[key]
+
+    return route
+
+
 def sender(config: Config, language: str = "en") -> Sender:
     from .message import Sender
 
@@ -116,6 +188,7 @@ def sender(config: Config, language: str = "en") -> Sender:
         unsubscribe_url=config.unsubscribe_url,
         unsubscribe_mailto=config.unsubscribe_mailto,
         reply_to=config.mail.reply_to,
+        bounce_address=config.mail.bounce_address,
     )
 
 
@@ -169,39 +242,57 @@ def send_digest(
     require_sendable(config)  # before anything is recorded
     now = clock()
     content = digest_content(config, store, now)
+    route = router(config, content)
+    planned = [] if content.digest_id else store.recipient_choices(now)
+    keys = sorted({(lang, route(chosen)[0]) for lang, chosen, _n in planned if route(chosen)[1]})
     step = decide(
         open_digest=store.digest(content.digest_id) if content.digest_id else None,
         content=content,
         skip_empty=config.digest.skip_empty,
         active_subscribers=store.subscriber_counts().get("active", 0),
+        # None with no recipient at all (all paused): not a question of categories.
+        wanted=sum(n for _l, c, n in planned if route(c)[1]) if planned else None,
     )
     if isinstance(step, Skip):
         state = advance(DigestState.DUE, DigestState.SKIPPED)
         digest_id = store.skip_digest(created=now, since=content.since, note=step.note)
         log.info("digest skipped: %s", step.note)
         return DigestOutcome(state, digest_id, 0, 0, note=step.note)
+    skipped = 0
     if isinstance(step, Create):
-        state, record, content, made = _create(config, store, content, now)
+        state, record, content, made = _create(config, store, content, now, keys)
+        skipped = store.delivery_totals(record.id).get(DeliveryStatus.SKIPPED, 0)
     else:
         state, record, made = _resume(config, store, step, content)
     state = advance(state, DigestState.SENDING)
     report = _deliver(config, store, record, made, mailer, clock, stop, on_message)
+    report = dataclasses.replace(report, skipped=report.skipped + skipped)
     state = advance(state, after_send(report.finished))
     _log_outcome(record, report)
     return DigestOutcome(state, record.id, len(content.entries), content.more, delivery=report)
 
 
 def _create(
-    config: Config, store: Store, content: DigestContent, now: datetime
-) -> tuple[DigestState, DigestRecord, DigestContent, dict[str, Composer]]:
-    """Record the digest and its ledger. Renders and makes one message per language first:
-    a template or header problem stops here, not half-way through a recorded digest."""
+    config: Config, store: Store, content: DigestContent, now: datetime, keys: Sequence[Key]
+) -> tuple[DigestState, DigestRecord, DigestContent, Renderings[Composer]]:
+    """Record the digest and its ledger. Renders and makes one message per (language,
+    segment) its recipients have first: a template or header problem stops here, not
+    half-way through a recorded digest. Each ledger row keeps its subscriber's segment; a
+    subscriber whose segment has nothing new gets a 'skipped' row (``digest.skip_empty``)."""
+    from .segments import encode
     from .unsubscribe import load_secret
 
-    rendered = render_languages(config, content)
+    rendered = render_segments(config, content, keys)
     secret = load_secret(config, store)
-    for composer in composers(config, rendered, digest_id=0, date=now, secret=secret).values():
+    trial = segment_composers(config, rendered, digest_id=0, date=now, secret=secret)
+    for composer in trial.values():
         composer.compose(1, config.mail.from_address, "Trial Recipient")
+    route = router(config, content)
+
+    def stored(chosen: tuple[str, ...]) -> tuple[str, bool]:
+        segment, wanted = route(chosen)
+        return encode(segment), wanted
+
     state = advance(DigestState.DUE, DigestState.CREATED)
     record = store.create_digest(
         created=now,
@@ -210,25 +301,33 @@ def _create(
         item_ids=[e.id for e in content.entries],
         more=content.more,
         left_out=content.left_out,
+        route=stored,
+        skip_note=NOTHING_FOR_THEM,
     )
     content = dataclasses.replace(
         content, digest_id=record.id, created=record.created, since=record.since
     )
+    totals = store.delivery_totals(record.id)
     log.info(
-        "digest %d: %d item(s) (%d more linked) to %d subscriber(s)",
+        "digest %d: %d item(s) (%d more linked) to %d subscriber(s) in %d segment(s)%s",
         record.id,
         len(content.entries),
         content.more,
-        sum(store.delivery_totals(record.id).values()),
+        sum(totals.values()),
+        len(rendered),
+        f"; {n} with nothing new in their categories" if (n := totals.get("skipped")) else "",
     )
-    made = composers(config, rendered, digest_id=record.id, date=record.created, secret=secret)
+    made = segment_composers(
+        config, rendered, digest_id=record.id, date=record.created, secret=secret
+    )
     return state, record, content, made
 
 
 def _resume(
     config: Config, store: Store, step: Resume, content: DigestContent
-) -> tuple[DigestState, DigestRecord, dict[str, Composer]]:
-    """Render what the recorded digest holds, to send what its ledger still has due."""
+) -> tuple[DigestState, DigestRecord, Renderings[Composer]]:
+    """Render what the recorded digest holds, once per (language, segment) its ledger
+    still has due (the segments frozen in its rows), to send what is still due."""
     from .unsubscribe import load_secret
 
     record = step.record
@@ -239,8 +338,10 @@ def _resume(
         record.id,
         ", ".join(f"{n} {s}" for s, n in sorted(store.delivery_totals(record.id).items())),
     )
-    rendered = render_languages(config, content)
-    made = composers(config, rendered, digest_id=record.id, date=record.created, secret=secret)
+    rendered = render_segments(config, content, store.digest_segments(record.id))
+    made = segment_composers(
+        config, rendered, digest_id=record.id, date=record.created, secret=secret
+    )
     return state, record, made
 
 
@@ -248,7 +349,7 @@ def _deliver(
     config: Config,
     store: Store,
     record: DigestRecord,
-    made: dict[str, Composer],
+    made: Renderings[Composer],
     mailer: Mailer,
     clock: Callable[[], datetime],
     stop: Stop | None,
@@ -318,9 +419,11 @@ def digest_preview(
 def dry_run(config: Config, store: Store, now: datetime) -> DigestPlan:
     """What a send would do now, changing nothing: resume the digest being sent (with its
     ledger's totals), or make the next one (whether it is due, and whether it would be
-    skipped for having nothing new); who would get it in each language; how it renders."""
+    skipped for having nothing new); who would get it in each language and each category
+    segment (and who would be skipped for having nothing new in theirs); how it renders."""
     content = digest_content(config, store, now)
     recipients = dict.fromkeys(config.digest.languages, 0)
+    segments: dict[Key, int] = {}
     if content.digest_id:
         totals = store.delivery_totals(content.digest_id)
         for d in store.deliveries(content.digest_id):
@@ -331,11 +434,17 @@ def dry_run(config: Config, store: Store, now: datetime) -> DigestPlan:
         for sub in store.subscribers("active"):
             recipients[sub.language] = recipients.get(sub.language, 0) + 1
         due = digest_due(config, store, now)
+        route = router(config, content)
+        for lang, chosen, n in store.recipient_choices(now):
+            segment, wanted = route(chosen)
+            key = (lang, segment) if wanted else ("", ())
+            segments[key] = segments.get(key, 0) + n
         step = decide(
             open_digest=None,
             content=content,
             skip_empty=config.digest.skip_empty,
             active_subscribers=sum(recipients.values()),
+            wanted=sum(n for key, n in segments.items() if key[0]) if segments else None,
         )  # the same rule as the send's
         skip = step.note if isinstance(step, Skip) else ""
         empty = bool(skip) and not content.entries and config.digest.skip_empty
@@ -348,4 +457,5 @@ def dry_run(config: Config, store: Store, now: datetime) -> DigestPlan:
         skipped_empty=empty,
         rendered={} if empty else render_languages(config, content),
         skip=skip,
+        segments=segments,
     )

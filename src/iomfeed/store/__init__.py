@@ -11,6 +11,7 @@ module                    holds
 ``store/subscribers.py``  the list
 ``store/forms.py``        the web forms' rate-limit counts
 ``store/digests.py``      digests and the delivery ledger
+``store/bounces.py``      the bounce log (bounces, complaints read after the send)
 ``store/runs.py``         fetch runs per source, operator alerts
 ``store/records.py``      the small typed rows these return
 ``store/explain.py``      why a database cannot be opened, in words
@@ -26,6 +27,7 @@ imports ``sqlite3``: every database error leaves the store as a
 from __future__ import annotations
 
 from .base import StoreBase, guard
+from .bounces import BouncesMixin
 from .digests import DigestsMixin
 from .forms import FormsMixin
 from .items import ItemsMixin
@@ -55,6 +57,7 @@ class Store(
     SubscribersMixin,
     FormsMixin,
     DigestsMixin,
+    BouncesMixin,
     RunsMixin,
     StoreBase,
 ):

@@ -3,11 +3,13 @@ every message so that a crash neither loses nor doubles a delivery."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from ..digest.lifecycle import DeliveryStatus, DigestState
+from ..digest.segments import decode
 from ..errors import StoreError
 from ..models import Delivery, DigestRecord, StoredItem
 from .base import StoreBase, parse, utc
@@ -48,7 +50,18 @@ def _delivery(r: sqlite3.Row) -> Delivery:
         ambiguous=bool(r["ambiguous"]),
         reply=r["reply"],
         subscriber_failures=r["sub_failures"],
+        segment=decode(r["segment"]),
     )
+
+
+#: Who a new digest goes to: the active subscribers who are not paused.
+_RECIPIENTS = (
+    " FROM subscribers WHERE status = 'active' AND (paused_until IS NULL OR paused_until <= ?)"
+)
+
+#: Routes a recipient's chosen categories to the segment stored in their ledger row, and
+#: whether that segment has anything to send them (False: their row is 'skipped').
+Route = Callable[[tuple[str, ...]], tuple[str, bool]]
 
 
 class DigestsMixin(StoreBase):
@@ -102,9 +115,13 @@ class DigestsMixin(StoreBase):
         item_ids: list[str],
         more: int,
         left_out: list[str] | tuple[str, ...] = (),
+        route: Route | None = None,
+        skip_note: str = "",
     ) -> DigestRecord:
         """Record a digest and a pending delivery for every active subscriber, in one
-        transaction: from here on a crash resumes this digest, never makes another."""
+        transaction: from here on a crash resumes this digest, never makes another.
+        ``route`` (None: every category for everyone) gives each row its segment; a
+        recipient it finds nothing for gets a 'skipped' row with ``skip_note``."""
         with self.transaction() as db:
             if db.execute("SELECT 1 FROM digests WHERE status = 'sending'").fetchone():
                 raise StoreError("a digest is still being sent; finish it first")
@@ -120,15 +137,56 @@ class DigestsMixin(StoreBase):
                 "INSERT INTO digest_items (digest_id, position, item_id) VALUES (?, ?, ?)",
                 [(digest_id, i, item_id) for i, item_id in enumerate([*item_ids, *left_out])],
             )
-            db.execute(
-                "INSERT INTO deliveries (digest_id, subscriber_id, status, updated)"
-                " SELECT ?, id, 'pending', ? FROM subscribers WHERE status = 'active'"
-                " AND (paused_until IS NULL OR paused_until <= ?)",
-                (digest_id, utc(created), utc(created)),
-            )
+            self._ledger(db, digest_id, created, route, skip_note)
         record = self.digest(digest_id)
         assert record is not None
         return record
+
+    @staticmethod
+    def _ledger(
+        db: sqlite3.Connection,
+        digest_id: int,
+        created: datetime,
+        route: Route | None,
+        skip_note: str,
+    ) -> None:
+        when = utc(created)
+        if route is None:
+            db.execute(
+                f"INSERT INTO deliveries (digest_id, subscriber_id, status, updated)"
+                f" SELECT ?, id, 'pending', ?{_RECIPIENTS}",
+                (digest_id, when, when),
+            )
+            return
+        rows = []
+        for sid, chosen in db.execute(f"SELECT id, categories{_RECIPIENTS}", (when,)):
+            segment, wanted = route(tuple(json.loads(chosen)))
+            status, reply = ("pending", "") if wanted else ("skipped", skip_note)
+            rows.append((digest_id, sid, status, segment, reply, when))
+        db.executemany(
+            "INSERT INTO deliveries (digest_id, subscriber_id, status, segment, reply, updated)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def recipient_choices(self, now: datetime) -> list[tuple[str, tuple[str, ...], int]]:
+        """The distinct (language, categories chosen) of the subscribers a digest made now
+        would go to, each with how many chose so."""
+        rows = self.db.execute(
+            f"SELECT language, categories, count(*){_RECIPIENTS} GROUP BY 1, 2 ORDER BY 1, 2",
+            (utc(now),),
+        )
+        return [(str(r[0]), tuple(json.loads(r[1])), int(r[2])) for r in rows]
+
+    def digest_segments(self, digest_id: int) -> list[tuple[str, tuple[str, ...]]]:
+        """The distinct (language, segment) of the deliveries of a digest still due."""
+        rows = self.db.execute(
+            "SELECT DISTINCT s.language, d.segment FROM deliveries d"
+            " JOIN subscribers s ON s.id = d.subscriber_id WHERE d.digest_id = ?"
+            " AND d.status IN ('pending', 'sending') ORDER BY 1, 2",
+            (digest_id,),
+        )
+        return [(str(r[0]), decode(r[1])) for r in rows]
 
     def skip_digest(self, *, created: datetime, since: datetime | None, note: str) -> int:
         """Record that a due digest was not sent (and why), so the schedule moves on."""

@@ -313,6 +313,37 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
     """
+    -- issue 11 (segments): each ledger row keeps the category segment its subscriber had
+    -- when the digest was made (a JSON array of folded names; '[]': every category), so a
+    -- resumed send renders the same segments. Rows made before it get every category, as
+    -- they did. The status CHECK already has 'skipped' (nothing new in their categories).
+    ALTER TABLE deliveries ADD COLUMN segment TEXT NOT NULL DEFAULT '[]';
+    """,
+    """
+    -- issue 12 (bounces): what came back to the bounce mailbox after the send (bounces,
+    -- complaints, auto-replies, the unrecognised), one row per message and recipient it
+    -- names, with the digest it is about and what it did. A message already recorded (by
+    -- its key, a hash of its bytes) is not counted again when it is read again.
+    CREATE TABLE bounce_events (
+        id INTEGER PRIMARY KEY,
+        message_key TEXT NOT NULL,        -- SHA-256 of the raw message
+        message_id TEXT NOT NULL,         -- the bounce's own Message-ID ('' when none)
+        received TEXT NOT NULL,           -- when iomfeed read it
+        kind TEXT NOT NULL
+            CHECK (kind IN ('hard', 'soft', 'complaint', 'auto-reply', 'unrecognised')),
+        subscriber_id INTEGER REFERENCES subscribers (id),
+        digest_id INTEGER REFERENCES digests (id),
+        address TEXT NOT NULL DEFAULT '', -- the recipient it names ('' once forgotten)
+        status TEXT NOT NULL DEFAULT '',  -- the enhanced status code (5.1.1)
+        trust TEXT NOT NULL CHECK (trust IN ('token', 'recent', 'none')),
+        action TEXT NOT NULL CHECK (action IN ('bounced', 'unsubscribed', 'counted', 'ignored')),
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX bounce_events_message ON bounce_events (message_key);
+    CREATE INDEX bounce_events_subscriber ON bounce_events (subscriber_id, digest_id);
+    CREATE INDEX bounce_events_digest ON bounce_events (digest_id);
+    """,
+    """
     -- issue 11 (web forms): the sign-ups the forms acted on, one row per client address
     -- and one per e-mail address, each under a keyed hash (HMAC with the list's secret):
     -- the forms' rate limits count them, across threads and processes, and rows older than

@@ -222,6 +222,10 @@ class SubscribersMixin(StoreBase):
                 (utc(now), subscriber_id),
             )
             db.execute("UPDATE deliveries SET reply = '' WHERE subscriber_id = ?", (subscriber_id,))
+            db.execute(  # a bounce quotes the address too
+                "UPDATE bounce_events SET address = '', detail = '' WHERE subscriber_id = ?",
+                (subscriber_id,),
+            )
             db.execute(  # nothing more goes to them, nor is sent again after a crash
                 "UPDATE deliveries SET status = 'skipped', reply = 'forgotten', updated = ?"
                 " WHERE subscriber_id = ? AND status IN ('pending', 'sending')",

@@ -1,0 +1,130 @@
+"""Which bounces are believed, and when they mark a subscriber bounced. Decides only: no
+store, no clock (``now`` is given), no mail.
+
+Trust (``bounces.trust_days``):
+
+- a bounce or complaint carrying a VERP token (or, for a complaint, the returned message's
+  unsubscribe token) that verifies names its subscriber and digest: it is acted on;
+- one without (forwarded, mangled, or a report that quotes only the address) counts only
+  for a subscriber who was sent a digest or a sign-up message in the last ``trust_days``,
+  and is taken to be about the latest digest sent to them;
+- anything else is recorded and ignored, so a forged bounce cannot silence an address
+  that iomfeed has not mailed lately.
+
+The rules (streaks are counted over the digests sent to the subscriber, newest first from
+the one the bounce is about; a digest the relay refused during the send, 5xx, counts as a
+hard bounce, as :mod:`iomfeed.delivery.policy` counts it):
+
+- a hard bounce marks the subscriber bounced once ``mail.bounce_after`` digests in a row
+  have bounced hard (the in-session rule, :class:`~iomfeed.delivery.policy.DeliveryPolicy`);
+- a soft bounce only once ``bounces.soft_after`` digests in a row have bounced (soft or
+  hard) and the first of them went at least ``bounces.soft_days`` before the last;
+- a digest in between that went out and drew no bounce ends both streaks (one successful
+  delivery resets); a bounce of a sign-up message (no digest) is recorded and moves no
+  streak;
+- a complaint unsubscribes at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from ..delivery.policy import DeliveryPolicy
+from .records import Action, Kind, SentDigest, Trust
+
+__all__ = ["Action", "BouncePolicy", "SentDigest", "Trust", "Verdict"]
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    action: Action
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class BouncePolicy:
+    bounce_after: int = 3
+    soft_after: int = 3
+    soft_days: float = 14.0
+    trust_days: float = 14.0
+
+    @classmethod
+    def from_config(cls, config: Config) -> BouncePolicy:
+        b = config.bounces
+        return cls(
+            bounce_after=DeliveryPolicy.from_config(config.mail).bounce_after,
+            soft_after=b.soft_after,
+            soft_days=b.soft_days,
+            trust_days=b.trust_days,
+        )
+
+    def trusted_since(self, now: datetime) -> datetime:
+        """A message sent after this makes a bounce without a token believable."""
+        return now - timedelta(days=self.trust_days)
+
+    def verdict(
+        self,
+        kind: Kind,
+        trust: Trust,
+        digest_id: int | None,
+        history: Sequence[SentDigest],
+    ) -> Verdict:
+        """What a bounce of ``kind`` about ``digest_id`` does to a subscriber (still on the
+        list) whose digests are ``history`` (newest first, this bounce not yet in it)."""
+        if trust is Trust.NONE:
+            return Verdict(
+                Action.IGNORED,
+                f"not trusted: no valid token, and nothing was sent to this address in the"
+                f" last {self.trust_days:g} days",
+            )
+        if kind is Kind.COMPLAINT:
+            return Verdict(Action.UNSUBSCRIBED, "complaint: unsubscribed at once")
+        if kind not in (Kind.HARD, Kind.SOFT):
+            return Verdict(Action.IGNORED, f"{kind.value}: never acted on")
+        if digest_id is None:
+            return Verdict(Action.COUNTED, "a sign-up message bounced: moves no streak")
+        rows = _streak(kind, digest_id, history)
+        if kind is Kind.HARD:
+            n = sum(1 for _ in rows)
+            if n >= self.bounce_after:
+                return Verdict(Action.BOUNCED, f"{n} hard bounces in a row")
+            return Verdict(Action.COUNTED, f"hard bounce {n} of {self.bounce_after} in a row")
+        n = len(rows)
+        span = (rows[0].sent - rows[-1].sent) if rows else timedelta(0)
+        days = span.total_seconds() / 86400
+        if n >= self.soft_after and days >= self.soft_days:
+            return Verdict(Action.BOUNCED, f"{n} soft bounces in a row over {days:.0f} days")
+        return Verdict(
+            Action.COUNTED,
+            f"soft bounce {n} of {self.soft_after} in a row ({days:.0f} of"
+            f" {self.soft_days:g} days)",
+        )
+
+
+def _streak(kind: Kind, digest_id: int, history: Sequence[SentDigest]) -> list[SentDigest]:
+    """The digests in a row, from ``digest_id`` back, that failed the way ``kind`` counts
+    (hard: refused or hard; soft: any bounce); the one this bounce is about counts (when
+    the ledger has no row for it, it counts as sent with the newest of the others)."""
+    rows: list[SentDigest] = []
+    found = False
+    for row in history:
+        if row.digest_id > digest_id:
+            continue
+        current = row.digest_id == digest_id
+        found = found or current
+        failed = current or row.refused or row.hard or (kind is Kind.SOFT and row.soft)
+        if not failed:
+            break
+        rows.append(row)
+    if not found:
+        sent = rows[0].sent if rows else None
+        if sent is None:
+            return [SentDigest(digest_id, datetime.max.replace(tzinfo=UTC), False, False, False)]
+        rows.insert(0, SentDigest(digest_id, sent, False, False, False))
+    return rows
