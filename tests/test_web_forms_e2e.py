@@ -2,8 +2,9 @@
 through aiosmtpd, headless Chromium (driven over the DevTools protocol by Playwright; the
 pages themselves have no JavaScript) filling the sign-up form, opening the confirmation
 mail's link, pressing the button, changing language and categories on the preferences
-page; then the next digest arrives in Albanian. And every form page looked at in Chromium
-at 1280 and 375 px in both languages, with screenshots kept in test-artifacts/."""
+page; then the next digest arrives in Albanian with only the category chosen. And every
+form page looked at in Chromium at 1280 and 375 px in both languages, with screenshots
+kept in test-artifacts/."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -43,6 +45,11 @@ def body_of(handler: Handler, n: int, kind: str = "plain") -> str:
     return str(part.get_content())
 
 
+def store_items_newest(folder: Path, count: int) -> list[Any]:
+    with Store(folder / "iomfeed.db") as store:
+        return store.items(limit=count)
+
+
 def local(url: str, svc: Service) -> str:
     """A link of a message (at site.public_url) as the local service answers it: the
     same path and query, at 127.0.0.1 (nginx's part, in production)."""
@@ -52,8 +59,18 @@ def local(url: str, svc: Service) -> str:
 
 
 def test_sign_up_confirm_and_choose_in_chromium_then_the_digest_is_albanian(
-    server: SnapshotServer, tmp_path: Path
+    site: Path, server: SnapshotServer, tmp_path: Path
 ) -> None:
+    # One of the newest stories becomes Global, so that choosing Local leaves it out.
+    page_file = site / "news" / "diaspora-mentors-support-young-entrepreneurs-shkoder-lezhe.html"
+    text = page_file.read_text(encoding="utf-8")
+    category = '<a href="/press-release-type/local">Local</a>'
+    assert category in text
+    page_file.write_text(
+        text.replace(category, '<a href="/press-release-type/global">Global</a>'),
+        encoding="utf-8",
+    )
+    global_story = f"{server.origin}/news/{page_file.stem}"
     with smtp_server() as (handler, smtp_port):
         port = free_port()
         config = service_config(
@@ -120,6 +137,19 @@ def test_sign_up_confirm_and_choose_in_chromium_then_the_digest_is_albanian(
             assert "Lajme nga IOM Shqipëri" in digest["Subject"]
             html = body_of(handler, 2, "html")
             assert '<html lang="sq"' in html and "Lexo më shumë" in html
+            # Only the category chosen on the page: every story the digest links is Local,
+            # though one of the newest (those a first digest shows) is Global.
+            with Store(tmp_path / "iomfeed.db") as store:
+                items = {i.url: i for i in store.items()}
+            linked = [
+                items[u] for u in dict.fromkeys(re.findall(r'href="([^"]+)"', html)) if u in items
+            ]
+            assert linked and all("Local" in i.categories for i in linked), [
+                (i.title, i.categories) for i in linked
+            ]
+            newest = store_items_newest(tmp_path, 5)
+            assert [i.url for i in newest if "Global" in i.categories] == [global_story]
+            assert global_story not in html and "Globale" not in html
         finally:
             assert svc.terminate() == 0
 
