@@ -151,6 +151,7 @@ def test_shutdown_finishes_the_answer_in_hand_then_stops_accepting() -> None:
 def test_a_busy_port_leaves_nothing_open() -> None:
     first = make_server("127.0.0.1", 0, None)
     try:
+        assert isinstance(first.server_port, int)  # serve logs it with %d
         threads = threading.active_count()
         for _ in range(3):
             with pytest.raises(OSError, match="in use"):

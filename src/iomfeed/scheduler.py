@@ -134,7 +134,8 @@ class Service:
             self.scheduler = scheduler = self._scheduler()
             server = self._serve_http()
             log.info(
-                "serving %s on http://%s:%d/ (feeds, /unsubscribe, /healthz);"
+                "serving %s on http://%s:%d/ (feeds, /subscribe, /confirm, /preferences,"
+                " /unsubscribe, /healthz);"
                 " cycle %r, digest %r in %s",
                 config.feeds_path,
                 self.host,
