@@ -479,11 +479,12 @@ def test_the_client_address_follows_the_trusted_proxy_under_any_server() -> None
     assert client_address(waitress, "127.0.0.1") == "203.0.113.7"  # already applied
 
 
-def test_the_categories_offered_default_to_those_the_config_names(tmp_path: Path) -> None:
+def test_the_categories_offered_are_those_the_digest_segments_by(tmp_path: Path) -> None:
+    from iomfeed.digest.segments import offered_categories as segmented
     from iomfeed.forms import chosen_categories, offered_categories
 
-    config = digest_config(tmp_path, subscribe={"form_categories": ()})
-    assert offered_categories(config) == ("Local", "Global")  # digest.categories' sq table
+    config = digest_config(tmp_path)
+    assert offered_categories(config) == segmented(config) == ("Local", "Global")
     assert chosen_categories(config, ["local", "GLOBAL"]) == ()  # all: every category
     assert chosen_categories(config, ["Global", "Nonsense"]) == ("Global",)
     assert chosen_categories(config, []) is None

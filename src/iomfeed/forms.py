@@ -95,21 +95,11 @@ def offered_languages(config: Config) -> tuple[str, ...]:
 
 
 def offered_categories(config: Config) -> tuple[str, ...]:
-    """The categories the forms offer: ``subscribe.form_categories``, or else every name that
-    ``digest.categories`` and the language files' ``[categories]`` give (case aside, in
-    the order first given)."""
-    if config.subscribe.form_categories:
-        return config.subscribe.form_categories
-    from .languages import load
+    """The categories the forms offer as checkboxes: those a digest segments by, the
+    names of ``digest.categories`` (every language's table)."""
+    from .digest.segments import offered_categories as offered
 
-    names: dict[str, str] = {}
-    for _code, table in config.digest.categories.languages:
-        for name, _shown in table:
-            names.setdefault(name.casefold(), name)
-    for code in config.digest.languages:
-        for name, _shown in load(code, config.languages_path).categories:
-            names.setdefault(name.casefold(), name)
-    return tuple(names.values())
+    return offered(config)
 
 
 def category_label(config: Config, code: str, name: str) -> str:

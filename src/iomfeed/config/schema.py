@@ -213,9 +213,6 @@ class SubscribeConfig:
     record_ip: bool = False
     confirm_resend_hours: float = field(default=1.0, metadata=_checked(_check_positive))
     notice_hours: float = field(default=24.0, metadata=_checked(_check_positive))
-    #: The categories the forms offer (empty: those digest.categories and the language
-    #: files name).
-    form_categories: tuple[str, ...] = ()
     form_min_seconds: float = field(default=2.0, metadata=_checked(_check_non_negative))
     form_hours: float = field(default=2.0, metadata=_checked(_check_positive))
     client_per_hour: int = field(default=10, metadata=_checked(_check_positive))
