@@ -4,6 +4,7 @@ the app factory under gunicorn (the README's alternative) as a real process."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
@@ -150,6 +151,7 @@ def test_shutdown_finishes_the_answer_in_hand_then_stops_accepting() -> None:
 def test_a_busy_port_leaves_nothing_open() -> None:
     first = make_server("127.0.0.1", 0, None)
     try:
+        assert isinstance(first.server_port, int)  # serve logs it with %d
         threads = threading.active_count()
         for _ in range(3):
             with pytest.raises(OSError, match="in use"):
@@ -226,6 +228,21 @@ def test_the_app_factory_under_gunicorn(server: SnapshotServer, tmp_path: Path) 
                 time.sleep(0.2)
         assert status == 200 and body.startswith(b"<?xml") and headers["ETag"]
         assert fetch(base + "/unsubscribe?t=forged")[0] == 400
+        # gunicorn sets no body limit: the app refuses an oversized form itself, a chunked
+        # one (no Content-Length) too.
+        assert fetch(base + "/subscribe")[0] == 200
+        for chunked in (False, True):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            big = b"email=a%40example.org&name=" + b"x" * 20_000
+            conn.request(
+                "POST",
+                "/subscribe",
+                body=iter([big]) if chunked else big,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+                encode_chunked=chunked,
+            )
+            assert conn.getresponse().status == 413, chunked
+            conn.close()
         status, _headers, body = fetch(base + "/healthz")
         assert status in (200, 503) and "sources" in json.loads(body)
     finally:

@@ -134,7 +134,8 @@ class Service:
             self.scheduler = scheduler = self._scheduler()
             server = self._serve_http()
             log.info(
-                "serving %s on http://%s:%d/ (feeds, /unsubscribe, /healthz);"
+                "serving %s on http://%s:%d/ (feeds, /subscribe, /confirm, /preferences,"
+                " /unsubscribe, /healthz);"
                 " cycle %r, digest %r in %s",
                 config.feeds_path,
                 self.host,
@@ -152,6 +153,9 @@ class Service:
                     pass
                 server.shutdown()
                 server.server_close()
+                app = server.app
+                if app is not None and hasattr(app, "close"):
+                    app.close()  # the sign-ups handed over are finished
                 # Only now: a second signal while finishing must not cut the work short
                 # (and release the lock under a job that is still running).
                 for sig, old in previous.items():

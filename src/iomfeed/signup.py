@@ -330,6 +330,24 @@ def confirm(store: Store, config: Config, mailer: Mailer, token: str, now: datet
     before the latest sign-up of its address, or names nobody (forgotten since)."""
     from .notices import Notice
 
+    profile = confirm_holder(store, config, token, now)
+    if profile.state is State.ACTIVE:
+        return Confirmed(
+            ConfirmOutcome.ALREADY, profile.address, preferences_url(config, store, profile)
+        )
+    if profile.state is not State.PENDING:
+        return Confirmed(ConfirmOutcome.NOT_PENDING, profile.address, "")
+    store.activate(profile.id, now)
+    store.unsuppress(suppression_hash(_secret(config, store), profile.address))
+    links = _member_links(store, config, profile)
+    error = _mail(store, config, mailer, Notice.WELCOME, profile, links, now)
+    return Confirmed(ConfirmOutcome.CONFIRMED, profile.address, links.preferences, error)
+
+
+def confirm_holder(store: Store, config: Config, token: str, now: datetime) -> Profile:
+    """The subscriber a confirmation token names, once the token proves it; changes
+    nothing (the confirmation page's GET shows its button with it). Raises
+    :class:`BadToken` as :func:`confirm` does."""
     sid, issued = confirm_token_parts(token)
     profile = store.profile(subscriber_id=sid)
     if profile is None:
@@ -342,16 +360,7 @@ def confirm(store: Store, config: Config, mailer: Mailer, token: str, now: datet
         now,
         config.subscribe.confirm_days,
     )
-    if profile.state is State.ACTIVE:
-        return Confirmed(
-            ConfirmOutcome.ALREADY, profile.address, preferences_url(config, store, profile)
-        )
-    if profile.state is not State.PENDING:
-        return Confirmed(ConfirmOutcome.NOT_PENDING, profile.address, "")
-    if profile.consent.at is not None and issued < profile.consent.at.replace(microsecond=0):
+    replaced = profile.consent.at is not None and issued < profile.consent.at.replace(microsecond=0)
+    if profile.state is State.PENDING and replaced:
         raise BadToken("confirmation token was replaced by a later sign-up")
-    store.activate(sid, now)
-    store.unsuppress(suppression_hash(_secret(config, store), profile.address))
-    links = _member_links(store, config, profile)
-    error = _mail(store, config, mailer, Notice.WELCOME, profile, links, now)
-    return Confirmed(ConfirmOutcome.CONFIRMED, profile.address, links.preferences, error)
+    return profile

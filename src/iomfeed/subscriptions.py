@@ -1,7 +1,7 @@
 """Joining and leaving the list: every change to a subscriber, written once for every door.
 
 The command line (``subscribers add|remove|import|forget``, ``unsubscribe TOKEN``) and the
-web pages (``/unsubscribe``, the one-click POST; later ``/subscribe``, ``/confirm``,
+web pages (``/unsubscribe``, the one-click POST, ``/subscribe``, ``/confirm``,
 ``/preferences``) call these functions and only translate their arguments and render the
 typed results; the rules (who may be re-added, what an unsubscribe token must prove, which
 address an operator may still remove, what each way of leaving records as the reason, the
@@ -53,6 +53,7 @@ class Via(Enum):
     COMMAND_LINE = "unsubscribe link (command line)"
     PAGE = "unsubscribe page"
     ONE_CLICK = "one-click unsubscribe (RFC 8058)"
+    PREFERENCES = "preferences page"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,10 +6,13 @@
   whose button POSTs; a POST (the button, or a mailbox provider's RFC 8058
   ``List-Unsubscribe=One-Click``) unsubscribes at once and answers 200, never a redirect;
   a forged or malformed token gets 400 and changes nothing;
-* ``/healthz``: JSON about sources, digests and the schedule; 503 when something is wrong.
+* ``/healthz``: JSON about sources, digests and the schedule; 503 when something is wrong;
+* ``/subscribe``, ``/confirm?t=…``, ``/preferences?t=…``: the web forms, answered by
+  :mod:`iomfeed.web_forms` and :mod:`iomfeed.web_preferences` (a GET never changes anything).
 
 It reads and writes only through the runtime's store (one connection per request), leaves the
-rules of unsubscribing to :mod:`iomfeed.subscriptions` and never sends mail.
+rules of unsubscribing and signing up to :mod:`iomfeed.subscriptions` and
+:mod:`iomfeed.signup`, and sends mail only through them (the sign-up's after its answer).
 :mod:`iomfeed.web_server` runs it on waitress for ``serve`` (and the demo); :func:`make_app`
 builds it for any other WSGI server (``gunicorn 'iomfeed.web:make_app()'``, see the README).
 """
@@ -20,12 +23,13 @@ import gzip
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from .clock import utc_now
@@ -33,6 +37,9 @@ from .config import Config, load_config
 from .digest.unsubscribe import BadToken
 from .runtime import open_runtime
 from .subscriptions import Via, leave, token_holder
+
+if TYPE_CHECKING:
+    from .web_forms import Forms
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +56,8 @@ CONTENT_TYPES = {
     ".txt": "text/plain; charset=utf-8",
 }
 MAX_FORM_BYTES = 10_000
+#: The form pages, at ``/<name>`` and under ``site.public_url``'s path.
+FORM_PAGES = ("subscribe", "confirm", "preferences")
 MAX_PATH_CHARS = 1024  # the longest published path is far shorter; longer ones are 404
 GZIP_MIN_BYTES = 512
 #: The unsubscribe pages: their heading and paragraphs (keys of a language file's
@@ -119,6 +128,24 @@ class App:
         self.root = config.feeds_path.resolve()
         self.prefix = urlsplit(config.site.public_url).path.rstrip("/")
         self.unsubscribe_path = urlsplit(config.unsubscribe_url).path
+        self._forms: Forms | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def forms(self) -> Forms:
+        """The sign-up, confirmation and preferences pages (:mod:`iomfeed.web_forms`),
+        made on first use."""
+        with self._lock:
+            if self._forms is None:
+                from .web_forms import Forms
+
+                self._forms = Forms(self.config, self.now)
+            return self._forms
+
+    def close(self, timeout: float = 30) -> None:
+        """Finish the sign-ups handed over to the background worker (up to ``timeout``)."""
+        if self._forms is not None:
+            self._forms.worker.close(timeout)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -128,6 +155,9 @@ class App:
                 return self.unsubscribe(environ, start_response, method)
             if path == "/healthz":
                 return self.healthz(start_response, method)
+            form = self._form_page(path)
+            if form:
+                return self.form_page(environ, start_response, method, form)
             if self.prefix and (path == self.prefix or path.startswith(self.prefix + "/")):
                 path = path[len(self.prefix) :] or "/"
             return self.static(environ, start_response, method, path)
@@ -155,6 +185,55 @@ class App:
             + (headers or []),
         )
         return [body]
+
+    # ----------------------------------------------------------------- forms
+
+    def _form_page(self, path: str) -> str:
+        """'subscribe', 'confirm' or 'preferences' when ``path`` names one ('' else)."""
+        for name in FORM_PAGES:
+            if path in (f"/{name}", f"{self.prefix}/{name}"):
+                return name
+        return ""
+
+    def form_page(
+        self, environ: Environ, start_response: StartResponse, method: str, name: str
+    ) -> list[bytes]:
+        """GET (and HEAD) shows a page and changes nothing; POST acts (see web_forms)."""
+        from .web_forms import query_fields, read_fields
+        from .web_pages import SECURITY_HEADERS
+
+        if method not in ("GET", "HEAD", "POST"):
+            return self._plain(
+                start_response,
+                "405 Method Not Allowed",
+                "GET or POST\n",
+                [("Allow", "GET, HEAD, POST")],
+            )
+        forms = self.forms
+        if method == "POST":
+            fields = read_fields(environ)
+            if fields is None:
+                answer = forms.pages.message(
+                    "413 Content Too Large", forms.pages.lang(), "step_title", ("too_large",)
+                )
+            elif name == "subscribe":
+                client = client_address(environ, self.config.serve.trusted_proxy)
+                answer = forms.subscribe_post(fields, client)
+            elif name == "confirm":
+                answer = forms.confirm_post(fields)
+            else:
+                answer = forms.preferences.post(fields)
+        else:
+            query = query_fields(environ)
+            get = {
+                "subscribe": forms.subscribe_get,
+                "confirm": forms.confirm_get,
+                "preferences": forms.preferences.get,
+            }[name]
+            answer = get(query)
+        headers = [("Content-Type", answer.content_type), ("Content-Length", str(len(answer.body)))]
+        start_response(answer.status, headers + list(SECURITY_HEADERS) + list(answer.headers))
+        return [] if method == "HEAD" else [answer.body]
 
     # ----------------------------------------------------------------- feeds
 
@@ -363,6 +442,18 @@ class App:
         return [] if head else [html]
 
 
+def client_address(environ: Environ, trusted_proxy: str) -> str:
+    """The client's address as ``serve.trusted_proxy`` has it: waitress has already put a
+    trusted proxy's ``X-Forwarded-For`` into ``REMOTE_ADDR``; another WSGI server
+    (gunicorn) leaves the proxy's address there, so a request from the trusted proxy is
+    taken to come from the last address its ``X-Forwarded-For`` names."""
+    remote = str(environ.get("REMOTE_ADDR") or "")
+    forwarded = str(environ.get("HTTP_X_FORWARDED_FOR") or "")
+    if trusted_proxy and forwarded and trusted_proxy in ("*", remote):
+        return forwarded.rsplit(",", 1)[-1].strip()[:64]
+    return remote
+
+
 def make_app(config_path: str | None = None) -> App:
     """The application for a WSGI server other than ``serve``'s (gunicorn:
     ``gunicorn 'iomfeed.web:make_app()'``): the configuration at ``config_path``, else
@@ -374,4 +465,4 @@ def make_app(config_path: str | None = None) -> App:
     return App(config, now=utc_now)
 
 
-__all__ = ["App", "accepts_gzip", "make_app"]
+__all__ = ["App", "accepts_gzip", "client_address", "make_app"]

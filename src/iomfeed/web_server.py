@@ -161,7 +161,8 @@ class Server:
             threads=threads, connection_limit=connection_limit, trusted_proxy=trusted_proxy
         )
         self._waitress = _Waitress(self._call, host=host, port=port, **kw)
-        self.server_port: int = self._waitress.effective_port
+        # (waitress gives the port as text: a str in a %d log line was a logging error)
+        self.server_port: int = int(self._waitress.effective_port)
 
     def _call(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if self.app is None:

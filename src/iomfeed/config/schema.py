@@ -241,6 +241,10 @@ class SubscribeConfig:
     record_ip: bool = False
     confirm_resend_hours: float = field(default=1.0, metadata=_checked(_check_positive))
     notice_hours: float = field(default=24.0, metadata=_checked(_check_positive))
+    form_min_seconds: float = field(default=2.0, metadata=_checked(_check_non_negative))
+    form_hours: float = field(default=2.0, metadata=_checked(_check_positive))
+    client_per_hour: int = field(default=10, metadata=_checked(_check_positive))
+    address_per_day: int = field(default=5, metadata=_checked(_check_positive))
 
 
 @dataclass(frozen=True, slots=True)

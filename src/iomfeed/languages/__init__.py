@@ -11,6 +11,8 @@ there also replaces a built-in language) and its code in ``digest.languages``. A
   subscribed" (:class:`SubscribeWords`);
 * ``[pages]``: the words of the feeds folder's pages (:class:`PagesWords`), needed only by
   the language those pages are written in (English);
+* ``[forms]``: the words of the web forms (:class:`FormsWords`), optional: the forms are
+  shown in the languages that have them;
 * ``[categories]``: category names shown when ``digest.categories`` has no table for it.
 
 Every key is required and an unknown one is refused: a mistake is a :class:`ConfigError`
@@ -141,6 +143,69 @@ class PagesWords:
 
 
 @dataclass(frozen=True, slots=True)
+class FormsWords:
+    """The web forms' words (``/subscribe``, ``/confirm``, ``/preferences`` and the form
+    on ``index.html``; ``{list}``, ``{address}`` and ``{date}`` are filled in)."""
+
+    switch: str
+    subscribe_title: str
+    subscribe_lead: str
+    email_label: str
+    name_label: str
+    language_label: str
+    categories_label: str
+    honeypot_label: str
+    subscribe_button: str
+    error_email: str
+    error_name: str
+    error_categories: str
+    step_title: str
+    step_lead: str
+    step_expired: str
+    sent_title: str
+    sent_lead: str
+    sent_note: str
+    confirm_title: str
+    confirm_lead: str
+    confirm_button: str
+    confirmed_title: str
+    confirmed_lead: str
+    confirmed_already: str
+    not_pending: str
+    preferences_link: str
+    invalid_title: str
+    invalid_lead: str
+    subscribe_again: str
+    too_large: str
+    prefs_title: str
+    prefs_lead: str
+    prefs_saved: str
+    save_button: str
+    state_active: str
+    state_paused: str
+    state_pending: str
+    state_left: str
+    pause_heading: str
+    pause_label: str
+    pause_button: str
+    resume_button: str
+    error_pause: str
+    leave_heading: str
+    leave_lead: str
+    leave_button: str
+    data_heading: str
+    data_lead: str
+    data_button: str
+    delete_heading: str
+    delete_lead: str
+    delete_check: str
+    delete_button: str
+    error_delete: str
+    deleted_title: str
+    deleted_lead: str
+
+
+@dataclass(frozen=True, slots=True)
 class Language:
     """Everything iomfeed writes in one language, read from ``source``."""
 
@@ -152,6 +217,7 @@ class Language:
     subscribe: SubscribeWords
     categories: tuple[tuple[str, str], ...] = ()
     pages: PagesWords | None = None  # None: the file has no [pages] table
+    forms: FormsWords | None = None  # None: the file has no [forms] table
 
     def category(self, name: str) -> str | None:
         """The file's name for category ``name`` (matched ignoring case), or ``None``."""
@@ -166,6 +232,7 @@ CHROME_KEYS = tuple(f.name for f in dataclasses.fields(Chrome) if f.name != "lan
 UNSUBSCRIBE_KEYS = tuple(f.name for f in dataclasses.fields(UnsubscribeWords))
 SUBSCRIBE_KEYS = tuple(f.name for f in dataclasses.fields(SubscribeWords))
 PAGES_KEYS = tuple(f.name for f in dataclasses.fields(PagesWords))
+FORMS_KEYS = tuple(f.name for f in dataclasses.fields(FormsWords))
 #: Keys of older word files, and what replaced them.
 RETIRED_KEYS = {
     "months": "month names come from CLDR (Babel) for the language; write"
@@ -214,7 +281,8 @@ def load(code: str, folder: Path | None = None) -> Language:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{where}: cannot read: {exc}") from exc
     data = read_toml(text, where)
-    _keys(data, ("subject", "digest", "unsubscribe", "subscribe", "pages", "categories"), where, "")
+    tables = ("digest", "unsubscribe", "subscribe", "pages", "forms", "categories")
+    _keys(data, ("subject", *tables), where, "")
     subject = data.get("subject")
     if not isinstance(subject, str):
         raise ConfigError(f"{where}: subject: {_missing_or_wrong(subject, 'a string')}")
@@ -231,6 +299,11 @@ def load(code: str, folder: Path | None = None) -> Language:
         ),
         categories=_categories(data.get("categories", {}), where),
         pages=_pages(data, where, code),
+        forms=(
+            FormsWords(**_strings(_table(data, "forms", where), where, "forms", FORMS_KEYS))
+            if "forms" in data
+            else None
+        ),
     )
 
 

@@ -39,6 +39,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urljoin
 
 from ..config import Config
 from ..errors import PublishError
@@ -48,7 +49,14 @@ from ..store import IndexEntry, PublishedFile, Store
 from .digests import INDEX as DIGESTS_INDEX
 from .digests import DigestArchive
 from .feeds import render_atom, render_json, render_rss
-from .site import FeedLink, MonthLink, render_index, render_month, templates_digest
+from .site import (
+    PAGES_LANGUAGE,
+    FeedLink,
+    MonthLink,
+    render_index,
+    render_month,
+    templates_digest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -262,8 +270,11 @@ class Publisher:
         months: list[MonthLink],
         archive: str,
     ) -> None:
-        """Write ``index.html``: the feeds, the newest stories, the month pages and the
-        digest archive (``archive``: its index, or "" while no digest went out)."""
+        """Write ``index.html``: the feeds, the newest stories, the month pages, the
+        digest archive (``archive``: its index, or "" while no digest went out) and the
+        sign-up form (no form token: see the README's "The web forms")."""
+        from ..forms import sign_up_view
+
         cfg = self.config.publish
         site = self.config.site
         shown = (
@@ -284,6 +295,11 @@ class Publisher:
                 updated=updated,
                 months=months,
                 digests=archive,
+                form=sign_up_view(
+                    self.config,
+                    action=urljoin(site.public_url, "subscribe"),
+                    lang=PAGES_LANGUAGE,
+                ),
             ),
         )
 

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from jinja2 import Environment
     from markupsafe import Markup
 
-    from ..languages import PagesWords
+    from ..forms import SignUpView
+    from ..languages import FormsWords, PagesWords
     from .digests import DigestLink
 
 
@@ -48,6 +49,17 @@ def pages_words(language: str = PAGES_LANGUAGE) -> PagesWords:
     words = languages.load(language).pages
     if words is None:
         raise ConfigError(f"language {language!r}: its file has no [pages] table")
+    return words
+
+
+@lru_cache(maxsize=1)
+def forms_words(language: str = PAGES_LANGUAGE) -> FormsWords:
+    """The sign-up form's words on the pages: the ``[forms]`` table of their language."""
+    from .. import languages
+
+    words = languages.load(language).forms
+    if words is None:
+        raise ConfigError(f"language {language!r}: its file has no [forms] table")
     return words
 
 
@@ -169,9 +181,11 @@ def render_index(
     updated: datetime | None,
     months: Sequence[MonthLink] = (),
     digests: str = "",
+    form: SignUpView | None = None,
 ) -> bytes:
-    """``index.html``: the newest ``items``, the feeds, ``months`` (newest first), and a
-    link to the digest archive's index (``digests``, relative) when there is one."""
+    """``index.html``: the newest ``items``, the feeds, ``months`` (newest first), a link
+    to the digest archive's index (``digests``, relative) when there is one, and the
+    sign-up ``form`` (the web forms' own, posting to ``iomfeed serve``)."""
     years: dict[str, list[MonthLink]] = {}
     for month in months:
         years.setdefault(month.year, []).append(month)
@@ -187,6 +201,8 @@ def render_index(
         updated=updated,
         years=list(years.items()),
         digests=digests,
+        form=form,
+        fw=forms_words(),
     )
 
 

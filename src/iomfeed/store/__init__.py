@@ -9,6 +9,7 @@ module                    holds
 ``store/sources.py``      HTTP validators, articles that answered 404, backfills
 ``store/published.py``    which files were published from what, feed ids, pings
 ``store/subscribers.py``  the list
+``store/forms.py``        the web forms' rate-limit counts
 ``store/digests.py``      digests and the delivery ledger
 ``store/bounces.py``      the bounce log (bounces, complaints read after the send)
 ``store/sent.py``         messages sent, by time, for the relay's quotas
@@ -29,6 +30,7 @@ from __future__ import annotations
 from .base import StoreBase, guard
 from .bounces import BouncesMixin
 from .digests import DigestsMixin
+from .forms import FormsMixin
 from .items import ItemsMixin
 from .published import PublishedMixin
 from .records import AlertState, IndexEntry, ItemLink, PublishedFile, SourceRunSummary, Validators
@@ -55,6 +57,7 @@ class Store(
     SourceStateMixin,
     PublishedMixin,
     SubscribersMixin,
+    FormsMixin,
     DigestsMixin,
     BouncesMixin,
     SentMailMixin,

@@ -361,6 +361,17 @@ MIGRATIONS: tuple[str, ...] = (
         INSERT INTO mail_sent (at, kind) VALUES (NEW.updated, 'digest');
     END;
     """,
+    """
+    -- issue 11 (web forms): the sign-ups the forms acted on, one row per client address
+    -- and one per e-mail address, each under a keyed hash (HMAC with the list's secret):
+    -- the forms' rate limits count them, across threads and processes, and rows older than
+    -- the longest limit are deleted as new ones come. No address is kept in the clear.
+    CREATE TABLE form_hits (
+        key TEXT NOT NULL,                -- 'client:<hash>' or 'address:<hash>'
+        at TEXT NOT NULL
+    );
+    CREATE INDEX form_hits_key ON form_hits (key, at);
+    """,
 )
 
 

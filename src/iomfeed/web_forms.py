@@ -1,0 +1,345 @@
+"""The web forms of ``iomfeed serve``: ``/subscribe``, ``/confirm`` and ``/preferences``.
+Thin: the rules are :mod:`iomfeed.forms` (what a form may hold, tokens, limits),
+:mod:`iomfeed.signup` and :mod:`iomfeed.subscriptions` (the lifecycle); the pages are
+:mod:`iomfeed.web_pages`'. A GET never changes anything (link scanners prefetch them).
+
+Nobody learns from ``POST /subscribe`` who is on the list: the answer is one page, the same
+bytes for a new, pending, confirmed, unsubscribed or forgotten address, for a filled-in
+honeypot and for a sign-up over the rate limits. The request's own work is the same too
+(read, check the token and the syntax, count the rate limits, hand over): the sign-up itself
+(the store's lookup, the confirmation or "already subscribed" message and its limits) is
+done by :class:`SignUpWorker`'s thread after the answer, so the time an answer takes does not
+depend on who is on the list either.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from .config import Config
+from .digest.unsubscribe import BadToken
+from .errors import IomfeedError
+from .forms import (
+    HONEYPOT,
+    SignUpForm,
+    TokenCheck,
+    admit,
+    check_form_token,
+    check_sign_up,
+    form_token,
+    read_sign_up,
+    sign_up_view,
+)
+from .runtime import open_runtime
+from .web_pages import Answer, Pages
+
+if TYPE_CHECKING:
+    from .store import Store
+
+log = logging.getLogger(__name__)
+
+#: The largest form body read (413 beyond it), whatever the WSGI server allows.
+MAX_FORM_BYTES = 10_000
+#: Sign-ups waiting for the worker at most; beyond it one is dropped (logged), the answer
+#: the same.
+QUEUE_SIZE = 256
+
+Fields = Mapping[str, Sequence[str]]
+
+
+def read_fields(environ: Mapping[str, Any]) -> Fields | None:
+    """A POST's form fields; None when the body is larger than :data:`MAX_FORM_BYTES`
+    (also a body of unknown length, as a chunked one reaches gunicorn's app)."""
+    raw = environ.get("CONTENT_LENGTH") or ""
+    stream = environ["wsgi.input"]
+    try:
+        length = int(raw) if raw else -1
+    except ValueError:
+        length = -1
+    if length > MAX_FORM_BYTES:
+        return None
+    body = stream.read(length) if length >= 0 else stream.read(MAX_FORM_BYTES + 1)
+    if len(body) > MAX_FORM_BYTES:
+        return None
+    return parse_qs(body.decode("utf-8", "replace"), max_num_fields=200)
+
+
+def query_fields(environ: Mapping[str, Any]) -> Fields:
+    return parse_qs(environ.get("QUERY_STRING", ""), max_num_fields=20)
+
+
+def first(fields: Fields, name: str) -> str:
+    return (fields.get(name) or [""])[0].strip()
+
+
+@dataclass(frozen=True, slots=True)
+class SignUpJob:
+    address: str
+    name: str
+    language: str
+    categories: tuple[str, ...]
+    ip: str
+
+
+class SignUpWorker:
+    """Signs people up in a thread of its own, one after another, after their answer."""
+
+    def __init__(self, config: Config, now: Callable[[], datetime]) -> None:
+        self.config = config
+        self.now = now
+        self.jobs: queue.Queue[SignUpJob | None] = queue.Queue(QUEUE_SIZE)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, job: SignUpJob) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="sign-up", daemon=True)
+                self._thread.start()
+        try:
+            self.jobs.put_nowait(job)
+        except queue.Full:
+            log.warning("sign-up dropped: %d already waiting", QUEUE_SIZE)
+
+    def _run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            try:
+                self._sign_up(job)
+            except Exception:  # a thread of its own: log the bug, take the next one
+                log.exception("sign-up failed")
+            finally:
+                self.jobs.task_done()
+        self.jobs.task_done()
+
+    def _sign_up(self, job: SignUpJob) -> None:
+        from .consent import ConsentVia
+        from .signup import sign_up
+
+        with open_runtime(self.config, clock=self.now) as rt:
+            mailer = rt.mailer()
+            try:
+                done = sign_up(
+                    rt.store,
+                    self.config,
+                    mailer,
+                    address=job.address,
+                    name=job.name,
+                    language=job.language,
+                    categories=job.categories,
+                    via=ConsentVia.WEB_FORM,
+                    now=rt.clock(),
+                    ip=job.ip or None,
+                )
+            except IomfeedError as exc:
+                log.warning("sign-up not done: %s", exc)
+                return
+            finally:
+                mailer.close()
+        log.info("web sign-up: subscriber %d: %s", done.subscriber_id, done.outcome.value)
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until every sign-up handed over is done; False if ``timeout`` passed."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self.jobs.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def close(self, timeout: float = 30) -> None:
+        """Finish the sign-ups handed over (up to ``timeout`` seconds), then stop."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self.jobs.put(None)
+            thread.join(timeout)
+
+
+class Forms:
+    """The answers of ``/subscribe`` and ``/confirm`` (``/preferences`` is
+    :class:`~iomfeed.web_preferences.Preferences`'); ``now`` is the clock."""
+
+    def __init__(self, config: Config, now: Callable[[], datetime]) -> None:
+        self.config = config
+        self.now = now
+        from .web_preferences import Preferences  # (it imports this module's helpers)
+
+        self.pages = Pages(config)
+        self.worker = SignUpWorker(config, now)
+        self.preferences = Preferences(config, now, self.pages)
+
+    def _secret(self, store: Store) -> bytes:
+        from .digest.unsubscribe import load_secret
+
+        return load_secret(self.config, store)
+
+    # ------------------------------------------------------------------ /subscribe
+
+    def subscribe_get(self, query: Fields) -> Answer:
+        lang = self.pages.lang(first(query, "lang"))
+        return self._sign_up_page("200 OK", lang, None, {}, note="")
+
+    def _sign_up_page(
+        self,
+        status: str,
+        lang: str,
+        form: SignUpForm | None,
+        errors: Mapping[str, str],
+        note: str,
+    ) -> Answer:
+        with open_runtime(self.config, clock=self.now) as rt:
+            token = form_token(self._secret(rt.store), self.config.list_id, rt.clock())
+        words = self.pages.words(lang)
+        view = sign_up_view(
+            self.config,
+            action=self.pages.subscribe_path,
+            lang=lang,
+            token=token,
+            form=form,
+            errors=errors,
+        )
+        heading = words.step_title if note else words.subscribe_title
+        notes = [("warning", getattr(words, note))] if note == "step_expired" else []
+        lead = words.step_lead if note else words.subscribe_lead
+        return self.pages.render(
+            status,
+            lang,
+            heading.replace("{list}", self.pages.list_name(lang)),
+            notes=notes,
+            paragraphs=[lead],
+            form=view,
+        )
+
+    def subscribe_post(self, fields: Fields, client: str) -> Answer:
+        form = read_sign_up(fields, self.config)
+        lang = self.pages.lang(first(fields, "lang"), form.language)
+        checked = check_sign_up(form, self.config)
+        with open_runtime(self.config, clock=self.now) as rt:
+            now = rt.clock()
+            secret = self._secret(rt.store)
+            check = check_form_token(
+                secret,
+                self.config.list_id,
+                form.token,
+                now,
+                min_seconds=self.config.subscribe.form_min_seconds,
+                hours=self.config.subscribe.form_hours,
+            )
+            if check is not TokenCheck.OK or checked.errors:
+                if check is not TokenCheck.OK:
+                    log.info("sign-up form not acted on: token %s", check.value)
+                note = {TokenCheck.OK: "", TokenCheck.MISSING: "step_lead"}.get(
+                    check, "step_expired"
+                )
+                bad = checked.errors or check not in (TokenCheck.OK, TokenCheck.MISSING)
+                status = "400 Bad Request" if bad else "200 OK"
+                return self._sign_up_page(status, lang, form, checked.errors, note)
+            if form.honeypot:
+                log.info("sign-up not acted on: the %r field was filled in", HONEYPOT)
+            elif not admit(
+                rt.store, self.config, secret, client=client, address=checked.address, now=now
+            ):
+                log.info("sign-up not acted on: over the rate limits")
+            else:
+                self.worker.submit(
+                    SignUpJob(checked.address, form.name, form.language, checked.categories, client)
+                )
+        return self.pages.message(
+            "200 OK",
+            lang,
+            "sent_title",
+            ("sent_lead", "sent_note"),
+            values={"address": form.address},
+        )
+
+    # ------------------------------------------------------------------ /confirm
+
+    def confirm_get(self, query: Fields) -> Answer:
+        """The page with the one button; changes nothing."""
+        from .consent import State
+        from .signup import confirm_holder, preferences_url
+
+        token = first(query, "t")
+        with open_runtime(self.config, clock=self.now) as rt:
+            try:
+                profile = confirm_holder(rt.store, self.config, token, rt.clock())
+            except BadToken as exc:
+                log.info("confirmation page refused: %s", exc)
+                return self.pages.invalid(self.pages.lang(first(query, "lang")))
+            lang = self.pages.lang(first(query, "lang"), profile.language)
+            keep = {"t": token}
+            values = {"address": profile.address}
+            if profile.state is State.ACTIVE:
+                link = self._preferences_link(lang, preferences_url(self.config, rt.store, profile))
+                return self.pages.message(
+                    "200 OK",
+                    lang,
+                    "confirmed_title",
+                    ("confirmed_already",),
+                    query=keep,
+                    values=values,
+                    link=link,
+                )
+            if profile.state is not State.PENDING:
+                return self.pages.message(
+                    "200 OK", lang, "invalid_title", ("not_pending",), query=keep, values=values
+                )
+        button = {
+            "action": self.pages.confirm_path,
+            "token": token,
+            "label": self.pages.words(lang).confirm_button,
+        }
+        return self.pages.message(
+            "200 OK",
+            lang,
+            "confirm_title",
+            ("confirm_lead",),
+            query=keep,
+            values=values,
+            button=button,
+        )
+
+    def _preferences_link(self, lang: str, url: str) -> dict[str, str]:
+        """The preferences link, as a same-origin path."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        return {
+            "href": f"{parts.path}?{parts.query}",
+            "label": self.pages.words(lang).preferences_link,
+        }
+
+    def confirm_post(self, fields: Fields) -> Answer:
+        from .signup import ConfirmOutcome, confirm
+
+        token = first(fields, "t")
+        with open_runtime(self.config, clock=self.now) as rt:
+            mailer = rt.mailer()
+            try:
+                done = confirm(rt.store, self.config, mailer, token, rt.clock())
+            except BadToken as exc:
+                log.info("confirmation refused: %s", exc)
+                return self.pages.invalid(self.pages.lang(first(fields, "lang")))
+            finally:
+                mailer.close()
+            profile = rt.store.profile(address=done.address)
+        lang = self.pages.lang(first(fields, "lang"), profile.language if profile else "")
+        values = {"address": done.address}
+        if done.outcome is ConfirmOutcome.NOT_PENDING:
+            return self.pages.message(
+                "200 OK", lang, "invalid_title", ("not_pending",), values=values
+            )
+        key = "confirmed_lead" if done.outcome is ConfirmOutcome.CONFIRMED else "confirmed_already"
+        link = self._preferences_link(lang, done.preferences_url)
+        return self.pages.message(
+            "200 OK", lang, "confirmed_title", (key,), values=values, link=link
+        )
