@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from collections import Counter
 from email.message import EmailMessage
 from typing import Any
@@ -15,9 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from iomfeed.consent import verify_preferences_token
 from iomfeed.digest.headers import clean_header_text
 from iomfeed.digest.message import Composer, Sender, address_header, message_id
-from iomfeed.digest.render import ADDRESS, GREETING, UNSUBSCRIBE_URL
+from iomfeed.digest.render import ADDRESS, GREETING, PREFERENCES_URL, UNSUBSCRIBE_URL
 from iomfeed.digest.unsubscribe import BadToken, make_token, token_subscriber, verify_token
 from iomfeed.models import RenderedDigest
 
@@ -31,6 +33,7 @@ SENDER = Sender(
     list_name="IOM Albania news",
     unsubscribe_url="https://feeds.example.org/unsubscribe",
     unsubscribe_mailto="news@feeds.example.org",
+    preferences_url="https://feeds.example.org/preferences",
 )
 EXPECTED_HEADERS = {
     "to",
@@ -61,9 +64,13 @@ def rendered(
 ) -> RenderedDigest:
     html = (
         f'<!DOCTYPE html><html lang="{language}"><body><p>{GREETING}</p>'
-        f'<p>Ëë <a href="{UNSUBSCRIBE_URL}">Çregjistrohu</a> {ADDRESS}</p></body></html>\n'
+        f'<p>Ëë <a href="{UNSUBSCRIBE_URL}">Çregjistrohu</a> {ADDRESS}</p>'
+        f'<p><a href="{PREFERENCES_URL}">Preferencat</a></p></body></html>\n'
     )
-    text = f"{GREETING}\n\nLajme: Ëë çç\n\nÇregjistrohu: {UNSUBSCRIBE_URL}\n{ADDRESS}\n"
+    text = (
+        f"{GREETING}\n\nLajme: Ëë çç\n\nÇregjistrohu: {UNSUBSCRIBE_URL}\n{ADDRESS}\n"
+        f"Preferencat: {PREFERENCES_URL}\n"
+    )
     return RenderedDigest(
         language=language,
         subject=subject,
@@ -142,6 +149,11 @@ def test_tokens_are_filled_and_escaped_per_part() -> None:
     assert verify_token(SECRET, SENDER.list_id, token, "elira@example.org") == 7
     assert mailto == f"mailto:news@feeds.example.org?subject=unsubscribe%20{token}"
     assert "elira@example.org" in html
+    # The subscriber's own preferences page, by a token of its own.
+    prefs = re.search(r'href="(https://feeds\.example\.org/preferences\?t=([^"]+))"', html)
+    assert prefs and f"Preferencat: {prefs.group(1)}" in text
+    assert verify_preferences_token(SECRET, SENDER.list_id, prefs.group(2), "elira@example.org")
+    assert prefs.group(2) != token
 
 
 def test_no_name_uses_the_plain_greeting() -> None:

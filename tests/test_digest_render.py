@@ -24,6 +24,7 @@ from iomfeed.digest.render import (
     ADDRESS,
     GREETING,
     MAX_LINE_BYTES,
+    PREFERENCES_URL,
     TOKEN_STAND_IN,
     TOKENS,
     UNSUBSCRIBE_URL,
@@ -118,8 +119,8 @@ def text_of(element: Any) -> str:
 
 
 def test_the_tokens_are_space_free_distinct_and_need_no_escaping() -> None:
-    assert TOKENS == (GREETING, UNSUBSCRIBE_URL, ADDRESS)
-    assert len(set(TOKENS)) == 3
+    assert TOKENS == (GREETING, UNSUBSCRIBE_URL, ADDRESS, PREFERENCES_URL)
+    assert len(set(TOKENS)) == 4
     for token in TOKENS:
         assert re.fullmatch(r"%%[A-Z_]+%%", token)
         assert htmllib.escape(token) == token
@@ -140,6 +141,7 @@ def test_every_token_is_where_its_value_goes(
     assert text_of(greeting) == GREETING
     assert f"\n{GREETING}\n" in r.text
     assert f"\n{UNSUBSCRIBE_URL}\n" in r.text
+    assert f'href="{PREFERENCES_URL}"' in r.html and f"\n{PREFERENCES_URL}\n" in r.text
 
 
 # ----------------------------------------------------------------------------- structure

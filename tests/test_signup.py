@@ -158,6 +158,9 @@ def test_a_sign_up_is_pending_until_confirmed_then_welcomed_in_its_language(
     assert "Konfirmo regjistrimin" in html(message) and "7 ditë" in text(message)
     token = link(message, "confirm")
     assert f"{config.confirm_url}?t={token}" in html(message)
+    # It links the preferences page too: language, categories or leaving, before confirming.
+    pending_prefs = link(message, "preferences")
+    assert preferences_holder(rt.store, config, pending_prefs).state is State.PENDING
 
     later = NOW + timedelta(days=6, hours=23)
     assert do_confirm(config, rt, token, later) is ConfirmOutcome.CONFIRMED

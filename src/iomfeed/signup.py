@@ -177,7 +177,12 @@ def _send_confirmation(
     profile = store.profile(subscriber_id=sid)
     assert profile is not None
     token = confirm_token(_secret(config, store), config.list_id, sid, profile.address, now)
-    links = Links(confirm=f"{config.confirm_url}?t={token}")
+    # The preferences link lets the person correct language or categories, or leave, before
+    # confirming (the page answers pending subscribers too).
+    links = Links(
+        confirm=f"{config.confirm_url}?t={token}",
+        preferences=preferences_url(config, store, profile),
+    )
     error = _mail(store, config, mailer, Notice.CONFIRM, profile, links, now)
     if not error:
         store.mark_sign_up_mail(sid, "confirm_sent", now)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 
 #: Filled for each subscriber by ``message.py``: the greeting line (``RenderedDigest.greeting``
-#: with their name, or ``greeting_no_name``), their unsubscribe link, their address.
+#: with their name, or ``greeting_no_name``), their unsubscribe link, their address, the
+#: link to their preferences page.
 GREETING = "%%GREETING%%"
 UNSUBSCRIBE_URL = "%%UNSUBSCRIBE_URL%%"
 ADDRESS = "%%ADDRESS%%"
-TOKENS = (GREETING, UNSUBSCRIBE_URL, ADDRESS)
+PREFERENCES_URL = "%%PREFERENCES_URL%%"
+TOKENS = (GREETING, UNSUBSCRIBE_URL, ADDRESS, PREFERENCES_URL)
 
 #: Bytes a token may turn into (an address's longest legal form) when sizes are measured.
 TOKEN_STAND_IN = 320

@@ -44,6 +44,7 @@ class Sender:
     unsubscribe_url: str
     unsubscribe_mailto: str
     reply_to: str = ""
+    preferences_url: str = ""  # the preferences page; a token is added per subscriber
     bounce_address: str = ""  # VERP (mail.bounce_address); empty: the envelope is ``address``
 
     @property
@@ -158,7 +159,7 @@ class Composer:
         secret: bytes,
         test: bool = False,
     ) -> None:
-        from .render import ADDRESS, GREETING, TOKENS, UNSUBSCRIBE_URL
+        from .render import ADDRESS, GREETING, PREFERENCES_URL, TOKENS, UNSUBSCRIBE_URL
 
         self.rendered = rendered
         self.sender = sender
@@ -166,7 +167,7 @@ class Composer:
         self.date = date
         self.secret = secret
         self.test = test
-        self._tokens = (GREETING, UNSUBSCRIBE_URL, ADDRESS)
+        self._tokens = (GREETING, UNSUBSCRIBE_URL, ADDRESS, PREFERENCES_URL)
         assert set(self._tokens) == set(TOKENS)
 
         raw = _skeleton(rendered, sender, digest_id, date, test)
@@ -183,7 +184,9 @@ class Composer:
         self._text = _split(crlf(rendered.text), self._tokens)
         self._html = _split(crlf(rendered.html), self._tokens)
 
-    def values(self, address: str, name: str, unsubscribe_url: str) -> dict[str, str]:
+    def values(
+        self, address: str, name: str, unsubscribe_url: str, preferences_url: str
+    ) -> dict[str, str]:
         name = clean_header_text(name, NAME_LIMIT)
         greeting = (
             self.rendered.greeting.replace("{name}", name)
@@ -194,6 +197,7 @@ class Composer:
             self._tokens[0]: greeting,
             self._tokens[1]: unsubscribe_url,
             self._tokens[2]: address,
+            self._tokens[3]: preferences_url,
         }
 
     def _fill(self, parts: list[str], values: dict[str, str], escape: bool) -> bytes:
@@ -209,7 +213,15 @@ class Composer:
         mailto = f"mailto:{self.sender.unsubscribe_mailto}?subject={quote('unsubscribe ' + token)}"
         mid = message_id(self.sender, self.digest_id, subscriber_id, self.date)
         envelope = self.envelope(subscriber_id, address)
-        return self._message(mid, address, name, link, mailto, envelope)
+        from ..consent import preferences_token
+
+        preferences = preferences_token(self.secret, self.sender.list_id, subscriber_id, address)
+        return self._message(
+            mid, address, name, link, mailto, envelope, self._preferences(preferences)
+        )
+
+    def _preferences(self, token: str) -> str:
+        return f"{self.sender.preferences_url}?t={token}"
 
     def envelope(self, subscriber_id: int, address: str) -> str:
         """The envelope sender of this subscriber's message (VERP: :mod:`..delivery.verp`)."""
@@ -228,12 +240,21 @@ class Composer:
     def compose_test(self, address: str, name: str, mid: str) -> Outgoing:
         """A test copy: no ledger, no working unsubscribe token."""
         link = unsubscribe_link(self.sender.unsubscribe_url, "TEST")
-        return self._message(mid, address, name, link, "", self.sender.address)
+        return self._message(
+            mid, address, name, link, "", self.sender.address, self._preferences("TEST")
+        )
 
     def _message(
-        self, mid: str, address: str, name: str, link: str, mailto: str, envelope: str
+        self,
+        mid: str,
+        address: str,
+        name: str,
+        link: str,
+        mailto: str,
+        envelope: str,
+        preferences: str,
     ) -> Outgoing:
-        values = self.values(address, name, link)
+        values = self.values(address, name, link, preferences)
         personal = [f"To: {address_header(name, address)}", f"Message-ID: {mid}"]
         if mailto:
             personal.append(f"List-Unsubscribe: <{link}>,\r\n <{mailto}>")

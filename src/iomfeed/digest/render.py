@@ -39,6 +39,7 @@ from .lines import (
     ADDRESS,
     GREETING,
     MAX_LINE_BYTES,
+    PREFERENCES_URL,
     TOKEN_STAND_IN,
     TOKENS,
     UNSUBSCRIBE_URL,
@@ -74,6 +75,7 @@ __all__ = [
     "TOKENS",
     "TOKEN_STAND_IN",
     "UNSUBSCRIBE_URL",
+    "PREFERENCES_URL",
     "Chrome",
     "Group",
     "Story",
@@ -378,6 +380,9 @@ def _context(entries: Sequence[DigestEntry], more: int, setting: Setting) -> dic
         "GREETING": GREETING,
         "UNSUBSCRIBE_URL": UNSUBSCRIBE_URL,
         "ADDRESS": ADDRESS,
+        "PREFERENCES_URL": PREFERENCES_URL,
+        "preferences_prompt": setting.language.subscribe.preferences_prompt,
+        "preferences": setting.language.subscribe.preferences,
     }
 
 

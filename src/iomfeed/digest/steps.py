@@ -188,6 +188,7 @@ def sender(config: Config, language: str = "en") -> Sender:
         list_name=config.digest.title.get(language),
         unsubscribe_url=config.unsubscribe_url,
         unsubscribe_mailto=config.unsubscribe_mailto,
+        preferences_url=config.preferences_url,
         reply_to=config.mail.reply_to,
         bounce_address=config.mail.bounce_address,
     )
