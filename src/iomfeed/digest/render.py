@@ -72,10 +72,10 @@ __all__ = [
     "ADDRESS",
     "GREETING",
     "MAX_LINE_BYTES",
+    "PREFERENCES_URL",
     "TOKENS",
     "TOKEN_STAND_IN",
     "UNSUBSCRIBE_URL",
-    "PREFERENCES_URL",
     "Chrome",
     "Group",
     "Story",
@@ -336,13 +336,8 @@ def category_name(config: Config, language: Language, name: str) -> str:
 
 
 def _context(entries: Sequence[DigestEntry], more: int, setting: Setting) -> dict[str, Any]:
-    config, chrome, title, date, first = (
-        setting.config,
-        setting.chrome,
-        setting.title,
-        setting.date,
-        setting.first,
-    )
+    config, chrome, title = setting.config, setting.chrome, setting.title
+    date, first = setting.date, setting.first
     index = index_url(config)
     groups = build_groups(
         entries,

@@ -415,7 +415,7 @@ def digest_preview(
     import html
 
     from .message import unsubscribe_link
-    from .render import ADDRESS, GREETING, UNSUBSCRIBE_URL
+    from .render import ADDRESS, GREETING, PREFERENCES_URL, UNSUBSCRIBE_URL
 
     content = digest_content(config, store, now)
     rendered = render_languages(config, content, (language,))[language]
@@ -423,6 +423,7 @@ def digest_preview(
         GREETING: rendered.greeting_no_name,
         UNSUBSCRIBE_URL: unsubscribe_link(config.unsubscribe_url, "PREVIEW"),
         ADDRESS: "subscriber@example.org",
+        PREFERENCES_URL: f"{config.preferences_url}?t=PREVIEW",
     }
     page = rendered.html
     for token, value in values.items():
