@@ -195,8 +195,10 @@ def test_sigterm_finishes_the_message_in_hand_and_stops_cleanly(tmp_path: Path) 
 #: The segmented send's stories, newest first: 0 without a category, then Local and Global
 #: in turn (the list's first digest shows the newest five: 5 is only counted in "more").
 SEGMENT_STORIES = {0: "", 1: "Local", 2: "Global", 3: "Local", 4: "Global", 5: "Local"}
-#: Subscriber i chooses CHOICES[i % 4]; what each gets.
-CHOICES = [([], {0, 1, 2, 3, 4}), (["Local"], {1, 3}), (["Global"], {2, 4})]
+#: Subscriber i chooses CHOICES[i % 4]; what each gets. The list's first digest shows its
+#: newest five (``first_items``): 0-4. Local's newest five are 1, 3 and 5, beyond the whole
+#: digest's five: a resumed send must find it in what the digest recorded.
+CHOICES = [([], {0, 1, 2, 3, 4}), (["Local"], {1, 3, 5}), (["Global"], {2, 4})]
 CHOICES.append((["Local", "Global"], CHOICES[0][1]))
 
 

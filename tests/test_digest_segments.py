@@ -395,3 +395,110 @@ def test_a_language_the_config_no_longer_has_fails_only_its_subscribers(tmp_path
         "reader0@example.org",
         "reader2@example.org",
     ]
+
+
+# ------------------------------------------------------------------ beyond the digest's cap
+
+
+def second_digest(
+    tmp_path: Path, categories: dict[int, str], max_items: int
+) -> tuple[Config, Store]:
+    """A list whose first digest went out (story 9, to everyone), then ``categories``'
+    stories first seen after it: the second digest's, newest first by their number."""
+    config = digest_config(tmp_path, digest={"max_items": max_items})
+    store = store_with(tmp_path, {9: ""}, 5)  # reader0 and 3 read Albanian
+    first = send_digest(config, store=store, mailer=Mailer(), clock=clock)
+    assert first.status is DigestState.SENT
+    for n, cat in categories.items():
+        upsert(store, item(n, category=cat), NOW + timedelta(hours=1))
+    return config, store
+
+
+def later() -> datetime:
+    return NOW + timedelta(hours=2)
+
+
+def test_a_rare_category_gets_its_stories_in_a_busy_week(tmp_path: Path) -> None:
+    # Three newer Local stories fill the whole digest's max_items; the Global one is
+    # beyond it. Its subscriber gets it, and is not told "nothing new in their categories".
+    config, store = second_digest(tmp_path, {0: "Local", 1: "Local", 2: "Local", 3: "Global"}, 3)
+    choose(store, 1, ["Global"])
+    choose(store, 2, ["Local"])
+    mailer = Mailer()
+    with store:
+        outcome = send_digest(config, store=store, mailer=mailer, clock=later)
+        assert outcome.status is DigestState.SENT
+        assert outcome.more == 1
+        assert store.delivery_totals(outcome.digest_id) == {"sent": 5}
+    got = mailer.by_address()
+    assert stories_in(got["reader0@example.org"]) == {0, 1, 2}  # every category: as before
+    assert stories_in(got["reader1@example.org"]) == {3}
+    assert stories_in(got["reader2@example.org"]) == {0, 1, 2}
+    # Only the whole digest has one more; each segment shows all of its own.
+    whole = got["reader4@example.org"].get_body(("plain",))
+    assert whole is not None and "One more new story" in whole.get_content()
+    for n in (1, 2):
+        body = got[f"reader{n}@example.org"].get_body(("plain",))
+        assert body is not None and "more new stor" not in body.get_content()
+    assert ": 1 new story," in str(got["reader1@example.org"]["Subject"])
+    assert ": 3 new stories," in str(got["reader2@example.org"]["Subject"])
+    assert ": 4 new stories," in str(got["reader4@example.org"]["Subject"])
+
+
+def test_a_segments_more_line_counts_only_its_own_stories(tmp_path: Path) -> None:
+    # max_items 2: the whole digest shows 0, 1 and counts 4 more; Local shows 0, 1 and
+    # counts 5; Global shows 2, 3 and counts 4.
+    stories = {0: "Local", 1: "Local", 2: "Global", 3: "Global", 4: "Global", 5: "Local"}
+    config, store = second_digest(tmp_path, stories, 2)
+    choose(store, 1, ["Global"])
+    choose(store, 2, ["local"])
+    mailer = Mailer()
+    with store:
+        send_digest(config, store=store, mailer=mailer, clock=later)
+    got = mailer.by_address()
+    expected = {4: ({0, 1}, "4 more new stories"), 1: ({2, 3}, "One more"), 2: ({0, 1}, "One more")}
+    for n, (shown, more) in expected.items():
+        msg = got[f"reader{n}@example.org"]
+        assert stories_in(msg) == shown
+        text = msg.get_body(("plain",))
+        assert text is not None and more in text.get_content()
+    assert ": 3 new stories," in str(got["reader1@example.org"]["Subject"])
+    assert ": 3 new stories," in str(got["reader2@example.org"]["Subject"])
+    assert ": 6 new stories," in str(got["reader4@example.org"]["Subject"])
+
+
+def test_a_resumed_segmented_send_renders_each_segment_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stories = {0: "Local", 1: "Local", 2: "Global", 3: "Global", 4: "Global", 5: "Local"}
+    config, store = second_digest(tmp_path, stories, 2)
+    choose(store, 1, ["Global"])
+    choose(store, 2, ["Local"])
+    made: list[tuple[str, str, str, str]] = []
+    real = render.render_digest
+
+    def recording(content: DigestContent, language: str, cfg: Config, **kw: Any) -> Any:
+        out = real(content, language, cfg, **kw)
+        if kw.get("web") is None:
+            made.append((language, out.subject, out.html, out.text))
+        return out
+
+    monkeypatch.setattr(render, "render_digest", recording)
+    stop, first = Stop(), Mailer()
+    with store:
+        outcome = send_digest(
+            config, store=store, mailer=first, clock=later, stop=stop, on_message=stop.set
+        )
+        assert outcome.status is DigestState.PARTIAL
+        before = set(made)
+        made.clear()
+        # Meanwhile: a newer Global story, a bigger max_items. Neither changes this digest.
+        upsert(store, item(6, published=NOW + timedelta(days=1), category="Global"), later())
+        changed = digest_config(tmp_path, digest={"max_items": 10})
+        second = Mailer()
+        resumed = send_digest(changed, store=store, mailer=second, clock=later)
+        assert resumed.status is DigestState.SENT and resumed.digest_id == outcome.digest_id
+    assert len(made) >= 3 and set(made) <= before  # the segments still due, same bytes
+    got = {**first.by_address(), **second.by_address()}
+    assert stories_in(got["reader1@example.org"]) == {2, 3}
+    assert stories_in(got["reader2@example.org"]) == {0, 1}

@@ -250,6 +250,9 @@ class DigestContent:
     entries: tuple[DigestEntry, ...]
     more: int = 0
     left_out: tuple[str, ...] = ()  # ids of the new items counted in ``more``
+    #: The items of ``left_out`` themselves, in its order (newest first): a category
+    #: segment's stories beyond the whole digest's cap come from them (``digest.segments``).
+    rest: tuple[StoredItem, ...] = ()
     first: bool = False
     #: The name of its web page without the language (``digest.pages.page_stem``), known
     #: before it is sent; "" for one made by hand: the day of ``created`` is used.

@@ -10,7 +10,13 @@
   whole digest, :data:`EVERY` (uncategorised stories and categories that appear later
   included). A removed category is dropped from a choice that keeps others. A config that
   offers none keeps every choice as it was made.
-- A segment gets the stories whose category it holds, in the digest's order.
+- A segment's stories are the digest's stories of its categories: all the items this digest
+  holds (those it shows and those beyond its cap, counted in "N more"), newest first, at most
+  as many as the digest shows (``digest.max_items``, or ``first_items`` for the list's first
+  digest). Its "N more" counts its own stories left out, not those of other categories. So
+  a rare category's subscriber gets their new stories in a busy week, not only a count.
+- The segment is made only from what the digest freezes (its entries and left-out items, in
+  their recorded order, and how many it shows): a resumed send renders it the same.
 
 A digest is rendered once per (language, segment) some recipient has (:class:`Renderings`),
 and each of those once-inlined renderings is then personalised per subscriber.
@@ -28,7 +34,7 @@ from ..normalize import clean_text
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..models import DigestContent
+    from ..models import DigestContent, StoredItem
 
 #: A segment: casefolded category names, sorted; the empty tuple is every category.
 Segment = tuple[str, ...]
@@ -66,17 +72,41 @@ def segment_of(chosen: Iterable[str], offered: Sequence[str]) -> Segment:
 
 
 def for_segment(content: DigestContent, segment: Segment) -> DigestContent:
-    """The digest as a subscriber of ``segment`` gets it: only the stories of its
-    categories (the "N more" line still counts and links every story left out)."""
+    """The digest as a subscriber of ``segment`` gets it: the newest stories of its
+    categories among all the digest holds, as many at most as the digest shows, and a
+    "N more" that counts the segment's own stories left out."""
     if segment == EVERY:
         return content
+    from .select import to_entry
+
     keep = frozenset(segment)
-    return replace(content, entries=tuple(e for e in content.entries if fold(e.category) in keep))
+    shown = tuple(e for e in content.entries if fold(e.category) in keep)
+    # The cap is the whole digest's: it shows that many when it left any out (``rest``).
+    room = len(content.entries) - len(shown)
+    rest = [i for i in content.rest if _category(i) in keep]
+    left = rest[room:]
+    return replace(
+        content,
+        entries=(*shown, *(to_entry(i) for i in rest[:room])),
+        more=len(left),
+        left_out=tuple(i.id for i in left),
+        rest=tuple(left),
+    )
+
+
+def _category(item: StoredItem) -> str:
+    """An item's category as segments compare it (the first its source gave, as shown)."""
+    return fold(item.categories[0]) if item.categories else ""
 
 
 def has_stories(content: DigestContent, segment: Segment) -> bool:
     """Whether a subscriber of ``segment`` has anything new in ``content``."""
-    return bool(for_segment(content, segment).entries)
+    if segment == EVERY:
+        return bool(content.entries)
+    keep = frozenset(segment)
+    return any(fold(e.category) in keep for e in content.entries) or any(
+        _category(i) in keep for i in content.rest
+    )
 
 
 def encode(segment: Segment) -> str:

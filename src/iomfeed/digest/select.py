@@ -86,5 +86,6 @@ def select(
         entries=tuple(to_entry(i) for i in shown),
         more=len(ordered) - len(shown),
         left_out=tuple(i.id for i in ordered[max_items:]),
+        rest=tuple(ordered[max_items:]),
         first=first,
     )

@@ -54,7 +54,8 @@ def digest_content(config: Config, store: Store, now: datetime) -> DigestContent
     current = store.open_digest()
     if current is not None:
         items = store.items_by_id(store.digest_item_ids(current.id))
-        content = _frozen_content(current.id, current.created, current.since, items, current.more)
+        rest = store.items_by_id(store.digest_left_out(current.id))
+        content = _frozen_content(current, items, rest)
     elif (last_sent := store.last_digest(DigestState.SENT)) is None:
         # The list's first digest: everything stored is "new", back to the oldest story a
         # backfill found. Only the newest few are shown; the others count as handled.
@@ -80,22 +81,22 @@ def digest_content(config: Config, store: Store, now: datetime) -> DigestContent
 
 
 def _frozen_content(
-    digest_id: int,
-    created: datetime,
-    since: datetime | None,
-    items: Sequence[StoredItem],
-    more: int,
+    record: DigestRecord, items: Sequence[StoredItem], rest: Sequence[StoredItem]
 ) -> DigestContent:
+    """The digest being sent, as recorded: the items it shows, and those it left out (its
+    category segments may show some of them: :func:`.segments.for_segment`)."""
     from .select import to_entry
 
     # Only the first digest has no "since": every later one starts where a sent one ended.
     return DigestContent(
-        digest_id=digest_id,
-        created=created,
-        since=since,
+        digest_id=record.id,
+        created=record.created,
+        since=record.since,
         entries=tuple(to_entry(i) for i in items),
-        more=more,
-        first=since is None,
+        more=record.more,
+        left_out=tuple(i.id for i in rest),
+        rest=tuple(rest),
+        first=record.since is None,
     )
 
 

@@ -207,6 +207,16 @@ class DigestsMixin(StoreBase):
         )
         return [str(r[0]) for r in rows]
 
+    def digest_left_out(self, digest_id: int) -> list[str]:
+        """The items the digest holds but does not show (counted in "N more"), in order."""
+        rows = self.db.execute(
+            "SELECT item_id FROM digest_items WHERE digest_id = ?"
+            " AND position >= (SELECT items FROM digests WHERE id = ?)"
+            " ORDER BY position",
+            (digest_id, digest_id),
+        )
+        return [str(r[0]) for r in rows]
+
     def digest_days(self) -> list[tuple[int, datetime]]:
         """(id, created) of every digest that was not skipped, oldest first: what names
         their web pages (``digest.pages.page_stem``)."""
