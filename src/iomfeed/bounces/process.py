@@ -96,9 +96,8 @@ def process_mailbox(
                 again += 1
             else:
                 ctx = _Context(config, store, secret, policy, clock())
-                found = _classified(incoming.raw, f"{mailbox.where} {incoming.key}")
-                events = message_events(ctx, key, found)
-                store.record_bounce(events)
+                where = f"{mailbox.where} {incoming.key}"
+                found, events = _recorded(ctx, key, _classified(incoming.raw, where), where)
                 kinds[found.kind.value] += 1
                 actions.update(e.action for e in events if e.kind in _BOUNCES)
                 read += 1
@@ -129,6 +128,25 @@ def _classified(raw: bytes, where: str) -> Classified:
     except Exception as exc:
         log.exception("bounces: %s could not be classified; kept as unrecognised", where)
         return Classified(Kind.UNRECOGNISED, "", note=f"could not be classified: {exc!r}"[:200])
+
+
+def _recorded(
+    ctx: _Context, key: str, found: Classified, where: str
+) -> tuple[Classified, list[BounceEvent]]:
+    """The message's events, stored; a message that trips up the rules or the store is
+    stored as unrecognised instead (with what went wrong): like :func:`_classified`, one
+    odd message must not stop every later pass at the same place."""
+    try:
+        events = message_events(ctx, key, found)
+        ctx.store.record_bounce(events)
+        return found, events
+    except Exception as exc:
+        log.exception("bounces: %s could not be processed; kept as unrecognised", where)
+        note = f"could not be processed: {exc!r}"[:200]
+        found = Classified(Kind.UNRECOGNISED, found.message_id, note=note)
+        events = message_events(ctx, key, found)
+        ctx.store.record_bounce(events)
+        return found, events
 
 
 def _log(events: list[BounceEvent]) -> None:
