@@ -14,7 +14,7 @@ from iomfeed.delivery.verp import VerpToken, find_tokens, verify
 from iomfeed.digest.unsubscribe import load_secret
 from iomfeed.pipeline import read_bounces_safely
 
-from .bouncekit import BOUNCE_ADDRESS, deliver, fill, prepared, send_one
+from .bouncekit import BOUNCE_ADDRESS, BOUNCES, deliver, fill, prepared, send_one, strip_token
 from .conftest import NOW
 
 
@@ -81,3 +81,121 @@ def test_an_error_in_the_rules_keeps_the_message_as_unrecognised(
         odd = [e for e in store.bounce_events() if e.kind is Kind.UNRECOGNISED]
         assert len(odd) == 1 and "could not be processed: TypeError('a bug')" in odd[0].detail
         assert "1.odd could not be processed" in caplog.text
+
+
+def _dsn_naming(addresses: list[str]) -> bytes:
+    """A DSN without a token that reports every one of ``addresses`` failed."""
+    text = (BOUNCES / "postfix-dsn.eml").read_text(encoding="utf-8").replace("\r\n", "\n")
+    one = "Final-Recipient: rfc822; {TO}\nOriginal-Recipient: rfc822;{TO}\nAction: failed\n"
+    assert one in text
+    blocks = "\n".join(one.replace("{TO}", a) for a in addresses)
+    text = text.replace(one, blocks).replace("{TO}", addresses[0])
+    return strip_token(text.replace("{VERP}", BOUNCE_ADDRESS).replace("\n", "\r\n").encode())
+
+
+def _complaint_naming(addresses: list[str]) -> bytes:
+    """An ARF complaint without a token whose report lists every one of ``addresses``."""
+    raw = strip_token(fill("arf", None, to=addresses[0]))
+    rcpts = b"".join(b"Original-Rcpt-To: <%s>\r\n" % a.encode() for a in addresses)
+    return raw.replace(b"Original-Rcpt-To: <%s>\r\n" % addresses[0].encode(), rcpts)
+
+
+def test_a_forged_complaint_listing_the_whole_list_unsubscribes_nobody(tmp_path: Path) -> None:
+    config, store, sent = prepared(tmp_path, subscribers=20)
+    maildir = config.maildir_path
+    assert maildir is not None
+    with store:
+        everyone = sorted(m.recipient for m in sent)
+        assert len(everyone) == 20
+        deliver(maildir, _complaint_naming(everyone), "1.arf")
+        report = read_bounces_safely(config, store=store, clock=lambda: NOW + timedelta(hours=1))
+        assert report.kinds == {"complaint": 1} and report.unsubscribed == 0, report
+        assert {s.status for s in store.subscribers()} == {"active"}
+        events = store.bounce_events()
+        assert len(events) == 20 and {e.action for e in events} == {Action.IGNORED}
+        assert "names 20 subscribers mailed lately: acts on none" in events[0].detail
+
+
+def test_a_forged_dsn_naming_several_recent_subscribers_counts_for_none(tmp_path: Path) -> None:
+    config, store, sent = prepared(tmp_path)
+    maildir = config.maildir_path
+    assert maildir is not None
+    with store:
+        three = [m.recipient for m in sent]
+        assert len(three) == 3
+        deliver(maildir, _dsn_naming(three), "1.dsn")
+        read_bounces_safely(config, store=store, clock=lambda: NOW + timedelta(hours=1))
+        events = store.bounce_events()
+        assert len(events) == 3
+        assert {(e.trust, e.action) for e in events} == {(Trust.NONE, Action.IGNORED)}
+
+
+def test_an_untokened_message_about_one_recent_subscriber_counts_for_that_one_only(
+    tmp_path: Path,
+) -> None:
+    config, store, sent = prepared(tmp_path)
+    maildir = config.maildir_path
+    assert maildir is not None
+    with store:
+        one, other = sent[0].recipient, sent[1].recipient
+        deliver(maildir, _dsn_naming([one, "stranger@example.net"]), "1.dsn")
+        # With mail.bounce_address set, a complaint without a token is counted only.
+        deliver(maildir, _complaint_naming([other]), "2.arf")
+        report = read_bounces_safely(config, store=store, clock=lambda: NOW + timedelta(hours=1))
+        assert report.unsubscribed == 0 and report.kinds == {"hard": 1, "complaint": 1}
+        for address, kind in ((one, Kind.HARD), (other, Kind.COMPLAINT)):
+            sub = store.subscriber(address)
+            assert sub is not None and sub.status == "active"
+            (event,) = store.bounce_events(subscriber_id=sub.id)
+            assert (event.kind, event.trust, event.action) == (kind, Trust.RECENT, Action.COUNTED)
+        assert len(store.bounce_events()) == 2
+
+
+def test_without_verp_an_untokened_complaint_about_one_recent_subscriber_unsubscribes(
+    tmp_path: Path,
+) -> None:
+    config, store, sent = prepared(tmp_path, verp=False)
+    maildir = config.maildir_path
+    assert maildir is not None
+    with store:
+        deliver(maildir, _complaint_naming([sent[0].recipient]), "1.arf")
+        report = read_bounces_safely(config, store=store, clock=lambda: NOW + timedelta(hours=1))
+        assert report.unsubscribed == 1
+        sub = store.subscriber(sent[0].recipient)
+        assert sub is not None and sub.status == "unsubscribed"
+
+
+def test_trust_days_0_ignores_every_bounce_without_a_token(tmp_path: Path) -> None:
+    config, store, sent = prepared(tmp_path, trust_days=0)
+    maildir = config.maildir_path
+    assert maildir is not None and config.bounces.trust_days == 0
+    with store:
+        deliver(maildir, _dsn_naming([sent[0].recipient]), "1.dsn")
+        deliver(maildir, fill("exim", sent[1]), "2.exim")  # with its token: acted on
+        read_bounces_safely(config, store=store, clock=lambda: NOW + timedelta(minutes=1))
+        first = store.subscriber(sent[0].recipient)
+        assert first is not None
+        (event,) = store.bounce_events(subscriber_id=first.id)
+        assert (event.trust, event.action) == (Trust.NONE, Action.IGNORED)
+        assert "trust_days 0" in event.detail
+        second = store.subscriber(sent[1].recipient)
+        assert second is not None
+        (event,) = store.bounce_events(subscriber_id=second.id)
+        assert (event.trust, event.action) == (Trust.TOKEN, Action.COUNTED)
+
+
+def test_a_sign_up_notice_does_not_make_an_address_recent(tmp_path: Path) -> None:
+    config, store, sent = prepared(tmp_path)
+    maildir = config.maildir_path
+    assert maildir is not None
+    later = NOW + timedelta(days=15)  # the digest is older than trust_days (14)
+    with store:
+        sub = store.subscriber(sent[0].recipient)
+        assert sub is not None
+        # Anyone can have these sent through the sign-up form.
+        store.mark_sign_up_mail(sub.id, "notice_sent", later - timedelta(hours=1))
+        store.mark_sign_up_mail(sub.id, "confirm_sent", later - timedelta(hours=1))
+        deliver(maildir, _dsn_naming([sub.address]), "1.dsn")
+        read_bounces_safely(config, store=store, clock=lambda: later)
+        (event,) = store.bounce_events(subscriber_id=sub.id)
+        assert (event.trust, event.action) == (Trust.NONE, Action.IGNORED)

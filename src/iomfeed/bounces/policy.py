@@ -6,8 +6,10 @@ Trust (``bounces.trust_days``):
 - a bounce or complaint carrying a VERP token (or, for a complaint, the returned message's
   unsubscribe token) that verifies names its subscriber and digest: it is acted on;
 - one without (forwarded, mangled, or a report that quotes only the address) counts only
-  for a subscriber who was sent a digest or a sign-up message in the last ``trust_days``,
-  and is taken to be about the latest digest sent to them;
+  for a subscriber who was sent a digest (or the welcome) in the last ``trust_days``
+  (0: never), and is taken to be about the latest digest sent to them; one that names
+  several such subscribers acts on none; a complaint without a token, when
+  ``mail.bounce_address`` is set (a genuine one then carries the token), is only counted;
 - anything else is recorded and ignored, so a forged bounce cannot silence an address
   that iomfeed has not mailed lately.
 
@@ -22,7 +24,7 @@ hard bounce, as :mod:`iomfeed.delivery.policy` counts it):
 - a digest in between that went out and drew no bounce ends both streaks (one successful
   delivery resets); a bounce of a sign-up message (no digest) is recorded and moves no
   streak;
-- a complaint unsubscribes at once.
+- a complaint (believed, as above) unsubscribes at once.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ class BouncePolicy:
     bounce_after: int = 3
     soft_after: int = 3
     soft_days: float = 14.0
-    trust_days: float = 14.0
+    trust_days: float = 14.0  # 0: tokens only
+    verp: bool = False  # mail.bounce_address is set: genuine complaints carry a token
 
     @classmethod
     def from_config(cls, config: Config) -> BouncePolicy:
@@ -62,6 +65,7 @@ class BouncePolicy:
             soft_after=b.soft_after,
             soft_days=b.soft_days,
             trust_days=b.trust_days,
+            verp=bool(config.mail.bounce_address),
         )
 
     def trusted_since(self, now: datetime) -> datetime:
@@ -78,11 +82,15 @@ class BouncePolicy:
         """What a bounce of ``kind`` about ``digest_id`` does to a subscriber (still on the
         list) whose digests are ``history`` (newest first, this bounce not yet in it)."""
         if trust is Trust.NONE:
+            if self.trust_days <= 0:
+                return Verdict(Action.IGNORED, "not trusted: no valid token (trust_days 0)")
             return Verdict(
                 Action.IGNORED,
-                f"not trusted: no valid token, and nothing was sent to this address in the"
+                f"not trusted: no valid token, and no digest was sent to this address in the"
                 f" last {self.trust_days:g} days",
             )
+        if kind is Kind.COMPLAINT and trust is Trust.RECENT and self.verp:
+            return Verdict(Action.COUNTED, "complaint without a token: recorded, not acted on")
         if kind is Kind.COMPLAINT:
             return Verdict(Action.UNSUBSCRIBED, "complaint: unsubscribed at once")
         if kind not in (Kind.HARD, Kind.SOFT):
