@@ -199,3 +199,31 @@ def test_a_sign_up_notice_does_not_make_an_address_recent(tmp_path: Path) -> Non
         read_bounces_safely(config, store=store, clock=lambda: later)
         (event,) = store.bounce_events(subscriber_id=sub.id)
         assert (event.trust, event.action) == (Trust.NONE, Action.IGNORED)
+
+
+def test_a_bounce_of_a_digest_still_sending_moves_no_streak(tmp_path: Path) -> None:
+    config, store, first = prepared(tmp_path)
+    maildir = config.maildir_path
+    assert maildir is not None
+    with store:
+        rounds = [first] + [
+            send_one(config, store, NOW + timedelta(days=7 * i), 100 + 2 * i) for i in (1, 2)
+        ]
+        target = first[0].recipient
+        sub = store.subscriber(target)
+        assert sub is not None
+        # Digest 3's row for them is left 'sending' (a send that has not finished).
+        cur = store.db.execute(
+            "UPDATE deliveries SET status = 'sending' WHERE digest_id = 3 AND subscriber_id = ?",
+            (sub.id,),
+        )
+        assert cur.rowcount == 1
+        for digest in (1, 2, 3):
+            message = next(m for m in rounds[digest - 1] if m.recipient == target)
+            deliver(maildir, fill("exim", message), f"{digest}.bounce")
+            read_bounces_safely(config, store=store, clock=lambda: NOW + timedelta(days=15))
+        sub = store.subscriber(target)
+        assert sub is not None and sub.status == "active", sub
+        (event,) = store.bounce_events(digest_id=3)
+        assert event.trust is Trust.TOKEN and event.action is Action.COUNTED
+        assert "moves no streak" in event.detail

@@ -22,8 +22,9 @@ hard bounce, as :mod:`iomfeed.delivery.policy` counts it):
 - a soft bounce only once ``bounces.soft_after`` digests in a row have bounced (soft or
   hard) and the first of them went at least ``bounces.soft_days`` before the last;
 - a digest in between that went out and drew no bounce ends both streaks (one successful
-  delivery resets); a bounce of a sign-up message (no digest) is recorded and moves no
-  streak;
+  delivery resets); a bounce of a sign-up message (no digest), of a digest sent before
+  the subscriber (re)joined, or of one whose send has not finished, is recorded and moves
+  no streak;
 - a complaint (believed, as above) unsubscribes at once.
 """
 
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ..delivery.policy import DeliveryPolicy
@@ -98,6 +99,12 @@ class BouncePolicy:
         if digest_id is None:
             return Verdict(Action.COUNTED, "a sign-up message bounced: moves no streak")
         rows = _streak(kind, digest_id, history)
+        if not rows:
+            return Verdict(
+                Action.COUNTED,
+                f"digest {digest_id} is not among those sent to them since they joined (or"
+                " its send is unfinished): moves no streak",
+            )
         if kind is Kind.HARD:
             n = sum(1 for _ in rows)
             if n >= self.bounce_after:
@@ -117,22 +124,17 @@ class BouncePolicy:
 
 def _streak(kind: Kind, digest_id: int, history: Sequence[SentDigest]) -> list[SentDigest]:
     """The digests in a row, from ``digest_id`` back, that failed the way ``kind`` counts
-    (hard: refused or hard; soft: any bounce); the one this bounce is about counts (when
-    the ledger has no row for it, it counts as sent with the newest of the others)."""
+    (hard: refused or hard; soft: any bounce); the one this bounce is about counts. Empty
+    when ``history`` has no row for it (a digest of before they (re)joined, or one whose
+    send has not finished): such a bounce moves no streak."""
+    if all(row.digest_id != digest_id for row in history):
+        return []
     rows: list[SentDigest] = []
-    found = False
     for row in history:
         if row.digest_id > digest_id:
             continue
-        current = row.digest_id == digest_id
-        found = found or current
-        failed = current or row.refused or row.hard or (kind is Kind.SOFT and row.soft)
-        if not failed:
+        failed = row.digest_id == digest_id or row.refused or row.hard
+        if not (failed or (kind is Kind.SOFT and row.soft)):
             break
         rows.append(row)
-    if not found:
-        sent = rows[0].sent if rows else None
-        if sent is None:
-            return [SentDigest(digest_id, datetime.max.replace(tzinfo=UTC), False, False, False)]
-        rows.insert(0, SentDigest(digest_id, sent, False, False, False))
     return rows
