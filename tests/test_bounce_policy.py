@@ -64,10 +64,12 @@ def test_untrusted_auto_replies_and_sign_up_bounces_do_nothing() -> None:
     assert POLICY.verdict(Kind.HARD, Trust.TOKEN, None, history).action is Action.COUNTED
 
 
-def test_a_digest_missing_from_the_ledger_still_counts_once() -> None:
+def test_a_digest_missing_from_the_ledger_moves_no_streak() -> None:
+    # Not sent since they (re)joined, or its send unfinished: the streak stays as it was.
     verdict = POLICY.verdict(Kind.HARD, Trust.TOKEN, 5, [sent(2, hard=True), sent(1, hard=True)])
-    assert verdict.action is Action.BOUNCED
+    assert verdict.action is Action.COUNTED and "moves no streak" in verdict.detail
     assert POLICY.verdict(Kind.SOFT, Trust.TOKEN, 5, []).action is Action.COUNTED
+    assert "moves no streak" in POLICY.verdict(Kind.SOFT, Trust.TOKEN, 5, []).detail
 
 
 def test_a_verp_token_is_lower_case_atext_and_verifies_only_as_made() -> None:

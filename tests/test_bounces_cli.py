@@ -64,7 +64,7 @@ def sent_list(path: Path) -> tuple[Config, list[bytes]]:
     assert config.maildir_path is not None
     make_maildir(config.maildir_path)
     with Store(config.database_path) as store:
-        add_subscribers(store, 3)
+        add_subscribers(store, 3, NOW - timedelta(hours=2))  # before the send
         sent = send_one(config, store, NOW - timedelta(hours=1), 100)
     raws = [fill("postfix-dsn", sent[0]), fill("exim", sent[1]), fill("qmail", sent[2])]
     return config, [*raws, fill("arf", sent[2])]
@@ -160,7 +160,12 @@ def test_bounces_without_a_mailbox_is_a_configuration_error(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        ('bounce_address = "a-very-long-local-part-x@example.org"', "at most 23 characters"),
+        (
+            'bounce_address = "a-very-long-local-part-x@example.org"',
+            "at most 23 characters: each message adds '+' and a token (the digest's and the"
+            " subscriber's numbers and 18 characters more), 41 characters in all while the"
+            " two numbers have 22 digits or fewer together",
+        ),
         ('imap_host = "mail.example.org"', "bounces.maildir: give either maildir or imap_host"),
     ],
 )

@@ -6,8 +6,10 @@ Trust (``bounces.trust_days``):
 - a bounce or complaint carrying a VERP token (or, for a complaint, the returned message's
   unsubscribe token) that verifies names its subscriber and digest: it is acted on;
 - one without (forwarded, mangled, or a report that quotes only the address) counts only
-  for a subscriber who was sent a digest or a sign-up message in the last ``trust_days``,
-  and is taken to be about the latest digest sent to them;
+  for a subscriber who was sent a digest (or the welcome) in the last ``trust_days``
+  (0: never), and is taken to be about the latest digest sent to them; one that names
+  several such subscribers acts on none; a complaint without a token, when
+  ``mail.bounce_address`` is set (a genuine one then carries the token), is only counted;
 - anything else is recorded and ignored, so a forged bounce cannot silence an address
   that iomfeed has not mailed lately.
 
@@ -20,16 +22,17 @@ hard bounce, as :mod:`iomfeed.delivery.policy` counts it):
 - a soft bounce only once ``bounces.soft_after`` digests in a row have bounced (soft or
   hard) and the first of them went at least ``bounces.soft_days`` before the last;
 - a digest in between that went out and drew no bounce ends both streaks (one successful
-  delivery resets); a bounce of a sign-up message (no digest) is recorded and moves no
-  streak;
-- a complaint unsubscribes at once.
+  delivery resets); a bounce of a sign-up message (no digest), of a digest sent before
+  the subscriber (re)joined, or of one whose send has not finished, is recorded and moves
+  no streak;
+- a complaint (believed, as above) unsubscribes at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ..delivery.policy import DeliveryPolicy
@@ -52,7 +55,8 @@ class BouncePolicy:
     bounce_after: int = 3
     soft_after: int = 3
     soft_days: float = 14.0
-    trust_days: float = 14.0
+    trust_days: float = 14.0  # 0: tokens only
+    verp: bool = False  # mail.bounce_address is set: genuine complaints carry a token
 
     @classmethod
     def from_config(cls, config: Config) -> BouncePolicy:
@@ -62,6 +66,7 @@ class BouncePolicy:
             soft_after=b.soft_after,
             soft_days=b.soft_days,
             trust_days=b.trust_days,
+            verp=bool(config.mail.bounce_address),
         )
 
     def trusted_since(self, now: datetime) -> datetime:
@@ -78,11 +83,15 @@ class BouncePolicy:
         """What a bounce of ``kind`` about ``digest_id`` does to a subscriber (still on the
         list) whose digests are ``history`` (newest first, this bounce not yet in it)."""
         if trust is Trust.NONE:
+            if self.trust_days <= 0:
+                return Verdict(Action.IGNORED, "not trusted: no valid token (trust_days 0)")
             return Verdict(
                 Action.IGNORED,
-                f"not trusted: no valid token, and nothing was sent to this address in the"
+                f"not trusted: no valid token, and no digest was sent to this address in the"
                 f" last {self.trust_days:g} days",
             )
+        if kind is Kind.COMPLAINT and trust is Trust.RECENT and self.verp:
+            return Verdict(Action.COUNTED, "complaint without a token: recorded, not acted on")
         if kind is Kind.COMPLAINT:
             return Verdict(Action.UNSUBSCRIBED, "complaint: unsubscribed at once")
         if kind not in (Kind.HARD, Kind.SOFT):
@@ -90,6 +99,12 @@ class BouncePolicy:
         if digest_id is None:
             return Verdict(Action.COUNTED, "a sign-up message bounced: moves no streak")
         rows = _streak(kind, digest_id, history)
+        if not rows:
+            return Verdict(
+                Action.COUNTED,
+                f"digest {digest_id} is not among those sent to them since they joined (or"
+                " its send is unfinished): moves no streak",
+            )
         if kind is Kind.HARD:
             n = sum(1 for _ in rows)
             if n >= self.bounce_after:
@@ -109,22 +124,17 @@ class BouncePolicy:
 
 def _streak(kind: Kind, digest_id: int, history: Sequence[SentDigest]) -> list[SentDigest]:
     """The digests in a row, from ``digest_id`` back, that failed the way ``kind`` counts
-    (hard: refused or hard; soft: any bounce); the one this bounce is about counts (when
-    the ledger has no row for it, it counts as sent with the newest of the others)."""
+    (hard: refused or hard; soft: any bounce); the one this bounce is about counts. Empty
+    when ``history`` has no row for it (a digest of before they (re)joined, or one whose
+    send has not finished): such a bounce moves no streak."""
+    if all(row.digest_id != digest_id for row in history):
+        return []
     rows: list[SentDigest] = []
-    found = False
     for row in history:
         if row.digest_id > digest_id:
             continue
-        current = row.digest_id == digest_id
-        found = found or current
-        failed = current or row.refused or row.hard or (kind is Kind.SOFT and row.soft)
-        if not failed:
+        failed = row.digest_id == digest_id or row.refused or row.hard
+        if not (failed or (kind is Kind.SOFT and row.soft)):
             break
         rows.append(row)
-    if not found:
-        sent = rows[0].sent if rows else None
-        if sent is None:
-            return [SentDigest(digest_id, datetime.max.replace(tzinfo=UTC), False, False, False)]
-        rows.insert(0, SentDigest(digest_id, sent, False, False, False))
     return rows

@@ -60,6 +60,7 @@ class _Target:
     address: str
     digest_id: int | None
     trust: Trust
+    note: str = ""  # why it is not believed, when not for the usual reason
 
 
 @dataclass(slots=True)
@@ -96,9 +97,8 @@ def process_mailbox(
                 again += 1
             else:
                 ctx = _Context(config, store, secret, policy, clock())
-                found = _classified(incoming.raw, f"{mailbox.where} {incoming.key}")
-                events = message_events(ctx, key, found)
-                store.record_bounce(events)
+                where = f"{mailbox.where} {incoming.key}"
+                found, events = _recorded(ctx, key, _classified(incoming.raw, where), where)
                 kinds[found.kind.value] += 1
                 actions.update(e.action for e in events if e.kind in _BOUNCES)
                 read += 1
@@ -129,6 +129,25 @@ def _classified(raw: bytes, where: str) -> Classified:
     except Exception as exc:
         log.exception("bounces: %s could not be classified; kept as unrecognised", where)
         return Classified(Kind.UNRECOGNISED, "", note=f"could not be classified: {exc!r}"[:200])
+
+
+def _recorded(
+    ctx: _Context, key: str, found: Classified, where: str
+) -> tuple[Classified, list[BounceEvent]]:
+    """The message's events, stored; a message that trips up the rules or the store is
+    stored as unrecognised instead (with what went wrong): like :func:`_classified`, one
+    odd message must not stop every later pass at the same place."""
+    try:
+        events = message_events(ctx, key, found)
+        ctx.store.record_bounce(events)
+        return found, events
+    except Exception as exc:
+        log.exception("bounces: %s could not be processed; kept as unrecognised", where)
+        note = f"could not be processed: {exc!r}"[:200]
+        found = Classified(Kind.UNRECOGNISED, found.message_id, note=note)
+        events = message_events(ctx, key, found)
+        ctx.store.record_bounce(events)
+        return found, events
 
 
 def _log(events: list[BounceEvent]) -> None:
@@ -184,6 +203,8 @@ def _event(
     elif not on_list:
         state = profile.state.value if profile is not None else "forgotten"
         verdict_action, detail = Action.IGNORED, f"subscriber already {state}"
+    elif target.note:
+        verdict_action, detail = Action.IGNORED, target.note
     else:
         history = ctx.store.sent_digests(target.subscriber_id)
         verdict = ctx.policy.verdict(kind, target.trust, target.digest_id, history)
@@ -207,26 +228,35 @@ def _event(
 
 def _targets(ctx: _Context, found: Classified) -> list[tuple[_Target, Failure | None]]:
     """The subscribers a message is about, each with the failure reported for them: those
-    its tokens name first (trusted), then the addresses it reports (trusted when
-    recently mailed, else not)."""
-    out: list[tuple[_Target, Failure | None]] = []
+    its tokens name (trusted); else the addresses it reports, believed (trusted as
+    recent) only for one subscriber mailed within trust_days: a message without a token
+    that names several such subscribers acts on none of them (a forged report listing
+    the whole list must not silence it)."""
     worst = _worst(found.failures)
-    for target in _token_targets(ctx, found):
-        mine = next((f for f in found.failures if f.address == target.address.lower()), worst)
-        out.append((target, mine))
-    named = {t.subscriber_id for t, _ in out}
+    tokened = _token_targets(ctx, found)
+    if tokened:  # a verified token says whom it is about; the rest may be mangled
+        return [
+            (t, next((f for f in found.failures if f.address == t.address.lower()), worst))
+            for t in tokened
+        ]
     reported: list[tuple[str, Failure | None]] = [(f.address, f) for f in found.failures]
     reported += [(a, None) for a in found.complained]
-    if out:
-        return out  # a verified token says whom it is about; the rest may be mangled
+    out: list[tuple[_Target, Failure | None]] = []
+    named: set[int] = set()
     for address, failure in reported:
         sub = ctx.store.subscriber(address)
         if sub is None or sub.id in named:
             continue
         named.add(sub.id)
-        mailed, digest_id = ctx.store.last_mailed(sub.id, ctx.policy.trusted_since(ctx.now))
+        mailed, digest_id = False, None
+        if ctx.policy.trust_days > 0:
+            mailed, digest_id = ctx.store.last_mailed(sub.id, ctx.policy.trusted_since(ctx.now))
         trust = Trust.RECENT if mailed else Trust.NONE
         out.append((_Target(sub.id, sub.address, digest_id, trust), failure))
+    recent = sum(1 for t, _ in out if t.trust is Trust.RECENT)
+    if recent > 1:
+        note = f"no token, and it names {recent} subscribers mailed lately: acts on none"
+        out = [(_Target(t.subscriber_id, t.address, None, Trust.NONE, note), f) for t, f in out]
     return out
 
 

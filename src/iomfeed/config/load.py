@@ -35,7 +35,8 @@ from .schema import Config, DigestConfig
 
 log = logging.getLogger(__name__)
 
-#: The longest local part of mail.bounce_address: 64 (RFC 5321) less '+' and a VERP token.
+#: The longest local part of mail.bounce_address: 64 (RFC 5321) less '+' and a VERP token
+#: (``<digest>-<subscriber>-<16 letters>``) whose two numbers have 22 digits or fewer.
 MAX_BOUNCE_LOCAL = 23
 
 
@@ -166,7 +167,9 @@ def _check_bounces(config: Config) -> None:
     if len(local) > MAX_BOUNCE_LOCAL:
         raise ConfigError(
             f"mail.bounce_address: the part before the @ may have at most {MAX_BOUNCE_LOCAL}"
-            " characters: each message adds '+' and a token of up to 40 (RFC 5321 allows 64)"
+            " characters: each message adds '+' and a token (the digest's and the"
+            " subscriber's numbers and 18 characters more), 41 characters in all while the"
+            " two numbers have 22 digits or fewer together (RFC 5321 allows 64)"
         )
     b = config.bounces
     if b.maildir and b.imap_host:

@@ -264,7 +264,7 @@ class BouncesConfig:
     imap_done_folder: str = ""
     imap_ca_file: str = ""
     imap_timeout: float = field(default=30.0, metadata=_checked(_check_positive))
-    trust_days: float = field(default=14.0, metadata=_checked(_check_positive))
+    trust_days: float = field(default=14.0, metadata=_checked(_check_non_negative))
     soft_after: int = field(default=3, metadata=_checked(_check_positive))
     soft_days: float = field(default=14.0, metadata=_checked(_check_non_negative))
 

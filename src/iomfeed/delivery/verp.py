@@ -78,7 +78,8 @@ def find_tokens(text: str, bounce_address: str) -> list[VerpToken]:
         return []
     local, _, domain = bounce_address.lower().rpartition("@")
     pattern = re.compile(
-        rf"(?<![A-Za-z0-9.+_-]){re.escape(local)}\+{_TOKEN}@{re.escape(domain)}\b", re.IGNORECASE
+        rf"(?<![A-Za-z0-9.+_-]){re.escape(local)}\+{_TOKEN}@{re.escape(domain)}\b",
+        re.IGNORECASE | re.ASCII,  # IGNORECASE alone lets "[a-z]" match U+017F and U+212A
     )
     found: list[VerpToken] = []
     for m in pattern.finditer(text):
@@ -90,6 +91,9 @@ def find_tokens(text: str, bounce_address: str) -> list[VerpToken]:
 
 
 def verify(secret: bytes, list_id: str, token: VerpToken, address: str) -> bool:
-    """Whether ``token`` was made for ``address`` on this list (constant time)."""
+    """Whether ``token`` was made for ``address`` on this list (constant time); a mac
+    that is not ASCII (which no token of ours is) is not ours."""
+    if not token.mac.isascii():
+        return False
     expected = _mac(secret, list_id, token.digest_id, token.subscriber_id, address)
     return hmac.compare_digest(expected, token.mac)

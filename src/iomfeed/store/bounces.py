@@ -104,8 +104,10 @@ class BouncesMixin(StoreBase):
         ]
 
     def last_mailed(self, subscriber_id: int, since: datetime) -> tuple[bool, int | None]:
-        """Whether the subscriber was sent anything since ``since`` (a digest the relay
-        took, or a sign-up message), and the latest digest sent to them then (None: none)."""
+        """Whether the subscriber was sent a digest the relay took since ``since`` (or the
+        welcome, which follows a confirmation by the address's owner), and the latest digest
+        sent to them then (None: none). A confirmation or "already subscribed" notice does
+        not count: anyone can have one sent through the sign-up form."""
         row = self.db.execute(
             "SELECT max(digest_id) FROM deliveries WHERE subscriber_id = ? AND status = 'sent'"
             " AND updated >= ?",
@@ -115,9 +117,8 @@ class BouncesMixin(StoreBase):
         if digest_id is not None:
             return True, int(digest_id)
         notice = self.db.execute(
-            "SELECT 1 FROM subscribers WHERE id = ? AND (confirm_sent >= ? OR notice_sent >= ?"
-            " OR confirmed_at >= ?)",
-            (subscriber_id, utc(since), utc(since), utc(since)),
+            "SELECT 1 FROM subscribers WHERE id = ? AND confirmed_at >= ?",
+            (subscriber_id, utc(since)),
         ).fetchone()
         return notice is not None, None
 
