@@ -29,6 +29,14 @@ def is_local(host: str) -> bool:
         return False
 
 
+def tls_reason(exc: ssl.SSLError) -> str:
+    """Why a TLS handshake failed, in words: a certificate's fault first."""
+    verify = getattr(exc, "verify_message", "")
+    if verify:
+        return f"the certificate is not valid: {verify}"
+    return str(exc.reason or exc)
+
+
 def _context(ca_file: Path | None) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
 
@@ -80,7 +88,7 @@ def check_relay(
 
 
 def _tls_failed(where: str, exc: ssl.SSLError, cfg: SmtpConfig) -> Check:
-    reason = getattr(exc, "verify_message", "") or exc.reason or str(exc)
+    reason = tls_reason(exc)
     return fail(
         "relay TLS",
         f"{where}: TLS failed: {reason}",

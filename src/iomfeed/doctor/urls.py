@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 from .records import Check, fail, ok, warn
+from .relay import tls_reason
 
 TIMEOUT = 15.0
 _READ = 64 * 1024
@@ -73,7 +74,7 @@ def request(
 
 def _unreachable(url: str, exc: Exception) -> str:
     if isinstance(exc, ssl.SSLError):
-        reason = getattr(exc, "verify_message", "") or exc.reason or str(exc)
+        reason = tls_reason(exc)
         return f"{url}: TLS failed: {reason}"
     return f"{url}: no answer: {exc}"
 
