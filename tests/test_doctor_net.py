@@ -172,6 +172,32 @@ def test_the_one_click_probe_gets_200_and_unsubscribes_nobody(app: tuple[Config,
     assert set(statuses.values()) == {"active"}, statuses
 
 
+def test_the_probe_is_only_a_post_and_only_signed(app: tuple[Config, str]) -> None:
+    import http.client
+
+    config, base = app
+    with Store(config.database_path) as store:
+        from iomfeed.digest.unsubscribe import load_secret
+
+        token = probe_token(load_secret(config, store), config.list_id)
+    port = int(base.rsplit(":", 1)[1].strip("/"))
+
+    def ask(method: str, token: str) -> tuple[int, bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        body = b"List-Unsubscribe=One-Click" if method == "POST" else None
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        connection.request(method, f"/unsubscribe?t={token}", body=body, headers=headers)
+        response = connection.getresponse()
+        answer = response.status, response.read()
+        connection.close()
+        return answer
+
+    status, body = ask("POST", token)
+    assert status == 200 and b"nobody was unsubscribed" in body
+    assert ask("GET", token)[0] == 400  # a page for people: the probe names nobody
+    assert ask("POST", "0." + "A" * 22)[0] == 400  # unsigned: a malformed token, as before
+
+
 def test_a_server_with_another_secret_refuses_the_probe(app: tuple[Config, str]) -> None:
     config, base = app
     other = probe_token(b"another secret, not the list's", config.list_id)
