@@ -173,6 +173,17 @@ def test_a_subdomain_inherits_the_organisations_dmarc_record(
     assert dmarc.status is Status.WARN and "_dmarc.example.net" in dmarc.found
 
 
+def test_a_record_of_another_key_type_is_named(
+    keys: dict[str, tuple[Path, str]], dkim: DkimSettings
+) -> None:
+    records = good_records(keys["ours"][1])
+    records[("mail2024._domainkey.example.net", "TXT")] = [
+        "v=DKIM1; k=ed25519; p=" + "A" * 43 + "="
+    ]
+    check = run(records, config(), dkim)["DKIM"]
+    assert check.status is Status.FAIL and "k=ed25519" in check.found
+
+
 def test_a_key_that_cannot_be_read_is_named(
     tmp_path: Path, keys: dict[str, tuple[Path, str]]
 ) -> None:

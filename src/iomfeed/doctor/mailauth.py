@@ -174,8 +174,9 @@ def _key_problem(record: str, dkim: DkimSettings) -> str:
         key = Path(dkim.key_file).read_bytes()
     except OSError as exc:
         return f"the private key cannot be read: {exc.strerror or exc} ({dkim.key_file})"
-    ed25519 = tags(record).get("k", "rsa").lower() == "ed25519"
-    algorithm = b"ed25519-sha256" if ed25519 else b"rsa-sha256"
+    kind = tags(record).get("k", "rsa").lower()
+    if kind != "rsa":
+        return f"the record holds a k={kind} key; iomfeed signs with RSA (rsa-sha256)"
     message = (
         f"From: doctor@{dkim.domain}\r\nTo: doctor@{dkim.domain}\r\n"
         "Subject: iomfeed doctor\r\n\r\nA DKIM key check; never sent.\r\n"
@@ -186,7 +187,7 @@ def _key_problem(record: str, dkim: DkimSettings) -> str:
             dkim.selector.encode(),
             dkim.domain.encode(),
             key,
-            signature_algorithm=algorithm,
+            signature_algorithm=b"rsa-sha256",
             include_headers=[b"from"],
         )
     except Exception as exc:  # dkimpy raises several kinds for a key it cannot use
