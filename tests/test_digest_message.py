@@ -41,6 +41,9 @@ EXPECTED_HEADERS = {
     "list-id",
     "list-unsubscribe",
     "list-unsubscribe-post",
+    "precedence",
+    "auto-submitted",
+    "feedback-id",
     "mime-version",
     "content-type",
 }
@@ -116,6 +119,9 @@ def test_message_structure_headers_and_parts() -> None:
     assert msg["Date"].datetime == NOW
     assert msg["List-Id"] == "IOM Albania news <digest.feeds.example.org>"
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # Bulk, not to be answered by a vacation responder; its campaign for Gmail's feedback loop
+    assert (msg["Precedence"], msg["Auto-Submitted"]) == ("bulk", "auto-generated")
+    assert msg["Feedback-ID"] == "digest-3:digest.feeds.example.org:iomfeed"
     mid = msg["Message-ID"]
     assert mid.startswith("<digest-3.7.") and mid.endswith("@feeds.example.org>")
 
@@ -244,6 +250,7 @@ def test_test_copy_is_marked_and_has_no_one_click_header() -> None:
     msg = parse(composer.compose_test("me@example.org", "", "<test-1@feeds.example.org>").data)
     assert str(msg["Subject"]).startswith("[TEST] ")
     assert msg["List-Unsubscribe"] is None and msg["List-Unsubscribe-Post"] is None
+    assert msg["Auto-Submitted"] == "auto-generated"
 
 
 def test_a_long_non_ascii_list_name_and_an_idn_address() -> None:

@@ -153,6 +153,8 @@ def test_a_sign_up_is_pending_until_confirmed_then_welcomed_in_its_language(
     assert message["Subject"] == "Ju lutemi konfirmoni regjistrimin në Lajme nga IOM Shqipëri"
     assert message["To"] == "Ana Hoxha <Ana@example.org>"
     assert message["List-Unsubscribe"] is None  # not on the list yet: ignoring it is "no"
+    assert message["Auto-Submitted"] == "auto-generated" and message["Precedence"] is None
+    assert message["Feedback-ID"] == f"confirm:{config.list_id}:iomfeed"
     assert "Konfirmo regjistrimin" in html(message) and "7 ditë" in text(message)
     token = link(message, "confirm")
     assert f"{config.confirm_url}?t={token}" in html(message)

@@ -13,6 +13,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from .config import Config
+from .delivery.policy import QuotaState
 from .models import DigestRecord
 
 if TYPE_CHECKING:
@@ -85,6 +86,8 @@ class Health:
     #: Messages of the bounce mailbox by kind in the last BOUNCE_DAYS days, and "ignored":
     #: bounces and complaints not acted on (not believed, or about nobody on the list).
     bounces: Mapping[str, int] = field(default_factory=dict)
+    #: The relay's quota now (mail.hourly_limit, mail.daily_limit): when a full one frees up.
+    quota: QuotaState = field(default_factory=lambda: QuotaState(room=None))
 
     @property
     def failing(self) -> tuple[SourceHealth, ...]:
@@ -216,12 +219,17 @@ def check(
     configured = {s.name: s.enabled for s in config.sources}
     names = list(configured) + [n for n in store.run_sources() if n not in configured]
     sources = tuple(source_health(store, n, enabled=configured.get(n, False)) for n in names)
+    from .delivery.quota import quota_state
+
     stuck_after = timedelta(hours=config.operator.stuck_hours)
+    quota = quota_state(config, store, now)
     digest_health = tuple(
         DigestHealth(
             record=d,
             totals=store.delivery_totals(d.id),
-            stuck=d.status == "sending" and now - d.created > stuck_after,
+            # One the relay's quota holds is waiting, not stuck (a list larger than a day's
+            # quota takes days).
+            stuck=d.status == "sending" and now - d.created > stuck_after and not quota.full,
         )
         for d in store.digests(limit=digests)
     )
@@ -232,6 +240,7 @@ def check(
         jobs[name] = (failures, store.setting(f"job:{name}:error") or "")
     return Health(
         bounces=store.bounce_counts(now - timedelta(days=BOUNCE_DAYS)),
+        quota=quota,
         jobs=jobs,
         checked=now,
         sources=sources,

@@ -109,7 +109,8 @@ def _digest_outcome(d: DigestOutcome) -> dict[str, Any]:
 @to_json.register
 def _delivery(d: DeliveryReport) -> dict[str, Any]:
     return _pick(d, "sent", "failed", "deferred", "skipped", "bounced", "error", "interrupted") | {
-        "totals": dict(d.totals)
+        "totals": dict(d.totals),
+        **_pick(d, "quota_note", "quota_frees_at"),  # held by mail.hourly/daily_limit
     }
 
 
@@ -144,11 +145,24 @@ def _health(h: Health) -> dict[str, Any]:
         },
         "subscribers": dict(h.subscribers),
         "bounces": dict(h.bounces),
+        "quota": _quota(h),
         "jobs": {
             name: {"failures_in_a_row": n, "last_error": error}
             for name, (n, error) in h.jobs.items()
         },
         "next": to_json(dict(h.next_times)),
+    }
+
+
+def _quota(h: Health) -> dict[str, Any]:
+    """The relay's quota: its limits, what each window used, and when a full one frees up."""
+    q = h.quota
+    return {
+        "limits": dict(q.limits),
+        "used": dict(q.used),
+        "room": q.room,
+        "full": q.full,
+        "frees_at": to_json(q.frees_at),
     }
 
 

@@ -328,6 +328,10 @@ class DeliveryReport:
     totals: Mapping[str, int] = field(default_factory=dict)  # status -> rows, whole digest
     finished: bool = False  # every delivery final: the digest has gone out
     error: str = ""  # why the send stopped early (the relay unreachable, the sender refused)
+    #: the relay's quota was reached (mail.hourly_limit, mail.daily_limit): why, and when
+    #: the rest may go; the rows left stay pending, and that is not an error
+    quota_note: str = ""
+    quota_frees_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from .digest.headers import clean_header_text
-from .digest.message import NAME_LIMIT, Outgoing
+from .digest.message import NAME_LIMIT, Outgoing, feedback_id
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -206,6 +206,9 @@ def compose(
         mailto = f"<{links.unsubscribe_mailto}>" if links.unsubscribe_mailto else ""
         msg["List-Unsubscribe"] = ", ".join(filter(None, (f"<{links.unsubscribe}>", mailto)))
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    # Sent by a program on a form's request: no vacation responder should answer it.
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["Feedback-ID"] = feedback_id(kind.value, config.list_id)
     msg.set_content(rendered.text, cte="8bit")
     msg.add_alternative(rendered.html, subtype="html", cte="8bit")
     return Outgoing(

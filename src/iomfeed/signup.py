@@ -234,6 +234,7 @@ def _mail(
     now: datetime,
 ) -> str:
     """Render and hand over one sign-up message; '' when it went, else why not (logged)."""
+    from .delivery.quota import quota_state
     from .notices import compose, render
 
     language = config_language(config, profile.language)
@@ -259,11 +260,18 @@ def _mail(
         now=now,
     )
     message = replace(message, sender=_envelope(config, store, profile, message.sender))
+    quota = quota_state(config, store, now)
+    if quota.full:  # not queued: the sign-up answers as for a relay that is down
+        log.warning(
+            "%s message to subscriber %d not sent: %s", kind.value, profile.id, quota.note()
+        )
+        return quota.note()
     try:
         mailer.send(message)
     except DeliveryError as exc:
         log.warning("%s message to subscriber %d not sent: %s", kind.value, profile.id, exc)
         return str(exc) or type(exc).__name__
+    store.record_sent(now, kind.value)  # counted for mail.hourly_limit / mail.daily_limit
     log.info("%s message sent to subscriber %d", kind.value, profile.id)
     return ""
 

@@ -57,13 +57,16 @@ def _digest_send(args: argparse.Namespace, config: Config) -> int:
         finally:
             sending.close()
     d = outcome.delivery
-    if d is None:
-        print(f"digest skipped: {outcome.note}")
+    if d is None:  # skipped, or held by the relay's quota (mail.*_limit)
+        print(
+            f"digest {'skipped' if outcome.status == 'skipped' else 'not sent now'}: {outcome.note}"
+        )
         return EXIT_OK
     totals = ", ".join(f"{n} {s}" for s, n in sorted(d.totals.items()))
     print(
         f"digest {outcome.digest_id}: {d.sent} sent now ({totals});"
         f" {'complete' if d.finished else 'NOT complete'}"
+        + (f"; {d.quota_note}" if d.quota_note else "")
     )
     return EXIT_OK if outcome.ok else EXIT_SOURCE_FAILED
 
@@ -168,5 +171,6 @@ def _digest_test_copy(args: argparse.Namespace, rt: Runtime) -> int:
         reply = mailer.send(message)
     finally:
         mailer.close()
+    store.record_sent(rt.clock(), "test")  # the relay counts it (mail.*_limit)
     print(f"test copy ({lang}) sent to {address}: {reply}")
     return EXIT_OK

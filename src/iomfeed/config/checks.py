@@ -6,9 +6,11 @@ a library (soupsieve, APScheduler, Jinja2) are functions the deep check and the 
 
 from __future__ import annotations
 
+import binascii
 import dataclasses
 import re
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -90,6 +92,10 @@ def _check_positive(value: float) -> str | None:
 
 def _check_at_least_one(value: float) -> str | None:
     return None if value >= 1 else "expected a number of at least 1"
+
+
+def _check_optional_limit(value: int) -> str | None:
+    return None if value >= 0 else "expected a number of messages, at least 1 (0: no limit)"
 
 
 def _check_non_negative(value: float) -> str | None:
@@ -222,6 +228,59 @@ def _check_proxy(value: str) -> str | None:
         ipaddress.ip_address(value)
     except ValueError:
         return "expected the IP address the proxy connects from (e.g. 127.0.0.1), '*' or ''"
+    return None
+
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DNS_NAME_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
+
+
+def _check_dkim_selector(value: str) -> str | None:
+    if value == "" or _DNS_NAME_RE.match(value):
+        return None
+    return "expected a DNS label such as 'iomfeed2026' (letters, digits, '-', '.')"
+
+
+def _check_domain(value: str) -> str | None:
+    if value == "" or (_DNS_NAME_RE.match(value) and "." in value and len(value) <= 253):
+        return None
+    return "expected a domain name such as 'feeds.example.org' (ASCII: an IDN in its xn-- form)"
+
+
+#: PEM armour of the unencrypted private keys dkimpy reads: PKCS#1 RSA and PKCS#8.
+_PEM_KEY_RE = re.compile(
+    rb"-----BEGIN (RSA )?PRIVATE KEY-----\s+([A-Za-z0-9+/=\s]+?)\s*-----END \1?PRIVATE KEY-----"
+)
+
+
+_ED25519_OID = b"\x06\x03\x2b\x65\x70"  # 1.3.101.112 in a PKCS#8 key
+
+
+def private_key_error(path: Path) -> str | None:
+    """What keeps ``path`` from being a PEM private key dkimpy can sign with, or ``None``.
+    Reads the file only (no crypto library): the signer parses it before the first send."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return f"{path}: no such file"
+    except IsADirectoryError:
+        return f"{path}: is a folder, expected a PEM private key file"
+    except OSError as exc:
+        return f"{path}: cannot read it ({exc.strerror or exc})"
+    if b"ENCRYPTED PRIVATE KEY" in data or b"Proc-Type: 4,ENCRYPTED" in data:
+        return f"{path}: the key is encrypted; give an unencrypted PEM key readable by iomfeed only"
+    match = _PEM_KEY_RE.search(data)
+    if match is None:
+        return (
+            f"{path}: not a PEM private key (expected '-----BEGIN PRIVATE KEY-----' or"
+            " '-----BEGIN RSA PRIVATE KEY-----'; a public key or certificate will not sign)"
+        )
+    try:
+        der = binascii.a2b_base64(b"".join(match.group(2).split()))
+    except binascii.Error:
+        return f"{path}: the PEM private key's base64 body is damaged"
+    if _ED25519_OID in der:
+        return f"{path}: an Ed25519 key; iomfeed signs with RSA keys (openssl genrsa 2048)"
     return None
 
 

@@ -28,6 +28,7 @@ from .checks import (
     check_selectors,
     crontab_error,
     jinja_error,
+    private_key_error,
 )
 from .per_language import check_languages
 from .schema import Config, DigestConfig
@@ -179,11 +180,26 @@ def _check_bounces(config: Config) -> None:
         )
 
 
+def _check_dkim(config: Config) -> None:
+    """Both keys or neither; the key file a readable PEM private key, named if not."""
+    dkim = config.mail.dkim
+    if bool(dkim.selector) != bool(dkim.key_file):
+        given, missing = ("selector", "key_file") if dkim.selector else ("key_file", "selector")
+        raise ConfigError(
+            f"mail.dkim.{missing}: required with mail.dkim.{given} (give both to sign, or neither)"
+        )
+    if dkim.key_file:
+        problem = private_key_error(config.path(dkim.key_file))
+        if problem:
+            raise ConfigError(f"mail.dkim.key_file: {problem}")
+
+
 def _check_config(config: Config) -> None:
     from ..sources import check_source_config  # each kind says what it needs
 
     _check_mail(config)
     _check_bounces(config)
+    _check_dkim(config)
     check_languages(config)
     seen: set[str] = set()
     for i, src in enumerate(config.sources):

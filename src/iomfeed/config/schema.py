@@ -17,6 +17,8 @@ from .checks import (
     _check_address,
     _check_at_least_one,
     _check_crontab_shape,
+    _check_dkim_selector,
+    _check_domain,
     _check_env_name,
     _check_http_url,
     _check_language,
@@ -26,6 +28,7 @@ from .checks import (
     _check_non_negative,
     _check_optional_address,
     _check_optional_http_url,
+    _check_optional_limit,
     _check_positive,
     _check_proxy,
     _check_regexes,
@@ -174,6 +177,21 @@ class SmtpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DkimConfig:
+    """DKIM signing (RFC 6376): off unless both selector and key_file are given. The key
+    stays in its own file; this names the file."""
+
+    selector: str = field(default="", metadata=_checked(_check_dkim_selector))
+    key_file: str = ""
+    #: The signing domain (d=); empty: the domain of mail.from_address.
+    domain: str = field(default="", metadata=_checked(_check_domain))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.selector and self.key_file)
+
+
+@dataclass(frozen=True, slots=True)
 class MailConfig:
     transport: Literal["outbox", "smtp"] = "outbox"
     outbox: str = "outbox"
@@ -200,11 +218,21 @@ class MailConfig:
     bounce_after: int = field(default=3, metadata=_checked(_check_positive))
     #: The envelope sender's base for VERP (``local+TOKEN@domain``); empty: from_address.
     bounce_address: str = field(default="", metadata=_checked(_check_optional_address))
+    #: Messages sent at most in any 24 hours / 60 minutes (:class:`..delivery.policy.Quota`);
+    #: 0: no limit.
+    daily_limit: int = field(default=0, metadata=_checked(_check_optional_limit))
+    hourly_limit: int = field(default=0, metadata=_checked(_check_optional_limit))
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    dkim: DkimConfig = field(default_factory=DkimConfig)
 
     @property
     def sender_domain(self) -> str:
         return self.from_address.rpartition("@")[2].lower()
+
+    @property
+    def dkim_domain(self) -> str:
+        """The DKIM signing domain (d=): mail.dkim.domain, or the From address's domain."""
+        return self.dkim.domain.lower() or self.sender_domain
 
 
 @dataclass(frozen=True, slots=True)

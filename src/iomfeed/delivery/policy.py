@@ -20,11 +20,20 @@ The rules, with their ``mail.*`` keys:
 - :data:`MAX_TEMPORARY_IN_A_ROW` addresses in a row still deferred after their retries: a
   quota or a rate limit answered at RCPT, not greylisting. The send stops and the streak's
   tries are given back.
+- The relay's quotas, ``mail.hourly_limit`` and ``mail.daily_limit`` (:class:`Quota`): at
+  most that many messages handed over in any 60 minutes / any 24 hours (rolling windows,
+  counted in the store: digests and sign-up notices alike, so a restart or another process
+  does not start from zero). With no room left the send stops before the next message, as
+  a stop request does: that row and those after it stay pending, nobody is charged a try,
+  and the digest stays open (:mod:`..digest.lifecycle`: no new digest is made either) until
+  :attr:`QuotaState.frees_at`, when the next run or ``digest --send`` goes on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -128,3 +137,78 @@ class Streaks:
     def refused_bounces(self) -> int:
         """Subscribers the refused streak marked bounced."""
         return sum(bounced for _, bounced in self.refused)
+
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaState:
+    """How much of the relay's quota is left now. ``room``: messages that may go now (None:
+    no limit); ``frees_at``: when the first message may go again (None while there is
+    room); ``used``: messages of each limited window ("hour", "day") so far."""
+
+    room: int | None
+    frees_at: datetime | None = None
+    used: tuple[tuple[str, int], ...] = ()
+    limits: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def full(self) -> bool:
+        return self.room == 0
+
+    def note(self) -> str:
+        """Why nothing goes now, in words (for a log line, a digest note, ``status``)."""
+        if not self.full or self.frees_at is None:
+            return ""
+        used = dict(self.used)
+        over = [f"{used[w]}/{n} in the last {w}" for w, n in self.limits if used[w] >= n]
+        when = self.frees_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+        return f"sending quota reached ({', '.join(over)}); sending again from {when}"
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """``mail.hourly_limit`` and ``mail.daily_limit`` (0: none), in rolling windows."""
+
+    hourly: int = 0
+    daily: int = 0
+
+    @classmethod
+    def from_config(cls, mail: MailConfig) -> Quota:
+        return cls(hourly=mail.hourly_limit, daily=mail.daily_limit)
+
+    @property
+    def windows(self) -> tuple[tuple[str, timedelta, int], ...]:
+        """(name, length, limit) of each window with a limit."""
+        both = (("hour", HOUR, self.hourly), ("day", DAY, self.daily))
+        return tuple(w for w in both if w[2] > 0)
+
+    @property
+    def span(self) -> timedelta | None:
+        """How far back the sends that count go; None with no limit."""
+        return max((length for _, length, _n in self.windows), default=None)
+
+    def state(self, now: datetime, sent: Sequence[datetime]) -> QuotaState:
+        """The quota at ``now``, given the times of the messages sent in the last
+        :attr:`span` (oldest first). A window of length W with limit N and c >= N sends
+        in it frees up when its (c - N + 1)th oldest send is W old."""
+        if not self.windows:
+            return QuotaState(room=None)
+        room: int | None = None
+        frees: list[datetime] = []
+        used = []
+        for name, length, limit in self.windows:
+            inside = [t for t in sent if t > now - length]
+            used.append((name, len(inside)))
+            left = limit - len(inside)
+            room = left if room is None else min(room, left)
+            if left <= 0:
+                frees.append(inside[len(inside) - limit] + length)
+        return QuotaState(
+            room=max(room or 0, 0),
+            frees_at=max(frees) if frees else None,
+            used=tuple(used),
+            limits=tuple((name, limit) for name, _l, limit in self.windows),
+        )

@@ -6,7 +6,9 @@ and as 'sent' (with the server's reply) after, so a crash at any point leaves at
 it again with the same Message-ID (a mail client shows one message; the ledger says why there
 may be two). What follows a failure (try again, defer, give up, stop the send, undo a streak)
 is decided by :class:`.policy.DeliveryPolicy`; this module only applies it, one small function
-per outcome. A stop request (SIGTERM) is honoured between two messages.
+per outcome. A stop request (SIGTERM) is honoured between two messages, and so is the
+relay's quota (:class:`.quota.QuotaGate`): with no room left the row in hand and those after
+it stay pending, untried.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from ..digest.segments import Key
     from ..store import Store
     from .mailers import Mailer
+    from .quota import QuotaGate
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,8 @@ class _Send:
     clock: Callable[[], datetime]
     stop: Stop
     streaks: Streaks
+    quota: QuotaGate | None = None
+    held: bool = False  # stopped by the quota before the row in hand
     sent: int = 0
     failed: int = 0
     deferred: int = 0
@@ -93,6 +98,8 @@ class _Send:
             totals=totals,
             finished=finished,
             error=self.error,
+            quota_note=self.quota.state.note() if self.held and self.quota else "",
+            quota_frees_at=self.quota.state.frees_at if self.held and self.quota else None,
         )
 
 
@@ -106,16 +113,21 @@ def deliver(
     clock: Callable[[], datetime],
     stop: Stop | None = None,
     on_message: Callable[[], None] | None = None,
+    quota: QuotaGate | None = None,
 ) -> DeliveryReport:
     """Send what the ledger says is still due for ``record``; returns what happened. Each
     row's message is made from the composer of its subscriber's language and the segment
     frozen in the row."""
-    send = _Send(store, record, composers, mailer, policy, clock, stop or Stop(), Streaks(policy))
+    send = _Send(
+        store, record, composers, mailer, policy, clock, stop or Stop(), Streaks(policy), quota
+    )
     for row in store.deliveries(record.id):
         if send.stop.requested:
             send.interrupted = True
             break
         if not _deliver_row(send, row):
+            if send.held:
+                break
             continue
         if on_message is not None:
             on_message()
@@ -130,6 +142,10 @@ def _deliver_row(send: _Send, row: Delivery) -> bool:
     subscriber had left, or their message could not be made): no progress step for it."""
     if row.subscriber_status != "active":
         _skip(send, row, f"subscriber {row.subscriber_status} before their turn")
+        return False
+    if send.quota is not None and not send.quota.allows():
+        log.info("digest %d: %s", send.record.id, send.quota.state.note())
+        send.held = True  # this row and the rest stay as they are: pending, untried
         return False
     ambiguous = row.status == DeliveryStatus.SENDING or row.ambiguous
     if row.status == DeliveryStatus.SENDING:
@@ -212,6 +228,8 @@ def _delivered(send: _Send, row: Delivery, reply: str) -> None:
     )
     send.sent += 1
     send.streaks.on_sent()
+    if send.quota is not None:
+        send.quota.spent()
     log.debug("digest %d to %s: %s", send.record.id, row.address, reply)
 
 

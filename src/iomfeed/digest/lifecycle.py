@@ -23,6 +23,11 @@ or the message could not be made), 'skipped' (left the list before their turn, o
 new in their categories: see :mod:`.segments`), or 'pending' again (deferred to the next
 run). The digest is ``SENT`` when no row is 'pending' or
 'sending'. The retry and bounce rules of a delivery are in :mod:`..delivery.policy`.
+
+The relay's quota (``mail.hourly_limit``, ``mail.daily_limit``) moves nothing: with no room
+left a due digest is neither made nor resumed (:class:`Wait`), it stays as it is (not made
+yet, or ``PARTIAL`` with its rows pending) until the quota frees up, and a send that fills
+the quota half-way ends ``PARTIAL`` like a stopped one.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError, IllegalTransition
 
 if TYPE_CHECKING:
+    from ..delivery.policy import QuotaState
     from ..models import DigestContent, DigestRecord
 
 
@@ -128,7 +134,17 @@ class Create:
     """Record the selected digest and its ledger, then send it."""
 
 
-Step = Resume | Skip | Create
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Send nothing now: the relay's quota is full until ``until``. ``record``: the open
+    digest, left as it is (None: none is open, and none is made)."""
+
+    until: datetime | None
+    note: str
+    record: DigestRecord | None = None
+
+
+Step = Resume | Skip | Create | Wait
 
 
 def decide(
@@ -138,13 +154,20 @@ def decide(
     skip_empty: bool,
     active_subscribers: int,
     wanted: int | None = None,
+    quota: QuotaState | None = None,
 ) -> Step:
     """What a send does with a due digest: resume the open one (whatever is new since: its
     items are frozen), skip when nothing is new (``digest.skip_empty``) or nobody is there to
     receive it, or make it of ``content``. ``wanted``: how many of the active subscribers
     have something new in the categories they chose (None: all of them); with
-    ``skip_empty``, a digest that has nothing for anybody is skipped as an empty one is."""
+    ``skip_empty``, a digest that has nothing for anybody is skipped as an empty one is.
+    ``quota``: the relay's quota now; a full one means :class:`Wait` instead of resuming or
+    making one (a skip sends nothing, so it is recorded whatever the quota)."""
+    full = quota is not None and quota.full
     if open_digest is not None:
+        if full:
+            assert quota is not None
+            return Wait(quota.frees_at, quota.note(), open_digest)
         return Resume(open_digest)
     if not content.entries and skip_empty:
         since = content.since.isoformat() if content.since else "the start"
@@ -153,6 +176,9 @@ def decide(
         return Skip("no active subscribers")
     if wanted == 0 and skip_empty:
         return Skip("nothing new in the categories the subscribers chose")
+    if full:
+        assert quota is not None
+        return Wait(quota.frees_at, quota.note())
     return Create()
 
 

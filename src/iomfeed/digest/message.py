@@ -74,6 +74,16 @@ def message_id(
     return f"<digest-{digest_id}.{subscriber_id}.{salt}@{sender.domain}>"
 
 
+#: The last field of every Feedback-ID: who sends (Gmail's feedback loop groups by it).
+FEEDBACK_SENDER = "iomfeed"
+
+
+def feedback_id(campaign: str, list_id: str) -> str:
+    """``Feedback-ID: campaign:list:sender`` (Gmail's feedback loop): ``digest-17`` or a
+    notice's kind, the List-Id, and :data:`FEEDBACK_SENDER`; no field holds a colon."""
+    return ":".join(part.replace(":", ".") for part in (campaign, list_id, FEEDBACK_SENDER))
+
+
 def unsubscribe_link(base: str, token: str) -> str:
     return f"{base}{'&' if '?' in base else '?'}t={token}"
 
@@ -121,6 +131,11 @@ def _skeleton(
     )
     if not test:
         skeleton["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    # Bulk mail that no vacation responder should answer (RFC 3834), and its campaign for
+    # Gmail's feedback loop.
+    skeleton["Precedence"] = "bulk"
+    skeleton["Auto-Submitted"] = "auto-generated"
+    skeleton["Feedback-ID"] = feedback_id(f"digest-{digest_id}", sender.list_id)
     skeleton.set_content(_TEXT_MARK + "\n", cte="8bit")
     skeleton.add_alternative(_HTML_MARK + "\n", subtype="html", cte="8bit")
     skeleton.set_boundary(

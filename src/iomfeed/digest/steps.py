@@ -24,6 +24,7 @@ from .lifecycle import (
     DigestState,
     Resume,
     Skip,
+    Wait,
     advance,
     after_send,
     decide,
@@ -237,6 +238,7 @@ def send_digest(
     """Send the digest: resume the one being sent, or make one of what is new. Skips (and
     records the skip, so the schedule moves on) when there is nothing new or nobody to
     send to."""
+    from ..delivery.quota import quota_state
     from ..preflight import require_sendable
 
     require_sendable(config)  # before anything is recorded
@@ -252,7 +254,12 @@ def send_digest(
         active_subscribers=store.subscriber_counts().get("active", 0),
         # None with no recipient at all (all paused): not a question of categories.
         wanted=sum(n for _l, c, n in planned if route(c)[1]) if planned else None,
+        quota=quota_state(config, store, now),
     )
+    if isinstance(step, Wait):
+        log.info("digest not sent now: %s", step.note)
+        held = DigestState.PARTIAL if step.record else DigestState.DUE
+        return DigestOutcome(held, step.record.id if step.record else 0, 0, 0, note=step.note)
     if isinstance(step, Skip):
         state = advance(DigestState.DUE, DigestState.SKIPPED)
         digest_id = store.skip_digest(created=now, since=content.since, note=step.note)
@@ -356,6 +363,7 @@ def _deliver(
     on_message: Callable[[], None] | None,
 ) -> DeliveryReport:
     from ..delivery.policy import DeliveryPolicy
+    from ..delivery.quota import QuotaGate
     from ..delivery.send import deliver
 
     try:
@@ -368,6 +376,7 @@ def _deliver(
             clock=clock,
             stop=stop,
             on_message=on_message,
+            quota=QuotaGate(config, store, clock),
         )
     finally:
         mailer.close()
@@ -384,7 +393,11 @@ def _log_outcome(record: DigestRecord, report: DeliveryReport) -> None:
         "complete"
         if report.finished
         else "not complete: "
-        + (report.error or ("stopped" if report.interrupted else "some pending")),
+        + (
+            report.error
+            or report.quota_note
+            or ("stopped" if report.interrupted else "some pending")
+        ),
     )
     if report.error:
         log.error("digest %d: %s", record.id, report.error)

@@ -11,6 +11,7 @@ module                    holds
 ``store/subscribers.py``  the list
 ``store/digests.py``      digests and the delivery ledger
 ``store/bounces.py``      the bounce log (bounces, complaints read after the send)
+``store/sent.py``         messages sent, by time, for the relay's quotas
 ``store/runs.py``         fetch runs per source, operator alerts
 ``store/records.py``      the small typed rows these return
 ``store/explain.py``      why a database cannot be opened, in words
@@ -33,6 +34,7 @@ from .published import PublishedMixin
 from .records import AlertState, IndexEntry, ItemLink, PublishedFile, SourceRunSummary, Validators
 from .runs import RunsMixin
 from .schema import MIGRATIONS
+from .sent import SentMailMixin
 from .sources import SourceStateMixin
 from .subscribers import SubscribersMixin
 
@@ -55,6 +57,7 @@ class Store(
     SubscribersMixin,
     DigestsMixin,
     BouncesMixin,
+    SentMailMixin,
     RunsMixin,
     StoreBase,
 ):

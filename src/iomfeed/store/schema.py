@@ -343,6 +343,24 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX bounce_events_subscriber ON bounce_events (subscriber_id, digest_id);
     CREATE INDEX bounce_events_digest ON bounce_events (digest_id);
     """,
+    """
+    -- issue 12 (quotas): every message handed to the relay, by time, so mail.hourly_limit
+    -- and mail.daily_limit count what was sent before a restart or by another process. A
+    -- digest's delivery counts itself (the trigger, as its row becomes 'sent'); sign-up
+    -- notices and test copies are written by the code that sends them. Nothing before this
+    -- step is counted: an upgrade starts with the quotas' windows empty.
+    CREATE TABLE mail_sent (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,                 -- when the relay took it (UTC)
+        kind TEXT NOT NULL                -- 'digest', 'confirm', 'welcome', 'already', 'test'
+    );
+    CREATE INDEX mail_sent_at ON mail_sent (at);
+    CREATE TRIGGER mail_sent_delivery AFTER UPDATE OF status ON deliveries
+    WHEN NEW.status = 'sent' AND OLD.status <> 'sent'
+    BEGIN
+        INSERT INTO mail_sent (at, kind) VALUES (NEW.updated, 'digest');
+    END;
+    """,
 )
 
 

@@ -1,0 +1,62 @@
+"""The relay's quotas applied: the rule is :class:`.policy.Quota` (pure); this reads the
+store's sent-mail log for it, and keeps count during a send without a query per message.
+
+A send asks :meth:`QuotaGate.allows` before each message and tells :meth:`QuotaGate.spent`
+after each one the relay took. The gate asks the store again whenever the room it counted
+itself runs low (:data:`RECHECK_BELOW`), so sends by another process (a sign-up notice from
+the web server) are seen before the last messages of a window go."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from .policy import Quota, QuotaState
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..store import Store
+
+#: Below this much room the gate reads the store again before each message.
+RECHECK_BELOW = 10
+
+
+def quota_state(config: Config, store: Store, now: datetime) -> QuotaState:
+    """The quota at ``now``: room left, and when a full one frees up."""
+    quota = Quota.from_config(config.mail)
+    span = quota.span
+    if span is None:
+        return QuotaState(room=None)
+    return quota.state(now, store.sent_times(now - span))
+
+
+class QuotaGate:
+    """One send's view of the quota."""
+
+    def __init__(self, config: Config, store: Store, clock: Callable[[], datetime]) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.limited = Quota.from_config(config.mail).span is not None
+        self.state = QuotaState(room=None)
+        if self.limited:
+            store.prune_sent(clock())
+            self._read()
+
+    def _read(self) -> None:
+        self.state = quota_state(self.config, self.store, self.clock())
+
+    def allows(self) -> bool:
+        """Whether one more message may go now."""
+        if not self.limited:
+            return True
+        if self.state.room is not None and self.state.room < RECHECK_BELOW:
+            self._read()
+        return not self.state.full
+
+    def spent(self) -> None:
+        """One message was handed over (already counted in the store)."""
+        room = self.state.room
+        if room is not None and room > 0:
+            self.state = QuotaState(room=room - 1)

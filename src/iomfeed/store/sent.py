@@ -1,0 +1,36 @@
+"""The sent-mail log: one row per message handed to the relay (a digest's delivery, a
+sign-up notice, a test copy), by time, so the quotas (``mail.hourly_limit``,
+``mail.daily_limit``) count what earlier runs and other processes sent. A digest's row is
+written by a trigger as its delivery becomes 'sent', in the same statement; rows older than
+the longest window are pruned as new ones are counted."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from .base import StoreBase, parse, utc
+
+#: How long a row is kept: the longest quota window.
+KEEP = timedelta(days=1)
+
+
+class SentMailMixin(StoreBase):
+    """Messages sent, by time, for the relay's quotas."""
+
+    def record_sent(self, now: datetime, kind: str) -> None:
+        """Count one message that is not a digest's delivery (those count themselves)."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO mail_sent (at, kind) VALUES (?, ?)", (utc(now), kind))
+            db.execute("DELETE FROM mail_sent WHERE at <= ?", (utc(now - KEEP),))
+
+    def prune_sent(self, now: datetime) -> None:
+        """Forget the sends no window counts any more."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM mail_sent WHERE at <= ?", (utc(now - KEEP),))
+
+    def sent_times(self, since: datetime) -> list[datetime]:
+        """When each message after ``since`` was sent, oldest first."""
+        rows = self.db.execute(
+            "SELECT at FROM mail_sent WHERE at > ? ORDER BY at, id", (utc(since),)
+        ).fetchall()
+        return [parse(r[0]) for r in rows]
