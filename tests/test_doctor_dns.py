@@ -6,6 +6,7 @@ From). Plus the SPF evaluator and the organisational-domain rule on their own.""
 from __future__ import annotations
 
 import base64
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -322,3 +323,24 @@ def test_a_relay_covered_only_through_an_include_elsewhere_is_a_warning() -> Non
 )
 def test_the_organisational_domain_rule(name: str, org: str) -> None:
     assert org_domain(name) == org
+
+
+def test_the_dkim_settings_come_from_mail_dkim(tmp_path: Path) -> None:
+    from iomfeed.config import DkimConfig
+    from iomfeed.doctor import dkim_settings
+
+    off = config()
+    assert dkim_settings(off) is None
+    on = dataclasses.replace(
+        off,
+        base_dir=tmp_path,
+        mail=dataclasses.replace(off.mail, dkim=DkimConfig("mail2024", "keys/dkim.pem")),
+    )
+    assert dkim_settings(on) == DkimSettings(
+        "mail2024", tmp_path / "keys/dkim.pem", "news.example.net"
+    )
+    other = dataclasses.replace(
+        on, mail=dataclasses.replace(on.mail, dkim=DkimConfig("s", "k.pem", "Example.NET"))
+    )
+    settings = dkim_settings(other)
+    assert settings is not None and settings.domain == "example.net"

@@ -33,6 +33,7 @@ from iomfeed.web import App
 from . import smtp as smtpkit
 from .conftest import CONFIG_FILE, NOW, ROOT
 from .digestkit import add_items, add_subscribers, digest_config
+from .dkimkit import DkimKey, make_key
 from .dnsserver import dns_server
 from .smtp import free_port, make_test_ca, smtp_server
 
@@ -308,7 +309,7 @@ def test_a_digest_over_gmails_clipping_size_fails(tmp_path: Path) -> None:
 
 
 def _config_file(
-    folder: Path, base: str, smtp_port: int, ca: smtpkit.TestCA, database: Path
+    folder: Path, base: str, smtp_port: int, ca: smtpkit.TestCA, database: Path, key: Path
 ) -> Path:
     text = CONFIG_FILE.read_text(encoding="utf-8")
     for old, new in {
@@ -321,6 +322,8 @@ def _config_file(
         "port = 587": f"port = {smtp_port}",
         'username = ""': f'username = "{USER}"',
         'ca_file = ""': f'ca_file = "{ca.ca_file}"',
+        'selector = ""': 'selector = "news2026"',
+        'key_file = ""': f'key_file = "{key}"',
     }.items():
         assert old in text, old
         text = text.replace(old, new, 1)
@@ -351,10 +354,12 @@ def _doctor(config: Path, resolver: str, *extra: str) -> subprocess.CompletedPro
     )
 
 
-RECORDS = {
-    ("example.net", "TXT"): ["v=spf1 ip4:203.0.113.25 -all"],
-    ("_dmarc.example.net", "TXT"): ["v=DMARC1; p=reject"],
-}
+def _records(key: DkimKey) -> dict[tuple[str, str], list[str]]:
+    return {
+        ("example.net", "TXT"): ["v=spf1 ip4:203.0.113.25 -all"],
+        ("_dmarc.example.net", "TXT"): ["v=DMARC1; p=reject"],
+        ("news2026._domainkey.example.net", "TXT"): [key.record.decode()],
+    }
 
 
 def test_the_command_exits_0_when_nothing_fails_and_1_when_something_does(
@@ -363,22 +368,25 @@ def test_the_command_exits_0_when_nothing_fails_and_1_when_something_does(
     config, base = app
     with (
         smtp_server(tls=ca.server_context(), auth=(USER, PASSWORD)) as (handler, port),
-        dns_server(RECORDS) as dns,
+        dns_server(_records(key := make_key(tmp_path))) as dns,
     ):
-        path = _config_file(tmp_path, base, port, ca, config.database_path)
+        path = _config_file(tmp_path, base, port, ca, config.database_path, key.path)
         good = _doctor(path, dns.address, "--json")
         text = _doctor(path, dns.address)
         strict = _doctor(path, dns.address, "--strict")
         del dns.records[("_dmarc.example.net", "TXT")]
+        dns.records[("news2026._domainkey.example.net", "TXT")] = [
+            make_key(tmp_path, name="other.pem").record.decode()
+        ]
         broken = _doctor(path, dns.address)
     assert good.returncode == 0, good.stdout + good.stderr
     report = json.loads(good.stdout)
     statuses = {c["name"]: c["status"] for c in report["checks"]}
     assert report["passed"] is True
-    # The relay at 127.0.0.1: SPF cannot be judged from here; no [mail.dkim] yet.
-    assert statuses["SPF"] == "warn" and statuses["DKIM"] == "warn"
+    # The relay at 127.0.0.1: SPF cannot be judged from here.
+    assert statuses["SPF"] == "warn"
     assert statuses["relay TLS"] == "warn"  # the test certificate expires within 14 days
-    for name in ("DMARC", "alignment", "relay login", "one-click unsubscribe"):
+    for name in ("DKIM", "DMARC", "alignment", "relay login", "one-click unsubscribe"):
         assert statuses[name] == "ok", (name, report)
     assert statuses["public atom.xml"] == "ok" and statuses["digest size (sq)"] == "warn"
     assert handler.mail_count == 0

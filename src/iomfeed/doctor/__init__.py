@@ -67,11 +67,10 @@ def _configuration(config: Config, environ: Mapping[str, str]) -> Check:
 
 def dkim_settings(config: Config) -> DkimSettings | None:
     """``[mail.dkim]``'s selector, key file and signing domain; None when not signing."""
-    dkim = getattr(config.mail, "dkim", None)
-    if dkim is None or not getattr(dkim, "selector", "") or not getattr(dkim, "key_file", ""):
+    dkim = config.mail.dkim
+    if not dkim.enabled:
         return None
-    domain = str(getattr(dkim, "domain", "") or config.mail.sender_domain)
-    return DkimSettings(str(dkim.selector), config.path(str(dkim.key_file)), domain.lower())
+    return DkimSettings(dkim.selector, config.path(dkim.key_file), config.mail.dkim_domain)
 
 
 def envelope_domain(config: Config) -> str:
@@ -217,25 +216,27 @@ def feed_checks(config: Config) -> list[Check]:
     return check_feeds(url)
 
 
+def _fill(text: str, width: int, head: str) -> str:
+    """``text`` wrapped after ``head``, names and addresses never split."""
+    return textwrap.fill(
+        text,
+        width,
+        initial_indent=head,
+        subsequent_indent=" " * len(head),
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
 def lines(report: Report, width: int = 100) -> list[str]:
     """The checklist as text: a line per check (status, name, what was found), the fix
     below it, then a summary."""
     out = []
     for c in report.checks:
         head = f"{c.status.value:<5} {c.name:<22} "
-        out.append(
-            textwrap.fill(c.found, width, initial_indent=head, subsequent_indent=" " * len(head))
-        )
+        out.append(_fill(c.found, width, head))
         if c.fix and c.status is not Status.OK:
-            indent = " " * 6
-            out.append(
-                textwrap.fill(
-                    "fix: " + c.fix,
-                    width,
-                    initial_indent=indent,
-                    subsequent_indent=indent + "     ",
-                )
-            )
+            out.append(_fill(c.fix, width, "      fix: "))
     counts = report.counts()
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     verdict = "ready to send" if report.passed() else "fix what failed before the first send"
