@@ -408,3 +408,12 @@ def test_the_cron_path_does_not_import_dnspython(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_a_resolver_that_is_not_an_address_is_a_usage_error(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    run = _doctor(config, "dns.example.net")
+    assert run.returncode == 2, run.stderr
+    assert "--resolver dns.example.net: give the DNS server as an IP address" in run.stderr
+    assert not (tmp_path / "iomfeed.db").exists()  # refused before anything was opened
