@@ -291,6 +291,14 @@ def test_more_than_ten_lookups_is_a_permerror() -> None:
     assert evaluate(FakeDns(records), "d.test", "192.0.2.9").result == "pass"  # the 10th
 
 
+def test_more_than_two_void_lookups_is_a_permerror() -> None:
+    records = {("d.test", "TXT"): ["v=spf1 a:n1.test a:n2.test ip4:192.0.2.9 -all"]}
+    assert evaluate(FakeDns(records), "d.test", "192.0.2.9").result == "pass"  # two: allowed
+    records = {("d.test", "TXT"): ["v=spf1 a:n1.test mx:n2.test exists:n3.test ip4:192.0.2.9 -all"]}
+    got = evaluate(FakeDns(records), "d.test", "192.0.2.9")
+    assert got.result == "permerror" and "void lookups" in got.note
+
+
 def test_two_spf_records_are_a_permerror() -> None:
     dns = FakeDns({("d.test", "TXT"): ["v=spf1 -all", "v=spf1 +all"]})
     assert evaluate(dns, "d.test", "192.0.2.1").result == "permerror"

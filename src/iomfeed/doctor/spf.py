@@ -17,6 +17,8 @@ from typing import Protocol
 #: RFC 7208 4.6.4: at most this many terms that query DNS (include, a, mx, ptr, exists,
 #: redirect) in one evaluation, includes and all
 MAX_LOOKUPS = 10
+#: RFC 7208 4.6.4: at most this many of those lookups may find nothing
+MAX_VOIDS = 2
 #: RFC 7208 4.6.4: at most this many addresses looked up for one ``mx`` term
 MAX_MX = 10
 _QUALIFIERS = {"+": "pass", "-": "fail", "~": "softfail", "?": "neutral"}
@@ -53,6 +55,7 @@ class _Evaluation:
         self.dns = dns
         self.ip = ipaddress.ip_address(ip)
         self.lookups = 0
+        self.voids = 0
         self.note = ""
         self.delegates: list[str] = []
 
@@ -63,6 +66,12 @@ class _Evaluation:
             self.note = f"more than {MAX_LOOKUPS} DNS lookups"
             return False
         return True
+
+    def answered(self, answer: list[str]) -> list[str]:
+        """``answer``, counting it when empty (a void lookup, RFC 7208 4.6.4)."""
+        if not answer:
+            self.voids += 1
+        return answer
 
     def check(self, domain: str, depth: int = 0) -> str:
         records = spf_records(self.dns, domain)
@@ -79,6 +88,9 @@ class _Evaluation:
                 continue
             qualifier = term[0] if term[0] in _QUALIFIERS else "+"
             outcome = self.term(term.lstrip("+-~?"), domain, depth)
+            if self.voids > MAX_VOIDS:
+                self.note = f"more than {MAX_VOIDS} DNS lookups found nothing (void lookups)"
+                return "permerror"
             if outcome != "no match":
                 return _QUALIFIERS[qualifier] if outcome == "match" else outcome
         if redirect:
@@ -111,12 +123,12 @@ class _Evaluation:
         if name in ("a", "mx", "exists", "ptr") and not self.counted():
             return "permerror"
         if name == "a":
-            return self._any(self.dns.addresses(arg or domain), cidr)
+            return self._any(self.answered(self.dns.addresses(arg or domain)), cidr)
         if name == "mx":
-            hosts = self.dns.mx(arg or domain)[:MAX_MX]
+            hosts = self.answered(self.dns.mx(arg or domain))[:MAX_MX]
             return self._any([a for h in hosts for a in self.dns.addresses(h)], cidr)
         if name == "exists":
-            return "match" if self.dns.addresses(arg) else "no match"
+            return "match" if self.answered(self.dns.addresses(arg)) else "no match"
         if name == "ptr":
             self.note = "'ptr' depends on the sender's reverse DNS (RFC 7208 advises against it)"
             return "unknown"
