@@ -42,6 +42,8 @@ generator) are not part of this contract.
     │   └── PermanentFailure   this address will not take it (delivery/mailers.py)
     ├── MailboxError           the bounce mailbox (Maildir, IMAP) cannot be read or a message
     │                          marked processed; nothing read is lost (bounces/mailbox.py)
+    ├── LookupFailed           a DNS server did not answer ``iomfeed doctor``'s question
+    │                          (a timeout, a refusal): the check says it could not tell
     ├── AlreadyRunning         another run holds the lock (exit code 75, lock.py)
     ├── IllegalTransition      a digest asked to move between two states its lifecycle does
     │                          not link (a bug, never a user's mistake: digest/lifecycle.py)
@@ -127,6 +129,12 @@ class MailboxError(IomfeedError):
     """The mailbox bounces arrive in cannot be reached, read or updated (a Maildir folder,
     an IMAP server); the message names it and why. A message is marked processed only
     after its effect is stored, so nothing is lost: the next run reads it again."""
+
+
+class LookupFailed(IomfeedError):
+    """A DNS question of ``iomfeed doctor`` got no answer (a timeout, a refusal, no server):
+    not the same as "no such record". The message names the name, the type and the
+    resolver asked."""
 
 
 class IllegalTransition(IomfeedError):

@@ -5,7 +5,8 @@
 * ``/unsubscribe?t=TOKEN``: a GET shows a confirmation page (in the subscriber's language)
   whose button POSTs; a POST (the button, or a mailbox provider's RFC 8058
   ``List-Unsubscribe=One-Click``) unsubscribes at once and answers 200, never a redirect;
-  a forged or malformed token gets 400 and changes nothing;
+  a forged or malformed token gets 400 and changes nothing; ``iomfeed doctor``'s probe
+  token (signed, naming nobody) gets 200 and changes nothing;
 * ``/healthz``: JSON about sources, digests and the schedule; 503 when something is wrong;
 * ``/subscribe``, ``/confirm?t=…``, ``/preferences?t=…``: the web forms, answered by
   :mod:`iomfeed.web_forms` and :mod:`iomfeed.web_preferences` (a GET never changes anything).
@@ -39,6 +40,7 @@ from .runtime import open_runtime
 from .subscriptions import Via, leave, token_holder
 
 if TYPE_CHECKING:
+    from .store import Store
     from .web_forms import Forms
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,8 @@ CONTENT_TYPES = {
 MAX_FORM_BYTES = 10_000
 #: The form pages, at ``/<name>`` and under ``site.public_url``'s path.
 FORM_PAGES = ("subscribe", "confirm", "preferences")
+#: the answer to ``iomfeed doctor``'s one-click probe (for the program, not a person)
+PROBE_ANSWER = "one-click unsubscribe works; a probe: nobody was unsubscribed\n"
 MAX_PATH_CHARS = 1024  # the longest published path is far shorter; longer ones are 404
 GZIP_MIN_BYTES = 512
 #: The unsubscribe pages: their heading and paragraphs (keys of a language file's
@@ -364,6 +368,8 @@ class App:
         token = (form.get("t") or query.get("t") or [""])[0]
         head = method == "HEAD"
         with open_runtime(self.config, clock=self.now) as rt:
+            if method == "POST" and self._probe(rt.store, token):
+                return self._plain(start_response, "200 OK", PROBE_ANSWER)
             try:
                 sub = token_holder(rt.store, self.config, token)
                 refused = "no such subscriber"
@@ -384,6 +390,15 @@ class App:
                 return self._page(start_response, "200 OK", sub.language, "already", sub.address)
         log.info("unsubscribed %s (%s)", sub.address, "one-click" if one_click else "page")
         return self._page(start_response, "200 OK", sub.language, "done", sub.address)
+
+    def _probe(self, store: Store, token: str) -> bool:
+        """Whether ``token`` is ``iomfeed doctor``'s probe (signed with this list's secret,
+        naming nobody): answered 200, changing nothing."""
+        from .digest.unsubscribe import PROBE_PREFIX, is_probe, load_secret
+
+        if not token.startswith(PROBE_PREFIX):
+            return False
+        return is_probe(load_secret(self.config, store), self.config.list_id, token)
 
     @staticmethod
     def _form(environ: Environ) -> dict[str, list[str]] | None:

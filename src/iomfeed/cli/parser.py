@@ -15,6 +15,7 @@ from ..lock import DEFAULT_WAIT
 from .commands_bounces import cmd_bounces, cmd_digests
 from .commands_cycle import cmd_fetch, cmd_publish, cmd_run, cmd_serve, cmd_status
 from .commands_digest import cmd_digest
+from .commands_doctor import cmd_doctor
 from .commands_other import cmd_check, cmd_demo, cmd_init, cmd_items
 from .commands_subscribers import cmd_subscribers, cmd_unsubscribe
 
@@ -205,6 +206,28 @@ def _add_check(sub: Any) -> None:
         "--live", action="store_true", help="fetch one listing page and one article per source"
     )
     p.set_defaults(func=cmd_check)
+
+
+def _add_doctor(sub: Any) -> None:
+    p = sub.add_parser(
+        "doctor",
+        help="before the first send: SPF, DKIM, DMARC, the relay, unsubscribe, size, feeds",
+        description="Check what decides whether the digest lands: SPF for the envelope"
+        " domain permits the relay, the DKIM record matches the key, DMARC and its policy,"
+        " the From domain's alignment, the relay's TLS certificate and login (no mail is"
+        " sent), the one-click unsubscribe POST (a probe: nobody is unsubscribed), the"
+        " digest's size against Gmail's clipping, the feeds' public URLs. Prints a"
+        " checklist with what to fix; exit 0 when nothing failed (warnings allowed unless"
+        " --strict), 1 otherwise.",
+    )
+    p.add_argument("--json", action="store_true", help="print the checks as JSON")
+    p.add_argument(
+        "--resolver",
+        metavar="HOST[:PORT]",
+        help="ask this DNS server (an IP address) instead of the system's resolver",
+    )
+    p.add_argument("--strict", action="store_true", help="a warning fails too (exit 1)")
+    p.set_defaults(func=cmd_doctor, compile_selectors=False)
 
 
 def _add_items(sub: Any) -> None:
@@ -419,6 +442,7 @@ COMMANDS = (
     _add_digest,
     _add_unsubscribe,
     _add_check,
+    _add_doctor,
     _add_items,
     _add_subscribers,
     _add_bounces,

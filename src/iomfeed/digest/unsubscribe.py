@@ -63,6 +63,22 @@ def verify_token(secret: bytes, list_id: str, token: str, address: str) -> int:
     return subscriber_id
 
 
+#: A probe token starts so: no subscriber has the id 0, so it never names anyone.
+PROBE_PREFIX = "0."
+
+
+def probe_token(secret: bytes, list_id: str) -> str:
+    """The token ``iomfeed doctor`` sends in its one-click POST: signed with the list's
+    secret (so the server proves it holds the same one), naming nobody."""
+    message = f"iomfeed-unsubscribe-probe\0{list_id}"
+    digest = hmac.new(secret, message.encode("utf-8"), hashlib.sha256).digest()[:16]
+    return PROBE_PREFIX + base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+def is_probe(secret: bytes, list_id: str, token: str) -> bool:
+    return hmac.compare_digest(probe_token(secret, list_id), token.strip())
+
+
 def load_secret(config: Config, store: Store) -> bytes:
     """The secret from the environment, or the one kept in the database."""
     name = config.mail.secret_env
