@@ -281,3 +281,40 @@ def test_a_long_non_ascii_list_name_and_an_idn_address() -> None:
         msg["List-Id"]
     )
     assert msg["To"].addresses[0].addr_spec == "ana@xn--shqipri-vya.al"
+
+
+def test_a_non_ascii_name_is_encoded_as_the_stdlib_would_only_faster() -> None:
+    import random
+    from email.header import Header
+
+    from iomfeed.digest.message import ONE_WORD, encoded_name
+
+    rng = random.Random(7)
+    letters = "abcdefghijklmnopqrstuvwxyzÀËÇëçé日本語 -_=?.\"'ШщЖ"
+    names = ["Ëlira Hoxha", "Ëë", "José María", "日本語の名前", "Ш" * 30, "Ëlira " * 12]
+    names += ["".join(rng.choice(letters) for _ in range(rng.randint(1, 70))) for _ in range(3000)]
+    names = [n.strip() for n in names if n.strip() and not n.strip().isascii()]
+    one_word = 0
+    for name in names:
+        stdlib = Header(name, "utf-8", header_name="To").encode(linesep="\r\n")
+        assert encoded_name(name) == stdlib, name
+        one_word += "\r\n" not in stdlib
+    assert one_word > len(names) // 4  # both the short path and the long one were tried
+    assert any(len(n.encode()) > ONE_WORD for n in names)
+
+
+@pytest.mark.parametrize("name", ["=?ë?q?x?=", "Ana =?xë?b?YQ==?= Hoxha", "=?utf-8?q?=C3?="])
+def test_an_encoded_word_with_a_charset_python_refuses_is_dropped_not_a_crash(name: str) -> None:
+    # A name typed on the public form: the stdlib raises CharsetError decoding it.
+    cleaned = clean_header_text(name)
+    assert "=?" not in cleaned
+    msg = compose(name=name)
+    assert header_counts(msg) == ONE_EACH
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab Ë\u00a0\u200b\u2028\t\n=?qQ_日\u3000x…", max_size=40))
+def test_a_clean_value_comes_back_as_it_is(value: str) -> None:
+    # The shortcut for text already clean gives what the whole cleaning gives.
+    cleaned = clean_header_text(value, 20)
+    assert clean_header_text(cleaned, 20) == cleaned

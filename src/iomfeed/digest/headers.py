@@ -19,11 +19,12 @@ SUBJECT_LIMIT = 150
 def _decode_words(value: str) -> str:
     """Decode RFC 2047 encoded words the way a mail reader would, so what is checked below
     is what a reader would see."""
+    from email.errors import MessageError
     from email.header import decode_header, make_header
 
     try:
         return str(make_header(decode_header(value)))
-    except (ValueError, LookupError, UnicodeDecodeError):
+    except (ValueError, LookupError, UnicodeDecodeError, MessageError):  # CharsetError: "=?ë?q?x?="
         return _ENCODED_WORD.sub(" ", value)
 
 
@@ -36,6 +37,14 @@ def _printable(value: str) -> str:
 def clean_header_text(value: str, limit: int = SUBJECT_LIMIT) -> str:
     """One line of printable text, whitespace collapsed, at most ``limit`` characters (cut at
     a word with an ellipsis), with no encoded word left that a reader would decode."""
+    if (
+        len(value) <= limit
+        and value.isprintable()  # no control, format or separator character but " "
+        and "=?" not in value
+        and "  " not in value
+        and value.strip() == value
+    ):
+        return value  # already what the steps below make of it (most names and subjects)
     text = value
     for _ in range(3):  # nested encodings: =?utf-8?q?=3D=3F...?= decodes to another word
         if "=?" not in text:

@@ -20,6 +20,7 @@ import html
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from email import base64mime, quoprimime
 from email.header import Header
 from email.utils import format_datetime, formataddr
 from urllib.parse import quote
@@ -96,8 +97,27 @@ def address_header(name: str, address: str) -> str:
         return address
     if name.isascii():
         return formataddr((name, address))
-    encoded = Header(name, "utf-8", header_name="To").encode(linesep="\r\n")
-    return f"{encoded} <{address}>"
+    return f"{encoded_name(name)} <{address}>"
+
+
+#: Longest encoded text (without the ``=?utf-8?q?`` and ``?=``) written as one word at
+#: once; the stdlib makes the same single word for these (a test compares them), and only
+#: longer names need its character-by-character fitting.
+ONE_WORD = 48
+
+
+def encoded_name(name: str) -> str:
+    """``name`` (not ASCII) as RFC 2047 encoded words, as ``email.header.Header`` would
+    write it in a To header: Q or B, whichever is shorter, Q on a tie. ``Header`` tries
+    every prefix of the name to fit lines, about half of personalising a message with a
+    non-ASCII name; a name that fits one word does not need that."""
+    raw = name.encode("utf-8")
+    b_length, q_length = base64mime.header_length(raw), quoprimime.header_length(raw)
+    if min(b_length, q_length) <= ONE_WORD:
+        if b_length < q_length:
+            return base64mime.header_encode(raw, "utf-8")
+        return quoprimime.header_encode(raw, "utf-8")
+    return Header(name, "utf-8", header_name="To").encode(linesep="\r\n")
 
 
 def _split(body: str, tokens: tuple[str, ...]) -> list[str]:
