@@ -126,6 +126,11 @@ def _split(body: str, tokens: tuple[str, ...]) -> list[str]:
     return re.split(pattern, body)
 
 
+def _encoded(pieces: list[str]) -> tuple[list[bytes], list[str]]:
+    """What :func:`_split` gave, as the texts in UTF-8 and the tokens between them."""
+    return [p.encode("utf-8") for p in pieces[0::2]], pieces[1::2]
+
+
 def _skeleton(
     rendered: RenderedDigest, sender: Sender, digest_id: int, date: datetime, test: bool
 ) -> bytes:
@@ -201,8 +206,9 @@ class Composer:
             text = text if text.endswith("\n") else text + "\n"
             return text.replace("\r\n", "\n").replace("\n", "\r\n")
 
-        self._text = _split(crlf(rendered.text), self._tokens)
-        self._html = _split(crlf(rendered.html), self._tokens)
+        # The text between the tokens as bytes, once: a message encodes only its values.
+        self._text = _encoded(_split(crlf(rendered.text), self._tokens))
+        self._html = _encoded(_split(crlf(rendered.html), self._tokens))
 
     def values(
         self, address: str, name: str, unsubscribe_url: str, preferences_url: str
@@ -220,12 +226,15 @@ class Composer:
             self._tokens[3]: preferences_url,
         }
 
-    def _fill(self, parts: list[str], values: dict[str, str], escape: bool) -> bytes:
-        out = parts.copy()
-        for i in range(1, len(out), 2):
-            value = values[out[i]]
-            out[i] = html.escape(value) if escape else value
-        return "".join(out).encode("utf-8")
+    @staticmethod
+    def _fill(parts: tuple[list[bytes], list[str]], values: dict[str, str], escape: bool) -> bytes:
+        texts, tokens = parts
+        out: list[bytes] = [texts[0]]
+        for token, text in zip(tokens, texts[1:], strict=True):
+            value = values[token]
+            out.append((html.escape(value) if escape else value).encode("utf-8"))
+            out.append(text)
+        return b"".join(out)
 
     def compose(self, subscriber_id: int, address: str, name: str) -> Outgoing:
         token = make_token(self.secret, self.sender.list_id, subscriber_id, address)
