@@ -242,3 +242,19 @@ def test_healthz_says_when_a_full_quota_frees_up(tmp_path: Path) -> None:
         "full": True,
         "frees_at": (NOW + timedelta(minutes=45)).isoformat(),
     }
+
+
+def test_the_gate_sees_what_another_process_sent_even_with_much_room(tmp_path: Path) -> None:
+    from iomfeed.delivery.quota import RECHECK_EVERY, QuotaGate
+
+    config = digest_config(tmp_path, mail={"hourly_limit": 100})
+    now = [NOW]
+    with Store(tmp_path / "db.sqlite") as store:
+        gate = QuotaGate(config, store, lambda: now[0])
+        assert gate.allows() and gate.state.room == 100
+        for _ in range(100):  # the web server's notices, meanwhile
+            store.record_sent(NOW, "confirm")
+        assert gate.allows()  # counted room left: not asked again yet
+        now[0] = NOW + RECHECK_EVERY
+        assert not gate.allows()  # read again: the hour's 100 are spent
+        assert gate.state.full

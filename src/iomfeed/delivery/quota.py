@@ -3,13 +3,14 @@ store's sent-mail log for it, and keeps count during a send without a query per 
 
 A send asks :meth:`QuotaGate.allows` before each message and tells :meth:`QuotaGate.spent`
 after each one the relay took. The gate asks the store again whenever the room it counted
-itself runs low (:data:`RECHECK_BELOW`), so sends by another process (a sign-up notice from
-the web server) are seen before the last messages of a window go."""
+itself runs low (:data:`RECHECK_BELOW`), and at least every :data:`RECHECK_EVERY`, so sends
+by another process (sign-up notices from the web server, another send) are seen before the
+last messages of a window go, however much room there was at the start."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from .policy import Quota, QuotaState
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
 #: Below this much room the gate reads the store again before each message.
 RECHECK_BELOW = 10
+#: And whatever the room, the store is read again after this long.
+RECHECK_EVERY = timedelta(seconds=30)
 
 
 def quota_state(config: Config, store: Store, now: datetime) -> QuotaState:
@@ -40,18 +43,21 @@ class QuotaGate:
         self.clock = clock
         self.limited = Quota.from_config(config.mail).span is not None
         self.state = QuotaState(room=None)
+        self._read_at = clock()
         if self.limited:
             store.prune_sent(clock())
             self._read()
 
     def _read(self) -> None:
-        self.state = quota_state(self.config, self.store, self.clock())
+        self._read_at = self.clock()
+        self.state = quota_state(self.config, self.store, self._read_at)
 
     def allows(self) -> bool:
         """Whether one more message may go now."""
         if not self.limited:
             return True
-        if self.state.room is not None and self.state.room < RECHECK_BELOW:
+        low = self.state.room is not None and self.state.room < RECHECK_BELOW
+        if low or self.clock() - self._read_at >= RECHECK_EVERY:
             self._read()
         return not self.state.full
 
