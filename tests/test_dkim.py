@@ -211,3 +211,30 @@ def test_dkimpy_is_imported_only_when_a_signing_mailer_is_made(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "False", "True"]
+
+
+@pytest.mark.network
+def test_a_signed_digest_verifies_through_a_dns_server(tmp_path: Path, key: DkimKey) -> None:
+    """The same check a receiver makes: the key looked up over DNS (the tests' server on
+    127.0.0.1, through dnspython, as dkimpy does), not handed to the verifier."""
+    import dns.resolver
+
+    from .dnsserver import dns_server
+
+    name = f"{SELECTOR}._domainkey.feeds.example.org"
+    received = send_signed(tmp_path, key)
+    with dns_server({(name, "TXT"): [key.record.decode()]}) as server:
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers, resolver.port = ["127.0.0.1"], server.port
+
+        def dnsfunc(qname: bytes, timeout: int = 5) -> bytes | None:
+            try:
+                answer = resolver.resolve(qname.decode(), "TXT", lifetime=timeout)
+            except dns.resolver.NXDOMAIN:
+                return None
+            return b"".join(answer.rrset[0].strings) if answer.rrset else None
+
+        for data in received:
+            assert dkim.verify(data, dnsfunc=dnsfunc)
+            assert not dkim.verify(tampered(data, b"?t=", b"?t=X"), dnsfunc=dnsfunc)
+        assert (name, "TXT") in {(n.rstrip("."), t) for n, t in server.questions}
