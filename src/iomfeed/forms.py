@@ -268,15 +268,14 @@ class SignUpView:
 
 
 def language_names(config: Config) -> tuple[tuple[str, str], ...]:
-    """Each offered language with its own name for itself (CLDR's: "English", "Shqip")."""
-    from babel import Locale, UnknownLocaleError
+    """Each offered language with its own name for itself (CLDR's: "English", "Shqip"),
+    from the kept CLDR table for the built-in languages, so publishing the index (which
+    carries the form) loads no Babel."""
+    from .digest.pages import language_name
 
     names = []
     for code in offered_languages(config):
-        try:
-            name = Locale.parse(code).get_display_name(code) or code
-        except (ValueError, UnknownLocaleError):
-            name = code
+        name = language_name(code)
         names.append((code, name[:1].upper() + name[1:]))
     return tuple(names)
 
