@@ -39,6 +39,19 @@ def test_one_digest_without_a_bounce_resets_the_streak() -> None:
     assert POLICY.verdict(Kind.HARD, Trust.TOKEN, 3, later).action is Action.BOUNCED
 
 
+def test_a_counted_hard_bounce_carries_its_streak_for_the_sends_own_count() -> None:
+    # What the send's count of refusals in a row continues from: this one and those before.
+    two = POLICY.verdict(Kind.HARD, Trust.TOKEN, 2, [sent(2), sent(1, hard=True)])
+    assert (two.action, two.hard_streak) == (Action.COUNTED, 2)
+    after_a_refusal = POLICY.verdict(Kind.HARD, Trust.TOKEN, 2, [sent(2), sent(1, refused=True)])
+    assert after_a_refusal.hard_streak == 2
+    assert POLICY.verdict(Kind.HARD, Trust.TOKEN, 2, [sent(2), sent(1)]).hard_streak == 1
+    # Soft bounces, sign-up bounces and untrusted ones move no count.
+    assert POLICY.verdict(Kind.SOFT, Trust.TOKEN, 2, [sent(2), sent(1)]).hard_streak == 0
+    assert POLICY.verdict(Kind.HARD, Trust.TOKEN, None, [sent(1)]).hard_streak == 0
+    assert POLICY.verdict(Kind.HARD, Trust.NONE, 1, [sent(1)]).hard_streak == 0
+
+
 def test_soft_bounces_need_their_count_and_their_days() -> None:
     quick = [
         SentDigest(3, T0 + timedelta(days=6), False, False, False),

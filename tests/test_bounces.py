@@ -5,16 +5,21 @@ marked read only after its effect is stored)."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from iomfeed.bounces.classify import Kind, classify
 from iomfeed.bounces.policy import Action, Trust
+from iomfeed.config import Config
+from iomfeed.delivery.mailers import PermanentFailure
 from iomfeed.delivery.verp import find_tokens, verify
+from iomfeed.digest.message import Outgoing
 from iomfeed.digest.unsubscribe import load_secret
-from iomfeed.pipeline import read_bounces
+from iomfeed.pipeline import read_bounces, send_digest
+from iomfeed.store import Store
 
 from .bouncekit import (
     BOUNCE_ADDRESS,
@@ -27,6 +32,7 @@ from .bouncekit import (
     strip_token,
 )
 from .conftest import NOW
+from .digestkit import add_items
 
 
 def test_each_message_leaves_with_a_verp_envelope_and_the_from_unchanged(tmp_path: Path) -> None:
@@ -170,6 +176,75 @@ def test_three_hard_bounces_in_a_row_mark_bounced_and_a_success_resets(tmp_path:
         sub = store.subscriber(target)
         assert sub is not None and sub.status == "active"
         assert store.bounce_events(digest_id=6)[0].detail == "hard bounce 1 of 3 in a row"
+
+
+class Refusing(Recorder):
+    """Takes every message but those to ``refused``, which it refuses (550) in session."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__()
+        self.refused = refused
+
+    def send(self, message: Outgoing) -> str:
+        if message.recipient == self.refused:
+            raise PermanentFailure("550 5.1.1 no such user")
+        return super().send(message)
+
+
+def send_refusing(config: Config, store: Store, when: datetime, target: str) -> None:
+    add_items(store, range(500, 502), when - timedelta(minutes=5))
+    outcome = send_digest(config, store=store, mailer=Refusing(target), clock=lambda: when)
+    assert outcome.delivery is not None and outcome.delivery.totals["failed"] == 1, outcome
+
+
+def at(when: datetime) -> Callable[[], datetime]:
+    return lambda: when
+
+
+def failures(store: Store, subscriber_id: int) -> int:
+    profile = store.profile(subscriber_id=subscriber_id)
+    assert profile is not None
+    return profile.failures
+
+
+def test_bounces_after_the_fact_and_a_refusal_in_session_are_one_streak(
+    tmp_path: Path,
+) -> None:
+    # Two digests bounced after the fact, then the relay refuses the third during the send:
+    # three hard failures in a row, whichever way each was learnt.
+    config, store, first = prepared(tmp_path)
+    maildir = config.maildir_path
+    assert maildir is not None
+    with store:
+        second = send_one(config, store, NOW + timedelta(days=7), 110)
+        target = first[0].recipient
+        for n, sent in enumerate((first, second), start=1):
+            message = next(m for m in sent if m.recipient == target)
+            deliver(maildir, fill("exim", message), f"{n}.bounce")
+            read_bounces(config, store=store, clock=at(NOW + timedelta(days=7, hours=n)))
+        sub = store.subscriber(target)
+        assert sub is not None and sub.status == "active"
+        assert failures(store, sub.id) == 2  # what `subscribers show` prints
+        send_refusing(config, store, NOW + timedelta(days=14), target)
+        sub = store.subscriber(target)
+        assert sub is not None and sub.status == "bounced", sub
+
+
+def test_a_late_bounce_of_an_older_digest_leaves_the_sends_count_alone(tmp_path: Path) -> None:
+    # Digest 2 went out and drew no bounce: a bounce of digest 1 read afterwards starts no
+    # count the next send's refusal would continue.
+    config, store, first = prepared(tmp_path)
+    maildir = config.maildir_path
+    assert maildir is not None
+    with store:
+        send_one(config, store, NOW + timedelta(days=7), 110)
+        target = first[0].recipient
+        message = next(m for m in first if m.recipient == target)
+        deliver(maildir, fill("exim", message), "1.bounce")
+        read_bounces(config, store=store, clock=lambda: NOW + timedelta(days=8))
+        sub = store.subscriber(target)
+        assert sub is not None and failures(store, sub.id) == 0
+        assert store.bounce_events(subscriber_id=sub.id)[0].action is Action.COUNTED
 
 
 def test_soft_bounces_count_only_in_a_row_over_soft_days(tmp_path: Path) -> None:

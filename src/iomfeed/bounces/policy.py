@@ -19,6 +19,9 @@ hard bounce, as :mod:`iomfeed.delivery.policy` counts it):
 
 - a hard bounce marks the subscriber bounced once ``mail.bounce_after`` digests in a row
   have bounced hard (the in-session rule, :class:`~iomfeed.delivery.policy.DeliveryPolicy`);
+  one counted for the latest digest sent to them also raises the send's own count of
+  failures in a row to the streak (``Verdict.hard_streak``), so two bounces after the fact
+  and a refusal during the next send are three in a row, as the reverse order is;
 - a soft bounce only once ``bounces.soft_after`` digests in a row have bounced (soft or
   hard) and the first of them went at least ``bounces.soft_days`` before the last;
 - a digest in between that went out and drew no bounce ends both streaks (one successful
@@ -48,6 +51,9 @@ if TYPE_CHECKING:
 class Verdict:
     action: Action
     detail: str
+    # Hard failures in a row, this bounce's digest included (0: not a counted hard bounce):
+    # what the send's own count of refusals in a row continues from.
+    hard_streak: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +114,8 @@ class BouncePolicy:
         if kind is Kind.HARD:
             n = sum(1 for _ in rows)
             if n >= self.bounce_after:
-                return Verdict(Action.BOUNCED, f"{n} hard bounces in a row")
-            return Verdict(Action.COUNTED, f"hard bounce {n} of {self.bounce_after} in a row")
+                return Verdict(Action.BOUNCED, f"{n} hard bounces in a row", n)
+            return Verdict(Action.COUNTED, f"hard bounce {n} of {self.bounce_after} in a row", n)
         n = len(rows)
         span = (rows[0].sent - rows[-1].sent) if rows else timedelta(0)
         days = span.total_seconds() / 86400

@@ -198,6 +198,7 @@ def _event(
         kind = Kind.HARD if failure.hard else Kind.SOFT
     profile = ctx.store.profile(subscriber_id=target.subscriber_id)
     on_list = profile is not None and profile.state.value in ("active", "pending")
+    streak = 0
     if kind in (Kind.AUTO_REPLY, Kind.UNRECOGNISED):
         verdict_action, detail = Action.IGNORED, f"{kind.value} ({found.note}): never acted on"
     elif not on_list:
@@ -208,7 +209,7 @@ def _event(
     else:
         history = ctx.store.sent_digests(target.subscriber_id)
         verdict = ctx.policy.verdict(kind, target.trust, target.digest_id, history)
-        verdict_action, detail = verdict.action, verdict.detail
+        verdict_action, detail, streak = verdict.action, verdict.detail, verdict.hard_streak
     if kind is Kind.COMPLAINT:
         detail = f"{found.note}; {detail}"
     return BounceEvent(
@@ -223,6 +224,7 @@ def _event(
         trust=target.trust,
         action=verdict_action,
         detail=detail,
+        hard_streak=streak,
     )
 
 

@@ -62,3 +62,6 @@ class BounceEvent:
     trust: Trust
     action: Action
     detail: str  # in words: the streak, why it was ignored, the feedback type
+    # Hard failures in a row this event makes (0: none counted). Not kept in the bounce
+    # log: the store applies it to the subscriber's count of failures in a row.
+    hard_streak: int = 0
