@@ -142,6 +142,8 @@ def test_alerts_once_a_day_then_recovery(tmp_path: Path) -> None:
             "source iom-albania works again",
         )
         assert notify(config, store, mailer, NOW + timedelta(hours=28)) == ()
+        # Each alert mailed counts for the relay's quotas (the first is a day old: pruned).
+        assert store.sent_times(NOW) == [NOW + timedelta(hours=26), NOW + timedelta(hours=27)]
     messages = outbox_messages(config)
     assert len(messages) == 3
     assert str(messages[0]["To"]) == "ops@example.org"

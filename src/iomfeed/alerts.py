@@ -69,6 +69,10 @@ def notify(
     # Reported: mailed, or only logged when nobody is to be mailed. A mail that failed is
     # tried again by the next run.
     mailed = bool(config.operator.email) and _send(config, mailer, lines, now)
+    if mailed:
+        # Counted for mail.hourly_limit / mail.daily_limit like every message the relay takes,
+        # never held back by them: the operator must hear of a problem.
+        store.record_sent(now, "alert")
     reported = mailed or not config.operator.email
     for key in due:
         store.set_alert(key, active=True, detail=current[key], sent=now if reported else None)
