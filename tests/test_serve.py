@@ -231,6 +231,73 @@ def test_sigterm_during_a_digest_send_leaves_the_ledger_consistent(
     assert totals["sent"] + totals["pending"] == 12
 
 
+def test_a_web_sign_up_survives_a_sigkill_before_its_confirmation_went(
+    server: SnapshotServer, tmp_path: Path, services: list[Service]
+) -> None:
+    # The answer goes out once the sign-up is kept; the service is killed while its worker
+    # is still talking to the relay; the next start takes the sign-up up and the
+    # confirmation goes, once.
+    import threading
+    from urllib.parse import urlencode
+
+    from iomfeed.clock import utc_now
+    from iomfeed.config import load_config
+    from iomfeed.digest.unsubscribe import load_secret
+    from iomfeed.forms import form_token
+
+    reached, release = threading.Event(), threading.Event()
+
+    def hook(event: str, n: int) -> None:
+        if event == "rcpt" and n == 1:
+            reached.set()
+            release.wait(30)  # the first worker never gets past RCPT: it is killed there
+
+    port = free_port()
+    with smtp_server(Behaviour(hook=hook)) as (handler, smtp_port):
+        path = service_config(
+            server, tmp_path, port, fetch="0 0 1 1 *", extra=smtp_config_edits(smtp_port)
+        )
+        config = load_config(path)
+        db = tmp_path / "iomfeed.db"
+        svc = Service(path, port)
+        services.append(svc)
+        svc.wait_for(lambda: svc.health()[0] in (200, 503), "the service to answer")
+        with Store(db) as store:  # a form loaded a minute ago
+            token = form_token(
+                load_secret(config, store), config.list_id, utc_now() - timedelta(minutes=1)
+            )
+        fields = {
+            "form_token": token, "email": "ana@example.org", "name": "Ana", "language": "en",
+            "category": "Local", "lang": "en",
+        }  # fmt: skip
+        status, _h, body = svc.get(
+            "/iom-albania/subscribe",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            urlencode(fields).encode(),
+        )
+        assert status == 200, body.decode()
+        assert reached.wait(30), svc.log.read_text()
+        svc.proc.kill()
+        svc.proc.wait(10)
+        with Store(db) as store:
+            assert store.queued_sign_ups() == 1  # kept: claimed by a process now gone
+        release.set()
+        again = Service(path, port)
+        services.append(again)
+
+        def confirmed() -> bool:
+            with Store(db) as store:
+                return store.queued_sign_ups() == 0 and len(handler.received) == 1
+
+        again.wait_for(confirmed, "the sign-up taken up again")
+        assert again.terminate() == 0
+    (message,) = handler.received
+    assert message.rcpt_tos == ["ana@example.org"]
+    with Store(db) as store:
+        profile = store.profile(address="ana@example.org")
+        assert profile is not None and profile.state.value == "pending"
+
+
 def test_a_second_signal_while_stopping_does_not_cut_the_work_short(
     server: SnapshotServer, tmp_path: Path, services: list[Service]
 ) -> None:

@@ -438,3 +438,38 @@ def test_a_rebuild_that_would_break_a_foreign_key_changes_nothing(tmp_path: Path
     assert db.execute("PRAGMA user_version").fetchone()[0] == step
     assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 2
     db.close()
+
+
+def test_queued_sign_ups_are_claimed_once_and_taken_over_from_a_dead_worker(
+    tmp_path: Path,
+) -> None:
+    lease = timedelta(minutes=5)
+    with Store(tmp_path / "db.sqlite") as store:
+        for n, address in enumerate(("a@example.org", "b@example.org")):
+            assert store.queue_sign_up(
+                address=address, name="", language="en", categories=("Local",), ip="",
+                now=T0, limit=2,
+            )  # fmt: skip
+            assert store.queued_sign_ups() == n + 1
+        assert not store.queue_sign_up(
+            address="c@example.org", name="", language="en", categories=(), ip="", now=T0,
+            limit=2,
+        )  # fmt: skip
+        first = store.claim_sign_up(T0, lease, worker="h:1")
+        second = store.claim_sign_up(T0, lease, worker="h:2")
+        assert first is not None and second is not None
+        assert (first.address, first.categories, second.address) == (
+            "a@example.org", ("Local",), "b@example.org",
+        )  # fmt: skip
+        assert store.claim_sign_up(T0, lease, worker="h:3") is None  # both are in hand
+        assert sorted(store.sign_up_claimers()) == ["h:1", "h:2"]
+        # Worker 1 is gone: its sign-up is taken over at once; worker 2's after the lease.
+        again = store.claim_sign_up(T0, lease, worker="h:3", dead=["h:1"])
+        assert again is not None and again.id == first.id
+        store.finish_sign_up(first.id)  # done
+        assert store.queued_sign_ups() == 1
+        assert store.claim_sign_up(T0 + timedelta(minutes=4), lease, worker="h:3") is None
+        late = store.claim_sign_up(T0 + timedelta(minutes=6), lease, worker="h:3")
+        assert late is not None and late.id == second.id
+        assert store.drop_queued_sign_ups("B@example.org") == 1  # forgotten on request
+        assert store.queued_sign_ups() == 0

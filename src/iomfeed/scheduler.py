@@ -199,6 +199,7 @@ class Service:
         from .web_server import make_server
 
         app = App(self.config, now=utc_now, next_times=self.next_times)
+        app.resume_sign_ups()
         server = make_server(
             self.host, self.port, app, trusted_proxy=self.config.serve.trusted_proxy
         )

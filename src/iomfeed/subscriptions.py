@@ -300,6 +300,7 @@ def forget(store: Store, config: Config, address: str, now: datetime) -> Forgott
             raise InputError(f"{address}: {exc}") from None
         found = address.strip()
     secret = load_secret(config, store)
+    store.drop_queued_sign_ups(found)  # a web sign-up not yet acted on is forgotten too
     profile = store.profile(address=found)
     if profile is None:
         store.suppress(suppression_hash(secret, found), now)

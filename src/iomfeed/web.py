@@ -146,6 +146,18 @@ class App:
                 self._forms = Forms(self.config, self.now)
             return self._forms
 
+    def resume_sign_ups(self) -> bool:
+        """Start the sign-up worker when sign-ups wait in the store (a process before this
+        one was killed with some): ``serve`` calls it at start. Whether any waited."""
+        from .runtime import open_runtime
+
+        with open_runtime(self.config, clock=self.now) as rt:
+            waiting = rt.store.queued_sign_ups()
+        if waiting:
+            log.info("%d web sign-up(s) left waiting: taking them up", waiting)
+            self.forms.worker.start()
+        return bool(waiting)
+
     def close(self, timeout: float = 30) -> None:
         """Finish the sign-ups handed over to the background worker (up to ``timeout``)."""
         if self._forms is not None:

@@ -9,17 +9,17 @@ honeypot and for a sign-up over the rate limits. The request's own work is the s
 (read, check the token and the syntax, count the rate limits, hand over): the sign-up itself
 (the store's lookup, the confirmation or "already subscribed" message and its limits) is
 done by :class:`SignUpWorker`'s thread after the answer, so the time an answer takes does not
-depend on who is on the list either.
+depend on who is on the list either. What is handed over is kept in the store first, so a
+process killed before its worker got to it loses no sign-up.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -41,7 +41,9 @@ from .runtime import open_runtime
 from .web_pages import Answer, Pages
 
 if TYPE_CHECKING:
+    from .runtime import Runtime
     from .store import Store
+    from .store.records import QueuedSignUp
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,10 @@ MAX_FORM_BYTES = 10_000
 #: Sign-ups waiting for the worker at most; beyond it one is dropped (logged), the answer
 #: the same.
 QUEUE_SIZE = 256
+#: A claimed sign-up not done after this was being done by a worker that died: taken up again.
+LEASE = timedelta(minutes=5)
+#: How often an idle worker looks for sign-ups another process left (or a crash did).
+POLL_SECONDS = 60.0
 
 Fields = Mapping[str, Sequence[str]]
 
@@ -89,79 +95,148 @@ class SignUpJob:
 
 
 class SignUpWorker:
-    """Signs people up in a thread of its own, one after another, after their answer."""
+    """Signs people up in a thread of its own, one after another, after their answer.
+
+    A sign-up handed over is a row of the store's queue before the answer goes out, and
+    leaves it only once done, so a process killed in between loses none: the next worker
+    (this process's, restarted, or another process's) takes it up. A row being worked on
+    is claimed; a claim by a process of this host that is gone, or one older than
+    :data:`LEASE` (a worker on another host), is taken to be a worker that died.
+    """
 
     def __init__(self, config: Config, now: Callable[[], datetime]) -> None:
         self.config = config
         self.now = now
-        self.jobs: queue.Queue[SignUpJob | None] = queue.Queue(QUEUE_SIZE)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def submit(self, job: SignUpJob) -> None:
+    def submit(self, store: Store, job: SignUpJob) -> None:
+        """Keep ``job`` in the store's queue (in the request) and wake the worker."""
+        kept = store.queue_sign_up(
+            address=job.address,
+            name=job.name,
+            language=job.language,
+            categories=job.categories,
+            ip=job.ip,
+            now=self.now(),
+            limit=QUEUE_SIZE,
+        )
+        if not kept:
+            log.warning("sign-up dropped: %d already waiting", QUEUE_SIZE)
+        self.start()
+        self._wake.set()
+
+    def start(self) -> None:
+        """Start the thread (once): it takes up what is waiting, then what comes."""
         with self._lock:
             if self._thread is None:
+                self._stop.clear()
                 self._thread = threading.Thread(target=self._run, name="sign-up", daemon=True)
                 self._thread.start()
-        try:
-            self.jobs.put_nowait(job)
-        except queue.Full:
-            log.warning("sign-up dropped: %d already waiting", QUEUE_SIZE)
 
     def _run(self) -> None:
-        while (job := self.jobs.get()) is not None:
+        while not self._stop.is_set():
             try:
-                self._sign_up(job)
-            except Exception:  # a thread of its own: log the bug, take the next one
-                log.exception("sign-up failed")
-            finally:
-                self.jobs.task_done()
-        self.jobs.task_done()
+                worked = self._one()
+            except Exception:  # a thread of its own: log the bug, try again later
+                log.exception("sign-up worker")
+                worked = False
+            if not worked:
+                # Woken by a submit, or now and then for what another process left.
+                self._wake.wait(POLL_SECONDS)
+                self._wake.clear()
 
-    def _sign_up(self, job: SignUpJob) -> None:
+    def _one(self) -> bool:
+        """Take one waiting sign-up and do it; False when none waits."""
+        with open_runtime(self.config, clock=self.now) as rt:
+            dead = [w for w in rt.store.sign_up_claimers() if _gone(w)]
+            queued = rt.store.claim_sign_up(rt.clock(), LEASE, worker=_me(), dead=dead)
+            if queued is None:
+                return False
+            try:
+                self._sign_up(rt, queued)
+            except Exception:  # not this sign-up again and again: logged, dropped
+                log.exception("sign-up failed")
+            rt.store.finish_sign_up(queued.id)  # its effect is stored: it is done
+        return True
+
+    def _sign_up(self, rt: Runtime, job: QueuedSignUp) -> None:
         from .consent import ConsentVia
         from .signup import sign_up
 
-        with open_runtime(self.config, clock=self.now) as rt:
-            mailer = rt.mailer()
-            try:
-                done = sign_up(
-                    rt.store,
-                    self.config,
-                    mailer,
-                    address=job.address,
-                    name=job.name,
-                    language=job.language,
-                    categories=job.categories,
-                    via=ConsentVia.WEB_FORM,
-                    now=rt.clock(),
-                    ip=job.ip or None,
-                )
-            except IomfeedError as exc:
-                log.warning("sign-up not done: %s", exc)
-                return
-            finally:
-                mailer.close()
+        mailer = rt.mailer()
+        try:
+            done = sign_up(
+                rt.store,
+                self.config,
+                mailer,
+                address=job.address,
+                name=job.name,
+                language=job.language,
+                categories=job.categories,
+                via=ConsentVia.WEB_FORM,
+                now=rt.clock(),
+                ip=job.ip or None,
+            )
+        except IomfeedError as exc:
+            log.warning("sign-up not done: %s", exc)
+            return
+        finally:
+            mailer.close()
         log.info("web sign-up: subscriber %d: %s", done.subscriber_id, done.outcome.value)
 
     def drain(self, timeout: float) -> bool:
-        """Wait until every sign-up handed over is done; False if ``timeout`` passed."""
+        """Wait until no sign-up waits in the store (every one handed over is done);
+        False if ``timeout`` passed."""
         import time
 
         deadline = time.monotonic() + timeout
-        while self.jobs.unfinished_tasks:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.02)
+        with open_runtime(self.config, clock=self.now) as rt:
+            while rt.store.queued_sign_ups():
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.02)
         return True
 
     def close(self, timeout: float = 30) -> None:
-        """Finish the sign-ups handed over (up to ``timeout`` seconds), then stop."""
+        """Finish the sign-ups waiting (up to ``timeout`` seconds), then stop; any still
+        waiting then stay in the store for the next worker."""
         with self._lock:
             thread, self._thread = self._thread, None
-        if thread is not None:
-            self.jobs.put(None)
-            thread.join(timeout)
+        if thread is None:
+            return
+        if not self.drain(timeout):
+            log.warning("stopping with sign-ups waiting: the next start takes them up")
+        self._stop.set()
+        self._wake.set()
+        thread.join(timeout)
+
+
+def _me() -> str:
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _gone(worker: str) -> bool:
+    """Whether ``worker`` (``host:pid``) is a process of this host that no longer runs
+    (another host's, or a pid now reused, waits for the lease)."""
+    import os
+    import socket
+
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # (PermissionError: it runs, as another user)
+        return False
+    return False
 
 
 class Forms:
@@ -251,7 +326,10 @@ class Forms:
                 log.info("sign-up not acted on: over the rate limits")
             else:
                 self.worker.submit(
-                    SignUpJob(checked.address, form.name, form.language, checked.categories, client)
+                    rt.store,
+                    SignUpJob(
+                        checked.address, form.name, form.language, checked.categories, client
+                    ),
                 )
         return self.pages.message(
             "200 OK",

@@ -54,3 +54,14 @@ class AlertState(NamedTuple):
 
     active: bool
     last_sent: datetime | None
+
+
+class QueuedSignUp(NamedTuple):
+    """A web sign-up waiting for the background worker (``signup_queue``)."""
+
+    id: int
+    address: str
+    name: str
+    language: str
+    categories: tuple[str, ...]
+    ip: str

@@ -372,6 +372,25 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX form_hits_key ON form_hits (key, at);
     """,
+    """
+    -- issue 11 (durable sign-ups): a web sign-up handed over to the background worker is a
+    -- row here before its answer goes out, and is deleted once its effect (the subscriber's
+    -- row, the confirmation mail) is done, so a web process killed in between loses none:
+    -- the next worker (another process, or this one restarted) takes it up. A row being
+    -- worked on is claimed (when, by which process), so two processes do not both take it;
+    -- a claim by a process of this host that is gone, or older than the lease, is a crash.
+    CREATE TABLE signup_queue (
+        id INTEGER PRIMARY KEY,
+        received TEXT NOT NULL,
+        address TEXT NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        language TEXT NOT NULL DEFAULT '',
+        categories TEXT NOT NULL DEFAULT '[]',  -- JSON array of category names
+        ip TEXT NOT NULL DEFAULT '',
+        claimed TEXT,                           -- NULL: waiting
+        claimed_by TEXT NOT NULL DEFAULT ''     -- 'host:pid' of the worker on it
+    );
+    """,
 )
 
 
