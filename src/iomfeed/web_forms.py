@@ -270,6 +270,8 @@ class Forms:
         form: SignUpForm | None,
         errors: Mapping[str, str],
         note: str,
+        *,
+        switch: bool = True,
     ) -> Answer:
         with open_runtime(self.config, clock=self.now) as rt:
             token = form_token(self._secret(rt.store), self.config.list_id, rt.clock())
@@ -292,6 +294,7 @@ class Forms:
             notes=notes,
             paragraphs=[lead],
             form=view,
+            switch=switch,
         )
 
     def subscribe_post(self, fields: Fields, client: str) -> Answer:
@@ -317,7 +320,7 @@ class Forms:
                 )
                 bad = checked.errors or check not in (TokenCheck.OK, TokenCheck.MISSING)
                 status = "400 Bad Request" if bad else "200 OK"
-                return self._sign_up_page(status, lang, form, checked.errors, note)
+                return self._sign_up_page(status, lang, form, checked.errors, note, switch=False)
             if form.honeypot:
                 log.info("sign-up not acted on: the %r field was filled in", HONEYPOT)
             elif not admit(
@@ -337,6 +340,7 @@ class Forms:
             "sent_title",
             ("sent_lead", "sent_note"),
             values={"address": form.address},
+            switch=False,
         )
 
     # ------------------------------------------------------------------ /confirm
@@ -414,10 +418,10 @@ class Forms:
         values = {"address": done.address}
         if done.outcome is ConfirmOutcome.NOT_PENDING:
             return self.pages.message(
-                "200 OK", lang, "invalid_title", ("not_pending",), values=values
+                "200 OK", lang, "invalid_title", ("not_pending",), values=values, switch=False
             )
         key = "confirmed_lead" if done.outcome is ConfirmOutcome.CONFIRMED else "confirmed_already"
         link = self._preferences_link(lang, done.preferences_url)
         return self.pages.message(
-            "200 OK", lang, "confirmed_title", (key,), values=values, link=link
+            "200 OK", lang, "confirmed_title", (key,), values=values, link=link, switch=False
         )

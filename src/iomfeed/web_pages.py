@@ -117,9 +117,13 @@ class Pages:
         *,
         template: str = "web/forms.html.j2",
         query: Mapping[str, str] | None = None,
+        switch: bool = True,
         **context: Any,
     ) -> Answer:
-        """A page in ``lang``; ``query`` is what its language switch links keep."""
+        """A page in ``lang``; ``query`` is what its language switch links keep. The answer
+        to a POST has no switch (``switch=False``): a link cannot show it again in another
+        language without doing it again, and the form's own page would greet the person
+        with an empty form instead of their answer."""
         values: dict[str, Any] = {
             "notes": (),
             "paragraphs": (),
@@ -133,7 +137,7 @@ class Pages:
             heading=heading,
             list_name=self.list_name(lang),
             fw=self.words(lang),
-            switch=self.switch(lang, query or {}),
+            switch=self.switch(lang, query or {}) if switch else [],
             **values,
         )
         return Answer(status, html.encode("utf-8"))
@@ -147,6 +151,7 @@ class Pages:
         *,
         query: Mapping[str, str] | None = None,
         values: Mapping[str, str] | None = None,
+        switch: bool = True,
         **context: Any,
     ) -> Answer:
         """A page of words: a heading and paragraphs (keys of ``[forms]``), ``{list}``,
@@ -159,6 +164,7 @@ class Pages:
             lang,
             fill(getattr(words, heading_key), filled),
             query=query,
+            switch=switch,
             paragraphs=paragraphs,
             **context,
         )
