@@ -146,6 +146,11 @@ def test_no_proxy_hosts_are_reached_directly(
         assert http.get(tiny.url("/news/a")).status == 200
     assert proxy.passed == []
     assert tiny.hits("/news/a") == 1
+    monkeypatch.setenv("NO_PROXY", "example.org, 127.0.0.0/8")  # a network, as curl reads it
+    with HttpClient(FAST) as http:
+        assert http.get(tiny.url("/news/a")).status == 200
+    assert proxy.passed == []
+    assert tiny.hits("/news/a") == 2
 
 
 def test_an_unreachable_proxy_is_named(
@@ -192,6 +197,14 @@ def settings(**env: str) -> dict[str, str]:
         ("localhost:8080, ALBANIA.iom.int", "https://albania.iom.int/news", True),
         ("localhost:8080", "http://localhost:8081/", False),
         ("", "http://example.org/", False),
+        # Networks, as curl and Go read them; urllib alone knows names and suffixes.
+        ("10.0.0.0/8", "http://10.20.30.40/news", True),
+        ("192.168.1.0/24, example.org", "http://192.168.2.1/news", False),
+        ("example.org,192.168.1.0/24", "http://192.168.1.77:8080/news", True),
+        ("fd00::/8", "http://[fd12::1]/news", True),
+        ("10.0.0.0/8", "http://[fd12::1]/news", False),
+        ("10.0.0.0/8", "http://ten.example.org/news", False),  # a name is not resolved
+        ("not/a-network", "http://10.0.0.1/news", False),
     ],
 )
 def test_no_proxy_matching(no_proxy: str, url: str, bypass: bool) -> None:

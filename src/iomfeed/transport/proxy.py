@@ -53,7 +53,32 @@ class ProxySettings:
         name = f"[{host}]" if ":" in host else host
         if bool(proxy_bypass_environment(f"{name}:{port}", {"no": self.no_proxy})):
             return None
+        if "/" in self.no_proxy and _in_networks(host, self.no_proxy):
+            return None
         return proxy
+
+
+def _in_networks(host: str, no_proxy: str) -> bool:
+    """Whether ``host``, an IP address, is in one of the networks (CIDR: ``10.0.0.0/8``,
+    ``fd00::/8``) that ``no_proxy`` lists, as curl and Go read them; urllib's matching
+    knows host names and suffixes only."""
+    import ipaddress
+
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False  # a host name: matched by name only
+    for entry in no_proxy.split(","):
+        entry = entry.strip()
+        if "/" not in entry:
+            continue
+        try:
+            network = ipaddress.ip_network(entry.strip("[]"), strict=False)
+        except ValueError:
+            continue
+        if address.version == network.version and address in network:
+            return True
+    return False
 
 
 def _environment_value(environ: Mapping[str, str], lower: str) -> tuple[str, str] | None:
