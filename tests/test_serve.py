@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -237,7 +238,6 @@ def test_a_web_sign_up_survives_a_sigkill_before_its_confirmation_went(
     # The answer goes out once the sign-up is kept; the service is killed while its worker
     # is still talking to the relay; the next start takes the sign-up up and the
     # confirmation goes, once.
-    import threading
     from urllib.parse import urlencode
 
     from iomfeed.clock import utc_now
@@ -451,3 +451,30 @@ def test_a_prompt_request_queued_behind_a_slow_one_is_answered() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_signal_just_before_the_scheduler_starts_still_stops_it(tmp_path: Path) -> None:
+    # The handlers are in place before the scheduler runs: a SIGTERM in between must stop
+    # it as soon as it starts, not leave its start blocking for good.
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    from iomfeed.scheduler import Service as Serve
+
+    from .digestkit import digest_config
+
+    scheduler = BlockingScheduler(timezone="UTC")
+    scheduler.add_job(lambda: None, "interval", hours=1)
+    service = Serve(digest_config(tmp_path))
+    watchdog = threading.Timer(20, lambda: scheduler.shutdown(wait=False))  # the bug's bound
+    previous = service._stop_on_signals(scheduler)
+    try:
+        signal.raise_signal(signal.SIGTERM)  # handled at once, in this (the main) thread
+        assert service.stop.requested
+        watchdog.start()
+        started = time.monotonic()
+        scheduler.start()  # returns once the shutdown thread sees it running
+        assert time.monotonic() - started < 10
+    finally:
+        watchdog.cancel()
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -220,7 +220,23 @@ class Service:
             # Not in the handler itself: shutting down takes locks the interrupted
             # main thread may hold.
             threading.Thread(
-                target=scheduler.shutdown, kwargs={"wait": False}, name="shutdown", daemon=True
+                target=_shut_down, args=(scheduler,), name="shutdown", daemon=True
             ).start()
 
         return {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _shut_down(scheduler: Any, wait_for_start: float = 30.0) -> None:
+    """Stop ``scheduler``; a signal that came just before it started (the handlers are in
+    place before it is) waits for it to run, or its start would block for good."""
+    import contextlib
+    import time
+
+    from apscheduler.schedulers import SchedulerNotRunningError
+
+    deadline = time.monotonic() + wait_for_start
+    while not scheduler.running and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # (Never started, because it failed first: nothing to stop.)
+    with contextlib.suppress(SchedulerNotRunningError):
+        scheduler.shutdown(wait=False)
