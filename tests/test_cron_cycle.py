@@ -21,6 +21,7 @@ from iomfeed.runtime import open_store
 from iomfeed.store import Store
 
 from .conftest import local_config
+from .schemakit import database_before
 from .test_cli_snapshot import iomfeed, write_config
 
 #: Runs the command in this process, then prints the heavy modules it loaded.
@@ -172,3 +173,30 @@ def test_the_stored_next_digest_time_follows_schedule_changes_and_restarts(
         store.set_setting(due.SETTING, "")
         assert next_scheduled(weekly, store, now)["digest"] == expected
         assert store.setting(due.SETTING) == ""
+
+
+def test_item_counts_follow_inserts_moves_and_deletes_and_a_migrated_store(
+    tmp_path: Path,
+) -> None:
+    db = database_before(tmp_path / "old.db", "-- issue 13 (cron)")
+    row = (
+        "INSERT INTO items (id, url, source, title, title_key, summary_html, content_html,"
+        " published, published_utc, date_source, updated, first_seen, last_seen, image_url,"
+        " image_alt, categories, language, author, content_hash, listing_hash) VALUES"
+        " (?, ?, ?, 'T', 't', '', '', '2024-01-01T00:00:00+00:00', '2024-01-01T00:00:00Z',"
+        " 'time', '2024-01-01T00:00:00Z', '2024-01-01T00:00:00Z', '2024-01-01T00:00:00Z',"
+        " '', '', '[]', 'en', '', 'h', 'l')"
+    )
+    for n, source in enumerate(("a", "a", "b")):
+        db.execute(row, (f"i{n}", f"https://x.org/{n}", source))
+    db.close()
+    with Store(tmp_path / "old.db") as store:  # the step counts what was there
+        assert (store.count(), store.count("a"), store.count("b"), store.count("c")) == (3, 2, 1, 0)
+        store.db.execute(row, ("i3", "https://x.org/3", "c"))
+        store.db.execute("UPDATE items SET source = 'b' WHERE id = 'i0'")
+        store.db.execute("UPDATE items SET title = 'Edited' WHERE id = 'i1'")
+        assert [store.count(s) for s in ("a", "b", "c")] == [1, 2, 1]
+        store.db.execute("DELETE FROM items WHERE source = 'b'")
+        assert (store.count(), store.count("a"), store.count("b"), store.count("c")) == (2, 1, 0, 1)
+        truth = dict(store.db.execute("SELECT source, count(*) FROM items GROUP BY source"))
+        assert {s: store.count(s) for s in truth} == truth
