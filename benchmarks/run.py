@@ -1,7 +1,7 @@
 """Run every benchmark and print one table: measured value, baseline measured in the same run,
 their ratio, and the target.
 
-    python benchmarks/run.py [--articles N] [--repeat N]
+    python benchmarks/run.py [--articles N] [--repeat N] [--only GROUP] [--cron-items N]
 
 Targets live here, never in unit tests. Each row's baseline is measured on this machine in
 this run, so the ratio means something on any machine.
@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # The repository's root, for the site generator in dev/ (a development tool, not installed).
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
+from bench_cron import cron_rows
 from bench_digest import digest_rows
 from bench_ingest import Row, ingest_rows
 from bench_publish import publish_rows
@@ -46,13 +47,22 @@ def main() -> int:
     )
     parser.add_argument(
         "--only",
-        choices=("ingest", "publish", "digest", "segments"),
-        help="run one group only (segments: the digest over 8 category segments, also in digest)",
+        choices=("ingest", "publish", "digest", "segments", "cron"),
+        help="run one group only (segments: the digest over 8 category segments, also in"
+        " digest; cron: the quiet cycle at 1k and --cron-items stored, status, items)",
+    )
+    parser.add_argument(
+        "--cron-items",
+        type=int,
+        default=50_000,
+        help="items in the larger store of the cron benchmark (0: the 1k store only)",
     )
     args = parser.parse_args()
     rows = []
     if args.only in (None, "ingest"):
         rows += ingest_rows(articles=args.articles, repeat=args.repeat)
+    if args.only in (None, "cron"):
+        rows += cron_rows(stored=args.cron_items)
     if args.only in (None, "publish"):
         rows += publish_rows(items=args.items)
     if args.only in (None, "digest"):

@@ -193,18 +193,15 @@ def source_health(store: Store, name: str, *, enabled: bool) -> SourceHealth:
 
 def next_scheduled(config: Config, store: Store, now: datetime) -> dict[str, datetime | None]:
     """When the next cycle runs and when the next digest is due, by the schedule."""
-    from .digest.lifecycle import next_digest, next_due
+    from .digest.due import next_digest_time
+    from .digest.lifecycle import next_due
 
     tz = config.site.timezone
     fetch = next_due(config.schedule.fetch, tz, now, "schedule.fetch")
-    digest = next_digest(
-        schedule=config.schedule.digest,
-        timezone=tz,
-        now=now,
-        last=store.last_digest(),
-        open_digest=store.open_digest(),
-        first_run=store.first_run_started(),
-    ) or next_due(config.schedule.digest, tz, now)
+    # Read, not stored: a status check writes nothing.
+    digest = next_digest_time(config, store, now, save=False) or next_due(
+        config.schedule.digest, tz, now
+    )
     return {"fetch": fetch, "digest": digest}
 
 

@@ -12,14 +12,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from .config import Config
-
-# The digest's steps live in digest/steps.py; re-exported here, where callers found them.
-from .digest.steps import composers as composers
-from .digest.steps import digest_content as digest_content
-from .digest.steps import digest_due as digest_due
-from .digest.steps import digest_preview as digest_preview
-from .digest.steps import render_languages as render_languages
-from .digest.steps import sender as sender
 from .errors import PublishError
 from .models import (
     CycleReport,
@@ -27,14 +19,35 @@ from .models import (
     PublishReport,
 )
 
+# The digest's steps live in digest/steps.py; re-exported here, where callers found them,
+# on first use (__getattr__ below): a quiet cycle does not load them.
 if TYPE_CHECKING:
     from .bounces.process import BounceReport
     from .delivery.mailers import Mailer
-    from .delivery.send import Stop
+    from .digest.steps import composers as composers
+    from .digest.steps import digest_content as digest_content
+    from .digest.steps import digest_due as digest_due
+    from .digest.steps import digest_preview as digest_preview
+    from .digest.steps import render_languages as render_languages
+    from .digest.steps import sender as sender
     from .http import HttpClient
+    from .stopping import Stop
     from .store import Store
 
 log = logging.getLogger(__name__)
+
+_STEPS = frozenset(
+    ("composers", "digest_content", "digest_due", "digest_preview", "render_languages", "sender")
+)
+
+
+def __getattr__(name: str) -> object:
+    """The digest steps re-exported above, imported when first asked for."""
+    if name in _STEPS:
+        from .digest import steps
+
+        return getattr(steps, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def publish(
@@ -152,6 +165,8 @@ def run_cycle(
     if config.bounces.configured and (stop is None or not stop.requested):
         bounces = read_bounces_safely(config, store=store, clock=clock, stop=stop)
     outcome = None
+    from .digest.due import digest_due  # the stored next time: no APScheduler
+
     if (stop is None or not stop.requested) and digest_due(config, store, clock()):
         outcome = send_digest(
             config, store=store, mailer=mailer(), clock=clock, stop=stop, on_message=on_message

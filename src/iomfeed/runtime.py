@@ -30,9 +30,9 @@ from .lock import DEFAULT_WAIT
 
 if TYPE_CHECKING:
     from .delivery.mailers import Mailer
-    from .delivery.send import Stop
     from .http import HttpClient
     from .lock import RunLock, ServiceLock
+    from .stopping import Stop
     from .store import Store
     from .transport import Transport
 
@@ -145,7 +145,7 @@ class Runtime:
         back at the end."""
         import signal
 
-        from .delivery.send import Stop
+        from .stopping import Stop
 
         stop = self.stop = Stop()
 

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from .clock import utc_now
 from .config import Config
-from .delivery.send import Stop
 from .lock import DEFAULT_WAIT, AlreadyRunning
 from .runtime import Runtime, open_runtime
+from .stopping import Stop
 
 if TYPE_CHECKING:
     from .web_server import Server

@@ -249,7 +249,7 @@ def _add_items(sub: Any) -> None:
         metavar="NAME",
         help="only items of this source (configured, or with items stored)",
     )
-    p.set_defaults(func=cmd_items)
+    p.set_defaults(func=cmd_items, compile_selectors=False)  # lists rows: no soupsieve
 
 
 def _add_subscribers(sub: Any) -> None:

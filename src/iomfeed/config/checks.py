@@ -180,7 +180,7 @@ def _checked(check: Callable[[Any], str | None]) -> dict[str, Any]:
 
 
 def _check_address(value: str) -> str | None:
-    from ..subscribers import is_plainly_valid, normalize_address
+    from ..addresses import is_plainly_valid, normalize_address
 
     if is_plainly_valid(value):  # the usual case, decided without email-validator
         return None

@@ -14,15 +14,15 @@ it stay pending, untried.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ..digest.lifecycle import DeliveryStatus
-from ..errors import DeliveryError, StopRequested
+from ..errors import DeliveryError
 from ..models import Delivery, DeliveryReport, DigestRecord
+from ..stopping import Stop as Stop  # its home before the runtime made one per run
 from .mailers import PermanentFailure, TemporaryFailure
 from .policy import DeliveryPolicy, Streaks, Verdict
 
@@ -34,32 +34,6 @@ if TYPE_CHECKING:
     from .quota import QuotaGate
 
 log = logging.getLogger(__name__)
-
-
-class Stop:
-    """A stop request, set from a signal handler: finish the message in hand, then stop.
-    Its :meth:`sleep` ends early when a stop is requested."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def set(self) -> None:
-        self._event.set()
-
-    @property
-    def requested(self) -> bool:
-        return self._event.is_set()
-
-    def sleep(self, seconds: float) -> bool:
-        """Wait ``seconds`` or until a stop is requested; True if one was."""
-        return self._event.wait(seconds) if seconds > 0 else self._event.is_set()
-
-    def sleep_or_stop(self, seconds: float) -> None:
-        """A sleep for the HTTP client's pauses (politeness, Retry-After, backoff) that
-        ends the fetch when a stop is requested instead of waiting minutes: it raises
-        :class:`StopRequested`, which the pipeline records as a stop, not a failure."""
-        if self.sleep(seconds):
-            raise StopRequested("stopped on request during a pause between requests")
 
 
 @dataclass(slots=True)

@@ -194,8 +194,12 @@ def next_due(
 ) -> datetime:
     """The first scheduled time strictly after ``mark`` (a crontab expression in
     ``timezone``): a digest made at 08:00:00 for the 08:00 slot has used that slot."""
+    from ..cron import quick_next
     from ..cron import trigger as cron_trigger
 
+    quick = quick_next(schedule, timezone, mark + timedelta(seconds=1))
+    if quick is not None:  # the usual expressions, without loading APScheduler
+        return quick
     try:
         trigger = cron_trigger(schedule, timezone)
     except ConfigError as exc:

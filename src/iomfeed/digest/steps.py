@@ -29,7 +29,6 @@ from .lifecycle import (
     after_send,
     decide,
     first_status,
-    is_due,
     state_of,
 )
 from .pages import page_stem
@@ -215,14 +214,10 @@ def composers(
 
 
 def digest_due(config: Config, store: Store, now: datetime) -> bool:
-    return is_due(
-        schedule=config.schedule.digest,
-        timezone=config.site.timezone,
-        now=now,
-        last=store.last_digest(),
-        open_digest=store.open_digest(),
-        first_run=store.first_run_started(),
-    )
+    """Whether a run should send a digest now (its next time kept in the store: :mod:`.due`)."""
+    from .due import digest_due as due
+
+    return due(config, store, now)
 
 
 # --------------------------------------------------------------------------- the send

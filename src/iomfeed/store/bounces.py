@@ -6,12 +6,17 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from ..bounces.records import Action, BounceEvent, Kind, SentDigest, Trust
 from .base import StoreBase, parse, utc
+
+if TYPE_CHECKING:  # the records load where a row becomes one, not with every store
+    from ..bounces.records import BounceEvent, SentDigest
 
 
 def _event(row: sqlite3.Row) -> BounceEvent:
+    from ..bounces.records import Action, BounceEvent, Kind, Trust
+
     return BounceEvent(
         message_key=row["message_key"],
         message_id=row["message_id"],
@@ -78,6 +83,8 @@ class BouncesMixin(StoreBase):
         """The digests that went to (or were refused for) a subscriber since they joined
         (or rejoined), newest first, with the bounces recorded for each: what the streak
         rules read."""
+        from ..bounces.records import SentDigest
+
         rows = self.db.execute(
             "SELECT d.digest_id, d.updated, d.status, d.reply,"
             " EXISTS (SELECT 1 FROM bounce_events b WHERE b.subscriber_id = d.subscriber_id"
@@ -160,6 +167,8 @@ class BouncesMixin(StoreBase):
 
 
 def _apply(db: sqlite3.Connection, e: BounceEvent) -> int:
+    from ..bounces.records import Action, Kind
+
     if e.subscriber_id is None:
         return 0
     if e.action is Action.COUNTED and e.hard_streak > 0:

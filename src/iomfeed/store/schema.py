@@ -391,6 +391,24 @@ MIGRATIONS: tuple[str, ...] = (
         claimed_by TEXT NOT NULL DEFAULT ''     -- 'host:pid' of the worker on it
     );
     """,
+    """
+    -- issue 13 (cron): the items of each source, counted by triggers, so that the health
+    -- check of every cycle and 'status' do not count a large store row by row
+    CREATE TABLE item_counts (source TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO item_counts (source, n) SELECT source, count(*) FROM items GROUP BY source;
+    CREATE TRIGGER item_counts_inserted AFTER INSERT ON items BEGIN
+        INSERT INTO item_counts (source, n) VALUES (NEW.source, 1)
+            ON CONFLICT (source) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER item_counts_deleted AFTER DELETE ON items
+        BEGIN UPDATE item_counts SET n = n - 1 WHERE source = OLD.source; END;
+    CREATE TRIGGER item_counts_moved AFTER UPDATE OF source ON items
+        WHEN NEW.source IS NOT OLD.source BEGIN
+        UPDATE item_counts SET n = n - 1 WHERE source = OLD.source;
+        INSERT INTO item_counts (source, n) VALUES (NEW.source, 1)
+            ON CONFLICT (source) DO UPDATE SET n = n + 1;
+    END;
+    """,
 )
 
 

@@ -1,4 +1,8 @@
-"""Subscribers: who is on the list, in which language, and who left (and why)."""
+"""Subscribers: who is on the list, in which language, and who left (and why).
+
+The records (:mod:`..subscribers`, :mod:`..consent`) are imported where a row becomes one:
+a cron cycle opens the store without reading a subscriber, and loads neither.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,13 @@ import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from ..consent import Consent, ConsentVia, DeliveryRecord, Profile, State
-from ..subscribers import Subscriber
 from .base import StoreBase, parse, utc
+
+if TYPE_CHECKING:
+    from ..consent import Consent, ConsentVia, DeliveryRecord, Profile
+    from ..subscribers import Subscriber
 
 
 def _when(text: str | None) -> datetime | None:
@@ -17,6 +24,8 @@ def _when(text: str | None) -> datetime | None:
 
 
 def _subscriber(row: sqlite3.Row) -> Subscriber:
+    from ..subscribers import Subscriber
+
     return Subscriber(
         id=row["id"],
         address=row["address"] or "",
@@ -30,6 +39,8 @@ def _subscriber(row: sqlite3.Row) -> Subscriber:
 
 
 def _profile(row: sqlite3.Row) -> Profile:
+    from ..consent import Consent, ConsentVia, Profile, State
+
     via = row["consent_via"]
     return Profile(
         id=row["id"],
@@ -63,6 +74,8 @@ class SubscribersMixin(StoreBase):
         ``now``): 'added', 'exists' (already active), or 'left' (they unsubscribed or
         bounced before and are not re-added behind their back). A pending sign-up the
         operator adds is made active: the operator has their consent."""
+        from ..consent import State
+
         consent = via.value if via else ""
         with self.transaction() as db:
             row = db.execute(
@@ -191,6 +204,8 @@ class SubscribersMixin(StoreBase):
 
     def history(self, subscriber_id: int, limit: int | None = None) -> list[DeliveryRecord]:
         """The digests sent (or meant) to a subscriber, newest first."""
+        from ..consent import DeliveryRecord
+
         rows = self.db.execute(
             "SELECT d.*, g.created FROM deliveries d JOIN digests g ON g.id = d.digest_id"
             " WHERE d.subscriber_id = ? ORDER BY d.digest_id DESC LIMIT ?",
