@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..dedup import content_hash
 from ..errors import StoreError
+from .steps import ITEM_COUNTS_STEP, SIGN_UP_QUEUE_STEP
 
 log = logging.getLogger(__name__)
 
@@ -372,43 +373,8 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX form_hits_key ON form_hits (key, at);
     """,
-    """
-    -- issue 11 (durable sign-ups): a web sign-up handed over to the background worker is a
-    -- row here before its answer goes out, and is deleted once its effect (the subscriber's
-    -- row, the confirmation mail) is done, so a web process killed in between loses none:
-    -- the next worker (another process, or this one restarted) takes it up. A row being
-    -- worked on is claimed (when, by which process), so two processes do not both take it;
-    -- a claim by a process of this host that is gone, or older than the lease, is a crash.
-    CREATE TABLE signup_queue (
-        id INTEGER PRIMARY KEY,
-        received TEXT NOT NULL,
-        address TEXT NOT NULL,
-        name TEXT NOT NULL DEFAULT '',
-        language TEXT NOT NULL DEFAULT '',
-        categories TEXT NOT NULL DEFAULT '[]',  -- JSON array of category names
-        ip TEXT NOT NULL DEFAULT '',
-        claimed TEXT,                           -- NULL: waiting
-        claimed_by TEXT NOT NULL DEFAULT ''     -- 'host:pid' of the worker on it
-    );
-    """,
-    """
-    -- issue 13 (cron): the items of each source, counted by triggers, so that the health
-    -- check of every cycle and 'status' do not count a large store row by row
-    CREATE TABLE item_counts (source TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
-    INSERT INTO item_counts (source, n) SELECT source, count(*) FROM items GROUP BY source;
-    CREATE TRIGGER item_counts_inserted AFTER INSERT ON items BEGIN
-        INSERT INTO item_counts (source, n) VALUES (NEW.source, 1)
-            ON CONFLICT (source) DO UPDATE SET n = n + 1;
-    END;
-    CREATE TRIGGER item_counts_deleted AFTER DELETE ON items
-        BEGIN UPDATE item_counts SET n = n - 1 WHERE source = OLD.source; END;
-    CREATE TRIGGER item_counts_moved AFTER UPDATE OF source ON items
-        WHEN NEW.source IS NOT OLD.source BEGIN
-        UPDATE item_counts SET n = n - 1 WHERE source = OLD.source;
-        INSERT INTO item_counts (source, n) VALUES (NEW.source, 1)
-            ON CONFLICT (source) DO UPDATE SET n = n + 1;
-    END;
-    """,
+    SIGN_UP_QUEUE_STEP,
+    ITEM_COUNTS_STEP,
 )
 
 
