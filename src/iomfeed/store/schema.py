@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..dedup import content_hash
 from ..errors import StoreError
+from .pages import PAGES_STEP
 
 log = logging.getLogger(__name__)
 
@@ -372,6 +373,7 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX form_hits_key ON form_hits (key, at);
     """,
+    PAGES_STEP,
 )
 
 
