@@ -39,7 +39,9 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--articles", type=int, default=1000, help="articles in the test site")
-    parser.add_argument("--repeat", type=int, default=5, help="runs of the unchanged fetch and publish")
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="runs of the unchanged fetch and publish"
+    )
     parser.add_argument("--items", type=int, default=20_000, help="items in the publish store")
     parser.add_argument(
         "--large",

@@ -14,11 +14,18 @@ Files, relative to ``publish.folder``:
 * ``index.html``: the newest ``index_items`` items, the subscribe links, the month pages
   and the digest archive.
 
-An archive page is rendered only when its fingerprint (its items' ids, content hashes and
-update times, its neighbours and the settings it shows) differs from the one recorded when it
-was last written, or the file on disk is not the one written: a rebuild after one new item
-touches the subscription feeds and one archive page, whatever the size of the store. Month
-pages work the same way (their fingerprint holds the page templates' hash too).
+An archive page is rendered only when its fingerprint (what it holds, its neighbours and the
+settings it shows) differs from the one recorded when it was last written, or the file on disk
+is not the one written: a rebuild after one new item touches the subscription feeds and one
+archive page, whatever the size of the store. Month pages work the same way (their
+fingerprint holds the page templates' hash too).
+
+No pass reads every item. The plan comes from the newest rows (those the feeds and the index
+show) and one summary row per month of publication (``Store.item_months``: its count of items
+and a count of changes that every insert, edit or removal in it moves, kept by triggers). A
+month the subscription feed does not reach into is told unchanged by its summary row alone;
+the one or two it reaches into are planned from their own rows; a page's items are read only
+when it is rendered.
 
 All or nothing: every changed file is first written to a temporary file beside it, and only
 when all of them were written are they renamed into place (``files.FileSet``), so a failed
@@ -36,6 +43,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,7 +53,7 @@ from ..config import Config
 from ..errors import PublishError
 from ..files import FileSet, remove_leftovers
 from ..models import FeedDoc, PublishReport, StoredItem
-from ..store import IndexEntry, PublishedFile, Store
+from ..store import IndexEntry, MonthSummary, PublishedFile, Store
 from .digests import INDEX as DIGESTS_INDEX
 from .digests import DigestArchive
 from .feeds import render_atom, render_json, render_rss
@@ -70,12 +78,17 @@ INDEX_DESCRIPTION = "News stories from {author}, newest first, with Atom, RSS an
 @dataclass(frozen=True, slots=True)
 class ArchivePage:
     month: str  # YYYY-MM
-    ids: tuple[str, ...]
+    ids: tuple[str, ...] | None  # None: every item of the month, read only when rendered
     rows_hash: str
+    items: int = 0  # how many, when ``ids`` is None
 
     @property
     def path(self) -> str:
         return f"archive/{self.month}.xml"
+
+    @property
+    def count(self) -> int:
+        return self.items if self.ids is None else len(self.ids)
 
 
 def slug(text: str) -> str:
@@ -114,6 +127,21 @@ def plan_archives(rows: Iterable[IndexEntry]) -> list[ArchivePage]:
         rows_hash = hashlib.sha256(repr(entries).encode("utf-8")).hexdigest()
         pages.append(ArchivePage(month, tuple(e[0] for e in entries), rows_hash))
     return pages
+
+
+def plan_months(months: Iterable[MonthSummary]) -> list[ArchivePage]:
+    """A page per month from its summary row (newest month first): its hash is the month's
+    count of items and of changes, which any insert, edit or removal in it moves, so the
+    plan costs one row per month, not one per item."""
+    return [
+        ArchivePage(
+            m.month,
+            None,
+            hashlib.sha256(f"month\x1f{m.month}\x1f{m.items}\x1f{m.changes}".encode()).hexdigest(),
+            m.items,
+        )
+        for m in months
+    ]
 
 
 def plan_after(rows: list[IndexEntry], pages: list[ArchivePage], start: int) -> list[ArchivePage]:
@@ -214,9 +242,11 @@ class Publisher:
         if not newest:
             log.warning("the store has no items yet: nothing published (run 'iomfeed fetch')")
             return PublishReport((), 0)
-        index_rows = self.store.item_index()
-        by_month = plan_archives(index_rows)
-        archives = plan_after(index_rows, by_month, cfg.max_items) if cfg.archives else []
+        # The newest rows and one summary row per month: never every item (see the
+        # module docstring).
+        head = self.store.item_index(limit=max(cfg.max_items, cfg.index_items))
+        by_month = plan_months(self.store.item_months())
+        archives = self._archives(head, by_month) if cfg.archives else []
         main = self._doc(
             "main",
             "",
@@ -234,14 +264,23 @@ class Publisher:
             self._feed_set(doc, key + "/")
             links.append(FeedLink(label, doc.atom_url, doc.rss_url, doc.json_url))
         self._feed_set(main, "")
-        digests = DigestArchive(self.config, self.store, self.now, index_rows, self._keep_or_write)
+        digests = DigestArchive(self.config, self.store, self.now, self._keep_or_write)
         archive = DIGESTS_INDEX if digests.publish() else ""
-        months = self._month_pages(index_rows, by_month, links[0])
+        months = self._month_pages(head, by_month, links[0])
         self._index(newest, links, main.updated, months, archive)
         self._commit()
         if self.feeds:
             self._remove_stale()
         return PublishReport(tuple(self.written), self.unchanged)
+
+    def _archives(self, head: list[IndexEntry], by_month: list[ArchivePage]) -> list[ArchivePage]:
+        """The archive pages, newest first: the months the subscription feed reaches into
+        (the newest one or two) from their rows, every older month from its summary."""
+        start = self.config.publish.max_items
+        in_feed = {row.id for row in head[:start]}
+        split = sorted({row.published[:7] for row in head[:start]}, reverse=True)
+        rest = [r for month in split for r in self.store.month_index(month) if r.id not in in_feed]
+        return plan_after(head[:start] + rest, by_month, start)
 
     def _groups(self) -> list[tuple[str, str, str, list[StoredItem]]]:
         """The feeds by category and by source that are configured: (key, feed title, label
@@ -320,13 +359,14 @@ class Publisher:
             self.written.append(path)
 
     def _month_pages(
-        self, rows: list[IndexEntry], by_month: list[ArchivePage], feed: FeedLink
+        self, head: list[IndexEntry], by_month: list[ArchivePage], feed: FeedLink
     ) -> list[MonthLink]:
         """Write one page per month that holds a story not on ``index.html`` (each with
-        every story of its month); returns them, newest first, for the index to link."""
-        older = {row[1][:7] for row in rows[self.config.publish.index_items :]}
-        pages = [p for p in by_month if p.month in older]
-        links = [MonthLink(p.month, len(p.ids)) for p in pages]
+        every story of its month); returns them, newest first, for the index to link.
+        ``head``: the newest rows, at least those on the index."""
+        on_index = Counter(row.published[:7] for row in head[: self.config.publish.index_items])
+        pages = [p for p in by_month if p.count > on_index[p.month]]
+        links = [MonthLink(p.month, p.count) for p in pages]
         site = self.config.site
         for n, page in enumerate(pages if self.feeds else ()):
             newer = links[n - 1] if n > 0 else None
@@ -362,7 +402,7 @@ class Publisher:
                     author=site.author,
                     feeds=[feed],
                     month=links[n],
-                    items=self.store.items_by_id(list(page.ids)),
+                    items=self._page_items(page),
                     newer=newer,
                     older=before,
                 ),
@@ -394,7 +434,7 @@ class Publisher:
             self.produced.add(page.path)
             self.unchanged += 1
             return
-        items = self.store.items_by_id(list(page.ids))
+        items = self._page_items(page)
         doc = FeedDoc(
             key=f"archive/{page.month}",
             title=f"{site.title}: archive {page.month}",
@@ -415,6 +455,11 @@ class Publisher:
             is_archive=True,
         )
         self._write(page.path, render_atom(doc), fingerprint)
+
+    def _page_items(self, page: ArchivePage) -> list[StoredItem]:
+        if page.ids is None:
+            return self.store.items_in_month(page.month)
+        return self.store.items_by_id(list(page.ids))
 
     def _keep_or_write(self, path: str, fingerprint: str, render: Callable[[], bytes]) -> None:
         """Keep ``path`` when it is what ``fingerprint`` made, else stage ``render()``."""
