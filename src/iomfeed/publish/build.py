@@ -14,11 +14,18 @@ Files, relative to ``publish.folder``:
 * ``index.html``: the newest ``index_items`` items, the subscribe links, the month pages
   and the digest archive.
 
-An archive page is rendered only when its fingerprint (its items' ids, content hashes and
-update times, its neighbours and the settings it shows) differs from the one recorded when it
-was last written, or the file on disk is not the one written: a rebuild after one new item
-touches the subscription feeds and one archive page, whatever the size of the store. Month
-pages work the same way (their fingerprint holds the page templates' hash too).
+An archive page is rendered only when its fingerprint (what it holds, its neighbours and the
+settings it shows) differs from the one recorded when it was last written, or the file on disk
+is not the one written: a rebuild after one new item touches the subscription feeds and one
+archive page, whatever the size of the store. Month pages work the same way (their
+fingerprint holds the page templates' hash too).
+
+No pass reads every item. The plan comes from the newest rows (those the feeds and the index
+show) and one summary row per month of publication (``Store.item_months``: its count of items
+and a count of changes that every insert, edit or removal in it moves, kept by triggers). A
+month the subscription feed does not reach into is told unchanged by its summary row alone;
+the one or two it reaches into are planned from their own rows; a page's items are read only
+when it is rendered.
 
 All or nothing: every changed file is first written to a temporary file beside it, and only
 when all of them were written are they renamed into place (``files.FileSet``), so a failed
@@ -35,9 +42,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from urllib.parse import urljoin
 
@@ -49,6 +55,7 @@ from ..store import IndexEntry, PublishedFile, Store
 from .digests import INDEX as DIGESTS_INDEX
 from .digests import DigestArchive
 from .feeds import render_atom, render_json, render_rss
+from .plan import ArchivePage, plan_after, plan_archives, plan_months, slug, unique_slugs
 from .site import (
     PAGES_LANGUAGE,
     FeedLink,
@@ -58,6 +65,18 @@ from .site import (
     templates_digest,
 )
 
+__all__ = [
+    "SUBSCRIPTION_FILES",
+    "ArchivePage",
+    "Publisher",
+    "plan_after",
+    "plan_archives",
+    "plan_months",
+    "publish_all",
+    "slug",
+    "unique_slugs",
+]
+
 log = logging.getLogger(__name__)
 
 #: Bump when the rendering of archive pages changes, so that they are all written again.
@@ -65,64 +84,6 @@ RENDER_VERSION = "2"
 SUBSCRIPTION_FILES = ("atom.xml", "rss.xml", "feed.json")
 FEED_DESCRIPTION = "News from {author}."
 INDEX_DESCRIPTION = "News stories from {author}, newest first, with Atom, RSS and JSON feeds."
-
-
-@dataclass(frozen=True, slots=True)
-class ArchivePage:
-    month: str  # YYYY-MM
-    ids: tuple[str, ...]
-    rows_hash: str
-
-    @property
-    def path(self) -> str:
-        return f"archive/{self.month}.xml"
-
-
-def slug(text: str) -> str:
-    """A path segment for a category or source name ("Local" -> "local"), or "" if none."""
-    import unicodedata
-
-    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
-
-
-def unique_slugs(names: Iterable[str]) -> dict[str, str]:
-    """A distinct, stable path segment per name: names that fold to the same slug (or to
-    none) get a short hash of the name, so no feed overwrites another."""
-    names = list(names)
-    plain = {name: slug(name) for name in names}
-    counts: dict[str, int] = {}
-    for value in plain.values():
-        counts[value] = counts.get(value, 0) + 1
-    out = {}
-    for name, value in plain.items():
-        if not value or counts[value] > 1:
-            digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
-            value = f"{value}-{digest}" if value else digest
-        out[name] = value
-    return out
-
-
-def plan_archives(rows: Iterable[IndexEntry]) -> list[ArchivePage]:
-    """Group (id, local published, content hash, updated) rows by month, newest month first."""
-    months: dict[str, list[tuple[str, str, str]]] = {}
-    for item_id, published, digest, updated in rows:
-        months.setdefault(published[:7], []).append((item_id, digest, updated))
-    pages = []
-    for month in sorted(months, reverse=True):
-        entries = months[month]
-        rows_hash = hashlib.sha256(repr(entries).encode("utf-8")).hexdigest()
-        pages.append(ArchivePage(month, tuple(e[0] for e in entries), rows_hash))
-    return pages
-
-
-def plan_after(rows: list[IndexEntry], pages: list[ArchivePage], start: int) -> list[ArchivePage]:
-    """``plan_archives(rows[start:])``, reusing from ``pages`` (the plan of all ``rows``) the
-    months that lie wholly past ``start``: only the months split by it are hashed again."""
-    split = {row[1][:7] for row in rows[:start]}
-    partial = plan_archives(row for row in rows[start:] if row[1][:7] in split)
-    whole = [p for p in pages if p.month not in split]
-    return sorted([*partial, *whole], key=lambda p: p.month, reverse=True)
 
 
 class Publisher:
@@ -214,9 +175,11 @@ class Publisher:
         if not newest:
             log.warning("the store has no items yet: nothing published (run 'iomfeed fetch')")
             return PublishReport((), 0)
-        index_rows = self.store.item_index()
-        by_month = plan_archives(index_rows)
-        archives = plan_after(index_rows, by_month, cfg.max_items) if cfg.archives else []
+        # The newest rows and one summary row per month: never every item (see the
+        # module docstring).
+        head = self.store.item_index(limit=max(cfg.max_items, cfg.index_items))
+        by_month = plan_months(self.store.item_months())
+        archives = self._archives(head, by_month) if cfg.archives else []
         main = self._doc(
             "main",
             "",
@@ -234,14 +197,23 @@ class Publisher:
             self._feed_set(doc, key + "/")
             links.append(FeedLink(label, doc.atom_url, doc.rss_url, doc.json_url))
         self._feed_set(main, "")
-        digests = DigestArchive(self.config, self.store, self.now, index_rows, self._keep_or_write)
+        digests = DigestArchive(self.config, self.store, self.now, self._keep_or_write)
         archive = DIGESTS_INDEX if digests.publish() else ""
-        months = self._month_pages(index_rows, by_month, links[0])
+        months = self._month_pages(head, by_month, links[0])
         self._index(newest, links, main.updated, months, archive)
         self._commit()
         if self.feeds:
             self._remove_stale()
         return PublishReport(tuple(self.written), self.unchanged)
+
+    def _archives(self, head: list[IndexEntry], by_month: list[ArchivePage]) -> list[ArchivePage]:
+        """The archive pages, newest first: the months the subscription feed reaches into
+        (the newest one or two) from their rows, every older month from its summary."""
+        start = self.config.publish.max_items
+        in_feed = {row.id for row in head[:start]}
+        split = sorted({row.published[:7] for row in head[:start]}, reverse=True)
+        rest = [r for month in split for r in self.store.month_index(month) if r.id not in in_feed]
+        return plan_after(head[:start] + rest, by_month, start)
 
     def _groups(self) -> list[tuple[str, str, str, list[StoredItem]]]:
         """The feeds by category and by source that are configured: (key, feed title, label
@@ -320,13 +292,14 @@ class Publisher:
             self.written.append(path)
 
     def _month_pages(
-        self, rows: list[IndexEntry], by_month: list[ArchivePage], feed: FeedLink
+        self, head: list[IndexEntry], by_month: list[ArchivePage], feed: FeedLink
     ) -> list[MonthLink]:
         """Write one page per month that holds a story not on ``index.html`` (each with
-        every story of its month); returns them, newest first, for the index to link."""
-        older = {row[1][:7] for row in rows[self.config.publish.index_items :]}
-        pages = [p for p in by_month if p.month in older]
-        links = [MonthLink(p.month, len(p.ids)) for p in pages]
+        every story of its month); returns them, newest first, for the index to link.
+        ``head``: the newest rows, at least those on the index."""
+        on_index = Counter(row.published[:7] for row in head[: self.config.publish.index_items])
+        pages = [p for p in by_month if p.count > on_index[p.month]]
+        links = [MonthLink(p.month, p.count) for p in pages]
         site = self.config.site
         for n, page in enumerate(pages if self.feeds else ()):
             newer = links[n - 1] if n > 0 else None
@@ -362,7 +335,7 @@ class Publisher:
                     author=site.author,
                     feeds=[feed],
                     month=links[n],
-                    items=self.store.items_by_id(list(page.ids)),
+                    items=self._page_items(page),
                     newer=newer,
                     older=before,
                 ),
@@ -394,7 +367,7 @@ class Publisher:
             self.produced.add(page.path)
             self.unchanged += 1
             return
-        items = self.store.items_by_id(list(page.ids))
+        items = self._page_items(page)
         doc = FeedDoc(
             key=f"archive/{page.month}",
             title=f"{site.title}: archive {page.month}",
@@ -415,6 +388,11 @@ class Publisher:
             is_archive=True,
         )
         self._write(page.path, render_atom(doc), fingerprint)
+
+    def _page_items(self, page: ArchivePage) -> list[StoredItem]:
+        if page.ids is None:
+            return self.store.items_in_month(page.month)
+        return self.store.items_by_id(list(page.ids))
 
     def _keep_or_write(self, path: str, fingerprint: str, render: Callable[[], bytes]) -> None:
         """Keep ``path`` when it is what ``fingerprint`` made, else stage ``render()``."""

@@ -19,7 +19,7 @@ of the publish, all or nothing.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -38,7 +38,7 @@ from ..models import DigestContent, DigestRecord, StoredItem
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..store import IndexEntry, Store
+    from ..store import Store
 
 #: Bump when the archive's rendering changes, so that every file is written again.
 ARCHIVE_VERSION = "1"
@@ -110,14 +110,13 @@ class DigestArchive:
         config: Config,
         store: Store,
         now: datetime,
-        rows: Sequence[IndexEntry],
         write: Callable[[str, str, Callable[[], bytes]], None],
     ) -> None:
         self.config = config
         self.store = store
         self.now = now
         self.write = write
-        self.rows = {r[0]: f"{r[2]},{r[3]}" for r in rows}
+        self.rows: dict[str, str] = {}  # item id -> "content hash,updated", of those shown
         self.base = public_base(config.site.public_url)
         self.inputs = ""
 
@@ -126,6 +125,7 @@ class DigestArchive:
         archived = plan(self.store, self.config.site.timezone)
         if not archived:
             return 0
+        self.rows = self.store.item_marks(sorted({i for one in archived for i in one.item_ids}))
         self.inputs = _inputs(self.config)
         codes = self.config.digest.languages
         for one in reversed(archived):  # oldest first, like the archive feeds

@@ -4,6 +4,7 @@
 module                    holds
 ========================  =====================================================
 ``store/schema.py``       the numbered migrations and the code that applies them
+``store/pages.py``        the step of the summaries a publish plans from
 ``store/base.py``         the connection, transactions, settings, error wrapping
 ``store/items.py``        items, their other addresses, their content history
 ``store/sources.py``      HTTP validators, articles that answered 404, backfills
@@ -33,7 +34,15 @@ from .digests import DigestsMixin
 from .forms import FormsMixin
 from .items import ItemsMixin
 from .published import PublishedMixin
-from .records import AlertState, IndexEntry, ItemLink, PublishedFile, SourceRunSummary, Validators
+from .records import (
+    AlertState,
+    IndexEntry,
+    ItemLink,
+    MonthSummary,
+    PublishedFile,
+    SourceRunSummary,
+    Validators,
+)
 from .runs import RunsMixin
 from .schema import MIGRATIONS
 from .sent import SentMailMixin
@@ -45,6 +54,7 @@ __all__ = [
     "AlertState",
     "IndexEntry",
     "ItemLink",
+    "MonthSummary",
     "PublishedFile",
     "SourceRunSummary",
     "Store",

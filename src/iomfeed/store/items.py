@@ -18,7 +18,7 @@ from ..dedup import Candidate
 from ..models import DateSource, Item, KnownItem, StoredItem
 from ..normalize import title_key
 from .base import StoreBase, parse, utc
-from .records import IndexEntry, ItemLink
+from .records import IndexEntry, ItemLink, MonthSummary
 
 if TYPE_CHECKING:  # the fetch path's records: a publish or a digest never loads them
     from ..intents import Duplicate, NewItem, StoredState, Unchanged, UpdateItem
@@ -311,9 +311,9 @@ class ItemsMixin(StoreBase):
                 )
 
     def categories(self) -> list[str]:
-        """Every category used by a stored item, sorted."""
+        """Every category used by a stored item, sorted (from the counts triggers keep)."""
         rows = self.db.execute(
-            "SELECT DISTINCT c.value FROM items, json_each(items.categories) AS c ORDER BY 1"
+            "SELECT category FROM item_categories WHERE items > 0 ORDER BY 1"
         ).fetchall()
         return [str(r[0]) for r in rows]
 
@@ -332,15 +332,55 @@ class ItemsMixin(StoreBase):
         )
         return [item_from_row(r) for r in rows]
 
-    def item_index(self) -> list[IndexEntry]:
-        """Id, local published time, content hash and updated time of every item, newest first.
+    def item_index(self, *, limit: int | None = None) -> list[IndexEntry]:
+        """Id, local published time, content hash and updated time of every item (or of the
+        newest ``limit``), newest first.
 
         Cheap: enough to decide which archive pages changed without loading any content.
         """
+        sql = "SELECT id, published, content_hash, updated FROM items"
+        sql += " ORDER BY published_utc DESC, id"
+        rows = self.db.execute(sql + " LIMIT ?", (-1 if limit is None else limit,))
+        return [IndexEntry(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def item_months(self) -> list[MonthSummary]:
+        """Each local month of publication that holds an item, newest first, with its count
+        of items and of changes (kept by triggers: one row per month, whatever the store's
+        size)."""
         rows = self.db.execute(
-            "SELECT id, published, content_hash, updated FROM items ORDER BY published_utc DESC, id"
+            "SELECT month, items, changes FROM item_months WHERE items > 0 ORDER BY month DESC"
+        )
+        return [MonthSummary(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+    def month_index(self, month: str) -> list[IndexEntry]:
+        """:meth:`item_index` of the items published in ``month`` (``YYYY-MM``, local)."""
+        rows = self.db.execute(
+            "SELECT id, published, content_hash, updated FROM items"
+            " WHERE substr(published, 1, 7) = ? ORDER BY published_utc DESC, id",
+            (month,),
         )
         return [IndexEntry(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def items_in_month(self, month: str) -> list[StoredItem]:
+        """The items published in ``month`` (``YYYY-MM``, local), newest first."""
+        rows = self.db.execute(
+            f"SELECT {ITEM_COLUMNS} FROM items WHERE substr(published, 1, 7) = ?"
+            " ORDER BY published_utc DESC, id",
+            (month,),
+        )
+        return [item_from_row(r) for r in rows]
+
+    def item_marks(self, ids: list[str]) -> dict[str, str]:
+        """ "content hash,updated" of the items with these ids (those still stored)."""
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for r in self.db.execute(
+                f"SELECT id, content_hash, updated FROM items WHERE id IN ({marks})", chunk
+            ):
+                found[str(r[0])] = f"{r[1]},{r[2]}"
+        return found
 
     def items_by_id(self, ids: list[str]) -> list[StoredItem]:
         """The items with these ids, newest first."""

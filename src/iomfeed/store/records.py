@@ -26,6 +26,15 @@ class IndexEntry(NamedTuple):
     updated: str  # fixed-width UTC
 
 
+class MonthSummary(NamedTuple):
+    """A local month of publication: how many items it holds, and a count that every
+    change of one of them moves (never reset), so an unchanged month is told by one row."""
+
+    month: str  # YYYY-MM
+    items: int
+    changes: int
+
+
 class PublishedFile(NamedTuple):
     """What a generated file was made from, and the file as written."""
 
