@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: An SMTP reply: its code and text.
+Reply = tuple[int, bytes]
+
 
 class TemporaryFailure(DeliveryError):
     """Try this message again later.
@@ -224,6 +227,17 @@ class SmtpMailer:
             now = self._next_slot
         self._next_slot = now + 1.0 / self.rate
 
+    def _wire(self, message: Outgoing) -> bytes:
+        """What DATA sends: the composer's dot-stuffed bytes when they can go as they are,
+        with a DKIM signature in front when signing; otherwise stuffed here."""
+        from ..digest.message import prefixed, stuffed
+
+        data = message.data if self._eightbit else to_7bit(message.data)
+        signed = self.sign(data) if self.sign is not None else data  # signed as sent
+        if not (self._eightbit and message.wire and signed.endswith(data)):
+            return stuffed(signed)
+        return prefixed(signed[: len(signed) - len(data)], message.wire)
+
     def send(self, message: Outgoing) -> str:
         import smtplib
 
@@ -231,13 +245,10 @@ class SmtpMailer:
         if self._smtp is None:
             self._smtp = self._connect()
         smtp = self._smtp
-        data = message.data if self._eightbit else to_7bit(message.data)
-        if self.sign is not None:
-            data = self.sign(data)  # after any 7-bit re-encoding: signed as sent
-        options = ["BODY=8BITMIME"] if self._eightbit else []
+        wire = self._wire(message)
         stage = "MAIL"
         try:
-            code, reply = smtp.mail(message.sender, options)
+            code, reply = _command(smtp, "mail", "FROM", message.sender, self._mail_options)
             if code != 250:
                 self._reset(code)
                 if 400 <= code < 500:
@@ -247,12 +258,12 @@ class SmtpMailer:
                     f" {_reply_text(code, reply)} (check mail.from_address)"
                 )
             stage = "RCPT"
-            code, reply = smtp.rcpt(message.recipient)
+            code, reply = _command(smtp, "rcpt", "TO", message.recipient, "")
             if code not in (250, 251):
                 self._reset(code)  # end the transaction; the connection stays usable
                 raise _failure(code, reply)
             stage = "DATA"
-            code, reply = smtp.data(data)  # raises only when DATA itself is refused
+            code, reply = _data(smtp, wire)  # raises only when DATA itself is refused
             if code != 250:  # the answer to the message: queued, or not
                 self._reset(code)
                 raise _failure(code, reply)
@@ -269,6 +280,10 @@ class SmtpMailer:
             raise _failure(exc.smtp_code, exc.smtp_error) from exc
         return _reply_text(code, reply)
 
+    @property
+    def _mail_options(self) -> str:
+        return " BODY=8BITMIME" if self._eightbit else ""
+
     def _reset(self, code: int) -> None:
         """End a failed transaction (a server keeps it open after a refused DATA and would
         answer the next MAIL with 503), or drop a connection the server is closing (421)."""
@@ -279,6 +294,38 @@ class SmtpMailer:
             self._smtp.rset()
         except Exception:
             self._drop()
+
+
+#: An address ``smtplib.quoteaddr`` leaves as it is (between angle brackets); any other
+#: goes through it, so the commands are byte for byte what ``SMTP.mail`` and ``rcpt`` send.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+
+
+def _command(smtp: smtplib.SMTP, verb: str, field: str, address: str, options: str) -> Reply:
+    """``MAIL FROM:<address>`` or ``RCPT TO:<address>`` with ``options`` (each with the
+    space before it), as ``smtplib`` would send them, without parsing a plain address."""
+    if _PLAIN_ADDRESS.fullmatch(address):
+        quoted = f"<{address}>"
+    else:
+        import smtplib
+
+        quoted = smtplib.quoteaddr(address)
+    smtp.putcmd(verb, f"{field}:{quoted}{options}")
+    return smtp.getreply()
+
+
+def _data(smtp: smtplib.SMTP, wire: bytes) -> Reply:
+    """``SMTP.data`` for bytes already dot-stuffed and ended (``Outgoing.wire``): the same
+    commands and bytes, without stuffing the whole message again for every recipient."""
+    import smtplib
+
+    smtp.putcmd("data")
+    code, reply = smtp.getreply()
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    smtp.send(wire)
+    return smtp.getreply()
 
 
 def _failure(code: int, reply: bytes | str) -> DeliveryError:
