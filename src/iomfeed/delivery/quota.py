@@ -52,14 +52,18 @@ class QuotaGate:
         self._read_at = self.clock()
         self.state = quota_state(self.config, self.store, self._read_at)
 
+    def reads_store(self) -> bool:
+        """Whether the next :meth:`allows` reads the store's count again."""
+        if not self.limited:
+            return False
+        low = self.state.room is not None and self.state.room < RECHECK_BELOW
+        return low or self.clock() - self._read_at >= RECHECK_EVERY
+
     def allows(self) -> bool:
         """Whether one more message may go now."""
-        if not self.limited:
-            return True
-        low = self.state.room is not None and self.state.room < RECHECK_BELOW
-        if low or self.clock() - self._read_at >= RECHECK_EVERY:
+        if self.reads_store():
             self._read()
-        return not self.state.full
+        return not self.limited or not self.state.full
 
     def spent(self) -> None:
         """One message was handed over (already counted in the store)."""

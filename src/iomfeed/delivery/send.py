@@ -2,13 +2,16 @@
 
 For each ledger row still due, the row is committed as 'sending' before the message leaves
 and as 'sent' (with the server's reply) after, so a crash at any point leaves at most one row
-'sending': the message that was in flight. The next run finds it, marks it ambiguous and sends
-it again with the same Message-ID (a mail client shows one message; the ledger says why there
-may be two). What follows a failure (try again, defer, give up, stop the send, undo a streak)
-is decided by :class:`.policy.DeliveryPolicy`; this module only applies it, one small function
-per outcome. A stop request (SIGTERM) is honoured between two messages, and so is the
-relay's quota (:class:`.quota.QuotaGate`): with no room left the row in hand and those after
-it stay pending, untried.
+'sending': the message that was in flight. The 'sent' of one message is committed with the
+'sending' of the next, in one transaction (one commit per message); it is committed alone
+before anything else the send writes or reads of the store, and when the send ends. The next
+run finds the row 'sending', marks it ambiguous and sends it again with the same Message-ID (a
+mail client shows one message; the ledger says why there may be two). What follows a failure
+(try again, defer, give up, stop the send, undo a streak) is decided by
+:class:`.policy.DeliveryPolicy`; this module only applies it, one small function per outcome.
+A stop request (SIGTERM) is honoured between two messages, and so is the relay's quota
+(:class:`.quota.QuotaGate`): with no room left the row in hand and those after it stay
+pending, untried.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from ..digest.lifecycle import DeliveryStatus
 from ..errors import DeliveryError, StopRequested
-from ..models import Delivery, DeliveryReport, DigestRecord
+from ..models import Delivered, Delivery, DeliveryReport, DigestRecord
 from .mailers import PermanentFailure, TemporaryFailure
 from .policy import DeliveryPolicy, Streaks, Verdict
 
@@ -84,6 +87,19 @@ class _Send:
     resent_ambiguous: int = 0
     interrupted: bool = False
     error: str = ""  # why the send stops early; set, it ends the send after this row
+    unrecorded: Delivered | None = None  # taken by the server, 'sent' not committed yet
+
+    def commit_sent(self) -> None:
+        """Commit the 'sent' still held (before any other write, and at the end)."""
+        if self.unrecorded is not None:
+            done, self.unrecorded = self.unrecorded, None
+            self.store.mark_delivered(
+                self.record.id,
+                done.subscriber_id,
+                done.reply,
+                done.at,
+                reset_failures=done.reset_failures,
+            )
 
     def report(self, finished: bool, totals: Mapping[str, int]) -> DeliveryReport:
         return DeliveryReport(
@@ -121,18 +137,21 @@ def deliver(
     send = _Send(
         store, record, composers, mailer, policy, clock, stop or Stop(), Streaks(policy), quota
     )
-    for row in store.deliveries(record.id):
-        if send.stop.requested:
-            send.interrupted = True
-            break
-        if not _deliver_row(send, row):
-            if send.held:
+    try:
+        for row in store.deliveries(record.id):
+            if send.stop.requested:
+                send.interrupted = True
                 break
-            continue
-        if on_message is not None:
-            on_message()
-        if send.error or send.interrupted:
-            break
+            if not _deliver_row(send, row):
+                if send.held:
+                    break
+                continue
+            if on_message is not None:
+                on_message()
+            if send.error or send.interrupted:
+                break
+    finally:
+        send.commit_sent()
     finished = store.finish_digest(record.id, clock())
     return send.report(finished, store.delivery_totals(record.id))
 
@@ -143,6 +162,8 @@ def _deliver_row(send: _Send, row: Delivery) -> bool:
     if row.subscriber_status != "active":
         _skip(send, row, f"subscriber {row.subscriber_status} before their turn")
         return False
+    if send.quota is not None and send.quota.reads_store():
+        send.commit_sent()  # the store's count must hold every message sent
     if send.quota is not None and not send.quota.allows():
         log.info("digest %d: %s", send.record.id, send.quota.state.note())
         send.held = True  # this row and the rest stay as they are: pending, untried
@@ -161,6 +182,7 @@ def _deliver_row(send: _Send, row: Delivery) -> bool:
         message = composer.compose(row.subscriber_id, row.address, row.name)
     except Exception as exc:  # bad data must not stall everyone after this row
         log.exception("digest %d to %s: the message could not be made", send.record.id, row.address)
+        send.commit_sent()
         send.store.mark_error(
             send.record.id, row.subscriber_id, f"message could not be made: {exc!r}", send.clock()
         )
@@ -174,8 +196,13 @@ def _try(send: _Send, row: Delivery, message: Outgoing, ambiguous: bool) -> None
     """Hand the message over, trying again as the policy says; record the outcome."""
     attempts, tries = row.attempts, 0
     for retry in range(send.policy.tries_per_run):
+        delivered, send.unrecorded = send.unrecorded, None
         if not send.store.mark_sending(
-            send.record.id, row.subscriber_id, send.clock(), ambiguous=ambiguous
+            send.record.id,
+            row.subscriber_id,
+            send.clock(),
+            ambiguous=ambiguous,
+            delivered=delivered,
         ):
             _skip(send, row, "unsubscribed or paused before their turn")
             return
@@ -208,6 +235,7 @@ def _try(send: _Send, row: Delivery, message: Outgoing, ambiguous: bool) -> None
 
 
 def _skip(send: _Send, row: Delivery, reason: str) -> None:
+    send.commit_sent()
     send.store.mark_skipped(send.record.id, row.subscriber_id, reason, send.clock())
     send.skipped += 1
 
@@ -219,13 +247,8 @@ def _hold(send: _Send, row: Delivery, reply: str, tries: int) -> None:
 
 
 def _delivered(send: _Send, row: Delivery, reply: str) -> None:
-    send.store.mark_delivered(
-        send.record.id,
-        row.subscriber_id,
-        reply,
-        send.clock(),
-        reset_failures=row.subscriber_failures > 0,
-    )
+    """Taken: committed with the next message's 'sending' (or alone: :meth:`_Send.commit_sent`)."""
+    send.unrecorded = Delivered(row.subscriber_id, reply, send.clock(), row.subscriber_failures > 0)
     send.sent += 1
     send.streaks.on_sent()
     if send.quota is not None:
