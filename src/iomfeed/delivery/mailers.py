@@ -239,6 +239,21 @@ class SmtpMailer:
         return prefixed(signed[: len(signed) - len(data)], message.wire)
 
     def send(self, message: Outgoing) -> str:
+        reply = self.send_overlapped(message, lambda: True)
+        assert reply is not None
+        return reply
+
+    def send_overlapped(
+        self,
+        message: Outgoing,
+        start: Callable[[], bool],
+        meanwhile: Callable[[], None] | None = None,
+    ) -> str | None:
+        """:meth:`send`, with the sender's own work done while the server answers:
+        ``start()`` (the ledger's 'sending', which must be committed before the message's
+        data leaves) runs while MAIL is answered, and ``meanwhile()`` (making the next
+        message) while the data is. None, and the transaction reset, when ``start()`` says
+        the message must not go after all."""
         import smtplib
 
         self._pace()
@@ -248,22 +263,25 @@ class SmtpMailer:
         wire = self._wire(message)
         stage = "MAIL"
         try:
-            code, reply = _command(smtp, "mail", "FROM", message.sender, self._mail_options)
-            if code != 250:
+            _put(smtp, "mail", "FROM", message.sender, self._mail_options)
+            try:
+                started = start()
+            except BaseException:
+                self._drop()  # its answer to MAIL is unread: out of step
+                raise
+            code, reply = smtp.getreply()
+            if not started:
                 self._reset(code)
-                if 400 <= code < 500:
-                    raise TemporaryFailure(_reply_text(code, reply), server=True)
-                raise DeliveryError(
-                    f"SMTP server refused the sender {message.sender}:"
-                    f" {_reply_text(code, reply)} (check mail.from_address)"
-                )
+                return None
+            self._mail_answer(message, code, reply)
             stage = "RCPT"
-            code, reply = _command(smtp, "rcpt", "TO", message.recipient, "")
+            _put(smtp, "rcpt", "TO", message.recipient, "")
+            code, reply = smtp.getreply()
             if code not in (250, 251):
                 self._reset(code)  # end the transaction; the connection stays usable
                 raise _failure(code, reply)
             stage = "DATA"
-            code, reply = _data(smtp, wire)  # raises only when DATA itself is refused
+            code, reply = _data(smtp, wire, meanwhile)  # raises only when DATA is refused
             if code != 250:  # the answer to the message: queued, or not
                 self._reset(code)
                 raise _failure(code, reply)
@@ -279,6 +297,17 @@ class SmtpMailer:
             self._drop()
             raise _failure(exc.smtp_code, exc.smtp_error) from exc
         return _reply_text(code, reply)
+
+    def _mail_answer(self, message: Outgoing, code: int, reply: bytes) -> None:
+        if code == 250:
+            return
+        self._reset(code)
+        if 400 <= code < 500:
+            raise TemporaryFailure(_reply_text(code, reply), server=True)
+        raise DeliveryError(
+            f"SMTP server refused the sender {message.sender}:"
+            f" {_reply_text(code, reply)} (check mail.from_address)"
+        )
 
     @property
     def _mail_options(self) -> str:
@@ -302,9 +331,9 @@ _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 
 
-def _command(smtp: smtplib.SMTP, verb: str, field: str, address: str, options: str) -> Reply:
-    """``MAIL FROM:<address>`` or ``RCPT TO:<address>`` with ``options`` (each with the
-    space before it), as ``smtplib`` would send them, without parsing a plain address."""
+def _put(smtp: smtplib.SMTP, verb: str, field: str, address: str, options: str) -> None:
+    """Write ``MAIL FROM:<address>`` or ``RCPT TO:<address>`` with ``options`` (each with
+    the space before it), as ``smtplib`` would, without parsing a plain address."""
     if _PLAIN_ADDRESS.fullmatch(address):
         quoted = f"<{address}>"
     else:
@@ -312,12 +341,18 @@ def _command(smtp: smtplib.SMTP, verb: str, field: str, address: str, options: s
 
         quoted = smtplib.quoteaddr(address)
     smtp.putcmd(verb, f"{field}:{quoted}{options}")
+
+
+def _command(smtp: smtplib.SMTP, verb: str, field: str, address: str, options: str) -> Reply:
+    """:func:`_put`, and the server's answer."""
+    _put(smtp, verb, field, address, options)
     return smtp.getreply()
 
 
-def _data(smtp: smtplib.SMTP, wire: bytes) -> Reply:
+def _data(smtp: smtplib.SMTP, wire: bytes, meanwhile: Callable[[], None] | None = None) -> Reply:
     """``SMTP.data`` for bytes already dot-stuffed and ended (``Outgoing.wire``): the same
-    commands and bytes, without stuffing the whole message again for every recipient."""
+    commands and bytes, without stuffing the whole message again for every recipient;
+    ``meanwhile()`` runs once the data is written, before the answer is read."""
     import smtplib
 
     smtp.putcmd("data")
@@ -325,6 +360,8 @@ def _data(smtp: smtplib.SMTP, wire: bytes) -> Reply:
     if code != 354:
         raise smtplib.SMTPDataError(code, reply)
     smtp.send(wire)
+    if meanwhile is not None:
+        meanwhile()
     return smtp.getreply()
 
 

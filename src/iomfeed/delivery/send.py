@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -88,6 +88,8 @@ class _Send:
     interrupted: bool = False
     error: str = ""  # why the send stops early; set, it ends the send after this row
     unrecorded: Delivered | None = None  # taken by the server, 'sent' not committed yet
+    made: dict[int, Outgoing] = field(default_factory=dict)  # the next row's, made ahead
+    ahead: Callable[[], None] | None = None  # makes the next row's message
 
     def commit_sent(self) -> None:
         """Commit the 'sent' still held (before any other write, and at the end)."""
@@ -137,8 +139,10 @@ def deliver(
     send = _Send(
         store, record, composers, mailer, policy, clock, stop or Stop(), Streaks(policy), quota
     )
+    rows = _Ahead(store.deliveries(record.id))
+    send.ahead = lambda: _make_ahead(send, rows)
     try:
-        for row in store.deliveries(record.id):
+        for row in rows:
             if send.stop.requested:
                 send.interrupted = True
                 break
@@ -154,6 +158,54 @@ def deliver(
         send.commit_sent()
     finished = store.finish_digest(record.id, clock())
     return send.report(finished, store.delivery_totals(record.id))
+
+
+class _Ahead:
+    """The ledger's rows, with a look at the next one (whose message is made while the
+    server answers the one before). A failure reading it is raised in its turn."""
+
+    def __init__(self, rows: Iterator[Delivery]) -> None:
+        self._rows = rows
+        self._peeked = False
+        self._next: Delivery | None = None
+        self._error: Exception | None = None
+
+    def __iter__(self) -> _Ahead:
+        return self
+
+    def __next__(self) -> Delivery:
+        if not self._peeked:
+            return next(self._rows)
+        self._peeked = False
+        if self._error is not None:
+            raise self._error
+        if self._next is None:
+            raise StopIteration
+        return self._next
+
+    def peek(self) -> Delivery | None:
+        if not self._peeked:
+            self._peeked = True
+            try:
+                self._next = next(self._rows)
+            except StopIteration:
+                self._next = None
+            except Exception as exc:
+                self._next, self._error = None, exc
+        return self._next
+
+
+def _make_ahead(send: _Send, rows: _Ahead) -> None:
+    """Make the next row's message now (the server is busy with this one); nothing is
+    recorded: a failure is met again, and recorded, in its turn."""
+    row = rows.peek()
+    if row is None or row.subscriber_status != "active":
+        return
+    try:
+        composer = send.composers[(row.language, row.segment)]
+        send.made = {row.subscriber_id: composer.compose(row.subscriber_id, row.address, row.name)}
+    except Exception:
+        send.made = {}
 
 
 def _deliver_row(send: _Send, row: Delivery) -> bool:
@@ -178,8 +230,9 @@ def _deliver_row(send: _Send, row: Delivery) -> bool:
         )
         send.resent_ambiguous += 1
     try:
-        composer = send.composers[(row.language, row.segment)]
-        message = composer.compose(row.subscriber_id, row.address, row.name)
+        message = send.made.pop(row.subscriber_id, None) or send.composers[
+            (row.language, row.segment)
+        ].compose(row.subscriber_id, row.address, row.name)
     except Exception as exc:  # bad data must not stall everyone after this row
         log.exception("digest %d to %s: the message could not be made", send.record.id, row.address)
         send.commit_sent()
@@ -196,21 +249,13 @@ def _try(send: _Send, row: Delivery, message: Outgoing, ambiguous: bool) -> None
     """Hand the message over, trying again as the policy says; record the outcome."""
     attempts, tries = row.attempts, 0
     for retry in range(send.policy.tries_per_run):
-        delivered, send.unrecorded = send.unrecorded, None
-        if not send.store.mark_sending(
-            send.record.id,
-            row.subscriber_id,
-            send.clock(),
-            ambiguous=ambiguous,
-            delivered=delivered,
-        ):
-            _skip(send, row, "unsubscribed or paused before their turn")
-            return
-        attempts += 1
-        tries += 1
         try:
-            reply = send.mailer.send(message)
+            reply = _hand_over(send, row, message, ambiguous)
+            if reply is None:
+                _skip(send, row, "unsubscribed or paused before their turn")
+                return
         except TemporaryFailure as exc:
+            attempts, tries = attempts + 1, tries + 1
             ambiguous = ambiguous or exc.maybe_delivered
             verdict = send.policy.after_temporary(retry=retry, attempts=attempts, server=exc.server)
             if verdict is Verdict.RETRY:
@@ -227,11 +272,40 @@ def _try(send: _Send, row: Delivery, message: Outgoing, ambiguous: bool) -> None
             _refused(send, row, exc.reply)
         except DeliveryError as exc:
             # Concerns every message (sender refused, login, TLS, outbox not writable).
-            _hold(send, row, str(exc), tries)
+            _hold(send, row, str(exc), tries + 1)
             send.error = str(exc)
         else:
             _delivered(send, row, reply)
         return
+
+
+def _hand_over(send: _Send, row: Delivery, message: Outgoing, ambiguous: bool) -> str | None:
+    """Give the message to the mailer, its row committed 'sending' (with the message before
+    it 'sent') before its data leaves: while the server answers MAIL, when the mailer can
+    (``send_overlapped``), else first. None: the subscriber left, nothing was sent."""
+    delivered, send.unrecorded = send.unrecorded, None
+    started: list[bool] = []
+
+    def start() -> bool:
+        if not started:
+            started.append(False)
+            started[0] = send.store.mark_sending(
+                send.record.id,
+                row.subscriber_id,
+                send.clock(),
+                ambiguous=ambiguous,
+                delivered=delivered,
+            )
+        return started[0]
+
+    overlapped = getattr(send.mailer, "send_overlapped", None)
+    try:
+        if overlapped is None:
+            return send.mailer.send(message) if start() else None
+        reply: str | None = overlapped(message, start, send.ahead)
+        return reply
+    finally:
+        start()  # a failure before MAIL was written: this try counts all the same
 
 
 def _skip(send: _Send, row: Delivery, reason: str) -> None:
