@@ -1,6 +1,7 @@
 """The ledger's commits during a send: one per message, the 'sent' of a message joined with
 the 'sending' of the next, and what another reader of the database sees (only what was
-committed) whenever a message leaves: that message 'sending', every one before it 'sent'."""
+committed) whenever a message leaves: that message 'sending', every one before it 'sent';
+with a scripted mailer and over SMTP, where the commit is made while MAIL is answered."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from iomfeed.delivery.mailers import PermanentFailure
+import pytest
+
+from iomfeed.delivery.mailers import PermanentFailure, make_mailer
 from iomfeed.digest.message import Outgoing
 from iomfeed.pipeline import send_digest
 from iomfeed.store import Store
 
 from .conftest import NOW
 from .digestkit import add_items, add_subscribers, digest_config
+from .smtp import Behaviour, smtp_server
+from .test_delivery import smtp_config
 
 SUBSCRIBERS = 12
 
@@ -109,3 +114,47 @@ def test_a_refusal_between_two_deliveries_records_both(tmp_path: Path) -> None:
     ledger = mailer.seen[after][1]
     assert ledger[refused] == "failed"
     assert all(ledger[a] == "sent" for a in order[: after - 1])
+
+
+@pytest.mark.network
+def test_over_smtp_the_row_is_sending_before_rcpt_and_the_data(tmp_path: Path) -> None:
+    """The SMTP mailer commits the ledger while MAIL is answered: by the time the server
+    sees RCPT (and so the data) of a message, the committed ledger says it is 'sending'
+    and every message before it 'sent'. A subscriber who left meanwhile gets nothing."""
+    seen: list[tuple[int, dict[str, str]]] = []
+    reader: list[sqlite3.Connection] = []
+
+    def hook(event: str, n: int) -> None:
+        if event == "rcpt" and n == 3:  # the fifth leaves while the third is being sent
+            reader[0].execute(
+                "UPDATE subscribers SET status = 'unsubscribed' WHERE address = ?", (addresses[4],)
+            )
+            reader[0].commit()
+        if event == "rcpt":
+            rows = reader[0].execute(
+                "SELECT s.address, d.status FROM deliveries d JOIN subscribers s"
+                " ON s.id = d.subscriber_id ORDER BY s.id"
+            )
+            seen.append((n, dict(rows.fetchall())))
+
+    with Store(tmp_path / "db.sqlite") as store:
+        addresses = add_subscribers(store, SUBSCRIBERS)
+        add_items(store, range(3), NOW - timedelta(days=1))
+        reader.append(sqlite3.connect(str(tmp_path / "db.sqlite"), check_same_thread=False))
+        with smtp_server(Behaviour(hook=hook)) as (handler, port):
+            config = smtp_config(digest_config(tmp_path), port)
+            mailer = make_mailer(config)
+            outcome = send_digest(config, store=store, mailer=mailer, clock=lambda: NOW)
+        reader[0].close()
+        assert outcome.delivery is not None and outcome.delivery.sent == SUBSCRIBERS - 1
+        record = store.last_digest()
+        assert record is not None
+        assert store.delivery_totals(record.id) == {"sent": SUBSCRIBERS - 1, "skipped": 1}
+    order = [a for a in addresses if a != addresses[4]]
+    assert [r.rcpt_tos[0] for r in handler.received] == order
+    assert handler.mail_count == SUBSCRIBERS and "RSET" in handler.commands  # its MAIL reset
+    assert [n for n, _ in seen] == list(range(1, SUBSCRIBERS))
+    for n, ledger in seen:
+        assert [a for a, s in ledger.items() if s == "sending"] == [order[n - 1]]
+        assert all(ledger[a] == "sent" for a in order[: n - 1])
+        assert all(ledger[a] == "pending" for a in order[n:])
