@@ -1,10 +1,11 @@
 """Digest benchmarks: one digest to 10,000 subscribers.
 
-* Delivery: a whole ``python -m iomfeed digest --send`` process (render, personalise, ledger,
-  SMTP over one reused connection) into an aiosmtpd sink running in its own process on
-  127.0.0.1; messages per second over the process's wall time, and its peak memory. The
-  baseline is smtplib alone sending the same number of ready-made messages of the same size
-  over one connection to the same sink: the ceiling of this machine and sink.
+* Delivery: a whole ``python -m iomfeed digest --send`` process (start, render, personalise,
+  ledger, SMTP over one reused connection, the archive's pages after) into an aiosmtpd sink
+  running in its own process on 127.0.0.1; messages per second over the process's wall time,
+  its CPU time per message, and its peak memory. The baseline is smtplib alone
+  (``sendmail``) sending as many ready-made messages of the same size over one connection to
+  the same sink, in the same run, just before: the target is 0.95x its rate.
 * Personalising: the 10,000 messages made from the once-inlined digest (subscribers streamed
   from the store), nothing sent. The baseline is what the obvious way costs: building each
   message as an ``EmailMessage`` (measured on 300 and scaled to 10,000).
@@ -15,6 +16,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -24,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench_ingest import ROOT, Row, timed
+from bench_ingest import ROOT, Row
 from iomfeed.config import load_config
 from iomfeed.ingest import upsert
 from iomfeed.models import DateSource, Item
@@ -67,6 +69,18 @@ def dkim_row(made: dict[str, Any], subs: list[Any], work: Path) -> Row:
         "< 20 ms",
         signed < 0.020,
     )
+
+
+def timed_cpu(command: list[str], cwd: Path) -> tuple[float, float, int, float]:
+    """Wall seconds, peak RSS in MB, exit code and CPU seconds (user + system) of one
+    process."""
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="0")
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL)
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), cpu
 
 
 def make_item(n: int, now: datetime) -> Item:
@@ -199,7 +213,7 @@ def digest_rows(*, subscribers: int) -> list[Row]:
                 "digest",
                 "--send",
             ]
-            wall, peak, code = timed(command, work)
+            wall, peak, code, cpu = timed_cpu(command, work)
             if code != 0:
                 raise SystemExit(f"digest --send failed with exit code {code}")
         finally:
@@ -220,9 +234,10 @@ def digest_rows(*, subscribers: int) -> list[Row]:
             "msg/s",
             ceiling,
             "smtplib alone",
-            ">= 500 msg/s",
-            rate >= 500,
+            ">= 0.95x smtplib",
+            rate >= 0.95 * ceiling,
         ),
+        Row("digest: --send CPU per message", cpu * 1000 / subscribers, "ms", None, "", "-", True),
         Row("digest: --send peak memory", peak, "MB", None, "", "< 150 MB", peak < 150),
         Row(
             f"digest: personalise {subscribers} messages",
