@@ -4,7 +4,9 @@ A mailer's ``send(message)`` returns the server's reply (or a note) on success, 
 :class:`TemporaryFailure` when trying again later may work (a 4xx reply, a dropped or refused
 connection) and :class:`PermanentFailure` when this address will not take it (a 5xx reply to
 RCPT or DATA). A failure that concerns every message (the sender refused, a login rejected)
-is a :class:`DeliveryError` that stops the send. Mailers know nothing of the ledger.
+is a :class:`DeliveryError` that stops the send. Mailers know nothing of the ledger; a
+mailer may also offer ``send_overlapped(message, start, meanwhile)`` (the SMTP one does),
+which runs the ledger's ``start()`` and the next message's making while the server answers.
 """
 
 from __future__ import annotations
