@@ -6,6 +6,7 @@ with a scripted mailer and over SMTP, where the commit is made while MAIL is ans
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -158,3 +159,25 @@ def test_over_smtp_the_row_is_sending_before_rcpt_and_the_data(tmp_path: Path) -
         assert [a for a, s in ledger.items() if s == "sending"] == [order[n - 1]]
         assert all(ledger[a] == "sent" for a in order[: n - 1])
         assert all(ledger[a] == "pending" for a in order[n:])
+
+
+def test_a_failure_reading_the_next_row_ahead_is_raised_in_its_turn() -> None:
+    """The next row is read early (its message is made while the server answers); a store
+    error met then must stop the send in that row's turn, not end it as if it were done."""
+    from iomfeed.delivery.send import _Ahead
+    from iomfeed.errors import StoreError
+
+    first = object()
+
+    def rows() -> Iterator[Any]:
+        yield first
+        raise StoreError("disk I/O error")
+
+    ahead = _Ahead(rows())
+    assert next(ahead) is first
+    assert ahead.peek() is None  # nothing to make ahead
+    with pytest.raises(StoreError, match="disk I/O"):
+        next(ahead)
+    done = _Ahead(iter([first]))
+    assert done.peek() is first and done.peek() is first  # one look, however many asks
+    assert list(done) == [first]
