@@ -139,6 +139,20 @@ class SmtpMailer:
         self._next_slot = 0.0
         self.connections = 0  # how many times a connection was opened (for the report)
 
+    def sibling(self) -> SmtpMailer:
+        """Another connection with the same settings (``mail.connections``); the pace
+        (``rate``) is shared out between the siblings by the caller."""
+        return SmtpMailer(
+            self.cfg,
+            password=self.password,
+            ca_file=self.ca_file,
+            rate=self.rate,
+            local_hostname=self.local_hostname,
+            clock=self._clock,
+            sleep=self._sleep,
+            sign=self.sign,
+        )
+
     # -- connection
 
     def _context(self) -> ssl.SSLContext:
@@ -250,14 +264,19 @@ class SmtpMailer:
         message: Outgoing,
         start: Callable[[], bool],
         meanwhile: Callable[[], None] | None = None,
+        before_wait: Callable[[], None] | None = None,
     ) -> str | None:
         """:meth:`send`, with the sender's own work done while the server answers:
         ``start()`` (the ledger's 'sending', which must be committed before the message's
         data leaves) runs while MAIL is answered, and ``meanwhile()`` (making the next
         message) while the data is. None, and the transaction reset, when ``start()`` says
-        the message must not go after all."""
+        the message must not go after all. ``before_wait()`` runs first when the message
+        must wait (for the rate's next slot, or a connection)."""
         import smtplib
 
+        waits = self._smtp is None or (self.rate > 0 and self._next_slot > self._clock())
+        if before_wait is not None and waits:
+            before_wait()  # what the sender holds is recorded before, not during, a wait
         self._pace()
         if self._smtp is None:
             self._smtp = self._connect()

@@ -59,11 +59,13 @@ class QuotaGate:
         low = self.state.room is not None and self.state.room < RECHECK_BELOW
         return low or self.clock() - self._read_at >= RECHECK_EVERY
 
-    def allows(self) -> bool:
-        """Whether one more message may go now."""
+    def allows(self, in_flight: int = 0) -> bool:
+        """Whether one more message may go now, with ``in_flight`` others handed over and
+        not answered yet (several connections)."""
         if self.reads_store():
             self._read()
-        return not self.limited or not self.state.full
+        room = self.state.room
+        return not self.limited or room is None or room > in_flight
 
     def spent(self) -> None:
         """One message was handed over (already counted in the store)."""

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from ..digest.lifecycle import DeliveryStatus
 from ..errors import DeliveryError, StopRequested
 from ..models import Delivered, Delivery, DeliveryReport, DigestRecord
-from .mailers import PermanentFailure, TemporaryFailure
+from .mailers import PermanentFailure, SmtpMailer, TemporaryFailure
 from .policy import DeliveryPolicy, Streaks, Verdict
 
 if TYPE_CHECKING:
@@ -90,6 +90,7 @@ class _Send:
     unrecorded: Delivered | None = None  # taken by the server, 'sent' not committed yet
     made: dict[int, Outgoing] = field(default_factory=dict)  # the next row's, made ahead
     ahead: Callable[[], None] | None = None  # makes the next row's message
+    in_flight: int = 0  # messages handed over, not answered yet (other connections)
 
     def commit_sent(self) -> None:
         """Commit the 'sent' still held (before any other write, and at the end)."""
@@ -132,16 +133,23 @@ def deliver(
     stop: Stop | None = None,
     on_message: Callable[[], None] | None = None,
     quota: QuotaGate | None = None,
+    connections: int = 1,
 ) -> DeliveryReport:
     """Send what the ledger says is still due for ``record``; returns what happened. Each
     row's message is made from the composer of its subscriber's language and the segment
-    frozen in the row."""
+    frozen in the row. ``connections`` above 1: that many SMTP connections at once
+    (:mod:`.parallel`), when the mailer is the SMTP one."""
     send = _Send(
         store, record, composers, mailer, policy, clock, stop or Stop(), Streaks(policy), quota
     )
     rows = _Ahead(store.deliveries(record.id))
     send.ahead = lambda: _make_ahead(send, rows)
     try:
+        if connections > 1 and isinstance(mailer, SmtpMailer):
+            from .parallel import deliver_lanes
+
+            deliver_lanes(send, rows, _lanes(mailer, connections), on_message)
+            rows = _Ahead(iter(()))
         for row in rows:
             if send.stop.requested:
                 send.interrupted = True
@@ -158,6 +166,14 @@ def deliver(
         send.commit_sent()
     finished = store.finish_digest(record.id, clock())
     return send.report(finished, store.delivery_totals(record.id))
+
+
+def _lanes(mailer: SmtpMailer, connections: int) -> list[Mailer]:
+    """``mailer`` and its siblings, one per connection, sharing out its rate."""
+    lanes = [mailer, *(mailer.sibling() for _ in range(connections - 1))]
+    for lane in lanes:
+        lane.rate = lane.rate / connections
+    return list(lanes)
 
 
 class _Ahead:
@@ -211,15 +227,25 @@ def _make_ahead(send: _Send, rows: _Ahead) -> None:
 def _deliver_row(send: _Send, row: Delivery) -> bool:
     """Deliver one ledger row. False when it was settled before the first try (the
     subscriber had left, or their message could not be made): no progress step for it."""
+    prepared = _prepare(send, row)
+    if prepared is None:
+        return False
+    _try(send, row, *prepared)
+    return True
+
+
+def _prepare(send: _Send, row: Delivery) -> tuple[Outgoing, bool] | None:
+    """The row's message and whether it is ambiguous (sent before, maybe), or None when the
+    row was settled before any try (left, message not made) or the quota holds it."""
     if row.subscriber_status != "active":
         _skip(send, row, f"subscriber {row.subscriber_status} before their turn")
-        return False
+        return None
     if send.quota is not None and send.quota.reads_store():
         send.commit_sent()  # the store's count must hold every message sent
-    if send.quota is not None and not send.quota.allows():
+    if send.quota is not None and not send.quota.allows(send.in_flight):
         log.info("digest %d: %s", send.record.id, send.quota.state.note())
         send.held = True  # this row and the rest stay as they are: pending, untried
-        return False
+        return None
     ambiguous = row.status == DeliveryStatus.SENDING or row.ambiguous
     if row.status == DeliveryStatus.SENDING:
         log.warning(
@@ -240,9 +266,8 @@ def _deliver_row(send: _Send, row: Delivery) -> bool:
             send.record.id, row.subscriber_id, f"message could not be made: {exc!r}", send.clock()
         )
         send.failed += 1
-        return False
-    _try(send, row, message, ambiguous)
-    return True
+        return None
+    return message, ambiguous
 
 
 def _try(send: _Send, row: Delivery, message: Outgoing, ambiguous: bool) -> None:
@@ -298,11 +323,17 @@ def _hand_over(send: _Send, row: Delivery, message: Outgoing, ambiguous: bool) -
             )
         return started[0]
 
+    def before_wait() -> None:
+        nonlocal delivered
+        if delivered is not None:
+            send.unrecorded, delivered = delivered, None
+            send.commit_sent()
+
     overlapped = getattr(send.mailer, "send_overlapped", None)
     try:
         if overlapped is None:
             return send.mailer.send(message) if start() else None
-        reply: str | None = overlapped(message, start, send.ahead)
+        reply: str | None = overlapped(message, start, send.ahead, before_wait)
         return reply
     finally:
         start()  # a failure before MAIL was written: this try counts all the same
@@ -322,6 +353,7 @@ def _hold(send: _Send, row: Delivery, reply: str, tries: int) -> None:
 
 def _delivered(send: _Send, row: Delivery, reply: str) -> None:
     """Taken: committed with the next message's 'sending' (or alone: :meth:`_Send.commit_sent`)."""
+    send.commit_sent()  # several connections: another message may be waiting for its 'sent'
     send.unrecorded = Delivered(row.subscriber_id, reply, send.clock(), row.subscriber_failures > 0)
     send.sent += 1
     send.streaks.on_sent()
