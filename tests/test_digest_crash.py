@@ -230,3 +230,26 @@ def test_sigkill_during_a_segmented_send_then_resume(tmp_path: Path) -> None:
     for r in handler.received:  # every copy, the re-sent ones too: only their categories
         i = int(r.rcpt_tos[0].removeprefix("reader").partition("@")[0])
         assert stories_in(r.message()) == CHOICES[i % 4][1], r.rcpt_tos[0]
+
+
+def test_sigkill_with_several_connections_then_resume(tmp_path: Path) -> None:
+    """Two connections: up to two messages in flight at each kill, each re-sent with its
+    Message-ID; nobody skipped, nobody given three copies, one ledger."""
+    prepare(tmp_path)
+    killer = Killer()
+    with smtp_server(Behaviour(hook=killer)) as (handler, port):
+        config = write_config(tmp_path, port)
+        text = config.read_text(encoding="utf-8")
+        assert "connections = 1" in text
+        config.write_text(text.replace("connections = 1", "connections = 2", 1), "utf-8")
+        first = run_send(config, killer, ("rcpt", 6))
+        assert first.returncode == -signal.SIGKILL
+        totals, _, status = ledger(tmp_path)
+        assert 1 <= totals.get("sending", 0) <= 2 and status == "sending"
+        assert sum(totals.values()) == SUBSCRIBERS
+        second = run_send(config, killer, ("data", handler.data_count + 7))
+        assert second.returncode == -signal.SIGKILL
+        last = run_send(config, killer, None)
+        assert last.returncode == 0, last.stderr
+        assert "complete" in last.stdout
+    check_exactly_once(handler, tmp_path, kills=2 * 2)

@@ -297,6 +297,17 @@ class DigestRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Delivered:
+    """A message the server took whose 'sent' is not written yet: it is written with the
+    next row's 'sending', in one transaction."""
+
+    subscriber_id: int
+    reply: str
+    at: datetime
+    reset_failures: bool  # False when the subscriber has no bounce streak to end
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """One ledger row: a digest for one subscriber, and what became of it."""
 

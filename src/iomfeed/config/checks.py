@@ -98,6 +98,16 @@ def _check_optional_limit(value: int) -> str | None:
     return None if value >= 0 else "expected a number of messages, at least 1 (0: no limit)"
 
 
+#: The most SMTP connections a send opens at once (``mail.connections``).
+MAX_CONNECTIONS = 4
+
+
+def _check_connections(value: int) -> str | None:
+    if 1 <= value <= MAX_CONNECTIONS:
+        return None
+    return f"expected a number of connections from 1 to {MAX_CONNECTIONS}"
+
+
 def _check_non_negative(value: float) -> str | None:
     return None if value >= 0 else "expected a number of at least 0"
 

@@ -16,6 +16,7 @@ from .checks import (
     LIVE_ORIGIN,
     _check_address,
     _check_at_least_one,
+    _check_connections,
     _check_crontab_shape,
     _check_dkim_selector,
     _check_domain,
@@ -212,6 +213,8 @@ class MailConfig:
     unsubscribe_mailto: str = field(default="", metadata=_checked(_check_optional_address))
     secret_env: str = field(default="IOMFEED_SECRET", metadata=_checked(_check_env_name))
     rate: float = field(default=0.0, metadata=_checked(_check_non_negative))
+    #: SMTP connections a send uses at once (1 to 4); one ledger, written by the send alone.
+    connections: int = field(default=1, metadata=_checked(_check_connections))
     retries: int = field(default=3, metadata=_checked(_check_non_negative))
     backoff: float = field(default=2.0, metadata=_checked(_check_non_negative))
     max_attempts: int = field(default=12, metadata=_checked(_check_positive))

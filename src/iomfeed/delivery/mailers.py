@@ -4,7 +4,9 @@ A mailer's ``send(message)`` returns the server's reply (or a note) on success, 
 :class:`TemporaryFailure` when trying again later may work (a 4xx reply, a dropped or refused
 connection) and :class:`PermanentFailure` when this address will not take it (a 5xx reply to
 RCPT or DATA). A failure that concerns every message (the sender refused, a login rejected)
-is a :class:`DeliveryError` that stops the send. Mailers know nothing of the ledger.
+is a :class:`DeliveryError` that stops the send. Mailers know nothing of the ledger; a
+mailer may also offer ``send_overlapped(message, start, meanwhile)`` (the SMTP one does),
+which runs the ledger's ``start()`` and the next message's making while the server answers.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ if TYPE_CHECKING:
     from ..digest.message import Outgoing
 
 log = logging.getLogger(__name__)
+
+#: An SMTP reply: its code and text.
+Reply = tuple[int, bytes]
 
 
 class TemporaryFailure(DeliveryError):
@@ -134,6 +139,20 @@ class SmtpMailer:
         self._next_slot = 0.0
         self.connections = 0  # how many times a connection was opened (for the report)
 
+    def sibling(self) -> SmtpMailer:
+        """Another connection with the same settings (``mail.connections``); the pace
+        (``rate``) is shared out between the siblings by the caller."""
+        return SmtpMailer(
+            self.cfg,
+            password=self.password,
+            ca_file=self.ca_file,
+            rate=self.rate,
+            local_hostname=self.local_hostname,
+            clock=self._clock,
+            sleep=self._sleep,
+            sign=self.sign,
+        )
+
     # -- connection
 
     def _context(self) -> ssl.SSLContext:
@@ -224,35 +243,66 @@ class SmtpMailer:
             now = self._next_slot
         self._next_slot = now + 1.0 / self.rate
 
+    def _wire(self, message: Outgoing) -> bytes:
+        """What DATA sends: the composer's dot-stuffed bytes when they can go as they are,
+        with a DKIM signature in front when signing; otherwise stuffed here."""
+        from ..digest.message import prefixed, stuffed
+
+        data = message.data if self._eightbit else to_7bit(message.data)
+        signed = self.sign(data) if self.sign is not None else data  # signed as sent
+        if not (self._eightbit and message.wire and signed.endswith(data)):
+            return stuffed(signed)
+        return prefixed(signed[: len(signed) - len(data)], message.wire)
+
     def send(self, message: Outgoing) -> str:
+        reply = self.send_overlapped(message, lambda: True)
+        assert reply is not None
+        return reply
+
+    def send_overlapped(
+        self,
+        message: Outgoing,
+        start: Callable[[], bool],
+        meanwhile: Callable[[], None] | None = None,
+        before_wait: Callable[[], None] | None = None,
+    ) -> str | None:
+        """:meth:`send`, with the sender's own work done while the server answers:
+        ``start()`` (the ledger's 'sending', which must be committed before the message's
+        data leaves) runs while MAIL is answered, and ``meanwhile()`` (making the next
+        message) while the data is. None, and the transaction reset, when ``start()`` says
+        the message must not go after all. ``before_wait()`` runs first when the message
+        must wait (for the rate's next slot, or a connection)."""
         import smtplib
 
+        waits = self._smtp is None or (self.rate > 0 and self._next_slot > self._clock())
+        if before_wait is not None and waits:
+            before_wait()  # what the sender holds is recorded before, not during, a wait
         self._pace()
         if self._smtp is None:
             self._smtp = self._connect()
         smtp = self._smtp
-        data = message.data if self._eightbit else to_7bit(message.data)
-        if self.sign is not None:
-            data = self.sign(data)  # after any 7-bit re-encoding: signed as sent
-        options = ["BODY=8BITMIME"] if self._eightbit else []
+        wire = self._wire(message)
         stage = "MAIL"
         try:
-            code, reply = smtp.mail(message.sender, options)
-            if code != 250:
+            _put(smtp, "mail", "FROM", message.sender, self._mail_options)
+            try:
+                started = start()
+            except BaseException:
+                self._drop()  # its answer to MAIL is unread: out of step
+                raise
+            code, reply = smtp.getreply()
+            if not started:
                 self._reset(code)
-                if 400 <= code < 500:
-                    raise TemporaryFailure(_reply_text(code, reply), server=True)
-                raise DeliveryError(
-                    f"SMTP server refused the sender {message.sender}:"
-                    f" {_reply_text(code, reply)} (check mail.from_address)"
-                )
+                return None
+            self._mail_answer(message, code, reply)
             stage = "RCPT"
-            code, reply = smtp.rcpt(message.recipient)
+            _put(smtp, "rcpt", "TO", message.recipient, "")
+            code, reply = smtp.getreply()
             if code not in (250, 251):
                 self._reset(code)  # end the transaction; the connection stays usable
                 raise _failure(code, reply)
             stage = "DATA"
-            code, reply = smtp.data(data)  # raises only when DATA itself is refused
+            code, reply = _data(smtp, wire, meanwhile)  # raises only when DATA is refused
             if code != 250:  # the answer to the message: queued, or not
                 self._reset(code)
                 raise _failure(code, reply)
@@ -269,6 +319,21 @@ class SmtpMailer:
             raise _failure(exc.smtp_code, exc.smtp_error) from exc
         return _reply_text(code, reply)
 
+    def _mail_answer(self, message: Outgoing, code: int, reply: bytes) -> None:
+        if code == 250:
+            return
+        self._reset(code)
+        if 400 <= code < 500:
+            raise TemporaryFailure(_reply_text(code, reply), server=True)
+        raise DeliveryError(
+            f"SMTP server refused the sender {message.sender}:"
+            f" {_reply_text(code, reply)} (check mail.from_address)"
+        )
+
+    @property
+    def _mail_options(self) -> str:
+        return " BODY=8BITMIME" if self._eightbit else ""
+
     def _reset(self, code: int) -> None:
         """End a failed transaction (a server keeps it open after a refused DATA and would
         answer the next MAIL with 503), or drop a connection the server is closing (421)."""
@@ -279,6 +344,46 @@ class SmtpMailer:
             self._smtp.rset()
         except Exception:
             self._drop()
+
+
+#: An address ``smtplib.quoteaddr`` leaves as it is (between angle brackets); any other
+#: goes through it, so the commands are byte for byte what ``SMTP.mail`` and ``rcpt`` send.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+
+
+def _put(smtp: smtplib.SMTP, verb: str, field: str, address: str, options: str) -> None:
+    """Write ``MAIL FROM:<address>`` or ``RCPT TO:<address>`` with ``options`` (each with
+    the space before it), as ``smtplib`` would, without parsing a plain address."""
+    if _PLAIN_ADDRESS.fullmatch(address):
+        quoted = f"<{address}>"
+    else:
+        import smtplib
+
+        quoted = smtplib.quoteaddr(address)
+    smtp.putcmd(verb, f"{field}:{quoted}{options}")
+
+
+def _command(smtp: smtplib.SMTP, verb: str, field: str, address: str, options: str) -> Reply:
+    """:func:`_put`, and the server's answer."""
+    _put(smtp, verb, field, address, options)
+    return smtp.getreply()
+
+
+def _data(smtp: smtplib.SMTP, wire: bytes, meanwhile: Callable[[], None] | None = None) -> Reply:
+    """``SMTP.data`` for bytes already dot-stuffed and ended (``Outgoing.wire``): the same
+    commands and bytes, without stuffing the whole message again for every recipient;
+    ``meanwhile()`` runs once the data is written, before the answer is read."""
+    import smtplib
+
+    smtp.putcmd("data")
+    code, reply = smtp.getreply()
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    smtp.send(wire)
+    if meanwhile is not None:
+        meanwhile()
+    return smtp.getreply()
 
 
 def _failure(code: int, reply: bytes | str) -> DeliveryError:

@@ -52,14 +52,20 @@ class QuotaGate:
         self._read_at = self.clock()
         self.state = quota_state(self.config, self.store, self._read_at)
 
-    def allows(self) -> bool:
-        """Whether one more message may go now."""
+    def reads_store(self) -> bool:
+        """Whether the next :meth:`allows` reads the store's count again."""
         if not self.limited:
-            return True
+            return False
         low = self.state.room is not None and self.state.room < RECHECK_BELOW
-        if low or self.clock() - self._read_at >= RECHECK_EVERY:
+        return low or self.clock() - self._read_at >= RECHECK_EVERY
+
+    def allows(self, in_flight: int = 0) -> bool:
+        """Whether one more message may go now, with ``in_flight`` others handed over and
+        not answered yet (several connections)."""
+        if self.reads_store():
             self._read()
-        return not self.state.full
+        room = self.state.room
+        return not self.limited or room is None or room > in_flight
 
     def spent(self) -> None:
         """One message was handed over (already counted in the store)."""

@@ -61,6 +61,78 @@ class Outgoing:
     sender: str  # envelope sender
     recipient: str
     data: bytes  # the whole message, CRLF line ends, 8bit bodies
+    #: ``data`` as SMTP's DATA sends it: dot-stuffed, ending with CRLF.CRLF (empty: the
+    #: mailer makes it from ``data``, see :func:`stuffed`)
+    wire: bytes = b""
+
+
+#: What ends a message's data on the wire (RFC 5321 4.1.1.4).
+END_OF_DATA = b".\r\n"
+
+
+def stuffed(data: bytes) -> bytes:
+    """``data`` dot-stuffed and ended as SMTP's DATA sends it, byte for byte what
+    ``smtplib.SMTP.data`` makes of bytes (a line starting with a dot gets a second one)."""
+    wire = _LEADING_DOT.sub(b"..", data)
+    if wire[-2:] != b"\r\n":
+        wire += b"\r\n"
+    return wire + END_OF_DATA
+
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def prefixed(head: bytes, wire: bytes) -> bytes:
+    """The wire form of ``head`` + a message whose wire form is ``wire`` (a header put in
+    front, such as a DKIM signature): only ``head`` is stuffed."""
+    if not head:
+        return wire
+    if head[-1:] != b"\n":  # not whole lines: the message's first line changes
+        raise ValueError("a prefix of a message must end with a line break")
+    return _LEADING_DOT.sub(b"..", head) + wire
+
+
+class _Stuffer:
+    """A message's data and its dot-stuffed wire form, made together from its pieces: a
+    fixed piece comes with its stuffed form made once (:func:`_inner`), a value is stuffed
+    as it is added; a dot that starts a piece is doubled when the piece starts a line."""
+
+    __slots__ = ("data", "end", "line_start", "wire")
+
+    def __init__(self) -> None:
+        self.data: list[bytes] = []
+        self.wire: list[bytes] = []
+        self.line_start = True
+        self.end = b""
+
+    def add(self, raw: bytes, inner: bytes) -> None:
+        """Add ``raw``, whose dots after a line break are already doubled in ``inner``."""
+        if not raw:
+            return
+        if self.line_start and raw[0] == 0x2E:  # "."
+            self.wire.append(b".")
+        self.data.append(raw)
+        self.wire.append(inner)
+        self.line_start = raw[-1] == 0x0A
+        self.end = raw[-2:] if len(raw) > 1 else self.end[-1:] + raw
+
+    def value(self, raw: bytes) -> None:
+        self.add(raw, _inner(raw))
+
+    def result(self) -> tuple[bytes, bytes]:
+        """(data, wire)."""
+        close = [END_OF_DATA] if self.end == b"\r\n" else [b"\r\n", END_OF_DATA]
+        return b"".join(self.data), b"".join([*self.wire, *close])
+
+
+def _inner(raw: bytes) -> bytes:
+    """``raw`` with each dot after a line break doubled (the one at its start is the
+    joiner's: :class:`_Stuffer`)."""
+    return raw.replace(b"\n.", b"\n..") if b"\n." in raw else raw
+
+
+def _pieces(raw: bytes) -> tuple[bytes, bytes]:
+    return raw, _inner(raw)
 
 
 def message_id(
@@ -126,9 +198,10 @@ def _split(body: str, tokens: tuple[str, ...]) -> list[str]:
     return re.split(pattern, body)
 
 
-def _encoded(pieces: list[str]) -> tuple[list[bytes], list[str]]:
-    """What :func:`_split` gave, as the texts in UTF-8 and the tokens between them."""
-    return [p.encode("utf-8") for p in pieces[0::2]], pieces[1::2]
+def _encoded(pieces: list[str]) -> tuple[list[tuple[bytes, bytes]], list[str]]:
+    """What :func:`_split` gave, as the texts in UTF-8 (each with its dot-stuffed form) and
+    the tokens between them."""
+    return [_pieces(p.encode("utf-8")) for p in pieces[0::2]], pieces[1::2]
 
 
 def _skeleton(
@@ -197,10 +270,10 @@ class Composer:
 
         raw = _skeleton(rendered, sender, digest_id, date, test)
         head, _, body = raw.partition(b"\r\n\r\n")
-        self._head = head + b"\r\n"
+        self._head = _pieces(head + b"\r\n")
         before_text, _, rest = body.partition(_TEXT_MARK.encode() + b"\r\n")
         between, _, after_html = rest.partition(_HTML_MARK.encode() + b"\r\n")
-        self._body = (b"\r\n" + before_text, between, after_html)
+        self._body = tuple(_pieces(b) for b in (b"\r\n" + before_text, between, after_html))
 
         def crlf(text: str) -> str:
             text = text if text.endswith("\n") else text + "\n"
@@ -227,14 +300,18 @@ class Composer:
         }
 
     @staticmethod
-    def _fill(parts: tuple[list[bytes], list[str]], values: dict[str, str], escape: bool) -> bytes:
+    def _fill(
+        out: _Stuffer,
+        parts: tuple[list[tuple[bytes, bytes]], list[str]],
+        values: dict[str, str],
+        escape: bool,
+    ) -> None:
         texts, tokens = parts
-        out: list[bytes] = [texts[0]]
+        out.add(*texts[0])
         for token, text in zip(tokens, texts[1:], strict=True):
             value = values[token]
-            out.append((html.escape(value) if escape else value).encode("utf-8"))
-            out.append(text)
-        return b"".join(out)
+            out.value((html.escape(value) if escape else value).encode("utf-8"))
+            out.add(*text)
 
     def compose(self, subscriber_id: int, address: str, name: str) -> Outgoing:
         token = make_token(self.secret, self.sender.list_id, subscriber_id, address)
@@ -288,16 +365,13 @@ class Composer:
         if mailto:
             personal.append(f"List-Unsubscribe: <{link}>,\r\n <{mailto}>")
         before_text, between, after_html = self._body
-        data = b"".join(
-            (
-                "\r\n".join(personal).encode("ascii"),
-                b"\r\n",
-                self._head,
-                before_text,
-                self._fill(self._text, values, escape=False),
-                between,
-                self._fill(self._html, values, escape=True),
-                after_html,
-            )
-        )
-        return Outgoing(message_id=mid, sender=envelope, recipient=address, data=data)
+        out = _Stuffer()
+        out.value("\r\n".join(personal).encode("ascii") + b"\r\n")
+        out.add(*self._head)
+        out.add(*before_text)
+        self._fill(out, self._text, values, escape=False)
+        out.add(*between)
+        self._fill(out, self._html, values, escape=True)
+        out.add(*after_html)
+        data, wire = out.result()
+        return Outgoing(message_id=mid, sender=envelope, recipient=address, data=data, wire=wire)

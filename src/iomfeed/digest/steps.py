@@ -374,6 +374,7 @@ def _deliver(
             stop=stop,
             on_message=on_message,
             quota=QuotaGate(config, store, clock),
+            connections=config.mail.connections,
         )
     finally:
         mailer.close()

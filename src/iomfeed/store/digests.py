@@ -1,5 +1,7 @@
 """Digests and the delivery ledger: one row per (digest, subscriber), committed around
-every message so that a crash neither loses nor doubles a delivery."""
+every message so that a crash neither loses nor doubles a delivery. A send commits once per
+message: the 'sent' of one message in the same transaction as the 'sending' of the next
+(:meth:`DigestsMixin.mark_sending` with ``delivered``)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from datetime import datetime
 from ..digest.lifecycle import DeliveryStatus, DigestState
 from ..digest.segments import decode
 from ..errors import StoreError
-from ..models import Delivery, DigestRecord, StoredItem
+from ..models import Delivered, Delivery, DigestRecord, StoredItem
 from .base import StoreBase, parse, utc
 from .items import ITEM_COLUMNS, item_from_row
 
@@ -62,6 +64,19 @@ _RECIPIENTS = (
 #: Routes a recipient's chosen categories to the segment stored in their ledger row, and
 #: whether that segment has anything to send them (False: their row is 'skipped').
 Route = Callable[[tuple[str, ...]], tuple[str, bool]]
+
+
+def _write_delivered(db: sqlite3.Connection, digest_id: int, done: Delivered) -> None:
+    db.execute(
+        "UPDATE deliveries SET status = 'sent', reply = ?, updated = ?"
+        " WHERE digest_id = ? AND subscriber_id = ?",
+        (done.reply, utc(done.at), digest_id, done.subscriber_id),
+    )
+    if done.reset_failures:
+        db.execute(
+            "UPDATE subscribers SET failures = 0 WHERE id = ? AND failures > 0",
+            (done.subscriber_id,),
+        )
 
 
 class DigestsMixin(StoreBase):
@@ -283,19 +298,31 @@ class DigestsMixin(StoreBase):
         return {str(r[0]): int(r[1]) for r in rows}
 
     def mark_sending(
-        self, digest_id: int, subscriber_id: int, now: datetime, *, ambiguous: bool = False
+        self,
+        digest_id: int,
+        subscriber_id: int,
+        now: datetime,
+        *,
+        ambiguous: bool = False,
+        delivered: Delivered | None = None,
     ) -> bool:
         """Committed before the message leaves: after a crash this row says 'maybe sent'.
         False (and nothing changed) when the subscriber is no longer active or is paused:
-        someone who unsubscribed or paused a second ago does not get the digest."""
-        cur = self.db.execute(
+        someone who unsubscribed or paused a second ago does not get the digest.
+        ``delivered``, the message before it, is recorded 'sent' in the same transaction
+        (whatever this row's answer): one commit per message, not two."""
+        sql = (
             "UPDATE deliveries SET status = 'sending', attempts = attempts + 1,"
             " ambiguous = max(ambiguous, ?), updated = ?"
             " WHERE digest_id = ? AND subscriber_id = ? AND EXISTS (SELECT 1 FROM subscribers"
-            " WHERE id = ? AND status = 'active' AND (paused_until IS NULL OR paused_until <= ?))",
-            (int(ambiguous), utc(now), digest_id, subscriber_id, subscriber_id, utc(now)),
+            " WHERE id = ? AND status = 'active' AND (paused_until IS NULL OR paused_until <= ?))"
         )
-        return cur.rowcount > 0
+        args = (int(ambiguous), utc(now), digest_id, subscriber_id, subscriber_id, utc(now))
+        if delivered is None:
+            return self.db.execute(sql, args).rowcount > 0
+        with self.transaction() as db:
+            _write_delivered(db, digest_id, delivered)
+            return db.execute(sql, args).rowcount > 0
 
     def uncount_attempts(self, digest_id: int, subscriber_id: int, tries: int) -> None:
         """Give back tries that failed for reasons not this subscriber's (the server)."""
@@ -345,25 +372,14 @@ class DigestsMixin(StoreBase):
         reset_failures: bool = True,
     ) -> None:
         """Committed once the server took the message; a success ends a bounce streak
-        (``reset_failures=False`` when the caller knows there is none: one statement, one
-        commit, which counts at thousands of messages)."""
+        (``reset_failures=False`` when the caller knows there is none: one statement).
+        A send records most of its messages with the next one's 'sending' instead."""
+        done = Delivered(subscriber_id, reply, now, reset_failures)
         if not reset_failures:
-            self.db.execute(
-                "UPDATE deliveries SET status = 'sent', reply = ?, updated = ?"
-                " WHERE digest_id = ? AND subscriber_id = ?",
-                (reply, utc(now), digest_id, subscriber_id),
-            )
+            _write_delivered(self.db, digest_id, done)
             return
         with self.transaction() as db:
-            db.execute(
-                "UPDATE deliveries SET status = 'sent', reply = ?, updated = ?"
-                " WHERE digest_id = ? AND subscriber_id = ?",
-                (reply, utc(now), digest_id, subscriber_id),
-            )
-            db.execute(
-                "UPDATE subscribers SET failures = 0 WHERE id = ? AND failures > 0",
-                (subscriber_id,),
-            )
+            _write_delivered(db, digest_id, done)
 
     def mark_deferred(
         self, digest_id: int, subscriber_id: int, reply: str, now: datetime, *, give_up: bool
