@@ -104,11 +104,27 @@ def test_elements_decomposed_through_the_index_are_no_longer_selected() -> None:
     assert not page.select(".social-share")
 
 
-def test_selecting_inside_an_element_stays_inside_it() -> None:
+@pytest.mark.parametrize("css", SELECTORS)
+@pytest.mark.parametrize("scope", ["article", "main", "ul", "li.last", "head", "template", "svg"])
+def test_selecting_inside_an_element_selects_what_it_selects(scope: str, css: str) -> None:
     plain, page = _pair()
-    article = select_one(page, "article")
-    assert article is not None
+    inside = page.select(scope, 1)[0]
+    expected = plain.select_one(scope)
+    assert expected is not None
+    wanted = _shown(expected.select(css))
+    assert _shown(page.within(inside).select(css)) == wanted
+    assert _shown(select(page.within(inside), css, 1)) == wanted[:1]
+    assert _shown(select(inside, css)) == wanted  # an element without its page's index
+
+
+def test_selecting_inside_after_a_removal() -> None:
+    plain, page = _pair()
+    article = page.within(page.select("article", 1)[0])
+    for junk in article.select(".x"):
+        page.decompose(junk)
     expected = plain.select_one("article")
     assert expected is not None
-    for css in (".x", "li", "p", "*", "meta"):
-        assert _shown(select(article, css)) == _shown(expected.select(css)), css
+    for junk in expected.select(".x"):
+        junk.decompose()
+    for css in ("*", "span", "div", "a", ".x"):
+        assert _shown(article.select(css)) == _shown(expected.select(css)), css

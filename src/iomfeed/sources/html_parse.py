@@ -19,7 +19,7 @@ from ..normalize import clean_text, find_dateline, is_web_url, parse_date_text, 
 from .html_select import PageIndex, Root, select, select_one
 
 if TYPE_CHECKING:
-    from bs4 import BeautifulSoup, Tag
+    from bs4 import Tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +56,29 @@ class Article:
 # ----------------------------------------------------------------------------- selectors
 
 
-def _soup(text: str) -> BeautifulSoup:
-    from bs4 import BeautifulSoup
+#: What an article page is read by besides its configured selectors.
+_ARTICLE_FIXED = (
+    "time[datetime]",
+    "meta[property='article:published_time'][content]",
+    "meta[property='article:modified_time'][content]",
+    "script[type='application/ld+json']",
+    "link[rel~=canonical][href]",
+)
 
-    return BeautifulSoup(text, "lxml")
+
+def _page(text: str, *groups: tuple[str, ...]) -> tuple[PageIndex, str]:
+    """The page parsed (only the parts the selectors in ``groups`` can reach, when that can
+    be told from them) and indexed, with its ``<html lang>``."""
+    from .html_strain import parse
+
+    specs = tuple(dict.fromkeys(split_selector(spec)[0] for group in groups for spec in group))
+    soup, html_attrs = parse(text, specs)
+    if html_attrs is None:  # parsed whole
+        html_el = soup.find("html")
+        lang = html_el.get("lang") if html_el is not None and not isinstance(html_el, str) else ""
+    else:
+        lang = html_attrs.get("lang", "")
+    return PageIndex(soup), lang if isinstance(lang, str) else ""
 
 
 def _value(el: Tag, attr: str | None) -> str:
@@ -114,7 +133,9 @@ def select_html(root: Root, specs: Sequence[str]) -> str:
 
 
 def parse_listing(text: str, page_url: str, cfg: ListingConfig) -> ListingPage:
-    page = PageIndex(_soup(text))
+    page, _lang = _page(
+        text, cfg.item, cfg.title, cfg.link, cfg.summary, cfg.date, cfg.image, cfg.next
+    )
     elements: list[Tag] = []
     for css in cfg.item:
         elements = page.select(css)
@@ -122,7 +143,8 @@ def parse_listing(text: str, page_url: str, cfg: ListingConfig) -> ListingPage:
             break
     entries: list[ListingEntry] = []
     skipped: list[str] = []
-    for el in elements:
+    for element in elements:
+        el = page.within(element)
         title = select_value(el, cfg.title)
         link = select_value(el, cfg.link)
         if not link:
@@ -159,13 +181,22 @@ def parse_listing(text: str, page_url: str, cfg: ListingConfig) -> ListingPage:
 def parse_article(
     text: str, page_url: str, cfg: ArticleConfig, *, tz: tzinfo, now: datetime
 ) -> Article:
-    soup = _soup(text)
-    page = PageIndex(soup)
+    page, language = _page(
+        text,
+        cfg.container,
+        cfg.body,
+        cfg.remove,
+        cfg.title,
+        cfg.date,
+        cfg.image,
+        cfg.category,
+        _ARTICLE_FIXED,
+    )
     container: Root = page
     for css in cfg.container:
         found = page.select(css, 1)
         if found:
-            container = found[0]
+            container = page.within(found[0])
             break
     body_el: Tag | None = None
     for spec in cfg.body:
@@ -175,17 +206,12 @@ def parse_article(
             break
     if body_el is not None:
         for spec in cfg.remove:
-            for junk in select(body_el, split_selector(spec)[0]):
+            for junk in page.within(body_el).select(split_selector(spec)[0]):
                 page.decompose(junk)
         body_html = body_el.decode_contents().strip()
         body_text = clean_text(body_el.get_text(" ", strip=True))
     else:
         body_html = body_text = ""
-    html_el = soup.find("html")
-    language = ""
-    if html_el is not None and not isinstance(html_el, str):
-        lang = html_el.get("lang")
-        language = lang if isinstance(lang, str) else ""
     # The page's own language adds its month names (CLDR's) to those always known.
     published, date_source = _find_date(
         page, container, cfg, body_text, tz=tz, now=now, language=language

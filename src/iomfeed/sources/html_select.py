@@ -13,6 +13,9 @@ it: the same elements in the same order. A selector whose last compound names no
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Union
 
@@ -34,15 +37,17 @@ def compile_css(css: str) -> SoupSieve | None:
 
 class PageIndex:
     """One page's elements, walked once, by tag name, class and id (lowercased: a key only
-    narrows the candidates; soupsieve's matcher decides)."""
+    narrows the candidates; soupsieve's matcher decides), with where each one's subtree ends."""
 
-    __slots__ = ("by_class", "by_id", "by_name", "elements", "removed", "soup")
+    __slots__ = ("by_class", "by_id", "by_name", "elements", "ends", "positions", "removed", "soup")
 
     def __init__(self, soup: BeautifulSoup) -> None:
         from soupsieve.css_match import CSSMatch
 
         self.soup = soup
         self.elements: list[Tag] = []
+        self.positions: dict[int, int] = {}  # id() of an element: its place in the walk
+        self.ends: list[int] = []  # per element: the place just after its last descendant
         self.by_name: dict[str, list[int]] = {}
         self.by_class: dict[str, list[int]] = {}
         self.by_id: dict[str, list[int]] = {}
@@ -51,8 +56,15 @@ class PageIndex:
         assert any_element is not None
         # The tree walk soup.select() makes (a <template>'s contents are not the page's).
         walker = CSSMatch(any_element.selectors, soup, None, any_element.flags)
+        elements, ends, open_ = self.elements, self.ends, list[int]()
         for position, el in enumerate(walker.get_tag_descendants(soup, template_contents=True)):
-            self.elements.append(el)
+            parent = el.parent
+            while open_ and elements[open_[-1]] is not parent:
+                ends[open_.pop()] = position
+            open_.append(position)
+            elements.append(el)
+            ends.append(0)
+            self.positions[id(el)] = position
             self.by_name.setdefault((el.name or "").lower(), []).append(position)
             classes = el.get("class")
             if classes:
@@ -61,23 +73,30 @@ class PageIndex:
             ident = el.get("id")
             if isinstance(ident, str):
                 self.by_id.setdefault(ident.lower(), []).append(position)
+        for position in open_:
+            ends[position] = len(elements)
 
-    def _candidates(self, compiled: SoupSieve) -> list[int] | None:
-        """Positions of the elements that may match; ``None``: every element."""
+    def _candidates(self, compiled: SoupSieve, start: int, end: int) -> Iterable[int]:
+        """Places in ``start:end`` of the elements that may match, in document order."""
         from soupsieve.css_types import Selector
 
         found: set[int] = set()
+        alternatives = len(compiled.selectors)
         for sel in compiled.selectors:
             if not isinstance(sel, Selector):
-                return None
+                return range(start, end)
             if sel.ids:
-                found.update(self.by_id.get(sel.ids[0].lower(), ()))
+                keyed = self.by_id.get(sel.ids[0].lower(), [])
             elif sel.classes:
-                found.update(self.by_class.get(sel.classes[0].lower(), ()))
+                keyed = self.by_class.get(sel.classes[0].lower(), [])
             elif sel.tag is not None and sel.tag.name not in (None, "*"):
-                found.update(self.by_name.get(sel.tag.name.lower(), ()))
+                keyed = self.by_name.get(sel.tag.name.lower(), [])
             else:
-                return None
+                return range(start, end)
+            inside = keyed[bisect_left(keyed, start) : bisect_left(keyed, end)]
+            if alternatives == 1:
+                return inside
+            found.update(inside)
         return sorted(found)
 
     def decompose(self, el: Tag) -> None:
@@ -88,16 +107,22 @@ class PageIndex:
 
     def select(self, css: str, limit: int = 0) -> list[Tag]:
         """What ``soup.select(css, limit=limit)`` gives, in the same order."""
+        return self._select(self.soup, 0, len(self.elements), css, limit)
+
+    def within(self, el: Tag) -> Within:
+        return Within(self, el)
+
+    def _select(self, scope: Tag, start: int, end: int, css: str, limit: int) -> list[Tag]:
         compiled = compile_css(css)
         if compiled is None:
-            return list(self.soup.select(css, limit=limit))
+            return list(scope.select(css, limit=limit))
         from soupsieve.css_match import CSSMatch
 
-        matcher = CSSMatch(compiled.selectors, self.soup, compiled.namespaces, compiled.flags)
-        positions = self._candidates(compiled)
+        # Rooted where scope.select() roots it (:scope, and the relations, see the same).
+        matcher = CSSMatch(compiled.selectors, scope, compiled.namespaces, compiled.flags)
         elements, removed = self.elements, self.removed
         found: list[Tag] = []
-        for position in range(len(elements)) if positions is None else positions:
+        for position in self._candidates(compiled, start, end):
             el = elements[position]
             if removed and id(el) in removed:
                 continue
@@ -108,13 +133,33 @@ class PageIndex:
         return found
 
 
-#: Where a selector runs: the whole page (through its index) or one element's subtree.
-Root = Union[PageIndex, "Tag"]
+@dataclass(frozen=True, slots=True)
+class Within:
+    """One element of an indexed page, as a place to select in: ``el.select(css)``."""
+
+    page: PageIndex
+    el: Tag
+
+    def select(self, css: str, limit: int = 0) -> list[Tag]:
+        page, el = self.page, self.el
+        position = page.positions.get(id(el))
+        if position is None or id(el) in page.removed or el.name == "template":
+            # Not walked with the page (or a <template>, whose own contents a select reaches).
+            found = compile_css(css)
+            if found is None:
+                return list(el.select(css, limit=limit))
+            return found.select(el, limit)
+        return page._select(el, position + 1, page.ends[position], css, limit)
+
+
+#: Where a selector runs: the whole page or one of its elements (through the page's index),
+#: or an element of a page that has none.
+Root = Union[PageIndex, Within, "Tag"]
 
 
 def select(root: Root, css: str, limit: int = 0) -> list[Tag]:
     """``root.select(css, limit=limit)``, with the selector compiled once."""
-    if isinstance(root, PageIndex):
+    if isinstance(root, (PageIndex, Within)):
         return root.select(css, limit)
     compiled = compile_css(css)
     if compiled is None:
