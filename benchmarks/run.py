@@ -49,10 +49,13 @@ def main() -> int:
         choices=("ingest", "publish", "digest", "segments"),
         help="run one group only (segments: the digest over 8 category segments, also in digest)",
     )
+    parser.add_argument(
+        "--large", action="store_true", help="also a 50,000-article backfill (many minutes)"
+    )
     args = parser.parse_args()
     rows = []
     if args.only in (None, "ingest"):
-        rows += ingest_rows(articles=args.articles, repeat=args.repeat)
+        rows += ingest_rows(articles=args.articles, repeat=args.repeat, large=args.large)
     if args.only in (None, "publish"):
         rows += publish_rows(items=args.items)
     if args.only in (None, "digest"):
