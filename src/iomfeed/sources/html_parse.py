@@ -178,11 +178,9 @@ def parse_listing(text: str, page_url: str, cfg: ListingConfig) -> ListingPage:
     return ListingPage(tuple(entries), next_url, tuple(skipped))
 
 
-def parse_article(
-    text: str, page_url: str, cfg: ArticleConfig, *, tz: tzinfo, now: datetime
-) -> Article:
-    page, language = _page(
-        text,
+def _article_selectors(cfg: ArticleConfig) -> tuple[tuple[str, ...], ...]:
+    """Every selector an article page is read by."""
+    return (
         cfg.container,
         cfg.body,
         cfg.remove,
@@ -192,6 +190,12 @@ def parse_article(
         cfg.category,
         _ARTICLE_FIXED,
     )
+
+
+def parse_article(
+    text: str, page_url: str, cfg: ArticleConfig, *, tz: tzinfo, now: datetime
+) -> Article:
+    page, language = _page(text, *_article_selectors(cfg))
     container: Root = page
     for css in cfg.container:
         found = page.select(css, 1)
