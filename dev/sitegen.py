@@ -1293,11 +1293,13 @@ def _unique_titles(rng: random.Random, n: int) -> list[tuple[str, int, int, int]
     return chosen
 
 
-def synthetic_items(n: int, *, seed: int = 0) -> list[ContentItem]:
+def synthetic_items(n: int, *, seed: int = 0, years: float = 15.0) -> list[ContentItem]:
     """Make ``n`` varied, realistic-looking items, newest first, for benchmarks.
 
     The result is deterministic for a given ``(n, seed)``: titles and slugs are unique, dates
-    go back in time from June 2024 a few days apart, the date markup is mixed (items with
+    go back in time from June 2024 a few days apart (closer together when ``n`` items would
+    otherwise reach back more than ``years``: a 50,000-item site spans 15 years, not
+    400), the date markup is mixed (items with
     ``"none"`` carry a dateline), about four in five have an image, a few are in Albanian or
     linked through ``/index.php/`` or ``http://``, and three of the ten newest are featured.
     """
@@ -1308,10 +1310,17 @@ def synthetic_items(n: int, *, seed: int = 0) -> list[ContentItem]:
     weights = [w for _, w in _SYN_MARKUPS]
     featured_at = set(rng.sample(range(min(n, 10)), k=min(n, 3)))
     moment = datetime(2024, 6, 28, 8, 30, tzinfo=UTC)
+    low, high = 18 * 60, 5 * 24 * 60  # minutes between two items
+    span = years * 365.25 * 24 * 60
+    mean = span / n if n else span
+    if (low + high) / 2 > mean:
+        high = int(2 * mean) - low
+        if high < low:  # closer than 18 hours: anywhere from half to one and a half times
+            low, high = max(int(mean / 2), 1), max(int(mean * 1.5), 1)
     used: dict[str, int] = {}
     items: list[ContentItem] = []
     for index, (title, _, subject, place) in enumerate(_unique_titles(rng, n)):
-        moment -= timedelta(minutes=rng.randint(18 * 60, 5 * 24 * 60))
+        moment -= timedelta(minutes=rng.randint(low, high))
         local = _to_tirane(moment.replace(second=0))
         markup = rng.choices(markups, weights)[0]
         language: Language = "sq" if rng.random() < 0.03 else "en"

@@ -16,9 +16,10 @@ from ..config import ArticleConfig, ListingConfig, split_selector
 from ..dedup import listing_hash
 from ..models import DateSource
 from ..normalize import clean_text, find_dateline, is_web_url, parse_date_text, parse_iso
+from .html_select import PageIndex, Root, select, select_one
 
 if TYPE_CHECKING:
-    from bs4 import BeautifulSoup, Tag
+    from bs4 import Tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +56,29 @@ class Article:
 # ----------------------------------------------------------------------------- selectors
 
 
-def _soup(text: str) -> BeautifulSoup:
-    from bs4 import BeautifulSoup
+#: What an article page is read by besides its configured selectors.
+_ARTICLE_FIXED = (
+    "time[datetime]",
+    "meta[property='article:published_time'][content]",
+    "meta[property='article:modified_time'][content]",
+    "script[type='application/ld+json']",
+    "link[rel~=canonical][href]",
+)
 
-    return BeautifulSoup(text, "lxml")
+
+def _page(text: str, *groups: tuple[str, ...]) -> tuple[PageIndex, str]:
+    """The page parsed (only the parts the selectors in ``groups`` can reach, when that can
+    be told from them) and indexed, with its ``<html lang>``."""
+    from .html_strain import parse
+
+    specs = tuple(dict.fromkeys(split_selector(spec)[0] for group in groups for spec in group))
+    soup, html_attrs = parse(text, specs)
+    if html_attrs is None:  # parsed whole
+        html_el = soup.find("html")
+        lang = html_el.get("lang") if html_el is not None and not isinstance(html_el, str) else ""
+    else:
+        lang = html_attrs.get("lang", "")
+    return PageIndex(soup), lang if isinstance(lang, str) else ""
 
 
 def _value(el: Tag, attr: str | None) -> str:
@@ -70,32 +90,32 @@ def _value(el: Tag, attr: str | None) -> str:
     return (raw or "").strip()
 
 
-def select_value(root: Tag, specs: Sequence[str]) -> str:
+def select_value(root: Root, specs: Sequence[str]) -> str:
     """The first non-empty text (or ``@attr`` value) that one of ``specs`` finds."""
     for spec in specs:
         css, attr = split_selector(spec)
-        for el in root.select(css):
+        for el in select(root, css):
             value = _value(el, attr)
             if value:
                 return value
     return ""
 
 
-def select_values(root: Tag, specs: Sequence[str]) -> list[str]:
+def select_values(root: Root, specs: Sequence[str]) -> list[str]:
     """All values found by the first of ``specs`` that finds any."""
     for spec in specs:
         css, attr = split_selector(spec)
-        values = [v for el in root.select(css) if (v := _value(el, attr))]
+        values = [v for el in select(root, css) if (v := _value(el, attr))]
         if values:
             return values
     return []
 
 
-def select_html(root: Tag, specs: Sequence[str]) -> str:
+def select_html(root: Root, specs: Sequence[str]) -> str:
     """The inner HTML of the first element one of ``specs`` finds (or an ``@attr`` value)."""
     for spec in specs:
         css, attr = split_selector(spec)
-        el = root.select_one(css)
+        el = select_one(root, css)
         if el is None:
             continue
         if attr is not None:
@@ -113,15 +133,18 @@ def select_html(root: Tag, specs: Sequence[str]) -> str:
 
 
 def parse_listing(text: str, page_url: str, cfg: ListingConfig) -> ListingPage:
-    soup = _soup(text)
+    page, _lang = _page(
+        text, cfg.item, cfg.title, cfg.link, cfg.summary, cfg.date, cfg.image, cfg.next
+    )
     elements: list[Tag] = []
     for css in cfg.item:
-        elements = soup.select(css)
+        elements = page.select(css)
         if elements:
             break
     entries: list[ListingEntry] = []
     skipped: list[str] = []
-    for el in elements:
+    for element in elements:
+        el = page.within(element)
         title = select_value(el, cfg.title)
         link = select_value(el, cfg.link)
         if not link:
@@ -150,74 +173,83 @@ def parse_listing(text: str, page_url: str, cfg: ListingConfig) -> ListingPage:
                 listing_hash(title, link, summary, date_text, image),
             )
         )
-    next_link = select_value(soup, cfg.next)
+    next_link = select_value(page, cfg.next)
     next_url = urljoin(page_url, next_link) if next_link else None
     return ListingPage(tuple(entries), next_url, tuple(skipped))
+
+
+def _article_selectors(cfg: ArticleConfig) -> tuple[tuple[str, ...], ...]:
+    """Every selector an article page is read by."""
+    return (
+        cfg.container,
+        cfg.body,
+        cfg.remove,
+        cfg.title,
+        cfg.date,
+        cfg.image,
+        cfg.category,
+        _ARTICLE_FIXED,
+    )
 
 
 def parse_article(
     text: str, page_url: str, cfg: ArticleConfig, *, tz: tzinfo, now: datetime
 ) -> Article:
-    soup = _soup(text)
-    container: Tag = soup
+    page, language = _page(text, *_article_selectors(cfg))
+    container: Root = page
     for css in cfg.container:
-        found = soup.select_one(css)
-        if found is not None:
-            container = found
+        found = page.select(css, 1)
+        if found:
+            container = page.within(found[0])
             break
     body_el: Tag | None = None
     for spec in cfg.body:
         css, _attr = split_selector(spec)
-        body_el = soup.select_one(css)
+        body_el = select_one(page, css)
         if body_el is not None:
             break
     if body_el is not None:
         for spec in cfg.remove:
-            for junk in body_el.select(split_selector(spec)[0]):
-                junk.decompose()
+            for junk in page.within(body_el).select(split_selector(spec)[0]):
+                page.decompose(junk)
         body_html = body_el.decode_contents().strip()
         body_text = clean_text(body_el.get_text(" ", strip=True))
     else:
         body_html = body_text = ""
-    html_el = soup.find("html")
-    language = ""
-    if html_el is not None and not isinstance(html_el, str):
-        lang = html_el.get("lang")
-        language = lang if isinstance(lang, str) else ""
     # The page's own language adds its month names (CLDR's) to those always known.
     published, date_source = _find_date(
-        soup, container, cfg, body_text, tz=tz, now=now, language=language
+        page, container, cfg, body_text, tz=tz, now=now, language=language
     )
-    image = select_value(soup, cfg.image)
+    image = select_value(page, cfg.image)
     image_alt = ""
     if image:
         for spec in cfg.image:
             css, _attr = split_selector(spec)
-            el = soup.select_one(css)
+            el = select_one(page, css)
             if el is not None and el.name == "img":
                 image_alt = _value(el, "alt")
                 break
     canonical = ""
-    link_el = soup.select_one("link[rel~=canonical][href]")
+    link_el = select_one(page, "link[rel~=canonical][href]")
     if link_el is not None:
         canonical = _value(link_el, "href")
     return Article(
-        title=select_value(soup, cfg.title),
+        title=select_value(page, cfg.title),
         body_html=body_html,
         published=published,
         date_source=date_source,
         image_url=urljoin(page_url, image) if image else "",
         image_alt=image_alt,
-        categories=tuple(select_values(soup, cfg.category)),
+        categories=tuple(select_values(page, cfg.category)),
         language=language.split("-")[0].lower(),
         canonical=urljoin(page_url, canonical) if canonical else "",
-        modified=_find_modified(soup, tz),
+        modified=_find_modified(page, tz),
     )
 
 
 def _find_date(
-    soup: BeautifulSoup,
-    container: Tag,
+    page: PageIndex,
+    container: Root,
     cfg: ArticleConfig,
     body_text: str,
     *,
@@ -226,21 +258,21 @@ def _find_date(
     language: str = "",
 ) -> tuple[datetime | None, DateSource | None]:
     """The published date, from the most trusted place that has one."""
-    for el in container.select("time[datetime]"):
+    for el in select(container, "time[datetime]"):
         found = parse_iso(_value(el, "datetime"), tz)
         if found is not None:
             return found, DateSource.TIME
-    for el in soup.select("meta[property='article:published_time'][content]"):
+    for el in page.select("meta[property='article:published_time'][content]"):
         found = parse_iso(_value(el, "content"), tz)
         if found is not None:
             return found, DateSource.META
-    for el in soup.select("script[type='application/ld+json']"):
+    for el in page.select("script[type='application/ld+json']"):
         found = _jsonld_date(el.get_text(), tz)
         if found is not None:
             return found, DateSource.JSONLD
     for spec in cfg.date:
         css, attr = split_selector(spec)
-        for el in soup.select(css):
+        for el in page.select(css):
             found = parse_date_text(_value(el, attr), tz, reference=now, language=language)
             if found is not None:
                 return found, DateSource.SELECTOR
@@ -250,13 +282,13 @@ def _find_date(
     return None, None
 
 
-def _find_modified(soup: BeautifulSoup, tz: tzinfo) -> datetime | None:
+def _find_modified(page: PageIndex, tz: tzinfo) -> datetime | None:
     """The page's own last-modification time, when it states one."""
-    for el in soup.select("meta[property='article:modified_time'][content]"):
+    for el in page.select("meta[property='article:modified_time'][content]"):
         found = parse_iso(_value(el, "content"), tz)
         if found is not None:
             return found
-    for el in soup.select("script[type='application/ld+json']"):
+    for el in page.select("script[type='application/ld+json']"):
         found = _jsonld_date(el.get_text(), tz, key="dateModified")
         if found is not None:
             return found

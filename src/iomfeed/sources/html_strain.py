@@ -1,0 +1,170 @@
+"""Parsing only the parts of a page its selectors can reach (a bs4 ``SoupStrainer``).
+
+Building bs4's tree is most of what a scrape costs once the selectors are cheap, and most of a
+page (its header, menus, footer, sidebars) is never looked at. Every selector that reads a
+page starts, on its left, with a compound (``main`` in ``main article.node``,
+``.field--name-body`` alone): every element it finds lies inside an element that compound
+matches. So the page is parsed keeping only the subtrees of the elements that one of those
+leftmost compounds matches, in document order; inside them nothing is lost.
+
+That holds when the leftmost compound can be decided from the tag alone (name, id, class,
+attributes: no pseudo-class), when the first combinator after it goes down (descendant or
+child, not a sibling), and when no part looks above the kept subtree (``:root``, ``:scope``,
+``:lang()``, ``:dir()``, form states, or a relation inside ``:is()``/``:not()``). A page
+with any selector that is not so is parsed whole (:func:`plan` answers ``None``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, cast
+
+from bs4 import SoupStrainer
+
+from .html_select import compile_css
+
+if TYPE_CHECKING:
+    from bs4 import BeautifulSoup
+    from soupsieve import SoupSieve
+    from soupsieve.css_types import Selector, SelectorList
+
+#: Pseudo-class flags that read nothing outside the element itself.
+_LOCAL_FLAGS = 0x1 | 0x80 | 0x100 | 0x400 | 0x1000  # :empty, :in/out-of-range, ...shown, :checked
+
+
+@dataclass(frozen=True, slots=True)
+class _Anchor:
+    """A leftmost compound: the cheap keys that may match it, and its exact test."""
+
+    name: str | None  # lowercased tag name, or None for any
+    ident: str | None
+    cls: str | None
+    test: SoupSieve
+
+
+def _local(selectors: SelectorList, *, nested: bool) -> bool:
+    """No part of these selectors looks above the element (or, nested, around it)."""
+    from soupsieve.css_types import Selector
+
+    for sel in selectors:
+        if not isinstance(sel, Selector) or sel.lang or sel.flags & ~_LOCAL_FLAGS:
+            return False
+        if nested and sel.relation and not (sel.rel_type or "").startswith(":"):
+            return False  # :is(a b) or :not(a > b): a relation from inside a pseudo-class
+        if not all(_local(inner, nested=True) for inner in sel.selectors):
+            return False
+        if sel.relation and not _local(sel.relation, nested=nested):
+            return False
+    return True
+
+
+def _anchor(sel: Selector, compiled: SoupSieve) -> _Anchor | None:
+    """The leftmost compound of ``sel`` as an :class:`_Anchor`, or ``None`` when it cannot
+    be decided from a start tag (or the combinator after it is a sibling one)."""
+    from soupsieve import SoupSieve
+    from soupsieve.css_types import Selector, SelectorList
+
+    left, combinator = sel, None
+    while left.relation:
+        if len(left.relation) != 1 or not isinstance(left.relation[0], Selector):
+            return None
+        left = left.relation[0]
+        combinator = left.rel_type
+    if combinator not in (None, " ", ">"):
+        return None
+    if left.nth or left.selectors or left.contains or left.lang or left.flags:
+        return None
+    if left.tag is not None and left.tag.prefix is not None:
+        return None
+    name = left.tag.name.lower() if left.tag is not None and left.tag.name != "*" else None
+    test = SoupSieve(
+        compiled.pattern, SelectorList([left]), None, cast(Any, compiled.custom), compiled.flags
+    )
+    return _Anchor(
+        name,
+        left.ids[0].lower() if left.ids else None,
+        left.classes[0].lower() if left.classes else None,
+        test,
+    )
+
+
+@lru_cache(maxsize=64)
+def plan(selectors: tuple[str, ...]) -> tuple[_Anchor, ...] | None:
+    """The leftmost compounds of ``selectors`` (CSS only, no ``@attr``), once per run, or
+    ``None``: one of them may reach outside what they keep, so the page is parsed whole."""
+    from soupsieve.css_types import Selector
+
+    anchors: list[_Anchor] = []
+    for css in selectors:
+        compiled = compile_css(css)
+        if compiled is None or not _local(compiled.selectors, nested=False):
+            return None
+        for sel in compiled.selectors:
+            found = _anchor(sel, compiled) if isinstance(sel, Selector) else None
+            if found is None:
+                return None
+            anchors.append(found)
+    return tuple(anchors)
+
+
+class KeepAnchored(SoupStrainer):
+    """Keep the subtree of each element a leftmost compound matches (outside such a subtree:
+    below one, bs4 keeps everything); note the ``<html>`` element's attributes on the way."""
+
+    def __init__(self, anchors: tuple[_Anchor, ...]) -> None:
+        super().__init__()
+        self.by_name: dict[str, list[_Anchor]] = {}
+        self.by_id: dict[str, list[_Anchor]] = {}
+        self.by_class: dict[str, list[_Anchor]] = {}
+        self.unkeyed: list[_Anchor] = []
+        for a in anchors:
+            if a.ident:
+                self.by_id.setdefault(a.ident, []).append(a)
+            elif a.cls:
+                self.by_class.setdefault(a.cls, []).append(a)
+            elif a.name:
+                self.by_name.setdefault(a.name, []).append(a)
+            else:
+                self.unkeyed.append(a)
+        self.html_attrs: dict[str, Any] | None = None
+
+    @property
+    def excludes_everything(self) -> bool:
+        return False
+
+    def allow_string_creation(self, string: str) -> bool:
+        return False  # text outside every kept subtree
+
+    def allow_tag_creation(self, nsprefix: str | None, name: str, attrs: Any) -> bool:
+        attrs = attrs or {}
+        if name == "html" and self.html_attrs is None:  # the first, as soup.find("html")
+            self.html_attrs = dict(attrs)
+        candidates = self.unkeyed + self.by_name.get(name.lower(), [])
+        ident = attrs.get("id")
+        if ident:
+            candidates += self.by_id.get(ident.lower(), [])
+        classes = attrs.get("class")
+        if classes:
+            for cls in classes.split():
+                candidates += self.by_class.get(cls.lower(), [])
+        if not candidates:
+            return False
+        from bs4 import Tag
+
+        # Alone, in an HTML tree: its compound is all an anchor tests.
+        probe = Tag(name=name, attrs=dict(attrs), is_xml=False)
+        return any(a.test.match(probe) for a in candidates)
+
+
+def parse(text: str, selectors: tuple[str, ...]) -> tuple[BeautifulSoup, dict[str, Any] | None]:
+    """The page as bs4 reads it with lxml, strained when ``selectors`` allow it; with the
+    ``<html>`` element's attributes when it was strained (``None``: parsed whole)."""
+    from bs4 import BeautifulSoup
+
+    anchors = plan(selectors)
+    if anchors is None:
+        return BeautifulSoup(text, "lxml"), None
+    strainer = KeepAnchored(anchors)
+    soup = BeautifulSoup(text, "lxml", parse_only=strainer)
+    return soup, strainer.html_attrs or {}
