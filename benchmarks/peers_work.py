@@ -180,8 +180,9 @@ class Rss2email:
 
 
 def fill_store(work: Path, count: int, undated_every: int = 30) -> None:
-    """``count`` items of another source in ``work``'s store (one in ``undated_every``
-    without a date, dated when first seen), through the store's API: setup, not timed."""
+    """``count`` items of another source in ``work``'s store, over the last 15 years (one
+    in ``undated_every`` without a date, so dated when first seen: all on the same day),
+    through the store's API: setup, not timed."""
     from bench_publish import make_item
     from iomfeed.intents import NewItem
     from iomfeed.models import DateSource
@@ -200,7 +201,8 @@ def fill_store(work: Path, count: int, undated_every: int = 30) -> None:
             assert item.published is not None
             source, published = DateSource.TIME, item.published
             if n % undated_every == 0:
-                source, published = DateSource.FIRST_SEEN, now - timedelta(days=n % 400)
+                # as the store keeps an undated item: dated when it was first seen
+                source, published = DateSource.FIRST_SEEN, now - timedelta(days=1)
             new = NewItem(item, published, source, f"bench-{n}", published)
             store.insert_item(new, now - timedelta(days=1))
         store.db.execute("COMMIT")

@@ -169,3 +169,22 @@ def test_the_floor_asks_again_with_the_etag_and_gets_not_modified(tmp_path: Path
         first, second = server.requests
     assert first.status == 200 and "if-none-match" not in first.headers
     assert second.status == 304 and second.headers["if-none-match"]
+
+
+def test_the_rss2email_peer_runs_on_an_unchanged_feed_with_its_etag(tmp_path: Path) -> None:
+    from iomfeed.demo.server import SnapshotServer
+
+    work = _load("peers_work")
+    if work.r2e_command() is None:
+        pytest.skip("rss2email (the bench extra) is not installed")
+    when = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+    site = tmp_path / "site"
+    site.mkdir()
+    entries = [report.FeedEntry(f"S{n}", f"https://h.example/s{n}", when, "x") for n in range(5)]
+    (site / "rss.xml").write_bytes(report.rss("t", "https://h.example", entries))
+    with SnapshotServer(site) as server:
+        peer = work.Rss2email(tmp_path / "r2e", server.url("/rss.xml"), 9)  # nothing sent
+        assert peer.run().code == 0
+        requests = [r for r in server.requests if r.path == "/rss.xml"]
+    assert [r.status for r in requests] == [200, 304]
+    assert requests[1].headers["if-none-match"]
