@@ -1,7 +1,7 @@
 """iomfeed beside its peers and floors, measured in the same run: the benchmark of issue 13.
 
     python benchmarks/peers.py [--repeat N] [--articles N] [--subscribers N]
-                               [--dkim-subscribers N] [--large] [--large-items N]
+                               [--dkim-subscribers N] [--ref REF] [--large] [--large-items N]
 
 Every row is iomfeed's command line in a child process (the working tree's code, exported
 and compiled as ``compare.py`` does), beside what a user would run instead or the least the
@@ -43,7 +43,7 @@ for _folder in (HERE, ROOT):
     if str(_folder) not in sys.path:
         sys.path.append(str(_folder))
 
-from compare import Site, Tree, export_worktree, write_subscribers  # noqa: E402
+from compare import Site, Tree, export_ref, export_worktree, write_subscribers  # noqa: E402
 from loopback import SmtpSink  # noqa: E402
 from peers_report import (  # noqa: E402
     Row,
@@ -358,7 +358,7 @@ def large_rows(
     )
 
     rebuilt = interleave({"rebuild": lambda: rebuild(s, kept)}, s.repeat)["rebuild"]
-    at = f"{items // 1000}k stored"
+    at = f"{items // 1000}k stored" if items % 1000 == 0 else f"{items} stored"
     return [
         Row(
             f"cold backfill, {s.articles} articles into {at}: CPU per article",
@@ -400,8 +400,9 @@ def benchmark(args: argparse.Namespace, say: Callable[[str], None]) -> list[Row]
 
     with tempfile.TemporaryDirectory(prefix="iomfeed-peers-") as tmp:
         scratch = Path(tmp)
-        say("exporting and compiling the working tree; generating the sites")
-        tree = export_worktree(scratch / "tree")
+        say(f"exporting and compiling {args.ref or 'the working tree'}; generating the sites")
+        code = scratch / "tree"
+        tree = export_ref(args.ref, code) if args.ref else export_worktree(code)
         site = Site(scratch / "site", args.articles)
         small = Site(scratch / "small", 50)
         with (
@@ -431,6 +432,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--dkim-subscribers", type=int, default=500, help="recipients of the DKIM-signed send"
+    )
+    parser.add_argument(
+        "--ref",
+        help="measure this commit's code (git archive) instead of the working tree's; the"
+        " harness, the local site and the 50k store's filling stay the working tree's",
     )
     parser.add_argument("--large", action="store_true", help="also the rows at 50k stored")
     parser.add_argument("--large-items", type=int, default=50_000, help="items for --large")
