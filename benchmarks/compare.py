@@ -157,7 +157,17 @@ def export_ref(ref: str, dest: Path) -> Tree:
 def export_worktree(dest: Path) -> Tree:
     """The working tree's src/, templates/ and config.toml, as they are now."""
     junk = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc")
-    shutil.copytree(ROOT / "src", dest / "src", ignore=junk)
+    package = ROOT / "src" / "iomfeed"
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        # A development checkout may link the templates into the package; they are put
+        # there from templates/ below, as a wheel has them.
+        skip = set(junk(folder, names))
+        if Path(folder) == package and (package / "templates").is_symlink():
+            skip.add("templates")
+        return skip
+
+    shutil.copytree(ROOT / "src", dest / "src", ignore=ignore)
     shutil.copytree(ROOT / "templates", dest / "templates", ignore=junk)
     shutil.copy2(ROOT / "config.toml", dest / "config.toml")
     return _finish("current", dest)
