@@ -238,3 +238,30 @@ def test_a_signed_digest_verifies_through_a_dns_server(tmp_path: Path, key: Dkim
             assert dkim.verify(data, dnsfunc=dnsfunc)
             assert not dkim.verify(tampered(data, b"?t=", b"?t=X"), dnsfunc=dnsfunc)
         assert (name, "TXT") in {(n.rstrip("."), t) for n, t in server.questions}
+
+
+def test_openssl_does_the_rsa_step_and_the_signature_is_dkimpys_byte_for_byte(
+    key: DkimKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # RSASSA-PKCS1-v1_5 is deterministic: the same message, key and time give the same
+    # signature whether dkimpy's arithmetic or OpenSSL does the RSA step.
+    pytest.importorskip("cryptography", reason="the dkim extra (cryptography) is not installed")
+    import dkim.crypto
+
+    monkeypatch.setattr(dkim.time, "time", lambda: 1_764_000_000.0)  # t= in the signature
+    data = notice(True).data
+    fast = DkimSigner(key.path.read_bytes(), selector=SELECTOR, domain="example.org")
+    assert fast.openssl
+    signed = fast.sign(data)
+    monkeypatch.setattr(dkim, "RSASSA_PKCS1_v1_5_sign", dkim.crypto.RSASSA_PKCS1_v1_5_sign)
+    plain = DkimSigner(key.path.read_bytes(), selector=SELECTOR, domain="example.org")
+    assert plain.sign(data) == signed
+    assert dkim.verify(signed, dnsfunc=dns_for(key, "example.org"))
+    # A key it was not given (another signer's, made elsewhere) goes to dkimpy's own step.
+    monkeypatch.undo()
+    monkeypatch.setattr(dkim.time, "time", lambda: 1_764_000_000.0)
+    other = make_key(key.path.parent, name="other.pem")
+    untouched = DkimSigner(other.path.read_bytes(), selector=SELECTOR, domain="example.org",
+                           openssl=False)  # fmt: skip
+    assert not untouched.openssl
+    assert dkim.verify(untouched.sign(data), dnsfunc=dns_for(other, "example.org"))
