@@ -222,6 +222,7 @@ QUICK_EXPRESSIONS = (
 
 def test_the_quick_next_time_is_the_one_apscheduler_gives() -> None:
     from iomfeed.cron import quick_next, trigger
+    from iomfeed.errors import ConfigError
 
     zones = ("Europe/Tirane", "America/New_York", "Australia/Lord_Howe", "UTC")
     starts = [
@@ -254,3 +255,10 @@ def test_the_quick_next_time_is_the_one_apscheduler_gives() -> None:
     assert quick_next("0 8 * * mon", "UTC", starts[0]) is None
     assert quick_next("0 8 * jan *", "UTC", starts[0]) is None
     assert quick_next("61 * * * *", "UTC", starts[0]) is None  # APScheduler says what is wrong
+    # A step past its range is refused by APScheduler (and so by `check` and `serve`): the
+    # quick path must not accept it either, or a cron run would schedule what serve refuses.
+    for value in ("*/90 * * * *", "0 */30 * * *", "0 8-10/5 * * *", "0 8 5/40 * *"):
+        assert quick_next(value, "UTC", starts[0]) is None, value
+        with pytest.raises(ConfigError):
+            trigger(value, "UTC")
+    assert quick_next("0 8-10/2 * * *", "UTC", starts[0]) is not None  # within its range

@@ -103,6 +103,8 @@ def _values(field: str, low: int, high: int) -> tuple[int, ...] | None:
                 last = high  # "5/15": from 5 on, as APScheduler reads it
         if step < 1 or not low <= first <= last <= high:
             return None
+        if match.group(2) and step > min(last - first, high - low):
+            return None  # a step past its range: APScheduler refuses it, and says why
         out.update(range(first, last + 1, step))
     return tuple(sorted(out))
 
