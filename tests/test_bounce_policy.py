@@ -46,6 +46,12 @@ def test_a_counted_hard_bounce_carries_its_streak_for_the_sends_own_count() -> N
     after_a_refusal = POLICY.verdict(Kind.HARD, Trust.TOKEN, 2, [sent(2), sent(1, refused=True)])
     assert after_a_refusal.hard_streak == 2
     assert POLICY.verdict(Kind.HARD, Trust.TOKEN, 2, [sent(2), sent(1)]).hard_streak == 1
+    # A late bounce of an older digest joins the run of the newer ones that bounced.
+    late = POLICY.verdict(Kind.HARD, Trust.TOKEN, 1, [sent(2, hard=True), sent(1)])
+    assert (late.detail, late.hard_streak) == ("hard bounce 2 of 3 in a row", 2)
+    # One whose run a later success ended counts, but continues no count of the send's.
+    ended = POLICY.verdict(Kind.HARD, Trust.TOKEN, 1, [sent(2), sent(1)])
+    assert (ended.action, ended.hard_streak) == (Action.COUNTED, 0)
     # Soft bounces, sign-up bounces and untrusted ones move no count.
     assert POLICY.verdict(Kind.SOFT, Trust.TOKEN, 2, [sent(2), sent(1)]).hard_streak == 0
     assert POLICY.verdict(Kind.HARD, Trust.TOKEN, None, [sent(1)]).hard_streak == 0

@@ -230,6 +230,27 @@ def test_bounces_after_the_fact_and_a_refusal_in_session_are_one_streak(
         assert sub is not None and sub.status == "bounced", sub
 
 
+def test_the_order_bounces_arrive_in_makes_the_same_streak(tmp_path: Path) -> None:
+    # Digest 2's bounce is read before a delayed one of digest 1: still two in a row, and
+    # the refusal of digest 3 during the send is the third.
+    config, store, first = prepared(tmp_path)
+    maildir = config.maildir_path
+    assert maildir is not None
+    with store:
+        second = send_one(config, store, NOW + timedelta(days=7), 110)
+        target = first[0].recipient
+        for n, sent in ((2, second), (1, first)):
+            message = next(m for m in sent if m.recipient == target)
+            deliver(maildir, fill("exim", message), f"{n}.bounce")
+            read_bounces(config, store=store, clock=at(NOW + timedelta(days=7, hours=n)))
+        sub = store.subscriber(target)
+        assert sub is not None and failures(store, sub.id) == 2
+        assert store.bounce_events(digest_id=1)[0].detail == "hard bounce 2 of 3 in a row"
+        send_refusing(config, store, NOW + timedelta(days=14), target)
+        sub = store.subscriber(target)
+        assert sub is not None and sub.status == "bounced", sub
+
+
 def test_a_late_bounce_of_an_older_digest_leaves_the_sends_count_alone(tmp_path: Path) -> None:
     # Digest 2 went out and drew no bounce: a bounce of digest 1 read afterwards starts no
     # count the next send's refusal would continue.

@@ -13,13 +13,14 @@ Trust (``bounces.trust_days``):
 - anything else is recorded and ignored, so a forged bounce cannot silence an address
   that iomfeed has not mailed lately.
 
-The rules (streaks are counted over the digests sent to the subscriber, newest first from
-the one the bounce is about; a digest the relay refused during the send, 5xx, counts as a
-hard bounce, as :mod:`iomfeed.delivery.policy` counts it):
+The rules (streaks are counted over the digests sent to the subscriber: the run of failed
+digests in a row that the one the bounce is about belongs to, before and after it, so the
+order bounces arrive in does not matter; a digest the relay refused during the send, 5xx,
+counts as a hard bounce, as :mod:`iomfeed.delivery.policy` counts it):
 
 - a hard bounce marks the subscriber bounced once ``mail.bounce_after`` digests in a row
   have bounced hard (the in-session rule, :class:`~iomfeed.delivery.policy.DeliveryPolicy`);
-  one counted for the latest digest sent to them also raises the send's own count of
+  one whose run reaches the latest digest sent to them also raises the send's own count of
   failures in a row to the streak (``Verdict.hard_streak``), so two bounces after the fact
   and a refusal during the next send are three in a row, as the reverse order is;
 - a soft bounce only once ``bounces.soft_after`` digests in a row have bounced (soft or
@@ -51,8 +52,9 @@ if TYPE_CHECKING:
 class Verdict:
     action: Action
     detail: str
-    # Hard failures in a row, this bounce's digest included (0: not a counted hard bounce):
-    # what the send's own count of refusals in a row continues from.
+    # Hard failures in a row, this bounce's digest included, when that run reaches the
+    # newest digest (0: not a hard bounce, or a run a later success ended): what the send's
+    # own count of refusals in a row continues from.
     hard_streak: int = 0
 
 
@@ -112,10 +114,14 @@ class BouncePolicy:
                 " its send is unfinished): moves no streak",
             )
         if kind is Kind.HARD:
-            n = sum(1 for _ in rows)
+            n = len(rows)
+            # The send's own count continues only a run that reaches the newest digest.
+            current = n if rows[0].digest_id == history[0].digest_id else 0
             if n >= self.bounce_after:
-                return Verdict(Action.BOUNCED, f"{n} hard bounces in a row", n)
-            return Verdict(Action.COUNTED, f"hard bounce {n} of {self.bounce_after} in a row", n)
+                return Verdict(Action.BOUNCED, f"{n} hard bounces in a row", current)
+            return Verdict(
+                Action.COUNTED, f"hard bounce {n} of {self.bounce_after} in a row", current
+            )
         n = len(rows)
         span = (rows[0].sent - rows[-1].sent) if rows else timedelta(0)
         days = span.total_seconds() / 86400
@@ -129,18 +135,21 @@ class BouncePolicy:
 
 
 def _streak(kind: Kind, digest_id: int, history: Sequence[SentDigest]) -> list[SentDigest]:
-    """The digests in a row, from ``digest_id`` back, that failed the way ``kind`` counts
-    (hard: refused or hard; soft: any bounce); the one this bounce is about counts. Empty
-    when ``history`` has no row for it (a digest of before they (re)joined, or one whose
-    send has not finished): such a bounce moves no streak."""
-    if all(row.digest_id != digest_id for row in history):
+    """The run of digests in a row that failed the way ``kind`` counts (hard: refused or
+    hard; soft: any bounce) that ``digest_id`` is in, newest first: the ones before it and
+    the ones after it, so bounces read in any order make the same run. Empty when
+    ``history`` has no row for it (a digest of before they (re)joined, or one whose send has
+    not finished): such a bounce moves no streak."""
+    at = next((i for i, row in enumerate(history) if row.digest_id == digest_id), None)
+    if at is None:
         return []
-    rows: list[SentDigest] = []
-    for row in history:
-        if row.digest_id > digest_id:
-            continue
-        failed = row.digest_id == digest_id or row.refused or row.hard
-        if not (failed or (kind is Kind.SOFT and row.soft)):
-            break
-        rows.append(row)
-    return rows
+
+    def failed(row: SentDigest) -> bool:
+        return row.refused or row.hard or (kind is Kind.SOFT and row.soft)
+
+    first, last = at, at
+    while first > 0 and failed(history[first - 1]):
+        first -= 1
+    while last + 1 < len(history) and failed(history[last + 1]):
+        last += 1
+    return list(history[first : last + 1])

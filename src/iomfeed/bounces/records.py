@@ -62,6 +62,7 @@ class BounceEvent:
     trust: Trust
     action: Action
     detail: str  # in words: the streak, why it was ignored, the feedback type
-    # Hard failures in a row this event makes (0: none counted). Not kept in the bounce
-    # log: the store applies it to the subscriber's count of failures in a row.
+    # Hard failures in a row up to the latest digest that this event's run makes (0: none,
+    # or a run a later success ended). Not kept in the bounce log: the store applies it to
+    # the subscriber's count of failures in a row.
     hard_streak: int = 0

@@ -172,7 +172,7 @@ def _apply(db: sqlite3.Connection, e: BounceEvent) -> int:
     if e.subscriber_id is None:
         return 0
     if e.action is Action.COUNTED and e.hard_streak > 0:
-        _continue_streak(db, e.subscriber_id, e.digest_id, e.hard_streak)
+        _continue_streak(db, e.subscriber_id, e.hard_streak)
     if e.action not in (Action.BOUNCED, Action.UNSUBSCRIBED):
         return 0
     status = "bounced" if e.action is Action.BOUNCED else "unsubscribed"
@@ -185,16 +185,12 @@ def _apply(db: sqlite3.Connection, e: BounceEvent) -> int:
     return cur.rowcount
 
 
-def _continue_streak(
-    db: sqlite3.Connection, subscriber_id: int, digest_id: int | None, streak: int
-) -> None:
-    """A hard bounce counted for the latest digest that went to (or was refused for) the
-    subscriber: the send's count of failures in a row continues from its streak, so a
-    refusal in the next send is one more. One about an older digest changes nothing: a
-    digest since went out (a success resets) or was refused (the send counted it)."""
+def _continue_streak(db: sqlite3.Connection, subscriber_id: int, streak: int) -> None:
+    """A hard bounce whose run of failed digests reaches the latest digest sent to (or
+    refused for) the subscriber (the policy says so, :attr:`Verdict.hard_streak`): the
+    send's count of failures in a row continues from that run, so a refusal in the next
+    send is one more."""
     db.execute(
-        "UPDATE subscribers SET failures = max(failures, ?) WHERE id = ? AND status = 'active'"
-        " AND ? = (SELECT max(digest_id) FROM deliveries WHERE subscriber_id = ?"
-        "          AND status IN ('sent', 'failed'))",
-        (streak, subscriber_id, digest_id, subscriber_id),
+        "UPDATE subscribers SET failures = max(failures, ?) WHERE id = ? AND status = 'active'",
+        (streak, subscriber_id),
     )
