@@ -471,5 +471,24 @@ def test_queued_sign_ups_are_claimed_once_and_taken_over_from_a_dead_worker(
         assert store.claim_sign_up(T0 + timedelta(minutes=4), lease, worker="h:3") is None
         late = store.claim_sign_up(T0 + timedelta(minutes=6), lease, worker="h:3")
         assert late is not None and late.id == second.id
-        assert store.drop_queued_sign_ups("B@example.org") == 1  # forgotten on request
+        # Forgotten on request while worker 3 has it: erased at once and marked, so that the
+        # worker erases what it adds; one nobody has is deleted.
+        assert store.queue_sign_up(
+            address="b@example.org", name="B", language="en", categories=(), ip="",
+            now=T0, limit=5,
+        )  # fmt: skip
+        assert store.drop_queued_sign_ups("B@example.org") == 2
+        assert store.queued_sign_ups() == 1 and store.sign_up_forgotten(late.id)
+        row = store.db.execute("SELECT address, name FROM signup_queue").fetchone()
+        assert tuple(row) == ("", "")
+        assert store.finish_sign_up(late.id)  # True: it was forgotten meanwhile
+        assert store.queued_sign_ups() == 0 and not store.finish_sign_up(late.id)
+        # A forgotten one whose worker died is cleared by the next claim, not taken up.
+        assert store.queue_sign_up(
+            address="c@example.org", name="", language="en", categories=(), ip="",
+            now=T0, limit=5,
+        )  # fmt: skip
+        third = store.claim_sign_up(T0, lease, worker="h:4")
+        assert third is not None and store.drop_queued_sign_ups("c@example.org") == 1
+        assert store.claim_sign_up(T0, lease, worker="h:5", dead=["h:4"]) is None
         assert store.queued_sign_ups() == 0

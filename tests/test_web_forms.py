@@ -518,3 +518,32 @@ def test_the_schema_step_adds_the_counts_to_a_database_an_older_iomfeed_left(
         later = NOW + timedelta(days=1, seconds=1)
         assert admit(store, config, secret, client="203.0.113.2", address=ANA, now=later)
         assert store.db.execute("SELECT COUNT(*) FROM form_hits").fetchone()[0] == 2
+
+
+def test_an_address_forgotten_while_its_sign_up_is_being_done_stays_forgotten(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The owner asks to be forgotten after posting the form, while the worker is on it:
+    # what the sign-up then adds is erased again, and only the suppression hash stays.
+    from iomfeed import web_forms
+    from iomfeed.subscriptions import forget
+
+    real = web_forms.SignUpWorker._sign_up
+
+    def forgotten_meanwhile(self: Any, rt: Any, job: Any) -> None:
+        with Store(site.config.database_path) as other:  # another process's forget
+            forget(other, site.config, job.address, site.now)
+        real(self, rt, job)
+
+    monkeypatch.setattr(web_forms.SignUpWorker, "_sign_up", forgotten_meanwhile)
+    status, _body = site.sign_up()
+    assert status == 200
+    profile = site.profile()
+    assert profile is None or profile.state is State.UNSUBSCRIBED  # type: ignore[attr-defined]
+    with Store(site.config.database_path) as store:
+        assert store.subscriber(ANA) is None  # no address kept
+        secret = load_secret(site.config, store)
+        assert store.db.execute(
+            "SELECT 1 FROM suppressed WHERE hash = ?", (suppression_hash(secret, ANA),)
+        ).fetchone()
+        assert store.queued_sign_ups() == 0

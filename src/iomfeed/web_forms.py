@@ -52,8 +52,10 @@ MAX_FORM_BYTES = 10_000
 #: Sign-ups waiting for the worker at most; beyond it one is dropped (logged), the answer
 #: the same.
 QUEUE_SIZE = 256
-#: A claimed sign-up not done after this was being done by a worker that died: taken up again.
-LEASE = timedelta(minutes=5)
+#: A claimed sign-up not done after this was being done by a worker that died (on another
+#: host: one of this host is known to be gone at once): taken up again. Longer than a
+#: sign-up can take with a slow relay (each SMTP step may wait mail.timeout).
+LEASE = timedelta(minutes=30)
 #: How often an idle worker looks for sign-ups another process left (or a crash did).
 POLL_SECONDS = 60.0
 
@@ -113,13 +115,17 @@ class SignUpWorker:
         self._lock = threading.Lock()
 
     def submit(self, store: Store, job: SignUpJob) -> None:
-        """Keep ``job`` in the store's queue (in the request) and wake the worker."""
+        """Keep ``job`` in the store's queue (in the request) and wake the worker. The
+        client's address is kept only as the consent record keeps it (``record_ip``)."""
+        from .consent import truncate_ip
+
+        ip = truncate_ip(job.ip) if job.ip and self.config.subscribe.record_ip else ""
         kept = store.queue_sign_up(
             address=job.address,
             name=job.name,
             language=job.language,
             categories=job.categories,
-            ip=job.ip,
+            ip=ip,
             now=self.now(),
             limit=QUEUE_SIZE,
         )
@@ -156,10 +162,15 @@ class SignUpWorker:
             if queued is None:
                 return False
             try:
-                self._sign_up(rt, queued)
+                if not rt.store.sign_up_forgotten(queued.id):
+                    self._sign_up(rt, queued)
             except Exception:  # not this sign-up again and again: logged, dropped
                 log.exception("sign-up failed")
-            rt.store.finish_sign_up(queued.id)  # its effect is stored: it is done
+            if rt.store.finish_sign_up(queued.id):  # its effect is stored: it is done
+                # Forgotten on request while it was being done: erase what it added.
+                from .subscriptions import forget
+
+                forget(rt.store, self.config, queued.address, rt.clock())
         return True
 
     def _sign_up(self, rt: Runtime, job: QueuedSignUp) -> None:
@@ -214,21 +225,32 @@ class SignUpWorker:
         thread.join(timeout)
 
 
-def _me() -> str:
+def _host() -> str:
+    """This host and process-id space: two containers with one host name but processes of
+    their own have different pid namespaces, and cannot tell each other's pids apart."""
     import os
     import socket
 
-    return f"{socket.gethostname()}:{os.getpid()}"
+    try:
+        space = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        space = ""
+    return f"{socket.gethostname()}:{space}"
+
+
+def _me() -> str:
+    import os
+
+    return f"{_host()}:{os.getpid()}"
 
 
 def _gone(worker: str) -> bool:
-    """Whether ``worker`` (``host:pid``) is a process of this host that no longer runs
-    (another host's, or a pid now reused, waits for the lease)."""
+    """Whether ``worker`` (``host:pid namespace:pid``) is a process of this host and pid
+    namespace that no longer runs (any other's, or a pid now reused, waits for the lease)."""
     import os
-    import socket
 
     host, _, pid = worker.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+    if host != _host() or not pid.isdigit() or int(pid) == os.getpid():
         return False
     try:
         os.kill(int(pid), 0)

@@ -54,10 +54,15 @@ class FormsMixin(StoreBase):
         ``dead``); None when there is none."""
         marks = ", ".join("?" * len(dead)) or "NULL"
         with self.transaction() as db:  # BEGIN IMMEDIATE: no other worker between the two
+            db.execute(  # forgotten while a worker that died had it: nothing left to do
+                "DELETE FROM signup_queue WHERE forgotten = 1 AND (claimed < ?"
+                f" OR claimed_by IN ({marks}))",
+                (utc(now - lease), *dead),
+            )
             row = db.execute(
                 "SELECT id, address, name, language, categories, ip FROM signup_queue"
-                f" WHERE claimed IS NULL OR claimed < ? OR claimed_by IN ({marks})"
-                " ORDER BY id LIMIT 1",
+                f" WHERE forgotten = 0 AND (claimed IS NULL OR claimed < ? OR claimed_by IN"
+                f" ({marks})) ORDER BY id LIMIT 1",
                 (utc(now - lease), *dead),
             ).fetchone()
             if row is None:
@@ -75,22 +80,42 @@ class FormsMixin(StoreBase):
             row["ip"],
         )
 
-    def finish_sign_up(self, queued_id: int) -> None:
-        """The sign-up's effect is done (or it was refused): forget it."""
+    def sign_up_forgotten(self, queued_id: int) -> bool:
+        """Whether the sign-up's address was forgotten on request after it was claimed."""
+        row = self.db.execute(
+            "SELECT forgotten FROM signup_queue WHERE id = ?", (queued_id,)
+        ).fetchone()
+        return row is None or bool(row[0])
+
+    def finish_sign_up(self, queued_id: int) -> bool:
+        """The sign-up's effect is done (or it was refused): forget it. True when its
+        address was forgotten on request meanwhile (the caller erases what it added)."""
         with self.transaction() as db:
+            row = db.execute(
+                "SELECT forgotten FROM signup_queue WHERE id = ?", (queued_id,)
+            ).fetchone()
             db.execute("DELETE FROM signup_queue WHERE id = ?", (queued_id,))
+        return row is not None and bool(row[0])
 
     def queued_sign_ups(self) -> int:
         """How many sign-ups wait (or are being worked on)."""
         return int(self.db.execute("SELECT count(*) FROM signup_queue").fetchone()[0])
 
     def drop_queued_sign_ups(self, address: str) -> int:
-        """Forget the waiting sign-ups of ``address`` (its owner asked to be forgotten)."""
+        """Forget the waiting sign-ups of ``address`` (its owner asked to be forgotten):
+        deleted, or, for one a worker is doing, erased and marked, so that the worker
+        erases what it adds (:meth:`finish_sign_up`). How many there were."""
         with self.transaction() as db:
-            cur = db.execute(
-                "DELETE FROM signup_queue WHERE address = ? COLLATE NOCASE", (address,)
-            )
-        return cur.rowcount
+            deleted = db.execute(
+                "DELETE FROM signup_queue WHERE address = ? COLLATE NOCASE AND claimed IS NULL",
+                (address,),
+            ).rowcount
+            marked = db.execute(
+                "UPDATE signup_queue SET address = '', name = '', ip = '', forgotten = 1"
+                " WHERE address = ? COLLATE NOCASE",
+                (address,),
+            ).rowcount
+        return int(deleted) + int(marked)
 
     def count_hits(
         self, limits: Sequence[tuple[str, int, timedelta]], now: datetime, keep: timedelta

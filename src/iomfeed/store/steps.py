@@ -11,6 +11,8 @@ SIGN_UP_QUEUE_STEP = """
     -- the next worker (another process, or this one restarted) takes it up. A row being
     -- worked on is claimed (when, by which process), so two processes do not both take it;
     -- a claim by a process of this host that is gone, or older than the lease, is a crash.
+    -- The client's address is kept only as the consent record would keep it
+    -- (subscribe.record_ip, truncated), and '' otherwise.
     CREATE TABLE signup_queue (
         id INTEGER PRIMARY KEY,
         received TEXT NOT NULL,
@@ -20,7 +22,9 @@ SIGN_UP_QUEUE_STEP = """
         categories TEXT NOT NULL DEFAULT '[]',  -- JSON array of category names
         ip TEXT NOT NULL DEFAULT '',
         claimed TEXT,                           -- NULL: waiting
-        claimed_by TEXT NOT NULL DEFAULT ''     -- 'host:pid' of the worker on it
+        claimed_by TEXT NOT NULL DEFAULT '',    -- 'host:pid namespace:pid' of its worker
+        forgotten INTEGER NOT NULL DEFAULT 0    -- forgotten while a worker had it: its
+                                                -- address, name and ip are already erased
     );
     """
 
