@@ -141,3 +141,30 @@ def test_strained_listing_reads_as_the_whole_page(
     _whole(monkeypatch)
     assert parse_listing(LISTING, "https://example.org/news", cfg) == strained
     assert strained.entries and strained.next_url and strained.skipped
+
+
+@pytest.mark.parametrize(
+    ("page", "css"),
+    [
+        # A <template>'s contents are not the page's for soupsieve: the page parses whole.
+        (
+            "<body><div class='list'><template><div class='item'>{{title}}</div></template>"
+            "<div class='item'>Real</div></div></body>",
+            ".item",
+        ),
+        # The probe sees an element's attributes as the tree does: class split into words
+        # the way bs4 splits them (spaces around, doubled, a no-break space).
+        ("<body><div class=' article-body'><p>x</p></div></body>", "div[class^='article'] p"),
+        ("<body><div class='post  big'><p>x</p></div></body>", "div[class='post big'] p"),
+        ("<body><div class='foo\u00a0bar'><p>x</p></div></body>", ".foo p"),
+        ("<body><a rel='nofollow  noopener' href='/a'>a</a></body>", "a[rel~='noopener']"),
+    ],
+)
+def test_a_strained_page_selects_what_the_whole_page_does(page: str, css: str) -> None:
+    from bs4 import BeautifulSoup
+
+    from iomfeed.sources.html_select import PageIndex
+
+    whole = [str(e) for e in BeautifulSoup(page, "lxml").select(css)]
+    strained = [str(e) for e in PageIndex(parse(page, (css,))[0]).select(css)]
+    assert strained == whole and whole

@@ -16,6 +16,7 @@ with any selector that is not so is parsed whole (:func:`plan` answers ``None``)
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
@@ -23,6 +24,9 @@ from typing import TYPE_CHECKING, Any, cast
 from bs4 import SoupStrainer
 
 from .html_select import compile_css
+
+#: A page with a <template> element is parsed whole (see :func:`parse`).
+_TEMPLATE = re.compile(r"<template[\s/>]", re.IGNORECASE)
 
 if TYPE_CHECKING:
     from bs4 import BeautifulSoup
@@ -128,6 +132,12 @@ class KeepAnchored(SoupStrainer):
             else:
                 self.unkeyed.append(a)
         self.html_attrs: dict[str, Any] | None = None
+        from bs4.builder import HTMLTreeBuilder
+
+        # The probe's attributes as the parser's tree will have them (class and the other
+        # multi-valued ones split into words as bs4 splits them), so a selector tests the
+        # same values in the probe as in the tree.
+        self._builder = HTMLTreeBuilder()
 
     @property
     def excludes_everything(self) -> bool:
@@ -153,7 +163,7 @@ class KeepAnchored(SoupStrainer):
         from bs4 import Tag
 
         # Alone, in an HTML tree: its compound is all an anchor tests.
-        probe = Tag(name=name, attrs=dict(attrs), is_xml=False)
+        probe = Tag(builder=self._builder, name=name, attrs=dict(attrs), is_xml=False)
         return any(a.test.match(probe) for a in candidates)
 
 
@@ -163,7 +173,9 @@ def parse(text: str, selectors: tuple[str, ...]) -> tuple[BeautifulSoup, dict[st
     from bs4 import BeautifulSoup
 
     anchors = plan(selectors)
-    if anchors is None:
+    if anchors is None or _TEMPLATE.search(text):
+        # (A <template>'s contents are no part of the page for soupsieve; the strainer,
+        # asked about one tag at a time, cannot tell that an element is inside one.)
         return BeautifulSoup(text, "lxml"), None
     strainer = KeepAnchored(anchors)
     soup = BeautifulSoup(text, "lxml", parse_only=strainer)
