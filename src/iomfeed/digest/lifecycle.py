@@ -41,7 +41,8 @@ from ..errors import ConfigError, IllegalTransition
 
 if TYPE_CHECKING:
     from ..delivery.policy import QuotaState
-    from ..models import DigestContent, DigestRecord
+    from ..models import DigestRecord
+    from ..output_records import DigestContent
 
 
 class DigestState(StrEnum):
