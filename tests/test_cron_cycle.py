@@ -255,3 +255,18 @@ def test_the_quick_next_time_is_the_one_apscheduler_gives() -> None:
     assert quick_next("0 8 * * mon", "UTC", starts[0]) is None
     assert quick_next("0 8 * jan *", "UTC", starts[0]) is None
     assert quick_next("61 * * * *", "UTC", starts[0]) is None  # APScheduler says what is wrong
+
+
+def test_the_records_a_quiet_run_builds_carry_their_own_docstrings() -> None:
+    """A dataclass without a docstring is given one made by ``inspect.signature``, about
+    65 microseconds a class at every start: the records every command loads have theirs."""
+    import importlib
+
+    names = ("config.schema", "health", "intents", "models", "output_records", "store.records")
+    for name in names:
+        module = importlib.import_module(f"iomfeed.{name}")
+        for value in vars(module).values():
+            if dataclasses.is_dataclass(value) and value.__module__ == module.__name__:
+                assert isinstance(value, type)
+                written = value.__dict__.get("__doc__") or ""
+                assert written and not written.startswith(f"{value.__name__}("), value

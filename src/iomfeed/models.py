@@ -149,6 +149,8 @@ class Change(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class StoreOutcome:
+    """What storing one item did, and the row it went to."""
+
     change: Change
     item_id: str
 
@@ -173,6 +175,8 @@ class SourceResult:
 
 @dataclass(frozen=True, slots=True)
 class RunReport:
+    """One fetch run over every enabled source: when it ran and each source's result."""
+
     started: datetime
     finished: datetime
     sources: tuple[SourceResult, ...] = field(default_factory=tuple)
@@ -188,6 +192,8 @@ class RunReport:
 
 @dataclass(frozen=True, slots=True)
 class PublishReport:
+    """What a publish wrote (paths whose bytes changed), kept, and pinged."""
+
     written: tuple[str, ...]  # paths (relative to the publish folder) whose bytes changed
     unchanged: int
     pinged: tuple[str, ...] = ()
