@@ -39,10 +39,10 @@ PROBE = (
 )
 
 
-def probe(config: Path, *command: str) -> tuple[str, str]:
+def probe(config: Path, *command: str, script: str = PROBE) -> tuple[str, str]:
     """What the command loaded (the last line of its standard error) and the rest it said."""
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, "--config", str(config), *command],
+        [sys.executable, "-c", script, "--config", str(config), *command],
         cwd=config.parent,
         capture_output=True,
         text=True,
@@ -109,6 +109,21 @@ def test_status_and_items_load_no_heavy_library(server: SnapshotServer, tmp_path
     assert loaded == "[]", said
     loaded, said = probe(config, "status")
     assert loaded == "[]", said  # the next fetch time of '*/30 * * * *' too: quick_next
+
+
+@pytest.mark.network
+def test_a_quiet_run_and_items_leave_the_digest_lifecycle_unloaded(
+    server: SnapshotServer, tmp_path: Path
+) -> None:
+    """The stored states come from ``digest.states``; the lifecycle's decisions load only
+    when a digest may be due (no stored next time) or is planned."""
+    config = write_config(server, tmp_path)
+    assert iomfeed("--config", str(config), "run", cwd=tmp_path).returncode == 0
+    script = PROBE.replace("'iomfeed.output_records')", "'iomfeed.digest.lifecycle')")
+    assert script != PROBE
+    for command in (("run",), ("items", "--limit", "20")):
+        loaded, said = probe(config, *command, script=script)
+        assert loaded == "[]", said
 
 
 def _config(tmp_path: Path, schedule: str) -> Config:

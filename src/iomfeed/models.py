@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from .digest.lifecycle import DigestState
+from .digest.states import DigestState
 
 if TYPE_CHECKING:
     from .bounces.process import BounceReport

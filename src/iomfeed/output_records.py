@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .digest.lifecycle import DeliveryStatus
+    from .digest.states import DeliveryStatus
     from .models import StoredItem
 
 

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ..digest.lifecycle import DeliveryStatus, DigestState
 from ..digest.segments import decode
+from ..digest.states import DeliveryStatus, DigestState
 from ..errors import StoreError
 from ..models import DigestRecord, StoredItem
 from .base import StoreBase, parse, utc
