@@ -126,6 +126,21 @@ def test_a_quiet_run_and_items_leave_the_digest_lifecycle_unloaded(
         assert loaded == "[]", said
 
 
+@pytest.mark.network
+def test_status_and_items_load_neither_the_deduplication_nor_hashlib(
+    server: SnapshotServer, tmp_path: Path
+) -> None:
+    """``dedup`` (with ``hashlib`` and ``difflib``) loads where items are fetched or a schema
+    step rehashes them, not for every store open."""
+    config = write_config(server, tmp_path)
+    assert iomfeed("--config", str(config), "run", cwd=tmp_path).returncode == 0
+    script = PROBE.replace("'iomfeed.output_records')", "'iomfeed.dedup', 'hashlib')")
+    assert script != PROBE
+    for command in (("status",), ("items", "--limit", "20")):
+        loaded, said = probe(config, *command, script=script)
+        assert loaded == "[]", said
+
+
 def _config(tmp_path: Path, schedule: str) -> Config:
     config = local_config("http://127.0.0.1:9", tmp_path)
     return dataclasses.replace(
