@@ -581,7 +581,7 @@ def test_smtp_implicit_tls(tmp_path: Path) -> None:
 @pytest.mark.network
 def test_a_server_without_8bitmime_gets_7bit_with_headers_intact(tmp_path: Path) -> None:
     from iomfeed.digest.message import Composer, Sender
-    from iomfeed.models import RenderedDigest
+    from iomfeed.output_records import RenderedDigest
 
     sender = Sender(
         address="news@feeds.example.org",

@@ -21,7 +21,7 @@ from iomfeed.delivery.dkim import DkimSigner
 from iomfeed.delivery.mailers import SmtpMailer, _command
 from iomfeed.digest.message import Composer, Outgoing, prefixed, stuffed
 from iomfeed.digest.render import ADDRESS, GREETING, PREFERENCES_URL, UNSUBSCRIBE_URL
-from iomfeed.models import RenderedDigest
+from iomfeed.output_records import RenderedDigest
 
 from .conftest import NOW
 from .dkimkit import make_key

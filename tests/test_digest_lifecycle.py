@@ -25,7 +25,8 @@ from iomfeed.digest.lifecycle import (
     state_of,
 )
 from iomfeed.errors import IllegalTransition, IomfeedError
-from iomfeed.models import DigestContent, DigestEntry, DigestRecord
+from iomfeed.models import DigestRecord
+from iomfeed.output_records import DigestContent, DigestEntry
 from iomfeed.store import Store
 
 NOW = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)

@@ -21,7 +21,7 @@ from iomfeed.digest.headers import clean_header_text
 from iomfeed.digest.message import Composer, Sender, address_header, message_id
 from iomfeed.digest.render import ADDRESS, GREETING, PREFERENCES_URL, UNSUBSCRIBE_URL
 from iomfeed.digest.unsubscribe import BadToken, make_token, token_subscriber, verify_token
-from iomfeed.models import RenderedDigest
+from iomfeed.output_records import RenderedDigest
 
 from .conftest import NOW
 

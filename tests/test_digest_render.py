@@ -36,7 +36,7 @@ from iomfeed.digest.render import (
     render_digest,
 )
 from iomfeed.errors import ConfigError
-from iomfeed.models import DigestContent, DigestEntry, RenderedDigest
+from iomfeed.output_records import DigestContent, DigestEntry, RenderedDigest
 
 from .conftest import NOW
 

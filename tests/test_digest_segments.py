@@ -30,7 +30,7 @@ from iomfeed.digest.lifecycle import (
 from iomfeed.digest.message import Outgoing
 from iomfeed.digest.segments import EVERY, for_segment, offered_categories, segment_of
 from iomfeed.ingest import upsert
-from iomfeed.models import DigestContent, DigestEntry
+from iomfeed.output_records import DigestContent, DigestEntry
 from iomfeed.pipeline import send_digest
 from iomfeed.runtime import open_runtime
 from iomfeed.store import Store

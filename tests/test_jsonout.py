@@ -17,7 +17,6 @@ from iomfeed.jsonout import dumps, to_json
 from iomfeed.models import (
     CycleReport,
     DateSource,
-    DeliveryReport,
     DigestOutcome,
     DigestRecord,
     PublishReport,
@@ -25,6 +24,7 @@ from iomfeed.models import (
     SourceResult,
     StoredItem,
 )
+from iomfeed.output_records import DeliveryReport
 from iomfeed.subscribers import Subscriber
 
 from .conftest import DATA

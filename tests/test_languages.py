@@ -28,7 +28,7 @@ from iomfeed.config import Config, load_config
 from iomfeed.digest.render import render_digest
 from iomfeed.digest.unsubscribe import load_secret, make_token
 from iomfeed.errors import ConfigError, StoreError
-from iomfeed.models import DigestContent, DigestEntry
+from iomfeed.output_records import DigestContent, DigestEntry
 from iomfeed.pipeline import render_languages
 from iomfeed.store import MIGRATIONS, Store
 from iomfeed.subscribers import Subscriber

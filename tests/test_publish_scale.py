@@ -20,7 +20,8 @@ from iomfeed.config import Config
 from iomfeed.decide import decide_item
 from iomfeed.ingest import upsert
 from iomfeed.intents import NewItem, StoredState
-from iomfeed.models import DateSource, FeedDoc, Item, PublishReport
+from iomfeed.models import DateSource, Item, PublishReport
+from iomfeed.output_records import FeedDoc
 from iomfeed.pipeline import publish
 from iomfeed.runtime import open_store
 from iomfeed.store import Store

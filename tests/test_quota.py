@@ -14,7 +14,8 @@ import pytest
 
 from iomfeed.delivery.policy import DAY, HOUR, Quota
 from iomfeed.digest.lifecycle import Create, DigestState, Resume, Skip, Wait, decide
-from iomfeed.models import DigestContent, DigestRecord
+from iomfeed.models import DigestRecord
+from iomfeed.output_records import DigestContent
 from iomfeed.pipeline import send_digest
 from iomfeed.store import Store
 

@@ -39,6 +39,8 @@ class HealthStatus(Enum):
 
 @dataclass(frozen=True, slots=True)
 class SourceHealth:
+    """How one source is doing: its last run, its last success and its failure streak."""
+
     name: str
     enabled: bool
     last_run: datetime | None
@@ -68,6 +70,8 @@ class SourceHealth:
 
 @dataclass(frozen=True, slots=True)
 class DigestHealth:
+    """One recent digest, its ledger's totals, and whether its send is stuck."""
+
     record: DigestRecord
     totals: Mapping[str, int]
     stuck: bool  # unfinished for longer than operator.stuck_hours
@@ -75,6 +79,8 @@ class DigestHealth:
 
 @dataclass(frozen=True, slots=True)
 class Health:
+    """Everything ``iomfeed status``, ``/healthz`` and the operator alerts report."""
+
     checked: datetime
     sources: tuple[SourceHealth, ...]
     items: int

@@ -125,16 +125,22 @@ class KeepValidators:
 
 @dataclass(frozen=True, slots=True)
 class RememberMissing:
+    """Keep a listed article that answered 404 or 410, to try it again later."""
+
     missing: MissingArticle
 
 
 @dataclass(frozen=True, slots=True)
 class ForgetMissing:
+    """Forget a missing article: it was found again."""
+
     url: str
 
 
 @dataclass(frozen=True, slots=True)
 class MarkBackfilled:
+    """Record that a source's backfill reached its end under this filter."""
+
     source: str
     filter_hash: str
 

@@ -22,7 +22,8 @@ from functools import singledispatch
 from typing import Any
 
 from .health import DigestHealth, Health, SourceHealth
-from .models import CycleReport, DeliveryReport, DigestOutcome, SourceResult, StoredItem
+from .models import CycleReport, DigestOutcome, SourceResult, StoredItem
+from .output_records import DeliveryReport
 from .subscribers import Subscriber
 
 

@@ -43,6 +43,8 @@ from .per_language import CategoryNames, PerLanguage
 
 @dataclass(frozen=True, slots=True)
 class SiteConfig:
+    """``[site]``: the publication's title, its addresses, language, time zone and author."""
+
     title: str = "IOM Albania: Latest News on Migration"
     home_url: str = field(default=LIVE_ORIGIN + "/news", metadata=_checked(_check_http_url))
     public_url: str = field(default="http://127.0.0.1:8080/", metadata=_checked(_check_http_url))
@@ -59,11 +61,15 @@ class SiteConfig:
 
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
+    """``[storage]``: where the SQLite store lives."""
+
     database: str = "iomfeed.db"
 
 
 @dataclass(frozen=True, slots=True)
 class PublishConfig:
+    """``[publish]``: the folder the feeds and pages are written to, and what they hold."""
+
     folder: str = "feeds"
     max_items: int = field(default=50, metadata=_checked(_check_positive))
     by_category: bool = True
@@ -74,6 +80,8 @@ class PublishConfig:
 
 @dataclass(frozen=True, slots=True)
 class HttpConfig:
+    """``[http]``: how sources are fetched: identity, timeouts, pace, retries, limits."""
+
     user_agent: str = field(
         default="iomfeed/0.1 (+https://github.com/iomfeed/iomfeed; news feed builder)",
         metadata=_checked(_check_user_agent),
@@ -90,6 +98,8 @@ class HttpConfig:
 
 @dataclass(frozen=True, slots=True)
 class ListingConfig:
+    """The CSS selectors that read one entry of a source's listing page."""
+
     item: tuple[str, ...] = field(default=(), metadata=_SELECTORS)
     title: tuple[str, ...] = field(default=(), metadata=_SELECTORS)
     link: tuple[str, ...] = field(default=(), metadata=_SELECTORS)
@@ -104,6 +114,8 @@ class ListingConfig:
 
 @dataclass(frozen=True, slots=True)
 class ArticleConfig:
+    """The CSS selectors that read a source's article page, and what to remove from it."""
+
     container: tuple[str, ...] = field(
         default=("main article", "article", "main", "body"),
         metadata=_SELECTORS,
@@ -120,12 +132,16 @@ class ArticleConfig:
 
 @dataclass(frozen=True, slots=True)
 class FilterConfig:
+    """Which items of a source are kept: regular expressions to include and exclude."""
+
     include: tuple[str, ...] = field(default=(), metadata=_checked(_check_regexes))
     exclude: tuple[str, ...] = field(default=(), metadata=_checked(_check_regexes))
 
 
 @dataclass(frozen=True, slots=True)
 class DigestConfig:
+    """``[digest]``: what a digest holds, its languages, subject, title and templates."""
+
     max_items: int = field(default=20, metadata=_checked(_check_positive))
     first_items: int = field(default=5, metadata=_checked(_check_positive))
     skip_empty: bool = True
@@ -147,6 +163,8 @@ class DigestConfig:
 
 @dataclass(frozen=True, slots=True)
 class ScheduleConfig:
+    """``[schedule]``: when ``serve`` fetches and when a digest is due (cron lines)."""
+
     fetch: str = field(default="*/30 * * * *", metadata=_checked(_check_crontab_shape))
     digest: str = field(default="0 8 * * mon", metadata=_checked(_check_crontab_shape))
     misfire_grace: float = field(default=3600.0, metadata=_checked(_check_at_least_one))
@@ -154,6 +172,8 @@ class ScheduleConfig:
 
 @dataclass(frozen=True, slots=True)
 class ServeConfig:
+    """``[serve]``: where ``iomfeed serve`` listens, and the proxy it trusts."""
+
     host: str = "127.0.0.1"
     port: int = field(default=8080, metadata=_checked(_check_positive))
     trusted_proxy: str = field(default="", metadata=_checked(_check_proxy))
@@ -161,6 +181,8 @@ class ServeConfig:
 
 @dataclass(frozen=True, slots=True)
 class OperatorConfig:
+    """``[operator]``: who is alerted, and after how many failures or stuck hours."""
+
     email: str = field(default="", metadata=_checked(_check_optional_address))
     failures: int = field(default=3, metadata=_checked(_check_positive))
     stuck_hours: float = field(default=24.0, metadata=_checked(_check_positive))
@@ -168,6 +190,8 @@ class OperatorConfig:
 
 @dataclass(frozen=True, slots=True)
 class SmtpConfig:
+    """``[mail.smtp]``: the relay digests are sent through."""
+
     host: str = "localhost"
     port: int = field(default=587, metadata=_checked(_check_positive))
     security: Literal["starttls", "tls", "none"] = "starttls"
@@ -194,6 +218,8 @@ class DkimConfig:
 
 @dataclass(frozen=True, slots=True)
 class MailConfig:
+    """``[mail]``: how digests are sent: the transport, the sender, the list headers, the pace."""
+
     transport: Literal["outbox", "smtp"] = "outbox"
     outbox: str = "outbox"
     from_address: str = field(default="news@feeds.example.org", metadata=_checked(_check_address))
@@ -240,6 +266,8 @@ class MailConfig:
 
 @dataclass(frozen=True, slots=True)
 class SubscribeConfig:
+    """``[subscribe]``: the sign-up's confirmation window, notices and rate limits."""
+
     confirm_days: float = field(default=7.0, metadata=_checked(_check_positive))
     record_ip: bool = False
     confirm_resend_hours: float = field(default=1.0, metadata=_checked(_check_positive))
@@ -281,6 +309,8 @@ SourceKind = Literal["html", "feed", "json"]
 
 @dataclass(frozen=True, slots=True)
 class SourceConfig:
+    """One ``[[sources]]`` table: where the news comes from and how it is read."""
+
     name: str = field(metadata=_checked(_check_name))
     kind: SourceKind
     url: str = field(default="", metadata=_checked(_check_optional_http_url))
@@ -300,6 +330,8 @@ class SourceConfig:
 
 @dataclass(frozen=True, slots=True)
 class Config:
+    """The whole configuration, checked: one record per table of ``config.toml``."""
+
     site: SiteConfig = field(default_factory=SiteConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)

@@ -26,7 +26,7 @@ from .policy import Verdict
 
 if TYPE_CHECKING:
     from ..digest.message import Outgoing
-    from ..models import Delivery
+    from ..output_records import Delivery
     from .mailers import Mailer
     from .send import _Send
 

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 
 from ..digest.lifecycle import DeliveryStatus
 from ..errors import DeliveryError
-from ..models import Delivered, Delivery, DeliveryReport, DigestRecord
+from ..models import DigestRecord
+from ..output_records import Delivered, Delivery, DeliveryReport
 from ..stopping import Stop as Stop  # its home before the runtime made one per run
 from .mailers import PermanentFailure, SmtpMailer, TemporaryFailure
 from .policy import DeliveryPolicy, Streaks, Verdict

@@ -34,40 +34,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, IllegalTransition
+from .states import DeliveryStatus as DeliveryStatus
+from .states import DigestState as DigestState
 
 if TYPE_CHECKING:
     from ..delivery.policy import QuotaState
-    from ..models import DigestContent, DigestRecord
-
-
-class DigestState(StrEnum):
-    """Where a digest is in its lifecycle. The values of the stored states (:data:`STORED`)
-    are the strings of the ``digests.status`` column; ``PARTIAL``'s is the one a step's
-    outcome has always reported ('incomplete')."""
-
-    DUE = "due"  # a scheduled time has passed and no digest is open: nothing recorded yet
-    CREATED = "created"  # recorded with a pending ledger row per active subscriber
-    SENDING = "sending"  # deliveries under way (stored as such)
-    PARTIAL = "incomplete"  # this run ended with deliveries still due; the next one resumes
-    SENT = "sent"  # every delivery is final
-    SKIPPED = "skipped"  # recorded as not sent (and why), so the schedule moves on
-
-
-class DeliveryStatus(StrEnum):
-    """A ledger row's status (the strings of the ``deliveries.status`` column). 'skipped'
-    is final and neither sent nor failed: the subscriber left or paused before their turn,
-    or (with ``digest.skip_empty``) the digest had nothing new in their categories, a row
-    made 'skipped' with the digest (its reply :data:`NOTHING_FOR_THEM`)."""
-
-    PENDING = "pending"
-    SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"
-    SKIPPED = "skipped"
+    from ..models import DigestRecord
+    from ..output_records import DigestContent
 
 
 #: Why a ledger row was made 'skipped': nothing new in the subscriber's categories.

@@ -25,7 +25,7 @@ from email.header import Header
 from email.utils import format_datetime, formataddr
 from urllib.parse import quote
 
-from ..models import RenderedDigest
+from ..output_records import RenderedDigest
 from .headers import clean_header_text
 from .unsubscribe import make_token
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from .. import languages
 from ..errors import ConfigError
 from ..languages import Chrome, Language
-from ..models import DigestContent, DigestEntry, RenderedDigest
+from ..output_records import DigestContent, DigestEntry, RenderedDigest
 from .headers import clean_header_text
 from .lines import (
     ADDRESS,

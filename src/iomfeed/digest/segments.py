@@ -34,7 +34,8 @@ from ..normalize import clean_text
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..models import DigestContent, StoredItem
+    from ..models import StoredItem
+    from ..output_records import DigestContent
 
 #: A segment: casefolded category names, sorted; the empty tuple is every category.
 Segment = tuple[str, ...]

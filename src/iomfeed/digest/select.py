@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from ..models import DigestContent, DigestEntry, StoredItem
+from ..models import StoredItem
 from ..normalize import text_blocks
+from ..output_records import DigestContent, DigestEntry
 
 SUMMARY_LIMIT = 300
 #: A paragraph that would have to be cut shorter than this to fit the summary is left out

@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ..models import DigestContent, DigestOutcome, DigestPlan, RenderedDigest, StoredItem
+from ..models import DigestOutcome, StoredItem
+from ..output_records import DigestContent, DigestPlan, RenderedDigest
 from .lifecycle import (
     NOTHING_FOR_THEM,
     Create,
@@ -38,7 +39,8 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..delivery.mailers import Mailer
     from ..delivery.send import Stop
-    from ..models import DeliveryReport, DigestRecord
+    from ..models import DigestRecord
+    from ..output_records import DeliveryReport
     from ..store import Store
     from .message import Composer, Sender
 

@@ -12,7 +12,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from ..languages import Chrome
-from ..models import DigestEntry
+from ..output_records import DigestEntry
 from .select import shorten
 
 log = logging.getLogger(__name__)

@@ -50,7 +50,8 @@ from urllib.parse import urljoin
 from ..config import Config
 from ..errors import PublishError
 from ..files import FileSet, remove_leftovers
-from ..models import FeedDoc, PublishReport, StoredItem
+from ..models import PublishReport, StoredItem
+from ..output_records import FeedDoc
 from ..store import IndexEntry, PublishedFile, Store
 from .digests import INDEX as DIGESTS_INDEX
 from .digests import DigestArchive

@@ -34,7 +34,8 @@ from ..digest.pages import (
     page_stem,
     public_base,
 )
-from ..models import DigestContent, DigestRecord, StoredItem
+from ..models import DigestRecord, StoredItem
+from ..output_records import DigestContent
 
 if TYPE_CHECKING:
     from ..config import Config

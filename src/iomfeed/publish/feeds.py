@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 
 from .. import __version__
 from ..errors import PublishError
-from ..models import FeedDoc, StoredItem
+from ..models import StoredItem
 from ..normalize import html_to_text
+from ..output_records import FeedDoc
 
 ATOM_TYPE = "application/atom+xml"
 RSS_TYPE = "application/rss+xml"

@@ -9,13 +9,17 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from ..digest.lifecycle import DeliveryStatus, DigestState
 from ..digest.segments import decode
+from ..digest.states import DeliveryStatus, DigestState
 from ..errors import StoreError
-from ..models import Delivered, Delivery, DigestRecord, StoredItem
+from ..models import DigestRecord, StoredItem
 from .base import StoreBase, parse, utc
 from .items import ITEM_COLUMNS, item_from_row
+
+if TYPE_CHECKING:  # imported where a row is made: a quiet cycle builds neither class
+    from ..output_records import Delivered, Delivery
 
 
 def _digest(row: sqlite3.Row) -> DigestRecord:
@@ -40,6 +44,8 @@ _DELIVERY_SELECT = (
 
 
 def _delivery(r: sqlite3.Row) -> Delivery:
+    from ..output_records import Delivery
+
     return Delivery(
         digest_id=r["digest_id"],
         subscriber_id=r["subscriber_id"],
@@ -374,6 +380,8 @@ class DigestsMixin(StoreBase):
         """Committed once the server took the message; a success ends a bounce streak
         (``reset_failures=False`` when the caller knows there is none: one statement).
         A send records most of its messages with the next one's 'sending' instead."""
+        from ..output_records import Delivered
+
         done = Delivered(subscriber_id, reply, now, reset_failures)
         if not reset_failures:
             _write_delivered(self.db, digest_id, done)

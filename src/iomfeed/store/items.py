@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from ..dedup import Candidate
 from ..models import DateSource, Item, KnownItem, StoredItem
 from ..normalize import title_key
 from .base import StoreBase, parse, utc
 from .records import IndexEntry, ItemLink, MonthSummary
 
 if TYPE_CHECKING:  # the fetch path's records: a publish or a digest never loads them
+    from ..dedup import Candidate
     from ..intents import Duplicate, NewItem, StoredState, Unchanged, UpdateItem
 
 log = logging.getLogger(__name__)
@@ -174,7 +174,7 @@ class ItemsMixin(StoreBase):
         return StoredState(candidates=tuple(self._candidates(published)))
 
     def _candidates(self, published: datetime) -> list[Candidate]:
-        from ..dedup import NEAR_DUPLICATE_WINDOW
+        from ..dedup import NEAR_DUPLICATE_WINDOW, Candidate
 
         rows = self.db.execute(
             "SELECT id, title_key, published, source FROM items"

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from ..dedup import content_hash
 from ..errors import StoreError
 from .pages import PAGES_STEP
 from .steps import ITEM_COUNTS_STEP, SIGN_UP_QUEUE_STEP
@@ -396,6 +395,8 @@ def _rehash_redated(db: sqlite3.Connection) -> None:
     """After the step that re-dates items stored with a date in the future: their content
     hash covered the old date, so without this the next fetch (which ignores that date
     again) would see every one of them as edited."""
+    from ..dedup import content_hash  # hashlib and difflib: not on every store open
+
     rows = db.execute(
         "SELECT id, title, summary_html, content_html, published, image_url, categories,"
         " language FROM items WHERE date_note != ''"
