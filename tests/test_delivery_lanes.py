@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 
 from iomfeed.config import Config, load_config
+from iomfeed.consent import State
 from iomfeed.delivery.mailers import make_mailer
+from iomfeed.delivery.policy import MAX_PERMANENT_IN_A_ROW
 from iomfeed.errors import ConfigError
 from iomfeed.pipeline import send_digest
 from iomfeed.store import Store
@@ -29,6 +31,8 @@ from .smtp import Behaviour, Handler, smtp_server
 from .test_delivery import smtp_config
 
 pytestmark = pytest.mark.network
+
+EVERY_STATUS = ("pending", "sending", "sent", "failed", "skipped")
 
 SUBSCRIBERS = 30
 
@@ -171,3 +175,49 @@ def test_connections_out_of_range_are_refused_naming_the_key(tmp_path: Path, val
     path.write_text(text.replace("connections = 1", f"connections = {value}", 1), "utf-8")
     with pytest.raises(ConfigError, match=r"mail\.connections: .*1 to 4"):
         load_config(path)
+
+
+def test_everyone_refused_over_four_connections_is_undone_once(tmp_path: Path) -> None:
+    # The refusals answered while the lanes drain, after the streak stopped the send, are
+    # the same relay's: undone too, and nothing is undone twice (a subscriber's earlier
+    # refusals stay, and nobody is marked bounced by the relay's fault).
+    store, addresses = prepared(tmp_path)
+    store.db.execute("UPDATE subscribers SET failures = 2")  # bounce_after is 3
+    with store, smtp_server(Behaviour(reject=set(addresses))) as (handler, port):
+        config = config_for(tmp_path, port, connections=4)
+        outcome = send_digest(config, store=store, mailer=make_mailer(config), clock=lambda: NOW)
+        report = outcome.delivery
+        assert report is not None
+        assert report.error.startswith(f"{MAX_PERMANENT_IN_A_ROW} addresses in a row refused")
+        assert (report.sent, report.failed, report.bounced) == (0, 0, 0)
+        assert report.totals == {"pending": SUBSCRIBERS}
+        for address in addresses:
+            profile = store.profile(address=address)
+            assert profile is not None
+            assert (profile.failures, profile.state) == (2, State.ACTIVE), address
+    assert handler.received == []
+
+
+def test_everyone_deferred_over_four_connections_gives_each_try_back_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, addresses = prepared(tmp_path)
+    given: Counter[int] = Counter()
+    uncount = Store.uncount_attempts
+
+    def counting(self: Store, digest_id: int, subscriber_id: int, tries: int) -> None:
+        given[subscriber_id] += tries
+        uncount(self, digest_id, subscriber_id, tries)
+
+    monkeypatch.setattr(Store, "uncount_attempts", counting)
+    behaviour = Behaviour(temporary=dict.fromkeys(addresses, 100))
+    with store, smtp_server(behaviour) as (_handler, port):
+        config = config_for(tmp_path, port, connections=4)
+        outcome = send_digest(config, store=store, mailer=make_mailer(config), clock=lambda: NOW)
+        assert outcome.delivery is not None and "in a row deferred" in outcome.delivery.error
+        assert outcome.delivery.totals == {"pending": SUBSCRIBERS}
+        assert outcome.digest_id is not None
+        rows = list(store.deliveries(outcome.digest_id))
+    tried = {r.subscriber_id: 100 - behaviour.temporary[r.address] for r in rows}
+    assert given == {sid: n for sid, n in tried.items() if n}  # each RCPT given back once
+    assert {r.attempts for r in rows} == {0}

@@ -21,7 +21,9 @@ from iomfeed.store import Store
 from .conftest import NOW
 from .digestkit import add_items, add_subscribers, digest_config
 from .smtp import Behaviour, smtp_server
-from .test_delivery import smtp_config
+from .test_delivery import ScriptedMailer, smtp_config
+
+EVERY_STATUS = ("pending", "sending", "sent", "failed", "skipped")
 
 SUBSCRIBERS = 12
 
@@ -181,3 +183,22 @@ def test_a_failure_reading_the_next_row_ahead_is_raised_in_its_turn() -> None:
     done = _Ahead(iter([first]))
     assert done.peek() is first and done.peek() is first  # one look, however many asks
     assert list(done) == [first]
+
+
+def test_undoing_a_refusal_twice_changes_nothing(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    addresses = add_subscribers(store, 2)
+    add_items(store, range(3), NOW - timedelta(days=1))
+    with store:
+        store.db.execute("UPDATE subscribers SET failures = 1")
+        config = digest_config(tmp_path)
+        mailer = ScriptedMailer({a: ["perm"] for a in addresses})
+        outcome = send_digest(config, store=store, mailer=mailer, clock=lambda: NOW)
+        assert outcome.digest_id is not None
+        ids = [r.subscriber_id for r in store.deliveries(outcome.digest_id, ("failed",))]
+        assert {store.profile(subscriber_id=sid).failures for sid in ids} == {2}  # type: ignore[union-attr]
+        for _ in range(2):
+            store.revert_failures(outcome.digest_id, ids, bounce_after=3)
+            assert store.delivery_totals(outcome.digest_id) == {"pending": 2}
+            assert store.subscriber_counts() == {"active": 2}
+            assert {store.profile(subscriber_id=sid).failures for sid in ids} == {1}  # type: ignore[union-attr]

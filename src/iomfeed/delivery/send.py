@@ -355,7 +355,9 @@ def _deferred(
     else:
         send.deferred += 1
         log.warning("digest %d to %s deferred to the next run: %s", digest_id, row.address, reply)
-        if send.streaks.on_deferred(row.subscriber_id, tries):
+        if send.streaks.continues("deferred"):  # in flight when the streak stopped the send
+            send.store.uncount_attempts(digest_id, row.subscriber_id, tries)
+        elif send.streaks.on_deferred(row.subscriber_id, tries):
             for sid, n in send.streaks.deferred:
                 send.store.uncount_attempts(digest_id, sid, n)
             send.error = (
@@ -371,6 +373,15 @@ def _refused(send: _Send, row: Delivery, reply: str) -> None:
     """A permanent failure: failed, counted towards a bounce, unless the streak says the
     server refuses everyone, which undoes the streak and stops the send."""
     digest_id = send.record.id
+    if send.streaks.continues("refused"):  # in flight when the streak stopped the send
+        send.store.mark_deferred(digest_id, row.subscriber_id, reply, send.clock(), give_up=False)
+        log.warning(
+            "digest %d to %s refused after the send stopped (everyone refused); pending again: %s",
+            digest_id,
+            row.address,
+            reply,
+        )
+        return
     bounce_after = send.policy.bounce_after
     bounced = send.store.mark_failed(
         digest_id, row.subscriber_id, reply, send.clock(), bounce_after=bounce_after
