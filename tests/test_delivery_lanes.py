@@ -19,8 +19,9 @@ import pytest
 
 from iomfeed.config import Config, load_config
 from iomfeed.consent import State
-from iomfeed.delivery.mailers import make_mailer
+from iomfeed.delivery.mailers import SmtpMailer, make_mailer
 from iomfeed.delivery.policy import MAX_PERMANENT_IN_A_ROW
+from iomfeed.digest.message import Outgoing
 from iomfeed.errors import ConfigError
 from iomfeed.pipeline import send_digest
 from iomfeed.store import Store
@@ -221,3 +222,34 @@ def test_everyone_deferred_over_four_connections_gives_each_try_back_once(
     tried = {r.subscriber_id: 100 - behaviour.temporary[r.address] for r in rows}
     assert given == {sid: n for sid, n in tried.items() if n}  # each RCPT given back once
     assert {r.attempts for r in rows} == {0}
+
+
+def test_answers_are_recorded_when_another_connection_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bug in one lane ends the send; the message another lane had in flight then was
+    # taken by the server, and the ledger must say so (else it goes again next run).
+    store, addresses = prepared(tmp_path)
+    later = threading.Event()
+    real = SmtpMailer.send
+
+    def send_or_fail(self: SmtpMailer, message: Outgoing) -> str:
+        if message.recipient == addresses[1]:
+            later.wait(10)  # until the other lane is busy with a later message
+            raise RuntimeError("a bug in one lane")
+        if message.recipient == addresses[5]:
+            later.set()
+        return real(self, message)
+
+    monkeypatch.setattr(SmtpMailer, "send", send_or_fail)
+    with store, smtp_server() as (handler, port):
+        config = config_for(tmp_path, port, connections=2)
+        with pytest.raises(RuntimeError, match="a bug in one lane"):
+            send_digest(config, store=store, mailer=make_mailer(config), clock=lambda: NOW)
+        record = store.last_digest()
+        assert record is not None
+        status = {r.address: r.status for r in store.deliveries(record.id, EVERY_STATUS)}
+    taken = [r.rcpt_tos[0] for r in handler.received]
+    assert len(taken) >= 5 and addresses[5] in taken
+    assert {status[a] for a in taken} == {"sent"}, status
+    assert status[addresses[1]] == "sending"  # as a crash would leave it: maybe sent

@@ -286,15 +286,11 @@ def _hand_over(send: _Send, row: Delivery, message: Outgoing, ambiguous: bool) -
     started: list[bool] = []
 
     def start() -> bool:
+        nonlocal delivered
         if not started:
             started.append(False)
-            started[0] = send.store.mark_sending(
-                send.record.id,
-                row.subscriber_id,
-                send.clock(),
-                ambiguous=ambiguous,
-                delivered=delivered,
-            )
+            started[0] = _mark_sending(send, row.subscriber_id, ambiguous, delivered)
+            delivered = None
         return started[0]
 
     def before_wait() -> None:
@@ -311,6 +307,22 @@ def _hand_over(send: _Send, row: Delivery, message: Outgoing, ambiguous: bool) -
         return reply
     finally:
         start()  # a failure before MAIL was written: this try counts all the same
+
+
+def _mark_sending(
+    send: _Send, subscriber_id: int, ambiguous: bool, delivered: Delivered | None
+) -> bool:
+    """Commit the row 'sending', with ``delivered`` (taken from :attr:`_Send.unrecorded`)
+    'sent' in the same transaction. When that transaction fails, ``delivered`` is held
+    again, for the send's last :meth:`_Send.commit_sent`: the server took that message."""
+    try:
+        return send.store.mark_sending(
+            send.record.id, subscriber_id, send.clock(), ambiguous=ambiguous, delivered=delivered
+        )
+    except BaseException:
+        if delivered is not None and send.unrecorded is None:
+            send.unrecorded = delivered
+        raise
 
 
 def _skip(send: _Send, row: Delivery, reason: str) -> None:
