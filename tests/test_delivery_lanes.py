@@ -24,6 +24,7 @@ from iomfeed.delivery.policy import MAX_PERMANENT_IN_A_ROW
 from iomfeed.digest.message import Outgoing
 from iomfeed.errors import ConfigError
 from iomfeed.pipeline import send_digest
+from iomfeed.stopping import Stop
 from iomfeed.store import Store
 
 from .conftest import CONFIG_FILE, NOW
@@ -222,6 +223,26 @@ def test_everyone_deferred_over_four_connections_gives_each_try_back_once(
     tried = {r.subscriber_id: 100 - behaviour.temporary[r.address] for r in rows}
     assert given == {sid: n for sid, n in tried.items() if n}  # each RCPT given back once
     assert {r.attempts for r in rows} == {0}
+
+
+def test_a_stop_while_waiting_for_a_free_connection_starts_nothing_more(tmp_path: Path) -> None:
+    # Both connections busy: the send waits for an answer; the stop requested meanwhile
+    # (here by the first answer) is honoured before another message starts.
+    store, _addresses = prepared(tmp_path)
+    stop = Stop()
+    with store, smtp_server() as (handler, port):
+        config = config_for(tmp_path, port, connections=2)
+        outcome = send_digest(
+            config,
+            store=store,
+            mailer=make_mailer(config),
+            clock=lambda: NOW,
+            stop=stop,
+            on_message=stop.set,
+        )
+        assert outcome.delivery is not None and outcome.delivery.interrupted
+        assert outcome.delivery.totals == {"sent": 2, "pending": SUBSCRIBERS - 2}
+    assert len(handler.received) == 2  # the two in flight when the stop came
 
 
 def test_answers_are_recorded_when_another_connection_raises(

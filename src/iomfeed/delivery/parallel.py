@@ -145,7 +145,9 @@ def deliver_lanes(
             if send.stop.requested:
                 send.interrupted = True
                 break
-            lanes.free_one()
+            lanes.free_one()  # may wait for a lane's answer, and a stop request with it
+            if send.stop.requested:
+                send.interrupted = True
             if send.error or send.interrupted:
                 break
             send.in_flight = lanes.busy + len(lanes.waiting)
