@@ -18,9 +18,13 @@ from typing import Any
 import pytest
 
 from iomfeed.config import Config, load_config
-from iomfeed.delivery.mailers import make_mailer
+from iomfeed.consent import State
+from iomfeed.delivery.mailers import SmtpMailer, make_mailer
+from iomfeed.delivery.policy import MAX_PERMANENT_IN_A_ROW
+from iomfeed.digest.message import Outgoing
 from iomfeed.errors import ConfigError
 from iomfeed.pipeline import send_digest
+from iomfeed.stopping import Stop
 from iomfeed.store import Store
 
 from .conftest import CONFIG_FILE, NOW
@@ -29,6 +33,8 @@ from .smtp import Behaviour, Handler, smtp_server
 from .test_delivery import smtp_config
 
 pytestmark = pytest.mark.network
+
+EVERY_STATUS = ("pending", "sending", "sent", "failed", "skipped")
 
 SUBSCRIBERS = 30
 
@@ -171,3 +177,100 @@ def test_connections_out_of_range_are_refused_naming_the_key(tmp_path: Path, val
     path.write_text(text.replace("connections = 1", f"connections = {value}", 1), "utf-8")
     with pytest.raises(ConfigError, match=r"mail\.connections: .*1 to 4"):
         load_config(path)
+
+
+def test_everyone_refused_over_four_connections_is_undone_once(tmp_path: Path) -> None:
+    # The refusals answered while the lanes drain, after the streak stopped the send, are
+    # the same relay's: undone too, and nothing is undone twice (a subscriber's earlier
+    # refusals stay, and nobody is marked bounced by the relay's fault).
+    store, addresses = prepared(tmp_path)
+    store.db.execute("UPDATE subscribers SET failures = 2")  # bounce_after is 3
+    with store, smtp_server(Behaviour(reject=set(addresses))) as (handler, port):
+        config = config_for(tmp_path, port, connections=4)
+        outcome = send_digest(config, store=store, mailer=make_mailer(config), clock=lambda: NOW)
+        report = outcome.delivery
+        assert report is not None
+        assert report.error.startswith(f"{MAX_PERMANENT_IN_A_ROW} addresses in a row refused")
+        assert (report.sent, report.failed, report.bounced) == (0, 0, 0)
+        assert report.totals == {"pending": SUBSCRIBERS}
+        for address in addresses:
+            profile = store.profile(address=address)
+            assert profile is not None
+            assert (profile.failures, profile.state) == (2, State.ACTIVE), address
+    assert handler.received == []
+
+
+def test_everyone_deferred_over_four_connections_gives_each_try_back_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, addresses = prepared(tmp_path)
+    given: Counter[int] = Counter()
+    uncount = Store.uncount_attempts
+
+    def counting(self: Store, digest_id: int, subscriber_id: int, tries: int) -> None:
+        given[subscriber_id] += tries
+        uncount(self, digest_id, subscriber_id, tries)
+
+    monkeypatch.setattr(Store, "uncount_attempts", counting)
+    behaviour = Behaviour(temporary=dict.fromkeys(addresses, 100))
+    with store, smtp_server(behaviour) as (_handler, port):
+        config = config_for(tmp_path, port, connections=4)
+        outcome = send_digest(config, store=store, mailer=make_mailer(config), clock=lambda: NOW)
+        assert outcome.delivery is not None and "in a row deferred" in outcome.delivery.error
+        assert outcome.delivery.totals == {"pending": SUBSCRIBERS}
+        assert outcome.digest_id is not None
+        rows = list(store.deliveries(outcome.digest_id))
+    tried = {r.subscriber_id: 100 - behaviour.temporary[r.address] for r in rows}
+    assert given == {sid: n for sid, n in tried.items() if n}  # each RCPT given back once
+    assert {r.attempts for r in rows} == {0}
+
+
+def test_a_stop_while_waiting_for_a_free_connection_starts_nothing_more(tmp_path: Path) -> None:
+    # Both connections busy: the send waits for an answer; the stop requested meanwhile
+    # (here by the first answer) is honoured before another message starts.
+    store, _addresses = prepared(tmp_path)
+    stop = Stop()
+    with store, smtp_server() as (handler, port):
+        config = config_for(tmp_path, port, connections=2)
+        outcome = send_digest(
+            config,
+            store=store,
+            mailer=make_mailer(config),
+            clock=lambda: NOW,
+            stop=stop,
+            on_message=stop.set,
+        )
+        assert outcome.delivery is not None and outcome.delivery.interrupted
+        assert outcome.delivery.totals == {"sent": 2, "pending": SUBSCRIBERS - 2}
+    assert len(handler.received) == 2  # the two in flight when the stop came
+
+
+def test_answers_are_recorded_when_another_connection_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bug in one lane ends the send; the message another lane had in flight then was
+    # taken by the server, and the ledger must say so (else it goes again next run).
+    store, addresses = prepared(tmp_path)
+    later = threading.Event()
+    real = SmtpMailer.send
+
+    def send_or_fail(self: SmtpMailer, message: Outgoing) -> str:
+        if message.recipient == addresses[1]:
+            later.wait(10)  # until the other lane is busy with a later message
+            raise RuntimeError("a bug in one lane")
+        if message.recipient == addresses[5]:
+            later.set()
+        return real(self, message)
+
+    monkeypatch.setattr(SmtpMailer, "send", send_or_fail)
+    with store, smtp_server() as (handler, port):
+        config = config_for(tmp_path, port, connections=2)
+        with pytest.raises(RuntimeError, match="a bug in one lane"):
+            send_digest(config, store=store, mailer=make_mailer(config), clock=lambda: NOW)
+        record = store.last_digest()
+        assert record is not None
+        status = {r.address: r.status for r in store.deliveries(record.id, EVERY_STATUS)}
+    taken = [r.rcpt_tos[0] for r in handler.received]
+    assert len(taken) >= 5 and addresses[5] in taken
+    assert {status[a] for a in taken} == {"sent"}, status
+    assert status[addresses[1]] == "sending"  # as a crash would leave it: maybe sent

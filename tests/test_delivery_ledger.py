@@ -15,13 +15,16 @@ import pytest
 
 from iomfeed.delivery.mailers import PermanentFailure, make_mailer
 from iomfeed.digest.message import Outgoing
+from iomfeed.errors import StoreError
 from iomfeed.pipeline import send_digest
 from iomfeed.store import Store
 
 from .conftest import NOW
 from .digestkit import add_items, add_subscribers, digest_config
 from .smtp import Behaviour, smtp_server
-from .test_delivery import smtp_config
+from .test_delivery import ScriptedMailer, smtp_config
+
+EVERY_STATUS = ("pending", "sending", "sent", "failed", "skipped")
 
 SUBSCRIBERS = 12
 
@@ -181,3 +184,49 @@ def test_a_failure_reading_the_next_row_ahead_is_raised_in_its_turn() -> None:
     done = _Ahead(iter([first]))
     assert done.peek() is first and done.peek() is first  # one look, however many asks
     assert list(done) == [first]
+
+
+def test_a_failed_commit_of_the_next_sending_keeps_the_sent_of_the_one_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The 'sent' of a message rides on the next message's 'sending'; when that transaction
+    # fails (a busy database), the 'sent' is still committed before the error ends the send.
+    store = Store(tmp_path / "db.sqlite")
+    addresses = add_subscribers(store, 3)
+    add_items(store, range(3), NOW - timedelta(days=1))
+    real = Store.mark_sending
+
+    def busy(self: Store, *args: Any, delivered: Any = None, **kwargs: Any) -> bool:
+        if delivered is not None:
+            raise StoreError("database is locked")
+        return real(self, *args, delivered=delivered, **kwargs)
+
+    monkeypatch.setattr(Store, "mark_sending", busy)
+    with store, smtp_server(Behaviour()) as (handler, port):
+        config = smtp_config(digest_config(tmp_path), port)
+        with pytest.raises(StoreError):
+            send_digest(config, store=store, mailer=make_mailer(config), clock=lambda: NOW)
+        record = store.last_digest()
+        assert record is not None
+        status = {r.address: r.status for r in store.deliveries(record.id, EVERY_STATUS)}
+    assert [r.rcpt_tos[0] for r in handler.received] == addresses[:1]
+    assert status == {addresses[0]: "sent", addresses[1]: "pending", addresses[2]: "pending"}
+
+
+def test_undoing_a_refusal_twice_changes_nothing(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    addresses = add_subscribers(store, 2)
+    add_items(store, range(3), NOW - timedelta(days=1))
+    with store:
+        store.db.execute("UPDATE subscribers SET failures = 1")
+        config = digest_config(tmp_path)
+        mailer = ScriptedMailer({a: ["perm"] for a in addresses})
+        outcome = send_digest(config, store=store, mailer=mailer, clock=lambda: NOW)
+        assert outcome.digest_id is not None
+        ids = [r.subscriber_id for r in store.deliveries(outcome.digest_id, ("failed",))]
+        assert {store.profile(subscriber_id=sid).failures for sid in ids} == {2}  # type: ignore[union-attr]
+        for _ in range(2):
+            store.revert_failures(outcome.digest_id, ids, bounce_after=3)
+            assert store.delivery_totals(outcome.digest_id) == {"pending": 2}
+            assert store.subscriber_counts() == {"active": 2}
+            assert {store.profile(subscriber_id=sid).failures for sid in ids} == {1}  # type: ignore[union-attr]

@@ -119,3 +119,28 @@ def test_deferrals_in_a_row_stop_the_send_at_the_limit(limit: int) -> None:
     streaks = Streaks(DeliveryPolicy(deferred_in_a_row=limit))
     stops = [streaks.on_deferred(sid, 4) for sid in range(limit)]
     assert stops == [False] * (limit - 1) + [True]
+
+
+def test_a_streak_stops_the_send_once_and_what_follows_it_is_undone_alone() -> None:
+    # Several connections: answers to the messages in flight come after the stop.
+    streaks = Streaks(DeliveryPolicy(refused_in_a_row=2, deferred_in_a_row=2))
+    streaks.on_refused(1, bounced=False)
+    assert streaks.on_refused(2, bounced=True)
+    assert streaks.continues("refused") and not streaks.continues("deferred")
+    streaks.on_deferred(3, 1)  # a deferral does not break the refusals
+    assert streaks.continues("refused")
+    assert not streaks.on_refused(4, bounced=False)  # never stops (and undoes) twice
+    streaks.on_sent()  # the server took one: what follows is counted as it comes
+    assert not streaks.continues("refused")
+    assert not streaks.on_refused(5, bounced=False) and not streaks.on_refused(6, bounced=False)
+
+
+def test_a_refusal_after_a_deferred_stop_breaks_that_streak() -> None:
+    streaks = Streaks(DeliveryPolicy(refused_in_a_row=5, deferred_in_a_row=2))
+    streaks.on_deferred(1, 4)
+    assert streaks.on_deferred(2, 4)
+    assert streaks.continues("deferred")
+    assert not streaks.on_deferred(3, 4)
+    assert streaks.continues("deferred")
+    streaks.on_refused(4, bounced=False)  # the server takes commands again
+    assert not streaks.continues("deferred") and not streaks.continues("refused")

@@ -155,6 +155,36 @@ def test_signed_once_per_message_and_the_domain_key(tmp_path: Path, key: DkimKey
     assert not dkim.verify(first, dnsfunc=dns_for(key))  # d= is the configured domain
 
 
+class Interleaved(DkimSigner):
+    """A signer shared by two connections: between this one's second and third look at the
+    last message signed, the other connection signs another message."""
+
+    def __init__(self, key: bytes, other: tuple[bytes, bytes]) -> None:
+        super().__init__(key, selector=SELECTOR, domain="example.org")
+        self.other = other
+        self.looks = 0
+
+    @property
+    def _last(self) -> tuple[bytes, bytes] | None:
+        self.looks += 1
+        return self.stored if self.looks <= 2 else self.other
+
+    @_last.setter
+    def _last(self, value: tuple[bytes, bytes] | None) -> None:
+        self.stored = value
+        self.looks = 0
+
+
+def test_a_shared_signer_never_hands_one_message_another_s_bytes(key: DkimKey) -> None:
+    own, other = notice(False).data, notice(True).data
+    signer = DkimSigner(key.path.read_bytes(), selector=SELECTOR, domain="example.org")
+    other_signed = signer.sign(other)
+    shared = Interleaved(key.path.read_bytes(), (other, other_signed))
+    first = shared.sign(own)
+    again = shared.sign(own)  # a retry: the last message remembered is read once
+    assert first.endswith(own) and again == first
+
+
 def test_a_key_dkimpy_cannot_read_stops_before_the_first_message(
     tmp_path: Path, key: DkimKey
 ) -> None:

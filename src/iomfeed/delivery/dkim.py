@@ -97,8 +97,9 @@ class DkimSigner:
 
     def sign(self, data: bytes) -> bytes:
         """``data`` (CRLF line ends) with a ``DKIM-Signature`` header in front."""
-        if self._last is not None and self._last[0] == data:
-            return self._last[1]
+        last = self._last  # read once: connections share the signer, each its own message
+        if last is not None and last[0] == data:
+            return last[1]
         import dkim
 
         try:

@@ -76,6 +76,7 @@ class _Lanes:
     alive: set[int] = field(default_factory=set)
     waiting: list[_Job] = field(default_factory=list)  # started, for the next free lane
     on_message: Callable[[], None] | None = None
+    closing: bool = False  # the lanes have stopped: record answers, try nothing again
 
     @property
     def busy(self) -> int:
@@ -92,6 +93,26 @@ class _Lanes:
             if self.idle and not self.waiting:
                 return
             _settle(self, self.results.get())
+
+    def close(self) -> None:
+        """After the lanes stopped (an exception may have skipped :meth:`drain`): record
+        what they had answered, with no more tries; a message started but given to no lane
+        is pending again, its try given back."""
+        from .send import _hold
+
+        self.closing = True
+        while True:
+            try:
+                result = self.results.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                _settle(self, result)
+            except Exception:
+                log.exception("digest %d: an answer not recorded", self.send.record.id)
+        for job in self.waiting:
+            _hold(self.send, job.row, "not sent: the send stopped", 1)
+        self.waiting.clear()
 
     def drain(self) -> None:
         while self.busy or self.waiting:
@@ -124,7 +145,9 @@ def deliver_lanes(
             if send.stop.requested:
                 send.interrupted = True
                 break
-            lanes.free_one()
+            lanes.free_one()  # may wait for a lane's answer, and a stop request with it
+            if send.stop.requested:
+                send.interrupted = True
             if send.error or send.interrupted:
                 break
             send.in_flight = lanes.busy + len(lanes.waiting)
@@ -142,20 +165,15 @@ def deliver_lanes(
             q.put(None)
         for thread in threads:
             thread.join(timeout=60)
+        lanes.close()
 
 
 def _start(send: _Send, job: _Job) -> bool:
     """Commit the row 'sending' (with a 'sent' waiting for it); False: the subscriber left."""
-    from .send import _skip
+    from .send import _mark_sending, _skip
 
     delivered, send.unrecorded = send.unrecorded, None
-    if send.store.mark_sending(
-        send.record.id,
-        job.row.subscriber_id,
-        send.clock(),
-        ambiguous=job.ambiguous,
-        delivered=delivered,
-    ):
+    if _mark_sending(send, job.row.subscriber_id, job.ambiguous, delivered):
         return True
     _skip(send, job.row, "unsubscribed or paused before their turn")
     return False
@@ -168,7 +186,7 @@ def _settle(lanes: _Lanes, result: _Result) -> None:
     number, job, outcome, fresh = result
     send = lanes.send
     refused = isinstance(outcome, TemporaryFailure) and outcome.connection and fresh
-    if refused and len(lanes.alive) > 1:
+    if refused and len(lanes.alive) > 1 and not lanes.closing:
         lanes.alive.discard(number)
         lanes.queues[number].put(None)
         log.info(
@@ -193,6 +211,8 @@ def _settle(lanes: _Lanes, result: _Result) -> None:
     elif isinstance(outcome, DeliveryError):
         _hold(send, job.row, str(outcome), job.tries + 1)
         send.error = str(outcome)
+    elif lanes.closing:  # the send is ending on another exception: this row stays 'sending'
+        log.error("digest %d to %s: %r", send.record.id, job.row.address, outcome)
     else:
         raise outcome
 
@@ -206,7 +226,7 @@ def _temporary(lanes: _Lanes, job: _Job, exc: TemporaryFailure) -> None:
     policy = send.policy
     verdict = policy.after_temporary(retry=job.retry, attempts=job.attempts, server=exc.server)
     if verdict is Verdict.RETRY:
-        if not send.stop.sleep(policy.pause(job.retry)):
+        if not lanes.closing and not send.stop.sleep(policy.pause(job.retry)):
             log.info(
                 "digest %d to %s: %s; trying again", send.record.id, job.row.address, exc.reply
             )

@@ -106,28 +106,51 @@ class Streaks:
     A success ends both streaks; a refusal ends the deferred one (the server is taking
     commands); a deferral leaves the refused one as it is, and a delivery given up leaves
     both.
+
+    A streak stops the send once: with several connections the messages already in flight
+    are answered after the stop, and none of those answers stops it (or undoes a streak)
+    again. While nothing has broken the streak that stopped the send, a failure of its
+    kind answered after the stop is the same server's (:meth:`continues`): it is undone on
+    its own, as the streak's were.
     """
 
     policy: DeliveryPolicy
     refused: list[tuple[int, bool]] = field(default_factory=list)  # (subscriber, bounced)
     deferred: list[tuple[int, int]] = field(default_factory=list)  # (subscriber, tries)
+    stopped: bool = False  # a streak has stopped the send
+    unbroken: str = ""  # "refused" or "deferred": the streak that stopped it, not broken since
 
     def on_sent(self) -> None:
         self.refused.clear()
         self.deferred.clear()
+        self.unbroken = ""
+
+    def continues(self, kind: str) -> bool:
+        """True when a failure of ``kind`` ("refused", "deferred") answered now continues
+        the streak that stopped the send: undo it as the streak was, do not count it."""
+        return self.unbroken == kind
 
     def on_refused(self, subscriber_id: int, bounced: bool) -> bool:
         """Count a permanent failure (``bounced``: it marked the subscriber bounced). True
-        when the streak says the server refuses everyone: stop and undo the streak."""
+        when the streak says the server refuses everyone: stop and undo the streak (once)."""
         self.refused.append((subscriber_id, bounced))
         self.deferred.clear()
-        return len(self.refused) >= self.policy.refused_in_a_row
+        if self.unbroken == "deferred":
+            self.unbroken = ""
+        return self._stops("refused", len(self.refused) >= self.policy.refused_in_a_row)
 
     def on_deferred(self, subscriber_id: int, tries: int) -> bool:
         """Count a delivery deferred after ``tries`` tries this run. True when the streak
-        says the server defers everyone for now: stop and give the streak's tries back."""
+        says the server defers everyone for now: stop and give the streak's tries back
+        (once)."""
         self.deferred.append((subscriber_id, tries))
-        return len(self.deferred) >= self.policy.deferred_in_a_row
+        return self._stops("deferred", len(self.deferred) >= self.policy.deferred_in_a_row)
+
+    def _stops(self, kind: str, reached: bool) -> bool:
+        if self.stopped or not reached:
+            return False
+        self.stopped, self.unbroken = True, kind
+        return True
 
     @property
     def refused_ids(self) -> list[int]:

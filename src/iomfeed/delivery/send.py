@@ -287,15 +287,11 @@ def _hand_over(send: _Send, row: Delivery, message: Outgoing, ambiguous: bool) -
     started: list[bool] = []
 
     def start() -> bool:
+        nonlocal delivered
         if not started:
             started.append(False)
-            started[0] = send.store.mark_sending(
-                send.record.id,
-                row.subscriber_id,
-                send.clock(),
-                ambiguous=ambiguous,
-                delivered=delivered,
-            )
+            started[0] = _mark_sending(send, row.subscriber_id, ambiguous, delivered)
+            delivered = None
         return started[0]
 
     def before_wait() -> None:
@@ -312,6 +308,22 @@ def _hand_over(send: _Send, row: Delivery, message: Outgoing, ambiguous: bool) -
         return reply
     finally:
         start()  # a failure before MAIL was written: this try counts all the same
+
+
+def _mark_sending(
+    send: _Send, subscriber_id: int, ambiguous: bool, delivered: Delivered | None
+) -> bool:
+    """Commit the row 'sending', with ``delivered`` (taken from :attr:`_Send.unrecorded`)
+    'sent' in the same transaction. When that transaction fails, ``delivered`` is held
+    again, for the send's last :meth:`_Send.commit_sent`: the server took that message."""
+    try:
+        return send.store.mark_sending(
+            send.record.id, subscriber_id, send.clock(), ambiguous=ambiguous, delivered=delivered
+        )
+    except BaseException:
+        if delivered is not None and send.unrecorded is None:
+            send.unrecorded = delivered
+        raise
 
 
 def _skip(send: _Send, row: Delivery, reason: str) -> None:
@@ -356,7 +368,9 @@ def _deferred(
     else:
         send.deferred += 1
         log.warning("digest %d to %s deferred to the next run: %s", digest_id, row.address, reply)
-        if send.streaks.on_deferred(row.subscriber_id, tries):
+        if send.streaks.continues("deferred"):  # in flight when the streak stopped the send
+            send.store.uncount_attempts(digest_id, row.subscriber_id, tries)
+        elif send.streaks.on_deferred(row.subscriber_id, tries):
             for sid, n in send.streaks.deferred:
                 send.store.uncount_attempts(digest_id, sid, n)
             send.error = (
@@ -372,6 +386,15 @@ def _refused(send: _Send, row: Delivery, reply: str) -> None:
     """A permanent failure: failed, counted towards a bounce, unless the streak says the
     server refuses everyone, which undoes the streak and stops the send."""
     digest_id = send.record.id
+    if send.streaks.continues("refused"):  # in flight when the streak stopped the send
+        send.store.mark_deferred(digest_id, row.subscriber_id, reply, send.clock(), give_up=False)
+        log.warning(
+            "digest %d to %s refused after the send stopped (everyone refused); pending again: %s",
+            digest_id,
+            row.address,
+            reply,
+        )
+        return
     bounce_after = send.policy.bounce_after
     bounced = send.store.mark_failed(
         digest_id, row.subscriber_id, reply, send.clock(), bounce_after=bounce_after

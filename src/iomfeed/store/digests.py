@@ -342,14 +342,16 @@ class DigestsMixin(StoreBase):
         self, digest_id: int, subscriber_ids: list[int], *, bounce_after: int
     ) -> None:
         """Undo permanent failures that turned out to be the server's (every address
-        refused): the rows are pending again, the subscribers' counts and bounces undone."""
+        refused): the rows are pending again, the subscribers' counts and bounces undone.
+        Only a row still 'failed' is undone, so undoing it again changes nothing."""
         with self.transaction() as db:
             for sid in subscriber_ids:
-                db.execute(
+                if not db.execute(
                     "UPDATE deliveries SET status = 'pending', updated = updated"
                     " WHERE digest_id = ? AND subscriber_id = ? AND status = 'failed'",
                     (digest_id, sid),
-                )
+                ).rowcount:
+                    continue
                 db.execute(
                     "UPDATE subscribers SET failures = max(0, failures - 1) WHERE id = ?", (sid,)
                 )
