@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
 from bs4 import SoupStrainer
+from bs4.builder import LXMLTreeBuilder
 
 from .html_select import compile_css
 
@@ -136,10 +137,8 @@ class KeepAnchored(SoupStrainer):
     def allow_string_creation(self, string: str) -> bool:
         return False  # text outside every kept subtree
 
-    def allow_tag_creation(self, nsprefix: str | None, name: str, attrs: Any) -> bool:
-        attrs = attrs or {}
-        if name == "html" and self.html_attrs is None:  # the first, as soup.find("html")
-            self.html_attrs = dict(attrs)
+    def _candidates(self, name: str, attrs: Any) -> list[_Anchor]:
+        """The anchors a start tag may match, by its name, id and classes alone."""
         candidates = self.unkeyed + self.by_name.get(name.lower(), [])
         ident = attrs.get("id")
         if ident:
@@ -148,6 +147,13 @@ class KeepAnchored(SoupStrainer):
         if classes:
             for cls in classes.split():
                 candidates += self.by_class.get(cls.lower(), [])
+        return candidates
+
+    def allow_tag_creation(self, nsprefix: str | None, name: str, attrs: Any) -> bool:
+        attrs = attrs or {}
+        if name == "html" and self.html_attrs is None:  # the first, as soup.find("html")
+            self.html_attrs = dict(attrs)
+        candidates = self._candidates(name, attrs)
         if not candidates:
             return False
         from bs4 import Tag
@@ -155,6 +161,41 @@ class KeepAnchored(SoupStrainer):
         # Alone, in an HTML tree: its compound is all an anchor tests.
         probe = Tag(name=name, attrs=dict(attrs), is_xml=False)
         return any(a.test.match(probe) for a in candidates)
+
+
+class _StrainedBuilder(LXMLTreeBuilder):
+    """bs4's lxml builder, with what lies outside every kept subtree dropped as lxml reports
+    it, before bs4 rebuilds its attributes and asks the strainer: a start tag no anchor can
+    match by its keys, the end tags and the text out there. bs4 would drop each of them (a
+    tag the strainer refuses, an end tag that closes nothing open, text outside the kept
+    subtrees), so the tree is the same, built without most of the per-tag work."""
+
+    def __init__(self, strainer: KeepAnchored) -> None:
+        super().__init__()
+        self.strainer = strainer
+
+    def _outside(self) -> bool:
+        soup = self.soup
+        return soup is not None and len(soup.tagStack) <= 1 and len(self.nsmaps) == 1
+
+    def start(self, tag: Any, attrib: Any, nsmap: Any = None) -> None:
+        if (
+            not nsmap
+            and self._outside()
+            and (tag != "html" or self.strainer.html_attrs is not None)
+            and not self.strainer._candidates(tag, attrib)
+        ):
+            return
+        super().start(tag, attrib, nsmap or {})
+
+    def end(self, tag: Any) -> None:
+        if self._outside() and self.soup is not None and not self.soup.current_data:
+            return
+        super().end(tag)
+
+    def data(self, data: Any) -> None:
+        if not self._outside():
+            super().data(data)
 
 
 def parse(text: str, selectors: tuple[str, ...]) -> tuple[BeautifulSoup, dict[str, Any] | None]:
@@ -166,5 +207,5 @@ def parse(text: str, selectors: tuple[str, ...]) -> tuple[BeautifulSoup, dict[st
     if anchors is None:
         return BeautifulSoup(text, "lxml"), None
     strainer = KeepAnchored(anchors)
-    soup = BeautifulSoup(text, "lxml", parse_only=strainer)
+    soup = BeautifulSoup(text, builder=_StrainedBuilder(strainer), parse_only=strainer)
     return soup, strainer.html_attrs or {}
