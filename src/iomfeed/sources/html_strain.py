@@ -42,6 +42,10 @@ class _Anchor:
     ident: str | None
     cls: str | None
     test: SoupSieve
+    # The compound is its key alone (``main``, ``.x``, ``#y``): a tag with the name, or
+    # with the class or id exactly as written, matches without the test.
+    alone: bool = False
+    written: str = ""
 
 
 def _local(selectors: SelectorList, *, nested: bool) -> bool:
@@ -82,11 +86,15 @@ def _anchor(sel: Selector, compiled: SoupSieve) -> _Anchor | None:
     test = SoupSieve(
         compiled.pattern, SelectorList([left]), None, cast(Any, compiled.custom), compiled.flags
     )
+    keys = (name is not None) + len(left.ids) + len(left.classes)
+    alone = keys == 1 and not left.attributes
     return _Anchor(
         name,
         left.ids[0].lower() if left.ids else None,
         left.classes[0].lower() if left.classes else None,
         test,
+        alone,
+        (left.ids or left.classes or ("",))[0],
     )
 
 
@@ -156,11 +164,24 @@ class KeepAnchored(SoupStrainer):
         candidates = self._candidates(name, attrs)
         if not candidates:
             return False
+        for a in candidates:
+            if a.alone and _has_key(a, attrs):
+                return True
         from bs4 import Tag
 
         # Alone, in an HTML tree: its compound is all an anchor tests.
         probe = Tag(name=name, attrs=dict(attrs), is_xml=False)
         return any(a.test.match(probe) for a in candidates)
+
+
+def _has_key(anchor: _Anchor, attrs: Any) -> bool:
+    """The start tag, found by ``anchor``'s lowercased key, has it as written (a tag name:
+    lxml lowercases them; a class or an id: soupsieve compares them as written)."""
+    if anchor.name is not None:
+        return True
+    if anchor.ident is not None:
+        return bool(attrs.get("id") == anchor.written)
+    return anchor.written in (attrs.get("class") or "").split()
 
 
 class _StrainedBuilder(LXMLTreeBuilder):
