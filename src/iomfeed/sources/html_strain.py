@@ -46,6 +46,9 @@ class _Anchor:
     # with the class or id exactly as written, matches without the test.
     alone: bool = False
     written: str = ""
+    # Attributes the compound needs present (lowercased; not those of an ``!=``, which
+    # an element without the attribute matches): a tag without one of them is no match.
+    needs: tuple[str, ...] = ()
 
 
 def _local(selectors: SelectorList, *, nested: bool) -> bool:
@@ -95,6 +98,7 @@ def _anchor(sel: Selector, compiled: SoupSieve) -> _Anchor | None:
         test,
         alone,
         (left.ids or left.classes or ("",))[0],
+        tuple(a.attribute.lower() for a in left.attributes if not a.inverse),
     )
 
 
@@ -167,6 +171,10 @@ class KeepAnchored(SoupStrainer):
         for a in candidates:
             if a.alone and _has_key(a, attrs):
                 return True
+        present = {key.lower() for key in attrs if isinstance(key, str)}
+        candidates = [a for a in candidates if present.issuperset(a.needs)]
+        if not candidates:
+            return False
         from bs4 import Tag
 
         # Alone, in an HTML tree: its compound is all an anchor tests.
