@@ -22,6 +22,8 @@ from iomfeed.config import LIVE_ORIGIN
 from iomfeed.demo.server import SnapshotServer
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The share of the generated site's articles with no date anywhere, as in a real archive.
+UNDATED = 0.03
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ def _serve_and_fetch(
     """A cold backfill of an ``articles``-article site, then ``repeat`` runs over it
     unchanged (their wall seconds and peak MB)."""
     site = work / "site"
-    items = synthetic_items(articles)
+    items = synthetic_items(articles, undated=UNDATED)
     build_site(items, site)
     with SnapshotServer(site) as server:
         text = (ROOT / "config.toml").read_text(encoding="utf-8")

@@ -1293,7 +1293,9 @@ def _unique_titles(rng: random.Random, n: int) -> list[tuple[str, int, int, int]
     return chosen
 
 
-def synthetic_items(n: int, *, seed: int = 0, years: float = 15.0) -> list[ContentItem]:
+def synthetic_items(
+    n: int, *, seed: int = 0, years: float = 15.0, undated: float = 0.0
+) -> list[ContentItem]:
     """Make ``n`` varied, realistic-looking items, newest first, for benchmarks.
 
     The result is deterministic for a given ``(n, seed)``: titles and slugs are unique, dates
@@ -1302,10 +1304,15 @@ def synthetic_items(n: int, *, seed: int = 0, years: float = 15.0) -> list[Conte
     400), the date markup is mixed (items with
     ``"none"`` carry a dateline), about four in five have an image, a few are in Albanian or
     linked through ``/index.php/`` or ``http://``, and three of the ten newest are featured.
+
+    ``undated`` is the share of English items left with no date anywhere (no date markup, no
+    dateline), as a real archive has a few: drawn from a generator of their own, so that with
+    the default of none every other choice, and so the site, stays byte for byte the same.
     """
     if n < 0:
         raise ValueError("n must not be negative")
     rng = random.Random(seed)
+    undated_rng = random.Random(f"undated-{seed}")
     markups = [m for m, _ in _SYN_MARKUPS]
     weights = [w for _, w in _SYN_MARKUPS]
     featured_at = set(rng.sample(range(min(n, 10)), k=min(n, 3)))
@@ -1339,6 +1346,8 @@ def synthetic_items(n: int, *, seed: int = 0, years: float = 15.0) -> list[Conte
             partner = rng.choice(_SYN_PARTNERS)
             dated = markup == "none" or rng.random() < 0.3
             dateline = _dateline(rng, _SYN_PLACES[place], local) if dated else ""
+            if undated and undated_rng.random() < undated:
+                markup, dateline = "none", ""
             participants = rng.randint(12, 160)
             lead = (
                 f"{dateline}IOM Albania, together with {partner}, brought together "

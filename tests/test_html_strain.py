@@ -168,3 +168,42 @@ def test_a_strained_page_selects_what_the_whole_page_does(page: str, css: str) -
     whole = [str(e) for e in BeautifulSoup(page, "lxml").select(css)]
     strained = [str(e) for e in PageIndex(parse(page, (css,))[0]).select(css)]
     assert strained == whole and whole
+
+
+TRICKY = """<!DOCTYPE html><html lang="en" class="X"><head>
+<meta property="og:title" content="t"><meta name="x"><meta PROPERTY="og:image" content="i">
+<link rel="next canonical" href="/n"><!-- a comment outside --><script>1</script></head>
+<body><div ID="Main" class="Body body"><p>kept? <b>bold</b></p></div>
+<div id="main" class="BODY">text<a rel="next" href="/2">next</a></div>
+<a href="/x">no rel</a><a rel="nofollow next" href="/3">3</a><p lang="sq" data-x>x</p>
+<div id="MAIN">the id in capitals</div><span class="Body">the class in capitals</span>
+<section class="teaser"><section class="teaser">nested</section></section> tail
+</body></html>"""
+
+TRICKY_SELECTORS = (
+    ".body",
+    "#main",
+    "main",
+    "a[rel~=next]",
+    "meta[property='og:title']",
+    "meta[property='og:image']",
+    "p[data-x]",
+    "p[lang!=en]",
+    "section.teaser > section",
+    "script",
+    "link[rel~=canonical][href]",
+)
+
+
+@pytest.mark.parametrize("page", [ARTICLE, TRICKY])
+def test_the_builder_that_drops_early_builds_what_the_strainer_alone_builds(page: str) -> None:
+    from bs4 import BeautifulSoup
+
+    for selectors in (TRICKY_SELECTORS, tuple(s.split("@")[0] for s in CONFIGS["ordinary"].title)):
+        anchors = plan(selectors)
+        assert anchors is not None
+        strainer = html_strain.KeepAnchored(anchors)
+        plain = BeautifulSoup(page, "lxml", parse_only=strainer)
+        soup, html_attrs = parse(page, selectors)
+        assert soup.decode() == plain.decode() and soup.decode()
+        assert html_attrs == strainer.html_attrs

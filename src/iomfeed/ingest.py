@@ -241,7 +241,7 @@ def store_page(store: Store, page: SourcePage, run: _SourceRun) -> bool:
                     skip.url, skip.source, skip.listing_hash, skip.filter_hash, run.now
                 )
                 continue
-            stored = store.stored_state(item.url, item.published or run.now)
+            stored = store.stored_state(item, run.now)
             intent = decide_item(item, stored, now=run.now, rank=run.rank)
             apply_item(store, intent, run.now)
             run.count(intent)
@@ -292,7 +292,7 @@ def upsert(
     """Decide and store one normalised item in its own transaction (for tools and tests
     that add items without a source)."""
     with store.transaction():
-        stored = store.stored_state(item.url, item.published or now)
+        stored = store.stored_state(item, now)
         intent = decide_item(item, stored, now=now, rank=rank or {})
         return StoreOutcome(intent.change, apply_item(store, intent, now))
 

@@ -174,11 +174,15 @@ def check_source_selectors(src: SourceConfig, where: str) -> None:
 
 
 def selector_error(css: str) -> str | None:
-    """Why ``css`` is not a valid selector, or ``None``. Loads soupsieve only when asked."""
+    """Why ``css`` is not a valid selector, or ``None``. Loads soupsieve only when asked;
+    a selector of the simple grammar is compiled (once) without its tokenizer."""
     import soupsieve
 
+    from ..sources.html_select import compile_css
+
     try:
-        soupsieve.compile(css)
+        if compile_css(css) is None:  # a namespace prefix: bs4 compiles it on the page
+            soupsieve.compile(css)
     except (soupsieve.SelectorSyntaxError, ValueError) as exc:
         return str(exc).splitlines()[0]
     return None

@@ -26,10 +26,16 @@ if TYPE_CHECKING:
 
 @lru_cache(maxsize=1024)
 def compile_css(css: str) -> SoupSieve | None:
-    """``css`` compiled, once; ``None`` for a selector with a namespace prefix, which bs4
-    compiles with the page's own namespaces."""
+    """``css`` compiled, once (the simple ones by :mod:`.html_css`, as soupsieve would);
+    ``None`` for a selector with a namespace prefix, which bs4 compiles with the page's own
+    namespaces."""
     if "|" in css:
         return None
+    from .html_css import compile_simple
+
+    compiled = compile_simple(css)  # the usual selector, without soupsieve's tokenizer
+    if compiled is not None:
+        return compiled
     import soupsieve
 
     return soupsieve.compile(css)

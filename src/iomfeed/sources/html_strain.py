@@ -22,6 +22,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
 from bs4 import SoupStrainer
+from bs4.builder._lxml import LXMLTreeBuilder
 
 from .html_select import compile_css
 
@@ -45,6 +46,13 @@ class _Anchor:
     ident: str | None
     cls: str | None
     test: SoupSieve
+    # The compound is its key alone (``main``, ``.x``, ``#y``): a tag with the name, or
+    # with the class or id exactly as written, matches without the test.
+    alone: bool = False
+    written: str = ""
+    # Attributes the compound needs present (lowercased; not those of an ``!=``, which
+    # an element without the attribute matches): a tag without one of them is no match.
+    needs: tuple[str, ...] = ()
 
 
 def _local(selectors: SelectorList, *, nested: bool) -> bool:
@@ -85,11 +93,16 @@ def _anchor(sel: Selector, compiled: SoupSieve) -> _Anchor | None:
     test = SoupSieve(
         compiled.pattern, SelectorList([left]), None, cast(Any, compiled.custom), compiled.flags
     )
+    keys = (name is not None) + len(left.ids) + len(left.classes)
+    alone = keys == 1 and not left.attributes
     return _Anchor(
         name,
         left.ids[0].lower() if left.ids else None,
         left.classes[0].lower() if left.classes else None,
         test,
+        alone,
+        (left.ids or left.classes or ("",))[0],
+        tuple(a.attribute.lower() for a in left.attributes if not a.inverse),
     )
 
 
@@ -146,10 +159,8 @@ class KeepAnchored(SoupStrainer):
     def allow_string_creation(self, string: str) -> bool:
         return False  # text outside every kept subtree
 
-    def allow_tag_creation(self, nsprefix: str | None, name: str, attrs: Any) -> bool:
-        attrs = attrs or {}
-        if name == "html" and self.html_attrs is None:  # the first, as soup.find("html")
-            self.html_attrs = dict(attrs)
+    def _candidates(self, name: str, attrs: Any) -> list[_Anchor]:
+        """The anchors a start tag may match, by its name, id and classes alone."""
         candidates = self.unkeyed + self.by_name.get(name.lower(), [])
         ident = attrs.get("id")
         if ident:
@@ -158,6 +169,20 @@ class KeepAnchored(SoupStrainer):
         if classes:
             for cls in classes.split():
                 candidates += self.by_class.get(cls.lower(), [])
+        return candidates
+
+    def allow_tag_creation(self, nsprefix: str | None, name: str, attrs: Any) -> bool:
+        attrs = attrs or {}
+        if name == "html" and self.html_attrs is None:  # the first, as soup.find("html")
+            self.html_attrs = dict(attrs)
+        candidates = self._candidates(name, attrs)
+        if not candidates:
+            return False
+        for a in candidates:
+            if a.alone and _has_key(a, attrs):
+                return True
+        present = {key.lower() for key in attrs if isinstance(key, str)}
+        candidates = [a for a in candidates if present.issuperset(a.needs)]
         if not candidates:
             return False
         from bs4 import Tag
@@ -165,6 +190,51 @@ class KeepAnchored(SoupStrainer):
         # Alone, in an HTML tree: its compound is all an anchor tests.
         probe = Tag(builder=self._builder, name=name, attrs=dict(attrs), is_xml=False)
         return any(a.test.match(probe) for a in candidates)
+
+
+def _has_key(anchor: _Anchor, attrs: Any) -> bool:
+    """The start tag, found by ``anchor``'s lowercased key, has it as written (a tag name:
+    lxml lowercases them; a class or an id: soupsieve compares them as written)."""
+    if anchor.name is not None:
+        return True
+    if anchor.ident is not None:
+        return bool(attrs.get("id") == anchor.written)
+    return anchor.written in (attrs.get("class") or "").split()
+
+
+class _StrainedBuilder(LXMLTreeBuilder):
+    """bs4's lxml builder, with what lies outside every kept subtree dropped as lxml reports
+    it, before bs4 rebuilds its attributes and asks the strainer: a start tag no anchor can
+    match by its keys, the end tags and the text out there. bs4 would drop each of them (a
+    tag the strainer refuses, an end tag that closes nothing open, text outside the kept
+    subtrees), so the tree is the same, built without most of the per-tag work."""
+
+    def __init__(self, strainer: KeepAnchored) -> None:
+        super().__init__()
+        self.strainer = strainer
+
+    def _outside(self) -> bool:
+        soup = self.soup
+        return soup is not None and len(soup.tagStack) <= 1 and len(self.nsmaps) == 1
+
+    def start(self, tag: Any, attrib: Any, nsmap: Any = None) -> None:
+        if (
+            not nsmap
+            and self._outside()
+            and (tag != "html" or self.strainer.html_attrs is not None)
+            and not self.strainer._candidates(tag, attrib)
+        ):
+            return
+        super().start(tag, attrib, nsmap or {})
+
+    def end(self, tag: Any) -> None:
+        if self._outside() and self.soup is not None and not self.soup.current_data:
+            return
+        super().end(tag)
+
+    def data(self, data: Any) -> None:
+        if not self._outside():
+            super().data(data)
 
 
 def parse(text: str, selectors: tuple[str, ...]) -> tuple[BeautifulSoup, dict[str, Any] | None]:
@@ -178,5 +248,5 @@ def parse(text: str, selectors: tuple[str, ...]) -> tuple[BeautifulSoup, dict[st
         # asked about one tag at a time, cannot tell that an element is inside one.)
         return BeautifulSoup(text, "lxml"), None
     strainer = KeepAnchored(anchors)
-    soup = BeautifulSoup(text, "lxml", parse_only=strainer)
+    soup = BeautifulSoup(text, builder=_StrainedBuilder(strainer), parse_only=strainer)
     return soup, strainer.html_attrs or {}

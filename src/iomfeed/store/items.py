@@ -146,15 +146,16 @@ class ItemsMixin(StoreBase):
     # The decider (iomfeed.decide) settles what to do; these only read its input and do it.
     # The pipeline calls them inside one transaction per source page.
 
-    def stored_state(self, url: str, published: datetime) -> StoredState:
-        """What is stored for an item seen at canonical ``url``: the item there, else the
-        item it is another address of, else the items published near ``published``."""
+    def stored_state(self, item: Item, now: datetime) -> StoredState:
+        """What is stored for a normalised item: the item at its canonical URL, else the
+        item that URL is another address of, else the items of other sources it may be a
+        near duplicate of (see :meth:`_candidates`)."""
         from ..intents import StoredRow, StoredState
 
         row = self.db.execute(
             "SELECT id, source, published, date_source, content_hash, content_html,"
             " listing_hash FROM items WHERE url = ?",
-            (url,),
+            (item.url,),
         ).fetchone()
         if row is not None:
             return StoredState(
@@ -168,19 +169,45 @@ class ItemsMixin(StoreBase):
                     listing_hash=row["listing_hash"],
                 )
             )
-        link = self.db.execute("SELECT item_id FROM item_links WHERE url = ?", (url,)).fetchone()
+        link = self.db.execute(
+            "SELECT item_id FROM item_links WHERE url = ?", (item.url,)
+        ).fetchone()
         if link is not None:
             return StoredState(linked_id=link["item_id"])
-        return StoredState(candidates=tuple(self._candidates(published)))
+        return StoredState(candidates=tuple(self._candidates(item, now)))
 
-    def _candidates(self, published: datetime) -> list[Candidate]:
+    def _candidates(self, item: Item, now: datetime) -> list[Candidate]:
+        """The stored items of other sources a new item may be the same story as.
+
+        A dated item: those published within the near-duplicate window of its date
+        (``items_source``, one range per other source). An undated item is matched around
+        now, but the stored items dated only by when they were first seen are not "now" for
+        matching (a backfill stores thousands at once, all of them the same minute): of
+        those, only the ones with the same folded title (``items_title_key``); of the others,
+        the dated ones around now (``items_dated``, which leaves the first-seen ones out).
+        """
         from ..dedup import NEAR_DUPLICATE_WINDOW, Candidate
 
-        rows = self.db.execute(
-            "SELECT id, title_key, published, source FROM items"
-            " WHERE published_utc BETWEEN ? AND ?",
-            (utc(published - NEAR_DUPLICATE_WINDOW), utc(published + NEAR_DUPLICATE_WINDOW)),
-        ).fetchall()
+        columns = "SELECT id, title_key, published, source FROM items"
+        others = "source IN (SELECT source FROM item_counts WHERE source != ? AND n > 0)"
+        around = item.published or now
+        window = (utc(around - NEAR_DUPLICATE_WINDOW), utc(around + NEAR_DUPLICATE_WINDOW))
+        if item.published is not None:
+            rows = self.db.execute(
+                f"{columns} WHERE {others} AND published_utc BETWEEN ? AND ?",
+                (item.source, *window),
+            ).fetchall()
+        else:
+            rows = self.db.execute(
+                f"{columns} WHERE {others} AND published_utc BETWEEN ? AND ?"
+                f" AND date_source != '{DateSource.FIRST_SEEN.value}'",
+                (item.source, *window),
+            ).fetchall()
+            rows += self.db.execute(
+                f"{columns} WHERE title_key = ? AND source != ? AND published_utc BETWEEN ? AND ?"
+                f" AND date_source = '{DateSource.FIRST_SEEN.value}'",
+                (title_key(item.title), item.source, *window),
+            ).fetchall()
         return [
             Candidate(r["id"], r["title_key"], parse(r["published"]), r["source"]) for r in rows
         ]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import StoreError
 from .pages import PAGES_STEP
-from .steps import ITEM_COUNTS_STEP, SIGN_UP_QUEUE_STEP
+from .steps import ITEM_COUNTS_STEP, NEAR_DUPLICATES_STEP, SIGN_UP_QUEUE_STEP
 
 log = logging.getLogger(__name__)
 
@@ -376,6 +376,7 @@ MIGRATIONS: tuple[str, ...] = (
     SIGN_UP_QUEUE_STEP,
     ITEM_COUNTS_STEP,
     PAGES_STEP,
+    NEAR_DUPLICATES_STEP,
 )
 
 

@@ -46,3 +46,11 @@ ITEM_COUNTS_STEP = """
             ON CONFLICT (source) DO UPDATE SET n = n + 1;
     END;
     """
+
+NEAR_DUPLICATES_STEP = """
+    -- issue 13 (scrape2): the near-duplicate candidates of an undated item are the dated items
+    -- of the other sources published around now (this index, which leaves out the items
+    -- dated by when they were first seen, thousands after a backfill) and the undated ones
+    -- with the same folded title (items_title_key)
+    CREATE INDEX items_dated ON items (source, published_utc) WHERE date_source != 'first-seen';
+    """
