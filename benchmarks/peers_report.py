@@ -133,7 +133,10 @@ def replace_once(text: str, old: str, new: str, what: str) -> str:
 
 
 def with_connections(text: str, count: int) -> str:
-    """The config with ``mail.connections = count`` (a key not every tree knows)."""
+    """The config with ``mail.connections = count`` (a key not every tree knows: added
+    after ``rate`` where the shipped config does not set it already)."""
+    if "\nconnections = 1\n" in text:
+        return replace_once(text, "\nconnections = 1\n", f"\nconnections = {count}\n", "[mail]")
     return replace_once(text, "\nrate = 0\n", f"\nrate = 0\nconnections = {count}\n", "[mail]")
 
 
