@@ -10,28 +10,22 @@ from pathlib import Path
 import pytest
 
 from iomfeed.ingest import upsert
-from iomfeed.models import Change, DateSource, Item
+from iomfeed.models import Change, Item
 from iomfeed.store import Store
 
+from .test_store import item as stored_item
+
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
-PUB = datetime(2021, 6, 14, 12, 0, tzinfo=UTC)
 
 
 def item(n: int, **kw: object) -> Item:
+    """The store tests' item, numbered: its own address and title."""
     values: dict[str, object] = {
-        "source": "site",
         "url": f"https://albania.iom.int/news/{n}",
         "title": f"Diaspora meets in Tirana, part {n}",
-        "summary_html": "<p>s</p>",
-        "content_html": "<p>body</p>",
-        "published": PUB,
-        "date_source": DateSource.TIME,
-        "categories": ("Local",),
-        "language": "en",
-        "listing_hash": "h1",
     }
     values.update(kw)
-    return Item(**values)  # type: ignore[arg-type]
+    return stored_item(**values)
 
 
 @pytest.fixture
