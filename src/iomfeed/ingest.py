@@ -19,20 +19,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING
 
+from . import normalize
+from .clock import zone
 from .config import Config, SourceConfig
-from .decide import decide_item, decide_page, filtered_out
 from .errors import ConfigError, SourceError, StopRequested
-from .intents import (
-    Duplicate,
-    ForgetMissing,
-    ItemIntent,
-    KeepValidators,
-    MarkBackfilled,
-    NewItem,
-    PageIntent,
-    RememberMissing,
-    UpdateItem,
-)
 from .models import (
     Change,
     Item,
@@ -43,12 +33,13 @@ from .models import (
     StoredItem,
     StoreOutcome,
 )
-from .normalize import Origin, normalize_item, zone
 from .sources import FetchContext, SourceStats, build_source, site_origins, source_ranks
 from .sources.records import SourcePage
 
 if TYPE_CHECKING:
     from .http import HttpClient
+    from .intents import ItemIntent, PageIntent
+    from .normalize.urls import Origin
     from .store import Store
 
 log = logging.getLogger(__name__)
@@ -150,7 +141,7 @@ class _SourceRun:
     stopped: bool = False
 
     def normalize(self, raw: Item) -> Item:
-        return normalize_item(
+        return normalize.normalize_item(
             raw,
             origins=self.origins,
             tz=self.tz,
@@ -227,7 +218,12 @@ def fetch_source(
 def store_page(store: Store, page: SourcePage, run: _SourceRun) -> bool:
     """Decide and apply what one page brought, in one transaction. False: asked to stop
     (the items already stored are kept; the page is not marked as seen, so the next run
-    fetches it again)."""
+    fetches it again). The decider is imported for the first page with something in it:
+    a run whose listing answered 304 never loads it."""
+    if page.is_empty():
+        return True
+    from .decide import decide_item, decide_page, filtered_out
+
     with store.transaction():
         for raw in page.items:
             if run.asked_to_stop():
@@ -252,6 +248,8 @@ def store_page(store: Store, page: SourcePage, run: _SourceRun) -> bool:
 
 def apply_item(store: Store, intent: ItemIntent, now: datetime) -> str:
     """Carry out one item's intent (inside the caller's transaction); the item's id."""
+    from .intents import Duplicate, NewItem, UpdateItem
+
     if isinstance(intent, NewItem):
         item_id = store.insert_item(intent, now)
     elif isinstance(intent, Duplicate):
@@ -276,6 +274,8 @@ def apply_item(store: Store, intent: ItemIntent, now: datetime) -> str:
 
 
 def apply_page_intent(store: Store, intent: PageIntent, now: datetime) -> None:
+    from .intents import ForgetMissing, KeepValidators, MarkBackfilled, RememberMissing
+
     if isinstance(intent, KeepValidators):
         store.save_validators(intent.url, intent.etag, intent.last_modified, now)
     elif isinstance(intent, RememberMissing):
@@ -291,6 +291,8 @@ def upsert(
 ) -> StoreOutcome:
     """Decide and store one normalised item in its own transaction (for tools and tests
     that add items without a source)."""
+    from .decide import decide_item
+
     with store.transaction():
         stored = store.stored_state(item, now)
         intent = decide_item(item, stored, now=now, rank=rank or {})

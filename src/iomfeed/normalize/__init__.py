@@ -7,167 +7,78 @@ Sources call :func:`canonical_url` to recognise items they already stored; the p
 Each part lives in its own module, and every name is importable from here:
 :mod:`.urls` (canonical URLs, origins), :mod:`.markup` (plain text, sanitised HTML, text
 blocks, title keys), :mod:`.summary` (cut teasers, summaries from the body), :mod:`.datetext`
-(dates in ISO form, in words and in datelines).
+(dates in ISO form, in words and in datelines), :mod:`.item` (:func:`normalize_item`).
+
+A part is imported when one of its names is first asked for: a cron run that finds nothing
+new never compiles the date and markup patterns it would not use.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta, tzinfo
-from urllib.parse import urljoin
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from ..models import Item
-from .datetext import (
-    DATELINE_WINDOW,
-    YEARLESS_MAX_AGE,
-    find_dateline,
-    parse_date_text,
-    parse_iso,
-    zone,
-)
-from .markup import (
-    ALLOWED_ATTRIBUTES,
-    ALLOWED_TAGS,
-    clean_text,
-    html_to_text,
-    sanitize_html,
-    text_blocks,
-    title_key,
-)
-from .summary import summary_from_body, teaser_is_cut
-from .urls import TRACKING_PARAMS, Origin, canonical_url, is_web_url, same_site
+if TYPE_CHECKING:  # the names as the type checker sees them (re-exported)
+    from ..clock import zone as zone
+    from .datetext import DATELINE_WINDOW as DATELINE_WINDOW
+    from .datetext import YEARLESS_MAX_AGE as YEARLESS_MAX_AGE
+    from .datetext import find_dateline as find_dateline
+    from .datetext import parse_date_text as parse_date_text
+    from .datetext import parse_iso as parse_iso
+    from .item import FUTURE_DATE_GRACE as FUTURE_DATE_GRACE
+    from .item import normalize_item as normalize_item
+    from .markup import ALLOWED_ATTRIBUTES as ALLOWED_ATTRIBUTES
+    from .markup import ALLOWED_TAGS as ALLOWED_TAGS
+    from .markup import clean_text as clean_text
+    from .markup import html_to_text as html_to_text
+    from .markup import sanitize_html as sanitize_html
+    from .markup import text_blocks as text_blocks
+    from .markup import title_key as title_key
+    from .summary import summary_from_body as summary_from_body
+    from .summary import teaser_is_cut as teaser_is_cut
+    from .urls import TRACKING_PARAMS as TRACKING_PARAMS
+    from .urls import Origin as Origin
+    from .urls import canonical_url as canonical_url
+    from .urls import is_web_url as is_web_url
+    from .urls import same_site as same_site
 
-__all__ = [
-    "ALLOWED_ATTRIBUTES",
-    "ALLOWED_TAGS",
-    "DATELINE_WINDOW",
-    "FUTURE_DATE_GRACE",
-    "TRACKING_PARAMS",
-    "YEARLESS_MAX_AGE",
-    "Origin",
-    "canonical_url",
-    "clean_text",
-    "find_dateline",
-    "html_to_text",
-    "is_web_url",
-    "normalize_item",
-    "parse_date_text",
-    "parse_iso",
-    "same_site",
-    "sanitize_html",
-    "summary_from_body",
-    "teaser_is_cut",
-    "text_blocks",
-    "title_key",
-    "zone",
-]
+#: Where each name lives (the module is imported on first use).
+_HOMES = {
+    "DATELINE_WINDOW": ".datetext",
+    "YEARLESS_MAX_AGE": ".datetext",
+    "find_dateline": ".datetext",
+    "parse_date_text": ".datetext",
+    "parse_iso": ".datetext",
+    "FUTURE_DATE_GRACE": ".item",
+    "normalize_item": ".item",
+    "ALLOWED_ATTRIBUTES": ".markup",
+    "ALLOWED_TAGS": ".markup",
+    "clean_text": ".markup",
+    "html_to_text": ".markup",
+    "sanitize_html": ".markup",
+    "text_blocks": ".markup",
+    "title_key": ".markup",
+    "summary_from_body": ".summary",
+    "teaser_is_cut": ".summary",
+    "TRACKING_PARAMS": ".urls",
+    "Origin": ".urls",
+    "canonical_url": ".urls",
+    "is_web_url": ".urls",
+    "same_site": ".urls",
+    "zone": "..clock",
+}
 
-
-def _host(url: str) -> str:
-    try:
-        return Origin.of(url).host
-    except ValueError:
-        return ""
+__all__ = sorted(_HOMES)
 
 
-def _local(value: datetime | None, tz: tzinfo) -> datetime | None:
-    """An aware datetime in the source's time zone (a naive one is taken to be local)."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=tz) if value.tzinfo is None else value.astimezone(tz)
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value  # asked for once
+    return value
 
 
-def _unique(values: Iterable[str]) -> tuple[str, ...]:
-    seen: dict[str, None] = {}
-    for v in values:
-        v = clean_text(v)
-        if v and v.casefold() not in {s.casefold() for s in seen}:
-            seen[v] = None
-    return tuple(seen)
-
-
-#: A date further than this after the fetch is a mistake on the page, not news to come.
-FUTURE_DATE_GRACE = timedelta(days=1)
-
-
-def _addresses(item: Item, base: str, origins: Sequence[Origin]) -> tuple[str, tuple[str, ...]]:
-    """The item's canonical URL and its other known addresses (rel=canonical, when trusted,
-    becomes the URL and the listing's address joins the others)."""
-    link = urljoin(base, item.url.strip())
-    url = canonical_url(link, origins)
-    also_at = tuple(canonical_url(u, origins) for u in item.also_at)
-    if item.canonical_hint:
-        hint = urljoin(base, item.canonical_hint.strip())
-        # rel=canonical is trusted only when it stays on the same site as the page.
-        if same_site(hint, origins) and same_site(link, origins) and _host(hint) == _host(link):
-            preferred = canonical_url(hint, origins)
-            if preferred != url:
-                also_at = (*also_at, url)  # the listing's address stays known
-                url = preferred
-    return url, also_at
-
-
-def _published(item: Item, tz: tzinfo, now: datetime) -> tuple[datetime | None, str]:
-    """The item's date in the source's zone and its date note; a date more than
-    :data:`FUTURE_DATE_GRACE` after ``now`` is dropped, and the note says why."""
-    published = _local(item.published, tz)
-    if published is None or published <= now + FUTURE_DATE_GRACE:
-        return published, item.date_note
-    # A typo in the year would pin the item above every real story for years.
-    note = (
-        f"ignored the date {published.isoformat()}"
-        f" ({item.date_source or 'unknown source'}): more than a day after it"
-        f" was fetched ({now.astimezone(tz).isoformat()})"
-    )
-    return None, note
-
-
-def _summary_and_content(item: Item, base: str, summary_length: int) -> tuple[str, str]:
-    """Sanitised summary and body; a teaser cut from the body is remade from the body."""
-    summary = sanitize_html(item.summary_html, base)
-    content = sanitize_html(item.content_html, base)
-    if summary and content and teaser_is_cut(summary, content):
-        summary = summary_from_body(content, summary_length)
-    return summary, content
-
-
-def normalize_item(
-    item: Item,
-    *,
-    origins: Sequence[Origin],
-    tz: tzinfo,
-    language: str,
-    summary_length: int,
-    now: datetime,
-) -> Item:
-    """The stored form of a found item: canonical URL, clean HTML, aware date.
-
-    A teaser the site cut mid-word (see :func:`teaser_is_cut`) is replaced by a summary
-    made from the body, at most ``summary_length`` characters, cut at a word. A date more
-    than :data:`FUTURE_DATE_GRACE` after ``now`` (the fetch) is dropped, and ``date_note``
-    says so: the store then dates the item by when it was first seen.
-    """
-    base = item.base_url or item.url
-    url, also_at = _addresses(item, base, origins)
-    published, date_note = _published(item, tz, now)
-    image = urljoin(base, item.image_url.strip()) if item.image_url.strip() else ""
-    summary, content = _summary_and_content(item, base, summary_length)
-    return dataclasses.replace(
-        item,
-        url=url,
-        base_url="",
-        title=clean_text(item.title),
-        summary_html=summary,
-        content_html=content,
-        published=published,
-        date_source=item.date_source if published is not None else None,
-        image_url=image if image.startswith(("http://", "https://")) else "",
-        image_alt=clean_text(item.image_alt),
-        categories=_unique(item.categories),
-        language=(item.language or language).strip().lower(),
-        author=clean_text(item.author),
-        canonical_hint="",
-        also_at=also_at,
-        date_note=date_note,
-    )
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

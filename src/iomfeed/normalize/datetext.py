@@ -159,10 +159,3 @@ def find_dateline(
         if found is not None and found <= reference + timedelta(days=1):
             return found
     return None
-
-
-@lru_cache(maxsize=32)
-def zone(name: str) -> tzinfo:
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(name)

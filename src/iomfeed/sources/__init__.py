@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, TextIO
 
 from ..config import Config, FilterConfig, SourceConfig
 from ..models import KnownItem
-from ..normalize import Origin, canonical_url
+from ..normalize.urls import Origin, canonical_url
 from .records import SourcePage, StoredView
 
 if TYPE_CHECKING:

@@ -19,15 +19,19 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from .. import normalize
+from ..clock import zone
 from ..config import SourceConfig, check_source_selectors
 from ..errors import FetchError, ParseError, RobotsDisallowed, SourceError
 from ..models import DateSource, Item, KnownItem, MissingArticle, Response
-from ..normalize import parse_date_text, zone
 from . import FetchContext, filter_hash
-from .html_parse import Article, ListingEntry, ListingPage, parse_article, parse_listing
 from .records import SourcePage, validators_of
+
+if TYPE_CHECKING:
+    from .html_parse import Article, ListingEntry, ListingPage
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +166,8 @@ class HtmlSource:
     ) -> ListingPage | None:
         """The listing page's entries; ``None`` (with a warning) for a later empty page."""
         self._check_selectors(ctx)
+        from .html_parse import parse_listing  # bs4 and the patterns: only for a page to read
+
         page = parse_listing(response.text(), response.final_url, self.cfg.listing)
         for why in page.skipped:
             ctx.warn(why)
@@ -252,7 +258,9 @@ class HtmlSource:
             listing_hash=entry.fingerprint,
         )
         listing_date = (
-            parse_date_text(entry.date_text, tz, reference=ctx.now) if entry.date_text else None
+            normalize.parse_date_text(entry.date_text, tz, reference=ctx.now)
+            if entry.date_text
+            else None
         )
         if not self.cfg.follow_articles:
             return _with_listing_date(base, listing_date), None
@@ -274,6 +282,8 @@ class HtmlSource:
         handled: set[str],
     ) -> Article:
         """Parse an article page; a page without a body is an error, not an empty item."""
+        from .html_parse import parse_article
+
         article = parse_article(
             response.text(), response.final_url, self.cfg.article, tz=tz, now=ctx.now
         )
@@ -366,6 +376,8 @@ class HtmlSource:
                 continue
             walk.handled.add(missing.url)
             self._check_selectors(ctx)
+            from .html_parse import ListingEntry
+
             entry = ListingEntry(
                 missing.title,
                 missing.link,

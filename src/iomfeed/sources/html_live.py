@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TextIO
 
-from ..clock import utc_now
+from ..clock import utc_now, zone
 from ..config import Config, SourceConfig
-from ..normalize import zone
 
 if TYPE_CHECKING:
     from ..http import HttpClient

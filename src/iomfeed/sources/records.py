@@ -62,6 +62,12 @@ class SourcePage:
     backfilled: bool = False
     filter_hash: str = ""
 
+    def is_empty(self) -> bool:
+        """Nothing to store: a listing that answered 304 ends with such pages."""
+        return not (self.items or self.validators or self.missing or self.found_again) and (
+            not self.backfilled
+        )
+
 
 def validators_of(responses: Iterable[Response | None]) -> tuple[Validators, ...]:
     """The validators of the 200 answers among ``responses``."""

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from .. import normalize
 from ..models import DateSource, Item, KnownItem, StoredItem
-from ..normalize import title_key
 from .base import StoreBase, parse, utc
 from .records import IndexEntry, ItemLink, MonthSummary
 
@@ -206,7 +206,7 @@ class ItemsMixin(StoreBase):
             rows += self.db.execute(
                 f"{columns} WHERE title_key = ? AND source != ? AND published_utc BETWEEN ? AND ?"
                 f" AND date_source = '{DateSource.FIRST_SEEN.value}'",
-                (title_key(item.title), item.source, *window),
+                (normalize.title_key(item.title), item.source, *window),
             ).fetchall()
         return [
             Candidate(r["id"], r["title_key"], parse(r["published"]), r["source"]) for r in rows
@@ -236,7 +236,7 @@ class ItemsMixin(StoreBase):
                 item.url,
                 item.source,
                 item.title,
-                title_key(item.title),
+                normalize.title_key(item.title),
                 item.summary_html,
                 item.content_html,
                 new.published.isoformat(),
@@ -271,7 +271,7 @@ class ItemsMixin(StoreBase):
             " content_hash = ?, listing_hash = ?, date_note = ? WHERE id = ?",
             (
                 item.title,
-                title_key(item.title),
+                normalize.title_key(item.title),
                 item.summary_html,
                 item.content_html,
                 change.published.isoformat(),
