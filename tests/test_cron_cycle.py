@@ -308,3 +308,22 @@ def test_the_records_a_quiet_run_builds_carry_their_own_docstrings() -> None:
                 assert isinstance(value, type)
                 written = value.__dict__.get("__doc__") or ""
                 assert written and not written.startswith(f"{value.__name__}("), value
+
+
+@pytest.mark.network
+def test_a_quiet_run_loads_neither_the_decider_nor_the_page_reading_parts(
+    server: SnapshotServer, tmp_path: Path
+) -> None:
+    """A listing that answered 304 brings nothing to decide, parse, date or clean: the
+    decider, its intents, the HTML parser and ``normalize``'s date and markup parts stay
+    unloaded (``normalize`` imports a part when one of its names is first used)."""
+    config = write_config(server, tmp_path)
+    assert iomfeed("--config", str(config), "run", cwd=tmp_path).returncode == 0
+    parts = (
+        "'iomfeed.decide', 'iomfeed.intents', 'iomfeed.sources.html_parse',"
+        " 'iomfeed.normalize.datetext', 'iomfeed.normalize.markup')"
+    )
+    script = PROBE.replace("'iomfeed.output_records')", parts)
+    assert script != PROBE
+    loaded, said = probe(config, "run", script=script)
+    assert loaded == "[]" and "not modified" in said, said

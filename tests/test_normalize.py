@@ -465,3 +465,16 @@ def test_plain_text_keeps_blocks_apart_and_words_whole() -> None:
         "<figure><figcaption>A caption</figcaption></figure>"
     ) == ("The migration office Tirana, 9 November")
     assert text_blocks("<h2>Heading</h2>a<br>b<aside>c</aside>") == ["Heading", "a", "b", "c"]
+
+
+def test_every_name_the_package_offers_is_its_home_modules_own() -> None:
+    """``normalize`` imports its parts lazily: each name it lists resolves to the object of
+    the module it says the name lives in."""
+    import importlib
+
+    import iomfeed.normalize as package
+
+    assert package.__all__ and set(package.__all__) <= set(dir(package))
+    for name in package.__all__:
+        home = importlib.import_module(package._HOMES[name], package.__name__)
+        assert getattr(package, name) is getattr(home, name), name

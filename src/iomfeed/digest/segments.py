@@ -30,7 +30,7 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from ..normalize import clean_text
+from .. import normalize
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -49,7 +49,7 @@ V = TypeVar("V")
 
 def fold(name: str) -> str:
     """A category name as segments compare it: spaces tidied, case folded."""
-    return clean_text(name).casefold()
+    return normalize.clean_text(name).casefold()
 
 
 def offered_categories(config: Config) -> tuple[str, ...]:
@@ -57,7 +57,7 @@ def offered_categories(config: Config) -> tuple[str, ...]:
     seen: dict[str, str] = {}
     for _code, names in config.digest.categories.languages:
         for name, _shown in names:
-            seen.setdefault(fold(name), clean_text(name))
+            seen.setdefault(fold(name), normalize.clean_text(name))
     return tuple(seen.values())
 
 

@@ -64,8 +64,8 @@ class SourcePage:
 
     def is_empty(self) -> bool:
         """Nothing to store: a listing that answered 304 ends with such pages."""
-        return not (self.items or self.validators or self.missing or self.found_again) and (
-            not self.backfilled
+        return not (
+            self.items or self.validators or self.missing or self.found_again or self.backfilled
         )
 
 
