@@ -316,12 +316,14 @@ def test_a_quiet_run_loads_neither_the_decider_nor_the_page_reading_parts(
 ) -> None:
     """A listing that answered 304 brings nothing to decide, parse, date or clean: the
     decider, its intents, the HTML parser and ``normalize``'s date and markup parts stay
-    unloaded (``normalize`` imports a part when one of its names is first used)."""
+    unloaded (``normalize`` imports a part when one of its names is first used), and so does
+    the relay's quota: no digest is sending, so the alerts' brief health check needs none."""
     config = write_config(server, tmp_path)
     assert iomfeed("--config", str(config), "run", cwd=tmp_path).returncode == 0
     parts = (
         "'iomfeed.decide', 'iomfeed.intents', 'iomfeed.sources.html_parse',"
-        " 'iomfeed.normalize.datetext', 'iomfeed.normalize.markup')"
+        " 'iomfeed.normalize.datetext', 'iomfeed.normalize.markup',"
+        " 'iomfeed.delivery.policy', 'iomfeed.delivery.quota')"
     )
     script = PROBE.replace("'iomfeed.output_records')", parts)
     assert script != PROBE

@@ -11,6 +11,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 
+from iomfeed.delivery.policy import QuotaState
 from iomfeed.digest.lifecycle import DigestState
 from iomfeed.health import DigestHealth, Health, SourceHealth
 from iomfeed.jsonout import dumps, to_json
@@ -159,7 +160,9 @@ def test_every_json_output_is_byte_identical_to_the_hand_written_one() -> None:
         next_times={"fetch": T + timedelta(minutes=30), "digest": None},
         failures_threshold=3,
         jobs={"cycle": (3, "RuntimeError: boom"), "digest": (0, "")},
+        quota=QuotaState(room=None),
     )
+    # A brief check (the operator alerts'): the quota was not read.
     health_empty = Health(checked=T, sources=(), items=0, digests=(), subscribers={})
     out = {
         "items": [to_json(item)],

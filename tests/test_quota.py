@@ -208,9 +208,15 @@ def test_a_digest_the_quota_holds_is_waiting_not_stuck(tmp_path: Path) -> None:
         send_digest(config, store=store, mailer=ScriptedMailer(), clock=lambda: NOW)
         later = NOW + timedelta(hours=config.operator.stuck_hours + 1)
         store.record_sent(later - timedelta(minutes=5), "confirm")  # a full day again
-        health = check(config, store, later)
-        assert health.quota.full and health.stuck_digest is None
-        assert check(config, store, later + DAY).stuck_digest is not None  # room, no progress
+        for brief in (False, True):  # status's check, and the alerts' on every run
+            health = check(config, store, later, brief=brief)
+            assert health.quota is not None and health.quota.full
+            assert health.stuck_digest is None
+            # Room again, and no progress: stuck.
+            assert check(config, store, later + DAY, brief=brief).stuck_digest is not None
+        # Sending, but not for long: the brief check leaves the quota unread.
+        assert check(config, store, NOW, brief=True).quota is None
+        assert check(config, store, NOW).quota is not None
 
 
 @pytest.mark.network

@@ -30,7 +30,7 @@ def problems(config: Config, store: Store, now: datetime) -> dict[str, str]:
     """Open problems: key -> one line saying what is wrong (worded by the health check)."""
     from .health import check
 
-    return check(config, store, now, next_times={}).alert_problems()
+    return check(config, store, now, next_times={}, brief=True).alert_problems()
 
 
 def notify(

@@ -12,11 +12,10 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from .config import Config
-from .delivery.policy import QuotaState
-from .models import DigestRecord
-
 if TYPE_CHECKING:
+    from .config import Config
+    from .delivery.policy import QuotaState
+    from .models import DigestRecord
     from .store import Store
 
 
@@ -93,7 +92,8 @@ class Health:
     #: bounces and complaints not acted on (not believed, or about nobody on the list).
     bounces: Mapping[str, int] = field(default_factory=dict)
     #: The relay's quota now (mail.hourly_limit, mail.daily_limit): when a full one frees up.
-    quota: QuotaState = field(default_factory=lambda: QuotaState(room=None))
+    #: None: not read (a brief check, with no digest that could be stuck).
+    quota: QuotaState | None = None
 
     @property
     def failing(self) -> tuple[SourceHealth, ...]:
@@ -218,38 +218,44 @@ def check(
     *,
     next_times: Mapping[str, datetime | None] | None = None,
     digests: int = 5,
+    brief: bool = False,
 ) -> Health:
+    """How iomfeed is doing at ``now``. ``brief``: only what the operator alerts read (the
+    sources, the jobs, the recent digests), as every cron run asks: no subscriber or bounce
+    counts, and the relay's quota only when a digest has been sending for longer than
+    ``operator.stuck_hours`` (a quota that holds it means it waits, not that it is stuck)."""
     configured = {s.name: s.enabled for s in config.sources}
     names = list(configured) + [n for n in store.run_sources() if n not in configured]
     sources = tuple(source_health(store, n, enabled=configured.get(n, False)) for n in names)
-    from .delivery.quota import quota_state
-
     stuck_after = timedelta(hours=config.operator.stuck_hours)
-    quota = quota_state(config, store, now)
+    recent = store.digests(limit=digests)
+    late = {d.id for d in recent if d.status == "sending" and now - d.created > stuck_after}
+    quota = None
+    if late or not brief:
+        from .delivery.quota import quota_state
+
+        quota = quota_state(config, store, now)
     digest_health = tuple(
         DigestHealth(
             record=d,
             totals=store.delivery_totals(d.id),
-            # One the relay's quota holds is waiting, not stuck (a list larger than a day's
-            # quota takes days).
-            stuck=d.status == "sending" and now - d.created > stuck_after and not quota.full,
+            stuck=d.id in late and quota is not None and not quota.full,
         )
-        for d in store.digests(limit=digests)
+        for d in recent
     )
-    counts = store.subscriber_counts()
     jobs = {}
     for name in JOBS:
         failures = int(store.setting(f"job:{name}:failures") or 0)
         jobs[name] = (failures, store.setting(f"job:{name}:error") or "")
     return Health(
-        bounces=store.bounce_counts(now - timedelta(days=BOUNCE_DAYS)),
+        bounces={} if brief else store.bounce_counts(now - timedelta(days=BOUNCE_DAYS)),
         quota=quota,
         jobs=jobs,
         checked=now,
         sources=sources,
         items=store.count(),
         digests=digest_health,
-        subscribers=counts,
+        subscribers={} if brief else store.subscriber_counts(),
         next_times=dict(next_times)
         if next_times is not None
         else next_scheduled(config, store, now),

@@ -155,9 +155,12 @@ def _health(h: Health) -> dict[str, Any]:
     }
 
 
-def _quota(h: Health) -> dict[str, Any]:
-    """The relay's quota: its limits, what each window used, and when a full one frees up."""
+def _quota(h: Health) -> dict[str, Any] | None:
+    """The relay's quota: its limits, what each window used, and when a full one frees up
+    (null: not read)."""
     q = h.quota
+    if q is None:
+        return None
     return {
         "limits": dict(q.limits),
         "used": dict(q.used),

@@ -143,16 +143,13 @@ def _print_status(health: Health) -> None:
             "bounce mailbox (30 days): "
             + ", ".join(f"{n} {k}" for k, n in sorted(health.bounces.items()))
         )
-    if health.quota.limits:
-        used = dict(health.quota.used)
+    quota = health.quota
+    if quota is not None and quota.limits:
+        used = dict(quota.used)
         print(
             "sending quota: "
-            + ", ".join(f"{used[w]}/{n} in the last {w}" for w, n in health.quota.limits)
-            + (
-                f"; full until {health.quota.frees_at:%Y-%m-%d %H:%M:%S} UTC"
-                if health.quota.full
-                else ""
-            )
+            + ", ".join(f"{used[w]}/{n} in the last {w}" for w, n in quota.limits)
+            + (f"; full until {quota.frees_at:%Y-%m-%d %H:%M:%S} UTC" if quota.full else "")
         )
     print("\nnext: " + ", ".join(f"{k} {_when(v)} UTC" for k, v in health.next_times.items()))
 
