@@ -159,6 +159,47 @@ def test_robots_txt_is_read_once_and_obeyed(tiny: SnapshotServer) -> None:
     assert tiny.hits("/private") == 0
 
 
+def test_robots_txt_is_kept_in_the_store_for_a_day(tiny: SnapshotServer, tmp_path: Path) -> None:
+    """RFC 9309 2.4: a cached robots.txt may be used for up to 24 hours, so the runs of one
+    day ask for it once; after that, and after an answer that was not kept, it is asked
+    again. Its rules and its Crawl-delay hold the same, whether fetched or kept."""
+    from datetime import UTC, datetime, timedelta
+
+    from iomfeed.store import Store
+
+    robots = tiny.root / "robots.txt"
+    robots.write_text("User-agent: *\nCrawl-delay: 2\nDisallow: /private/\n", encoding="utf-8")
+    start = datetime(2026, 12, 1, 8, tzinfo=UTC)
+
+    def run(at: datetime, store: Store) -> list[float]:
+        sleeps = Sleeps()
+        config = HttpConfig(timeout=2.0, retries=0, min_delay=0.0, user_agent="iomfeed-test")
+        with HttpClient(config, robots=store, sleep=sleeps, wall_clock=lambda: at) as http:
+            http.get(tiny.url("/news"))
+            http.get(tiny.url("/news/a"))
+            with pytest.raises(RobotsDisallowed):
+                http.get(tiny.url("/private/page"))
+        return sleeps.calls
+
+    with Store(tmp_path / "db.sqlite") as store:
+        assert run(start, store) and tiny.hits("/robots.txt") == 1
+        robots.write_text("User-agent: *\nDisallow: /private/\nDisallow: /news/a\n", "utf-8")
+        paused = run(start + timedelta(hours=23, minutes=59), store)  # the kept copy
+        assert tiny.hits("/robots.txt") == 1 and paused  # and its Crawl-delay
+        with pytest.raises(RobotsDisallowed):  # a day on: asked again, the new rules hold
+            run(start + timedelta(hours=24, seconds=1), store)
+        assert tiny.hits("/robots.txt") == 2
+    with Store(tmp_path / "other.sqlite") as store:
+        tiny.add_fault("/robots.txt", Fault(status=503, times=1))
+        with pytest.raises(FetchError, match="robots.txt unreachable"):
+            run(start, store)
+        assert store.cached_robots(tiny.origin, start - timedelta(days=1)) is None
+        robots.write_text("User-agent: *\nDisallow: /private/\n", encoding="utf-8")
+        run(start, store)  # the next run asks again
+        assert tiny.hits("/robots.txt") == 4
+        assert store.cached_robots(tiny.origin, start - timedelta(days=1)) == robots.read_text()
+
+
 def test_robots_txt_can_be_ignored_when_configured(tiny: SnapshotServer) -> None:
     http, _, _ = client(respect_robots_txt=False)
     with http, pytest.raises(FetchError, match="HTTP 404"):

@@ -1,8 +1,10 @@
 """The one polite HTTP client every source fetches through.
 
 What it promises a site: the configured User-Agent; robots.txt read once per origin and obeyed
-(RFC 9309: a 4xx robots.txt allows everything; an unreachable one (no connection, a timeout,
-a 5xx after the retries, a redirect loop) forbids everything, and the request fails with
+(RFC 9309: kept for a day when the run's store is given as ``robots``, as 2.4 allows, so a
+cron run every few minutes asks for it once a day; a 4xx robots.txt allows everything; an
+unreachable one (no connection, a timeout, a 5xx after the retries, a redirect loop)
+forbids everything, is not kept, and the request fails with
 :class:`RobotsUnreachable` naming the cause, not as if robots.txt disallowed it); one
 request at a time per host, spaced by ``min_delay`` (or the site's Crawl-delay, if longer);
 retries with exponential backoff and jitter on connection errors, 429 and 5xx, honouring
@@ -31,7 +33,7 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Protocol
 from urllib.parse import urljoin, urlsplit
@@ -48,12 +50,22 @@ log = logging.getLogger(__name__)
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 507, 508, 509, 520, 521, 522, 523, 524})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
+#: How long a fetched robots.txt is used (RFC 9309 2.4: "SHOULD NOT" be more than 24 hours).
+ROBOTS_MAX_AGE = timedelta(hours=24)
 
 
 class ValidatorStore(Protocol):
     """Where conditional-GET validators (ETag, Last-Modified) are kept between runs."""
 
     def get_validators(self, url: str) -> tuple[str | None, str | None]: ...
+
+
+class RobotsCache(Protocol):
+    """Where each origin's robots.txt is kept between runs (the store)."""
+
+    def cached_robots(self, origin: str, fetched_after: datetime) -> str | None: ...
+
+    def save_robots(self, origin: str, body: str, now: datetime) -> None: ...
 
 
 @dataclass(slots=True)
@@ -91,6 +103,7 @@ class HttpClient:
         config: HttpConfig,
         *,
         validators: ValidatorStore | None = None,
+        robots: RobotsCache | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
@@ -99,6 +112,7 @@ class HttpClient:
     ) -> None:
         self.config = config
         self._validators = validators
+        self._robots_cache = robots
         self._clock = clock
         self._sleep = sleep
         self._jitter = jitter
@@ -167,7 +181,7 @@ class HttpClient:
         key = (parts.scheme, parts.netloc.lower())
         parser = self._robots.get(key)
         if parser is None:
-            parser = self._load_robots(f"{parts.scheme}://{parts.netloc}/robots.txt")
+            parser = self._load_robots(f"{parts.scheme}://{parts.netloc.lower()}")
             self._robots[key] = parser
             if isinstance(parser, RobotFileParser):
                 delay = parser.crawl_delay(self.config.user_agent)
@@ -177,10 +191,18 @@ class HttpClient:
             raise RobotsUnreachable(url, parser)
         return parser.can_fetch(self.config.user_agent, url)
 
-    def _load_robots(self, robots_url: str) -> RobotFileParser | str:
-        """The parsed robots.txt, or why it is unreachable (RFC 9309 2.3.1.4: then assume
-        complete disallow). The caller reports the cause once, in the source's error."""
+    def _load_robots(self, origin: str) -> RobotFileParser | str:
+        """The parsed robots.txt of ``origin`` (kept for a day, or fetched), or why it is
+        unreachable (RFC 9309 2.3.1.4: then assume complete disallow; not kept, so the next
+        run asks again). The caller reports the cause once, in the source's error."""
+        robots_url = f"{origin}/robots.txt"
         parser = RobotFileParser(robots_url)
+        now = self._wall_clock()
+        cache = self._robots_cache
+        cached = None if cache is None else cache.cached_robots(origin, now - ROBOTS_MAX_AGE)
+        if cached is not None:
+            parser.parse(cached.splitlines())
+            return parser
         try:
             status, _headers, body = self._request_with_retries(robots_url, {}, redirects=5)
         except FetchError as exc:
@@ -189,13 +211,16 @@ class HttpClient:
         if 200 <= status < 300:
             from .charset import decode_body
 
-            parser.parse(decode_body(body, "text/plain; charset=utf-8").splitlines())
+            text = decode_body(body, "text/plain; charset=utf-8")
         elif 400 <= status < 500:
-            parser.parse([])  # RFC 9309 2.3.1.3: unavailable means no rules
+            text = ""  # RFC 9309 2.3.1.3: unavailable means no rules
         elif status in _REDIRECTS:
             return "more than 5 redirects"
         else:
             return f"HTTP {status} {_reason(status)}".rstrip()
+        parser.parse(text.splitlines())
+        if cache is not None:
+            cache.save_robots(origin, text, now)
         return parser
 
     # ------------------------------------------------------------------ the wire

@@ -133,10 +133,13 @@ class Runtime:
             return HttpClient(
                 self.config.http,
                 validators=store,
+                robots=store,
                 sleep=self.stop.sleep_or_stop,
                 transport=self._transport,
             )
-        return HttpClient(self.config.http, validators=store, transport=self._transport)
+        return HttpClient(
+            self.config.http, validators=store, robots=store, transport=self._transport
+        )
 
     @contextmanager
     def stop_on_signals(self) -> Iterator[Stop]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import StoreError
 from .pages import PAGES_STEP
-from .steps import ITEM_COUNTS_STEP, NEAR_DUPLICATES_STEP, SIGN_UP_QUEUE_STEP
+from .steps import ITEM_COUNTS_STEP, NEAR_DUPLICATES_STEP, ROBOTS_STEP, SIGN_UP_QUEUE_STEP
 
 log = logging.getLogger(__name__)
 
@@ -377,6 +377,7 @@ MIGRATIONS: tuple[str, ...] = (
     ITEM_COUNTS_STEP,
     PAGES_STEP,
     NEAR_DUPLICATES_STEP,
+    ROBOTS_STEP,
 )
 
 

@@ -1,5 +1,6 @@
-"""What the store keeps for the sources between runs: HTTP validators, articles that
-answered 404 (tried again later), and whether a full walk of a listing completed."""
+"""What the store keeps for the sources between runs: HTTP validators, each origin's
+robots.txt, articles that answered 404 (tried again later), and whether a full walk of a
+listing completed."""
 
 from __future__ import annotations
 
@@ -51,6 +52,21 @@ class SourceStateMixin(StoreBase):
             " ON CONFLICT (url) DO UPDATE SET etag = excluded.etag,"
             " last_modified = excluded.last_modified, saved = excluded.saved",
             (url, etag, last_modified, utc(now)),
+        )
+
+    def cached_robots(self, origin: str, fetched_after: datetime) -> str | None:
+        """The robots.txt of ``origin`` as fetched after ``fetched_after``, or None."""
+        row = self.db.execute(
+            "SELECT body FROM robots_txt WHERE origin = ? AND fetched > ?",
+            (origin, utc(fetched_after)),
+        ).fetchone()
+        return None if row is None else str(row["body"])
+
+    def save_robots(self, origin: str, body: str, now: datetime) -> None:
+        self.db.execute(
+            "INSERT INTO robots_txt (origin, fetched, body) VALUES (?, ?, ?)"
+            " ON CONFLICT (origin) DO UPDATE SET fetched = excluded.fetched, body = excluded.body",
+            (origin, utc(now), body),
         )
 
     def missing_article(self, url: str) -> MissingArticle | None:

@@ -54,3 +54,13 @@ NEAR_DUPLICATES_STEP = """
     -- with the same folded title (items_title_key)
     CREATE INDEX items_dated ON items (source, published_utc) WHERE date_source != 'first-seen';
     """
+
+ROBOTS_STEP = """
+    -- issue 13 (cron): each origin's robots.txt as last fetched, used for up to a day (RFC
+    -- 9309 2.4), so a cron run every few minutes asks the site for its listing alone
+    CREATE TABLE robots_txt (
+        origin TEXT PRIMARY KEY,          -- scheme://host[:port], lowercased
+        fetched TEXT NOT NULL,            -- UTC
+        body TEXT NOT NULL                -- '' for a 4xx answer: no rules
+    );
+    """
