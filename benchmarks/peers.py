@@ -1,7 +1,8 @@
 """iomfeed beside its peers and floors, measured in the same run: the benchmark of issue 13.
 
     python benchmarks/peers.py [--repeat N] [--articles N] [--subscribers N]
-                               [--dkim-subscribers N] [--ref REF] [--large] [--large-items N]
+                               [--dkim-subscribers N] [--ref REF] [--previous REF]
+                               [--large] [--large-items N]
 
 Every row is iomfeed's command line in a child process (the working tree's code, exported
 and compiled as ``compare.py`` does), beside what a user would run instead or the least the
@@ -11,7 +12,10 @@ median kept:
 * cron cycle (``iomfeed run``, nothing new, 1k items stored; ``--large``: 50k): rss2email
   ``r2e run`` on the same stories as an RSS feed served with ETag (the ``bench`` extra; a
   row says so when it is not installed), the floor (the interpreter, one conditional GET,
-  one SQLite write) and ``python -c pass``;
+  one SQLite write) and ``python -c pass``; with ``--previous REF``, also the same cycle by
+  that commit's code (iomfeed's previous design: ``b62beff``, before issue 13, rendered
+  every page on every run and computed the next digest time through APScheduler), on a
+  store of its own made by its own backfill;
 * ``status`` and ``items --limit 20``, beside ``python -c pass``;
 * cold backfill of the generated 1,000-article site, and of a 50-article one, beside the
   same pages fetched with nothing parsed;
@@ -87,6 +91,7 @@ class Setup:
     articles: int
     repeat: int
     say: Callable[[str], None]
+    previous: Tree | None = None  # --previous: an older commit's code, for the cron row
 
     def fresh(self, name: str, pages: int | None = None) -> Path:
         pages = self.articles // 10 + 5 if pages is None else pages
@@ -109,7 +114,13 @@ def cron_rows(s: Setup, stored: Path) -> tuple[list[Row], tuple[tuple[str, float
     feed = s.origin + write_feed(s.site, s.articles)
     floor = ("-c", FLOOR, feed, str(stored / "floor.db"))
     python(*floor, cwd=stored)  # the first GET: 200 and an ETag
-    jobs: dict[str, Callable[[], Sample]] = {
+    jobs: dict[str, Callable[[], Sample]] = {}
+    if s.previous is not None:
+        before = s.previous
+        old = fresh(before, s.scratch, "previous", s.origin, s.sink.port, s.articles // 10 + 5)
+        iomfeed(before, old, "run")  # its own backfill, and its first publish
+        jobs["previous"] = lambda: iomfeed(before, old, "run")
+    jobs |= {
         "run": lambda: iomfeed(s.tree, stored, "run"),
         "status": lambda: iomfeed(s.tree, stored, "status"),
         "items": lambda: iomfeed(s.tree, stored, "items", "--limit", "20"),
@@ -124,6 +135,8 @@ def cron_rows(s: Setup, stored: Path) -> tuple[list[Row], tuple[tuple[str, float
     got = interleave(jobs, s.repeat * 2)
     peers = [("r2e run", ms(got["r2e"]))] if "r2e" in got else []
     peers += [("floor", ms(got["floor"])), (PASS, ms(got[PASS]))]
+    if s.previous is not None:
+        peers.append((f"previous design ({s.previous.label})", ms(got["previous"])))
     passed = ((PASS, ms(got[PASS])),)
     rows = [
         Row(
@@ -411,6 +424,8 @@ def benchmark(args: argparse.Namespace, say: Callable[[str], None]) -> list[Row]
             SmtpSink() as sink,
         ):
             s = Setup(tree, scratch, site, server.origin, sink, args.articles, args.repeat, say)
+            if args.previous:
+                s.previous = export_ref(args.previous, scratch / "previous")
             rows, stored, cpu_each = backfill_rows(s, small, small_server.origin)
             cron, cron_peers = cron_rows(s, stored)
             rows = cron + rows
@@ -437,6 +452,12 @@ def main(argv: list[str] | None = None) -> int:
         "--ref",
         help="measure this commit's code (git archive) instead of the working tree's; the"
         " harness, the local site and the 50k store's filling stay the working tree's",
+    )
+    parser.add_argument(
+        "--previous",
+        metavar="REF",
+        help="also measure the cron cycle by this commit's code, beside the tree's (b62beff:"
+        " the design before issue 13)",
     )
     parser.add_argument("--large", action="store_true", help="also the rows at 50k stored")
     parser.add_argument("--large-items", type=int, default=50_000, help="items for --large")
