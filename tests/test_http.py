@@ -191,7 +191,7 @@ def test_robots_txt_is_kept_in_the_store_for_a_day(tiny: SnapshotServer, tmp_pat
         assert tiny.hits("/robots.txt") == 2
     with Store(tmp_path / "other.sqlite") as store:
         tiny.add_fault("/robots.txt", Fault(status=503, times=1))
-        with pytest.raises(FetchError, match="robots.txt unreachable"):
+        with pytest.raises(FetchError, match=r"robots\.txt unreachable"):
             run(start, store)
         assert store.cached_robots(tiny.origin, start - timedelta(days=1)) is None
         robots.write_text("User-agent: *\nDisallow: /private/\n", encoding="utf-8")

@@ -17,7 +17,8 @@ with any selector that is not so is parsed whole (:func:`plan` answers ``None``)
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
@@ -30,9 +31,12 @@ from .html_select import compile_css
 _TEMPLATE = re.compile(r"<template[\s/>]", re.IGNORECASE)
 
 if TYPE_CHECKING:
-    from bs4 import BeautifulSoup
+    from bs4 import BeautifulSoup, Tag
     from soupsieve import SoupSieve
     from soupsieve.css_types import Selector, SelectorList
+
+#: At most this many answers kept per anchor (a site's distinct tags are far fewer).
+_DECIDED = 4096
 
 #: Pseudo-class flags that read nothing outside the element itself.
 _LOCAL_FLAGS = 0x1 | 0x80 | 0x100 | 0x400 | 0x1000  # :empty, :in/out-of-range, ...shown, :checked
@@ -53,6 +57,25 @@ class _Anchor:
     # Attributes the compound needs present (lowercased; not those of an ``!=``, which
     # an element without the attribute matches): a tag without one of them is no match.
     needs: tuple[str, ...] = ()
+    # Every attribute the test reads besides the name, id and class (lowercased; None: it
+    # cannot be told, a namespaced one), and the test's answers by those values, so the
+    # like tags of a site's pages (its <meta property=...>) are tested once per run.
+    reads: tuple[str, ...] | None = ()
+    decided: dict[tuple[str | None, ...], bool] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
+
+    def matches(self, name: str, attrs: Any, probe: Callable[[], Tag]) -> bool:
+        """The test's answer for a start tag (``probe`` makes it as a tag, when asked)."""
+        if self.reads is None:
+            return bool(self.test.match(probe()))
+        key = (name, attrs.get("id"), attrs.get("class"), *(attrs.get(r) for r in self.reads))
+        found = self.decided.get(key)
+        if found is None:
+            found = bool(self.test.match(probe()))
+            if len(self.decided) < _DECIDED:
+                self.decided[key] = found
+        return found
 
 
 def _local(selectors: SelectorList, *, nested: bool) -> bool:
@@ -103,6 +126,9 @@ def _anchor(sel: Selector, compiled: SoupSieve) -> _Anchor | None:
         alone,
         (left.ids or left.classes or ("",))[0],
         tuple(a.attribute.lower() for a in left.attributes if not a.inverse),
+        None
+        if any(a.prefix for a in left.attributes)
+        else tuple(sorted({a.attribute.lower() for a in left.attributes})),
     )
 
 
@@ -171,6 +197,10 @@ class KeepAnchored(SoupStrainer):
                 candidates += self.by_class.get(cls.lower(), [])
         return candidates
 
+    def keys_match(self, name: str, attrs: Any) -> bool:
+        """Whether some anchor may match a start tag, by its name, id and classes alone."""
+        return bool(self._candidates(name, attrs))
+
     def allow_tag_creation(self, nsprefix: str | None, name: str, attrs: Any) -> bool:
         attrs = attrs or {}
         if name == "html" and self.html_attrs is None:  # the first, as soup.find("html")
@@ -187,9 +217,15 @@ class KeepAnchored(SoupStrainer):
             return False
         from bs4 import Tag
 
-        # Alone, in an HTML tree: its compound is all an anchor tests.
-        probe = Tag(builder=self._builder, name=name, attrs=dict(attrs), is_xml=False)
-        return any(a.test.match(probe) for a in candidates)
+        made: list[Tag] = []
+
+        def probe() -> Tag:
+            # Alone, in an HTML tree: its compound is all an anchor tests.
+            if not made:
+                made.append(Tag(builder=self._builder, name=name, attrs=dict(attrs), is_xml=False))
+            return made[0]
+
+        return any(a.matches(name, attrs, probe) for a in candidates)
 
 
 def _has_key(anchor: _Anchor, attrs: Any) -> bool:
@@ -222,7 +258,7 @@ class _StrainedBuilder(LXMLTreeBuilder):
             not nsmap
             and self._outside()
             and (tag != "html" or self.strainer.html_attrs is not None)
-            and not self.strainer._candidates(tag, attrib)
+            and not self.strainer.keys_match(tag, attrib)
         ):
             return
         super().start(tag, attrib, nsmap or {})
@@ -247,6 +283,11 @@ def parse(text: str, selectors: tuple[str, ...]) -> tuple[BeautifulSoup, dict[st
         # (A <template>'s contents are no part of the page for soupsieve; the strainer,
         # asked about one tag at a time, cannot tell that an element is inside one.)
         return BeautifulSoup(text, "lxml"), None
+    from .html_tree import build
+
     strainer = KeepAnchored(anchors)
-    soup = BeautifulSoup(text, builder=_StrainedBuilder(strainer), parse_only=strainer)
+    soup = build(text, strainer)  # the kept subtrees straight from lxml's tree
+    if soup is None:  # a page that is not built so (see html_tree): bs4's own way
+        strainer = KeepAnchored(anchors)
+        soup = BeautifulSoup(text, builder=_StrainedBuilder(strainer), parse_only=strainer)
     return soup, strainer.html_attrs or {}

@@ -1,0 +1,136 @@
+"""The kept subtrees of a page as bs4 builds them, made from lxml's own tree.
+
+bs4 builds its tree from lxml's parser events, one Python call per start tag, end tag and
+piece of text, through its builder's bookkeeping (the tag stack, the pending text, the
+linkage of each node), also for the parts of the page a strainer then drops. Here lxml
+parses the page into its C tree (the same libxml2 HTML parser, with the options bs4 gives
+it, so the same elements, attributes and text), the elements the anchors keep are found
+by walking it, and only their subtrees become bs4 nodes: :class:`bs4.Tag` objects built as
+bs4's ``handle_starttag`` builds them, and strings as its ``endData`` makes them (a string
+of ASCII white space only is one space or one newline outside ``<pre>`` and
+``<textarea>``; inside ``<script>``, ``<style>`` and the like, of that element's string
+class), linked in document order. ``tests/test_html_tree.py`` holds the result to bs4's
+own tree, node by node and link by link, on every page the tests have and on generated
+ones.
+
+A page this does not reproduce exactly is left to bs4 (:func:`build` answers ``None``): one
+with a processing instruction or an entity node inside a kept subtree, one with anything
+after its ``</html>`` (which lxml's tree leaves out, and its events give bs4 as a second
+``<html>``), or one lxml cannot parse into a tree; and every page when the installed bs4
+is not a release the tests have held this to (:data:`CHECKED`): it copies what bs4 does
+inside.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import bs4
+from bs4 import BeautifulSoup, Comment, NavigableString, Tag
+from bs4.builder._lxml import LXMLTreeBuilder
+from lxml import etree
+
+if TYPE_CHECKING:
+    from .html_strain import KeepAnchored
+
+_SPACES = " \t\n\r\f"  # bs4's ASCII white space
+
+#: Something after an ``</html>`` end tag.
+_AFTER_END = re.compile(r"</html\s*>\s*\S", re.IGNORECASE)
+
+#: The bs4 releases (major.minor) whose trees this reproduces, as its tests check.
+CHECKED = ("4.15",)
+USED = ".".join(str(getattr(bs4, "__version__", "")).split(".")[:2]) in CHECKED
+
+
+class _Builder:
+    """One page's bs4 tree, node by node, in document order."""
+
+    def __init__(self) -> None:
+        builder: Any = LXMLTreeBuilder()  # (the stubs know bs4 4.12's attributes)
+        self.builder = builder
+        self.soup = BeautifulSoup("", builder=builder)
+        # The node made last: the next one's previous_element. bs4 starts with none, so the
+        # document's own next_element stays None, as in its strained trees.
+        self.last: Any = None
+        self.attrs = builder.attribute_dict_class
+        self.containers = builder.string_containers
+        self.preserve = builder.preserve_whitespace_tags
+        self.namespaces = builder.active_namespace_prefixes[-1]
+        self.preserving = 0  # open <pre> and <textarea> elements
+
+    def _link(self, node: Any, parent: Tag) -> None:
+        node.setup(parent, self.last)
+        parent.contents.append(node)
+        self.last = node
+
+    def string(self, text: str, parent: Tag, kind: type[NavigableString]) -> None:
+        if not self.preserving and not text.strip(_SPACES):
+            text = "\n" if "\n" in text else " "
+        self._link(kind(text), parent)
+
+    def element(self, el: Any, parent: Tag, kind: type[NavigableString]) -> bool:
+        """Build ``el`` and its subtree; False at a node bs4 would build in a way this does
+        not copy (then the whole page is left to bs4)."""
+        name = el.tag
+        tag = Tag(
+            self.soup,
+            self.builder,
+            name,
+            None,
+            None,
+            self.attrs(el.attrib),
+            parent,
+            self.last,
+            namespaces=self.namespaces,
+        )
+        parent.contents.append(tag)
+        self.last = tag
+        kind = self.containers.get(name, kind)
+        preserve = name in self.preserve
+        self.preserving += preserve
+        if el.text:
+            self.string(el.text, tag, kind)
+        for child in el:
+            if isinstance(child.tag, str):
+                if not self.element(child, tag, kind):
+                    return False
+            elif child.tag is etree.Comment:
+                self.string(child.text or "", tag, Comment)
+            else:
+                return False
+            if child.tail:
+                self.string(child.tail, tag, kind)
+        self.preserving -= preserve
+        return True
+
+
+def build(text: str, strainer: KeepAnchored) -> BeautifulSoup | None:
+    """The page's tree with only the subtrees ``strainer`` keeps, as bs4 would build it with
+    lxml and that strainer; ``None`` when it must be left to bs4."""
+    if not USED or _AFTER_END.search(text):
+        return None
+    if text.startswith("\N{BYTE ORDER MARK}"):
+        text = text[1:]  # as bs4 does before lxml sees it
+    parser = etree.HTMLParser(recover=True)
+    try:
+        parser.feed(text)
+        root = parser.close()
+    except (etree.Error, ValueError):
+        return None
+    if root is None or not isinstance(root.tag, str):
+        return None
+    tree = _Builder()
+    return tree.soup if _walk(root, tree, strainer) else None
+
+
+def _walk(el: Any, tree: _Builder, strainer: KeepAnchored) -> bool:
+    """Build each element ``strainer`` keeps, at or below ``el``; descend into the others.
+    False: one of them cannot be built so."""
+    name, attrib = el.tag, el.attrib
+    if name == "html" and strainer.html_attrs is None:
+        strainer.html_attrs = dict(attrib)
+    if strainer.keys_match(name, attrib) and strainer.allow_tag_creation(None, name, attrib):
+        return tree.element(el, tree.soup, NavigableString)
+    return all(_walk(child, tree, strainer) for child in el if isinstance(child.tag, str))
