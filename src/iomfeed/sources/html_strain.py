@@ -58,10 +58,12 @@ class _Anchor:
     # an element without the attribute matches): a tag without one of them is no match.
     needs: tuple[str, ...] = ()
     # Every attribute the test reads besides the name, id and class (lowercased; None: it
-    # cannot be told, a namespaced one), and the test's answers by those values, so the
-    # like tags of a site's pages (its <meta property=...>) are tested once per run.
+    # cannot be told, a namespaced one), those it only asks to be there (``[href]``), and
+    # the test's answers by those values, so the like tags of a site's pages (its <meta
+    # property=...>, its <link rel=canonical href=...>) are tested once per run.
     reads: tuple[str, ...] | None = ()
-    decided: dict[tuple[str | None, ...], bool] = field(
+    present: tuple[str, ...] = ()
+    decided: dict[tuple[str | bool | None, ...], bool] = field(
         default_factory=dict, compare=False, hash=False, repr=False
     )
 
@@ -70,6 +72,7 @@ class _Anchor:
         if self.reads is None:
             return bool(self.test.match(probe()))
         key = (name, attrs.get("id"), attrs.get("class"), *(attrs.get(r) for r in self.reads))
+        key += tuple(p in attrs for p in self.present)
         found = self.decided.get(key)
         if found is None:
             found = bool(self.test.match(probe()))
@@ -126,10 +129,18 @@ def _anchor(sel: Selector, compiled: SoupSieve) -> _Anchor | None:
         alone,
         (left.ids or left.classes or ("",))[0],
         tuple(a.attribute.lower() for a in left.attributes if not a.inverse),
-        None
-        if any(a.prefix for a in left.attributes)
-        else tuple(sorted({a.attribute.lower() for a in left.attributes})),
+        *_reads(left),
     )
+
+
+def _reads(left: Selector) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+    """The attributes a compound's test reads the values of, and those it only asks to be
+    present; None for the first when that cannot be told (a namespaced attribute)."""
+    if any(a.prefix for a in left.attributes):
+        return None, ()
+    values = {a.attribute.lower() for a in left.attributes if a.pattern is not None}
+    present = {a.attribute.lower() for a in left.attributes} - values
+    return tuple(sorted(values)), tuple(sorted(present))
 
 
 @lru_cache(maxsize=64)
@@ -198,8 +209,15 @@ class KeepAnchored(SoupStrainer):
         return candidates
 
     def keys_match(self, name: str, attrs: Any) -> bool:
-        """Whether some anchor may match a start tag, by its name, id and classes alone."""
-        return bool(self._candidates(name, attrs))
+        """Whether some anchor may match a start tag, by its name, id and classes alone
+        (what :meth:`_candidates` finds, without making the list)."""
+        if self.unkeyed or name.lower() in self.by_name:
+            return True
+        ident = attrs.get("id")
+        if ident and ident.lower() in self.by_id:
+            return True
+        classes = attrs.get("class")
+        return bool(classes) and any(c.lower() in self.by_class for c in classes.split())
 
     def allow_tag_creation(self, nsprefix: str | None, name: str, attrs: Any) -> bool:
         attrs = attrs or {}
