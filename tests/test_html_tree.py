@@ -76,6 +76,10 @@ AWKWARD = [
     "<frameset><frame src=a></frameset>",
     "text first<html><p>x</p>",
     "<p>a</p></p></div></span>b",
+    "<div>" * 300 + "deeper than libxml2 goes" + "</div>" * 300,
+    "a\x00b<p>x\x00y</p><p>\x0c\x1b control characters</p>",
+    "<?xml version='1.0' encoding='utf-8'?><html><p>x</p></html>",
+    "<script><![CDATA[ x < y ]]></script><p><![CDATA[z]]></p>",
     "",
     "   ",
     "no markup at all",
@@ -161,9 +165,9 @@ def check(text: str, selectors: tuple[str, ...]) -> bool:
 def test_the_direct_tree_is_bs4s_on_every_page(selectors: tuple[str, ...], tmp_path: Path) -> None:
     pages = _pages() + _generated(tmp_path)
     built = sum(check(text, selectors) for text in pages)
-    # Left to bs4: the pages with something after </html>, and those lxml makes no tree of
-    # (an empty one, white space alone).
-    assert built >= len(pages) - 4
+    # Left to bs4: the pages with something after </html>, the one nested 300 deep, and
+    # those lxml makes no tree of (an empty one, white space alone).
+    assert built >= len(pages) - 5
 
 
 def test_what_it_cannot_copy_is_left_to_bs4_and_parse_reads_either() -> None:
@@ -179,7 +183,7 @@ def test_what_it_cannot_copy_is_left_to_bs4_and_parse_reads_either() -> None:
     page = etree.Element("p")
     page.append(etree.ProcessingInstruction("php", "echo 1"))
     tree = html_tree._Builder()
-    assert tree.element(page, tree.soup, NavigableString) is False
+    assert tree.element(page, tree.soup, NavigableString, 0) is False
     for text in (after, "<html lang=sq><p>one</p>"):
         soup, attrs = parse(text, ("p",))
         expected = KeepAnchored(anchors)

@@ -16,7 +16,8 @@ ones.
 A page this does not reproduce exactly is left to bs4 (:func:`build` answers ``None``): one
 with a processing instruction or an entity node inside a kept subtree, one with anything
 after its ``</html>`` (which lxml's tree leaves out, and its events give bs4 as a second
-``<html>``), or one lxml cannot parse into a tree; and every page when the installed bs4
+``<html>``), one nested as deep as libxml2 goes (its tree and its events part there), or one lxml
+cannot parse into a tree; and every page when the installed bs4
 is not a release the tests have held this to (:data:`CHECKED`): it copies what bs4 does
 inside.
 """
@@ -38,6 +39,10 @@ _SPACES = " \t\n\r\f"  # bs4's ASCII white space
 
 #: Something after an ``</html>`` end tag.
 _AFTER_END = re.compile(r"</html\s*>\s*\S", re.IGNORECASE)
+
+#: A page nested this deep is left to bs4: libxml2 stops at 256 levels, and there its
+#: tree and the events it gives bs4 part.
+_DEEP = 200
 
 #: The bs4 releases (major.minor) whose trees this reproduces, as its tests check.
 CHECKED = ("4.15",)
@@ -70,9 +75,11 @@ class _Builder:
             text = "\n" if "\n" in text else " "
         self._link(kind(text), parent)
 
-    def element(self, el: Any, parent: Tag, kind: type[NavigableString]) -> bool:
-        """Build ``el`` and its subtree; False at a node bs4 would build in a way this does
-        not copy (then the whole page is left to bs4)."""
+    def element(self, el: Any, parent: Tag, kind: type[NavigableString], depth: int) -> bool:
+        """Build ``el`` (at ``depth`` in the page) and its subtree; False at a node bs4
+        would build in a way this does not copy (then the whole page is left to bs4)."""
+        if depth > _DEEP:
+            return False
         name = el.tag
         tag = Tag(
             self.soup,
@@ -94,7 +101,7 @@ class _Builder:
             self.string(el.text, tag, kind)
         for child in el:
             if isinstance(child.tag, str):
-                if not self.element(child, tag, kind):
+                if not self.element(child, tag, kind, depth + 1):
                     return False
             elif child.tag is etree.Comment:
                 self.string(child.text or "", tag, Comment)
@@ -122,15 +129,20 @@ def build(text: str, strainer: KeepAnchored) -> BeautifulSoup | None:
     if root is None or not isinstance(root.tag, str):
         return None
     tree = _Builder()
-    return tree.soup if _walk(root, tree, strainer) else None
+    return tree.soup if _walk(root, tree, strainer, 0) else None
 
 
-def _walk(el: Any, tree: _Builder, strainer: KeepAnchored) -> bool:
-    """Build each element ``strainer`` keeps, at or below ``el``; descend into the others.
-    False: one of them cannot be built so."""
+def _walk(el: Any, tree: _Builder, strainer: KeepAnchored, depth: int) -> bool:
+    """Build each element ``strainer`` keeps, at or below ``el`` (at ``depth``); descend
+    into the others. False: one of them cannot be built so."""
+    if depth > _DEEP:
+        return False
     name, attrib = el.tag, el.attrib
     if name == "html" and strainer.html_attrs is None:
         strainer.html_attrs = dict(attrib)
     if strainer.keys_match(name, attrib) and strainer.allow_tag_creation(None, name, attrib):
-        return tree.element(el, tree.soup, NavigableString)
-    return all(_walk(child, tree, strainer) for child in el if isinstance(child.tag, str))
+        return tree.element(el, tree.soup, NavigableString, depth)
+    for child in el:  # (a loop, not all(): one frame a level)
+        if isinstance(child.tag, str) and not _walk(child, tree, strainer, depth + 1):
+            return False
+    return True
