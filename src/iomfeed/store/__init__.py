@@ -40,8 +40,8 @@ from .records import (
     ItemLink,
     MonthSummary,
     PublishedFile,
+    SavedValidators,
     SourceRunSummary,
-    Validators,
 )
 from .runs import RunsMixin
 from .schema import MIGRATIONS
@@ -56,9 +56,9 @@ __all__ = [
     "ItemLink",
     "MonthSummary",
     "PublishedFile",
+    "SavedValidators",
     "SourceRunSummary",
     "Store",
-    "Validators",
 ]
 
 

@@ -43,8 +43,9 @@ class PublishedFile(NamedTuple):
     mtime_ns: int
 
 
-class Validators(NamedTuple):
-    """The HTTP validators last seen for a URL."""
+class SavedValidators(NamedTuple):
+    """The HTTP validators last seen for a URL, as the store keeps them (the ones a page
+    brings to be kept are :class:`iomfeed.sources.records.Validators`)."""
 
     etag: str | None
     last_modified: str | None

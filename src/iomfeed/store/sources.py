@@ -9,7 +9,7 @@ from datetime import datetime
 
 from ..models import MissingArticle
 from .base import StoreBase, parse, utc
-from .records import Validators
+from .records import SavedValidators
 
 
 def _missing(r: sqlite3.Row) -> MissingArticle:
@@ -33,12 +33,14 @@ def _missing(r: sqlite3.Row) -> MissingArticle:
 class SourceStateMixin(StoreBase):
     """Per-source and per-URL state that makes the next fetch cheaper."""
 
-    def get_validators(self, url: str) -> Validators:
+    def get_validators(self, url: str) -> SavedValidators:
         row = self.db.execute(
             "SELECT etag, last_modified FROM http_validators WHERE url = ?", (url,)
         ).fetchone()
         return (
-            Validators(None, None) if row is None else Validators(row["etag"], row["last_modified"])
+            SavedValidators(None, None)
+            if row is None
+            else SavedValidators(row["etag"], row["last_modified"])
         )
 
     def save_validators(
