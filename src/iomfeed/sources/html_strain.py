@@ -135,8 +135,10 @@ def _anchor(sel: Selector, compiled: SoupSieve) -> _Anchor | None:
 
 def _reads(left: Selector) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
     """The attributes a compound's test reads the values of, and those it only asks to be
-    present; None for the first when that cannot be told (a namespaced attribute)."""
-    if any(a.prefix for a in left.attributes):
+    present; None for the first when that cannot be told (a namespaced attribute, or a name
+    with letters beyond ASCII)."""
+    if any(a.prefix or not a.attribute.isascii() for a in left.attributes):
+        # (soupsieve lowercases names as ASCII; lxml keeps other letters' case)
         return None, ()
     values = {a.attribute.lower() for a in left.attributes if a.pattern is not None}
     present = {a.attribute.lower() for a in left.attributes} - values

@@ -14,12 +14,14 @@ own tree, node by node and link by link, on every page the tests have and on gen
 ones.
 
 A page this does not reproduce exactly is left to bs4 (:func:`build` answers ``None``): one
-with a processing instruction or an entity node inside a kept subtree, one with anything
-after its ``</html>`` (which lxml's tree leaves out, and its events give bs4 as a second
-``<html>``), one nested as deep as libxml2 goes (its tree and its events part there), or one lxml
-cannot parse into a tree; and every page when the installed bs4
-is not a release the tests have held this to (:data:`CHECKED`): it copies what bs4 does
-inside.
+with a processing instruction or an entity node inside a kept subtree, or an attribute
+whose name starts with ``{`` (which bs4 reads as a namespace; lxml cannot look it up by
+name), one with anything after its ``</html>`` (which lxml's tree leaves out, and its
+events give bs4 as a second ``<html>``), or with a doctype anywhere but first (lxml's tree
+has no place for it inside the page, bs4 keeps it there), one nested as deep as libxml2
+goes (its tree and its events part there), or one lxml cannot parse into a tree; and every
+page when the installed bs4 is not a release the tests have held this to
+(:data:`CHECKED`): it copies what bs4 does inside.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ if TYPE_CHECKING:
 
 _SPACES = " \t\n\r\f"  # bs4's ASCII white space
 
-#: Something after an ``</html>`` end tag.
-_AFTER_END = re.compile(r"</html\s*>\s*\S", re.IGNORECASE)
+#: Something after an ``</html>`` end tag (``</html foo>``, ``</html/>`` end it too).
+_AFTER_END = re.compile(r"</html(?![\w:.-])[^>]*>\s*\S", re.IGNORECASE)
+_DOCTYPE = re.compile(r"<!doctype", re.IGNORECASE)
 
 #: A page nested this deep is left to bs4: libxml2 stops at 256 levels, and there its
 #: tree and the events it gives bs4 part.
@@ -80,14 +83,16 @@ class _Builder:
         would build in a way this does not copy (then the whole page is left to bs4)."""
         if depth > _DEEP:
             return False
-        name = el.tag
+        name, pairs = el.tag, el.items()
+        if any(key.startswith("{") for key, _value in pairs):
+            return False
         tag = Tag(
             self.soup,
             self.builder,
             name,
             None,
             None,
-            self.attrs(el.attrib),
+            self.attrs(pairs),
             parent,
             self.last,
             namespaces=self.namespaces,
@@ -120,6 +125,9 @@ def build(text: str, strainer: KeepAnchored) -> BeautifulSoup | None:
         return None
     if text.startswith("\N{BYTE ORDER MARK}"):
         text = text[1:]  # as bs4 does before lxml sees it
+    doctypes = [m.start() for m in _DOCTYPE.finditer(text)]
+    if len(doctypes) > 1 or (doctypes and text[: doctypes[0]].strip()):
+        return None
     parser = etree.HTMLParser(recover=True)
     try:
         parser.feed(text)
@@ -137,6 +145,9 @@ def _walk(el: Any, tree: _Builder, strainer: KeepAnchored, depth: int) -> bool:
     into the others. False: one of them cannot be built so."""
     if depth > _DEEP:
         return False
+    keys = el.keys()
+    if keys and any(key.startswith("{") for key in keys):
+        return False  # (before anything looks one up by name)
     name, attrib = el.tag, el.attrib
     if name == "html" and strainer.html_attrs is None:
         strainer.html_attrs = dict(attrib)
