@@ -5,7 +5,6 @@ under others that keep more or less of a page."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -109,11 +108,14 @@ def _pages() -> list[str]:
     return pages + AWKWARD
 
 
-def _generated(tmp_path: Path) -> list[str]:
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The snapshot's pages, the awkward ones, and a generated site's, read once."""
     from dev.sitegen import build_site, synthetic_items
 
-    build_site(synthetic_items(30, undated=0.1), tmp_path)
-    return [p.read_text(encoding="utf-8") for p in sorted(tmp_path.rglob("*.html"))]
+    site = tmp_path_factory.mktemp("site")
+    build_site(synthetic_items(30, undated=0.1), site)
+    return _pages() + [p.read_text(encoding="utf-8") for p in sorted(site.rglob("*.html"))]
 
 
 def shape(soup: BeautifulSoup) -> list[tuple[Any, ...]]:
@@ -178,8 +180,10 @@ def check(text: str, selectors: tuple[str, ...]) -> bool:
 
 
 @pytest.mark.parametrize("selectors", SELECTORS, ids=lambda s: s[0])
-def test_the_direct_tree_is_bs4s_on_every_page(selectors: tuple[str, ...], tmp_path: Path) -> None:
-    for text in _pages() + _generated(tmp_path):
+def test_the_direct_tree_is_bs4s_on_every_page(
+    selectors: tuple[str, ...], pages: list[str]
+) -> None:
+    for text in pages:
         assert check(text, selectors), text[:200]  # built directly, and bs4's
     for text in LEFT:
         assert not check(text, selectors), text[:200]
