@@ -1,7 +1,8 @@
 """The ledger's commits during a send: one per message, the 'sent' of a message joined with
 the 'sending' of the next, and what another reader of the database sees (only what was
 committed) whenever a message leaves: that message 'sending', every one before it 'sent';
-with a scripted mailer and over SMTP, where the commit is made while MAIL is answered."""
+with a scripted mailer and over SMTP, where the commit is made while MAIL is answered, and
+over several connections."""
 
 from __future__ import annotations
 
@@ -162,6 +163,33 @@ def test_over_smtp_the_row_is_sending_before_rcpt_and_the_data(tmp_path: Path) -
         assert [a for a, s in ledger.items() if s == "sending"] == [order[n - 1]]
         assert all(ledger[a] == "sent" for a in order[: n - 1])
         assert all(ledger[a] == "pending" for a in order[n:])
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("connections", [2, 4])
+def test_over_several_connections_still_one_commit_per_message(
+    tmp_path: Path, connections: int
+) -> None:
+    """The lanes join each message's 'sent' with the next row's 'sending', as one connection
+    does; a 'sent' is committed alone only before the sending thread waits with no row to
+    start, at the end: at most one more commit per connection than with one."""
+    counts: dict[int, int] = {}
+    for n in (1, connections):
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        with Store(folder / "db.sqlite") as store:
+            add_subscribers(store, SUBSCRIBERS)
+            add_items(store, range(3), NOW - timedelta(days=1))
+            commits = Commits(store.db)
+            store.db = commits  # type: ignore[assignment]
+            with smtp_server(Behaviour()) as (handler, port):
+                config = smtp_config(digest_config(folder, mail={"connections": n}), port)
+                mailer = make_mailer(config)
+                outcome = send_digest(config, store=store, mailer=mailer, clock=lambda: NOW)
+            assert outcome.delivery is not None and outcome.delivery.sent == SUBSCRIBERS
+            assert len(handler.received) == SUBSCRIBERS
+            counts[n] = commits.count
+    assert counts[1] <= counts[connections] <= counts[1] + connections, counts
 
 
 def test_a_failure_reading_the_next_row_ahead_is_raised_in_its_turn() -> None:

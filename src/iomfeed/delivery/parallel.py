@@ -4,11 +4,13 @@ Each connection is a lane: a thread with its own mailer that only sends what it 
 and hands back the reply or the failure. Everything else stays in the sending thread, as in
 :func:`.send.deliver`: reading the ledger, the quota, making the messages, committing each
 row 'sending' before its lane gets it, and recording what came back, through the same
-functions as a one-connection send (policy, streaks, bounces). So a crash leaves at most one
-row 'sending' per lane, each a message that was in flight. A lane whose first connection is
-refused (a relay that allows one connection answers 421 to the next) is closed while another
-lane works, and its message, still 'sending', goes to the next free lane as the same try:
-fewer connections, not a failed send.
+functions as a one-connection send (policy, streaks, bounces). As there, a message's 'sent'
+is committed with the next row's 'sending', one commit per message; it is committed alone
+before this thread waits for a lane (or pauses). So a crash leaves at most one row
+'sending' per lane: a message in flight, or one answered whose lane is free again. A lane
+whose first connection is refused (a relay that allows one connection answers 421 to the
+next) is closed while another lane works, and its message, still 'sending', goes to the
+next free lane as the same try: fewer connections, not a failed send.
 """
 
 from __future__ import annotations
@@ -92,7 +94,13 @@ class _Lanes:
                 self.give(self.waiting.pop(0))
             if self.idle and not self.waiting:
                 return
-            _settle(self, self.results.get())
+            _settle(self, self.answer())
+
+    def answer(self) -> _Result:
+        """The next answer a lane hands back. A 'sent' still held is committed first: it
+        waits for the next row's 'sending' only while this thread does not wait."""
+        self.send.commit_sent()
+        return self.results.get()
 
     def close(self) -> None:
         """After the lanes stopped (an exception may have skipped :meth:`drain`): record
@@ -119,7 +127,7 @@ class _Lanes:
             while self.waiting and self.idle:
                 self.give(self.waiting.pop(0))
             if self.busy:
-                _settle(self, self.results.get())
+                _settle(self, self.answer())
 
 
 def deliver_lanes(
@@ -199,8 +207,7 @@ def _settle(lanes: _Lanes, result: _Result) -> None:
         return
     lanes.idle.append(number)
     if isinstance(outcome, str):
-        _delivered(send, job.row, outcome)
-        send.commit_sent()  # the next row may wait for a lane: recorded now
+        _delivered(send, job.row, outcome)  # 'sent' with the next row's 'sending'
         if lanes.on_message is not None:
             lanes.on_message()
         return
@@ -226,6 +233,7 @@ def _temporary(lanes: _Lanes, job: _Job, exc: TemporaryFailure) -> None:
     policy = send.policy
     verdict = policy.after_temporary(retry=job.retry, attempts=job.attempts, server=exc.server)
     if verdict is Verdict.RETRY:
+        send.commit_sent()  # (before the pause)
         if not lanes.closing and not send.stop.sleep(policy.pause(job.retry)):
             log.info(
                 "digest %d to %s: %s; trying again", send.record.id, job.row.address, exc.reply
