@@ -7,7 +7,7 @@
   (``sendmail``) sending as many ready-made messages of the same size over one connection to
   the same sink, in the same run, just before: the target is 0.95x its rate. Then the same
   send from the same store with ``mail.connections`` = 2 and 4, against the one-connection
-  rate (target 1.3x); the sink takes several connections at once.
+  rate (target 1.3x); the sink takes several connections at once, each in its own process.
 * Personalising: the 10,000 messages made from the once-inlined digest (subscribers streamed
   from the store), nothing sent. The baseline is what the obvious way costs: building each
   message as an ``EmailMessage`` (measured on 300 and scaled to 10,000).
@@ -35,7 +35,7 @@ from iomfeed.ingest import upsert
 from iomfeed.models import DateSource, Item
 from iomfeed.pipeline import composers, digest_content, render_languages
 from iomfeed.store import Store
-from loopback import SINK, free_port
+from loopback import SmtpSink, free_port
 
 #: How many messages the DKIM row signs (about 12 ms each here: a sample, not 10,000).
 SIGNED = 500
@@ -226,23 +226,12 @@ def digest_rows(*, subscribers: int) -> list[Row]:
 
         fresh = work / "fresh.db"  # the store before any send: each send starts from it
         shutil.copyfile(config.database_path, fresh)
-        sink = subprocess.Popen(
-            [sys.executable, "-c", SINK, str(port)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
+        with SmtpSink(port):
             ceiling = smtplib_ceiling(
                 port, made["en"].compose(1, "r@example.org", "").data, min(subscribers, 3000)
             )
             wall, peak, cpu = whole_send(config_path, fresh, subscribers)
             lanes = {n: whole_send(config_path, fresh, subscribers, n)[0] for n in CONNECTIONS}
-        finally:
-            if sink.stdin:
-                sink.stdin.close()
-            sink.wait(timeout=30)
     rate = subscribers / wall
     return [
         Row(

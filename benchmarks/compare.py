@@ -21,7 +21,7 @@ Workloads, one round of each per version per repeat, the versions' order alterna
 * publish: ``iomfeed publish`` full build on a copy of that store, then the rebuild after
   one new story (fetched, untimed, from the site with that story added);
 * delivery: ``iomfeed digest --send`` of the first digest to ``--subscribers`` subscribers
-  (imported from CSV, untimed) into an aiosmtpd sink in its own process, on a store that
+  (imported from CSV, untimed) into an aiosmtpd sink in child processes, on a store that
   was published first (untimed), as a send follows a cycle's publish: messages per second
   over the whole process (the sink's count is checked), and the send's own rate as the
   sink saw it (messages after the first, over the time from the first to the last). The

@@ -19,8 +19,9 @@ median kept:
 * ``status`` and ``items --limit 20``, beside ``python -c pass``;
 * cold backfill of the generated 1,000-article site, and of a 50-article one, beside the
   same pages fetched with nothing parsed;
-* ``digest --send`` of ``--subscribers`` messages (about 61 KB) to an aiosmtpd sink in its
-  own process, beside smtplib alone sending the same message bytes to the same sink;
+* ``digest --send`` of ``--subscribers`` messages (about 69 KB) to an aiosmtpd sink (a
+  process per connection, as a relay has: see ``loopback.SmtpSink``), beside smtplib alone
+  sending the same message bytes to the same sink;
   ``mail.connections`` 2 and 4 against 1 when the tree knows the key, and the DKIM-signed
   rate (on ``--dkim-subscribers``) when signing is configured;
 * ``--large``: the per-article CPU of a backfill into a store of ``--large-items`` against

@@ -146,3 +146,20 @@ def test_the_sink_times_the_messages_after_a_count() -> None:
         assert sink.span(0) >= 0.2 and sink.span(1) >= 0.2
         assert sink.span(2) == 0.0  # one message: no interval
         assert sink.span(3) == 0.0  # none
+
+
+def test_the_sink_serves_connections_at_once_each_in_its_own_process() -> None:
+    """A relay that takes several connections: the second is greeted (and its message
+    taken) while the first is still open, by another of the sink's processes."""
+    import smtplib
+
+    with compare.SmtpSink(workers=2) as sink:
+        with (
+            smtplib.SMTP("127.0.0.1", sink.port, timeout=10) as first,
+            smtplib.SMTP("127.0.0.1", sink.port, timeout=10) as second,
+        ):
+            second.sendmail("a@example.org", ["b@example.org"], b"Subject: 2\r\n\r\nbody")
+            first.sendmail("a@example.org", ["c@example.org"], b"Subject: 1\r\n\r\nbody")
+            counts = [int(answer) for answer in sink._ask("?")]
+        assert sorted(counts) == [1, 1]  # one message in each process
+        assert sink.received() == 2
