@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from iomfeed.dedup import Candidate, find_near_duplicate
 from iomfeed.errors import StoreError
@@ -302,6 +304,44 @@ def test_similar_titles_of_different_stories_are_not_merged(a: str, b: str) -> N
     assert title_similarity(ka, kb) == title_similarity(kb, ka)
     assert find_near_duplicate(a, PUB, "feed", [Candidate("x", kb, PUB, "site")]) is None
     assert find_near_duplicate(b, PUB, "feed", [Candidate("x", ka, PUB, "site")]) is None
+
+
+_LETTERS = st.text(alphabet="abcde 12", min_size=0, max_size=40)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_LETTERS, st.lists(st.tuples(st.integers(0, 40), _LETTERS), max_size=4))
+def test_titles_alike_enough_are_always_within_each_others_lengths(
+    a: str, edits: list[tuple[int, str]]
+) -> None:
+    """The length bound the store and the matcher leave candidates out by never leaves out
+    one the similarity would have matched: ``b`` is ``a`` with a few pieces put in or cut."""
+    from iomfeed.dedup import NEAR_DUPLICATE_RATIO, title_lengths, title_similarity
+
+    b = a
+    for at, piece in edits:
+        b = b[:at] + piece[: len(piece) // 4] + b[at + len(piece) // 8 :]
+    for x, y in ((a, b), (b, a)):
+        shortest, longest = title_lengths(x)
+        if title_similarity(x, y) >= NEAR_DUPLICATE_RATIO:
+            assert shortest <= len(y) <= longest, (x, y)
+    n = len(a)
+    assert title_lengths(a)[0] <= n <= title_lengths(a)[1]
+
+
+def test_a_title_of_a_length_too_far_off_is_not_compared() -> None:
+    from iomfeed.dedup import title_lengths
+
+    key = "diaspora mentors support young entrepreneurs in lezhe"
+    shortest, longest = title_lengths(key)
+    # 53 characters: 46 and 62 are the last lengths that can reach 0.92 (2 x 46 / 99,
+    # 2 x 53 / 115); one more is kept at each end, against rounding.
+    assert (shortest, longest) == (45, 63)
+    far = Candidate("x", key + " and in shkoder too", PUB, "site")
+    near = Candidate("y", key + "s", PUB, "site")
+    assert find_near_duplicate(key, PUB, "feed", [far]) is None
+    found = find_near_duplicate(key, PUB, "feed", [far, near])
+    assert found is not None and found.id == "y"
 
 
 def test_a_higher_ranked_source_takes_over_a_shared_url(store: Store) -> None:

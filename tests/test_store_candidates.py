@@ -16,6 +16,7 @@ from iomfeed.store import Store
 from .test_store import item as stored_item
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
+PUBLISHED = datetime(2021, 6, 14, 12, 0, tzinfo=UTC)
 
 
 def item(n: int, **kw: object) -> Item:
@@ -81,3 +82,21 @@ def test_every_candidate_query_searches_an_index(store: Store) -> None:
     for query in queries:
         plan = " ".join(row[3] for row in store.db.execute(f"EXPLAIN QUERY PLAN {query}"))
         assert "SCAN items" not in plan and "USING INDEX items_" in plan, plan
+
+
+def test_a_title_too_long_or_too_short_to_be_alike_is_no_candidate(store: Store) -> None:
+    """The query leaves out titles whose length alone puts them below the ratio
+    (``dedup.title_lengths``): for a dated item, and for an undated one (matched with the
+    dated items around now)."""
+    short = "Diaspora meets in Tirana, part 5"
+    titles = [short, short + " and the mayor opened a help desk", "Diaspora meets", short + "!"]
+    for n, title in enumerate(titles):
+        for at in (PUBLISHED, T0):
+            url = f"https://www.iom.int/{n}/{at:%Y}"
+            upsert(store, item(n, source="feed", url=url, title=title, published=at), T0)
+    for published in (PUBLISHED, None):  # (the item's own date is PUBLISHED)
+        dated = {} if published else {"published": None, "date_source": None}
+        query = item(20, title=short, **dated)
+        state = store.stored_state(query, T0)
+        found = sorted(store.get(c.id).title for c in state.candidates)  # type: ignore[union-attr]
+        assert found == [short, short + "!"], published

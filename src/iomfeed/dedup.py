@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -83,6 +84,15 @@ def title_similarity(a: str, b: str) -> float:
     return min(forward, backward)
 
 
+def title_lengths(key: str) -> tuple[int, int]:
+    """The lengths a folded title can have and still be :data:`NEAR_DUPLICATE_RATIO` alike
+    with ``key`` (inclusive; a few more at the edges): the ratio of two titles is at most
+    twice the shorter length over both lengths, so titles of lengths far apart are not
+    compared (in the store's query either)."""
+    n, r = len(key), NEAR_DUPLICATE_RATIO
+    return math.floor(n * r / (2 - r)), math.ceil(n * (2 - r) / r)
+
+
 def find_near_duplicate(
     title: str, published: datetime, source: str, candidates: Iterable[Candidate]
 ) -> Candidate | None:
@@ -96,8 +106,9 @@ def find_near_duplicate(
     if not key:
         return None
     best: tuple[float, timedelta, Candidate] | None = None
+    shortest, longest = title_lengths(key)
     for cand in candidates:
-        if cand.source == source:
+        if cand.source == source or not shortest <= len(cand.title_key) <= longest:
             continue
         gap = abs(cand.published - published)
         if gap > NEAR_DUPLICATE_WINDOW:

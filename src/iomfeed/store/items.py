@@ -180,33 +180,37 @@ class ItemsMixin(StoreBase):
         """The stored items of other sources a new item may be the same story as.
 
         A dated item: those published within the near-duplicate window of its date
-        (``items_source``, one range per other source). An undated item is matched around
+        (``items_source``, one range per other source), of a title length that can be alike
+        enough (:func:`..dedup.title_lengths`). An undated item is matched around
         now, but the stored items dated only by when they were first seen are not "now" for
         matching (a backfill stores thousands at once, all of them the same minute): of
         those, only the ones with the same folded title (``items_title_key``); of the others,
         the dated ones around now (``items_dated``, which leaves the first-seen ones out).
         """
-        from ..dedup import NEAR_DUPLICATE_WINDOW, Candidate
+        from ..dedup import NEAR_DUPLICATE_WINDOW, Candidate, title_lengths
 
         columns = "SELECT id, title_key, published, source FROM items"
         others = "source IN (SELECT source FROM item_counts WHERE source != ? AND n > 0)"
+        # (and no title too short or too long to be alike enough: see title_lengths)
+        alike = "length(title_key) BETWEEN ? AND ?"
+        key = normalize.title_key(item.title)
         around = item.published or now
         window = (utc(around - NEAR_DUPLICATE_WINDOW), utc(around + NEAR_DUPLICATE_WINDOW))
         if item.published is not None:
             rows = self.db.execute(
-                f"{columns} WHERE {others} AND published_utc BETWEEN ? AND ?",
-                (item.source, *window),
+                f"{columns} WHERE {others} AND published_utc BETWEEN ? AND ? AND {alike}",
+                (item.source, *window, *title_lengths(key)),
             ).fetchall()
         else:
             rows = self.db.execute(
-                f"{columns} WHERE {others} AND published_utc BETWEEN ? AND ?"
+                f"{columns} WHERE {others} AND published_utc BETWEEN ? AND ? AND {alike}"
                 f" AND date_source != '{DateSource.FIRST_SEEN.value}'",
-                (item.source, *window),
+                (item.source, *window, *title_lengths(key)),
             ).fetchall()
             rows += self.db.execute(
                 f"{columns} WHERE title_key = ? AND source != ? AND published_utc BETWEEN ? AND ?"
                 f" AND date_source = '{DateSource.FIRST_SEEN.value}'",
-                (normalize.title_key(item.title), item.source, *window),
+                (key, item.source, *window),
             ).fetchall()
         return [
             Candidate(r["id"], r["title_key"], parse(r["published"]), r["source"]) for r in rows
