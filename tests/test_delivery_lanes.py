@@ -274,3 +274,107 @@ def test_answers_are_recorded_when_another_connection_raises(
     assert len(taken) >= 5 and addresses[5] in taken
     assert {status[a] for a in taken} == {"sent"}, status
     assert status[addresses[1]] == "sending"  # as a crash would leave it: maybe sent
+
+
+def test_every_answer_is_committed_before_the_connections_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Closing a connection is a QUIT round trip (a slow relay takes its time): a message
+    # the relay took must not be waiting for its 'sent' meanwhile, or a crash then sends
+    # it again. Each connection, as it closes, reads the committed ledger.
+    import sqlite3
+
+    store, addresses = prepared(tmp_path)
+    seen: list[dict[str, str]] = []
+    real = SmtpMailer.close
+
+    def close_and_look(self: SmtpMailer) -> None:
+        with sqlite3.connect(str(tmp_path / "db.sqlite")) as reader:
+            rows = reader.execute(
+                "SELECT s.address, d.status FROM deliveries d JOIN subscribers s"
+                " ON s.id = d.subscriber_id"
+            ).fetchall()
+        reader.close()
+        seen.append(dict(rows))
+        real(self)
+
+    monkeypatch.setattr(SmtpMailer, "close", close_and_look)
+    with store, smtp_server() as (_handler, port):
+        totals = send(config_for(tmp_path, port, connections=2), store)
+    assert totals == {"sent": SUBSCRIBERS}
+    assert len(seen) >= 2
+    for ledger in seen:
+        assert set(ledger.values()) == {"sent"}, ledger
+    assert sorted(seen[0]) == sorted(addresses)
+
+
+def test_a_failed_commit_of_a_sent_is_tried_again_at_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The last answers' 'sent' is committed on its own; when that transaction fails (a busy
+    # database), the 'sent' is still held and committed at the send's end, not dropped.
+    from iomfeed.errors import StoreError
+
+    store, _addresses = prepared(tmp_path)
+    real = Store.mark_delivered
+    failed: list[bool] = []
+
+    def busy_once(self: Store, *args: Any, **kwargs: Any) -> None:
+        if not failed:
+            failed.append(True)
+            raise StoreError("database is locked")
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "mark_delivered", busy_once)
+    with store, smtp_server() as (handler, port):
+        config = config_for(tmp_path, port, connections=2)
+        with pytest.raises(StoreError, match="locked"):
+            send_digest(config, store=store, mailer=make_mailer(config), clock=lambda: NOW)
+        record = store.last_digest()
+        assert record is not None
+        status = {r.address: r.status for r in store.deliveries(record.id, EVERY_STATUS)}
+    assert failed == [True]
+    taken = {r.rcpt_tos[0] for r in handler.received}
+    assert taken and {status[a] for a in taken} == {"sent"}, status
+
+
+def test_a_sent_is_committed_before_the_send_waits_for_another_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The next to last message is answered while the last is in flight on the other
+    # connection: with no row left to start, its 'sent' cannot ride on another 'sending'
+    # and must be committed before the send waits for the last answer.
+    import sqlite3
+    import time
+
+    store, addresses = prepared(tmp_path)
+    last_began = threading.Event()
+    seen: list[str] = []
+    real = SmtpMailer.send
+
+    def status_of(address: str) -> str:
+        with sqlite3.connect(str(tmp_path / "db.sqlite")) as reader:
+            row = reader.execute(
+                "SELECT d.status FROM deliveries d JOIN subscribers s"
+                " ON s.id = d.subscriber_id WHERE s.address = ?",
+                (address,),
+            ).fetchone()
+        reader.close()
+        return str(row[0])
+
+    def send_in_order(self: SmtpMailer, message: Outgoing) -> str:
+        if message.recipient == addresses[-2]:
+            assert last_began.wait(10)  # answered only once the last one is on its way
+        if message.recipient == addresses[-1]:
+            last_began.set()
+            deadline = time.monotonic() + 5
+            while status_of(addresses[-2]) != "sent" and time.monotonic() < deadline:
+                time.sleep(0.01)
+            seen.append(status_of(addresses[-2]))
+        return real(self, message)
+
+    monkeypatch.setattr(SmtpMailer, "send", send_in_order)
+    with store, smtp_server() as (_handler, port):
+        totals = send(config_for(tmp_path, port, connections=2), store)
+    assert totals == {"sent": SUBSCRIBERS}
+    assert seen == ["sent"]

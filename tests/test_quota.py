@@ -265,3 +265,23 @@ def test_the_gate_sees_what_another_process_sent_even_with_much_room(tmp_path: P
         now[0] = NOW + RECHECK_EVERY
         assert not gate.allows()  # read again: the hour's 100 are spent
         assert gate.state.full
+
+
+def test_the_gate_reads_the_store_only_when_the_caller_was_told_so(tmp_path: Path) -> None:
+    # The send asks reads_store() and, when it says yes, commits the 'sent' it holds
+    # before allows() reads the count; the recheck time passing between the two calls must
+    # not make allows() read a count that misses that message.
+    from iomfeed.delivery.quota import RECHECK_EVERY, QuotaGate
+
+    config = digest_config(tmp_path, mail={"hourly_limit": 100})
+    now = [NOW]
+    with Store(tmp_path / "db.sqlite") as store:
+        gate = QuotaGate(config, store, lambda: now[0])
+        for _ in range(100):
+            store.record_sent(NOW, "confirm")
+        assert not gate.reads_store()
+        now[0] = NOW + RECHECK_EVERY  # between the two calls
+        assert gate.allows(read=False) and gate.state.room == 100  # as told: not read
+        assert gate.reads_store()
+        assert not gate.allows(read=True)  # read now
+        assert gate.state.full

@@ -169,6 +169,10 @@ def deliver_lanes(
                 lanes.give(job)
         lanes.drain()
     finally:
+        try:
+            send.commit_sent()  # (the lanes' closing may take a while)
+        except Exception:  # held: tried again at the send's end
+            log.exception("digest %d: a 'sent' not recorded yet", send.record.id)
         for q in lanes.queues:
             q.put(None)
         for thread in threads:

@@ -59,10 +59,12 @@ class QuotaGate:
         low = self.state.room is not None and self.state.room < RECHECK_BELOW
         return low or self.clock() - self._read_at >= RECHECK_EVERY
 
-    def allows(self, in_flight: int = 0) -> bool:
+    def allows(self, in_flight: int = 0, *, read: bool | None = None) -> bool:
         """Whether one more message may go now, with ``in_flight`` others handed over and
-        not answered yet (several connections)."""
-        if self.reads_store():
+        not answered yet (several connections). ``read``: whether to read the store's count
+        again, as :meth:`reads_store` answered the caller a moment before (which committed
+        what it holds first); by default, asked again here."""
+        if self.reads_store() if read is None else read:
             self._read()
         room = self.state.room
         return not self.limited or room is None or room > in_flight

@@ -1,17 +1,17 @@
 """The ledger-driven send: every active subscriber gets a digest exactly once.
 
 For each ledger row still due, the row is committed as 'sending' before the message leaves
-and as 'sent' (with the server's reply) after, so a crash at any point leaves at most one row
-'sending': the message that was in flight. The 'sent' of one message is committed with the
-'sending' of the next, in one transaction (one commit per message); it is committed alone
-before anything else the send writes or reads of the store, and when the send ends. The next
-run finds the row 'sending', marks it ambiguous and sends it again with the same Message-ID (a
-mail client shows one message; the ledger says why there may be two). What follows a failure
-(try again, defer, give up, stop the send, undo a streak) is decided by
-:class:`.policy.DeliveryPolicy`; this module only applies it, one small function per outcome.
-A stop request (SIGTERM) is honoured between two messages, and so is the relay's quota
-(:class:`.quota.QuotaGate`): with no room left the row in hand and those after it stay
-pending, untried.
+and as 'sent' (with the server's reply) after, so a crash at any point leaves at most one
+row 'sending': the message that was in flight. The 'sent' of one message is committed with
+the 'sending' of the next, in one transaction (one commit per message); it is committed
+alone before the send waits (for a server, a connection or a pause) or reads the quota's
+count of the store, and when the send ends. The next run finds the row 'sending', marks it
+ambiguous and sends it again with the same Message-ID (a mail client shows one message; the
+ledger says why there may be two). What follows a failure (try again, defer, give up, stop
+the send, undo a streak) is decided by :class:`.policy.DeliveryPolicy`; this module only
+applies it, one small function per outcome. A stop request (SIGTERM) is honoured between two
+messages, and so is the relay's quota (:class:`.quota.QuotaGate`): with no room left the row
+in hand and those after it stay pending, untried.
 """
 
 from __future__ import annotations
@@ -68,9 +68,10 @@ class _Send:
     in_flight: int = 0  # messages handed over, not answered yet (other connections)
 
     def commit_sent(self) -> None:
-        """Commit the 'sent' still held (before any other write, and at the end)."""
-        if self.unrecorded is not None:
-            done, self.unrecorded = self.unrecorded, None
+        """Commit the 'sent' still held (before the thread waits, and at the end). Held
+        until its transaction succeeds, so a failed one is tried again at the end."""
+        done = self.unrecorded
+        if done is not None:
             self.store.mark_delivered(
                 self.record.id,
                 done.subscriber_id,
@@ -78,6 +79,7 @@ class _Send:
                 done.at,
                 reset_failures=done.reset_failures,
             )
+            self.unrecorded = None
 
     def report(self, finished: bool, totals: Mapping[str, int]) -> DeliveryReport:
         return DeliveryReport(
@@ -215,9 +217,10 @@ def _prepare(send: _Send, row: Delivery) -> tuple[Outgoing, bool] | None:
     if row.subscriber_status != "active":
         _skip(send, row, f"subscriber {row.subscriber_status} before their turn")
         return None
-    if send.quota is not None and send.quota.reads_store():
+    reads = send.quota is not None and send.quota.reads_store()
+    if reads:
         send.commit_sent()  # the store's count must hold every message sent
-    if send.quota is not None and not send.quota.allows(send.in_flight):
+    if send.quota is not None and not send.quota.allows(send.in_flight, read=reads):
         log.info("digest %d: %s", send.record.id, send.quota.state.note())
         send.held = True  # this row and the rest stay as they are: pending, untried
         return None
