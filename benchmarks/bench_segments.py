@@ -15,7 +15,6 @@ The baseline of each row is the single-segment figure; the targets: personalisin
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ from iomfeed.digest.segments import Key, offered_categories, segment_of
 from iomfeed.digest.steps import digest_content, render_segments, segment_composers
 from iomfeed.ingest import upsert
 from iomfeed.store import Store
-from loopback import SINK, free_port
+from loopback import SmtpSink, free_port
 
 #: Three categories on offer, so that two languages make 8 segments with "every category".
 OFFER = 'categories = { sq = { Local = "Vendore", Global = "Globale", Diaspora = "Diaspora" } }'
@@ -95,22 +94,11 @@ class Personalise:
 
 
 def _deliver(work: Path, config_path: Path, port: int, subscribers: int) -> float:
-    sink = subprocess.Popen(
-        [sys.executable, "-c", SINK, str(port)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
+    with SmtpSink(port):
         command = [sys.executable, "-m", "iomfeed", "--quiet", "--config", str(config_path)]
         wall, _peak, code = timed([*command, "digest", "--send"], work)
         if code != 0:
             raise SystemExit(f"digest --send failed with exit code {code}")
-    finally:
-        if sink.stdin:
-            sink.stdin.close()
-        sink.wait(timeout=30)
     with Store(load_config(config_path).database_path) as store:
         record = store.last_digest()
         assert record is not None

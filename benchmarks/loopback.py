@@ -31,7 +31,7 @@ class Sink:
 
 class OneConnection(SMTP):
     def __init__(self, done, loop):
-        super().__init__(Sink(), hostname="sink.test", loop=loop)
+        super().__init__(Sink(), hostname="sink.test", enable_SMTPUTF8=True, loop=loop)
         self.done = done
 
     def connection_lost(self, error):
@@ -52,7 +52,10 @@ def serve(listener):
     while True:
         # Accepted only while idle, so each open connection has a process of its own.
         conn, _ = listener.accept()
-        loop.run_until_complete(one(conn))
+        try:
+            loop.run_until_complete(one(conn))
+        except Exception as exc:  # one connection's failure: the next is served all the same
+            print(f"sink: {exc!r}", file=sys.stderr, flush=True)
 
 
 listener = socket.socket(fileno=int(sys.argv[1]))
@@ -136,14 +139,20 @@ class SmtpSink:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for proc in self._procs:
-            if proc.stdin:
-                proc.stdin.close()
-        for proc in self._procs:
-            proc.wait(timeout=30)
-            if proc.stdout:
-                proc.stdout.close()
-        self._procs.clear()
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+        try:
+            for proc in self._procs:
+                if proc.stdin:
+                    proc.stdin.close()
+            for proc in self._procs:
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                if proc.stdout:
+                    proc.stdout.close()
+        finally:
+            self._procs.clear()
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
