@@ -143,3 +143,78 @@ def test_items_json_lists_what_a_json_source_stored(
     listed = json.loads(capsys.readouterr().out)
     assert [i["title"] for i in listed] == ["Newer", "Older"]
     assert listed[0]["id"].startswith("tag:")
+
+
+#: Command lines read both ways: options before the command, abbreviated, with ``=``, a
+#: value that is a command's name, nested actions, positionals.
+READ_ALIKE = [
+    ["run"],
+    ["-q", "run", "--json"],
+    ["--config", "status", "status"],
+    ["--conf=x.toml", "--log-format", "json", "-v", "fetch", "--source", "a", "--source", "b"],
+    ["--log-f=json", "items", "--limit", "20"],
+    ["subscribers", "list", "--status", "active"],
+    ["subscribers", "import", "people.csv"],
+    ["digests", "show", "3"],
+    ["init", "here.toml", "--force"],
+    ["demo"],
+]
+
+#: Command lines the parser refuses, or answers with help.
+REFUSED = [
+    [],
+    ["bogus"],
+    ["-v", "-q", "run"],
+    ["--log-format", "xml", "run"],
+    ["--bogus", "run"],
+    ["run", "--bogus"],
+    ["run", "-q"],
+    ["items", "--limit", "0"],
+    ["subscribers"],
+    ["--help"],
+    ["-h", "run"],
+    ["run", "--help"],
+    ["subscribers", "import", "--help"],
+]
+
+
+@pytest.mark.parametrize("argv", READ_ALIKE, ids=" ".join)
+def test_the_parser_of_the_command_asked_for_reads_as_the_whole_one(argv: list[str]) -> None:
+    from iomfeed.cli.parser import command_of
+
+    command = command_of(argv)
+    assert command is not None and command in subcommands()
+    whole = vars(build_parser().parse_args(argv))
+    assert vars(build_parser(command).parse_args(argv)) == whole
+    assert whole["command"] == command
+
+
+@pytest.mark.parametrize("argv", REFUSED, ids=lambda a: " ".join(a) or "(nothing)")
+def test_what_it_refuses_or_helps_with_is_said_as_the_whole_parser_says_it(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from iomfeed.cli.parser import command_of
+
+    said = []
+    for parser in (build_parser(), build_parser(command_of(argv))):
+        with pytest.raises(SystemExit) as ended:
+            parser.parse_args(argv)
+        out, err = capsys.readouterr()
+        said.append((ended.value.code, out, err))
+    assert said[0] == said[1]
+    assert said[0][1] or said[0][2]
+
+
+def test_a_cron_run_builds_and_imports_its_own_command_only() -> None:
+    probe = (
+        "import sys\n"
+        "from iomfeed.cli.parser import build_parser, command_of\n"
+        "argv = ['-q', 'run']\n"
+        "parser = build_parser(command_of(argv))\n"
+        "parser.parse_args(argv)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('iomfeed.cli.commands_')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["['iomfeed.cli.commands_cycle']"], done.stderr

@@ -30,7 +30,7 @@ from .exits import (
     EXIT_PIPE,
     EXIT_SOURCE_FAILED,
 )
-from .parser import build_parser
+from .parser import build_parser, command_of
 
 __all__ = [
     "EXIT_CONFIG",
@@ -113,7 +113,7 @@ def _stdout_closed() -> bool:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
+    parser = build_parser(command_of(argv))  # only the command asked for
     args = parser.parse_args(argv)
     setup_logging(args.verbose, args.quiet, args.log_format)
     args.config_given = args.config

@@ -8,22 +8,17 @@ the configuration with the selectors compiled (``compile_selectors``) or at all
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from ..config import CONFIG_ENV
 from ..lock import DEFAULT_WAIT
-from .commands_bounces import cmd_bounces, cmd_digests
-from .commands_cycle import cmd_fetch, cmd_publish, cmd_run, cmd_serve, cmd_status
-from .commands_digest import cmd_digest
-from .commands_doctor import cmd_doctor
-from .commands_other import cmd_check, cmd_demo, cmd_init, cmd_items
-from .commands_subscribers import cmd_subscribers, cmd_unsubscribe
-
-#: consent.State's values (not imported: the parser is on every command's path).
-STATUSES = ("pending", "active", "unsubscribed", "bounced")
+from .parser_subscribers import add_subscribers
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; with ``command`` (see :func:`command_of`), only that
+    command's, so a cron run builds and imports one command, not all fifteen."""
     parser = argparse.ArgumentParser(
         prog="iomfeed",
         description="Scrape IOM Albania's news into a deduplicated store and publish it.",
@@ -33,6 +28,16 @@ def build_parser() -> argparse.ArgumentParser:
         "the same database (still, after --wait seconds); 141 the reader of the output "
         "stopped early.",
     )
+    _add_options(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, add in COMMANDS:
+        if command is None or name == command:
+            add(sub)
+    return parser
+
+
+def _add_options(parser: argparse.ArgumentParser) -> None:
+    """The options before the command."""
     parser.add_argument(
         "--config",
         default=None,
@@ -48,10 +53,29 @@ def build_parser() -> argparse.ArgumentParser:
         default="text",
         help="log lines as readable text (default) or one JSON object each",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in COMMANDS:
-        add(sub)
-    return parser
+
+
+class _Probe(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise argparse.ArgumentError(None, message)  # (the whole parser says it, below)
+
+
+def command_of(argv: Sequence[str] | None) -> str | None:
+    """The command ``argv`` names, read past the options before it as the whole parser
+    reads them; ``None`` when it names none of :data:`COMMANDS`, or the options before it
+    ask for help or are wrong: the whole parser then answers (its help, or its error)."""
+    probe = _Probe(prog="iomfeed", add_help=False)
+    _add_options(probe)
+    probe.add_argument("command", nargs="?")
+    probe.add_argument("rest", nargs=argparse.REMAINDER)
+    try:
+        found, unknown = probe.parse_known_args(argv)
+    except argparse.ArgumentError:
+        return None
+    if unknown:  # before the command: -h, or an option to refuse
+        return None
+    command = found.command
+    return command if any(name == command for name, _add in COMMANDS) else None
 
 
 def _at_least_one(text: str) -> int:
@@ -77,6 +101,8 @@ def _add_wait(p: argparse.ArgumentParser) -> None:
 
 
 def _add_fetch(sub: Any) -> None:
+    from .commands_cycle import cmd_fetch
+
     p = sub.add_parser(
         "fetch",
         help="fetch every enabled source into the store",
@@ -93,6 +119,8 @@ def _add_fetch(sub: Any) -> None:
 
 
 def _add_publish(sub: Any) -> None:
+    from .commands_cycle import cmd_publish
+
     p = sub.add_parser(
         "publish",
         help="write the feeds, archives and index.html",
@@ -105,6 +133,8 @@ def _add_publish(sub: Any) -> None:
 
 
 def _add_run(sub: Any) -> None:
+    from .commands_cycle import cmd_run
+
     p = sub.add_parser(
         "run",
         help="fetch, publish, and send the digest when it is due",
@@ -119,6 +149,8 @@ def _add_run(sub: Any) -> None:
 
 
 def _add_serve(sub: Any) -> None:
+    from .commands_cycle import cmd_serve
+
     p = sub.add_parser(
         "serve",
         help="the long-running service: schedule, feeds, unsubscribe",
@@ -132,6 +164,8 @@ def _add_serve(sub: Any) -> None:
 
 
 def _add_status(sub: Any) -> None:
+    from .commands_cycle import cmd_status
+
     p = sub.add_parser(
         "status",
         help="sources, store, digests, subscribers, next times",
@@ -146,6 +180,8 @@ def _add_status(sub: Any) -> None:
 
 
 def _add_digest(sub: Any) -> None:
+    from .commands_digest import cmd_digest
+
     p = sub.add_parser(
         "digest",
         help="preview, test or send the email digest",
@@ -181,6 +217,8 @@ def _add_digest(sub: Any) -> None:
 
 
 def _add_unsubscribe(sub: Any) -> None:
+    from .commands_subscribers import cmd_unsubscribe
+
     p = sub.add_parser(
         "unsubscribe",
         help="apply an unsubscribe token",
@@ -193,6 +231,8 @@ def _add_unsubscribe(sub: Any) -> None:
 
 
 def _add_check(sub: Any) -> None:
+    from .commands_other import cmd_check
+
     p = sub.add_parser(
         "check",
         help="validate the configuration",
@@ -209,6 +249,8 @@ def _add_check(sub: Any) -> None:
 
 
 def _add_doctor(sub: Any) -> None:
+    from .commands_doctor import cmd_doctor
+
     p = sub.add_parser(
         "doctor",
         help="before the first send: SPF, DKIM, DMARC, the relay, unsubscribe, size, feeds",
@@ -231,6 +273,8 @@ def _add_doctor(sub: Any) -> None:
 
 
 def _add_items(sub: Any) -> None:
+    from .commands_other import cmd_items
+
     p = sub.add_parser(
         "items",
         help="list stored items, newest first",
@@ -252,101 +296,9 @@ def _add_items(sub: Any) -> None:
     p.set_defaults(func=cmd_items, compile_selectors=False)  # lists rows: no soupsieve
 
 
-def _add_subscribers(sub: Any) -> None:
-    p = sub.add_parser(
-        "subscribers",
-        help="manage the digest's subscribers",
-        description="Add, remove, list, import and export the subscribers of "
-        "the email digest (kept in the store).",
-    )
-    p.set_defaults(func=cmd_subscribers, compile_selectors=False)
-    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True, help="what to do")
-    a = actions.add_parser(
-        "add", help="subscribe one address", description="Subscribe one address."
-    )
-    a.add_argument("address", help="the e-mail address")
-    a.add_argument("--name", default="", help="the subscriber's name (any language)")
-    a.add_argument(
-        "--lang", metavar="CODE", help="digest language (of digest.languages; default: the first)"
-    )
-    a.add_argument(
-        "--resubscribe",
-        action="store_true",
-        help="re-add someone who unsubscribed or was forgotten (only when they asked for it)",
-    )
-    _add_subscriber_records(actions)
-    a = actions.add_parser(
-        "remove",
-        help="unsubscribe one address",
-        description="Unsubscribe one address (kept, marked unsubscribed).",
-    )
-    a.add_argument("address", help="the e-mail address")
-    a.add_argument("--reason", default="removed by an operator", help="why they left")
-    a = actions.add_parser(
-        "list",
-        help="list subscribers",
-        description="List subscribers in the order they joined, in "
-        "aligned columns (address, name, language, status, joined, left, "
-        "reason).",
-    )
-    a.add_argument("--status", choices=STATUSES, help="only these")
-    a.add_argument("--json", action="store_true", help="print JSON instead of text")
-    _add_subscriber_import(actions)
-    a = actions.add_parser(
-        "export",
-        help="export subscribers as CSV",
-        description="Write the subscribers as CSV (a file is made readable by its owner only).",
-    )
-    a.add_argument("file", nargs="?", help="where to write (default: standard output)")
-    a.add_argument("--status", choices=STATUSES, help="only these")
-
-
-def _add_subscriber_records(actions: Any) -> None:
-    """``subscribers show`` and ``subscribers forget``: one person's record."""
-    a = actions.add_parser(
-        "show",
-        help="show one subscriber's record",
-        description="Show one subscriber: status, the consent record (when, how, the "
-        "form's language, the truncated client address when recorded, when confirmed), "
-        "categories, pause, failures, and the recent deliveries.",
-    )
-    a.add_argument("address", help="the e-mail address")
-    a.add_argument("--json", action="store_true", help="print JSON instead of text")
-    a = actions.add_parser(
-        "forget",
-        help="erase one address, keeping only a hashed suppression entry",
-        description="Erase an address and its name from the list (the person asked to be "
-        "deleted). Only a keyed hash of the address is kept, so no import re-adds it "
-        "without --resubscribe; the delivery history keeps no address.",
-    )
-    a.add_argument("address", help="the e-mail address")
-
-
-def _add_subscriber_import(actions: Any) -> None:
-    """``subscribers import FILE [--resubscribe]``."""
-    a = actions.add_parser(
-        "import",
-        help="import subscribers from a CSV file",
-        description="Import subscribers from a CSV file: comma, semicolon "
-        "or tab separated (sniffed); with a header row naming the columns "
-        "(Mailchimp's and listmonk's exports and iomfeed's own are "
-        "understood) or without one (address, name, language). Addresses "
-        "already subscribed count as unchanged; people who left (here or "
-        "by the file's status column) are not added. Every bad row is "
-        "reported with its line number and the others are imported: exit "
-        "code 1 when any row was skipped, 65 when the file cannot be read. "
-        "Rows of people who unsubscribed, bounced or were forgotten are reported "
-        "and skipped unless --resubscribe.",
-    )
-    a.add_argument("file", help="the CSV file (UTF-8, with or without a BOM, or UTF-16)")
-    a.add_argument(
-        "--resubscribe",
-        action="store_true",
-        help="re-add the rows of people who left or were forgotten (you have their fresh consent)",
-    )
-
-
 def _add_bounces(sub: Any) -> None:
+    from .commands_bounces import cmd_bounces
+
     p = sub.add_parser(
         "bounces",
         help="read the bounce mailbox now: bounces, complaints, auto-replies",
@@ -361,6 +313,8 @@ def _add_bounces(sub: Any) -> None:
 
 
 def _add_digests(sub: Any) -> None:
+    from .commands_bounces import cmd_digests
+
     p = sub.add_parser(
         "digests",
         help="what became of a digest: who got it, who bounced, who complained",
@@ -380,6 +334,8 @@ def _add_digests(sub: Any) -> None:
 
 
 def _add_demo(sub: Any) -> None:
+    from .commands_other import cmd_demo
+
     p = sub.add_parser(
         "demo",
         help="run iomfeed on the bundled snapshot of the site",
@@ -414,6 +370,8 @@ def _add_demo(sub: Any) -> None:
 
 
 def _add_init(sub: Any) -> None:
+    from .commands_other import cmd_init
+
     p = sub.add_parser(
         "init",
         help="write the documented configuration file to edit",
@@ -432,21 +390,22 @@ def _add_init(sub: Any) -> None:
     p.set_defaults(func=cmd_init, needs_config=False)
 
 
-#: the commands, in the order ``iomfeed --help`` lists them
-COMMANDS = (
-    _add_fetch,
-    _add_publish,
-    _add_run,
-    _add_serve,
-    _add_status,
-    _add_digest,
-    _add_unsubscribe,
-    _add_check,
-    _add_doctor,
-    _add_items,
-    _add_subscribers,
-    _add_bounces,
-    _add_digests,
-    _add_demo,
-    _add_init,
+#: the commands (name, the function adding its parser), in the order ``iomfeed --help`` lists
+#: them
+COMMANDS: tuple[tuple[str, Callable[[Any], None]], ...] = (
+    ("fetch", _add_fetch),
+    ("publish", _add_publish),
+    ("run", _add_run),
+    ("serve", _add_serve),
+    ("status", _add_status),
+    ("digest", _add_digest),
+    ("unsubscribe", _add_unsubscribe),
+    ("check", _add_check),
+    ("doctor", _add_doctor),
+    ("items", _add_items),
+    ("subscribers", add_subscribers),
+    ("bounces", _add_bounces),
+    ("digests", _add_digests),
+    ("demo", _add_demo),
+    ("init", _add_init),
 )
