@@ -16,6 +16,7 @@ from iomfeed.config import load_config, split_selector
 from iomfeed.demo.server import DEFAULT_ROOT
 from iomfeed.sources import html_tree
 from iomfeed.sources.html_parse import _article_selectors
+from iomfeed.sources.html_select import walk
 from iomfeed.sources.html_strain import KeepAnchored, parse, plan
 
 from .conftest import CONFIG_FILE
@@ -168,11 +169,16 @@ def check(text: str, selectors: tuple[str, ...]) -> bool:
     assert anchors is not None, selectors
     expected = BeautifulSoup(text, "lxml", parse_only=EveryAnchor(anchors))
     strainer = KeepAnchored(anchors)
-    built = html_tree.build(text, strainer)
-    if built is None:
+    made = html_tree.build(text, strainer)
+    if made is None:
         return False
+    built, walked = made
     assert shape(built) == shape(expected), (selectors, text[:200])
     assert built.decode() == expected.decode()
+    # Its elements as they were made are the walk soup.select() makes of it.
+    again = walk(built)
+    assert [id(el) for el in walked.elements] == [id(el) for el in again.elements]
+    assert walked.ends == again.ends
     reference = EveryAnchor(anchors)
     BeautifulSoup(text, "lxml", parse_only=reference)
     assert (strainer.html_attrs or {}) == (reference.html_attrs or {})

@@ -69,16 +69,16 @@ _ARTICLE_FIXED = (
 def _page(text: str, *groups: tuple[str, ...]) -> tuple[PageIndex, str]:
     """The page parsed (only the parts the selectors in ``groups`` can reach, when that can
     be told from them) and indexed, with its ``<html lang>``."""
-    from .html_strain import parse
+    from .html_strain import parse_walked
 
     specs = tuple(dict.fromkeys(split_selector(spec)[0] for group in groups for spec in group))
-    soup, html_attrs = parse(text, specs)
+    soup, html_attrs, walked = parse_walked(text, specs)
     if html_attrs is None:  # parsed whole
         html_el = soup.find("html")
         lang = html_el.get("lang") if html_el is not None and not isinstance(html_el, str) else ""
     else:
         lang = html_attrs.get("lang", "")
-    return PageIndex(soup), lang if isinstance(lang, str) else ""
+    return PageIndex(soup, walked), lang if isinstance(lang, str) else ""
 
 
 def _value(el: Tag, attr: str | None) -> str:

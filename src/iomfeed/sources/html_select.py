@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Union
 
@@ -41,46 +41,65 @@ def compile_css(css: str) -> SoupSieve | None:
     return soupsieve.compile(css)
 
 
+@dataclass(slots=True)
+class Walk:
+    """A tree's elements in document order (as ``soup.select`` walks them), and for each
+    the place just after its last descendant; made by whoever builds the tree, or by
+    :func:`walk`."""
+
+    elements: list[Tag] = field(default_factory=list)
+    ends: list[int] = field(default_factory=list)
+
+
+def walk(soup: BeautifulSoup) -> Walk:
+    """The walk ``soup.select()`` makes (a ``<template>``'s contents are not the page's)."""
+    from soupsieve.css_match import CSSMatch
+
+    any_element = compile_css("*")
+    assert any_element is not None
+    walker = CSSMatch(any_element.selectors, soup, None, any_element.flags)
+    found = Walk()
+    elements, ends, open_ = found.elements, found.ends, list[int]()
+    for position, el in enumerate(walker.get_tag_descendants(soup, template_contents=True)):
+        parent = el.parent
+        while open_ and elements[open_[-1]] is not parent:
+            ends[open_.pop()] = position
+        open_.append(position)
+        elements.append(el)
+        ends.append(0)
+    for position in open_:
+        ends[position] = len(elements)
+    return found
+
+
 class PageIndex:
-    """One page's elements, walked once, by tag name, class and id (lowercased: a key only
-    narrows the candidates; soupsieve's matcher decides), with where each one's subtree ends."""
+    """One page's elements, walked once (or as the tree was built: ``walked``), by tag
+    name, class and id (lowercased: a key only narrows the candidates; soupsieve's matcher
+    decides), with where each one's subtree ends."""
 
     __slots__ = ("by_class", "by_id", "by_name", "elements", "ends", "positions", "removed", "soup")
 
-    def __init__(self, soup: BeautifulSoup) -> None:
-        from soupsieve.css_match import CSSMatch
-
+    def __init__(self, soup: BeautifulSoup, walked: Walk | None = None) -> None:
         self.soup = soup
-        self.elements: list[Tag] = []
+        found = walk(soup) if walked is None else walked
+        self.elements, self.ends = found.elements, found.ends
         self.positions: dict[int, int] = {}  # id() of an element: its place in the walk
-        self.ends: list[int] = []  # per element: the place just after its last descendant
         self.by_name: dict[str, list[int]] = {}
         self.by_class: dict[str, list[int]] = {}
         self.by_id: dict[str, list[int]] = {}
         self.removed: set[int] = set()  # id() of the elements decompose() took out
-        any_element = compile_css("*")
-        assert any_element is not None
-        # The tree walk soup.select() makes (a <template>'s contents are not the page's).
-        walker = CSSMatch(any_element.selectors, soup, None, any_element.flags)
-        elements, ends, open_ = self.elements, self.ends, list[int]()
-        for position, el in enumerate(walker.get_tag_descendants(soup, template_contents=True)):
-            parent = el.parent
-            while open_ and elements[open_[-1]] is not parent:
-                ends[open_.pop()] = position
-            open_.append(position)
-            elements.append(el)
-            ends.append(0)
-            self.positions[id(el)] = position
-            self.by_name.setdefault((el.name or "").lower(), []).append(position)
+        positions, by_name = self.positions, self.by_name
+        by_class, by_id = self.by_class, self.by_id
+        for position, el in enumerate(self.elements):
+            positions[id(el)] = position
+            by_name.setdefault((el.name or "").lower(), []).append(position)
             classes = el.get("class")
             if classes:
                 for cls in classes if isinstance(classes, list) else classes.split():
-                    self.by_class.setdefault(cls.lower(), []).append(position)
+                    by_class.setdefault(cls.lower(), []).append(position)
             ident = el.get("id")
             if isinstance(ident, str):
-                self.by_id.setdefault(ident.lower(), []).append(position)
-        for position in open_:
-            ends[position] = len(elements)
+                by_id.setdefault(ident.lower(), []).append(position)
 
     def _candidates(self, compiled: SoupSieve, start: int, end: int) -> Iterable[int]:
         """Places in ``start:end`` of the elements that may match, in document order."""
@@ -122,13 +141,16 @@ class PageIndex:
         compiled = compile_css(css)
         if compiled is None:
             return list(scope.select(css, limit=limit))
+        candidates = self._candidates(compiled, start, end)
+        if not candidates:
+            return []  # (a fall-back for another layout, say: no element has its key)
         from soupsieve.css_match import CSSMatch
 
         # Rooted where scope.select() roots it (:scope, and the relations, see the same).
         matcher = CSSMatch(compiled.selectors, scope, compiled.namespaces, compiled.flags)
         elements, removed = self.elements, self.removed
         found: list[Tag] = []
-        for position in self._candidates(compiled, start, end):
+        for position in candidates:
             el = elements[position]
             if removed and id(el) in removed:
                 continue

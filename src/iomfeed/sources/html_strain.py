@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 from bs4 import SoupStrainer
 from bs4.builder._lxml import LXMLTreeBuilder
 
-from .html_select import compile_css
+from .html_select import Walk, compile_css
 
 #: A page with a <template> element is parsed whole (see :func:`parse`).
 _TEMPLATE = re.compile(r"<template[\s/>]", re.IGNORECASE)
@@ -296,18 +296,29 @@ class _StrainedBuilder(LXMLTreeBuilder):
 def parse(text: str, selectors: tuple[str, ...]) -> tuple[BeautifulSoup, dict[str, Any] | None]:
     """The page as bs4 reads it with lxml, strained when ``selectors`` allow it; with the
     ``<html>`` element's attributes when it was strained (``None``: parsed whole)."""
+    soup, html_attrs, _walked = parse_walked(text, selectors)
+    return soup, html_attrs
+
+
+def parse_walked(
+    text: str, selectors: tuple[str, ...]
+) -> tuple[BeautifulSoup, dict[str, Any] | None, Walk | None]:
+    """:func:`parse`, with the page's elements as the tree was built from lxml's (``None``:
+    built by bs4, to be walked)."""
     from bs4 import BeautifulSoup
 
     anchors = plan(selectors)
     if anchors is None or _TEMPLATE.search(text):
         # (A <template>'s contents are no part of the page for soupsieve; the strainer,
         # asked about one tag at a time, cannot tell that an element is inside one.)
-        return BeautifulSoup(text, "lxml"), None
+        return BeautifulSoup(text, "lxml"), None, None
     from .html_tree import build
 
     strainer = KeepAnchored(anchors)
-    soup = build(text, strainer)  # the kept subtrees straight from lxml's tree
-    if soup is None:  # a page that is not built so (see html_tree): bs4's own way
-        strainer = KeepAnchored(anchors)
-        soup = BeautifulSoup(text, builder=_StrainedBuilder(strainer), parse_only=strainer)
-    return soup, strainer.html_attrs or {}
+    built = build(text, strainer)  # the kept subtrees straight from lxml's tree
+    if built is not None:
+        return built[0], strainer.html_attrs or {}, built[1]
+    # A page that is not built so (see html_tree): bs4's own way.
+    strainer = KeepAnchored(anchors)
+    soup = BeautifulSoup(text, builder=_StrainedBuilder(strainer), parse_only=strainer)
+    return soup, strainer.html_attrs or {}, None

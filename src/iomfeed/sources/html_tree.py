@@ -9,9 +9,11 @@ by walking it, and only their subtrees become bs4 nodes: :class:`bs4.Tag` object
 bs4's ``handle_starttag`` builds them, and strings as its ``endData`` makes them (a string
 of ASCII white space only is one space or one newline outside ``<pre>`` and
 ``<textarea>``; inside ``<script>``, ``<style>`` and the like, of that element's string
-class), linked in document order. ``tests/test_html_tree.py`` holds the result to bs4's
-own tree, node by node and link by link, on every page the tests have and on generated
-ones.
+class), linked in document order. The elements are noted as they are made, in the order
+``soup.select()`` walks them (a ``<template>``'s contents left out), so the page's index
+(:class:`.html_select.PageIndex`) does not walk the tree again. ``tests/test_html_tree.py``
+holds the result to bs4's own tree, node by node and link by link, and the noted order to
+soupsieve's walk, on every page the tests have and on generated ones.
 
 A page this does not reproduce exactly is left to bs4 (:func:`build` answers ``None``): one
 with a processing instruction or an entity node inside a kept subtree, or an attribute
@@ -33,6 +35,8 @@ import bs4
 from bs4 import BeautifulSoup, Comment, NavigableString, Tag
 from bs4.builder._lxml import LXMLTreeBuilder
 from lxml import etree
+
+from .html_select import Walk
 
 if TYPE_CHECKING:
     from .html_strain import KeepAnchored
@@ -67,6 +71,8 @@ class _Builder:
         self.preserve = builder.preserve_whitespace_tags
         self.namespaces = builder.active_namespace_prefixes[-1]
         self.preserving = 0  # open <pre> and <textarea> elements
+        self.walk = Walk()  # the elements made, for the page's index
+        self.hidden = 0  # open <template> elements: their contents are not in the walk
 
     def _link(self, node: Any, parent: Tag) -> None:
         node.setup(parent, self.last)
@@ -99,6 +105,13 @@ class _Builder:
         )
         parent.contents.append(tag)
         self.last = tag
+        elements, ends = self.walk.elements, self.walk.ends
+        position = len(elements)
+        if not self.hidden:
+            elements.append(tag)
+            ends.append(0)
+        hides = name == "template"
+        self.hidden += hides
         kind = self.containers.get(name, kind)
         preserve = name in self.preserve
         self.preserving += preserve
@@ -115,12 +128,16 @@ class _Builder:
             if child.tail:
                 self.string(child.tail, tag, kind)
         self.preserving -= preserve
+        self.hidden -= hides
+        if not self.hidden:
+            ends[position] = len(elements)
         return True
 
 
-def build(text: str, strainer: KeepAnchored) -> BeautifulSoup | None:
+def build(text: str, strainer: KeepAnchored) -> tuple[BeautifulSoup, Walk] | None:
     """The page's tree with only the subtrees ``strainer`` keeps, as bs4 would build it with
-    lxml and that strainer; ``None`` when it must be left to bs4."""
+    lxml and that strainer, and its elements as they were made (for its
+    :class:`.html_select.PageIndex`); ``None`` when it must be left to bs4."""
     if not USED or _AFTER_END.search(text):
         return None
     if text.startswith("\N{BYTE ORDER MARK}"):
@@ -137,7 +154,7 @@ def build(text: str, strainer: KeepAnchored) -> BeautifulSoup | None:
     if root is None or not isinstance(root.tag, str):
         return None
     tree = _Builder()
-    return tree.soup if _walk(root, tree, strainer, 0) else None
+    return (tree.soup, tree.walk) if _walk(root, tree, strainer, 0) else None
 
 
 def _walk(el: Any, tree: _Builder, strainer: KeepAnchored, depth: int) -> bool:
