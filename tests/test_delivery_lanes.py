@@ -56,6 +56,36 @@ def prepared(tmp_path: Path) -> tuple[Store, list[str]]:
     return store, addresses
 
 
+def committed(tmp_path: Path) -> dict[str, str]:
+    """Each address's row as another connection to the database reads it: committed."""
+    import sqlite3
+
+    reader = sqlite3.connect(str(tmp_path / "db.sqlite"))
+    try:
+        rows = reader.execute(
+            "SELECT s.address, d.status FROM deliveries d JOIN subscribers s"
+            " ON s.id = d.subscriber_id"
+        ).fetchall()
+    finally:
+        reader.close()
+    return dict(rows)
+
+
+def failing_send(
+    tmp_path: Path, store: Store, error: type[Exception], match: str
+) -> tuple[dict[str, str], list[str]]:
+    """A two-connection send that ``error`` ends: the ledger after it, and what the relay
+    took."""
+    with store, smtp_server() as (handler, port):
+        config = config_for(tmp_path, port, connections=2)
+        with pytest.raises(error, match=match):
+            send_digest(config, store=store, mailer=make_mailer(config), clock=lambda: NOW)
+        record = store.last_digest()
+        assert record is not None
+        status = {r.address: str(r.status) for r in store.deliveries(record.id, EVERY_STATUS)}
+    return status, [r.rcpt_tos[0] for r in handler.received]
+
+
 @pytest.mark.parametrize("connections", [2, 4])
 def test_everyone_gets_one_copy_over_several_connections(
     tmp_path: Path, connections: int, monkeypatch: pytest.MonkeyPatch
@@ -263,14 +293,7 @@ def test_answers_are_recorded_when_another_connection_raises(
         return real(self, message)
 
     monkeypatch.setattr(SmtpMailer, "send", send_or_fail)
-    with store, smtp_server() as (handler, port):
-        config = config_for(tmp_path, port, connections=2)
-        with pytest.raises(RuntimeError, match="a bug in one lane"):
-            send_digest(config, store=store, mailer=make_mailer(config), clock=lambda: NOW)
-        record = store.last_digest()
-        assert record is not None
-        status = {r.address: r.status for r in store.deliveries(record.id, EVERY_STATUS)}
-    taken = [r.rcpt_tos[0] for r in handler.received]
+    status, taken = failing_send(tmp_path, store, RuntimeError, "a bug in one lane")
     assert len(taken) >= 5 and addresses[5] in taken
     assert {status[a] for a in taken} == {"sent"}, status
     assert status[addresses[1]] == "sending"  # as a crash would leave it: maybe sent
@@ -282,20 +305,12 @@ def test_every_answer_is_committed_before_the_connections_close(
     # Closing a connection is a QUIT round trip (a slow relay takes its time): a message
     # the relay took must not be waiting for its 'sent' meanwhile, or a crash then sends
     # it again. Each connection, as it closes, reads the committed ledger.
-    import sqlite3
-
     store, addresses = prepared(tmp_path)
     seen: list[dict[str, str]] = []
     real = SmtpMailer.close
 
     def close_and_look(self: SmtpMailer) -> None:
-        with sqlite3.connect(str(tmp_path / "db.sqlite")) as reader:
-            rows = reader.execute(
-                "SELECT s.address, d.status FROM deliveries d JOIN subscribers s"
-                " ON s.id = d.subscriber_id"
-            ).fetchall()
-        reader.close()
-        seen.append(dict(rows))
+        seen.append(committed(tmp_path))
         real(self)
 
     monkeypatch.setattr(SmtpMailer, "close", close_and_look)
@@ -326,15 +341,8 @@ def test_a_failed_commit_of_a_sent_is_tried_again_at_the_end(
         real(self, *args, **kwargs)
 
     monkeypatch.setattr(Store, "mark_delivered", busy_once)
-    with store, smtp_server() as (handler, port):
-        config = config_for(tmp_path, port, connections=2)
-        with pytest.raises(StoreError, match="locked"):
-            send_digest(config, store=store, mailer=make_mailer(config), clock=lambda: NOW)
-        record = store.last_digest()
-        assert record is not None
-        status = {r.address: r.status for r in store.deliveries(record.id, EVERY_STATUS)}
+    status, taken = failing_send(tmp_path, store, StoreError, "locked")
     assert failed == [True]
-    taken = {r.rcpt_tos[0] for r in handler.received}
     assert taken and {status[a] for a in taken} == {"sent"}, status
 
 
@@ -344,7 +352,6 @@ def test_a_sent_is_committed_before_the_send_waits_for_another_connection(
     # The next to last message is answered while the last is in flight on the other
     # connection: with no row left to start, its 'sent' cannot ride on another 'sending'
     # and must be committed before the send waits for the last answer.
-    import sqlite3
     import time
 
     store, addresses = prepared(tmp_path)
@@ -353,14 +360,7 @@ def test_a_sent_is_committed_before_the_send_waits_for_another_connection(
     real = SmtpMailer.send
 
     def status_of(address: str) -> str:
-        with sqlite3.connect(str(tmp_path / "db.sqlite")) as reader:
-            row = reader.execute(
-                "SELECT d.status FROM deliveries d JOIN subscribers s"
-                " ON s.id = d.subscriber_id WHERE s.address = ?",
-                (address,),
-            ).fetchone()
-        reader.close()
-        return str(row[0])
+        return committed(tmp_path)[address]
 
     def send_in_order(self: SmtpMailer, message: Outgoing) -> str:
         if message.recipient == addresses[-2]:
