@@ -159,6 +159,28 @@ def test_robots_txt_is_read_once_and_obeyed(tiny: SnapshotServer) -> None:
     assert tiny.hits("/private") == 0
 
 
+def test_robots_txt_is_read_as_rfc_9309_says(tiny: SnapshotServer) -> None:
+    """The longest matching rule wins; ``*`` stands for any characters and ``$`` for the
+    end; the group of the User-Agent's product token, case-insensitively, over ``*`` (the
+    standard library's parser took the first rule that matched, and ``*`` as itself)."""
+    (tiny.root / "news" / "en").mkdir()
+    (tiny.root / "news" / "en" / "media.html").write_text(PAGE, encoding="utf-8")
+    (tiny.root / "news" / "a.pdf").write_text("%PDF", encoding="utf-8")
+    (tiny.root / "robots.txt").write_text(
+        "User-agent: *\nDisallow: /\n\n"
+        "User-agent: IOMFEED\nDisallow: /news\nAllow: /news/a\nDisallow: /*/media\n"
+        "Disallow: /news/*.pdf$\n",
+        encoding="utf-8",
+    )
+    http, _, _ = client(user_agent="iomfeed/0.1 (+https://example.org/bot)")
+    with http:
+        assert http.get(tiny.url("/news/a")).status == 200  # Allow: /news/a is longer
+        for refused in ("/news", "/news/en/media", "/news/a.pdf"):
+            with pytest.raises(RobotsDisallowed):
+                http.get(tiny.url(refused))
+    assert tiny.hits("/news/en") == 0 and tiny.hits("/news/a.pdf") == 0
+
+
 def test_robots_txt_is_kept_in_the_store_for_a_day(tiny: SnapshotServer, tmp_path: Path) -> None:
     """RFC 9309 2.4: a cached robots.txt may be used for up to 24 hours, so the runs of one
     day ask for it once; after that, and after an answer that was not kept, it is asked

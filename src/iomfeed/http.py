@@ -1,14 +1,15 @@
 """The one polite HTTP client every source fetches through.
 
 What it promises a site: the configured User-Agent; robots.txt read once per origin and obeyed
-(RFC 9309: kept for a day when the run's store is given as ``robots``, as 2.4 allows, so a
-cron run every few minutes asks for it once a day; a 4xx robots.txt allows everything; an
-unreachable one (no connection, a timeout, a 5xx after the retries, a redirect loop)
-forbids everything, is not kept, and the request fails with
-:class:`RobotsUnreachable` naming the cause, not as if robots.txt disallowed it); one
-request at a time per host, spaced by ``min_delay`` (or the site's Crawl-delay, if longer);
-retries with exponential backoff and jitter on connection errors, 429 and 5xx, honouring
-``Retry-After``; a body size cap; a redirect limit; conditional GET from stored validators.
+(RFC 9309, read by protego: the longest matching rule wins, ``*`` and ``$`` in paths; kept for
+a day when the run's store is given as ``robots``, as 2.4 allows, so a cron run every few
+minutes asks for it once a day; a 4xx robots.txt allows everything; an unreachable one (no
+connection, a timeout, a 5xx after the retries, a redirect loop) forbids everything, is not
+kept, and the request fails with :class:`RobotsUnreachable` naming the cause, not as if
+robots.txt disallowed it); one request at a time per host, spaced by ``min_delay`` (or the
+site's Crawl-delay, if longer); retries with exponential backoff and jitter on connection
+errors, 429 and 5xx, honouring ``Retry-After``; a body size cap; a redirect limit; conditional
+GET from stored validators.
 
 What it must not do: parse pages, touch the store directly (validators come through the small
 :class:`ValidatorStore` interface) or read the clock or sleep other than through the injected
@@ -35,15 +36,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urljoin, urlsplit
-from urllib.robotparser import RobotFileParser
 
 from .clock import utc_now
 from .config import HttpConfig
 from .errors import FetchError, RobotsDisallowed, RobotsUnreachable
 from .models import Response
 from .transport import HttpTransport, ProxyError, Request, Transport, TransportResponse
+
+if TYPE_CHECKING:
+    from protego import Protego
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,15 @@ class ValidatorStore(Protocol):
     """Where conditional-GET validators (ETag, Last-Modified) are kept between runs."""
 
     def get_validators(self, url: str) -> tuple[str | None, str | None]: ...
+
+
+def _parse_robots(text: str) -> Protego:
+    """robots.txt read as RFC 9309 says (protego): the longest matching rule wins, an
+    ``Allow`` on a tie, with ``*`` and ``$`` in paths; the standard library's parser takes
+    the first rule that matches and reads ``*`` as a character."""
+    from protego import Protego
+
+    return Protego.parse(text)
 
 
 class RobotsCache(Protocol):
@@ -121,7 +133,7 @@ class HttpClient:
         self.transport: Transport = HttpTransport() if transport is None else transport
         self._paces: dict[str, _Pace] = {}
         # Per origin: its parsed robots.txt, or why it could not be fetched (for this run).
-        self._robots: dict[tuple[str, str], RobotFileParser | str] = {}
+        self._robots: dict[tuple[str, str], Protego | str] = {}
         self.requests = 0  # requests sent over the wire, retries included
 
     # ------------------------------------------------------------------ public API
@@ -183,26 +195,24 @@ class HttpClient:
         if parser is None:
             parser = self._load_robots(f"{parts.scheme}://{parts.netloc.lower()}")
             self._robots[key] = parser
-            if isinstance(parser, RobotFileParser):
+            if not isinstance(parser, str):
                 delay = parser.crawl_delay(self.config.user_agent)
                 if delay is not None:
                     self._pace(url).crawl_delay = float(delay)
         if isinstance(parser, str):
             raise RobotsUnreachable(url, parser)
-        return parser.can_fetch(self.config.user_agent, url)
+        return bool(parser.can_fetch(url, self.config.user_agent))
 
-    def _load_robots(self, origin: str) -> RobotFileParser | str:
+    def _load_robots(self, origin: str) -> Protego | str:
         """The parsed robots.txt of ``origin`` (kept for a day, or fetched), or why it is
         unreachable (RFC 9309 2.3.1.4: then assume complete disallow; not kept, so the next
         run asks again). The caller reports the cause once, in the source's error."""
         robots_url = f"{origin}/robots.txt"
-        parser = RobotFileParser(robots_url)
         now = self._wall_clock()
         cache = self._robots_cache
         cached = None if cache is None else cache.cached_robots(origin, now - ROBOTS_MAX_AGE)
         if cached is not None:
-            parser.parse(cached.splitlines())
-            return parser
+            return _parse_robots(cached)
         try:
             status, _headers, body = self._request_with_retries(robots_url, {}, redirects=5)
         except FetchError as exc:
@@ -218,10 +228,9 @@ class HttpClient:
             return "more than 5 redirects"
         else:
             return f"HTTP {status} {_reason(status)}".rstrip()
-        parser.parse(text.splitlines())
         if cache is not None:
             cache.save_robots(origin, text, now)
-        return parser
+        return _parse_robots(text)
 
     # ------------------------------------------------------------------ the wire
 

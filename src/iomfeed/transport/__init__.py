@@ -13,8 +13,9 @@ with other jobs running, so read the ratios rather than the milliseconds): ``pyt
 importtime``, 21 runs each, importing httpx 0.28 on top of what a cron run already loads
 (``http.client``, ``ssl``, ``urllib.robotparser``...) costs 42-47 ms at best and 57-79 ms
 median, as much again as ``http.client`` itself; ``urllib.request``, whose
-``proxy_bypass_environment`` matches ``NO_PROXY`` here, is already imported by
-``urllib.robotparser``, so proxy support costs no import at all. The unchanged cron run
+``proxy_bypass_environment`` matches ``NO_PROXY`` here, is imported only when a proxy has
+a ``NO_PROXY`` list (robots.txt is read by protego, not ``urllib.robotparser``, which
+imports it). The unchanged cron run
 (``benchmarks/run.py --only ingest``) measured 351 ms under that load against its 300 ms
 target, so httpx would add a sixth to a fifth; with this module, 25 interleaved runs of the
 unchanged fetch gave a median of 460 ms against 457 ms before it (minimum 230 against 237),

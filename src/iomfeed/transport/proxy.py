@@ -45,8 +45,8 @@ class ProxySettings:
         proxy = self.https if scheme == "https" else self.http
         if proxy is None or not self.no_proxy:
             return proxy
-        # Loaded by urllib.robotparser already; undocumented but stable since Python 3.0
-        # (typeshed leaves it out), and the same matching urllib itself does.
+        # Undocumented but stable since Python 3.0 (typeshed leaves it out), and the same
+        # matching urllib itself does; imported only for a proxy with NO_PROXY set.
         from urllib.request import proxy_bypass_environment  # type: ignore[attr-defined]
 
         # With the port always given, "host:port" entries match default ports too.
