@@ -13,7 +13,6 @@ from typing import Any, NoReturn
 
 from ..config import CONFIG_ENV
 from ..lock import DEFAULT_WAIT
-from .parser_subscribers import add_subscribers
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -296,6 +295,12 @@ def _add_items(sub: Any) -> None:
     p.set_defaults(func=cmd_items, compile_selectors=False)  # lists rows: no soupsieve
 
 
+def _add_subscribers(sub: Any) -> None:
+    from .parser_subscribers import add_subscribers  # (its parsers: only when asked for)
+
+    add_subscribers(sub)
+
+
 def _add_bounces(sub: Any) -> None:
     from .commands_bounces import cmd_bounces
 
@@ -403,7 +408,7 @@ COMMANDS: tuple[tuple[str, Callable[[Any], None]], ...] = (
     ("check", _add_check),
     ("doctor", _add_doctor),
     ("items", _add_items),
-    ("subscribers", add_subscribers),
+    ("subscribers", _add_subscribers),
     ("bounces", _add_bounces),
     ("digests", _add_digests),
     ("demo", _add_demo),
