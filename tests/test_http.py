@@ -12,7 +12,7 @@ import pytest
 from iomfeed.config import HttpConfig
 from iomfeed.demo.server import Fault, SnapshotServer
 from iomfeed.errors import FetchError, RobotsDisallowed
-from iomfeed.http import HttpClient
+from iomfeed.http import HttpClient, robots_origin
 from iomfeed.transport import HttpTransport
 
 pytestmark = pytest.mark.network
@@ -220,6 +220,45 @@ def test_robots_txt_is_kept_in_the_store_for_a_day(tiny: SnapshotServer, tmp_pat
         run(start, store)  # the next run asks again
         assert tiny.hits("/robots.txt") == 4
         assert store.cached_robots(tiny.origin, start - timedelta(days=1)) == robots.read_text()
+
+
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        ("http://Example.ORG:80/a?b", "http://example.org"),
+        ("https://example.org:443/", "https://example.org"),
+        ("http://example.org:443/", "http://example.org:443"),
+        ("http://reader:secret@example.org/news", "http://example.org"),
+        ("https://example.org./news", "https://example.org"),
+        ("http://[::1]:8080/a", "http://[::1]:8080"),
+    ],
+)
+def test_the_robots_origin_is_scheme_host_and_port_only(url: str, origin: str) -> None:
+    assert robots_origin(url) == origin
+
+
+def test_one_origin_written_two_ways_reads_robots_txt_once(
+    tiny: SnapshotServer, tmp_path: Path
+) -> None:
+    """The user information is not part of the origin (RFC 9309 2.3), so it is neither asked
+    for twice nor kept in the store under the credentials."""
+    from datetime import UTC, datetime, timedelta
+
+    from iomfeed.store import Store
+
+    at = datetime(2026, 12, 1, 8, tzinfo=UTC)
+    config = HttpConfig(timeout=2.0, retries=0, min_delay=0.0, user_agent="iomfeed-test")
+    with_user = tiny.origin.replace("http://", "http://reader:secret@") + "/news"
+    with (
+        Store(tmp_path / "db.sqlite") as store,
+        HttpClient(config, robots=store, sleep=Sleeps(), wall_clock=lambda: at) as http,
+    ):
+        http.get(with_user)
+        http.get(tiny.url("/news/a"))
+        assert tiny.hits("/robots.txt") == 1
+        assert store.cached_robots(tiny.origin, at - timedelta(days=1)) is not None
+        rows = store.db.execute("SELECT origin FROM robots_txt").fetchall()
+    assert [r[0] for r in rows] == [tiny.origin]
 
 
 def test_robots_txt_can_be_ignored_when_configured(tiny: SnapshotServer) -> None:

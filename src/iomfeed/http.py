@@ -72,6 +72,17 @@ def _parse_robots(text: str) -> Protego:
     return Protego.parse(text)
 
 
+def robots_origin(url: str) -> str:
+    """The origin whose robots.txt governs ``url`` (RFC 9309 2.3: scheme, host and port):
+    lower-case, without a default port, user information or a trailing dot, so that
+    ``http://Example.org:80/a`` and ``http://example.org/b`` share one robots.txt, fetched
+    and kept once."""
+    from .normalize.urls import Origin
+
+    origin = Origin.of(url)
+    return f"{origin.scheme}://{origin.netloc}"
+
+
 class RobotsCache(Protocol):
     """Where each origin's robots.txt is kept between runs (the store)."""
 
@@ -133,7 +144,7 @@ class HttpClient:
         self.transport: Transport = HttpTransport() if transport is None else transport
         self._paces: dict[str, _Pace] = {}
         # Per origin: its parsed robots.txt, or why it could not be fetched (for this run).
-        self._robots: dict[tuple[str, str], Protego | str] = {}
+        self._robots: dict[str, Protego | str] = {}  # by robots_origin()
         self.requests = 0  # requests sent over the wire, retries included
 
     # ------------------------------------------------------------------ public API
@@ -189,11 +200,10 @@ class HttpClient:
     def _allowed(self, url: str) -> bool:
         """Whether robots.txt allows ``url``; raises :class:`RobotsUnreachable` when the
         site's robots.txt could not be fetched this run (asked once per origin and run)."""
-        parts = urlsplit(url)
-        key = (parts.scheme, parts.netloc.lower())
+        key = robots_origin(url)
         parser = self._robots.get(key)
         if parser is None:
-            parser = self._load_robots(f"{parts.scheme}://{parts.netloc.lower()}")
+            parser = self._load_robots(key)
             self._robots[key] = parser
             if not isinstance(parser, str):
                 delay = parser.crawl_delay(self.config.user_agent)
