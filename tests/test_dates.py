@@ -30,12 +30,24 @@ def cldr_names(language: str) -> list[tuple[int, str]]:
     ]
 
 
-@pytest.mark.parametrize("language", ["en", "sq"])
+@pytest.mark.parametrize("language", ["en", "sq", "en_GB"])
 def test_the_parser_reads_every_month_name_cldr_has(language: str) -> None:
     for number, name in cldr_names(language):
         for text in (f"Tiranë, 5 {name} 2018: IOM", f"{name.upper()} 5, 2018 - 10:30"):
             found = parse_date_text(text, TIRANE, reference=REF)
             assert found is not None and (found.month, found.day) == (number, 5), text
+
+
+def test_the_month_names_read_from_the_table_are_babels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For each language always read, the names the parser knows are those it knew when it
+    asked Babel (the same names, months and precedence)."""
+    from iomfeed import dates
+
+    languages = ("it", *dates.PARSE_LANGUAGES)
+    with_table = dates.month_numbers.__wrapped__(languages)
+    monkeypatch.setattr(dates, "cldr_table", lambda language: None)
+    from_babel = dates.month_numbers.__wrapped__(languages)
+    assert with_table == from_babel and len(with_table) > 40
 
 
 @pytest.mark.parametrize(
@@ -121,7 +133,9 @@ def test_a_pattern_that_cannot_write_a_date_is_explained() -> None:
     assert "no data" in (check_pattern("long", "zz-Qqqq") or "")
 
 
-def test_babel_is_loaded_only_when_a_date_is_read_or_written_in_words() -> None:
+def test_babel_is_loaded_only_for_a_date_in_words_of_another_language() -> None:
+    """The month names of the languages always read (English, British English, Albanian)
+    are kept in the table; another language's come from Babel, when a date is read in it."""
     script = """
 import sys
 from datetime import UTC, datetime
@@ -133,8 +147,12 @@ assert not [m for m in sys.modules if m.startswith("babel")], "imported babel"
 ref = datetime(2026, 11, 24, tzinfo=UTC)
 assert parse_date_text("2018-11-05T10:00:00Z", UTC, reference=ref) is not None
 assert "babel" not in sys.modules, "an ISO date loaded babel"
-assert parse_date_text("5 November 2018", UTC, reference=ref) is not None
-assert "babel.dates" in sys.modules or "babel.core" in sys.modules
+for text in ("5 November 2018", "5 Sept 2018", "5 nëntor 2018", "5 nentor 2018"):
+    assert parse_date_text(text, UTC, reference=ref) is not None, text
+assert "babel" not in sys.modules, "a date in words of a language always read loaded babel"
+got = parse_date_text("5 novembre 2018", UTC, reference=ref, language="it")
+assert got is not None and (got.year, got.month, got.day) == (2018, 11, 5), got
+assert "babel.core" in sys.modules
 print("ok")
 """
     done = subprocess.run(
@@ -167,7 +185,7 @@ TABLE_PATTERNS = (
 )
 
 
-@pytest.mark.parametrize("language", ["en", "sq"])
+@pytest.mark.parametrize("language", ["en", "sq", "en_GB"])
 @pytest.mark.parametrize("pattern", TABLE_PATTERNS)
 def test_a_date_written_from_the_table_is_what_babel_writes(language: str, pattern: str) -> None:
     from babel.dates import format_date

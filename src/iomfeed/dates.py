@@ -7,9 +7,11 @@ Babel is imported inside the functions (importing ``babel.dates`` costs about 25
 a locale's data a few tens more), so a run that writes and reads no date in words never loads
 it; what is built from it is built once per process. The built-in languages' month and day
 names and date patterns are also kept in :mod:`iomfeed.dates_cldr` (generated from Babel, and
-compared with it by a test): a date whose pattern uses only days, months, years and weekdays
-is written from there, the same characters Babel writes, so a publish never loads Babel.
-Anything else (another language, another field) is Babel's. Pure: no I/O but reading
+compared with it by a test), with those of the languages the date parser always reads: a
+date whose pattern uses only days, months, years and weekdays is written from there, the
+same characters Babel writes, so a publish never loads Babel, and a date in words is read
+with the month names kept there, so a fetch does not either. Anything else (another
+language, another field) is Babel's. Pure: no I/O but reading
 Babel's data.
 """
 
@@ -73,7 +75,8 @@ def _format_day(day: date, language: str, pattern: str) -> str:
 
 
 def cldr_table(language: str) -> dict[str, Any] | None:
-    """The kept CLDR words of a built-in language (see :mod:`iomfeed.dates_cldr`)."""
+    """The kept CLDR words of a built-in language or of one the date parser always reads
+    (see :mod:`iomfeed.dates_cldr`)."""
     from .dates_cldr import CLDR
 
     return CLDR.get(language.strip().replace("-", "_"))
@@ -193,6 +196,19 @@ def _folded(name: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+def _month_names(language: str) -> Any:
+    """CLDR's month names of ``language``, by context and width, each by number: from the
+    kept table when it has the language (so reading a date in words loads no Babel), else
+    from Babel."""
+    table = cldr_table(language)
+    if table is None:
+        return locale(language).months
+    return {
+        context: {width: dict(enumerate(names, 1)) for width, names in widths.items()}
+        for context, widths in table["MONTHS"].items()
+    }
+
+
 @lru_cache(maxsize=32)
 def month_numbers(languages: tuple[str, ...]) -> dict[str, int]:
     """Every month name of ``languages`` that CLDR has, lower-case, without a final dot,
@@ -202,7 +218,7 @@ def month_numbers(languages: tuple[str, ...]) -> dict[str, int]:
     numbers: dict[str, int] = {}
     for language in languages:
         try:
-            months = locale(language).months
+            months = _month_names(language)
         except UnknownLanguage:
             log.debug("no month names for %r: CLDR has no data for it", language)
             continue

@@ -3,7 +3,8 @@
 
 ``MONTHS[context][width]`` and ``DAYS[width]`` are lists (January and Monday first);
 ``DATE_FORMATS`` holds the patterns of CLDR's four lengths; ``NAME`` the language's name in
-itself. :mod:`iomfeed.dates` writes a date from these without loading Babel.
+itself. For the built-in languages and those the date parser always reads,
+:mod:`iomfeed.dates` writes and reads a date from these without loading Babel.
 """
 
 from __future__ import annotations
@@ -193,5 +194,96 @@ CLDR: dict[str, dict[str, Any]] = {
             "full": "EEEE, d MMMM y",
         },
         "NAME": "shqip",
+    },
+    "en_GB": {
+        "MONTHS": {
+            "format": {
+                "wide": [
+                    "January",
+                    "February",
+                    "March",
+                    "April",
+                    "May",
+                    "June",
+                    "July",
+                    "August",
+                    "September",
+                    "October",
+                    "November",
+                    "December",
+                ],
+                "abbreviated": [
+                    "Jan",
+                    "Feb",
+                    "Mar",
+                    "Apr",
+                    "May",
+                    "Jun",
+                    "Jul",
+                    "Aug",
+                    "Sept",
+                    "Oct",
+                    "Nov",
+                    "Dec",
+                ],
+            },
+            "stand-alone": {
+                "wide": [
+                    "January",
+                    "February",
+                    "March",
+                    "April",
+                    "May",
+                    "June",
+                    "July",
+                    "August",
+                    "September",
+                    "October",
+                    "November",
+                    "December",
+                ],
+                "abbreviated": [
+                    "Jan",
+                    "Feb",
+                    "Mar",
+                    "Apr",
+                    "May",
+                    "Jun",
+                    "Jul",
+                    "Aug",
+                    "Sept",
+                    "Oct",
+                    "Nov",
+                    "Dec",
+                ],
+            },
+        },
+        "DAYS": {
+            "wide": [
+                "Monday",
+                "Tuesday",
+                "Wednesday",
+                "Thursday",
+                "Friday",
+                "Saturday",
+                "Sunday",
+            ],
+            "abbreviated": [
+                "Mon",
+                "Tue",
+                "Wed",
+                "Thu",
+                "Fri",
+                "Sat",
+                "Sun",
+            ],
+        },
+        "DATE_FORMATS": {
+            "short": "dd/MM/y",
+            "medium": "d MMM y",
+            "long": "d MMMM y",
+            "full": "EEEE, d MMMM y",
+        },
+        "NAME": "English (United Kingdom)",
     },
 }
