@@ -314,6 +314,40 @@ def test_a_send_after_a_current_publish_renders_only_the_digest_archive_and_the_
         assert quiet.written == () and quiet.unchanged == len(after)
 
 
+def test_a_quiet_cycle_publishes_the_archive_again_when_an_override_template_changes(
+    tmp_path: Path,
+) -> None:
+    """The digest's pages are rendered with the templates of ``digest.templates``: editing
+    one there is a change a cycle publishes, though nothing in the store moved."""
+    import dataclasses
+    import importlib.resources
+
+    config, store = sent_digest(tmp_path)
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    css = importlib.resources.files("iomfeed.templates") / "digest" / "digest.css"
+    (folder / "digest.css").write_text(css.read_text(encoding="utf-8"), encoding="utf-8")
+    config = dataclasses.replace(
+        config, digest=dataclasses.replace(config.digest, templates=str(folder))
+    )
+    with store:
+        publish(config, store=store, now=NOW + timedelta(minutes=1))
+        quiet = publish(config, store=store, now=NOW + timedelta(minutes=2), force=False)
+        assert quiet.written == () and quiet.unchanged > 0
+        before = archive_files(config)
+        with (folder / "digest.css").open("a", encoding="utf-8") as fh:
+            fh.write("\np { letter-spacing: 0.123em; }\n")
+        again = publish(config, store=store, now=NOW + timedelta(minutes=3), force=False)
+        pages = sorted(p for p in again.written if p.startswith("digests/20"))
+        assert len(pages) == 2, again.written  # the page in each language
+        for page in pages:
+            name = page.removeprefix("digests/")
+            assert b"0.123em" not in before[name]
+            assert b"0.123em" in archive_files(config)[name]
+        later = publish(config, store=store, now=NOW + timedelta(minutes=4), force=False)
+        assert later.written == () and later.unchanged == quiet.unchanged
+
+
 def test_a_send_after_items_changed_publishes_everything(tmp_path: Path) -> None:
     """Stories fetched since the last publish (or during the send) are published with the
     digest's pages: the feeds are not left behind the index."""

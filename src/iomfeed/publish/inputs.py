@@ -3,10 +3,12 @@
 A cycle of ``run`` or ``serve`` whose fetch changed nothing publishes the same bytes again;
 rendering them (Jinja2, feedgen, Babel's dates) costs more than the rest of the cycle. The
 mark covers what a publish reads: the store's change counters (items and digests, kept by
-triggers), the configuration, the language files of ``digest.languages_dir`` and iomfeed's
-version. When the mark is the one the last complete publish left and every file it recorded
-is still in place, untouched (size and modification time), the publish is skipped. An
-explicit ``iomfeed publish`` always renders.
+triggers), the configuration, the files of ``digest.languages_dir`` and of
+``digest.templates`` (the digest archive's pages are rendered with the templates found
+there), each by name, size and modification time, and iomfeed's version. When the mark is
+the one the last complete publish left and every file it recorded is still in place,
+untouched (size and modification time), the publish is skipped. An explicit ``iomfeed
+publish`` always renders.
 """
 
 from __future__ import annotations
@@ -29,11 +31,14 @@ def mark(config: Config, store: Store) -> str:
     from .. import __version__
 
     parts = [__version__, repr(config), repr(sorted(store.changes().items()))]
-    folder = config.languages_path
-    if folder is not None and folder.is_dir():
-        for path in sorted(folder.iterdir()):
-            stat = path.stat()
-            parts.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    for name, folder in (
+        ("languages", config.languages_path),
+        ("templates", config.templates_path),
+    ):
+        if folder is not None and folder.is_dir():
+            for path in sorted(folder.iterdir()):
+                stat = path.stat()
+                parts.append(f"{name}/{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
     return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()
 
 
