@@ -69,7 +69,8 @@ class SourceHealth:
 
 @dataclass(frozen=True, slots=True)
 class DigestHealth:
-    """One recent digest, its ledger's totals, and whether its send is stuck."""
+    """One recent digest, its ledger's totals (in a brief check, of a digest that is not
+    late, only the failed count), and whether its send is stuck."""
 
     record: DigestRecord
     totals: Mapping[str, int]
@@ -222,8 +223,9 @@ def check(
 ) -> Health:
     """How iomfeed is doing at ``now``. ``brief``: only what the operator alerts read (the
     sources, the jobs, the recent digests), as every cron run asks: no subscriber or bounce
-    counts, and the relay's quota only when a digest has been sending for longer than
-    ``operator.stuck_hours`` (a quota that holds it means it waits, not that it is stuck)."""
+    counts, of the recent digests' deliveries only the failed ones, and the relay's quota
+    only when a digest has been sending for longer than ``operator.stuck_hours`` (a quota
+    that holds it means it waits, not that it is stuck)."""
     configured = {s.name: s.enabled for s in config.sources}
     names = list(configured) + [n for n in store.run_sources() if n not in configured]
     sources = tuple(source_health(store, n, enabled=configured.get(n, False)) for n in names)
@@ -238,7 +240,9 @@ def check(
     digest_health = tuple(
         DigestHealth(
             record=d,
-            totals=store.delivery_totals(d.id),
+            totals=_failed_only(store, d.id)
+            if brief and d.id not in late
+            else store.delivery_totals(d.id),
             stuck=d.id in late and quota is not None and not quota.full,
         )
         for d in recent
@@ -261,6 +265,14 @@ def check(
         else next_scheduled(config, store, now),
         failures_threshold=config.operator.failures,
     )
+
+
+def _failed_only(store: Store, digest_id: int) -> dict[str, int]:
+    """A brief check's totals of a digest that is not late: the failed deliveries only,
+    which is what the alerts read (counting every status read every recipient's row of the
+    last digests on every run). A late one's are whole: its stuck alert shows them."""
+    failed = store.failed_deliveries(digest_id)
+    return {"failed": failed} if failed else {}
 
 
 JOBS = ("cycle", "digest")

@@ -296,6 +296,15 @@ class DigestsMixin(StoreBase):
         ).fetchone()
         return None if row is None else _delivery(row)
 
+    def failed_deliveries(self, digest_id: int) -> int:
+        """The digest's permanently failed deliveries, counted in the (digest, status) index
+        alone: what the operator alerts read, without counting every recipient."""
+        row = self.db.execute(
+            "SELECT count(*) FROM deliveries WHERE digest_id = ? AND status = 'failed'",
+            (digest_id,),
+        ).fetchone()
+        return int(row[0])
+
     def delivery_totals(self, digest_id: int) -> dict[str, int]:
         rows = self.db.execute(
             "SELECT status, count(*) FROM deliveries WHERE digest_id = ? GROUP BY status",
