@@ -128,7 +128,7 @@ def test_digests_show_subscribers_show_and_status_tell_the_same_story(tmp_path: 
         "reader2@example.org": "complained",
     }
     missing = iomfeed("--config", str(path), "digests", "show", "9", cwd=tmp_path)
-    assert missing.returncode == 1 and "no digest 9" in missing.stderr
+    assert missing.returncode == 65 and "bad input: no digest 9" in missing.stderr
 
     sub = iomfeed("--config", str(path), "subscribers", "show", "reader0@example.org", cwd=tmp_path)
     assert sub.returncode == 0, sub.stderr

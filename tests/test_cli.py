@@ -92,6 +92,33 @@ def test_usage_errors_exit_2() -> None:
     assert caught.value.code == 2
 
 
+@pytest.mark.parametrize(
+    ("argv", "extra", "named"),
+    [
+        (["run", "--json", "-q"], "-q", "-q"),
+        (["items", "--config", "x.toml"], "--config x.toml", "--config"),
+    ],
+)
+def test_an_option_of_iomfeed_after_the_command_is_said_to_go_before_it(
+    argv: list[str], extra: str, named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
+    said = capsys.readouterr().err
+    assert f"unrecognized arguments: {extra} (options of iomfeed itself, such as {named}," in said
+    assert "go before the command: iomfeed [--config PATH] [-v | -q]" in said
+
+
+def test_an_unknown_option_after_the_command_has_no_such_hint(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "--bogus"])
+    said = capsys.readouterr().err
+    assert "unrecognized arguments: --bogus" in said and "go before" not in said
+
+
 def test_items_on_an_empty_store_says_what_to_do(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -111,6 +111,27 @@ def test_duplicate_source_names_are_refused(tmp_path: Path) -> None:
         load(MINIMAL + MINIMAL, tmp_path)
 
 
+def test_a_missing_file_says_where_it_was_looked_for_and_who_named_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from iomfeed.config import CONFIG_ENV, default_config_path
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(CONFIG_ENV, raising=False)
+    with pytest.raises(ConfigError) as caught:
+        load_config(default_config_path())
+    assert str(caught.value) == (
+        f"config.toml (in {tmp_path}): configuration file not found"
+        f" (use --config PATH or set {CONFIG_ENV})"
+    )
+    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "etc" / "iomfeed.toml"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(default_config_path())
+    assert str(caught.value) == (
+        f"{tmp_path / 'etc' / 'iomfeed.toml'}: configuration file not found (named by {CONFIG_ENV})"
+    )
+
+
 def test_missing_file_and_bad_toml_are_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="configuration file not found"):
         load_config(tmp_path / "nope.toml")

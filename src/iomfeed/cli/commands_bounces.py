@@ -5,11 +5,10 @@ digest's recipients, from the ledger and the bounce log). Thin: the logic is in
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import TYPE_CHECKING, Any
 
 from ..config import Config
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from ..runtime import open_runtime
 from .exits import EXIT_OK, EXIT_SOURCE_FAILED
 
@@ -58,9 +57,8 @@ def cmd_digests(args: argparse.Namespace, config: Config) -> int:
 
     with open_runtime(config) as rt:
         audit = digest_audit(rt.store, args.id)
-    if audit is None:
-        print(f"no digest {args.id}", file=sys.stderr)
-        return EXIT_SOURCE_FAILED
+    if audit is None:  # an id the store never had: bad input, as an unknown token is
+        raise InputError(f"no digest {args.id} (`iomfeed status` lists the last digests)")
     if args.json:
         from ..jsonout import dumps
 

@@ -18,7 +18,7 @@ from ..lock import DEFAULT_WAIT
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The command line's parser; with ``command`` (see :func:`command_of`), only that
     command's, so a cron run builds and imports one command, not all fifteen."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="iomfeed",
         description="Scrape IOM Albania's news into a deduplicated store and publish it.",
         epilog="Exit codes: 0 success; 1 some source failed (the others still ran), some "
@@ -52,6 +52,25 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         default="text",
         help="log lines as readable text (default) or one JSON object each",
     )
+
+
+#: The options of iomfeed itself (:func:`_add_options`): before the command, not after it.
+GLOBAL_OPTIONS = ("--config", "-v", "--verbose", "-q", "--quiet", "--log-format")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """argparse's error, and where an option of iomfeed itself goes when it was given
+        after the command (``iomfeed run -q``)."""
+        given = message.removeprefix("unrecognized arguments: ")
+        if given != message:
+            misplaced = [a for a in given.split() if a.split("=")[0] in GLOBAL_OPTIONS]
+            if misplaced:
+                message += (
+                    f" (options of iomfeed itself, such as {misplaced[0]}, go before the"
+                    " command: iomfeed [--config PATH] [-v | -q] [--log-format F] COMMAND ...)"
+                )
+        super().error(message)
 
 
 class _Probe(argparse.ArgumentParser):

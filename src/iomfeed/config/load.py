@@ -99,6 +99,15 @@ def default_config_path() -> Path:
     return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_NAME)
 
 
+def _not_found(path: Path) -> str:
+    """Where the missing file was looked for, and who named it."""
+    where = "" if path.is_absolute() else f" (in {Path.cwd()})"
+    named = os.environ.get(CONFIG_ENV)
+    if named and Path(named) == path:
+        return f"{path}{where}: configuration file not found (named by {CONFIG_ENV})"
+    return f"{path}{where}: configuration file not found (use --config PATH or set {CONFIG_ENV})"
+
+
 def load_config(
     path: Path | None = None,
     *,
@@ -117,9 +126,7 @@ def load_config(
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise ConfigError(
-                f"{path}: configuration file not found (use --config PATH or set {CONFIG_ENV})"
-            ) from None
+            raise ConfigError(_not_found(path)) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read configuration: {exc}") from exc
     try:
