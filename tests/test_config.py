@@ -95,6 +95,26 @@ def test_defaults_fill_what_the_file_leaves_out(tmp_path: Path) -> None:
             "sources[0].recheck_days: expected a number no larger than 1000000, got 1e+09",
         ),
         (("[[sources]]", "[http]\ntimeout = nan\n[[sources]]"), "http.timeout: expected a finite"),
+        (
+            ('name = "news"', 'name = "news"\nrecheck_days = 1000000'),
+            "sources[0].recheck_days: expected a number of days from 0 to 36500",
+        ),
+        (
+            ("[[sources]]", "[storage]\nkeep_runs_days = -1\n[[sources]]"),
+            "storage.keep_runs_days: expected a number of days from 0 to 36500",
+        ),
+        (
+            ("[[sources]]", "[storage]\nkeep_runs_days = 30.5\n[[sources]]"),
+            "storage.keep_runs_days: expected an integer, got number 30.5",
+        ),
+        (
+            ("[[sources]]", "[subscribe]\nconfirm_days = 0\n[[sources]]"),
+            "subscribe.confirm_days: expected a number of days greater than 0",
+        ),
+        (
+            ("[[sources]]", "[bounces]\ntrust_days = 40000\n[[sources]]"),
+            "bounces.trust_days: expected a number of days from 0 to 36500",
+        ),
     ],
 )
 def test_mistakes_name_the_dotted_key(tmp_path: Path, edit: tuple[str, str], message: str) -> None:
@@ -227,3 +247,26 @@ def test_weekday_numbers_mean_what_they_mean_in_crontab() -> None:
     assert days == {6, 0, 1, 2, 3}  # Sunday to Thursday, as in crontab
     step = trigger("0 8 * * */2", "UTC").get_next_fire_time(None, start)
     assert step.weekday() == 6  # crontab's */2 starts on Sunday
+
+
+def test_every_days_key_is_bounded_so_a_date_that_far_back_exists(tmp_path: Path) -> None:
+    """Every number may reach a million, but a million days before now is before year 1:
+    ``recheck_days = 1000000`` loaded, then stopped the fetch with an OverflowError. Each
+    ``*_days`` key, present or to come, refuses more than a hundred years."""
+    from iomfeed.config.checks import MAX_DAYS
+
+    keys = [key for key in documented_keys() if key.endswith("_days")]
+    assert len(keys) >= 6, keys
+    for key in keys:
+        section, _, name = key.rpartition(".")
+        if section == "sources":
+            text = MINIMAL.replace('name = "news"', f'name = "news"\n{name} = {MAX_DAYS + 1}')
+            shown = f"sources[0].{name}"
+        else:
+            text = MINIMAL.replace(
+                "[[sources]]", f"[{section}]\n{name} = {MAX_DAYS + 1}\n[[sources]]"
+            )
+            shown = key
+        with pytest.raises(ConfigError, match=re.escape(f"{shown}: expected a number of days")):
+            load(text, tmp_path)
+        load(text.replace(str(MAX_DAYS + 1), str(MAX_DAYS)), tmp_path)

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
 from . import normalize
@@ -117,9 +117,19 @@ def fetch_all(
             results.append(SourceResult(name=src.name, ok=False, error=str(exc)))
     finished = now()
     store.record_run(started, finished, tuple(results))
+    _prune_history(config, store, finished)
     if config_errors:
         raise config_errors[0]  # the other sources ran; the exit code still says "config"
     return RunReport(started, finished, tuple(results))
+
+
+def _prune_history(config: Config, store: Store, now: datetime) -> None:
+    """Remove the runs older than ``storage.keep_runs_days`` (see :meth:`Store.prune_runs`)."""
+    days = config.storage.keep_runs_days
+    if days:
+        removed = store.prune_runs(now - timedelta(days=days))
+        if removed:
+            log.info("removed %d run(s) older than %d days (storage.keep_runs_days)", removed, days)
 
 
 @dataclass(slots=True)

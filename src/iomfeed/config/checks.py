@@ -112,6 +112,21 @@ def _check_non_negative(value: float) -> str | None:
     return None if value >= 0 else "expected a number of at least 0"
 
 
+#: The most days a ``*_days`` key may hold (a hundred years): a date that far back is still
+#: a date, where a million days (which every other number may reach) is before year 1.
+MAX_DAYS = 36_500
+
+
+def _check_days(value: float) -> str | None:
+    return None if 0 <= value <= MAX_DAYS else f"expected a number of days from 0 to {MAX_DAYS}"
+
+
+def _check_positive_days(value: float) -> str | None:
+    if 0 < value <= MAX_DAYS:
+        return None
+    return f"expected a number of days greater than 0, at most {MAX_DAYS}"
+
+
 def _check_summary_length(value: float) -> str | None:
     return None if value >= 40 else "expected a number of characters, at least 40"
 

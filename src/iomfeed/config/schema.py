@@ -18,6 +18,7 @@ from .checks import (
     _check_at_least_one,
     _check_connections,
     _check_crontab_shape,
+    _check_days,
     _check_dkim_selector,
     _check_domain,
     _check_env_name,
@@ -31,6 +32,7 @@ from .checks import (
     _check_optional_http_url,
     _check_optional_limit,
     _check_positive,
+    _check_positive_days,
     _check_proxy,
     _check_regexes,
     _check_summary_length,
@@ -61,9 +63,11 @@ class SiteConfig:
 
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
-    """``[storage]``: where the SQLite store lives."""
+    """``[storage]``: where the SQLite store lives, and how long it keeps the run history
+    (``keep_runs_days``; 0: for ever)."""
 
     database: str = "iomfeed.db"
+    keep_runs_days: int = field(default=90, metadata=_checked(_check_days))
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +272,7 @@ class MailConfig:
 class SubscribeConfig:
     """``[subscribe]``: the sign-up's confirmation window, notices and rate limits."""
 
-    confirm_days: float = field(default=7.0, metadata=_checked(_check_positive))
+    confirm_days: float = field(default=7.0, metadata=_checked(_check_positive_days))
     record_ip: bool = False
     confirm_resend_hours: float = field(default=1.0, metadata=_checked(_check_positive))
     notice_hours: float = field(default=24.0, metadata=_checked(_check_positive))
@@ -295,9 +299,9 @@ class BouncesConfig:
     imap_done_folder: str = ""
     imap_ca_file: str = ""
     imap_timeout: float = field(default=30.0, metadata=_checked(_check_positive))
-    trust_days: float = field(default=14.0, metadata=_checked(_check_non_negative))
+    trust_days: float = field(default=14.0, metadata=_checked(_check_days))
     soft_after: int = field(default=3, metadata=_checked(_check_positive))
-    soft_days: float = field(default=14.0, metadata=_checked(_check_non_negative))
+    soft_days: float = field(default=14.0, metadata=_checked(_check_days))
 
     @property
     def configured(self) -> bool:
@@ -318,9 +322,9 @@ class SourceConfig:
     enabled: bool = True
     max_pages: int = field(default=10, metadata=_checked(_check_positive))
     follow_articles: bool = True
-    recheck_days: float = field(default=7.0, metadata=_checked(_check_non_negative))
+    recheck_days: float = field(default=7.0, metadata=_checked(_check_days))
     summary_length: int = field(default=400, metadata=_checked(_check_summary_length))
-    retry_missing_days: float = field(default=7.0, metadata=_checked(_check_non_negative))
+    retry_missing_days: float = field(default=7.0, metadata=_checked(_check_days))
     timezone: str = field(default="", metadata=_checked(_check_timezone))
     language: str = field(default="", metadata=_checked(_check_language))
     listing: ListingConfig = field(default_factory=ListingConfig)

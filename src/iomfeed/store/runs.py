@@ -9,6 +9,13 @@ from ..models import SourceResult
 from .base import StoreBase, parse, utc
 from .records import AlertState, SourceRunSummary
 
+#: The newest runs read for a source's health (its failures in a row, its last success):
+#: kept whatever their age, so pruning the history never changes what ``status`` says.
+HISTORY = 100
+#: The most old runs one :meth:`RunsMixin.prune_runs` removes: a store years old catches
+#: up over a few runs instead of making one cron cycle long.
+PRUNE_BATCH = 1000
+
 
 class RunsMixin(StoreBase):
     """Run history and alerts."""
@@ -55,6 +62,38 @@ class RunsMixin(StoreBase):
             )
         return run_id
 
+    def prune_runs(self, before: datetime, *, keep: int = HISTORY, batch: int = PRUNE_BATCH) -> int:
+        """Remove the runs that started before ``before`` (what each source did in them
+        too), oldest first, at most ``batch``; returns how many. Kept whatever their age:
+        the first run (a digest never sent is due counting from it) and the newest
+        ``keep``. Runs are recorded one at a time under the run lock, so ids follow start
+        times; the removal stops at the first run not older than ``before`` (a clock set
+        back), and it reads only the rows it removes and one more."""
+        ids = self.db.execute(
+            "SELECT (SELECT min(id) FROM runs),"
+            " (SELECT id FROM runs ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            (max(keep, 1) - 1,),
+        ).fetchone()
+        first, newest_kept = ids[0], ids[1]
+        if first is None or newest_kept is None:
+            return 0
+        last = None
+        count = 0
+        for run_id, started in self.db.execute(
+            "SELECT id, started FROM runs WHERE id > ? AND id < ? ORDER BY id LIMIT ?",
+            (first, newest_kept, batch),
+        ):
+            if parse(started) >= before:
+                break
+            last = run_id
+            count += 1
+        if last is None:
+            return 0
+        with self.transaction() as db:
+            db.execute("DELETE FROM source_runs WHERE run_id > ? AND run_id <= ?", (first, last))
+            db.execute("DELETE FROM runs WHERE id > ? AND id <= ?", (first, last))
+        return count
+
     def source_runs(self, run_id: int) -> list[SourceResult]:
         rows = self.db.execute(
             "SELECT * FROM source_runs WHERE run_id = ? ORDER BY source", (run_id,)
@@ -77,7 +116,7 @@ class RunsMixin(StoreBase):
             for r in rows
         ]
 
-    def source_history(self, source: str, *, limit: int = 100) -> list[SourceRunSummary]:
+    def source_history(self, source: str, *, limit: int = HISTORY) -> list[SourceRunSummary]:
         """The source's latest runs, newest first."""
         rows = self.db.execute(
             "SELECT r.started, sr.ok, sr.error FROM source_runs sr JOIN runs r"
