@@ -112,6 +112,18 @@ def test_defaults_fill_what_the_file_leaves_out(tmp_path: Path) -> None:
             "subscribe.confirm_days: expected a number of days greater than 0",
         ),
         (
+            ("[[sources]]", "[serve]\nport = 70000\n[[sources]]"),
+            "serve.port: expected a TCP port from 1 to 65535",
+        ),
+        (
+            ("[[sources]]", "[mail.smtp]\nport = 0\n[[sources]]"),
+            "mail.smtp.port: expected a TCP port from 1 to 65535",
+        ),
+        (
+            ("[[sources]]", "[bounces]\nimap_port = 65536\n[[sources]]"),
+            "bounces.imap_port: expected a TCP port from 1 to 65535",
+        ),
+        (
             ("[[sources]]", "[bounces]\ntrust_days = 40000\n[[sources]]"),
             "bounces.trust_days: expected a number of days from 0 to 36500",
         ),

@@ -108,6 +108,11 @@ def _check_connections(value: int) -> str | None:
     return f"expected a number of connections from 1 to {MAX_CONNECTIONS}"
 
 
+def _check_port(value: int) -> str | None:
+    # Past 65535 the socket layer takes the port modulo 65536: 70000 listened on 4464.
+    return None if 1 <= value <= 65535 else "expected a TCP port from 1 to 65535"
+
+
 def _check_non_negative(value: float) -> str | None:
     return None if value >= 0 else "expected a number of at least 0"
 

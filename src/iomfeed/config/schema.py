@@ -31,6 +31,7 @@ from .checks import (
     _check_optional_address,
     _check_optional_http_url,
     _check_optional_limit,
+    _check_port,
     _check_positive,
     _check_positive_days,
     _check_proxy,
@@ -179,7 +180,7 @@ class ServeConfig:
     """``[serve]``: where ``iomfeed serve`` listens, and the proxy it trusts."""
 
     host: str = "127.0.0.1"
-    port: int = field(default=8080, metadata=_checked(_check_positive))
+    port: int = field(default=8080, metadata=_checked(_check_port))
     trusted_proxy: str = field(default="", metadata=_checked(_check_proxy))
 
 
@@ -197,7 +198,7 @@ class SmtpConfig:
     """``[mail.smtp]``: the relay digests are sent through."""
 
     host: str = "localhost"
-    port: int = field(default=587, metadata=_checked(_check_positive))
+    port: int = field(default=587, metadata=_checked(_check_port))
     security: Literal["starttls", "tls", "none"] = "starttls"
     username: str = ""
     password_env: str = field(default="IOMFEED_SMTP_PASSWORD", metadata=_checked(_check_env_name))
@@ -289,7 +290,7 @@ class BouncesConfig:
 
     maildir: str = ""
     imap_host: str = ""
-    imap_port: int = field(default=993, metadata=_checked(_check_positive))
+    imap_port: int = field(default=993, metadata=_checked(_check_port))
     imap_security: Literal["tls", "starttls", "none"] = "tls"
     imap_user: str = ""
     imap_password_env: str = field(
