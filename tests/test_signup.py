@@ -33,6 +33,7 @@ from iomfeed.digest.unsubscribe import BadToken, load_secret
 from iomfeed.errors import BadAddress, InputError
 from iomfeed.runtime import Runtime, open_runtime
 from iomfeed.signup import ConfirmOutcome, SignUpOutcome, confirm, sign_up
+from iomfeed.subscribers import Subscriber
 from iomfeed.subscriptions import (
     Joined,
     export_data,
@@ -433,6 +434,40 @@ def test_import_reports_who_left_and_resubscribe_brings_them_back(
         assert profile is not None and profile.state is State.ACTIVE
         assert (profile.consent.via, profile.consent.at) == (ConsentVia.CSV_IMPORT, fresh)
     assert not rt.store.is_suppressed(suppression_hash(secret, "gone@example.org"))
+
+
+def test_a_stranger_signing_up_someone_who_left_does_not_undo_their_unsubscribe(
+    setup: tuple[Config, Runtime, Outbox],
+) -> None:
+    """Anyone may type an address into the form. Someone who unsubscribed stays someone
+    who left until they confirm: an import or ``subscribers add`` does not make them
+    active behind their back, and ``subscribers show`` still says when and why they left.
+    Their own confirmation brings them back, the old departure forgotten."""
+    config, rt, outbox = setup
+    secret = load_secret(config, rt.store)
+    for who in (ANA, "control@example.org"):
+        subscribe(rt.store, who, "", "en", NOW, languages=("en",), secret=secret)
+        rt.store.set_subscriber_status(who, "unsubscribed", "one-click unsubscribe", NOW)
+    later = NOW + timedelta(days=2)
+    assert join(config, rt, later) is SignUpOutcome.CONFIRMATION_SENT
+    [message] = outbox.new()
+    pending = rt.store.profile(address=ANA)
+    assert pending is not None and pending.state is State.PENDING
+    assert (pending.left, pending.reason) == (NOW, "one-click unsubscribe")
+    shown = "pending, not confirmed; left 2026-11-24 09:00 UTC (one-click unsubscribe)"
+    assert any(line.endswith(shown) for line in profile_lines(pending, [], later))
+
+    read = read_csv(b"control@example.org,C,en\nana@example.org,A,en\n", languages=("en",))
+    done = import_rows(rt.store, read, later, secret=secret)
+    assert (done.added, [p.line for p in done.left]) == (0, [1, 2])
+    assert rt.store.add_subscriber(Subscriber(ANA, "", "en"), later) == "left"
+    still = rt.store.profile(address=ANA)
+    assert still is not None and still.state is State.PENDING
+
+    assert do_confirm(config, rt, link(message, "confirm"), later) is ConfirmOutcome.CONFIRMED
+    back = rt.store.profile(address=ANA)
+    assert back is not None and back.state is State.ACTIVE
+    assert (back.left, back.reason, back.failures) == (None, "", 0)
 
 
 def test_a_bad_address_or_language_is_refused_before_anything_is_stored(

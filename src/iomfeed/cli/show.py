@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from ..consent import DeliveryRecord, Profile
+from ..consent import DeliveryRecord, Profile, State
 
 
 def _when(value: datetime | None, never: str = "-") -> str:
@@ -24,10 +24,11 @@ def profile_lines(profile: Profile, history: Sequence[DeliveryRecord], now: date
         if consent.language:
             how += f", form in {consent.language!r}"
     status = profile.state.value
-    if profile.left is not None:
-        status += f" since {_when(profile.left)}" + (
-            f" ({profile.reason})" if profile.reason else ""
-        )
+    why = f" ({profile.reason})" if profile.reason else ""
+    if profile.left is not None and profile.state is State.PENDING:
+        status += f", not confirmed; left {_when(profile.left)}{why}"
+    elif profile.left is not None:
+        status += f" since {_when(profile.left)}{why}"
     pause = "no"
     if profile.paused_until is not None:
         pause = f"until {_when(profile.paused_until)}"

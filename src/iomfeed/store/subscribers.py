@@ -73,14 +73,18 @@ class SubscribersMixin(StoreBase):
         """Add an active subscriber (with consent given ``via`` the operator, recorded as of
         ``now``): 'added', 'exists' (already active), or 'left' (they unsubscribed or
         bounced before and are not re-added behind their back). A pending sign-up the
-        operator adds is made active: the operator has their consent."""
+        operator adds is made active: the operator has their consent; but not one made by
+        someone who had left (anyone may type an address into the form: until its owner
+        confirms, they still have left)."""
         from ..consent import State
 
         consent = via.value if via else ""
         with self.transaction() as db:
             row = db.execute(
-                "SELECT status FROM subscribers WHERE address = ?", (sub.address,)
+                "SELECT status, left_at FROM subscribers WHERE address = ?", (sub.address,)
             ).fetchone()
+            if row is not None and row["status"] == State.PENDING.value and row["left_at"]:
+                return "left"
             if row is not None and row["status"] == State.PENDING.value:
                 db.execute(
                     "UPDATE subscribers SET status = 'active', consent_at = ?, consent_via = ?,"
@@ -148,10 +152,12 @@ class SubscribersMixin(StoreBase):
     def restart_pending(
         self, subscriber_id: int, sub: Subscriber, categories: Sequence[str], consent: Consent
     ) -> None:
-        """Someone who left signs up again: pending, with the new sign-up's consent."""
+        """Someone who left signs up again: pending, with the new sign-up's consent. When
+        and why they left (and their bounce count) stay until they confirm: the sign-up may
+        be anyone's, and an unconfirmed one must not undo an unsubscribe."""
         self.db.execute(
             "UPDATE subscribers SET status = 'pending', name = ?, language = ?, categories = ?,"
-            " subscribed = ?, left_at = NULL, reason = '', failures = 0, consent_at = ?,"
+            " subscribed = ?, consent_at = ?,"
             " consent_via = ?, consent_language = ?, consent_ip = ?, confirmed_at = NULL,"
             " paused_until = NULL, confirm_sent = NULL WHERE id = ?",
             (
@@ -176,10 +182,11 @@ class SubscribersMixin(StoreBase):
         )
 
     def activate(self, subscriber_id: int, now: datetime) -> bool:
-        """A pending subscriber confirmed: active from ``now``; False if not pending."""
+        """A pending subscriber confirmed: active from ``now``, whatever made them leave
+        before forgotten; False if not pending."""
         cur = self.db.execute(
-            "UPDATE subscribers SET status = 'active', confirmed_at = ?"
-            " WHERE id = ? AND status IN ('pending', 'sending')",
+            "UPDATE subscribers SET status = 'active', confirmed_at = ?, left_at = NULL,"
+            " reason = '', failures = 0 WHERE id = ? AND status IN ('pending', 'sending')",
             (utc(now), subscriber_id),
         )
         return cur.rowcount > 0
