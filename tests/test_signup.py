@@ -59,14 +59,17 @@ class Outbox:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.seen: set[Path] = set()
+        self.raw: dict[str, bytes] = {}  # by Message-ID: the bytes as sent
 
     def new(self) -> list[EmailMessage]:
         found = sorted(set(self.folder.glob("*.eml")) - self.seen) if self.folder.is_dir() else []
         self.seen |= set(found)
         out = []
         for path in found:
-            msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            data = path.read_bytes()
+            msg = email.message_from_bytes(data, policy=email.policy.default)
             assert isinstance(msg, EmailMessage)
+            self.raw[str(msg["Message-ID"])] = data
             out.append(msg)
         return out
 
@@ -172,6 +175,16 @@ def test_a_sign_up_is_pending_until_confirmed_then_welcomed_in_its_language(
     assert welcome["Subject"] == "Mirë se vini në Lajme nga IOM Shqipëri"
     assert welcome["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "/unsubscribe?t=" in welcome["List-Unsubscribe"]
+    # As sent: the URLs in angle brackets, not RFC 2047 words no mail provider reads as links
+    # (a URL longer than a line cannot be folded, so the email policy encoded it).
+    raw = outbox.raw[str(welcome["Message-ID"])]
+    unsub = re.escape(link(welcome, "unsubscribe"))
+    assert re.search(
+        rb"\r\nList-Unsubscribe: <https://feeds\.example\.org/iom-albania/unsubscribe\?t="
+        + unsub.encode()
+        + rb">,\r\n <mailto:[^>]+>\r\n",
+        b"\r\n" + raw.split(b"\r\n\r\n")[0] + b"\r\n",
+    ), raw[:800]
     # The latest digest.first_items stories, newest first, with their links.
     stories = re.findall(r"https://albania\.iom\.int/news/story-(\d+)", text(welcome))
     assert stories == [str(n) for n in range(1, config.digest.first_items + 1)]

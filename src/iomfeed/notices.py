@@ -23,7 +23,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from .digest.headers import clean_header_text
-from .digest.message import NAME_LIMIT, Outgoing, feedback_id
+from .digest.message import NAME_LIMIT, Outgoing, feedback_id, list_unsubscribe
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -202,9 +202,10 @@ def compose(
         if list_name.isascii()
         else f"{list_name} <{config.list_id}>"
     )
+    raw = b""
     if links.unsubscribe:
-        mailto = f"<{links.unsubscribe_mailto}>" if links.unsubscribe_mailto else ""
-        msg["List-Unsubscribe"] = ", ".join(filter(None, (f"<{links.unsubscribe}>", mailto)))
+        line = list_unsubscribe(links.unsubscribe, links.unsubscribe_mailto)
+        raw = line.encode("ascii") + b"\r\n"  # before the policy's headers, as it is
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     # Sent by a program on a form's request: no vacation responder should answer it.
     msg["Auto-Submitted"] = "auto-generated"
@@ -212,5 +213,8 @@ def compose(
     msg.set_content(rendered.text, cte="8bit")
     msg.add_alternative(rendered.html, subtype="html", cte="8bit")
     return Outgoing(
-        message_id=mid, sender=config.mail.from_address, recipient=address, data=msg.as_bytes()
+        message_id=mid,
+        sender=config.mail.from_address,
+        recipient=address,
+        data=raw + msg.as_bytes(),
     )

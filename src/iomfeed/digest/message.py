@@ -244,6 +244,15 @@ def _skeleton(
     return skeleton.as_bytes()
 
 
+def list_unsubscribe(link: str, mailto: str = "") -> str:
+    """The ``List-Unsubscribe`` header line (no line end) for an https ``link`` and a
+    ``mailto`` URL, folded between the two. Written as it is, not through the email
+    policy: a URL longer than a line cannot be folded, so the policy would encode the
+    whole value as RFC 2047 words, which no mail provider reads as a link (RFC 2369 and
+    RFC 8058 want the URLs in angle brackets, as they are)."""
+    return f"List-Unsubscribe: <{link}>" + (f",\r\n <{mailto}>" if mailto else "")
+
+
 class Composer:
     """The messages of one digest in one language."""
 
@@ -363,7 +372,7 @@ class Composer:
         values = self.values(address, name, link, preferences)
         personal = [f"To: {address_header(name, address)}", f"Message-ID: {mid}"]
         if mailto:
-            personal.append(f"List-Unsubscribe: <{link}>,\r\n <{mailto}>")
+            personal.append(list_unsubscribe(link, mailto))
         before_text, between, after_html = self._body
         out = _Stuffer()
         out.value("\r\n".join(personal).encode("ascii") + b"\r\n")
