@@ -101,6 +101,53 @@ def test_one_click_post_unsubscribes_without_a_redirect(
     assert request(base, "POST", target, b"List-Unsubscribe=One-Click")[0] == 200
 
 
+def test_one_click_sent_as_multipart_form_data_is_recorded_as_one_click(
+    site: tuple[Config, str, dict[str, str]],
+) -> None:
+    """RFC 8058 says the request SHOULD be multipart/form-data (RFC 7578): read as a form,
+    it unsubscribes as one-click, not as the page's button."""
+    config, base, tokens = site
+    address = "reader1@example.org"
+    body = (
+        b'--XyZ\r\nContent-Disposition: form-data; name="List-Unsubscribe"\r\n\r\n'
+        b"One-Click\r\n--XyZ--\r\n"
+    )
+    code, headers, _page = request(
+        base,
+        "POST",
+        f"/unsubscribe?t={tokens[address]}",
+        body,
+        {"Content-Type": "multipart/form-data; boundary=XyZ"},
+    )
+    assert code == 200 and "Location" not in headers
+    with Store(config.database_path) as store:
+        sub = store.subscriber(address)
+        assert sub is not None and sub.status == "unsubscribed"
+        assert sub.reason == "one-click unsubscribe (RFC 8058)", sub.reason
+    # A multipart body that is not a form is a POST without fields: the page's button.
+    other = "reader2@example.org"
+    code, _h, _p = request(
+        base,
+        "POST",
+        f"/unsubscribe?t={tokens[other]}",
+        b"garbage",
+        {"Content-Type": "multipart/form-data; boundary=XyZ"},
+    )
+    assert code == 200 and status_of(config, other) == "unsubscribed"
+
+
+def test_the_unsubscribe_page_may_not_be_framed(site: tuple[Config, str, dict[str, str]]) -> None:
+    """One button that acts: no other page may frame it (and click it through)."""
+    _config, base, tokens = site
+    for path in ("/unsubscribe?t=junk", f"/unsubscribe?t={tokens['reader0@example.org']}"):
+        _code, headers, _page = request(base, "GET", path)
+        assert headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert (
+            headers["Cache-Control"] == "no-store" and headers["Referrer-Policy"] == "no-referrer"
+        )
+
+
 def test_get_alone_unsubscribes_nobody(site: tuple[Config, str, dict[str, str]]) -> None:
     config, base, tokens = site
     address = "reader0@example.org"  # an Albanian subscriber

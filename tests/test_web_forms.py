@@ -361,6 +361,24 @@ def test_an_oversized_body_is_refused_by_the_app_itself(site: Site) -> None:
     assert site.app.forms.worker.drain(5) and site.profile() is None
 
 
+def test_many_fields_or_parameters_are_read_past_not_answered_with_500(site: Site) -> None:
+    """A link rewriter's tracking parameters on a confirmation link, or a form posted with
+    hundreds of fields: the page answers as without them (a field cap raised, a 500)."""
+    site.sign_up()
+    [message] = site.outbox.new()
+    token = link(message, "confirm")
+    extra = "".join(f"&utm_{n}=1" for n in range(40))
+    status, _h, page = site.request("GET", f"{PREFIX}/confirm?t={token}{extra}")
+    assert status == 200 and "Yes, subscribe me" in page
+    status, _h, page = site.request("GET", f"{PREFIX}/subscribe?lang=sq{extra}")
+    assert status == 200 and '<html lang="sq">' in page
+    fields = {"t": token, **{f"x{n}": "1" for n in range(300)}}
+    status, _h, page = site.request("POST", f"{PREFIX}/confirm", fields)
+    assert status == 200 and "You are subscribed" in page
+    status, _h, page = site.request("GET", f"{PREFIX}/confirm?t={token}&" + "x" * 11_000)
+    assert status == 400  # no token read from a query that long: the link does not work
+
+
 def test_preferences_change_download_and_delete_through_the_page(site: Site) -> None:
     prefs = confirmed(site)
     path = f"{PREFIX}/preferences"

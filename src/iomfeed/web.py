@@ -422,6 +422,9 @@ class App:
         if length > MAX_FORM_BYTES:
             return None
         body = environ["wsgi.input"].read(length) if length else b""
+        content_type = str(environ.get("CONTENT_TYPE") or "")
+        if content_type.lower().startswith("multipart/form-data"):
+            return _multipart_fields(content_type, body)
         return parse_qs(body.decode("utf-8", "replace"))
 
     def _page(
@@ -456,17 +459,38 @@ class App:
             )
             .encode("utf-8")
         )
+        from .web_pages import SECURITY_HEADERS
+
+        # The forms' headers: a page with one button that acts must not be framed (and
+        # clicked through by a page that has the link).
         start_response(
             status,
             [
                 ("Content-Type", "text/html; charset=utf-8"),
                 ("Content-Length", str(len(html))),
-                ("Cache-Control", "no-store"),
-                ("Referrer-Policy", "no-referrer"),
-                ("X-Content-Type-Options", "nosniff"),
+                *SECURITY_HEADERS,
             ],
         )
         return [] if head else [html]
+
+
+def _multipart_fields(content_type: str, body: bytes) -> dict[str, list[str]]:
+    """The text fields of a ``multipart/form-data`` body (RFC 7578), which RFC 8058 says a
+    one-click request SHOULD be sent as; what cannot be read gives no fields."""
+    import email.parser
+    import email.policy
+
+    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    fields: dict[str, list[str]] = {}
+    if not message.is_multipart():
+        return fields
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload, bytes):
+            fields.setdefault(name, []).append(payload.decode("utf-8", "replace").strip())
+    return fields
 
 
 def client_address(environ: Environ, trusted_proxy: str) -> str:
