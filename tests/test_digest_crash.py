@@ -181,8 +181,9 @@ def test_sigterm_finishes_the_message_in_hand_and_stops_cleanly(tmp_path: Path) 
     with smtp_server(Behaviour(hook=killer)) as (handler, port):
         config = write_config(tmp_path, port)
         stopped = run_send(config, killer, ("rcpt", 5), sig=signal.SIGTERM)
-        assert stopped.returncode == 0, stopped.stderr
-        assert "SIGTERM received" in stopped.stderr
+        # Stopped, not done: 128 + SIGTERM, and the send says it is not complete.
+        assert stopped.returncode == 143, stopped.stderr
+        assert "SIGTERM received" in stopped.stderr and "NOT complete" in stopped.stdout
         totals, ambiguous, status = ledger(tmp_path)
         # The fifth message was finished, not abandoned; nothing is left in flight.
         assert totals == {"sent": 5, "pending": SUBSCRIBERS - 5} and not ambiguous

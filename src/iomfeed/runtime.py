@@ -154,9 +154,10 @@ class Runtime:
 
         def handler(signum: int, frame: object) -> None:
             log.warning(
-                "%s received: stopping after the message in hand", signal.Signals(signum).name
+                "%s received: stopping after the page or message in hand",
+                signal.Signals(signum).name,
             )
-            stop.set()
+            stop.set(signum)
 
         previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:

@@ -18,8 +18,11 @@ class Stop:
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        #: the signal that asked for the stop (0: none, or asked otherwise)
+        self.signal = 0
 
-    def set(self) -> None:
+    def set(self, signal: int = 0) -> None:
+        self.signal = self.signal or signal
         self._event.set()
 
     @property

@@ -25,6 +25,7 @@ from ..lock import AlreadyRunning
 from .exits import (
     EXIT_CONFIG,
     EXIT_INPUT,
+    EXIT_INTERRUPTED,
     EXIT_LOCKED,
     EXIT_OK,
     EXIT_PIPE,
@@ -142,7 +143,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_SOURCE_FAILED
     except KeyboardInterrupt:
         print("iomfeed: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     return code
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from ..config import Config
 from ..errors import ConfigError
 from ..runtime import open_runtime
-from .exits import EXIT_OK, EXIT_SOURCE_FAILED
+from .exits import EXIT_OK, EXIT_SOURCE_FAILED, exit_stopped
 
 if TYPE_CHECKING:
     from ..health import DigestHealth, Health
@@ -25,7 +25,10 @@ def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
     from ..progress import Progress
 
     progress = Progress("items read", enabled=not args.quiet)
-    with open_runtime(config, lock="iomfeed fetch", wait=args.wait) as rt:
+    with (
+        open_runtime(config, lock="iomfeed fetch", wait=args.wait) as rt,
+        rt.stop_on_signals() as stop,
+    ):
         try:
             report = fetch_all(
                 config,
@@ -33,10 +36,13 @@ def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
                 http=rt.http,
                 now=rt.clock,
                 only=args.source or (),
+                stop=lambda: stop.requested,
                 on_item=progress.step,
             )
         finally:
             progress.close()
+    if stop.requested:
+        return exit_stopped(stop.signal)
     return EXIT_OK if report.ok else EXIT_SOURCE_FAILED
 
 
@@ -76,6 +82,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
         from ..jsonout import dumps
 
         print(dumps(report))
+    if stop.requested:
+        return exit_stopped(stop.signal)
     return EXIT_OK if report.ok else EXIT_SOURCE_FAILED
 
 

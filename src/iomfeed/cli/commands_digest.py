@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ..config import Config
 from ..errors import BadAddress, InputError
 from ..runtime import Runtime, open_runtime
-from .exits import EXIT_OK, EXIT_SOURCE_FAILED
+from .exits import EXIT_OK, EXIT_SOURCE_FAILED, exit_stopped
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -68,6 +68,8 @@ def _digest_send(args: argparse.Namespace, config: Config) -> int:
         f" {'complete' if d.finished else 'NOT complete'}"
         + (f"; {d.quota_note}" if d.quota_note else "")
     )
+    if stop.requested and not d.finished:
+        return exit_stopped(stop.signal)
     return EXIT_OK if outcome.ok else EXIT_SOURCE_FAILED
 
 
