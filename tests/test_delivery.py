@@ -26,6 +26,7 @@ from iomfeed.delivery.policy import MAX_PERMANENT_IN_A_ROW
 from iomfeed.delivery.send import Stop
 from iomfeed.digest.message import Outgoing
 from iomfeed.errors import ConfigError, DeliveryError
+from iomfeed.health import HealthStatus, check
 from iomfeed.pipeline import send_digest
 from iomfeed.store import Store
 
@@ -308,9 +309,19 @@ def test_failures_concerning_everyone_stop_the_send_and_lose_nobody(
         d = outcome.delivery
         assert d is not None and expected in d.error and not outcome.ok
         assert d.totals == {"sent": 1, "pending": 3}
+        # `status` says so until a send goes without an error (it said "ok", exit 0).
+        health = check(config, store, NOW)
+        assert health.status is HealthStatus.FAILED
+        assert health.problems() == [
+            f"digest {outcome.digest_id}: the send stopped on an error: {d.error};"
+            " the next run resumes it"
+        ]
         mailer2 = ScriptedMailer()
         send_digest(config, store=store, mailer=mailer2, clock=clock)
         assert [m.recipient for m in mailer2.sent] == addresses[1:]
+        health = check(config, store, NOW)
+        assert health.status is HealthStatus.OK and health.problems() == []
+        assert store.digests(limit=1)[0].note == ""
 
 
 def test_unsubscribed_before_their_turn_is_skipped(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ class HealthStatus(Enum):
     """The overall verdict: what ``iomfeed status`` prints first and its exit code."""
 
     OK = "ok"
-    FAILED = "failed"  # an enabled source failed in its last run (not yet alert-worthy)
+    FAILED = "failed"  # a source failed in its last run, or a send stopped on an error
     FAILING = "failing"  # an alert threshold is reached: /healthz answers 503
 
 
@@ -115,6 +115,11 @@ class Health:
         return {name: v for name, v in self.jobs.items() if v[0] >= self.failures_threshold}
 
     @property
+    def stopped_sends(self) -> tuple[DigestHealth, ...]:
+        """Digests being sent whose last send stopped on an error (the next run resumes)."""
+        return tuple(d for d in self.digests if d.record.status == "sending" and d.record.note)
+
+    @property
     def stuck_digest(self) -> DigestHealth | None:
         return next((d for d in self.digests if d.stuck), None)
 
@@ -128,13 +133,14 @@ class Health:
     def status(self) -> HealthStatus:
         if not self.ok:
             return HealthStatus.FAILING
-        return HealthStatus.FAILED if self.failed_now else HealthStatus.OK
+        return HealthStatus.FAILED if self.failed_now or self.stopped_sends else HealthStatus.OK
 
     def problems(self) -> list[str]:
         """What needs attention, one line each (``status`` and ``/healthz``): every enabled
         source whose last run failed, the jobs and the digest past their thresholds."""
         out = [source_problem(s) for s in self.failed_now]
         out += [job_problem(name, n, error) for name, (n, error) in self.failing_jobs.items()]
+        out += [stopped_problem(d) for d in self.stopped_sends if not d.stuck]
         stuck = self.stuck_digest
         if stuck is not None:
             out.append(stuck_problem(stuck))
@@ -170,6 +176,10 @@ def source_problem(s: SourceHealth) -> str:
 
 def job_problem(name: str, failures: int, error: str) -> str:
     return f"the scheduled {name} job failed {failures} times in a row: {error}"
+
+
+def stopped_problem(d: DigestHealth) -> str:
+    return f"digest {d.record.id}: {d.record.note}; the next run resumes it"
 
 
 def stuck_problem(d: DigestHealth) -> str:

@@ -214,7 +214,7 @@ class DigestRecord:
     items: int  # items shown
     more: int  # new items left out, linked instead
     finished: datetime | None
-    note: str = ""  # why it was skipped
+    note: str = ""  # why it was skipped; of one being sent, why its last send stopped
 
 
 @dataclass(frozen=True, slots=True)

@@ -273,6 +273,10 @@ def send_digest(
     state = advance(state, DigestState.SENDING)
     report = _deliver(config, store, record, made, mailer, clock, stop, on_message)
     report = dataclasses.replace(report, skipped=report.skipped + skipped)
+    # Kept on the digest until a send of it goes without one: `status` shows it.
+    stopped = f"{STOPPED_ON_ERROR}{report.error}"[:500] if report.error else ""
+    if stopped != record.note:
+        store.set_digest_note(record.id, stopped)
     state = advance(state, after_send(report.finished))
     _log_outcome(record, report)
     return DigestOutcome(state, record.id, len(content.entries), content.more, delivery=report)
@@ -327,6 +331,10 @@ def _create(
         config, rendered, digest_id=record.id, date=record.created, secret=secret
     )
     return state, record, content, made
+
+
+#: The note of a digest whose last send stopped on an error (the relay unreachable).
+STOPPED_ON_ERROR = "the send stopped on an error: "
 
 
 def _resume(

@@ -438,6 +438,12 @@ class DigestsMixin(StoreBase):
             (reason, utc(now), digest_id, subscriber_id),
         )
 
+    def set_digest_note(self, digest_id: int, note: str) -> None:
+        """What a digest that was sent notes: why its last send stopped, or '' (cleared)."""
+        self.db.execute(
+            "UPDATE digests SET note = ? WHERE id = ? AND status != 'skipped'", (note, digest_id)
+        )
+
     def finish_digest(self, digest_id: int, now: datetime) -> bool:
         """Mark the digest sent when no delivery is due any more; its items are then
         'sent'. False while some are pending."""
