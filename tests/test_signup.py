@@ -41,6 +41,7 @@ from iomfeed.subscriptions import (
     import_rows,
     preferences_holder,
     read_csv,
+    remove,
     set_preferences,
     subscribe,
 )
@@ -476,6 +477,15 @@ def test_a_stranger_signing_up_someone_who_left_does_not_undo_their_unsubscribe(
     assert rt.store.add_subscriber(Subscriber(ANA, "", "en"), later) == "left"
     still = rt.store.profile(address=ANA)
     assert still is not None and still.state is State.PENDING
+
+    # The operator removing such a sign-up drops it, and the departure stays as it was.
+    assert join(config, rt, later, "control@example.org") is SignUpOutcome.CONFIRMATION_SENT
+    outbox.new()
+    _address, before = remove(rt.store, "control@example.org", "asked by phone", later)
+    assert before is not None and before.status == "pending"
+    control = rt.store.subscriber("control@example.org")
+    assert control is not None and control.status == "unsubscribed"
+    assert (control.left, control.reason) == (NOW, "one-click unsubscribe")
 
     assert do_confirm(config, rt, link(message, "confirm"), later) is ConfirmOutcome.CONFIRMED
     back = rt.store.profile(address=ANA)

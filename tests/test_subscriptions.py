@@ -41,7 +41,13 @@ def test_who_left_comes_back_only_when_they_ask(tmp_path: Path) -> None:
             subscribe(store, first.address, "", "sq", NOW, languages=LANGS, secret=SECRET).joined
             is Joined.EXISTS
         )
-        assert remove(store, first.address, "asked by phone", NOW) == (first.address, True)
+        address, before = remove(store, first.address, "asked by phone", NOW)
+        assert address == first.address and before is not None and before.status == "active"
+        # Removed again, later: the record of when and why they left stays as it was.
+        again = remove(store, first.address, "removed by an operator", NOW + timedelta(days=3))
+        assert again[1] is not None and again[1].status == "unsubscribed"
+        kept = store.subscriber(first.address)
+        assert kept is not None and (kept.left, kept.reason) == (NOW, "asked by phone")
         assert (
             subscribe(store, first.address, "", "sq", NOW, languages=LANGS, secret=SECRET).joined
             is Joined.LEFT
@@ -51,7 +57,7 @@ def test_who_left_comes_back_only_when_they_ask(tmp_path: Path) -> None:
         )
         assert back.joined is Joined.ADDED
         assert getattr(store.subscriber(first.address), "status", None) == "active"
-        assert remove(store, "nobody@example.org", "x", NOW) == ("nobody@example.org", False)
+        assert remove(store, "nobody@example.org", "x", NOW) == ("nobody@example.org", None)
         with pytest.raises(InputError, match=r"^not-an-address: "):
             subscribe(store, "not-an-address", "", "en", NOW, languages=LANGS, secret=SECRET)
 

@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from .consent import ConsentVia, suppression_hash
+from .consent import ConsentVia, State, suppression_hash
 from .errors import BadAddress, InputError
 from .subscribers import RowProblem, Subscriber, normalize_address, normalize_language
 
@@ -122,17 +122,26 @@ def _join(
     return joined
 
 
-def remove(store: Store, address: str, reason: str, now: datetime) -> tuple[str, bool]:
+def remove(store: Store, address: str, reason: str, now: datetime) -> tuple[str, Subscriber | None]:
     """An operator unsubscribes ``address`` (kept, marked unsubscribed, with ``reason``).
-    Returns the address as stored and whether it was a subscriber. An address an older,
-    looser check let in can still be removed as it is stored."""
+    Returns the address as stored and the subscriber as it was before (None: not one). An
+    address an older, looser check let in can still be removed as it is stored. Someone who
+    already left keeps the record of when and why (the consent trail): removing them again
+    changes nothing, and a sign-up of theirs still waiting for confirmation is dropped."""
     try:
         found = normalize_address(address)
     except BadAddress as exc:
         if store.subscriber(address.strip()) is None:
             raise InputError(f"{address}: {exc}") from None
         found = address.strip()
-    return found, store.set_subscriber_status(found, "unsubscribed", reason, now)
+    before = store.subscriber(found)
+    if before is None or before.status in (State.UNSUBSCRIBED.value, State.BOUNCED.value):
+        return found, before
+    if before.left is not None:  # pending again after leaving: back to having left, as then
+        store.set_subscriber_status(found, State.UNSUBSCRIBED.value, before.reason, before.left)
+    else:
+        store.set_subscriber_status(found, State.UNSUBSCRIBED.value, reason, now)
+    return found, before
 
 
 def read_csv(data: bytes, *, languages: tuple[str, ...]) -> CsvRead:

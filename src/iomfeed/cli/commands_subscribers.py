@@ -118,10 +118,18 @@ def _forget(args: argparse.Namespace, rt: Runtime) -> int:
 def _remove(args: argparse.Namespace, rt: Runtime) -> int:
     from ..subscriptions import remove
 
-    address, removed = remove(rt.store, args.address, args.reason, rt.clock())
-    if not removed:
+    address, before = remove(rt.store, args.address, args.reason, rt.clock())
+    if before is None:
         print(f"{address}: not a subscriber", file=sys.stderr)
         return EXIT_SOURCE_FAILED
+    since = f" since {before.left:%Y-%m-%d}" if before.left else ""
+    why = f" ({before.reason})" if before.reason else ""
+    if before.status in ("unsubscribed", "bounced"):
+        print(f"{address}: already {before.status}{since}{why}; nothing changed")
+        return EXIT_OK
+    if before.left is not None:
+        print(f"{address}: unconfirmed sign-up dropped; unsubscribed{since}{why}, as before")
+        return EXIT_OK
     print(f"{address}: unsubscribed")
     return EXIT_OK
 
