@@ -93,6 +93,42 @@ def test_usage_errors_exit_2() -> None:
 
 
 @pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["serve", "--port", "65537"], "--port: must be a TCP port from 1 to 65535, got 65537"),
+        (["serve", "--port", "-1"], "--port: must be a TCP port from 1 to 65535, got -1"),
+        (["run", "--wait", "nan"], "--wait: must be from 0 to 86400 seconds, got nan"),
+        (["fetch", "--wait", "-5"], "--wait: must be from 0 to 86400 seconds, got -5"),
+        (
+            ["items", "--limit", "9" * 20],
+            f"--limit: must be from 1 to 1000000000000, got {'9' * 20}",
+        ),
+        (["digests", "show", "9" * 20], f"must be from 1 to 1000000000000, got {'9' * 20}"),
+    ],
+)
+def test_out_of_range_options_are_usage_errors_not_tracebacks(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before, a port past 65535 was served modulo 65536, ``--wait nan`` meant 0 and a count
+    past 2**63 ended in SQLite's OverflowError."""
+    with pytest.raises(SystemExit) as caught:
+        main(["--config", str(CONFIG_FILE), *argv])
+    assert caught.value.code == 2
+    assert said in capsys.readouterr().err
+
+
+def test_serve_on_an_address_that_is_not_one_is_a_configuration_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    assert main(["--config", str(config), "serve", "--host", "999.1.1.1", "--port", "9"]) == 2
+    err = capsys.readouterr().err
+    assert "configuration error: serve.host, serve.port (or --host, --port) 999.1.1.1:9:" in err
+    assert "cannot listen there" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
     ("argv", "extra", "named"),
     [
         (["run", "--json", "-q"], "-q", "-q"),

@@ -112,6 +112,10 @@ def test_defaults_fill_what_the_file_leaves_out(tmp_path: Path) -> None:
             "subscribe.confirm_days: expected a number of days greater than 0",
         ),
         (
+            ("[[sources]]", "[publish]\nmax_items = 99999999999999999\n[[sources]]"),
+            "publish.max_items: expected an integer no larger than 1000000000000",
+        ),
+        (
             ("[[sources]]", "[serve]\nport = 70000\n[[sources]]"),
             "serve.port: expected a TCP port from 1 to 65535",
         ),

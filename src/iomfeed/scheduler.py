@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .clock import utc_now
 from .config import Config
+from .errors import ConfigError
 from .lock import DEFAULT_WAIT, AlreadyRunning
 from .runtime import Runtime, open_runtime
 from .stopping import Stop
@@ -200,9 +201,16 @@ class Service:
 
         app = App(self.config, now=utc_now, next_times=self.next_times)
         app.resume_sign_ups()
-        server = make_server(
-            self.host, self.port, app, trusted_proxy=self.config.serve.trusted_proxy
-        )
+        try:
+            server = make_server(
+                self.host, self.port, app, trusted_proxy=self.config.serve.trusted_proxy
+            )
+        except (OSError, ValueError) as exc:  # taken, not this host's, or not an address
+            app.close()
+            raise ConfigError(
+                f"serve.host, serve.port (or --host, --port) {self.host}:{self.port}:"
+                f" cannot listen there: {exc}"
+            ) from None
         threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
         return server
 

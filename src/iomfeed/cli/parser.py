@@ -96,20 +96,44 @@ def command_of(argv: Sequence[str] | None) -> str | None:
     return command if any(name == command for name, _add in COMMANDS) else None
 
 
+#: The largest count or id an option takes: past 2**63 SQLite cannot hold it (a traceback).
+MAX_COUNT = 10**12
+
+
 def _at_least_one(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    if not 1 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_COUNT}, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= value <= 65535:  # past it, the socket layer would take it modulo 65536
+        raise argparse.ArgumentTypeError(f"must be a TCP port from 1 to 65535, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value <= 86_400:  # nan fails both comparisons
+        raise argparse.ArgumentTypeError(f"must be from 0 to 86400 seconds, got {text}")
     return value
 
 
 def _add_wait(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--wait",
-        type=float,
+        type=_seconds,
         default=DEFAULT_WAIT,
         metavar="SECONDS",
         help="how long to wait for another run (or serve's cycle) on the same"
@@ -177,7 +201,7 @@ def _add_serve(sub: Any) -> None:
         "/unsubscribe and /healthz over HTTP. SIGTERM or Ctrl-C stops cleanly.",
     )
     p.add_argument("--host", help="address to listen on (default: serve.host)")
-    p.add_argument("--port", type=int, help="port to listen on (default: serve.port)")
+    p.add_argument("--port", type=_port, help="port to listen on (default: serve.port)")
     p.set_defaults(func=cmd_serve, compile_selectors=True)
 
 

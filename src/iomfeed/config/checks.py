@@ -24,6 +24,9 @@ CONFIG_ENV = "IOMFEED_CONFIG"
 LIVE_ORIGIN = "https://albania.iom.int"
 #: The largest value a fractional setting takes (seconds, hours, days, messages a second).
 MAX_NUMBER = 1_000_000.0
+#: The largest whole-number setting (items, pages, bytes, messages): TOML reaches 2**63 - 1,
+#: and SQLite, which some of them go to, holds nothing past it.
+MAX_INTEGER = 10**12
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _ATTR_RE = re.compile(r"^[A-Za-z_:][-A-Za-z0-9_:.]*$")

@@ -21,6 +21,7 @@ from ..errors import ConfigError
 from .checks import (
     CONFIG_ENV,
     DEFAULT_CONFIG_NAME,
+    MAX_INTEGER,
     MAX_NUMBER,
     _describe,
     _join,
@@ -286,6 +287,10 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
     if tp in _TYPE_NAMES:
         if type(value) is not tp:
             raise ConfigError(f"{key}: expected {_TYPE_NAMES[tp]}, got {_describe(value)}")
+        if tp is int and abs(value) > MAX_INTEGER:
+            raise ConfigError(
+                f"{key}: expected an integer no larger than {MAX_INTEGER}, got {value}"
+            )
         return value
     raise TypeError(f"unsupported config type {tp}")  # pragma: no cover - a developer error
 
