@@ -56,6 +56,18 @@ def test_check_accepts_the_shipped_config(capsys: pytest.CaptureFixture[str]) ->
     assert "configuration is valid; 1 source(s): iom-albania" in capsys.readouterr().out
 
 
+def test_check_refuses_a_secret_too_short_to_sign_with(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The send refuses it (exit 2); check said "valid", so cron found out at digest time."""
+    monkeypatch.setenv("IOMFEED_SECRET", "abc")
+    assert main(["--config", str(CONFIG_FILE), "check"]) == 2
+    err = capsys.readouterr().err
+    assert "mail.secret_env: the environment variable IOMFEED_SECRET holds a secret" in err
+    monkeypatch.setenv("IOMFEED_SECRET", "x" * 32)
+    assert main(["--config", str(CONFIG_FILE), "check"]) == 0
+
+
 def test_a_bad_config_exits_2_naming_the_key(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

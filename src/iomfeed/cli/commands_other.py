@@ -16,8 +16,10 @@ log = logging.getLogger(__name__)
 
 
 def cmd_check(args: argparse.Namespace, config: Config) -> int:
+    from ..digest.unsubscribe import check_secret
     from ..preflight import warnings
 
+    check_secret(config)  # an error when used: one here too
     print(
         f"{args.config}: configuration is valid; {len(config.sources)} source(s):"
         f" {', '.join(s.name for s in config.sources) or 'none'}"

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import secrets
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, InputError
@@ -79,16 +80,25 @@ def is_probe(secret: bytes, list_id: str, token: str) -> bool:
     return hmac.compare_digest(probe_token(secret, list_id), token.strip())
 
 
+def check_secret(config: Config, environ: Mapping[str, str] | None = None) -> str:
+    """The secret ``mail.secret_env`` names in the environment ('' when unset: the store
+    keeps one); raises :class:`ConfigError` when it is too short to sign with (``iomfeed
+    check`` asks too, so a cron run does not find it out at digest time)."""
+    name = config.mail.secret_env
+    value = (os.environ if environ is None else environ).get(name, "")
+    if value and len(value) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"mail.secret_env: the environment variable {name} holds a secret shorter"
+            f" than {MIN_SECRET_LENGTH} characters; use a long random value"
+        )
+    return value
+
+
 def load_secret(config: Config, store: Store) -> bytes:
     """The secret from the environment, or the one kept in the database."""
-    name = config.mail.secret_env
-    value = os.environ.get(name, "")
+    value = check_secret(config)
     if value:
-        if len(value) < MIN_SECRET_LENGTH:
-            raise ConfigError(
-                f"mail.secret_env: the environment variable {name} holds a secret shorter"
-                f" than {MIN_SECRET_LENGTH} characters; use a long random value"
-            )
         return value.encode("utf-8")
+    name = config.mail.secret_env
     log.debug("%s is not set: using the unsubscribe secret kept in the database", name)
     return store.setting_default(_STORED_SECRET, lambda: secrets.token_urlsafe(32)).encode()
