@@ -116,6 +116,10 @@ def test_defaults_fill_what_the_file_leaves_out(tmp_path: Path) -> None:
             "publish.max_items: expected an integer no larger than 1000000000000",
         ),
         (
+            ("[[sources]]", "[site]\npublic_url = 'http://127.0.0.1:8899/x/?a=1'\n[[sources]]"),
+            "site.public_url: expected an address without '?' or '#'",
+        ),
+        (
             ("[[sources]]", "[serve]\nport = 70000\n[[sources]]"),
             "serve.port: expected a TCP port from 1 to 65535",
         ),
@@ -286,3 +290,15 @@ def test_every_days_key_is_bounded_so_a_date_that_far_back_exists(tmp_path: Path
         with pytest.raises(ConfigError, match=re.escape(f"{shown}: expected a number of days")):
             load(text, tmp_path)
         load(text.replace(str(MAX_DAYS + 1), str(MAX_DAYS)), tmp_path)
+
+
+def test_a_byte_order_mark_is_read_past_and_bad_bytes_name_their_line(tmp_path: Path) -> None:
+    """Notepad starts a UTF-8 file with a byte-order mark (it was "Invalid statement at line
+    1"); a Latin-1 file was refused with a byte offset instead of a line."""
+    path = tmp_path / "config.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + MINIMAL.encode())
+    assert load_config(path).sources[0].name == "news"
+    path.write_bytes(MINIMAL.encode() + b"[site]\ntitle = 'Lajm\xeb'\n")
+    line = MINIMAL.count("\n") + 2
+    with pytest.raises(ConfigError, match=rf"config\.toml: line {line}: byte 0xeb is not UTF-8"):
+        load_config(path)

@@ -131,7 +131,7 @@ def test_a_json_record_without_a_web_address_stays_a_bad_record_with_its_positio
     config = load_config(path)
     result = fetch(config).sources[0]
     assert not result.ok and result.new == 1
-    assert "items.json: item 0: 'url' is missing or not an absolute http(s) URL" in result.error
+    assert "items.json: item 1: 'url' is missing or not an absolute http(s) URL" in result.error
 
 
 def test_a_teaser_the_site_cut_mid_word_becomes_a_summary_cut_at_a_word(

@@ -44,6 +44,14 @@ def _check_http_url(value: str) -> str | None:
     return None
 
 
+def _check_base_url(value: str) -> str | None:
+    """An address the feeds' and pages' addresses are made under (``site.public_url``)."""
+    problem = _check_http_url(value)
+    if problem is None and (urlsplit(value).query or urlsplit(value).fragment or "#" in value):
+        return "expected an address without '?' or '#' (the feeds' addresses are made under it)"
+    return problem
+
+
 def _check_optional_http_url(value: str) -> str | None:
     return None if value == "" else _check_http_url(value)
 

@@ -124,12 +124,7 @@ def load_config(
     """
     path = path if path is not None else default_config_path()
     if text is None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(_not_found(path)) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read configuration: {exc}") from exc
+        text = _read_text(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -293,6 +288,25 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
             )
         return value
     raise TypeError(f"unsupported config type {tp}")  # pragma: no cover - a developer error
+
+
+def _read_text(path: Path) -> str:
+    """The file's text: UTF-8, with the byte-order mark some Windows editors write at the
+    start read past; anything else names the line of the first byte that is not UTF-8."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(_not_found(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {exc}") from exc
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8;"
+            " save the file as UTF-8"
+        ) from None
 
 
 def documented_keys(cls: type[Any] = Config, prefix: str = "") -> list[str]:

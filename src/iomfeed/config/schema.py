@@ -16,6 +16,7 @@ from .checks import (
     LIVE_ORIGIN,
     _check_address,
     _check_at_least_one,
+    _check_base_url,
     _check_connections,
     _check_crontab_shape,
     _check_days,
@@ -50,7 +51,7 @@ class SiteConfig:
 
     title: str = "IOM Albania: Latest News on Migration"
     home_url: str = field(default=LIVE_ORIGIN + "/news", metadata=_checked(_check_http_url))
-    public_url: str = field(default="http://127.0.0.1:8080/", metadata=_checked(_check_http_url))
+    public_url: str = field(default="http://127.0.0.1:8080/", metadata=_checked(_check_base_url))
     language: str = field(default="en", metadata=_checked(_check_language))
     timezone: str = field(default="Europe/Tirane", metadata=_checked(_check_timezone))
     author: str = "IOM Albania"

@@ -76,7 +76,8 @@ def read_records(path: Path) -> list[tuple[str, Any]]:
         data = data["items"]
     if not isinstance(data, list):
         raise ParseError(f"{path}: expected a JSON array of items or an object with 'items'")
-    return [(f"{path}: item {i}", record) for i, record in enumerate(data)]
+    # Counted from 1, as a person counts them (and as the lines of a JSON Lines file are).
+    return [(f"{path}: item {i}", record) for i, record in enumerate(data, start=1)]
 
 
 class _Invalid:
