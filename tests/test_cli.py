@@ -56,6 +56,17 @@ def test_check_accepts_the_shipped_config(capsys: pytest.CaptureFixture[str]) ->
     assert "configuration is valid; 1 source(s): iom-albania" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("mode", [["--send"], []])
+def test_lang_with_a_send_or_its_dry_run_is_refused_not_ignored(
+    tmp_path: Path, mode: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    assert main(["--config", str(config), "digest", *mode, "--lang", "sq"]) == 2
+    assert "--lang goes with --preview or --to" in capsys.readouterr().err
+    assert not (tmp_path / "iomfeed.db").exists()  # refused before anything was done
+
+
 def test_check_refuses_a_secret_too_short_to_sign_with(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

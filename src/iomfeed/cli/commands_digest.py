@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import Config
-from ..errors import BadAddress, InputError
+from ..errors import BadAddress, ConfigError, InputError
 from ..runtime import Runtime, open_runtime
 from .exits import EXIT_OK, EXIT_SOURCE_FAILED, exit_stopped
 
@@ -26,6 +26,12 @@ def cmd_digest(args: argparse.Namespace, config: Config) -> int:
     codes = config.digest.languages
     if args.lang_given is not None and args.lang_given not in codes:
         raise InputError(f"--lang {args.lang_given}: not in digest.languages ({', '.join(codes)})")
+    if args.lang_given is not None and not (args.preview or args.to):
+        # A send (or its dry run) gives every subscriber their own: it would be ignored.
+        raise ConfigError(
+            "--lang goes with --preview or --to: a send gives every subscriber the digest"
+            " in their own language"
+        )
     if args.send:
         return _digest_send(args, config)
     with open_runtime(config) as rt:
