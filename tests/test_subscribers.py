@@ -26,6 +26,7 @@ from iomfeed.subscribers import (
     normalize_address,
     parse_csv,
     table,
+    to_csv,
 )
 
 from .conftest import NOW
@@ -565,3 +566,21 @@ def test_iomfeed_run_with_nothing_new_does_not_import_email_validator(
     assert [run.returncode for run in runs] == [0, 0], runs[-1].stderr
     assert "0 new" in runs[1].stderr and "| iomfeed.pipeline" in runs[1].stderr
     assert "email_validator" not in runs[1].stderr
+
+
+def test_the_export_keeps_a_spreadsheet_from_running_a_name_and_reads_back_as_it_was() -> None:
+    """Names come from the public form: ``=HYPERLINK(...)`` was exported as it is, and a
+    spreadsheet opening the file ran it. Such cells start with an apostrophe (which the
+    spreadsheet hides); an import reads past it, so the round trip changes nothing."""
+    from datetime import UTC, datetime
+
+    names = ['=HYPERLINK("http://x.example/","click")', "+1 555", "-Ana", "@cmd", "Ana Hoxha"]
+    subs = [
+        Subscriber(f"r{n}@example.org", name, "en", subscribed=datetime(2026, 1, 1, tzinfo=UTC))
+        for n, name in enumerate(names)
+    ]
+    text = to_csv(subs)
+    cells = [row[1] for row in csv.reader(io.StringIO(text))][1:]
+    assert cells == ["'" + name for name in names[:4]] + ["Ana Hoxha"]
+    read = parse_csv(text, default_language="en", languages=("en",))
+    assert [sub.name for _line, sub in read.rows] == names

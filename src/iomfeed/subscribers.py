@@ -206,8 +206,22 @@ def _describe(columns: _Columns, header: list[str] | None) -> str:
     return ", ".join(parts)
 
 
+#: What a spreadsheet takes a cell starting with for a formula (OWASP's CSV injection list).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(row: list[str], index: int | None) -> str:
-    return row[index].strip() if index is not None and index < len(row) else ""
+    value = row[index] if index is not None and index < len(row) else ""
+    if value.startswith("'") and value[1:].startswith(_FORMULA_START):
+        value = value[1:]  # what :func:`to_csv` quoted, read back as it was
+    return value.strip()
+
+
+def _inert(value: str) -> str:
+    """A cell a spreadsheet shows as text: one that it would run as a formula (a name from
+    the public form such as ``=HYPERLINK(...)``) starts with an apostrophe, which Excel and
+    LibreOffice hide and an import here reads past."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
 
 
 def _language_of(row: list[str], columns: _Columns) -> str:
@@ -370,13 +384,13 @@ def to_csv(subscribers: Iterable[Subscriber]) -> str:
     for s in subscribers:
         writer.writerow(
             [
-                s.address,
-                s.name,
+                _inert(s.address),
+                _inert(s.name),
                 s.language,
                 s.status,
                 s.subscribed.isoformat() if s.subscribed else "",
                 s.left.isoformat() if s.left else "",
-                s.reason,
+                _inert(s.reason),
             ]
         )
     return out.getvalue()
