@@ -373,7 +373,10 @@ class App:
                 "GET or POST\n",
                 [("Allow", "GET, HEAD, POST")],
             )
-        form = self._form(environ) if method == "POST" else {}
+        from .web_forms import read_fields
+
+        # A POST without a length (chunked, under gunicorn) is the page's button: not read.
+        form = read_fields(environ) if method == "POST" and environ.get("CONTENT_LENGTH") else {}
         if form is None:
             return self._plain(start_response, "413 Content Too Large", "too large\n")
         query = parse_qs(environ.get("QUERY_STRING", ""))
@@ -411,21 +414,6 @@ class App:
         if not token.startswith(PROBE_PREFIX):
             return False
         return is_probe(load_secret(self.config, store), self.config.list_id, token)
-
-    @staticmethod
-    def _form(environ: Environ) -> dict[str, list[str]] | None:
-        """A POST's form fields; None when the body is too large to read."""
-        try:
-            length = max(0, int(environ.get("CONTENT_LENGTH") or 0))
-        except ValueError:
-            length = 0
-        if length > MAX_FORM_BYTES:
-            return None
-        body = environ["wsgi.input"].read(length) if length else b""
-        content_type = str(environ.get("CONTENT_TYPE") or "")
-        if content_type.lower().startswith("multipart/form-data"):
-            return _multipart_fields(content_type, body)
-        return parse_qs(body.decode("utf-8", "replace"))
 
     def _page(
         self,
@@ -472,25 +460,6 @@ class App:
             ],
         )
         return [] if head else [html]
-
-
-def _multipart_fields(content_type: str, body: bytes) -> dict[str, list[str]]:
-    """The text fields of a ``multipart/form-data`` body (RFC 7578), which RFC 8058 says a
-    one-click request SHOULD be sent as; what cannot be read gives no fields."""
-    import email.parser
-    import email.policy
-
-    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace")
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
-    fields: dict[str, list[str]] = {}
-    if not message.is_multipart():
-        return fields
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True)
-        if isinstance(name, str) and isinstance(payload, bytes):
-            fields.setdefault(name, []).append(payload.decode("utf-8", "replace").strip())
-    return fields
 
 
 def client_address(environ: Environ, trusted_proxy: str) -> str:

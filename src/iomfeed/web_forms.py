@@ -76,9 +76,31 @@ def read_fields(environ: Mapping[str, Any]) -> Fields | None:
     body = stream.read(length) if length >= 0 else stream.read(MAX_FORM_BYTES + 1)
     if len(body) > MAX_FORM_BYTES:
         return None
+    content_type = str(environ.get("CONTENT_TYPE") or "")
+    if content_type.lower().startswith("multipart/form-data"):
+        return _multipart_fields(content_type, body)
     # No cap on the number of fields: the size cap bounds them, and parse_qs's cap raised
     # (a 500) where the fields it did not want could simply be left unread.
     return parse_qs(body.decode("utf-8", "replace"))
+
+
+def _multipart_fields(content_type: str, body: bytes) -> dict[str, list[str]]:
+    """The text fields of a ``multipart/form-data`` body (RFC 7578), which RFC 8058 says a
+    one-click request SHOULD be sent as; what cannot be read gives no fields."""
+    import email.parser
+    import email.policy
+
+    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    fields: dict[str, list[str]] = {}
+    if not message.is_multipart():
+        return fields
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload, bytes):
+            fields.setdefault(name, []).append(payload.decode("utf-8", "replace").strip())
+    return fields
 
 
 def query_fields(environ: Mapping[str, Any]) -> Fields:
