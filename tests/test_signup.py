@@ -493,6 +493,33 @@ def test_a_stranger_signing_up_someone_who_left_does_not_undo_their_unsubscribe(
     assert (back.left, back.reason, back.failures) == (None, "", 0)
 
 
+def test_the_ids_in_confirmation_links_do_not_tell_whether_an_address_is_known(
+    setup: tuple[Config, Runtime, Outbox],
+) -> None:
+    """An attacker signs up an address of theirs, the address they ask about, and another of
+    theirs, and reads the ids in the two confirmation links: one apart, a new address took
+    none, so it was known. Every sign-up now uses up one id, whatever the state."""
+    config, rt, outbox = setup
+    secret = load_secret(config, rt.store)
+    subscribe(rt.store, "active@example.org", "", "en", NOW, languages=("en",), secret=secret)
+    subscribe(rt.store, "left@example.org", "", "en", NOW, languages=("en",), secret=secret)
+    rt.store.set_subscriber_status("left@example.org", "unsubscribed", "test", NOW)
+    assert join(config, rt, NOW, "pending@example.org") is SignUpOutcome.CONFIRMATION_SENT
+    later = NOW + timedelta(days=2)
+    gaps = {}
+    for n, target in enumerate(
+        ("new@example.org", "active@example.org", "left@example.org", "pending@example.org")
+    ):
+        ids = []
+        for address in (f"spy{n}a@example.org", target, f"spy{n}b@example.org"):
+            join(config, rt, later, address)
+            if address.startswith("spy"):
+                [message] = [m for m in outbox.new() if address in str(m["To"])]
+                ids.append(int(link(message, "confirm").split(".")[0]))
+        gaps[target] = ids[1] - ids[0]
+    assert set(gaps.values()) == {2}, gaps
+
+
 def test_a_bad_address_or_language_is_refused_before_anything_is_stored(
     setup: tuple[Config, Runtime, Outbox],
 ) -> None:

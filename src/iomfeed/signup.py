@@ -156,6 +156,7 @@ def sign_up(
     if found is None:
         sid = store.add_pending(sub, chosen, consent, now)
         return _send_confirmation(store, config, mailer, sid, now, SignUpOutcome.CONFIRMATION_SENT)
+    store.skip_subscriber_id()  # as many ids used as by a new address: the ids tell nothing
     if found.state is State.ACTIVE:
         return _notice_again(store, config, mailer, found, now)
     if found.state is State.PENDING and not may_send_again(found.confirm_sent, now, hours):

@@ -19,6 +19,28 @@ if TYPE_CHECKING:
     from ..subscribers import Subscriber
 
 
+#: The setting that holds the next subscriber id to give (see :func:`_next_id`).
+_NEXT_ID = "subscribers:next_id"
+
+
+def _next_id(db: sqlite3.Connection) -> int:
+    """The id of a new subscriber, in the transaction that adds it: one past both the
+    highest id and every id given or used up before (:meth:`SubscribersMixin.
+    skip_subscriber_id`), so an id is never given twice, even after its row was deleted."""
+    row = db.execute(
+        "SELECT (SELECT coalesce(max(id), 0) + 1 FROM subscribers),"
+        " (SELECT value FROM settings WHERE key = ?)",
+        (_NEXT_ID,),
+    ).fetchone()
+    given = max(int(row[0]), int(row[1] or 0))
+    db.execute(
+        "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key)"
+        " DO UPDATE SET value = excluded.value",
+        (_NEXT_ID, str(given + 1)),
+    )
+    return given
+
+
 def _when(text: str | None) -> datetime | None:
     return parse(text) if text else None
 
@@ -95,9 +117,17 @@ class SubscribersMixin(StoreBase):
             if row is not None:
                 return "exists" if row["status"] == "active" else "left"
             db.execute(
-                "INSERT INTO subscribers (address, name, language, status, subscribed,"
-                " consent_at, consent_via) VALUES (?, ?, ?, 'active', ?, ?, ?)",
-                (sub.address, sub.name, sub.language, utc(now), utc(now) if via else None, consent),
+                "INSERT INTO subscribers (id, address, name, language, status, subscribed,"
+                " consent_at, consent_via) VALUES (?, ?, ?, ?, 'active', ?, ?, ?)",
+                (
+                    _next_id(db),
+                    sub.address,
+                    sub.name,
+                    sub.language,
+                    utc(now),
+                    utc(now) if via else None,
+                    consent,
+                ),
             )
         return "added"
 
@@ -131,23 +161,34 @@ class SubscribersMixin(StoreBase):
         self, sub: Subscriber, categories: Sequence[str], consent: Consent, now: datetime
     ) -> int:
         """A new sign-up, pending until confirmed; its id."""
-        cur = self.db.execute(
-            "INSERT INTO subscribers (address, name, language, status, subscribed, consent_at,"
-            " consent_via, consent_language, consent_ip, categories)"
-            " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
-            (
-                sub.address,
-                sub.name,
-                sub.language,
-                utc(now),
-                utc(consent.at or now),
-                consent.via.value if consent.via else "",
-                consent.language,
-                consent.ip,
-                json.dumps(list(categories), ensure_ascii=False),
-            ),
-        )
-        return int(cur.lastrowid or 0)
+        with self.transaction() as db:
+            sid = _next_id(db)
+            db.execute(
+                "INSERT INTO subscribers (id, address, name, language, status, subscribed,"
+                " consent_at, consent_via, consent_language, consent_ip, categories)"
+                " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+                (
+                    sid,
+                    sub.address,
+                    sub.name,
+                    sub.language,
+                    utc(now),
+                    utc(consent.at or now),
+                    consent.via.value if consent.via else "",
+                    consent.language,
+                    consent.ip,
+                    json.dumps(list(categories), ensure_ascii=False),
+                ),
+            )
+        return sid
+
+    def skip_subscriber_id(self) -> None:
+        """Use up the id a new sign-up would have had. A sign-up of an address already here
+        makes no row; were no id used, the ids in the confirmation links of sign-ups made
+        just before and after it (one apart instead of two) would tell anyone that the
+        address is known to the list."""
+        with self.transaction() as db:
+            _next_id(db)
 
     def restart_pending(
         self, subscriber_id: int, sub: Subscriber, categories: Sequence[str], consent: Consent
