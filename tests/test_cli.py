@@ -67,6 +67,22 @@ def test_lang_with_a_send_or_its_dry_run_is_refused_not_ignored(
     assert not (tmp_path / "iomfeed.db").exists()  # refused before anything was done
 
 
+def test_status_and_items_before_the_first_run_say_so_without_a_configuration_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It was "configuration error: ... no store yet", exit 2: nothing was wrong with it."""
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    assert main(["--config", str(config), "status"]) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith("status: never run\n! no store yet at ") and "configuration" not in err
+    assert main(["--config", str(config), "status", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["status"] == "never_run"
+    assert main(["--config", str(config), "items"]) == 1
+    assert "no items: no store yet at" in capsys.readouterr().err
+    assert not (tmp_path / "iomfeed.db").exists()  # asking made none
+
+
 def test_check_refuses_a_secret_too_short_to_sign_with(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -176,15 +192,6 @@ def test_an_unknown_option_after_the_command_has_no_such_hint(
         main(["run", "--bogus"])
     said = capsys.readouterr().err
     assert "unrecognized arguments: --bogus" in said and "go before" not in said
-
-
-def test_items_on_an_empty_store_says_what_to_do(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text(CONFIG_FILE.read_text(encoding="utf-8"), encoding="utf-8")
-    assert main(["--config", str(config), "items"]) == 2
-    assert "run 'iomfeed fetch' first" in capsys.readouterr().err
 
 
 def test_python_dash_m_runs_the_same_cli() -> None:

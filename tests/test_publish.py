@@ -809,6 +809,20 @@ def test_a_failed_write_leaves_the_previous_feed_intact(config: Config, tmp_path
     assert not list(config.feeds_path.rglob(".*.tmp"))
 
 
+def test_a_failed_write_of_a_new_file_or_to_a_folder_says_what_happened(tmp_path: Path) -> None:
+    """No previous version to be intact: the message said there was one; and a folder
+    named as the file was 'cannot read the current file: Is a directory'."""
+    from iomfeed.files import write_if_changed
+
+    (tmp_path / "plain").write_text("a file, not a folder")
+    with pytest.raises(PublishError, match="could not be written") as caught:
+        write_if_changed(tmp_path / "plain" / "page.html", b"<p>x</p>")
+    assert "nothing was left in its place" in str(caught.value)
+    assert "previous version" not in str(caught.value)
+    with pytest.raises(PublishError, match=r"is a folder; name a file to write"):
+        write_if_changed(tmp_path, b"<p>x</p>")
+
+
 def test_a_publish_that_fails_part_way_replaces_no_file(config: Config, tmp_path: Path) -> None:
     run_publish(config)
     before = {p: (config.feeds_path / p).read_bytes() for p in mtimes(config.feeds_path)}

@@ -27,14 +27,17 @@ def write_if_changed(path: Path, data: bytes, *, mode: int | None = None) -> boo
     (world-readable, for static hosting) for a new one.
     """
     chmod = False
+    existed = True
     try:
         if path.read_bytes() == data:
             if mode is not None and path.stat().st_mode & 0o777 != mode:
                 chmod = True  # same bytes, but left readable by an older version
                 os.chmod(path, mode)
             return False
-    except FileNotFoundError:
-        pass
+    except (FileNotFoundError, NotADirectoryError):  # none yet (or its folder is not one)
+        existed = False
+    except IsADirectoryError:
+        raise PublishError(f"{path}: is a folder; name a file to write") from None
     except OSError as exc:
         what = "cannot change its mode" if chmod else "cannot read the current file"
         raise PublishError(f"{path}: {what}: {exc}") from exc
@@ -56,9 +59,8 @@ def write_if_changed(path: Path, data: bytes, *, mode: int | None = None) -> boo
         tmp_name = None
         _fsync_folder(path.parent)  # make the rename itself durable
     except OSError as exc:
-        raise PublishError(
-            f"{path}: could not be written ({exc.strerror or exc}); the previous version is intact"
-        ) from exc
+        kept = "the previous version is intact" if existed else "nothing was left in its place"
+        raise PublishError(f"{path}: could not be written ({exc.strerror or exc}); {kept}") from exc
     finally:
         if tmp_name is not None:
             with contextlib.suppress(OSError):

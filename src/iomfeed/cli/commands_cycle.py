@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ..config import Config
-from ..errors import ConfigError
 from ..runtime import open_runtime
 from .exits import EXIT_OK, EXIT_SOURCE_FAILED, exit_stopped
 
@@ -96,8 +95,15 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
     from ..health import HealthStatus, check
 
-    if not config.database_path.exists():
-        raise ConfigError(f"{config.database_path}: no store yet; run 'iomfeed run' first")
+    if not config.database_path.exists():  # not a configuration error: nothing ran yet
+        problem = f"no store yet at {config.database_path}: run 'iomfeed run'"
+        if args.json:
+            import json
+
+            print(json.dumps({"status": "never_run", "problems": [problem]}, indent=2))
+        else:
+            print(f"status: never run\n! {problem}")
+        return EXIT_SOURCE_FAILED
     with open_runtime(config) as rt:
         health = check(config, rt.store, rt.clock())
     if args.json:

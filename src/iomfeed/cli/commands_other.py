@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from ..config import Config
-from ..errors import ConfigError
 from ..runtime import open_runtime
 from .exits import EXIT_OK, EXIT_SOURCE_FAILED
 
@@ -38,7 +37,11 @@ def cmd_check(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_items(args: argparse.Namespace, config: Config) -> int:
     if not config.database_path.exists():
-        raise ConfigError(f"{config.database_path}: no store yet; run 'iomfeed fetch' first")
+        print(
+            f"iomfeed: no items: no store yet at {config.database_path}; run 'iomfeed fetch'",
+            file=sys.stderr,
+        )
+        return EXIT_SOURCE_FAILED
     with open_runtime(config) as rt:
         store = rt.store
         if (
