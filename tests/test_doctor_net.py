@@ -289,6 +289,12 @@ def test_the_digest_size_is_measured_per_language(tmp_path: Path) -> None:
         empty = size_checks(config, store, NOW)
         add_items(store, range(1, 8), NOW - timedelta(hours=2))
         full = size_checks(config, store, NOW)
+        record = store.create_digest(created=NOW, since=None, cutoff=NOW, item_ids=[], more=0)
+        assert store.finish_digest(record.id, NOW)  # every story went out
+        after = size_checks(config, store, NOW + timedelta(hours=1))
+    # It said "the store has no stories yet" with seven in it.
+    assert {c.status for c in after} == {Status.WARN}
+    assert "nothing is new since the last digest" in after[0].found, after[0]
     assert [c.name for c in full] == ["digest size (en)", "digest size (sq)"]
     assert {c.status for c in empty} == {Status.WARN}
     assert "no stories yet" in empty[0].found

@@ -178,12 +178,20 @@ def size_checks(config: Config, store: Store, now: datetime) -> list[Check]:
                     f" {GMAIL_CLIP_BYTES}, or digest.max_items",
                 )
             )
-        elif not content.entries:
+        elif not content.entries and store.count() == 0:
             out.append(
                 warn(
                     name,
                     f"{size}, but the store has no stories yet, so that says little",
                     "run iomfeed fetch, then iomfeed doctor again",
+                )
+            )
+        elif not content.entries:
+            out.append(
+                warn(
+                    name,
+                    f"{size}, but nothing is new since the last digest, so that says little",
+                    "run iomfeed doctor again when new stories wait for the next digest",
                 )
             )
         elif config.digest.max_bytes > GMAIL_CLIP_BYTES:
