@@ -111,6 +111,32 @@ def test_check_live_fails_on_a_changed_layout(server: SnapshotServer, tmp_path: 
     assert "listing.item: 0 entries" in run.stdout
 
 
+def test_a_demo_on_another_port_starts_a_new_store_instead_of_storing_every_story_twice(
+    tmp_path: Path,
+) -> None:
+    """The stories' addresses name the snapshot's port. With the port busy, each demo ran on
+    a free one: the second stored all 48 stories again (96) and sent them as new."""
+    import socket
+
+    from iomfeed.demo.run import run_demo
+
+    config = tmp_path / "config.toml"
+    text = CONFIG_FILE.read_text(encoding="utf-8")
+    assert "min_delay = 0.5" in text
+    config.write_text(text.replace("min_delay = 0.5", "min_delay = 0.0"), encoding="utf-8")
+    out = tmp_path / "demo"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for _ in range(2):
+            assert run_demo(config, out, keep_serving=False, port=port) == 0
+    with Store(out / "iomfeed.db") as store:
+        assert store.count() == 48
+    with Store(out / "iomfeed.db.previous") as old:
+        assert old.count() == 48  # put aside, not deleted
+
+
 @pytest.mark.slow
 def test_the_readme_demo_command_runs_on_the_bundled_snapshot(tmp_path: Path) -> None:
     """README set-up command 1, minus the install: the live config, the address swapped."""

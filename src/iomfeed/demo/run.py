@@ -46,11 +46,42 @@ def _start_server(port: int) -> SnapshotServer:
         return SnapshotServer(DEFAULT_ROOT, port=port).start()
     except OSError:
         log.warning(
-            "port %d is busy; serving the snapshot on a free port instead (a later"
-            " demo run will then see different addresses)",
+            "port %d is busy; serving the snapshot on a free port instead (its stories"
+            " then have other addresses: a store from another port is put aside)",
             port,
         )
         return SnapshotServer(DEFAULT_ROOT).start()
+
+
+#: The file in the demo's folder that says which address the store's stories came from.
+ORIGIN_FILE = ".snapshot-origin"
+
+
+def _start_afresh_if_moved(config: Config, out_dir: Path, origin: str) -> None:
+    """The stories' addresses name the snapshot's port: a store filled from another port
+    would get every story a second time, and its digest would send them again. So when
+    the snapshot moved (its port was busy), the old store is put aside and the demo
+    starts a new one; the file remembers where the stories come from."""
+    marker = out_dir / ORIGIN_FILE
+    database = config.database_path
+    try:
+        before = marker.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        before = origin  # none yet, or a store an older demo made: taken to be from here
+    if before != origin and database.exists():
+        kept = database.with_name(database.name + ".previous")
+        for suffix in ("", "-wal", "-shm"):
+            old = database.with_name(database.name + suffix)
+            if old.exists():
+                old.replace(kept.with_name(kept.name + suffix))
+        log.warning(
+            "the snapshot is at %s now, not %s: a new demo store, so that no story is stored"
+            " twice (the old one is %s)",
+            origin,
+            before,
+            kept,
+        )
+    marker.write_text(origin + "\n", encoding="utf-8")
 
 
 def _bind_feeds_server(port: int) -> Server:
@@ -141,6 +172,7 @@ def run_demo(
         log.info("serving the bundled snapshot at %s", server.origin)
         feeds_url = f"http://127.0.0.1:{feeds_server.server_port}/"
         config = _local_config(config_path, text, out_dir, server.origin, feeds_url)
+        _start_afresh_if_moved(config, out_dir, server.origin)
         with open_runtime(config, lock="iomfeed", wait=0.0) as rt:
             report = fetch_all(config, store=rt.store, http=rt.http, now=rt.clock)
             published = publish(config, store=rt.store, now=rt.clock())
