@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,7 +31,7 @@ from iomfeed.consent import (
     truncate_ip,
 )
 from iomfeed.digest.unsubscribe import BadToken, load_secret
-from iomfeed.errors import BadAddress, InputError
+from iomfeed.errors import BadAddress, DeliveryError, InputError
 from iomfeed.runtime import Runtime, open_runtime
 from iomfeed.signup import ConfirmOutcome, SignUpOutcome, confirm, sign_up
 from iomfeed.subscribers import Subscriber
@@ -518,6 +519,83 @@ def test_the_ids_in_confirmation_links_do_not_tell_whether_an_address_is_known(
                 ids.append(int(link(message, "confirm").split(".")[0]))
         gaps[target] = ids[1] - ids[0]
     assert set(gaps.values()) == {2}, gaps
+
+
+@pytest.mark.parametrize("state", ["new", "pending", "unsubscribed", "active"])
+def test_a_sign_up_taken_up_by_another_process_mid_send_sends_no_second_message(
+    setup: tuple[Config, Runtime, Outbox], state: str
+) -> None:
+    """Two web workers took up sign-ups of one address at once: both read that no message
+    had gone (it was marked only once sent) and both sent one. Now a message is counted as
+    going before it goes: the other process's sign-up, made while it is being sent (here
+    from the mailer, on a connection of its own), is held; and one that does not go is
+    uncounted, so the next sign-up sends it."""
+    config, rt, outbox = setup
+    secret = load_secret(config, rt.store)
+    if state in ("unsubscribed", "active"):
+        subscribe(rt.store, ANA, "", "en", NOW, languages=("en",), secret=secret)
+    if state == "unsubscribed":
+        rt.store.set_subscriber_status(ANA, "unsubscribed", "test", NOW)
+    later = NOW + timedelta(days=2)
+    if state == "pending":
+        assert join(config, rt, NOW) is SignUpOutcome.CONFIRMATION_SENT  # 2 days ago
+        outbox.new()
+    inner: list[SignUpOutcome] = []
+
+    class Racing:
+        def __init__(self, real: Any) -> None:
+            self.real = real
+
+        def send(self, message: Any) -> str:
+            if not inner:
+                with open_runtime(config, clock=lambda: later) as other:
+                    inner.append(join(config, other, later))
+            return str(self.real.send(message))
+
+        def close(self) -> None:
+            self.real.close()
+
+    mailer = Racing(rt.mailer())
+    done = sign_up(
+        rt.store,
+        config,
+        mailer,
+        address=ANA,
+        name="Ana Hoxha",
+        language="en",
+        categories=(),
+        via=ConsentVia.WEB_FORM,
+        now=later,
+    )
+    mailer.close()
+    held = SignUpOutcome.NOTICE_HELD if state == "active" else SignUpOutcome.CONFIRMATION_HELD
+    assert inner == [held], (done, inner)
+    assert len(outbox.new()) == 1
+
+    class Down:
+        def send(self, message: Any) -> str:
+            raise DeliveryError("relay down")
+
+        def close(self) -> None:
+            pass
+
+    # A message that did not go is not counted: the next sign-up sends it.
+    much_later = later + timedelta(days=2)
+    failed = sign_up(
+        rt.store,
+        config,
+        Down(),
+        address=ANA,
+        name="Ana Hoxha",
+        language="en",
+        categories=(),
+        via=ConsentVia.WEB_FORM,
+        now=much_later,
+    )
+    assert failed.mail_error == "relay down"
+    sent = SignUpOutcome.NOTICE_SENT if state == "active" else SignUpOutcome.CONFIRMATION_RESENT
+    assert join(config, rt, much_later) is sent
+    assert len(outbox.new()) == 1
 
 
 def test_a_bad_address_or_language_is_refused_before_anything_is_stored(

@@ -173,8 +173,3 @@ def truncate_ip(raw: str) -> str:
         ip = ip.ipv4_mapped
     prefix = 24 if ip.version == 4 else 48
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
-
-
-def may_send_again(last: datetime | None, now: datetime, interval: timedelta) -> bool:
-    """Whether a rate-limited message may go now: never sent, or ``interval`` has passed."""
-    return last is None or now - last >= interval

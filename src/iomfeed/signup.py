@@ -33,7 +33,6 @@ from .consent import (
     State,
     confirm_token,
     confirm_token_parts,
-    may_send_again,
     preferences_token,
     suppression_hash,
     truncate_ip,
@@ -121,6 +120,7 @@ def sign_up(
     via: ConsentVia,
     now: datetime,
     ip: str | None = None,
+    retaken: bool = False,
 ) -> SignedUp:
     """Someone asks for the digest at ``address``: a new (or returning) address becomes
     *pending* and gets one confirmation message in ``language`` with the link
@@ -128,7 +128,9 @@ def sign_up(
     it again at most once every ``subscribe.confirm_resend_hours``; an active one gets "you
     are already subscribed" (with its preferences link) at most once every
     ``subscribe.notice_hours``, and nothing about it changes. ``ip`` is kept, truncated,
-    only when ``subscribe.record_ip``.
+    only when ``subscribe.record_ip``. ``retaken``: a sign-up taken up again from a worker
+    that died, whose message may have been counted as going and not gone: sent whatever
+    those limits say (a second message, never none).
 
     A web layer must render every :class:`SignUpOutcome` (and ``mail_error``) the same way.
     Raises :class:`InputError` (:class:`~iomfeed.errors.BadAddress` for the address) when the
@@ -152,27 +154,44 @@ def sign_up(
         confirmed=None,
     )
     found = store.profile(address=sub.address)
-    hours = timedelta(hours=config.subscribe.confirm_resend_hours)
+    hours = timedelta(hours=0 if retaken else config.subscribe.confirm_resend_hours)
+    # Each message below is counted as going before it goes, by a change that holds only if
+    # nobody made it first: two processes taking up sign-ups of one address at once (two
+    # web workers) send one message, not two. A message that does not go is uncounted.
     if found is None:
         sid = store.add_pending(sub, chosen, consent, now)
-        return _send_confirmation(store, config, mailer, sid, now, SignUpOutcome.CONFIRMATION_SENT)
+        if sid is None:  # another process added the address just now, and sends
+            return SignedUp(SignUpOutcome.CONFIRMATION_HELD, 0)
+        return _send_confirmation(
+            store, config, mailer, sid, now, SignUpOutcome.CONFIRMATION_SENT, before=None
+        )
     store.skip_subscriber_id()  # as many ids used as by a new address: the ids tell nothing
     if found.state is State.ACTIVE:
-        return _notice_again(store, config, mailer, found, now)
-    if found.state is State.PENDING and not may_send_again(found.confirm_sent, now, hours):
+        return _notice_again(store, config, mailer, found, now, retaken=retaken)
+    restarted, before = store.restart_pending(
+        found.id, sub, chosen, consent, state=found.state.value, now=now, resend_after=now - hours
+    )
+    if not restarted:  # a confirmation went within the hour, or another process sends one
         return SignedUp(SignUpOutcome.CONFIRMATION_HELD, found.id)
-    store.restart_pending(found.id, sub, chosen, consent)
     outcome = (
         SignUpOutcome.CONFIRMATION_RESENT
         if found.state is State.PENDING
         else SignUpOutcome.CONFIRMATION_SENT
     )
-    return _send_confirmation(store, config, mailer, found.id, now, outcome)
+    return _send_confirmation(store, config, mailer, found.id, now, outcome, before=before)
 
 
 def _send_confirmation(
-    store: Store, config: Config, mailer: Mailer, sid: int, now: datetime, outcome: SignUpOutcome
+    store: Store,
+    config: Config,
+    mailer: Mailer,
+    sid: int,
+    now: datetime,
+    outcome: SignUpOutcome,
+    *,
+    before: datetime | None,
 ) -> SignedUp:
+    """The confirmation, counted as going already; ``before``: when the one before went."""
     from .notices import Links, Notice
 
     profile = store.profile(subscriber_id=sid)
@@ -185,23 +204,23 @@ def _send_confirmation(
         preferences=preferences_url(config, store, profile),
     )
     error = _mail(store, config, mailer, Notice.CONFIRM, profile, links, now)
-    if not error:
-        store.mark_sign_up_mail(sid, "confirm_sent", now)
+    if error:  # not sent: the next sign-up sends it
+        store.release_sign_up_mail(sid, "confirm_sent", before)
     return SignedUp(outcome, sid, error)
 
 
 def _notice_again(
-    store: Store, config: Config, mailer: Mailer, profile: Profile, now: datetime
+    store: Store, config: Config, mailer: Mailer, profile: Profile, now: datetime, *, retaken: bool
 ) -> SignedUp:
     from .notices import Notice
 
-    interval = timedelta(hours=config.subscribe.notice_hours)
-    if not may_send_again(profile.notice_sent, now, interval):
+    interval = timedelta(hours=0 if retaken else config.subscribe.notice_hours)
+    if not store.claim_notice(profile.id, now, now - interval):
         return SignedUp(SignUpOutcome.NOTICE_HELD, profile.id)
     links = _member_links(store, config, profile)
     error = _mail(store, config, mailer, Notice.ALREADY, profile, links, now)
-    if not error:
-        store.mark_sign_up_mail(profile.id, "notice_sent", now)
+    if error:
+        store.release_sign_up_mail(profile.id, "notice_sent", profile.notice_sent)
     return SignedUp(SignUpOutcome.NOTICE_SENT, profile.id, error)
 
 

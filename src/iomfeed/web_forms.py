@@ -217,6 +217,7 @@ class SignUpWorker:
                 via=ConsentVia.WEB_FORM,
                 now=rt.clock(),
                 ip=job.ip or None,
+                retaken=job.retaken,
             )
         except IomfeedError as exc:
             log.warning("sign-up not done: %s", exc)

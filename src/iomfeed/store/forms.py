@@ -60,7 +60,7 @@ class FormsMixin(StoreBase):
                 (utc(now - lease), *dead),
             )
             row = db.execute(
-                "SELECT id, address, name, language, categories, ip FROM signup_queue"
+                "SELECT id, address, name, language, categories, ip, claimed FROM signup_queue"
                 f" WHERE forgotten = 0 AND (claimed IS NULL OR claimed < ? OR claimed_by IN"
                 f" ({marks})) ORDER BY id LIMIT 1",
                 (utc(now - lease), *dead),
@@ -78,6 +78,7 @@ class FormsMixin(StoreBase):
             row["language"],
             tuple(json.loads(row["categories"])),
             row["ip"],
+            retaken=row["claimed"] is not None,
         )
 
     def sign_up_forgotten(self, queued_id: int) -> bool:

@@ -75,3 +75,6 @@ class QueuedSignUp(NamedTuple):
     language: str
     categories: tuple[str, ...]
     ip: str
+    #: taken up again from a worker that died: its message may have been counted as going
+    #: and not gone, so it is sent whatever the resend limits say (a second, never none)
+    retaken: bool = False

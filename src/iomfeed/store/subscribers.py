@@ -159,14 +159,17 @@ class SubscribersMixin(StoreBase):
 
     def add_pending(
         self, sub: Subscriber, categories: Sequence[str], consent: Consent, now: datetime
-    ) -> int:
-        """A new sign-up, pending until confirmed; its id."""
+    ) -> int | None:
+        """A new sign-up, pending until confirmed, its confirmation counted as going now
+        (:meth:`claim_sign_up_mail`); its id, or None when another process added the
+        address in between (that one sends the confirmation)."""
         with self.transaction() as db:
             sid = _next_id(db)
-            db.execute(
+            cur = db.execute(
                 "INSERT INTO subscribers (id, address, name, language, status, subscribed,"
-                " consent_at, consent_via, consent_language, consent_ip, categories)"
-                " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+                " consent_at, consent_via, consent_language, consent_ip, categories,"
+                " confirm_sent) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (address) DO NOTHING",
                 (
                     sid,
                     sub.address,
@@ -178,9 +181,10 @@ class SubscribersMixin(StoreBase):
                     consent.language,
                     consent.ip,
                     json.dumps(list(categories), ensure_ascii=False),
+                    utc(now),
                 ),
             )
-        return sid
+        return sid if cur.rowcount else None
 
     def skip_subscriber_id(self) -> None:
         """Use up the id a new sign-up would have had. A sign-up of an address already here
@@ -191,28 +195,52 @@ class SubscribersMixin(StoreBase):
             _next_id(db)
 
     def restart_pending(
-        self, subscriber_id: int, sub: Subscriber, categories: Sequence[str], consent: Consent
-    ) -> None:
-        """Someone who left signs up again: pending, with the new sign-up's consent. When
-        and why they left (and their bounce count) stay until they confirm: the sign-up may
-        be anyone's, and an unconfirmed one must not undo an unsubscribe."""
-        self.db.execute(
-            "UPDATE subscribers SET status = 'pending', name = ?, language = ?, categories = ?,"
-            " subscribed = ?, consent_at = ?,"
-            " consent_via = ?, consent_language = ?, consent_ip = ?, confirmed_at = NULL,"
-            " paused_until = NULL, confirm_sent = NULL WHERE id = ?",
-            (
-                sub.name,
-                sub.language,
-                json.dumps(list(categories), ensure_ascii=False),
-                utc(consent.at) if consent.at else None,
-                utc(consent.at) if consent.at else None,
-                consent.via.value if consent.via else "",
-                consent.language,
-                consent.ip,
-                subscriber_id,
-            ),
-        )
+        self,
+        subscriber_id: int,
+        sub: Subscriber,
+        categories: Sequence[str],
+        consent: Consent,
+        *,
+        state: str,
+        now: datetime,
+        resend_after: datetime,
+    ) -> tuple[bool, datetime | None]:
+        """Someone signs up again: pending, with the new sign-up's consent, and a new
+        confirmation counted as going ``now``. Only if the row is still in ``state`` (as
+        read before) and, when pending, its last confirmation went before
+        ``resend_after``: two processes taking up sign-ups of one address send one
+        confirmation, not two. Returns whether it was done, and when the confirmation
+        before went (None: never), for :meth:`release_sign_up_mail`.
+
+        When and why someone left (and their bounce count) stay until they confirm: the
+        sign-up may be anyone's, and an unconfirmed one must not undo an unsubscribe."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT confirm_sent FROM subscribers WHERE id = ? AND status = ?"
+                " AND (? != 'pending' OR confirm_sent IS NULL OR confirm_sent <= ?)",
+                (subscriber_id, state, state, utc(resend_after)),
+            ).fetchone()
+            if row is None:
+                return False, None
+            db.execute(
+                "UPDATE subscribers SET status = 'pending', name = ?, language = ?,"
+                " categories = ?, subscribed = ?, consent_at = ?, consent_via = ?,"
+                " consent_language = ?, consent_ip = ?, confirmed_at = NULL,"
+                " paused_until = NULL, confirm_sent = ? WHERE id = ?",
+                (
+                    sub.name,
+                    sub.language,
+                    json.dumps(list(categories), ensure_ascii=False),
+                    utc(consent.at) if consent.at else None,
+                    utc(consent.at) if consent.at else None,
+                    consent.via.value if consent.via else "",
+                    consent.language,
+                    consent.ip,
+                    utc(now),
+                    subscriber_id,
+                ),
+            )
+        return True, _when(row[0])
 
     def mark_sign_up_mail(self, subscriber_id: int, column: str, now: datetime) -> None:
         """When the last confirmation (``confirm_sent``) or "already subscribed"
@@ -220,6 +248,26 @@ class SubscribersMixin(StoreBase):
         assert column in ("confirm_sent", "notice_sent")
         self.db.execute(
             f"UPDATE subscribers SET {column} = ? WHERE id = ?", (utc(now), subscriber_id)
+        )
+
+    def claim_notice(self, subscriber_id: int, now: datetime, after: datetime) -> bool:
+        """Count an "already subscribed" message as going ``now`` unless one went after
+        ``after`` (from another process too); whether it may go."""
+        cur = self.db.execute(
+            "UPDATE subscribers SET notice_sent = ? WHERE id = ? AND status = 'active'"
+            " AND (notice_sent IS NULL OR notice_sent <= ?)",
+            (utc(now), subscriber_id, utc(after)),
+        )
+        return cur.rowcount > 0
+
+    def release_sign_up_mail(
+        self, subscriber_id: int, column: str, before: datetime | None
+    ) -> None:
+        """A message counted as going did not go: the time of the one before, back."""
+        assert column in ("confirm_sent", "notice_sent")
+        self.db.execute(
+            f"UPDATE subscribers SET {column} = ? WHERE id = ?",
+            (utc(before) if before else None, subscriber_id),
         )
 
     def activate(self, subscriber_id: int, now: datetime) -> bool:
