@@ -593,6 +593,23 @@ def test_a_sign_up_taken_up_by_another_process_mid_send_sends_no_second_message(
         now=much_later,
     )
     assert failed.mail_error == "relay down"
+
+    class Broken(Down):
+        def send(self, message: Any) -> str:
+            raise RuntimeError("a bug, not a delivery error")
+
+    with pytest.raises(RuntimeError):  # raised, not returned: uncounted all the same
+        sign_up(
+            rt.store,
+            config,
+            Broken(),
+            address=ANA,
+            name="Ana Hoxha",
+            language="en",
+            categories=(),
+            via=ConsentVia.WEB_FORM,
+            now=much_later,
+        )
     sent = SignUpOutcome.NOTICE_SENT if state == "active" else SignUpOutcome.CONFIRMATION_RESENT
     assert join(config, rt, much_later) is sent
     assert len(outbox.new()) == 1

@@ -136,15 +136,7 @@ def sign_up(
     Raises :class:`InputError` (:class:`~iomfeed.errors.BadAddress` for the address) when the
     address, the language or the categories are unusable: that answer may differ, as it
     depends only on what was typed."""
-    try:
-        checked = normalize_address(address)
-    except BadAddress as exc:
-        raise BadAddress(f"{address}: {exc}") from None
-    try:
-        lang = normalize_language(language, languages=config.digest.languages)
-    except InputError as exc:
-        raise InputError(f"language: {exc}") from None
-    sub = Subscriber(checked, " ".join(name.split()), lang)
+    sub = _checked(config, address, name, language)
     chosen = clean_categories(categories)
     consent = Consent(
         at=now,
@@ -155,9 +147,7 @@ def sign_up(
     )
     found = store.profile(address=sub.address)
     hours = timedelta(hours=0 if retaken else config.subscribe.confirm_resend_hours)
-    # Each message below is counted as going before it goes, by a change that holds only if
-    # nobody made it first: two processes taking up sign-ups of one address at once (two
-    # web workers) send one message, not two. A message that does not go is uncounted.
+    # Each message is counted as going first, by a change that holds only if nobody made it.
     if found is None:
         sid = store.add_pending(sub, chosen, consent, now)
         if sid is None:  # another process added the address just now, and sends
@@ -173,12 +163,22 @@ def sign_up(
     )
     if not restarted:  # a confirmation went within the hour, or another process sends one
         return SignedUp(SignUpOutcome.CONFIRMATION_HELD, found.id)
-    outcome = (
-        SignUpOutcome.CONFIRMATION_RESENT
-        if found.state is State.PENDING
-        else SignUpOutcome.CONFIRMATION_SENT
-    )
+    again = found.state is State.PENDING
+    outcome = SignUpOutcome.CONFIRMATION_RESENT if again else SignUpOutcome.CONFIRMATION_SENT
     return _send_confirmation(store, config, mailer, found.id, now, outcome, before=before)
+
+
+def _checked(config: Config, address: str, name: str, language: str) -> Subscriber:
+    """The sign-up's address, name and language as kept; InputError naming what is wrong."""
+    try:
+        checked = normalize_address(address)
+    except BadAddress as exc:
+        raise BadAddress(f"{address}: {exc}") from None
+    try:
+        lang = normalize_language(language, languages=config.digest.languages)
+    except InputError as exc:
+        raise InputError(f"language: {exc}") from None
+    return Subscriber(checked, " ".join(name.split()), lang)
 
 
 def _send_confirmation(
@@ -191,19 +191,25 @@ def _send_confirmation(
     *,
     before: datetime | None,
 ) -> SignedUp:
-    """The confirmation, counted as going already; ``before``: when the one before went."""
+    """The confirmation, counted as going already (so that two processes taking up
+    sign-ups of one address at once send one, not two), uncounted if it does not go;
+    ``before``: when the one before went."""
     from .notices import Links, Notice
 
-    profile = store.profile(subscriber_id=sid)
-    assert profile is not None
-    token = confirm_token(_secret(config, store), config.list_id, sid, profile.address, now)
-    # The preferences link lets the person correct language or categories, or leave, before
-    # confirming (the page answers pending subscribers too).
-    links = Links(
-        confirm=f"{config.confirm_url}?t={token}",
-        preferences=preferences_url(config, store, profile),
-    )
-    error = _mail(store, config, mailer, Notice.CONFIRM, profile, links, now)
+    try:
+        profile = store.profile(subscriber_id=sid)
+        assert profile is not None
+        token = confirm_token(_secret(config, store), config.list_id, sid, profile.address, now)
+        # The preferences link lets the person correct language or categories, or leave,
+        # before confirming (the page answers pending subscribers too).
+        links = Links(
+            confirm=f"{config.confirm_url}?t={token}",
+            preferences=preferences_url(config, store, profile),
+        )
+        error = _mail(store, config, mailer, Notice.CONFIRM, profile, links, now)
+    except BaseException:  # not sent (a busy store, a template, a bug): not counted either
+        store.release_sign_up_mail(sid, "confirm_sent", before)
+        raise
     if error:  # not sent: the next sign-up sends it
         store.release_sign_up_mail(sid, "confirm_sent", before)
     return SignedUp(outcome, sid, error)
@@ -217,8 +223,12 @@ def _notice_again(
     interval = timedelta(hours=0 if retaken else config.subscribe.notice_hours)
     if not store.claim_notice(profile.id, now, now - interval):
         return SignedUp(SignUpOutcome.NOTICE_HELD, profile.id)
-    links = _member_links(store, config, profile)
-    error = _mail(store, config, mailer, Notice.ALREADY, profile, links, now)
+    try:
+        links = _member_links(store, config, profile)
+        error = _mail(store, config, mailer, Notice.ALREADY, profile, links, now)
+    except BaseException:  # not sent: not counted either
+        store.release_sign_up_mail(profile.id, "notice_sent", profile.notice_sent)
+        raise
     if error:
         store.release_sign_up_mail(profile.id, "notice_sent", profile.notice_sent)
     return SignedUp(SignUpOutcome.NOTICE_SENT, profile.id, error)

@@ -161,7 +161,7 @@ class SubscribersMixin(StoreBase):
         self, sub: Subscriber, categories: Sequence[str], consent: Consent, now: datetime
     ) -> int | None:
         """A new sign-up, pending until confirmed, its confirmation counted as going now
-        (:meth:`claim_sign_up_mail`); its id, or None when another process added the
+        (:meth:`release_sign_up_mail` uncounts it); its id, or None when another process added the
         address in between (that one sends the confirmation)."""
         with self.transaction() as db:
             sid = _next_id(db)
