@@ -462,7 +462,8 @@ def test_a_stranger_signing_up_someone_who_left_does_not_undo_their_unsubscribe(
     secret = load_secret(config, rt.store)
     for who in (ANA, "control@example.org"):
         subscribe(rt.store, who, "", "en", NOW, languages=("en",), secret=secret)
-        rt.store.set_subscriber_status(who, "unsubscribed", "one-click unsubscribe", NOW)
+    rt.store.set_subscriber_status(ANA, "unsubscribed", "one-click unsubscribe", NOW)
+    rt.store.set_subscriber_status("control@example.org", "bounced", "550 no such user", NOW)
     later = NOW + timedelta(days=2)
     assert join(config, rt, later) is SignUpOutcome.CONFIRMATION_SENT
     [message] = outbox.new()
@@ -485,8 +486,8 @@ def test_a_stranger_signing_up_someone_who_left_does_not_undo_their_unsubscribe(
     _address, before = remove(rt.store, "control@example.org", "asked by phone", later)
     assert before is not None and before.status == "pending"
     control = rt.store.subscriber("control@example.org")
-    assert control is not None and control.status == "unsubscribed"
-    assert (control.left, control.reason) == (NOW, "one-click unsubscribe")
+    assert control is not None and control.status == "bounced"  # as it left, not unsubscribed
+    assert (control.left, control.reason) == (NOW, "550 no such user")
 
     assert do_confirm(config, rt, link(message, "confirm"), later) is ConfirmOutcome.CONFIRMED
     back = rt.store.profile(address=ANA)

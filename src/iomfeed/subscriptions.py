@@ -137,9 +137,7 @@ def remove(store: Store, address: str, reason: str, now: datetime) -> tuple[str,
     before = store.subscriber(found)
     if before is None or before.status in (State.UNSUBSCRIBED.value, State.BOUNCED.value):
         return found, before
-    if before.left is not None:  # pending again after leaving: back to having left, as then
-        store.set_subscriber_status(found, State.UNSUBSCRIBED.value, before.reason, before.left)
-    else:
+    if not store.drop_unconfirmed_return(found):  # else: back to how they left, as then
         store.set_subscriber_status(found, State.UNSUBSCRIBED.value, reason, now)
     return found, before
 

@@ -128,7 +128,9 @@ def _remove(args: argparse.Namespace, rt: Runtime) -> int:
         print(f"{address}: already {before.status}{since}{why}; nothing changed")
         return EXIT_OK
     if before.left is not None:
-        print(f"{address}: unconfirmed sign-up dropped; unsubscribed{since}{why}, as before")
+        after = rt.store.subscriber(address)
+        state = after.status if after is not None else "unsubscribed"
+        print(f"{address}: unconfirmed sign-up dropped; {state}{since}{why}, as before")
         return EXIT_OK
     print(f"{address}: unsubscribed")
     return EXIT_OK

@@ -17,7 +17,13 @@ from pathlib import Path
 
 from ..errors import StoreError
 from .pages import PAGES_STEP
-from .steps import ITEM_COUNTS_STEP, NEAR_DUPLICATES_STEP, ROBOTS_STEP, SIGN_UP_QUEUE_STEP
+from .steps import (
+    ITEM_COUNTS_STEP,
+    LEFT_STATUS_STEP,
+    NEAR_DUPLICATES_STEP,
+    ROBOTS_STEP,
+    SIGN_UP_QUEUE_STEP,
+)
 
 log = logging.getLogger(__name__)
 
@@ -378,6 +384,7 @@ MIGRATIONS: tuple[str, ...] = (
     PAGES_STEP,
     NEAR_DUPLICATES_STEP,
     ROBOTS_STEP,
+    LEFT_STATUS_STEP,
 )
 
 

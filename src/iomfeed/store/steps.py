@@ -64,3 +64,9 @@ ROBOTS_STEP = """
         body TEXT NOT NULL                -- '' for a 4xx answer: no rules
     );
     """
+
+LEFT_STATUS_STEP = """
+    -- the state (unsubscribed, bounced) of someone who left, kept while a sign-up typed
+    -- into the form for them waits for their confirmation: a dropped one puts it back
+    ALTER TABLE subscribers ADD COLUMN left_status TEXT NOT NULL DEFAULT '';
+    """

@@ -224,6 +224,7 @@ class SubscribersMixin(StoreBase):
                 return False, None
             db.execute(
                 "UPDATE subscribers SET status = 'pending', name = ?, language = ?,"
+                " left_status = CASE WHEN status = 'pending' THEN left_status ELSE status END,"
                 " categories = ?, subscribed = ?, consent_at = ?, consent_via = ?,"
                 " consent_language = ?, consent_ip = ?, confirmed_at = NULL,"
                 " paused_until = NULL, confirm_sent = ? WHERE id = ?",
@@ -275,7 +276,8 @@ class SubscribersMixin(StoreBase):
         before forgotten; False if not pending."""
         cur = self.db.execute(
             "UPDATE subscribers SET status = 'active', confirmed_at = ?, left_at = NULL,"
-            " reason = '', failures = 0 WHERE id = ? AND status IN ('pending', 'sending')",
+            " reason = '', failures = 0, left_status = ''"
+            " WHERE id = ? AND status IN ('pending', 'sending')",
             (utc(now), subscriber_id),
         )
         return cur.rowcount > 0
@@ -360,6 +362,22 @@ class SubscribersMixin(StoreBase):
         """Drop a suppression entry (the person gave fresh consent)."""
         cur = self.db.execute("DELETE FROM suppressed WHERE hash = ?", (suppression,))
         return cur.rowcount > 0
+
+    def drop_unconfirmed_return(self, address: str) -> str:
+        """Someone who left and was signed up again, not confirmed: back to the state they
+        left in (unsubscribed, bounced), when and why as it was. Their state now ('' when
+        there was no such sign-up)."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE subscribers SET status = CASE WHEN left_status = '' THEN 'unsubscribed'"
+                " ELSE left_status END, left_status = '', confirm_sent = NULL"
+                " WHERE address = ? AND status = 'pending' AND left_at IS NOT NULL",
+                (address,),
+            )
+            if not cur.rowcount:
+                return ""
+            row = db.execute("SELECT status FROM subscribers WHERE address = ?", (address,))
+            return str(row.fetchone()[0])
 
     def set_subscriber_status(self, address: str, status: str, reason: str, now: datetime) -> bool:
         """Mark a subscriber unsubscribed or bounced (with why); False if unknown."""
