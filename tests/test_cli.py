@@ -137,6 +137,8 @@ def test_usage_errors_exit_2() -> None:
         (["serve", "--port", "65537"], "--port: must be a TCP port from 1 to 65535, got 65537"),
         (["serve", "--port", "-1"], "--port: must be a TCP port from 1 to 65535, got -1"),
         (["run", "--wait", "nan"], "--wait: must be from 0 to 86400 seconds, got nan"),
+        (["demo", "--port", "70000"], "--port: must be a TCP port from 1 to 65535, got 70000"),
+        (["demo", "--port", "65535"], "--port: must be from 1 to 65534 (the feeds take the next)"),
         (["fetch", "--wait", "-5"], "--wait: must be from 0 to 86400 seconds, got -5"),
         (
             ["items", "--limit", "9" * 20],

@@ -120,6 +120,14 @@ def test_defaults_fill_what_the_file_leaves_out(tmp_path: Path) -> None:
             "site.public_url: expected an address without '?' or '#'",
         ),
         (
+            ("[[sources]]", "[site]\npublic_url = 'http://127.0.0.1:8899/x/?'\n[[sources]]"),
+            "site.public_url: expected an address without '?' or '#'",
+        ),
+        (
+            ("[[sources]]", "[http]\ntimeout = 1" + "0" * 400 + "\n[[sources]]"),
+            "http.timeout: expected a number no larger than 1000000",
+        ),
+        (
             ("[[sources]]", "[serve]\nport = 70000\n[[sources]]"),
             "serve.port: expected a TCP port from 1 to 65535",
         ),

@@ -574,13 +574,20 @@ def test_the_export_keeps_a_spreadsheet_from_running_a_name_and_reads_back_as_it
     spreadsheet hides); an import reads past it, so the round trip changes nothing."""
     from datetime import UTC, datetime
 
-    names = ['=HYPERLINK("http://x.example/","click")', "+1 555", "-Ana", "@cmd", "Ana Hoxha"]
+    names = [
+        '=HYPERLINK("http://x.example/","click")',
+        "+1 555",
+        "-Ana",
+        "@cmd",
+        "'=x",
+        "Ana Hoxha",
+    ]
     subs = [
         Subscriber(f"r{n}@example.org", name, "en", subscribed=datetime(2026, 1, 1, tzinfo=UTC))
         for n, name in enumerate(names)
     ]
     text = to_csv(subs)
     cells = [row[1] for row in csv.reader(io.StringIO(text))][1:]
-    assert cells == ["'" + name for name in names[:4]] + ["Ana Hoxha"]
+    assert cells == ["'" + name for name in names[:5]] + ["Ana Hoxha"]
     read = parse_csv(text, default_language="en", languages=("en",))
     assert [sub.name for _line, sub in read.rows] == names

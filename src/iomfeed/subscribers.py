@@ -210,9 +210,14 @@ def _describe(columns: _Columns, header: list[str] | None) -> str:
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+def _quoted_formula(value: str) -> bool:
+    """Whether ``value`` is apostrophes, then what a spreadsheet runs as a formula."""
+    return value.lstrip("'").startswith(_FORMULA_START)
+
+
 def _cell(row: list[str], index: int | None) -> str:
     value = row[index] if index is not None and index < len(row) else ""
-    if value.startswith("'") and value[1:].startswith(_FORMULA_START):
+    if value.startswith("'") and _quoted_formula(value):
         value = value[1:]  # what :func:`to_csv` quoted, read back as it was
     return value.strip()
 
@@ -220,8 +225,9 @@ def _cell(row: list[str], index: int | None) -> str:
 def _inert(value: str) -> str:
     """A cell a spreadsheet shows as text: one that it would run as a formula (a name from
     the public form such as ``=HYPERLINK(...)``) starts with an apostrophe, which Excel and
-    LibreOffice hide and an import here reads past."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
+    LibreOffice hide and an import here reads past (one more on a value that already starts
+    with apostrophes before such a character, so that it reads back as it was)."""
+    return "'" + value if _quoted_formula(value) else value
 
 
 def _language_of(row: list[str], columns: _Columns) -> str:

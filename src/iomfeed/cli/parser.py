@@ -120,6 +120,14 @@ def _port(text: str) -> int:
     return value
 
 
+def _demo_port(text: str) -> int:
+    """The demo's port: 0 (free ones) or one with a port after it (the feeds' server)."""
+    value = 0 if text.strip() == "0" else _port(text)
+    if value == 65535:
+        raise argparse.ArgumentTypeError("must be from 1 to 65534 (the feeds take the next), or 0")
+    return value
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -400,7 +408,7 @@ def _add_demo(sub: Any) -> None:
     )
     p.add_argument(
         "--port",
-        type=int,
+        type=_demo_port,
         default=8791,
         metavar="N",
         help="port for the snapshot on 127.0.0.1, the feeds on N+1 (default 8791;"

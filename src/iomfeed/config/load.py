@@ -268,6 +268,11 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
     if origin in (types.UnionType, typing.Union):
         raise TypeError(f"unsupported config type {tp}")  # pragma: no cover - a developer error
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > MAX_NUMBER:  # before float(): one past 1e308 would not convert
+            raise ConfigError(
+                f"{key}: expected a number no larger than {MAX_NUMBER:.0f},"
+                f" got one of {len(str(abs(value)))} digits"
+            )
         value = float(value)
     if tp is float and isinstance(value, float):
         # Every float here is seconds, hours, days or a rate: TOML's inf and nan, or a value

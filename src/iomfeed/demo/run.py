@@ -64,12 +64,16 @@ def _start_afresh_if_moved(config: Config, out_dir: Path, origin: str) -> None:
     starts a new one; the file remembers where the stories come from."""
     marker = out_dir / ORIGIN_FILE
     database = config.database_path
+    if not database.resolve().is_relative_to(out_dir.resolve()):
+        return  # a store of the configuration's own, outside the demo's folder: not touched
     try:
         before = marker.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         before = origin  # none yet, or a store an older demo made: taken to be from here
     if before != origin and database.exists():
         kept = database.with_name(database.name + ".previous")
+        for suffix in ("", "-wal", "-shm"):  # an older aside goes, journal files and all
+            kept.with_name(kept.name + suffix).unlink(missing_ok=True)
         for suffix in ("", "-wal", "-shm"):
             old = database.with_name(database.name + suffix)
             if old.exists():
@@ -145,9 +149,11 @@ def _read_config(config_path: Path | None) -> tuple[Path, str]:
     if config_path is None:
         config_path = Path(str(shipped_config()))
     try:
-        text = config_path.read_text(encoding="utf-8")
+        text = config_path.read_text(encoding="utf-8-sig")  # a byte-order mark read past
     except FileNotFoundError:
         raise ConfigError(f"{config_path}: configuration file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{config_path}: cannot read configuration: {exc}") from None
     if LIVE_ORIGIN not in text:
         raise ConfigError(f"{config_path}: does not mention {LIVE_ORIGIN}; nothing to swap")
     return config_path, text
@@ -172,8 +178,8 @@ def run_demo(
         log.info("serving the bundled snapshot at %s", server.origin)
         feeds_url = f"http://127.0.0.1:{feeds_server.server_port}/"
         config = _local_config(config_path, text, out_dir, server.origin, feeds_url)
-        _start_afresh_if_moved(config, out_dir, server.origin)
         with open_runtime(config, lock="iomfeed", wait=0.0) as rt:
+            _start_afresh_if_moved(config, out_dir, server.origin)  # locked, store not open
             report = fetch_all(config, store=rt.store, http=rt.http, now=rt.clock)
             published = publish(config, store=rt.store, now=rt.clock())
             total, newest = rt.store.count(), rt.store.items(limit=5)

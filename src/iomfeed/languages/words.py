@@ -221,7 +221,7 @@ def load(code: str, folder: Path | None = None) -> Language:
         raise ConfigError(f"language {code!r}: no file {code}{SUFFIX} in {where_to_look(folder)}")
     where = str(path) if isinstance(path, Path) else f"iomfeed/languages/{code}{SUFFIX}"
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark read past
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{where}: cannot read: {exc}") from exc
     data = read_toml(text, where)

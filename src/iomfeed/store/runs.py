@@ -10,7 +10,8 @@ from .base import StoreBase, parse, utc
 from .records import AlertState, SourceRunSummary
 
 #: The newest runs read for a source's health (its failures in a row, its last success):
-#: kept whatever their age, so pruning the history never changes what ``status`` says.
+#: kept whatever their age, so pruning the history does not change what ``status`` says
+#: of a source that runs every time (one disabled or removed loses its old runs).
 HISTORY = 100
 #: The most old runs one :meth:`RunsMixin.prune_runs` removes: a store years old catches
 #: up over a few runs instead of making one cron cycle long.
