@@ -33,7 +33,7 @@ from iomfeed.consent import (
 from iomfeed.digest.unsubscribe import BadToken, load_secret
 from iomfeed.errors import BadAddress, DeliveryError, InputError
 from iomfeed.runtime import Runtime, open_runtime
-from iomfeed.signup import ConfirmOutcome, SignUpOutcome, confirm, sign_up
+from iomfeed.signup import ConfirmOutcome, SignedUp, SignUpOutcome, confirm, sign_up
 from iomfeed.subscribers import Subscriber
 from iomfeed.subscriptions import (
     Joined,
@@ -128,6 +128,21 @@ def join(
         mailer.close()
     assert not done.mail_error
     return done.outcome
+
+
+def attempt(config: Config, rt: Runtime, now: datetime, mailer: Any) -> SignedUp:
+    """Ana's web sign-up through ``mailer``, whatever it does (fails, raises)."""
+    return sign_up(
+        rt.store,
+        config,
+        mailer,
+        address=ANA,
+        name="Ana Hoxha",
+        language="en",
+        categories=(),
+        via=ConsentVia.WEB_FORM,
+        now=now,
+    )
 
 
 def do_confirm(config: Config, rt: Runtime, token: str, now: datetime) -> ConfirmOutcome:
@@ -557,17 +572,7 @@ def test_a_sign_up_taken_up_by_another_process_mid_send_sends_no_second_message(
             self.real.close()
 
     mailer = Racing(rt.mailer())
-    done = sign_up(
-        rt.store,
-        config,
-        mailer,
-        address=ANA,
-        name="Ana Hoxha",
-        language="en",
-        categories=(),
-        via=ConsentVia.WEB_FORM,
-        now=later,
-    )
+    done = attempt(config, rt, later, mailer)
     mailer.close()
     held = SignUpOutcome.NOTICE_HELD if state == "active" else SignUpOutcome.CONFIRMATION_HELD
     assert inner == [held], (done, inner)
@@ -582,17 +587,7 @@ def test_a_sign_up_taken_up_by_another_process_mid_send_sends_no_second_message(
 
     # A message that did not go is not counted: the next sign-up sends it.
     much_later = later + timedelta(days=2)
-    failed = sign_up(
-        rt.store,
-        config,
-        Down(),
-        address=ANA,
-        name="Ana Hoxha",
-        language="en",
-        categories=(),
-        via=ConsentVia.WEB_FORM,
-        now=much_later,
-    )
+    failed = attempt(config, rt, much_later, Down())
     assert failed.mail_error == "relay down"
 
     class Broken(Down):
@@ -600,17 +595,7 @@ def test_a_sign_up_taken_up_by_another_process_mid_send_sends_no_second_message(
             raise RuntimeError("a bug, not a delivery error")
 
     with pytest.raises(RuntimeError):  # raised, not returned: uncounted all the same
-        sign_up(
-            rt.store,
-            config,
-            Broken(),
-            address=ANA,
-            name="Ana Hoxha",
-            language="en",
-            categories=(),
-            via=ConsentVia.WEB_FORM,
-            now=much_later,
-        )
+        attempt(config, rt, much_later, Broken())
     sent = SignUpOutcome.NOTICE_SENT if state == "active" else SignUpOutcome.CONFIRMATION_RESENT
     assert join(config, rt, much_later) is sent
     assert len(outbox.new()) == 1
