@@ -196,6 +196,7 @@ def _send_confirmation(
     ``before``: when the one before went."""
     from .notices import Links, Notice
 
+    error = "not sent"  # until _mail says otherwise: raised (a busy store, a bug) or not
     try:
         profile = store.profile(subscriber_id=sid)
         assert profile is not None
@@ -207,11 +208,9 @@ def _send_confirmation(
             preferences=preferences_url(config, store, profile),
         )
         error = _mail(store, config, mailer, Notice.CONFIRM, profile, links, now)
-    except BaseException:  # not sent (a busy store, a template, a bug): not counted either
-        store.release_sign_up_mail(sid, "confirm_sent", before)
-        raise
-    if error:  # not sent: the next sign-up sends it
-        store.release_sign_up_mail(sid, "confirm_sent", before)
+    finally:
+        if error:  # not sent, not counted: the next sign-up sends it
+            store.release_sign_up_mail(sid, "confirm_sent", before)
     return SignedUp(outcome, sid, error)
 
 
@@ -223,14 +222,13 @@ def _notice_again(
     interval = timedelta(hours=0 if retaken else config.subscribe.notice_hours)
     if not store.claim_notice(profile.id, now, now - interval):
         return SignedUp(SignUpOutcome.NOTICE_HELD, profile.id)
+    error = "not sent"  # until _mail says otherwise
     try:
         links = _member_links(store, config, profile)
         error = _mail(store, config, mailer, Notice.ALREADY, profile, links, now)
-    except BaseException:  # not sent: not counted either
-        store.release_sign_up_mail(profile.id, "notice_sent", profile.notice_sent)
-        raise
-    if error:
-        store.release_sign_up_mail(profile.id, "notice_sent", profile.notice_sent)
+    finally:
+        if error:  # not sent, not counted
+            store.release_sign_up_mail(profile.id, "notice_sent", profile.notice_sent)
     return SignedUp(SignUpOutcome.NOTICE_SENT, profile.id, error)
 
 

@@ -57,7 +57,6 @@ CONTENT_TYPES = {
     ".css": "text/css; charset=utf-8",
     ".txt": "text/plain; charset=utf-8",
 }
-MAX_FORM_BYTES = 10_000
 #: The form pages, at ``/<name>`` and under ``site.public_url``'s path.
 FORM_PAGES = ("subscribe", "confirm", "preferences")
 #: the answer to ``iomfeed doctor``'s one-click probe (for the program, not a person)

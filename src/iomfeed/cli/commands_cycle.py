@@ -98,9 +98,9 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     if not config.database_path.exists():  # not a configuration error: nothing ran yet
         problem = f"no store yet at {config.database_path}: run 'iomfeed run'"
         if args.json:
-            import json
+            from ..jsonout import dumps
 
-            print(json.dumps({"status": "never_run", "problems": [problem]}, indent=2))
+            print(dumps({"status": "never_run", "problems": [problem]}))
         else:
             print(f"status: never run\n! {problem}")
         return EXIT_SOURCE_FAILED

@@ -100,24 +100,24 @@ def command_of(argv: Sequence[str] | None) -> str | None:
 MAX_COUNT = 10**12
 
 
-def _at_least_one(text: str) -> int:
+def _whole(text: str, high: int, *, kind: str = "a whole number", be: str = "") -> int:
+    """``text`` as a whole number from 1 to ``high``; a usage error saying so otherwise."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= value <= MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_COUNT}, got {value}")
+        raise argparse.ArgumentTypeError(f"not {kind}: {text!r}") from None
+    if not 1 <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be {be}from 1 to {high}, got {value}")
     return value
+
+
+def _at_least_one(text: str) -> int:
+    return _whole(text, MAX_COUNT)
 
 
 def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 1 <= value <= 65535:  # past it, the socket layer would take it modulo 65536
-        raise argparse.ArgumentTypeError(f"must be a TCP port from 1 to 65535, got {value}")
-    return value
+    # Past 65535 the socket layer would take the port modulo 65536.
+    return _whole(text, 65535, kind="a port number", be="a TCP port ")
 
 
 def _demo_port(text: str) -> int:
