@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from .digest.headers import clean_header_text
 from .digest.message import NAME_LIMIT, Outgoing, feedback_id, list_unsubscribe
+from .template_cache import template_cache
 
 if TYPE_CHECKING:
-    from jinja2 import Environment
+    from jinja2 import BytecodeCache, Environment
 
     from .config import Config
     from .languages import Language
@@ -64,8 +65,8 @@ class Rendered:
     html: str
 
 
-@lru_cache(maxsize=1)
-def _environment() -> Environment:
+@lru_cache(maxsize=4)
+def _environment(cache: BytecodeCache | None) -> Environment:
     import importlib.resources
 
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -80,6 +81,7 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        bytecode_cache=cache,
     )
     env.filters["wrap"] = wrap_text
     return env
@@ -153,7 +155,7 @@ def render(
         "postal_address": config.mail.postal_address.get(language.code),
     }
     context["preheader"] = context["paragraphs"][0]
-    env = _environment()
+    env = _environment(template_cache(config))
     html = env.get_template("notice.html.j2").render(context)
     text = env.get_template("notice.txt.j2").render(context)
     return Rendered(subject=context["subject"], text=text, html=inline_css(html, _css()))

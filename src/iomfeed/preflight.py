@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from .config import Config
 from .errors import ConfigError
+from .template_cache import cache_problem
 
 # RFC 2606 / RFC 6761: names reserved for documentation, which the shipped config uses.
 _EXAMPLE_DOMAINS = ("example.org", "example.com", "example.net", "example")
@@ -114,7 +115,8 @@ def warnings(config: Config, environ: Mapping[str, str] | None = None) -> list[s
     database = _readable_database(config, env)
     if database is not None:
         found.append(database)
-    return found
+    cache = cache_problem(config)
+    return [*found, cache] if cache else found
 
 
 def require_sendable(config: Config, environ: Mapping[str, str] | None = None) -> None:

@@ -65,11 +65,13 @@ class SiteConfig:
 
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
-    """``[storage]``: where the SQLite store lives, and how long it keeps the run history
-    (``keep_runs_days``; 0: for ever)."""
+    """``[storage]``: where the SQLite store lives, how long it keeps the run history
+    (``keep_runs_days``; 0: for ever), and the folder of what can be made again (``cache``,
+    the compiled templates; "", unless the file sets one: none)."""
 
     database: str = "iomfeed.db"
     keep_runs_days: int = field(default=90, metadata=_checked(_check_days))
+    cache: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +363,10 @@ class Config:
     @property
     def database_path(self) -> Path:
         return self.path(self.storage.database)
+
+    @property
+    def cache_path(self) -> Path | None:
+        return self.path(self.storage.cache) if self.storage.cache else None
 
     @property
     def feeds_path(self) -> Path:

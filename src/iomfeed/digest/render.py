@@ -34,6 +34,7 @@ from .. import languages
 from ..errors import ConfigError
 from ..languages import Chrome, Language
 from ..output_records import DigestContent, DigestEntry, RenderedDigest
+from ..template_cache import template_cache
 from .headers import clean_header_text
 from .lines import (
     ADDRESS,
@@ -64,7 +65,7 @@ from .stories import (
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
-    from jinja2 import Environment
+    from jinja2 import BytecodeCache, Environment
 
     from ..config import Config
 
@@ -178,10 +179,10 @@ def wrap_text(text: str, width: int = TEXT_WIDTH) -> str:
 
 
 @lru_cache(maxsize=8)
-def environment(folder: str = "") -> Environment:
+def environment(folder: str = "", cache: BytecodeCache | None = None) -> Environment:
     """The digest's Jinja2 environment: the override ``folder`` (when given) searched before
-    the package's own templates; HTML autoescaped, undefined names an error. Cached per
-    folder."""
+    the package's own templates; HTML autoescaped, undefined names an error; compiled
+    templates kept in ``cache`` (:mod:`iomfeed.template_cache`). Cached per folder."""
     from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 
     loaders = [FileSystemLoader(folder)] if folder else []
@@ -193,6 +194,7 @@ def environment(folder: str = "") -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        bytecode_cache=cache,
     )
     env.filters["wrap"] = wrap_text
     return env
@@ -205,7 +207,7 @@ def _environment(config: Config) -> Environment:
             f"digest.templates: {folder} is not a folder (it holds templates"
             ' that replace the built-in ones; "" for none)'
         )
-    return environment(str(folder) if folder is not None else "")
+    return environment(str(folder) if folder is not None else "", template_cache(config))
 
 
 def _source(env: Environment, name: str) -> str:

@@ -53,6 +53,7 @@ from ..files import FileSet, remove_leftovers
 from ..models import PublishReport, StoredItem
 from ..output_records import FeedDoc
 from ..store import IndexEntry, PublishedFile, Store
+from ..template_cache import template_cache
 from .digests import INDEX as DIGESTS_INDEX
 from .digests import DigestArchive
 from .feeds import render_atom, render_json, render_rss
@@ -106,6 +107,7 @@ class Publisher:
         self.unchanged = 0
         self.files = FileSet()
         self._recorded: dict[str, PublishedFile] | None = None
+        self.cache = template_cache(config)
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -273,6 +275,7 @@ class Publisher:
                     action=urljoin(site.public_url, "subscribe"),
                     lang=PAGES_LANGUAGE,
                 ),
+                cache=self.cache,
             ),
         )
 
@@ -339,6 +342,7 @@ class Publisher:
                     items=self._page_items(page),
                     newer=newer,
                     older=before,
+                    cache=self.cache,
                 ),
                 fingerprint,
             )

@@ -36,6 +36,7 @@ from ..digest.pages import (
 )
 from ..models import DigestRecord, StoredItem
 from ..output_records import DigestContent
+from ..template_cache import template_cache
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -208,6 +209,7 @@ class DigestArchive:
             digests=links,
             feed_url=self.base + FEED,
             updated=archived[0].record.created.astimezone(zone),
+            cache=template_cache(self.config),
         )
 
     def _feed(self, archived: list[Archived]) -> bytes:

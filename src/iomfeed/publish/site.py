@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from ..models import StoredItem
 
 if TYPE_CHECKING:
-    from jinja2 import Environment
+    from jinja2 import BytecodeCache, Environment
     from markupsafe import Markup
 
     from ..forms import SignUpView
@@ -89,9 +89,10 @@ def website_link(words: PagesWords, home_url: str, author: str) -> Markup:
     return Markup('<a href="{}">{}</a>').format(home_url, say(words.website, author=author))
 
 
-@lru_cache(maxsize=1)
-def environment() -> Environment:
-    """iomfeed's own templates (the package ``iomfeed.templates``), autoescaped."""
+@lru_cache(maxsize=4)
+def environment(cache: BytecodeCache | None = None) -> Environment:
+    """iomfeed's own templates (the package ``iomfeed.templates``), autoescaped; compiled
+    ones kept in ``cache`` (:mod:`iomfeed.template_cache`) when given."""
     import importlib.resources
 
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -104,6 +105,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        bytecode_cache=cache,
     )
     env.filters["longdate"] = long_date
     env.globals["say"] = say
@@ -152,12 +154,14 @@ def templates_digest() -> str:
     return digest.hexdigest()
 
 
-def _render(name: str, items: Sequence[StoredItem], **values: object) -> bytes:
+def _render(
+    name: str, items: Sequence[StoredItem], cache: BytecodeCache | None, **values: object
+) -> bytes:
     from markupsafe import Markup
 
     from .feeds import xml_safe
 
-    template = environment().get_template(name)
+    template = environment(cache).get_template(name)
     words = pages_words()
     html = template.render(
         words=words,
@@ -182,6 +186,7 @@ def render_index(
     months: Sequence[MonthLink] = (),
     digests: str = "",
     form: SignUpView | None = None,
+    cache: BytecodeCache | None = None,
 ) -> bytes:
     """``index.html``: the newest ``items``, the feeds, ``months`` (newest first), a link
     to the digest archive's index (``digests``, relative) when there is one, and the
@@ -192,6 +197,7 @@ def render_index(
     return _render(
         "site/index.html.j2",
         items,
+        cache,
         title=title,
         description=description,
         language=language,
@@ -214,12 +220,14 @@ def render_digests(
     digests: Sequence[DigestLink],
     feed_url: str,
     updated: datetime,
+    cache: BytecodeCache | None = None,
 ) -> bytes:
     """``digests/index.html``: every digest that went out, newest first, with its pages."""
     words = pages_words()
     return _render(
         "site/digests.html.j2",
         (),
+        cache,
         title=title,
         description=words.digests_lead.replace(
             "{website}", words.website.replace("{author}", author)
@@ -245,6 +253,7 @@ def render_month(
     items: Sequence[StoredItem],
     newer: MonthLink | None,
     older: MonthLink | None,
+    cache: BytecodeCache | None = None,
 ) -> bytes:
     """One month's page: every story published in it, newest first, and links to the
     months on either side and to ``index.html``."""
@@ -253,6 +262,7 @@ def render_month(
     return _render(
         "site/month.html.j2",
         items,
+        cache,
         title=title,
         language=language,
         home_url=home_url,
