@@ -172,7 +172,9 @@ def test_a_sign_up_is_pending_until_confirmed_then_welcomed_in_its_language(
 
     [message] = outbox.new()
     assert message["Subject"] == "Ju lutemi konfirmoni regjistrimin në Lajme nga IOM Shqipëri"
-    assert message["To"] == "Ana Hoxha <Ana@example.org>"
+    # Nothing the form's stranger typed: no name in To or in the greeting.
+    assert message["To"] == "Ana@example.org"
+    assert "Ana Hoxha" not in message.as_string() and "Përshëndetje," in text(message)
     assert message["List-Unsubscribe"] is None  # not on the list yet: ignoring it is "no"
     assert message["Auto-Submitted"] == "auto-generated" and message["Precedence"] is None
     assert message["Feedback-ID"] == f"confirm:{config.list_id}:iomfeed"
@@ -190,6 +192,8 @@ def test_a_sign_up_is_pending_until_confirmed_then_welcomed_in_its_language(
     assert profile.consent.confirmed == later.replace(microsecond=0)
     [welcome] = outbox.new()
     assert welcome["Subject"] == "Mirë se vini në Lajme nga IOM Shqipëri"
+    assert welcome["To"] == "Ana Hoxha <Ana@example.org>"  # the person said yes: by name
+    assert "Përshëndetje Ana Hoxha" in text(welcome)
     assert welcome["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "/unsubscribe?t=" in welcome["List-Unsubscribe"]
     # As sent: the URLs in angle brackets, not RFC 2047 words no mail provider reads as links
@@ -612,7 +616,7 @@ def test_a_bad_address_or_language_is_refused_before_anything_is_stored(
     assert list(rt.store.subscribers()) == [] and outbox.new() == []
 
 
-def test_the_confirmation_goes_through_smtp_with_its_headers_encoded(tmp_path: Path) -> None:
+def test_the_sign_up_mails_go_through_smtp_with_their_headers_encoded(tmp_path: Path) -> None:
     with smtp_server() as (handler, port):
         config = digest_config(
             tmp_path,
@@ -635,9 +639,13 @@ def test_the_confirmation_goes_through_smtp_with_its_headers_encoded(tmp_path: P
                 )
             finally:
                 mailer.close()
-        assert done.outcome is SignUpOutcome.CONFIRMATION_SENT and not done.mail_error
-        [received] = handler.received
-        assert received.rcpt_tos == [ANA]
+            assert done.outcome is SignUpOutcome.CONFIRMATION_SENT and not done.mail_error
+            [confirmation] = handler.received
+            assert confirmation.rcpt_tos == [ANA]
+            asked = confirmation.message()
+            assert "Ëndrit" not in str(asked["To"]) and "Ëndrit" not in text(asked)
+            assert do_confirm(config, rt, link(asked, "confirm"), NOW) is ConfirmOutcome.CONFIRMED
+        [_, received] = handler.received
         head = received.data.split(b"\r\n\r\n")[0].decode("ascii")  # every header ASCII
         assert "=?utf-8?" in head
         assert not any(line.lower().startswith("bcc") for line in head.split("\r\n"))

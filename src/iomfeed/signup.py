@@ -272,12 +272,15 @@ def _mail(
 
     language = config_language(config, profile.language)
     stories = latest_stories(store, config, profile) if kind.value == "welcome" else None
+    # The confirmation goes to an address nobody has vouched for yet, so it carries none of
+    # the form's free text: a name typed by a stranger could be any message to anyone.
+    name = "" if kind.value == "confirm" else profile.name
     rendered = render(
         kind,
         config=config,
         language=language,
         address=profile.address,
-        name=profile.name,
+        name=name,
         links=links,
         stories=stories,
     )
@@ -288,7 +291,7 @@ def _mail(
         language=language.code,
         subscriber_id=profile.id,
         address=profile.address,
-        name=profile.name,
+        name=name,
         links=links,
         now=now,
     )
