@@ -404,6 +404,7 @@ def test_export_holds_everything_and_forget_keeps_only_a_hash(
     assert data["subscriber"]["address"] == ANA and data["subscriber"]["state"] == "active"
     assert data["subscriber"]["consent"]["via"] == "web form"
     assert data["subscriber"]["categories"] == ["Other"]
+    assert data["before_this_sign_up"] == {}  # nobody had left
     assert [(d["digest_id"], d["status"]) for d in data["deliveries"]] == [(record.id, "failed")]
     assert ANA in data["deliveries"][0]["reply"]
     shown = "\n".join(profile_lines(profile, rt.store.history(profile.id), NOW))
@@ -480,12 +481,15 @@ def test_a_stranger_signing_up_someone_who_left_does_not_undo_their_unsubscribe(
     config, rt, outbox = setup
     secret = load_secret(config, rt.store)
     for who in (ANA, "control@example.org"):
-        subscribe(rt.store, who, "", "en", NOW, languages=("en",), secret=secret)
+        subscribe(rt.store, who, "Cara Dervishi", "sq", NOW, languages=("en", "sq"), secret=secret)
     rt.store.set_subscriber_status(ANA, "unsubscribed", "one-click unsubscribe", NOW)
     rt.store.set_subscriber_status("control@example.org", "bounced", "550 no such user", NOW)
+    as_left = rt.store.profile(address="control@example.org")
     later = NOW + timedelta(days=2)
     assert join(config, rt, later) is SignUpOutcome.CONFIRMATION_SENT
     [message] = outbox.new()
+    kept = export_data(rt.store, config, link(message, "preferences"))["before_this_sign_up"]
+    assert (kept["name"], kept["language"], kept["categories"]) == ("Cara Dervishi", "sq", [])
     pending = rt.store.profile(address=ANA)
     assert pending is not None and pending.state is State.PENDING
     assert (pending.left, pending.reason) == (NOW, "one-click unsubscribe")
@@ -507,11 +511,40 @@ def test_a_stranger_signing_up_someone_who_left_does_not_undo_their_unsubscribe(
     control = rt.store.subscriber("control@example.org")
     assert control is not None and control.status == "bounced"  # as it left, not unsubscribed
     assert (control.left, control.reason) == (NOW, "550 no such user")
+    # And what the stranger's sign-up replaced is back: name, language, the consent record.
+    assert rt.store.profile(address="control@example.org") == as_left
+    assert as_left is not None and as_left.name == "Cara Dervishi"
+    # Forgetting someone while such a sign-up waits leaves nothing of them aside either.
+    assert join(config, rt, later, "control@example.org") is SignUpOutcome.CONFIRMATION_SENT
+    outbox.new()
+    forget(rt.store, config, "control@example.org", later)
+    kept = "SELECT left_profile FROM subscribers WHERE id = ?"
+    assert rt.store.db.execute(kept, (as_left.id,)).fetchone()[0] == ""
 
     assert do_confirm(config, rt, link(message, "confirm"), later) is ConfirmOutcome.CONFIRMED
     back = rt.store.profile(address=ANA)
     assert back is not None and back.state is State.ACTIVE
     assert (back.left, back.reason, back.failures) == (None, "", 0)
+    assert (back.name, back.language) == ("Ana Hoxha", "en")  # the sign-up they confirmed
+    assert back.consent.confirmed == later
+    assert rt.store.db.execute(kept, (back.id,)).fetchone()[0] == ""
+
+
+def test_a_sign_up_waiting_from_before_the_kept_record_is_dropped_as_it_stands(
+    setup: tuple[Config, Runtime, Outbox],
+) -> None:
+    """A store made before the record was kept aside has such sign-ups with nothing kept:
+    dropping one restores the state they left in and leaves the rest as it is."""
+    config, rt, _outbox = setup
+    secret = load_secret(config, rt.store)
+    subscribe(rt.store, ANA, "Cara", "en", NOW, languages=("en",), secret=secret)
+    rt.store.set_subscriber_status(ANA, "unsubscribed", "one-click unsubscribe", NOW)
+    assert join(config, rt, NOW) is SignUpOutcome.CONFIRMATION_SENT
+    rt.store.db.execute("UPDATE subscribers SET left_profile = ''")  # as the old step left it
+    _address, before = remove(rt.store, ANA, "asked by phone", NOW)
+    assert before is not None and before.status == "pending"
+    after = rt.store.subscriber(ANA)
+    assert after is not None and (after.status, after.name) == ("unsubscribed", "Ana Hoxha")
 
 
 def test_the_ids_in_confirmation_links_do_not_tell_whether_an_address_is_known(

@@ -278,15 +278,17 @@ def set_preferences(
 def export_data(store: Store, config: Config, token: str) -> dict[str, Any]:
     """Everything stored about the token's subscriber, JSON-ready: the subscriber record
     (address, name, language, state, consent record, categories, pause, failures, the
-    times of the last sign-up messages) and every delivery of a digest to them (digest,
-    its date, status, attempts, the server's last reply). Raises BadToken as
-    :func:`preferences_holder` does."""
+    times of the last sign-up messages), what a sign-up waiting for confirmation replaced
+    of it (``before_this_sign_up``: empty unless they had left), and every delivery of a
+    digest to them (digest, its date, status, attempts, the server's last reply). Raises
+    BadToken as :func:`preferences_holder` does."""
     from .jsonout import to_json
 
     profile = preferences_holder(store, config, token)
     return {
         "list": config.list_id,
         "subscriber": to_json(profile),
+        "before_this_sign_up": store.kept_profile(profile.id),
         "deliveries": [to_json(d) for d in store.history(profile.id)],
     }
 

@@ -19,6 +19,7 @@ from ..errors import StoreError
 from .pages import PAGES_STEP
 from .steps import (
     ITEM_COUNTS_STEP,
+    LEFT_PROFILE_STEP,
     LEFT_STATUS_STEP,
     NEAR_DUPLICATES_STEP,
     ROBOTS_STEP,
@@ -385,6 +386,7 @@ MIGRATIONS: tuple[str, ...] = (
     NEAR_DUPLICATES_STEP,
     ROBOTS_STEP,
     LEFT_STATUS_STEP,
+    LEFT_PROFILE_STEP,
 )
 
 

@@ -70,3 +70,11 @@ LEFT_STATUS_STEP = """
     -- into the form for them waits for their confirmation: a dropped one puts it back
     ALTER TABLE subscribers ADD COLUMN left_status TEXT NOT NULL DEFAULT '';
     """
+
+LEFT_PROFILE_STEP = """
+    -- what was on record of someone who left (name, language, categories, when and how
+    -- they had subscribed and confirmed), kept as JSON while a sign-up typed into the
+    -- form for them waits for their confirmation: a dropped one puts it back, a
+    -- confirmed one makes the new sign-up's theirs
+    ALTER TABLE subscribers ADD COLUMN left_profile TEXT NOT NULL DEFAULT '';
+    """

@@ -10,7 +10,7 @@ import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .base import StoreBase, parse, utc
 
@@ -21,6 +21,25 @@ if TYPE_CHECKING:
 
 #: The setting that holds the next subscriber id to give (see :func:`_next_id`).
 _NEXT_ID = "subscribers:next_id"
+
+#: What a sign-up for someone who left replaces, kept aside until they confirm it.
+_PROFILE = (
+    "name",
+    "language",
+    "categories",
+    "subscribed",
+    "consent_at",
+    "consent_via",
+    "consent_language",
+    "consent_ip",
+    "confirmed_at",
+    "paused_until",
+)
+_KEPT = "json_object(" + ", ".join(f"'{c}', {c}" for c in _PROFILE) + ")"
+_PUT_BACK = ", ".join(
+    f"{c} = CASE WHEN left_profile = '' THEN {c} ELSE json_extract(left_profile, '$.{c}') END"
+    for c in _PROFILE
+)
 
 
 def _next_id(db: sqlite3.Connection) -> int:
@@ -213,7 +232,9 @@ class SubscribersMixin(StoreBase):
         before went (None: never), for :meth:`release_sign_up_mail`.
 
         When and why someone left (and their bounce count) stay until they confirm: the
-        sign-up may be anyone's, and an unconfirmed one must not undo an unsubscribe."""
+        sign-up may be anyone's, and an unconfirmed one must not undo an unsubscribe. What
+        was on record of them (:data:`_KEPT`) is kept aside, for
+        :meth:`drop_unconfirmed_return` to put back."""
         with self.transaction() as db:
             row = db.execute(
                 "SELECT confirm_sent FROM subscribers WHERE id = ? AND status = ?"
@@ -225,6 +246,7 @@ class SubscribersMixin(StoreBase):
             db.execute(
                 "UPDATE subscribers SET status = 'pending', name = ?, language = ?,"
                 " left_status = CASE WHEN status = 'pending' THEN left_status ELSE status END,"
+                f" left_profile = CASE WHEN status = 'pending' THEN left_profile ELSE {_KEPT} END,"
                 " categories = ?, subscribed = ?, consent_at = ?, consent_via = ?,"
                 " consent_language = ?, consent_ip = ?, confirmed_at = NULL,"
                 " paused_until = NULL, confirm_sent = ? WHERE id = ?",
@@ -276,7 +298,7 @@ class SubscribersMixin(StoreBase):
         before forgotten; False if not pending."""
         cur = self.db.execute(
             "UPDATE subscribers SET status = 'active', confirmed_at = ?, left_at = NULL,"
-            " reason = '', failures = 0, left_status = ''"
+            " reason = '', failures = 0, left_status = '', left_profile = ''"
             " WHERE id = ? AND status IN ('pending', 'sending')",
             (utc(now), subscriber_id),
         )
@@ -331,7 +353,7 @@ class SubscribersMixin(StoreBase):
                 "UPDATE subscribers SET address = NULL, name = '', status = 'unsubscribed',"
                 " left_at = ?, reason = 'forgotten on request', consent_language = '',"
                 " consent_ip = '', categories = '[]', paused_until = NULL,"
-                " confirm_sent = NULL, notice_sent = NULL WHERE id = ?",
+                " confirm_sent = NULL, notice_sent = NULL, left_profile = '' WHERE id = ?",
                 (utc(now), subscriber_id),
             )
             db.execute("UPDATE deliveries SET reply = '' WHERE subscriber_id = ?", (subscriber_id,))
@@ -363,15 +385,29 @@ class SubscribersMixin(StoreBase):
         cur = self.db.execute("DELETE FROM suppressed WHERE hash = ?", (suppression,))
         return cur.rowcount > 0
 
+    def kept_profile(self, subscriber_id: int) -> dict[str, Any]:
+        """What a sign-up waiting for confirmation replaced of someone who left (see
+        :meth:`restart_pending`), by column; empty when nothing is kept aside."""
+        row = self.db.execute(
+            "SELECT left_profile FROM subscribers WHERE id = ?", (subscriber_id,)
+        ).fetchone()
+        if row is None or not row[0]:
+            return {}
+        kept: dict[str, Any] = json.loads(row[0])
+        kept["categories"] = json.loads(kept["categories"])
+        return kept
+
     def drop_unconfirmed_return(self, address: str) -> str:
         """Someone who left and was signed up again, not confirmed: back to the state they
-        left in (unsubscribed, bounced), when and why as it was. Their state now ('' when
-        there was no such sign-up)."""
+        left in (unsubscribed, bounced), when and why as it was, and their name, language,
+        categories and consent record as they were before that sign-up. Their state now
+        ('' when there was no such sign-up)."""
         with self.transaction() as db:
             cur = db.execute(
                 "UPDATE subscribers SET status = CASE WHEN left_status = '' THEN 'unsubscribed'"
-                " ELSE left_status END, left_status = '', confirm_sent = NULL"
-                " WHERE address = ? AND status = 'pending' AND left_at IS NOT NULL",
+                f" ELSE left_status END, left_status = '', confirm_sent = NULL, {_PUT_BACK},"
+                " left_profile = '' WHERE address = ? AND status = 'pending'"
+                " AND left_at IS NOT NULL",
                 (address,),
             )
             if not cur.rowcount:
