@@ -81,20 +81,21 @@ def notify(
 
 def _send(config: Config, mailer: Callable[[], Mailer], lines: list[str], now: datetime) -> bool:
     import secrets
-    from email.headerregistry import Address
     from email.message import EmailMessage
-    from email.policy import SMTP
     from email.utils import format_datetime
 
     from .digest.headers import clean_header_text
-    from .digest.message import Outgoing
+    from .digest.message import Outgoing, mail_policy, set_address, set_subject
 
-    msg = EmailMessage(policy=SMTP)
+    msg = EmailMessage(policy=mail_policy())
     name = config.mail.from_name.get(config.site.language)
-    msg["From"] = Address(clean_header_text(name, 80), addr_spec=config.mail.from_address)
+    set_address(msg, "From", name, config.mail.from_address)
     msg["To"] = config.operator.email
-    msg["Subject"] = clean_header_text(
-        f"[iomfeed] {lines[0]}" + (f" (+{len(lines) - 1} more)" if len(lines) > 1 else "")
+    set_subject(
+        msg,
+        clean_header_text(
+            f"[iomfeed] {lines[0]}" + (f" (+{len(lines) - 1} more)" if len(lines) > 1 else "")
+        ),
     )
     msg["Date"] = format_datetime(now)
     mid = f"<alert-{now:%Y%m%d%H%M%S}.{secrets.token_hex(4)}@{config.mail.sender_domain}>"

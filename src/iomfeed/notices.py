@@ -23,7 +23,15 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from .digest.headers import clean_header_text
-from .digest.message import NAME_LIMIT, Outgoing, feedback_id, list_unsubscribe
+from .digest.message import (
+    NAME_LIMIT,
+    Outgoing,
+    feedback_id,
+    list_unsubscribe,
+    mail_policy,
+    set_address,
+    set_subject,
+)
 from .template_cache import template_cache
 
 if TYPE_CHECKING:
@@ -181,29 +189,19 @@ def compose(
     now: datetime,
 ) -> Outgoing:
     """One message, ready for a :class:`~iomfeed.delivery.mailers.Mailer`."""
-    from email.headerregistry import Address
     from email.message import EmailMessage
-    from email.policy import SMTP
-    from email.utils import format_datetime, formataddr
+    from email.utils import format_datetime
 
-    msg = EmailMessage(policy=SMTP)
-    msg["From"] = Address(
-        clean_header_text(config.mail.from_name.get(language), NAME_LIMIT),
-        addr_spec=config.mail.from_address,
-    )
-    msg["To"] = Address(clean_header_text(name, NAME_LIMIT), addr_spec=address)
+    msg = EmailMessage(policy=mail_policy())
+    set_address(msg, "From", config.mail.from_name.get(language), config.mail.from_address)
+    set_address(msg, "To", name, address)
     if config.mail.reply_to:
         msg["Reply-To"] = config.mail.reply_to
-    msg["Subject"] = clean_header_text(rendered.subject)
+    set_subject(msg, clean_header_text(rendered.subject))
     msg["Date"] = format_datetime(now)
     mid = message_id(config, kind, subscriber_id, now)
     msg["Message-ID"] = mid
-    list_name = clean_header_text(config.digest.title.get(language), NAME_LIMIT)
-    msg["List-Id"] = (
-        formataddr((list_name, config.list_id))
-        if list_name.isascii()
-        else f"{list_name} <{config.list_id}>"
-    )
+    set_address(msg, "List-Id", config.digest.title.get(language), config.list_id)
     raw = b""
     if links.unsubscribe:
         line = list_unsubscribe(links.unsubscribe, links.unsubscribe_mailto)
