@@ -161,6 +161,7 @@ def test_every_json_output_is_byte_identical_to_the_hand_written_one() -> None:
         failures_threshold=3,
         jobs={"cycle": (3, "RuntimeError: boom"), "digest": (0, "")},
         quota=QuotaState(room=None),
+        running=("pid 7: iomfeed run, since 2026-11-24 08:59:00 UTC",),
     )
     # A brief check (the operator alerts'): the quota was not read.
     health_empty = Health(checked=T, sources=(), items=0, digests=(), subscribers={})

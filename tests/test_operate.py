@@ -392,7 +392,9 @@ def test_the_run_lock_waits_for_its_holder_up_to_a_bound(tmp_path: Path) -> None
         assert taken.wait(10)
         start = time.monotonic()
         with (
-            pytest.raises(AlreadyRunning, match=r"cycle job\); waited 0\.[45]\d* s"),
+            pytest.raises(
+                AlreadyRunning, match=r"cycle job, since [-\d]+ [:\d]+ UTC\); waited 0\.[45]\d* s"
+            ),
             RunLock(database, wait=0.4),
         ):
             pass

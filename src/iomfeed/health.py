@@ -95,6 +95,9 @@ class Health:
     #: The relay's quota now (mail.hourly_limit, mail.daily_limit): when a full one frees up.
     #: None: not read (a brief check, with no digest that could be stuck).
     quota: QuotaState | None = None
+    #: Who holds the database's locks as ``status`` looks (``serve``, a run): what each
+    #: lock file names, "pid N: iomfeed run, since T UTC". Empty when nothing runs.
+    running: tuple[str, ...] = ()
 
     @property
     def failing(self) -> tuple[SourceHealth, ...]:

@@ -152,6 +152,7 @@ def _health(h: Health) -> dict[str, Any]:
             for name, (n, error) in h.jobs.items()
         },
         "next": to_json(dict(h.next_times)),
+        "running": list(h.running),
     }
 
 

@@ -81,11 +81,7 @@ class RunLock:
         self._fd: int | None = None
 
     def _holder(self, fd: int) -> str:
-        text = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
-        pid, _, what = text.partition(" ")
-        if not pid:
-            return "another process"
-        return f"pid {pid}: {what}" if what else f"pid {pid}"
+        return _named(os.pread(fd, 200, 0)) or "another process"
 
     def _refuse(self, holder: str, waited: float) -> AlreadyRunning:
         during = f"; waited {waited:.2g} s" if self.wait else ""
@@ -121,7 +117,8 @@ class RunLock:
                     os.close(fd)
                     raise AlreadyRunning(f"stopped while waiting for {self.database}") from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {self.what}".encode(), 0)
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+        os.pwrite(fd, f"{os.getpid()} {self.what}\n{since}".encode(), 0)
         self._fd = fd
         return self
 
@@ -132,6 +129,7 @@ class RunLock:
         tb: TracebackType | None,
     ) -> None:
         if self._fd is not None:
+            os.ftruncate(self._fd, 0)  # nobody named in it: see holders()
             os.close(self._fd)  # releases the lock; the file stays, harmlessly
             self._fd = None
 
@@ -149,3 +147,43 @@ class ServiceLock(RunLock):
             f"another iomfeed serve is already running on {self.database}"
             f" ({holder}); not starting a second one"
         )
+
+
+def _named(data: bytes) -> str:
+    """``pid N: what, since T UTC`` from a lock file's bytes ("" when it names nobody)."""
+    first, _, since = data.decode("utf-8", "replace").strip().partition("\n")
+    pid, _, what = first.partition(" ")
+    if not pid:
+        return ""
+    return f"pid {pid}" + (f": {what}" if what else "") + (f", since {since} UTC" if since else "")
+
+
+def holders(database: Path) -> tuple[str, ...]:
+    """Who holds the locks on ``database`` now (``serve``, then a run), as their files name
+    them, for ``iomfeed status``. Read, never locked: a look must not stand in the way of a
+    run or a ``serve`` starting that very moment. A holder that was killed left its name
+    behind; its process is gone, so it is not listed (a process that took its number since
+    would be, until the next run writes the file again)."""
+    found = []
+    resolved = database.resolve()
+    for lock in (ServiceLock, RunLock):
+        path = resolved.with_name(resolved.name + lock.suffix)
+        try:
+            data = path.read_bytes()[:200]
+        except OSError:
+            continue
+        named = _named(data)
+        pid = data.split(b" ", 1)[0]
+        if named and pid.isdigit() and _alive(int(pid)):
+            found.append(named)
+    return tuple(found)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

@@ -104,8 +104,13 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
         else:
             print(f"status: never run\n! {problem}")
         return EXIT_SOURCE_FAILED
+    from dataclasses import replace
+
+    from ..lock import holders
+
     with open_runtime(config) as rt:
         health = check(config, rt.store, rt.clock())
+    health = replace(health, running=holders(config.database_path))
     if args.json:
         from ..jsonout import dumps
 
@@ -124,6 +129,8 @@ def _print_status(health: Health) -> None:
 
     label = {HealthStatus.OK: "ok", HealthStatus.FAILED: "FAILED", HealthStatus.FAILING: "FAILING"}
     print(f"status: {label[health.status]} ({_when(health.checked)} UTC)")
+    for holder in health.running:
+        print(f"  running now: {holder}")
     for problem in health.problems():
         print(f"  ! {problem}")
     print("\nsources:")
