@@ -133,7 +133,7 @@ def test_a_damaged_cache_is_compiled_again_and_mended(tmp_path: Path, compiled: 
 def test_without_the_key_nothing_is_kept(tmp_path: Path) -> None:
     config = cache_config(tmp_path, cache="")
     assert Config().storage.cache == ""  # a file that leaves the key out keeps no cache
-    assert template_cache.template_cache(config) is None
+    assert template_cache.template_cache(config, "digest") is None
     render_digest(CONTENT, "en", config)
     assert not (tmp_path / "cache").exists()
 
@@ -158,7 +158,7 @@ def test_a_folder_not_safe_to_run_code_from_is_not_used(
         said = f"{folder} is not a folder"
     config = cache_config(tmp_path)
     with caplog.at_level(logging.WARNING, logger="iomfeed"):
-        assert template_cache.template_cache(config) is None
+        assert template_cache.template_cache(config, "digest") is None
         render_digest(CONTENT, "en", config)
     assert [r.getMessage() for r in caplog.records] == [
         f'storage.cache: {said}; the cache is not used (cache = "" turns it off)'
@@ -175,12 +175,12 @@ def test_a_folder_not_safe_to_run_code_from_is_not_used(
 def test_a_folder_of_another_user_is_not_used(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    folder = tmp_path / "cache"
-    folder.mkdir(mode=0o700)
+    folder = tmp_path / "cache" / template_cache.TEMPLATES
+    folder.mkdir(mode=0o700, parents=True)
     os.chown(folder, 65534, 65534)
     config = cache_config(tmp_path)
     with caplog.at_level(logging.WARNING, logger="iomfeed"):
-        assert template_cache.template_cache(config) is None
+        assert template_cache.template_cache(config, "digest") is None
     assert f"{folder} belongs to user 65534, not to this one" in caplog.text
     assert any("belongs to user 65534" in w for w in warnings(config))
 
@@ -197,7 +197,67 @@ def test_a_cache_that_cannot_be_made_only_costs_time(
     with caplog.at_level(logging.WARNING, logger="iomfeed"):
         assert "IOM" in render_digest(CONTENT, "en", config).html
     assert caplog.records == []  # said at info level: only slower, nothing to mend
-    assert template_cache.template_cache(config) is None
+    assert template_cache.template_cache(config, "digest") is None
+
+
+def test_an_entry_is_read_through_the_folder_checked_not_one_put_in_its_place(
+    tmp_path: Path, compiled: list[str]
+) -> None:
+    """Whoever may write to the folder around the cache renames it after the check and puts
+    a folder of their own there, with an entry for the index page (its name and the
+    source's hash can be worked out from the public templates): it is never read."""
+    import marshal
+    import pickle
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # anyone's, and not sticky
+    config = cache_config(tmp_path, cache=str(shared / "cache"))
+    cache = template_cache.template_cache(config, "pages")
+    assert cache is not None
+    os.rename(shared / "cache", shared / "moved")
+    theirs = tmp_path / "theirs"
+    (theirs / template_cache.TEMPLATES).mkdir(parents=True)
+    (shared / "cache").symlink_to(theirs)
+    env = site.environment(cache)
+    name = "site/digests.html.j2"
+    source, filename, _ = env.loader.get_source(env, name)  # type: ignore[union-attr]
+    bucket = cache.get_bucket(env, name, filename, source)
+    planted = jinja2.Environment().compile("planted code ran", name, filename)
+    with (theirs / template_cache.TEMPLATES / f"{bucket.key}.cache").open("wb") as f:
+        f.write(jinja2.bccache.bc_magic)
+        pickle.dump(bucket.checksum, f, 2)
+        marshal.dump(planted, f)
+    compiled.clear()
+    rendered = env.get_template(name)
+    assert name in compiled  # compiled from its source, not taken from their folder
+    assert "planted" not in rendered.render(
+        title="t",
+        description="d",
+        language="en",
+        home_url="https://example.org/",
+        author="a",
+        feeds=(),
+        digests=(),
+        feed_url="f",
+        updated=NOW,
+        items=[],
+        words=site.pages_words(),
+        website="w",
+        fw=None,
+        form=None,
+    )
+    assert (shared / "moved" / template_cache.TEMPLATES / f"{bucket.key}.cache").exists()
+
+
+def test_environments_that_compile_differently_never_share_an_entry(tmp_path: Path) -> None:
+    config = cache_config(tmp_path)
+    plain, escaping = (template_cache.template_cache(config, f) for f in ("plain", "escaping"))
+    loader = jinja2.DictLoader({"t.html": "Hi {{ who }}"})
+    first = jinja2.Environment(loader=loader, autoescape=False, bytecode_cache=plain)
+    assert first.get_template("t.html").render(who="<b>") == "Hi <b>"
+    second = jinja2.Environment(loader=loader, autoescape=True, bytecode_cache=escaping)
+    assert second.get_template("t.html").render(who="<b>") == "Hi &lt;b&gt;"
 
 
 def test_check_says_nothing_of_a_cache_it_can_make(tmp_path: Path) -> None:

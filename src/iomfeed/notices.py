@@ -163,7 +163,7 @@ def render(
         "postal_address": config.mail.postal_address.get(language.code),
     }
     context["preheader"] = context["paragraphs"][0]
-    env = _environment(template_cache(config))
+    env = _environment(template_cache(config, "notices"))
     html = env.get_template("notice.html.j2").render(context)
     text = env.get_template("notice.txt.j2").render(context)
     return Rendered(subject=context["subject"], text=text, html=inline_css(html, _css()))

@@ -207,7 +207,7 @@ def _environment(config: Config) -> Environment:
             f"digest.templates: {folder} is not a folder (it holds templates"
             ' that replace the built-in ones; "" for none)'
         )
-    return environment(str(folder) if folder is not None else "", template_cache(config))
+    return environment(str(folder) if folder is not None else "", template_cache(config, "digest"))
 
 
 def _source(env: Environment, name: str) -> str:

@@ -107,7 +107,7 @@ class Publisher:
         self.unchanged = 0
         self.files = FileSet()
         self._recorded: dict[str, PublishedFile] | None = None
-        self.cache = template_cache(config)
+        self.cache = template_cache(config, "pages")
 
     def url(self, path: str) -> str:
         return self.base + path

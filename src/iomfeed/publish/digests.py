@@ -209,7 +209,7 @@ class DigestArchive:
             digests=links,
             feed_url=self.base + FEED,
             updated=archived[0].record.created.astimezone(zone),
-            cache=template_cache(self.config),
+            cache=template_cache(self.config, "pages"),
         )
 
     def _feed(self, archived: list[Archived]) -> bytes:
