@@ -530,6 +530,35 @@ def test_a_stranger_signing_up_someone_who_left_does_not_undo_their_unsubscribe(
     assert rt.store.db.execute(kept, (back.id,)).fetchone()[0] == ""
 
 
+def test_the_operator_bringing_back_someone_with_a_sign_up_waiting_restores_their_record(
+    setup: tuple[Config, Runtime, Outbox],
+) -> None:
+    """``subscribers add --resubscribe`` (or an import with it) for someone who left while
+    a stranger's sign-up for them waits: active again with their own name, language and
+    categories, not the ones the form was given, and nothing left aside."""
+    config, rt, outbox = setup
+    secret = load_secret(config, rt.store)
+    subscribe(rt.store, ANA, "Cara Dervishi", "sq", NOW, languages=("en", "sq"), secret=secret)
+    rt.store.set_subscriber_status(ANA, "unsubscribed", "one-click unsubscribe", NOW)
+    assert join(config, rt, NOW) is SignUpOutcome.CONFIRMATION_SENT  # as "Ana Hoxha", en
+    [message] = outbox.new()
+    later = NOW + timedelta(days=1)
+    done = subscribe(
+        rt.store, ANA, "", "en", later, languages=("en", "sq"), secret=secret, resubscribe=True
+    )
+    assert done.joined is Joined.ADDED
+    back = rt.store.profile(address=ANA)
+    assert back is not None and back.state is State.ACTIVE
+    assert (back.name, back.language, back.left, back.reason) == ("Cara Dervishi", "sq", None, "")
+    assert back.consent.via is ConsentVia.COMMAND_LINE and back.consent.at == later
+    data = export_data(rt.store, config, link(message, "preferences"))
+    assert data["before_this_sign_up"] == {}
+    # The confirmation link of the stranger's sign-up changes nothing now.
+    assert do_confirm(config, rt, link(message, "confirm"), later) is ConfirmOutcome.ALREADY
+    still = rt.store.profile(address=ANA)
+    assert still is not None and still.name == "Cara Dervishi"
+
+
 def test_a_sign_up_waiting_from_before_the_kept_record_is_dropped_as_it_stands(
     setup: tuple[Config, Runtime, Outbox],
 ) -> None:

@@ -55,4 +55,7 @@ def test_serve_then_a_run_are_listed_and_a_killed_holder_is_not(tmp_path: Path) 
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     (tmp_path / "iomfeed.db.lock").write_text(f"{child.pid} iomfeed run\n{since}")
     assert holders(database) == ()
+    for junk in ("0 iomfeed run", f"{2**80} iomfeed run", "x iomfeed run", "\xff\xfe"):
+        (tmp_path / "iomfeed.db.lock").write_text(junk)
+        assert holders(database) == ()  # no number of a process: nobody
     assert holders(tmp_path / "nothing-here.db") == ()

@@ -180,9 +180,11 @@ def holders(database: Path) -> tuple[str, ...]:
 
 
 def _alive(pid: int) -> bool:
+    if pid <= 0:  # 0 would ask about this process's group: not a holder's number
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # gone, or no process's number at all
         return False
     except PermissionError:  # another user's process
         return True

@@ -152,9 +152,13 @@ class SubscribersMixin(StoreBase):
 
     def resubscribe(self, address: str, now: datetime, via: ConsentVia | None = None) -> bool:
         """Make a subscriber who left active again (only on their own explicit request,
-        which is recorded as consent given ``via`` the operator)."""
+        which is recorded as consent given ``via`` the operator). A sign-up for them still
+        waiting for confirmation is not theirs until confirmed: what it replaced comes back
+        (name, language, categories), with the new consent."""
         cur = self.db.execute(
-            "UPDATE subscribers SET status = 'active', subscribed = ?, left_at = NULL,"
+            # The last assignment of a column wins: the consent is the new one.
+            f"UPDATE subscribers SET {_PUT_BACK}, left_profile = '', left_status = '',"
+            " confirm_sent = NULL, status = 'active', subscribed = ?, left_at = NULL,"
             " reason = '', failures = 0, consent_at = ?, consent_via = ?, consent_language = '',"
             " consent_ip = '' WHERE address = ? AND status != 'active'",
             (utc(now), utc(now) if via else None, via.value if via else "", address),
