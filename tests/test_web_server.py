@@ -248,3 +248,28 @@ def test_the_app_factory_under_gunicorn(server: SnapshotServer, tmp_path: Path) 
     finally:
         proc.terminate()
         assert proc.wait(timeout=30) == 0, log.read_text()
+
+
+def test_a_server_whose_wake_up_pipe_closed_still_stops() -> None:
+    """Seen once in a suite run: ``shutdown`` found the loop's wake-up pipe closed (a bad
+    file descriptor) while the loop still ran. It stops the loop without the pipe."""
+
+    def app(environ: dict[str, object], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    server = make_server("127.0.0.1", 0, app, threads=1)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/"
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            assert answer.read() == b"ok"
+        server._waitress.trigger.close()  # the pipe gone, the loop still running
+        assert serving.is_alive()
+        started = time.monotonic()
+        server.shutdown()
+        serving.join(timeout=10)
+        assert not serving.is_alive() and time.monotonic() - started < 10
+    finally:
+        server.server_close()

@@ -24,6 +24,7 @@ import logging
 import os
 import secrets
 import stat
+import weakref
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -94,7 +95,9 @@ def _cache(folder: str, flavour: str) -> BytecodeCache | None:
                 with contextlib.suppress(OSError):
                     os.unlink(temporary, dir_fd=fd)
 
-    return FolderCache()
+    cache = FolderCache()
+    weakref.finalize(cache, os.close, fd)  # the folder stays open while the cache is in use
+    return cache
 
 
 def _entry(bucket: Bucket) -> str:

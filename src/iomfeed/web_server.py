@@ -184,11 +184,22 @@ class Server:
         for a server whose :meth:`serve_forever` runs; else :meth:`server_close` alone."""
         if self._ended.is_set():
             return  # stopped already
-        self._waitress.trigger.pull_trigger(self._waitress.begin_stop)
+        self._in_loop(self._waitress.begin_stop)
         if not self._ended.wait(timeout):
             log.warning("answers still in hand after %.0f s: closing them", timeout)
-            self._waitress.trigger.pull_trigger(self._waitress.close_all)
+            self._in_loop(self._waitress.close_all)
             self._ended.wait(5)
+
+    def _in_loop(self, thunk: Callable[[], None]) -> None:
+        """``thunk`` run by the loop's thread, woken through its pipe; here, when that pipe
+        is closed already (seen once in a suite run: the loop closing, or having lost it).
+        The flags of a stop are safe to set from here, and the loop's next maintenance,
+        every second, closes what is left."""
+        try:
+            self._waitress.trigger.pull_trigger(thunk)
+        except OSError:
+            log.debug("the server's wake-up pipe is closed; %s from here", thunk.__name__)
+            thunk()
 
     def server_close(self) -> None:
         """Close what is still open and stop the worker threads."""
