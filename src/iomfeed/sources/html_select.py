@@ -77,7 +77,17 @@ class PageIndex:
     name, class and id (lowercased: a key only narrows the candidates; soupsieve's matcher
     decides), with where each one's subtree ends."""
 
-    __slots__ = ("by_class", "by_id", "by_name", "elements", "ends", "positions", "removed", "soup")
+    __slots__ = (
+        "by_class",
+        "by_id",
+        "by_name",
+        "elements",
+        "ends",
+        "plain",
+        "positions",
+        "removed",
+        "soup",
+    )
 
     def __init__(self, soup: BeautifulSoup, walked: Walk | None = None) -> None:
         self.soup = soup
@@ -88,6 +98,9 @@ class PageIndex:
         self.by_class: dict[str, list[int]] = {}
         self.by_id: dict[str, list[int]] = {}
         self.removed: set[int] = set()  # id() of the elements decompose() took out
+        from .html_match import plain_html
+
+        self.plain = plain_html(soup)  # the simple selectors need no soupsieve matcher
         positions, by_name = self.positions, self.by_name
         by_class, by_id = self.by_class, self.by_id
         for position, el in enumerate(self.elements):
@@ -144,17 +157,21 @@ class PageIndex:
         candidates = self._candidates(compiled, start, end)
         if not candidates:
             return []  # (a fall-back for another layout, say: no element has its key)
-        from soupsieve.css_match import CSSMatch
+        from .html_match import element_test
 
-        # Rooted where scope.select() roots it (:scope, and the relations, see the same).
-        matcher = CSSMatch(compiled.selectors, scope, compiled.namespaces, compiled.flags)
+        test = element_test(compiled) if self.plain else None
+        if test is None:
+            from soupsieve.css_match import CSSMatch
+
+            # Rooted where scope.select() roots it (:scope, and the relations, see the same).
+            test = CSSMatch(compiled.selectors, scope, compiled.namespaces, compiled.flags).match
         elements, removed = self.elements, self.removed
         found: list[Tag] = []
         for position in candidates:
             el = elements[position]
             if removed and id(el) in removed:
                 continue
-            if matcher.match(el):
+            if test(el):
                 found.append(el)
                 if len(found) == limit:
                     break
