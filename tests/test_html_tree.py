@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from bs4 import BeautifulSoup, NavigableString
+from bs4 import BeautifulSoup, NavigableString, PageElement
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -119,9 +119,33 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     return _pages() + [p.read_text(encoding="utf-8") for p in sorted(site.rglob("*.html"))]
 
 
+#: A node's links and children, compared by place; what the soup was parsed with (the
+#: strainer, the builder object) differs by construction.
+_LINKS = {"parent", "previous_element", "next_element", "previous_sibling", "next_sibling"}
+_LINKS |= {"_most_recent_element"}  # (the soup's)
+_NOT_COMPARED = _LINKS | {"contents", "attrs", "builder", "parse_only"}
+
+
+def _settings(node: Any) -> tuple[tuple[str, Any], ...]:
+    """Every other attribute the node holds, by name: a node made without bs4's own
+    constructors must hold the same ones (a Tag answers a missing one with find())."""
+    return tuple(sorted((k, _kept(v)) for k, v in vars(node).items() if k not in _NOT_COMPARED))
+
+
+def _kept(value: Any) -> Any:
+    """A value to compare: a node (the soup's parse state holds some) by its kind and name,
+    not by bs4's deep equality."""
+    if isinstance(value, PageElement):
+        return ("node", type(value), getattr(value, "name", None))
+    if isinstance(value, list) and any(isinstance(v, PageElement) for v in value):
+        return [_kept(v) for v in value]
+    return value
+
+
 def shape(soup: BeautifulSoup) -> list[tuple[Any, ...]]:
-    """Every node in document order: its kind, contents, attributes (and their types), the
-    tag's settings, and where each of its links points (by place in the order)."""
+    """Every node in document order: its kind, every attribute it holds, its HTML attributes
+    (and their types), the tag's settings, and where each of its links points (by place in
+    the order)."""
     nodes: list[Any] = [soup, *soup.descendants]
     place = {id(node): n for n, node in enumerate(nodes)}
 
@@ -132,7 +156,9 @@ def shape(soup: BeautifulSoup) -> list[tuple[Any, ...]]:
     for node in nodes:
         links: tuple[Any, ...] = (node.parent, node.previous_element, node.next_element)
         links += (node.previous_sibling, node.next_sibling)
+        links += (vars(node).get("_most_recent_element"),)
         row: tuple[Any, ...] = (type(node), tuple(at(x) for x in links))
+        row += (_settings(node),)
         if hasattr(node, "attrs"):
             attrs = tuple((k, v, type(v)) for k, v in node.attrs.items())
             row += (node.name, type(node.attrs), attrs, node.namespace, node.prefix)

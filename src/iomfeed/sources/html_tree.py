@@ -29,11 +29,13 @@ page when the installed bs4 is not a release the tests have held this to
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, cast
 
 import bs4
 from bs4 import BeautifulSoup, Comment, NavigableString, Tag
 from bs4.builder._lxml import LXMLTreeBuilder
+from bs4.element import nonwhitespace_re
 from lxml import etree
 
 from .html_select import Walk
@@ -62,7 +64,14 @@ class _Builder:
     def __init__(self) -> None:
         builder: Any = LXMLTreeBuilder()  # (the stubs know bs4 4.12's attributes)
         self.builder = builder
-        self.soup = BeautifulSoup("", builder=builder)
+        # An empty document: lxml would parse nothing into it, so its parser (and the
+        # inspection of this builder's methods that making one with a Python target costs)
+        # is left out.
+        builder.feed = _parse_nothing
+        try:
+            self.soup = BeautifulSoup("", builder=builder)
+        finally:
+            del builder.feed
         # The node made last: the next one's previous_element. bs4 starts with none, so the
         # document's own next_element stays None, as in its strained trees.
         self.last: Any = None
@@ -73,16 +82,65 @@ class _Builder:
         self.preserving = 0  # open <pre> and <textarea> elements
         self.walk = Walk()  # the elements made, for the page's index
         self.hidden = 0  # open <template> elements: their contents are not in the walk
+        self.settings: dict[str, tuple[dict[str, Any], frozenset[str]]] = {}
 
     def _link(self, node: Any, parent: Tag) -> None:
-        node.setup(parent, self.last)
-        parent.contents.append(node)
+        """``node`` as the last child of ``parent`` and the next element after the last one
+        made, as ``PageElement.setup`` links it."""
+        node.parent = parent
+        last = self.last
+        node.previous_element = last
+        if last is not None:
+            last.next_element = node
+        node.next_element = None
+        node.next_sibling = None
+        siblings = parent.contents
+        before = siblings[-1] if siblings else None
+        node.previous_sibling = before
+        if before is not None:
+            before.next_sibling = node
+        siblings.append(node)
         self.last = node
 
     def string(self, text: str, parent: Tag, kind: type[NavigableString]) -> None:
         if not self.preserving and not text.strip(_SPACES):
             text = "\n" if "\n" in text else " "
-        self._link(kind(text), parent)
+        node: Any = str.__new__(kind, text)  # as NavigableString.__new__ makes it
+        node.hidden = False
+        self._link(node, parent)
+
+    def _tag(self, name: str, pairs: list[tuple[str, str]], parent: Tag) -> Tag:
+        """The element as ``Tag(...)`` makes it with this builder, linked in."""
+        known = self.settings.get(name)
+        if known is None:
+            known = self.settings[name] = self._settings(name)
+        settings, lists = known
+        tag: Any = object.__new__(Tag)
+        vars(tag).update(settings)
+        attrs = self.attrs(pairs)
+        if attrs and lists:  # the builder's _replace_cdata_list_attribute_values
+            words = self.builder.attribute_value_list_class
+            for key in [key for key in attrs if key in lists]:
+                value = attrs[key]
+                if isinstance(value, str):
+                    value = words(nonwhitespace_re.findall(value))
+                attrs[key] = value
+        tag.attrs = attrs
+        tag.contents = []
+        if not self.namespaces:
+            tag._namespaces = {}  # (a dict of its own, as Tag makes it)
+        if name in self.containers:
+            tag.interesting_string_types = {self.containers[name]}
+        self._link(tag, parent)
+        if name == "meta":
+            self.builder.set_up_substitutions(tag)
+        return cast(Tag, tag)
+
+    def _settings(self, name: str) -> tuple[dict[str, Any], frozenset[str]]:
+        """What ``Tag.__init__`` sets alike on every element named ``name`` of this page,
+        and the names of the attributes whose values it splits into words."""
+        alike, lists = _alike(name)
+        return {**alike, "_namespaces": self.namespaces or {}}, lists
 
     def element(self, el: Any, parent: Tag, kind: type[NavigableString], depth: int) -> bool:
         """Build ``el`` (at ``depth`` in the page) and its subtree; False at a node bs4
@@ -92,19 +150,7 @@ class _Builder:
         name, pairs = el.tag, el.items()
         if any(key.startswith("{") for key, _value in pairs):
             return False
-        tag = Tag(
-            self.soup,
-            self.builder,
-            name,
-            None,
-            None,
-            self.attrs(pairs),
-            parent,
-            self.last,
-            namespaces=self.namespaces,
-        )
-        parent.contents.append(tag)
-        self.last = tag
+        tag = self._tag(name, pairs, parent)
         elements, ends = self.walk.elements, self.walk.ends
         position = len(elements)
         if not self.hidden:
@@ -134,6 +180,35 @@ class _Builder:
         return True
 
 
+@lru_cache(maxsize=512)
+def _alike(name: str) -> tuple[dict[str, Any], frozenset[str]]:
+    """What ``Tag.__init__`` sets alike on every element named ``name`` that bs4's lxml
+    builder makes, of any page (the builder's settings are its class's), but the namespaces
+    in scope; and the attributes it splits into words."""
+    builder: Any = LXMLTreeBuilder()
+    settings = {
+        "parser_class": BeautifulSoup,
+        "name": name,
+        "namespace": None,
+        "prefix": None,
+        "sourceline": None,
+        "sourcepos": None,
+        "attribute_value_list_class": builder.attribute_value_list_class,
+        "known_xml": builder.is_xml,
+        "hidden": False,
+        "can_be_empty_element": builder.can_be_empty_element(name),
+        "cdata_list_attributes": builder.cdata_list_attributes,
+        "preserve_whitespace_tags": builder.preserve_whitespace_tags,
+        "interesting_string_types": cast(Any, Tag).MAIN_CONTENT_STRING_TYPES,  # (4.13 on)
+    }
+    lists = builder.cdata_list_attributes or {}
+    return settings, frozenset(lists.get("*", set()) | lists.get(name.lower(), set()))
+
+
+def _parse_nothing(markup: object) -> None:
+    """The builder's ``feed`` for the empty document a page's tree starts from."""
+
+
 def build(text: str, strainer: KeepAnchored) -> tuple[BeautifulSoup, Walk] | None:
     """The page's tree with only the subtrees ``strainer`` keeps, as bs4 would build it with
     lxml and that strainer, and its elements as they were made (for its
@@ -154,7 +229,11 @@ def build(text: str, strainer: KeepAnchored) -> tuple[BeautifulSoup, Walk] | Non
     if root is None or not isinstance(root.tag, str):
         return None
     tree = _Builder()
-    return (tree.soup, tree.walk) if _walk(root, tree, strainer, 0) else None
+    if not _walk(root, tree, strainer, 0):
+        return None
+    soup: Any = tree.soup
+    soup._most_recent_element = tree.last  # (as bs4 leaves it after parsing)
+    return soup, tree.walk
 
 
 def _walk(el: Any, tree: _Builder, strainer: KeepAnchored, depth: int) -> bool:
