@@ -68,3 +68,22 @@ def test_show_forget_and_import_from_the_command_line(tmp_path: Path) -> None:
     assert back["subscriber"]["consent"]["via"] == "CSV import"
     listed = run(config, "list", "--status", "pending")
     assert listed.returncode == 0 and "no pending subscribers" in listed.stdout
+
+
+def test_show_never_prints_control_characters_from_a_name(tmp_path: Path) -> None:
+    """A name from the public form may hold escape sequences (a window title, colours) and
+    NULs: ``show`` prints them as U+FFFD, as ``list`` does."""
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    assert run(config, "add", "esc@example.org").returncode == 0
+    db = sqlite3.connect(tmp_path / "iomfeed.db")
+    with db:  # as a sign-up through the form stores it
+        db.execute(
+            "UPDATE subscribers SET name = ?, reason = ? WHERE address = 'esc@example.org'",
+            ("\x1b]0;PWNED\x07\x1b[31mRED\x1b[0m\x00", "why\x1b[2J"),
+        )
+    db.close()
+    shown = run(config, "show", "esc@example.org")
+    assert shown.returncode == 0, shown.stderr
+    assert not any(c in shown.stdout for c in "\x1b\x07\x00")
+    assert "\ufffd]0;PWNED\ufffd\ufffd[31mRED" in shown.stdout

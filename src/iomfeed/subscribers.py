@@ -102,8 +102,10 @@ def decode_csv(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
-def _shown(value: str) -> str:
-    """A cell as it can be printed: undecodable bytes and control characters as U+FFFD."""
+def printable(value: str) -> str:
+    """A cell or line as it can be printed: undecodable bytes and control characters (an
+    escape sequence, a NUL) as U+FFFD, so text from a sign-up never reaches a terminal as
+    it was typed."""
     text = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return "".join(c if c.isprintable() else "\ufffd" for c in text)
 
@@ -168,7 +170,7 @@ def _header(cells: list[str], line: int) -> _Columns | None:
     if address is None:
         if any("@" in c for c in cells):
             return None
-        found = ", ".join(repr(_shown(c.strip())) for c in cells if c.strip())
+        found = ", ".join(repr(printable(c.strip())) for c in cells if c.strip())
         raise InputError(
             f"line {line}: a header row ({found}) without an address column; name it"
             " 'email', 'Email Address' or 'address' (or leave the header out: address,"
@@ -307,7 +309,7 @@ def _take_row(
         tally.problems.append(
             RowProblem(
                 line,
-                _shown(raw_address),
+                printable(raw_address),
                 f"{len(row)} columns, expected at most 3 (address,"
                 " name, language) without a header row",
             )
@@ -317,12 +319,12 @@ def _take_row(
         address = normalize_address(raw_address)
         language = normalize_language(_language_of(row, columns), default_language, languages)
     except InputError as exc:
-        tally.problems.append(RowProblem(line, _shown(raw_address), str(exc)))
+        tally.problems.append(RowProblem(line, printable(raw_address), str(exc)))
         return
     key = address.lower()
     if key in tally.seen:
         tally.problems.append(
-            RowProblem(line, _shown(raw_address), f"duplicate of line {tally.seen[key]}")
+            RowProblem(line, printable(raw_address), f"duplicate of line {tally.seen[key]}")
         )
         return
     tally.seen[key] = line
@@ -363,7 +365,7 @@ def parse_csv(
             tally.not_utf8 += 1
             where = _cell(row, (columns or _POSITIONAL).address)
             tally.problems.append(
-                RowProblem(line, _shown(where), f"not UTF-8 text (byte 0x{bad:02x})")
+                RowProblem(line, printable(where), f"not UTF-8 text (byte 0x{bad:02x})")
             )
             continue
         if columns is None:
@@ -435,12 +437,12 @@ def table(subscribers: Iterable[Subscriber]) -> list[str]:
     rows += [
         (
             s.address,
-            _shown(s.name),
+            printable(s.name),
             s.language,
             s.status,
             day(s.subscribed),
             day(s.left),
-            _shown(s.reason),
+            printable(s.reason),
         )
         for s in subscribers
     ]

@@ -96,10 +96,13 @@ def _show(args: argparse.Namespace, rt: Runtime) -> int:
 
         print(dumps({"subscriber": profile, "deliveries": history, "bounces": bounces}))
     else:
+        from ..subscribers import printable
         from .commands_bounces import bounce_lines
         from .show import profile_lines
 
-        print("\n".join(profile_lines(profile, history, rt.clock()) + bounce_lines(bounces)))
+        # The name, the reason, relays' replies and bounce details come from strangers.
+        lines = profile_lines(profile, history, rt.clock()) + bounce_lines(bounces)
+        print("\n".join(printable(line) for line in lines))
     return EXIT_OK
 
 
