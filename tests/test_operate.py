@@ -459,3 +459,34 @@ def test_a_service_cycle_waits_for_a_run_started_by_hand(
     holder.join()
     with Store(config.database_path) as store:
         assert store.last_run_id() == 1
+
+
+def test_a_job_error_that_explains_itself_is_one_log_line_and_a_bug_keeps_its_trace(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """serve logged a full traceback, once a minute, for a publish folder that was read-only;
+    an error iomfeed words itself is one line now, and only a bug comes with its trace."""
+    from iomfeed.errors import PublishError
+    from iomfeed.scheduler import Service
+
+    service = Service(digest_config(tmp_path))
+
+    def read_only(rt: object) -> None:
+        raise PublishError("feeds/atom.xml: could not be written (Read-only file system)")
+
+    def bug(rt: object) -> None:
+        raise KeyError("oops")
+
+    with caplog.at_level(logging.ERROR, logger="iomfeed.scheduler"):
+        service._job("cycle", read_only)
+        service._job("cycle", bug)
+        service._job("cycle", bug)
+    first, second, _third = [r for r in caplog.records if r.name == "iomfeed.scheduler"]
+    assert first.getMessage() == (
+        "the cycle failed: feeds/atom.xml: could not be written (Read-only file system)"
+    )
+    assert first.exc_info is None
+    assert second.exc_info is not None and second.getMessage() == "the cycle failed"
+    with Store(service.config.database_path) as store:
+        health = check(service.config, store, NOW)
+    assert any("cycle job failed 3 times" in p and "KeyError" in p for p in health.problems())

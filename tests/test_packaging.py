@@ -67,6 +67,12 @@ def test_init_writes_the_packaged_config_and_keeps_an_existing_file(
     (tmp_path / "etc").mkdir()
     assert main(["init", "etc"]) == 0  # a folder: config.toml inside it
     assert main(["--config", "etc/config.toml", "check"]) == 0
+    capsys.readouterr()
+    (tmp_path / "a-file").write_text("")  # a path that cannot be made (read-only alike)
+    assert main(["init", "a-file/sub/config.toml"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("iomfeed: a-file/sub/config.toml: could not be written (")
+    assert "Traceback" not in err and len(err.splitlines()) == 1
 
 
 def _text(path: Path) -> str:

@@ -48,6 +48,7 @@ generator) are not part of this contract.
     ├── IllegalTransition      a digest asked to move between two states its lifecycle does
     │                          not link (a bug, never a user's mistake: digest/lifecycle.py)
     ├── ExistsError            ``iomfeed init`` would overwrite a file (shipped.py)
+    ├── NotWrittenError        ``iomfeed init`` could not write it (shipped.py)
     └── StopRequested          a stop request (SIGTERM) cut an HTTP pause short; the
                                pipeline records the source as stopped, never as failed
 """

@@ -26,7 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 from .clock import utc_now
 from .config import Config
-from .errors import ConfigError
+from .errors import (
+    ConfigError,
+    DeliveryError,
+    InputError,
+    MailboxError,
+    PublishError,
+    SourceError,
+    StoreError,
+)
 from .lock import DEFAULT_WAIT, AlreadyRunning
 from .runtime import Runtime, open_runtime
 from .stopping import Stop
@@ -35,6 +43,10 @@ if TYPE_CHECKING:
     from .web_server import Server
 
 log = logging.getLogger(__name__)
+
+#: A job's errors whose message says what is wrong: logged as one line, not with a trace.
+_EXPLAINED: tuple[type[Exception], ...] = (ConfigError, DeliveryError, InputError, MailboxError)
+_EXPLAINED += (PublishError, SourceError, StoreError)
 
 _NAMES = {"cycle": "cycle", "digest": "digest job"}  # the jobs in the log's words
 
@@ -102,7 +114,11 @@ class Service:
             except AlreadyRunning as exc:  # the next scheduled time tries again
                 log.warning("%s skipped: %s", _NAMES[name], exc)
                 return
-            except Exception as exc:  # a job must not take the service down
+            except _EXPLAINED as exc:  # it says what is wrong (a full disk, a relay down)
+                log.error("the %s failed: %s", _NAMES[name], exc)
+                self._record_job(name, exc)
+                return
+            except Exception as exc:  # a bug: with its trace; a job must not take it down
                 log.exception("the %s failed", _NAMES[name])
                 self._record_job(name, exc)
                 return

@@ -18,6 +18,10 @@ class ExistsError(IomfeedError):
     """``iomfeed init`` would overwrite a file."""
 
 
+class NotWrittenError(IomfeedError):
+    """``iomfeed init`` could not write the file (or make its folder)."""
+
+
 def shipped_config() -> Traversable:
     """The packaged config.toml (found through importlib.resources, installed or not)."""
     return importlib.resources.files("iomfeed") / NAME
@@ -34,13 +38,16 @@ def write_config(path: Path, *, force: bool = False) -> Path:
         path = path / NAME
     data = shipped_config().read_bytes()
     flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, flags, 0o644)
-    except FileExistsError:
-        raise ExistsError(
-            f"{path}: already exists; not overwriting it (iomfeed init --force replaces it)"
-        ) from None
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, flags, 0o644)
+        except FileExistsError:
+            raise ExistsError(
+                f"{path}: already exists; not overwriting it (iomfeed init --force replaces it)"
+            ) from None
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+    except OSError as exc:  # a read-only or full disk, a folder not ours
+        raise NotWrittenError(f"{path}: could not be written ({exc.strerror or exc})") from None
     return path
