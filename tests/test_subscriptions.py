@@ -21,7 +21,7 @@ from iomfeed.subscriptions import (
     token_holder,
 )
 
-from .conftest import NOW
+from .conftest import CONFIG_FILE, NOW
 from .digestkit import digest_config
 
 LANGS = ("en", "sq")
@@ -99,3 +99,46 @@ def test_an_import_adds_new_rows_and_lists_who_left(tmp_path: Path) -> None:
         done = import_rows(rt.store, read, NOW, secret=SECRET)
     assert (done.added, done.unchanged) == (1, 0)
     assert [(p.line, p.address) for p in done.notes] == [(3, "b@example.org"), (4, "bad")]
+
+
+def test_the_secret_that_signed_mail_already_sent_is_not_swapped_silently(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cron job that lost IOMFEED_SECRET once signed with the database's secret instead,
+    and every link already mailed stopped working, with nothing said. Once mail with links
+    went out, another secret is refused (a send, a page, ``check``) until the operator
+    says so; before that, a change is only noted."""
+    from iomfeed.cli import main
+    from iomfeed.digest.unsubscribe import SecretChanged
+
+    config = digest_config(tmp_path)
+    name = config.mail.secret_env
+    monkeypatch.setenv(name, "the first secret, long enough")
+    with open_runtime(config) as rt:
+        store = rt.store
+        first = load_secret(config, store)
+        monkeypatch.setenv(name, "a second secret, long enough")
+        second = load_secret(config, store)  # nothing mailed yet: a change is fine
+        assert second != first
+        subscribe(store, "reader@example.org", "", "en", NOW, languages=LANGS, secret=second)
+        sub = store.subscriber("reader@example.org")
+        assert sub is not None
+        store.mark_sign_up_mail(sub.id, "confirm_sent", NOW)  # its links went out
+        assert load_secret(config, store) == second
+        monkeypatch.delenv(name)  # the environment lost it: the database's would sign
+        with pytest.raises(
+            SecretChanged, match=rf"^mail\.secret_env: .*environment variable {name}"
+        ):
+            load_secret(config, store)
+        monkeypatch.setenv(name, "a third secret, long enough")
+        with pytest.raises(SecretChanged, match="would stop working"):
+            token_holder(store, config, make_token(second, config.list_id, sub.id, sub.address))
+    config_file = tmp_path / "config.toml"  # the same store, through the command line
+    config_file.write_text(CONFIG_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    assert main(["--config", str(config_file), "check"]) == 2
+    assert "iomfeed check --new-secret" in capsys.readouterr().err
+    assert main(["--config", str(config_file), "check", "--new-secret"]) == 0
+    assert main(["--config", str(config_file), "check"]) == 0
+    monkeypatch.setenv(name, "a second secret, long enough")  # the old one is not taken back
+    with open_runtime(config) as rt, pytest.raises(SecretChanged):
+        load_secret(config, rt.store)

@@ -19,6 +19,15 @@ def cmd_check(args: argparse.Namespace, config: Config) -> int:
     from ..preflight import warnings
 
     check_secret(config)  # an error when used: one here too
+    if args.new_secret or config.database_path.exists():
+        from ..digest.unsubscribe import accept_secret, load_secret
+
+        with open_runtime(config) as rt:
+            if args.new_secret:
+                accept_secret(config, rt.store)
+                print("the links are signed with the secret at hand from now on")
+            else:
+                load_secret(config, rt.store, note=False)  # the links already mailed
     print(
         f"{args.config}: configuration is valid; {len(config.sources)} source(s):"
         f" {', '.join(s.name for s in config.sources) or 'none'}"

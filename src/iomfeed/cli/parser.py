@@ -295,6 +295,12 @@ def _add_check(sub: Any) -> None:
     p.add_argument(
         "--live", action="store_true", help="fetch one listing page and one article per source"
     )
+    p.add_argument(
+        "--new-secret",
+        action="store_true",
+        help="sign the links with the secret at hand from now on, though the links in mail"
+        " already sent were signed with another (they stop working)",
+    )
     p.set_defaults(func=cmd_check)
 
 

@@ -94,11 +94,69 @@ def check_secret(config: Config, environ: Mapping[str, str] | None = None) -> st
     return value
 
 
-def load_secret(config: Config, store: Store) -> bytes:
-    """The secret from the environment, or the one kept in the database."""
+def load_secret(config: Config, store: Store, *, note: bool = True) -> bytes:
+    """The secret from the environment, or the one kept in the database; raises
+    :class:`SecretChanged` when it is not the one that signed the links already mailed.
+    ``note=False`` (``iomfeed check``): only that question, nothing written."""
     value = check_secret(config)
-    if value:
-        return value.encode("utf-8")
     name = config.mail.secret_env
-    log.debug("%s is not set: using the unsubscribe secret kept in the database", name)
-    return store.setting_default(_STORED_SECRET, lambda: secrets.token_urlsafe(32)).encode()
+    if value:
+        secret, where = value.encode("utf-8"), _FROM_ENVIRONMENT
+    else:
+        log.debug("%s is not set: using the unsubscribe secret kept in the database", name)
+        if note:
+            made = store.setting_default(_STORED_SECRET, lambda: secrets.token_urlsafe(32))
+        else:
+            made = store.setting(_STORED_SECRET) or ""
+        secret, where = made.encode(), _FROM_DATABASE
+    if secret or note:
+        _same_secret(config, store, secret, where, note=note)
+    return secret
+
+
+class SecretChanged(ConfigError):
+    """The secret now at hand is not the one that signed the links already mailed."""
+
+
+_FINGERPRINT = "unsubscribe_secret_fingerprint"
+_FROM_ENVIRONMENT, _FROM_DATABASE = "environment", "database"
+
+
+def _fingerprint(secret: bytes) -> str:
+    """Which secret it is, without saying anything about it."""
+    return hmac.new(secret, b"iomfeed: which secret signs", hashlib.sha256).hexdigest()[:24]
+
+
+def _same_secret(config: Config, store: Store, secret: bytes, where: str, *, note: bool) -> None:
+    """Note which secret signs; refuse another once links signed with the noted one went
+    out (an environment that lost the variable would sign new links with the database's
+    secret, and every link already mailed would stop working, silently)."""
+    mark = f"{_fingerprint(secret)} {where}"
+    known = store.setting(_FINGERPRINT)
+    if known == mark or (known is not None and known.split()[0] == mark.split()[0]):
+        return
+    if known is not None and store.mailed_anyone():
+        name = config.mail.secret_env
+        was = known.split()[-1]
+        raise SecretChanged(
+            f"mail.secret_env: the links in the mail already sent were signed with "
+            f"{_said(was, name)}, and now it would be {_said(where, name)}: they would "
+            f"stop working. Set {name} to the value it had (check the environment of cron "
+            f"or of the service); to sign with this secret from now on all the same, run "
+            f"'iomfeed check --new-secret'"
+        )
+    if note:
+        store.set_setting(_FINGERPRINT, mark)  # the first one, or nothing mailed with it yet
+
+
+def _said(where: str, name: str) -> str:
+    if where == _FROM_ENVIRONMENT:
+        return f"a secret from the environment variable {name}"
+    return f"the secret kept in the database ({name} unset)"
+
+
+def accept_secret(config: Config, store: Store) -> bytes:
+    """``iomfeed check --new-secret``: sign with the secret at hand from now on, whatever
+    signed the links already mailed (they stop working)."""
+    store.drop_setting(_FINGERPRINT)
+    return load_secret(config, store)

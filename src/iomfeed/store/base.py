@@ -123,6 +123,9 @@ class StoreBase:
             (key, value),
         )
 
+    def drop_setting(self, key: str) -> None:
+        self.db.execute("DELETE FROM settings WHERE key = ?", (key,))
+
     def setting_default(self, key: str, make: Callable[[], str]) -> str:
         """The stored value of ``key``, storing ``make()`` first if there is none."""
         with self.transaction() as db:

@@ -34,3 +34,13 @@ class SentMailMixin(StoreBase):
             "SELECT at FROM mail_sent WHERE at > ? ORDER BY at, id", (utc(since),)
         ).fetchall()
         return [parse(r[0]) for r in rows]
+
+    def mailed_anyone(self) -> bool:
+        """Whether any message with a subscriber's links (a digest's delivery, a sign-up's
+        confirmation or notice) was ever sent: links signed with the list's secret."""
+        row = self.db.execute(
+            "SELECT EXISTS (SELECT 1 FROM deliveries WHERE status IN ('sent', 'failed'))"
+            " OR EXISTS (SELECT 1 FROM subscribers"
+            "  WHERE confirm_sent IS NOT NULL OR notice_sent IS NOT NULL)"
+        ).fetchone()
+        return bool(row[0])
