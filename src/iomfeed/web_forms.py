@@ -193,10 +193,14 @@ class SignUpWorker:
                     self._sign_up(rt, queued)
             except Exception:  # not this sign-up again and again: logged, dropped
                 log.exception("sign-up failed")
-            if rt.store.finish_sign_up(queued.id):  # its effect is stored: it is done
-                # Forgotten on request while it was being done: erase what it added.
-                from .subscriptions import forget
+            from .subscriptions import forget
 
+            # Forgotten on request while it was being done: what it added is erased before
+            # its row goes, so whoever waits for the queue to empty never finds it.
+            erased = rt.store.sign_up_forgotten(queued.id)
+            if erased:
+                forget(rt.store, self.config, queued.address, rt.clock())
+            if rt.store.finish_sign_up(queued.id) and not erased:  # done; forgotten just now
                 forget(rt.store, self.config, queued.address, rt.clock())
         return True
 
