@@ -4,15 +4,18 @@ marked read only after its effect is stored)."""
 
 from __future__ import annotations
 
+import email
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
 from iomfeed.bounces.classify import Kind, classify
 from iomfeed.bounces.policy import Action, Trust
+from iomfeed.cli.commands_bounces import report_line
 from iomfeed.config import Config
 from iomfeed.delivery.mailers import PermanentFailure
 from iomfeed.delivery.verp import find_tokens, verify
@@ -25,6 +28,7 @@ from .bouncekit import (
     BOUNCE_ADDRESS,
     MTAS,
     Recorder,
+    bounce_config,
     deliver,
     fill,
     prepared,
@@ -32,7 +36,7 @@ from .bouncekit import (
     strip_token,
 )
 from .conftest import NOW
-from .digestkit import add_items
+from .digestkit import add_items, digest_config
 
 
 def test_each_message_leaves_with_a_verp_envelope_and_the_from_unchanged(tmp_path: Path) -> None:
@@ -404,3 +408,108 @@ def test_a_message_the_classifier_trips_over_is_kept_as_unrecognised(
         assert event.action is Action.IGNORED and "could not be classified" in event.detail
         assert "1.odd could not be classified" in caplog.text
         assert [p.name for p in (maildir / "cur").iterdir()] == ["1.odd:2,S"]
+
+
+def _request(message: Outgoing, *, subject: str = "{}", encoded: bool = False) -> bytes:
+    """A subscriber's mail program following the message's List-Unsubscribe mailto."""
+    parsed = email.message_from_bytes(message.data)
+    header = " ".join(str(parsed["List-Unsubscribe"]).split())
+    mailto = re.search(r"<mailto:([^?>]+)\?subject=([^>]+)>", header)
+    assert mailto is not None, header
+    wanted = unquote(mailto.group(2))
+    lines = [f"From: {message.recipient}", f"To: {mailto.group(1)}"]
+    said = subject.format(wanted)
+    if encoded:  # as RFC 2047 words, as some mail programs send any subject
+        from email.header import Header
+
+        said = Header(said, "utf-8").encode()
+    lines += [f"Subject: {said}", ""]
+    return ("\r\n".join(lines) + "\r\nPlease take me off.\r\n").encode()
+
+
+def test_a_subscribers_own_unsubscribe_mail_unsubscribes_them_once(tmp_path: Path) -> None:
+    """The digests advertise a mailto in List-Unsubscribe; a mail to it, read with the
+    bounces, unsubscribes whoever its token proves (never whoever its From names)."""
+    config, store, sent = prepared(tmp_path)
+    maildir = config.maildir_path
+    assert maildir is not None
+    with store:
+        deliver(maildir, _request(sent[0]), "1.request")
+        deliver(maildir, _request(sent[1], subject="Re: {}", encoded=True), "2.request")
+        forged = _request(sent[2])
+        token = re.search(rb"Subject: unsubscribe (\S+)", forged)
+        assert token is not None
+        changed = token.group(1)[:-1] + (b"B" if token.group(1).endswith(b"A") else b"A")
+        forged = forged.replace(token.group(1), changed)  # (the token's MAC altered)
+        deliver(maildir, forged, "3.request")
+        report = read_bounces(config, store=store, clock=lambda: NOW + timedelta(hours=2))
+        assert report.kinds == {"unsubscribe": 3} and report.requests == 2
+        assert report.unsubscribed == 0 and report.bounced == 0
+        assert "2 unsubscribed by their own mail" in report_line(report)
+        for message in sent[:2]:
+            sub = store.subscriber(message.recipient)
+            assert sub is not None and sub.status == "unsubscribed"
+            assert sub.reason == "unsubscribe by mail: asked by mail (List-Unsubscribe)"
+            (event,) = store.bounce_events(subscriber_id=sub.id)
+            assert (event.kind, event.trust, event.action) == (
+                Kind.UNSUBSCRIBE, Trust.TOKEN, Action.UNSUBSCRIBED,
+            )  # fmt: skip
+        third = store.subscriber(sent[2].recipient)
+        assert third is not None and third.status == "active"  # its From proves nothing
+        # The same mail again (a second copy) is known by its bytes: nothing counts twice.
+        deliver(maildir, _request(sent[0]), "4.request")
+        again = read_bounces(config, store=store, clock=lambda: NOW + timedelta(hours=3))
+        assert (again.read, again.again, again.requests) == (0, 1, 0)
+        # Another such mail from them, once they have left, is recorded and changes nothing.
+        later = _request(sent[0]).replace(b"take me off", b"take me off, again")
+        deliver(maildir, later, "5.request")
+        last = read_bounces(config, store=store, clock=lambda: NOW + timedelta(hours=4))
+        assert last.kinds == {"unsubscribe": 1} and last.requests == 0
+        first = store.subscriber(sent[0].recipient)
+        assert first is not None
+        events = store.bounce_events(subscriber_id=first.id)
+        assert [e.action for e in events] == [Action.IGNORED, Action.UNSUBSCRIBED]
+        assert events[0].detail == "subscriber already unsubscribed"
+
+
+def test_no_mailto_is_advertised_where_nothing_reads_it(tmp_path: Path) -> None:
+    """Without a bounce mailbox (or mail.unsubscribe_mailto set by hand), nothing would act
+    on an unsubscribe mail: the List-Unsubscribe header gives only the https link."""
+    assert digest_config(tmp_path).unsubscribe_mailto == ""
+    assert bounce_config(tmp_path).unsubscribe_mailto == "news@feeds.example.org"
+    handled = digest_config(tmp_path, mail={"unsubscribe_mailto": "leave@example.org"})
+    assert handled.unsubscribe_mailto == "leave@example.org"
+
+
+def test_the_unsubscribe_mail_step_keeps_the_bounce_log(tmp_path: Path) -> None:
+    """The step rebuilds bounce_events for its new kind: every row and index is kept."""
+    from .schemakit import database_before
+
+    path = tmp_path / "old.sqlite"
+    db = database_before(path, "-- issue 13 (trials): a subscriber's own mail")
+    db.execute(
+        "INSERT INTO subscribers (address, name, language, status, subscribed)"
+        " VALUES ('ana@example.org', 'Ana', 'en', 'active', '2026-11-01T08:00:00Z')"
+    )
+    db.execute(
+        "INSERT INTO bounce_events (message_key, message_id, received, kind, subscriber_id,"
+        " address, status, trust, action, detail) VALUES ('k1', '<m1>',"
+        " '2026-11-02T08:00:00Z', 'hard', 1, 'ana@example.org', '5.1.1', 'token', 'counted',"
+        " 'hard bounce 1 of 3 in a row')"
+    )
+    db.close()
+    with Store(path) as store:
+        (event,) = store.bounce_events()
+        assert (event.kind, event.status, event.detail) == (
+            Kind.HARD, "5.1.1", "hard bounce 1 of 3 in a row",
+        )  # fmt: skip
+        indexes = {r[1] for r in store.db.execute("PRAGMA index_list(bounce_events)")}
+        assert indexes == {
+            "bounce_events_message",
+            "bounce_events_subscriber",
+            "bounce_events_digest",
+        }
+        store.db.execute(
+            "INSERT INTO bounce_events (message_key, message_id, received, kind, trust, action)"
+            " VALUES ('k2', '', '2026-11-03T08:00:00Z', 'unsubscribe', 'none', 'ignored')"
+        )

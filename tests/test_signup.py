@@ -96,7 +96,8 @@ def link(msg: EmailMessage, path: str) -> str:
 
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[tuple[Config, Runtime, Outbox]]:
-    config = digest_config(tmp_path)
+    # (an address that reads unsubscribe mail, so that List-Unsubscribe gives both URLs)
+    config = digest_config(tmp_path, mail={"unsubscribe_mailto": "leave@feeds.example.org"})
     with open_runtime(config, clock=lambda: NOW) as rt:
         yield config, rt, Outbox(config.outbox_path)
 
@@ -203,7 +204,7 @@ def test_a_sign_up_is_pending_until_confirmed_then_welcomed_in_its_language(
     assert re.search(
         rb"\r\nList-Unsubscribe: <https://feeds\.example\.org/iom-albania/unsubscribe\?t="
         + unsub.encode()
-        + rb">,\r\n <mailto:[^>]+>\r\n",
+        + rb">,\r\n <mailto:leave@feeds\.example\.org\?subject=[^>]+>\r\n",
         b"\r\n" + raw.split(b"\r\n\r\n")[0] + b"\r\n",
     ), raw[:800]
     # The latest digest.first_items stories, newest first, with their links.

@@ -245,8 +245,11 @@ def _member_links(store: Store, config: Config, profile: Profile) -> Links:
     return Links(
         preferences=preferences_url(config, store, profile),
         unsubscribe=unsubscribe_link(config.unsubscribe_url, unsubscribe),
-        unsubscribe_mailto=f"mailto:{config.unsubscribe_mailto}"
-        f"?subject={quote('unsubscribe ' + unsubscribe)}",
+        unsubscribe_mailto=(
+            f"mailto:{config.unsubscribe_mailto}?subject={quote('unsubscribe ' + unsubscribe)}"
+            if config.unsubscribe_mailto  # only where such mail is acted on
+            else ""
+        ),
     )
 
 

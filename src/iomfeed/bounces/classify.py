@@ -50,6 +50,7 @@ class Classified:
     complained: tuple[str, ...] = ()  # a complaint: the addresses it names
     note: str = ""  # in words, for the log (a feedback type, a subject)
     text: str = ""  # headers and decoded text, to look for tokens in
+    token: str = ""  # an unsubscribe request: the token its subject gives
 
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -68,7 +69,7 @@ def classify(raw: bytes) -> Classified:
     msg = email.message_from_bytes(raw)
     message_id = " ".join(str(msg.get("Message-ID", "")).split())[:300]
     text = _text(msg)
-    found = _arf(msg) or _dsn(msg) or _auto_reply(msg) or _heuristic(msg, text)
+    found = _arf(msg) or _dsn(msg) or _request(msg) or _auto_reply(msg) or _heuristic(msg, text)
     if found is None:
         subject = " ".join(str(msg.get("Subject", "")).split())[:120]
         found = Classified(Kind.UNRECOGNISED, "", note=f"subject {subject!r}")
@@ -79,6 +80,7 @@ def classify(raw: bytes) -> Classified:
         complained=found.complained,
         note=found.note,
         text=text,
+        token=found.token,
     )
 
 
@@ -182,6 +184,29 @@ def _bounce(failures: list[Failure], note: str) -> Classified:
     unique = tuple(dict.fromkeys(failures))
     kind = Kind.HARD if any(f.hard for f in unique) else Kind.SOFT
     return Classified(kind, "", failures=unique, note=note)
+
+
+#: The subject a List-Unsubscribe mailto gives a message (``unsubscribe <token>``), as a
+#: mail program sends it (perhaps with "Re:" before it, or encoded).
+_REQUEST_SUBJECT = re.compile(
+    r"^\s*(?:re:\s*)?unsubscribe\s+([1-9][0-9]{0,17}\.[A-Za-z0-9_-]{22})\s*$", re.IGNORECASE
+)
+
+
+def _request(msg: Message) -> Classified | None:
+    """A subscriber's own mail to the List-Unsubscribe mailto address; who it is about is
+    what its token proves, never its From."""
+    from email.header import decode_header, make_header
+
+    raw = str(msg.get("Subject", ""))
+    try:
+        subject = str(make_header(decode_header(raw)))
+    except (ValueError, LookupError, UnicodeError):
+        subject = raw
+    found = _REQUEST_SUBJECT.match(" ".join(subject.split()))
+    if found is None:
+        return None
+    return Classified(Kind.UNSUBSCRIBE, "", note="unsubscribe by mail", token=found.group(1))
 
 
 def _auto_reply(msg: Message) -> Classified | None:

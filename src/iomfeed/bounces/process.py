@@ -15,7 +15,7 @@ import hashlib
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -46,6 +46,7 @@ class BounceReport:
     kinds: dict[str, int] = field(default_factory=dict)  # messages by kind
     bounced: int = 0  # subscribers marked bounced
     unsubscribed: int = 0  # subscribers unsubscribed by a complaint
+    requests: int = 0  # subscribers unsubscribed by their own mail (List-Unsubscribe)
     ignored: int = 0  # bounces and complaints not acted on: not believed, or nobody on the list
     error: str = ""  # why the pass stopped early ('' when it read everything)
 
@@ -88,6 +89,7 @@ def process_mailbox(
     policy = BouncePolicy.from_config(config)
     kinds: Counter[str] = Counter()
     actions: Counter[Action] = Counter()
+    requests = 0
     read = again = 0
     error = ""
     try:
@@ -101,6 +103,9 @@ def process_mailbox(
                 found, events = _recorded(ctx, key, _classified(incoming.raw, where), where)
                 kinds[found.kind.value] += 1
                 actions.update(e.action for e in events if e.kind in _BOUNCES)
+                requests += sum(
+                    e.kind is Kind.UNSUBSCRIBE and e.action is Action.UNSUBSCRIBED for e in events
+                )
                 read += 1
                 _log(events)
             mailbox.done(incoming.key)
@@ -116,6 +121,7 @@ def process_mailbox(
         kinds=dict(kinds),
         bounced=actions[Action.BOUNCED],
         unsubscribed=actions[Action.UNSUBSCRIBED],
+        requests=requests,
         ignored=actions[Action.IGNORED],
         error=error,
     )
@@ -170,7 +176,9 @@ def message_events(ctx: _Context, key: str, found: Classified) -> list[BounceEve
         address = found.failures[0].address if found.failures else ""
         address = address or (found.complained[0] if found.complained else "")
         why = "names no subscriber" if address else f"{found.kind.value}: never acted on"
-        if found.kind in (Kind.AUTO_REPLY, Kind.UNRECOGNISED):
+        if found.kind is Kind.UNSUBSCRIBE:
+            why = "an unsubscribe request whose token names nobody on this list: never acted on"
+        elif found.kind in (Kind.AUTO_REPLY, Kind.UNRECOGNISED):
             why = f"{found.kind.value} ({found.note}): never acted on"
         events.append(
             BounceEvent(
@@ -206,6 +214,8 @@ def _event(
         verdict_action, detail = Action.IGNORED, f"subscriber already {state}"
     elif target.note:
         verdict_action, detail = Action.IGNORED, target.note
+    elif kind is Kind.UNSUBSCRIBE:  # their token proves it is them: as the one-click link
+        verdict_action, detail = Action.UNSUBSCRIBED, "asked by mail (List-Unsubscribe)"
     else:
         history = ctx.store.sent_digests(target.subscriber_id)
         verdict = ctx.policy.verdict(kind, target.trust, target.digest_id, history)
@@ -270,6 +280,8 @@ def _worst(failures: tuple[Failure, ...]) -> Failure | None:
 def _token_targets(ctx: _Context, found: Classified) -> list[_Target]:
     from ..delivery.verp import find_tokens, verify
 
+    if found.kind is Kind.UNSUBSCRIBE:
+        return _unsubscribe_targets(ctx, [found.token])
     out: list[_Target] = []
     list_id = ctx.config.list_id
     for token in find_tokens(found.text, ctx.config.mail.bounce_address):
@@ -281,17 +293,19 @@ def _token_targets(ctx: _Context, found: Classified) -> list[_Target]:
         ):
             out.append(_Target(profile.id, profile.address, token.digest_id, Trust.TOKEN))
     if found.kind is Kind.COMPLAINT and not out:
-        out += _unsubscribe_targets(ctx, found.text)
+        # A complaint's returned message carries its recipient's unsubscribe link.
+        out += _unsubscribe_targets(
+            ctx, (m.group(1) for m in _UNSUBSCRIBE_TOKEN.finditer(found.text))
+        )
     return out
 
 
-def _unsubscribe_targets(ctx: _Context, text: str) -> list[_Target]:
-    """A complaint's returned message carries its recipient's unsubscribe link."""
+def _unsubscribe_targets(ctx: _Context, tokens: Iterable[str]) -> list[_Target]:
+    """The subscriber the first of ``tokens`` that verifies names (an unsubscribe token)."""
     from ..digest.unsubscribe import BadToken, token_subscriber, verify_token
 
     out: list[_Target] = []
-    for match in _UNSUBSCRIBE_TOKEN.finditer(text):
-        token = match.group(1)
+    for token in tokens:
         profile = ctx.store.profile(subscriber_id=token_subscriber(token))
         if profile is None:
             continue

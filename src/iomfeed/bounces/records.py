@@ -17,6 +17,7 @@ class Kind(StrEnum):
     COMPLAINT = "complaint"  # a feedback-loop report: unsubscribe
     AUTO_REPLY = "auto-reply"  # out of office and the like: never acted on
     UNRECOGNISED = "unrecognised"  # kept and counted, never acted on
+    UNSUBSCRIBE = "unsubscribe"  # a subscriber's own mail to the List-Unsubscribe mailto
 
 
 class Trust(StrEnum):
@@ -31,7 +32,7 @@ class Action(StrEnum):
     """What a bounce did; the value is what the store keeps."""
 
     BOUNCED = "bounced"  # marked the subscriber bounced
-    UNSUBSCRIBED = "unsubscribed"  # a complaint: unsubscribed at once
+    UNSUBSCRIBED = "unsubscribed"  # a complaint, or their own request: unsubscribed at once
     COUNTED = "counted"  # believed, one more in a row; no change yet
     IGNORED = "ignored"  # not believed, not a bounce, or nobody to act on
 

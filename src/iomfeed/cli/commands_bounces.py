@@ -45,6 +45,8 @@ def report_line(r: BounceReport) -> str:
         f"{r.where}: {r.read} message(s) read ({kinds}); {r.bounced} subscriber(s) marked"
         f" bounced, {r.unsubscribed} unsubscribed by a complaint, {r.ignored} not acted on"
     )
+    if r.requests:
+        line += f"; {r.requests} unsubscribed by their own mail (List-Unsubscribe)"
     if r.again:
         line += f"; {r.again} already recorded, marked read now"
     if r.error:

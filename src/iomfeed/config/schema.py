@@ -411,7 +411,11 @@ class Config:
 
     @property
     def unsubscribe_mailto(self) -> str:
-        return self.mail.unsubscribe_mailto or self.mail.from_address
+        """The List-Unsubscribe mailto address: the one set, else ``from_address`` when a
+        bounce mailbox is read (where such a mail is acted on), else none ('')."""
+        if self.mail.unsubscribe_mailto:
+            return self.mail.unsubscribe_mailto
+        return self.mail.from_address if self.bounces.configured else ""
 
     def source(self, name: str) -> SourceConfig:
         for src in self.sources:

@@ -367,7 +367,9 @@ class Composer:
     def compose(self, subscriber_id: int, address: str, name: str) -> Outgoing:
         token = make_token(self.secret, self.sender.list_id, subscriber_id, address)
         link = unsubscribe_link(self.sender.unsubscribe_url, token)
-        mailto = f"mailto:{self.sender.unsubscribe_mailto}?subject={quote('unsubscribe ' + token)}"
+        mailto, to = "", self.sender.unsubscribe_mailto
+        if to:  # only where such mail is acted on
+            mailto = f"mailto:{to}?subject={quote('unsubscribe ' + token)}"
         mid = message_id(self.sender, self.digest_id, subscriber_id, self.date)
         envelope = self.envelope(subscriber_id, address)
         from ..consent import preferences_token
@@ -398,7 +400,14 @@ class Composer:
         """A test copy: no ledger, no working unsubscribe token."""
         link = unsubscribe_link(self.sender.unsubscribe_url, "TEST")
         return self._message(
-            mid, address, name, link, "", self.sender.address, self._preferences("TEST")
+            mid,
+            address,
+            name,
+            link,
+            "",
+            self.sender.address,
+            self._preferences("TEST"),
+            listed=False,
         )
 
     def _message(
@@ -410,10 +419,12 @@ class Composer:
         mailto: str,
         envelope: str,
         preferences: str,
+        *,
+        listed: bool = True,
     ) -> Outgoing:
         values = self.values(address, name, link, preferences)
         personal = [f"To: {address_header(name, address)}", f"Message-ID: {mid}"]
-        if mailto:
+        if listed:  # (a test copy has no working unsubscribe)
             personal.append(list_unsubscribe(link, mailto))
         before_text, between, after_html = self._body
         out = _Stuffer()

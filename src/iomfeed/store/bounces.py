@@ -176,7 +176,11 @@ def _apply(db: sqlite3.Connection, e: BounceEvent) -> int:
     if e.action not in (Action.BOUNCED, Action.UNSUBSCRIBED):
         return 0
     status = "bounced" if e.action is Action.BOUNCED else "unsubscribed"
-    what = "complaint" if e.kind is Kind.COMPLAINT else f"bounced after the fact ({e.status})"
+    what = f"bounced after the fact ({e.status})"
+    if e.kind is Kind.COMPLAINT:
+        what = "complaint"
+    elif e.kind is Kind.UNSUBSCRIBE:
+        what = "unsubscribe by mail"
     cur = db.execute(
         "UPDATE subscribers SET status = ?, left_at = ?, reason = ?"
         " WHERE id = ? AND status IN ('active', 'pending')",

@@ -24,6 +24,7 @@ from .steps import (
     NEAR_DUPLICATES_STEP,
     ROBOTS_STEP,
     SIGN_UP_QUEUE_STEP,
+    UNSUBSCRIBE_MAIL_STEP,
 )
 
 log = logging.getLogger(__name__)
@@ -387,6 +388,7 @@ MIGRATIONS: tuple[str, ...] = (
     ROBOTS_STEP,
     LEFT_STATUS_STEP,
     LEFT_PROFILE_STEP,
+    UNSUBSCRIBE_MAIL_STEP,
 )
 
 

@@ -71,6 +71,36 @@ LEFT_STATUS_STEP = """
     ALTER TABLE subscribers ADD COLUMN left_status TEXT NOT NULL DEFAULT '';
     """
 
+UNSUBSCRIBE_MAIL_STEP = """
+    -- issue 13 (trials): a subscriber's own mail to the List-Unsubscribe mailto address is
+    -- read with the bounces and recorded with them, as kind 'unsubscribe'. SQLite cannot
+    -- change a CHECK: the table is rebuilt as SQLite documents (new table, copy, drop,
+    -- rename) and its indexes made again.
+    -- (run with foreign keys off)
+    CREATE TABLE bounce_events_new (
+        id INTEGER PRIMARY KEY,
+        message_key TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        received TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('hard', 'soft', 'complaint', 'auto-reply',
+                                           'unrecognised', 'unsubscribe')),
+        subscriber_id INTEGER REFERENCES subscribers (id),
+        digest_id INTEGER REFERENCES digests (id),
+        address TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT '',
+        trust TEXT NOT NULL CHECK (trust IN ('token', 'recent', 'none')),
+        action TEXT NOT NULL CHECK (action IN ('bounced', 'unsubscribed', 'counted', 'ignored')),
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    INSERT INTO bounce_events_new SELECT id, message_key, message_id, received, kind,
+        subscriber_id, digest_id, address, status, trust, action, detail FROM bounce_events;
+    DROP TABLE bounce_events;
+    ALTER TABLE bounce_events_new RENAME TO bounce_events;
+    CREATE INDEX bounce_events_message ON bounce_events (message_key);
+    CREATE INDEX bounce_events_subscriber ON bounce_events (subscriber_id, digest_id);
+    CREATE INDEX bounce_events_digest ON bounce_events (digest_id);
+    """
+
 LEFT_PROFILE_STEP = """
     -- what was on record of someone who left (name, language, categories, when and how
     -- they had subscribed and confirmed), kept as JSON while a sign-up typed into the
