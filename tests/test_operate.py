@@ -250,7 +250,9 @@ def test_a_stop_request_during_a_polite_pause_ends_the_fetch_as_stopped_not_fail
     server: SnapshotServer, tmp_path: Path
 ) -> None:
     """A stop that arrives while the HTTP client waits out http.min_delay ends the fetch at
-    once, records the source as stopped (ok, with a warning), and asks for nothing more."""
+    once, reports the source as stopped (ok, with a warning), leaves its health as it was
+    (a service restart must not reset a failing source's streak), and asks for nothing
+    more."""
     import threading
     import time
 
@@ -263,6 +265,10 @@ def test_a_stop_request_during_a_polite_pause_ends_the_fetch_as_stopped_not_fail
     stop = Stop()
     timer = threading.Timer(0.5, stop.set)  # robots.txt is asked, then the pause begins
     started = time.monotonic()
+    with Store(config.database_path) as store:  # it failed twice before
+        record(store, -3, True)
+        record(store, -2, False, "HTTP 500")
+        record(store, -1, False, "HTTP 500")
     with open_runtime(config, stop=stop) as rt:
         timer.start()
         report = fetch_all(
@@ -277,8 +283,12 @@ def test_a_stop_request_during_a_polite_pause_ends_the_fetch_as_stopped_not_fail
     assert time.monotonic() - started < 10  # not the 30 s pause
     (result,) = report.sources
     assert (result.ok, result.error, result.found) == (True, "", 0)
-    assert "stopped early on request" in result.warnings
+    assert "stopped early on request" in result.warnings and result.stopped
     assert server.hits("/robots.txt") == 1 and server.hits("/news") == 0
+    # A stop is neither a success nor a failure: the streak and the last success stay.
+    with Store(config.database_path) as store:
+        (src,) = check(config, store, NOW).sources
+    assert src.consecutive_failures == 2 and src.last_success == NOW + timedelta(hours=-3)
 
 
 def test_a_flapping_source_is_mailed_at_most_once_a_day(tmp_path: Path) -> None:

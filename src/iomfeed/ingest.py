@@ -220,6 +220,7 @@ def fetch_source(
         error=error,
         filtered=run.filtered,
         warnings=tuple(stats.warnings) + (("stopped early on request",) if run.stopped else ()),
+        stopped=run.stopped,
     )
     _log_result(result)
     return result
@@ -316,7 +317,7 @@ def _log_result(r: SourceResult) -> None:
     )
     args = (
         r.name,
-        "ok" if r.ok else "failed",
+        "stopped on request" if r.stopped else "ok" if r.ok else "failed",
         r.pages,
         r.not_modified,
         r.found,

@@ -171,6 +171,9 @@ class SourceResult:
     duration: float = 0.0
     error: str = ""
     warnings: tuple[str, ...] = ()
+    #: Cut short on request (SIGTERM, Ctrl-C): neither a success nor a failure of the
+    #: source, so its health (failures in a row, last success) is left as it was.
+    stopped: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,7 +158,13 @@ def run_cycle(
         config,
         store=store,
         now=clock(),
-        why_empty="the fetch failed" if report.failed else "the sources gave none",
+        why_empty=(
+            "the fetch failed"
+            if report.failed
+            else "the run was stopped"
+            if any(r.stopped for r in report.sources)
+            else "the sources gave none"
+        ),
         force=False,
     )
     bounces = None

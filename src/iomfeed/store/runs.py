@@ -32,6 +32,9 @@ class RunsMixin(StoreBase):
     def record_run(
         self, started: datetime, finished: datetime, results: tuple[SourceResult, ...]
     ) -> int:
+        """The run, and what each source did in it; a source cut short on request is left
+        out, so a stop neither resets nor lengthens its failures in a row."""
+        results = tuple(r for r in results if not r.stopped)
         with self.transaction() as db:
             cur = db.execute(
                 "INSERT INTO runs (started, finished, ok) VALUES (?, ?, ?)",
