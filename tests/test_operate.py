@@ -16,7 +16,7 @@ import pytest
 
 from iomfeed.alerts import notify
 from iomfeed.cli import JsonFormatter, main
-from iomfeed.config import Config
+from iomfeed.config import Config, load_config
 from iomfeed.delivery.mailers import OutboxMailer
 from iomfeed.demo.server import Fault, SnapshotServer
 from iomfeed.errors import ConfigError
@@ -500,3 +500,33 @@ def test_a_job_error_that_explains_itself_is_one_log_line_and_a_bug_keeps_its_tr
     with Store(service.config.database_path) as store:
         health = check(service.config, store, NOW)
     assert any("cycle job failed 3 times" in p and "KeyError" in p for p in health.problems())
+
+
+def test_a_cron_run_that_cannot_publish_reports_it_and_status_sees_it(
+    server: SnapshotServer, tmp_path: Path
+) -> None:
+    """An operator's trial put the feeds on a read-only disk: each cron run failed, `run
+    --json` printed nothing (the fetch's report lost too), and `status` said ok. Now the
+    report is printed with the publish's error, and failed cycles count as serve's do."""
+    import shutil
+
+    config_file = write_config(server, tmp_path)
+    first = iomfeed("--config", str(config_file), "-q", "run", "--json", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    feeds = load_config(config_file).feeds_path
+    shutil.rmtree(feeds)
+    feeds.write_text("a file where the folder was: nothing can be written under it")
+    for _ in range(3):
+        bad = iomfeed("--config", str(config_file), "-q", "run", "--json", cwd=tmp_path)
+        assert bad.returncode == 1
+        report = json.loads(bad.stdout)
+        assert not report["ok"] and report["sources"][0]["ok"]  # the fetch is reported
+        assert str(feeds) in report["published"]["error"]
+        assert "Traceback" not in bad.stderr
+    status = iomfeed("--config", str(config_file), "status", "--json", cwd=tmp_path)
+    assert status.returncode == 1
+    problems = json.loads(status.stdout)["problems"]
+    assert any("cycle job failed 3 times" in p and "PublishError" in p for p in problems)
+    feeds.unlink()  # mended: the next run publishes, and the streak ends
+    assert iomfeed("--config", str(config_file), "-q", "run", cwd=tmp_path).returncode == 0
+    assert iomfeed("--config", str(config_file), "status", cwd=tmp_path).returncode == 0

@@ -297,7 +297,8 @@ def record_job(store: Store, job: str, error: Exception | None) -> None:
     """Count a scheduled job's failures in a row (reset by a success)."""
     key = f"job:{job}:failures"
     if error is None:
-        store.set_setting(key, "0")
+        if store.setting(key) not in (None, "0"):  # (a cron cycle writes nothing new)
+            store.set_setting(key, "0")
         return
     store.set_setting(key, str(int(store.setting(key) or 0) + 1))
     store.set_setting(f"job:{job}:error", f"{type(error).__name__}: {error}"[:300])

@@ -86,7 +86,9 @@ def _cycle(report: CycleReport) -> dict[str, Any]:
         "started": to_json(run.started),
         "finished": to_json(run.finished),
         "sources": to_json(run.sources),
-        "published": None
+        "published": {"error": report.publish_error}
+        if report.publish_error
+        else None
         if published is None
         else {"written": list(published.written), "unchanged": published.unchanged},
         "digest": to_json(report.digest),

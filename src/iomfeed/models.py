@@ -249,11 +249,13 @@ class CycleReport:
     digest: DigestOutcome | None  # None: not due
     alerts: tuple[str, ...] = ()  # operator alerts sent
     bounces: BounceReport | None = None  # None: [bounces] not configured
+    publish_error: str = ""  # why the feeds could not be written ('' when they were)
 
     @property
     def ok(self) -> bool:
         return (
-            self.run.ok
+            not self.publish_error
+            and self.run.ok
             and (self.digest is None or self.digest.ok)
             and (self.bounces is None or self.bounces.ok)
         )

@@ -17,6 +17,7 @@ from .models import (
     CycleReport,
     DigestOutcome,
     PublishReport,
+    RunReport,
 )
 
 # The digest's steps live in digest/steps.py; re-exported here, where callers found them,
@@ -154,19 +155,12 @@ def run_cycle(
         stop=(lambda: stop.requested) if stop is not None else None,
         on_item=on_item,
     )
-    published = publish(
-        config,
-        store=store,
-        now=clock(),
-        why_empty=(
-            "the fetch failed"
-            if report.failed
-            else "the run was stopped"
-            if any(r.stopped for r in report.sources)
-            else "the sources gave none"
-        ),
-        force=False,
-    )
+    published, publish_error = None, ""
+    try:
+        published = _cycle_publish(config, store, clock, report)
+    except PublishError as exc:  # the fetch is stored; the mailbox and the digest go on
+        publish_error = str(exc)
+        log.error("publish failed: %s", exc)
     bounces = None
     if config.bounces.configured and (stop is None or not stop.requested):
         bounces = read_bounces_safely(config, store=store, clock=clock, stop=stop)
@@ -179,7 +173,32 @@ def run_cycle(
         )
     alerts = notify(config, store, mailer, clock())
     return CycleReport(
-        run=report, published=published, digest=outcome, alerts=alerts, bounces=bounces
+        run=report,
+        published=published,
+        digest=outcome,
+        alerts=alerts,
+        bounces=bounces,
+        publish_error=publish_error,
+    )
+
+
+def _cycle_publish(
+    config: Config, store: Store, clock: Callable[[], datetime], report: RunReport
+) -> PublishReport:
+    """A cycle's publish: nothing rendered when nothing it reads changed."""
+    stopped = any(r.stopped for r in report.sources)
+    return publish(
+        config,
+        store=store,
+        now=clock(),
+        why_empty=(
+            "the fetch failed"
+            if report.failed
+            else "the run was stopped"
+            if stopped
+            else "the sources gave none"
+        ),
+        force=False,
     )
 
 

@@ -81,6 +81,8 @@ class Service:
                 len(report.run.failed),
                 f"; digest {report.digest.status}" if report.digest else "",
             )
+            if report.publish_error:  # the job failed: counted for /healthz and alerts
+                raise PublishError(report.publish_error)
 
         self._job("cycle", job)
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ..config import Config
+from ..errors import IomfeedError, PublishError
 from ..runtime import open_runtime
 from .exits import EXIT_OK, EXIT_SOURCE_FAILED, exit_stopped
 
@@ -63,6 +64,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
         open_runtime(config, lock="iomfeed run", wait=args.wait) as rt,
         rt.stop_on_signals() as stop,
     ):
+        from ..health import record_job
+
         try:
             report = run_cycle(
                 config,
@@ -74,9 +77,14 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
                 on_item=fetching.step,
                 on_message=sending.step,
             )
+        except IomfeedError as exc:  # as serve counts a failed cycle: for status, alerts
+            record_job(rt.store, "cycle", exc)
+            raise
         finally:
             fetching.close()
             sending.close()
+        failed = PublishError(report.publish_error) if report.publish_error else None
+        record_job(rt.store, "cycle", failed)
     if args.json:
         from ..jsonout import dumps
 
