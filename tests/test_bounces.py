@@ -513,3 +513,17 @@ def test_the_unsubscribe_mail_step_keeps_the_bounce_log(tmp_path: Path) -> None:
             "INSERT INTO bounce_events (message_key, message_id, received, kind, trust, action)"
             " VALUES ('k2', '', '2026-11-03T08:00:00Z', 'unsubscribe', 'none', 'ignored')"
         )
+
+
+def test_a_detector_tripping_over_junk_is_no_error_for_the_operator(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """flufl.bounce logs a detector that trips over a message (here Yale's, over an empty
+    From) with its trace at error level: under -q that reached stderr and cron's mail."""
+    import logging
+
+    raw = b"From: \r\nTo: bounces@feeds.example.org\r\nSubject: hello\r\n\r\nspam text\r\n"
+    with caplog.at_level(logging.DEBUG):
+        assert classify(raw).kind is Kind.UNRECOGNISED
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("Yale" in r.getMessage() and "IndexError" in r.getMessage() for r in caplog.records)

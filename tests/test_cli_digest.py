@@ -51,6 +51,28 @@ def test_dry_run_reports_and_changes_nothing(
     assert not (setup.parent / "outbox").exists()
 
 
+def test_dry_run_counts_only_who_would_get_it(
+    setup: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A new user's trial paused one subscriber: the dry run still counted them in their
+    language's line, and the send then went to one fewer."""
+    with Store(setup.parent / "iomfeed.db") as store:
+        sub = store.subscriber("reader1@example.org")
+        assert sub is not None and sub.language == "en"
+        store.set_preferences(
+            sub.id, language="en", categories=(), paused_until=NOW + timedelta(days=30)
+        )
+    assert main(["--config", str(setup), "digest", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "en: 1 subscriber(s)" in out and "sq: 1 subscriber(s)" in out
+    assert "1 subscriber(s) who paused the digest: not sent to" in out
+    assert main(["--config", str(setup), "digest", "--send"]) == 0
+    assert sorted(str(m["To"]).split("<")[-1].rstrip(">") for m in outbox(setup.parent)) == [
+        "reader0@example.org",
+        "reader2@example.org",
+    ]
+
+
 def test_dry_run_of_a_digest_being_sent_reports_its_ledger(
     setup: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

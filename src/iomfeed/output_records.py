@@ -166,7 +166,8 @@ class DigestPlan:
     the reason is "nothing new"; then nothing is rendered). ``recipients``: who would get it,
     per language; ``rendered``: the digest per language. ``segments``: for a new digest,
     recipients per (language, category segment) that would get a message, and under
-    ``("", ())`` those skipped for having nothing new in their categories."""
+    ``("", ())`` those skipped for having nothing new in their categories; ``paused``: the
+    active subscribers who paused the digest (not sent to, not counted in ``recipients``)."""
 
     content: DigestContent
     resuming: bool
@@ -177,3 +178,4 @@ class DigestPlan:
     rendered: Mapping[str, RenderedDigest]
     skip: str = ""
     segments: Mapping[tuple[str, tuple[str, ...]], int] = field(default_factory=dict)
+    paused: int = 0

@@ -24,6 +24,7 @@ returned message.
 from __future__ import annotations
 
 import email
+import logging
 import re
 from dataclasses import dataclass
 from email.message import Message
@@ -31,6 +32,8 @@ from email.message import Message
 from .records import Kind
 
 __all__ = ["Classified", "Failure", "Kind", "classify"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,8 +229,28 @@ def _auto_reply(msg: Message) -> Classified | None:
     return None
 
 
+class _DetectorTrip(logging.Filter):
+    """flufl.bounce logs a detector that trips over a message (junk, spam with an empty
+    From) with its trace at error level, which reached the operator's stderr under ``-q``
+    and cron's mail. For iomfeed that is an odd message, not an error: kept at debug."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and str(record.msg).startswith("Exception in detector"):
+            trip = record.exc_info[1] if record.exc_info else None
+            log.debug("bounces: flufl.bounce: %s: %r", record.getMessage(), trip)
+            return False
+        return True
+
+
+_TRIPS = _DetectorTrip()
+
+
 def _heuristic(msg: Message, text: str) -> Classified | None:
     from flufl.bounce import all_failures  # about 80 ms to import: only here
+
+    found = logging.getLogger("flufl.bounce")
+    if _TRIPS not in found.filters:
+        found.addFilter(_TRIPS)
 
     try:
         temporary, permanent = all_failures(msg)

@@ -133,6 +133,8 @@ def _digest_dry_run(
             f" {r.shown} item(s) shown, {r.more} more; {r.html_bytes / 1000:.1f} KB HTML"
         )
     _print_segments(plan.segments)
+    if plan.paused:
+        print(f"  {plan.paused} subscriber(s) who paused the digest: not sent to")
     for e in content.entries:
         print(f"    {e.published:%Y-%m-%d}  [{e.category or '-'}] {e.title}")
     return EXIT_OK

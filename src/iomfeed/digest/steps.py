@@ -446,6 +446,7 @@ def dry_run(config: Config, store: Store, now: datetime) -> DigestPlan:
     content = digest_content(config, store, now)
     recipients = dict.fromkeys(config.digest.languages, 0)
     segments: dict[Key, int] = {}
+    paused = 0
     if content.digest_id:
         totals = store.delivery_totals(content.digest_id)
         for d in store.deliveries(content.digest_id):
@@ -453,19 +454,22 @@ def dry_run(config: Config, store: Store, now: datetime) -> DigestPlan:
         due, empty, skip = True, False, ""
     else:
         totals = {}
-        for sub in store.subscribers("active"):
-            recipients[sub.language] = recipients.get(sub.language, 0) + 1
+        active = store.subscriber_counts().get("active", 0)
         due = digest_due(config, store, now)
         route = router(config, content)
-        for lang, chosen, n in store.recipient_choices(now):
+        planned = store.recipient_choices(now)  # the active ones not paused
+        for lang, chosen, n in planned:
             segment, wanted = route(chosen)
             key = (lang, segment) if wanted else ("", ())
             segments[key] = segments.get(key, 0) + n
+            if wanted:  # who would get it, per language, as the send counts them
+                recipients[lang] = recipients.get(lang, 0) + n
+        paused = active - sum(n for _lang, _chosen, n in planned)
         step = decide(
             open_digest=None,
             content=content,
             skip_empty=config.digest.skip_empty,
-            active_subscribers=sum(recipients.values()),
+            active_subscribers=active,
             wanted=sum(n for key, n in segments.items() if key[0]) if segments else None,
         )  # the same rule as the send's
         skip = step.note if isinstance(step, Skip) else ""
@@ -480,4 +484,5 @@ def dry_run(config: Config, store: Store, now: datetime) -> DigestPlan:
         rendered={} if empty else render_languages(config, content),
         skip=skip,
         segments=segments,
+        paused=paused,
     )
