@@ -246,6 +246,11 @@ def test_selector_attribute_split() -> None:
         ('[digest.subject]\nen = "{{ title "\n', "digest.subject.en"),
         ('[digest]\nsubject = "{{ title "\n', "digest.subject"),
         ('[operator]\nemail = "not an address"\n', "operator.email"),
+        # What a render or a send refused later, now when the file is read (so by `check`):
+        ('[digest]\ntemplates = "no-such-folder"\n', "digest.templates: "),
+        ('[mail.smtp]\nca_file = "no-such.pem"\n', "mail.smtp.ca_file: "),
+        ('[bounces]\nimap_ca_file = "no-such.pem"\n', "bounces.imap_ca_file: "),
+        ('[mail]\ntransport = "smtp"\n[mail.smtp]\nhost = " "\n', "mail.smtp.host: empty"),
     ],
 )
 def test_mail_and_schedule_errors_name_the_key(tmp_path: Path, text: str, key: str) -> None:
@@ -310,3 +315,23 @@ def test_a_byte_order_mark_is_read_past_and_bad_bytes_name_their_line(tmp_path: 
     line = MINIMAL.count("\n") + 2
     with pytest.raises(ConfigError, match=rf"config\.toml: line {line}: byte 0xeb is not UTF-8"):
         load_config(path)
+
+
+def test_check_warns_when_no_source_is_enabled(tmp_path: Path) -> None:
+    """An operator's trial checked an empty file: 'configuration is valid', then 'run'
+    refused with a configuration error; 'check' now says so before."""
+    import dataclasses
+
+    from iomfeed.preflight import warnings
+
+    config = load("", tmp_path)
+    assert not config.sources
+    assert any(w.startswith("sources: none enabled") for w in warnings(config, {}))
+    off = dataclasses.replace(
+        load_config(CONFIG_FILE),
+        sources=tuple(
+            dataclasses.replace(s, enabled=False) for s in load_config(CONFIG_FILE).sources
+        ),
+    )
+    assert any(w.startswith("sources: none enabled") for w in warnings(off, {}))
+    assert not any(w.startswith("sources:") for w in warnings(load_config(CONFIG_FILE), {}))

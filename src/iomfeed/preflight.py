@@ -115,6 +115,11 @@ def warnings(config: Config, environ: Mapping[str, str] | None = None) -> list[s
     database = _readable_database(config, env)
     if database is not None:
         found.append(database)
+    if not any(src.enabled for src in config.sources):
+        found.append(
+            "sources: none enabled (add [[sources]]): 'iomfeed run' and 'iomfeed fetch'"
+            " refuse to run, with a configuration error"
+        )
     cache = cache_problem(config)
     return [*found, cache] if cache else found
 

@@ -164,6 +164,26 @@ def _check_mail(config: Config) -> None:
             )
 
 
+def _check_paths(config: Config) -> None:
+    """What a send or a render would refuse later, said when the file is read (so by
+    ``iomfeed check`` too): a templates folder or a CA file that is not there, an SMTP
+    transport with no host."""
+    folder = config.templates_path
+    if folder is not None and not folder.is_dir():
+        raise ConfigError(
+            f"digest.templates: {folder} is not a folder (it holds templates"
+            ' that replace the built-in ones; "" for none)'
+        )
+    for key, value in (
+        ("mail.smtp.ca_file", config.mail.smtp.ca_file),
+        ("bounces.imap_ca_file", config.bounces.imap_ca_file),
+    ):
+        if value and not config.path(value).is_file():
+            raise ConfigError(f"{key}: {config.path(value)}: no such file")
+    if config.mail.transport == "smtp" and not config.mail.smtp.host.strip():
+        raise ConfigError('mail.smtp.host: empty, while mail.transport is "smtp"')
+
+
 def _check_bounces(config: Config) -> None:
     """The VERP address leaves room for its token; one mailbox; no clear text off-host."""
     local = config.mail.bounce_address.partition("@")[0]
@@ -206,6 +226,7 @@ def _check_config(config: Config) -> None:
     _check_mail(config)
     _check_bounces(config)
     _check_dkim(config)
+    _check_paths(config)
     check_languages(config)
     seen: set[str] = set()
     for i, src in enumerate(config.sources):
