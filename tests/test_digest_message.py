@@ -216,6 +216,23 @@ def test_clean_header_text_is_one_safe_line(value: str) -> None:
     assert header_counts(msg) == ONE_EACH
 
 
+def test_a_name_keeps_its_joiners_and_loses_what_takes_no_room() -> None:
+    """A new user's trial signed up as an emoji family and with a zero-width space: both
+    came out with spaces in them. The joiners are how such names are written (and Persian
+    and Indic ones); other format characters (bidi overrides, zero-width spaces) take no
+    room and are dropped; line breaks and controls become a space."""
+    family = "\u00cblsa \U0001f1e6\U0001f1f1\U0001f469\u200d\U0001f469\u200d\U0001f467"
+    assert clean_header_text(family) == family
+    assert clean_header_text("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645") == (
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"
+    )
+    assert clean_header_text("Z\u200bero\u200d") == "Zero\u200d"
+    assert clean_header_text("ab\u202ecd\u2066e") == "abcde"
+    assert clean_header_text("Ana\r\nBcc: x\u2028y") == "Ana Bcc: x y"
+    msg = compose(name=family)
+    assert msg["To"].addresses[0].display_name == family
+
+
 def test_long_and_odd_names_in_to() -> None:
     from email.header import decode_header, make_header
     from email.utils import parseaddr

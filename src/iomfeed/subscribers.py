@@ -102,12 +102,17 @@ def decode_csv(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
+#: The zero-width joiner and non-joiner: part of how a name is written (an emoji family, a
+#: Persian name), harmless in a terminal (digest/headers.py keeps them in names too).
+_JOINERS = frozenset("\u200c\u200d")
+
+
 def printable(value: str) -> str:
     """A cell or line as it can be printed: undecodable bytes and control characters (an
     escape sequence, a NUL) as U+FFFD, so text from a sign-up never reaches a terminal as
     it was typed."""
     text = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return "".join(c if c.isprintable() else "\ufffd" for c in text)
+    return "".join(c if c.isprintable() or c in _JOINERS else "\ufffd" for c in text)
 
 
 def _bad_byte(cells: list[str]) -> int | None:

@@ -28,10 +28,19 @@ def _decode_words(value: str) -> str:
         return _ENCODED_WORD.sub(" ", value)
 
 
+#: The format characters a name is written with: the zero-width joiner and non-joiner, in
+#: emoji sequences (a family, a flag with a word) and in Persian and Indic names.
+JOINERS = frozenset("\u200c\u200d")
+
+
 def _printable(value: str) -> str:
-    # Cc: control characters (CR, LF, NUL, ...); Cf: format characters (bidi overrides,
-    # zero-width); Zl/Zp: line and paragraph separators. All become a space.
-    return "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in value)
+    # Cc: control characters (CR, LF, NUL, ...) and Zl/Zp (line and paragraph separators)
+    # become a space; Cf, format characters that take no room (bidi overrides, zero-width
+    # spaces), are dropped, but for the joiners.
+    return "".join(_SHOWN.get(unicodedata.category(c), c) if c not in JOINERS else c for c in value)
+
+
+_SHOWN = {"Cc": " ", "Zl": " ", "Zp": " ", "Cf": ""}
 
 
 def clean_header_text(value: str, limit: int = SUBJECT_LIMIT) -> str:
