@@ -481,3 +481,29 @@ def test_a_signal_just_before_the_scheduler_starts_still_stops_it(tmp_path: Path
         watchdog.cancel()
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def test_sighup_reloads_the_configuration_in_the_same_process(
+    server: SnapshotServer, tmp_path: Path, services: list[Service]
+) -> None:
+    """An operator's trial sent SIGHUP (what `systemctl reload` sends): serve died at once,
+    with no log line, and an edited configuration was never read. Now it finishes the work
+    in hand, reads the file again and goes on, in the same process."""
+    port = free_port()
+    config = service_config(server, tmp_path, port, fetch="0 0 1 1 *")
+    svc = Service(config, port)
+    services.append(svc)
+
+    def title_served(title: str) -> Callable[[], bool]:
+        return lambda: title.encode() in svc.get("/iom-albania/atom.xml")[2]
+
+    svc.wait_for(title_served("IOM Albania: Latest News on Migration"), "the first publish")
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("Latest News on Migration", "News, reloaded", 1), "utf-8")
+    svc.proc.send_signal(signal.SIGHUP)
+    svc.wait_for(title_served("IOM Albania: News, reloaded"), "the publish after the reload")
+    log = svc.log.read_text()
+    assert "SIGHUP received: finishing the work in hand, then starting again" in log
+    assert "configuration read again" in log
+    assert sum(line.startswith("serving ") for line in log.splitlines()) == 2
+    assert svc.terminate() == 0

@@ -27,7 +27,12 @@ PAUSE = 60.0
 
 @pytest.mark.parametrize(
     ("command", "sig", "code"),
-    [("run", signal.SIGINT, 130), ("fetch", signal.SIGTERM, 143), ("run", signal.SIGTERM, 143)],
+    [
+        ("run", signal.SIGINT, 130),
+        ("fetch", signal.SIGTERM, 143),
+        ("run", signal.SIGTERM, 143),
+        ("run", signal.SIGHUP, 129),  # a terminal closed: stopped cleanly, not killed
+    ],
 )
 def test_a_run_or_fetch_stopped_in_a_pause_exits_128_plus_the_signal(
     server: SnapshotServer, tmp_path: Path, command: str, sig: signal.Signals, code: int

@@ -159,7 +159,10 @@ class Runtime:
             )
             stop.set(signum)
 
-        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+        # (SIGHUP too: a terminal closed, or a reload asked of a command that cannot
+        # reload, is a stop after the work in hand, not a death in the middle of it)
+        signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        previous = {sig: signal.signal(sig, handler) for sig in signals}
         try:
             yield stop
         finally:

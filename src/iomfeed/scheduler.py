@@ -9,7 +9,8 @@ The same process answers HTTP through :class:`iomfeed.web.App` on waitress
 (:mod:`iomfeed.web_server`: a fixed pool of threads, a deadline for each request), in a
 thread. SIGTERM
 or SIGINT: the message or page in hand is finished, the scheduler and the server stop,
-exit 0. The service holds the service lock for its whole life, so a second ``serve`` on the
+exit 0; SIGHUP: the same, and the command starts the service again with the configuration
+read anew. The service holds the service lock for its whole life, so a second ``serve`` on the
 same database refuses to start, and the run lock only while a job runs: a ``run``,
 ``publish`` or ``digest --send`` started meanwhile waits for the cycle in hand (and a job
 of the service waits, up to the same bound, for theirs).
@@ -182,6 +183,11 @@ class Service:
             log.info("stopped")
         return 0
 
+    @property
+    def reload_asked(self) -> bool:
+        """It stopped on SIGHUP: the caller starts the service again."""
+        return self.stop.signal == signal.SIGHUP
+
     def _scheduler(self) -> Any:
         """The scheduler with its two jobs, the cycle due at once (not started)."""
         from apscheduler.executors.pool import ThreadPoolExecutor
@@ -233,23 +239,28 @@ class Service:
         return server
 
     def _stop_on_signals(self, scheduler: Any) -> dict[int, Any]:
-        """SIGTERM / SIGINT: stop after the work in hand; the handlers before, returned."""
+        """SIGTERM / SIGINT: stop after the work in hand; SIGHUP: the same, then start again
+        (:meth:`run` answers so), reading the configuration anew; the handlers before,
+        returned."""
 
         def on_signal(signum: int, frame: object) -> None:
             if self.stop.requested:
                 return  # a second signal: already stopping
+            then = "starting again" if signum == signal.SIGHUP else "stopping"
             log.info(
-                "%s received: finishing the work in hand, then stopping",
+                "%s received: finishing the work in hand, then %s",
                 signal.Signals(signum).name,
+                then,
             )
-            self.stop.set()
+            self.stop.set(signum)
             # Not in the handler itself: shutting down takes locks the interrupted
             # main thread may hold.
             threading.Thread(
                 target=_shut_down, args=(scheduler,), name="shutdown", daemon=True
             ).start()
 
-        return {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        return {sig: signal.signal(sig, on_signal) for sig in signals}
 
 
 def _shut_down(scheduler: Any, wait_for_start: float = 30.0) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import Config
@@ -95,9 +96,20 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    """``iomfeed serve``; SIGHUP (``systemctl reload``) stops it after the work in hand
+    and starts it again in the same process, with the configuration file read anew."""
+    import logging
+
+    from ..config import load_config
     from ..scheduler import Service
 
-    return Service(config, host=args.host, port=args.port).run()
+    while True:
+        service = Service(config, host=args.host, port=args.port)
+        code = service.run()
+        if code or not service.reload_asked:
+            return code
+        config = load_config(Path(args.config))  # a bad edit: a configuration error
+        logging.getLogger(__name__).info("configuration read again from %s", args.config)
 
 
 def cmd_status(args: argparse.Namespace, config: Config) -> int:

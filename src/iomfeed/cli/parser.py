@@ -206,7 +206,8 @@ def _add_serve(sub: Any) -> None:
         help="the long-running service: schedule, feeds, unsubscribe",
         description="Run the cycle on schedule.fetch and the digest on "
         "schedule.digest (a cycle also runs at start), and serve the feeds, "
-        "/unsubscribe and /healthz over HTTP. SIGTERM or Ctrl-C stops cleanly.",
+        "/unsubscribe and /healthz over HTTP. SIGTERM or Ctrl-C stops cleanly; SIGHUP stops "
+        "cleanly and starts again with the configuration read anew.",
     )
     p.add_argument("--host", help="address to listen on (default: serve.host)")
     p.add_argument("--port", type=_port, help="port to listen on (default: serve.port)")
