@@ -453,6 +453,20 @@ def _add_init(sub: Any) -> None:
     p.set_defaults(func=cmd_init, needs_config=False)
 
 
+def _add_backup(sub: Any) -> None:
+    from .commands_other import cmd_backup
+
+    p = sub.add_parser(
+        "backup",
+        help="copy the store to PATH, safely while iomfeed runs",
+        description="Write a consistent copy of the SQLite store (what its -wal file holds"
+        " too) to PATH with SQLite's online backup, while runs and serve go on: one file,"
+        " readable by its owner only. An existing PATH is never overwritten.",
+    )
+    p.add_argument("path", metavar="PATH", help="the file to write (must not exist)")
+    p.set_defaults(func=cmd_backup)
+
+
 #: the commands (name, the function adding its parser), in the order ``iomfeed --help`` lists
 #: them
 COMMANDS: tuple[tuple[str, Callable[[Any], None]], ...] = (
@@ -469,6 +483,7 @@ COMMANDS: tuple[tuple[str, Callable[[Any], None]], ...] = (
     ("subscribers", _add_subscribers),
     ("bounces", _add_bounces),
     ("digests", _add_digests),
+    ("backup", _add_backup),
     ("demo", _add_demo),
     ("init", _add_init),
 )

@@ -123,6 +123,35 @@ class StoreBase:
             (key, value),
         )
 
+    def backup_to(self, target: Path) -> int:
+        """A consistent copy of the whole store at ``target`` (what the WAL holds too), made
+        with SQLite's online backup while other processes may write, as one file readable
+        by its owner only; never over an existing file. Its size in bytes."""
+        target = Path(target)
+        part = target.with_name(f".{target.name}.part")
+        try:
+            os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except OSError as exc:
+            raise StoreError(f"{target}: could not be written ({exc.strerror or exc})") from None
+        try:
+            copy = sqlite3.connect(str(part), isolation_level=None)
+            try:
+                self.db.backup(copy)
+                copy.execute("PRAGMA journal_mode = DELETE")  # one file, no -wal beside it
+            finally:
+                copy.close()
+            os.link(part, target)  # (fails on an existing file: nothing is overwritten)
+        except FileExistsError:
+            raise StoreError(f"{target}: already exists; not overwriting it") from None
+        except OSError as exc:
+            raise StoreError(f"{target}: could not be written ({exc.strerror or exc})") from None
+        except sqlite3.Error as exc:
+            raise _wrapped(self, exc) from exc
+        finally:
+            with contextlib.suppress(OSError):
+                part.unlink()
+        return target.stat().st_size
+
     def drop_setting(self, key: str) -> None:
         self.db.execute("DELETE FROM settings WHERE key = ?", (key,))
 

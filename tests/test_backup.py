@@ -1,0 +1,56 @@
+"""``iomfeed backup``: a consistent copy of the store while it is in use, one private file,
+never over an existing one."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from iomfeed.cli import main
+from iomfeed.store import Store
+
+from .conftest import CONFIG_FILE, NOW
+from .digestkit import add_items, add_subscribers
+
+
+def test_a_backup_holds_what_the_wal_holds_and_is_private(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    store = Store(tmp_path / "iomfeed.db")
+    with store:
+        add_subscribers(store, 2)
+        add_items(store, range(3), NOW)
+        # Still open, nothing checkpointed: the rows are in iomfeed.db-wal, which a plain
+        # copy of iomfeed.db would miss.
+        assert (tmp_path / "iomfeed.db-wal").stat().st_size > 0
+        target = tmp_path / "backups" / "iomfeed-copy.db"
+        target.parent.mkdir()
+        assert main(["--config", str(config), "backup", str(target)]) == 0
+        assert "backup written" in capsys.readouterr().out
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert sorted(p.name for p in target.parent.iterdir()) == ["iomfeed-copy.db"]  # one file
+    copy = sqlite3.connect(target)
+    assert copy.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert copy.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 2
+    assert copy.execute("SELECT count(*) FROM items").fetchone()[0] == 3
+    copy.close()
+    with Store(target) as restored:  # a store iomfeed opens as it is
+        assert restored.count() == 3
+    before = target.read_bytes()
+    assert main(["--config", str(config), "backup", str(target)]) == 1
+    assert "already exists; not overwriting it" in capsys.readouterr().err
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in target.parent.iterdir()) == ["iomfeed-copy.db"]
+
+
+def test_no_store_no_backup(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    assert main(["--config", str(config), "backup", str(tmp_path / "b.db")]) == 1
+    assert "nothing to back up" in capsys.readouterr().err
+    assert not (tmp_path / "iomfeed.db").exists() and not (tmp_path / "b.db").exists()
