@@ -248,3 +248,20 @@ def test_the_preview_file_is_looked_at_in_chromium(setup: Path) -> None:
                 page.close()
                 assert got["lang"] == lang and got["unsubscribe"] >= 1
                 assert got["container"] == min(width, 600) and got["scroll"] <= width
+
+
+def test_reading_commands_make_no_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An operator's trial found an empty iomfeed.db made by 'digest --dry-run' (documented
+    as changing nothing) and 'subscribers list': a mistyped storage.database then looked
+    like a new, empty store."""
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    for args in (
+        ["digest", "--dry-run"],
+        ["digest", "--preview", str(tmp_path / "preview.html")],
+        ["subscribers", "list"],
+        ["subscribers", "show", "ana@example.org"],
+    ):
+        assert main(["--config", str(config), *args]) == 1, args
+        assert "no store at" in capsys.readouterr().err
+    assert not (tmp_path / "iomfeed.db").exists()

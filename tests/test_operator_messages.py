@@ -370,7 +370,7 @@ def run_limited(config: Path, fsize: int, *args: str) -> subprocess.CompletedPro
 
 def test_a_file_size_limit_on_a_new_database_is_named(tmp_path: Path) -> None:
     config = db_config(tmp_path)
-    done = run_limited(config, 8192, "subscribers", "list")
+    done = run_limited(config, 8192, "publish")  # (a command that makes the store)
     database = tmp_path / "iomfeed.db"
     assert done.returncode == 1, done.stderr
     assert done.stderr == (
@@ -382,7 +382,7 @@ def test_a_file_size_limit_on_a_new_database_is_named(tmp_path: Path) -> None:
 
 def test_a_file_size_limit_reached_while_writing_is_named(tmp_path: Path) -> None:
     config = db_config(tmp_path)
-    assert iomfeed("--config", str(config), "subscribers", "list", cwd=tmp_path).returncode == 0
+    assert iomfeed("--config", str(config), "publish", cwd=tmp_path).returncode == 0  # a store
     rows = "".join(f"reader{i}@example.org,Reader {i},en\n" for i in range(3000))
     (tmp_path / "many.csv").write_text(rows, encoding="utf-8")
     done = run_limited(config, 200_000, "subscribers", "import", "many.csv")
@@ -466,7 +466,7 @@ def test_a_read_only_folder_is_named(unprivileged: tuple[Path, list[str]]) -> No
     config = db_config(folder, "data/iomfeed.db")
     (folder / "data").mkdir()
     (folder / "data").chmod(0o555)
-    done = as_user(prefix, config, "subscribers", "list")
+    done = as_user(prefix, config, "subscribers", "add", "ana@example.org")  # (makes a store)
     assert done.returncode == 1
     assert done.stderr.startswith(
         f"iomfeed: cannot open the database {folder / 'data' / 'iomfeed.db'}: the folder"

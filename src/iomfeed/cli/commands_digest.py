@@ -7,6 +7,7 @@ digest package's; this module opens the runtime, calls them and says what they d
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,14 @@ def cmd_digest(args: argparse.Namespace, config: Config) -> int:
         )
     if args.send:
         return _digest_send(args, config)
+    if not config.database_path.exists():
+        # A dry run, a preview and a test copy change nothing: they make no store either.
+        print(
+            f"iomfeed: no store at {config.database_path}: nothing to send yet"
+            " (run 'iomfeed run' first)",
+            file=sys.stderr,
+        )
+        return EXIT_SOURCE_FAILED
     with open_runtime(config) as rt:
         if args.preview:
             return _digest_preview(args, rt)

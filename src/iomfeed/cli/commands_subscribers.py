@@ -49,6 +49,10 @@ def cmd_subscribers(args: argparse.Namespace, config: Config) -> int:
         "list": _list,
         "export": _export,
     }[args.action]
+    if args.action in ("show", "list", "export") and not config.database_path.exists():
+        # Reading: no store is made for it (a mistyped storage.database is not a new one).
+        print(f"iomfeed: no store at {config.database_path}: no subscribers", file=sys.stderr)
+        return EXIT_SOURCE_FAILED
     with open_runtime(config) as rt:
         return action(args, rt)
 
