@@ -335,3 +335,36 @@ def test_check_warns_when_no_source_is_enabled(tmp_path: Path) -> None:
     )
     assert any(w.startswith("sources: none enabled") for w in warnings(off, {}))
     assert not any(w.startswith("sources:") for w in warnings(load_config(CONFIG_FILE), {}))
+
+
+def test_a_send_by_smtp_refuses_loopback_links_and_check_warns_of_an_example_sender(
+    tmp_path: Path,
+) -> None:
+    """An operator's trial left site.public_url out (it defaults to http://127.0.0.1:8080/)
+    and sent by SMTP: the links in the mail led to each reader's own machine, and the
+    example from_address went out, with nothing said."""
+    import dataclasses
+
+    from iomfeed.preflight import require_sendable, warnings
+
+    config = load(
+        '[mail]\ntransport = "smtp"\n[site]\npublic_url = "http://127.0.0.1:8080/"\n', tmp_path
+    )
+    with pytest.raises(ConfigError, match=r"^site\.public_url: .* is still a loopback address"):
+        require_sendable(config, {})
+    found = warnings(config, {})
+    assert any(
+        w.startswith("mail.from_address: news@feeds.example.org is still the example")
+        for w in found
+    )
+    real = dataclasses.replace(
+        config,
+        site=dataclasses.replace(config.site, public_url="https://news.iom.example.al/"),
+        mail=dataclasses.replace(config.mail, from_address="news@iom.example.al"),
+    )
+    require_sendable(real, {})  # ("example.al" is no documentation name)
+    assert not any(
+        w.startswith(("mail.from_address", "site.public_url")) for w in warnings(real, {})
+    )
+    outbox = dataclasses.replace(config, mail=dataclasses.replace(config.mail, transport="outbox"))
+    require_sendable(outbox, {})  # files on this machine: the demo's loopback links are fine

@@ -25,21 +25,40 @@ def is_example_host(host: str | None) -> bool:
     return any(name == d or name.endswith("." + d) for d in _EXAMPLE_DOMAINS)
 
 
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
 def _example_urls(config: Config) -> list[tuple[str, str]]:
-    """(key, value) of each address subscribers are sent to that is still an example."""
+    """(key, value) of each address subscribers are sent to that is still an example, or
+    this machine's own (loopback: a reader's own computer, for them)."""
     found = []
-    if is_example_host(urlsplit(config.site.public_url).hostname):
-        found.append(("site.public_url", config.site.public_url))
-    if config.mail.unsubscribe_url and is_example_host(
-        urlsplit(config.mail.unsubscribe_url).hostname
+    for key, url in (
+        ("site.public_url", config.site.public_url),
+        ("mail.unsubscribe_url", config.mail.unsubscribe_url),
     ):
-        found.append(("mail.unsubscribe_url", config.mail.unsubscribe_url))
+        host = urlsplit(url).hostname
+        if url and (is_example_host(host) or (host or "").lower() in _LOOPBACK):
+            found.append((key, url))
     return found
 
 
-def _example_problem(key: str, url: str) -> str:
+def _example_sender(config: Config) -> str | None:
+    """A warning of ``check`` (not a refusal: a relay of one's own may take it)."""
+    if config.mail.transport != "smtp" or not is_example_host(
+        config.mail.from_address.rpartition("@")[2]
+    ):
+        return None
     return (
-        f"{key}: {url} is still the example address: the digest's links and its"
+        f"mail.from_address: {config.mail.from_address} is still the example sender:"
+        " relays refuse or file as spam mail from a domain that is not yours; set it to"
+        " an address of your domain"
+    )
+
+
+def _example_problem(key: str, url: str) -> str:
+    what = "a loopback address" if urlsplit(url).hostname in _LOOPBACK else "the example address"
+    return (
+        f"{key}: {url} is still {what}: the digest's links and its"
         " unsubscribe links would lead there; set it to the address the feeds and"
         " /unsubscribe are served at"
     )
@@ -111,6 +130,9 @@ def warnings(config: Config, environ: Mapping[str, str] | None = None) -> list[s
     password = _missing_password(config, env)
     if password is not None:
         found.append(password + ": the digest cannot be sent")
+    sender = _example_sender(config)
+    if sender is not None:
+        found.append(sender)
     found += _bounce_problems(config, env)
     database = _readable_database(config, env)
     if database is not None:
