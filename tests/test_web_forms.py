@@ -359,6 +359,15 @@ def test_an_oversized_body_is_refused_by_the_app_itself(site: Site) -> None:
     )
     assert status == 413 and "too large" in page
     assert site.app.forms.worker.drain(5) and site.profile() is None
+    # The Albanian form's answer is Albanian (a new user's trial got it in English).
+    status, _h, page = site.request(
+        "POST",
+        "/subscribe?lang=sq",
+        body=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert status == 413 and '<html lang="sq"' in page
+    assert site.pages_word("sq", "too_large") in page
 
 
 def test_many_fields_or_parameters_are_read_past_not_answered_with_500(site: Site) -> None:

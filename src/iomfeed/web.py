@@ -227,9 +227,10 @@ class App:
         forms = self.forms
         if method == "POST":
             fields = read_fields(environ)
-            if fields is None:
+            if fields is None:  # in the page's language, as its form's action URL says it
+                shown = forms.pages.lang(*query_fields(environ).get("lang", []))
                 answer = forms.pages.message(
-                    "413 Content Too Large", forms.pages.lang(), "step_title", ("too_large",)
+                    "413 Content Too Large", shown, "step_title", ("too_large",)
                 )
             elif name == "subscribe":
                 client = client_address(environ, self.config.serve.trusted_proxy)
