@@ -190,6 +190,9 @@ def test_check_warns_about_the_example_address_and_an_unset_smtp_password(tmp_pa
         " until then)",
         "warning: mail.smtp.password_env: the environment variable IOMFEED_SMTP_PASSWORD is"
         " not set (the password for mail.smtp.username 'digest'): the digest cannot be sent",
+        "warning: mail.from_address: news@feeds.example.org is still the example sender:"
+        " relays refuse or file as spam mail from a domain that is not yours; set it to an"
+        " address of your domain",
     ]
     ready = iomfeed(config, "check", env=environment(IOMFEED_SMTP_PASSWORD="pw"))
     assert "password_env" not in ready.stderr
