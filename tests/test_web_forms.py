@@ -547,6 +547,27 @@ def test_the_schema_step_adds_the_counts_to_a_database_an_older_iomfeed_left(
         assert store.db.execute("SELECT COUNT(*) FROM form_hits").fetchone()[0] == 2
 
 
+def test_a_sign_up_another_worker_finished_meanwhile_is_not_erased(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A claim that outlived its lease (a suspended machine): another worker did the same
+    # sign-up and deleted its row. The late worker finds no row: nothing to erase.
+    from iomfeed import web_forms
+
+    real = web_forms.SignUpWorker._sign_up
+
+    def finished_elsewhere(self: Any, rt: Any, job: Any) -> None:
+        real(self, rt, job)
+        with Store(site.config.database_path) as other:
+            other.finish_sign_up(job.id)
+
+    monkeypatch.setattr(web_forms.SignUpWorker, "_sign_up", finished_elsewhere)
+    status, _body = site.sign_up()
+    assert status == 200
+    profile = site.profile()
+    assert profile is not None and profile.state is State.PENDING  # type: ignore[attr-defined]
+
+
 def test_an_address_forgotten_while_its_sign_up_is_being_done_stays_forgotten(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -197,7 +197,7 @@ class SignUpWorker:
 
             # Forgotten on request while it was being done: what it added is erased before
             # its row goes, so whoever waits for the queue to empty never finds it.
-            erased = rt.store.sign_up_forgotten(queued.id)
+            erased = rt.store.sign_up_forgotten(queued.id, gone=False)
             if erased:
                 forget(rt.store, self.config, queued.address, rt.clock())
             if rt.store.finish_sign_up(queued.id) and not erased:  # done; forgotten just now

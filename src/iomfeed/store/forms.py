@@ -81,12 +81,14 @@ class FormsMixin(StoreBase):
             retaken=row["claimed"] is not None,
         )
 
-    def sign_up_forgotten(self, queued_id: int) -> bool:
-        """Whether the sign-up's address was forgotten on request after it was claimed."""
+    def sign_up_forgotten(self, queued_id: int, *, gone: bool = True) -> bool:
+        """Whether the sign-up's address was forgotten on request after it was claimed;
+        ``gone``: the answer for a row no longer there (another worker, whose claim outlived
+        this one's, finished it: not to be done again, nor erased)."""
         row = self.db.execute(
             "SELECT forgotten FROM signup_queue WHERE id = ?", (queued_id,)
         ).fetchone()
-        return row is None or bool(row[0])
+        return gone if row is None else bool(row[0])
 
     def finish_sign_up(self, queued_id: int) -> bool:
         """The sign-up's effect is done (or it was refused): forget it. True when its
