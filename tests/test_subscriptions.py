@@ -142,3 +142,47 @@ def test_the_secret_that_signed_mail_already_sent_is_not_swapped_silently(
     monkeypatch.setenv(name, "a second secret, long enough")  # the old one is not taken back
     with open_runtime(config) as rt, pytest.raises(SecretChanged):
         load_secret(config, rt.store)
+
+
+def test_check_sees_a_lost_secret_without_touching_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the variable always set, the store never made a secret of its own; once the
+    variable is lost, 'check' still says so, reading the store without migrating or
+    writing it (a new release's check against the store an older one still serves)."""
+    import sqlite3
+
+    from iomfeed.cli import main
+
+    config = digest_config(tmp_path)
+    name = config.mail.secret_env
+    monkeypatch.setenv(name, "the only secret, long enough")
+    with open_runtime(config) as rt:
+        secret = load_secret(config, rt.store)
+        subscribe(rt.store, "reader@example.org", "", "en", NOW, languages=LANGS, secret=secret)
+        sub = rt.store.subscriber("reader@example.org")
+        assert sub is not None
+        rt.store.mark_sign_up_mail(sub.id, "confirm_sent", NOW)
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(CONFIG_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    database = tmp_path / "iomfeed.db"
+
+    def state() -> tuple[object, ...]:
+        db = sqlite3.connect(database)
+        try:
+            return (
+                db.execute("PRAGMA user_version").fetchone()[0],
+                db.execute("SELECT key, value FROM settings ORDER BY key").fetchall(),
+            )
+        finally:
+            db.close()
+
+    before = state()
+    monkeypatch.delenv(name)
+    assert main(["--config", str(config_file), "check"]) == 2
+    err = capsys.readouterr().err
+    assert "signed with a secret from the environment variable IOMFEED_SECRET" in err
+    assert state() == before  # nothing written: no secret made, no migration
+    assert main(["--config", str(config_file), "check", "--new-secret"]) == 0
+    assert "signed from now on with the secret kept in the database" in capsys.readouterr().out
+    assert main(["--config", str(config_file), "check"]) == 0

@@ -19,15 +19,18 @@ def cmd_check(args: argparse.Namespace, config: Config) -> int:
     from ..preflight import warnings
 
     check_secret(config)  # an error when used: one here too
-    if args.new_secret or config.database_path.exists():
-        from ..digest.unsubscribe import accept_secret, load_secret
+    if args.new_secret:
+        from ..digest.unsubscribe import accept_secret
 
         with open_runtime(config) as rt:
-            if args.new_secret:
-                accept_secret(config, rt.store)
-                print("the links are signed with the secret at hand from now on")
-            else:
-                load_secret(config, rt.store, note=False)  # the links already mailed
+            where = accept_secret(config, rt.store)
+        print(f"the links are signed from now on with {where}")
+    else:
+        from ..digest.unsubscribe import SecretChanged, secret_problem
+
+        problem = secret_problem(config, config.database_path)  # (read-only: no migration)
+        if problem:
+            raise SecretChanged(problem)
     print(
         f"{args.config}: configuration is valid; {len(config.sources)} source(s):"
         f" {', '.join(s.name for s in config.sources) or 'none'}"

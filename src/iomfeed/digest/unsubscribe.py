@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, InputError
@@ -94,23 +95,24 @@ def check_secret(config: Config, environ: Mapping[str, str] | None = None) -> st
     return value
 
 
-def load_secret(config: Config, store: Store, *, note: bool = True) -> bytes:
+def load_secret(config: Config, store: Store) -> bytes:
     """The secret from the environment, or the one kept in the database; raises
-    :class:`SecretChanged` when it is not the one that signed the links already mailed.
-    ``note=False`` (``iomfeed check``): only that question, nothing written."""
+    :class:`SecretChanged` when it is not the one that signed the links already mailed."""
     value = check_secret(config)
     name = config.mail.secret_env
     if value:
         secret, where = value.encode("utf-8"), _FROM_ENVIRONMENT
     else:
         log.debug("%s is not set: using the unsubscribe secret kept in the database", name)
-        if note:
-            made = store.setting_default(_STORED_SECRET, lambda: secrets.token_urlsafe(32))
-        else:
-            made = store.setting(_STORED_SECRET) or ""
+        made = store.setting_default(_STORED_SECRET, lambda: secrets.token_urlsafe(32))
         secret, where = made.encode(), _FROM_DATABASE
-    if secret or note:
-        _same_secret(config, store, secret, where, note=note)
+    mark = f"{_fingerprint(secret)} {where}"
+    known = store.setting(_FINGERPRINT)
+    if known is not None and known.split()[0] == mark.split()[0]:
+        return secret
+    if known is not None and store.mailed_anyone():
+        raise SecretChanged(_changed(config, known, where))
+    store.set_setting(_FINGERPRINT, mark)  # the first one, or nothing mailed with it yet
     return secret
 
 
@@ -127,26 +129,57 @@ def _fingerprint(secret: bytes) -> str:
     return hmac.new(secret, b"iomfeed: which secret signs", hashlib.sha256).hexdigest()[:24]
 
 
-def _same_secret(config: Config, store: Store, secret: bytes, where: str, *, note: bool) -> None:
-    """Note which secret signs; refuse another once links signed with the noted one went
-    out (an environment that lost the variable would sign new links with the database's
-    secret, and every link already mailed would stop working, silently)."""
-    mark = f"{_fingerprint(secret)} {where}"
-    known = store.setting(_FINGERPRINT)
-    if known == mark or (known is not None and known.split()[0] == mark.split()[0]):
-        return
-    if known is not None and store.mailed_anyone():
-        name = config.mail.secret_env
-        was = known.split()[-1]
-        raise SecretChanged(
-            f"mail.secret_env: the links in the mail already sent were signed with "
-            f"{_said(was, name)}, and now it would be {_said(where, name)}: they would "
-            f"stop working. Set {name} to the value it had (check the environment of cron "
-            f"or of the service); to sign with this secret from now on all the same, run "
-            f"'iomfeed check --new-secret'"
-        )
-    if note:
-        store.set_setting(_FINGERPRINT, mark)  # the first one, or nothing mailed with it yet
+def _changed(config: Config, known: str, where: str) -> str:
+    """Why another secret is refused (an environment that lost the variable would sign new
+    links with the database's secret, and every link already mailed would stop working,
+    silently)."""
+    name = config.mail.secret_env
+    return (
+        f"mail.secret_env: the links in the mail already sent were signed with "
+        f"{_said(known.split()[-1], name)}, and now it would be {_said(where, name)}: they "
+        f"would stop working. Set {name} to the value it had (check the environment of "
+        f"cron or of the service); to sign with this secret from now on all the same, run "
+        f"'iomfeed check --new-secret'"
+    )
+
+
+def secret_problem(config: Config, database: Path) -> str | None:
+    """``iomfeed check``'s question to :func:`load_secret`'s refusal, asked through a
+    read-only connection: nothing is migrated or written, so checking a new release's
+    configuration against a store an older one still runs on changes nothing. None when
+    it cannot be told (no store, an older or damaged one: the commands that open it say)."""
+    import sqlite3
+
+    from ..store.sent import MAILED_ANYONE
+
+    value = check_secret(config)
+    try:
+        db = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
+    except (sqlite3.Error, OSError):
+        return None
+    try:
+        known = _setting(db, _FINGERPRINT)
+        if not known:
+            return None
+        if value:
+            secret, where = value.encode("utf-8"), _FROM_ENVIRONMENT
+        else:  # the database's secret, or a new one it would make
+            secret, where = (_setting(db, _STORED_SECRET) or "").encode(), _FROM_DATABASE
+        if secret and _fingerprint(secret) == known.split()[0]:
+            return None
+        return _changed(config, known, where) if db.execute(MAILED_ANYONE).fetchone()[0] else None
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+
+
+def _setting(db: object, key: str) -> str | None:
+    import sqlite3
+
+    assert isinstance(db, sqlite3.Connection)
+    row = db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
 
 
 def _said(where: str, name: str) -> str:
@@ -155,8 +188,10 @@ def _said(where: str, name: str) -> str:
     return f"the secret kept in the database ({name} unset)"
 
 
-def accept_secret(config: Config, store: Store) -> bytes:
+def accept_secret(config: Config, store: Store) -> str:
     """``iomfeed check --new-secret``: sign with the secret at hand from now on, whatever
-    signed the links already mailed (they stop working)."""
+    signed the links already mailed (they stop working); which secret that is, in words."""
     store.drop_setting(_FINGERPRINT)
-    return load_secret(config, store)
+    load_secret(config, store)
+    where = _FROM_ENVIRONMENT if check_secret(config) else _FROM_DATABASE
+    return _said(where, config.mail.secret_env)

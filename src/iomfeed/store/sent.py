@@ -10,6 +10,13 @@ from datetime import datetime, timedelta
 
 from .base import StoreBase, parse, utc
 
+#: Whether mail with a subscriber's links went out (also read without a Store, read-only).
+MAILED_ANYONE = (
+    "SELECT EXISTS (SELECT 1 FROM deliveries WHERE status IN ('sent', 'failed'))"
+    " OR EXISTS (SELECT 1 FROM subscribers"
+    "  WHERE confirm_sent IS NOT NULL OR notice_sent IS NOT NULL)"
+)
+
 #: How long a row is kept: the longest quota window.
 KEEP = timedelta(days=1)
 
@@ -38,9 +45,4 @@ class SentMailMixin(StoreBase):
     def mailed_anyone(self) -> bool:
         """Whether any message with a subscriber's links (a digest's delivery, a sign-up's
         confirmation or notice) was ever sent: links signed with the list's secret."""
-        row = self.db.execute(
-            "SELECT EXISTS (SELECT 1 FROM deliveries WHERE status IN ('sent', 'failed'))"
-            " OR EXISTS (SELECT 1 FROM subscribers"
-            "  WHERE confirm_sent IS NOT NULL OR notice_sent IS NOT NULL)"
-        ).fetchone()
-        return bool(row[0])
+        return bool(self.db.execute(MAILED_ANYONE).fetchone()[0])
