@@ -507,3 +507,41 @@ def test_sighup_reloads_the_configuration_in_the_same_process(
     assert "configuration read again" in log
     assert sum(line.startswith("serving ") for line in log.splitlines()) == 2
     assert svc.terminate() == 0
+
+
+def test_a_reload_onto_a_broken_file_keeps_the_service(
+    server: SnapshotServer, tmp_path: Path, services: list[Service]
+) -> None:
+    """A second reader found that a reload onto a file that no longer loads ended the
+    service (and /unsubscribe with it): it goes on with the configuration it had."""
+    port = free_port()
+    config = service_config(server, tmp_path, port, fetch="0 0 1 1 *")
+    svc = Service(config, port)
+    services.append(svc)
+    svc.wait_for(lambda: "cycle done" in svc.log.read_text(), "the first cycle")
+    config.write_text(config.read_text(encoding="utf-8") + "\n[nonsense]\nkey = 1\n", "utf-8")
+    svc.proc.send_signal(signal.SIGHUP)
+    svc.wait_for(lambda: "configuration not read again" in svc.log.read_text(), "the refusal")
+    assert "nonsense" in svc.log.read_text()  # the error names the key
+    svc.wait_for(lambda: svc.health()[0] in (200, 503), "the service to answer again")
+    assert svc.terminate() == 0
+
+
+def test_a_stop_while_a_reload_finishes_its_work_stops(
+    server: SnapshotServer, tmp_path: Path, services: list[Service]
+) -> None:
+    """SIGTERM (systemctl stop) after SIGHUP, while the work in hand finishes: it stops, and
+    does not start again (systemd would kill the new one at its stop timeout)."""
+    port = free_port()
+    config = service_config(server, tmp_path, port, fetch="0 0 1 1 *")
+    server.add_fault("/news", Fault(status=200, delay=3.0))  # a slow page in hand
+    svc = Service(config, port)
+    services.append(svc)
+    svc.wait_for(lambda: server.hits("/news") > 0, "the first cycle to ask for the listing")
+    svc.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.3)
+    svc.proc.send_signal(signal.SIGTERM)
+    assert svc.proc.wait(timeout=60) == 0, svc.log.read_text()
+    log = svc.log.read_text()
+    assert "SIGTERM received: stopping, not starting again" in log
+    assert sum(line.startswith("serving ") for line in log.splitlines()) == 1

@@ -66,3 +66,35 @@ def test_a_run_or_fetch_stopped_in_a_pause_exits_128_plus_the_signal(
     assert "Traceback" not in err
     with Store(tmp_path / "iomfeed.db") as store:
         assert store.last_run_id() is not None  # the run was recorded, stopped, not lost
+
+
+def test_under_nohup_a_hangup_does_not_stop_a_run(server: SnapshotServer, tmp_path: Path) -> None:
+    """nohup ignores SIGHUP so that a closed terminal does not stop the command: iomfeed
+    leaves it ignored (a second reader found it took SIGHUP over)."""
+    text = CONFIG_FILE.read_text(encoding="utf-8").replace(LIVE_ORIGIN, server.origin)
+    config = tmp_path / "config.toml"
+    config.write_text(text.replace("min_delay = 0.5", f"min_delay = {PAUSE}"), encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "iomfeed", "--config", str(config), "run"],
+        cwd=tmp_path,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),  # as nohup does
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not server.requests and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.requests, "the first request never came"
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert proc.poll() is None  # still going
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 143, err
+    assert "SIGHUP" not in err

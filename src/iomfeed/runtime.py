@@ -148,7 +148,7 @@ class Runtime:
         back at the end."""
         import signal
 
-        from .stopping import Stop
+        from .stopping import Stop, stop_signals
 
         stop = self.stop = Stop()
 
@@ -159,10 +159,9 @@ class Runtime:
             )
             stop.set(signum)
 
-        # (SIGHUP too: a terminal closed, or a reload asked of a command that cannot
-        # reload, is a stop after the work in hand, not a death in the middle of it)
-        signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-        previous = {sig: signal.signal(sig, handler) for sig in signals}
+        # (SIGHUP too, unless nohup ignores it: a terminal closed, or a reload asked of a
+        # command that cannot reload, is a stop after the work in hand, not a death in it)
+        previous = {sig: signal.signal(sig, handler) for sig in stop_signals()}
         try:
             yield stop
         finally:

@@ -38,7 +38,7 @@ from .errors import (
 )
 from .lock import DEFAULT_WAIT, AlreadyRunning
 from .runtime import Runtime, open_runtime
-from .stopping import Stop
+from .stopping import Stop, stop_signals
 
 if TYPE_CHECKING:
     from .web_server import Server
@@ -245,6 +245,10 @@ class Service:
 
         def on_signal(signum: int, frame: object) -> None:
             if self.stop.requested:
+                if signum != signal.SIGHUP and self.stop.signal == signal.SIGHUP:
+                    self.stop.signal = signum  # a stop asked during a reload: no restart
+                    name = signal.Signals(signum).name
+                    log.info("%s received: stopping, not starting again", name)
                 return  # a second signal: already stopping
             then = "starting again" if signum == signal.SIGHUP else "stopping"
             log.info(
@@ -259,8 +263,7 @@ class Service:
                 target=_shut_down, args=(scheduler,), name="shutdown", daemon=True
             ).start()
 
-        signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-        return {sig: signal.signal(sig, on_signal) for sig in signals}
+        return {sig: signal.signal(sig, on_signal) for sig in stop_signals()}
 
 
 def _shut_down(scheduler: Any, wait_for_start: float = 30.0) -> None:

@@ -39,3 +39,12 @@ class Stop:
         :class:`StopRequested`, which the pipeline records as a stop, not a failure."""
         if self.sleep(seconds):
             raise StopRequested("stopped on request during a pause between requests")
+
+
+def stop_signals() -> tuple[int, ...]:
+    """The signals that stop the work after what is in hand: SIGHUP too, unless it is
+    ignored (``nohup``: whoever started it asked that a closed terminal not stop it)."""
+    import signal
+
+    hup = () if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else (signal.SIGHUP,)
+    return (signal.SIGTERM, signal.SIGINT, *hup)

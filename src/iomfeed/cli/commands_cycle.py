@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import Config
-from ..errors import IomfeedError, PublishError
+from ..errors import ConfigError, IomfeedError, PublishError
 from ..runtime import open_runtime
 from .exits import EXIT_OK, EXIT_SOURCE_FAILED, exit_stopped
 
@@ -108,8 +108,13 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
         code = service.run()
         if code or not service.reload_asked:
             return code
-        config = load_config(Path(args.config))  # a bad edit: a configuration error
-        logging.getLogger(__name__).info("configuration read again from %s", args.config)
+        log = logging.getLogger(__name__)
+        try:
+            config = load_config(Path(args.config))
+        except ConfigError as exc:  # a bad edit must not take the service (and /unsubscribe) down
+            log.error("configuration not read again: %s; going on with the one before", exc)
+            continue
+        log.info("configuration read again from %s", args.config)
 
 
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
