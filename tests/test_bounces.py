@@ -476,7 +476,9 @@ def test_no_mailto_is_advertised_where_nothing_reads_it(tmp_path: Path) -> None:
     """Without a bounce mailbox (or mail.unsubscribe_mailto set by hand), nothing would act
     on an unsubscribe mail: the List-Unsubscribe header gives only the https link."""
     assert digest_config(tmp_path).unsubscribe_mailto == ""
-    assert bounce_config(tmp_path).unsubscribe_mailto == "news@feeds.example.org"
+    # Where the bounce pass reads: the VERP address's mailbox, else the sender's.
+    assert bounce_config(tmp_path).unsubscribe_mailto == BOUNCE_ADDRESS
+    assert bounce_config(tmp_path, verp=False).unsubscribe_mailto == "news@feeds.example.org"
     handled = digest_config(tmp_path, mail={"unsubscribe_mailto": "leave@example.org"})
     assert handled.unsubscribe_mailto == "leave@example.org"
 

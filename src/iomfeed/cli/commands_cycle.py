@@ -7,6 +7,7 @@ check, and renders what came back; none holds a rule of its own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -79,7 +80,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
                 on_message=sending.step,
             )
         except IomfeedError as exc:  # as serve counts a failed cycle: for status, alerts
-            record_job(rt.store, "cycle", exc)
+            with contextlib.suppress(IomfeedError):  # (the store may be why it failed)
+                record_job(rt.store, "cycle", exc)
             raise
         finally:
             fetching.close()

@@ -411,11 +411,14 @@ class Config:
 
     @property
     def unsubscribe_mailto(self) -> str:
-        """The List-Unsubscribe mailto address: the one set, else ``from_address`` when a
-        bounce mailbox is read (where such a mail is acted on), else none ('')."""
+        """The List-Unsubscribe mailto address: the one set, else, when a bounce mailbox is
+        read (whose pass acts on such mail), the address whose mail reaches it
+        (``bounce_address``, or ``from_address`` without VERP), else none ('')."""
         if self.mail.unsubscribe_mailto:
             return self.mail.unsubscribe_mailto
-        return self.mail.from_address if self.bounces.configured else ""
+        if not self.bounces.configured:
+            return ""
+        return self.mail.bounce_address or self.mail.from_address
 
     def source(self, name: str) -> SourceConfig:
         for src in self.sources:
