@@ -148,38 +148,23 @@ def secret_problem(config: Config, database: Path) -> str | None:
     read-only connection: nothing is migrated or written, so checking a new release's
     configuration against a store an older one still runs on changes nothing. None when
     it cannot be told (no store, an older or damaged one: the commands that open it say)."""
-    import sqlite3
-
-    from ..store.sent import MAILED_ANYONE
+    from ..store.sent import peek_settings
 
     value = check_secret(config)
-    try:
-        db = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
-    except (sqlite3.Error, OSError):
+    found = peek_settings(database, (_FINGERPRINT, _STORED_SECRET))
+    if found is None:
         return None
-    try:
-        known = _setting(db, _FINGERPRINT)
-        if not known:
-            return None
-        if value:
-            secret, where = value.encode("utf-8"), _FROM_ENVIRONMENT
-        else:  # the database's secret, or a new one it would make
-            secret, where = (_setting(db, _STORED_SECRET) or "").encode(), _FROM_DATABASE
-        if secret and _fingerprint(secret) == known.split()[0]:
-            return None
-        return _changed(config, known, where) if db.execute(MAILED_ANYONE).fetchone()[0] else None
-    except sqlite3.Error:
+    settings, mailed = found
+    known = settings.get(_FINGERPRINT)
+    if not known:
         return None
-    finally:
-        db.close()
-
-
-def _setting(db: object, key: str) -> str | None:
-    import sqlite3
-
-    assert isinstance(db, sqlite3.Connection)
-    row = db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
-    return None if row is None else str(row[0])
+    if value:
+        secret, where = value.encode("utf-8"), _FROM_ENVIRONMENT
+    else:  # the database's secret, or a new one it would make
+        secret, where = settings.get(_STORED_SECRET, "").encode(), _FROM_DATABASE
+    if secret and _fingerprint(secret) == known.split()[0]:
+        return None
+    return _changed(config, known, where) if mailed else None
 
 
 def _said(where: str, name: str) -> str:

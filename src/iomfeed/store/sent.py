@@ -7,6 +7,7 @@ the longest window are pruned as new ones are counted."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from .base import StoreBase, parse, utc
 
@@ -46,3 +47,24 @@ class SentMailMixin(StoreBase):
         """Whether any message with a subscriber's links (a digest's delivery, a sign-up's
         confirmation or notice) was ever sent: links signed with the list's secret."""
         return bool(self.db.execute(MAILED_ANYONE).fetchone()[0])
+
+
+def peek_settings(database: Path, keys: tuple[str, ...]) -> tuple[dict[str, str], bool] | None:
+    """Settings and whether mail with links went out, read through a read-only connection:
+    nothing migrated or written (``iomfeed check``). None when it cannot be told (no store,
+    an older or damaged one)."""
+    import sqlite3
+
+    try:
+        db = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
+    except (sqlite3.Error, OSError):
+        return None
+    try:
+        marks = ",".join("?" * len(keys))
+        rows = db.execute(f"SELECT key, value FROM settings WHERE key IN ({marks})", keys)
+        found = {str(k): str(v) for k, v in rows}
+        return found, bool(db.execute(MAILED_ANYONE).fetchone()[0])
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
