@@ -56,7 +56,11 @@ def peek_settings(database: Path, keys: tuple[str, ...]) -> tuple[dict[str, str]
     import sqlite3
 
     try:
-        db = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
+        # With no -wal beside it the file holds everything: read it as immutable, which
+        # makes no -wal or -shm either (a plain read-only open would).
+        wal = database.with_name(database.name + "-wal").exists()
+        flags = "mode=ro" if wal else "mode=ro&immutable=1"
+        db = sqlite3.connect(f"{database.resolve().as_uri()}?{flags}", uri=True)
     except (sqlite3.Error, OSError):
         return None
     try:
