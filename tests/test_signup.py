@@ -27,10 +27,9 @@ from iomfeed.consent import (
     State,
     confirm_token,
     preferences_token,
-    suppression_hash,
     truncate_ip,
 )
-from iomfeed.digest.unsubscribe import BadToken, load_secret
+from iomfeed.digest.unsubscribe import BadToken, load_secret, suppression_keys
 from iomfeed.errors import BadAddress, DeliveryError, InputError
 from iomfeed.runtime import Runtime, open_runtime
 from iomfeed.signup import ConfirmOutcome, SignedUp, SignUpOutcome, confirm, sign_up
@@ -304,9 +303,9 @@ def test_only_active_subscribers_not_paused_get_a_digest(
     setup: tuple[Config, Runtime, Outbox],
 ) -> None:
     config, rt, _ = setup
-    secret = load_secret(config, rt.store)
+    secret, keys = load_secret(config, rt.store), suppression_keys(config, rt.store)
     for name in ("active", "paused", "resumed", "later"):
-        subscribe(rt.store, f"{name}@example.org", "", "en", NOW, languages=("en",), secret=secret)
+        subscribe(rt.store, f"{name}@example.org", "", "en", NOW, languages=("en",), keys=keys)
     join(config, rt, NOW, "pending@example.org")
     ids = {}
     for name in ("paused", "resumed", "later"):
@@ -416,8 +415,8 @@ def test_export_holds_everything_and_forget_keeps_only_a_hash(
     assert done.found and done.address == ANA
     dump = "\n".join(sqlite3.connect(config.database_path).iterdump())
     assert "ana@" not in dump.lower() and "Hoxha" not in dump
-    secret = load_secret(config, rt.store)
-    assert rt.store.is_suppressed(suppression_hash(secret, "ANA@example.org"))
+    keys = suppression_keys(config, rt.store)
+    assert rt.store.is_suppressed(keys.hash("ANA@example.org"))
     assert rt.store.delivery_totals(record.id) == {"failed": 1}  # the ledger keeps its row
     with pytest.raises(BadToken):
         preferences_holder(rt.store, config, token)
@@ -425,21 +424,21 @@ def test_export_holds_everything_and_forget_keeps_only_a_hash(
 
     # No import or operator add brings them back without --resubscribe ...
     read = read_csv(f"{ANA},Ana,en\nnew@example.org,,en\n".encode(), languages=("en",))
-    done_import = import_rows(rt.store, read, NOW, secret=secret)
+    done_import = import_rows(rt.store, read, NOW, keys=keys)
     assert done_import.added == 1 and [p.address for p in done_import.suppressed] == [ANA]
-    again = subscribe(rt.store, ANA, "", "en", NOW, languages=("en",), secret=secret)
+    again = subscribe(rt.store, ANA, "", "en", NOW, languages=("en",), keys=keys)
     assert again.joined is Joined.SUPPRESSED and rt.store.profile(address=ANA) is None
     # ... and signing up themselves is a new double opt-in, which lifts the suppression.
     assert join(config, rt, NOW + timedelta(days=2)) is SignUpOutcome.CONFIRMATION_SENT
-    assert rt.store.is_suppressed(suppression_hash(secret, ANA))
+    assert rt.store.is_suppressed(keys.hash(ANA))
     do_confirm(config, rt, link(outbox.new()[0], "confirm"), NOW + timedelta(days=2))
-    assert not rt.store.is_suppressed(suppression_hash(secret, ANA))
+    assert not rt.store.is_suppressed(keys.hash(ANA))
     back = rt.store.profile(address=ANA)
     assert back is not None and back.state is State.ACTIVE and back.id != profile.id
 
     # Forgetting an address nobody has suppresses it all the same; a bad one is refused.
     assert not forget(rt.store, config, "stranger@example.org", NOW).found
-    assert rt.store.is_suppressed(suppression_hash(secret, "stranger@example.org"))
+    assert rt.store.is_suppressed(keys.hash("stranger@example.org"))
     with pytest.raises(InputError):
         forget(rt.store, config, "not an address", NOW)
 
@@ -448,28 +447,28 @@ def test_import_reports_who_left_and_resubscribe_brings_them_back(
     setup: tuple[Config, Runtime, Outbox],
 ) -> None:
     config, rt, _ = setup
-    secret = load_secret(config, rt.store)
+    keys = suppression_keys(config, rt.store)
     for who in ("left@example.org", "gone@example.org"):
-        subscribe(rt.store, who, "", "en", NOW, languages=("en",), secret=secret)
+        subscribe(rt.store, who, "", "en", NOW, languages=("en",), keys=keys)
     rt.store.set_subscriber_status("left@example.org", "unsubscribed", "test", NOW)
     forget(rt.store, config, "gone@example.org", NOW)
     read = read_csv(
         b"left@example.org,L,en\ngone@example.org,G,en\nnew@example.org,N,en\n", languages=("en",)
     )
-    plain = import_rows(rt.store, read, NOW, secret=secret)
+    plain = import_rows(rt.store, read, NOW, keys=keys)
     assert (plain.added, [p.line for p in plain.left], [p.line for p in plain.suppressed]) == (
         1,
         [1],
         [2],
     )
     fresh = NOW + timedelta(days=1)
-    again = import_rows(rt.store, read, fresh, secret=secret, resubscribe=True)
+    again = import_rows(rt.store, read, fresh, keys=keys, resubscribe=True)
     assert (again.added, again.resubscribed, again.unchanged) == (2, 2, 1)
     for who in ("left@example.org", "gone@example.org"):
         profile = rt.store.profile(address=who)
         assert profile is not None and profile.state is State.ACTIVE
         assert (profile.consent.via, profile.consent.at) == (ConsentVia.CSV_IMPORT, fresh)
-    assert not rt.store.is_suppressed(suppression_hash(secret, "gone@example.org"))
+    assert not rt.store.is_suppressed(keys.hash("gone@example.org"))
 
 
 def test_a_stranger_signing_up_someone_who_left_does_not_undo_their_unsubscribe(
@@ -480,9 +479,9 @@ def test_a_stranger_signing_up_someone_who_left_does_not_undo_their_unsubscribe(
     active behind their back, and ``subscribers show`` still says when and why they left.
     Their own confirmation brings them back, the old departure forgotten."""
     config, rt, outbox = setup
-    secret = load_secret(config, rt.store)
+    keys = suppression_keys(config, rt.store)
     for who in (ANA, "control@example.org"):
-        subscribe(rt.store, who, "Cara Dervishi", "sq", NOW, languages=("en", "sq"), secret=secret)
+        subscribe(rt.store, who, "Cara Dervishi", "sq", NOW, languages=("en", "sq"), keys=keys)
     rt.store.set_subscriber_status(ANA, "unsubscribed", "one-click unsubscribe", NOW)
     rt.store.set_subscriber_status("control@example.org", "bounced", "550 no such user", NOW)
     as_left = rt.store.profile(address="control@example.org")
@@ -498,7 +497,7 @@ def test_a_stranger_signing_up_someone_who_left_does_not_undo_their_unsubscribe(
     assert any(line.endswith(shown) for line in profile_lines(pending, [], later))
 
     read = read_csv(b"control@example.org,C,en\nana@example.org,A,en\n", languages=("en",))
-    done = import_rows(rt.store, read, later, secret=secret)
+    done = import_rows(rt.store, read, later, keys=keys)
     assert (done.added, [p.line for p in done.left]) == (0, [1, 2])
     assert rt.store.add_subscriber(Subscriber(ANA, "", "en"), later) == "left"
     still = rt.store.profile(address=ANA)
@@ -538,14 +537,14 @@ def test_the_operator_bringing_back_someone_with_a_sign_up_waiting_restores_thei
     a stranger's sign-up for them waits: active again with their own name, language and
     categories, not the ones the form was given, and nothing left aside."""
     config, rt, outbox = setup
-    secret = load_secret(config, rt.store)
-    subscribe(rt.store, ANA, "Cara Dervishi", "sq", NOW, languages=("en", "sq"), secret=secret)
+    keys = suppression_keys(config, rt.store)
+    subscribe(rt.store, ANA, "Cara Dervishi", "sq", NOW, languages=("en", "sq"), keys=keys)
     rt.store.set_subscriber_status(ANA, "unsubscribed", "one-click unsubscribe", NOW)
     assert join(config, rt, NOW) is SignUpOutcome.CONFIRMATION_SENT  # as "Ana Hoxha", en
     [message] = outbox.new()
     later = NOW + timedelta(days=1)
     done = subscribe(
-        rt.store, ANA, "", "en", later, languages=("en", "sq"), secret=secret, resubscribe=True
+        rt.store, ANA, "", "en", later, languages=("en", "sq"), keys=keys, resubscribe=True
     )
     assert done.joined is Joined.ADDED
     back = rt.store.profile(address=ANA)
@@ -566,8 +565,8 @@ def test_a_sign_up_waiting_from_before_the_kept_record_is_dropped_as_it_stands(
     """A store made before the record was kept aside has such sign-ups with nothing kept:
     dropping one restores the state they left in and leaves the rest as it is."""
     config, rt, _outbox = setup
-    secret = load_secret(config, rt.store)
-    subscribe(rt.store, ANA, "Cara", "en", NOW, languages=("en",), secret=secret)
+    keys = suppression_keys(config, rt.store)
+    subscribe(rt.store, ANA, "Cara", "en", NOW, languages=("en",), keys=keys)
     rt.store.set_subscriber_status(ANA, "unsubscribed", "one-click unsubscribe", NOW)
     assert join(config, rt, NOW) is SignUpOutcome.CONFIRMATION_SENT
     rt.store.db.execute("UPDATE subscribers SET left_profile = ''")  # as the old step left it
@@ -584,9 +583,9 @@ def test_the_ids_in_confirmation_links_do_not_tell_whether_an_address_is_known(
     theirs, and reads the ids in the two confirmation links: one apart, a new address took
     none, so it was known. Every sign-up now uses up one id, whatever the state."""
     config, rt, outbox = setup
-    secret = load_secret(config, rt.store)
-    subscribe(rt.store, "active@example.org", "", "en", NOW, languages=("en",), secret=secret)
-    subscribe(rt.store, "left@example.org", "", "en", NOW, languages=("en",), secret=secret)
+    keys = suppression_keys(config, rt.store)
+    subscribe(rt.store, "active@example.org", "", "en", NOW, languages=("en",), keys=keys)
+    subscribe(rt.store, "left@example.org", "", "en", NOW, languages=("en",), keys=keys)
     rt.store.set_subscriber_status("left@example.org", "unsubscribed", "test", NOW)
     assert join(config, rt, NOW, "pending@example.org") is SignUpOutcome.CONFIRMATION_SENT
     later = NOW + timedelta(days=2)
@@ -614,9 +613,9 @@ def test_a_sign_up_taken_up_by_another_process_mid_send_sends_no_second_message(
     from the mailer, on a connection of its own), is held; and one that does not go is
     uncounted, so the next sign-up sends it."""
     config, rt, outbox = setup
-    secret = load_secret(config, rt.store)
+    keys = suppression_keys(config, rt.store)
     if state in ("unsubscribed", "active"):
-        subscribe(rt.store, ANA, "", "en", NOW, languages=("en",), secret=secret)
+        subscribe(rt.store, ANA, "", "en", NOW, languages=("en",), keys=keys)
     if state == "unsubscribed":
         rt.store.set_subscriber_status(ANA, "unsubscribed", "test", NOW)
     later = NOW + timedelta(days=2)
@@ -754,9 +753,9 @@ def test_forgetting_someone_mid_send_skips_them_and_the_send_finishes(
 
     config, rt, outbox = setup
     add_items(rt.store, range(1, 4), NOW - timedelta(days=1))
-    secret = load_secret(config, rt.store)
+    keys = suppression_keys(config, rt.store)
     for who in (ANA, "ben@example.org", "cleo@example.org"):
-        subscribe(rt.store, who, "", "en", NOW, languages=("en",), secret=secret)
+        subscribe(rt.store, who, "", "en", NOW, languages=("en",), keys=keys)
     items = [i.id for i in rt.store.items()]
     record = rt.store.create_digest(
         created=NOW, since=None, cutoff=NOW, item_ids=items, left_out=[], more=0

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from iomfeed.digest.unsubscribe import BadToken, load_secret, make_token
+from iomfeed.consent import SuppressionKeys
+from iomfeed.digest.unsubscribe import BadToken, load_secret, make_token, suppression_keys
 from iomfeed.errors import InputError
 from iomfeed.runtime import open_runtime
 from iomfeed.subscriptions import (
@@ -25,7 +26,7 @@ from .conftest import CONFIG_FILE, NOW
 from .digestkit import digest_config
 
 LANGS = ("en", "sq")
-SECRET = b"a test secret of some length"
+KEYS = SuppressionKeys(b"a test key of some length")
 
 
 def test_who_left_comes_back_only_when_they_ask(tmp_path: Path) -> None:
@@ -33,12 +34,12 @@ def test_who_left_comes_back_only_when_they_ask(tmp_path: Path) -> None:
     with open_runtime(config, clock=lambda: NOW) as rt:
         store = rt.store
         first = subscribe(
-            store, " Ana@Example.ORG ", "  Ana   Hoxha ", "sq", NOW, languages=LANGS, secret=SECRET
+            store, " Ana@Example.ORG ", "  Ana   Hoxha ", "sq", NOW, languages=LANGS, keys=KEYS
         )
         assert first.address == "Ana@example.org" and first.joined is Joined.ADDED
         assert getattr(store.subscriber(first.address), "name", None) == "Ana Hoxha"
         assert (
-            subscribe(store, first.address, "", "sq", NOW, languages=LANGS, secret=SECRET).joined
+            subscribe(store, first.address, "", "sq", NOW, languages=LANGS, keys=KEYS).joined
             is Joined.EXISTS
         )
         address, before = remove(store, first.address, "asked by phone", NOW)
@@ -49,24 +50,24 @@ def test_who_left_comes_back_only_when_they_ask(tmp_path: Path) -> None:
         kept = store.subscriber(first.address)
         assert kept is not None and (kept.left, kept.reason) == (NOW, "asked by phone")
         assert (
-            subscribe(store, first.address, "", "sq", NOW, languages=LANGS, secret=SECRET).joined
+            subscribe(store, first.address, "", "sq", NOW, languages=LANGS, keys=KEYS).joined
             is Joined.LEFT
         )
         back = subscribe(
-            store, first.address, "", "sq", NOW, languages=LANGS, secret=SECRET, resubscribe=True
+            store, first.address, "", "sq", NOW, languages=LANGS, keys=KEYS, resubscribe=True
         )
         assert back.joined is Joined.ADDED
         assert getattr(store.subscriber(first.address), "status", None) == "active"
         assert remove(store, "nobody@example.org", "x", NOW) == ("nobody@example.org", None)
         with pytest.raises(InputError, match=r"^not-an-address: "):
-            subscribe(store, "not-an-address", "", "en", NOW, languages=LANGS, secret=SECRET)
+            subscribe(store, "not-an-address", "", "en", NOW, languages=LANGS, keys=KEYS)
 
 
 def test_a_token_proves_who_leaves_and_leaving_twice_changes_nothing(tmp_path: Path) -> None:
     config = digest_config(tmp_path)
     with open_runtime(config) as rt:
         store = rt.store
-        subscribe(store, "reader@example.org", "", "en", NOW, languages=LANGS, secret=SECRET)
+        subscribe(store, "reader@example.org", "", "en", NOW, languages=LANGS, keys=KEYS)
         sub = store.subscriber("reader@example.org")
         assert sub is not None
         token = make_token(load_secret(config, store), config.list_id, sub.id, sub.address)
@@ -94,9 +95,9 @@ def test_an_import_adds_new_rows_and_lists_who_left(tmp_path: Path) -> None:
         languages=LANGS,
     )
     with open_runtime(config) as rt:
-        subscribe(rt.store, "b@example.org", "", "en", NOW, languages=LANGS, secret=SECRET)
+        subscribe(rt.store, "b@example.org", "", "en", NOW, languages=LANGS, keys=KEYS)
         remove(rt.store, "b@example.org", "left", NOW)
-        done = import_rows(rt.store, read, NOW, secret=SECRET)
+        done = import_rows(rt.store, read, NOW, keys=KEYS)
     assert (done.added, done.unchanged) == (1, 0)
     assert [(p.line, p.address) for p in done.notes] == [(3, "b@example.org"), (4, "bad")]
 
@@ -120,7 +121,15 @@ def test_the_secret_that_signed_mail_already_sent_is_not_swapped_silently(
         monkeypatch.setenv(name, "a second secret, long enough")
         second = load_secret(config, store)  # nothing mailed yet: a change is fine
         assert second != first
-        subscribe(store, "reader@example.org", "", "en", NOW, languages=LANGS, secret=second)
+        subscribe(
+            store,
+            "reader@example.org",
+            "",
+            "en",
+            NOW,
+            languages=LANGS,
+            keys=suppression_keys(config, store),
+        )
         sub = store.subscriber("reader@example.org")
         assert sub is not None
         store.mark_sign_up_mail(sub.id, "confirm_sent", NOW)  # its links went out
@@ -158,8 +167,9 @@ def test_check_sees_a_lost_secret_without_touching_the_store(
     name = config.mail.secret_env
     monkeypatch.setenv(name, "the only secret, long enough")
     with open_runtime(config) as rt:
-        secret = load_secret(config, rt.store)
-        subscribe(rt.store, "reader@example.org", "", "en", NOW, languages=LANGS, secret=secret)
+        load_secret(config, rt.store)  # as mailing the confirmation does: noted as the one
+        keys = suppression_keys(config, rt.store)
+        subscribe(rt.store, "reader@example.org", "", "en", NOW, languages=LANGS, keys=keys)
         sub = rt.store.subscriber("reader@example.org")
         assert sub is not None
         rt.store.mark_sign_up_mail(sub.id, "confirm_sent", NOW)

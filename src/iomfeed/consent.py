@@ -154,12 +154,33 @@ def verify_preferences_token(secret: bytes, list_id: str, token: str, address: s
     return subscriber_id
 
 
-def suppression_hash(secret: bytes, address: str) -> str:
-    """The key under which a forgotten address is kept: HMAC-SHA256 with the list's secret
-    of the address lower-cased (hex). Without the secret the hash cannot be tested against
-    guessed addresses."""
+def suppression_hash(key: bytes, address: str) -> str:
+    """The key under which a forgotten address is kept: HMAC-SHA256 with ``key`` of the
+    address lower-cased (hex). Without the key the hash cannot be tested against guessed
+    addresses."""
     message = f"{_SUPPRESS}\0{address.strip().lower()}".encode()
-    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressionKeys:
+    """What forgotten addresses are hashed with: the list's ``own`` key, kept in the store
+    and never changed, so a new signing secret cannot let an import add a forgotten person
+    back; and ``earlier``, the signing secret, for entries kept before the list had a key
+    of its own (None when there are none, or no longer a way to match them)."""
+
+    own: bytes
+    earlier: bytes | None = None
+
+    def hash(self, address: str) -> str:
+        """The hash a new entry is kept under."""
+        return suppression_hash(self.own, address)
+
+    def hashes(self, address: str) -> tuple[str, ...]:
+        """Every hash an entry for ``address`` may be kept under."""
+        if self.earlier is None:
+            return (self.hash(address),)
+        return self.hash(address), suppression_hash(self.earlier, address)
 
 
 def truncate_ip(raw: str) -> str:

@@ -31,10 +31,10 @@ from .consent import (
     ConsentVia,
     Profile,
     State,
+    SuppressionKeys,
     confirm_token,
     confirm_token_parts,
     preferences_token,
-    suppression_hash,
     truncate_ip,
     verify_confirm_token,
 )
@@ -91,6 +91,12 @@ def _secret(config: Config, store: Store) -> bytes:
     from .digest.unsubscribe import load_secret
 
     return load_secret(config, store)
+
+
+def _suppression_keys(config: Config, store: Store) -> SuppressionKeys:
+    from .digest.unsubscribe import suppression_keys
+
+    return suppression_keys(config, store)
 
 
 def clean_categories(categories: Sequence[str]) -> tuple[str, ...]:
@@ -377,7 +383,7 @@ def confirm(store: Store, config: Config, mailer: Mailer, token: str, now: datet
     if profile.state is not State.PENDING:
         return Confirmed(ConfirmOutcome.NOT_PENDING, profile.address, "")
     store.activate(profile.id, now)
-    store.unsuppress(suppression_hash(_secret(config, store), profile.address))
+    store.unsuppress(*_suppression_keys(config, store).hashes(profile.address))
     links = _member_links(store, config, profile)
     error = _mail(store, config, mailer, Notice.WELCOME, profile, links, now)
     return Confirmed(ConfirmOutcome.CONFIRMED, profile.address, links.preferences, error)

@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from .consent import ConsentVia, State, suppression_hash
+from .consent import ConsentVia, State, SuppressionKeys
 from .errors import BadAddress, InputError
 from .subscribers import RowProblem, Subscriber, normalize_address, normalize_language
 
@@ -87,13 +87,13 @@ def subscribe(
     now: datetime,
     *,
     languages: tuple[str, ...],
-    secret: bytes,
+    keys: SuppressionKeys,
     resubscribe: bool = False,
     via: ConsentVia = ConsentVia.COMMAND_LINE,
 ) -> Subscribed:
     """Subscribe one address (checked, the name's spaces tidied), recording the operator's
     consent as given ``via`` (as of ``now``). Someone who left, or was forgotten on request
-    (their address's hash, made with ``secret``, is suppressed), is added again only with
+    (their address's hash, made with ``keys``, is suppressed), is added again only with
     ``resubscribe``, when they asked to come back. Raises :class:`InputError` naming the
     address when it or the language is unusable."""
     try:
@@ -104,17 +104,22 @@ def subscribe(
         )
     except InputError as exc:
         raise InputError(f"{address}: {exc}") from None
-    return Subscribed(sub.address, _join(store, sub, now, secret, resubscribe, via))
+    return Subscribed(sub.address, _join(store, sub, now, keys, resubscribe, via))
 
 
 def _join(
-    store: Store, sub: Subscriber, now: datetime, secret: bytes, again: bool, via: ConsentVia
+    store: Store,
+    sub: Subscriber,
+    now: datetime,
+    keys: SuppressionKeys,
+    again: bool,
+    via: ConsentVia,
 ) -> Joined:
-    suppression = suppression_hash(secret, sub.address)
-    if store.is_suppressed(suppression):
+    suppressions = keys.hashes(sub.address)
+    if store.is_suppressed(*suppressions):
         if not again:
             return Joined.SUPPRESSED
-        store.unsuppress(suppression)
+        store.unsuppress(*suppressions)
     joined = Joined(store.add_subscriber(sub, now, via))
     if joined is Joined.LEFT and again:
         store.resubscribe(sub.address, now, via)
@@ -151,7 +156,12 @@ def read_csv(data: bytes, *, languages: tuple[str, ...]) -> CsvRead:
 
 
 def import_rows(
-    store: Store, read: CsvRead, now: datetime, *, secret: bytes, resubscribe: bool = False
+    store: Store,
+    read: CsvRead,
+    now: datetime,
+    *,
+    keys: SuppressionKeys,
+    resubscribe: bool = False,
 ) -> Imported:
     """Import what :func:`read_csv` read, recording consent as given by CSV import: every
     good row is added, re-imported ones count as unchanged; people who left and people
@@ -162,8 +172,8 @@ def import_rows(
     left, suppressed = list(read.left), []
     for line, sub in read.rows:
         was = store.subscriber(sub.address)
-        hidden = store.is_suppressed(suppression_hash(secret, sub.address))
-        joined = _join(store, sub, now, secret, resubscribe, ConsentVia.CSV_IMPORT)
+        hidden = store.is_suppressed(*keys.hashes(sub.address))
+        joined = _join(store, sub, now, keys, resubscribe, ConsentVia.CSV_IMPORT)
         if joined is Joined.ADDED:
             added += 1
             back += hidden or (was is not None and was.status in ("unsubscribed", "bounced"))
@@ -295,12 +305,12 @@ def export_data(store: Store, config: Config, token: str) -> dict[str, Any]:
 
 def forget(store: Store, config: Config, address: str, now: datetime) -> Forgotten:
     """Erase ``address`` and its name from the list and keep only a keyed hash of the
-    address (HMAC-SHA256 with the list's secret), so no import re-adds it without
-    ``--resubscribe`` and a sign-up starts a new double opt-in. The ledger keeps its rows
-    (for the digests' totals) with no address and no server replies. An address nobody
-    has is suppressed all the same. Raises :class:`InputError` for an unusable address
-    that is not on the list."""
-    from .digest.unsubscribe import load_secret
+    address (HMAC-SHA256 with the list's own key, which no new signing secret changes), so
+    no import re-adds it without ``--resubscribe`` and a sign-up starts a new double
+    opt-in. The ledger keeps its rows (for the digests' totals) with no address and no
+    server replies. An address nobody has is suppressed all the same. Raises
+    :class:`InputError` for an unusable address that is not on the list."""
+    from .digest.unsubscribe import suppression_keys
 
     try:
         found = normalize_address(address)
@@ -308,11 +318,11 @@ def forget(store: Store, config: Config, address: str, now: datetime) -> Forgott
         if store.profile(address=address.strip()) is None:
             raise InputError(f"{address}: {exc}") from None
         found = address.strip()
-    secret = load_secret(config, store)
+    keys = suppression_keys(config, store)
     store.drop_queued_sign_ups(found)  # a web sign-up not yet acted on is forgotten too
     profile = store.profile(address=found)
     if profile is None:
-        store.suppress(suppression_hash(secret, found), now)
+        store.suppress(keys.hash(found), now)
         return Forgotten(found, False)
-    store.forget_subscriber(profile.id, suppression_hash(secret, found), now)
+    store.forget_subscriber(profile.id, keys.hash(found), now)
     return Forgotten(found, True)

@@ -58,7 +58,7 @@ def cmd_subscribers(args: argparse.Namespace, config: Config) -> int:
 
 
 def _add(args: argparse.Namespace, rt: Runtime) -> int:
-    from ..digest.unsubscribe import load_secret
+    from ..digest.unsubscribe import suppression_keys
     from ..subscriptions import Joined, subscribe
 
     done = subscribe(
@@ -68,7 +68,7 @@ def _add(args: argparse.Namespace, rt: Runtime) -> int:
         args.lang or rt.config.digest.languages[0],
         rt.clock(),
         languages=rt.config.digest.languages,
-        secret=load_secret(rt.config, rt.store),
+        keys=suppression_keys(rt.config, rt.store),
         resubscribe=args.resubscribe,
     )
     messages = {
@@ -181,11 +181,11 @@ def _import(path: Path, config: Config, *, resubscribe: bool) -> int:
         raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
-    from ..digest.unsubscribe import load_secret
+    from ..digest.unsubscribe import suppression_keys
 
     with open_runtime(config) as rt:
-        secret = load_secret(config, rt.store)
-        done = import_rows(rt.store, read, rt.clock(), secret=secret, resubscribe=resubscribe)
+        keys = suppression_keys(config, rt.store)
+        done = import_rows(rt.store, read, rt.clock(), keys=keys, resubscribe=resubscribe)
     for note in done.notes:
         print(f"{path}: {note}", file=sys.stderr)
     if read.not_utf8:

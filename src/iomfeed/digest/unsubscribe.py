@@ -24,6 +24,7 @@ from ..errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from ..config import Config
+    from ..consent import SuppressionKeys
     from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -175,8 +176,47 @@ def _said(where: str, name: str) -> str:
 
 def accept_secret(config: Config, store: Store) -> str:
     """``iomfeed check --new-secret``: sign with the secret at hand from now on, whatever
-    signed the links already mailed (they stop working); which secret that is, in words."""
+    signed the links already mailed (they stop working); which secret that is, in words.
+    Forgotten addresses kept before the list had a key of its own were hashed with the old
+    secret: they stay matched when that is the database's, which stays kept; otherwise the
+    words say they no longer are."""
+    known = store.setting(_FINGERPRINT)
     store.drop_setting(_FINGERPRINT)
-    load_secret(config, store)
+    secret = load_secret(config, store)
     where = _FROM_ENVIRONMENT if check_secret(config) else _FROM_DATABASE
-    return _said(where, config.mail.secret_env)
+    words = _said(where, config.mail.secret_env)
+    if store.setting(_EARLIER_SUPPRESSIONS) != _WITH_SIGNING_SECRET or known is None:
+        return words
+    stored = store.setting(_STORED_SECRET)
+    old = known.split()[0]
+    if _fingerprint(secret) == old:
+        return words
+    if stored is not None and _fingerprint(stored.encode()) == old:
+        store.set_setting(_EARLIER_SUPPRESSIONS, _WITH_STORED_SECRET)
+        return words
+    store.drop_setting(_EARLIER_SUPPRESSIONS)
+    return (
+        f"{words}; addresses forgotten before this release were kept under the old secret"
+        " and are no longer recognised: an import or 'subscribers add' could add them back"
+    )
+
+
+def suppression_keys(config: Config, store: Store) -> SuppressionKeys:
+    """What forgotten addresses are hashed with: the list's own key (made on first use)
+    and, while entries from before it are kept, the secret that hashed those."""
+    from ..consent import SuppressionKeys
+
+    own = store.setting_default(_SUPPRESSION_KEY, lambda: secrets.token_urlsafe(32))
+    earlier: bytes | None = None
+    how = store.setting(_EARLIER_SUPPRESSIONS)
+    if how == _WITH_SIGNING_SECRET:
+        earlier = load_secret(config, store)
+    elif how == _WITH_STORED_SECRET:
+        earlier = (store.setting(_STORED_SECRET) or "").encode() or None
+    return SuppressionKeys(own.encode(), earlier)
+
+
+_SUPPRESSION_KEY = "suppression_key"
+#: Set by the schema step that gave the list its own key, when entries were kept already.
+_EARLIER_SUPPRESSIONS = "suppressed_with_signing_secret"
+_WITH_SIGNING_SECRET, _WITH_STORED_SECRET = "1", "database"

@@ -108,3 +108,12 @@ LEFT_PROFILE_STEP = """
     -- confirmed one makes the new sign-up's theirs
     ALTER TABLE subscribers ADD COLUMN left_profile TEXT NOT NULL DEFAULT '';
     """
+
+SUPPRESSION_KEY_STEP = """
+    -- issue 13 (review): forgotten addresses are hashed with a key of the list's own, kept
+    -- in settings and made on first use, which no change of the signing secret touches.
+    -- Entries already kept were hashed with the signing secret: this notes that there are
+    -- some, and they are matched with it as well (iomfeed.digest.unsubscribe).
+    INSERT INTO settings (key, value)
+        SELECT 'suppressed_with_signing_secret', '1' WHERE EXISTS (SELECT 1 FROM suppressed);
+    """

@@ -380,13 +380,16 @@ class SubscribersMixin(StoreBase):
             "INSERT OR IGNORE INTO suppressed (hash, since) VALUES (?, ?)", (suppression, utc(now))
         )
 
-    def is_suppressed(self, suppression: str) -> bool:
-        row = self.db.execute("SELECT 1 FROM suppressed WHERE hash = ?", (suppression,))
+    def is_suppressed(self, *suppressions: str) -> bool:
+        """Whether an entry is kept under any of ``suppressions`` (an address's hashes)."""
+        marks = ",".join("?" * len(suppressions))
+        row = self.db.execute(f"SELECT 1 FROM suppressed WHERE hash IN ({marks})", suppressions)
         return row.fetchone() is not None
 
-    def unsuppress(self, suppression: str) -> bool:
-        """Drop a suppression entry (the person gave fresh consent)."""
-        cur = self.db.execute("DELETE FROM suppressed WHERE hash = ?", (suppression,))
+    def unsuppress(self, *suppressions: str) -> bool:
+        """Drop the entries kept under ``suppressions`` (the person gave fresh consent)."""
+        marks = ",".join("?" * len(suppressions))
+        cur = self.db.execute(f"DELETE FROM suppressed WHERE hash IN ({marks})", suppressions)
         return cur.rowcount > 0
 
     def kept_profile(self, subscriber_id: int) -> dict[str, Any]:

@@ -1,0 +1,126 @@
+"""Forgotten addresses are hashed with a key of the list's own: a new signing secret
+(``check --new-secret``, or a change made before any mail) cannot let an import or an
+operator's ``add`` bring a forgotten person back. Entries kept before that key existed were
+hashed with the signing secret, and stay matched while that secret can still be had."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from iomfeed.config import Config
+from iomfeed.consent import suppression_hash
+from iomfeed.digest.unsubscribe import accept_secret, load_secret, suppression_keys
+from iomfeed.runtime import open_runtime
+from iomfeed.store import Store
+from iomfeed.subscriptions import Joined, forget, import_rows, read_csv, subscribe
+
+from .conftest import NOW
+from .digestkit import digest_config
+from .schemakit import database_before
+
+GONE = "gone@example.org"
+FIRST, SECOND = "the first secret, long enough", "a second secret, long enough"
+STEP = "issue 13 (review): forgotten addresses"
+
+
+def _still_forgotten(config: Config, store: Store) -> bool:
+    """Whether an import and an operator's add both refuse GONE, and nothing added them."""
+    keys = suppression_keys(config, store)
+    read = read_csv(f"{GONE},Gone,en\n".encode(), languages=("en",))
+    imported = import_rows(store, read, NOW, keys=keys)
+    added = subscribe(store, GONE, "", "en", NOW, languages=("en",), keys=keys)
+    refused = [p.address for p in imported.suppressed] == [GONE]
+    return refused and added.joined is Joined.SUPPRESSED and store.profile(address=GONE) is None
+
+
+def test_a_new_signing_secret_keeps_the_forgotten_forgotten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = digest_config(tmp_path)
+    name = config.mail.secret_env
+    monkeypatch.setenv(name, FIRST)
+    with open_runtime(config) as rt:
+        keys = suppression_keys(config, rt.store)
+        subscribe(rt.store, GONE, "", "en", NOW, languages=("en",), keys=keys)
+        forget(rt.store, config, GONE, NOW)
+        assert keys.earlier is None  # a new store: no entries from before its own key
+        monkeypatch.setenv(name, SECOND)
+        accept_secret(config, rt.store)  # check --new-secret
+        assert load_secret(config, rt.store) == SECOND.encode()
+        assert suppression_keys(config, rt.store) == keys  # the key did not move
+        assert _still_forgotten(config, rt.store)
+        monkeypatch.delenv(name)  # the database's own secret signs now: still the same
+        accept_secret(config, rt.store)
+        assert _still_forgotten(config, rt.store)
+
+
+def _store_before_own_key(path: Path, secret: bytes, stored: str | None = None) -> None:
+    """A store as the release before left it: GONE forgotten, hashed with ``secret``;
+    ``stored``: the database's own signing secret, when it kept one."""
+    db = database_before(path, STEP)
+    db.execute(
+        "INSERT INTO suppressed (hash, since) VALUES (?, ?)",
+        (suppression_hash(secret, GONE), NOW.isoformat()),
+    )
+    if stored is not None:
+        db.execute("INSERT INTO settings (key, value) VALUES ('unsubscribe_secret', ?)", (stored,))
+    db.close()
+
+
+def test_entries_from_before_the_own_key_stay_matched_with_the_signing_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = digest_config(tmp_path)
+    name = config.mail.secret_env
+    monkeypatch.setenv(name, FIRST)
+    _store_before_own_key(config.database_path, FIRST.encode())
+    with open_runtime(config) as rt:
+        assert suppression_keys(config, rt.store).earlier == FIRST.encode()
+        assert _still_forgotten(config, rt.store)
+        forget(rt.store, config, "later@example.org", NOW)  # kept under the own key
+        monkeypatch.setenv(name, SECOND)
+        words = accept_secret(config, rt.store)
+        # The old secret is gone with the environment: that entry can no longer be told.
+        assert "no longer recognised" in words and "could add them back" in words
+        assert suppression_keys(config, rt.store).earlier is None
+        keys = suppression_keys(config, rt.store)
+        later = subscribe(
+            rt.store, "later@example.org", "", "en", NOW, languages=("en",), keys=keys
+        )
+        assert later.joined is Joined.SUPPRESSED  # what the own key holds is kept
+        words = accept_secret(config, rt.store)  # said once, not again
+        assert "no longer" not in words
+
+
+def test_entries_hashed_with_the_databases_secret_outlive_a_move_to_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = digest_config(tmp_path)
+    name = config.mail.secret_env
+    monkeypatch.delenv(name, raising=False)
+    kept = "the database's own secret, long enough"
+    _store_before_own_key(config.database_path, kept.encode(), stored=kept)
+    with open_runtime(config) as rt:
+        assert load_secret(config, rt.store) == kept.encode()
+        assert _still_forgotten(config, rt.store)
+        monkeypatch.setenv(name, SECOND)
+        words = accept_secret(config, rt.store)
+        assert "no longer" not in words
+        assert suppression_keys(config, rt.store).earlier == kept.encode()
+        assert _still_forgotten(config, rt.store)
+
+
+def test_the_step_notes_earlier_entries_only_when_there_are_some(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    database_before(empty, STEP).close()
+    with Store(empty) as store:
+        assert store.setting("suppressed_with_signing_secret") is None
+    full = tmp_path / "full.db"
+    _store_before_own_key(full, b"whatever signed then")
+    with Store(full) as store:
+        assert store.setting("suppressed_with_signing_secret") == "1"
+    rows = sqlite3.connect(full).execute("SELECT count(*) FROM suppressed").fetchone()
+    assert rows == (1,)  # kept as it was
