@@ -223,3 +223,35 @@ def test_edge_requests(site: tuple[Config, str, dict[str, str]]) -> None:
     _c, headers, _b = request(base, "GET", "/atom.xml", headers={"Accept-Encoding": "gzip"})
     assert headers["Content-Encoding"] == "gzip" and headers["ETag"].endswith('-gz"')
     assert accepts_gzip("br, gzip;q=0.5") and not accepts_gzip("identity")
+
+
+def test_a_secret_that_changed_is_a_503_in_one_line_and_unsubscribes_nobody(
+    site: tuple[Config, str, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A service whose environment brought another signing secret than the one that
+    signed the mail already sent: the store refuses it (``SecretChanged``). The page says
+    to come back later, as a relay retries a one-click POST, and the log says why once,
+    with no traceback: it is the operator's to fix, not a bug."""
+    config, base, tokens = site
+    address = "reader1@example.org"
+    with Store(config.database_path) as store:
+        sub = store.subscriber(address)
+        assert sub is not None
+        store.mark_sign_up_mail(sub.id, "confirm_sent", NOW)  # links went out
+    monkeypatch.setenv(config.mail.secret_env, "another secret, long enough to sign")
+    path = urlsplit(unsubscribe_link(config.unsubscribe_url, tokens[address]))
+    with caplog.at_level("ERROR", logger="iomfeed.web"):
+        code, headers, page = request(
+            base,
+            "POST",
+            f"{path.path}?{path.query}",
+            b"List-Unsubscribe=One-Click",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    assert (code, headers.get("Retry-After")) == (503, "3600")
+    assert "temporarily unavailable" in page and "secret" not in page
+    assert status_of(config, address) == "active"
+    [record] = [r for r in caplog.records if r.name == "iomfeed.web"]
+    assert record.exc_info is None and "mail.secret_env" in record.getMessage()

@@ -36,6 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 from .clock import utc_now
 from .config import Config, load_config
 from .digest.unsubscribe import BadToken
+from .errors import ConfigError
 from .runtime import open_runtime
 from .subscriptions import Via, leave, token_holder
 
@@ -176,6 +177,14 @@ class App:
             if self.prefix and (path == self.prefix or path.startswith(self.prefix + "/")):
                 path = path[len(self.prefix) :] or "/"
             return self.static(environ, start_response, method, path)
+        except ConfigError as exc:  # the operator's to fix (a lost secret): one line, 503
+            log.error("cannot answer %s %.200s: configuration error: %s", method, path, exc)
+            return self._plain(
+                start_response,
+                "503 Service Unavailable",
+                "temporarily unavailable; see the service's log\n",
+                [("Retry-After", "3600")],
+            )
         except Exception:  # an entry point: log the bug, answer 500, keep serving
             log.exception("error answering %s %.200s", method, path)  # (paths can be long)
             return self._plain(
