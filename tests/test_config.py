@@ -363,6 +363,20 @@ def test_a_send_by_smtp_refuses_loopback_links_and_check_warns_of_an_example_sen
         mail=dataclasses.replace(config.mail, from_address="news@iom.example.al"),
     )
     require_sendable(real, {})  # ("example.al" is no documentation name)
+    for url in (
+        "http://127.1.2.3:8080/",
+        "http://[::1]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://0.0.0.0:8080/",
+        "http://LOCALHOST./",
+        "http://news.localhost/",
+    ):
+        looped = dataclasses.replace(real, site=dataclasses.replace(real.site, public_url=url))
+        with pytest.raises(ConfigError, match="is still a loopback address"):
+            require_sendable(looped, {})
+    for url in ("http://localhost.example.al/", "http://127.0.0.1.nip.example.al/"):
+        named = dataclasses.replace(real, site=dataclasses.replace(real.site, public_url=url))
+        require_sendable(named, {})  # names that only look like it
     assert not any(
         w.startswith(("mail.from_address", "site.public_url")) for w in warnings(real, {})
     )

@@ -25,7 +25,21 @@ def is_example_host(host: str | None) -> bool:
     return any(name == d or name.endswith("." + d) for d in _EXAMPLE_DOMAINS)
 
 
-_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+def is_loopback_host(host: str | None) -> bool:
+    """Whether ``host`` names this machine: ``localhost`` and its subdomains (RFC 6761),
+    any 127.0.0.0/8 or ``::1`` address (IPv4-mapped too), or the unspecified one."""
+    import ipaddress
+
+    name = (host or "").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(name.split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback or ip.is_unspecified
 
 
 def _example_urls(config: Config) -> list[tuple[str, str]]:
@@ -37,7 +51,7 @@ def _example_urls(config: Config) -> list[tuple[str, str]]:
         ("mail.unsubscribe_url", config.mail.unsubscribe_url),
     ):
         host = urlsplit(url).hostname
-        if url and (is_example_host(host) or (host or "").lower() in _LOOPBACK):
+        if url and (is_example_host(host) or is_loopback_host(host)):
             found.append((key, url))
     return found
 
@@ -56,7 +70,8 @@ def _example_sender(config: Config) -> str | None:
 
 
 def _example_problem(key: str, url: str) -> str:
-    what = "a loopback address" if urlsplit(url).hostname in _LOOPBACK else "the example address"
+    loopback = is_loopback_host(urlsplit(url).hostname)
+    what = "a loopback address" if loopback else "the example address"
     return (
         f"{key}: {url} is still {what}: the digest's links and its"
         " unsubscribe links would lead there; set it to the address the feeds and"
