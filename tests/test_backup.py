@@ -54,3 +54,43 @@ def test_no_store_no_backup(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["--config", str(config), "backup", str(tmp_path / "b.db")]) == 1
     assert "nothing to back up" in capsys.readouterr().err
     assert not (tmp_path / "iomfeed.db").exists() and not (tmp_path / "b.db").exists()
+
+
+def test_a_backup_onto_a_file_system_without_hard_links_or_after_a_killed_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FAT and many SMB shares have no hard links (``link`` says EPERM or EOPNOTSUPP): the
+    copy still appears whole under its name and never over a file. A part file a killed
+    backup left behind blocks nothing."""
+    import errno
+    import os
+
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    with Store(tmp_path / "iomfeed.db") as store:
+        add_subscribers(store, 2)
+    folder = tmp_path / "usb"
+    folder.mkdir()
+    (folder / ".iomfeed-copy.db.part").write_bytes(b"left by a killed backup")
+    (folder / ".iomfeed-copy.db.99999999.part").write_bytes(b"and by another one")
+    linked: list[str] = []
+
+    def no_links(src: object, dst: object, *args: object, **kwargs: object) -> None:
+        linked.append(str(dst))
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    target = folder / "iomfeed-copy.db"
+    assert main(["--config", str(config), "backup", str(target)]) == 0
+    assert linked == [str(target)]  # tried, refused, done the other way
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    with Store(target) as restored:
+        assert len(list(restored.subscribers())) == 2
+    leftovers = {".iomfeed-copy.db.part", ".iomfeed-copy.db.99999999.part"}
+    assert {p.name for p in folder.iterdir()} == leftovers | {"iomfeed-copy.db"}
+    before = target.read_bytes()
+    capsys.readouterr()
+    assert main(["--config", str(config), "backup", str(target)]) == 1
+    assert "already exists; not overwriting it" in capsys.readouterr().err
+    assert target.read_bytes() == before
+    assert {p.name for p in folder.iterdir()} == leftovers | {"iomfeed-copy.db"}

@@ -128,7 +128,8 @@ class StoreBase:
         with SQLite's online backup while other processes may write, as one file readable
         by its owner only; never over an existing file. Its size in bytes."""
         target = Path(target)
-        part = target.with_name(f".{target.name}.part")
+        # This process's own part file: one a killed backup left behind blocks nothing.
+        part = target.with_name(f".{target.name}.{os.getpid()}.part")
         try:
             os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except OSError as exc:
@@ -140,7 +141,7 @@ class StoreBase:
                 copy.execute("PRAGMA journal_mode = DELETE")  # one file, no -wal beside it
             finally:
                 copy.close()
-            os.link(part, target)  # (fails on an existing file: nothing is overwritten)
+            _publish_new(part, target)
         except FileExistsError:
             raise StoreError(f"{target}: already exists; not overwriting it") from None
         except OSError as exc:
@@ -160,6 +161,26 @@ class StoreBase:
         with self.transaction() as db:
             db.execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", (key, make()))
             return str(db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()[0])
+
+
+def _publish_new(part: Path, target: Path) -> None:
+    """Give the finished ``part`` the name ``target``, which must not exist: a hard link,
+    or, where the file system has none (FAT, many SMB shares), the name claimed with an
+    empty file first and then replaced by the part (it is empty only for that instant)."""
+    try:
+        os.link(part, target)  # (fails on an existing file: nothing is overwritten)
+        return
+    except FileExistsError:
+        raise
+    except OSError:
+        pass
+    os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    try:
+        os.replace(part, target)
+    except OSError:
+        with contextlib.suppress(OSError):
+            target.unlink()
+        raise
 
 
 def guard(cls: type[StoreBase]) -> None:
