@@ -26,7 +26,7 @@ from iomfeed.models import SourceResult
 from iomfeed.runtime import open_runtime
 from iomfeed.store import Store
 
-from .conftest import NOW
+from .conftest import CONFIG_FILE, NOW
 from .digestkit import add_items, add_subscribers, digest_config
 from .test_cli_snapshot import iomfeed, write_config
 
@@ -165,6 +165,47 @@ def test_digest_failures_are_alerted_once(tmp_path: Path) -> None:
         sent = notify(config, store, mailer, NOW)
         assert len(sent) == 1 and "failed permanently" in sent[0]
         assert notify(config, store, mailer, NOW + timedelta(days=2)) == ()
+
+
+def test_a_digest_that_reached_nobody_is_a_failure_in_status(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An operator's trial: the relay refused every recipient (the sender's domain), the
+    digest was final, and ``status`` said ok with exit 0. Now it says FAILED, exit 1, and
+    why; some deliveries failing among many that went through stays an alert only."""
+    config = alert_config(tmp_path)
+    config_file = tmp_path / "config.toml"  # the shipped one: the same store, for the CLI
+    config_file.write_text(CONFIG_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    with Store(config.database_path) as store:
+        add_subscribers(store, 3)
+        refused = store.create_digest(created=NOW, since=None, cutoff=NOW, item_ids=[], more=0)
+        for row in list(store.deliveries(refused.id)):
+            store.mark_failed(
+                refused.id, row.subscriber_id, "550 5.7.1 sender", NOW, bounce_after=3
+            )
+        store.finish_digest(refused.id, NOW)
+        for brief in (False, True):  # what status reads, and what every cron run reads
+            health = check(config, store, NOW, brief=brief)
+            assert health.undelivered is not None and health.status.value == "failed"
+            assert health.ok  # not an alert threshold: /healthz stays 200
+        [problem] = check(config, store, NOW).problems()
+        assert problem.startswith(f"digest {refused.id} of 2026-11-24 reached nobody: all 3")
+    code = main(["--config", str(config_file), "status"])
+    out = capsys.readouterr().out
+    assert code == 1 and out.startswith("status: FAILED") and "reached nobody" in out
+    with Store(config.database_path) as store:  # the next digest reaches one of them
+        later = NOW + timedelta(days=1)
+        mixed = store.create_digest(created=later, since=None, cutoff=later, item_ids=[], more=0)
+        first, *rest = list(store.deliveries(mixed.id))
+        store.mark_delivered(mixed.id, first.subscriber_id, "250 ok", later)
+        for row in rest:
+            store.mark_failed(
+                mixed.id, row.subscriber_id, "550 no such user", later, bounce_after=3
+            )
+        store.finish_digest(mixed.id, later)
+        health = check(config, store, later, brief=True)
+        assert health.undelivered is None and health.status.value == "ok"
+        assert f"digest:{mixed.id}:failed" in health.alert_problems()
 
 
 @pytest.mark.network

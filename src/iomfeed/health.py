@@ -123,6 +123,16 @@ class Health:
         return tuple(d for d in self.digests if d.record.status == "sending" and d.record.note)
 
     @property
+    def undelivered(self) -> DigestHealth | None:
+        """The newest digest, when it was sent to nobody: every delivery failed for good
+        (a relay refusing each recipient, for the sender's domain or a block list)."""
+        newest = self.digests[0] if self.digests else None
+        if newest is None or newest.record.status != "sent":
+            return None
+        totals = newest.totals
+        return newest if totals.get("failed", 0) and not totals.get("sent", 0) else None
+
+    @property
     def stuck_digest(self) -> DigestHealth | None:
         return next((d for d in self.digests if d.stuck), None)
 
@@ -136,7 +146,8 @@ class Health:
     def status(self) -> HealthStatus:
         if not self.ok:
             return HealthStatus.FAILING
-        return HealthStatus.FAILED if self.failed_now or self.stopped_sends else HealthStatus.OK
+        failed = self.failed_now or self.stopped_sends or self.undelivered is not None
+        return HealthStatus.FAILED if failed else HealthStatus.OK
 
     def problems(self) -> list[str]:
         """What needs attention, one line each (``status`` and ``/healthz``): every enabled
@@ -144,6 +155,8 @@ class Health:
         out = [source_problem(s) for s in self.failed_now]
         out += [job_problem(name, n, error) for name, (n, error) in self.failing_jobs.items()]
         out += [stopped_problem(d) for d in self.stopped_sends if not d.stuck]
+        if self.undelivered is not None:
+            out.append(undelivered_problem(self.undelivered))
         stuck = self.stuck_digest
         if stuck is not None:
             out.append(stuck_problem(stuck))
@@ -183,6 +196,15 @@ def job_problem(name: str, failures: int, error: str) -> str:
 
 def stopped_problem(d: DigestHealth) -> str:
     return f"digest {d.record.id}: {d.record.note}; the next run resumes it"
+
+
+def undelivered_problem(d: DigestHealth) -> str:
+    failed = d.totals.get("failed", 0)
+    return (
+        f"digest {d.record.id} of {d.record.created:%Y-%m-%d} reached nobody: all {failed}"
+        f" deliveries failed permanently (`iomfeed digests show {d.record.id}` has the"
+        " relay's replies)"
+    )
 
 
 def stuck_problem(d: DigestHealth) -> str:
@@ -281,11 +303,13 @@ def check(
 
 
 def _failed_only(store: Store, digest_id: int) -> dict[str, int]:
-    """A brief check's totals of a digest that is not late: the failed deliveries only,
+    """A brief check's totals of a digest that is not late: none unless some failed,
     which is what the alerts read (counting every status read every recipient's row of the
     last digests on every run). A late one's are whole: its stuck alert shows them."""
     failed = store.failed_deliveries(digest_id)
-    return {"failed": failed} if failed else {}
+    # Some failed: whether any went through too (a digest that reached nobody is a problem
+    # of its own), which is rare enough to count in full.
+    return store.delivery_totals(digest_id) if failed else {}
 
 
 JOBS = ("cycle", "digest")
