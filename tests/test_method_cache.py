@@ -156,6 +156,31 @@ def test_a_torn_or_foreign_file_is_ignored_and_written_anew(records: Path, tmp_p
         assert cache.read_bytes() == good  # the same texts, the same code: the same file
 
 
+def test_an_optimizing_interpreter_keeps_a_file_of_its_own(records: Path, tmp_path: Path) -> None:
+    """``python -O`` compiles the same text otherwise where it asserts: it neither reads
+    the plain interpreter's file nor shares its default name."""
+    cache = tmp_path / "methods.bin"
+    _probe(records, cache)
+    plain = cache.read_bytes()
+    optimized = _probe(records, cache, PYTHONOPTIMIZE="1")
+    assert optimized["counts"][0] == 0  # not read
+    assert cache.read_bytes() != plain and _probe(records, cache)["counts"][0] == 0
+    names = subprocess.run(
+        [
+            sys.executable,
+            "-O",
+            "-c",
+            "from iomfeed import method_cache as m; print(m.default_path())",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        timeout=60,
+        check=True,
+    ).stdout
+    assert names.strip().endswith(f".{sys.implementation.cache_tag}.opt-1.bin")
+
+
 def test_nothing_is_written_without_bytecode_or_to_a_folder_that_refuses(
     records: Path, tmp_path: Path
 ) -> None:

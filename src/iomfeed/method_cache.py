@@ -37,7 +37,7 @@ __all__ = ["Cache", "active", "default_path", "install", "save", "uninstall"]
 
 log = logging.getLogger(__name__)
 
-#: The file's first line, then the interpreter's build (``sys.version``) and a line end.
+#: The file's first line, then the interpreter's build (``sys.version``, ``-O``) and a line end.
 _FORMAT = b"iomfeed method cache 1\n"
 #: More entries than this (edits of the records pile up in a development tree) and a save
 #: keeps only what its own run used.
@@ -92,7 +92,8 @@ def default_path() -> Path | None:
     tag = sys.implementation.cache_tag
     if tag is None or sys.pycache_prefix is not None:
         return None
-    return Path(__file__).parent / "__pycache__" / f"method_cache.{tag}.bin"
+    level = f".opt-{sys.flags.optimize}" if sys.flags.optimize else ""  # as bytecode's names
+    return Path(__file__).parent / "__pycache__" / f"method_cache.{tag}{level}.bin"
 
 
 def install(path: Path | None = None) -> Cache | None:
@@ -150,7 +151,10 @@ def save() -> bool:
 
 
 def _header() -> bytes:
-    return _FORMAT + sys.version.encode("utf-8", "replace") + b"\n"
+    """The format, the interpreter's build and its optimization level (``-O`` compiles
+    the same text differently where it asserts or reads ``__debug__``)."""
+    build = f"{sys.version} -O{sys.flags.optimize}"
+    return _FORMAT + build.encode("utf-8", "replace") + b"\n"
 
 
 def _read(path: Path) -> dict[str, types.CodeType]:
