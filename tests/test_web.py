@@ -251,7 +251,13 @@ def test_a_secret_that_changed_is_a_503_in_one_line_and_unsubscribes_nobody(
             {"Content-Type": "application/x-www-form-urlencoded"},
         )
     assert (code, headers.get("Retry-After")) == (503, "3600")
-    assert "temporarily unavailable" in page and "secret" not in page
+    assert headers["Content-Type"].startswith("text/html")
+    assert "Temporarily unavailable" in page and "Nothing has changed" in page
+    assert "secret" not in page and "IOMFEED" not in page  # the operator's business
     assert status_of(config, address) == "active"
     [record] = [r for r in caplog.records if r.name == "iomfeed.web"]
     assert record.exc_info is None and "mail.secret_env" in record.getMessage()
+    # Someone reading Albanian, who followed the link from an Albanian digest.
+    code, _headers, page = request(base, "GET", f"{path.path}?{path.query}&lang=sq")
+    assert code == 503 and "Përkohësisht e padisponueshme" in page and 'lang="sq"' in page
+    assert f'href="?{path.query}&amp;lang=en"' in page  # its English link keeps the token

@@ -497,7 +497,7 @@ def test_the_mail_goes_after_the_answer_so_its_time_tells_nothing(tmp_path: Path
 
 
 def test_the_client_address_follows_the_trusted_proxy_under_any_server() -> None:
-    from iomfeed.web import client_address
+    from iomfeed.web_forms import client_address
 
     behind = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "198.51.100.1, 203.0.113.7"}
     assert client_address(behind, "127.0.0.1") == "203.0.113.7"  # gunicorn behind nginx

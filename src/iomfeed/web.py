@@ -179,12 +179,7 @@ class App:
             return self.static(environ, start_response, method, path)
         except ConfigError as exc:  # the operator's to fix (a lost secret): one line, 503
             log.error("cannot answer %s %.200s: configuration error: %s", method, path, exc)
-            return self._plain(
-                start_response,
-                "503 Service Unavailable",
-                "temporarily unavailable; see the service's log\n",
-                [("Retry-After", "3600")],
-            )
+            return self._unavailable(environ, start_response, method)
         except Exception:  # an entry point: log the bug, answer 500, keep serving
             log.exception("error answering %s %.200s", method, path)  # (paths can be long)
             return self._plain(
@@ -194,6 +189,26 @@ class App:
             )
 
     # ----------------------------------------------------------------- helpers
+
+    def _unavailable(
+        self, environ: Environ, start_response: StartResponse, method: str
+    ) -> list[bytes]:
+        """503 while the configuration needs the operator: for the person who followed a
+        link, a page in their language (``?lang=``) that says nothing changed; plain text
+        if even that page cannot be made."""
+        from .web_forms import query_fields
+        from .web_pages import SECURITY_HEADERS
+
+        later = [("Retry-After", "3600")]
+        try:
+            answer = self.forms.pages.unavailable(query_fields(environ))
+        except Exception:  # (an entry point's last answer: nothing more to go wrong)
+            log.debug("no page for the 503", exc_info=True)
+            text = "temporarily unavailable; please try again later\n"
+            return self._plain(start_response, "503 Service Unavailable", text, later)
+        headers = [("Content-Type", answer.content_type), ("Content-Length", str(len(answer.body)))]
+        start_response(answer.status, headers + list(SECURITY_HEADERS) + later)
+        return [] if method == "HEAD" else [answer.body]
 
     @staticmethod
     def _plain(
@@ -223,7 +238,7 @@ class App:
         self, environ: Environ, start_response: StartResponse, method: str, name: str
     ) -> list[bytes]:
         """GET (and HEAD) shows a page and changes nothing; POST acts (see web_forms)."""
-        from .web_forms import query_fields, read_fields
+        from .web_forms import client_address, query_fields, read_fields
         from .web_pages import SECURITY_HEADERS
 
         if method not in ("GET", "HEAD", "POST"):
@@ -471,18 +486,6 @@ class App:
         return [] if head else [html]
 
 
-def client_address(environ: Environ, trusted_proxy: str) -> str:
-    """The client's address as ``serve.trusted_proxy`` has it: waitress has already put a
-    trusted proxy's ``X-Forwarded-For`` into ``REMOTE_ADDR``; another WSGI server
-    (gunicorn) leaves the proxy's address there, so a request from the trusted proxy is
-    taken to come from the last address its ``X-Forwarded-For`` names."""
-    remote = str(environ.get("REMOTE_ADDR") or "")
-    forwarded = str(environ.get("HTTP_X_FORWARDED_FOR") or "")
-    if trusted_proxy and forwarded and trusted_proxy in ("*", remote):
-        return forwarded.rsplit(",", 1)[-1].strip()[:64]
-    return remote
-
-
 def make_app(config_path: str | None = None) -> App:
     """The application for a WSGI server other than ``serve``'s (gunicorn:
     ``gunicorn 'iomfeed.web:make_app()'``): the configuration at ``config_path``, else
@@ -494,4 +497,4 @@ def make_app(config_path: str | None = None) -> App:
     return App(config, now=utc_now)
 
 
-__all__ = ["App", "accepts_gzip", "client_address", "make_app"]
+__all__ = ["App", "accepts_gzip", "make_app"]

@@ -479,3 +479,15 @@ class Forms:
         return self.pages.message(
             "200 OK", lang, "confirmed_title", (key,), values=values, link=link, switch=False
         )
+
+
+def client_address(environ: Mapping[str, Any], trusted_proxy: str) -> str:
+    """The client's address as ``serve.trusted_proxy`` has it: waitress has already put a
+    trusted proxy's ``X-Forwarded-For`` into ``REMOTE_ADDR``; another WSGI server
+    (gunicorn) leaves the proxy's address there, so a request from the trusted proxy is
+    taken to come from the last address its ``X-Forwarded-For`` names."""
+    remote = str(environ.get("REMOTE_ADDR") or "")
+    forwarded = str(environ.get("HTTP_X_FORWARDED_FOR") or "")
+    if trusted_proxy and forwarded and trusted_proxy in ("*", remote):
+        return forwarded.rsplit(",", 1)[-1].strip()[:64]
+    return remote

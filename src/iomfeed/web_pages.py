@@ -11,7 +11,7 @@ the first of ``digest.languages`` that has one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -141,6 +141,18 @@ class Pages:
             **values,
         )
         return Answer(status, html.encode("utf-8"))
+
+    def unavailable(self, query: Mapping[str, Sequence[str]]) -> Answer:
+        """The 503 page, in the request's ``lang``: nothing changed, come back. Its language
+        links keep the rest of the query (the token of the link followed)."""
+        kept = {k: v[0] for k, v in query.items() if v and k != "lang"}
+        return self.message(
+            "503 Service Unavailable",
+            self.lang(*query.get("lang", [])),
+            "unavailable_title",
+            ("unavailable_lead",),
+            query=kept,
+        )
 
     def message(
         self,

@@ -150,6 +150,8 @@ class FormsWords:
     invalid_lead: str
     subscribe_again: str
     too_large: str
+    unavailable_title: str
+    unavailable_lead: str
     prefs_title: str
     prefs_lead: str
     prefs_saved: str
