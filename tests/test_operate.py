@@ -193,6 +193,11 @@ def test_a_digest_that_reached_nobody_is_a_failure_in_status(
     code = main(["--config", str(config_file), "status"])
     out = capsys.readouterr().out
     assert code == 1 and out.startswith("status: FAILED") and "reached nobody" in out
+    with Store(config.database_path) as store:  # the next is skipped: nobody left, say
+        after = NOW + timedelta(hours=12)
+        skipped = store.skip_digest(created=after, since=None, note="nobody to send to")
+        assert store.digests(limit=1)[0].id == skipped
+        assert check(config, store, after, brief=True).undelivered is not None
     with Store(config.database_path) as store:  # the next digest reaches one of them
         later = NOW + timedelta(days=1)
         mixed = store.create_digest(created=later, since=None, cutoff=later, item_ids=[], more=0)

@@ -75,6 +75,8 @@ class DigestHealth:
     record: DigestRecord
     totals: Mapping[str, int]
     stuck: bool  # unfinished for longer than operator.stuck_hours
+    #: Whether any delivery went through (asked only when some failed; else taken so).
+    reached: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,13 +126,13 @@ class Health:
 
     @property
     def undelivered(self) -> DigestHealth | None:
-        """The newest digest, when it was sent to nobody: every delivery failed for good
-        (a relay refusing each recipient, for the sender's domain or a block list)."""
-        newest = self.digests[0] if self.digests else None
+        """The newest digest not skipped, when it was sent to nobody: every delivery failed
+        for good (a relay refusing each recipient, for the sender's domain or a block list).
+        A skip after it (nobody left to send to) does not make that right."""
+        newest = next((d for d in self.digests if d.record.status != "skipped"), None)
         if newest is None or newest.record.status != "sent":
             return None
-        totals = newest.totals
-        return newest if totals.get("failed", 0) and not totals.get("sent", 0) else None
+        return newest if newest.totals.get("failed", 0) and not newest.reached else None
 
     @property
     def stuck_digest(self) -> DigestHealth | None:
@@ -273,14 +275,9 @@ def check(
 
         quota = quota_state(config, store, now)
     digest_health = tuple(
-        DigestHealth(
-            record=d,
-            totals=_failed_only(store, d.id)
-            if brief and d.id not in late
-            else store.delivery_totals(d.id),
-            stuck=d.id in late and quota is not None and not quota.full,
-        )
+        _digest_health(store, d, brief=brief and d.id not in late, stuck=stuck)
         for d in recent
+        for stuck in [d.id in late and quota is not None and not quota.full]
     )
     jobs = {}
     for name in JOBS:
@@ -302,14 +299,19 @@ def check(
     )
 
 
-def _failed_only(store: Store, digest_id: int) -> dict[str, int]:
-    """A brief check's totals of a digest that is not late: none unless some failed,
-    which is what the alerts read (counting every status read every recipient's row of the
-    last digests on every run). A late one's are whole: its stuck alert shows them."""
-    failed = store.failed_deliveries(digest_id)
-    # Some failed: whether any went through too (a digest that reached nobody is a problem
-    # of its own), which is rare enough to count in full.
-    return store.delivery_totals(digest_id) if failed else {}
+def _digest_health(store: Store, d: DigestRecord, *, brief: bool, stuck: bool) -> DigestHealth:
+    """A digest's health. ``brief``, for one that is not late: only its failed deliveries
+    are counted, which is what the alerts read (counting every status would read every
+    recipient's row of the last digests on every run), and, when some failed, whether any
+    went through, in the (digest, status) index alone. A late one's totals are whole: its
+    stuck alert shows them."""
+    if not brief:
+        totals = store.delivery_totals(d.id)
+        return DigestHealth(d, totals, stuck, reached=totals.get("sent", 0) > 0)
+    failed = store.failed_deliveries(d.id)
+    if not failed:
+        return DigestHealth(d, {}, stuck)
+    return DigestHealth(d, {"failed": failed}, stuck, reached=store.delivered_any(d.id))
 
 
 JOBS = ("cycle", "digest")

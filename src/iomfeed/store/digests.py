@@ -296,6 +296,14 @@ class DigestsMixin(StoreBase):
         ).fetchone()
         return None if row is None else _delivery(row)
 
+    def delivered_any(self, digest_id: int) -> bool:
+        """Whether any of the digest's deliveries went through, in the index alone."""
+        row = self.db.execute(
+            "SELECT EXISTS (SELECT 1 FROM deliveries WHERE digest_id = ? AND status = 'sent')",
+            (digest_id,),
+        ).fetchone()
+        return bool(row[0])
+
     def failed_deliveries(self, digest_id: int) -> int:
         """The digest's permanently failed deliveries, counted in the (digest, status) index
         alone: what the operator alerts read, without counting every recipient."""
