@@ -12,7 +12,13 @@ import pytest
 
 from iomfeed.config import Config
 from iomfeed.consent import suppression_hash
-from iomfeed.digest.unsubscribe import accept_secret, load_secret, suppression_keys
+from iomfeed.digest.unsubscribe import (
+    _fingerprint,
+    accept_secret,
+    earlier_lost,
+    load_secret,
+    suppression_keys,
+)
 from iomfeed.runtime import open_runtime
 from iomfeed.store import Store
 from iomfeed.subscriptions import Joined, forget, import_rows, read_csv, subscribe
@@ -46,7 +52,7 @@ def test_a_new_signing_secret_keeps_the_forgotten_forgotten(
         keys = suppression_keys(config, rt.store)
         subscribe(rt.store, GONE, "", "en", NOW, languages=("en",), keys=keys)
         forget(rt.store, config, GONE, NOW)
-        assert keys.earlier is None  # a new store: no entries from before its own key
+        assert keys.earlier == ()  # a new store: no entries from before its own key
         monkeypatch.setenv(name, SECOND)
         accept_secret(config, rt.store)  # check --new-secret
         assert load_secret(config, rt.store) == SECOND.encode()
@@ -57,8 +63,11 @@ def test_a_new_signing_secret_keeps_the_forgotten_forgotten(
         assert _still_forgotten(config, rt.store)
 
 
-def _store_before_own_key(path: Path, secret: bytes, stored: str | None = None) -> None:
-    """A store as the release before left it: GONE forgotten, hashed with ``secret``;
+def _store_before_own_key(
+    path: Path, secret: bytes, *, stored: str | None = None, noted: bool = True
+) -> None:
+    """A store as the release before left it: GONE forgotten, hashed with ``secret``, which
+    it noted (its fingerprint) as the one that signs unless not ``noted`` (older still);
     ``stored``: the database's own signing secret, when it kept one."""
     db = database_before(path, STEP)
     db.execute(
@@ -67,37 +76,48 @@ def _store_before_own_key(path: Path, secret: bytes, stored: str | None = None) 
     )
     if stored is not None:
         db.execute("INSERT INTO settings (key, value) VALUES ('unsubscribe_secret', ?)", (stored,))
+    if noted:
+        db.execute(
+            "INSERT INTO settings (key, value) VALUES ('unsubscribe_secret_fingerprint', ?)",
+            (f"{_fingerprint(secret)} {'database' if stored else 'environment'}",),
+        )
     db.close()
 
 
 def test_entries_from_before_the_own_key_stay_matched_with_the_signing_secret(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = digest_config(tmp_path)
     name = config.mail.secret_env
     monkeypatch.setenv(name, FIRST)
     _store_before_own_key(config.database_path, FIRST.encode())
     with open_runtime(config) as rt:
-        assert suppression_keys(config, rt.store).earlier == FIRST.encode()
+        assert suppression_keys(config, rt.store).earlier == (FIRST.encode(),)
         assert _still_forgotten(config, rt.store)
         forget(rt.store, config, "later@example.org", NOW)  # kept under the own key
         monkeypatch.setenv(name, SECOND)
         words = accept_secret(config, rt.store)
         # The old secret is gone with the environment: that entry can no longer be told.
         assert "no longer recognised" in words and "could add them back" in words
-        assert suppression_keys(config, rt.store).earlier is None
+        assert earlier_lost(config, rt.store)
         keys = suppression_keys(config, rt.store)
+        assert keys.earlier == () and "no longer recognised" in caplog.text  # logged too
         later = subscribe(
             rt.store, "later@example.org", "", "en", NOW, languages=("en",), keys=keys
         )
         assert later.joined is Joined.SUPPRESSED  # what the own key holds is kept
-        words = accept_secret(config, rt.store)  # said once, not again
-        assert "no longer" not in words
+        monkeypatch.setenv(name, FIRST)  # the old secret given back: matched again
+        assert not earlier_lost(config, rt.store)
+        assert _still_forgotten(config, rt.store)
 
 
+@pytest.mark.parametrize("how", ["check --new-secret", "before any mail, silently"])
 def test_entries_hashed_with_the_databases_secret_outlive_a_move_to_the_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
+    """The database's secret hashed them, then the environment brings one: with the
+    operator's word, or (nothing mailed yet) by :func:`load_secret` alone. The database's
+    secret stays kept, and so they stay matched."""
     config = digest_config(tmp_path)
     name = config.mail.secret_env
     monkeypatch.delenv(name, raising=False)
@@ -107,10 +127,30 @@ def test_entries_hashed_with_the_databases_secret_outlive_a_move_to_the_environm
         assert load_secret(config, rt.store) == kept.encode()
         assert _still_forgotten(config, rt.store)
         monkeypatch.setenv(name, SECOND)
-        words = accept_secret(config, rt.store)
-        assert "no longer" not in words
-        assert suppression_keys(config, rt.store).earlier == kept.encode()
+        if how == "check --new-secret":
+            assert "no longer" not in accept_secret(config, rt.store)
+        else:
+            assert load_secret(config, rt.store) == SECOND.encode()  # taken without a word
+        assert suppression_keys(config, rt.store).earlier == (kept.encode(),)
+        assert not earlier_lost(config, rt.store)
         assert _still_forgotten(config, rt.store)
+
+
+def test_entries_from_a_store_that_noted_no_secret_are_tried_with_each_at_hand(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = digest_config(tmp_path)
+    name = config.mail.secret_env
+    monkeypatch.setenv(name, FIRST)
+    kept = "the database's own secret, long enough"
+    _store_before_own_key(config.database_path, FIRST.encode(), stored=kept, noted=False)
+    with open_runtime(config) as rt:
+        assert rt.store.setting("suppressed_with_signing_secret") == "1"
+        assert suppression_keys(config, rt.store).earlier == (FIRST.encode(), kept.encode())
+        assert _still_forgotten(config, rt.store)
+        load_secret(config, rt.store)  # signs from now on, noted
+        monkeypatch.setenv(name, SECOND)
+        assert "no longer recognised" in accept_secret(config, rt.store)  # FIRST noted now
 
 
 def test_the_step_notes_earlier_entries_only_when_there_are_some(tmp_path: Path) -> None:
@@ -121,6 +161,7 @@ def test_the_step_notes_earlier_entries_only_when_there_are_some(tmp_path: Path)
     full = tmp_path / "full.db"
     _store_before_own_key(full, b"whatever signed then")
     with Store(full) as store:
-        assert store.setting("suppressed_with_signing_secret") == "1"
+        noted = store.setting("suppressed_with_signing_secret")
+        assert noted == _fingerprint(b"whatever signed then")
     rows = sqlite3.connect(full).execute("SELECT count(*) FROM suppressed").fetchone()
     assert rows == (1,)  # kept as it was

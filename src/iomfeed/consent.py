@@ -166,11 +166,11 @@ def suppression_hash(key: bytes, address: str) -> str:
 class SuppressionKeys:
     """What forgotten addresses are hashed with: the list's ``own`` key, kept in the store
     and never changed, so a new signing secret cannot let an import add a forgotten person
-    back; and ``earlier``, the signing secret, for entries kept before the list had a key
-    of its own (None when there are none, or no longer a way to match them)."""
+    back; and ``earlier``, the signing secrets that may have hashed entries kept before the
+    list had a key of its own (none when there are no such entries)."""
 
     own: bytes
-    earlier: bytes | None = None
+    earlier: tuple[bytes, ...] = ()
 
     def hash(self, address: str) -> str:
         """The hash a new entry is kept under."""
@@ -178,9 +178,7 @@ class SuppressionKeys:
 
     def hashes(self, address: str) -> tuple[str, ...]:
         """Every hash an entry for ``address`` may be kept under."""
-        if self.earlier is None:
-            return (self.hash(address),)
-        return self.hash(address), suppression_hash(self.earlier, address)
+        return (self.hash(address), *(suppression_hash(k, address) for k in self.earlier))
 
 
 def truncate_ip(raw: str) -> str:

@@ -177,46 +177,62 @@ def _said(where: str, name: str) -> str:
 def accept_secret(config: Config, store: Store) -> str:
     """``iomfeed check --new-secret``: sign with the secret at hand from now on, whatever
     signed the links already mailed (they stop working); which secret that is, in words.
-    Forgotten addresses kept before the list had a key of its own were hashed with the old
-    secret: they stay matched when that is the database's, which stays kept; otherwise the
-    words say they no longer are."""
+    Forgotten addresses kept before the list had a key of its own were hashed with the
+    secret noted then: the words say so when neither the environment's nor the database's
+    secret is that one any more."""
     known = store.setting(_FINGERPRINT)
+    if store.setting(_EARLIER_SUPPRESSIONS) == _UNKNOWN and known:
+        # Which secret hashed them was not noted: the one that signed until now, surely.
+        store.set_setting(_EARLIER_SUPPRESSIONS, known.split()[0])
     store.drop_setting(_FINGERPRINT)
-    secret = load_secret(config, store)
+    load_secret(config, store)
     where = _FROM_ENVIRONMENT if check_secret(config) else _FROM_DATABASE
     words = _said(where, config.mail.secret_env)
-    if store.setting(_EARLIER_SUPPRESSIONS) != _WITH_SIGNING_SECRET or known is None:
-        return words
-    stored = store.setting(_STORED_SECRET)
-    old = known.split()[0]
-    if _fingerprint(secret) == old:
-        return words
-    if stored is not None and _fingerprint(stored.encode()) == old:
-        store.set_setting(_EARLIER_SUPPRESSIONS, _WITH_STORED_SECRET)
-        return words
-    store.drop_setting(_EARLIER_SUPPRESSIONS)
-    return (
-        f"{words}; addresses forgotten before this release were kept under the old secret"
-        " and are no longer recognised: an import or 'subscribers add' could add them back"
-    )
+    if earlier_lost(config, store):
+        return f"{words}; {_LOST}"
+    return words
 
 
 def suppression_keys(config: Config, store: Store) -> SuppressionKeys:
     """What forgotten addresses are hashed with: the list's own key (made on first use)
-    and, while entries from before it are kept, the secret that hashed those."""
+    and, while entries from before it are kept, the secret that hashed those, if it is
+    still at hand (the environment's or the database's: a change of secret made before
+    any mail, which :func:`load_secret` allows, leaves that one kept)."""
     from ..consent import SuppressionKeys
 
     own = store.setting_default(_SUPPRESSION_KEY, lambda: secrets.token_urlsafe(32))
-    earlier: bytes | None = None
+    return SuppressionKeys(own.encode(), _earlier_keys(config, store))
+
+
+def earlier_lost(config: Config, store: Store) -> bool:
+    """Whether entries from before the list's own key are kept but no secret at hand is
+    the one that hashed them (they match nothing: said by ``check --new-secret``, logged
+    by every change to the list)."""
     how = store.setting(_EARLIER_SUPPRESSIONS)
-    if how == _WITH_SIGNING_SECRET:
-        earlier = load_secret(config, store)
-    elif how == _WITH_STORED_SECRET:
-        earlier = (store.setting(_STORED_SECRET) or "").encode() or None
-    return SuppressionKeys(own.encode(), earlier)
+    return bool(how) and how != _UNKNOWN and not _earlier_keys(config, store)
+
+
+def _earlier_keys(config: Config, store: Store) -> tuple[bytes, ...]:
+    how = store.setting(_EARLIER_SUPPRESSIONS)
+    if not how:
+        return ()
+    at_hand = [check_secret(config).encode("utf-8"), (store.setting(_STORED_SECRET) or "").encode()]
+    candidates = tuple(dict.fromkeys(k for k in at_hand if k))
+    if how == _UNKNOWN:
+        return candidates  # (no fingerprint noted: try both)
+    found = tuple(k for k in candidates if _fingerprint(k) == how)
+    if not found:
+        log.warning("%s (%s)", _LOST, config.mail.secret_env)
+    return found
 
 
 _SUPPRESSION_KEY = "suppression_key"
-#: Set by the schema step that gave the list its own key, when entries were kept already.
+#: Set by the schema step that gave the list its own key, when entries were kept already:
+#: the fingerprint of the secret that hashed them, or "1" when none was noted.
 _EARLIER_SUPPRESSIONS = "suppressed_with_signing_secret"
-_WITH_SIGNING_SECRET, _WITH_STORED_SECRET = "1", "database"
+_UNKNOWN = "1"
+_LOST = (
+    "addresses forgotten before the list had a suppression key of its own were kept under"
+    " another secret and are no longer recognised: an import or 'subscribers add' could add"
+    " them back (set that secret again to match them)"
+)

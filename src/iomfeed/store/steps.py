@@ -112,8 +112,12 @@ LEFT_PROFILE_STEP = """
 SUPPRESSION_KEY_STEP = """
     -- issue 13 (review): forgotten addresses are hashed with a key of the list's own, kept
     -- in settings and made on first use, which no change of the signing secret touches.
-    -- Entries already kept were hashed with the signing secret: this notes that there are
-    -- some, and they are matched with it as well (iomfeed.digest.unsubscribe).
+    -- Entries already kept were hashed with the signing secret of the time: this notes
+    -- which (its fingerprint; "1" when none was noted), and they are matched with it as
+    -- long as it is at hand (iomfeed.digest.unsubscribe).
     INSERT INTO settings (key, value)
-        SELECT 'suppressed_with_signing_secret', '1' WHERE EXISTS (SELECT 1 FROM suppressed);
+        SELECT 'suppressed_with_signing_secret', COALESCE(
+            (SELECT substr(value, 1, instr(value || ' ', ' ') - 1) FROM settings
+             WHERE key = 'unsubscribe_secret_fingerprint' AND value != ''), '1')
+        WHERE EXISTS (SELECT 1 FROM suppressed);
     """
