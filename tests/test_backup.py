@@ -72,7 +72,8 @@ def test_a_backup_onto_a_file_system_without_hard_links_or_after_a_killed_one(
     folder = tmp_path / "usb"
     folder.mkdir()
     (folder / ".iomfeed-copy.db.part").write_bytes(b"left by a killed backup")
-    (folder / ".iomfeed-copy.db.99999999.part").write_bytes(b"and by another one")
+    # ... and by one with this process's id: a container's iomfeed is pid 1 every time.
+    (folder / f".iomfeed-copy.db.{os.getpid()}.part").write_bytes(b"and by another one")
     linked: list[str] = []
 
     def no_links(src: object, dst: object, *args: object, **kwargs: object) -> None:
@@ -86,7 +87,7 @@ def test_a_backup_onto_a_file_system_without_hard_links_or_after_a_killed_one(
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     with Store(target) as restored:
         assert len(list(restored.subscribers())) == 2
-    leftovers = {".iomfeed-copy.db.part", ".iomfeed-copy.db.99999999.part"}
+    leftovers = {".iomfeed-copy.db.part", f".iomfeed-copy.db.{os.getpid()}.part"}
     assert {p.name for p in folder.iterdir()} == leftovers | {"iomfeed-copy.db"}
     before = target.read_bytes()
     capsys.readouterr()
@@ -94,3 +95,7 @@ def test_a_backup_onto_a_file_system_without_hard_links_or_after_a_killed_one(
     assert "already exists; not overwriting it" in capsys.readouterr().err
     assert target.read_bytes() == before
     assert {p.name for p in folder.iterdir()} == leftovers | {"iomfeed-copy.db"}
+    empty = folder / "killed.db"  # what a backup killed between claiming and replacing leaves
+    empty.touch()
+    assert main(["--config", str(config), "backup", str(empty)]) == 1
+    assert "already exists (empty: left by a backup killed" in capsys.readouterr().err

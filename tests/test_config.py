@@ -370,11 +370,23 @@ def test_a_send_by_smtp_refuses_loopback_links_and_check_warns_of_an_example_sen
         "http://0.0.0.0:8080/",
         "http://LOCALHOST./",
         "http://news.localhost/",
+        "http://127.1/",
+        "http://2130706433/",
+        "http://0x7f.0.0.1/",
+        "http://0/",
+        "http://[::127.0.0.1]/",
+        "http://localhost.localdomain/",
+        "http://ip6-localhost/",
     ):
         looped = dataclasses.replace(real, site=dataclasses.replace(real.site, public_url=url))
         with pytest.raises(ConfigError, match="is still a loopback address"):
             require_sendable(looped, {})
-    for url in ("http://localhost.example.al/", "http://127.0.0.1.nip.example.al/"):
+    for url in (
+        "http://localhost.example.al/",
+        "http://127.0.0.1.nip.example.al/",
+        "http://128.0.0.1/",
+        "http://[::2:7f00:1]/",
+    ):
         named = dataclasses.replace(real, site=dataclasses.replace(real.site, public_url=url))
         require_sendable(named, {})  # names that only look like it
     assert not any(

@@ -130,7 +130,7 @@ def save() -> bool:
     kept = cache.known if len(cache.known) <= LIMIT else {k: cache.known[k] for k in cache.used}
     payload = marshal.dumps(kept)
     data = _header() + zlib.crc32(payload).to_bytes(4, "big") + payload
-    part = cache.path.with_name(f"{cache.path.name}.{os.getpid()}.part")
+    part = cache.path.with_name(f"{cache.path.name}.{os.urandom(6).hex()}.part")  # (not pid 1's)
     made = False
     try:
         cache.path.parent.mkdir(exist_ok=True)

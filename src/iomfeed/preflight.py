@@ -26,20 +26,35 @@ def is_example_host(host: str | None) -> bool:
 
 
 def is_loopback_host(host: str | None) -> bool:
-    """Whether ``host`` names this machine: ``localhost`` and its subdomains (RFC 6761),
-    any 127.0.0.0/8 or ``::1`` address (IPv4-mapped too), or the unspecified one."""
+    """Whether ``host`` names this machine: ``localhost`` and its subdomains (RFC 6761) and
+    the usual aliases of ``/etc/hosts``, or a loopback or unspecified address in any form a
+    browser reads (``127.1``, ``2130706433``, ``0x7f.0.0.1``, ``::1``, ``::ffff:127.0.0.1``,
+    ``::127.0.0.1``)."""
     import ipaddress
+    import socket
 
     name = (host or "").lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
+    if name in _LOOPBACK_NAMES or name.endswith(".localhost"):
         return True
+    address = name.strip("[]").split("%")[0]
     try:
-        ip = ipaddress.ip_address(name.split("%")[0])
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address)
     except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+        try:  # the shorthand forms inet_aton reads, as URL parsers do
+            ip = ipaddress.IPv4Address(socket.inet_aton(address))
+        except (OSError, ValueError):
+            return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif 1 < int(ip) < 2**32:  # IPv4-compatible (::a.b.c.d), deprecated but read
+            ip = ipaddress.IPv4Address(int(ip))
     return ip.is_loopback or ip.is_unspecified
+
+
+_LOOPBACK_NAMES = frozenset(
+    {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback", "loopback"}
+)
 
 
 def _example_urls(config: Config) -> list[tuple[str, str]]:

@@ -128,8 +128,9 @@ class StoreBase:
         with SQLite's online backup while other processes may write, as one file readable
         by its owner only; never over an existing file. Its size in bytes."""
         target = Path(target)
-        # This process's own part file: one a killed backup left behind blocks nothing.
-        part = target.with_name(f".{target.name}.{os.getpid()}.part")
+        # A part file of its own (a random name: a container's iomfeed is always pid 1),
+        # so one a killed backup left behind blocks nothing.
+        part = target.with_name(f".{target.name}.{os.urandom(6).hex()}.part")
         try:
             os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except OSError as exc:
@@ -143,7 +144,9 @@ class StoreBase:
                 copy.close()
             _publish_new(part, target)
         except FileExistsError:
-            raise StoreError(f"{target}: already exists; not overwriting it") from None
+            empty = target.is_file() and target.stat().st_size == 0
+            why = " (empty: left by a backup killed as it finished; delete it)" if empty else ""
+            raise StoreError(f"{target}: already exists{why}; not overwriting it") from None
         except OSError as exc:
             raise StoreError(f"{target}: could not be written ({exc.strerror or exc})") from None
         except sqlite3.Error as exc:
