@@ -12,11 +12,12 @@ median kept:
 * cron cycle (``iomfeed run``, nothing new, 1k items stored; ``--large``: 50k): rss2email
   ``r2e run`` on the same stories as an RSS feed served with ETag (the ``bench`` extra; a
   row says so when it is not installed), the floor (the interpreter, one conditional GET,
-  one SQLite write) and ``python -c pass``; with ``--previous REF``, also the same cycle by
-  that commit's code (iomfeed's previous design: ``b62beff``, before issue 13, rendered
-  every page on every run and computed the next digest time through APScheduler), on a
-  store of its own made by its own backfill;
-* ``status`` and ``items --limit 20``, beside ``python -c pass``;
+  one SQLite write), ``python -c pass`` and ``python -S -c pass`` (the interpreter without
+  site's start-up, whose .pth hooks a machine may make costly); with ``--previous REF``,
+  also the same cycle by that commit's code (iomfeed's previous design: ``b62beff``, before
+  issue 13, rendered every page on every run and computed the next digest time through
+  APScheduler), on a store of its own made by its own backfill;
+* ``status`` and ``items --limit 20``, beside ``python -c pass`` and ``python -S -c pass``;
 * cold backfill of the generated 1,000-article site, and of a 50-article one, beside the
   same pages fetched with nothing parsed;
 * ``digest --send`` of ``--subscribers`` messages (5,000 unless told; about 69 KB) to an
@@ -83,6 +84,9 @@ from peers_work import (  # noqa: E402
 )
 
 PASS = "python -c pass"
+#: The interpreter without site's start-up (its .pth hooks: an editable install's finder,
+#: a sandbox's certificate hook), to tell the machine's share of every row from iomfeed's.
+BARE = "python -S -c pass"
 
 
 @dataclass
@@ -130,6 +134,7 @@ def cron_rows(s: Setup, stored: Path) -> tuple[list[Row], tuple[tuple[str, float
         "items": lambda: iomfeed(s.tree, stored, "items", "--limit", "20"),
         "floor": lambda: python(*floor, cwd=stored),
         PASS: lambda: python("-c", "pass", cwd=stored),
+        BARE: lambda: python("-S", "-c", "pass", cwd=stored),
     }
     note = ""
     try:
@@ -138,10 +143,10 @@ def cron_rows(s: Setup, stored: Path) -> tuple[list[Row], tuple[tuple[str, float
         note = f"r2e: {str(exc).splitlines()[0]}"
     got = interleave(jobs, s.repeat * 2)
     peers = [("r2e run", ms(got["r2e"]))] if "r2e" in got else []
-    peers += [("floor", ms(got["floor"])), (PASS, ms(got[PASS]))]
+    peers += [("floor", ms(got["floor"])), (PASS, ms(got[PASS])), (BARE, ms(got[BARE]))]
     if s.previous is not None:
         peers.append((f"previous design ({s.previous.label})", ms(got["previous"])))
-    passed = ((PASS, ms(got[PASS])),)
+    passed = ((PASS, ms(got[PASS])), (BARE, ms(got[BARE])))
     rows = [
         Row(
             f"cron: `iomfeed run`, nothing new, {s.articles} stored",
