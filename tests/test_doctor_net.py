@@ -405,6 +405,36 @@ def test_the_command_exits_0_when_nothing_fails_and_1_when_something_does(
     )
 
 
+def test_doctor_before_the_first_run_makes_no_store(
+    app: tuple[Config, str], ca: smtpkit.TestCA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A preflight only reads: on a new install it skips what needs a store (the size of a
+    digest of stories there are none of yet, the secret the store would make) instead of
+    making one; with the secret in the environment it still probes the one-click link."""
+    config, base = app
+    fresh = tmp_path / "not-yet" / "iomfeed.db"
+    fresh.parent.mkdir()
+    found = []
+    with (
+        smtp_server(tls=ca.server_context(), auth=(USER, PASSWORD)) as (_handler, port),
+        dns_server(_records(key := make_key(tmp_path))) as dns,
+    ):
+        path = _config_file(tmp_path, base, port, ca, fresh, key.path)
+        monkeypatch.delenv(config.mail.secret_env, raising=False)
+        found.append(json.loads(_doctor(path, dns.address, "--json").stdout))
+        # (The served app runs in this process: it reads the same variable.)
+        monkeypatch.setenv(config.mail.secret_env, "a secret from the environment, long")
+        found.append(json.loads(_doctor(path, dns.address, "--json").stdout))
+    without, with_env = ({c["name"]: (c["status"], c["found"]) for c in r["checks"]} for r in found)
+    assert without["digest size"] == ("skip", "not measured: no store yet, no stories")
+    assert without["one-click unsubscribe"] == (
+        "skip",
+        "not asked: no store yet, whose secret signs",
+    )
+    assert with_env["one-click unsubscribe"][0] == "ok"  # asked, signed with that secret
+    assert list(fresh.parent.iterdir()) == []  # no store, no -wal, no lock file
+
+
 def test_the_cron_path_does_not_import_dnspython(tmp_path: Path) -> None:
     code = (
         "import sys, iomfeed.cli, iomfeed.pipeline, iomfeed.web\n"

@@ -17,8 +17,13 @@ def cmd_doctor(args: argparse.Namespace, config: Config) -> int:
     from ..doctor.dns import Dns
 
     dns = Dns(args.resolver)
-    with open_runtime(config) as rt:
-        report = run_doctor(config, dns=dns, store=rt.store, now=rt.clock(), environ=os.environ)
+    if not config.database_path.exists():  # a preflight reads; it makes no store
+        from ..clock import utc_now
+
+        report = run_doctor(config, dns=dns, store=None, now=utc_now(), environ=os.environ)
+    else:
+        with open_runtime(config) as rt:
+            report = run_doctor(config, dns=dns, store=rt.store, now=rt.clock(), environ=os.environ)
     if args.json:
         from ..jsonout import dumps
 
