@@ -201,7 +201,10 @@ def suppression_keys(config: Config, store: Store) -> SuppressionKeys:
     from ..consent import SuppressionKeys
 
     own = store.setting_default(_SUPPRESSION_KEY, lambda: secrets.token_urlsafe(32))
-    return SuppressionKeys(own.encode(), _earlier_keys(config, store))
+    earlier = _earlier_keys(config, store)
+    if not earlier and store.setting(_EARLIER_SUPPRESSIONS):
+        log.warning("%s (%s)", _LOST, config.mail.secret_env)
+    return SuppressionKeys(own.encode(), earlier)
 
 
 def earlier_lost(config: Config, store: Store) -> bool:
@@ -220,10 +223,7 @@ def _earlier_keys(config: Config, store: Store) -> tuple[bytes, ...]:
     candidates = tuple(dict.fromkeys(k for k in at_hand if k))
     if how == _UNKNOWN:
         return candidates  # (no fingerprint noted: try both)
-    found = tuple(k for k in candidates if _fingerprint(k) == how)
-    if not found:
-        log.warning("%s (%s)", _LOST, config.mail.secret_env)
-    return found
+    return tuple(k for k in candidates if _fingerprint(k) == how)
 
 
 _SUPPRESSION_KEY = "suppression_key"
