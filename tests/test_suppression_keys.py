@@ -13,10 +13,12 @@ import pytest
 from iomfeed.config import Config
 from iomfeed.consent import suppression_hash
 from iomfeed.digest.unsubscribe import (
+    ForgottenUnchecked,
     _fingerprint,
     accept_secret,
     earlier_lost,
     load_secret,
+    secret_problem,
     suppression_keys,
 )
 from iomfeed.runtime import open_runtime
@@ -27,7 +29,7 @@ from .conftest import NOW
 from .digestkit import digest_config
 from .schemakit import database_before
 
-GONE = "gone@example.org"
+GONE, OTHER = "gone@example.org", "other@example.org"
 FIRST, SECOND = "the first secret, long enough", "a second secret, long enough"
 STEP = "issue 13 (review): forgotten addresses"
 
@@ -64,16 +66,22 @@ def test_a_new_signing_secret_keeps_the_forgotten_forgotten(
 
 
 def _store_before_own_key(
-    path: Path, secret: bytes, *, stored: str | None = None, noted: bool = True
+    path: Path,
+    secret: bytes,
+    *,
+    stored: str | None = None,
+    noted: bool = True,
+    also: tuple[str, ...] = (),
 ) -> None:
     """A store as the release before left it: GONE forgotten, hashed with ``secret``, which
     it noted (its fingerprint) as the one that signs unless not ``noted`` (older still);
     ``stored``: the database's own signing secret, when it kept one."""
     db = database_before(path, STEP)
-    db.execute(
-        "INSERT INTO suppressed (hash, since) VALUES (?, ?)",
-        (suppression_hash(secret, GONE), NOW.isoformat()),
-    )
+    for address in (GONE, *also):
+        db.execute(
+            "INSERT INTO suppressed (hash, since) VALUES (?, ?)",
+            (suppression_hash(secret, address), NOW.isoformat()),
+        )
     if stored is not None:
         db.execute("INSERT INTO settings (key, value) VALUES ('unsubscribe_secret', ?)", (stored,))
     if noted:
@@ -87,28 +95,48 @@ def _store_before_own_key(
 def test_entries_from_before_the_own_key_stay_matched_with_the_signing_secret(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """An operator's trial: the environment's secret changed, and an address forgotten
+    under the old one was subscribed again, exit 0. While no secret at hand matches those
+    entries, an add or import is refused and ``check`` says why; an address matched once
+    is kept under the list's own key from then on; ``check --new-secret`` accepts the loss
+    in so many words."""
     config = digest_config(tmp_path)
     name = config.mail.secret_env
     monkeypatch.setenv(name, FIRST)
-    _store_before_own_key(config.database_path, FIRST.encode())
+    _store_before_own_key(config.database_path, FIRST.encode(), also=(OTHER,))
     with open_runtime(config) as rt:
         assert suppression_keys(config, rt.store).earlier == (FIRST.encode(),)
-        assert _still_forgotten(config, rt.store)
-        forget(rt.store, config, "later@example.org", NOW)  # kept under the own key
+        assert _still_forgotten(config, rt.store)  # GONE matched: kept under the own key too
+        monkeypatch.setenv(name, SECOND)  # changed before any mail: load_secret takes it
+        assert load_secret(config, rt.store) == SECOND.encode()
+        with pytest.raises(ForgottenUnchecked, match=rf"^mail\.secret_env: .* neither {name}"):
+            suppression_keys(config, rt.store, adding=True)
+        problem = secret_problem(config, config.database_path)
+        assert problem is not None and "iomfeed check --new-secret" in problem
+        keys = suppression_keys(config, rt.store)  # (a forget or a confirmation goes on)
+        assert keys.earlier == () and "no longer recognised" in caplog.text
+        gone = subscribe(rt.store, GONE, "", "en", NOW, languages=("en",), keys=keys)
+        assert gone.joined is Joined.SUPPRESSED  # re-keyed when it was matched
+        monkeypatch.setenv(name, FIRST)  # the old secret given back: all matched again
+        assert secret_problem(config, config.database_path) is None
+        keys = suppression_keys(config, rt.store, adding=True)
+        other = subscribe(rt.store, OTHER, "", "en", NOW, languages=("en",), keys=keys)
+        assert other.joined is Joined.SUPPRESSED
         monkeypatch.setenv(name, SECOND)
-        words = accept_secret(config, rt.store)
-        # The old secret is gone with the environment: that entry can no longer be told.
+        words = accept_secret(config, rt.store)  # the loss accepted, in so many words
         assert "no longer recognised" in words and "could add them back" in words
-        assert earlier_lost(config, rt.store)
-        keys = suppression_keys(config, rt.store)
-        assert keys.earlier == () and "no longer recognised" in caplog.text  # logged too
-        later = subscribe(
-            rt.store, "later@example.org", "", "en", NOW, languages=("en",), keys=keys
-        )
-        assert later.joined is Joined.SUPPRESSED  # what the own key holds is kept
-        monkeypatch.setenv(name, FIRST)  # the old secret given back: matched again
         assert not earlier_lost(config, rt.store)
-        assert _still_forgotten(config, rt.store)
+        keys = suppression_keys(config, rt.store, adding=True)  # adds go on
+        assert (
+            subscribe(rt.store, GONE, "", "en", NOW, languages=("en",), keys=keys).joined
+            is Joined.SUPPRESSED
+        )
+        assert (
+            subscribe(  # OTHER was matched (and re-keyed) above, while FIRST was back
+                rt.store, OTHER, "", "en", NOW, languages=("en",), keys=keys
+            ).joined
+            is Joined.SUPPRESSED
+        )
 
 
 @pytest.mark.parametrize("how", ["check --new-secret", "before any mail, silently"])
@@ -165,3 +193,29 @@ def test_the_step_notes_earlier_entries_only_when_there_are_some(tmp_path: Path)
         assert noted == _fingerprint(b"whatever signed then")
     rows = sqlite3.connect(full).execute("SELECT count(*) FROM suppressed").fetchone()
     assert rows == (1,)  # kept as it was
+
+
+def test_the_command_line_refuses_an_add_it_cannot_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from iomfeed.cli import main
+
+    from .conftest import CONFIG_FILE
+
+    config = digest_config(tmp_path)
+    config_file = tmp_path / "config.toml"  # the shipped one: the same store
+    config_file.write_text(CONFIG_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    _store_before_own_key(config.database_path, FIRST.encode())
+    monkeypatch.setenv(config.mail.secret_env, SECOND)
+    cli = ["--config", str(config_file)]
+    assert main([*cli, "subscribers", "add", GONE]) == 2
+    assert "an add or import cannot tell" in capsys.readouterr().err
+    (tmp_path / "list.csv").write_text(f"{GONE},Gone,en\n", encoding="utf-8")
+    assert main([*cli, "subscribers", "import", str(tmp_path / "list.csv")]) == 2
+    assert main([*cli, "check"]) == 2
+    assert "iomfeed check --new-secret" in capsys.readouterr().err
+    with Store(config.database_path) as store:
+        assert store.profile(address=GONE) is None  # nobody added
+    assert main([*cli, "check", "--new-secret"]) == 0
+    assert "no longer recognised" in capsys.readouterr().out
+    assert main([*cli, "subscribers", "add", "new@example.org"]) == 0

@@ -22,8 +22,10 @@ generator) are not part of this contract.
     IomfeedError
     ├── ConfigError            bad configuration or usage (exit code 2)
     │   ├── UnknownLanguage    CLDR has no data for a language tag (dates.py)
-    │   └── SecretChanged      not the secret that signed the links already mailed
-    │                          (digest/unsubscribe.py)
+    │   ├── SecretChanged      not the secret that signed the links already mailed
+    │   │                      (digest/unsubscribe.py)
+    │   └── ForgottenUnchecked addresses forgotten before the list's own key, hashed with a
+    │                          secret not at hand: no add or import (digest/unsubscribe.py)
     ├── InputError             bad input data: an e-mail address, a file to import, a token
     │   │                      (exit code 65, EX_DATAERR)
     │   ├── BadAddress         an e-mail address that cannot be used (says why)

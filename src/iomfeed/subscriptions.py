@@ -118,6 +118,9 @@ def _join(
     suppressions = keys.hashes(sub.address)
     if store.is_suppressed(*suppressions):
         if not again:
+            # Kept under the list's own key too, now that the address is at hand: no later
+            # change of secret can lose it.
+            store.suppress(keys.hash(sub.address), now)
             return Joined.SUPPRESSED
         store.unsuppress(*suppressions)
     joined = Joined(store.add_subscriber(sub, now, via))

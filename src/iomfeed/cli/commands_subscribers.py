@@ -68,7 +68,7 @@ def _add(args: argparse.Namespace, rt: Runtime) -> int:
         args.lang or rt.config.digest.languages[0],
         rt.clock(),
         languages=rt.config.digest.languages,
-        keys=suppression_keys(rt.config, rt.store),
+        keys=suppression_keys(rt.config, rt.store, adding=True),
         resubscribe=args.resubscribe,
     )
     messages = {
@@ -184,7 +184,7 @@ def _import(path: Path, config: Config, *, resubscribe: bool) -> int:
     from ..digest.unsubscribe import suppression_keys
 
     with open_runtime(config) as rt:
-        keys = suppression_keys(config, rt.store)
+        keys = suppression_keys(config, rt.store, adding=True)
         done = import_rows(rt.store, read, rt.clock(), keys=keys, resubscribe=resubscribe)
     for note in done.notes:
         print(f"{path}: {note}", file=sys.stderr)

@@ -152,10 +152,14 @@ def secret_problem(config: Config, database: Path) -> str | None:
     from ..store.sent import peek_settings
 
     value = check_secret(config)
-    found = peek_settings(database, (_FINGERPRINT, _STORED_SECRET))
+    found = peek_settings(database, (_FINGERPRINT, _STORED_SECRET, _EARLIER_SUPPRESSIONS))
     if found is None:
         return None
     settings, mailed = found
+    how = settings.get(_EARLIER_SUPPRESSIONS, "")
+    at_hand = (value.encode("utf-8"), settings.get(_STORED_SECRET, "").encode())
+    if how and how != _UNKNOWN and not any(k and _fingerprint(k) == how for k in at_hand):
+        return _unmatched(config)
     known = settings.get(_FINGERPRINT)
     if not known:
         return None
@@ -188,23 +192,44 @@ def accept_secret(config: Config, store: Store) -> str:
     load_secret(config, store)
     where = _FROM_ENVIRONMENT if check_secret(config) else _FROM_DATABASE
     words = _said(where, config.mail.secret_env)
-    if earlier_lost(config, store):
+    if earlier_lost(config, store):  # accepted, as the refusals of add and import asked
+        store.drop_setting(_EARLIER_SUPPRESSIONS)
         return f"{words}; {_LOST}"
     return words
 
 
-def suppression_keys(config: Config, store: Store) -> SuppressionKeys:
+def suppression_keys(config: Config, store: Store, *, adding: bool = False) -> SuppressionKeys:
     """What forgotten addresses are hashed with: the list's own key (made on first use)
     and, while entries from before it are kept, the secret that hashed those, if it is
     still at hand (the environment's or the database's: a change of secret made before
-    any mail, which :func:`load_secret` allows, leaves that one kept)."""
+    any mail, which :func:`load_secret` allows, leaves that one kept). ``adding`` (an
+    operator's add or import): raises :class:`ForgottenUnchecked` when such entries are
+    kept but that secret is not at hand, for then nobody can tell who was forgotten."""
     from ..consent import SuppressionKeys
 
     own = store.setting_default(_SUPPRESSION_KEY, lambda: secrets.token_urlsafe(32))
     earlier = _earlier_keys(config, store)
     if not earlier and store.setting(_EARLIER_SUPPRESSIONS):
+        if adding:
+            raise ForgottenUnchecked(_unmatched(config))
         log.warning("%s (%s)", _LOST, config.mail.secret_env)
     return SuppressionKeys(own.encode(), earlier)
+
+
+class ForgottenUnchecked(ConfigError):
+    """Addresses forgotten before the list's own key are kept, hashed with a secret that
+    is not at hand: an add or import could bring one of them back."""
+
+
+def _unmatched(config: Config) -> str:
+    name = config.mail.secret_env
+    return (
+        f"mail.secret_env: addresses forgotten before the list had a suppression key of its"
+        f" own were hashed with the secret that signed then, which neither {name} nor the"
+        f" database holds now, so an add or import cannot tell whether it brings one of them"
+        f" back. Set {name} to that secret again; or, if it is lost, run 'iomfeed check"
+        f" --new-secret' to accept that those entries are no longer recognised"
+    )
 
 
 def earlier_lost(config: Config, store: Store) -> bool:
