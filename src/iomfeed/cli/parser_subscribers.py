@@ -92,10 +92,10 @@ def _add_subscriber_import(actions: Any) -> None:
         "understood) or without one (address, name, language). Addresses "
         "already subscribed count as unchanged; people who left (here or "
         "by the file's status column) are not added. Every bad row is "
-        "reported with its line number and the others are imported: exit "
-        "code 1 when any row was skipped, 65 when the file cannot be read. "
+        "reported with its line number and skipped, the others imported: exit "
+        "code 1 when any bad row was skipped, 65 when the file cannot be read. "
         "Rows of people who unsubscribed, bounced or were forgotten are reported "
-        "and skipped unless --resubscribe.",
+        "and not added unless --resubscribe (not an error: exit code 0).",
     )
     a.add_argument("file", help="the CSV file (UTF-8, with or without a BOM, or UTF-16)")
     a.add_argument(
