@@ -99,3 +99,9 @@ def test_a_backup_onto_a_file_system_without_hard_links_or_after_a_killed_one(
     empty.touch()
     assert main(["--config", str(config), "backup", str(empty)]) == 1
     assert "already exists (empty: left by a backup killed" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["--config", str(config), "backup", str(folder)]) == 1
+    assert f"{folder}: is a folder; give the backup file's own name" in capsys.readouterr().err
+    missing = tmp_path / "nowhere" / "sub" / "b.db"
+    assert main(["--config", str(config), "backup", str(missing)]) == 1
+    assert f"the folder {missing.parent} does not exist" in capsys.readouterr().err

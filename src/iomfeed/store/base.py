@@ -128,6 +128,11 @@ class StoreBase:
         with SQLite's online backup while other processes may write, as one file readable
         by its owner only; never over an existing file. Its size in bytes."""
         target = Path(target)
+        if target.is_dir():
+            raise StoreError(f"{target}: is a folder; give the backup file's own name")
+        if not target.parent.is_dir():
+            why = "is not a folder" if target.parent.exists() else "does not exist"
+            raise StoreError(f"{target}: the folder {target.parent} {why}")
         # A part file of its own (a random name: a container's iomfeed is always pid 1),
         # so one a killed backup left behind blocks nothing.
         part = target.with_name(f".{target.name}.{os.urandom(6).hex()}.part")
