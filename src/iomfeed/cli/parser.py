@@ -22,7 +22,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="iomfeed",
         description="Scrape IOM Albania's news into a deduplicated store and publish it.",
         epilog="Exit codes: 0 success; 1 some source failed (the others still ran), some "
-        "deliveries failed or some import rows were skipped; 2 bad configuration or usage; "
+        "deliveries failed, some import rows were skipped, a subscriber named is not there "
+        "or was not added, or the database or a backup could not be written (the message "
+        "says which); 2 bad configuration or usage; "
         "65 bad input data (an address, a file to import, a token); 75 another run is using "
         "the same database (still, after --wait seconds); 141 the reader of the output "
         "stopped early.",
