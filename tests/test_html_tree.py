@@ -94,6 +94,7 @@ LEFT = [
     # (from a second reading: unrendered template markup, late doctypes, odd end tags)
     "<body><div class=post {{ attrs }}><p>x</p></div><div {a}b=1>y</div></body>",
     "<html {x=1><p>x</p></html>",
+    "<body><div a{b=1 c}=2 class=post><p>a brace inside a name</p></div></body>",
     "<div class=body>Intro<!DOCTYPE html>Second</div><p>a<!doctype html>b</p>",
     "<!-- first --><!DOCTYPE html><p>after a comment</p>",
     "<html><body><p>one</p></body></html/><p>two</p>",

@@ -106,11 +106,12 @@ class PageIndex:
         for position, el in enumerate(self.elements):
             positions[id(el)] = position
             by_name.setdefault((el.name or "").lower(), []).append(position)
-            classes = el.get("class")
+            attrs = el.attrs  # (what Tag.get reads, without its call)
+            classes = attrs.get("class")
             if classes:
                 for cls in classes if isinstance(classes, list) else classes.split():
                     by_class.setdefault(cls.lower(), []).append(position)
-            ident = el.get("id")
+            ident = attrs.get("id")
             if isinstance(ident, str):
                 by_id.setdefault(ident.lower(), []).append(position)
 

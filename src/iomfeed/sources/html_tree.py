@@ -148,7 +148,7 @@ class _Builder:
         if depth > _DEEP:
             return False
         name, pairs = el.tag, el.items()
-        if any(key.startswith("{") for key, _value in pairs):
+        if pairs and "{" in "".join(el.keys()):  # as in _walk: left to bs4
             return False
         tag = self._tag(name, pairs, parent)
         elements, ends = self.walk.elements, self.walk.ends
@@ -242,7 +242,7 @@ def _walk(el: Any, tree: _Builder, strainer: KeepAnchored, depth: int) -> bool:
     if depth > _DEEP:
         return False
     keys = el.keys()
-    if keys and any(key.startswith("{") for key in keys):
+    if keys and "{" in "".join(keys):  # a namespaced key ("{uri}name"), or a brace in one
         return False  # (before anything looks one up by name)
     name, attrib = el.tag, el.attrib
     if name == "html" and strainer.html_attrs is None:
