@@ -10,6 +10,7 @@ import binascii
 import dataclasses
 import re
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -156,8 +157,10 @@ def _check_regexes(values: tuple[str, ...]) -> str | None:
     return None
 
 
+@lru_cache(maxsize=512)
 def split_selector(spec: str) -> tuple[str, str | None]:
-    """Split ``"css@attr"`` into the CSS part and the attribute to read (or ``None``: text)."""
+    """Split ``"css@attr"`` into the CSS part and the attribute to read (or ``None``: text).
+    Kept per spec: the parsers ask for the same few on every page."""
     css, sep, attr = spec.rpartition("@")
     if sep and _ATTR_RE.match(attr) and css.count("[") == css.count("]") and css.strip():
         return css.strip(), attr

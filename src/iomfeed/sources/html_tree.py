@@ -52,6 +52,7 @@ _DOCTYPE = re.compile(r"<!doctype", re.IGNORECASE)
 #: A page nested this deep is left to bs4: libxml2 stops at 256 levels, and there its
 #: tree and the events it gives bs4 part.
 _DEEP = 200
+_COMMENT = etree.Comment  # what lxml gives a comment as its tag
 
 #: The bs4 releases (major.minor) whose trees this reproduces, as its tests check.
 CHECKED = ("4.15",)
@@ -161,18 +162,22 @@ class _Builder:
         kind = self.containers.get(name, kind)
         preserve = name in self.preserve
         self.preserving += preserve
-        if el.text:
-            self.string(el.text, tag, kind)
+        # (Each of lxml's .tag, .text and .tail makes its string anew: read once.)
+        text = el.text
+        if text:
+            self.string(text, tag, kind)
         for child in el:
-            if isinstance(child.tag, str):
+            child_tag = child.tag
+            if isinstance(child_tag, str):
                 if not self.element(child, tag, kind, depth + 1):
                     return False
-            elif child.tag is etree.Comment:
+            elif child_tag is _COMMENT:
                 self.string(child.text or "", tag, Comment)
             else:
                 return False
-            if child.tail:
-                self.string(child.tail, tag, kind)
+            tail = child.tail
+            if tail:
+                self.string(tail, tag, kind)
         self.preserving -= preserve
         self.hidden -= hides
         if not self.hidden:
