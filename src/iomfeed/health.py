@@ -274,10 +274,10 @@ def check(
         from .delivery.quota import quota_state
 
         quota = quota_state(config, store, now)
+    free = quota is not None and not quota.full  # (a full quota holds a send: it waits)
     digest_health = tuple(
-        _digest_health(store, d, brief=brief and d.id not in late, stuck=stuck)
+        _digest_health(store, d, brief=brief and d.id not in late, stuck=d.id in late and free)
         for d in recent
-        for stuck in [d.id in late and quota is not None and not quota.full]
     )
     jobs = {}
     for name in JOBS:

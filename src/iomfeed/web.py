@@ -197,18 +197,15 @@ class App:
         link, a page in their language (``?lang=``) that says nothing changed; plain text
         if even that page cannot be made."""
         from .web_forms import query_fields
-        from .web_pages import SECURITY_HEADERS
+        from .web_pages import RETRY_LATER
 
-        later = [("Retry-After", "3600")]
         try:
             answer = self.forms.pages.unavailable(query_fields(environ))
         except Exception:  # (an entry point's last answer: nothing more to go wrong)
             log.debug("no page for the 503", exc_info=True)
             text = "temporarily unavailable; please try again later\n"
-            return self._plain(start_response, "503 Service Unavailable", text, later)
-        headers = [("Content-Type", answer.content_type), ("Content-Length", str(len(answer.body)))]
-        start_response(answer.status, headers + list(SECURITY_HEADERS) + later)
-        return [] if method == "HEAD" else [answer.body]
+            return self._plain(start_response, "503 Service Unavailable", text, [RETRY_LATER])
+        return answer.send(start_response, method)
 
     @staticmethod
     def _plain(
@@ -239,7 +236,6 @@ class App:
     ) -> list[bytes]:
         """GET (and HEAD) shows a page and changes nothing; POST acts (see web_forms)."""
         from .web_forms import client_address, query_fields, read_fields
-        from .web_pages import SECURITY_HEADERS
 
         if method not in ("GET", "HEAD", "POST"):
             return self._plain(
@@ -271,9 +267,7 @@ class App:
                 "preferences": forms.preferences.get,
             }[name]
             answer = get(query)
-        headers = [("Content-Type", answer.content_type), ("Content-Length", str(len(answer.body)))]
-        start_response(answer.status, headers + list(SECURITY_HEADERS) + list(answer.headers))
-        return [] if method == "HEAD" else [answer.body]
+        return answer.send(start_response, method)
 
     # ----------------------------------------------------------------- feeds
 

@@ -11,8 +11,8 @@ the first of ``digest.languages`` that has one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -39,6 +39,10 @@ SECURITY_HEADERS = (
 )
 
 
+#: Sent with a 503: come back in an hour (a mailbox provider's one-click POST may).
+RETRY_LATER = ("Retry-After", "3600")
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """One answer of the forms: status line, body, its type, headers of its own."""
@@ -47,6 +51,14 @@ class Answer:
     body: bytes
     content_type: str = HTML
     headers: tuple[tuple[str, str], ...] = ()
+
+    def send(self, start_response: Callable[..., Any], method: str) -> list[bytes]:
+        """The response begun (its type and length, the pages' security headers, its own
+        headers) and its body, none for HEAD: what a WSGI app returns."""
+        length = str(len(self.body))
+        sent = [("Content-Type", self.content_type), ("Content-Length", length)]
+        start_response(self.status, sent + list(SECURITY_HEADERS) + list(self.headers))
+        return [] if method == "HEAD" else [self.body]
 
 
 @lru_cache(maxsize=8)
@@ -146,13 +158,14 @@ class Pages:
         """The 503 page, in the request's ``lang``: nothing changed, come back. Its language
         links keep the rest of the query (the token of the link followed)."""
         kept = {k: v[0] for k, v in query.items() if v and k != "lang"}
-        return self.message(
+        page = self.message(
             "503 Service Unavailable",
             self.lang(*query.get("lang", [])),
             "unavailable_title",
             ("unavailable_lead",),
             query=kept,
         )
+        return replace(page, headers=(*page.headers, RETRY_LATER))
 
     def message(
         self,

@@ -4,7 +4,10 @@ A token is ``<subscriber id>.<HMAC-SHA256 of (list, subscriber id, address), 128
 base64url>``: URL-safe and space-free, so it sits in a link, a ``List-Unsubscribe`` header
 or a mailto subject as it is. The secret comes from the environment variable named by
 ``mail.secret_env``; without one, a random secret is made once and kept in the database
-(tokens stay valid as long as the database does). Pure apart from :func:`load_secret`.
+(tokens stay valid as long as the database does). The list's suppression key, which hashes
+forgotten addresses, is kept there too (:func:`suppression_keys`). Pure apart from the
+functions that read or note those in the store (:func:`load_secret`,
+:func:`accept_secret`, :func:`suppression_keys`, :func:`earlier_lost`).
 """
 
 from __future__ import annotations

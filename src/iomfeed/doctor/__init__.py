@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 
 from ..config import Config
 from ..errors import LookupFailed
-from ..preflight import is_example_host, warnings
+from ..preflight import is_example_host, is_loopback_host, warnings
 from .mailauth import Relay, check_alignment, check_dkim, check_dmarc, check_spf
 from .records import Check, DkimSettings, Report, Status, fail, ok, skip, warn
-from .relay import check_relay, is_local
+from .relay import check_relay
 from .spf import Lookups
 from .urls import check_feeds, check_unsubscribe
 
@@ -107,7 +107,7 @@ def relay_for_spf(config: Config, dns: Lookups) -> Relay:
     host = config.mail.smtp.host
     if config.mail.transport != "smtp":
         return Relay("", (), 'mail.transport is "outbox": no relay is configured')
-    if is_local(host):
+    if is_loopback_host(host):
         return Relay(
             host,
             (),

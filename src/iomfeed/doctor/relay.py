@@ -6,7 +6,6 @@ sent.
 
 from __future__ import annotations
 
-import ipaddress
 import smtplib
 import ssl
 from collections.abc import Mapping
@@ -14,19 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..config import SmtpConfig
+from ..preflight import is_loopback_host
 from .records import Check, fail, ok, skip, warn
 
 #: a certificate that expires sooner than this many days gets a warning
 EXPIRY_WARN_DAYS = 14
-
-
-def is_local(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def tls_reason(exc: ssl.SSLError) -> str:
@@ -117,7 +108,7 @@ def _tls(
             return _tls_failed(where, exc, cfg)
         smtp.ehlo()
     elif cfg.security == "none":
-        if is_local(cfg.host):
+        if is_loopback_host(cfg.host):
             return ok("relay TLS", f"{where} is on this machine: no TLS needed")
         return warn(
             "relay TLS",
