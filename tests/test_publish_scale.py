@@ -6,6 +6,7 @@ one per category, kept by triggers) always agree with the items."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import shutil
 import sqlite3
@@ -212,6 +213,26 @@ def counted(store: Store) -> tuple[dict[str, int], dict[str, int]]:
     return dict(months), dict(categories)
 
 
+def category_index(db: sqlite3.Connection | Store) -> set[tuple[str, str, str]]:
+    """(category, published UTC, id) as the category index holds them."""
+    conn = db.db if isinstance(db, Store) else db
+    rows = conn.execute("SELECT category, published_utc, id FROM category_items")
+    return {(str(r[0]), str(r[1]), str(r[2])) for r in rows}
+
+
+def category_members(db: sqlite3.Connection | Store) -> set[tuple[str, str, str]]:
+    """The same, read from every item's categories."""
+    conn = db.db if isinstance(db, Store) else db
+    rows = conn.execute("SELECT id, published_utc, categories FROM items")
+    return {(c, str(r[1]), str(r[0])) for r in rows for c in json.loads(r[2])}
+
+
+def newest_in(store: Store, category: str, limit: int) -> list[str]:
+    """The ids of the newest ``limit`` items in ``category``, from every item."""
+    items = [i for i in store.items() if category in i.categories]
+    return [i.id for i in items[:limit]]
+
+
 def month_changes(store: Store) -> dict[str, int]:
     return dict(store.db.execute("SELECT month, changes FROM item_months"))
 
@@ -220,6 +241,7 @@ def test_the_summaries_follow_every_insert_edit_move_and_delete(tmp_path: Path) 
     with Store(tmp_path / "s.db", tag_authority="example.org") as store:
         fill(store, 200)
         assert summaries(store) == counted(store)
+        assert category_index(store) == category_members(store)
         newest = store.items(limit=1)[0]
         oldest = store.items()[-1]
         # An edit that moves a story to another month and category.
@@ -229,6 +251,11 @@ def test_the_summaries_follow_every_insert_edit_move_and_delete(tmp_path: Path) 
         )
         upsert(store, moved, NOW)
         assert summaries(store) == counted(store)
+        assert category_index(store) == category_members(store)
+        assert {(c, i) for c, _, i in category_index(store) if i == newest.id} == {
+            ("Elsewhere", newest.id),
+            ("Local", newest.id),
+        }
         now = month_changes(store)
         assert moved.published is not None
         for month in (newest.published.isoformat()[:7], moved.published.isoformat()[:7]):
@@ -236,6 +263,15 @@ def test_the_summaries_follow_every_insert_edit_move_and_delete(tmp_path: Path) 
         # Seen again, unchanged: nothing a page shows moved.
         upsert(store, moved, NOW + timedelta(hours=1))
         assert month_changes(store) == now
+        # An edit that drops a category and moves the story back in time.
+        upsert(
+            store,
+            dataclasses.replace(
+                moved, categories=("Global",), published=moved.published - timedelta(days=3)
+            ),
+            NOW,
+        )
+        assert category_index(store) == category_members(store)
         # Deleted, and a month emptied: its row stays, at no items, its count still moving.
         with store.transaction():
             store.db.execute("DELETE FROM items WHERE id = ?", (oldest.id,))
@@ -245,6 +281,10 @@ def test_the_summaries_follow_every_insert_edit_move_and_delete(tmp_path: Path) 
             store.db.execute("DELETE FROM items WHERE substr(published, 1, 7) = ?", (month,))
         assert month not in summaries(store)[0]
         assert month_changes(store)[month] > now[month]
+        assert category_index(store) == category_members(store)
+        for category in ("Local", "Global", "Diaspora", "Elsewhere", "None such"):
+            got = [i.id for i in store.items_in_category(category, limit=7)]
+            assert got == newest_in(store, category, 7)
         assert store.categories() == sorted(counted(store)[1])
         assert [m.month for m in store.item_months()] == sorted(counted(store)[0], reverse=True)
 
@@ -262,3 +302,28 @@ def test_the_schema_step_counts_the_items_an_older_iomfeed_stored(tmp_path: Path
     db.close()
     with Store(path, tag_authority="example.org") as store:
         assert summaries(store) == want
+        assert category_index(store) == category_members(store)
+        assert len(category_index(store)) > 100
+
+
+def test_a_category_feed_reads_its_items_by_one_index_range(tmp_path: Path) -> None:
+    """Not by walking every item newest first: the plan seeks the category's rows."""
+    from iomfeed.store.items import _ITEMS_COLUMNS
+
+    with Store(tmp_path / "s.db", tag_authority="example.org") as store:
+        fill(store, 50)
+        statements: list[str] = []
+        store.db.set_trace_callback(statements.append)
+        store.items_in_category("Global", limit=5)
+        store.db.set_trace_callback(None)
+        (sql,) = statements
+        assert _ITEMS_COLUMNS in sql
+        plan = [
+            r[3]
+            for r in store.db.execute(
+                "EXPLAIN QUERY PLAN " + sql.replace("'Global'", "?").replace("LIMIT 5", "LIMIT ?"),
+                ("Global", 5),
+            )
+        ]
+    assert not any(step.startswith("SCAN") for step in plan), plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan

@@ -18,6 +18,7 @@ from pathlib import Path
 from ..errors import StoreError
 from .pages import PAGES_STEP
 from .steps import (
+    CATEGORY_ITEMS_STEP,
     ITEM_COUNTS_STEP,
     LEFT_PROFILE_STEP,
     LEFT_STATUS_STEP,
@@ -391,6 +392,7 @@ MIGRATIONS: tuple[str, ...] = (
     LEFT_PROFILE_STEP,
     UNSUBSCRIBE_MAIL_STEP,
     SUPPRESSION_KEY_STEP,
+    CATEGORY_ITEMS_STEP,
 )
 
 

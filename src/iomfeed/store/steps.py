@@ -121,3 +121,35 @@ SUPPRESSION_KEY_STEP = """
              WHERE key = 'unsubscribe_secret_fingerprint' AND value != ''), '1')
         WHERE EXISTS (SELECT 1 FROM suppressed);
     """
+
+CATEGORY_ITEMS_STEP = """
+    -- issue 13 (scale): each item's categories in the order the feeds list items, kept by
+    -- triggers, so that a category's feed reads its newest items by one index range. The
+    -- query it replaces walked every item newest first until it had found enough, all
+    -- 50,000 for a category that only old items use.
+    CREATE TABLE category_items (
+        category TEXT NOT NULL,
+        published_utc TEXT NOT NULL,
+        id TEXT NOT NULL,
+        PRIMARY KEY (category, published_utc DESC, id)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO category_items (category, published_utc, id)
+        SELECT c.value, items.published_utc, items.id FROM items, json_each(items.categories) AS c;
+    CREATE TRIGGER category_items_inserted AFTER INSERT ON items
+    BEGIN
+        INSERT OR IGNORE INTO category_items (category, published_utc, id)
+            SELECT value, NEW.published_utc, NEW.id FROM json_each(NEW.categories);
+    END;
+    CREATE TRIGGER category_items_deleted AFTER DELETE ON items
+    BEGIN
+        DELETE FROM category_items WHERE published_utc = OLD.published_utc AND id = OLD.id
+            AND category IN (SELECT value FROM json_each(OLD.categories));
+    END;
+    CREATE TRIGGER category_items_changed AFTER UPDATE OF id, published_utc, categories ON items
+    BEGIN
+        DELETE FROM category_items WHERE published_utc = OLD.published_utc AND id = OLD.id
+            AND category IN (SELECT value FROM json_each(OLD.categories));
+        INSERT OR IGNORE INTO category_items (category, published_utc, id)
+            SELECT value, NEW.published_utc, NEW.id FROM json_each(NEW.categories);
+    END;
+    """
