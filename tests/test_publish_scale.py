@@ -327,3 +327,22 @@ def test_a_category_feed_reads_its_items_by_one_index_range(tmp_path: Path) -> N
         ]
     assert not any(step.startswith("SCAN") for step in plan), plan
     assert not any("TEMP B-TREE" in step for step in plan), plan
+
+
+def test_a_months_marks_are_read_from_its_index_alone(tmp_path: Path) -> None:
+    """The rows an archive page of a month in the feed is planned from: not through the
+    table, where each row's hash lies past its content."""
+    with Store(tmp_path / "s.db", tag_authority="example.org") as store:
+        fill(store, 50)
+        month = store.items(limit=1)[0].published.isoformat()[:7]
+        statements: list[str] = []
+        store.db.set_trace_callback(statements.append)
+        rows = store.month_index(month)
+        store.db.set_trace_callback(None)
+        assert [r.id for r in rows] == [
+            i.id for i in store.items() if i.published.isoformat()[:7] == month
+        ]
+        (sql,) = statements
+        plan = [r[3] for r in store.db.execute("EXPLAIN QUERY PLAN " + sql)]
+    assert any("COVERING INDEX items_month" in step for step in plan), plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan

@@ -153,3 +153,14 @@ CATEGORY_ITEMS_STEP = """
             SELECT value, NEW.published_utc, NEW.id FROM json_each(NEW.categories);
     END;
     """
+
+MONTH_MARKS_STEP = """
+    -- issue 13 (scale): the rows a publish plans the archive page of a month the feed reaches
+    -- into from (id, published, content hash, updated), read from the month's index alone.
+    -- Through the table, each row's content hash and update time lie past its content: a
+    -- month of 1,700 stories (an undated backfill's, all dated when first seen) took 4 ms
+    -- of every publish, and 1 ms so.
+    DROP INDEX items_month;
+    CREATE INDEX items_month ON items
+        (substr(published, 1, 7), published_utc DESC, id, published, content_hash, updated);
+    """
