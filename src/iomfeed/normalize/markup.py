@@ -7,8 +7,10 @@ email; :func:`text_blocks` is the plain text the summaries, the digest and the f
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
+from typing import Any
 from urllib.parse import urljoin
 
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
@@ -178,42 +180,50 @@ def text_blocks(html: str) -> list[str]:
     Inline markup does not split words; figures and their captions are left out (they are
     not part of the running text).
     """
-    from html.parser import HTMLParser
-
-    blocks: list[str] = []
-    current: list[str] = []
-    skipping = 0
-
-    def flush() -> None:
-        text = clean_text("".join(current))
-        if text:
-            blocks.append(text)
-        current.clear()
-
-    class _Parser(HTMLParser):
-        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-            nonlocal skipping
-            if tag in _SKIPPED_TAGS:
-                skipping += 1
-            elif tag in _BLOCK_TAGS:
-                flush()
-
-        def handle_endtag(self, tag: str) -> None:
-            nonlocal skipping
-            if tag in _SKIPPED_TAGS:
-                skipping = max(0, skipping - 1)
-            elif tag in _BLOCK_TAGS:
-                flush()
-
-        def handle_data(self, data: str) -> None:
-            if not skipping:
-                current.append(data)
-
-    parser = _Parser(convert_charrefs=True)
+    parser = _text_parser()(convert_charrefs=True)
     parser.feed(html)
     parser.close()
-    flush()
+    parser.flush()
+    blocks: list[str] = parser.blocks
     return blocks
+
+
+@functools.cache
+def _text_parser() -> type[Any]:
+    """The parser :func:`text_blocks` reads with (a class made once: ``html.parser`` is
+    imported only by what reads markup)."""
+    from html.parser import HTMLParser
+
+    class TextParser(HTMLParser):
+        def reset(self) -> None:
+            super().reset()
+            self.blocks: list[str] = []
+            self.current: list[str] = []
+            self.skipping = 0
+
+        def flush(self) -> None:
+            text = clean_text("".join(self.current))
+            if text:
+                self.blocks.append(text)
+            self.current.clear()
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag in _SKIPPED_TAGS:
+                self.skipping += 1
+            elif tag in _BLOCK_TAGS:
+                self.flush()
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag in _SKIPPED_TAGS:
+                self.skipping = max(0, self.skipping - 1)
+            elif tag in _BLOCK_TAGS:
+                self.flush()
+
+        def handle_data(self, data: str) -> None:
+            if not self.skipping:
+                self.current.append(data)
+
+    return TextParser
 
 
 def title_key(title: str) -> str:
