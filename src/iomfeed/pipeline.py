@@ -59,6 +59,7 @@ def publish(
     why_empty: str = "run 'iomfeed fetch' first",
     force: bool = True,
     only_digests: bool = False,
+    render_all: bool = False,
 ) -> PublishReport:
     """Write the feeds; then, if a WebSub hub is configured, announce the changed ones.
 
@@ -66,7 +67,9 @@ def publish(
     ``force`` (a cycle), nothing is rendered when nothing a publish reads changed since the
     last one and its files are intact (:mod:`iomfeed.publish.inputs`). ``only_digests``:
     render only the digest archive and the index, for a caller that knows nothing else a
-    publish reads changed since the last complete one (see :func:`send_digest`)."""
+    publish reads changed since the last complete one (see :func:`send_digest`).
+    ``render_all``: every file rendered again, also those whose recorded fingerprint says
+    they are what their inputs make (:func:`iomfeed.publish.build.publish_all`)."""
     from .publish import inputs
 
     if store.count() == 0:
@@ -80,7 +83,7 @@ def publish(
     else:
         from .publish.build import publish_all
 
-        report = publish_all(config, store, now=now, feeds=not only_digests)
+        report = publish_all(config, store, now=now, feeds=not only_digests, render_all=render_all)
         store.set_setting(inputs.SETTING, mark)
         log.info(
             "published to %s: %d file(s) written, %d unchanged",

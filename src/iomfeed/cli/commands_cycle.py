@@ -52,7 +52,7 @@ def cmd_publish(args: argparse.Namespace, config: Config) -> int:
     from ..pipeline import publish
 
     with open_runtime(config, lock="iomfeed publish", wait=args.wait) as rt:
-        publish(config, store=rt.store, now=rt.clock())
+        publish(config, store=rt.store, now=rt.clock(), render_all=args.force)
     return EXIT_OK
 
 

@@ -177,8 +177,15 @@ def _add_publish(sub: Any) -> None:
         "publish",
         help="write the feeds, archives and index.html",
         description="Write the Atom, RSS and JSON feeds, their archives and "
-        "index.html from the store into publish.folder; files whose bytes did "
-        "not change are left alone.",
+        "index.html from the store into publish.folder. A file is rendered when what it "
+        "shows changed since it was written, or it is missing or was touched; files whose "
+        "bytes did not change are left alone.",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="render every file again (after an upgrade of feedgen, lxml or Jinja2, say); "
+        "files whose bytes come out the same are still left alone",
     )
     _add_wait(p)
     p.set_defaults(func=cmd_publish, compile_selectors=False)

@@ -14,11 +14,13 @@ Files, relative to ``publish.folder``:
 * ``index.html``: the newest ``index_items`` items, the subscribe links, the month pages
   and the digest archive.
 
-An archive page is rendered only when its fingerprint (what it holds, its neighbours and the
-settings it shows) differs from the one recorded when it was last written, or the file on disk
-is not the one written: a rebuild after one new item touches the subscription feeds and one
-archive page, whatever the size of the store. Month pages work the same way (their
-fingerprint holds the page templates' hash too).
+A file is rendered only when its fingerprint (what it shows: its items but when they were
+seen, its neighbours, the settings it shows) differs from the one recorded when it was last
+written, or the file on disk is not the one written: a rebuild after one new item touches the
+subscription feeds the item is in, one archive page and the index, whatever the size of the
+store. The fingerprints of the subscription feeds and the index hold iomfeed's release, and
+those of the month pages and the index the page templates' hash. A publish that renders
+nothing imports neither feedgen nor Jinja2; ``render_all`` renders every file again.
 
 No pass reads every item. The plan comes from the newest rows (those the feeds and the index
 show) and one summary row per month of publication (``Store.item_months``: its count of items
@@ -40,13 +42,16 @@ leave the subscription feed, and a story found late joins the month it was publi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
+from .. import __version__
 from ..config import Config
 from ..errors import PublishError
 from ..files import FileSet, remove_leftovers
@@ -54,6 +59,7 @@ from ..models import PublishReport, StoredItem
 from ..output_records import FeedDoc
 from ..store import IndexEntry, PublishedFile, Store
 from ..template_cache import template_cache
+from . import fingerprints
 from .digests import INDEX as DIGESTS_INDEX
 from .digests import DigestArchive
 from .feeds import render_atom, render_json, render_rss
@@ -62,10 +68,14 @@ from .site import (
     PAGES_LANGUAGE,
     FeedLink,
     MonthLink,
+    index_templates_digest,
     render_index,
     render_month,
     templates_digest,
 )
+
+if TYPE_CHECKING:
+    from jinja2 import BytecodeCache
 
 __all__ = [
     "SUBSCRIPTION_FILES",
@@ -91,8 +101,17 @@ INDEX_DESCRIPTION = "News stories from {author}, newest first, with Atom, RSS an
 class Publisher:
     """One publishing pass over a store into a folder."""
 
-    def __init__(self, config: Config, store: Store, now: datetime, *, feeds: bool = True) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        now: datetime,
+        *,
+        feeds: bool = True,
+        render_all: bool = False,
+    ) -> None:
         self.config = config
+        self.render_all = render_all  # no file kept by its fingerprint
         self.store = store
         self.now = now
         # False: only the digest archive and the index are rendered; the caller knows that
@@ -107,7 +126,11 @@ class Publisher:
         self.unchanged = 0
         self.files = FileSet()
         self._recorded: dict[str, PublishedFile] | None = None
-        self.cache = template_cache(config, "pages")
+
+    @functools.cached_property
+    def cache(self) -> BytecodeCache | None:
+        """The pages' template cache, opened when a page is rendered (it imports Jinja2)."""
+        return template_cache(self.config, "pages")
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -159,11 +182,18 @@ class Publisher:
         )
 
     def _feed_set(self, doc: FeedDoc, prefix: str) -> None:
+        """Its Atom, RSS and JSON files; rendered only when what they show changed, or one
+        of them is not, untouched, what was written."""
         if not self.feeds:
             return
-        self._write(prefix + "atom.xml", render_atom(doc))
-        self._write(prefix + "rss.xml", render_rss(doc))
-        self._write(prefix + "feed.json", render_json(doc))
+        marks = fingerprints.feed_set(doc, __version__)
+        paths = [prefix + name for name in SUBSCRIPTION_FILES]
+        if all(self._still_there(path, marks) for path in paths):
+            self.produced.update(paths)
+            self.unchanged += len(paths)
+            return
+        for path, render in zip(paths, (render_atom, render_rss, render_json), strict=True):
+            self._write(path, render(doc), marks)
 
     def run(self) -> PublishReport:
         with self.files:  # an error on the way removes what was staged
@@ -252,32 +282,41 @@ class Publisher:
 
         cfg = self.config.publish
         site = self.config.site
-        shown = (
+        items = (
             newest[: cfg.index_items]
             if cfg.index_items <= cfg.max_items
             else self.store.items(limit=cfg.index_items)
         )
-        self._write(
-            "index.html",
-            render_index(
+        description = INDEX_DESCRIPTION.format(author=site.author)
+        form = sign_up_view(
+            self.config, action=urljoin(site.public_url, "subscribe"), lang=PAGES_LANGUAGE
+        )
+        marks = fingerprints.fingerprint(
+            fingerprints.PAGES_VERSION,
+            __version__,
+            index_templates_digest(),
+            (site.title, description, site.language, site.home_url, site.author),
+            (links, updated, months, archive, fingerprints.record_values(form)),
+            fingerprints.shown(items),
+        )
+
+        def render() -> bytes:
+            return render_index(
                 title=site.title,
-                description=INDEX_DESCRIPTION.format(author=site.author),
+                description=description,
                 language=site.language,
                 home_url=site.home_url,
                 author=site.author,
                 feeds=links,
-                items=shown,
+                items=items,
                 updated=updated,
                 months=months,
                 digests=archive,
-                form=sign_up_view(
-                    self.config,
-                    action=urljoin(site.public_url, "subscribe"),
-                    lang=PAGES_LANGUAGE,
-                ),
+                form=form,
                 cache=self.cache,
-            ),
-        )
+            )
+
+        self._keep_or_write("index.html", marks, render)
 
     def _remove_stale(self) -> None:
         """Delete generated files this pass no longer produces (and only those)."""
@@ -409,6 +448,8 @@ class Publisher:
 
     def _still_there(self, path: str, fingerprint: str) -> bool:
         """Whether ``path`` is, untouched, what was written from the same inputs."""
+        if self.render_all:
+            return False
         if self._recorded is None:  # one query for every file, not one per page
             self._recorded = self.store.published_files()
         recorded = self._recorded.get(path)
@@ -422,13 +463,15 @@ class Publisher:
 
 
 def publish_all(
-    config: Config, store: Store, *, now: datetime, feeds: bool = True
+    config: Config, store: Store, *, now: datetime, feeds: bool = True, render_all: bool = False
 ) -> PublishReport:
     """Write every feed, archive and the index; raises PublishError if a write fails.
     ``feeds=False``: only the digest archive and the index (the caller knows that nothing
-    else a publish reads changed since the last one, whose files are intact)."""
+    else a publish reads changed since the last one, whose files are intact).
+    ``render_all``: every file rendered, also those whose fingerprint is the recorded one
+    (a file whose bytes come out the same is still left alone)."""
     try:
-        return Publisher(config, store, now, feeds=feeds).run()
+        return Publisher(config, store, now, feeds=feeds, render_all=render_all).run()
     except PublishError:
         raise
     except OSError as exc:  # pragma: no cover - write_if_changed wraps the expected ones

@@ -8,7 +8,8 @@ triggers), the configuration, the files of ``digest.languages_dir`` and of
 there), each by name, size and modification time, and iomfeed's version. When the mark is
 the one the last complete publish left and every file it recorded is still in place,
 untouched (size and modification time), the publish is skipped. An explicit ``iomfeed
-publish`` always renders.
+publish`` reads the store every time, and renders each file whose own fingerprint moved
+(:mod:`.build`).
 """
 
 from __future__ import annotations

@@ -154,6 +154,22 @@ def templates_digest() -> str:
     return digest.hexdigest()
 
 
+@lru_cache(maxsize=1)
+def index_templates_digest() -> str:
+    """A hash of every template and style sheet the index can use (the pages' and the web
+    forms' folders, whose sign-up form it holds): part of its fingerprint."""
+    import hashlib
+    import importlib.resources
+
+    digest = hashlib.sha256()
+    for part in ("site", "web"):
+        folder = importlib.resources.files("iomfeed.templates") / part
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            if entry.is_file():
+                digest.update(f"{part}/{entry.name}\0".encode() + entry.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def _render(
     name: str, items: Sequence[StoredItem], cache: BytecodeCache | None, **values: object
 ) -> bytes:

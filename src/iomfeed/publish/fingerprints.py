@@ -1,0 +1,46 @@
+"""What a published file's fingerprint is made of: a hash of everything it shows, recorded
+when it is written, so that a later publish renders it only when that moved (see
+:mod:`.build`). Pure."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Iterable
+from typing import Any
+
+from ..models import StoredItem
+from ..output_records import FeedDoc
+
+#: Bump when the rendering of the subscription feeds or the index changes in a way
+#: iomfeed's release does not tell (their fingerprints hold the release, the index's its
+#: templates too).
+PAGES_VERSION = "1"
+
+#: What no page shows of an item (when it was seen, its listing entry's hash): left out of
+#: the fingerprints, so that a story seen again renders nothing anew.
+UNSHOWN = frozenset({"first_seen", "last_seen", "listing_hash"})
+_SHOWN = tuple(f.name for f in dataclasses.fields(StoredItem) if f.name not in UNSHOWN)
+_DOC = tuple(f.name for f in dataclasses.fields(FeedDoc) if f.name != "items")
+
+
+def shown(items: Iterable[StoredItem]) -> list[tuple[object, ...]]:
+    """What the pages show of each item: every field but those of :data:`UNSHOWN`."""
+    return [tuple(getattr(item, name) for name in _SHOWN) for item in items]
+
+
+def feed_set(doc: FeedDoc, release: str) -> str:
+    """The fingerprint of a subscription feed's Atom, RSS and JSON files."""
+    return fingerprint(PAGES_VERSION, release, [getattr(doc, f) for f in _DOC], shown(doc.items))
+
+
+def fingerprint(*parts: object) -> str:
+    """A hash of ``parts`` by their reprs (records, strings, dates: reprs that hold every
+    value; no set, whose repr's order changes from one process to the next)."""
+    return hashlib.sha256("\x1f".join(map(repr, parts)).encode("utf-8")).hexdigest()
+
+
+def record_values(record: Any) -> list[object]:
+    """A record's values for :func:`fingerprint`, a set's in order."""
+    values = (getattr(record, f.name) for f in dataclasses.fields(record))
+    return [sorted(v) if isinstance(v, (set, frozenset)) else v for v in values]
