@@ -69,6 +69,7 @@ from .site import (
     FeedLink,
     MonthLink,
     index_templates_digest,
+    pages_words,
     render_index,
     render_month,
     templates_digest,
@@ -297,6 +298,7 @@ class Publisher:
             index_templates_digest(),
             (site.title, description, site.language, site.home_url, site.author),
             (links, updated, months, archive, fingerprints.record_values(form)),
+            pages_words(),  # (the built-in words: a developer may edit them)
             fingerprints.shown(items),
         )
 
