@@ -175,6 +175,10 @@ def test_a_rebuild_renders_and_reads_only_what_it_shows(
         feed = {i.published.isoformat()[:7] for i in store.items(limit=config.publish.max_items)}
     assert set(read) <= feed | {archived[0][len("archive/") :]}
     assert len(read) <= len(feed) + 1
+    # The stories of a month are read once, for its archive page and its month page.
+    whole = [s for s in reads if "content_html" in s and "LIMIT" not in s]
+    by_month = [m.group(1) for s in whole if (m := re.search(r"\) = '(\d{4}-\d\d)'", s))]
+    assert whole and len(by_month) == len(whole) == len(set(by_month)), whole
 
 
 def test_an_archive_page_deleted_by_hand_is_recreated(config: Config) -> None:

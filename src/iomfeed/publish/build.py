@@ -127,6 +127,7 @@ class Publisher:
         self.unchanged = 0
         self.files = FileSet()
         self._recorded: dict[str, PublishedFile] | None = None
+        self._last_month: tuple[str, list[StoredItem]] | None = None  # see _page_items
 
     @functools.cached_property
     def cache(self) -> BytecodeCache | None:
@@ -436,9 +437,21 @@ class Publisher:
         self._write(page.path, render_atom(doc), fingerprint)
 
     def _page_items(self, page: ArchivePage) -> list[StoredItem]:
+        """The items of an archive or month page, newest first. The month read last is
+        kept: the newest archive page is rendered last and its month page first, and a
+        month of an undated backfill holds thousands of stories (kept one month at a
+        time, so that rendering every page holds no more)."""
+        kept = self._last_month
+        if kept is not None and kept[0] == page.month:
+            items = kept[1]
+        else:  # (a page with ids is of a month the feed reaches into: the rest of it, at
+            # most the feed's length, is read too)
+            items = self.store.items_in_month(page.month)
+            self._last_month = (page.month, items)
         if page.ids is None:
-            return self.store.items_in_month(page.month)
-        return self.store.items_by_id(list(page.ids))
+            return items
+        wanted = set(page.ids)
+        return [item for item in items if item.id in wanted]
 
     def _keep_or_write(self, path: str, fingerprint: str, render: Callable[[], bytes]) -> None:
         """Keep ``path`` when it is what ``fingerprint`` made, else stage ``render()``."""
