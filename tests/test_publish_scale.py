@@ -403,3 +403,42 @@ def test_a_fingerprint_does_not_depend_on_the_string_hash_seed() -> None:
     ]
     assert out[0][1] != out[1][1]  # the sets' reprs differ: the test can tell
     assert out[0][0] == out[1][0]
+
+
+def test_changed_rendering_code_or_built_in_words_render_what_shows_them(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between releases (an update from a checkout) the rendering code or the built-in
+    words may change: the files they make are rendered again, the others are not."""
+    from iomfeed.publish import fingerprints, site
+
+    rendered: list[str] = []
+
+    def spy(name: str) -> object:
+        real = getattr(build, name)
+
+        def render(*args: object, **kwargs: object) -> bytes:
+            rendered.append(name)
+            return real(*args, **kwargs)  # type: ignore[no-any-return]
+
+        return render
+
+    for name in ("render_atom", "render_rss", "render_json", "render_index", "render_month"):
+        monkeypatch.setattr(build, name, spy(name))
+    words = site.forms_words()
+    monkeypatch.setattr(
+        build, "forms_words", lambda: dataclasses.replace(words, subscribe_button="Join")
+    )
+    run_publish(config)  # (the page is rendered with the real words: the same bytes)
+    assert rendered == ["render_index"]
+    rendered.clear()
+    monkeypatch.setattr(fingerprints, "code_digest", lambda: "other code")
+    assert run_publish(config).written == ()  # the same bytes: rendered, not rewritten
+    assert set(rendered) == {
+        "render_atom",
+        "render_rss",
+        "render_json",
+        "render_index",
+        "render_month",
+    }
+    assert rendered.count("render_index") == 1

@@ -18,9 +18,11 @@ A file is rendered only when its fingerprint (what it shows: its items but when 
 seen, its neighbours, the settings it shows) differs from the one recorded when it was last
 written, or the file on disk is not the one written: a rebuild after one new item touches the
 subscription feeds the item is in, one archive page and the index, whatever the size of the
-store. The fingerprints of the subscription feeds and the index hold iomfeed's release, and
-those of the month pages and the index the page templates' hash. A publish that renders
-nothing imports neither feedgen nor Jinja2; ``render_all`` renders every file again.
+store. The fingerprints of the subscription feeds, the index and the month pages also hold
+a hash of the rendering code (:func:`.fingerprints.code_digest`), those of the index and the
+month pages the templates' and the built-in words, and those of the feeds and the index
+iomfeed's release; archive pages change only with :data:`RENDER_VERSION`. A publish that
+renders nothing imports neither feedgen nor Jinja2; ``render_all`` renders every file again.
 
 No pass reads every item. The plan comes from the newest rows (those the feeds and the index
 show) and one summary row per month of publication (``Store.item_months``: its count of items
@@ -68,6 +70,7 @@ from .site import (
     PAGES_LANGUAGE,
     FeedLink,
     MonthLink,
+    forms_words,
     index_templates_digest,
     pages_words,
     render_index,
@@ -296,10 +299,12 @@ class Publisher:
         marks = fingerprints.fingerprint(
             fingerprints.PAGES_VERSION,
             __version__,
+            fingerprints.code_digest(),
             index_templates_digest(),
             (site.title, description, site.language, site.home_url, site.author),
             (links, updated, months, archive, fingerprints.record_values(form)),
-            pages_words(),  # (the built-in words: a developer may edit them)
+            # The built-in words of the page and of its form (a developer may edit them).
+            (pages_words(), forms_words()),
             fingerprints.shown(items),
         )
 
@@ -354,6 +359,8 @@ class Publisher:
                 "\x1f".join(
                     (
                         templates_digest(),
+                        fingerprints.code_digest(),
+                        fingerprints.fingerprint(pages_words()),
                         page.rows_hash,
                         newer.month if newer else "",
                         before.month if before else "",

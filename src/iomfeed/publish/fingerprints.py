@@ -5,8 +5,11 @@ when it is written, so that a later publish renders it only when that moved (see
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from ..models import StoredItem
@@ -31,7 +34,32 @@ def shown(items: Iterable[StoredItem]) -> list[tuple[object, ...]]:
 
 def feed_set(doc: FeedDoc, release: str) -> str:
     """The fingerprint of a subscription feed's Atom, RSS and JSON files."""
-    return fingerprint(PAGES_VERSION, release, [getattr(doc, f) for f in _DOC], shown(doc.items))
+    return fingerprint(
+        PAGES_VERSION,
+        release,
+        code_digest(),
+        [getattr(doc, f) for f in _DOC],
+        shown(doc.items),
+    )
+
+
+@functools.cache
+def code_digest() -> str:
+    """A hash of the source of the modules that turn records into a file's bytes (the
+    feeds, the pages, the plain text of HTML, this one): part of the subscription feeds',
+    the index's and the month pages' fingerprints, so that rendering code changed between
+    releases (an update from a checkout) renders them again. "" where a source cannot be
+    read (a frozen build): the release then tells."""
+    from ..normalize import markup
+    from . import feeds, site
+
+    digest = hashlib.sha256()
+    for module in (feeds, site, markup, sys.modules[__name__]):
+        try:
+            digest.update(Path(str(module.__file__)).read_bytes())
+        except OSError:
+            return ""
+    return digest.hexdigest()
 
 
 def fingerprint(*parts: object) -> str:

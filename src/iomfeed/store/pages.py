@@ -1,8 +1,8 @@
 """The schema step of the summaries a publish plans its pages from (one row per month of
 publication, one per category), kept by triggers: see :data:`PAGES_STEP`.
 
-Apart from ``schema.py`` only for its length; it is the step :data:`schema.MIGRATIONS` ends
-with, applied like every other. Append only; never edit it once shipped.
+Apart from ``schema.py`` only for its length; it is one of the steps :data:`schema.MIGRATIONS`
+lists, applied like every other. Never edit it once shipped.
 """
 
 from __future__ import annotations
