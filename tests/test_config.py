@@ -394,3 +394,25 @@ def test_a_send_by_smtp_refuses_loopback_links_and_check_warns_of_an_example_sen
     )
     outbox = dataclasses.replace(config, mail=dataclasses.replace(config.mail, transport="outbox"))
     require_sendable(outbox, {})  # files on this machine: the demo's loopback links are fine
+
+
+def test_the_config_records_annotations_are_objects_not_strings() -> None:
+    """Each command reads them through typing.get_type_hints, which would compile every
+    string annotation anew (see the schema module's docstring)."""
+    import dataclasses
+
+    from iomfeed.config import schema
+
+    records = [
+        c
+        for c in vars(schema).values()
+        if isinstance(c, type) and dataclasses.is_dataclass(c) and c.__module__ == schema.__name__
+    ]
+    assert len(records) > 15
+    strings = [
+        f"{c.__name__}.{f.name}"
+        for c in records
+        for f in dataclasses.fields(c)
+        if isinstance(f.type, str)
+    ]
+    assert strings == []

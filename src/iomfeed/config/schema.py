@@ -1,8 +1,10 @@
 """The config's shape: one frozen dataclass per TOML table. Defaults live here and only here
 (the fields); :mod:`.load` walks these classes to read a file, so a new key is one field here
-(and a line in the shipped ``config.toml``, which a test checks)."""
+(and a line in the shipped ``config.toml``, which a test checks).
 
-from __future__ import annotations
+The annotations are objects, not strings (no ``from __future__ import annotations``): the
+loader asks ``typing.get_type_hints`` for them, which compiles every string annotation anew
+in each process, 2.7 ms of every command for these 20 classes (0.5 ms so)."""
 
 from dataclasses import dataclass, field
 from pathlib import Path
