@@ -46,15 +46,16 @@ def feed_set(doc: FeedDoc, release: str) -> str:
 @functools.cache
 def code_digest() -> str:
     """A hash of the source of the modules that turn records into a file's bytes (the
-    feeds, the pages, the plain text of HTML, this one): part of the subscription feeds',
-    the index's and the month pages' fingerprints, so that rendering code changed between
-    releases (an update from a checkout) renders them again. "" where a source cannot be
-    read (a frozen build): the release then tells."""
+    feeds, the pages, the dates written on them, the plain text of HTML, this one): part of
+    the subscription feeds', the index's and the month pages' fingerprints, so that
+    rendering code changed between releases (an update from a checkout) renders them
+    again. "" where a source cannot be read (a frozen build): the release then tells."""
+    from .. import dates, dates_cldr
     from ..normalize import markup
     from . import feeds, site
 
     digest = hashlib.sha256()
-    for module in (feeds, site, markup, sys.modules[__name__]):
+    for module in (feeds, site, dates, dates_cldr, markup, sys.modules[__name__]):
         try:
             digest.update(Path(str(module.__file__)).read_bytes())
         except OSError:
