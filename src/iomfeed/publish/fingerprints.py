@@ -1,6 +1,7 @@
 """What a published file's fingerprint is made of: a hash of everything it shows, recorded
 when it is written, so that a later publish renders it only when that moved (see
-:mod:`.build`). Pure."""
+:mod:`.build`). Pure, but for :func:`code_digest`, which reads iomfeed's own source once a
+process."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from typing import Any
 from ..models import StoredItem
 from ..output_records import FeedDoc
 
-#: Bump when the rendering of the subscription feeds or the index changes in a way
-#: iomfeed's release does not tell (their fingerprints hold the release, the index's its
-#: templates too).
+#: Bump when what the subscription feeds or the index show changes in a way that neither
+#: iomfeed's release nor the hash of its rendering code tells (their fingerprints hold
+#: both, the index's its templates too).
 PAGES_VERSION = "1"
 
 #: What no page shows of an item (when it was seen, its listing entry's hash): left out of
