@@ -75,7 +75,6 @@ from .site import (
     pages_words,
     render_index,
     render_month,
-    templates_digest,
 )
 
 if TYPE_CHECKING:
@@ -352,25 +351,17 @@ class Publisher:
         pages = [p for p in by_month if p.count > on_index[p.month]]
         links = [MonthLink(p.month, p.count) for p in pages]
         site = self.config.site
+        shared = fingerprints.month_pages(site, feed)
         for n, page in enumerate(pages if self.feeds else ()):
             newer = links[n - 1] if n > 0 else None
             before = links[n + 1] if n + 1 < len(links) else None
             fingerprint = hashlib.sha256(
                 "\x1f".join(
                     (
-                        templates_digest(),
-                        fingerprints.code_digest(),
-                        fingerprints.fingerprint(pages_words()),
+                        shared,
                         page.rows_hash,
                         newer.month if newer else "",
                         before.month if before else "",
-                        site.title,
-                        site.author,
-                        site.language,
-                        site.home_url,
-                        feed.atom_url,
-                        feed.rss_url,
-                        feed.json_url,
                     )
                 ).encode("utf-8")
             ).hexdigest()

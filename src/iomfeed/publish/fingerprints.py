@@ -11,10 +11,14 @@ import hashlib
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..models import StoredItem
 from ..output_records import FeedDoc
+
+if TYPE_CHECKING:
+    from ..config import SiteConfig
+    from .site import FeedLink
 
 #: Bump when what the subscription feeds or the index show changes in a way that neither
 #: iomfeed's release nor the hash of its rendering code tells (their fingerprints hold
@@ -41,6 +45,27 @@ def feed_set(doc: FeedDoc, release: str) -> str:
         code_digest(),
         [getattr(doc, f) for f in _DOC],
         shown(doc.items),
+    )
+
+
+def month_pages(site: SiteConfig, feed: FeedLink) -> str:
+    """What every month page's fingerprint holds alike (each adds its rows and its
+    neighbours): the templates, the code, the pages' words, the settings they show."""
+    from .site import pages_words, templates_digest
+
+    return "\x1f".join(
+        (
+            templates_digest(),
+            code_digest(),
+            fingerprint(pages_words()),
+            site.title,
+            site.author,
+            site.language,
+            site.home_url,
+            feed.atom_url,
+            feed.rss_url,
+            feed.json_url,
+        )
     )
 
 
