@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -102,12 +102,14 @@ def offered_categories(config: Config) -> tuple[str, ...]:
     return offered(config)
 
 
-def category_label(config: Config, code: str, name: str) -> str:
-    """Category ``name`` as the digest in language ``code`` shows it."""
-    from .digest.render import category_name
+def category_labels(config: Config, code: str, names: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """Each of ``names`` with its label as the digest in language ``code`` shows it (the
+    language's file read once for all of them)."""
+    from .digest.segments import category_name
     from .languages import load
 
-    return category_name(config, load(code, config.languages_path), name)
+    language = load(code, config.languages_path)
+    return tuple((name, category_name(config, language, name)) for name in names)
 
 
 def chosen_categories(config: Config, values: Sequence[str]) -> tuple[str, ...] | None:
@@ -307,7 +309,7 @@ def sign_up_view(
         name=name,
         language=language or offered_languages(config)[0],
         languages=language_names(config),
-        categories=tuple((c, category_label(config, lang, c)) for c in offered),
+        categories=category_labels(config, lang, offered),
         ticked=chosen,
         errors=dict(errors or {}),
         list_name=config.digest.title.get(lang),

@@ -20,7 +20,7 @@ from .consent import State
 from .digest.unsubscribe import BadToken
 from .errors import InputError
 from .forms import (
-    category_label,
+    category_labels,
     chosen_categories,
     language_names,
     offered_categories,
@@ -181,9 +181,7 @@ class Preferences:
             "token": token,
             "languages": language_names(self.config),
             "language": profile.language,
-            "categories": [
-                (c, category_label(self.config, lang, c)) for c in offered_categories(self.config)
-            ],
+            "categories": list(category_labels(self.config, lang, offered_categories(self.config))),
             "ticked": ticked(self.config, profile.categories),
             "active": profile.state is State.ACTIVE,
             "paused": paused,

@@ -50,6 +50,7 @@ from .lines import (
     pack_lines,
 )
 from .pages import WebCopy, local_day, page_url
+from .segments import category_name
 from .select import shorten
 from .stories import (
     Group,
@@ -326,15 +327,6 @@ class Setting:
     config: Config
     page: str  # the digest's web page name without the language (pages.page_stem)
     web: WebCopy | None = None  # the web copy's parts, or None for the messages
-
-
-def category_name(config: Config, language: Language, name: str) -> str:
-    """Category ``name`` in ``language``: the config's table for it when there is one, else
-    the language file's ``[categories]``; a name neither gives is shown as stored."""
-    names = config.digest.categories
-    if names.has(language.code):
-        return names.get(name, language.code)
-    return language.category(name) or name
 
 
 def _context(entries: Sequence[DigestEntry], more: int, setting: Setting) -> dict[str, Any]:

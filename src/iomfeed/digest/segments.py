@@ -34,6 +34,7 @@ from .. import normalize
 
 if TYPE_CHECKING:
     from ..config import Config
+    from ..languages import Language
     from ..models import StoredItem
     from ..output_records import DigestContent
 
@@ -147,3 +148,12 @@ class Renderings(Mapping[Key, V], Generic[V]):
     @property
     def made(self) -> int:
         return len(self._made)
+
+
+def category_name(config: Config, language: Language, name: str) -> str:
+    """Category ``name`` in ``language``: the config's table for it when there is one, else
+    the language file's ``[categories]``; a name neither gives is shown as stored."""
+    names = config.digest.categories
+    if names.has(language.code):
+        return names.get(name, language.code)
+    return language.category(name) or name
