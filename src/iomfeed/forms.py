@@ -108,6 +108,9 @@ def category_labels(config: Config, code: str, names: Iterable[str]) -> tuple[tu
     from .digest.segments import category_name
     from .languages import load
 
+    names = tuple(names)
+    if not names:  # (no file to read)
+        return ()
     language = load(code, config.languages_path)
     return tuple((name, category_name(config, language, name)) for name in names)
 
