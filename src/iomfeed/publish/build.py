@@ -71,10 +71,10 @@ from .site import (
     FeedLink,
     MonthLink,
     forms_words,
-    index_templates_digest,
     pages_words,
     render_index,
     render_month,
+    templates_digest,
 )
 
 if TYPE_CHECKING:
@@ -299,7 +299,7 @@ class Publisher:
             fingerprints.PAGES_VERSION,
             __version__,
             fingerprints.code_digest(),
-            index_templates_digest(),
+            templates_digest(),
             (site.title, description, site.language, site.home_url, site.author),
             (links, updated, months, archive, fingerprints.record_values(form)),
             # The built-in words of the page and of its form (a developer may edit them).

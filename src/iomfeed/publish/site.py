@@ -142,22 +142,9 @@ class MonthLink:
 
 @lru_cache(maxsize=1)
 def templates_digest() -> str:
-    """A hash of the page templates and their CSS: part of a month page's fingerprint, so an
-    upgrade that changes how pages look writes them all again."""
-    import hashlib
-    import importlib.resources
-
-    folder = importlib.resources.files("iomfeed.templates") / "site"
-    digest = hashlib.sha256()
-    for name in ("page.html.j2", "month.html.j2", "_item.html.j2", "index.css"):
-        digest.update((folder / name).read_bytes())
-    return digest.hexdigest()
-
-
-@lru_cache(maxsize=1)
-def index_templates_digest() -> str:
-    """A hash of every template and style sheet the index can use (the pages' and the web
-    forms' folders, whose sign-up form it holds): part of its fingerprint."""
+    """A hash of every page template and style sheet (the pages' folder, and the web forms'
+    whose sign-up form the index holds): part of the index's and each month page's
+    fingerprint, so that a change of how pages look writes them again."""
     import hashlib
     import importlib.resources
 
