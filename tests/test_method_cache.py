@@ -87,19 +87,30 @@ print(json.dumps(out))
 """
 
 
-def _probe(where: Path, cache: Path | None, **env: str) -> dict[str, Any]:
+def _python(
+    script: str, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> str:
+    """What ``script`` printed, run by a fresh interpreter on this checkout's code with no
+    other PYTHON* setting than ``env``."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    environ.update(PYTHONPATH=str(ROOT / "src"), **env)
+    environ.update(PYTHONPATH=str(ROOT / "src"), **(env or {}))
     proc = subprocess.run(
-        [sys.executable, "-c", PROBE, str(cache) if cache else "-", str(where)],
+        [sys.executable, "-c", script, *args],
         capture_output=True,
         text=True,
         env=environ,
+        cwd=cwd,
         timeout=60,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    result: dict[str, Any] = json.loads(proc.stdout)
+    return proc.stdout
+
+
+def _probe(where: Path, cache: Path | None, **env: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(
+        _python(PROBE, str(cache) if cache else "-", str(where), env=env)
+    )
     return result
 
 
@@ -240,21 +251,7 @@ def test_the_command_line_installs_it_before_its_first_record(tmp_path: Path) ->
         "hit = any('def __init__(' in t and all(n in t for n in names) for t in c.used)\n"
         "print(json.dumps([c.loaded, len(c.used), hit]))\n"
     )
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    environ["PYTHONPATH"] = str(ROOT / "src")
-    runs = []
-    for _ in range(2):
-        proc = subprocess.run(
-            [sys.executable, "-c", script],
-            capture_output=True,
-            text=True,
-            env=environ,
-            cwd=tmp_path,
-            timeout=60,
-            check=False,
-        )
-        assert proc.returncode == 0, proc.stderr
-        runs.append(json.loads(proc.stdout.splitlines()[-1]))
+    runs = [json.loads(_python(script, cwd=tmp_path).splitlines()[-1]) for _ in range(2)]
     (loaded_1, used_1, hit_1), (loaded_2, used_2, hit_2) = runs
     assert loaded_1 == 0 and hit_1 and hit_2
     assert used_2 == used_1 and loaded_2 >= used_1 > 40
