@@ -21,24 +21,19 @@ releases whose dataclasses were not checked to compile through ``exec`` are left
 from __future__ import annotations
 
 import builtins
-import contextlib
 import dataclasses
-import logging
-import marshal
-import os
 import sys
 import types
-import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from . import pycache_file
+
 __all__ = ["Cache", "active", "default_path", "install", "save", "uninstall"]
 
-log = logging.getLogger(__name__)
-
-#: The file's first line, then the interpreter's build (``sys.version``, ``-O``) and a line end.
-_FORMAT = b"iomfeed method cache 1\n"
+#: The file's first line (:mod:`iomfeed.pycache_file` keeps the rest of its format).
+_KIND = b"iomfeed method cache 1"
 #: More entries than this (edits of the records pile up in a development tree) and a save
 #: keeps only what its own run used.
 LIMIT = 2048
@@ -89,11 +84,7 @@ def active() -> Cache | None:
 def default_path() -> Path | None:
     """Where this install keeps the cache: its ``__pycache__``, named for the interpreter;
     None where Python keeps bytecode elsewhere or not at all."""
-    tag = sys.implementation.cache_tag
-    if tag is None or sys.pycache_prefix is not None:
-        return None
-    level = f".opt-{sys.flags.optimize}" if sys.flags.optimize else ""  # as bytecode's names
-    return Path(__file__).parent / "__pycache__" / f"method_cache.{tag}{level}.bin"
+    return pycache_file.default_path("method_cache")
 
 
 def install(path: Path | None = None) -> Cache | None:
@@ -125,57 +116,19 @@ def save() -> bool:
     """Write the cache when this run compiled something it did not hold; whether it did.
     A folder that cannot be written only means compiling again next time."""
     cache = _active
-    if cache is None or cache.path is None or not cache.compiled or sys.dont_write_bytecode:
+    if cache is None or cache.path is None or not cache.compiled:
         return False
     kept = cache.known if len(cache.known) <= LIMIT else {k: cache.known[k] for k in cache.used}
-    payload = marshal.dumps(kept)
-    data = _header() + zlib.crc32(payload).to_bytes(4, "big") + payload
-    part = cache.path.with_name(f"{cache.path.name}.{os.urandom(6).hex()}.part")  # (not pid 1's)
-    made = False
-    try:
-        cache.path.parent.mkdir(exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-        fd = os.open(part, flags, 0o644)
-        made = True
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(part, cache.path)
-    except OSError as exc:
-        log.debug("method cache not written to %s: %s", cache.path, exc)
-        if made:
-            with contextlib.suppress(OSError):
-                part.unlink()
+    if not pycache_file.write(cache.path, _KIND, kept):
         return False
     cache.compiled = 0
     return True
 
 
-def _header() -> bytes:
-    """The format, the interpreter's build and its optimization level (``-O`` compiles
-    the same text differently where it asserts or reads ``__debug__``)."""
-    build = f"{sys.version} -O{sys.flags.optimize}"
-    return _FORMAT + build.encode("utf-8", "replace") + b"\n"
-
-
 def _read(path: Path) -> dict[str, types.CodeType]:
     """What the file at ``path`` holds; nothing when it is missing, from another build,
     torn or not what this module writes."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return {}
-    header = _header()
-    start = len(header) + 4
-    if not data.startswith(header) or len(data) < start:
-        return {}
-    payload = data[start:]
-    if zlib.crc32(payload) != int.from_bytes(data[len(header) : start], "big"):
-        log.debug("method cache %s: checksum mismatch, ignored", path)
-        return {}
-    try:
-        found = marshal.loads(payload)
-    except (EOFError, ValueError, TypeError):
-        return {}
+    found = pycache_file.read(path, _KIND)
     if not isinstance(found, dict):
         return {}
     return {k: v for k, v in found.items() if isinstance(k, str) and isinstance(v, types.CodeType)}
