@@ -52,6 +52,8 @@ for pattern, flags in corpus:
     re.compile(pattern, flags)
 import email.parser, http.client, bs4, jinja2, soupsieve
 soupsieve.compile("div.news > a[href^='/news/']:not(.hidden)")
+loaded, compiled, unchecked = cache.loaded, cache.compiled, len(cache.unchecked)
+saved = pattern_cache.save()  # keeps the patterns whose parse gives no warning, and writes
 differ = []
 for pattern, flags in sorted(cache.used, key=repr):
     ours, theirs = cache.compile(pattern, flags), cache.original(pattern, flags)
@@ -62,10 +64,9 @@ for pattern, flags in sorted(cache.used, key=repr):
     if not same:
         differ.append(repr((pattern, flags)))
 keys = {repr(k) for k in cache.used}
-loaded, compiled = cache.loaded, cache.compiled
 print(json.dumps({
-    "loaded": loaded, "compiled": compiled, "used": len(cache.used), "differ": differ,
-    "corpus": all(repr((p, f)) in keys for p, f in corpus), "saved": pattern_cache.save(),
+    "loaded": loaded, "compiled": compiled, "unchecked": unchecked, "used": len(cache.used),
+    "differ": differ, "corpus": all(repr((p, f)) in keys for p, f in corpus), "saved": saved,
 }))
 """
 
@@ -105,9 +106,10 @@ def test_patterns_built_from_the_cache_are_the_patterns_re_builds(tmp_path: Path
     first = _probe(cache)
     assert first["loaded"] == 0 and first["saved"] is True and cache.is_file()
     assert first["corpus"] and first["used"] > 100  # soupsieve alone compiles dozens
-    assert first["differ"] == []
+    assert first["differ"] == [] and first["unchecked"] > 3  # the conditional, soupsieve's
     second = _probe(cache)
     assert second["loaded"] >= first["used"] and second["compiled"] == 0
+    assert second["unchecked"] == 0  # each checked once: none of them warns
     assert second["used"] == first["used"] and second["saved"] is False
     assert second["differ"] == []  # built from the file's code, checked against re's
 
@@ -162,6 +164,34 @@ def test_a_pattern_that_warns_warns_every_time_and_is_not_kept(tmp_path: Path) -
     assert first[:2] == second[:2] == plain
     assert first[2] == second[2] == 1 and first[3] is True and second[3] is False
     assert b"[[a]b]" not in cache.read_bytes() and b"[a&&b]" not in cache.read_bytes()
+
+
+def test_a_pattern_that_only_looks_as_if_it_could_warn_is_kept(tmp_path: Path) -> None:
+    """A comment's ``--`` outside any set, a conditional: checked once by the parser, then
+    kept; with another thread running the check waits for a later save."""
+    script = (
+        "import json, re, sys, threading\n"
+        "from pathlib import Path\n"
+        "from iomfeed import pattern_cache\n"
+        "cache = pattern_cache.install(Path(sys.argv[1]))\n"
+        "texts = ['<!--(.*?)-->', '(<)?a(?(1)>)', '(?x) a -- b  # [[ in a comment']\n"
+        "for text in texts:\n"
+        "    re.compile(text)\n"
+        "stop = threading.Event()\n"
+        "other = threading.Thread(target=stop.wait)\n"
+        "other.start()\n"
+        "during = [pattern_cache.save(), sorted(k[0] for k in cache.known if k[0] in texts)]\n"
+        "stop.set()\n"
+        "other.join()\n"
+        "after = [pattern_cache.save(), sorted(k[0] for k in cache.known if k[0] in texts)]\n"
+        "print(json.dumps([cache.loaded, during, after]))\n"
+    )
+    cache = tmp_path / "p.bin"
+    texts = sorted(["<!--(.*?)-->", "(<)?a(?(1)>)", "(?x) a -- b  # [[ in a comment"])
+    first = json.loads(_python(script, str(cache)).stdout)
+    assert first == [0, [False, []], [True, texts]]
+    second = json.loads(_python(script, str(cache)).stdout)
+    assert second[0] >= 3 and second[1:] == [[False, texts], [False, texts]]
 
 
 def test_debug_output_is_re_s_own(tmp_path: Path) -> None:

@@ -9,9 +9,12 @@ this run compiled. The pattern made is the very one :mod:`re` makes, built by th
 ``_sre.compile`` call from the same arguments: only parsing and compiling a pattern text
 seen before is skipped (the text and the flags are the key).
 
-A pattern whose parsing could warn (a possible nested set or set operation, a group name
-Python is about to refuse) is never kept: parsing it every time keeps its warning. With
-``re.DEBUG`` the pattern is compiled as usual, printout and all.
+A pattern whose parsing warns (a possible nested set or set operation, a group name Python
+is about to refuse) is never kept, so its warning comes every time, from the same line.
+Which ones do is found by the parser itself, not guessed: a pattern whose text could
+warn is parsed again when the cache is saved, warnings recorded, and kept only if that
+parse gave none. (Recording warnings is process-wide, so this waits for a save with no
+other thread running.) With ``re.DEBUG`` the pattern is compiled as usual, printout and all.
 
 Only the command line's entry point installs it; importing iomfeed as a library changes
 nothing. The file (:mod:`iomfeed.pycache_file`) sits beside the package's bytecode and is
@@ -24,6 +27,8 @@ from __future__ import annotations
 import itertools
 import re
 import sys
+import threading
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from re import _compiler, _parser  # type: ignore[attr-defined]
@@ -46,8 +51,9 @@ KEEP = 16
 #: The releases whose ``re._compiler.compile`` was checked to be what :meth:`Patterns.compile`
 #: does: parse, ``_code``, then ``_sre.compile`` with the state's flags and groups.
 _CHECKED = ((3, 11), (3, 12), (3, 13))
-#: Text in a pattern that its parser may warn about: a set in a set, set operations.
-_WARNED = ("[[", "--", "&&", "~~", "||")
+#: Text without which a pattern's parser cannot warn: a set in a set, set operations,
+#: a conditional's group.
+_WARNED = ("[[", "--", "&&", "~~", "||", "(?(")
 
 #: What ``_sre.compile`` takes after the pattern: flags, code, groups, group index, names.
 Entry = tuple[int, list[int], int, dict[str, int], tuple[str | None, ...]]
@@ -57,11 +63,12 @@ Kept = tuple[Entry, int]
 
 
 def _may_warn(pattern: str | bytes) -> bool:
-    text = pattern if isinstance(pattern, str) else pattern.decode("latin-1")
-    if any(w in text for w in _WARNED):
-        return True
-    # Group names and group references outside ASCII draw a DeprecationWarning.
-    return not text.isascii() and ("(?P" in text or "(?(" in text)
+    """Whether parsing ``pattern`` could warn; when not, it surely does not."""
+    if isinstance(pattern, bytes):
+        if not pattern.isascii():  # a non-ASCII group name in a bytes pattern (3.11)
+            return True
+        pattern = pattern.decode("ascii")
+    return any(w in pattern for w in _WARNED)
 
 
 class Patterns:
@@ -75,6 +82,8 @@ class Patterns:
         self.known = {key: entry for key, (entry, _) in kept.items()}
         self.ages = {key: age for key, (_, age) in kept.items()}
         self.used: set[Key] = set()
+        #: Compiled by this run but not yet known not to warn (see :func:`save`).
+        self.unchecked: dict[Key, Entry] = {}
         self.compiled = 0
         self.loaded = len(self.known)
         self.original = original
@@ -102,6 +111,7 @@ class Patterns:
                 tuple(names),
             )
             if _may_warn(p):
+                self.unchecked[key] = entry  # kept by save() if its parse gives no warning
                 return _sre.compile(p, *entry)  # type: ignore[no-any-return]
             self.known[key] = entry
             self.compiled += 1
@@ -152,7 +162,10 @@ def uninstall() -> None:
 def save() -> bool:
     """Write the cache when this run compiled a pattern it did not hold; whether it did."""
     cache = _active
-    if cache is None or cache.path is None or not cache.compiled:
+    if cache is None or cache.path is None or sys.dont_write_bytecode:
+        return False
+    _check(cache)
+    if not cache.compiled:
         return False
     kept = {
         key: (entry, 0 if key in cache.used else cache.ages.get(key, 0) + 1)
@@ -167,6 +180,23 @@ def save() -> bool:
     cache.known = {key: entry for key, (entry, _) in kept.items()}  # what the file holds
     cache.ages = {key: age for key, (_, age) in kept.items()}
     return True
+
+
+def _check(cache: Patterns) -> None:
+    """Know the patterns parsing gives no warning: parse each again, recording warnings.
+    Recording is process-wide, so with another thread running nothing is checked now (a
+    later run compiles them again and tries once more)."""
+    if not cache.unchecked or threading.active_count() > 1:
+        return
+    for key, entry in cache.unchecked.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _parser.parse(*key)
+        if not caught:
+            cache.known[key] = entry
+            cache.used.add(key)
+            cache.compiled += 1
+    cache.unchecked.clear()
 
 
 def _kept(value: object) -> bool:
