@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +35,26 @@ DATA = Path(__file__).resolve().parent / "data"
 
 #: A fixed "now" for runs in tests: after every snapshot item was published.
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+def fresh_python(
+    script: str, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``script`` run by a fresh interpreter on this checkout's code with no other PYTHON*
+    setting than ``env``; it must succeed."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    environ.update(PYTHONPATH=str(ROOT / "src"), **(env or {}))
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, fresh_python
 
 #: Records of every shape the codebase uses, and a few more.
 RECORDS = """
@@ -90,21 +90,8 @@ print(json.dumps(out))
 def _python(
     script: str, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> str:
-    """What ``script`` printed, run by a fresh interpreter on this checkout's code with no
-    other PYTHON* setting than ``env``."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    environ.update(PYTHONPATH=str(ROOT / "src"), **(env or {}))
-    proc = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        capture_output=True,
-        text=True,
-        env=environ,
-        cwd=cwd,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    """What ``script`` printed, run by a fresh interpreter (:func:`.conftest.fresh_python`)."""
+    return fresh_python(script, *args, cwd=cwd, env=env).stdout
 
 
 def _probe(where: Path, cache: Path | None, **env: str) -> dict[str, Any]:

@@ -5,16 +5,14 @@ warns, and the command line installs the cache before its first import."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import fresh_python
 
 #: Patterns of every shape: groups named and not, inline and given flags, verbose text,
 #: lookarounds, conditionals, possessive and atomic parts (3.11), bytes and Unicode.
@@ -71,32 +69,12 @@ print(json.dumps({
 """
 
 
-def _python(
-    script: str, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """``script`` run by a fresh interpreter on this checkout's code with no other PYTHON*
-    setting than ``env``."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    environ.update(PYTHONPATH=str(ROOT / "src"), **(env or {}))
-    proc = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        capture_output=True,
-        text=True,
-        env=environ,
-        cwd=cwd,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc
-
-
 def _probe(cache: Path, **env: str) -> dict[str, Any]:
     corpus = [
         (p.decode("latin-1") if isinstance(p, bytes) else p, isinstance(p, bytes), f)
         for p, f in CORPUS
     ]
-    out = _python(PROBE, str(cache), json.dumps(corpus), env=env).stdout
+    out = fresh_python(PROBE, str(cache), json.dumps(corpus), env=env).stdout
     result: dict[str, Any] = json.loads(out)
     return result
 
@@ -127,7 +105,7 @@ def test_str_and_bytes_patterns_of_one_text_stay_apart(tmp_path: Path) -> None:
         " bool(a.match('NEWS')), bool(b.match(b'NEWS')), c.match('NEWS') is None,"
         " a.flags, b.flags, c.flags]))\n"
     )
-    runs = [json.loads(_python(script, str(tmp_path / "p.bin")).stdout) for _ in range(2)]
+    runs = [json.loads(fresh_python(script, str(tmp_path / "p.bin")).stdout) for _ in range(2)]
     flags = [re.compile("n(e)ws", re.I).flags, re.compile(b"n(e)ws", re.I).flags]
     assert runs[0] == runs[1] == ["str", "bytes", True, True, True, *flags, re.U]
 
@@ -156,10 +134,10 @@ print(json.dumps(got))
 
 def test_a_pattern_that_warns_warns_every_time_and_is_not_kept(tmp_path: Path) -> None:
     cache = tmp_path / "p.bin"
-    plain = json.loads(_python(WARNS, "-").stdout)
+    plain = json.loads(fresh_python(WARNS, "-").stdout)
     assert [w[0] for w in plain] == ["FutureWarning", "FutureWarning"]
-    first = json.loads(_python(WARNS, str(cache)).stdout)
-    second = json.loads(_python(WARNS, str(cache)).stdout)
+    first = json.loads(fresh_python(WARNS, str(cache)).stdout)
+    second = json.loads(fresh_python(WARNS, str(cache)).stdout)
     # The same warnings, pointing at the same line as without the cache, in both runs.
     assert first[:2] == second[:2] == plain
     assert first[2] == second[2] == 1 and first[3] is True and second[3] is False
@@ -188,9 +166,9 @@ def test_a_pattern_that_only_looks_as_if_it_could_warn_is_kept(tmp_path: Path) -
     )
     cache = tmp_path / "p.bin"
     texts = sorted(["<!--(.*?)-->", "(<)?a(?(1)>)", "(?x) a -- b  # [[ in a comment"])
-    first = json.loads(_python(script, str(cache)).stdout)
+    first = json.loads(fresh_python(script, str(cache)).stdout)
     assert first == [0, [False, []], [True, texts]]
-    second = json.loads(_python(script, str(cache)).stdout)
+    second = json.loads(fresh_python(script, str(cache)).stdout)
     assert second[0] >= 3 and second[1:] == [[False, texts], [False, texts]]
 
 
@@ -203,10 +181,10 @@ def test_debug_output_is_re_s_own(tmp_path: Path) -> None:
         "    pattern_cache.install(Path(sys.argv[1]))\n"
         "re.compile('(?P<a>x)+y', re.DEBUG)\n"
     )
-    plain = _python(script, "-").stdout
+    plain = fresh_python(script, "-").stdout
     assert "SUBPATTERN" in plain
     for _ in range(2):
-        assert _python(script, str(tmp_path / "p.bin")).stdout == plain
+        assert fresh_python(script, str(tmp_path / "p.bin")).stdout == plain
     assert not (tmp_path / "p.bin").exists()  # compiled by re itself: nothing new to keep
 
 
@@ -273,9 +251,9 @@ def test_a_run_that_compiles_from_data_keeps_what_it_used_up_to_the_limit(
         "print(json.dumps([cache.loaded, pattern_cache.save()]))\n"
     )
     cache = tmp_path / "p.bin"
-    assert json.loads(_python(script, str(cache), "40").stdout) == [0, True]
-    assert json.loads(_python(script, str(cache), "120").stdout) == [40, True]
-    assert json.loads(_python(script, str(cache), "1").stdout)[0] == 50
+    assert json.loads(fresh_python(script, str(cache), "40").stdout) == [0, True]
+    assert json.loads(fresh_python(script, str(cache), "120").stdout) == [40, True]
+    assert json.loads(fresh_python(script, str(cache), "1").stdout)[0] == 50
 
 
 def test_a_pattern_no_run_uses_ages_out(tmp_path: Path) -> None:
@@ -293,7 +271,7 @@ def test_a_pattern_no_run_uses_ages_out(tmp_path: Path) -> None:
     )
     cache = tmp_path / "p.bin"
     runs = [
-        json.loads(_python(script, str(cache), *texts).stdout)
+        json.loads(fresh_python(script, str(cache), *texts).stdout)
         for texts in (["t-kept", "t-a"], ["t-kept", "t-b"], ["t-c"], ["t-d"], ["t-kept", "t-e"])
     ]
     assert runs == [
@@ -355,7 +333,7 @@ def test_the_command_line_installs_it_before_its_first_import(tmp_path: Path) ->
         "c = pattern_cache.active()\n"
         "print(json.dumps([c.loaded, c.compiled, len(c.used)]))\n"
     )
-    runs = [json.loads(_python(script, cwd=tmp_path).stdout) for _ in range(2)]
+    runs = [json.loads(fresh_python(script, cwd=tmp_path).stdout) for _ in range(2)]
     (loaded_1, compiled_1, used_1), (loaded_2, compiled_2, used_2) = runs
     assert loaded_1 == 0 and compiled_1 == 0 and used_1 > 50  # saved on the way out
     assert loaded_2 == used_1 and compiled_2 == 0 and used_2 == used_1
