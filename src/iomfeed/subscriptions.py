@@ -104,7 +104,7 @@ def subscribe(
         )
     except InputError as exc:
         raise InputError(f"{address}: {exc}") from None
-    return Subscribed(sub.address, _join(store, sub, now, keys, resubscribe, via))
+    return Subscribed(sub.address, _join(store, sub, now, keys, resubscribe, via)[0])
 
 
 def _join(
@@ -114,20 +114,23 @@ def _join(
     keys: SuppressionKeys,
     again: bool,
     via: ConsentVia,
-) -> Joined:
+) -> tuple[Joined, bool]:
+    """What adding ``sub`` did, and whether the address was suppressed before (its
+    hashes made and looked up once)."""
     suppressions = keys.hashes(sub.address)
-    if store.is_suppressed(*suppressions):
+    hidden = store.is_suppressed(*suppressions)
+    if hidden:
         if not again:
             # Kept under the list's own key too, now that the address is at hand: no later
             # change of secret can lose it.
-            store.suppress(keys.hash(sub.address), now)
-            return Joined.SUPPRESSED
+            store.suppress(suppressions[0], now)
+            return Joined.SUPPRESSED, hidden
         store.unsuppress(*suppressions)
     joined = Joined(store.add_subscriber(sub, now, via))
     if joined is Joined.LEFT and again:
         store.resubscribe(sub.address, now, via)
         joined = Joined.ADDED
-    return joined
+    return joined, hidden
 
 
 def remove(store: Store, address: str, reason: str, now: datetime) -> tuple[str, Subscriber | None]:
@@ -175,8 +178,7 @@ def import_rows(
     left, suppressed = list(read.left), []
     for line, sub in read.rows:
         was = store.subscriber(sub.address)
-        hidden = store.is_suppressed(*keys.hashes(sub.address))
-        joined = _join(store, sub, now, keys, resubscribe, ConsentVia.CSV_IMPORT)
+        joined, hidden = _join(store, sub, now, keys, resubscribe, ConsentVia.CSV_IMPORT)
         if joined is Joined.ADDED:
             added += 1
             back += hidden or (was is not None and was.status in ("unsubscribed", "bounced"))
