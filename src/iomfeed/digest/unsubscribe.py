@@ -110,13 +110,13 @@ def load_secret(config: Config, store: Store) -> bytes:
         log.debug("%s is not set: using the unsubscribe secret kept in the database", name)
         made = store.setting_default(_STORED_SECRET, lambda: secrets.token_urlsafe(32))
         secret, where = made.encode(), _FROM_DATABASE
-    mark = f"{_fingerprint(secret)} {where}"
     known = store.setting(_FINGERPRINT)
-    if known is not None and known.split()[0] == mark.split()[0]:
+    if known is not None and _signed_with(known, secret):
         return secret
     if known is not None and store.mailed_anyone():
         raise SecretChanged(_changed(config, known, where))
-    store.set_setting(_FINGERPRINT, mark)  # the first one, or nothing mailed with it yet
+    # The first one, or nothing mailed with it yet.
+    store.set_setting(_FINGERPRINT, f"{_fingerprint(secret)} {where}")
     return secret
 
 
@@ -131,6 +131,12 @@ _FROM_ENVIRONMENT, _FROM_DATABASE = "environment", "database"
 def _fingerprint(secret: bytes) -> str:
     """Which secret it is, without saying anything about it."""
     return hmac.new(secret, b"iomfeed: which secret signs", hashlib.sha256).hexdigest()[:24]
+
+
+def _signed_with(known: str, secret: bytes) -> bool:
+    """Whether ``secret`` is the one the noted fingerprint (``known``: it and where the
+    secret came from) names."""
+    return bool(secret) and _fingerprint(secret) == known.split()[0]
 
 
 def _changed(config: Config, known: str, where: str) -> str:
@@ -161,7 +167,7 @@ def secret_problem(config: Config, database: Path) -> str | None:
     settings, mailed = found
     how = settings.get(_EARLIER_SUPPRESSIONS, "")
     at_hand = (value.encode("utf-8"), settings.get(_STORED_SECRET, "").encode())
-    if how and how != _UNKNOWN and not any(k and _fingerprint(k) == how for k in at_hand):
+    if how and how != _UNKNOWN and not _hashed_earlier(how, at_hand):
         return _unmatched(config)
     known = settings.get(_FINGERPRINT)
     if not known:
@@ -170,7 +176,7 @@ def secret_problem(config: Config, database: Path) -> str | None:
         secret, where = value.encode("utf-8"), _FROM_ENVIRONMENT
     else:  # the database's secret, or a new one it would make
         secret, where = settings.get(_STORED_SECRET, "").encode(), _FROM_DATABASE
-    if secret and _fingerprint(secret) == known.split()[0]:
+    if _signed_with(known, secret):
         return None
     return _changed(config, known, where) if mailed else None
 
@@ -247,7 +253,14 @@ def _earlier_keys(config: Config, store: Store) -> tuple[bytes, ...]:
     how = store.setting(_EARLIER_SUPPRESSIONS)
     if not how:
         return ()
-    at_hand = [check_secret(config).encode("utf-8"), (store.setting(_STORED_SECRET) or "").encode()]
+    at_hand = (check_secret(config).encode("utf-8"), (store.setting(_STORED_SECRET) or "").encode())
+    return _hashed_earlier(how, at_hand)
+
+
+def _hashed_earlier(how: str, at_hand: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """The secrets of ``at_hand`` (the environment's, the database's) that may have hashed
+    the entries from before the list's own key: the one whose fingerprint was noted
+    (``how``), or both when none was."""
     candidates = tuple(dict.fromkeys(k for k in at_hand if k))
     if how == _UNKNOWN:
         return candidates  # (no fingerprint noted: try both)
