@@ -465,19 +465,11 @@ class App:
             )
             .encode("utf-8")
         )
-        from .web_pages import SECURITY_HEADERS
+        from .web_pages import Answer
 
         # The forms' headers: a page with one button that acts must not be framed (and
         # clicked through by a page that has the link).
-        start_response(
-            status,
-            [
-                ("Content-Type", "text/html; charset=utf-8"),
-                ("Content-Length", str(len(html))),
-                *SECURITY_HEADERS,
-            ],
-        )
-        return [] if head else [html]
+        return Answer(status, html).send(start_response, "HEAD" if head else "GET")
 
 
 def make_app(config_path: str | None = None) -> App:
