@@ -123,7 +123,7 @@ def _join(
         if not again:
             # Kept under the list's own key too, now that the address is at hand: no later
             # change of secret can lose it.
-            store.suppress(suppressions[0], now)
+            store.suppress(keys.hash(sub.address), now)
             return Joined.SUPPRESSED, hidden
         store.unsuppress(*suppressions)
     joined = Joined(store.add_subscriber(sub, now, via))
